@@ -1,0 +1,19 @@
+//! systemk: a virtual kubelet that runs Kubernetes pods as systemd services.
+//!
+//! Layout, lowest layer first; a module only ever uses the ones above it in this list:
+//!
+//! - [`backoff`]: the one retry schedule every layer uses.
+//! - [`package`]: image reference → installed Debian package and its vendor units.
+//! - [`unit`]: the unit-file model: names, escaping, parsing, rendering, building from a pod.
+//! - [`systemd`]: the D-Bus client that loads, starts, stops and watches units.
+//! - [`pod`]: the reconciler that keeps units equal to the desired pods and reports status.
+//! - [`sources`]: where desired pods come from (static manifests, the Kubernetes API).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod backoff;
+pub mod package;
+pub mod pod;
+pub mod sources;
+pub mod systemd;
+pub mod unit;

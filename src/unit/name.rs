@@ -1,0 +1,200 @@
+//! Unit names: `systemk.<namespace>.<pod>.<container>.service`, validated so that
+//! nothing a pod spec holds can make an invalid or colliding name. Names are
+//! deterministic but not parsed back: the `[X-Kubernetes]` section is the way back.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+
+/// Every unit systemk manages starts with this.
+pub const UNIT_PREFIX: &str = "systemk.";
+
+const SERVICE_SUFFIX: &str = ".service";
+
+/// systemd's limit on unit names (`UNIT_NAME_MAX`, src/basic/unit-name.h).
+pub const UNIT_NAME_MAX: usize = 255;
+
+/// Kubernetes limits: a namespace and a container name are DNS labels (RFC 1123), a pod
+/// name is a DNS subdomain.
+const DNS_LABEL_MAX: usize = 63;
+const DNS_SUBDOMAIN_MAX: usize = 253;
+
+/// Hex digits of the name hash kept when a name must be shortened: 64 bits, so a
+/// collision between two shortened names of one machine is not a practical concern.
+const HASH_HEX_LEN: usize = 16;
+
+/// A name that cannot become a unit name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// A Kubernetes name that is not a valid DNS label or subdomain.
+    #[error("{kind} {name:?} is not a valid Kubernetes name: {why}")]
+    InvalidKubernetesName {
+        /// Which name: "namespace", "pod name" or "container name".
+        kind: &'static str,
+        /// The offending value.
+        name: String,
+        /// What rule it breaks.
+        why: &'static str,
+    },
+    /// A string that is not a valid systemd unit name.
+    #[error("{name:?} is not a valid systemk unit name: {why}")]
+    InvalidUnitName {
+        /// The offending value.
+        name: String,
+        /// What rule it breaks.
+        why: &'static str,
+    },
+}
+
+/// A validated name of a unit systemk manages.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnitName(String);
+
+impl UnitName {
+    /// The unit name of one container of a pod.
+    ///
+    /// When `systemk.<namespace>.<pod>.<container>.service` would exceed systemd's 255
+    /// characters, the middle is cut and a hash of the full triple is appended, which
+    /// keeps the name unique; the `[X-Kubernetes]` section keeps the real names.
+    pub fn for_container(namespace: &str, pod: &str, container: &str) -> Result<Self, NameError> {
+        check_dns_label("namespace", namespace)?;
+        check_dns_subdomain("pod name", pod)?;
+        check_dns_label("container name", container)?;
+        let full = format!("{UNIT_PREFIX}{namespace}.{pod}.{container}{SERVICE_SUFFIX}");
+        if full.len() <= UNIT_NAME_MAX {
+            return Ok(Self(full));
+        }
+        let hash = hex::encode(Sha256::digest(format!("{namespace}/{pod}/{container}")));
+        let stem = &full[..full.len() - SERVICE_SUFFIX.len()];
+        let keep = UNIT_NAME_MAX - SERVICE_SUFFIX.len() - 1 - HASH_HEX_LEN;
+        // Every character is ASCII (validated above), so any byte index is a char boundary.
+        Ok(Self(format!("{}-{}{SERVICE_SUFFIX}", &stem[..keep], &hash[..HASH_HEX_LEN])))
+    }
+
+    /// The name as systemd knows it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UnitName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for UnitName {
+    type Error = NameError;
+
+    fn try_from(name: String) -> Result<Self, NameError> {
+        let why = if !name.starts_with(UNIT_PREFIX) {
+            Some("it does not start with \"systemk.\"")
+        } else if !name.ends_with(SERVICE_SUFFIX) {
+            Some("it does not end with \".service\"")
+        } else if name.len() > UNIT_NAME_MAX {
+            Some("it is longer than 255 characters")
+        } else if !name.bytes().all(is_unit_name_byte) {
+            Some("only A-Z a-z 0-9 : _ . - @ are allowed")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(NameError::InvalidUnitName { name, why }),
+            None => Ok(Self(name)),
+        }
+    }
+}
+
+impl FromStr for UnitName {
+    type Err = NameError;
+
+    fn from_str(name: &str) -> Result<Self, NameError> {
+        Self::try_from(name.to_owned())
+    }
+}
+
+fn is_unit_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'@')
+}
+
+fn check_dns_label(kind: &'static str, name: &str) -> Result<(), NameError> {
+    let invalid = |why| Err(NameError::InvalidKubernetesName { kind, name: name.to_owned(), why });
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name.len() > DNS_LABEL_MAX {
+        return invalid("it is longer than 63 characters");
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return invalid("only lowercase letters, digits and '-' are allowed");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return invalid("it must start and end with a letter or digit");
+    }
+    Ok(())
+}
+
+fn check_dns_subdomain(kind: &'static str, name: &str) -> Result<(), NameError> {
+    if name.len() > DNS_SUBDOMAIN_MAX {
+        return Err(NameError::InvalidKubernetesName {
+            kind,
+            name: name.to_owned(),
+            why: "it is longer than 253 characters",
+        });
+    }
+    name.split('.').try_for_each(|label| check_dns_label(kind, label)).map_err(|_| {
+        NameError::InvalidKubernetesName {
+            kind,
+            name: name.to_owned(),
+            why: "it must be dot-separated labels of lowercase letters, digits and '-'",
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_plain() {
+        let name = UnitName::for_container("default", "web.v1", "nginx").unwrap();
+        assert_eq!(name.as_str(), "systemk.default.web.v1.nginx.service");
+    }
+
+    #[test]
+    fn long_names_fit_and_stay_unique() {
+        let pod_a = format!("{}.{}.{}.a", "p".repeat(63), "q".repeat(63), "r".repeat(63));
+        let pod_b = format!("{}.{}.{}.b", "p".repeat(63), "q".repeat(63), "r".repeat(63));
+        let ns = "n".repeat(63);
+        let a = UnitName::for_container(&ns, &pod_a, "c").unwrap();
+        let b = UnitName::for_container(&ns, &pod_b, "c").unwrap();
+        assert_eq!(a.as_str().len(), UNIT_NAME_MAX);
+        assert_ne!(a, b);
+        assert!(a.as_str().ends_with(".service"));
+        assert_eq!(a.as_str().parse::<UnitName>().unwrap(), a);
+    }
+
+    #[test]
+    fn names_that_could_inject_are_refused() {
+        for (ns, pod, container) in [
+            ("default", "web\nExecStart=/bin/sh", "c"),
+            ("default", "web", "c/../x"),
+            ("Default", "web", "c"),
+            ("", "web", "c"),
+            ("default", "web..x", "c"),
+            ("default", "-web", "c"),
+            ("default", "web", "c@x"),
+        ] {
+            assert!(UnitName::for_container(ns, pod, container).is_err(), "{ns}/{pod}/{container}");
+        }
+    }
+
+    #[test]
+    fn parsing_checks_prefix_suffix_and_bytes() {
+        assert!("systemk.a.b.c.service".parse::<UnitName>().is_ok());
+        assert!("ssh.service".parse::<UnitName>().is_err());
+        assert!("systemk.a.b.c.socket".parse::<UnitName>().is_err());
+        assert!("systemk.a b.c.service".parse::<UnitName>().is_err());
+    }
+}
