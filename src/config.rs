@@ -1,0 +1,92 @@
+//! Top layer: the command line and `/etc/default/systemk` (every flag is also read from
+//! `SYSTEMK_<FLAG>`), validated once into [`Settings`]. Nothing below this module reads
+//! flags or the environment.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod node_ip;
+
+pub use node_ip::{NodeIps, detect_node_ips, host_addresses};
+
+/// Where static pod manifests are read from when `--pod-manifest-path` is not given.
+pub const DEFAULT_MANIFEST_DIR: &str = "/etc/systemk/manifests";
+/// Where systemk keeps pod directories (emptyDirs, restart bookkeeping).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/systemk";
+/// Where systemk writes its units: the admin's unit directory, so enabled pods start at
+/// boot before systemk itself does.
+pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
+/// Where downloaded `.deb` files are cached by content hash.
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/systemk/debs";
+
+/// systemk: run Kubernetes pods as systemd services.
+#[derive(Debug, Parser)]
+#[command(name = "systemk", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; without a command systemk runs as the node agent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The node agent's settings.
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the unit files a pod becomes, without installing or starting anything.
+    Render(RenderArgs),
+}
+
+/// Arguments of `systemk render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The pod manifest (YAML or JSON; `-` reads standard input).
+    #[arg(short = 'f', long = "filename", value_name = "POD.yaml")]
+    pub file: PathBuf,
+    /// The node's internal IP put into the units' environment.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub node_ip: IpAddr,
+    /// The node's external IP put into the units' environment (defaults to --node-ip).
+    #[arg(long, value_name = "IP")]
+    pub node_external_ip: Option<IpAddr>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = RenderFormat::Units)]
+    pub output: RenderFormat,
+}
+
+/// How `systemk render` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderFormat {
+    /// Unit files, each preceded by a `# <unit name>` line.
+    Units,
+}
+
+/// Settings of the node agent. Each flag can also be set in the environment as
+/// `SYSTEMK_<FLAG>` (for `/etc/default/systemk`).
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Directory of static pod manifests (*.yaml, *.yml, *.json), watched for changes.
+    #[arg(long, env = "SYSTEMK_POD_MANIFEST_PATH", value_name = "DIR", default_value = DEFAULT_MANIFEST_DIR)]
+    pub pod_manifest_path: PathBuf,
+    /// The node's name (default: the host name).
+    #[arg(long, env = "SYSTEMK_NODENAME", value_name = "NAME")]
+    pub nodename: Option<String>,
+    /// The node's internal IP (default: the first private address of the host).
+    #[arg(long, env = "SYSTEMK_NODE_IP", value_name = "IP")]
+    pub node_ip: Option<IpAddr>,
+    /// The node's external IP (default: the first global address of the host).
+    #[arg(long, env = "SYSTEMK_NODE_EXTERNAL_IP", value_name = "IP")]
+    pub node_external_ip: Option<IpAddr>,
+    /// Where systemk keeps pod directories and its own state.
+    #[arg(long, env = "SYSTEMK_STATE_DIR", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Where systemk writes pod units.
+    #[arg(long, env = "SYSTEMK_UNIT_DIR", value_name = "DIR", default_value = DEFAULT_UNIT_DIR)]
+    pub unit_dir: PathBuf,
+    /// Where downloaded .deb files are cached.
+    #[arg(long, env = "SYSTEMK_CACHE_DIR", value_name = "DIR", default_value = DEFAULT_CACHE_DIR)]
+    pub cache_dir: PathBuf,
+}
