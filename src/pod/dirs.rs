@@ -1,0 +1,345 @@
+//! A pod's directory on the host: `<state>/pods/<uid>/` with its emptyDir volumes and the
+//! restart records of its containers. Created by systemk only, never through a path a pod
+//! controls; hostPath volumes are prepared here too because their `type` asks for checks
+//! or creation before the unit binds them.
+
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
+
+use super::{Error, Result};
+
+/// Mode of the directory holding all pods: only root may traverse it, so the world-writable
+/// emptyDirs below are reachable only through the units' bind mounts.
+const PODS_DIR_MODE: u32 = 0o700;
+/// The kubelet's emptyDir mode: containers of one pod may run as different users.
+const EMPTY_DIR_MODE: u32 = 0o777;
+/// Mode of hostPath directories and files created for `DirectoryOrCreate`/`FileOrCreate`
+/// (the kubelet's choice).
+const HOST_DIR_MODE: u32 = 0o755;
+const HOST_FILE_MODE: u32 = 0o644;
+
+/// The directories systemk keeps for pods under its state directory.
+#[derive(Debug, Clone)]
+pub struct PodDirs {
+    pods: PathBuf,
+}
+
+impl PodDirs {
+    /// Pod directories live in `<state_dir>/pods`.
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            pods: state_dir.join("pods"),
+        }
+    }
+
+    /// The directory of the pod with this UID. The UID must already be validated
+    /// (see [`check_uid`]).
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.pods.join(uid)
+    }
+
+    /// Where the restart records of a pod's containers live.
+    pub fn records_dir(&self, uid: &str) -> PathBuf {
+        self.pod_dir(uid).join("containers")
+    }
+
+    /// The UIDs of every pod that has a directory.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let entries = match fs::read_dir(&self.pods) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: self.pods.clone(),
+                    source,
+                });
+            }
+        };
+        let mut uids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::Io {
+                path: self.pods.clone(),
+                source,
+            })?;
+            if let Some(uid) = entry
+                .file_name()
+                .to_str()
+                .filter(|uid| check_uid(uid).is_ok())
+            {
+                uids.push(uid.to_owned());
+            }
+        }
+        Ok(uids)
+    }
+
+    /// Creates the pod's directory, its emptyDirs, and prepares its hostPath volumes as
+    /// their `type` asks. Idempotent: existing emptyDirs keep their contents.
+    pub fn prepare(&self, pod: &Pod, uid: &str) -> Result<()> {
+        check_uid(uid)?;
+        create_dir(&self.pods, PODS_DIR_MODE)?;
+        let pod_dir = self.pod_dir(uid);
+        create_dir(&pod_dir, PODS_DIR_MODE)?;
+        create_dir(&self.records_dir(uid), PODS_DIR_MODE)?;
+        let volumes = pod
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.volumes.as_deref())
+            .unwrap_or_default();
+        if volumes.iter().any(|volume| volume.empty_dir.is_some()) {
+            let volumes_dir = pod_dir.join("volumes");
+            create_dir(&volumes_dir, PODS_DIR_MODE)?;
+            create_dir(&volumes_dir.join("empty-dir"), PODS_DIR_MODE)?;
+        }
+        for volume in volumes {
+            if volume.empty_dir.is_some() {
+                // The unit layer validated the name as a DNS label before any unit exists,
+                // but this runs first: check again so no name can leave the directory.
+                check_volume_name(&volume.name)?;
+                let dir = pod_dir.join("volumes").join("empty-dir").join(&volume.name);
+                create_dir(&dir, EMPTY_DIR_MODE)?;
+            } else if let Some(host_path) = &volume.host_path {
+                prepare_host_path(&volume.name, host_path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the pod's directory with its emptyDirs. hostPath volumes are never touched:
+    /// they are bind mounts of the units, not part of this tree.
+    pub fn remove(&self, uid: &str) -> Result<()> {
+        check_uid(uid)?;
+        let dir = self.pod_dir(uid);
+        match fs::remove_dir_all(&dir) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(Error::Io {
+                path: dir,
+                source: err,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A pod UID becomes a directory name: only the characters of a UUID are allowed.
+pub fn check_uid(uid: &str) -> Result<()> {
+    let valid = !uid.is_empty()
+        && uid.len() <= 64
+        && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidPod {
+            why: format!("pod UID {uid:?} is not a UUID"),
+        })
+    }
+}
+
+fn check_volume_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidPod {
+            why: format!("volume name {name:?} is not a DNS label"),
+        })
+    }
+}
+
+/// Creates `dir` with `mode` unless it exists; an existing symlink is refused so nothing
+/// planted in the state directory can redirect a pod's files.
+fn create_dir(dir: &Path, mode: u32) -> Result<()> {
+    let io_error = |source| Error::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(io_error(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "not a directory",
+        ))),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            DirBuilder::new().mode(mode).create(dir).map_err(io_error)?;
+            // The umask narrowed the mode given to mkdir; emptyDirs must be world-writable.
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(io_error)
+        }
+        Err(err) => Err(io_error(err)),
+    }
+}
+
+fn prepare_host_path(volume: &str, source: &HostPathVolumeSource) -> Result<()> {
+    let path = Path::new(&source.path);
+    let kind = source.type_.as_deref().unwrap_or_default();
+    let mismatch = |expected: &str| Error::HostPathType {
+        volume: volume.to_owned(),
+        path: path.to_owned(),
+        expected: expected.to_owned(),
+    };
+    let io_error = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    // hostPath follows symlinks on purpose (as the kubelet does): the admin chose the path.
+    let meta = match fs::metadata(path) {
+        Ok(meta) => Some(meta),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+        Err(err) => return Err(io_error(err)),
+    };
+    match (kind, meta) {
+        ("", _) => Ok(()),
+        ("DirectoryOrCreate", None) => DirBuilder::new()
+            .recursive(true)
+            .mode(HOST_DIR_MODE)
+            .create(path)
+            .map_err(io_error),
+        ("DirectoryOrCreate" | "Directory", Some(meta)) if meta.is_dir() => Ok(()),
+        ("DirectoryOrCreate" | "Directory", _) => Err(mismatch("a directory")),
+        ("FileOrCreate", None) => {
+            if let Some(parent) = path.parent() {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(HOST_DIR_MODE)
+                    .create(parent)
+                    .map_err(io_error)?;
+            }
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(io_error)?;
+            fs::set_permissions(path, fs::Permissions::from_mode(HOST_FILE_MODE)).map_err(io_error)
+        }
+        ("FileOrCreate" | "File", Some(meta)) if meta.is_file() => Ok(()),
+        ("FileOrCreate" | "File", _) => Err(mismatch("a file")),
+        ("Socket", Some(meta)) if meta.file_type().is_socket() => Ok(()),
+        ("Socket", _) => Err(mismatch("a socket")),
+        ("CharDevice", Some(meta)) if meta.file_type().is_char_device() => Ok(()),
+        ("CharDevice", _) => Err(mismatch("a character device")),
+        ("BlockDevice", Some(meta)) if meta.file_type().is_block_device() => Ok(()),
+        ("BlockDevice", _) => Err(mismatch("a block device")),
+        (other, _) => Err(Error::InvalidPod {
+            why: format!("hostPath volume {volume:?} has unknown type {other:?}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, PodSpec, Volume};
+
+    const UID: &str = "0f4c7e2a-1b2c-4d5e-8f90-0123456789ab";
+
+    fn pod_with(volumes: Vec<Volume>) -> Pod {
+        Pod {
+            spec: Some(PodSpec {
+                volumes: Some(volumes),
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    fn empty_dir(name: &str) -> Volume {
+        Volume {
+            name: name.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }
+    }
+
+    fn host_path(name: &str, path: &Path, kind: &str) -> Volume {
+        Volume {
+            name: name.into(),
+            host_path: Some(HostPathVolumeSource {
+                path: path.display().to_string(),
+                type_: Some(kind.into()),
+            }),
+            ..Volume::default()
+        }
+    }
+
+    #[test]
+    fn prepare_creates_world_writable_empty_dirs_and_remove_deletes_them() {
+        let state = tempfile::tempdir().unwrap();
+        let dirs = PodDirs::new(state.path());
+        dirs.prepare(&pod_with(vec![empty_dir("cache")]), UID)
+            .unwrap();
+        let cache = dirs.pod_dir(UID).join("volumes/empty-dir/cache");
+        assert_eq!(
+            fs::metadata(&cache).unwrap().permissions().mode() & 0o7777,
+            EMPTY_DIR_MODE
+        );
+        fs::write(cache.join("kept"), "x").unwrap();
+        dirs.prepare(&pod_with(vec![empty_dir("cache")]), UID)
+            .unwrap();
+        assert!(cache.join("kept").exists());
+        assert_eq!(dirs.list().unwrap(), vec![UID.to_owned()]);
+        dirs.remove(UID).unwrap();
+        assert!(!dirs.pod_dir(UID).exists());
+    }
+
+    #[test]
+    fn names_that_could_escape_are_refused() {
+        let state = tempfile::tempdir().unwrap();
+        let dirs = PodDirs::new(state.path());
+        assert!(
+            dirs.prepare(&pod_with(vec![empty_dir("../x")]), UID)
+                .is_err()
+        );
+        assert!(dirs.prepare(&pod_with(vec![]), "../../etc").is_err());
+        assert!(dirs.remove("..").is_err());
+    }
+
+    #[test]
+    fn a_planted_symlink_is_refused() {
+        let state = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let dirs = PodDirs::new(state.path());
+        fs::create_dir_all(state.path().join("pods")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dirs.pod_dir(UID)).unwrap();
+        assert!(
+            dirs.prepare(&pod_with(vec![empty_dir("data")]), UID)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn host_path_types_are_checked_or_created() {
+        let host = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let dirs = PodDirs::new(state.path());
+        let made = host.path().join("made/dir");
+        let file = host.path().join("made/file");
+        dirs.prepare(
+            &pod_with(vec![host_path("a", &made, "DirectoryOrCreate")]),
+            UID,
+        )
+        .unwrap();
+        dirs.prepare(&pod_with(vec![host_path("b", &file, "FileOrCreate")]), UID)
+            .unwrap();
+        assert!(made.is_dir() && file.is_file());
+        assert!(
+            dirs.prepare(&pod_with(vec![host_path("c", &file, "Directory")]), UID)
+                .is_err()
+        );
+        assert!(
+            dirs.prepare(&pod_with(vec![host_path("d", &made, "Socket")]), UID)
+                .is_err()
+        );
+        assert!(
+            dirs.prepare(&pod_with(vec![host_path("e", &made, "Weird")]), UID)
+                .is_err()
+        );
+        dirs.remove(UID).unwrap();
+        assert!(made.is_dir(), "hostPaths are never removed");
+    }
+}
