@@ -1,4 +1,4 @@
-//! Layer 5: sources of desired pods — static manifests now, the Kubernetes API
+//! Layer 5: sources of desired pods — static manifests ([`manifests`]) now, the Kubernetes API
 //! later — and the one interface through which every source feeds the reconciler.
 //!
 //! # The source contract
@@ -25,6 +25,7 @@
 
 mod desired;
 mod error;
+pub mod manifests;
 
 use std::fmt;
 use std::sync::Arc;
