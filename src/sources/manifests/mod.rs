@@ -160,3 +160,127 @@ fn claim_names(
     }
     Ok(pods)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/manifests")
+            .join(name)
+    }
+
+    fn names(manifests: &Manifests) -> Vec<String> {
+        manifests
+            .pods
+            .iter()
+            .map(|pod| {
+                format!(
+                    "{}/{}",
+                    pod.metadata.namespace.as_deref().unwrap_or_default(),
+                    pod.metadata.name.as_deref().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    fn error_for<'a>(manifests: &'a Manifests, file: &str) -> &'a Error {
+        manifests
+            .errors
+            .iter()
+            .find(|error| error.to_string().contains(file))
+            .unwrap_or_else(|| panic!("no error for {file}: {:#?}", manifests.errors))
+    }
+
+    #[test]
+    fn mixed_directory_yields_every_valid_pod_in_order() {
+        let manifests = load_dir(&fixture("mixed"), "node1");
+        assert_eq!(
+            names(&manifests),
+            [
+                "default/web-node1",
+                "kube-system/first-node1",
+                "kube-system/second-node1",
+                "kube-system/dns-node1",
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_files_are_reported_one_error_each() {
+        let manifests = load_dir(&fixture("mixed"), "node1");
+        assert_eq!(manifests.errors.len(), 4, "{:#?}", manifests.errors);
+        match error_for(&manifests, "40-broken.yaml") {
+            Error::Syntax { line, .. } => assert_eq!(*line, Some(6)),
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+        match error_for(&manifests, "50-duplicate.yml") {
+            Error::DuplicatePod { name, first, .. } => {
+                assert_eq!(name, "web-node1");
+                assert!(first.ends_with("10-web.yaml"));
+            }
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+        assert_eq!(
+            error_for(&manifests, "60-bad-name.yaml").reason(),
+            "InvalidPod"
+        );
+        assert_eq!(
+            error_for(&manifests, "70-wrong-type.yaml").reason(),
+            "InvalidPod"
+        );
+    }
+
+    #[test]
+    fn numbers_in_resources_are_quantities() {
+        let manifests = load_dir(&fixture("mixed"), "node1");
+        let web = &manifests.pods[0];
+        let container = &web.spec.as_ref().unwrap().containers[0];
+        let limits = container
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap();
+        assert_eq!(limits["cpu"].0, "1");
+        assert_eq!(limits["memory"].0, "64Mi");
+    }
+
+    #[test]
+    fn missing_directory_is_one_transient_error() {
+        let manifests = load_dir(&fixture("does-not-exist"), "node1");
+        assert!(manifests.pods.is_empty());
+        assert_eq!(manifests.errors.len(), 1);
+        assert!(manifests.errors[0].is_transient());
+    }
+
+    #[test]
+    fn too_large_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let padding = "#".repeat(MAX_MANIFEST_BYTES as usize + 1);
+        std::fs::write(dir.path().join("big.yaml"), padding).unwrap();
+        let manifests = load_dir(dir.path(), "node1");
+        assert_eq!(manifests.errors[0].reason(), "ManifestTooLarge");
+        assert!(!manifests.errors[0].to_string().contains(&"#".repeat(10)));
+    }
+
+    #[test]
+    fn manifest_names() {
+        for name in ["a.yaml", "a.yml", "a.json", "0.yaml"] {
+            assert!(is_manifest_name(name.as_ref()), "{name}");
+        }
+        for name in [
+            ".a.yaml",
+            ".#a.yaml",
+            "a.yaml~",
+            ".a.yaml.swp",
+            "a.yaml.tmp",
+            "a",
+            "4913",
+        ] {
+            assert!(!is_manifest_name(name.as_ref()), "{name}");
+        }
+    }
+}

@@ -152,3 +152,158 @@ fn config_hash(pod: &Pod) -> Result<String, String> {
     let json = serde_json::to_vec(pod).map_err(|e| format!("cannot serialise the pod: {e}"))?;
     Ok(hex::encode(&Sha256::digest(&json)[..16]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: &str = "Node-1";
+
+    fn pod_yaml(name: &str, image: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n\
+             spec:\n  containers:\n    - name: c\n      image: {image}\n"
+        )
+    }
+
+    fn parse(text: &str, file: &str) -> Result<Vec<Pod>, Error> {
+        parse_manifest(text, Path::new(file), NODE)
+    }
+
+    fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+        pod.metadata
+            .annotations
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
+    }
+
+    #[test]
+    fn defaults_follow_the_kubelet() {
+        let pods = parse(&pod_yaml("web", "/bin/true"), "/etc/m/web.yaml").unwrap();
+        let pod = &pods[0];
+        assert_eq!(pod.metadata.name.as_deref(), Some("web-node-1"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("default"));
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some(NODE));
+        let toleration = &spec.tolerations.as_ref().unwrap()[0];
+        assert_eq!(toleration.operator.as_deref(), Some("Exists"));
+        assert_eq!(toleration.effect.as_deref(), Some("NoExecute"));
+        assert_eq!(annotation(pod, CONFIG_SOURCE_ANNOTATION), Some("file"));
+        assert_eq!(annotation(pod, MANIFEST_FILE_ANNOTATION), Some("web.yaml"));
+        assert_eq!(annotation(pod, CONFIG_HASH_ANNOTATION).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn uid_is_uuid_shaped_and_stable() {
+        let first = parse(&pod_yaml("web", "/bin/true"), "/etc/m/web.yaml").unwrap();
+        let again = parse(&pod_yaml("web", "/bin/true"), "/elsewhere/web.yaml").unwrap();
+        let uid = first[0].metadata.uid.as_deref().unwrap();
+        assert_eq!(uid.len(), 36);
+        assert_eq!(
+            uid.split('-').map(str::len).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert_eq!(again[0].metadata.uid.as_deref(), Some(uid));
+        assert_eq!(first, again);
+    }
+
+    #[test]
+    fn edited_pod_keeps_its_uid_but_not_its_hash() {
+        let before = parse(&pod_yaml("web", "/bin/true"), "web.yaml").unwrap();
+        let after = parse(&pod_yaml("web", "/bin/false"), "web.yaml").unwrap();
+        assert_eq!(before[0].metadata.uid, after[0].metadata.uid);
+        assert_ne!(
+            annotation(&before[0], CONFIG_HASH_ANNOTATION),
+            annotation(&after[0], CONFIG_HASH_ANNOTATION)
+        );
+    }
+
+    #[test]
+    fn uid_differs_by_file_name_and_node() {
+        let text = pod_yaml("web", "/bin/true");
+        let here = parse(&text, "a.yaml").unwrap();
+        let other_file = parse(&text, "b.yaml").unwrap();
+        let other_node = parse_manifest(&text, Path::new("a.yaml"), "node-2").unwrap();
+        assert_ne!(here[0].metadata.uid, other_file[0].metadata.uid);
+        assert_ne!(here[0].metadata.uid, other_node[0].metadata.uid);
+    }
+
+    #[test]
+    fn uid_and_hash_from_the_manifest_are_replaced() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  uid: mine\n  \
+                    annotations:\n    kubernetes.io/config.hash: forged\n\
+                    spec:\n  containers:\n    - name: c\n      image: /bin/true\n";
+        let pod = &parse(text, "web.yaml").unwrap()[0];
+        assert_ne!(pod.metadata.uid.as_deref(), Some("mine"));
+        assert_ne!(annotation(pod, CONFIG_HASH_ANNOTATION), Some("forged"));
+    }
+
+    #[test]
+    fn empty_file_has_no_pods() {
+        assert!(parse("", "empty.yaml").unwrap().is_empty());
+        assert!(
+            parse("---\n# only a comment\n---\n", "empty.yaml")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        // Line 10 of the file, in its second document: lines count from the top of the file.
+        let text = format!("{}---\nkind: a: b\n", pod_yaml("web", "/bin/true"));
+        match parse(&text, "broken.yaml") {
+            Err(Error::Syntax { line, .. }) => assert_eq!(line, Some(10)),
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn document_without_kind_is_invalid() {
+        let error = parse("metadata:\n  name: web\n", "web.yaml").unwrap_err();
+        assert_eq!(error.reason(), "InvalidPod");
+        assert!(!error.is_transient());
+    }
+
+    #[test]
+    fn missing_name_is_invalid() {
+        let text =
+            "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: c\n      image: x\n";
+        let error = parse(text, "web.yaml").unwrap_err();
+        assert!(error.to_string().contains("metadata.name"), "{error}");
+    }
+
+    #[test]
+    fn invalid_names_are_reported() {
+        for (text, expected) in [
+            (pod_yaml("Web", "x"), "pod name"),
+            (
+                pod_yaml("web", "x").replace("name: c", "name: C_1"),
+                "container name",
+            ),
+            (
+                pod_yaml("web", "x").replace("name: web", "name: web\n  namespace: a.b"),
+                "namespace",
+            ),
+            (
+                pod_yaml("web", "x").replace(
+                    "containers:",
+                    "initContainers:\n    - name: c\n      image: y\n  containers:",
+                ),
+                "used twice",
+            ),
+            (
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers: []\n"
+                    .to_owned(),
+                "empty",
+            ),
+        ] {
+            let error = parse(&text, "web.yaml").unwrap_err();
+            assert!(
+                error.to_string().contains(expected),
+                "{error} lacks {expected:?}"
+            );
+        }
+    }
+}
