@@ -69,7 +69,7 @@ pub fn load_dir(dir: &Path, node_name: &str) -> Manifests {
 }
 
 /// Whether a directory entry with this name is a manifest (see the module doc).
-pub fn is_manifest_name(name: &std::ffi::OsStr) -> bool {
+pub(crate) fn is_manifest_name(name: &std::ffi::OsStr) -> bool {
     let Some(name) = name.to_str() else {
         return false;
     };

@@ -150,6 +150,7 @@ impl DirWatcher {
 
     /// Watches the directory, or the nearest existing parent while it does not exist.
     fn rewatch(&mut self) -> Result<()> {
+        let was_waiting = self.target.as_ref().is_some_and(|target| !target.is_dir);
         if let Some(old) = self.target.take() {
             // Fails when the kernel already dropped the watch (directory deleted): fine.
             let _ = self.watches.remove(old.wd);
@@ -181,17 +182,19 @@ impl DirWatcher {
                     dir: self.dir.clone(),
                     source,
                 })?;
-            // The directory may have appeared between the two adds: look again before
-            // trusting the parent's watch to announce it.
-            if self.dir.is_dir() {
+            // The directory, or a directory on the way to it, may have appeared since the
+            // parent was chosen: look again before trusting the parent's watch to announce it.
+            if self.dir.is_dir() || existing_parent(&self.dir) != parent {
                 let _ = self.watches.remove(wd);
                 continue;
             }
-            tracing::warn!(
-                dir = %self.dir.display(),
-                waiting_in = %parent.display(),
-                "the static pod manifest directory does not exist; waiting for it to appear"
-            );
+            if !was_waiting {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    waiting_in = %parent.display(),
+                    "the static pod manifest directory does not exist; waiting for it to appear"
+                );
+            }
             self.target = Some(Target { wd, is_dir: false });
             return Ok(());
         }
@@ -442,6 +445,19 @@ mod tests {
 
         std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
         watching.wait_for(|u| u.pods.is_empty()).await;
+        watching.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_new_file_is_seen_within_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watching = start(dir.path());
+        assert!(watching.next().await.pods.is_empty());
+        let written = Instant::now();
+        write_pod(dir.path(), "a.yaml", "a", "/bin/true");
+        watching.wait_for(|u| !u.pods.is_empty()).await;
+        let latency = written.elapsed();
+        assert!(latency < Duration::from_secs(1), "seen after {latency:?}");
         watching.stop().await;
     }
 
