@@ -20,6 +20,25 @@
 //! The reconciler merges the sets with [`DesiredPods`] and never needs to know which kinds
 //! of source exist: a new source only adds a [`SourceId`] and a task that sends updates.
 //!
+//! ```no_run
+//! use systemk::sources::{DesiredPods, SourceId, manifests};
+//!
+//! async fn run(shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+//!     let (updates, mut received) = tokio::sync::mpsc::channel(16);
+//!     let dir = "/etc/systemk/manifests".into();
+//!     tokio::spawn(manifests::watch(dir, "node1".to_owned(), updates, shutdown));
+//!     let mut desired = DesiredPods::new([SourceId::File]);
+//!     while let Some(update) = received.recv().await {
+//!         for uid in desired.apply(update).changed {
+//!             match desired.get(&uid) {
+//!                 Some(pod) => { /* converge the units of `pod` */ }
+//!                 None => { /* stop and remove the units of `uid` */ }
+//!             }
+//!         }
+//!     }
+//! }
+//! ```
+//!
 //! This layer must not import `pod` or `systemd`: sources describe what is wanted, never what
 //! runs.
 
