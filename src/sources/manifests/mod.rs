@@ -3,7 +3,8 @@
 //! pods and never touches systemd.
 //!
 //! Which files count: `*.yaml`, `*.yml` and `*.json` directly in the directory (no
-//! recursion; symlinks are followed). Hidden files (`.x.yaml`, `.#x.yaml`, `.x.yaml.swp`)
+//! recursion). Symlinks are followed when read, but only changes in the directory itself
+//! are watched: editing a link's target elsewhere is seen at the next change here. Hidden files (`.x.yaml`, `.#x.yaml`, `.x.yaml.swp`)
 //! and backups (`x.yaml~`) are ignored, so editors and `write to .tmp, then rename` never
 //! expose a half-written manifest. Files are read in name order, so when two files define
 //! the same namespace/name the first by name wins and the other is reported.
