@@ -1,0 +1,105 @@
+//! Errors of the sources layer: reading, parsing and watching pod manifests.
+//! Layer 5; every variant names the file or directory it concerns.
+
+use std::path::PathBuf;
+
+/// `Result` with this layer's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong while reading desired pods from a source.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The manifest directory could not be listed.
+    #[error("cannot list manifest directory {dir}")]
+    ReadDir {
+        /// The manifest directory.
+        dir: PathBuf,
+        /// Why listing failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A manifest file could not be read (permissions, not UTF-8, vanished while reading).
+    #[error("cannot read manifest {path}")]
+    ReadFile {
+        /// The manifest file.
+        path: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A manifest file is larger than any sane pod manifest.
+    #[error("manifest {path} is {size} bytes, more than the limit of {limit} bytes")]
+    FileTooLarge {
+        /// The manifest file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A manifest file is not valid YAML (JSON is read as YAML).
+    #[error("manifest {path} is not valid YAML or JSON: {source}")]
+    Syntax {
+        /// The manifest file.
+        path: PathBuf,
+        /// 1-based line of the error in the file, when the parser knows it.
+        line: Option<usize>,
+        /// The parser's error.
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
+    /// A document of a manifest is not a valid Pod.
+    #[error("manifest {path}, document {document}: invalid pod: {problem}")]
+    InvalidPod {
+        /// The manifest file.
+        path: PathBuf,
+        /// 1-based index of the YAML document in the file.
+        document: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A pod's namespace/name is already defined by an earlier manifest (or earlier in the
+    /// same one); the later file is ignored as a whole.
+    #[error("manifest {path}: pod {namespace}/{name} is already defined in {first}")]
+    DuplicatePod {
+        /// The manifest file that was ignored.
+        path: PathBuf,
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod's name (with the node suffix).
+        name: String,
+        /// The manifest that defined it first.
+        first: PathBuf,
+    },
+    /// The manifest directory could not be watched with inotify.
+    #[error("cannot watch manifest directory {dir}")]
+    Watch {
+        /// The manifest directory.
+        dir: PathBuf,
+        /// Why watching failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// A CamelCase reason for pod status, events and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::ReadDir { .. } | Error::ReadFile { .. } => "ManifestUnreadable",
+            Error::FileTooLarge { .. } => "ManifestTooLarge",
+            Error::Syntax { .. } => "ManifestSyntaxError",
+            Error::InvalidPod { .. } => "InvalidPod",
+            Error::DuplicatePod { .. } => "DuplicatePod",
+            Error::Watch { .. } => "ManifestWatchFailed",
+        }
+    }
+
+    /// Whether trying again later may succeed without anyone editing a manifest.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::ReadDir { .. } | Error::ReadFile { .. } | Error::Watch { .. }
+        )
+    }
+}
