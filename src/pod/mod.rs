@@ -1,1 +1,11 @@
 //! Layer 4: the reconciler: desired pods versus systemd units, restarts and status.
+//!
+//! [`restart`] decides when a container runs again, [`init_order`] which init container
+//! is next.
+//! All three are pure: the reconciler feeds them observations and the current time.
+
+mod error;
+pub mod init_order;
+pub mod restart;
+
+pub use error::{Error, Result};
