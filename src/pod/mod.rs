@@ -1,11 +1,12 @@
 //! Layer 4: the reconciler: desired pods versus systemd units, restarts and status.
 //!
 //! [`restart`] decides when a container runs again, [`init_order`] which init container
-//! is next.
+//! is next, [`qos`] the QoS class of a spec.
 //! All three are pure: the reconciler feeds them observations and the current time.
 
 mod error;
 pub mod init_order;
+pub mod qos;
 pub mod restart;
 
 pub use error::{Error, Result};
