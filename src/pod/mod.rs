@@ -8,5 +8,6 @@ mod error;
 pub mod init_order;
 pub mod qos;
 pub mod restart;
+pub mod status;
 
 pub use error::{Error, Result};
