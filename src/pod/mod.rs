@@ -1,8 +1,9 @@
 //! Layer 4: the reconciler: desired pods versus systemd units, restarts and status.
 //!
 //! [`restart`] decides when a container runs again, [`init_order`] which init container
-//! is next, [`qos`] the QoS class of a spec.
-//! All three are pure: the reconciler feeds them observations and the current time.
+//! is next, [`qos`] gives the QoS class of a spec and [`status`] turns observations into
+//! the `PodStatus` the kubelet would post. All four are pure: the reconciler feeds them
+//! observations and the current time.
 
 mod error;
 pub mod init_order;

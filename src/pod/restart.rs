@@ -1,10 +1,13 @@
 //! The restart state machine of one container: what the kubelet decides when a container
 //! exits, with the counters (restart count, back-off step, last start and exit) inside.
 //!
-//! systemd 252 has no `RestartSteps=`/`RestartMaxDelaySec=`, and its start limit leaves a
-//! crash-looping unit `failed`, so units are written without `Restart=` and systemk owns
-//! the kubelet's restart schedule ([`crate::backoff::CONTAINER_RESTART`]). Pure: times
-//! are passed in, nothing here reads a clock, sleeps or talks to systemd. Layer 4.
+//! systemd 252 has no `RestartSteps=`/`RestartMaxDelaySec=`, and its start limit (5 starts
+//! in 10 s) leaves a crash-looping unit `failed` with `Result=start-limit-hit`, so systemk
+//! restarts containers itself on the kubelet's schedule
+//! ([`crate::backoff::CONTAINER_RESTART`]), counted from the moment the run ended. One
+//! deliberate difference: the kubelet restarts after the first crash at once, systemk
+//! waits the first 10 s too (issue 3). Pure: times are passed in, nothing here reads a
+//! clock, sleeps or talks to systemd. Layer 4.
 
 use std::time::Duration;
 
