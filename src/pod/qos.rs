@@ -51,10 +51,12 @@ pub fn qos_class(spec: &PodSpec) -> Result<QosClass> {
             let limit = limit_list.and_then(|l| l.get(resource));
             let request = request_list.and_then(|r| r.get(resource)).or(limit);
             if let Some(nanos) = positive(container, resource, request)? {
-                *requests.entry(resource).or_default() += nanos;
+                let sum = requests.entry(resource).or_default();
+                *sum = sum.saturating_add(nanos);
             }
             if let Some(nanos) = positive(container, resource, limit)? {
-                *limits.entry(resource).or_default() += nanos;
+                let sum = limits.entry(resource).or_default();
+                *sum = sum.saturating_add(nanos);
                 limited.insert(resource);
             }
         }

@@ -40,6 +40,15 @@ impl RestartPolicy {
         }
     }
 
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::OnFailure => "OnFailure",
+            Self::Never => "Never",
+        }
+    }
+
     /// The policy one container follows: init containers must run to completion, so
     /// under `Always` they restart only on failure, as the kubelet does.
     pub fn for_container(self, init: bool) -> Self {

@@ -162,8 +162,8 @@ pub struct PodObservation {
     /// When systemk first acted on the pod; `now` is used when unknown and no earlier
     /// status has one.
     pub start_time: Option<Timestamp>,
-    /// The node's addresses, primary first; pods use the host network, so these are the
-    /// pod's addresses too.
+    /// The node's addresses, primary first, at most one per IP family; pods use the host
+    /// network, so these are the pod's addresses too.
     pub host_ips: Vec<IpAddr>,
     /// From [`super::qos::qos_class`].
     pub qos_class: QosClass,
@@ -274,14 +274,15 @@ pub fn pod_status(pod: &PodObservation, previous: Option<&PodStatus>, now: Times
         phase: Some(phase.as_str().to_owned()),
         conditions: Some(conditions),
         host_ip: host_ips.first().cloned(),
-        host_ips: Some(
+        host_ips: (!host_ips.is_empty()).then(|| {
             host_ips
                 .iter()
                 .map(|ip| HostIP { ip: ip.clone() })
-                .collect(),
-        ),
+                .collect()
+        }),
         pod_ip: host_ips.first().cloned(),
-        pod_ips: Some(host_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
+        pod_ips: (!host_ips.is_empty())
+            .then(|| host_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
         start_time: Some(start_time),
         qos_class: Some(pod.qos_class.as_str().to_owned()),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),

@@ -56,6 +56,17 @@ fn policy_parses_the_three_values() {
 }
 
 #[test]
+fn policy_spelling_round_trips() {
+    for policy in [
+        RestartPolicy::Always,
+        RestartPolicy::OnFailure,
+        RestartPolicy::Never,
+    ] {
+        assert_eq!(RestartPolicy::from_spec(Some(policy.as_str())), Ok(policy));
+    }
+}
+
+#[test]
 fn policy_rejects_other_values() {
     let err = RestartPolicy::from_spec(Some("always")).unwrap_err();
     assert_eq!(err.reason(), "InvalidRestartPolicy");

@@ -273,6 +273,19 @@ fn pod_ip_is_the_host_ip() {
 }
 
 #[test]
+fn unknown_host_ips_are_left_out() {
+    let p = PodObservation {
+        host_ips: vec![],
+        ..pod(Always, vec![], vec![running("a")])
+    };
+    let s = status_of(&p);
+    assert_eq!(
+        (s.host_ip, s.host_ips, s.pod_ip, s.pod_ips),
+        (None, None, None, None)
+    );
+}
+
+#[test]
 fn start_time_comes_from_the_observation() {
     let s = status_of(&pod(Always, vec![], vec![running("a")]));
     assert_eq!(s.start_time, Some(Time(at(-10))));
