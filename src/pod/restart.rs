@@ -164,7 +164,13 @@ pub enum Decision {
     StayTerminated,
 }
 
-/// The restart state machine of one container.
+/// The restart state machine of one container. Allowed transitions; anything else is an
+/// [`Error::IllegalTransition`]:
+///
+/// ```text
+/// NotStarted ──started──▶ Running ──exited──▶ BackingOff ──started (once due)──▶ Running
+///                                 └──exited──▶ Terminated
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerRestarts {
     container: String,
@@ -177,8 +183,8 @@ pub struct ContainerRestarts {
 }
 
 impl ContainerRestarts {
-    /// A container that has not started, following the pod's `policy` (adjusted for init
-    /// containers by [`RestartPolicy::for_container`]).
+    /// A container that has not started, following `pod_policy` as adjusted for init
+    /// containers by [`RestartPolicy::for_container`].
     pub fn new(container: impl Into<String>, pod_policy: RestartPolicy, init: bool) -> Self {
         Self {
             container: container.into(),

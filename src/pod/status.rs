@@ -168,7 +168,8 @@ pub struct PodObservation {
     /// From [`super::qos::qos_class`].
     pub qos_class: QosClass,
     /// The pod is being deleted: once nothing runs, its phase becomes terminal whatever
-    /// the restart policy.
+    /// the restart policy. (The kubelet still skips this for static pods, a gap it tracks
+    /// as kubernetes#116484; systemk treats both kinds alike.)
     pub deleted: bool,
 }
 
