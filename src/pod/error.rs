@@ -1,11 +1,50 @@
-//! Errors of the pod layer. Each names what failed for which pod so it can become the
-//! waiting reason and message in the pod's status.
+//! Errors of the pod layer (layer 4): illegal restart transitions, pod specs systemk
+//! cannot run, pod directories that cannot be prepared. Each names what failed for which
+//! pod so it can become the waiting reason and message in the pod's status.
 
 use std::path::PathBuf;
 
-/// What went wrong while turning a pod into units.
+use k8s_openapi::jiff::Timestamp;
+
+/// What went wrong in the pod layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A restart state machine was asked for a transition its current state forbids.
+    #[error("container {container:?}: cannot {transition} while {state}")]
+    IllegalTransition {
+        /// The container whose state machine refused.
+        container: String,
+        /// The transition asked for, e.g. "record a start".
+        transition: &'static str,
+        /// The state it was in, e.g. "running".
+        state: &'static str,
+    },
+    /// A container was started before its back-off delay ran out.
+    #[error("container {container:?}: started at {started_at} but its restart is due at {due}")]
+    RestartNotDue {
+        /// The container that started early.
+        container: String,
+        /// When it was started.
+        started_at: Timestamp,
+        /// When the back-off allows it to start.
+        due: Timestamp,
+    },
+    /// A pod's `restartPolicy` is none of Always, OnFailure, Never.
+    #[error("restartPolicy {value:?} is not one of Always, OnFailure, Never")]
+    InvalidRestartPolicy {
+        /// The value found in the spec.
+        value: String,
+    },
+    /// A resource quantity in a container's requests or limits cannot be read.
+    #[error("container {container:?}: {resource} quantity {value:?} is not a valid quantity")]
+    InvalidQuantity {
+        /// The container whose resources hold it.
+        container: String,
+        /// The resource name, e.g. "memory".
+        resource: String,
+        /// The value found in the spec.
+        value: String,
+    },
     /// The pod spec asks for something systemk cannot do.
     #[error("invalid pod: {why}")]
     InvalidPod {
@@ -34,19 +73,24 @@ pub enum Error {
 }
 
 impl Error {
-    /// The reason shown in the container's waiting state and in events.
+    /// A CamelCase reason for pod status and events.
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::IllegalTransition { .. } => "IllegalRestartTransition",
+            Self::RestartNotDue { .. } => "RestartNotDue",
+            Self::InvalidRestartPolicy { .. } => "InvalidRestartPolicy",
+            Self::InvalidQuantity { .. } => "InvalidQuantity",
             Self::InvalidPod { .. } | Self::HostPathType { .. } => "CreateContainerConfigError",
             Self::Io { .. } => "CreateContainerError",
         }
     }
 
-    /// Whether trying again later may succeed without the pod changing.
+    /// Whether trying again later may succeed without the pod changing: a missing
+    /// hostPath may appear, a full disk may drain; bugs and invalid specs stay.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Io { .. } | Self::HostPathType { .. })
     }
 }
 
-/// Results of the pod layer.
+/// Result of the pod layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,7 +1,16 @@
 //! Layer 4: the reconciler: desired pods versus systemd units, restarts and status.
+//!
+//! [`restart`] decides when a container runs again, [`init_order`] which init container
+//! is next, [`qos`] gives the QoS class of a spec and [`status`] turns observations into
+//! the `PodStatus` the kubelet would post. All four are pure: the reconciler feeds them
+//! observations and the current time. [`PodDirs`] owns the pods' directories on disk.
 
 mod dirs;
 mod error;
+pub mod init_order;
+pub mod qos;
+pub mod restart;
+pub mod status;
 
 pub use dirs::{PodDirs, check_uid};
 pub use error::{Error, Result};

@@ -1,0 +1,329 @@
+//! Pod status as the kubelet computes it (`generateAPIPodStatus`, `getPhase`,
+//! pkg/kubelet/kubelet_pods.go; conditions from pkg/kubelet/status/generate.go), from plain
+//! observations the reconciler gathers from systemd and its restart state machines.
+//!
+//! Pure: no D-Bus, no clock (`now` is passed in), no API calls. Layer 4. Not covered:
+//! restartable init containers (sidecars), probes and readiness gates; every container
+//! observation must be present, so the phase is never `Unknown`.
+
+mod conditions;
+mod container;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{HostIP, PodIP, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use super::qos::QosClass;
+use super::restart::{Exit, ExitStatus, RestartPolicy};
+
+/// Why a container is not running yet; the reasons the kubelet reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitingReason {
+    /// Its unit is being prepared (package install, unit file).
+    ContainerCreating,
+    /// The pod's init containers have not all succeeded yet.
+    PodInitializing,
+    /// It exited and waits for its restart back-off.
+    CrashLoopBackOff,
+    /// Its image (package) could not be installed.
+    ErrImagePull,
+    /// Its configuration (env, volumes, command) could not be turned into a unit.
+    CreateContainerConfigError,
+}
+
+impl WaitingReason {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ContainerCreating => "ContainerCreating",
+            Self::PodInitializing => "PodInitializing",
+            Self::CrashLoopBackOff => "CrashLoopBackOff",
+            Self::ErrImagePull => "ErrImagePull",
+            Self::CreateContainerConfigError => "CreateContainerConfigError",
+        }
+    }
+}
+
+/// One finished run of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Termination {
+    /// How it ended.
+    pub exit: ExitStatus,
+    /// Whether the kernel's OOM killer ended it (systemd `Result=oom-kill`), when the
+    /// host can tell.
+    pub oom_killed: bool,
+    /// When the run started.
+    pub started_at: Timestamp,
+    /// When it ended.
+    pub finished_at: Timestamp,
+}
+
+impl Termination {
+    /// A run the restart state machine recorded.
+    pub fn from_exit(exit: Exit, oom_killed: bool) -> Self {
+        Self {
+            exit: exit.status,
+            oom_killed,
+            started_at: exit.started_at,
+            finished_at: exit.finished_at,
+        }
+    }
+
+    /// The terminated reason the kubelet shows: `OOMKilled`, `Completed` or `Error`.
+    pub fn reason(&self) -> &'static str {
+        if self.oom_killed {
+            "OOMKilled"
+        } else if self.exit.succeeded() {
+            "Completed"
+        } else {
+            "Error"
+        }
+    }
+}
+
+/// What a container is doing now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Not running, for this reason.
+    Waiting {
+        /// Why.
+        reason: WaitingReason,
+        /// Details for humans, e.g. the install error.
+        message: Option<String>,
+    },
+    /// Running since `started_at`.
+    Running {
+        /// When the current run started.
+        started_at: Timestamp,
+    },
+    /// Ended, and will not run again unless the reconciler starts it.
+    Terminated(Termination),
+}
+
+impl ContainerState {
+    /// The kubelet's state for a container that does not exist yet: `PodInitializing`
+    /// when the pod has init containers, else `ContainerCreating`.
+    pub fn not_created(pod_has_init_containers: bool) -> Self {
+        let reason = if pod_has_init_containers {
+            WaitingReason::PodInitializing
+        } else {
+            WaitingReason::ContainerCreating
+        };
+        Self::Waiting {
+            reason,
+            message: None,
+        }
+    }
+}
+
+/// What the reconciler knows about one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerObservation {
+    /// The container's name in the spec.
+    pub name: String,
+    /// The image reference as written in the spec.
+    pub image: String,
+    /// What the image resolved to (`<package>=<version>`, `sha256:<hex>`); empty when
+    /// not installed yet, as the API has it.
+    pub image_id: String,
+    /// `systemd://<unit name>` once the unit exists.
+    pub container_id: Option<String>,
+    /// What it is doing now. A container waiting for its restart back-off is `Waiting`
+    /// with `CrashLoopBackOff`, its run in `last_termination`, as the kubelet shows it.
+    pub state: ContainerState,
+    /// The run before the current state, if any.
+    pub last_termination: Option<Termination>,
+    /// How many times it was restarted.
+    pub restart_count: u32,
+    /// Whether it serves; only counts while running (no probes yet: running means ready).
+    /// Ignored for init containers, which are ready once they exited with 0.
+    pub ready: bool,
+}
+
+impl ContainerObservation {
+    /// Whether it ever ran (kubelet `HasAnyRegularContainerStarted` for one container).
+    fn has_started(&self) -> bool {
+        !matches!(self.state, ContainerState::Waiting { .. }) || self.last_termination.is_some()
+    }
+}
+
+/// What the reconciler knows about one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodObservation {
+    /// The pod's restart policy.
+    pub restart_policy: RestartPolicy,
+    /// Init containers, in spec order.
+    pub init_containers: Vec<ContainerObservation>,
+    /// App containers, in spec order.
+    pub containers: Vec<ContainerObservation>,
+    /// When systemk first acted on the pod; `now` is used when unknown and no earlier
+    /// status has one.
+    pub start_time: Option<Timestamp>,
+    /// The node's addresses, primary first, at most one per IP family; pods use the host
+    /// network, so these are the pod's addresses too.
+    pub host_ips: Vec<IpAddr>,
+    /// From [`super::qos::qos_class`].
+    pub qos_class: QosClass,
+    /// The pod is being deleted: once nothing runs, its phase becomes terminal whatever
+    /// the restart policy. (The kubelet still skips this for static pods, a gap it tracks
+    /// as kubernetes#116484; systemk treats both kinds alike.)
+    pub deleted: bool,
+}
+
+/// A pod phase; never `Unknown`, since every container is observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodPhase {
+    /// Not all containers have started.
+    Pending,
+    /// Running, or restarting per the restart policy.
+    Running,
+    /// Every container exited with 0 and none will restart.
+    Succeeded,
+    /// Every container ended, at least one failed, and none will restart.
+    Failed,
+}
+
+impl PodPhase {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+        }
+    }
+
+    /// A terminal phase as the API spells it; `None` for any other phase.
+    fn terminal_from_api(phase: &str) -> Option<Self> {
+        match phase {
+            "Succeeded" => Some(Self::Succeeded),
+            "Failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// The phase by the kubelet's `getPhase` rules for regular init containers.
+pub fn pod_phase(pod: &PodObservation) -> PodPhase {
+    let failed = |t: &Termination| !t.exit.succeeded();
+    let (mut pending_init, mut failed_init) = (0, 0);
+    for init in &pod.init_containers {
+        match (&init.state, &init.last_termination) {
+            (ContainerState::Running { .. }, _) | (ContainerState::Waiting { .. }, None) => {
+                pending_init += 1;
+            }
+            (ContainerState::Terminated(t), _) | (ContainerState::Waiting { .. }, Some(t)) => {
+                failed_init += usize::from(failed(t));
+            }
+        }
+    }
+    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    for app in &pod.containers {
+        match (&app.state, &app.last_termination) {
+            (ContainerState::Running { .. }, _) => running += 1,
+            (ContainerState::Terminated(t), _) => {
+                stopped += 1;
+                succeeded += usize::from(!failed(t));
+            }
+            (ContainerState::Waiting { .. }, Some(_)) => stopped += 1,
+            (ContainerState::Waiting { .. }, None) => waiting += 1,
+        }
+    }
+    let any_app_started = pod.containers.iter().any(ContainerObservation::has_started);
+    if failed_init > 0 && pod.restart_policy == RestartPolicy::Never {
+        return PodPhase::Failed;
+    }
+    if (pending_init > 0 && !any_app_started) || waiting > 0 {
+        return PodPhase::Pending;
+    }
+    if running > 0 {
+        return PodPhase::Running;
+    }
+    if stopped == 0 {
+        return PodPhase::Pending;
+    }
+    let all_succeeded = stopped == succeeded;
+    match pod.restart_policy {
+        _ if pod.deleted && all_succeeded => PodPhase::Succeeded,
+        _ if pod.deleted => PodPhase::Failed,
+        RestartPolicy::Always => PodPhase::Running,
+        _ if all_succeeded => PodPhase::Succeeded,
+        RestartPolicy::Never => PodPhase::Failed,
+        RestartPolicy::OnFailure => PodPhase::Running,
+    }
+}
+
+/// The full status the kubelet would post for `pod` at `now`. `previous` is the status
+/// posted before: a terminal phase never changes back, `startTime` stays, and a
+/// condition keeps its `lastTransitionTime` while its status does not change.
+pub fn pod_status(pod: &PodObservation, previous: Option<&PodStatus>, now: Timestamp) -> PodStatus {
+    let previous_terminal = previous
+        .and_then(|p| p.phase.as_deref())
+        .and_then(PodPhase::terminal_from_api);
+    let phase = previous_terminal.unwrap_or_else(|| pod_phase(pod));
+    let start_time = previous
+        .and_then(|p| p.start_time.clone())
+        .unwrap_or(Time(pod.start_time.unwrap_or(now)));
+    let host_ips: Vec<String> = pod.host_ips.iter().map(IpAddr::to_string).collect();
+    let conditions = conditions::pod_conditions(pod, phase, previous, now);
+    let init_statuses = container::container_statuses(&pod.init_containers, true, phase);
+    PodStatus {
+        phase: Some(phase.as_str().to_owned()),
+        conditions: Some(conditions),
+        host_ip: host_ips.first().cloned(),
+        host_ips: (!host_ips.is_empty()).then(|| {
+            host_ips
+                .iter()
+                .map(|ip| HostIP { ip: ip.clone() })
+                .collect()
+        }),
+        pod_ip: host_ips.first().cloned(),
+        pod_ips: (!host_ips.is_empty())
+            .then(|| host_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
+        start_time: Some(start_time),
+        qos_class: Some(pod.qos_class.as_str().to_owned()),
+        init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        container_statuses: Some(container::container_statuses(&pod.containers, false, phase)),
+        ..PodStatus::default()
+    }
+}
+
+/// The kubelet's CrashLoopBackOff message, e.g. `back-off 20s restarting failed
+/// container=app pod=web_default(5f3c…)`.
+pub fn crash_loop_message(
+    delay: Duration,
+    container: &str,
+    pod_name: &str,
+    namespace: &str,
+    pod_uid: &str,
+) -> String {
+    format!(
+        "back-off {} restarting failed container={container} pod={pod_name}_{namespace}({pod_uid})",
+        go_duration(delay)
+    )
+}
+
+/// A duration of a second or more as Go's `time.Duration.String` writes it: `10s`,
+/// `1m20s`, `5m0s`, `1h0m0s`, `1.5s`.
+fn go_duration(duration: Duration) -> String {
+    let total = duration.as_secs();
+    let (hours, minutes, seconds) = (total / 3600, total / 60 % 60, total % 60);
+    let nanos = duration.subsec_nanos();
+    let fraction = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_owned()
+    };
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}{fraction}s"),
+        (0, _) => format!("{minutes}m{seconds}{fraction}s"),
+        _ => format!("{hours}h{minutes}m{seconds}{fraction}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
