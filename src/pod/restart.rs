@@ -316,5 +316,9 @@ impl ContainerRestarts {
     }
 }
 
+mod record;
+
+pub use record::RestartRecord;
+
 #[cfg(test)]
 mod tests;
