@@ -10,7 +10,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::dpkg;
 use super::error::{Error, Result};
-use super::guard::PolicyGuard;
+use super::guard::{DENIED, PolicyGuard};
 use super::installer::{Installed, PackageManager};
 use super::process;
 
@@ -45,7 +45,8 @@ impl AptGet {
     /// Whether the apt sources know `spec` (`name` or `name=version`), by apt-cache's exit status.
     async fn is_available(&self, spec: &str) -> Result<bool> {
         let out = process::run(APT_CACHE, &["show", "-q", spec], &[]).await?;
-        Ok(out.status.success())
+        // With a version that does not exist apt-cache prints an error but exits 0.
+        Ok(out.status.success() && !out.stdout.trim().is_empty())
     }
 
     async fn update(&self, package: &str) -> Result<()> {
@@ -107,6 +108,8 @@ impl AptGet {
                     stderr: out.stderr,
                 });
             }
+            log_denials(&package, &out.stdout);
+            log_denials(&package, &out.stderr);
             tracing::debug!(package, stderr = out.stderr, "apt-get finished");
             Ok(())
         });
@@ -131,6 +134,20 @@ impl AptGet {
                 self.install(package, target).await
             }
             other => other,
+        }
+    }
+}
+
+/// Reports each daemon action the guard refused. Maintainer scripts run on dpkg's pty,
+/// which apt copies to its stdout, so the guard's message can be in either stream.
+fn log_denials(package: &str, output: &str) {
+    for line in output.lines() {
+        if let Some(action) = line.split_once(DENIED).map(|(_, action)| action.trim()) {
+            tracing::info!(
+                package,
+                action,
+                "kept a maintainer script from starting or stopping a daemon"
+            );
         }
     }
 }

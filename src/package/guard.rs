@@ -23,11 +23,14 @@ pub const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 /// Marks the script as systemk's, so a copy left by a crash is recognised and replaced.
 const MARKER: &str = "systemk-policy-rc.d-guard";
 
+/// What the guard prints before the service and action it refused.
+pub(crate) const DENIED: &str = "systemk policy-rc.d: denied";
+
 /// The guard's text. It reports each denial on stderr, which lands in apt's output.
 fn script() -> String {
     format!(
         "#!/bin/sh\n# {MARKER}: systemk is installing packages; no daemon may be started.\n\
-         echo \"systemk policy-rc.d: denied $*\" >&2\nexit 101\n"
+         echo \"{DENIED} $*\" >&2\nexit 101\n"
     )
 }
 
