@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -25,6 +26,13 @@ use super::installer::{Installed, PackageManager};
 
 /// Where verified `.deb` files are kept by default.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/systemk/debs";
+
+/// A server that does not accept the connection within this is treated as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A download that receives no byte for this long is abandoned (and retried later), so a
+/// stalled server cannot hold an install forever; there is no limit on the whole download.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A progress line is logged each time this many more bytes arrived.
 const PROGRESS_EVERY_BYTES: u64 = 8 << 20;
@@ -74,6 +82,8 @@ impl HttpsDeb {
         }
         let client = reqwest::Client::builder()
             .https_only(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
             .tls_certs_merge(roots)
             .build()
             .map_err(|source| Error::HttpsClient {
