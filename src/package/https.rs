@@ -348,3 +348,75 @@ impl Drop for PartFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::guard::POLICY_RC_D;
+
+    fn https_deb(cache: &Path) -> HttpsDeb {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let apt_get = Arc::new(AptGet::new(PathBuf::from(POLICY_RC_D)));
+        HttpsDeb::new(apt_get, cache.to_owned(), &[]).unwrap()
+    }
+
+    fn package(sha256: Option<&str>) -> HttpsPackage {
+        HttpsPackage {
+            url: url::Url::parse("https://example.com/foo_1_all.deb").unwrap(),
+            name: "foo".into(),
+            sha256: sha256.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn part_file_removed_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dropped = PartFile::new(dir.path());
+        std::fs::write(&dropped.path, "x").unwrap();
+        drop(dropped);
+        let kept = PartFile::new(dir.path());
+        std::fs::write(&kept.path, "y").unwrap();
+        kept.keep_as(&dir.path().join("final")).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("final")]);
+    }
+
+    #[tokio::test]
+    async fn pinned_image_known_by_its_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let pin = "a".repeat(64);
+        assert_eq!(
+            https_deb(dir.path())
+                .known_sha256(&package(Some(&pin)))
+                .await,
+            Some(pin)
+        );
+    }
+
+    #[tokio::test]
+    async fn unpinned_image_known_after_indexing_its_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let https = https_deb(dir.path());
+        assert_eq!(https.known_sha256(&package(None)).await, None);
+        let sha = "b".repeat(64);
+        https.index_url(&package(None).url, &sha).await.unwrap();
+        assert_eq!(https.known_sha256(&package(None)).await, Some(sha));
+    }
+
+    #[tokio::test]
+    async fn cached_file_with_another_package_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sha = "c".repeat(64);
+        let deb = crate::package::deb::tests::build_deb("Package: bar\nVersion: 1\n", ".gz");
+        std::fs::write(dir.path().join(format!("{sha}.deb")), deb).unwrap();
+        let err = https_deb(dir.path())
+            .cached(&package(Some(&sha)))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::PackageNameMismatch { .. }), "{err}");
+    }
+}
