@@ -51,15 +51,13 @@ impl AptGet {
 
     async fn update(&self, package: &str) -> Result<()> {
         tracing::info!(package, "refreshing the apt package lists");
-        let out = process::run(
-            APT_GET,
-            &["update", "-q"],
-            &[("DEBIAN_FRONTEND", "noninteractive")],
-        )
-        .await?;
+        let lock_timeout = lock_timeout_option();
+        let args = ["update", "-q", "-o", &lock_timeout];
+        let out = process::run(APT_GET, &args, &[("DEBIAN_FRONTEND", "noninteractive")]).await?;
         if !out.status.success() {
             return Err(Error::InstallFailed {
                 package: package.to_owned(),
+                stdout: out.stdout_tail(),
                 stderr: out.stderr,
             });
         }
@@ -83,7 +81,7 @@ impl AptGet {
                     what: "installing the policy-rc.d guard",
                     source,
                 })??;
-            let lock_timeout = format!("DPkg::Lock::Timeout={}", DPKG_LOCK_TIMEOUT.as_secs());
+            let lock_timeout = lock_timeout_option();
             let args = [
                 "install",
                 "-y",
@@ -105,6 +103,7 @@ impl AptGet {
             if !out.status.success() {
                 return Err(Error::InstallFailed {
                     package,
+                    stdout: out.stdout_tail(),
                     stderr: out.stderr,
                 });
             }
@@ -136,6 +135,22 @@ impl AptGet {
             other => other,
         }
     }
+}
+
+/// The version dpkg lists after apt-get reported success.
+pub(crate) async fn installed_after_apt(package: &str) -> Result<String> {
+    dpkg::installed_version(package)
+        .await?
+        .ok_or_else(|| Error::InstallFailed {
+            package: package.to_owned(),
+            stderr: "apt-get succeeded but dpkg does not list the package as installed".into(),
+            stdout: String::new(),
+        })
+}
+
+/// Makes apt wait for the dpkg and apt locks instead of failing at once.
+fn lock_timeout_option() -> String {
+    format!("DPkg::Lock::Timeout={}", DPKG_LOCK_TIMEOUT.as_secs())
 }
 
 /// Reports each daemon action the guard refused. Maintainer scripts run on dpkg's pty,
@@ -214,12 +229,7 @@ impl PackageManager for Apt {
         self.apt_get
             .install_refreshing(name, &spec, refreshed)
             .await?;
-        let version = dpkg::installed_version(name)
-            .await?
-            .ok_or_else(|| Error::InstallFailed {
-                package: name.to_owned(),
-                stderr: "apt-get succeeded but dpkg does not list the package as installed".into(),
-            })?;
+        let version = installed_after_apt(name).await?;
         tracing::info!(package = name, version, "installed");
         Installed::of_package(
             name,

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 /// messages, small enough for a pod status message.
 pub const STDERR_TAIL_BYTES: usize = 4096;
 
+/// Bytes of apt-get's stdout kept in an error, for its dependency problem report.
+pub const STDOUT_TAIL_BYTES: usize = 2048;
+
 /// Result of the `package` layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -31,12 +34,14 @@ pub enum Error {
         version: Option<String>,
     },
     /// `apt-get` (install or update) ran and failed.
-    #[error("installing {package} failed: {stderr}")]
+    #[error("installing {package} failed: {stderr}{}", if stdout.is_empty() { String::new() } else { format!("; apt-get output ends: {stdout}") })]
     InstallFailed {
         /// The package (or `.deb` file) being installed.
         package: String,
         /// The last bytes of apt-get's stderr.
         stderr: String,
+        /// The last bytes of apt-get's stdout, where apt explains unmet dependencies.
+        stdout: String,
     },
     /// `dpkg-query` or `apt-cache` failed in a way that is not "not found".
     #[error("querying {package} with {program} failed: {stderr}")]

@@ -18,7 +18,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::apt::AptGet;
+use super::apt::{AptGet, installed_after_apt};
 use super::deb::{self, Control};
 use super::dpkg;
 use super::error::{Error, Result};
@@ -262,12 +262,7 @@ impl PackageManager for HttpsDeb {
             why: "path is not UTF-8".into(),
         })?;
         self.apt_get.install_refreshing(name, target, false).await?;
-        let version = dpkg::installed_version(name)
-            .await?
-            .ok_or_else(|| Error::InstallFailed {
-                package: name.to_owned(),
-                stderr: "apt-get succeeded but dpkg does not list the package as installed".into(),
-            })?;
+        let version = installed_after_apt(name).await?;
         tracing::info!(package = name, version, "installed");
         Installed::of_package(name, version, image_id, before.is_none()).await
     }

@@ -6,7 +6,7 @@ use std::process::{ExitStatus, Stdio};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
-use super::error::{Error, Result, STDERR_TAIL_BYTES};
+use super::error::{Error, Result, STDERR_TAIL_BYTES, STDOUT_TAIL_BYTES};
 
 /// dpkg-query's file list of the largest Debian packages is a few MiB; more than this
 /// is not something systemk should hold in memory.
@@ -51,6 +51,18 @@ pub(crate) async fn run(
         stdout,
         stderr,
     })
+}
+
+impl Finished {
+    /// The last [`STDOUT_TAIL_BYTES`] of stdout, cut at a character boundary.
+    pub fn stdout_tail(&self) -> String {
+        let text = self.stdout.trim_end();
+        let mut start = text.len().saturating_sub(STDOUT_TAIL_BYTES);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text[start..].trim_start().to_owned()
+    }
 }
 
 async fn read_head(mut pipe: impl AsyncRead + Unpin) -> String {

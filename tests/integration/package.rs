@@ -16,9 +16,13 @@ struct Purge(Vec<&'static str>);
 
 impl Drop for Purge {
     fn drop(&mut self) {
+        let known: Vec<_> = self.0.iter().filter(|p| known_to_dpkg(p)).collect();
+        if known.is_empty() {
+            return;
+        }
         let status = Command::new("apt-get")
             .args(["purge", "-y", "-q"])
-            .args(&self.0)
+            .args(&known)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdout(std::process::Stdio::null())
             .status();
@@ -31,6 +35,14 @@ impl Drop for Purge {
             let _ = std::fs::remove_dir(Path::new("/run").join(package));
         }
     }
+}
+
+/// dpkg has a record of it (installed, half-installed or config files left).
+fn known_to_dpkg(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", package])
+        .output()
+        .is_ok_and(|out| out.status.success())
 }
 
 fn installed_version(package: &str) -> Option<String> {
@@ -239,25 +251,28 @@ async fn path_image_installs_nothing() {
 const DEB_PACKAGE: &str = "systemk-itest-https";
 const DEB_DEPENDENCY: &str = "sl";
 
-/// Builds `systemk-itest-https_1.0-1_all.deb` with dpkg-deb, shipping a vendor unit.
-fn build_deb(dir: &Path) -> Vec<u8> {
-    let root = dir.join("root");
+/// A test package whose dependency is in no archive.
+const BROKEN_PACKAGE: &str = "systemk-itest-broken";
+
+/// Builds `<package>_1.0-1_all.deb` with dpkg-deb, shipping a vendor unit.
+fn build_deb(dir: &Path, package: &str, depends: &str) -> Vec<u8> {
+    let root = dir.join(package);
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(root.join("usr/lib/systemd/system")).unwrap();
     std::fs::write(
         root.join("DEBIAN/control"),
         format!(
-            "Package: {DEB_PACKAGE}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: systemk tests <t@example.invalid>\n\
-             Depends: {DEB_DEPENDENCY}\nDescription: systemk https install test\n"
+            "Package: {package}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: systemk tests <t@example.invalid>\n\
+             Depends: {depends}\nDescription: systemk https install test\n"
         ),
     )
     .unwrap();
     std::fs::write(
-        root.join(format!("usr/lib/systemd/system/{DEB_PACKAGE}.service")),
+        root.join(format!("usr/lib/systemd/system/{package}.service")),
         "[Service]\nExecStart=/usr/games/sl\n",
     )
     .unwrap();
-    let deb = dir.join("out.deb");
+    let deb = dir.join(format!("{package}.deb"));
     let status = Command::new("dpkg-deb")
         .args(["--root-owner-group", "--build"])
         .arg(&root)
@@ -272,7 +287,8 @@ fn build_deb(dir: &Path) -> Vec<u8> {
     std::fs::read(deb).unwrap()
 }
 
-/// An HTTPS server on 127.0.0.1 serving `deb` at every path, counting requests.
+/// An HTTPS server on 127.0.0.1, counting requests. It serves `broken` at paths naming
+/// [`BROKEN_PACKAGE`], and `deb` at every other path.
 struct DebServer {
     addr: SocketAddr,
     ca_pem: String,
@@ -281,7 +297,7 @@ struct DebServer {
 }
 
 impl DebServer {
-    async fn start(deb: Vec<u8>) -> Self {
+    async fn start(deb: Vec<u8>, broken: Vec<u8>) -> Self {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -306,12 +322,16 @@ impl DebServer {
 
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();
-        let deb = Arc::new(deb);
-        let app = axum::Router::new().fallback(move || {
-            let (counter, deb) = (counter.clone(), deb.clone());
+        let (deb, broken) = (Arc::new(deb), Arc::new(broken));
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let (counter, deb, broken) = (counter.clone(), deb.clone(), broken.clone());
             async move {
                 counter.fetch_add(1, Ordering::SeqCst);
-                deb.as_ref().clone()
+                if uri.path().contains(BROKEN_PACKAGE) {
+                    broken.as_ref().clone()
+                } else {
+                    deb.as_ref().clone()
+                }
             }
         });
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
@@ -365,9 +385,9 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     let host_policy = std::fs::read(POLICY_RC_D).ok();
     let _purge = Purge(vec![DEB_PACKAGE, DEB_DEPENDENCY]);
     let build = tempfile::tempdir().unwrap();
-    let deb = build_deb(build.path());
+    let deb = build_deb(build.path(), DEB_PACKAGE, DEB_DEPENDENCY);
     let sha = hex_sha256(&deb);
-    let server = DebServer::start(deb).await;
+    let server = DebServer::start(deb, Vec::new()).await;
     let file = format!("{DEB_PACKAGE}_1.0-1_all.deb");
 
     // A wrong pin: refused, nothing cached, nothing installed.
@@ -450,4 +470,27 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
         dir_entries(cache.path()),
         vec![format!("{sha}.deb"), "urls".to_owned()]
     );
+}
+
+#[tokio::test]
+async fn https_deb_with_missing_dependency_installs_nothing() {
+    assert_not_installed(&[BROKEN_PACKAGE]);
+    let host_policy = std::fs::read(POLICY_RC_D).ok();
+    let _purge = Purge(vec![BROKEN_PACKAGE]);
+    let build = tempfile::tempdir().unwrap();
+    let broken = build_deb(build.path(), BROKEN_PACKAGE, "systemk-no-such-dependency");
+    let server = DebServer::start(Vec::new(), broken).await;
+    let cache = tempfile::tempdir().unwrap();
+    let url = server.url(&format!("{BROKEN_PACKAGE}_1.0-1_all.deb"));
+
+    let err = installer(cache.path(), Some(&server.ca_pem))
+        .install(&image(&url))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InstallFailed { stdout, .. } if stdout.contains("systemk-no-such-dependency")),
+        "{err}"
+    );
+    assert_not_installed(&[BROKEN_PACKAGE]);
+    assert_guard_gone(&host_policy);
 }
