@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, MutexGuard};
+use tokio::time::Instant;
 
 use super::dpkg;
 use super::error::{Error, Result};
@@ -18,6 +19,9 @@ use super::process;
 /// lock before giving up: long enough for a large upgrade to finish.
 const DPKG_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Package lists systemk refreshed this recently are not refreshed again on a miss.
+const LISTS_FRESH_FOR: Duration = Duration::from_secs(60);
+
 const APT_GET: &str = "apt-get";
 const APT_CACHE: &str = "apt-cache";
 
@@ -26,6 +30,8 @@ const APT_CACHE: &str = "apt-cache";
 pub(crate) struct AptGet {
     serial: Mutex<()>,
     policy_rc_d: PathBuf,
+    /// When systemk last refreshed the package lists; sync lock, never held across await.
+    last_update: std::sync::Mutex<Option<Instant>>,
 }
 
 impl AptGet {
@@ -34,6 +40,7 @@ impl AptGet {
         Self {
             serial: Mutex::new(()),
             policy_rc_d,
+            last_update: std::sync::Mutex::new(None),
         }
     }
 
@@ -49,7 +56,14 @@ impl AptGet {
         Ok(out.status.success() && !out.stdout.trim().is_empty())
     }
 
+    /// Refreshes the package lists, unless systemk did so within [`LISTS_FRESH_FOR`]:
+    /// a pod retrying an unknown package must not hit the mirrors on every retry.
     async fn update(&self, package: &str) -> Result<()> {
+        let fresh = |last: &Option<Instant>| last.is_some_and(|at| at.elapsed() < LISTS_FRESH_FOR);
+        if self.last_update.lock().is_ok_and(|last| fresh(&last)) {
+            tracing::debug!(package, "package lists refreshed recently, not again");
+            return Ok(());
+        }
         tracing::info!(package, "refreshing the apt package lists");
         let lock_timeout = lock_timeout_option();
         let args = ["update", "-q", "-o", &lock_timeout];
@@ -60,6 +74,9 @@ impl AptGet {
                 stdout: out.stdout_tail(),
                 stderr: out.stderr,
             });
+        }
+        if let Ok(mut last) = self.last_update.lock() {
+            *last = Some(Instant::now());
         }
         Ok(())
     }
