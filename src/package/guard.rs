@@ -161,6 +161,18 @@ mod tests {
     }
 
     #[test]
+    fn host_symlink_is_restored_as_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("declarative-policy");
+        fs::write(&target, "#!/bin/sh\nexit 0\n").unwrap();
+        let path = dir.path().join("policy-rc.d");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        drop(PolicyGuard::install(&path).unwrap());
+        assert_eq!(fs::read_link(&path).unwrap(), target);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "#!/bin/sh\nexit 0\n");
+    }
+
+    #[test]
     fn leftover_of_a_crash_restores_the_original() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("policy-rc.d");
