@@ -88,6 +88,14 @@ pub enum Error {
         /// The HTTP status code.
         status: u16,
     },
+    /// The server sent more than systemk accepts for one `.deb`.
+    #[error("downloading {url} stopped: larger than {limit} bytes")]
+    DownloadTooLarge {
+        /// The URL.
+        url: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The downloaded file does not have the pinned sha256.
     #[error("{url} has sha256 {actual}, but the image pins {expected}")]
     DigestMismatch {
@@ -175,7 +183,8 @@ impl Error {
             Self::PackageNotFound { .. }
             | Self::InstallFailed { .. }
             | Self::DownloadFailed { .. }
-            | Self::DownloadStatus { .. } => "ErrImagePull",
+            | Self::DownloadStatus { .. }
+            | Self::DownloadTooLarge { .. } => "ErrImagePull",
             Self::DigestMismatch { .. } => "ImageDigestMismatch",
             Self::PackageNameMismatch { .. } | Self::InvalidDeb { .. } => "InvalidImagePackage",
             Self::NotExecutable { .. } => "ImageNotExecutable",
@@ -207,6 +216,7 @@ impl Error {
             | Self::Spawn { .. }
             | Self::HttpsClient { .. }
             | Self::DigestMismatch { .. }
+            | Self::DownloadTooLarge { .. }
             | Self::PackageNameMismatch { .. }
             | Self::InvalidDeb { .. }
             | Self::NotExecutable { .. }

@@ -34,6 +34,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// stalled server cannot hold an install forever; there is no limit on the whole download.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The largest `.deb` systemk downloads, so a server cannot fill the disk; Debian's
+/// largest binary packages are a few hundred MiB.
+const MAX_DEB_BYTES: u64 = 4 << 30;
+
 /// A progress line is logged each time this many more bytes arrived.
 const PROGRESS_EVERY_BYTES: u64 = 8 << 20;
 
@@ -180,6 +184,12 @@ impl HttpsDeb {
                 .await
                 .map_err(Error::io("writing", &part.path))?;
             bytes += chunk.len() as u64;
+            if bytes > MAX_DEB_BYTES {
+                return Err(Error::DownloadTooLarge {
+                    url: url.into(),
+                    limit: MAX_DEB_BYTES,
+                });
+            }
             if bytes >= next_report {
                 tracing::info!(url, bytes, total = response.content_length(), "downloading");
                 next_report += PROGRESS_EVERY_BYTES;
