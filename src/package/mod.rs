@@ -17,7 +17,7 @@ mod process;
 mod vendor;
 
 pub use apt::{Apt, AptPackage};
-pub use error::{Error, Result, STDERR_TAIL_BYTES};
+pub use error::{Error, Result, STDERR_TAIL_BYTES, STDOUT_TAIL_BYTES};
 pub use guard::POLICY_RC_D;
 pub use https::{DEFAULT_CACHE_DIR, HttpsDeb, HttpsPackage};
 pub use image::ImageRef;
