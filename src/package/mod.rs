@@ -1,2 +1,26 @@
 //! Layer 1: image reference → installed Debian package and its vendor units
 //! (apt, https `.deb`, plain path). Knows nothing of units, systemd or pods.
+//!
+//! [`ImageRef`] parses a pod's image; [`Installer`] installs or queries it and reports
+//! [`Installed`]; [`select_vendor_unit`] picks the package's unit a container runs.
+
+mod apt;
+mod deb;
+mod dpkg;
+mod error;
+mod guard;
+mod https;
+mod image;
+mod installer;
+mod path;
+mod process;
+mod vendor;
+
+pub use apt::{Apt, AptPackage};
+pub use error::{Error, Result, STDERR_TAIL_BYTES, STDOUT_TAIL_BYTES};
+pub use guard::POLICY_RC_D;
+pub use https::{DEFAULT_CACHE_DIR, HttpsDeb, HttpsPackage};
+pub use image::ImageRef;
+pub use installer::{Installed, Installer, InstallerConfig, PackageManager};
+pub use path::PathImage;
+pub use vendor::{VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};

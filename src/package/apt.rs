@@ -1,0 +1,294 @@
+//! The apt verb: installing from the apt sources (or a local `.deb` with its dependencies)
+//! non-interactively, one install at a time, under the policy-rc.d guard, waiting for the
+//! dpkg lock, with one `apt-get update` when a package or version is not found. Layer 1.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, MutexGuard};
+use tokio::time::Instant;
+
+use super::dpkg;
+use super::error::{Error, Result};
+use super::guard::{DENIED, PolicyGuard};
+use super::installer::{Installed, PackageManager};
+use super::process;
+
+/// How long apt waits for another dpkg user (unattended-upgrades, an admin) to release the
+/// lock before giving up: long enough for a large upgrade to finish.
+const DPKG_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Package lists systemk refreshed this recently are not refreshed again on a miss.
+const LISTS_FRESH_FOR: Duration = Duration::from_secs(60);
+
+const APT_GET: &str = "apt-get";
+const APT_CACHE: &str = "apt-cache";
+
+/// Runs apt-get for every package manager that installs packages. Installs are serialised.
+#[derive(Debug)]
+pub(crate) struct AptGet {
+    serial: Mutex<()>,
+    policy_rc_d: PathBuf,
+    /// When systemk last refreshed the package lists; sync lock, never held across await.
+    last_update: std::sync::Mutex<Option<Instant>>,
+}
+
+impl AptGet {
+    /// An apt-get runner that puts its guard at `policy_rc_d`.
+    pub(crate) fn new(policy_rc_d: PathBuf) -> Self {
+        Self {
+            serial: Mutex::new(()),
+            policy_rc_d,
+            last_update: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Held for the whole check-then-install sequence of one image.
+    pub(crate) async fn serialize(&self) -> MutexGuard<'_, ()> {
+        self.serial.lock().await
+    }
+
+    /// Whether the apt sources know `spec` (`name` or `name=version`), by apt-cache's exit status.
+    async fn is_available(&self, spec: &str) -> Result<bool> {
+        let out = process::run(APT_CACHE, &["show", "-q", spec], &[]).await?;
+        // With a version that does not exist apt-cache prints an error but exits 0.
+        Ok(out.status.success() && !out.stdout.trim().is_empty())
+    }
+
+    /// Refreshes the package lists, unless systemk did so within [`LISTS_FRESH_FOR`]:
+    /// a pod retrying an unknown package must not hit the mirrors on every retry.
+    async fn update(&self, package: &str) -> Result<()> {
+        let fresh = |last: &Option<Instant>| last.is_some_and(|at| at.elapsed() < LISTS_FRESH_FOR);
+        if self.last_update.lock().is_ok_and(|last| fresh(&last)) {
+            tracing::debug!(package, "package lists refreshed recently, not again");
+            return Ok(());
+        }
+        tracing::info!(package, "refreshing the apt package lists");
+        let lock_timeout = lock_timeout_option();
+        let args = ["update", "-q", "-o", &lock_timeout];
+        let out = process::run(APT_GET, &args, &[("DEBIAN_FRONTEND", "noninteractive")]).await?;
+        if !out.status.success() {
+            return Err(Error::InstallFailed {
+                package: package.to_owned(),
+                stdout: out.stdout_tail(),
+                stderr: out.stderr,
+            });
+        }
+        if let Ok(mut last) = self.last_update.lock() {
+            *last = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Installs `target` (`name`, `name=version`, or an absolute `.deb` path) with its
+    /// dependencies. The guard and apt-get run in their own task, so a caller that is
+    /// cancelled neither kills dpkg halfway nor removes the guard while dpkg still runs.
+    pub(crate) async fn install(&self, package: &str, target: &str) -> Result<()> {
+        let (policy_rc_d, package, target) = (
+            self.policy_rc_d.clone(),
+            package.to_owned(),
+            target.to_owned(),
+        );
+        let task = tokio::spawn(async move {
+            let guard_path = policy_rc_d.clone();
+            let guard = tokio::task::spawn_blocking(move || PolicyGuard::install(&guard_path))
+                .await
+                .map_err(|source| Error::TaskFailed {
+                    what: "installing the policy-rc.d guard",
+                    source,
+                })??;
+            let lock_timeout = lock_timeout_option();
+            let args = [
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "--allow-downgrades",
+                "-o",
+                &lock_timeout,
+                "-o",
+                "Dpkg::Options::=--force-confdef",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+                &target,
+            ];
+            tracing::info!(package, target, "installing");
+            let out = process::run(APT_GET, &args, &[("DEBIAN_FRONTEND", "noninteractive")]).await;
+            drop(guard);
+            let out = out?;
+            if !out.status.success() {
+                return Err(Error::InstallFailed {
+                    package,
+                    stdout: out.stdout_tail(),
+                    stderr: out.stderr,
+                });
+            }
+            log_denials(&package, &out.stdout);
+            log_denials(&package, &out.stderr);
+            tracing::debug!(package, stderr = out.stderr, "apt-get finished");
+            Ok(())
+        });
+        task.await.map_err(|source| Error::TaskFailed {
+            what: "apt-get install",
+            source,
+        })?
+    }
+
+    /// Like [`Self::install`], but after a failure refreshes the package lists once and
+    /// tries again: stale lists make apt fetch files the mirror no longer has.
+    pub(crate) async fn install_refreshing(
+        &self,
+        package: &str,
+        target: &str,
+        refreshed: bool,
+    ) -> Result<()> {
+        match self.install(package, target).await {
+            Err(error @ Error::InstallFailed { .. }) if !refreshed => {
+                tracing::warn!(package, %error, "install failed, retrying after apt-get update");
+                self.update(package).await?;
+                self.install(package, target).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// The version dpkg lists after apt-get reported success.
+pub(crate) async fn installed_after_apt(package: &str) -> Result<String> {
+    dpkg::installed_version(package)
+        .await?
+        .ok_or_else(|| Error::InstallFailed {
+            package: package.to_owned(),
+            stderr: "apt-get succeeded but dpkg does not list the package as installed".into(),
+            stdout: String::new(),
+        })
+}
+
+/// Makes apt wait for the dpkg and apt locks instead of failing at once.
+fn lock_timeout_option() -> String {
+    format!("DPkg::Lock::Timeout={}", DPKG_LOCK_TIMEOUT.as_secs())
+}
+
+/// Reports each daemon action the guard refused. Maintainer scripts run on dpkg's pty,
+/// which apt copies to its stdout, so the guard's message can be in either stream.
+fn log_denials(package: &str, output: &str) {
+    for line in output.lines() {
+        if let Some(action) = line.split_once(DENIED).map(|(_, action)| action.trim()) {
+            tracing::info!(
+                package,
+                action,
+                "kept a maintainer script from starting or stopping a daemon"
+            );
+        }
+    }
+}
+
+/// A package from the apt sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AptPackage {
+    /// Debian package name.
+    pub name: String,
+    /// Exact version, if pinned.
+    pub version: Option<String>,
+}
+
+/// Installs packages from the apt sources.
+#[derive(Debug, Clone)]
+pub struct Apt {
+    apt_get: Arc<AptGet>,
+}
+
+impl Apt {
+    pub(crate) fn new(apt_get: Arc<AptGet>) -> Self {
+        Self { apt_get }
+    }
+}
+
+/// The installed version if it satisfies the pin (any version when unpinned).
+fn matching(installed: Option<String>, pin: Option<&str>) -> Option<String> {
+    installed.filter(|v| pin.is_none_or(|pin| pin == v))
+}
+
+impl PackageManager for Apt {
+    type Image = AptPackage;
+
+    async fn install(&self, image: &AptPackage) -> Result<Installed> {
+        let name = image.name.as_str();
+        let spec = match &image.version {
+            Some(version) => format!("{name}={version}"),
+            None => name.to_owned(),
+        };
+        let _serial = self.apt_get.serialize().await;
+        let before = dpkg::installed_version(name).await?;
+        if let Some(version) = matching(before.clone(), image.version.as_deref()) {
+            tracing::info!(package = name, version, "already installed");
+            return Installed::of_package(
+                name,
+                version.clone(),
+                format!("{name}={version}"),
+                false,
+            )
+            .await;
+        }
+        tracing::info!(package = name, spec, "resolving");
+        let mut refreshed = false;
+        if !self.apt_get.is_available(&spec).await? {
+            self.apt_get.update(name).await?;
+            refreshed = true;
+            if !self.apt_get.is_available(&spec).await? {
+                return Err(Error::PackageNotFound {
+                    package: name.to_owned(),
+                    version: image.version.clone(),
+                });
+            }
+        }
+        self.apt_get
+            .install_refreshing(name, &spec, refreshed)
+            .await?;
+        let version = installed_after_apt(name).await?;
+        tracing::info!(package = name, version, "installed");
+        Installed::of_package(
+            name,
+            version.clone(),
+            format!("{name}={version}"),
+            before.is_none(),
+        )
+        .await
+    }
+
+    async fn query(&self, image: &AptPackage) -> Result<Option<Installed>> {
+        let name = image.name.as_str();
+        match matching(
+            dpkg::installed_version(name).await?,
+            image.version.as_deref(),
+        ) {
+            Some(version) => {
+                Installed::of_package(name, version.clone(), format!("{name}={version}"), false)
+                    .await
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpinned_accepts_any_installed_version() {
+        assert_eq!(matching(Some("1.0".into()), None), Some("1.0".into()));
+    }
+
+    #[test]
+    fn pinned_needs_exactly_that_version() {
+        assert_eq!(
+            matching(Some("1.0".into()), Some("1.0")),
+            Some("1.0".into())
+        );
+        assert_eq!(matching(Some("1.0".into()), Some("2.0")), None);
+        assert_eq!(matching(None, Some("2.0")), None);
+    }
+}

@@ -1,0 +1,165 @@
+//! The package-manager trait, what an install reports ([`Installed`]), and the
+//! [`Installer`] that routes an [`ImageRef`] to apt, https `.deb` or path. Layer 1.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::apt::{Apt, AptGet, AptPackage};
+use super::dpkg;
+use super::error::Result;
+use super::guard::POLICY_RC_D;
+use super::https::{DEFAULT_CACHE_DIR, HttpsDeb, HttpsPackage};
+use super::image::ImageRef;
+use super::path::PathImage;
+use super::vendor;
+
+/// What is on the host for an image after installing (or finding) it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The Debian package; `None` for path images.
+    pub package: Option<String>,
+    /// The installed version of the package.
+    pub version: Option<String>,
+    /// `<pkg>=<version>` (apt), `sha256:<hex>` of the `.deb` (https) or of the file (path).
+    pub image_id: String,
+    /// systemk installed the package in this call: it was not installed before (a pinned
+    /// version replacing another installed version does not count). Only then are the
+    /// package's vendor units systemk's to disable.
+    pub newly_installed: bool,
+    /// Non-template `*.service` files from the package's file list.
+    pub service_units: Vec<PathBuf>,
+    /// Package-owned state directories that exist: `/var/{lib,spool,cache,log}/<x>`, `/run/<x>`.
+    pub writable_dirs: Vec<PathBuf>,
+}
+
+impl Installed {
+    /// Describes an installed package from its dpkg file list.
+    pub(crate) async fn of_package(
+        package: &str,
+        version: String,
+        image_id: String,
+        newly_installed: bool,
+    ) -> Result<Self> {
+        let files = dpkg::file_list(package).await?;
+        let mut writable_dirs = Vec::new();
+        for dir in vendor::state_dir_candidates(&files) {
+            // symlink_metadata: a symlink is not a directory systemk may bind writable.
+            if tokio::fs::symlink_metadata(&dir)
+                .await
+                .is_ok_and(|m| m.is_dir())
+            {
+                writable_dirs.push(dir);
+            }
+        }
+        Ok(Self {
+            package: Some(package.to_owned()),
+            version: Some(version),
+            image_id,
+            newly_installed,
+            service_units: vendor::service_units(&files),
+            writable_dirs,
+        })
+    }
+}
+
+/// One way of getting an image onto the host.
+pub trait PackageManager {
+    /// The image form this manager handles.
+    type Image: ?Sized;
+
+    /// Makes the image present (installing when needed) and describes it.
+    fn install(&self, image: &Self::Image) -> impl Future<Output = Result<Installed>> + Send;
+
+    /// Describes the image if it is already present; never installs, needs no root.
+    fn query(&self, image: &Self::Image) -> impl Future<Output = Result<Option<Installed>>> + Send;
+}
+
+/// Settings of an [`Installer`].
+#[derive(Debug, Clone)]
+pub struct InstallerConfig {
+    /// Where downloaded `.deb` files are kept, by content hash.
+    pub deb_cache_dir: PathBuf,
+    /// Extra trusted root CA certificates (PEM) for https images, besides the system roots.
+    pub extra_root_certs_pem: Vec<Vec<u8>>,
+    /// Where the policy-rc.d guard is placed; [`POLICY_RC_D`] except in tests of the guard.
+    pub policy_rc_d: PathBuf,
+}
+
+impl Default for InstallerConfig {
+    fn default() -> Self {
+        Self {
+            deb_cache_dir: PathBuf::from(DEFAULT_CACHE_DIR),
+            extra_root_certs_pem: Vec::new(),
+            policy_rc_d: PathBuf::from(POLICY_RC_D),
+        }
+    }
+}
+
+/// Installs any [`ImageRef`]; apt and https installs share one serialised apt-get.
+#[derive(Debug, Clone)]
+pub struct Installer {
+    apt: Apt,
+    https: HttpsDeb,
+    path: PathImage,
+}
+
+impl Installer {
+    /// An installer with `config`. Needs a process-wide rustls crypto provider installed.
+    pub fn new(config: InstallerConfig) -> Result<Self> {
+        let apt_get = Arc::new(AptGet::new(config.policy_rc_d));
+        Ok(Self {
+            apt: Apt::new(apt_get.clone()),
+            https: HttpsDeb::new(apt_get, config.deb_cache_dir, &config.extra_root_certs_pem)?,
+            path: PathImage,
+        })
+    }
+
+    /// Makes `image` present and describes it.
+    pub async fn install(&self, image: &ImageRef) -> Result<Installed> {
+        match image {
+            ImageRef::Apt { name, version } => {
+                self.apt
+                    .install(&AptPackage {
+                        name: name.clone(),
+                        version: version.clone(),
+                    })
+                    .await
+            }
+            ImageRef::Https { url, name, sha256 } => {
+                self.https
+                    .install(&HttpsPackage {
+                        url: url.clone(),
+                        name: name.clone(),
+                        sha256: sha256.clone(),
+                    })
+                    .await
+            }
+            ImageRef::Path(path) => self.path.install(path).await,
+        }
+    }
+
+    /// Describes `image` if it is present; never installs, needs no root.
+    pub async fn query(&self, image: &ImageRef) -> Result<Option<Installed>> {
+        match image {
+            ImageRef::Apt { name, version } => {
+                self.apt
+                    .query(&AptPackage {
+                        name: name.clone(),
+                        version: version.clone(),
+                    })
+                    .await
+            }
+            ImageRef::Https { url, name, sha256 } => {
+                self.https
+                    .query(&HttpsPackage {
+                        url: url.clone(),
+                        name: name.clone(),
+                        sha256: sha256.clone(),
+                    })
+                    .await
+            }
+            ImageRef::Path(path) => self.path.query(path).await,
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! The `package` layer against the real apt/dpkg of this host and a real HTTPS server on
+//! loopback with its own CA. Every test purges what it installed, also when it fails.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use systemk::package::{
+    Error, ImageRef, Installer, InstallerConfig, POLICY_RC_D, select_vendor_unit,
+};
+
+/// Purges the packages when dropped, so a failing test leaves the host as it found it.
+struct Purge(Vec<&'static str>);
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let known: Vec<_> = self.0.iter().filter(|p| known_to_dpkg(p)).collect();
+        if known.is_empty() {
+            return;
+        }
+        let status = Command::new("apt-get")
+            .args(["purge", "-y", "-q"])
+            .args(&known)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null())
+            .status();
+        // No assert: a panic while the test already panics would abort the test binary.
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("purging {:?} failed: clean up by hand", self.0);
+        }
+        // systemd-tmpfiles in uptimed's postinst makes /run/uptimed, which purge keeps.
+        for package in &self.0 {
+            let _ = std::fs::remove_dir(Path::new("/run").join(package));
+        }
+    }
+}
+
+/// dpkg has a record of it (installed, half-installed or config files left).
+fn known_to_dpkg(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", package])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+fn installed_version(package: &str) -> Option<String> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}\t${Version}", package])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (status, version) = text.split_once('\t')?;
+    status.ends_with(" installed").then(|| version.to_owned())
+}
+
+fn assert_not_installed(packages: &[&str]) {
+    for package in packages {
+        assert_eq!(
+            installed_version(package),
+            None,
+            "{package} must not be installed before the test"
+        );
+    }
+}
+
+/// The host's policy-rc.d (the image's own) is back, and no file of systemk's guard is left.
+fn assert_guard_gone(host_policy: &Option<Vec<u8>>) {
+    assert_eq!(
+        &std::fs::read(POLICY_RC_D).ok(),
+        host_policy,
+        "host policy-rc.d restored"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir("/usr/sbin")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("policy-rc.d.systemk"))
+        .collect();
+    assert!(leftovers.is_empty(), "guard files left: {leftovers:?}");
+}
+
+/// Captures the log lines of the test's thread (the tokio tests run single-threaded).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("systemk=debug")
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        (logs.clone(), tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn installer(cache: &Path, extra_ca_pem: Option<&str>) -> Installer {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Installer::new(InstallerConfig {
+        deb_cache_dir: cache.to_owned(),
+        extra_root_certs_pem: extra_ca_pem
+            .map(|pem| vec![pem.as_bytes().to_vec()])
+            .unwrap_or_default(),
+        ..InstallerConfig::default()
+    })
+    .unwrap()
+}
+
+fn image(text: &str) -> ImageRef {
+    text.parse().unwrap()
+}
+
+const UPTIMED_VERSION: &str = "1:0.4.6-3+b1";
+
+#[tokio::test]
+async fn apt_installs_uptimed_once_without_starting_it() {
+    assert_not_installed(&["uptimed"]);
+    let host_policy = std::fs::read(POLICY_RC_D).ok();
+    let _purge = Purge(vec!["uptimed"]);
+    let (logs, _log_guard) = Logs::capture();
+    let cache = tempfile::tempdir().unwrap();
+    let installer = installer(cache.path(), None);
+
+    assert_eq!(installer.query(&image("uptimed")).await.unwrap(), None);
+    let pinned = image(&format!("uptimed={UPTIMED_VERSION}"));
+    let first = installer.install(&pinned).await.unwrap();
+    assert_eq!(first.package.as_deref(), Some("uptimed"));
+    assert_eq!(first.version.as_deref(), Some(UPTIMED_VERSION));
+    assert_eq!(first.image_id, format!("uptimed={UPTIMED_VERSION}"));
+    assert!(first.newly_installed);
+    assert_eq!(
+        first.service_units,
+        vec![PathBuf::from("/lib/systemd/system/uptimed.service")]
+    );
+    assert_eq!(
+        first.writable_dirs,
+        vec![PathBuf::from("/var/spool/uptimed")]
+    );
+    assert_eq!(
+        select_vendor_unit(&first, None).unwrap(),
+        Some("/lib/systemd/system/uptimed.service".into())
+    );
+
+    assert_guard_gone(&host_policy);
+    let text = logs.text();
+    let denied_start = text.lines().any(|l| {
+        l.contains("kept a maintainer script")
+            && l.contains("package=\"uptimed\"")
+            && l.contains("start")
+    });
+    assert!(denied_start, "guard not consulted:\n{text}");
+    let running = Command::new("pgrep")
+        .args(["-x", "uptimed"])
+        .output()
+        .unwrap();
+    assert!(
+        !running.status.success(),
+        "postinst started uptimed: {}",
+        String::from_utf8_lossy(&running.stdout)
+    );
+
+    let again = installer.install(&image("uptimed")).await.unwrap();
+    assert!(!again.newly_installed);
+    assert_eq!(again.version.as_deref(), Some(UPTIMED_VERSION));
+    let queried = installer.query(&pinned).await.unwrap().unwrap();
+    assert_eq!(queried, again);
+    assert_eq!(
+        installer.query(&image("uptimed=0.1-1")).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn unknown_package_is_not_found() {
+    let cache = tempfile::tempdir().unwrap();
+    let err = installer(cache.path(), None)
+        .install(&image("systemk-no-such-package"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::PackageNotFound { package, version: None } if package == "systemk-no-such-package"),
+        "{err}"
+    );
+    assert_eq!(err.reason(), "ErrImagePull");
+}
+
+#[tokio::test]
+async fn unknown_version_is_not_found() {
+    let cache = tempfile::tempdir().unwrap();
+    let err = installer(cache.path(), None)
+        .install(&image("sl=0.0-0"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::PackageNotFound { version: Some(v), .. } if v == "0.0-0"),
+        "{err}"
+    );
+    assert_eq!(installed_version("sl"), None);
+}
+
+#[tokio::test]
+async fn path_image_installs_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let installed = installer(cache.path(), None)
+        .install(&image("/bin/sh"))
+        .await
+        .unwrap();
+    assert!(
+        installed.image_id.starts_with("sha256:") && installed.image_id.len() == 71,
+        "{}",
+        installed.image_id
+    );
+    assert_eq!(installed.package, None);
+    let plain = cache.path().join("not-executable");
+    std::fs::write(&plain, "data").unwrap();
+    let plain = image(plain.to_str().unwrap());
+    let err = installer(cache.path(), None)
+        .install(&plain)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotExecutable { .. }), "{err}");
+}
+
+/// A test package depending on `sl`, which is in the archive and not installed.
+const DEB_PACKAGE: &str = "systemk-itest-https";
+const DEB_DEPENDENCY: &str = "sl";
+
+/// A test package whose dependency is in no archive.
+const BROKEN_PACKAGE: &str = "systemk-itest-broken";
+
+/// Builds `<package>_1.0-1_all.deb` with dpkg-deb, shipping a vendor unit.
+fn build_deb(dir: &Path, package: &str, depends: &str) -> Vec<u8> {
+    let root = dir.join(package);
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join("usr/lib/systemd/system")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {package}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: systemk tests <t@example.invalid>\n\
+             Depends: {depends}\nDescription: systemk https install test\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join(format!("usr/lib/systemd/system/{package}.service")),
+        "[Service]\nExecStart=/usr/games/sl\n",
+    )
+    .unwrap();
+    let deb = dir.join(format!("{package}.deb"));
+    let status = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    std::fs::read(deb).unwrap()
+}
+
+/// An HTTPS server on 127.0.0.1, counting requests. It serves `broken` at paths naming
+/// [`BROKEN_PACKAGE`], and `deb` at every other path.
+struct DebServer {
+    addr: SocketAddr,
+    ca_pem: String,
+    requests: Arc<AtomicUsize>,
+    handle: axum_server::Handle<SocketAddr>,
+}
+
+impl DebServer {
+    async fn start(deb: Vec<u8>, broken: Vec<u8>) -> Self {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "systemk test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let mut server_params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        server_params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
+        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+            server_cert.pem().into_bytes(),
+            server_key.serialize_pem().into_bytes(),
+        )
+        .await
+        .unwrap();
+
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let (deb, broken) = (Arc::new(deb), Arc::new(broken));
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let (counter, deb, broken) = (counter.clone(), deb.clone(), broken.clone());
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                if uri.path().contains(BROKEN_PACKAGE) {
+                    broken.as_ref().clone()
+                } else {
+                    deb.as_ref().clone()
+                }
+            }
+        });
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, tls)
+            .unwrap()
+            .handle(handle.clone());
+        tokio::spawn(server.serve(app.into_make_service()));
+        Self {
+            addr,
+            ca_pem: ca_cert.pem(),
+            requests,
+            handle,
+        }
+    }
+
+    fn url(&self, file: &str) -> String {
+        format!("https://{}/pool/{file}", self.addr)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for DebServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn https_deb_installs_with_dependency_verified_and_cached() {
+    assert_not_installed(&[DEB_PACKAGE, DEB_DEPENDENCY]);
+    let host_policy = std::fs::read(POLICY_RC_D).ok();
+    let _purge = Purge(vec![DEB_PACKAGE, DEB_DEPENDENCY]);
+    let build = tempfile::tempdir().unwrap();
+    let deb = build_deb(build.path(), DEB_PACKAGE, DEB_DEPENDENCY);
+    let sha = hex_sha256(&deb);
+    let server = DebServer::start(deb, Vec::new()).await;
+    let file = format!("{DEB_PACKAGE}_1.0-1_all.deb");
+
+    // A wrong pin: refused, nothing cached, nothing installed.
+    let wrong_cache = tempfile::tempdir().unwrap();
+    let wrong = image(&format!("{}@sha256:{}", server.url(&file), "0".repeat(64)));
+    let err = installer(wrong_cache.path(), Some(&server.ca_pem))
+        .install(&wrong)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::DigestMismatch { actual, .. } if *actual == sha),
+        "{err}"
+    );
+    assert_eq!(dir_entries(wrong_cache.path()), Vec::<String>::new());
+    assert_not_installed(&[DEB_PACKAGE, DEB_DEPENDENCY]);
+
+    // A file name promising another package: refused, nothing cached.
+    let err = installer(wrong_cache.path(), Some(&server.ca_pem))
+        .install(&image(&server.url("other-name_1.0-1_all.deb")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::PackageNameMismatch { found, .. } if found == DEB_PACKAGE),
+        "{err}"
+    );
+    assert_eq!(dir_entries(wrong_cache.path()), Vec::<String>::new());
+    assert_eq!(server.requests(), 2);
+
+    // Not trusting the test CA: the download fails in TLS.
+    let err = installer(wrong_cache.path(), None)
+        .install(&image(&server.url(&file)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DownloadFailed { .. }), "{err}");
+
+    let cache = tempfile::tempdir().unwrap();
+    let installer = installer(cache.path(), Some(&server.ca_pem));
+    let pinned = image(&format!("{}@sha256:{sha}", server.url(&file)));
+    assert_eq!(installer.query(&pinned).await.unwrap(), None);
+    let first = installer.install(&pinned).await.unwrap();
+    assert!(first.newly_installed);
+    assert_eq!(first.image_id, format!("sha256:{sha}"));
+    assert_eq!(first.version.as_deref(), Some("1.0-1"));
+    assert_eq!(
+        first.service_units,
+        vec![PathBuf::from(format!(
+            "/usr/lib/systemd/system/{DEB_PACKAGE}.service"
+        ))]
+    );
+    assert!(
+        installed_version(DEB_DEPENDENCY).is_some(),
+        "dependency installed from the archive"
+    );
+    assert_eq!(dir_entries(cache.path()), vec![format!("{sha}.deb")]);
+    assert_guard_gone(&host_policy);
+    let requests = server.requests();
+
+    let again = installer.install(&pinned).await.unwrap();
+    assert!(!again.newly_installed);
+    assert_eq!(
+        server.requests(),
+        requests,
+        "pinned and cached: not downloaded again"
+    );
+    assert_eq!(installer.query(&pinned).await.unwrap(), Some(again));
+
+    // Unpinned: downloaded once, indexed by URL, then served from the cache.
+    let unpinned = image(&server.url(&file));
+    let found = installer.install(&unpinned).await.unwrap();
+    assert!(!found.newly_installed);
+    assert_eq!(found.image_id, format!("sha256:{sha}"));
+    assert_eq!(server.requests(), requests + 1);
+    installer.install(&unpinned).await.unwrap();
+    assert_eq!(
+        server.requests(),
+        requests + 1,
+        "unpinned URL downloaded once"
+    );
+    assert_eq!(
+        dir_entries(cache.path()),
+        vec![format!("{sha}.deb"), "urls".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn https_deb_with_missing_dependency_installs_nothing() {
+    assert_not_installed(&[BROKEN_PACKAGE]);
+    let host_policy = std::fs::read(POLICY_RC_D).ok();
+    let _purge = Purge(vec![BROKEN_PACKAGE]);
+    let build = tempfile::tempdir().unwrap();
+    let broken = build_deb(build.path(), BROKEN_PACKAGE, "systemk-no-such-dependency");
+    let server = DebServer::start(Vec::new(), broken).await;
+    let cache = tempfile::tempdir().unwrap();
+    let url = server.url(&format!("{BROKEN_PACKAGE}_1.0-1_all.deb"));
+
+    let err = installer(cache.path(), Some(&server.ca_pem))
+        .install(&image(&url))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InstallFailed { stdout, .. } if stdout.contains("systemk-no-such-dependency")),
+        "{err}"
+    );
+    assert_not_installed(&[BROKEN_PACKAGE]);
+    assert_guard_gone(&host_policy);
+}
