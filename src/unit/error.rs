@@ -44,6 +44,37 @@ pub enum Error {
         why: &'static str,
     },
 
+    /// A container with nothing to run.
+    #[error("container {container} has nothing to run: {why}")]
+    NoCommand {
+        /// The container name.
+        container: String,
+        /// Why, and what would fix it.
+        why: &'static str,
+    },
+
+    /// A container `command[0]` (or `args[0]`) that systemd would not run as meant.
+    #[error("container {container}: {field}[0] {binary:?} cannot be run: {why}")]
+    InvalidCommand {
+        /// The container name.
+        container: String,
+        /// "command" or "args".
+        field: &'static str,
+        /// The offending word.
+        binary: String,
+        /// What rule it breaks.
+        why: &'static str,
+    },
+
+    /// A vendor unit's `ExecStart=` that systemk cannot take over safely.
+    #[error("vendor ExecStart={line:?} cannot be used: {why}")]
+    VendorExecStart {
+        /// The vendor's line(s).
+        line: String,
+        /// What rule it breaks.
+        why: &'static str,
+    },
+
     /// The `[X-Kubernetes]` section of a unit lacks a key systemk always writes.
     #[error("unit has no {key}= in its [X-Kubernetes] section")]
     MissingMeta {
@@ -70,8 +101,13 @@ impl Error {
     /// The CamelCase reason shown in pod status and events.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Name(_) | Self::Unpassable { .. } => "CreateContainerConfigError",
-            Self::Syntax { .. } | Self::UnrenderableEntry { .. } => "CreateContainerError",
+            Self::Name(_)
+            | Self::Unpassable { .. }
+            | Self::NoCommand { .. }
+            | Self::InvalidCommand { .. } => "CreateContainerConfigError",
+            Self::Syntax { .. } | Self::UnrenderableEntry { .. } | Self::VendorExecStart { .. } => {
+                "CreateContainerError"
+            }
             Self::MissingMeta { .. } | Self::InvalidMeta { .. } => "InvalidUnitMetadata",
         }
     }

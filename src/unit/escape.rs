@@ -23,10 +23,16 @@ use super::error::{Error, Result};
 
 /// `arg` as one double-quoted `ExecStart=` word.
 pub fn exec_arg(what: &str, arg: &str) -> Result<String> {
+    exec_arg_with(what, arg, Dollar::Double)
+}
+
+/// `arg` as one double-quoted `ExecStart=` word, with `$` written as `dollar` says
+/// (literal after the vendor prefix `:`, which turns variable expansion off).
+pub(crate) fn exec_arg_with(what: &str, arg: &str, dollar: Dollar) -> Result<String> {
     check_no_nul(what, arg)?;
     let mut out = String::with_capacity(arg.len() + 2);
     out.push('"');
-    push_c_escaped(&mut out, arg, Dollar::Double);
+    push_c_escaped(&mut out, arg, dollar);
     out.push('"');
     Ok(out)
 }
@@ -122,9 +128,11 @@ pub fn unescape_plain(text: &str) -> Option<String> {
 }
 
 /// How `$` is written: `$$` where systemd expands variables, as is where it does not.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Dollar {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dollar {
+    /// `$` → `$$` (`ExecStart=` words).
     Double,
+    /// `$` as is (`Environment=`, `ExecStart=` after the `:` prefix).
     Literal,
 }
 

@@ -4,11 +4,13 @@
 
 mod error;
 pub mod escape;
+mod exec;
 mod file;
 mod meta;
 mod name;
 
 pub use error::{Error, Result};
+pub use exec::compose_exec_start;
 pub use file::{Section, UnitFile};
 pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};
 pub use name::{NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
