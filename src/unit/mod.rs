@@ -8,9 +8,11 @@ mod exec;
 mod file;
 mod meta;
 mod name;
+mod quantity;
 
 pub use error::{Error, Result};
 pub use exec::compose_exec_start;
 pub use file::{Section, UnitFile};
 pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};
 pub use name::{NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
+pub use quantity::{Quantity, QuantityError};
