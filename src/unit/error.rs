@@ -75,6 +75,55 @@ pub enum Error {
         why: &'static str,
     },
 
+    /// A path from the pod spec or the configuration that cannot be used safely.
+    #[error("{what} {path:?} cannot be used: {why}")]
+    InvalidPath {
+        /// Which path, e.g. "mountPath of volume data".
+        what: String,
+        /// The path as given.
+        path: String,
+        /// What rule it breaks.
+        why: &'static str,
+    },
+
+    /// A volume or volume mount that cannot be set up.
+    #[error("volume {volume:?}: {why}")]
+    InvalidVolume {
+        /// The volume name.
+        volume: String,
+        /// What is wrong.
+        why: String,
+    },
+
+    /// A pod feature systemk does not implement (yet).
+    #[error("{what} is not supported yet")]
+    Unsupported {
+        /// The feature, naming the pod field, e.g. "env FOO with valueFrom".
+        what: String,
+    },
+
+    /// A resource request or limit that cannot be applied.
+    #[error("resources.{field}.{resource} = {value:?}: {why}")]
+    InvalidResource {
+        /// "limits" or "requests".
+        field: &'static str,
+        /// The resource name, e.g. "memory".
+        resource: String,
+        /// The quantity as given.
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
+
+    /// The user or group the pod asks for cannot be resolved.
+    #[error("container {container}: {why}")]
+    InvalidIdentity {
+        /// The container name.
+        container: String,
+        /// What is wrong, naming the user or id.
+        why: String,
+    },
+
     /// The `[X-Kubernetes]` section of a unit lacks a key systemk always writes.
     #[error("unit has no {key}= in its [X-Kubernetes] section")]
     MissingMeta {
@@ -104,7 +153,12 @@ impl Error {
             Self::Name(_)
             | Self::Unpassable { .. }
             | Self::NoCommand { .. }
-            | Self::InvalidCommand { .. } => "CreateContainerConfigError",
+            | Self::InvalidCommand { .. }
+            | Self::InvalidPath { .. }
+            | Self::InvalidVolume { .. }
+            | Self::Unsupported { .. }
+            | Self::InvalidResource { .. }
+            | Self::InvalidIdentity { .. } => "CreateContainerConfigError",
             Self::Syntax { .. } | Self::UnrenderableEntry { .. } | Self::VendorExecStart { .. } => {
                 "CreateContainerError"
             }

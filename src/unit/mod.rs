@@ -8,6 +8,7 @@ mod exec;
 mod file;
 mod meta;
 mod name;
+pub mod path;
 mod quantity;
 
 pub use error::{Error, Result};
