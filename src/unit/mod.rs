@@ -10,6 +10,7 @@ mod meta;
 mod name;
 pub mod path;
 mod quantity;
+mod resources;
 
 pub use error::{Error, Result};
 pub use exec::compose_exec_start;
