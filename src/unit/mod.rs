@@ -2,6 +2,7 @@
 //! unit from a container spec. Pure: no I/O, no D-Bus, no clock; it never imports
 //! `package`, `systemd` or anything higher, and takes plain data instead.
 
+mod env;
 mod error;
 pub mod escape;
 mod exec;
@@ -12,7 +13,9 @@ mod name;
 pub mod path;
 mod quantity;
 mod resources;
+mod volumes;
 
+pub use env::NodeInfo;
 pub use error::{Error, Result};
 pub use exec::compose_exec_start;
 pub use file::{Section, UnitFile};
@@ -20,3 +23,4 @@ pub use identity::{SystemUsers, UserDb};
 pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};
 pub use name::{NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
 pub use quantity::{Quantity, QuantityError};
+pub use volumes::{BindMount, empty_dir_path, pod_directories};
