@@ -66,10 +66,10 @@ pub enum Error {
         why: &'static str,
     },
 
-    /// A vendor unit's `ExecStart=` that systemk cannot take over safely.
-    #[error("vendor ExecStart={line:?} cannot be used: {why}")]
-    VendorExecStart {
-        /// The vendor's line(s).
+    /// A vendor unit directive that systemk cannot take over safely.
+    #[error("vendor unit {line:?} cannot be used: {why}")]
+    InvalidVendorUnit {
+        /// The vendor's line(s), `Key=value`.
         line: String,
         /// What rule it breaks.
         why: &'static str,
@@ -159,7 +159,7 @@ impl Error {
             | Self::Unsupported { .. }
             | Self::InvalidResource { .. }
             | Self::InvalidIdentity { .. } => "CreateContainerConfigError",
-            Self::Syntax { .. } | Self::UnrenderableEntry { .. } | Self::VendorExecStart { .. } => {
+            Self::Syntax { .. } | Self::UnrenderableEntry { .. } | Self::InvalidVendorUnit { .. } => {
                 "CreateContainerError"
             }
             Self::MissingMeta { .. } | Self::InvalidMeta { .. } => "InvalidUnitMetadata",

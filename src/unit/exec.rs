@@ -106,7 +106,7 @@ fn vendor_exec_start(unit: &UnitFile) -> Result<Option<VendorLine<'_>>> {
         [one] => *one,
         _ => {
             return Err(vendor_error(
-                &lines.join("\n"),
+                &lines.join("\nExecStart="),
                 "the vendor unit has several ExecStart= lines (Type=oneshot); a container runs \
                  exactly one command",
             ));
@@ -195,7 +195,7 @@ fn join(first: String, rest: &[String]) -> String {
 }
 
 fn vendor_error(line: &str, why: &'static str) -> Error {
-    Error::VendorExecStart {
+    Error::InvalidVendorUnit {
         line: line.to_owned(),
         why,
     }
@@ -350,7 +350,7 @@ mod tests {
             let unit = vendor(&format!("ExecStart={bad}"));
             let err = compose(&[], &["y"], Some(&unit));
             assert!(
-                matches!(err, Err(Error::VendorExecStart { .. })),
+                matches!(err, Err(Error::InvalidVendorUnit { .. })),
                 "{bad}: {err:?}"
             );
         }
@@ -361,7 +361,7 @@ mod tests {
         let two = vendor("ExecStart=/bin/a\nExecStart=/bin/b");
         assert!(matches!(
             compose(&[], &[], Some(&two)),
-            Err(Error::VendorExecStart { .. })
+            Err(Error::InvalidVendorUnit { .. })
         ));
         let reset = vendor("ExecStart=/bin/a\nExecStart=\nExecStart=/bin/b");
         assert_eq!(compose(&[], &[], Some(&reset)).unwrap(), "/bin/b");

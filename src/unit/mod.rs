@@ -7,6 +7,7 @@ mod error;
 pub mod escape;
 mod exec;
 mod file;
+mod hardening;
 mod identity;
 mod meta;
 mod name;
