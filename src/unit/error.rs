@@ -159,9 +159,9 @@ impl Error {
             | Self::Unsupported { .. }
             | Self::InvalidResource { .. }
             | Self::InvalidIdentity { .. } => "CreateContainerConfigError",
-            Self::Syntax { .. } | Self::UnrenderableEntry { .. } | Self::InvalidVendorUnit { .. } => {
-                "CreateContainerError"
-            }
+            Self::Syntax { .. }
+            | Self::UnrenderableEntry { .. }
+            | Self::InvalidVendorUnit { .. } => "CreateContainerError",
             Self::MissingMeta { .. } | Self::InvalidMeta { .. } => "InvalidUnitMetadata",
         }
     }

@@ -2,11 +2,14 @@
 //! unit from a container spec. Pure: no I/O, no D-Bus, no clock; it never imports
 //! `package`, `systemd` or anything higher, and takes plain data instead.
 
+mod build;
 mod env;
 mod error;
 pub mod escape;
 mod exec;
 mod file;
+#[cfg(test)]
+mod golden;
 mod hardening;
 mod identity;
 mod meta;
@@ -16,6 +19,7 @@ mod quantity;
 mod resources;
 mod volumes;
 
+pub use build::{BuildInput, build};
 pub use env::NodeInfo;
 pub use error::{Error, Result};
 pub use exec::compose_exec_start;
