@@ -12,6 +12,8 @@ mod file;
 mod golden;
 mod hardening;
 mod identity;
+#[cfg(test)]
+mod injection;
 mod meta;
 mod name;
 pub mod path;
