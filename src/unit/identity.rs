@@ -337,6 +337,13 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn system_users_reads_the_host_database() {
+        assert_eq!(SystemUsers.user_by_name("root"), Some((0, 0)));
+        assert_eq!(SystemUsers.primary_group(0), Some(0));
+        assert_eq!(SystemUsers.user_by_name("no-such-user-systemk"), None);
+    }
+
+    #[test]
     fn supplementary_groups() {
         let pod = PodSecurityContext {
             supplemental_groups: Some(vec![10, 20]),

@@ -88,8 +88,11 @@ fn container(pod: &mut Pod) -> &mut Container {
     &mut pod.spec.as_mut().unwrap().containers[0]
 }
 
+/// Sets one pod field to a string.
+type SetField = fn(&mut Pod, &str);
+
 /// Every field `build` reads, with a way to set it to a hostile string.
-fn fields() -> Vec<(&'static str, fn(&mut Pod, &str))> {
+fn fields() -> Vec<(&'static str, SetField)> {
     vec![
         ("metadata.name", |p, s| p.metadata.name = Some(s.into())),
         ("metadata.namespace", |p, s| {

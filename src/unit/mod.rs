@@ -1,6 +1,24 @@
 //! Layer 2: the unit-file model: names, escaping, parsing, rendering, and building a
 //! unit from a container spec. Pure: no I/O, no D-Bus, no clock; it never imports
-//! `package`, `systemd` or anything higher, and takes plain data instead.
+//! `package`, `systemd` or anything higher, and takes plain data instead. The one
+//! exception is [`SystemUsers`], the host's user database behind the [`UserDb`] trait.
+//!
+//! Where each design decision is explained:
+//!
+//! - `file.rs`: how unit files are parsed (systemd 252's rules) and why rendering can
+//!   never produce a line the builder did not mean.
+//! - `escape.rs`: quoting of `ExecStart=` words and `Environment=` assignments so every
+//!   byte of a pod string reaches the process; only NUL is refused.
+//! - `exec.rs`: `command`/`args` versus the vendor `ExecStart=`, and which prefixes
+//!   (`-` `:` kept; `+` `!` `!!` `@` refused) and why.
+//! - `hardening.rs`: the sandbox (`ProtectSystem=strict`, `/run` read-only but usable
+//!   for `Type=notify`, `PIDFile=` directories writable, `NoNewPrivileges=` from
+//!   `allowPrivilegeEscalation`).
+//! - `build.rs`: which vendor directives are kept and which systemk owns (restarts,
+//!   start limit, `RemainAfterExit=yes`, stop timeout, logging).
+//! - `identity.rs`, `env.rs`, `volumes.rs`, `path.rs`, `resources.rs`: the mappings of
+//!   the pod spec's security context, environment, volumes and resources.
+//! - `meta.rs`: the `[X-Kubernetes]` section and what `SpecHash` fingerprints.
 
 mod build;
 mod env;
