@@ -218,3 +218,109 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
     meta.write_to(&mut unit)?;
     Ok(unit)
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::PodSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::super::identity::tests::TestUsers;
+    use super::*;
+
+    fn pod(uid: Option<&str>, spec: PodSpec) -> Pod {
+        let container = Container {
+            name: "c".into(),
+            command: Some(vec!["/bin/true".into()]),
+            ..Default::default()
+        };
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                uid: uid.map(Into::into),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![container],
+                ..spec
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn build_pod(pod: &Pod, vendor: Option<&UnitFile>) -> Result<UnitFile> {
+        build(&BuildInput {
+            pod,
+            container: &pod.spec.as_ref().unwrap().containers[0],
+            init_container: false,
+            container_index: 0,
+            image_id: "",
+            vendor_unit: vendor,
+            writable_dirs: &[],
+            node: &NodeInfo::default(),
+            pod_dir: Path::new("/p"),
+            users: &TestUsers,
+        })
+    }
+
+    #[test]
+    fn namespace_defaults_and_uid_is_required() {
+        let unit = build_pod(&pod(Some("u"), PodSpec::default()), None).unwrap();
+        let meta = KubernetesMeta::from_unit(&unit).unwrap();
+        assert_eq!(
+            meta.unit_name().unwrap().as_str(),
+            "systemk.default.p.c.service"
+        );
+        assert!(build_pod(&pod(None, PodSpec::default()), None).is_err());
+        assert!(build_pod(&pod(Some(""), PodSpec::default()), None).is_err());
+    }
+
+    #[test]
+    fn grace_period_edges() {
+        let grace = |seconds| {
+            let spec = PodSpec {
+                termination_grace_period_seconds: seconds,
+                ..Default::default()
+            };
+            let unit = build_pod(&pod(Some("u"), spec), None).unwrap();
+            let get = |k| unit.get("Service", k).unwrap().to_owned();
+            (get("KillSignal"), get("TimeoutStopSec"))
+        };
+        assert_eq!(grace(None), ("SIGTERM".into(), "30s".into()));
+        assert_eq!(grace(Some(0)), ("SIGKILL".into(), "1s".into()));
+        assert_eq!(grace(Some(-5)), ("SIGTERM".into(), "1s".into()));
+        assert_eq!(grace(Some(90)), ("SIGTERM".into(), "90s".into()));
+    }
+
+    #[test]
+    fn restart_policy_is_validated() {
+        let spec = |policy: &str| PodSpec {
+            restart_policy: Some(policy.into()),
+            ..Default::default()
+        };
+        let unit = build_pod(&pod(Some("u"), spec("Never")), None).unwrap();
+        assert_eq!(
+            KubernetesMeta::from_unit(&unit).unwrap().restart_policy,
+            RestartPolicy::Never
+        );
+        assert!(build_pod(&pod(Some("u"), spec("Sometimes")), None).is_err());
+    }
+
+    #[test]
+    fn owned_vendor_directives_are_replaced() {
+        let vendor = UnitFile::parse(
+            "[Unit]\nConditionPathExists=/x\nBindsTo=y.service\n\
+             [Service]\nRestart=always\nRemainAfterExit=no\nStandardOutput=null\n\
+             StartLimitBurst=3\nExecStart=/bin/v\n[Install]\nWantedBy=graphical.target\n",
+        )
+        .unwrap();
+        let unit = build_pod(&pod(Some("u"), PodSpec::default()), Some(&vendor)).unwrap();
+        assert_eq!(unit.get_all("Service", "Restart"), ["no"]);
+        assert_eq!(unit.get_all("Service", "RemainAfterExit"), ["yes"]);
+        assert_eq!(unit.get_all("Service", "StandardOutput"), ["journal"]);
+        assert_eq!(unit.get("Service", "StartLimitBurst"), None);
+        assert_eq!(unit.get("Unit", "ConditionPathExists"), None);
+        assert_eq!(unit.get("Unit", "BindsTo"), None);
+        assert_eq!(unit.get_all("Install", "WantedBy"), ["multi-user.target"]);
+        assert_eq!(unit.get("Service", "Type"), None);
+    }
+}

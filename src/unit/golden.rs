@@ -1,7 +1,8 @@
 //! Golden tests for `build`: each `tests/fixtures/golden/<case>.yaml` holds a pod, the
 //! container to build and the package facts; `<case>.vendor.service`, when present, is
 //! the vendor unit. The rendered unit must equal `<case>.service`, or, when building
-//! fails, the error message must equal `<case>.error`.
+//! fails, the error message must equal `<case>.error`. The `.service` files start with
+//! a `# <unit name>` comment line, as `systemk render` prints them.
 //! Regenerate with `SYSTEMK_UPDATE_GOLDEN=1 cargo test --lib golden`.
 
 use std::fs;
@@ -14,6 +15,7 @@ use super::build::{BuildInput, build};
 use super::env::NodeInfo;
 use super::file::UnitFile;
 use super::identity::tests::TestUsers;
+use super::meta::KubernetesMeta;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -69,7 +71,13 @@ fn render_case(yaml: &Path) -> String {
         users: &TestUsers,
     };
     match build(&input) {
-        Ok(unit) => unit.render(),
+        Ok(unit) => {
+            let name = KubernetesMeta::from_unit(&unit)
+                .unwrap()
+                .unit_name()
+                .unwrap();
+            format!("# {name}\n{}", unit.render())
+        }
         Err(err) => format!("error: {err}\n"),
     }
 }
