@@ -37,17 +37,6 @@ pub(crate) fn exec_arg_with(what: &str, arg: &str, dollar: Dollar) -> Result<Str
     Ok(out)
 }
 
-/// `argv` as a complete `ExecStart=` value: every word quoted, separated by spaces.
-/// `what` names the source of the words in error messages.
-pub fn exec_line(what: &str, argv: &[String]) -> Result<String> {
-    let words = argv
-        .iter()
-        .enumerate()
-        .map(|(i, arg)| exec_arg(&format!("{what} word {i}"), arg))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(words.join(" "))
-}
-
 /// `NAME=value` as one double-quoted `Environment=` word.
 pub fn environment(name: &str, value: &str) -> Result<String> {
     check_env_name(name)?;
@@ -192,7 +181,8 @@ mod tests {
     #[test]
     fn whole_argv_survives_systemd_parsing() {
         let argv = tricky_strings();
-        let line = exec_line("args", &argv).unwrap();
+        let words: Vec<_> = argv.iter().map(|a| exec_arg("arg", a).unwrap()).collect();
+        let line = words.join(" ");
         assert!(!line.contains(['\n', '\r']));
         assert!(!crate::unit::file::ends_in_continuation(&line));
         assert_eq!(unescape_exec_line(&line).unwrap(), argv);

@@ -114,6 +114,9 @@ impl Quantity {
     /// The value in units of `10^-scale`, rounded up: `ceil_scaled(0)` gives bytes or
     /// whole cores, `ceil_scaled(3)` millicores. `None` when it does not fit a `u64`.
     pub fn ceil_scaled(&self, scale: i32) -> Option<u64> {
+        if self.mantissa == 0 {
+            return Some(0);
+        }
         let value = self.mantissa.checked_mul(1u128.checked_shl(self.pow2)?)?;
         let exponent = self.exp10.checked_add(scale)?;
         let scaled = if exponent >= 0 {
@@ -125,11 +128,6 @@ impl Quantity {
             }
         };
         u64::try_from(scaled).ok()
-    }
-
-    /// Whether the value is zero.
-    pub fn is_zero(&self) -> bool {
-        self.mantissa == 0
     }
 }
 
@@ -175,6 +173,7 @@ mod tests {
         assert_eq!(millis("1E2"), Some(100_000));
         assert_eq!(millis("+.5"), Some(500));
         assert_eq!(millis("5."), Some(5000));
+        assert_eq!(millis("0e99"), Some(0));
     }
 
     #[test]
@@ -203,7 +202,7 @@ mod tests {
             );
         }
         assert_eq!("-1".parse::<Quantity>(), Err(QuantityError::Negative));
-        assert!("-0".parse::<Quantity>().unwrap().is_zero());
+        assert_eq!("-0".parse::<Quantity>().unwrap().ceil_scaled(0), Some(0));
         assert_eq!(
             "1".repeat(40).parse::<Quantity>(),
             Err(QuantityError::TooPrecise)
