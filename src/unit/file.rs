@@ -8,13 +8,17 @@
 //! Safety of rendering is enforced here, at the one place text is produced: `add`/`set`
 //! refuse any key or value that could change the line structure of the file (newline,
 //! carriage return, NUL, other control bytes, a trailing backslash that systemd would
-//! read as a line continuation, or edge whitespace that systemd would strip). So a unit
+//! read as a line continuation, edge whitespace that systemd would strip, or a line
+//! over systemd's 1 MiB limit, which would fail the whole file). So a unit
 //! built from pod strings has exactly the lines the builder meant, whatever the strings
 //! hold; making a string acceptable is the job of `escape.rs`.
 //!
 //! Layer 2: pure, no I/O.
 
 use super::error::{Error, Result};
+
+/// systemd's `LONG_LINE_MAX` (src/basic/fileio.h): a longer line fails the whole file.
+const LONG_LINE_MAX: usize = 1024 * 1024;
 
 /// One `[Name]` section with its entries in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,6 +336,9 @@ fn check_entry(key: &str, value: &str) -> Result<()> {
     {
         return fail("keys are ASCII letters, digits, '-' and '_'");
     }
+    if key.len() + 1 + value.len() >= LONG_LINE_MAX {
+        return fail("longer than systemd's 1 MiB line limit");
+    }
     if value.chars().any(|c| c.is_ascii_control() && c != '\t') {
         return fail("control characters would break the line");
     }
@@ -472,6 +479,7 @@ WantedBy=multi-user.target
             assert!(unit.add("Service", key, "v").is_err(), "{key:?}");
         }
         assert!(unit.add("Bad]\n[Service", "A", "v").is_err());
+        assert!(unit.add("Service", "A", "x".repeat(LONG_LINE_MAX)).is_err());
         unit.add("Service", "Environment", "a\\\\").unwrap();
         assert_eq!(unit.render(), "[Service]\nEnvironment=a\\\\\n");
     }
