@@ -54,6 +54,7 @@ impl UnitFile {
     /// Parses unit-file text with systemd's rules: lines end at `\n`, `\r\n` or `\r`;
     /// a line ending in an unescaped backslash continues on the next line (the
     /// backslash becomes a space, comment lines inside a continuation are skipped);
+    /// a leading UTF-8 byte-order mark is skipped;
     /// blank lines and lines starting with `#` or `;` are ignored; whitespace around
     /// keys and values is stripped; a repeated section is merged into the first.
     ///
@@ -64,6 +65,7 @@ impl UnitFile {
         let mut unit = Self::new();
         let mut current: Option<usize> = None;
         let mut continued: Option<(usize, String)> = None;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (index, raw) in split_lines(text).enumerate() {
             let number = index + 1;
             if raw.contains('\0') {
@@ -419,6 +421,12 @@ WantedBy=multi-user.target
         let unit = UnitFile::parse("[S]\r\nA=1\rB=2\r\n").unwrap();
         assert_eq!(unit.get("S", "A"), Some("1"));
         assert_eq!(unit.get("S", "B"), Some("2"));
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        let unit = UnitFile::parse("\u{feff}[S]\nA=1\n").unwrap();
+        assert_eq!(unit.get("S", "A"), Some("1"));
     }
 
     #[test]
