@@ -1,6 +1,51 @@
 //! Layer 2: the unit-file model: names, escaping, parsing, rendering, and building a
-//! unit from a container spec. Pure: no I/O, no D-Bus.
+//! unit from a container spec. Pure: no I/O, no D-Bus, no clock; it never imports
+//! `package`, `systemd` or anything higher, and takes plain data instead. The one
+//! exception is [`SystemUsers`], the host's user database behind the [`UserDb`] trait.
+//!
+//! Where each design decision is explained:
+//!
+//! - `file.rs`: how unit files are parsed (systemd 252's rules) and why rendering can
+//!   never produce a line the builder did not mean.
+//! - `escape.rs`: quoting of `ExecStart=` words and `Environment=` assignments so every
+//!   byte of a pod string reaches the process; only NUL is refused.
+//! - `exec.rs`: `command`/`args` versus the vendor `ExecStart=`, and which prefixes
+//!   (`-` `:` kept; `+` `!` `!!` `@` refused) and why.
+//! - `hardening.rs`: the sandbox (`ProtectSystem=strict`, `/run` read-only but usable
+//!   for `Type=notify`, `PIDFile=` directories writable, `NoNewPrivileges=` from
+//!   `allowPrivilegeEscalation`).
+//! - `build.rs`: which vendor directives are kept and which systemk owns (restarts,
+//!   start limit, `RemainAfterExit=yes`, stop timeout, logging).
+//! - `identity.rs`, `env.rs`, `volumes.rs`, `path.rs`, `resources.rs`: the mappings of
+//!   the pod spec's security context, environment, volumes and resources.
+//! - `meta.rs`: the `[X-Kubernetes]` section and what `SpecHash` fingerprints.
 
+mod build;
+mod env;
+mod error;
+pub mod escape;
+mod exec;
+mod file;
+#[cfg(test)]
+mod golden;
+mod hardening;
+mod identity;
+#[cfg(test)]
+mod injection;
+mod meta;
 mod name;
+pub mod path;
+mod quantity;
+mod resources;
+mod volumes;
 
+pub use build::{BuildInput, build};
+pub use env::NodeInfo;
+pub use error::{Error, Result};
+pub use exec::compose_exec_start;
+pub use file::{Section, UnitFile};
+pub use identity::{SystemUsers, UserDb};
+pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};
 pub use name::{NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
+pub use quantity::{Quantity, QuantityError};
+pub use volumes::{BindMount, empty_dir_path, pod_directories};

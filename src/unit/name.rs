@@ -122,7 +122,7 @@ fn is_unit_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'@')
 }
 
-fn check_dns_label(kind: &'static str, name: &str) -> Result<(), NameError> {
+pub(super) fn check_dns_label(kind: &'static str, name: &str) -> Result<(), NameError> {
     let invalid = |why| {
         Err(NameError::InvalidKubernetesName {
             kind,

@@ -1,0 +1,188 @@
+//! Golden tests for `build`: each `tests/fixtures/golden/<case>.yaml` holds a pod, the
+//! container to build and the package facts; `<case>.vendor.service`, when present, is
+//! the vendor unit. The rendered unit must equal `<case>.service`, or, when building
+//! fails, the error message must equal `<case>.error`. The `.service` files start with
+//! a `# <unit name>` comment line, as `systemk render` prints them.
+//! Regenerate with `SYSTEMK_UPDATE_GOLDEN=1 cargo test --lib golden`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::Deserialize;
+
+use super::build::{BuildInput, build};
+use super::env::NodeInfo;
+use super::file::UnitFile;
+use super::identity::tests::TestUsers;
+use super::meta::KubernetesMeta;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Case {
+    container: String,
+    #[serde(default)]
+    image_id: String,
+    #[serde(default)]
+    writable_dirs: Vec<PathBuf>,
+    pod: Pod,
+}
+
+fn render_case(yaml: &Path) -> String {
+    let case: Case = serde_yaml_ng::from_str(&fs::read_to_string(yaml).unwrap()).unwrap();
+    let vendor_path = yaml.with_extension("vendor.service");
+    let vendor = vendor_path
+        .exists()
+        .then(|| UnitFile::parse(&fs::read_to_string(&vendor_path).unwrap()).unwrap());
+    let spec = case.pod.spec.as_ref().unwrap();
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .position(|c| c.name == case.container);
+    let (init_container, container_index, container) = match init {
+        Some(i) => (true, i, &spec.init_containers.as_ref().unwrap()[i]),
+        None => {
+            let i = spec
+                .containers
+                .iter()
+                .position(|c| c.name == case.container)
+                .unwrap();
+            (false, i, &spec.containers[i])
+        }
+    };
+    let node = NodeInfo {
+        hostname: "node-1".into(),
+        internal_ip: "10.0.0.5".into(),
+        external_ip: "203.0.113.5".into(),
+    };
+    let uid = case.pod.metadata.uid.clone().unwrap_or_default();
+    let pod_dir = PathBuf::from(format!("/var/lib/systemk/pods/{uid}"));
+    let input = BuildInput {
+        pod: &case.pod,
+        container,
+        init_container,
+        container_index,
+        image_id: &case.image_id,
+        vendor_unit: vendor.as_ref(),
+        writable_dirs: &case.writable_dirs,
+        node: &node,
+        pod_dir: &pod_dir,
+        users: &TestUsers,
+    };
+    match build(&input) {
+        Ok(unit) => {
+            let name = KubernetesMeta::from_unit(&unit)
+                .unwrap()
+                .unit_name()
+                .unwrap();
+            format!("# {name}\n{}", unit.render())
+        }
+        Err(err) => format!("error: {err}\n"),
+    }
+}
+
+fn diff(expected: &str, actual: &str) -> String {
+    let (e, a): (Vec<_>, Vec<_>) = (expected.lines().collect(), actual.lines().collect());
+    let mut out = String::new();
+    for i in 0..e.len().max(a.len()) {
+        match (e.get(i), a.get(i)) {
+            (Some(x), Some(y)) if x == y => out.push_str(&format!("  {x}\n")),
+            (x, y) => {
+                if let Some(x) = x {
+                    out.push_str(&format!("- {x}\n"));
+                }
+                if let Some(y) = y {
+                    out.push_str(&format!("+ {y}\n"));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn golden_units() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+    let update = std::env::var_os("SYSTEMK_UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let mut cases: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 10,
+        "golden cases missing in {}",
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    for yaml in &cases {
+        let actual = render_case(yaml);
+        let (expected_path, stale) = if actual.starts_with("error: ") {
+            (yaml.with_extension("error"), yaml.with_extension("service"))
+        } else {
+            (yaml.with_extension("service"), yaml.with_extension("error"))
+        };
+        if update {
+            fs::write(&expected_path, &actual).unwrap();
+            let _ = fs::remove_file(stale);
+            continue;
+        }
+        let expected = fs::read_to_string(&expected_path).unwrap_or_default();
+        if expected != actual {
+            failures.push(format!(
+                "{}:\n{}",
+                expected_path.display(),
+                diff(&expected, &actual)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden mismatches (SYSTEMK_UPDATE_GOLDEN=1 to accept):\n{}",
+        failures.join("\n")
+    );
+}
+
+/// systemd 252 itself reads every golden unit without a warning: each directive is
+/// known, each value parses. Only missing binaries of the test cases are tolerated.
+#[test]
+fn golden_units_pass_systemd_analyze_verify() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut units = Vec::new();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if !name.ends_with(".service") || name.ends_with(".vendor.service") {
+            continue;
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        let unit_name = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("# ")
+            .unwrap()
+            .to_owned();
+        let target = scratch.path().join(&unit_name);
+        fs::write(&target, &text).unwrap();
+        units.push(target);
+    }
+    let output = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&units)
+        .output()
+        .expect("systemd-analyze (systemd 252) must be installed to check the golden units");
+    let complaints: Vec<_> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|l| !l.contains("is not executable: No such file or directory"))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        complaints.is_empty(),
+        "systemd-analyze verify:\n{}",
+        complaints.join("\n")
+    );
+}

@@ -1,0 +1,182 @@
+//! The sandbox every systemk unit gets, at least as strict as the original systemk's
+//! and never weaker than the vendor unit's own:
+//!
+//! - `ProtectSystem=strict`: the whole file system is read-only except `/dev`, `/proc`
+//!   and `/sys`. Unlike the original's `TemporaryFileSystem=/run`, `/run` stays visible
+//!   (read-only): `Type=notify` works because connecting to `$NOTIFY_SOCKET` (and to the
+//!   D-Bus socket) writes nothing to the file system, and a read-only mount does not
+//!   stop `connect()` on an existing socket. systemd itself makes a vendor's
+//!   `RuntimeDirectory=`, `StateDirectory=`, `CacheDirectory=` and `LogsDirectory=`
+//!   writable.
+//! - `PIDFile=`: its directory becomes `ReadWritePaths=-` so a forking daemon can write
+//!   it (for `/run/foo.pid` that is all of `/run`, which is what the daemon needs).
+//! - The package's own state directories (`writable_dirs`) become `ReadWritePaths=-`.
+//! - `ProtectHome=tmpfs` (or the vendor's stricter `yes`), `PrivateTmp=yes`,
+//!   `PrivateMounts=yes`.
+//! - `NoNewPrivileges=yes` exactly when the container sets
+//!   `allowPrivilegeEscalation: false`, as Kubernetes maps that field; otherwise the
+//!   vendor's setting stays. Forcing it would break vendor units whose processes must
+//!   gain privileges through setuid/setgid binaries or file capabilities (sudo inside an
+//!   sshd session, mail delivery through setgid `postdrop`).
+//!
+//! Layer 2: pure.
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::Container;
+
+use super::error::{Error, Result};
+use super::file::UnitFile;
+use super::path;
+
+const SERVICE: &str = "Service";
+
+/// Applies the sandbox to `unit`'s `[Service]`, which already holds the vendor's
+/// directives.
+pub fn apply_hardening(
+    unit: &mut UnitFile,
+    container: &Container,
+    writable_dirs: &[PathBuf],
+) -> Result<()> {
+    unit.set(SERVICE, "ProtectSystem", "strict")?;
+    let vendor_home = unit.get(SERVICE, "ProtectHome").unwrap_or_default();
+    let home = if matches!(vendor_home, "yes" | "true" | "on" | "1") {
+        "yes"
+    } else {
+        "tmpfs"
+    };
+    unit.set(SERVICE, "ProtectHome", home)?;
+    unit.set(SERVICE, "PrivateTmp", "yes")?;
+    unit.set(SERVICE, "PrivateMounts", "yes")?;
+    let no_escalation = container
+        .security_context
+        .as_ref()
+        .and_then(|c| c.allow_privilege_escalation)
+        == Some(false);
+    if no_escalation {
+        unit.set(SERVICE, "NoNewPrivileges", "yes")?;
+    }
+    if let Some(dir) = unit.get(SERVICE, "PIDFile").map(pid_file_dir) {
+        let dir = dir?;
+        unit.add(SERVICE, "ReadWritePaths", format!("-{dir}"))?;
+    }
+    for dir in writable_dirs {
+        let text = dir.to_str().ok_or_else(|| Error::InvalidPath {
+            what: "package state directory".to_owned(),
+            path: dir.to_string_lossy().into_owned(),
+            why: "it is not UTF-8",
+        })?;
+        let dir = path::absolute("package state directory", text)?;
+        unit.add(
+            SERVICE,
+            "ReadWritePaths",
+            format!("-{}", path::directive(&dir)),
+        )?;
+    }
+    Ok(())
+}
+
+/// The directory of a vendor `PIDFile=`, as raw unit text (specifiers such as `%t` stay
+/// for systemd to expand). A relative `PIDFile=` is relative to `/run`, as systemd reads it.
+fn pid_file_dir(pid_file: &str) -> Result<String> {
+    if pid_file.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+        return Err(Error::InvalidVendorUnit {
+            line: format!("PIDFile={pid_file}"),
+            why: "PIDFile= with whitespace or quotes",
+        });
+    }
+    let absolute = if pid_file.starts_with(['/', '%']) {
+        pid_file.to_owned()
+    } else {
+        format!("/run/{pid_file}")
+    };
+    Ok(match absolute.rsplit_once('/') {
+        Some(("", _)) | None => "/".to_owned(),
+        Some((dir, _)) => dir.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::SecurityContext;
+
+    use super::*;
+
+    fn harden(vendor: &str, container: &Container, dirs: &[&str]) -> UnitFile {
+        let mut unit = UnitFile::parse(&format!("[Service]\n{vendor}")).unwrap();
+        let dirs: Vec<PathBuf> = dirs.iter().map(PathBuf::from).collect();
+        apply_hardening(&mut unit, container, &dirs).unwrap();
+        unit
+    }
+
+    #[test]
+    fn baseline_sandbox() {
+        let unit = harden(
+            "ProtectSystem=no\nProtectHome=no\nPrivateTmp=no\n",
+            &Container::default(),
+            &[],
+        );
+        assert_eq!(
+            unit.render(),
+            "[Service]\nProtectSystem=strict\nProtectHome=tmpfs\nPrivateTmp=yes\nPrivateMounts=yes\n"
+        );
+    }
+
+    #[test]
+    fn stricter_vendor_settings_stay() {
+        let unit = harden(
+            "ProtectHome=yes\nNoNewPrivileges=yes\n",
+            &Container::default(),
+            &[],
+        );
+        assert_eq!(unit.get("Service", "ProtectHome"), Some("yes"));
+        assert_eq!(unit.get("Service", "NoNewPrivileges"), Some("yes"));
+    }
+
+    #[test]
+    fn no_new_privileges_follows_allow_privilege_escalation() {
+        let container = Container {
+            security_context: Some(SecurityContext {
+                allow_privilege_escalation: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            harden("", &container, &[]).get("Service", "NoNewPrivileges"),
+            Some("yes")
+        );
+        assert_eq!(
+            harden("", &Container::default(), &[]).get("Service", "NoNewPrivileges"),
+            None
+        );
+    }
+
+    #[test]
+    fn pid_file_and_package_dirs_are_writable() {
+        let unit = harden(
+            "PIDFile=/run/foo/foo.pid\n",
+            &Container::default(),
+            &["/var/lib/foo", "/var/log/f%o/"],
+        );
+        assert_eq!(
+            unit.get_all("Service", "ReadWritePaths"),
+            ["-/run/foo", "-/var/lib/foo", "-/var/log/f%%o"]
+        );
+        assert_eq!(pid_file_dir("/run/x.pid").unwrap(), "/run");
+        assert_eq!(pid_file_dir("x.pid").unwrap(), "/run");
+        assert_eq!(pid_file_dir("%t/d/x.pid").unwrap(), "%t/d");
+        assert_eq!(pid_file_dir("/x.pid").unwrap(), "/");
+    }
+
+    #[test]
+    fn bad_package_dirs_are_refused() {
+        let mut unit = UnitFile::new();
+        for bad in ["relative", "/a/../b", "/a b"] {
+            assert!(
+                apply_hardening(&mut unit, &Container::default(), &[PathBuf::from(bad)]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Volumes as bind mounts into the unit's own mount namespace:
+//!
+//! - `emptyDir` → `<pod_dir>/volumes/empty-dir/<volume name>`, one directory per pod
+//!   volume, so all containers of the pod share it; `medium: Memory` is refused,
+//!   `sizeLimit` is not enforced.
+//! - `hostPath` → its path. Types `""`, `Directory`, `File`, `Socket`, `CharDevice`,
+//!   `BlockDevice` must exist (systemd fails the start otherwise); `DirectoryOrCreate`
+//!   is listed by [`pod_directories`] for the caller to create; `FileOrCreate` is refused.
+//! - Each `volumeMount` becomes `BindPaths=<source>:<mountPath>`, or
+//!   `BindReadOnlyPaths=` when `readOnly`. `subPath` must be relative without `..`;
+//!   `subPathExpr` and mount propagation other than `None` are refused.
+//! - Volume names are DNS labels, so an emptyDir name cannot leave its directory; mount
+//!   paths are absolute, normalised, without `..` and never `/` itself (`path.rs`).
+//!   Every other volume kind is refused with its name.
+//!
+//! Note: systemd creates a missing mount point (directory, or empty file for a file
+//! source) at the target path before binding, on the host's file system.
+//!
+//! Layer 2: pure: computes paths, creates nothing.
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, Pod, Volume};
+
+use super::error::{Error, Result};
+use super::name::check_dns_label;
+use super::path;
+
+/// Directory of a pod's emptyDir volumes, below the pod directory.
+const EMPTY_DIR: &str = "volumes/empty-dir";
+
+/// One bind mount of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Validated, normalised host path.
+    pub source: String,
+    /// Validated, normalised path inside the unit; never `/`.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+impl BindMount {
+    /// The directive and its value, `%` escaped.
+    pub fn directive(&self) -> (&'static str, String) {
+        let key = if self.read_only {
+            "BindReadOnlyPaths"
+        } else {
+            "BindPaths"
+        };
+        (
+            key,
+            format!(
+                "{}:{}",
+                path::directive(&self.source),
+                path::directive(&self.target)
+            ),
+        )
+    }
+}
+
+/// Where an emptyDir volume of a pod lives.
+pub fn empty_dir_path(pod_dir: &Path, volume: &str) -> PathBuf {
+    pod_dir.join(EMPTY_DIR).join(volume)
+}
+
+/// The directories the caller must create before the pod's units start: every
+/// emptyDir, and every `hostPath` of type `DirectoryOrCreate`. Validates all volumes.
+pub fn pod_directories(pod: &Pod, pod_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for volume in pod_volumes(pod) {
+        match source(volume, pod_dir)? {
+            Source::EmptyDir(dir)
+            | Source::Host {
+                path: dir,
+                create: true,
+            } => dirs.push(PathBuf::from(dir)),
+            Source::Host { create: false, .. } => {}
+        }
+    }
+    Ok(dirs)
+}
+
+/// The bind mounts of `container`, in `volumeMounts` order.
+pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<Vec<BindMount>> {
+    let mut mounts: Vec<BindMount> = Vec::new();
+    for mount in container.volume_mounts.iter().flatten() {
+        let name = &mount.name;
+        let volume = pod_volumes(pod).find(|v| v.name == *name).ok_or_else(|| {
+            invalid(
+                name,
+                "the container mounts it but the pod has no such volume".into(),
+            )
+        })?;
+        if mount.sub_path_expr.as_ref().is_some_and(|e| !e.is_empty()) {
+            return Err(Error::Unsupported {
+                what: format!("subPathExpr of volume mount {name}"),
+            });
+        }
+        if mount
+            .mount_propagation
+            .as_deref()
+            .is_some_and(|p| p != "None")
+        {
+            return Err(Error::Unsupported {
+                what: format!("mountPropagation of volume mount {name}"),
+            });
+        }
+        let mut source = match source(volume, pod_dir)? {
+            Source::EmptyDir(dir) | Source::Host { path: dir, .. } => dir,
+        };
+        if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            let sub = path::relative(&format!("subPath of volume mount {name}"), sub)?;
+            source = if source == "/" {
+                format!("/{sub}")
+            } else {
+                format!("{source}/{sub}")
+            };
+        }
+        let target = path::absolute(
+            &format!("mountPath of volume mount {name}"),
+            &mount.mount_path,
+        )?;
+        if target == "/" {
+            return Err(invalid(name, "it cannot be mounted over /".into()));
+        }
+        if mounts.iter().any(|m| m.target == target) {
+            return Err(invalid(
+                name,
+                format!("another volume is already mounted at {target}"),
+            ));
+        }
+        mounts.push(BindMount {
+            source,
+            target,
+            read_only: mount.read_only.unwrap_or(false),
+        });
+    }
+    Ok(mounts)
+}
+
+enum Source {
+    EmptyDir(String),
+    Host { path: String, create: bool },
+}
+
+fn pod_volumes(pod: &Pod) -> impl Iterator<Item = &Volume> {
+    pod.spec.iter().flat_map(|s| s.volumes.iter().flatten())
+}
+
+fn source(volume: &Volume, pod_dir: &Path) -> Result<Source> {
+    let name = &volume.name;
+    check_dns_label("volume name", name)?;
+    if let Some(empty) = &volume.empty_dir {
+        if empty.medium.as_deref().is_some_and(|m| !m.is_empty()) {
+            return Err(Error::Unsupported {
+                what: format!("emptyDir medium of volume {name}"),
+            });
+        }
+        let pod_dir = pod_dir
+            .to_str()
+            .ok_or_else(|| invalid(name, "the pod directory is not UTF-8".into()))?;
+        let dir = format!(
+            "{}/{EMPTY_DIR}/{name}",
+            path::absolute("pod directory", pod_dir)?
+        );
+        return Ok(Source::EmptyDir(dir));
+    }
+    if let Some(host) = &volume.host_path {
+        let path = path::absolute(&format!("hostPath of volume {name}"), &host.path)?;
+        let create = match host.type_.as_deref().unwrap_or_default() {
+            "" | "Directory" | "File" | "Socket" | "CharDevice" | "BlockDevice" => false,
+            "DirectoryOrCreate" => true,
+            other => {
+                return Err(invalid(
+                    name,
+                    format!("hostPath type {other:?} is not supported"),
+                ));
+            }
+        };
+        return Ok(Source::Host { path, create });
+    }
+    Err(Error::Unsupported {
+        what: format!("volume {name} of kind {}", kind(volume)),
+    })
+}
+
+/// The volume kind's field name (`configMap`, `secret`, …) for error messages.
+fn kind(volume: &Volume) -> String {
+    serde_json::to_value(volume)
+        .ok()
+        .and_then(|v| {
+            v.as_object()
+                .and_then(|o| o.keys().find(|k| *k != "name").cloned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn invalid(volume: &str, why: String) -> Error {
+    Error::InvalidVolume {
+        volume: volume.to_owned(),
+        why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{
+        ConfigMapVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource, PodSpec, VolumeMount,
+    };
+
+    use super::*;
+
+    fn empty_dir(name: &str) -> Volume {
+        Volume {
+            name: name.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }
+    }
+
+    fn host(name: &str, path: &str, type_: Option<&str>) -> Volume {
+        Volume {
+            name: name.into(),
+            host_path: Some(HostPathVolumeSource {
+                path: path.into(),
+                type_: type_.map(Into::into),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn mount(name: &str, at: &str, read_only: bool, sub: Option<&str>) -> VolumeMount {
+        VolumeMount {
+            name: name.into(),
+            mount_path: at.into(),
+            read_only: Some(read_only),
+            sub_path: sub.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    fn pod(volumes: Vec<Volume>) -> Pod {
+        Pod {
+            spec: Some(PodSpec {
+                volumes: Some(volumes),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn mounts(volumes: Vec<Volume>, mounts: Vec<VolumeMount>) -> Result<Vec<String>> {
+        let container = Container {
+            volume_mounts: Some(mounts),
+            ..Default::default()
+        };
+        Ok(bind_mounts(
+            &pod(volumes),
+            &container,
+            Path::new("/var/lib/systemk/pods/u1"),
+        )?
+        .iter()
+        .map(|m| {
+            let (k, v) = m.directive();
+            format!("{k}={v}")
+        })
+        .collect())
+    }
+
+    #[test]
+    fn empty_dir_and_host_path() {
+        let got = mounts(
+            vec![
+                empty_dir("cache"),
+                host("logs", "/var/log/app/", None),
+                host("root", "/", None),
+            ],
+            vec![
+                mount("cache", "/cache", false, None),
+                mount("cache", "/ro-cache", true, Some("sub/dir")),
+                mount("logs", "/logs", true, None),
+                mount("root", "/host", false, Some("etc")),
+                mount("logs", "/odd%n", false, None),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                "BindPaths=/var/lib/systemk/pods/u1/volumes/empty-dir/cache:/cache",
+                "BindReadOnlyPaths=/var/lib/systemk/pods/u1/volumes/empty-dir/cache/sub/dir:/ro-cache",
+                "BindReadOnlyPaths=/var/log/app:/logs",
+                "BindPaths=/etc:/host",
+                "BindPaths=/var/log/app:/odd%%n",
+            ]
+        );
+    }
+
+    #[test]
+    fn escapes_and_unsupported_are_refused() {
+        let cases = [
+            (empty_dir("v"), mount("v", "/", false, None)),
+            (empty_dir("v"), mount("v", "/a/../etc", false, None)),
+            (empty_dir("v"), mount("v", "relative", false, None)),
+            (empty_dir("v"), mount("v", "/a:b", false, None)),
+            (
+                empty_dir("v"),
+                mount("v", "/a\nExecStart=/bin/evil", false, None),
+            ),
+            (empty_dir("v"), mount("v", "/x", false, Some("../../etc"))),
+            (empty_dir("v"), mount("v", "/x", false, Some("/etc"))),
+            (empty_dir("v"), mount("other", "/x", false, None)),
+            (empty_dir("../v"), mount("../v", "/x", false, None)),
+            (host("v", "relative", None), mount("v", "/x", false, None)),
+            (host("v", "/a b", None), mount("v", "/x", false, None)),
+            (
+                host("v", "/f", Some("FileOrCreate")),
+                mount("v", "/x", false, None),
+            ),
+            (
+                Volume {
+                    name: "v".into(),
+                    config_map: Some(ConfigMapVolumeSource::default()),
+                    ..Default::default()
+                },
+                mount("v", "/x", false, None),
+            ),
+        ];
+        for (volume, m) in cases {
+            let desc = format!("{volume:?} {m:?}");
+            assert!(mounts(vec![volume], vec![m]).is_err(), "{desc}");
+        }
+        let err = mounts(
+            vec![Volume {
+                name: "v".into(),
+                config_map: Some(ConfigMapVolumeSource::default()),
+                ..Default::default()
+            }],
+            vec![mount("v", "/x", false, None)],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "volume v of kind configMap is not supported yet"
+        );
+        let twice = mounts(
+            vec![empty_dir("a")],
+            vec![mount("a", "/x", false, None), mount("a", "/x/", true, None)],
+        );
+        assert!(twice.is_err());
+    }
+
+    #[test]
+    fn directories_to_create() {
+        let pod = pod(vec![
+            empty_dir("a"),
+            host("h", "/srv/h", Some("DirectoryOrCreate")),
+            host("e", "/etc", None),
+        ]);
+        assert_eq!(
+            pod_directories(&pod, Path::new("/p")).unwrap(),
+            [
+                PathBuf::from("/p/volumes/empty-dir/a"),
+                PathBuf::from("/srv/h")
+            ]
+        );
+        assert_eq!(
+            empty_dir_path(Path::new("/p"), "a"),
+            PathBuf::from("/p/volumes/empty-dir/a")
+        );
+    }
+}
