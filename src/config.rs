@@ -43,7 +43,7 @@ pub enum Command {
 /// Arguments of `systemk render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The pod manifest (YAML or JSON; `-` reads standard input).
+    /// The pod manifest (YAML, possibly several documents, or JSON).
     #[arg(short = 'f', long = "filename", value_name = "POD.yaml")]
     pub file: PathBuf,
     /// The node's internal IP put into the units' environment.

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod backoff;
+pub mod cli;
 pub mod config;
 pub mod package;
 pub mod pod;

@@ -61,6 +61,21 @@ pub enum Error {
         /// What the volume's type requires.
         expected: String,
     },
+    /// The image could not be resolved or installed.
+    #[error(transparent)]
+    Image(#[from] crate::package::Error),
+    /// The container cannot become a unit.
+    #[error(transparent)]
+    Unit(#[from] crate::unit::Error),
+    /// The package's own unit file cannot be read as a unit.
+    #[error("vendor unit {path}: {source}")]
+    VendorUnit {
+        /// The vendor unit file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: crate::unit::Error,
+    },
     /// A file or directory of the pod could not be created, read or removed.
     #[error("{path}: {source}")]
     Io {
@@ -82,13 +97,20 @@ impl Error {
             Self::InvalidQuantity { .. } => "InvalidQuantity",
             Self::InvalidPod { .. } | Self::HostPathType { .. } => "CreateContainerConfigError",
             Self::Io { .. } => "CreateContainerError",
+            Self::Image(err) => err.reason(),
+            Self::Unit(err) => err.reason(),
+            Self::VendorUnit { .. } => "CreateContainerConfigError",
         }
     }
 
     /// Whether trying again later may succeed without the pod changing: a missing
     /// hostPath may appear, a full disk may drain; bugs and invalid specs stay.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Io { .. } | Self::HostPathType { .. })
+        match self {
+            Self::Io { .. } | Self::HostPathType { .. } => true,
+            Self::Image(err) => err.is_transient(),
+            _ => false,
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! the `PodStatus` the kubelet would post. All four are pure: the reconciler feeds them
 //! observations and the current time. [`PodDirs`] owns the pods' directories on disk.
 
+mod container_unit;
 mod dirs;
 mod error;
 pub mod init_order;
@@ -12,5 +13,6 @@ pub mod qos;
 pub mod restart;
 pub mod status;
 
+pub use container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
 pub use dirs::{PodDirs, check_uid};
 pub use error::{Error, Result};

@@ -104,8 +104,9 @@ fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads and parses one manifest, refusing files over [`MAX_MANIFEST_BYTES`].
-fn load_file(path: &Path, node_name: &str) -> Result<Vec<Pod>, Error> {
+/// Reads the static pods of one manifest file for the node `node_name`, refusing files
+/// over [`MAX_MANIFEST_BYTES`]. Blocking.
+pub fn load_file(path: &Path, node_name: &str) -> Result<Vec<Pod>, Error> {
     let read_error = |source| Error::ReadFile {
         path: path.to_owned(),
         source,

@@ -1,0 +1,26 @@
+//! Top layer: what each command of the `systemk` binary does, wired from the lower layers.
+//! `main.rs` only parses, sets up logging and maps the outcome to an exit code.
+
+mod render;
+
+use std::ffi::OsString;
+
+use anyhow::Context as _;
+
+use crate::config::{Cli, Command};
+
+/// Runs the command the command line asks for.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Render(args)) => render::run(args).await,
+        None => anyhow::bail!("the node agent is not part of this build yet; see `systemk render`"),
+    }
+}
+
+/// The host's name, the default node name.
+pub(crate) fn hostname() -> anyhow::Result<String> {
+    let name: OsString = nix::unistd::gethostname().context("cannot read the host name")?;
+    name.into_string()
+        .map(|name| name.to_lowercase())
+        .map_err(|name| anyhow::anyhow!("the host name {name:?} is not UTF-8"))
+}

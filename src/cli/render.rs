@@ -1,0 +1,87 @@
+//! `systemk render -f POD.yaml`: prints the units the pods of a manifest become, as a
+//! static pod of this node, without installing or starting anything and without root.
+//! A package installed here contributes its vendor unit; one that is not is synthesised
+//! and a comment says so.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::config::RenderArgs;
+use crate::package::{ImageRef, Installer, InstallerConfig};
+use crate::pod::{self, PodDirs, UnitContext};
+use crate::sources::manifests;
+use crate::unit::{NodeInfo, SystemUsers};
+
+/// Prints the units of every pod in `args.file`.
+pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
+    let node_name = super::hostname()?;
+    let pods = manifests::load_file(&args.file, &node_name)
+        .with_context(|| format!("cannot read pods from {}", args.file.display()))?;
+    let node = NodeInfo {
+        hostname: node_name.clone(),
+        internal_ip: args.node_ip.to_string(),
+        external_ip: args.node_external_ip.unwrap_or(args.node_ip).to_string(),
+    };
+    let installer = Installer::new(InstallerConfig::default())?;
+    let dirs = PodDirs::new(Path::new(crate::config::DEFAULT_STATE_DIR));
+    let mut out = String::new();
+    for pod in &pods {
+        render_pod(pod, &installer, &dirs, &node, &mut out).await?;
+    }
+    print!("{out}");
+    Ok(())
+}
+
+async fn render_pod(
+    pod: &Pod,
+    installer: &Installer,
+    dirs: &PodDirs,
+    node: &NodeInfo,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let pod_dir = dirs.pod_dir(uid);
+    let context = UnitContext {
+        node,
+        pod_dir: &pod_dir,
+        users: &SystemUsers,
+    };
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    for container in pod::containers(pod) {
+        let name = pod::unit_name(pod, container.container)?;
+        let image_text = container.container.image.as_deref().unwrap_or_default();
+        let image: ImageRef = image_text
+            .parse()
+            .with_context(|| format!("pod {pod_name}, container {}", container.container.name))?;
+        let installed = installer.query(&image).await?;
+        let unit = pod::container_unit(pod, container, installed.as_ref(), context);
+        writeln!(out, "# {name}")?;
+        match (unit, &installed) {
+            (Ok(unit), Some(_)) => out.push_str(&unit.render()),
+            (Ok(unit), None) => {
+                if image.package_name().is_some() {
+                    writeln!(
+                        out,
+                        "# {image} is not installed here: this unit is synthesised, without its vendor unit"
+                    )?;
+                }
+                out.push_str(&unit.render());
+            }
+            (Err(err), None) if image.package_name().is_some() => writeln!(
+                out,
+                "# {image} is not installed here, and without its vendor unit: {err}\n\
+                 # (installed, the package's own unit would provide ExecStart)"
+            )?,
+            (Err(err), _) => {
+                return Err(err).with_context(|| {
+                    format!("pod {pod_name}, container {}", container.container.name)
+                });
+            }
+        }
+        out.push('\n');
+    }
+    Ok(())
+}
