@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::Deserialize;
 
 use super::Cli;
@@ -90,6 +90,10 @@ fn parse_object(document: serde_yaml_ng::Value) -> Result<Option<PodSpec>, Strin
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
             from_value::<ClusterRoleBinding>(document).map(|_| None)?
         }
+        ("rbac.authorization.k8s.io/v1", "Role") => from_value::<Role>(document).map(|_| None)?,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+            from_value::<RoleBinding>(document).map(|_| None)?
+        }
         (api_version, kind) => return Err(format!("unexpected {api_version} {kind}")),
     };
     Ok(spec)
@@ -169,6 +173,30 @@ fn check_targets_systemk_nodes(spec: &PodSpec) -> Result<(), String> {
     }
 }
 
+/// Parses every document of a multi-document YAML text; returns the failures and the pod
+/// specs of the workloads.
+fn parse_documents(name: &str, text: &str) -> (Vec<String>, Vec<PodSpec>) {
+    let mut failures = Vec::new();
+    let mut specs = Vec::new();
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        match serde_yaml_ng::Value::deserialize(document)
+            .map_err(|e| e.to_string())
+            .and_then(parse_object)
+        {
+            Ok(spec) => specs.extend(spec),
+            Err(err) => failures.push(format!("{name} document {index}: {err}")),
+        }
+    }
+    (failures, specs)
+}
+
+#[test]
+fn k3s_rbac_parses_once_the_node_name_is_filled_in() {
+    let template = fs::read_to_string(repo_path("k3s/rbac.yaml")).unwrap();
+    let (failures, _) = parse_documents("rbac.yaml", &template.replace("NODENAME", "node-1"));
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 #[test]
 fn k3s_examples_parse_and_target_systemk_nodes() {
     let mut files: Vec<PathBuf> = fs::read_dir(repo_path("k3s/examples"))
@@ -182,19 +210,13 @@ fn k3s_examples_parse_and_target_systemk_nodes() {
     let mut workloads = 0;
     for file in &files {
         let text = fs::read_to_string(file).unwrap();
-        for (index, document) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
-            let outcome = serde_yaml_ng::Value::deserialize(document)
-                .map_err(|e| e.to_string())
-                .and_then(parse_object)
-                .and_then(|spec| match spec {
-                    Some(spec) => {
-                        workloads += 1;
-                        check_targets_systemk_nodes(&spec)
-                    }
-                    None => Ok(()),
-                });
-            if let Err(err) = outcome {
-                failures.push(format!("{} document {index}: {err}", file.display()));
+        let name = file.display().to_string();
+        let (parse_failures, specs) = parse_documents(&name, &text);
+        failures.extend(parse_failures);
+        for spec in specs {
+            workloads += 1;
+            if let Err(err) = check_targets_systemk_nodes(&spec) {
+                failures.push(format!("{name}: {err}"));
             }
         }
     }
