@@ -1,7 +1,8 @@
 //! Tests that the files shipped beside the binary agree with the code: `debian/default`
 //! (installed as `/etc/default/systemk`) documents every `SYSTEMK_<FLAG>` variable of the
-//! CLI, and the example manifests in `k3s/examples/` parse as the Kubernetes objects they
-//! claim to be. Test-only; reads the repository, never the host's `/etc`.
+//! CLI, and the example manifests in `k3s/examples/` and the RBAC in `k3s/rbac.yaml` parse
+//! as the Kubernetes objects they claim to be. Test-only; reads the repository, never the
+//! host's `/etc`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
