@@ -7,8 +7,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod manpage;
 mod node_ip;
+#[cfg(test)]
+mod shipped_files;
 
+pub use manpage::manpage;
 pub use node_ip::{NodeIps, detect_node_ips, host_addresses};
 
 /// Where static pod manifests are read from when `--pod-manifest-path` is not given.
@@ -38,6 +42,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the unit files a pod becomes, without installing or starting anything.
     Render(RenderArgs),
+    /// Print the systemk(8) man page in roff (used when building the .deb).
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// Arguments of `systemk render`.

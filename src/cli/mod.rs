@@ -4,6 +4,7 @@
 mod render;
 
 use std::ffi::OsString;
+use std::io::Write as _;
 
 use anyhow::Context as _;
 
@@ -13,6 +14,10 @@ use crate::config::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Render(args)) => render::run(args).await,
+        Some(Command::Manpage) => {
+            let page = crate::config::manpage().context("cannot render the man page")?;
+            std::io::stdout().write_all(&page).context("cannot write the man page")
+        }
         None => anyhow::bail!("the node agent is not part of this build yet; see `systemk render`"),
     }
 }
