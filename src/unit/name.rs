@@ -69,7 +69,11 @@ impl UnitName {
         let stem = &full[..full.len() - SERVICE_SUFFIX.len()];
         let keep = UNIT_NAME_MAX - SERVICE_SUFFIX.len() - 1 - HASH_HEX_LEN;
         // Every character is ASCII (validated above), so any byte index is a char boundary.
-        Ok(Self(format!("{}-{}{SERVICE_SUFFIX}", &stem[..keep], &hash[..HASH_HEX_LEN])))
+        Ok(Self(format!(
+            "{}-{}{SERVICE_SUFFIX}",
+            &stem[..keep],
+            &hash[..HASH_HEX_LEN]
+        )))
     }
 
     /// The name as systemd knows it.
@@ -119,14 +123,23 @@ fn is_unit_name_byte(b: u8) -> bool {
 }
 
 fn check_dns_label(kind: &'static str, name: &str) -> Result<(), NameError> {
-    let invalid = |why| Err(NameError::InvalidKubernetesName { kind, name: name.to_owned(), why });
+    let invalid = |why| {
+        Err(NameError::InvalidKubernetesName {
+            kind,
+            name: name.to_owned(),
+            why,
+        })
+    };
     if name.is_empty() {
         return invalid("it is empty");
     }
     if name.len() > DNS_LABEL_MAX {
         return invalid("it is longer than 63 characters");
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return invalid("only lowercase letters, digits and '-' are allowed");
     }
     if name.starts_with('-') || name.ends_with('-') {
@@ -143,13 +156,13 @@ fn check_dns_subdomain(kind: &'static str, name: &str) -> Result<(), NameError> 
             why: "it is longer than 253 characters",
         });
     }
-    name.split('.').try_for_each(|label| check_dns_label(kind, label)).map_err(|_| {
-        NameError::InvalidKubernetesName {
+    name.split('.')
+        .try_for_each(|label| check_dns_label(kind, label))
+        .map_err(|_| NameError::InvalidKubernetesName {
             kind,
             name: name.to_owned(),
             why: "it must be dot-separated labels of lowercase letters, digits and '-'",
-        }
-    })
+        })
 }
 
 #[cfg(test)]
@@ -186,7 +199,10 @@ mod tests {
             ("default", "-web", "c"),
             ("default", "web", "c@x"),
         ] {
-            assert!(UnitName::for_container(ns, pod, container).is_err(), "{ns}/{pod}/{container}");
+            assert!(
+                UnitName::for_container(ns, pod, container).is_err(),
+                "{ns}/{pod}/{container}"
+            );
         }
     }
 
