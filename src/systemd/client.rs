@@ -25,6 +25,9 @@ const SIGKILL: i32 = 9;
 /// How long a unit may take to go away after SIGKILL before the stop counts as failed.
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
+/// Position of the unit name among `JobRemoved`'s arguments (id, job, unit, result).
+const JOB_REMOVED_UNIT_ARG: u8 = 2;
+
 /// systemd's answer to a second `Subscribe` from the same connection.
 const ALREADY_SUBSCRIBED: &str = "org.freedesktop.systemd1.AlreadySubscribed";
 
@@ -230,7 +233,10 @@ impl Systemd {
         }
     }
 
-    /// Subscribes to `JobRemoved`, then enqueues the job `call` makes.
+    /// Subscribes to `JobRemoved` of this unit, then enqueues the job `call` makes. The
+    /// match rule filters on the unit name (argument 2), so the signal queue only holds
+    /// this unit's jobs: zbus stops reading the shared connection while a queue is full,
+    /// and this one is not polled while the method call is in flight.
     async fn enqueue<F, Fut>(
         &self,
         operation: &'static str,
@@ -243,7 +249,7 @@ impl Systemd {
     {
         let removed = self
             .manager
-            .receive_job_removed()
+            .receive_job_removed_with_args(&[(JOB_REMOVED_UNIT_ARG, name)])
             .await
             .map_err(|error| Error::from_zbus("watch JobRemoved for", name, error))?;
         let job = call()
