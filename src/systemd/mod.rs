@@ -1,2 +1,17 @@
 //! Layer 3: the systemd D-Bus client (zbus) and unit-file writing. zbus types never
-//! leave this module.
+//! leave this module: other layers see [`UnitName`](crate::unit::UnitName),
+//! [`ActiveState`], [`UnitStatus`], [`UnitEvent`] and this layer's [`Error`].
+
+mod client;
+mod error;
+mod events;
+mod files;
+mod jobs;
+mod proxy;
+mod status;
+
+pub use client::{ManagedUnit, Systemd};
+pub use error::{Error, Result};
+pub use events::{UnitEvent, UnitEventKind};
+pub use jobs::JobResult;
+pub use status::{ActiveState, UnitStatus};

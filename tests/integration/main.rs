@@ -1,5 +1,11 @@
-//! systemk's integration tests: real apt/dpkg, real HTTPS, real systemd. They need root
-//! and network access to the Debian mirrors, change the host's dpkg database (every test
-//! purges what it installed) and must run one at a time: `--test-threads=1`.
+//! The integration test binary: every test here runs against real parts — a real systemd
+//! booted for the test run by `scripts/systemd-sandbox`, real apt/dpkg, real HTTPS. They
+//! need root and the Debian mirrors, change the host's dpkg database (every test purges
+//! what it installed) and run one at a time. Run it with `scripts/test`, which builds this
+//! binary and runs it inside the sandbox; outside the sandbox the systemd tests fail with
+//! a message saying so.
 
+mod harness;
 mod package;
+mod support;
+mod systemd;

@@ -1,0 +1,352 @@
+//! [`Systemd`]: the client other layers use to load, start, stop, remove and list units.
+//! Every job-producing call subscribes to `JobRemoved` before it enqueues the job and
+//! waits for that job's result. Unit-file changes are batched: one daemon-reload per call.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use zbus::{Connection, OwnedObjectPath};
+
+use super::error::{Error, Result};
+use super::files;
+use super::jobs::{self, JobResult};
+use super::proxy::ManagerProxy;
+use super::status::{self, UnitStatus};
+use crate::unit::{KubernetesMeta, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
+
+/// Job mode for every job systemk enqueues: replace a conflicting pending job.
+const JOB_MODE: &str = "replace";
+
+/// Linux `SIGKILL`, sent when a stop outlasts its timeout.
+const SIGKILL: i32 = 9;
+
+/// How long a unit may take to go away after SIGKILL before the stop counts as failed.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// Position of the unit name among `JobRemoved`'s arguments (id, job, unit, result).
+const JOB_REMOVED_UNIT_ARG: u8 = 2;
+
+/// systemd's answer to a second `Subscribe` from the same connection.
+const ALREADY_SUBSCRIBED: &str = "org.freedesktop.systemd1.AlreadySubscribed";
+
+/// Unit types a vendor package may ship that `disable_vendor` accepts.
+const VENDOR_UNIT_SUFFIXES: &[&str] = &[
+    ".service", ".socket", ".timer", ".path", ".target", ".mount",
+];
+
+/// A systemk unit with the pod metadata of its unit file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedUnit {
+    /// The `[X-Kubernetes]` section.
+    pub meta: KubernetesMeta,
+    /// What systemd reports about the unit now.
+    pub status: UnitStatus,
+}
+
+/// A connection to the system's service manager. Cheap to clone: clones share the bus
+/// connection.
+#[derive(Clone, Debug)]
+pub struct Systemd {
+    pub(super) connection: Connection,
+    pub(super) manager: ManagerProxy<'static>,
+}
+
+impl Systemd {
+    /// Connects to the system bus and subscribes to systemd's signals.
+    pub async fn connect() -> Result<Self> {
+        let connection = Connection::system()
+            .await
+            .map_err(|error| Error::from_zbus("connect to the system bus", "", error))?;
+        // The manager proxy reads no properties, so it needs no property cache (which
+        // would watch every PropertiesChanged of the manager object).
+        let manager = ManagerProxy::builder(&connection)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(|error| Error::from_zbus("create manager proxy", "", error))?;
+        match manager
+            .subscribe()
+            .await
+            .map_err(|error| Error::from_zbus("Subscribe", "", error))
+        {
+            Err(error) if error.dbus_name() != Some(ALREADY_SUBSCRIBED) => return Err(error),
+            _ => {}
+        }
+        Ok(Self {
+            connection,
+            manager,
+        })
+    }
+
+    /// Writes every unit into `dir` (each atomically), then does one daemon-reload.
+    pub async fn write_units(&self, dir: &Path, units: &[(UnitName, String)]) -> Result<()> {
+        for (name, content) in units {
+            files::write(dir, name, content).await?;
+        }
+        tracing::debug!(dir = %dir.display(), units = units.len(), "unit files written");
+        self.reload().await
+    }
+
+    /// daemon-reload: systemd re-reads every unit file.
+    pub async fn reload(&self) -> Result<()> {
+        self.manager
+            .reload()
+            .await
+            .map_err(|error| Error::from_zbus("Reload", "", error))
+    }
+
+    /// Enables units persistently (their `[Install]` links under `/etc`), so they start at
+    /// boot without systemk. No reload: the links only matter at the next boot.
+    pub async fn enable(&self, names: &[UnitName]) -> Result<()> {
+        let names: Vec<&str> = names.iter().map(UnitName::as_str).collect();
+        self.manager
+            .enable_unit_files(&names, false, true)
+            .await
+            .map_err(|error| Error::from_zbus("EnableUnitFiles", &names.join(" "), error))?;
+        Ok(())
+    }
+
+    /// Starts a unit and waits for its start job.
+    pub async fn start(&self, name: &UnitName) -> Result<JobResult> {
+        let job = self.enqueue("StartUnit", name.as_str(), || {
+            self.manager.start_unit(name.as_str(), JOB_MODE)
+        });
+        self.finish("start", name.as_str(), job, None).await
+    }
+
+    /// Restarts a unit and waits for its restart job.
+    pub async fn restart(&self, name: &UnitName) -> Result<JobResult> {
+        let job = self.enqueue("RestartUnit", name.as_str(), || {
+            self.manager.restart_unit(name.as_str(), JOB_MODE)
+        });
+        self.finish("restart", name.as_str(), job, None).await
+    }
+
+    /// Stops a unit (SIGTERM, as its unit file says) and waits at most `timeout` before
+    /// it SIGKILLs every process of the unit. A unit that is not loaded is stopped already.
+    pub async fn stop(&self, name: &UnitName, timeout: Duration) -> Result<JobResult> {
+        self.stop_unit(name.as_str(), Some(timeout)).await
+    }
+
+    /// Clears a failed unit's failed state and its start-rate counter.
+    pub async fn reset_failed(&self, name: &UnitName) -> Result<()> {
+        self.manager
+            .reset_failed_unit(name.as_str())
+            .await
+            .map_err(|error| Error::from_zbus("ResetFailedUnit", name.as_str(), error))
+    }
+
+    /// Stops, disables and deletes units, then does one daemon-reload; afterwards
+    /// systemd no longer knows them. Stops use each unit's own `TimeoutStopSec`; callers
+    /// that owe a grace period call [`Systemd::stop`] first.
+    pub async fn remove(&self, dir: &Path, names: &[UnitName]) -> Result<()> {
+        for name in names {
+            self.stop_unit(name.as_str(), None).await?;
+            match self.reset_failed(name).await {
+                Err(error) if !error.is_no_such_unit() => return Err(error),
+                _ => {}
+            }
+        }
+        let list: Vec<&str> = names.iter().map(UnitName::as_str).collect();
+        self.disable(&list).await?;
+        for name in names {
+            files::remove(dir, name).await?;
+        }
+        tracing::info!(units = ?list, "units removed");
+        self.reload().await
+    }
+
+    /// Stops and disables units a package brought along (e.g. `ssh.service`), so they
+    /// stay off after a reboot. `names` are any unit names, validated here.
+    pub async fn disable_vendor(&self, names: &[String]) -> Result<()> {
+        for name in names {
+            check_vendor_unit_name(name)?;
+        }
+        for name in names {
+            self.stop_unit(name, None).await?;
+        }
+        let list: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.disable(&list).await?;
+        tracing::info!(units = ?list, "vendor units stopped and disabled");
+        self.reload().await
+    }
+
+    /// What systemd reports about a unit; a unit without a file reads as inactive.
+    pub async fn status(&self, name: &UnitName) -> Result<UnitStatus> {
+        let path = self
+            .manager
+            .load_unit(name.as_str())
+            .await
+            .map_err(|error| Error::from_zbus("LoadUnit", name.as_str(), error))?;
+        status::read(&self.connection, name, &path).await
+    }
+
+    /// Every systemk unit systemd has loaded or `dir` holds a file for, with its status
+    /// and the metadata of its unit file. Units whose file is gone or has no valid
+    /// `[X-Kubernetes]` section are skipped with a warning: they cannot be tied to a pod.
+    pub async fn list_managed(&self, dir: &Path) -> Result<Vec<ManagedUnit>> {
+        let pattern = format!("{UNIT_PREFIX}*");
+        let loaded = self
+            .manager
+            .list_units_by_patterns(&[], &[&pattern])
+            .await
+            .map_err(|error| Error::from_zbus("ListUnitsByPatterns", &pattern, error))?;
+        let mut names: BTreeMap<UnitName, Option<OwnedObjectPath>> = BTreeMap::new();
+        for row in loaded {
+            if let Ok(name) = row.0.parse::<UnitName>() {
+                names.insert(name, Some(row.6));
+            }
+        }
+        for name in files::list(dir).await? {
+            names.entry(name).or_insert(None);
+        }
+        let mut managed = Vec::with_capacity(names.len());
+        for name in names.into_keys() {
+            match files::read_meta(dir.join(name.as_str())).await {
+                Ok(Some(meta)) => managed.push(ManagedUnit {
+                    meta,
+                    status: self.status(&name).await?,
+                }),
+                Ok(None) => tracing::warn!(unit = %name, "loaded systemk unit has no unit file"),
+                Err(error) => tracing::warn!(unit = %name, %error, "skipping unit"),
+            }
+        }
+        Ok(managed)
+    }
+
+    async fn disable(&self, names: &[&str]) -> Result<()> {
+        self.manager
+            .disable_unit_files(names, false)
+            .await
+            .map_err(|error| Error::from_zbus("DisableUnitFiles", &names.join(" "), error))?;
+        Ok(())
+    }
+
+    /// Stops `name`; with a timeout, SIGKILLs the unit when the stop job outlasts it.
+    async fn stop_unit(&self, name: &str, timeout: Option<Duration>) -> Result<JobResult> {
+        let job = self.enqueue("StopUnit", name, || self.manager.stop_unit(name, JOB_MODE));
+        match self.finish("stop", name, job, timeout).await {
+            Err(error) if error.is_no_such_unit() => Ok(JobResult::Done),
+            other => other,
+        }
+    }
+
+    /// Subscribes to `JobRemoved` of this unit, then enqueues the job `call` makes. The
+    /// match rule filters on the unit name (argument 2), so the signal queue only holds
+    /// this unit's jobs: zbus stops reading the shared connection while a queue is full,
+    /// and this one is not polled while the method call is in flight.
+    async fn enqueue<F, Fut>(
+        &self,
+        operation: &'static str,
+        name: &str,
+        call: F,
+    ) -> Result<(super::proxy::JobRemovedStream, OwnedObjectPath)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = zbus::Result<OwnedObjectPath>>,
+    {
+        let removed = self
+            .manager
+            .receive_job_removed_with_args(&[(JOB_REMOVED_UNIT_ARG, name)])
+            .await
+            .map_err(|error| Error::from_zbus("watch JobRemoved for", name, error))?;
+        let job = call()
+            .await
+            .map_err(|error| Error::from_zbus(operation, name, error))?;
+        Ok((removed, job))
+    }
+
+    /// Waits for the enqueued job; with a timeout, SIGKILLs the unit when it expires.
+    async fn finish(
+        &self,
+        operation: &'static str,
+        name: &str,
+        job: impl Future<Output = Result<(super::proxy::JobRemovedStream, OwnedObjectPath)>>,
+        kill_after: Option<Duration>,
+    ) -> Result<JobResult> {
+        let (mut removed, job) = job.await?;
+        let lost = || Error::JobWatchLost {
+            operation,
+            unit: name.to_owned(),
+        };
+        let Some(timeout) = kill_after else {
+            return jobs::wait(&mut removed, &job).await.ok_or_else(lost);
+        };
+        if let Ok(result) = tokio::time::timeout(timeout, jobs::wait(&mut removed, &job)).await {
+            return result.ok_or_else(lost);
+        }
+        tracing::warn!(unit = name, ?timeout, "stop timed out, sending SIGKILL");
+        self.manager
+            .kill_unit(name, "all", SIGKILL)
+            .await
+            .map_err(|error| Error::from_zbus("KillUnit", name, error))?;
+        match tokio::time::timeout(KILL_GRACE, jobs::wait(&mut removed, &job)).await {
+            Ok(result) => result.ok_or_else(lost),
+            Err(_) => Err(Error::StopTimedOut {
+                unit: name.to_owned(),
+                waited: timeout + KILL_GRACE,
+            }),
+        }
+    }
+}
+
+/// Vendor unit names come from package file lists: check them before they reach systemd.
+fn check_vendor_unit_name(name: &str) -> Result<()> {
+    let why = if name.is_empty() || name.len() > UNIT_NAME_MAX {
+        Some("it must be 1 to 255 characters long")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b":_.-@\\".contains(&b))
+    {
+        Some("only A-Z a-z 0-9 : _ . - @ \\ are allowed")
+    } else if name.starts_with('.') || name.starts_with('-') {
+        Some("it must not start with '.' or '-'")
+    } else if !VENDOR_UNIT_SUFFIXES
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
+    {
+        Some("it must end in .service, .socket, .timer, .path, .target or .mount")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::InvalidUnitName {
+            name: name.to_owned(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_names_from_packages_pass() {
+        for name in [
+            "ssh.service",
+            "uptimed.service",
+            "systemd-fsck@dev-sda1.service",
+            "x.socket",
+        ] {
+            assert!(check_vendor_unit_name(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn vendor_names_that_are_no_units_fail() {
+        for name in [
+            "",
+            "ssh",
+            "../ssh.service",
+            "a b.service",
+            "-x.service",
+            "x.service\n",
+        ] {
+            assert!(check_vendor_unit_name(name).is_err(), "{name:?}");
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Unit files on disk: written atomically (temp file + rename, so systemd never reads a
+//! half-written unit), removed, listed and read back. Only files named after a
+//! [`UnitName`] are touched, so a pod can never name a file outside `dir`.
+
+use std::path::{Path, PathBuf};
+
+use super::error::{Error, Result};
+use crate::unit::{KubernetesMeta, UNIT_PREFIX, UnitFile, UnitName};
+
+/// Unit files are world-readable like every file in `/etc/systemd/system`; secrets never
+/// go into them.
+const UNIT_FILE_MODE: u32 = 0o644;
+
+/// Writes `content` as `dir/<name>` atomically.
+pub(super) async fn write(dir: &Path, name: &UnitName, content: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(name.as_str());
+    // A leading dot and a suffix that is no unit type: systemd never loads the temp file.
+    let temp = dir.join(format!(".{name}.tmp"));
+    let io = |operation| {
+        let path = path.clone();
+        move |source| Error::Io {
+            operation,
+            path,
+            source,
+        }
+    };
+    tokio::fs::write(&temp, content)
+        .await
+        .map_err(io("write unit file"))?;
+    tokio::fs::set_permissions(&temp, std::fs::Permissions::from_mode(UNIT_FILE_MODE))
+        .await
+        .map_err(io("set mode of unit file"))?;
+    tokio::fs::rename(&temp, &path)
+        .await
+        .map_err(io("rename unit file into place"))
+}
+
+/// Deletes `dir/<name>`; a file that is already gone is fine.
+pub(super) async fn remove(dir: &Path, name: &UnitName) -> Result<()> {
+    let path = dir.join(name.as_str());
+    match tokio::fs::remove_file(&path).await {
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+            operation: "remove unit file",
+            path,
+            source,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The systemk unit files in `dir`; a missing `dir` holds none.
+pub(super) async fn list(dir: &Path) -> Result<Vec<UnitName>> {
+    let io = |source| Error::Io {
+        operation: "list unit files in",
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(source) if source.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(io(source)),
+    };
+    let mut names = Vec::new();
+    while let Some(entry) = entries.next_entry().await.map_err(io)? {
+        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if file_name.starts_with(UNIT_PREFIX)
+            && let Ok(name) = file_name.parse::<UnitName>()
+        {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// The `[X-Kubernetes]` metadata of the unit file at `path`; `None` when there is no file.
+pub(super) async fn read_meta(path: PathBuf) -> Result<Option<KubernetesMeta>> {
+    let text = match tokio::fs::read_to_string(&path).await {
+        Ok(text) => text,
+        Err(source) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                operation: "read unit file",
+                path,
+                source,
+            });
+        }
+    };
+    UnitFile::parse(&text)
+        .and_then(|unit| KubernetesMeta::from_unit(&unit))
+        .map(Some)
+        .map_err(|source| Error::UnitFile { path, source })
+}

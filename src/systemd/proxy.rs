@@ -1,0 +1,139 @@
+//! Hand-written D-Bus proxies for the parts of systemd's API systemk uses. Only methods
+//! and properties that exist in systemd 252 (Debian 12) appear here; generated bindings
+//! track newer systemd and fail at runtime on 252. Private to the `systemd` layer.
+
+use zbus::OwnedObjectPath;
+
+/// One row of `ListUnitsByPatterns`: name, description, load state, active state, sub
+/// state, followed unit, unit object path, job id, job type, job object path.
+pub(super) type ListedUnit = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    u32,
+    String,
+    OwnedObjectPath,
+);
+
+/// One change `EnableUnitFiles`/`DisableUnitFiles` made: type, file name, destination.
+pub(super) type UnitFileChange = (String, String, String);
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+pub(super) trait Manager {
+    /// Ask systemd to send signals to this client; without it none arrive.
+    fn subscribe(&self) -> zbus::Result<()>;
+
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
+
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    fn list_units_by_patterns(
+        &self,
+        states: &[&str],
+        patterns: &[&str],
+    ) -> zbus::Result<Vec<ListedUnit>>;
+
+    fn enable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+        force: bool,
+    ) -> zbus::Result<(bool, Vec<UnitFileChange>)>;
+
+    fn disable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+    ) -> zbus::Result<Vec<UnitFileChange>>;
+
+    /// daemon-reload.
+    fn reload(&self) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: OwnedObjectPath,
+        unit: String,
+        result: String,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    fn unit_new(&self, id: String, unit: OwnedObjectPath) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    fn unit_removed(&self, id: String, unit: OwnedObjectPath) -> zbus::Result<()>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1"
+)]
+pub(super) trait Unit {
+    #[zbus(property)]
+    fn load_state(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn active_state(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn sub_state(&self) -> zbus::Result<String>;
+
+    /// CLOCK_REALTIME µs, 0 when never.
+    #[zbus(property)]
+    fn active_enter_timestamp(&self) -> zbus::Result<u64>;
+
+    /// CLOCK_REALTIME µs, 0 when never.
+    #[zbus(property)]
+    fn inactive_enter_timestamp(&self) -> zbus::Result<u64>;
+
+    #[zbus(property)]
+    fn fragment_path(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1"
+)]
+pub(super) trait Service {
+    #[zbus(property)]
+    fn result(&self) -> zbus::Result<String>;
+
+    #[zbus(property, name = "MainPID")]
+    fn main_pid(&self) -> zbus::Result<u32>;
+
+    #[zbus(property)]
+    fn exec_main_code(&self) -> zbus::Result<i32>;
+
+    #[zbus(property)]
+    fn exec_main_status(&self) -> zbus::Result<i32>;
+
+    /// CLOCK_REALTIME µs, 0 when never.
+    #[zbus(property)]
+    fn exec_main_start_timestamp(&self) -> zbus::Result<u64>;
+
+    /// CLOCK_REALTIME µs, 0 when never.
+    #[zbus(property)]
+    fn exec_main_exit_timestamp(&self) -> zbus::Result<u64>;
+
+    #[zbus(property, name = "NRestarts")]
+    fn n_restarts(&self) -> zbus::Result<u32>;
+}

@@ -1,0 +1,212 @@
+//! A unit's observed state, as systemd reports it on D-Bus: the mapping from property
+//! values to [`ActiveState`] and [`UnitStatus`], and reading them for one unit.
+
+use std::fmt;
+
+use zbus::{Connection, OwnedObjectPath};
+
+use super::error::{Error, Result};
+use super::proxy::{ServiceProxy, UnitProxy};
+use crate::unit::UnitName;
+
+/// `si_code` values of `ExecMainCode` (waitid(2)): how the main process ended.
+const CLD_EXITED: i32 = 1;
+const CLD_KILLED: i32 = 2;
+const CLD_DUMPED: i32 = 3;
+
+/// A unit's `ActiveState`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActiveState {
+    /// Started and running (or exited with `RemainAfterExit=yes`).
+    Active,
+    /// Reloading its configuration.
+    Reloading,
+    /// Not running.
+    Inactive,
+    /// Not running, and the last run failed.
+    Failed,
+    /// Starting.
+    Activating,
+    /// Stopping.
+    Deactivating,
+    /// Under maintenance (e.g. cleaning).
+    Maintenance,
+    /// Refreshing its mounts.
+    Refreshing,
+    /// A state this version of systemk does not know.
+    Unknown(String),
+}
+
+impl ActiveState {
+    /// Maps systemd's string.
+    pub fn parse(state: &str) -> Self {
+        match state {
+            "active" => Self::Active,
+            "reloading" => Self::Reloading,
+            "inactive" => Self::Inactive,
+            "failed" => Self::Failed,
+            "activating" => Self::Activating,
+            "deactivating" => Self::Deactivating,
+            "maintenance" => Self::Maintenance,
+            "refreshing" => Self::Refreshing,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+
+    /// systemd's string for this state.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Active => "active",
+            Self::Reloading => "reloading",
+            Self::Inactive => "inactive",
+            Self::Failed => "failed",
+            Self::Activating => "activating",
+            Self::Deactivating => "deactivating",
+            Self::Maintenance => "maintenance",
+            Self::Refreshing => "refreshing",
+            Self::Unknown(other) => other,
+        }
+    }
+}
+
+impl fmt::Display for ActiveState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What systemd knows about one service unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitStatus {
+    /// The unit.
+    pub name: UnitName,
+    /// `ActiveState`.
+    pub active_state: ActiveState,
+    /// `SubState`, e.g. `running`, `exited`, `dead`, `auto-restart`.
+    pub sub_state: String,
+    /// `Result` of the last run: `success`, `exit-code`, `signal`, `timeout`, ...
+    pub result: String,
+    /// `MainPID`, 0 when no main process runs.
+    pub main_pid: u32,
+    /// `ExecMainCode`: 1 exited, 2 killed, 3 dumped core, 0 never ran.
+    pub exec_main_code: i32,
+    /// `ExecMainStatus`: the exit code when `exec_main_code` is 1, else the signal.
+    pub exec_main_status: i32,
+    /// When the main process started, CLOCK_REALTIME µs, 0 = never.
+    pub exec_main_start_us: u64,
+    /// When the main process ended, CLOCK_REALTIME µs, 0 = never.
+    pub exec_main_exit_us: u64,
+    /// When the unit last became active, CLOCK_REALTIME µs, 0 = never.
+    pub active_enter_us: u64,
+    /// When the unit last became inactive, CLOCK_REALTIME µs, 0 = never.
+    pub inactive_enter_us: u64,
+    /// `NRestarts`: restarts systemd itself did (`Restart=`).
+    pub n_restarts: u32,
+}
+
+impl UnitStatus {
+    /// The main process' exit code, when it exited on its own.
+    pub fn exit_code(&self) -> Option<i32> {
+        (self.exec_main_code == CLD_EXITED).then_some(self.exec_main_status)
+    }
+
+    /// The signal that ended the main process, when one did.
+    pub fn signal(&self) -> Option<i32> {
+        matches!(self.exec_main_code, CLD_KILLED | CLD_DUMPED).then_some(self.exec_main_status)
+    }
+}
+
+/// Reads the status of `name`, whose unit object lives at `path`.
+pub(super) async fn read(
+    connection: &Connection,
+    name: &UnitName,
+    path: &OwnedObjectPath,
+) -> Result<UnitStatus> {
+    let failed = |error| Error::from_zbus("read properties of", name.as_str(), error);
+    // Uncached: every read asks systemd, so a status is never older than the call.
+    let unit = UnitProxy::builder(connection)
+        .path(path.clone())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(failed)?;
+    let service = ServiceProxy::builder(connection)
+        .path(path.clone())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(failed)?;
+    Ok(UnitStatus {
+        name: name.clone(),
+        active_state: ActiveState::parse(&unit.active_state().await.map_err(failed)?),
+        sub_state: unit.sub_state().await.map_err(failed)?,
+        result: service.result().await.map_err(failed)?,
+        main_pid: service.main_pid().await.map_err(failed)?,
+        exec_main_code: service.exec_main_code().await.map_err(failed)?,
+        exec_main_status: service.exec_main_status().await.map_err(failed)?,
+        exec_main_start_us: service.exec_main_start_timestamp().await.map_err(failed)?,
+        exec_main_exit_us: service.exec_main_exit_timestamp().await.map_err(failed)?,
+        active_enter_us: unit.active_enter_timestamp().await.map_err(failed)?,
+        inactive_enter_us: unit.inactive_enter_timestamp().await.map_err(failed)?,
+        n_restarts: service.n_restarts().await.map_err(failed)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: i32, value: i32) -> UnitStatus {
+        UnitStatus {
+            name: "systemk.a.b.c.service".parse().unwrap(),
+            active_state: ActiveState::Failed,
+            sub_state: "failed".into(),
+            result: "exit-code".into(),
+            main_pid: 0,
+            exec_main_code: code,
+            exec_main_status: value,
+            exec_main_start_us: 0,
+            exec_main_exit_us: 0,
+            active_enter_us: 0,
+            inactive_enter_us: 0,
+            n_restarts: 0,
+        }
+    }
+
+    #[test]
+    fn exited_status_is_an_exit_code() {
+        assert_eq!(status(1, 3).exit_code(), Some(3));
+        assert_eq!(status(1, 3).signal(), None);
+    }
+
+    #[test]
+    fn killed_and_dumped_status_is_a_signal() {
+        assert_eq!(status(2, 9).signal(), Some(9));
+        assert_eq!(status(3, 11).signal(), Some(11));
+        assert_eq!(status(2, 9).exit_code(), None);
+    }
+
+    #[test]
+    fn never_ran_has_neither() {
+        assert_eq!(status(0, 0).exit_code(), None);
+        assert_eq!(status(0, 0).signal(), None);
+    }
+
+    #[test]
+    fn active_states_round_trip() {
+        for state in [
+            "active",
+            "inactive",
+            "failed",
+            "activating",
+            "deactivating",
+            "reloading",
+        ] {
+            assert_eq!(ActiveState::parse(state).as_str(), state);
+        }
+        assert_eq!(
+            ActiveState::parse("new"),
+            ActiveState::Unknown("new".into())
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! What every integration test needs: a check that it runs inside the sandbox, a fresh
+//! workspace, names unique to the test, waiting on a condition with a deadline (tests
+//! never sleep a fixed time), and the system bus.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use systemk::unit::UnitName;
+use tempfile::TempDir;
+
+/// Set to `1` by `scripts/systemd-sandbox` for the command it runs.
+const SANDBOX_ENV: &str = "SYSTEMK_SANDBOX";
+
+/// How often `wait_for` re-checks its condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Longest test-name part of a namespace; the rest of the 63-character DNS label is the
+/// unique suffix.
+const NAME_PART_MAX: usize = 40;
+
+/// Fails the test unless it runs inside `scripts/systemd-sandbox`: these tests start
+/// units and install packages, which must never happen on the host's own systemd.
+pub fn require_sandbox() {
+    assert!(
+        std::env::var(SANDBOX_ENV).as_deref() == Ok("1"),
+        "integration tests must run inside the systemd sandbox: run `scripts/test` \
+         (or `scripts/systemd-sandbox -- <test binary> --test-threads=1`)"
+    );
+}
+
+/// One test's own world: a fresh temporary directory and a Kubernetes namespace no other
+/// test (or earlier run) uses, so unit names never collide.
+pub struct TestContext {
+    workspace: TempDir,
+    namespace: String,
+}
+
+impl TestContext {
+    /// A context for the test named `test` (used in names, so failures are traceable).
+    pub fn new(test: &str) -> Self {
+        require_sandbox();
+        let workspace = tempfile::Builder::new()
+            .prefix(&format!("systemk-{test}-"))
+            .tempdir()
+            .expect("create the test workspace");
+        Self {
+            workspace,
+            namespace: unique_namespace(test),
+        }
+    }
+
+    /// The test's fresh, empty directory; removed when the context is dropped.
+    pub fn workspace(&self) -> &Path {
+        self.workspace.path()
+    }
+
+    /// The namespace unique to this test: a valid DNS label.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The unit name of `container` in `pod` of this test's namespace.
+    pub fn unit_name(&self, pod: &str, container: &str) -> UnitName {
+        UnitName::for_container(&self.namespace, pod, container).expect("valid test unit name")
+    }
+}
+
+fn unique_namespace(test: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let mut name: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(NAME_PART_MAX)
+        .collect();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    name.push_str(&format!("-{:x}{nanos:x}{count:x}", std::process::id()));
+    name.trim_start_matches('-').to_owned()
+}
+
+/// Polls `condition` until it yields a value, failing the test with `what` when
+/// `deadline` passes first.
+pub async fn wait_for<T, F, Fut>(deadline: Duration, what: &str, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let poll = async {
+        loop {
+            if let Some(value) = condition().await {
+                return value;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    };
+    match tokio::time::timeout(deadline, poll).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {deadline:?} waiting for {what}"),
+    }
+}
+
+/// A connection to the sandbox's system bus.
+pub async fn system_bus() -> zbus::Connection {
+    require_sandbox();
+    zbus::Connection::system()
+        .await
+        .expect("connect to the sandbox's system bus")
+}
