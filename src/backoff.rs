@@ -36,6 +36,15 @@ pub const CONTAINER_RESTART: Backoff = Backoff {
     jitter: 0.0,
 };
 
+/// Reconnecting to a local service (the system bus, systemd): 200 ms doubling to 10 s,
+/// with jitter so many retries do not line up.
+pub const LOCAL_SERVICE: Backoff = Backoff {
+    initial: Duration::from_millis(200),
+    max: Duration::from_secs(10),
+    factor: 2.0,
+    jitter: 0.2,
+};
+
 /// A back-off schedule whose bounds were rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {

@@ -1,6 +1,7 @@
 //! Top layer: what each command of the `systemk` binary does, wired from the lower layers.
 //! `main.rs` only parses, sets up logging and maps the outcome to an exit code.
 
+mod agent;
 mod render;
 
 use std::ffi::OsString;
@@ -16,9 +17,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Render(args)) => render::run(args).await,
         Some(Command::Manpage) => {
             let page = crate::config::manpage().context("cannot render the man page")?;
-            std::io::stdout().write_all(&page).context("cannot write the man page")
+            std::io::stdout()
+                .write_all(&page)
+                .context("cannot write the man page")
         }
-        None => anyhow::bail!("the node agent is not part of this build yet; see `systemk render`"),
+        None => agent::run(cli.agent).await,
     }
 }
 

@@ -12,6 +12,11 @@ use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
 
 use super::{Error, Result};
 
+/// The pod with its latest status, inside the pod's directory.
+const POD_FILE: &str = "pod.json";
+
+/// Mode of systemk's state directory when systemk creates it (the package does too).
+const STATE_DIR_MODE: u32 = 0o755;
 /// Mode of the directory holding all pods: only root may traverse it, so the world-writable
 /// emptyDirs below are reachable only through the units' bind mounts.
 const PODS_DIR_MODE: u32 = 0o700;
@@ -80,6 +85,16 @@ impl PodDirs {
     /// their `type` asks. Idempotent: existing emptyDirs keep their contents.
     pub fn prepare(&self, pod: &Pod, uid: &str) -> Result<()> {
         check_uid(uid)?;
+        if let Some(state_dir) = self.pods.parent() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(STATE_DIR_MODE)
+                .create(state_dir)
+                .map_err(|source| Error::Io {
+                    path: state_dir.to_owned(),
+                    source,
+                })?;
+        }
         create_dir(&self.pods, PODS_DIR_MODE)?;
         let pod_dir = self.pod_dir(uid);
         create_dir(&pod_dir, PODS_DIR_MODE)?;
@@ -106,6 +121,28 @@ impl PodDirs {
             }
         }
         Ok(())
+    }
+
+    /// Keeps the pod with its latest status in `<pod dir>/pod.json` (for `systemk pods`),
+    /// atomically.
+    pub fn save_pod(&self, uid: &str, pod: &Pod) -> Result<()> {
+        check_uid(uid)?;
+        let path = self.pod_dir(uid).join(POD_FILE);
+        let io_error = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(pod).map_err(|err| io_error(io::Error::other(err)))?;
+        let temp = path.with_extension("json.tmp");
+        fs::write(&temp, json).map_err(io_error)?;
+        fs::rename(&temp, &path).map_err(io_error)
+    }
+
+    /// The pod last saved by [`Self::save_pod`], if readable.
+    pub fn load_pod(&self, uid: &str) -> Option<Pod> {
+        check_uid(uid).ok()?;
+        let text = fs::read_to_string(self.pod_dir(uid).join(POD_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     /// Removes the pod's directory with its emptyDirs. hostPath volumes are never touched:

@@ -67,6 +67,9 @@ pub enum Error {
     /// The container cannot become a unit.
     #[error(transparent)]
     Unit(#[from] crate::unit::Error),
+    /// systemd refused or failed a request.
+    #[error(transparent)]
+    Systemd(#[from] crate::systemd::Error),
     /// The package's own unit file cannot be read as a unit.
     #[error("vendor unit {path}: {source}")]
     VendorUnit {
@@ -100,6 +103,7 @@ impl Error {
             Self::Image(err) => err.reason(),
             Self::Unit(err) => err.reason(),
             Self::VendorUnit { .. } => "CreateContainerConfigError",
+            Self::Systemd(err) => err.reason(),
         }
     }
 
@@ -109,6 +113,7 @@ impl Error {
         match self {
             Self::Io { .. } | Self::HostPathType { .. } => true,
             Self::Image(err) => err.is_transient(),
+            Self::Systemd(err) => err.is_transient(),
             _ => false,
         }
     }

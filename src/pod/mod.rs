@@ -6,13 +6,21 @@
 //! observations and the current time. [`PodDirs`] owns the pods' directories on disk.
 
 mod container_unit;
+mod context;
 mod dirs;
 mod error;
 pub mod init_order;
+pub mod observe;
 pub mod qos;
+mod reconciler;
+mod records;
 pub mod restart;
 pub mod status;
+mod worker;
 
 pub use container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
+pub use context::Context;
 pub use dirs::{PodDirs, check_uid};
 pub use error::{Error, Result};
+pub use reconciler::{MAX_CONCURRENT_PASSES, Progress, run};
+pub use worker::{Pass, PodState, cleanup, reconcile};

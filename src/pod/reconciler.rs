@@ -1,0 +1,292 @@
+//! The reconciler: one loop, keyed by pod UID, driven by events — updates from the
+//! sources of desired pods, systemd's unit signals, and timers for back-offs. Each dirty
+//! pod gets a pass ([`super::reconcile`] or [`super::cleanup`]) in its own task, at most
+//! one at a time per pod and [`MAX_CONCURRENT_PASSES`] overall, so a slow package install
+//! never holds up other pods. Nothing is found by scanning periodically. Layer 4.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::context::Context;
+use super::error::Result;
+use super::worker::{self, Pass, PodState};
+use crate::sources::{DesiredPods, SourceId, SourceUpdate};
+use crate::unit::UnitName;
+
+/// Pod passes running at once. Installs are serialised by the package layer anyway; this
+/// bounds the D-Bus traffic of a burst of new pods.
+pub const MAX_CONCURRENT_PASSES: usize = 16;
+
+/// What the reconciler tells its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// Every source sent its first set and every pod had its first pass: the machine
+    /// matches the desired pods (for `READY=1`).
+    Synced,
+    /// A pass computed this pod's status.
+    Status(Arc<Pod>),
+    /// A pod is gone: its units and directory are removed.
+    Removed {
+        /// The pod's UID.
+        uid: String,
+    },
+}
+
+/// Keeps the machine equal to the desired pods until `shutdown` completes. Pods keep
+/// running when it returns: their units are independent of systemk.
+pub async fn run(
+    ctx: Arc<Context>,
+    sources: Vec<SourceId>,
+    mut updates: mpsc::Receiver<SourceUpdate>,
+    progress: mpsc::UnboundedSender<Progress>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let mut events = ctx.systemd.subscribe().await?;
+    let mut reconciler = Reconciler::new(ctx.clone(), sources, progress);
+    reconciler.adopt().await?;
+    tokio::pin!(shutdown);
+    loop {
+        reconciler.dispatch();
+        let next_wake = reconciler.next_wake();
+        tokio::select! {
+            () = &mut shutdown => break,
+            update = updates.recv() => match update {
+                Some(update) => reconciler.apply(update),
+                None => break,
+            },
+            event = events.next() => match event {
+                Some(event) => reconciler.unit_changed(&event.name),
+                None => {
+                    tracing::warn!("the systemd signal stream ended; subscribing again");
+                    events = ctx.systemd.subscribe().await?;
+                    reconciler.mark_all_dirty();
+                }
+            },
+            Some(done) = reconciler.passes.join_next() => reconciler.finished(done),
+            () = sleep_until(next_wake) => reconciler.wake_due(),
+        }
+    }
+    reconciler.passes.shutdown().await;
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A finished pass: the pod, its state, what the pass found (`None` for a cleanup).
+type PassResult = (String, PodState, Result<Option<Pass>>);
+
+struct Reconciler {
+    ctx: Arc<Context>,
+    desired: DesiredPods,
+    /// Pods with units or a pass behind them, by UID; taken out while a pass runs.
+    states: HashMap<String, PodState>,
+    /// Which pod a unit belongs to.
+    owners: HashMap<UnitName, String>,
+    /// Pods that need a pass.
+    dirty: BTreeSet<String>,
+    /// Pods whose pass is running.
+    running: HashSet<String>,
+    /// When pods want their next pass.
+    wakes: HashMap<String, Instant>,
+    passes: JoinSet<PassResult>,
+    progress: mpsc::UnboundedSender<Progress>,
+    /// Whether `Progress::Synced` was sent.
+    synced: bool,
+}
+
+impl Reconciler {
+    fn new(
+        ctx: Arc<Context>,
+        sources: Vec<SourceId>,
+        progress: mpsc::UnboundedSender<Progress>,
+    ) -> Self {
+        Self {
+            ctx,
+            desired: DesiredPods::new(sources),
+            states: HashMap::new(),
+            owners: HashMap::new(),
+            dirty: BTreeSet::new(),
+            running: HashSet::new(),
+            wakes: HashMap::new(),
+            passes: JoinSet::new(),
+            progress,
+            synced: false,
+        }
+    }
+
+    /// Takes over the units that exist (from an earlier run of systemk, or from before a
+    /// reboot): each pod gets a pass once the sources are synced, which keeps what is
+    /// still desired running untouched and removes the rest.
+    async fn adopt(&mut self) -> Result<()> {
+        let managed = self.ctx.systemd.list_managed(&self.ctx.unit_dir).await?;
+        let mut by_pod: HashMap<String, Vec<UnitName>> = HashMap::new();
+        for unit in managed {
+            by_pod
+                .entry(unit.meta.pod_uid.clone())
+                .or_default()
+                .push(unit.status.name);
+        }
+        for uid in self.ctx.dirs.list()? {
+            by_pod.entry(uid).or_default();
+        }
+        tracing::info!(
+            pods = by_pod.len(),
+            "adopting the pods found on this machine"
+        );
+        for (uid, units) in by_pod {
+            for name in &units {
+                self.owners.insert(name.clone(), uid.clone());
+            }
+            self.states.insert(uid.clone(), PodState::adopted(units));
+            self.dirty.insert(uid);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, update: SourceUpdate) {
+        let source = update.source;
+        let applied = self.desired.apply(update);
+        for rejected in applied.rejected {
+            tracing::warn!(source = %source, ?rejected, "a desired pod was rejected");
+        }
+        self.dirty.extend(applied.changed);
+    }
+
+    fn unit_changed(&mut self, name: &UnitName) {
+        if let Some(uid) = self.owners.get(name) {
+            self.dirty.insert(uid.clone());
+        }
+    }
+
+    fn mark_all_dirty(&mut self) {
+        self.dirty.extend(self.states.keys().cloned());
+        self.dirty
+            .extend(self.desired.iter().map(|(uid, _)| uid.to_owned()));
+    }
+
+    fn wake_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .wakes
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in due {
+            self.wakes.remove(&uid);
+            self.dirty.insert(uid);
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        self.wakes.values().min().copied()
+    }
+
+    /// Starts passes for dirty pods, once every source has sent its first set: before
+    /// that, a pod missing from the desired set may only be not sent yet.
+    fn dispatch(&mut self) {
+        if !self.desired.is_synced() {
+            return;
+        }
+        let ready: Vec<String> = self
+            .dirty
+            .iter()
+            .filter(|uid| !self.running.contains(*uid))
+            .take(MAX_CONCURRENT_PASSES.saturating_sub(self.running.len()))
+            .cloned()
+            .collect();
+        for uid in ready {
+            self.dirty.remove(&uid);
+            self.running.insert(uid.clone());
+            let mut state = self.states.remove(&uid).unwrap_or_default();
+            let pod = self.desired.get(&uid).cloned();
+            let ctx = self.ctx.clone();
+            self.passes.spawn(async move {
+                let result = match &pod {
+                    Some(pod) => worker::reconcile(&ctx, &uid, pod, &mut state)
+                        .await
+                        .map(Some),
+                    None => worker::cleanup(&ctx, &uid, &mut state).await.map(|()| None),
+                };
+                (uid, state, result)
+            });
+        }
+        if !self.synced && self.dirty.is_empty() && self.running.is_empty() {
+            self.synced = true;
+            let _ = self.progress.send(Progress::Synced);
+        }
+    }
+
+    fn finished(&mut self, done: Result<PassResult, tokio::task::JoinError>) {
+        let (uid, state, result) = match done {
+            Ok(done) => done,
+            Err(err) => {
+                // A pass panicked: its state is lost; the next event rebuilds it from
+                // systemd. Never take the reconciler down with it.
+                tracing::error!(error = %err, "a reconcile pass panicked");
+                return;
+            }
+        };
+        self.running.remove(&uid);
+        self.owners.retain(|_, owner| *owner != uid);
+        match result {
+            Ok(None) => {
+                let _ = self.progress.send(Progress::Removed { uid });
+            }
+            Ok(Some(pass)) => {
+                self.track(&uid, &state);
+                if let Some(wake) = pass.wake {
+                    self.wake_at(&uid, wake);
+                }
+                if pass.status_changed {
+                    self.publish(&uid, &state);
+                }
+                self.states.insert(uid, state);
+            }
+            Err(err) => {
+                let delay = PASS_RETRY.delay(0);
+                tracing::warn!(pod_uid = %uid, error = %err, reason = err.reason(), retry_in = ?delay, "reconcile pass failed");
+                self.track(&uid, &state);
+                self.wakes.insert(uid.clone(), Instant::now() + delay);
+                self.states.insert(uid, state);
+            }
+        }
+    }
+
+    fn track(&mut self, uid: &str, state: &PodState) {
+        for name in state.units() {
+            self.owners.insert(name.clone(), uid.to_owned());
+        }
+    }
+
+    fn wake_at(&mut self, uid: &str, at: Timestamp) {
+        let wait = worker::now().duration_until(at);
+        let wait = std::time::Duration::try_from(wait).unwrap_or_default();
+        self.wakes.insert(uid.to_owned(), Instant::now() + wait);
+    }
+
+    fn publish(&self, uid: &str, state: &PodState) {
+        let (Some(pod), Some(status)) = (self.desired.get(uid), state.status()) else {
+            return;
+        };
+        let mut with_status = Pod::clone(pod);
+        with_status.status = Some(status.clone());
+        let _ = self.progress.send(Progress::Status(Arc::new(with_status)));
+    }
+}
+
+/// When a failed pass (D-Bus or file system trouble) is tried again.
+const PASS_RETRY: crate::backoff::Backoff = crate::backoff::CONTAINER_RESTART;

@@ -1,0 +1,60 @@
+//! Restart records on disk: `<state>/pods/<uid>/containers/<container>.json`, one
+//! [`RestartRecord`] each, written atomically (temp file + rename) so a crash never leaves
+//! half a record. A record that cannot be read is treated as absent: the container's
+//! counters start over, nothing else breaks. Layer 4.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::PathBuf;
+
+use super::dirs::PodDirs;
+use super::error::{Error, Result};
+use super::restart::{ContainerRestarts, RestartRecord};
+
+/// The machine kept for `container`, if a readable record exists.
+pub fn load(dirs: &PodDirs, uid: &str, container: &str) -> Option<ContainerRestarts> {
+    let path = record_path(dirs, uid, container).ok()?;
+    let text = fs::read_to_string(&path).ok()?;
+    let record: RestartRecord = serde_json::from_str(&text)
+        .inspect_err(|error| tracing::warn!(path = %path.display(), %error, "ignoring a damaged restart record"))
+        .ok()?;
+    ContainerRestarts::from_record(&record).filter(|restarts| restarts.container() == container)
+}
+
+/// Keeps `restarts` for its container.
+pub fn save(dirs: &PodDirs, uid: &str, restarts: &ContainerRestarts) -> Result<()> {
+    let path = record_path(dirs, uid, restarts.container())?;
+    let io_error = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    let json =
+        serde_json::to_vec(&restarts.to_record()).map_err(|err| io_error(io::Error::other(err)))?;
+    let temp = path.with_extension("json.tmp");
+    let mut file = fs::File::create(&temp).map_err(io_error)?;
+    file.write_all(&json).map_err(io_error)?;
+    fs::rename(&temp, &path).map_err(io_error)
+}
+
+/// Forgets the record of `container` (its spec changed: a new container).
+pub fn remove(dirs: &PodDirs, uid: &str, container: &str) -> Result<()> {
+    let path = record_path(dirs, uid, container)?;
+    match fs::remove_file(&path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(Error::Io { path, source: err }),
+        _ => Ok(()),
+    }
+}
+
+fn record_path(dirs: &PodDirs, uid: &str, container: &str) -> Result<PathBuf> {
+    super::dirs::check_uid(uid)?;
+    let valid = !container.is_empty()
+        && container
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid {
+        return Err(Error::InvalidPod {
+            why: format!("container name {container:?} is not a DNS label"),
+        });
+    }
+    Ok(dirs.records_dir(uid).join(format!("{container}.json")))
+}
