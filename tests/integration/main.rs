@@ -3,3 +3,5 @@
 //! purges what it installed) and must run one at a time: `--test-threads=1`.
 
 mod package;
+#[path = "../apiserver/mod.rs"]
+mod apiserver;

@@ -1,0 +1,340 @@
+//! The verbs on stored objects: create, get, list, update and patch, plus the pod `binding`
+//! subresource. Each takes the parsed request and body, applies the registry rules from
+//! `objects` under the store lock, and returns the object or a `Status` error. Delete, watch
+//! and TokenRequest live in their own files.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::Api;
+use super::objects::{self, check_type};
+use super::patch;
+use super::request::ResourceRequest;
+use super::resources::{self, Resource};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::status::{ApiError, ApiResult};
+use super::store::{ObjectKey, State};
+
+/// The message of a stale-resourceVersion conflict.
+const MODIFIED: &str = "the object has been modified; please apply your changes to the latest version and try again";
+
+fn name_of(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or("")
+}
+
+fn required_name(req: &ResourceRequest) -> ApiResult<&str> {
+    req.name.as_deref().ok_or_else(ApiError::method_not_allowed)
+}
+
+/// 404 unless the request's namespace exists.
+pub fn require_namespace(state: &State, resource: &Resource, namespace: &str) -> ApiResult<()> {
+    if !resource.namespaced {
+        return Ok(());
+    }
+    let namespaces = resources::core("namespaces");
+    if state.get(&ObjectKey::new(namespaces, "", namespace)).is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("", "namespaces", namespace))
+    }
+}
+
+/// POST on a collection.
+pub fn create(api: &Api, req: &ResourceRequest, mut object: Value) -> ApiResult<(StatusCode, Value)> {
+    let resource = req.resource;
+    check_type(resource, &mut object, resource.kind, &resource.api_version())?;
+    let namespace = req.namespace_or_empty().to_string();
+    let metadata = &mut object["metadata"];
+    if resource.namespaced {
+        match metadata.get("namespace").and_then(Value::as_str) {
+            Some(given) if !given.is_empty() && given != namespace => {
+                return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+            }
+            _ => metadata["namespace"] = json!(namespace),
+        }
+    } else if let Some(map) = metadata.as_object_mut() {
+        map.remove("namespace");
+    }
+    if metadata.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
+        return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+    }
+    let name = match (metadata.get("name").and_then(Value::as_str), metadata.get("generateName").and_then(Value::as_str)) {
+        (Some(name), _) if !name.is_empty() => name.to_string(),
+        (_, Some(prefix)) if !prefix.is_empty() => format!("{prefix}{}", objects::name_suffix()),
+        _ => {
+            return Err(ApiError::invalid(resource.group, resource.kind, "", "metadata.name", "Required value: name or generateName is required"));
+        }
+    };
+    objects::validate_name(resource, &name)?;
+    object["metadata"]["name"] = json!(name);
+    let mut state = api.store.lock();
+    require_namespace(&state, resource, &namespace)?;
+    let key = ObjectKey::new(resource, &namespace, &name);
+    if state.get(&key).is_some() {
+        return Err(ApiError::already_exists(resource.group, resource.plural, &name));
+    }
+    objects::prepare_create(resource, &mut object);
+    let stored = state.put(key, object);
+    if resource.plural == "namespaces" {
+        create_default_service_account(&mut state, &name);
+    }
+    Ok((StatusCode::CREATED, stored))
+}
+
+/// The serviceaccount controller's job, done synchronously: every namespace gets `default`.
+fn create_default_service_account(state: &mut State, namespace: &str) {
+    let accounts = resources::core("serviceaccounts");
+    let mut account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}});
+    objects::prepare_create(accounts, &mut account);
+    state.put(ObjectKey::new(accounts, namespace, "default"), account);
+}
+
+/// GET on an object.
+pub fn get(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
+    let name = required_name(req)?;
+    let state = api.store.lock();
+    let key = ObjectKey::new(req.resource, req.namespace_or_empty(), name);
+    state.get(&key).cloned().ok_or_else(|| ApiError::not_found(req.resource.group, req.resource.plural, name))
+}
+
+/// Parsed `labelSelector` and `fieldSelector` of a list or watch.
+pub struct Selectors {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Selectors {
+    /// Reads both selectors from the query.
+    pub fn from_request(req: &ResourceRequest) -> ApiResult<Self> {
+        Ok(Self {
+            labels: LabelSelector::parse(req.param("labelSelector").unwrap_or(""))?,
+            fields: FieldSelector::parse(req.param("fieldSelector").unwrap_or(""), req.resource)?,
+        })
+    }
+
+    /// Whether the object is selected.
+    pub fn matches(&self, object: &Value) -> bool {
+        self.labels.matches(object) && self.fields.matches(object)
+    }
+}
+
+/// Removes `kind`/`apiVersion` from list items, as the real server's list encoding does.
+fn as_list_item(mut object: Value) -> Value {
+    if let Some(map) = object.as_object_mut() {
+        map.remove("kind");
+        map.remove("apiVersion");
+    }
+    object
+}
+
+/// GET on a collection (without `watch`).
+pub fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
+    let resource = req.resource;
+    let selectors = Selectors::from_request(req)?;
+    let state = api.store.lock();
+    let revision = state.revision();
+    if let Some(wanted) = req.param("resourceVersion").filter(|rv| !rv.is_empty() && *rv != "0") {
+        let wanted: u64 = wanted.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version \"{wanted}\"")))?;
+        match req.param("resourceVersionMatch") {
+            Some("Exact") if wanted != revision => {
+                return Err(ApiError::expired(format!("too old resource version: {wanted} ({revision})")));
+            }
+            _ if wanted > revision => {
+                return Err(ApiError::too_large(wanted, revision));
+            }
+            _ => {}
+        }
+    }
+    let start_after = match req.param("continue").filter(|token| !token.is_empty()) {
+        Some(token) => Some(decode_continue(token)?),
+        None => None,
+    };
+    let limit: usize = req.param("limit").and_then(|limit| limit.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let mut items = Vec::new();
+    let mut next = None;
+    let matching = state
+        .list(resource, req.namespace.as_deref())
+        .into_iter()
+        .filter(|(key, _)| start_after.as_ref().is_none_or(|after| (&key.namespace, &key.name) > (&after.0, &after.1)))
+        .filter(|(_, object)| selectors.matches(object));
+    let mut remaining = 0usize;
+    for (key, object) in matching {
+        if items.len() == limit {
+            remaining += 1;
+            continue;
+        }
+        items.push(as_list_item(object));
+        if items.len() == limit {
+            next = Some(hex::encode(format!("{}/{}", key.namespace, key.name)));
+        }
+    }
+    let mut metadata = json!({ "resourceVersion": revision.to_string() });
+    if remaining > 0
+        && let Some(token) = next
+    {
+        metadata["continue"] = json!(token);
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    Ok(json!({
+        "kind": format!("{}List", resource.kind),
+        "apiVersion": resource.api_version(),
+        "metadata": metadata,
+        "items": items,
+    }))
+}
+
+fn decode_continue(token: &str) -> ApiResult<(String, String)> {
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
+    let text = String::from_utf8(hex::decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (namespace, name) = text.split_once('/').ok_or_else(bad)?;
+    Ok((namespace.to_string(), name.to_string()))
+}
+
+/// PUT on an object or its `status`.
+pub fn update(api: &Api, req: &ResourceRequest, mut object: Value) -> ApiResult<Value> {
+    let resource = req.resource;
+    let name = required_name(req)?;
+    check_type(resource, &mut object, resource.kind, &resource.api_version())?;
+    if name_of(&object) != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            name_of(&object)
+        )));
+    }
+    let mut state = api.store.lock();
+    let key = ObjectKey::new(resource, req.namespace_or_empty(), name);
+    let old = state.get(&key).cloned().ok_or_else(|| ApiError::not_found(resource.group, resource.plural, name))?;
+    write_existing(&mut state, req, key, old, object)
+}
+
+/// Stores `new` over `old` with the update rules: preconditions, status subresource
+/// separation, immutable system metadata, generation, finalizer completion, no-op detection.
+pub fn write_existing(state: &mut State, req: &ResourceRequest, key: ObjectKey, old: Value, new: Value) -> ApiResult<Value> {
+    let resource = req.resource;
+    let name = key.name.clone();
+    let old_rv = old["metadata"]["resourceVersion"].clone();
+    if let Some(given) = new["metadata"]["resourceVersion"].as_str()
+        && !given.is_empty()
+        && Some(given) != old_rv.as_str()
+    {
+        return Err(ApiError::conflict(resource.group, resource.plural, &name, MODIFIED));
+    }
+    let old_uid = old["metadata"]["uid"].as_str().unwrap_or("");
+    if let Some(given) = new["metadata"]["uid"].as_str()
+        && !given.is_empty()
+        && given != old_uid
+    {
+        return Err(ApiError::precondition_failed(resource.group, resource.plural, &name, "UID", given, old_uid));
+    }
+    let mut candidate = if req.subresource.as_deref() == Some("status") {
+        let mut candidate = old.clone();
+        candidate["status"] = new["status"].clone();
+        candidate
+    } else {
+        let mut candidate = new;
+        if resource.has_status() {
+            match old.get("status") {
+                Some(status) => candidate["status"] = status.clone(),
+                None => {
+                    if let Some(map) = candidate.as_object_mut() {
+                        map.remove("status");
+                    }
+                }
+            }
+        }
+        candidate
+    };
+    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "generation", "resourceVersion"] {
+        match old["metadata"].get(field) {
+            Some(value) => candidate["metadata"][field] = value.clone(),
+            None => {
+                if let Some(map) = candidate["metadata"].as_object_mut() {
+                    map.remove(field);
+                }
+            }
+        }
+    }
+    if resource.plural == "pods" && req.subresource.is_none() {
+        objects::validate_pod_update(&old, &candidate)?;
+    }
+    if candidate.get("spec") != old.get("spec") {
+        let generation = old["metadata"]["generation"].as_i64().unwrap_or(0);
+        candidate["metadata"]["generation"] = json!(generation + 1);
+    }
+    if candidate == old {
+        return Ok(old);
+    }
+    let finalized = candidate["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+    let terminating = !candidate["metadata"]["deletionTimestamp"].is_null();
+    let grace_over = candidate["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
+    let stored = state.put(key.clone(), candidate);
+    if finalized && terminating && grace_over {
+        state.remove(&key);
+    }
+    Ok(stored)
+}
+
+/// PATCH on an object or its `status`.
+pub fn patch(api: &Api, req: &ResourceRequest, content_type: &str, body: &[u8]) -> ApiResult<(StatusCode, Value)> {
+    let resource = req.resource;
+    let name = required_name(req)?.to_string();
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    let parse_json = || serde_json::from_slice::<Value>(body).map_err(|err| ApiError::bad_request(format!("error decoding patch: {err}")));
+    let apply = media_type == "application/apply-patch+yaml";
+    let patch_document = match media_type {
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" | "application/json-patch+json" => parse_json()?,
+        "application/apply-patch+yaml" => {
+            if req.param("fieldManager").is_none_or(str::is_empty) {
+                return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", "fieldManager", "Required value: is required for apply patch"));
+            }
+            serde_yaml_ng::from_slice::<Value>(body).map_err(|err| ApiError::bad_request(format!("error decoding YAML: {err}")))?
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    let mut state = api.store.lock();
+    let key = ObjectKey::new(resource, req.namespace_or_empty(), &name);
+    let Some(old) = state.get(&key).cloned() else {
+        if apply && req.subresource.is_none() {
+            drop(state);
+            return create(api, req, patch_document);
+        }
+        return Err(ApiError::not_found(resource.group, resource.plural, &name));
+    };
+    let mut patched = old.clone();
+    let outcome = match media_type {
+        "application/merge-patch+json" => {
+            patch::merge_patch(&mut patched, &patch_document);
+            Ok(())
+        }
+        "application/json-patch+json" => patch::json_patch(&mut patched, &patch_document),
+        _ => patch::strategic_merge_patch(&mut patched, &patch_document),
+    };
+    outcome.map_err(|why| ApiError::invalid(resource.group, resource.kind, &name, "patch", &why))?;
+    if apply {
+        check_type(resource, &mut patched, resource.kind, &resource.api_version())?;
+    }
+    if name_of(&patched) != name {
+        return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", name_of(&patched))));
+    }
+    Ok((StatusCode::OK, write_existing(&mut state, req, key, old, patched)?))
+}
+
+/// POST `pods/<name>/binding`: what the scheduler does to assign a node.
+pub fn bind(api: &Api, req: &ResourceRequest, binding: Value) -> ApiResult<(StatusCode, Value)> {
+    let name = required_name(req)?;
+    let node = binding["target"]["name"].as_str().filter(|node| !node.is_empty()).ok_or_else(|| {
+        ApiError::invalid("", "Binding", name, "target.name", "Required value")
+    })?;
+    let mut state = api.store.lock();
+    let key = ObjectKey::new(req.resource, req.namespace_or_empty(), name);
+    let mut pod = state.get(&key).cloned().ok_or_else(|| ApiError::not_found("", "pods", name))?;
+    if let Some(assigned) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+        let why = format!("pod {name} is already assigned to node \"{assigned}\"");
+        return Err(ApiError::conflict("", "pods/binding", name, &why));
+    }
+    pod["spec"]["nodeName"] = json!(node);
+    let scheduled = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": objects::now()});
+    patch::strategic_merge_patch(&mut pod, &json!({"status": {"conditions": [scheduled]}})).map_err(ApiError::internal)?;
+    state.put(key, pod);
+    Ok((StatusCode::CREATED, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+}

@@ -1,0 +1,41 @@
+//! The project's test Kubernetes API server: in-memory, plain HTTP on loopback, faithful to
+//! kube-apiserver's REST semantics for the resources systemk and kubectl use (see
+//! `docs/test-apiserver.md` for what is implemented and what is simplified). Test-only code:
+//! it never runs in production and has no controllers — objects are stored, not acted on.
+//!
+//! `TestApiServer::start()` serves on a random port until the handle is dropped;
+//! `TestApiServer::write_kubeconfig` points kubectl or a kube client at it.
+
+mod delete;
+mod discovery;
+mod handlers;
+mod objects;
+mod openapi;
+mod patch;
+mod request;
+mod resources;
+mod selectors;
+mod server;
+mod status;
+mod store;
+mod token;
+mod watch;
+
+#[cfg(test)]
+mod kubectl_tests;
+#[cfg(test)]
+mod tests;
+
+pub use server::{Config, TestApiServer};
+
+use store::Store;
+
+/// Shared server state.
+pub struct Api {
+    /// The objects.
+    store: Store,
+    /// Server settings.
+    config: Config,
+    /// `host:port` the server listens on, published in `/api`.
+    address: String,
+}

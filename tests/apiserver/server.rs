@@ -1,0 +1,178 @@
+//! The HTTP side: binds a loopback listener, routes every request through one dispatcher
+//! (discovery, OpenAPI, health, then resource paths by method), and renders results and
+//! `Status` errors as JSON. Holds no API semantics itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::request::{ResourceRequest, parse_resource_path};
+use super::status::{ApiError, ApiResult};
+use super::store::Store;
+use super::{Api, delete, discovery, handlers, objects, openapi, resources, token, watch};
+
+/// Settings of a test API server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How many changes the store keeps for watches to resume from; older versions get 410.
+    pub history_limit: usize,
+    /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK (real server: about 1 min).
+    pub bookmark_interval: Duration,
+    /// HS256 key for service account tokens.
+    pub token_key: String,
+    /// `kid` in the token header.
+    pub token_key_id: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(5),
+            token_key: objects::new_uid(),
+            token_key_id: objects::new_uid(),
+        }
+    }
+}
+
+/// A running server; dropping it stops it.
+pub struct TestApiServer {
+    api: Arc<Api>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TestApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Namespaces every cluster starts with.
+const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+impl TestApiServer {
+    /// Starts a server with default settings; returns the handle and `http://127.0.0.1:<port>`.
+    pub async fn start() -> (TestApiServer, String) {
+        Self::start_with(Config::default()).await
+    }
+
+    /// Starts a server with `config`.
+    pub async fn start_with(config: Config) -> (TestApiServer, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let address = listener.local_addr().expect("listener address").to_string();
+        let api = Arc::new(Api { store: Store::new(config.history_limit), config, address: address.clone() });
+        for namespace in INITIAL_NAMESPACES {
+            let request = internal_request(resources::core("namespaces"));
+            handlers::create(&api, &request, json!({"metadata": {"name": namespace}})).expect("create initial namespace");
+        }
+        let app = Router::new().fallback(dispatch).with_state(api.clone());
+        let task = tokio::spawn(async move {
+            // Serving ends only when the task is aborted.
+            let _ = axum::serve(listener, app).await;
+        });
+        (TestApiServer { api, task }, format!("http://{address}"))
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.api.address)
+    }
+
+    /// Writes a kubeconfig for this server (no auth) into `dir` and returns its path.
+    pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        let config = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\nusers:\n- name: test\n  user: {{}}\ncurrent-context: test\n",
+            self.url()
+        );
+        std::fs::write(&path, config).expect("write kubeconfig");
+        path
+    }
+}
+
+fn internal_request(resource: &'static resources::Resource) -> ResourceRequest {
+    ResourceRequest { resource, namespace: None, name: None, subresource: None, query: Default::default() }
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn error_response(error: &ApiError) -> Response {
+    json_response(error.code, &error.to_status())
+}
+
+async fn dispatch(State(api): State<Arc<Api>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path();
+    let result = match (path, &method) {
+        ("/version" | "/version/", &Method::GET) => Ok(json_response(StatusCode::OK, &discovery::version())),
+        ("/healthz" | "/readyz" | "/livez", &Method::GET) => Ok((StatusCode::OK, "ok").into_response()),
+        ("/api" | "/api/", &Method::GET) => Ok(json_response(StatusCode::OK, &discovery::core_versions(&api.address))),
+        ("/apis" | "/apis/", &Method::GET) => Ok(json_response(StatusCode::OK, &discovery::groups())),
+        ("/openapi/v3" | "/openapi/v3/", &Method::GET) => Ok(json_response(StatusCode::OK, &openapi::index())),
+        _ => route(&api, &method, &uri, &headers, &body),
+    };
+    result.unwrap_or_else(|error| error_response(&error))
+}
+
+fn route(api: &Arc<Api>, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiResult<Response> {
+    let path = uri.path().trim_end_matches('/');
+    if method == Method::GET {
+        if let Some(document) = path.strip_prefix("/openapi/v3/") {
+            return openapi::group_version_document(document).map(|doc| json_response(StatusCode::OK, &doc)).ok_or_else(ApiError::no_route);
+        }
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let document = match segments.as_slice() {
+            ["api", version] => Some(discovery::resource_list("", version)),
+            ["apis", group] => Some(discovery::group(group)),
+            ["apis", group, version] => Some(discovery::resource_list(group, version)),
+            _ => None,
+        };
+        if let Some(document) = document {
+            return document.map(|doc| json_response(StatusCode::OK, &doc)).ok_or_else(ApiError::no_route);
+        }
+    }
+    let request = parse_resource_path(path, uri.query()).ok_or_else(ApiError::no_route)??;
+    if request.resource.namespaced && request.namespace.is_none() && request.name.is_some() {
+        return Err(ApiError::no_route());
+    }
+    resource_verb(api, method, headers, body, &request)
+}
+
+fn parse_body(body: &Bytes) -> ApiResult<Value> {
+    serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("error decoding request body: {err}")))
+}
+
+fn resource_verb(api: &Arc<Api>, method: &Method, headers: &HeaderMap, body: &Bytes, req: &ResourceRequest) -> ApiResult<Response> {
+    let sub = req.subresource.as_deref();
+    let ok = |value: Value| json_response(StatusCode::OK, &value);
+    let created = |(code, value): (StatusCode, Value)| json_response(code, &value);
+    match (method.clone(), req.name.is_some(), sub) {
+        (Method::GET, false, None) if req.flag("watch") => {
+            let stream: Body = watch::watch(api, req)?;
+            Ok(([(header::CONTENT_TYPE, "application/json")], stream).into_response())
+        }
+        (Method::GET, false, None) => handlers::list(api, req).map(ok),
+        (Method::GET, true, None | Some("status")) => handlers::get(api, req).map(ok),
+        (Method::POST, false, None) => handlers::create(api, req, parse_body(body)?).map(created),
+        (Method::POST, true, Some("binding")) => handlers::bind(api, req, parse_body(body)?).map(created),
+        (Method::POST, true, Some("token")) => token::create_token(api, req, parse_body(body)?).map(created),
+        (Method::PUT, true, None | Some("status")) => handlers::update(api, req, parse_body(body)?).map(ok),
+        (Method::PATCH, true, None | Some("status")) => {
+            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            handlers::patch(api, req, content_type, body).map(created)
+        }
+        (Method::DELETE, true, None) => delete::delete(api, req, body).map(ok),
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}

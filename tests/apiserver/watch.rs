@@ -1,0 +1,170 @@
+//! Watch streams: newline-delimited JSON events (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR)
+//! over a chunked HTTP response, resumable from a resourceVersion still in the store's history
+//! (older ones get an ERROR event with a 410 `Expired` Status, as from the real watch cache),
+//! with selectors applied per event, including the MODIFIED→ADDED/DELETED translation when an
+//! object starts or stops matching. Timing (bookmarks, timeout) uses tokio time.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use futures::SinkExt;
+use futures::channel::mpsc;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::Api;
+use super::handlers::Selectors;
+use super::request::ResourceRequest;
+use super::resources::Resource;
+use super::status::{ApiError, ApiResult};
+use super::store::{Change, EventType, ObjectKey};
+
+/// A watch without `timeoutSeconds` ends after this long (the real server picks 30–60 min).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// What one watch selects.
+struct Filter {
+    resource: &'static Resource,
+    resource_id: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    selectors: Selectors,
+}
+
+impl Filter {
+    fn covers(&self, key: &ObjectKey) -> bool {
+        key.resource == self.resource_id
+            && self.namespace.as_ref().is_none_or(|ns| *ns == key.namespace)
+            && self.name.as_ref().is_none_or(|name| *name == key.name)
+    }
+
+    fn selects(&self, object: &Value) -> bool {
+        self.selectors.matches(object)
+    }
+
+    /// The event a watcher sees for `change`, if any.
+    fn translate(&self, change: &Change) -> Option<(&'static str, Value)> {
+        if !self.covers(&change.key) {
+            return None;
+        }
+        let now = self.selects(&change.object);
+        let before = change.previous.as_ref().is_some_and(|previous| self.selects(previous));
+        let kind = match change.kind {
+            EventType::Added if now => "ADDED",
+            EventType::Modified if before && now => "MODIFIED",
+            EventType::Modified if now => "ADDED",
+            EventType::Modified if before => "DELETED",
+            EventType::Deleted if before => "DELETED",
+            _ => return None,
+        };
+        Some((kind, change.object.clone()))
+    }
+
+    fn bookmark(&self, revision: u64, initial_events_end: bool) -> Value {
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if initial_events_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        json!({"kind": self.resource.kind, "apiVersion": self.resource.api_version(), "metadata": metadata})
+    }
+}
+
+fn frame(kind: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// Starts a watch; the body streams until the timeout, the client leaves, or it falls behind.
+pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
+    let filter = Filter {
+        resource: req.resource,
+        resource_id: ObjectKey::new(req.resource, "", "").resource,
+        namespace: req.namespace.clone(),
+        name: req.name.clone(),
+        selectors: Selectors::from_request(req)?,
+    };
+    let bookmarks = req.flag("allowWatchBookmarks");
+    let timeout = req.param("timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
+    let requested = req.param("resourceVersion").filter(|rv| !rv.is_empty());
+    let send_initial = match req.param("sendInitialEvents") {
+        Some(flag) => matches!(flag, "true" | "1"),
+        None => requested.is_none_or(|rv| rv == "0"),
+    };
+    let explicit_initial = req.param("sendInitialEvents").is_some() && send_initial;
+    let mut frames = Vec::new();
+    let state = api.store.lock();
+    let start = match requested.filter(|rv| *rv != "0" && !send_initial) {
+        Some(rv) => {
+            let rv: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version \"{rv}\"")))?;
+            if rv < state.compacted() {
+                let gone = ApiError::expired(format!("too old resource version: {rv} ({})", state.compacted() + 1));
+                frames.push(frame("ERROR", &gone.to_status()));
+                return Ok(stream_frames(frames));
+            }
+            rv
+        }
+        None => {
+            for (key, object) in state.list(req.resource, req.namespace.as_deref()) {
+                if filter.covers(&key) && filter.selects(&object) {
+                    frames.push(frame("ADDED", &object));
+                }
+            }
+            state.revision()
+        }
+    };
+    if explicit_initial && bookmarks {
+        frames.push(frame("BOOKMARK", &filter.bookmark(start, true)));
+    }
+    let (backlog, mut changes) = state.subscribe_after(start);
+    drop(state);
+    let (mut sender, receiver) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let bookmark_interval = api.config.bookmark_interval;
+    tokio::spawn(async move {
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + bookmark_interval, bookmark_interval);
+        let mut seen = start;
+        for line in frames {
+            if sender.send(Ok(line)).await.is_err() {
+                return;
+            }
+        }
+        for change in backlog {
+            seen = change.revision;
+            if let Some((kind, object)) = filter.translate(&change)
+                && sender.send(Ok(frame(kind, &object))).await.is_err()
+            {
+                return;
+            }
+        }
+        loop {
+            let line = tokio::select! {
+                _ = &mut deadline => return,
+                _ = ticker.tick(), if bookmarks => frame("BOOKMARK", &filter.bookmark(seen, false)),
+                received = changes.recv() => match received {
+                    Ok(change) if change.revision <= seen => continue,
+                    Ok(change) => {
+                        seen = change.revision;
+                        match filter.translate(&change) {
+                            Some((kind, object)) => frame(kind, &object),
+                            None => continue,
+                        }
+                    }
+                    // A watcher that fell behind ends; clients re-watch from their last version.
+                    Err(RecvError::Lagged(_) | RecvError::Closed) => return,
+                },
+            };
+            if sender.send(Ok(line)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Body::from_stream(receiver))
+}
+
+fn stream_frames(frames: Vec<Bytes>) -> Body {
+    Body::from_stream(futures::stream::iter(frames.into_iter().map(Ok::<_, Infallible>)))
+}
