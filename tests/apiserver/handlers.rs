@@ -257,6 +257,9 @@ pub fn write_existing(state: &mut State, req: &ResourceRequest, key: ObjectKey, 
     if resource.plural == "pods" && req.subresource.is_none() {
         objects::validate_pod_update(&old, &candidate)?;
     }
+    if resource.plural == "secrets" {
+        objects::fold_string_data(&mut candidate);
+    }
     if candidate.get("spec") != old.get("spec") {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(0);
         candidate["metadata"]["generation"] = json!(generation + 1);

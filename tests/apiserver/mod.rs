@@ -6,12 +6,14 @@
 //! `TestApiServer::start()` serves on a random port until the handle is dropped;
 //! `TestApiServer::write_kubeconfig` points kubectl or a kube client at it.
 
+mod base64;
 mod delete;
 mod discovery;
 mod handlers;
 mod objects;
 mod openapi;
 mod patch;
+mod protobuf;
 mod request;
 mod resources;
 mod selectors;

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::base64;
 use super::resources::Resource;
 use super::status::{ApiError, ApiResult};
 
@@ -181,8 +182,20 @@ pub fn prepare_create(resource: &Resource, object: &mut Value) {
             object["status"] = json!({ "phase": "Active" });
         }
         "deployments" | "replicasets" => object["status"] = json!({}),
+        "secrets" => fold_string_data(object),
         _ => {}
     }
+}
+
+/// Secrets store `stringData` base64-encoded in `data` and default to type Opaque.
+pub fn fold_string_data(secret: &mut Value) {
+    if let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|map| map.remove("stringData")) {
+        for (key, value) in strings {
+            let encoded = base64::standard(value.as_str().unwrap_or("").as_bytes());
+            secret["data"][key] = json!(encoded);
+        }
+    }
+    default_field(secret, "type", json!("Opaque"));
 }
 
 /// Pod spec fields an update may change (`ValidatePodUpdate`), besides container images.

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::request::{ResourceRequest, parse_resource_path};
 use super::status::{ApiError, ApiResult};
 use super::store::Store;
-use super::{Api, delete, discovery, handlers, objects, openapi, resources, token, watch};
+use super::{Api, delete, discovery, handlers, objects, openapi, protobuf, resources, token, watch};
 
 /// Settings of a test API server.
 #[derive(Debug, Clone)]
@@ -87,6 +87,20 @@ impl TestApiServer {
         format!("http://{}", self.api.address)
     }
 
+    /// How many watch streams are open right now.
+    pub fn active_watches(&self) -> usize {
+        self.api.store.lock().watchers()
+    }
+
+    /// Waits until at least `count` watches are open (a client has started watching).
+    pub async fn wait_for_watches(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.active_watches() < count {
+            assert!(tokio::time::Instant::now() < deadline, "no {count} watches opened within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Writes a kubeconfig for this server (no auth) into `dir` and returns its path.
     pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
         let path = dir.join("kubeconfig");
@@ -149,12 +163,18 @@ fn route(api: &Arc<Api>, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
     resource_verb(api, method, headers, body, &request)
 }
 
-fn parse_body(body: &Bytes) -> ApiResult<Value> {
+/// Decodes a create/update body: JSON, or protobuf for the kinds `protobuf` knows.
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return protobuf::decode(body).map_err(|why| ApiError::unsupported_body(content_type, &why));
+    }
     serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("error decoding request body: {err}")))
 }
 
 fn resource_verb(api: &Arc<Api>, method: &Method, headers: &HeaderMap, body: &Bytes, req: &ResourceRequest) -> ApiResult<Response> {
     let sub = req.subresource.as_deref();
+    let parse_body = |body| parse_body(headers, body);
     let ok = |value: Value| json_response(StatusCode::OK, &value);
     let created = |(code, value): (StatusCode, Value)| json_response(code, &value);
     match (method.clone(), req.name.is_some(), sub) {

@@ -122,6 +122,15 @@ impl ApiError {
         )
     }
 
+    /// 415 for a create/update body in a format the server does not decode.
+    pub fn unsupported_body(content_type: &str, why: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({content_type}: {why})"),
+        )
+    }
+
     /// 500, for the few cases the real storage layer reports as internal errors.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message.into())

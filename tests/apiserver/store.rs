@@ -155,6 +155,11 @@ impl State {
         let _ = self.changes.send(change);
     }
 
+    /// How many watches are open (tests wait for a client's watch before changing things).
+    pub fn watchers(&self) -> usize {
+        self.changes.receiver_count()
+    }
+
     /// Changes after `revision` still in history, and a receiver for the ones after them.
     pub fn subscribe_after(&self, revision: u64) -> (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>) {
         let backlog = self.history.iter().filter(|change| change.revision > revision).cloned().collect();

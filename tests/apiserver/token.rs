@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::Api;
+use super::{Api, base64};
 use super::objects;
 use super::request::ResourceRequest;
 use super::resources;
@@ -20,18 +20,6 @@ pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 const MIN_EXPIRATION: i64 = 600;
 /// Default lifetime when the request names none, in seconds.
 const DEFAULT_EXPIRATION: i64 = 3600;
-
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let word = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for index in 0..=chunk.len() {
-            out.push(ALPHABET[((word >> (18 - 6 * index)) & 63) as usize] as char);
-        }
-    }
-    out
-}
 
 /// HMAC-SHA256 (RFC 2104).
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
@@ -96,8 +84,8 @@ pub fn create_token(api: &Api, req: &ResourceRequest, mut request: Value) -> Api
         "kubernetes.io": kubernetes,
     });
     let header = json!({"alg": "HS256", "kid": api.config.token_key_id});
-    let signing_input = format!("{}.{}", base64url(header.to_string().as_bytes()), base64url(claims.to_string().as_bytes()));
-    let signature = base64url(&hmac_sha256(api.config.token_key.as_bytes(), signing_input.as_bytes()));
+    let signing_input = format!("{}.{}", base64::url_safe(header.to_string().as_bytes()), base64::url_safe(claims.to_string().as_bytes()));
+    let signature = base64::url_safe(&hmac_sha256(api.config.token_key.as_bytes(), signing_input.as_bytes()));
     request["metadata"] = json!({"name": account_name, "namespace": namespace, "creationTimestamp": null});
     request["spec"]["audiences"] = audiences;
     request["spec"]["expirationSeconds"] = json!(expiration);
@@ -110,25 +98,5 @@ pub fn create_token(api: &Api, req: &ResourceRequest, mut request: Value) -> Api
 
 /// Decodes the claims of a token this server issued (for tests).
 pub fn claims(token: &str) -> Option<Value> {
-    let payload = token.split('.').nth(1)?;
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut bytes = Vec::new();
-    for ch in payload.bytes() {
-        let value = match ch {
-            b'A'..=b'Z' => ch - b'A',
-            b'a'..=b'z' => ch - b'a' + 26,
-            b'0'..=b'9' => ch - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(value);
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            bytes.push((bits >> count) as u8);
-        }
-    }
-    serde_json::from_slice(&bytes).ok()
+    serde_json::from_slice(&base64::decode_url_safe(token.split('.').nth(1)?)?).ok()
 }
