@@ -7,7 +7,10 @@ const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 fn encode(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let word = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let word = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
         for index in 0..=chunk.len() {
             out.push(alphabet[((word >> (18 - 6 * index)) & 63) as usize] as char);
         }
@@ -49,10 +52,19 @@ mod unit_tests {
 
     #[test]
     fn rfc4648_vectors() {
-        let cases = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")];
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ];
         for (plain, encoded) in cases {
             assert_eq!(standard(plain.as_bytes()), encoded);
-            assert_eq!(decode_url_safe(&url_safe(plain.as_bytes())).unwrap(), plain.as_bytes());
+            assert_eq!(
+                decode_url_safe(&url_safe(plain.as_bytes())).unwrap(),
+                plain.as_bytes()
+            );
         }
     }
 }

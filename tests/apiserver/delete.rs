@@ -23,12 +23,16 @@ fn parse_options(req: &ResourceRequest, body: &[u8]) -> ApiResult<DeleteOptions>
     let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("error decoding DeleteOptions: {err}")))?
+        serde_json::from_slice(body)
+            .map_err(|err| ApiError::bad_request(format!("error decoding DeleteOptions: {err}")))?
     };
-    let query_grace = match req.param("gracePeriodSeconds") {
-        Some(text) => Some(text.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {text:?}")))?),
-        None => None,
-    };
+    let query_grace =
+        match req.param("gracePeriodSeconds") {
+            Some(text) => Some(text.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid gracePeriodSeconds {text:?}"))
+            })?),
+            None => None,
+        };
     let text = |value: &Value| value.as_str().map(str::to_string);
     Ok(DeleteOptions {
         grace_period: options["gracePeriodSeconds"].as_i64().or(query_grace),
@@ -40,36 +44,80 @@ fn parse_options(req: &ResourceRequest, body: &[u8]) -> ApiResult<DeleteOptions>
 /// The grace period a pod deletion gets: none for unbound or finished pods, as the pod
 /// strategy's `CheckGracefulDelete` decides.
 fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
-    let bound = pod["spec"]["nodeName"].as_str().is_some_and(|node| !node.is_empty());
-    let finished = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    let bound = pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|node| !node.is_empty());
+    let finished = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
     if !bound || finished {
         return 0;
     }
-    requested.unwrap_or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30)).max(0)
+    requested
+        .unwrap_or_else(|| {
+            pod["spec"]["terminationGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(30)
+        })
+        .max(0)
 }
 
 /// DELETE on an object; returns the body the real server returns.
 pub fn delete(api: &Api, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
     let resource = req.resource;
-    let name = req.name.as_deref().ok_or_else(ApiError::method_not_allowed)?;
+    let name = req
+        .name
+        .as_deref()
+        .ok_or_else(ApiError::method_not_allowed)?;
     let options = parse_options(req, body)?;
     let mut state = api.store.lock();
     let key = ObjectKey::new(resource, req.namespace_or_empty(), name);
-    let mut object = state.get(&key).cloned().ok_or_else(|| ApiError::not_found(resource.group, resource.plural, name))?;
+    let mut object = state
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(resource.group, resource.plural, name))?;
     let metadata = &object["metadata"];
     let current_uid = metadata["uid"].as_str().unwrap_or("").to_string();
-    let current_rv = metadata["resourceVersion"].as_str().unwrap_or("").to_string();
+    let current_rv = metadata["resourceVersion"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     if let Some(uid) = options.uid.as_deref().filter(|uid| *uid != current_uid) {
-        return Err(ApiError::precondition_failed(resource.group, resource.plural, name, "UID", uid, &current_uid));
+        return Err(ApiError::precondition_failed(
+            resource.group,
+            resource.plural,
+            name,
+            "UID",
+            uid,
+            &current_uid,
+        ));
     }
-    if let Some(rv) = options.resource_version.as_deref().filter(|rv| *rv != current_rv) {
-        return Err(ApiError::precondition_failed(resource.group, resource.plural, name, "ResourceVersion", rv, &current_rv));
+    if let Some(rv) = options
+        .resource_version
+        .as_deref()
+        .filter(|rv| *rv != current_rv)
+    {
+        return Err(ApiError::precondition_failed(
+            resource.group,
+            resource.plural,
+            name,
+            "ResourceVersion",
+            rv,
+            &current_rv,
+        ));
     }
     if resource.plural == "namespaces" {
         return Ok(delete_namespace(&mut state, key, object));
     }
-    let grace = if resource.plural == "pods" { pod_grace(&object, options.grace_period) } else { 0 };
-    let has_finalizers = object["metadata"]["finalizers"].as_array().is_some_and(|list| !list.is_empty());
+    let grace = if resource.plural == "pods" {
+        pod_grace(&object, options.grace_period)
+    } else {
+        0
+    };
+    let has_finalizers = object["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|list| !list.is_empty());
     let pending_grace = object["metadata"]["deletionGracePeriodSeconds"].as_i64();
     if grace > 0 || has_finalizers {
         // A graceful deletion only ever shortens: a longer or equal grace changes nothing.

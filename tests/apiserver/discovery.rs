@@ -52,18 +52,24 @@ pub fn groups() -> Value {
 
 /// `/apis/<group>`, when served.
 pub fn group(group: &str) -> Option<Value> {
-    group_versions().iter().any(|(g, _)| *g == group && !group.is_empty()).then(|| {
-        let mut entry = group_entry(group);
-        entry["kind"] = json!("APIGroup");
-        entry["apiVersion"] = json!("v1");
-        entry
-    })
+    group_versions()
+        .iter()
+        .any(|(g, _)| *g == group && !group.is_empty())
+        .then(|| {
+            let mut entry = group_entry(group);
+            entry["kind"] = json!("APIGroup");
+            entry["apiVersion"] = json!("v1");
+            entry
+        })
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`, when served.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut entries = Vec::new();
-    for resource in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+    for resource in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
         let mut entry = json!({
             "name": resource.plural,
             "singularName": resource.singular,
@@ -79,7 +85,11 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         }
         entries.push(entry);
         for sub in resource.subresources {
-            let kind = if sub.kind.is_empty() { resource.kind } else { sub.kind };
+            let kind = if sub.kind.is_empty() {
+                resource.kind
+            } else {
+                sub.kind
+            };
             let mut entry = json!({
                 "name": format!("{}/{}", resource.plural, sub.name),
                 "singularName": "",
@@ -97,6 +107,12 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if entries.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}))
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}),
+    )
 }

@@ -16,7 +16,8 @@ use super::status::{ApiError, ApiResult};
 use super::store::{ObjectKey, State};
 
 /// The message of a stale-resourceVersion conflict.
-const MODIFIED: &str = "the object has been modified; please apply your changes to the latest version and try again";
+const MODIFIED: &str =
+    "the object has been modified; please apply your changes to the latest version and try again";
 
 fn name_of(object: &Value) -> &str {
     object["metadata"]["name"].as_str().unwrap_or("")
@@ -32,7 +33,10 @@ pub fn require_namespace(state: &State, resource: &Resource, namespace: &str) ->
         return Ok(());
     }
     let namespaces = resources::core("namespaces");
-    if state.get(&ObjectKey::new(namespaces, "", namespace)).is_some() {
+    if state
+        .get(&ObjectKey::new(namespaces, "", namespace))
+        .is_some()
+    {
         Ok(())
     } else {
         Err(ApiError::not_found("", "namespaces", namespace))
@@ -40,29 +44,55 @@ pub fn require_namespace(state: &State, resource: &Resource, namespace: &str) ->
 }
 
 /// POST on a collection.
-pub fn create(api: &Api, req: &ResourceRequest, mut object: Value) -> ApiResult<(StatusCode, Value)> {
+pub fn create(
+    api: &Api,
+    req: &ResourceRequest,
+    mut object: Value,
+) -> ApiResult<(StatusCode, Value)> {
     let resource = req.resource;
-    check_type(resource, &mut object, resource.kind, &resource.api_version())?;
+    check_type(
+        resource,
+        &mut object,
+        resource.kind,
+        &resource.api_version(),
+    )?;
     let namespace = req.namespace_or_empty().to_string();
     let metadata = &mut object["metadata"];
     if resource.namespaced {
         match metadata.get("namespace").and_then(Value::as_str) {
             Some(given) if !given.is_empty() && given != namespace => {
-                return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
             }
             _ => metadata["namespace"] = json!(namespace),
         }
     } else if let Some(map) = metadata.as_object_mut() {
         map.remove("namespace");
     }
-    if metadata.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
-        return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+    if metadata
+        .get("resourceVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|rv| !rv.is_empty())
+    {
+        return Err(ApiError::internal(
+            "resourceVersion should not be set on objects to be created",
+        ));
     }
-    let name = match (metadata.get("name").and_then(Value::as_str), metadata.get("generateName").and_then(Value::as_str)) {
+    let name = match (
+        metadata.get("name").and_then(Value::as_str),
+        metadata.get("generateName").and_then(Value::as_str),
+    ) {
         (Some(name), _) if !name.is_empty() => name.to_string(),
         (_, Some(prefix)) if !prefix.is_empty() => format!("{prefix}{}", objects::name_suffix()),
         _ => {
-            return Err(ApiError::invalid(resource.group, resource.kind, "", "metadata.name", "Required value: name or generateName is required"));
+            return Err(ApiError::invalid(
+                resource.group,
+                resource.kind,
+                "",
+                "metadata.name",
+                "Required value: name or generateName is required",
+            ));
         }
     };
     objects::validate_name(resource, &name)?;
@@ -71,7 +101,11 @@ pub fn create(api: &Api, req: &ResourceRequest, mut object: Value) -> ApiResult<
     require_namespace(&state, resource, &namespace)?;
     let key = ObjectKey::new(resource, &namespace, &name);
     if state.get(&key).is_some() {
-        return Err(ApiError::already_exists(resource.group, resource.plural, &name));
+        return Err(ApiError::already_exists(
+            resource.group,
+            resource.plural,
+            &name,
+        ));
     }
     objects::prepare_create(resource, &mut object);
     let stored = state.put(key, object);
@@ -94,7 +128,10 @@ pub fn get(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
     let name = required_name(req)?;
     let state = api.store.lock();
     let key = ObjectKey::new(req.resource, req.namespace_or_empty(), name);
-    state.get(&key).cloned().ok_or_else(|| ApiError::not_found(req.resource.group, req.resource.plural, name))
+    state
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(req.resource.group, req.resource.plural, name))
 }
 
 /// Parsed `labelSelector` and `fieldSelector` of a list or watch.
@@ -133,11 +170,18 @@ pub fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
     let selectors = Selectors::from_request(req)?;
     let state = api.store.lock();
     let revision = state.revision();
-    if let Some(wanted) = req.param("resourceVersion").filter(|rv| !rv.is_empty() && *rv != "0") {
-        let wanted: u64 = wanted.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version \"{wanted}\"")))?;
+    if let Some(wanted) = req
+        .param("resourceVersion")
+        .filter(|rv| !rv.is_empty() && *rv != "0")
+    {
+        let wanted: u64 = wanted
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version \"{wanted}\"")))?;
         match req.param("resourceVersionMatch") {
             Some("Exact") if wanted != revision => {
-                return Err(ApiError::expired(format!("too old resource version: {wanted} ({revision})")));
+                return Err(ApiError::expired(format!(
+                    "too old resource version: {wanted} ({revision})"
+                )));
             }
             _ if wanted > revision => {
                 return Err(ApiError::too_large(wanted, revision));
@@ -149,13 +193,21 @@ pub fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
         Some(token) => Some(decode_continue(token)?),
         None => None,
     };
-    let limit: usize = req.param("limit").and_then(|limit| limit.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let limit: usize = req
+        .param("limit")
+        .and_then(|limit| limit.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
     let mut items = Vec::new();
     let mut next = None;
     let matching = state
         .list(resource, req.namespace.as_deref())
         .into_iter()
-        .filter(|(key, _)| start_after.as_ref().is_none_or(|after| (&key.namespace, &key.name) > (&after.0, &after.1)))
+        .filter(|(key, _)| {
+            start_after
+                .as_ref()
+                .is_none_or(|after| (&key.namespace, &key.name) > (&after.0, &after.1))
+        })
         .filter(|(_, object)| selectors.matches(object));
     let mut remaining = 0usize;
     for (key, object) in matching {
@@ -194,7 +246,12 @@ fn decode_continue(token: &str) -> ApiResult<(String, String)> {
 pub fn update(api: &Api, req: &ResourceRequest, mut object: Value) -> ApiResult<Value> {
     let resource = req.resource;
     let name = required_name(req)?;
-    check_type(resource, &mut object, resource.kind, &resource.api_version())?;
+    check_type(
+        resource,
+        &mut object,
+        resource.kind,
+        &resource.api_version(),
+    )?;
     if name_of(&object) != name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({}) does not match the name on the URL ({name})",
@@ -203,13 +260,22 @@ pub fn update(api: &Api, req: &ResourceRequest, mut object: Value) -> ApiResult<
     }
     let mut state = api.store.lock();
     let key = ObjectKey::new(resource, req.namespace_or_empty(), name);
-    let old = state.get(&key).cloned().ok_or_else(|| ApiError::not_found(resource.group, resource.plural, name))?;
+    let old = state
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(resource.group, resource.plural, name))?;
     write_existing(&mut state, req, key, old, object)
 }
 
 /// Stores `new` over `old` with the update rules: preconditions, status subresource
 /// separation, immutable system metadata, generation, finalizer completion, no-op detection.
-pub fn write_existing(state: &mut State, req: &ResourceRequest, key: ObjectKey, old: Value, new: Value) -> ApiResult<Value> {
+pub fn write_existing(
+    state: &mut State,
+    req: &ResourceRequest,
+    key: ObjectKey,
+    old: Value,
+    new: Value,
+) -> ApiResult<Value> {
     let resource = req.resource;
     let name = key.name.clone();
     let old_rv = old["metadata"]["resourceVersion"].clone();
@@ -217,14 +283,26 @@ pub fn write_existing(state: &mut State, req: &ResourceRequest, key: ObjectKey, 
         && !given.is_empty()
         && Some(given) != old_rv.as_str()
     {
-        return Err(ApiError::conflict(resource.group, resource.plural, &name, MODIFIED));
+        return Err(ApiError::conflict(
+            resource.group,
+            resource.plural,
+            &name,
+            MODIFIED,
+        ));
     }
     let old_uid = old["metadata"]["uid"].as_str().unwrap_or("");
     if let Some(given) = new["metadata"]["uid"].as_str()
         && !given.is_empty()
         && given != old_uid
     {
-        return Err(ApiError::precondition_failed(resource.group, resource.plural, &name, "UID", given, old_uid));
+        return Err(ApiError::precondition_failed(
+            resource.group,
+            resource.plural,
+            &name,
+            "UID",
+            given,
+            old_uid,
+        ));
     }
     let mut candidate = if req.subresource.as_deref() == Some("status") {
         let mut candidate = old.clone();
@@ -244,7 +322,15 @@ pub fn write_existing(state: &mut State, req: &ResourceRequest, key: ObjectKey, 
         }
         candidate
     };
-    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "generation", "resourceVersion"] {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "namespace",
+        "generation",
+        "resourceVersion",
+    ] {
         match old["metadata"].get(field) {
             Some(value) => candidate["metadata"][field] = value.clone(),
             None => {
@@ -267,9 +353,14 @@ pub fn write_existing(state: &mut State, req: &ResourceRequest, key: ObjectKey, 
     if candidate == old {
         return Ok(old);
     }
-    let finalized = candidate["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+    let finalized = candidate["metadata"]["finalizers"]
+        .as_array()
+        .is_none_or(Vec::is_empty);
     let terminating = !candidate["metadata"]["deletionTimestamp"].is_null();
-    let grace_over = candidate["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
+    let grace_over = candidate["metadata"]["deletionGracePeriodSeconds"]
+        .as_i64()
+        .unwrap_or(0)
+        == 0;
     let stored = state.put(key.clone(), candidate);
     if finalized && terminating && grace_over {
         state.remove(&key);
@@ -278,19 +369,36 @@ pub fn write_existing(state: &mut State, req: &ResourceRequest, key: ObjectKey, 
 }
 
 /// PATCH on an object or its `status`.
-pub fn patch(api: &Api, req: &ResourceRequest, content_type: &str, body: &[u8]) -> ApiResult<(StatusCode, Value)> {
+pub fn patch(
+    api: &Api,
+    req: &ResourceRequest,
+    content_type: &str,
+    body: &[u8],
+) -> ApiResult<(StatusCode, Value)> {
     let resource = req.resource;
     let name = required_name(req)?.to_string();
     let media_type = content_type.split(';').next().unwrap_or("").trim();
-    let parse_json = || serde_json::from_slice::<Value>(body).map_err(|err| ApiError::bad_request(format!("error decoding patch: {err}")));
+    let parse_json = || {
+        serde_json::from_slice::<Value>(body)
+            .map_err(|err| ApiError::bad_request(format!("error decoding patch: {err}")))
+    };
     let apply = media_type == "application/apply-patch+yaml";
     let patch_document = match media_type {
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" | "application/json-patch+json" => parse_json()?,
+        "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json" => parse_json()?,
         "application/apply-patch+yaml" => {
             if req.param("fieldManager").is_none_or(str::is_empty) {
-                return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", "fieldManager", "Required value: is required for apply patch"));
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    "fieldManager",
+                    "Required value: is required for apply patch",
+                ));
             }
-            serde_yaml_ng::from_slice::<Value>(body).map_err(|err| ApiError::bad_request(format!("error decoding YAML: {err}")))?
+            serde_yaml_ng::from_slice::<Value>(body)
+                .map_err(|err| ApiError::bad_request(format!("error decoding YAML: {err}")))?
         }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
@@ -312,32 +420,52 @@ pub fn patch(api: &Api, req: &ResourceRequest, content_type: &str, body: &[u8]) 
         "application/json-patch+json" => patch::json_patch(&mut patched, &patch_document),
         _ => patch::strategic_merge_patch(&mut patched, &patch_document),
     };
-    outcome.map_err(|why| ApiError::invalid(resource.group, resource.kind, &name, "patch", &why))?;
+    outcome
+        .map_err(|why| ApiError::invalid(resource.group, resource.kind, &name, "patch", &why))?;
     if apply {
-        check_type(resource, &mut patched, resource.kind, &resource.api_version())?;
+        check_type(
+            resource,
+            &mut patched,
+            resource.kind,
+            &resource.api_version(),
+        )?;
     }
     if name_of(&patched) != name {
-        return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", name_of(&patched))));
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            name_of(&patched)
+        )));
     }
-    Ok((StatusCode::OK, write_existing(&mut state, req, key, old, patched)?))
+    Ok((
+        StatusCode::OK,
+        write_existing(&mut state, req, key, old, patched)?,
+    ))
 }
 
 /// POST `pods/<name>/binding`: what the scheduler does to assign a node.
 pub fn bind(api: &Api, req: &ResourceRequest, binding: Value) -> ApiResult<(StatusCode, Value)> {
     let name = required_name(req)?;
-    let node = binding["target"]["name"].as_str().filter(|node| !node.is_empty()).ok_or_else(|| {
-        ApiError::invalid("", "Binding", name, "target.name", "Required value")
-    })?;
+    let node = binding["target"]["name"]
+        .as_str()
+        .filter(|node| !node.is_empty())
+        .ok_or_else(|| ApiError::invalid("", "Binding", name, "target.name", "Required value"))?;
     let mut state = api.store.lock();
     let key = ObjectKey::new(req.resource, req.namespace_or_empty(), name);
-    let mut pod = state.get(&key).cloned().ok_or_else(|| ApiError::not_found("", "pods", name))?;
+    let mut pod = state
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("", "pods", name))?;
     if let Some(assigned) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
         let why = format!("pod {name} is already assigned to node \"{assigned}\"");
         return Err(ApiError::conflict("", "pods/binding", name, &why));
     }
     pod["spec"]["nodeName"] = json!(node);
     let scheduled = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": objects::now()});
-    patch::strategic_merge_patch(&mut pod, &json!({"status": {"conditions": [scheduled]}})).map_err(ApiError::internal)?;
+    patch::strategic_merge_patch(&mut pod, &json!({"status": {"conditions": [scheduled]}}))
+        .map_err(ApiError::internal)?;
     state.put(key, pod);
-    Ok((StatusCode::CREATED, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+    Ok((
+        StatusCode::CREATED,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
 }

@@ -16,7 +16,9 @@ use super::status::{ApiError, ApiResult};
 
 /// Seconds since the Unix epoch (the jiff k8s-openapi re-exports is built without a clock).
 pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
 }
 
 /// Now, as metav1.Time renders it (RFC 3339, whole seconds).
@@ -26,7 +28,9 @@ pub fn now() -> String {
 
 /// Now plus `seconds`, as metav1.Time.
 pub fn now_plus(seconds: i64) -> String {
-    Timestamp::from_second(unix_now().saturating_add(seconds)).unwrap_or(Timestamp::UNIX_EPOCH).to_string()
+    Timestamp::from_second(unix_now().saturating_add(seconds))
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_string()
 }
 
 fn random_u64() -> u64 {
@@ -37,7 +41,14 @@ fn random_u64() -> u64 {
 pub fn new_uid() -> String {
     let (high, low) = (random_u64(), random_u64());
     let hex = format!("{high:016x}{low:016x}");
-    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 /// The 5-character suffix `generateName` gets, from the real server's alphabet.
@@ -60,7 +71,9 @@ fn is_label(text: &str) -> bool {
     let bytes = text.as_bytes();
     !text.is_empty()
         && text.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
 }
@@ -80,14 +93,27 @@ pub fn validate_name(resource: &Resource, name: &str) -> ApiResult<()> {
     if valid {
         Ok(())
     } else {
-        Err(ApiError::invalid(resource.group, resource.kind, name, "metadata.name", &format!("Invalid value: \"{name}\": {why}")))
+        Err(ApiError::invalid(
+            resource.group,
+            resource.kind,
+            name,
+            "metadata.name",
+            &format!("Invalid value: \"{name}\": {why}"),
+        ))
     }
 }
 
 /// Checks `kind`/`apiVersion` of a request body and fills them when absent.
-pub fn check_type(resource: &Resource, object: &mut Value, kind: &str, api_version: &str) -> ApiResult<()> {
+pub fn check_type(
+    resource: &Resource,
+    object: &mut Value,
+    kind: &str,
+    api_version: &str,
+) -> ApiResult<()> {
     if !object.is_object() {
-        return Err(ApiError::bad_request(format!("the body of the request was not a {kind} object")));
+        return Err(ApiError::bad_request(format!(
+            "the body of the request was not a {kind} object"
+        )));
     }
     if let Some(given) = object.get("apiVersion").and_then(Value::as_str)
         && given != api_version
@@ -99,7 +125,10 @@ pub fn check_type(resource: &Resource, object: &mut Value, kind: &str, api_versi
     if let Some(given) = object.get("kind").and_then(Value::as_str)
         && given != kind
     {
-        return Err(ApiError::bad_request(format!("the kind in the data ({given}) does not match the expected kind ({kind}) of {}", resource.plural)));
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({given}) does not match the expected kind ({kind}) of {}",
+            resource.plural
+        )));
     }
     object["apiVersion"] = json!(api_version);
     object["kind"] = json!(kind);
@@ -117,9 +146,14 @@ fn qos_class(pod: &Value) -> &'static str {
         .flatten()
         .collect();
     let has = |container: &Value, which: &str| {
-        container["resources"][which].as_object().is_some_and(|map| map.contains_key("cpu") || map.contains_key("memory"))
+        container["resources"][which]
+            .as_object()
+            .is_some_and(|map| map.contains_key("cpu") || map.contains_key("memory"))
     };
-    if containers.iter().all(|c| !has(c, "requests") && !has(c, "limits")) {
+    if containers
+        .iter()
+        .all(|c| !has(c, "requests") && !has(c, "limits"))
+    {
         return "BestEffort";
     }
     let guaranteed = containers.iter().all(|c| {
@@ -129,7 +163,11 @@ fn qos_class(pod: &Value) -> &'static str {
             !limit.is_null() && (request.is_null() || request == limit)
         })
     });
-    if guaranteed { "Guaranteed" } else { "Burstable" }
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
 
 fn default_field(object: &mut Value, field: &str, value: Value) {
@@ -151,9 +189,18 @@ fn default_pod(pod: &mut Value) {
     for field in ["containers", "initContainers"] {
         for container in spec[field].as_array_mut().into_iter().flatten() {
             let image = container["image"].as_str().unwrap_or("");
-            let latest = !image.rsplit('/').next().unwrap_or("").contains(':') || image.ends_with(":latest");
-            default_field(container, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
-            default_field(container, "terminationMessagePath", json!("/dev/termination-log"));
+            let latest =
+                !image.rsplit('/').next().unwrap_or("").contains(':') || image.ends_with(":latest");
+            default_field(
+                container,
+                "imagePullPolicy",
+                json!(if latest { "Always" } else { "IfNotPresent" }),
+            );
+            default_field(
+                container,
+                "terminationMessagePath",
+                json!("/dev/termination-log"),
+            );
             default_field(container, "terminationMessagePolicy", json!("File"));
         }
     }
@@ -189,7 +236,10 @@ pub fn prepare_create(resource: &Resource, object: &mut Value) {
 
 /// Secrets store `stringData` base64-encoded in `data` and default to type Opaque.
 pub fn fold_string_data(secret: &mut Value) {
-    if let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|map| map.remove("stringData")) {
+    if let Some(Value::Object(strings)) = secret
+        .as_object_mut()
+        .and_then(|map| map.remove("stringData"))
+    {
         for (key, value) in strings {
             let encoded = base64::standard(value.as_str().unwrap_or("").as_bytes());
             secret["data"][key] = json!(encoded);
@@ -199,7 +249,11 @@ pub fn fold_string_data(secret: &mut Value) {
 }
 
 /// Pod spec fields an update may change (`ValidatePodUpdate`), besides container images.
-const MUTABLE_POD_SPEC_FIELDS: &[&str] = &["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"];
+const MUTABLE_POD_SPEC_FIELDS: &[&str] = &[
+    "activeDeadlineSeconds",
+    "tolerations",
+    "terminationGracePeriodSeconds",
+];
 
 /// Rejects pod updates that change more than the real server allows.
 pub fn validate_pod_update(old: &Value, new: &Value) -> ApiResult<()> {

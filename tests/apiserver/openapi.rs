@@ -11,7 +11,11 @@ use super::resources::{RESOURCES, Resource, group_versions};
 
 /// Path of a group/version in the v3 index: `api/v1`, `apis/apps/v1`.
 fn index_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// `/openapi/v3`.
@@ -19,7 +23,10 @@ pub fn index() -> Value {
     let mut paths = Map::new();
     for (group, version) in group_versions() {
         let path = index_path(group, version);
-        paths.insert(path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}")}));
+        paths.insert(
+            path.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{path}")}),
+        );
     }
     json!({"paths": paths})
 }
@@ -39,7 +46,11 @@ fn operation(resource: &Resource, action: &str, parameters: &[&str]) -> Value {
 }
 
 fn item_path(resource: &Resource) -> Value {
-    let mut patch = operation(resource, "patch", &["dryRun", "fieldManager", "fieldValidation", "force"]);
+    let mut patch = operation(
+        resource,
+        "patch",
+        &["dryRun", "fieldManager", "fieldValidation", "force"],
+    );
     patch["requestBody"] = json!({"content": {
         "application/json-patch+json": {"schema": {}},
         "application/merge-patch+json": {"schema": {}},
@@ -63,10 +74,19 @@ fn collection_path(resource: &Resource) -> Value {
 
 /// `/openapi/v3/<api|apis/group>/<version>`, when served.
 pub fn group_version_document(path: &str) -> Option<Value> {
-    let (group, version) = group_versions().into_iter().find(|(g, v)| index_path(g, v) == path)?;
+    let (group, version) = group_versions()
+        .into_iter()
+        .find(|(g, v)| index_path(g, v) == path)?;
     let mut paths = Map::new();
-    for resource in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
-        let scope = if resource.namespaced { "namespaces/{namespace}/" } else { "" };
+    for resource in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let scope = if resource.namespaced {
+            "namespaces/{namespace}/"
+        } else {
+            ""
+        };
         let collection = format!("/{path}/{scope}{}", resource.plural);
         paths.insert(format!("{collection}/{{name}}"), item_path(resource));
         paths.insert(collection, collection_path(resource));

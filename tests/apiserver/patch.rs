@@ -15,7 +15,9 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     if !target.is_object() {
         *target = Value::Object(Map::new());
     }
-    let Value::Object(target_map) = target else { return };
+    let Value::Object(target_map) = target else {
+        return;
+    };
     for (key, value) in patch_map {
         if value.is_null() {
             target_map.remove(key);
@@ -38,7 +40,12 @@ enum ListStrategy {
 /// Merge strategy of list field `field` whose parent object is the element of list `parent`.
 fn list_strategy(parent: Option<&str>, field: &str) -> ListStrategy {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
         | "resourceClaims" => ListStrategy::MergeByKey("name"),
         "readinessGates" => ListStrategy::MergeByKey("conditionType"),
         "volumeMounts" => ListStrategy::MergeByKey("mountPath"),
@@ -48,7 +55,9 @@ fn list_strategy(parent: Option<&str>, field: &str) -> ListStrategy {
         "hostAliases" => ListStrategy::MergeByKey("ip"),
         "podIPs" | "hostIPs" => ListStrategy::MergeByKey("ip"),
         "ports" => match parent {
-            Some("containers" | "initContainers" | "ephemeralContainers") => ListStrategy::MergeByKey("containerPort"),
+            Some("containers" | "initContainers" | "ephemeralContainers") => {
+                ListStrategy::MergeByKey("containerPort")
+            }
             _ => ListStrategy::MergeByKey("port"),
         },
         "finalizers" => ListStrategy::PrimitiveUnion,
@@ -61,7 +70,11 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), St
     merge_object(target, patch, None)
 }
 
-fn merge_object(target: &mut Value, patch: &Value, parent_list: Option<&str>) -> Result<(), String> {
+fn merge_object(
+    target: &mut Value,
+    patch: &Value,
+    parent_list: Option<&str>,
+) -> Result<(), String> {
     let Value::Object(patch_map) = patch else {
         *target = patch.clone();
         return Ok(());
@@ -83,22 +96,33 @@ fn merge_object(target: &mut Value, patch: &Value, parent_list: Option<&str>) ->
     if !target.is_object() {
         *target = Value::Object(Map::new());
     }
-    let Value::Object(target_map) = target else { return Ok(()) };
+    let Value::Object(target_map) = target else {
+        return Ok(());
+    };
     let mut retain_keys: Option<Vec<String>> = None;
     for (key, value) in patch_map {
         if key == "$retainKeys" {
             let keys = value.as_array().ok_or("$retainKeys must be a list")?;
-            retain_keys = Some(keys.iter().filter_map(Value::as_str).map(str::to_string).collect());
+            retain_keys = Some(
+                keys.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
+            );
             continue;
         }
         if let Some(field) = key.strip_prefix("$setElementOrder/") {
-            if let (Some(Value::Array(items)), Some(order)) = (target_map.get_mut(field), value.as_array()) {
+            if let (Some(Value::Array(items)), Some(order)) =
+                (target_map.get_mut(field), value.as_array())
+            {
                 reorder(items, order, list_strategy(parent_list, field));
             }
             continue;
         }
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            let removed = value.as_array().ok_or("$deleteFromPrimitiveList must be a list")?;
+            let removed = value
+                .as_array()
+                .ok_or("$deleteFromPrimitiveList must be a list")?;
             if let Some(Value::Array(items)) = target_map.get_mut(field) {
                 items.retain(|item| !removed.contains(item));
             }
@@ -130,14 +154,23 @@ fn parent_list_for<'a>(parent: Option<&'a str>, key: &'a str) -> Option<&'a str>
     }
 }
 
-fn merge_list(slot: &mut Value, patch_items: &[Value], parent: Option<&str>, field: &str) -> Result<(), String> {
+fn merge_list(
+    slot: &mut Value,
+    patch_items: &[Value],
+    parent: Option<&str>,
+    field: &str,
+) -> Result<(), String> {
     let strategy = list_strategy(parent, field);
     let existing = match slot {
         Value::Array(items) => std::mem::take(items),
         _ => Vec::new(),
     };
     let merged = match strategy {
-        ListStrategy::Replace => patch_items.iter().filter(|item| !is_directive(item)).cloned().collect(),
+        ListStrategy::Replace => patch_items
+            .iter()
+            .filter(|item| !is_directive(item))
+            .cloned()
+            .collect(),
         ListStrategy::PrimitiveUnion => {
             let mut items = existing;
             for item in patch_items {
@@ -148,13 +181,24 @@ fn merge_list(slot: &mut Value, patch_items: &[Value], parent: Option<&str>, fie
             items
         }
         ListStrategy::MergeByKey(merge_key) => {
-            if patch_items.iter().any(|item| item.get("$patch").and_then(Value::as_str) == Some("replace")) {
-                patch_items.iter().filter(|item| !is_directive(item)).cloned().collect()
+            if patch_items
+                .iter()
+                .any(|item| item.get("$patch").and_then(Value::as_str) == Some("replace"))
+            {
+                patch_items
+                    .iter()
+                    .filter(|item| !is_directive(item))
+                    .cloned()
+                    .collect()
             } else {
                 let mut items = existing;
                 for item in patch_items {
-                    let key_value = item.get(merge_key).ok_or_else(|| format!("map: {item} does not contain declared merge key: {merge_key}"))?;
-                    let position = items.iter().position(|existing| existing.get(merge_key) == Some(key_value));
+                    let key_value = item.get(merge_key).ok_or_else(|| {
+                        format!("map: {item} does not contain declared merge key: {merge_key}")
+                    })?;
+                    let position = items
+                        .iter()
+                        .position(|existing| existing.get(merge_key) == Some(key_value));
                     let deleting = item.get("$patch").and_then(Value::as_str) == Some("delete");
                     match (position, deleting) {
                         (Some(index), true) => {
@@ -182,10 +226,12 @@ fn is_directive(item: &Value) -> bool {
 }
 
 /// Applies `$setElementOrder`: items named in `order` come first, in that order.
-fn reorder(items: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
+fn reorder(items: &mut [Value], order: &[Value], strategy: ListStrategy) {
     let position_of = |item: &Value| {
         order.iter().position(|wanted| match &strategy {
-            ListStrategy::MergeByKey(key) => wanted.get(*key).is_some() && wanted.get(*key) == item.get(*key),
+            ListStrategy::MergeByKey(key) => {
+                wanted.get(*key).is_some() && wanted.get(*key) == item.get(*key)
+            }
             _ => wanted == item,
         })
     };
@@ -194,7 +240,9 @@ fn reorder(items: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
 
 /// RFC 6902 JSON patch.
 pub fn json_patch(target: &mut Value, operations: &Value) -> Result<(), String> {
-    let operations = operations.as_array().ok_or("json patch must be a list of operations")?;
+    let operations = operations
+        .as_array()
+        .ok_or("json patch must be a list of operations")?;
     for operation in operations {
         let op = operation["op"].as_str().ok_or("operation has no op")?;
         let path = operation["path"].as_str().ok_or("operation has no path")?;
@@ -212,7 +260,10 @@ pub fn json_patch(target: &mut Value, operations: &Value) -> Result<(), String> 
                 let value = if op == "move" {
                     remove(target, from)?
                 } else {
-                    target.pointer(from).cloned().ok_or_else(|| format!("missing value at {from}"))?
+                    target
+                        .pointer(from)
+                        .cloned()
+                        .ok_or_else(|| format!("missing value at {from}"))?
                 };
                 add(target, path, value)?;
             }
@@ -228,8 +279,13 @@ pub fn json_patch(target: &mut Value, operations: &Value) -> Result<(), String> 
 }
 
 fn split_pointer(path: &str) -> Result<(String, String), String> {
-    let (parent, last) = path.rsplit_once('/').ok_or_else(|| format!("invalid path {path}"))?;
-    Ok((parent.to_string(), last.replace("~1", "/").replace("~0", "~")))
+    let (parent, last) = path
+        .rsplit_once('/')
+        .ok_or_else(|| format!("invalid path {path}"))?;
+    Ok((
+        parent.to_string(),
+        last.replace("~1", "/").replace("~0", "~"),
+    ))
 }
 
 fn add(target: &mut Value, path: &str, value: Value) -> Result<(), String> {
@@ -244,7 +300,11 @@ fn add(target: &mut Value, path: &str, value: Value) -> Result<(), String> {
             Ok(())
         }
         Some(Value::Array(items)) => {
-            let index = if last == "-" { items.len() } else { last.parse().map_err(|_| format!("invalid index {last}"))? };
+            let index = if last == "-" {
+                items.len()
+            } else {
+                last.parse().map_err(|_| format!("invalid index {last}"))?
+            };
             if index > items.len() {
                 return Err(format!("index {index} out of bounds"));
             }
@@ -262,7 +322,11 @@ fn remove(target: &mut Value, path: &str) -> Result<Value, String> {
         Some(Value::Object(map)) => map.remove(&last).ok_or_else(missing),
         Some(Value::Array(items)) => {
             let index: usize = last.parse().map_err(|_| missing())?;
-            if index < items.len() { Ok(items.remove(index)) } else { Err(missing()) }
+            if index < items.len() {
+                Ok(items.remove(index))
+            } else {
+                Err(missing())
+            }
         }
         _ => Err(missing()),
     }
@@ -279,25 +343,41 @@ mod unit_tests {
         let mut pod = json!({"spec": {"containers": [
             {"name": "a", "image": "x", "env": [{"name": "K", "value": "1"}]},
             {"name": "b", "image": "y"}]}});
-        let patch = json!({"spec": {"containers": [{"name": "a", "env": [{"name": "L", "value": "2"}]}]}});
+        let patch =
+            json!({"spec": {"containers": [{"name": "a", "env": [{"name": "L", "value": "2"}]}]}});
         strategic_merge_patch(&mut pod, &patch).unwrap();
-        assert_eq!(pod["spec"]["containers"][0]["env"], json!([{"name": "K", "value": "1"}, {"name": "L", "value": "2"}]));
+        assert_eq!(
+            pod["spec"]["containers"][0]["env"],
+            json!([{"name": "K", "value": "1"}, {"name": "L", "value": "2"}])
+        );
         assert_eq!(pod["spec"]["containers"][1]["name"], "b");
     }
 
     #[test]
     fn conditions_merge_by_type() {
         let mut pod = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Initialized", "status": "True"}]}});
-        strategic_merge_patch(&mut pod, &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})).unwrap();
-        assert_eq!(pod["status"]["conditions"], json!([{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}]));
+        strategic_merge_patch(
+            &mut pod,
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            pod["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}])
+        );
     }
 
     #[test]
     fn container_ports_merge_by_container_port() {
-        let mut pod = json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}]}]}});
-        let patch = json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 443}]}]}});
+        let mut pod =
+            json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}]}]}});
+        let patch =
+            json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 443}]}]}});
         strategic_merge_patch(&mut pod, &patch).unwrap();
-        assert_eq!(pod["spec"]["containers"][0]["ports"], json!([{"containerPort": 80}, {"containerPort": 443}]));
+        assert_eq!(
+            pod["spec"]["containers"][0]["ports"],
+            json!([{"containerPort": 80}, {"containerPort": 443}])
+        );
     }
 
     #[test]
@@ -307,13 +387,20 @@ mod unit_tests {
             "$setElementOrder/volumes": [{"name": "c"}, {"name": "a"}],
             "volumes": [{"name": "b", "$patch": "delete"}]}});
         strategic_merge_patch(&mut pod, &patch).unwrap();
-        assert_eq!(pod["spec"]["volumes"], json!([{"name": "c"}, {"name": "a"}]));
+        assert_eq!(
+            pod["spec"]["volumes"],
+            json!([{"name": "c"}, {"name": "a"}])
+        );
     }
 
     #[test]
     fn unknown_lists_are_replaced_and_null_deletes() {
         let mut pod = json!({"spec": {"tolerations": [{"key": "a"}], "nodeName": "n"}});
-        strategic_merge_patch(&mut pod, &json!({"spec": {"tolerations": [{"key": "b"}], "nodeName": null}})).unwrap();
+        strategic_merge_patch(
+            &mut pod,
+            &json!({"spec": {"tolerations": [{"key": "b"}], "nodeName": null}}),
+        )
+        .unwrap();
         assert_eq!(pod, json!({"spec": {"tolerations": [{"key": "b"}]}}));
     }
 
@@ -333,7 +420,10 @@ mod unit_tests {
             {"op": "test", "path": "/list/0", "value": 2},
         ]);
         json_patch(&mut object, &ops).unwrap();
-        assert_eq!(object, json!({"metadata": {"labels": {"a": "1", "b/c": "2"}}, "list": [2]}));
+        assert_eq!(
+            object,
+            json!({"metadata": {"labels": {"a": "1", "b/c": "2"}}, "list": [2]})
+        );
         assert!(json_patch(&mut object, &json!([{"op": "remove", "path": "/nope"}])).is_err());
     }
 }

@@ -55,7 +55,9 @@ fn varint(data: &mut &[u8]) -> Result<u64, String> {
 
 fn text(field: &Field<'_>) -> Result<String, String> {
     match field {
-        Field::Bytes(bytes) => String::from_utf8(bytes.to_vec()).map_err(|_| "string is not UTF-8".into()),
+        Field::Bytes(bytes) => {
+            String::from_utf8(bytes.to_vec()).map_err(|_| "string is not UTF-8".into())
+        }
         Field::Varint(_) => Err("expected a string".into()),
     }
 }
@@ -97,7 +99,10 @@ fn map_entry(map: &mut Value, entry: &Field<'_>, binary: bool) -> Result<(), Str
 fn is_default(field: &Field<'_>) -> bool {
     match field {
         Field::Varint(value) => *value == 0,
-        Field::Bytes(data) => data.is_empty() || fields(data).is_ok_and(|inner| inner.iter().all(|(_, f)| is_default(f))),
+        Field::Bytes(data) => {
+            data.is_empty()
+                || fields(data).is_ok_and(|inner| inner.iter().all(|(_, f)| is_default(f)))
+        }
     }
 }
 
@@ -106,7 +111,9 @@ fn unknown(message: &str, number: u64, field: &Field<'_>) -> Result<(), String> 
     if is_default(field) {
         Ok(())
     } else {
-        Err(format!("field {number} of {message} is not supported by the test API server"))
+        Err(format!(
+            "field {number} of {message} is not supported by the test API server"
+        ))
     }
 }
 
@@ -147,12 +154,32 @@ fn decode_kind(kind: &str, raw: &[u8], object: &mut Value) -> Result<(), String>
                         unknown("NamespaceSpec", spec_number, &spec_field)?;
                         continue;
                     }
-                    let finalizers = object["spec"]["finalizers"].as_array().cloned().unwrap_or_default();
-                    object["spec"]["finalizers"] = json!([finalizers, vec![json!(text(&spec_field)?)]].concat());
+                    let finalizers = object["spec"]["finalizers"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    object["spec"]["finalizers"] =
+                        json!([finalizers, vec![json!(text(&spec_field)?)]].concat());
                 }
             }
-            ("ConfigMap", 2) | ("Secret", 4) => map_entry(&mut object[if kind == "Secret" { "stringData" } else { "data" }], &field, false)?,
-            ("ConfigMap", 3) | ("Secret", 2) => map_entry(&mut object[if kind == "Secret" { "data" } else { "binaryData" }], &field, true)?,
+            ("ConfigMap", 2) | ("Secret", 4) => map_entry(
+                &mut object[if kind == "Secret" {
+                    "stringData"
+                } else {
+                    "data"
+                }],
+                &field,
+                false,
+            )?,
+            ("ConfigMap", 3) | ("Secret", 2) => map_entry(
+                &mut object[if kind == "Secret" {
+                    "data"
+                } else {
+                    "binaryData"
+                }],
+                &field,
+                true,
+            )?,
             ("ConfigMap", 4) | ("Secret", 5) => object["immutable"] = json!(flag(&field)?),
             ("Secret", 3) if is_default(&field) => {}
             ("Secret", 3) => object["type"] = json!(text(&field)?),
@@ -165,7 +192,9 @@ fn decode_kind(kind: &str, raw: &[u8], object: &mut Value) -> Result<(), String>
 
 /// Decodes a protobuf request body into a JSON object.
 pub fn decode(body: &[u8]) -> Result<Value, String> {
-    let envelope = body.strip_prefix(MAGIC).ok_or("missing the k8s protobuf prefix")?;
+    let envelope = body
+        .strip_prefix(MAGIC)
+        .ok_or("missing the k8s protobuf prefix")?;
     let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), &[][..]);
     for (number, field) in fields(envelope)? {
         match number {
@@ -182,8 +211,13 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
             _ => {}
         }
     }
-    if !matches!(kind.as_str(), "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount") {
-        return Err(format!("protobuf bodies of kind {kind:?} are not supported by the test API server"));
+    if !matches!(
+        kind.as_str(),
+        "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount"
+    ) {
+        return Err(format!(
+            "protobuf bodies of kind {kind:?} are not supported by the test API server"
+        ));
     }
     let mut object = json!({"apiVersion": api_version, "kind": kind, "metadata": {}});
     decode_kind(&kind, raw, &mut object)?;

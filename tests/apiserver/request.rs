@@ -40,12 +40,17 @@ impl ResourceRequest {
 
 /// Decodes a query string.
 pub fn parse_query(query: Option<&str>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// Resolves `/api/v1/...` or `/apis/g/v/...` to a resource request; `None` when the path is not
 /// a resource path at all.
-pub fn parse_resource_path(path: &str, query: Option<&str>) -> Option<Result<ResourceRequest, ApiError>> {
+pub fn parse_resource_path(
+    path: &str,
+    query: Option<&str>,
+) -> Option<Result<ResourceRequest, ApiError>> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segments.as_slice() {
         ["api", version, rest @ ..] if !rest.is_empty() => ("", *version, rest),
@@ -54,7 +59,9 @@ pub fn parse_resource_path(path: &str, query: Option<&str>) -> Option<Result<Res
     };
     let find = |plural: &str| resources::find(group, version, plural);
     let (resource, namespace, name, subresource) = match rest {
-        ["namespaces", namespace, plural, tail @ ..] if find(plural).is_some_and(|r| r.namespaced) => {
+        ["namespaces", namespace, plural, tail @ ..]
+            if find(plural).is_some_and(|r| r.namespaced) =>
+        {
             let resource = find(plural)?;
             match tail {
                 [] => (resource, Some(*namespace), None, None),
@@ -64,11 +71,15 @@ pub fn parse_resource_path(path: &str, query: Option<&str>) -> Option<Result<Res
             }
         }
         [plural, tail @ ..] => {
-            let Some(resource) = find(plural) else { return Some(Err(ApiError::no_route())) };
+            let Some(resource) = find(plural) else {
+                return Some(Err(ApiError::no_route()));
+            };
             match tail {
                 [] => (resource, None, None, None),
                 [name] => (resource, None, Some(*name), None),
-                [name, sub] if resource.subresource(sub).is_some() => (resource, None, Some(*name), Some(*sub)),
+                [name, sub] if resource.subresource(sub).is_some() => {
+                    (resource, None, Some(*name), Some(*sub))
+                }
                 _ => return Some(Err(ApiError::no_route())),
             }
         }

@@ -39,14 +39,24 @@ pub struct Resource {
 }
 
 /// Verbs of every main resource: deletecollection is not served, so it is not published.
-pub const VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
-const STATUS: Subresource =
-    Subresource { name: "status", kind: "", group_version: None, verbs: &["get", "patch", "update"] };
+pub const VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+const STATUS: Subresource = Subresource {
+    name: "status",
+    kind: "",
+    group_version: None,
+    verbs: &["get", "patch", "update"],
+};
 
 impl Resource {
     /// `apiVersion` of the objects: `v1`, `apps/v1`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// Whether `/status` is served (and so main-resource writes leave `.status` alone).
@@ -63,37 +73,91 @@ impl Resource {
 /// Every served resource, in discovery order.
 pub static RESOURCES: &[Resource] = &[
     Resource {
-        group: "", version: "v1", plural: "namespaces", singular: "namespace", kind: "Namespace",
-        namespaced: false, short_names: &["ns"], categories: &[], subresources: &[STATUS],
+        group: "",
+        version: "v1",
+        plural: "namespaces",
+        singular: "namespace",
+        kind: "Namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        categories: &[],
+        subresources: &[STATUS],
         field_labels: &["status.phase"],
     },
     Resource {
-        group: "", version: "v1", plural: "pods", singular: "pod", kind: "Pod", namespaced: true,
-        short_names: &["po"], categories: &["all"],
+        group: "",
+        version: "v1",
+        plural: "pods",
+        singular: "pod",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+        categories: &["all"],
         subresources: &[
             STATUS,
-            Subresource { name: "binding", kind: "Binding", group_version: None, verbs: &["create"] },
+            Subresource {
+                name: "binding",
+                kind: "Binding",
+                group_version: None,
+                verbs: &["create"],
+            },
         ],
         field_labels: &[
-            "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-            "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
         ],
     },
     Resource {
-        group: "", version: "v1", plural: "nodes", singular: "node", kind: "Node", namespaced: false,
-        short_names: &["no"], categories: &[], subresources: &[STATUS], field_labels: &["spec.unschedulable"],
+        group: "",
+        version: "v1",
+        plural: "nodes",
+        singular: "node",
+        kind: "Node",
+        namespaced: false,
+        short_names: &["no"],
+        categories: &[],
+        subresources: &[STATUS],
+        field_labels: &["spec.unschedulable"],
     },
     Resource {
-        group: "", version: "v1", plural: "configmaps", singular: "configmap", kind: "ConfigMap",
-        namespaced: true, short_names: &["cm"], categories: &[], subresources: &[], field_labels: &[],
+        group: "",
+        version: "v1",
+        plural: "configmaps",
+        singular: "configmap",
+        kind: "ConfigMap",
+        namespaced: true,
+        short_names: &["cm"],
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
     },
     Resource {
-        group: "", version: "v1", plural: "secrets", singular: "secret", kind: "Secret", namespaced: true,
-        short_names: &[], categories: &[], subresources: &[], field_labels: &["type"],
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        field_labels: &["type"],
     },
     Resource {
-        group: "", version: "v1", plural: "serviceaccounts", singular: "serviceaccount",
-        kind: "ServiceAccount", namespaced: true, short_names: &["sa"], categories: &[],
+        group: "",
+        version: "v1",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        kind: "ServiceAccount",
+        namespaced: true,
+        short_names: &["sa"],
+        categories: &[],
         subresources: &[Subresource {
             name: "token",
             kind: "TokenRequest",
@@ -103,33 +167,72 @@ pub static RESOURCES: &[Resource] = &[
         field_labels: &[],
     },
     Resource {
-        group: "", version: "v1", plural: "events", singular: "event", kind: "Event", namespaced: true,
-        short_names: &["ev"], categories: &[], subresources: &[],
+        group: "",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        categories: &[],
+        subresources: &[],
         field_labels: &[
-            "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-            "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
-            "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
         ],
     },
     Resource {
-        group: "coordination.k8s.io", version: "v1", plural: "leases", singular: "lease", kind: "Lease",
-        namespaced: true, short_names: &[], categories: &[], subresources: &[], field_labels: &[],
-    },
-    Resource {
-        group: "apps", version: "v1", plural: "deployments", singular: "deployment", kind: "Deployment",
-        namespaced: true, short_names: &["deploy"], categories: &["all"], subresources: &[STATUS],
+        group: "coordination.k8s.io",
+        version: "v1",
+        plural: "leases",
+        singular: "lease",
+        kind: "Lease",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
         field_labels: &[],
     },
     Resource {
-        group: "apps", version: "v1", plural: "replicasets", singular: "replicaset", kind: "ReplicaSet",
-        namespaced: true, short_names: &["rs"], categories: &["all"], subresources: &[STATUS],
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        categories: &["all"],
+        subresources: &[STATUS],
+        field_labels: &[],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        singular: "replicaset",
+        kind: "ReplicaSet",
+        namespaced: true,
+        short_names: &["rs"],
+        categories: &["all"],
+        subresources: &[STATUS],
         field_labels: &[],
     },
 ];
 
 /// The resource served at `group/version/plural`.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// A core/v1 resource the server itself writes (namespaces, serviceaccounts).

@@ -37,32 +37,60 @@ fn split_top_level(text: &str) -> Vec<&str> {
         }
     }
     parts.push(&text[start..]);
-    parts.into_iter().map(str::trim).filter(|part| !part.is_empty()).collect()
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect()
 }
 
 fn parse_set(text: &str) -> Option<Vec<String>> {
     let inner = text.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|value| value.trim().to_string()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|value| value.trim().to_string())
+            .collect(),
+    )
 }
 
 impl LabelSelector {
     /// Parses `labelSelector`; the error is the 400 the real server returns.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
-        let bad = |part: &str| ApiError::bad_request(format!("unable to parse requirement: found '{part}', expected: identifier"));
+        let bad = |part: &str| {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: found '{part}', expected: identifier"
+            ))
+        };
         let mut requirements = Vec::new();
         for part in split_top_level(text) {
             let requirement = if let Some(key) = part.strip_prefix('!') {
                 (key.trim().to_string(), LabelOp::DoesNotExist)
             } else if let Some((key, value)) = part.split_once("!=") {
-                (key.trim().to_string(), LabelOp::NotEquals(value.trim().to_string()))
+                (
+                    key.trim().to_string(),
+                    LabelOp::NotEquals(value.trim().to_string()),
+                )
             } else if let Some((key, value)) = part.split_once("==") {
-                (key.trim().to_string(), LabelOp::Equals(value.trim().to_string()))
+                (
+                    key.trim().to_string(),
+                    LabelOp::Equals(value.trim().to_string()),
+                )
             } else if let Some((key, value)) = part.split_once('=') {
-                (key.trim().to_string(), LabelOp::Equals(value.trim().to_string()))
+                (
+                    key.trim().to_string(),
+                    LabelOp::Equals(value.trim().to_string()),
+                )
             } else if let Some((key, set)) = part.split_once(" notin ") {
-                (key.trim().to_string(), LabelOp::NotIn(parse_set(set).ok_or_else(|| bad(part))?))
+                (
+                    key.trim().to_string(),
+                    LabelOp::NotIn(parse_set(set).ok_or_else(|| bad(part))?),
+                )
             } else if let Some((key, set)) = part.split_once(" in ") {
-                (key.trim().to_string(), LabelOp::In(parse_set(set).ok_or_else(|| bad(part))?))
+                (
+                    key.trim().to_string(),
+                    LabelOp::In(parse_set(set).ok_or_else(|| bad(part))?),
+                )
             } else {
                 (part.to_string(), LabelOp::Exists)
             };
@@ -107,7 +135,9 @@ impl FieldSelector {
             } else if let Some((field, value)) = part.split_once('=') {
                 (field, true, value)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{text}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{text}'; can't understand '{part}'"
+                )));
             };
             let field = field.trim();
             let known = ["metadata.name", "metadata.namespace"].contains(&field)
@@ -125,13 +155,19 @@ impl FieldSelector {
 
     /// Whether `object` satisfies every requirement; a missing field reads as "".
     pub fn matches(&self, object: &Value) -> bool {
-        self.0.iter().all(|(field, equal, wanted)| (field_value(object, field) == *wanted) == *equal)
+        self.0
+            .iter()
+            .all(|(field, equal, wanted)| (field_value(object, field) == *wanted) == *equal)
     }
 }
 
 /// The string a field label selects on, as the registry's `GetAttrs` computes it.
 fn field_value(object: &Value, field: &str) -> String {
-    let path = if field == "source" { "source.component" } else { field };
+    let path = if field == "source" {
+        "source.component"
+    } else {
+        field
+    };
     let mut value = object;
     for segment in path.split('.') {
         value = &value[segment];

@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 use super::request::{ResourceRequest, parse_resource_path};
 use super::status::{ApiError, ApiResult};
 use super::store::Store;
-use super::{Api, delete, discovery, handlers, objects, openapi, protobuf, resources, token, watch};
+use super::{
+    Api, delete, discovery, handlers, objects, openapi, protobuf, resources, token, watch,
+};
 
 /// Settings of a test API server.
 #[derive(Debug, Clone)]
@@ -67,12 +69,19 @@ impl TestApiServer {
 
     /// Starts a server with `config`.
     pub async fn start_with(config: Config) -> (TestApiServer, String) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
         let address = listener.local_addr().expect("listener address").to_string();
-        let api = Arc::new(Api { store: Store::new(config.history_limit), config, address: address.clone() });
+        let api = Arc::new(Api {
+            store: Store::new(config.history_limit),
+            config,
+            address: address.clone(),
+        });
         for namespace in INITIAL_NAMESPACES {
             let request = internal_request(resources::core("namespaces"));
-            handlers::create(&api, &request, json!({"metadata": {"name": namespace}})).expect("create initial namespace");
+            handlers::create(&api, &request, json!({"metadata": {"name": namespace}}))
+                .expect("create initial namespace");
         }
         let app = Router::new().fallback(dispatch).with_state(api.clone());
         let task = tokio::spawn(async move {
@@ -96,7 +105,10 @@ impl TestApiServer {
     pub async fn wait_for_watches(&self, count: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while self.active_watches() < count {
-            assert!(tokio::time::Instant::now() < deadline, "no {count} watches opened within 10 s");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {count} watches opened within 10 s"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -114,7 +126,13 @@ impl TestApiServer {
 }
 
 fn internal_request(resource: &'static resources::Resource) -> ResourceRequest {
-    ResourceRequest { resource, namespace: None, name: None, subresource: None, query: Default::default() }
+    ResourceRequest {
+        resource,
+        namespace: None,
+        name: None,
+        subresource: None,
+        query: Default::default(),
+    }
 }
 
 fn json_response(code: StatusCode, value: &Value) -> Response {
@@ -126,24 +144,49 @@ fn error_response(error: &ApiError) -> Response {
     json_response(error.code, &error.to_status())
 }
 
-async fn dispatch(State(api): State<Arc<Api>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn dispatch(
+    State(api): State<Arc<Api>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path();
     let result = match (path, &method) {
-        ("/version" | "/version/", &Method::GET) => Ok(json_response(StatusCode::OK, &discovery::version())),
-        ("/healthz" | "/readyz" | "/livez", &Method::GET) => Ok((StatusCode::OK, "ok").into_response()),
-        ("/api" | "/api/", &Method::GET) => Ok(json_response(StatusCode::OK, &discovery::core_versions(&api.address))),
-        ("/apis" | "/apis/", &Method::GET) => Ok(json_response(StatusCode::OK, &discovery::groups())),
-        ("/openapi/v3" | "/openapi/v3/", &Method::GET) => Ok(json_response(StatusCode::OK, &openapi::index())),
+        ("/version" | "/version/", &Method::GET) => {
+            Ok(json_response(StatusCode::OK, &discovery::version()))
+        }
+        ("/healthz" | "/readyz" | "/livez", &Method::GET) => {
+            Ok((StatusCode::OK, "ok").into_response())
+        }
+        ("/api" | "/api/", &Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            &discovery::core_versions(&api.address),
+        )),
+        ("/apis" | "/apis/", &Method::GET) => {
+            Ok(json_response(StatusCode::OK, &discovery::groups()))
+        }
+        ("/openapi/v3" | "/openapi/v3/", &Method::GET) => {
+            Ok(json_response(StatusCode::OK, &openapi::index()))
+        }
         _ => route(&api, &method, &uri, &headers, &body),
     };
     result.unwrap_or_else(|error| error_response(&error))
 }
 
-fn route(api: &Arc<Api>, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiResult<Response> {
+fn route(
+    api: &Arc<Api>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Response> {
     let path = uri.path().trim_end_matches('/');
     if method == Method::GET {
         if let Some(document) = path.strip_prefix("/openapi/v3/") {
-            return openapi::group_version_document(document).map(|doc| json_response(StatusCode::OK, &doc)).ok_or_else(ApiError::no_route);
+            return openapi::group_version_document(document)
+                .map(|doc| json_response(StatusCode::OK, &doc))
+                .ok_or_else(ApiError::no_route);
         }
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let document = match segments.as_slice() {
@@ -153,7 +196,9 @@ fn route(api: &Arc<Api>, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
             _ => None,
         };
         if let Some(document) = document {
-            return document.map(|doc| json_response(StatusCode::OK, &doc)).ok_or_else(ApiError::no_route);
+            return document
+                .map(|doc| json_response(StatusCode::OK, &doc))
+                .ok_or_else(ApiError::no_route);
         }
     }
     let request = parse_resource_path(path, uri.query()).ok_or_else(ApiError::no_route)??;
@@ -165,14 +210,25 @@ fn route(api: &Arc<Api>, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
 
 /// Decodes a create/update body: JSON, or protobuf for the kinds `protobuf` knows.
 fn parse_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if content_type.starts_with("application/vnd.kubernetes.protobuf") {
-        return protobuf::decode(body).map_err(|why| ApiError::unsupported_body(content_type, &why));
+        return protobuf::decode(body)
+            .map_err(|why| ApiError::unsupported_body(content_type, &why));
     }
-    serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("error decoding request body: {err}")))
+    serde_json::from_slice(body)
+        .map_err(|err| ApiError::bad_request(format!("error decoding request body: {err}")))
 }
 
-fn resource_verb(api: &Arc<Api>, method: &Method, headers: &HeaderMap, body: &Bytes, req: &ResourceRequest) -> ApiResult<Response> {
+fn resource_verb(
+    api: &Arc<Api>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+    req: &ResourceRequest,
+) -> ApiResult<Response> {
     let sub = req.subresource.as_deref();
     let parse_body = |body| parse_body(headers, body);
     let ok = |value: Value| json_response(StatusCode::OK, &value);
@@ -185,11 +241,20 @@ fn resource_verb(api: &Arc<Api>, method: &Method, headers: &HeaderMap, body: &By
         (Method::GET, false, None) => handlers::list(api, req).map(ok),
         (Method::GET, true, None | Some("status")) => handlers::get(api, req).map(ok),
         (Method::POST, false, None) => handlers::create(api, req, parse_body(body)?).map(created),
-        (Method::POST, true, Some("binding")) => handlers::bind(api, req, parse_body(body)?).map(created),
-        (Method::POST, true, Some("token")) => token::create_token(api, req, parse_body(body)?).map(created),
-        (Method::PUT, true, None | Some("status")) => handlers::update(api, req, parse_body(body)?).map(ok),
+        (Method::POST, true, Some("binding")) => {
+            handlers::bind(api, req, parse_body(body)?).map(created)
+        }
+        (Method::POST, true, Some("token")) => {
+            token::create_token(api, req, parse_body(body)?).map(created)
+        }
+        (Method::PUT, true, None | Some("status")) => {
+            handlers::update(api, req, parse_body(body)?).map(ok)
+        }
         (Method::PATCH, true, None | Some("status")) => {
-            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             handlers::patch(api, req, content_type, body).map(created)
         }
         (Method::DELETE, true, None) => delete::delete(api, req, body).map(ok),

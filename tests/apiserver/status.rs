@@ -40,35 +40,65 @@ fn details(group: &str, resource: &str, name: &str) -> Value {
 
 impl ApiError {
     fn new(code: StatusCode, reason: &'static str, message: String) -> Self {
-        Self { code, reason, message, details: None }
+        Self {
+            code,
+            reason,
+            message,
+            details: None,
+        }
     }
 
     /// 404 for a named object that does not exist.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
         let message = format!("{} \"{name}\" not found", qualified(group, resource));
-        Self { details: Some(details(group, resource, name)), ..Self::new(StatusCode::NOT_FOUND, "NotFound", message) }
+        Self {
+            details: Some(details(group, resource, name)),
+            ..Self::new(StatusCode::NOT_FOUND, "NotFound", message)
+        }
     }
 
     /// 404 for a path the server does not serve.
     pub fn no_route() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource".into())
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource".into(),
+        )
     }
 
     /// 409 for a create of a name already taken.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
         let message = format!("{} \"{name}\" already exists", qualified(group, resource));
-        Self { details: Some(details(group, resource, name)), ..Self::new(StatusCode::CONFLICT, "AlreadyExists", message) }
+        Self {
+            details: Some(details(group, resource, name)),
+            ..Self::new(StatusCode::CONFLICT, "AlreadyExists", message)
+        }
     }
 
     /// 409 for a write whose resourceVersion is stale.
     pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
-        let message = format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, resource));
-        Self { details: Some(details(group, resource, name)), ..Self::new(StatusCode::CONFLICT, "Conflict", message) }
+        let message = format!(
+            "Operation cannot be fulfilled on {} \"{name}\": {why}",
+            qualified(group, resource)
+        );
+        Self {
+            details: Some(details(group, resource, name)),
+            ..Self::new(StatusCode::CONFLICT, "Conflict", message)
+        }
     }
 
     /// 409 for a failed uid / resourceVersion precondition.
-    pub fn precondition_failed(group: &str, resource: &str, name: &str, field: &str, wanted: &str, actual: &str) -> Self {
-        let why = format!("Precondition failed: {field} in precondition: {wanted}, {field} in object meta: {actual}");
+    pub fn precondition_failed(
+        group: &str,
+        resource: &str,
+        name: &str,
+        field: &str,
+        wanted: &str,
+        actual: &str,
+    ) -> Self {
+        let why = format!(
+            "Precondition failed: {field} in precondition: {wanted}, {field} in object meta: {actual}"
+        );
         Self::conflict(group, resource, name, &why)
     }
 
@@ -84,7 +114,10 @@ impl ApiError {
         if !group.is_empty() {
             details["group"] = json!(group);
         }
-        Self { details: Some(details), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message) }
+        Self {
+            details: Some(details),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message)
+        }
     }
 
     /// 400 for a malformed request.
@@ -99,8 +132,14 @@ impl ApiError {
 
     /// 504 for a resourceVersion newer than anything stored.
     pub fn too_large(wanted: u64, current: u64) -> Self {
-        let mut error = Self::new(StatusCode::GATEWAY_TIMEOUT, "Timeout", format!("Too large resource version: {wanted}, current: {current}"));
-        error.details = Some(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}));
+        let mut error = Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Timeout",
+            format!("Too large resource version: {wanted}, current: {current}"),
+        );
+        error.details = Some(
+            json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+        );
         error
     }
 
@@ -118,7 +157,9 @@ impl ApiError {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
         )
     }
 
@@ -127,13 +168,19 @@ impl ApiError {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({content_type}: {why})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({content_type}: {why})"
+            ),
         )
     }
 
     /// 500, for the few cases the real storage layer reports as internal errors.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message.into())
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            message.into(),
+        )
     }
 
     /// The `Status` object.

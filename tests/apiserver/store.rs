@@ -25,8 +25,16 @@ pub struct ObjectKey {
 impl ObjectKey {
     /// The key of `name` in `namespace` of `resource`.
     pub fn new(resource: &Resource, namespace: &str, name: &str) -> Self {
-        let namespace = if resource.namespaced { namespace.to_string() } else { String::new() };
-        Self { resource: resource_id(resource), namespace, name: name.to_string() }
+        let namespace = if resource.namespaced {
+            namespace.to_string()
+        } else {
+            String::new()
+        };
+        Self {
+            resource: resource_id(resource),
+            namespace,
+            name: name.to_string(),
+        }
     }
 }
 
@@ -88,12 +96,16 @@ impl Store {
             compacted: 0,
             changes,
         };
-        Self { state: Mutex::new(state) }
+        Self {
+            state: Mutex::new(state),
+        }
     }
 
     /// Locks the store; a panic in another test thread does not poison the others' view.
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -128,7 +140,11 @@ impl State {
         self.revision += 1;
         object["metadata"]["resourceVersion"] = json!(self.revision.to_string());
         let previous = self.objects.insert(key.clone(), object.clone());
-        let kind = if previous.is_some() { EventType::Modified } else { EventType::Added };
+        let kind = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         self.record(kind, key, object.clone(), previous);
         object
     }
@@ -139,12 +155,23 @@ impl State {
         self.revision += 1;
         let mut object = previous.clone();
         object["metadata"]["resourceVersion"] = json!(self.revision.to_string());
-        self.record(EventType::Deleted, key.clone(), object.clone(), Some(previous));
+        self.record(
+            EventType::Deleted,
+            key.clone(),
+            object.clone(),
+            Some(previous),
+        );
         Some(object)
     }
 
     fn record(&mut self, kind: EventType, key: ObjectKey, object: Value, previous: Option<Value>) {
-        let change = Arc::new(Change { revision: self.revision, kind, key, object, previous });
+        let change = Arc::new(Change {
+            revision: self.revision,
+            kind,
+            key,
+            object,
+            previous,
+        });
         self.history.push_back(change.clone());
         while self.history.len() > self.history_limit {
             if let Some(dropped) = self.history.pop_front() {
@@ -161,8 +188,16 @@ impl State {
     }
 
     /// Changes after `revision` still in history, and a receiver for the ones after them.
-    pub fn subscribe_after(&self, revision: u64) -> (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>) {
-        let backlog = self.history.iter().filter(|change| change.revision > revision).cloned().collect();
+    pub fn subscribe_after(
+        &self,
+        revision: u64,
+    ) -> (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>) {
+        let backlog = self
+            .history
+            .iter()
+            .filter(|change| change.revision > revision)
+            .cloned()
+            .collect();
         (backlog, self.changes.subscribe())
     }
 }

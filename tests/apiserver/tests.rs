@@ -23,14 +23,25 @@ impl Client {
     /// A client for `base`.
     pub fn new(base: &str) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Self { http: reqwest::Client::builder().build().unwrap(), base: base.to_string() }
+        Self {
+            http: reqwest::Client::builder().build().unwrap(),
+            base: base.to_string(),
+        }
     }
 
     /// Sends a request; returns the status code and the JSON body (Null when empty).
-    pub async fn send(&self, method: Method, path: &str, content_type: &str, body: Option<&Value>) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
-            request = request.header("content-type", content_type).body(body.to_string());
+            request = request
+                .header("content-type", content_type)
+                .body(body.to_string());
         }
         let response = request.send().await.unwrap();
         let code = response.status().as_u16();
@@ -45,35 +56,48 @@ impl Client {
 
     /// POST a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.send(Method::POST, path, "application/json", Some(body)).await
+        self.send(Method::POST, path, "application/json", Some(body))
+            .await
     }
 
     /// PUT a JSON body.
     pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.send(Method::PUT, path, "application/json", Some(body)).await
+        self.send(Method::PUT, path, "application/json", Some(body))
+            .await
     }
 
     /// PATCH with the given patch type.
     pub async fn patch(&self, path: &str, content_type: &str, body: &Value) -> (u16, Value) {
-        self.send(Method::PATCH, path, content_type, Some(body)).await
+        self.send(Method::PATCH, path, content_type, Some(body))
+            .await
     }
 
     /// DELETE with optional DeleteOptions.
     pub async fn delete(&self, path: &str, options: Option<&Value>) -> (u16, Value) {
-        self.send(Method::DELETE, path, "application/json", options).await
+        self.send(Method::DELETE, path, "application/json", options)
+            .await
     }
 
     /// Opens a watch and returns its event stream.
     pub async fn watch(&self, path: &str) -> Watch {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), 200, "watch {path}");
-        Watch { stream: Box::pin(response.bytes_stream()), buffer: Vec::new() }
+        Watch {
+            stream: Box::pin(response.bytes_stream()),
+            buffer: Vec::new(),
+        }
     }
 }
 
 /// Events of one watch.
 pub struct Watch {
-    stream: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>,
+    stream:
+        std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>,
     buffer: Vec<u8>,
 }
 
@@ -85,7 +109,10 @@ impl Watch {
                 if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = self.buffer.drain(..=end).collect();
                     let event: Value = serde_json::from_slice(&line).unwrap();
-                    return Some((event["type"].as_str().unwrap().to_string(), event["object"].clone()));
+                    return Some((
+                        event["type"].as_str().unwrap().to_string(),
+                        event["object"].clone(),
+                    ));
                 }
                 match self.stream.next().await {
                     Some(chunk) => self.buffer.extend_from_slice(&chunk.unwrap()),
@@ -121,7 +148,11 @@ fn pod(name: &str, node: Option<&str>, labels: Value) -> Value {
 }
 
 fn rv(object: &Value) -> u64 {
-    object["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()
+    object["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 async fn server() -> (TestApiServer, Client) {
@@ -137,13 +168,29 @@ async fn discovery_lists_groups_resources_and_subresources() {
     let (code, versions) = client.get("/api").await;
     assert_eq!((code, versions["versions"].clone()), (200, json!(["v1"])));
     let (_, groups) = client.get("/apis").await;
-    let names: Vec<&str> = groups["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["coordination.k8s.io", "apps"]);
     let (_, core) = client.get("/api/v1").await;
-    let token = core["resources"].as_array().unwrap().iter().find(|r| r["name"] == "serviceaccounts/token").unwrap();
-    assert_eq!((token["group"].as_str(), token["kind"].as_str()), (Some("authentication.k8s.io"), Some("TokenRequest")));
+    let token = core["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "serviceaccounts/token")
+        .unwrap();
+    assert_eq!(
+        (token["group"].as_str(), token["kind"].as_str()),
+        (Some("authentication.k8s.io"), Some("TokenRequest"))
+    );
     let (code, leases) = client.get("/apis/coordination.k8s.io/v1").await;
-    assert_eq!((code, leases["resources"][0]["kind"].as_str()), (200, Some("Lease")));
+    assert_eq!(
+        (code, leases["resources"][0]["kind"].as_str()),
+        (200, Some("Lease"))
+    );
     assert_eq!(client.get("/apis/batch/v1").await.0, 404);
     assert_eq!(client.get("/version").await.1["major"], "1");
 }
@@ -154,12 +201,30 @@ async fn create_sets_metadata_and_rejects_duplicates_bad_names_and_missing_names
     let (code, created) = client.post(PODS, &pod("a", None, json!({}))).await;
     assert_eq!(code, 201);
     assert_eq!(created["metadata"]["uid"].as_str().unwrap().len(), 36);
-    assert!(created["metadata"]["creationTimestamp"].as_str().unwrap().ends_with('Z'));
-    assert_eq!((created["status"]["phase"].as_str(), created["metadata"]["generation"].as_i64()), (Some("Pending"), Some(1)));
+    assert!(
+        created["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(
+        (
+            created["status"]["phase"].as_str(),
+            created["metadata"]["generation"].as_i64()
+        ),
+        (Some("Pending"), Some(1))
+    );
     assert_eq!(created["spec"]["serviceAccountName"], "default");
 
     let (code, status) = client.post(PODS, &pod("a", None, json!({}))).await;
-    assert_eq!((code, status["reason"].as_str(), status["message"].as_str()), (409, Some("AlreadyExists"), Some("pods \"a\" already exists")));
+    assert_eq!(
+        (code, status["reason"].as_str(), status["message"].as_str()),
+        (
+            409,
+            Some("AlreadyExists"),
+            Some("pods \"a\" already exists")
+        )
+    );
 
     let (code, status) = client.post(PODS, &pod("Bad_Name", None, json!({}))).await;
     assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")));
@@ -169,35 +234,90 @@ async fn create_sets_metadata_and_rejects_duplicates_bad_names_and_missing_names
     unnamed["metadata"] = json!({"generateName": "web-"});
     let (code, generated) = client.post(PODS, &unnamed).await;
     assert_eq!(code, 201);
-    assert!(generated["metadata"]["name"].as_str().unwrap().starts_with("web-"));
+    assert!(
+        generated["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("web-")
+    );
     assert_eq!(generated["metadata"]["name"].as_str().unwrap().len(), 9);
 
-    let (code, status) = client.post("/api/v1/namespaces/nope/configmaps", &json!({"metadata": {"name": "c"}})).await;
-    assert_eq!((code, status["reason"].as_str(), status["message"].as_str()), (404, Some("NotFound"), Some("namespaces \"nope\" not found")));
+    let (code, status) = client
+        .post(
+            "/api/v1/namespaces/nope/configmaps",
+            &json!({"metadata": {"name": "c"}}),
+        )
+        .await;
+    assert_eq!(
+        (code, status["reason"].as_str(), status["message"].as_str()),
+        (404, Some("NotFound"), Some("namespaces \"nope\" not found"))
+    );
     let (code, status) = client.get(&format!("{PODS}/missing")).await;
-    assert_eq!((code, status["kind"].as_str(), status["details"]["kind"].as_str()), (404, Some("Status"), Some("pods")));
+    assert_eq!(
+        (
+            code,
+            status["kind"].as_str(),
+            status["details"]["kind"].as_str()
+        ),
+        (404, Some("Status"), Some("pods"))
+    );
 }
 
 #[tokio::test]
 async fn namespaces_get_a_default_service_account_and_take_their_objects_when_deleted() {
     let (_server, client) = server().await;
-    assert_eq!(client.post("/api/v1/namespaces", &json!({"metadata": {"name": "team"}})).await.0, 201);
-    assert_eq!(client.get("/api/v1/namespaces/team/serviceaccounts/default").await.0, 200);
-    client.post("/api/v1/namespaces/team/configmaps", &json!({"metadata": {"name": "c"}, "data": {"k": "v"}})).await;
+    assert_eq!(
+        client
+            .post("/api/v1/namespaces", &json!({"metadata": {"name": "team"}}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        client
+            .get("/api/v1/namespaces/team/serviceaccounts/default")
+            .await
+            .0,
+        200
+    );
+    client
+        .post(
+            "/api/v1/namespaces/team/configmaps",
+            &json!({"metadata": {"name": "c"}, "data": {"k": "v"}}),
+        )
+        .await;
     let (code, terminating) = client.delete("/api/v1/namespaces/team", None).await;
-    assert_eq!((code, terminating["status"]["phase"].as_str()), (200, Some("Terminating")));
-    assert_eq!(client.get("/api/v1/namespaces/team/configmaps/c").await.0, 404);
+    assert_eq!(
+        (code, terminating["status"]["phase"].as_str()),
+        (200, Some("Terminating"))
+    );
+    assert_eq!(
+        client.get("/api/v1/namespaces/team/configmaps/c").await.0,
+        404
+    );
     assert_eq!(client.get("/api/v1/namespaces/team").await.0, 404);
 }
 
 #[tokio::test]
 async fn list_filters_by_label_and_field_selectors() {
     let (_server, client) = server().await;
-    client.post(PODS, &pod("a", Some("n1"), json!({"app": "x", "tier": "web"}))).await;
-    client.post(PODS, &pod("b", Some("n2"), json!({"app": "y"}))).await;
+    client
+        .post(
+            PODS,
+            &pod("a", Some("n1"), json!({"app": "x", "tier": "web"})),
+        )
+        .await;
+    client
+        .post(PODS, &pod("b", Some("n2"), json!({"app": "y"})))
+        .await;
     client.post(PODS, &pod("c", None, json!({}))).await;
     let names = |list: &Value| -> Vec<String> {
-        list["items"].as_array().unwrap().iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect()
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
     };
     let cases = [
         ("labelSelector=app%3Dx", vec!["a"]),
@@ -209,23 +329,57 @@ async fn list_filters_by_label_and_field_selectors() {
         ("labelSelector=%21app", vec!["c"]),
         ("fieldSelector=spec.nodeName%3Dn1", vec!["a"]),
         ("fieldSelector=spec.nodeName%3D", vec!["c"]),
-        ("fieldSelector=metadata.name%21%3Da,status.phase%3DPending", vec!["b", "c"]),
+        (
+            "fieldSelector=metadata.name%21%3Da,status.phase%3DPending",
+            vec!["b", "c"],
+        ),
     ];
     for (query, expected) in cases {
         let (code, list) = client.get(&format!("{PODS}?{query}")).await;
-        assert_eq!((code, names(&list)), (200, expected.iter().map(|s| s.to_string()).collect::<Vec<_>>()), "{query}");
+        assert_eq!(
+            (code, names(&list)),
+            (
+                200,
+                expected.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+            ),
+            "{query}"
+        );
     }
-    let (code, status) = client.get(&format!("{PODS}?fieldSelector=spec.image%3Dx")).await;
+    let (code, status) = client
+        .get(&format!("{PODS}?fieldSelector=spec.image%3Dx"))
+        .await;
     assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")));
-    assert!(status["message"].as_str().unwrap().ends_with("field label not supported: spec.image"));
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("field label not supported: spec.image")
+    );
 
     let (_, list) = client.get("/api/v1/pods").await;
-    assert_eq!((list["kind"].as_str(), list["items"].as_array().unwrap().len()), (Some("PodList"), 3));
-    assert!(list["items"][0].get("kind").is_none(), "list items carry no kind, as from kube-apiserver");
+    assert_eq!(
+        (
+            list["kind"].as_str(),
+            list["items"].as_array().unwrap().len()
+        ),
+        (Some("PodList"), 3)
+    );
+    assert!(
+        list["items"][0].get("kind").is_none(),
+        "list items carry no kind, as from kube-apiserver"
+    );
     let (_, page) = client.get(&format!("{PODS}?limit=2")).await;
-    assert_eq!((names(&page), page["metadata"]["remainingItemCount"].as_i64()), (vec!["a".to_string(), "b".to_string()], Some(1)));
+    assert_eq!(
+        (
+            names(&page),
+            page["metadata"]["remainingItemCount"].as_i64()
+        ),
+        (vec!["a".to_string(), "b".to_string()], Some(1))
+    );
     let token = page["metadata"]["continue"].as_str().unwrap();
-    let (_, rest) = client.get(&format!("{PODS}?limit=2&continue={token}")).await;
+    let (_, rest) = client
+        .get(&format!("{PODS}?limit=2&continue={token}"))
+        .await;
     assert_eq!(names(&rest), vec!["c".to_string()]);
 }
 
@@ -234,12 +388,21 @@ async fn update_checks_resource_version_bumps_generation_and_keeps_status() {
     let (_server, client) = server().await;
     let path = "/apis/apps/v1/namespaces/default/deployments/d";
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 1}});
-    let (_, created) = client.post("/apis/apps/v1/namespaces/default/deployments", &deployment).await;
+    let (_, created) = client
+        .post("/apis/apps/v1/namespaces/default/deployments", &deployment)
+        .await;
     let mut changed = created.clone();
     changed["spec"]["replicas"] = json!(2);
     changed["status"] = json!({"replicas": 5});
     let (code, updated) = client.put(path, &changed).await;
-    assert_eq!((code, updated["metadata"]["generation"].as_i64(), updated["status"].clone()), (200, Some(2), json!({})));
+    assert_eq!(
+        (
+            code,
+            updated["metadata"]["generation"].as_i64(),
+            updated["status"].clone()
+        ),
+        (200, Some(2), json!({}))
+    );
     assert!(rv(&updated) > rv(&created));
 
     let (code, status) = client.put(path, &changed).await;
@@ -250,20 +413,36 @@ async fn update_checks_resource_version_bumps_generation_and_keeps_status() {
     );
 
     let (code, unchanged) = client.put(path, &updated).await;
-    assert_eq!((code, rv(&unchanged)), (200, rv(&updated)), "a no-op update writes nothing");
+    assert_eq!(
+        (code, rv(&unchanged)),
+        (200, rv(&updated)),
+        "a no-op update writes nothing"
+    );
 
     let mut status_write = updated.clone();
     status_write["status"] = json!({"replicas": 2});
     status_write["spec"]["replicas"] = json!(9);
     let (_, after) = client.put(&format!("{path}/status"), &status_write).await;
-    assert_eq!((after["status"]["replicas"].as_i64(), after["spec"]["replicas"].as_i64()), (Some(2), Some(2)));
+    assert_eq!(
+        (
+            after["status"]["replicas"].as_i64(),
+            after["spec"]["replicas"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
 }
 
 #[tokio::test]
 async fn pod_spec_is_immutable_except_images() {
     let (_server, client) = server().await;
     let (_, created) = client.post(PODS, &pod("a", None, json!({}))).await;
-    let (code, _) = client.patch(&format!("{PODS}/a"), "application/strategic-merge-patch+json", &json!({"spec": {"containers": [{"name": "main", "image": "other"}]}})).await;
+    let (code, _) = client
+        .patch(
+            &format!("{PODS}/a"),
+            "application/strategic-merge-patch+json",
+            &json!({"spec": {"containers": [{"name": "main", "image": "other"}]}}),
+        )
+        .await;
     assert_eq!(code, 200);
     let mut changed = created.clone();
     changed["spec"]["restartPolicy"] = json!("Never");
@@ -275,29 +454,73 @@ async fn pod_spec_is_immutable_except_images() {
 #[tokio::test]
 async fn patches_merge_strategically_and_honour_uid_preconditions() {
     let (_server, client) = server().await;
-    let (_, created) = client.post(PODS, &pod("a", Some("n1"), json!({"app": "x"}))).await;
+    let (_, created) = client
+        .post(PODS, &pod("a", Some("n1"), json!({"app": "x"})))
+        .await;
     let status_path = format!("{PODS}/a/status");
     let smp = "application/strategic-merge-patch+json";
     let ready = json!({"metadata": {"uid": created["metadata"]["uid"]}, "status": {"phase": "Running", "conditions": [
         {"type": "Ready", "status": "False"}, {"type": "Initialized", "status": "True"}]}});
     let (code, patched) = client.patch(&status_path, smp, &ready).await;
-    assert_eq!((code, patched["status"]["phase"].as_str()), (200, Some("Running")));
-    let (_, patched) = client.patch(&status_path, smp, &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})).await;
-    assert_eq!(patched["status"]["conditions"], json!([{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}]));
+    assert_eq!(
+        (code, patched["status"]["phase"].as_str()),
+        (200, Some("Running"))
+    );
+    let (_, patched) = client
+        .patch(
+            &status_path,
+            smp,
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        )
+        .await;
+    assert_eq!(
+        patched["status"]["conditions"],
+        json!([{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}])
+    );
 
-    let (code, status) = client.patch(&status_path, smp, &json!({"metadata": {"uid": "other"}, "status": {"phase": "Failed"}})).await;
+    let (code, status) = client
+        .patch(
+            &status_path,
+            smp,
+            &json!({"metadata": {"uid": "other"}, "status": {"phase": "Failed"}}),
+        )
+        .await;
     assert_eq!((code, status["reason"].as_str()), (409, Some("Conflict")));
-    assert!(status["message"].as_str().unwrap().contains("Precondition failed: UID in precondition: other"));
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("Precondition failed: UID in precondition: other")
+    );
 
     let (_, merged) = client.patch(&format!("{PODS}/a"), "application/merge-patch+json", &json!({"metadata": {"labels": {"app": null, "b": "1"}}, "status": {"phase": "Failed"}})).await;
-    assert_eq!((merged["metadata"]["labels"].clone(), merged["status"]["phase"].as_str()), (json!({"b": "1"}), Some("Running")));
+    assert_eq!(
+        (
+            merged["metadata"]["labels"].clone(),
+            merged["status"]["phase"].as_str()
+        ),
+        (json!({"b": "1"}), Some("Running"))
+    );
 
     let ops = json!([{"op": "add", "path": "/metadata/annotations", "value": {"a": "1"}}]);
-    let (code, patched) = client.patch(&format!("{PODS}/a"), "application/json-patch+json", &ops).await;
-    assert_eq!((code, patched["metadata"]["annotations"]["a"].as_str()), (200, Some("1")));
-    let (code, status) = client.patch(&format!("{PODS}/a"), "text/plain", &json!({})).await;
-    assert_eq!((code, status["reason"].as_str()), (415, Some("UnsupportedMediaType")));
-    assert_eq!(client.patch(&format!("{PODS}/zz"), smp, &json!({})).await.0, 404);
+    let (code, patched) = client
+        .patch(&format!("{PODS}/a"), "application/json-patch+json", &ops)
+        .await;
+    assert_eq!(
+        (code, patched["metadata"]["annotations"]["a"].as_str()),
+        (200, Some("1"))
+    );
+    let (code, status) = client
+        .patch(&format!("{PODS}/a"), "text/plain", &json!({}))
+        .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (415, Some("UnsupportedMediaType"))
+    );
+    assert_eq!(
+        client.patch(&format!("{PODS}/zz"), smp, &json!({})).await.0,
+        404
+    );
 }
 
 #[tokio::test]
@@ -309,37 +532,84 @@ async fn server_side_apply_creates_then_merges() {
     let (code, created) = client.patch(path, apply, &config).await;
     assert_eq!((code, created["data"].clone()), (201, json!({"a": "1"})));
     let (code, updated) = client.patch(path, apply, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"b": "2"}})).await;
-    assert_eq!((code, updated["data"].clone()), (200, json!({"a": "1", "b": "2"})));
-    let (code, _) = client.patch("/api/v1/namespaces/default/configmaps/c", apply, &config).await;
+    assert_eq!(
+        (code, updated["data"].clone()),
+        (200, json!({"a": "1", "b": "2"}))
+    );
+    let (code, _) = client
+        .patch("/api/v1/namespaces/default/configmaps/c", apply, &config)
+        .await;
     assert_eq!(code, 422, "apply needs a fieldManager");
 }
 
 #[tokio::test]
 async fn delete_is_graceful_for_bound_pods_and_waits_for_finalizers() {
     let (_server, client) = server().await;
-    client.post(PODS, &pod("bound", Some("n1"), json!({}))).await;
+    client
+        .post(PODS, &pod("bound", Some("n1"), json!({})))
+        .await;
     client.post(PODS, &pod("free", None, json!({}))).await;
     let (code, deleted) = client.delete(&format!("{PODS}/free"), None).await;
-    assert_eq!((code, deleted["metadata"]["name"].as_str()), (200, Some("free")));
+    assert_eq!(
+        (code, deleted["metadata"]["name"].as_str()),
+        (200, Some("free"))
+    );
     assert_eq!(client.get(&format!("{PODS}/free")).await.0, 404);
 
-    let (code, marked) = client.delete(&format!("{PODS}/bound"), Some(&json!({"gracePeriodSeconds": 20}))).await;
-    assert_eq!((code, marked["metadata"]["deletionGracePeriodSeconds"].as_i64()), (200, Some(20)));
+    let (code, marked) = client
+        .delete(
+            &format!("{PODS}/bound"),
+            Some(&json!({"gracePeriodSeconds": 20})),
+        )
+        .await;
+    assert_eq!(
+        (
+            code,
+            marked["metadata"]["deletionGracePeriodSeconds"].as_i64()
+        ),
+        (200, Some(20))
+    );
     assert!(marked["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(client.get(&format!("{PODS}/bound")).await.0, 200);
-    let (code, status) = client.delete(&format!("{PODS}/bound?gracePeriodSeconds=0"), Some(&json!({"preconditions": {"uid": "wrong"}}))).await;
+    let (code, status) = client
+        .delete(
+            &format!("{PODS}/bound?gracePeriodSeconds=0"),
+            Some(&json!({"preconditions": {"uid": "wrong"}})),
+        )
+        .await;
     assert_eq!((code, status["reason"].as_str()), (409, Some("Conflict")));
-    assert_eq!(client.delete(&format!("{PODS}/bound?gracePeriodSeconds=0"), None).await.0, 200);
+    assert_eq!(
+        client
+            .delete(&format!("{PODS}/bound?gracePeriodSeconds=0"), None)
+            .await
+            .0,
+        200
+    );
     assert_eq!(client.get(&format!("{PODS}/bound")).await.0, 404);
 
     let cm = "/api/v1/namespaces/default/configmaps";
-    client.post(cm, &json!({"metadata": {"name": "kept", "finalizers": ["example.com/hold"]}})).await;
+    client
+        .post(
+            cm,
+            &json!({"metadata": {"name": "kept", "finalizers": ["example.com/hold"]}}),
+        )
+        .await;
     let (code, status) = client.delete(&format!("{cm}/kept"), None).await;
     assert_eq!((code, status["kind"].as_str()), (200, Some("Status")));
     let (_, held) = client.get(&format!("{cm}/kept")).await;
     assert!(held["metadata"]["deletionTimestamp"].is_string());
     let release = json!({"metadata": {"finalizers": null}});
-    assert_eq!(client.patch(&format!("{cm}/kept"), "application/merge-patch+json", &release).await.0, 200);
+    assert_eq!(
+        client
+            .patch(
+                &format!("{cm}/kept"),
+                "application/merge-patch+json",
+                &release
+            )
+            .await
+            .0,
+        200
+    );
     assert_eq!(client.get(&format!("{cm}/kept")).await.0, 404);
 }
 
@@ -347,26 +617,69 @@ async fn delete_is_graceful_for_bound_pods_and_waits_for_finalizers() {
 async fn watch_streams_changes_with_selector_transitions_and_resumes() {
     let (_server, client) = server().await;
     let (_, created) = client.post(PODS, &pod("a", Some("n1"), json!({}))).await;
-    let mut watch = client.watch(&format!("{PODS}?watch=1&fieldSelector=spec.nodeName%3Dn1")).await;
+    let mut watch = client
+        .watch(&format!("{PODS}?watch=1&fieldSelector=spec.nodeName%3Dn1"))
+        .await;
     assert_eq!(watch.next_change().await.0, "ADDED", "initial state first");
     let label = |value: &str| json!({"metadata": {"labels": {"v": value}}});
-    client.patch(&format!("{PODS}/a"), "application/merge-patch+json", &label("1")).await;
+    client
+        .patch(
+            &format!("{PODS}/a"),
+            "application/merge-patch+json",
+            &label("1"),
+        )
+        .await;
     let (kind, object) = watch.next_change().await;
-    assert_eq!((kind.as_str(), object["metadata"]["labels"]["v"].as_str()), ("MODIFIED", Some("1")));
+    assert_eq!(
+        (kind.as_str(), object["metadata"]["labels"]["v"].as_str()),
+        ("MODIFIED", Some("1"))
+    );
 
-    let mut labelled = client.watch(&format!("{PODS}?watch=1&labelSelector=v%3D1&resourceVersion={}", rv(&object))).await;
-    client.patch(&format!("{PODS}/a"), "application/merge-patch+json", &label("2")).await;
-    assert_eq!(labelled.next_change().await.0, "DELETED", "stopped matching");
-    client.patch(&format!("{PODS}/a"), "application/merge-patch+json", &label("1")).await;
+    let mut labelled = client
+        .watch(&format!(
+            "{PODS}?watch=1&labelSelector=v%3D1&resourceVersion={}",
+            rv(&object)
+        ))
+        .await;
+    client
+        .patch(
+            &format!("{PODS}/a"),
+            "application/merge-patch+json",
+            &label("2"),
+        )
+        .await;
+    assert_eq!(
+        labelled.next_change().await.0,
+        "DELETED",
+        "stopped matching"
+    );
+    client
+        .patch(
+            &format!("{PODS}/a"),
+            "application/merge-patch+json",
+            &label("1"),
+        )
+        .await;
     assert_eq!(labelled.next_change().await.0, "ADDED", "matches again");
 
-    let mut resumed = client.watch(&format!("{PODS}?watch=1&resourceVersion={}", rv(&created))).await;
+    let mut resumed = client
+        .watch(&format!("{PODS}?watch=1&resourceVersion={}", rv(&created)))
+        .await;
     let mut kinds = Vec::new();
     for _ in 0..3 {
         kinds.push(resumed.next_change().await.0);
     }
-    assert_eq!(kinds, ["MODIFIED", "MODIFIED", "MODIFIED"], "history replayed from the given version");
-    client.delete(&format!("{PODS}/a"), Some(&json!({"gracePeriodSeconds": 0}))).await;
+    assert_eq!(
+        kinds,
+        ["MODIFIED", "MODIFIED", "MODIFIED"],
+        "history replayed from the given version"
+    );
+    client
+        .delete(
+            &format!("{PODS}/a"),
+            Some(&json!({"gracePeriodSeconds": 0})),
+        )
+        .await;
     let (kind, deleted) = resumed.next_change().await;
     assert_eq!(kind, "DELETED");
     assert!(rv(&deleted) > rv(&object));
@@ -374,7 +687,11 @@ async fn watch_streams_changes_with_selector_transitions_and_resumes() {
 
 #[tokio::test]
 async fn watch_sends_bookmarks_times_out_and_expires_old_versions() {
-    let config = Config { history_limit: 2, bookmark_interval: Duration::from_millis(100), ..Config::default() };
+    let config = Config {
+        history_limit: 2,
+        bookmark_interval: Duration::from_millis(100),
+        ..Config::default()
+    };
     let (_server, url) = TestApiServer::start_with(config).await;
     let client = Client::new(&url);
     let cm = "/api/v1/namespaces/default/configmaps";
@@ -382,16 +699,36 @@ async fn watch_sends_bookmarks_times_out_and_expires_old_versions() {
     for name in ["b", "c", "d"] {
         client.post(cm, &json!({"metadata": {"name": name}})).await;
     }
-    let mut expired = client.watch(&format!("{cm}?watch=1&resourceVersion={}", rv(&first))).await;
+    let mut expired = client
+        .watch(&format!("{cm}?watch=1&resourceVersion={}", rv(&first)))
+        .await;
     let (kind, status) = expired.next().await.unwrap();
-    assert_eq!((kind.as_str(), status["code"].as_i64(), status["reason"].as_str()), ("ERROR", Some(410), Some("Expired")));
+    assert_eq!(
+        (
+            kind.as_str(),
+            status["code"].as_i64(),
+            status["reason"].as_str()
+        ),
+        ("ERROR", Some(410), Some("Expired"))
+    );
     assert!(expired.next().await.is_none());
 
     let (_, list) = client.get(cm).await;
-    let mut bookmarked = client.watch(&format!("{cm}?watch=1&allowWatchBookmarks=true&timeoutSeconds=1&resourceVersion={}", list["metadata"]["resourceVersion"].as_str().unwrap())).await;
+    let mut bookmarked = client
+        .watch(&format!(
+            "{cm}?watch=1&allowWatchBookmarks=true&timeoutSeconds=1&resourceVersion={}",
+            list["metadata"]["resourceVersion"].as_str().unwrap()
+        ))
+        .await;
     let (kind, bookmark) = bookmarked.next().await.unwrap();
-    assert_eq!((kind.as_str(), bookmark["kind"].as_str()), ("BOOKMARK", Some("ConfigMap")));
-    assert_eq!(bookmark["metadata"]["resourceVersion"], list["metadata"]["resourceVersion"]);
+    assert_eq!(
+        (kind.as_str(), bookmark["kind"].as_str()),
+        ("BOOKMARK", Some("ConfigMap"))
+    );
+    assert_eq!(
+        bookmark["metadata"]["resourceVersion"],
+        list["metadata"]["resourceVersion"]
+    );
     while bookmarked.next().await.is_some() {}
 
     let mut streaming = client.watch(&format!("{cm}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true")).await;
@@ -399,7 +736,13 @@ async fn watch_sends_bookmarks_times_out_and_expires_old_versions() {
         assert_eq!(streaming.next().await.unwrap().0, "ADDED");
     }
     let (kind, end) = streaming.next().await.unwrap();
-    assert_eq!((kind.as_str(), end["metadata"]["annotations"]["k8s.io/initial-events-end"].as_str()), ("BOOKMARK", Some("true")));
+    assert_eq!(
+        (
+            kind.as_str(),
+            end["metadata"]["annotations"]["k8s.io/initial-events-end"].as_str()
+        ),
+        ("BOOKMARK", Some("true"))
+    );
 }
 
 #[tokio::test]
@@ -413,9 +756,21 @@ async fn token_request_issues_bound_tokens_with_audience_and_expiry() {
     let (code, issued) = client.post(path, &request).await;
     assert_eq!(code, 201);
     let claims = token::claims(issued["status"]["token"].as_str().unwrap()).unwrap();
-    assert_eq!((claims["aud"].clone(), claims["sub"].as_str()), (json!(["api"]), Some("system:serviceaccount:default:default")));
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 1200);
-    assert_eq!(claims["kubernetes.io"]["pod"]["uid"], created["metadata"]["uid"]);
+    assert_eq!(
+        (claims["aud"].clone(), claims["sub"].as_str()),
+        (
+            json!(["api"]),
+            Some("system:serviceaccount:default:default")
+        )
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        1200
+    );
+    assert_eq!(
+        claims["kubernetes.io"]["pod"]["uid"],
+        created["metadata"]["uid"]
+    );
 
     let mut short = request.clone();
     short["spec"]["expirationSeconds"] = json!(60);
@@ -429,14 +784,34 @@ async fn binding_assigns_a_node_once_and_leases_and_events_are_stored() {
     let (_server, client) = server().await;
     client.post(PODS, &pod("a", None, json!({}))).await;
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "a"}, "target": {"kind": "Node", "name": "n1"}});
-    assert_eq!(client.post(&format!("{PODS}/a/binding"), &binding).await.0, 201);
-    assert_eq!(client.get(&format!("{PODS}/a")).await.1["spec"]["nodeName"], "n1");
-    assert_eq!(client.post(&format!("{PODS}/a/binding"), &binding).await.0, 409);
+    assert_eq!(
+        client.post(&format!("{PODS}/a/binding"), &binding).await.0,
+        201
+    );
+    assert_eq!(
+        client.get(&format!("{PODS}/a")).await.1["spec"]["nodeName"],
+        "n1"
+    );
+    assert_eq!(
+        client.post(&format!("{PODS}/a/binding"), &binding).await.0,
+        409
+    );
 
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "n1"}, "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40}});
-    assert_eq!(client.post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", &lease).await.0, 201);
+    assert_eq!(
+        client
+            .post(
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                &lease
+            )
+            .await
+            .0,
+        201
+    );
     let event = json!({"metadata": {"name": "a.1"}, "involvedObject": {"kind": "Pod", "name": "a", "namespace": "default"}, "reason": "Started", "type": "Normal"});
-    client.post("/api/v1/namespaces/default/events", &event).await;
+    client
+        .post("/api/v1/namespaces/default/events", &event)
+        .await;
     let (_, events) = client.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Da,involvedObject.kind%3DPod").await;
     assert_eq!(events["items"][0]["reason"], "Started");
     assert_eq!(client.send(Method::DELETE, PODS, "", None).await.0, 405);

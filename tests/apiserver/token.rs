@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Api, base64};
 use super::objects;
 use super::request::ResourceRequest;
 use super::resources;
 use super::status::{ApiError, ApiResult};
 use super::store::ObjectKey;
+use super::{Api, base64};
 
 /// The server's issuer and default audience (kube-apiserver's `--service-account-issuer`).
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -30,22 +30,58 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
         block[..key.len()].copy_from_slice(key);
     }
     let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
-    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
 }
 
 /// POST `serviceaccounts/<name>/token`.
-pub fn create_token(api: &Api, req: &ResourceRequest, mut request: Value) -> ApiResult<(StatusCode, Value)> {
+pub fn create_token(
+    api: &Api,
+    req: &ResourceRequest,
+    mut request: Value,
+) -> ApiResult<(StatusCode, Value)> {
     let account_name = req.name.as_deref().unwrap_or("");
     let namespace = req.namespace_or_empty();
-    objects::check_type(req.resource, &mut request, "TokenRequest", "authentication.k8s.io/v1")?;
-    let expiration = request["spec"]["expirationSeconds"].as_i64().unwrap_or(DEFAULT_EXPIRATION);
-    let invalid = |field: &str, why: &str| ApiError::invalid("authentication.k8s.io", "TokenRequest", account_name, field, why);
+    objects::check_type(
+        req.resource,
+        &mut request,
+        "TokenRequest",
+        "authentication.k8s.io/v1",
+    )?;
+    let expiration = request["spec"]["expirationSeconds"]
+        .as_i64()
+        .unwrap_or(DEFAULT_EXPIRATION);
+    let invalid = |field: &str, why: &str| {
+        ApiError::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            account_name,
+            field,
+            why,
+        )
+    };
     if expiration < MIN_EXPIRATION {
-        return Err(invalid("spec.expirationSeconds", &format!("Invalid value: {expiration}: may not specify a duration less than 10 minutes")));
+        return Err(invalid(
+            "spec.expirationSeconds",
+            &format!(
+                "Invalid value: {expiration}: may not specify a duration less than 10 minutes"
+            ),
+        ));
     }
     if expiration > 1 << 32 {
-        return Err(invalid("spec.expirationSeconds", &format!("Invalid value: {expiration}: may not specify a duration larger than 2^32 seconds")));
+        return Err(invalid(
+            "spec.expirationSeconds",
+            &format!(
+                "Invalid value: {expiration}: may not specify a duration larger than 2^32 seconds"
+            ),
+        ));
     }
     let audiences = match request["spec"]["audiences"].as_array() {
         Some(list) if !list.is_empty() => Value::Array(list.clone()),
@@ -62,12 +98,24 @@ pub fn create_token(api: &Api, req: &ResourceRequest, mut request: Value) -> Api
     let bound = &request["spec"]["boundObjectRef"];
     if let Some(pod_name) = bound["name"].as_str().filter(|_| bound["kind"] == "Pod") {
         let pod = state
-            .get(&ObjectKey::new(resources::core("pods"), namespace, pod_name))
+            .get(&ObjectKey::new(
+                resources::core("pods"),
+                namespace,
+                pod_name,
+            ))
             .ok_or_else(|| ApiError::not_found("", "pods", pod_name))?;
-        if let Some(uid) = bound["uid"].as_str().filter(|uid| Some(*uid) != pod["metadata"]["uid"].as_str()) {
-            return Err(ApiError::conflict("", "pods", pod_name, &format!(
-                "the UID in the bound object reference ({uid}) does not match the UID in record. The object might have been deleted and then recreated"
-            )));
+        if let Some(uid) = bound["uid"]
+            .as_str()
+            .filter(|uid| Some(*uid) != pod["metadata"]["uid"].as_str())
+        {
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                pod_name,
+                &format!(
+                    "the UID in the bound object reference ({uid}) does not match the UID in record. The object might have been deleted and then recreated"
+                ),
+            ));
         }
         kubernetes["pod"] = json!({"name": pod_name, "uid": pod["metadata"]["uid"]});
     }
@@ -84,9 +132,17 @@ pub fn create_token(api: &Api, req: &ResourceRequest, mut request: Value) -> Api
         "kubernetes.io": kubernetes,
     });
     let header = json!({"alg": "HS256", "kid": api.config.token_key_id});
-    let signing_input = format!("{}.{}", base64::url_safe(header.to_string().as_bytes()), base64::url_safe(claims.to_string().as_bytes()));
-    let signature = base64::url_safe(&hmac_sha256(api.config.token_key.as_bytes(), signing_input.as_bytes()));
-    request["metadata"] = json!({"name": account_name, "namespace": namespace, "creationTimestamp": null});
+    let signing_input = format!(
+        "{}.{}",
+        base64::url_safe(header.to_string().as_bytes()),
+        base64::url_safe(claims.to_string().as_bytes())
+    );
+    let signature = base64::url_safe(&hmac_sha256(
+        api.config.token_key.as_bytes(),
+        signing_input.as_bytes(),
+    ));
+    request["metadata"] =
+        json!({"name": account_name, "namespace": namespace, "creationTimestamp": null});
     request["spec"]["audiences"] = audiences;
     request["spec"]["expirationSeconds"] = json!(expiration);
     request["status"] = json!({

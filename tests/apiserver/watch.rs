@@ -36,7 +36,10 @@ struct Filter {
 impl Filter {
     fn covers(&self, key: &ObjectKey) -> bool {
         key.resource == self.resource_id
-            && self.namespace.as_ref().is_none_or(|ns| *ns == key.namespace)
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| *ns == key.namespace)
             && self.name.as_ref().is_none_or(|name| *name == key.name)
     }
 
@@ -50,7 +53,10 @@ impl Filter {
             return None;
         }
         let now = self.selects(&change.object);
-        let before = change.previous.as_ref().is_some_and(|previous| self.selects(previous));
+        let before = change
+            .previous
+            .as_ref()
+            .is_some_and(|previous| self.selects(previous));
         let kind = match change.kind {
             EventType::Added if now => "ADDED",
             EventType::Modified if before && now => "MODIFIED",
@@ -87,7 +93,11 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
         selectors: Selectors::from_request(req)?,
     };
     let bookmarks = req.flag("allowWatchBookmarks");
-    let timeout = req.param("timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
+    let timeout = req
+        .param("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
     let requested = req.param("resourceVersion").filter(|rv| !rv.is_empty());
     let send_initial = match req.param("sendInitialEvents") {
         Some(flag) => matches!(flag, "true" | "1"),
@@ -98,9 +108,14 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
     let state = api.store.lock();
     let start = match requested.filter(|rv| *rv != "0" && !send_initial) {
         Some(rv) => {
-            let rv: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version \"{rv}\"")))?;
+            let rv: u64 = rv
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version \"{rv}\"")))?;
             if rv < state.compacted() {
-                let gone = ApiError::expired(format!("too old resource version: {rv} ({})", state.compacted() + 1));
+                let gone = ApiError::expired(format!(
+                    "too old resource version: {rv} ({})",
+                    state.compacted() + 1
+                ));
                 frames.push(frame("ERROR", &gone.to_status()));
                 return Ok(stream_frames(frames));
             }
@@ -125,7 +140,10 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + bookmark_interval, bookmark_interval);
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + bookmark_interval,
+            bookmark_interval,
+        );
         let mut seen = start;
         for line in frames {
             if sender.send(Ok(line)).await.is_err() {
@@ -166,5 +184,7 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
 }
 
 fn stream_frames(frames: Vec<Bytes>) -> Body {
-    Body::from_stream(futures::stream::iter(frames.into_iter().map(Ok::<_, Infallible>)))
+    Body::from_stream(futures::stream::iter(
+        frames.into_iter().map(Ok::<_, Infallible>),
+    ))
 }
