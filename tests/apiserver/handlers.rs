@@ -6,7 +6,6 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::Api;
 use super::objects::{self, check_type};
 use super::patch;
 use super::request::ResourceRequest;
@@ -14,6 +13,7 @@ use super::resources::{self, Resource};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult};
 use super::store::{ObjectKey, State};
+use super::{Api, events};
 
 /// The message of a stale-resourceVersion conflict.
 const MODIFIED: &str =
@@ -108,11 +108,11 @@ pub fn create(
         ));
     }
     objects::prepare_create(resource, &mut object);
-    let stored = state.put(key, object);
+    let stored = state.put(key, events::to_storage(resource, object));
     if resource.plural == "namespaces" {
         create_default_service_account(&mut state, &name);
     }
-    Ok((StatusCode::CREATED, stored))
+    Ok((StatusCode::CREATED, events::from_storage(resource, stored)))
 }
 
 /// The serviceaccount controller's job, done synchronously: every namespace gets `default`.
@@ -128,10 +128,11 @@ pub fn get(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
     let name = required_name(req)?;
     let state = api.store.lock();
     let key = ObjectKey::new(req.resource, req.namespace_or_empty(), name);
-    state
+    let object = state
         .get(&key)
         .cloned()
-        .ok_or_else(|| ApiError::not_found(req.resource.group, req.resource.plural, name))
+        .ok_or_else(|| ApiError::not_found(req.resource.group, req.resource.plural, name))?;
+    Ok(events::from_storage(req.resource, object))
 }
 
 /// Parsed `labelSelector` and `fieldSelector` of a list or watch.
@@ -203,6 +204,7 @@ pub fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
     let matching = state
         .list(resource, req.namespace.as_deref())
         .into_iter()
+        .map(|(key, object)| (key, events::from_storage(resource, object)))
         .filter(|(key, _)| {
             start_after
                 .as_ref()
@@ -264,7 +266,14 @@ pub fn update(api: &Api, req: &ResourceRequest, mut object: Value) -> ApiResult<
         .get(&key)
         .cloned()
         .ok_or_else(|| ApiError::not_found(resource.group, resource.plural, name))?;
-    write_existing(&mut state, req, key, old, object)
+    let stored = write_existing(
+        &mut state,
+        req,
+        key,
+        old,
+        events::to_storage(resource, object),
+    )?;
+    Ok(events::from_storage(resource, stored))
 }
 
 /// Stores `new` over `old` with the update rules: preconditions, status subresource
@@ -411,7 +420,7 @@ pub fn patch(
         }
         return Err(ApiError::not_found(resource.group, resource.plural, &name));
     };
-    let mut patched = old.clone();
+    let mut patched = events::from_storage(resource, old.clone());
     let outcome = match media_type {
         "application/merge-patch+json" => {
             patch::merge_patch(&mut patched, &patch_document);
@@ -436,10 +445,14 @@ pub fn patch(
             name_of(&patched)
         )));
     }
-    Ok((
-        StatusCode::OK,
-        write_existing(&mut state, req, key, old, patched)?,
-    ))
+    let stored = write_existing(
+        &mut state,
+        req,
+        key,
+        old,
+        events::to_storage(resource, patched),
+    )?;
+    Ok((StatusCode::OK, events::from_storage(resource, stored)))
 }
 
 /// POST `pods/<name>/binding`: what the scheduler does to assign a node.

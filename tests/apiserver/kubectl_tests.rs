@@ -249,16 +249,18 @@ async fn kubectl_describe_shows_the_pods_events() {
     let kubectl = Kubectl::new(&server);
     let client = Client::new(&url);
     let (_, pod) = client.post("/api/v1/namespaces/default/pods", &json!({"metadata": {"name": "web"}, "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "uptimed"}]}})).await;
+    // Written as kube-rs' Recorder writes it (events.k8s.io/v1), read by kubectl as core/v1.
     let event = json!({
-        "metadata": {"name": "web.1"},
-        "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web", "uid": pod["metadata"]["uid"], "apiVersion": "v1"},
-        "reason": "Installing", "message": "installing package uptimed", "type": "Normal",
-        "source": {"component": "systemk", "host": "n1"}, "count": 1,
-        "firstTimestamp": pod["metadata"]["creationTimestamp"], "lastTimestamp": pod["metadata"]["creationTimestamp"],
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"generateName": "web."},
+        "regarding": {"kind": "Pod", "namespace": "default", "name": "web", "uid": pod["metadata"]["uid"], "apiVersion": "v1"},
+        "action": "Install", "reason": "Installing", "note": "installing package uptimed", "type": "Normal",
+        "reportingController": "systemk", "reportingInstance": "n1",
+        "eventTime": "2026-01-01T00:00:00.000000Z",
     });
     assert_eq!(
         client
-            .post("/api/v1/namespaces/default/events", &event)
+            .post("/apis/events.k8s.io/v1/namespaces/default/events", &event)
             .await
             .0,
         201

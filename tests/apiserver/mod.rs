@@ -9,6 +9,7 @@
 mod base64;
 mod delete;
 mod discovery;
+mod events;
 mod handlers;
 mod objects;
 mod openapi;

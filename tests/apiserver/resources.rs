@@ -64,6 +64,14 @@ impl Resource {
         self.subresources.iter().any(|sub| sub.name == "status")
     }
 
+    /// Where objects of this resource are stored: events.k8s.io/v1 events share core/v1's.
+    pub fn storage_id(&self) -> String {
+        if self.group == "events.k8s.io" {
+            return "v1/events".to_string();
+        }
+        format!("{}/{}", self.api_version(), self.plural)
+    }
+
     /// The subresource served under `name`.
     pub fn subresource(&self, name: &str) -> Option<&Subresource> {
         self.subresources.iter().find(|sub| sub.name == name)
@@ -201,6 +209,29 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[],
         field_labels: &[],
+    },
+    Resource {
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        categories: &[],
+        subresources: &[],
+        field_labels: &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
+        ],
     },
     Resource {
         group: "apps",

@@ -31,15 +31,11 @@ impl ObjectKey {
             String::new()
         };
         Self {
-            resource: resource_id(resource),
+            resource: resource.storage_id(),
             namespace,
             name: name.to_string(),
         }
     }
-}
-
-fn resource_id(resource: &Resource) -> String {
-    format!("{}/{}", resource.api_version(), resource.plural)
 }
 
 /// The type of a watch event.
@@ -127,7 +123,7 @@ impl State {
 
     /// Objects of `resource` (in `namespace` when given), in key order.
     pub fn list(&self, resource: &Resource, namespace: Option<&str>) -> Vec<(ObjectKey, Value)> {
-        let id = resource_id(resource);
+        let id = resource.storage_id();
         self.objects
             .iter()
             .filter(|(key, _)| key.resource == id && namespace.is_none_or(|ns| key.namespace == ns))

@@ -174,7 +174,7 @@ async fn discovery_lists_groups_resources_and_subresources() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["coordination.k8s.io", "apps"]);
+    assert_eq!(names, ["coordination.k8s.io", "events.k8s.io", "apps"]);
     let (_, core) = client.get("/api/v1").await;
     let token = core["resources"]
         .as_array()

@@ -14,12 +14,12 @@ use futures::channel::mpsc;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::Api;
 use super::handlers::Selectors;
 use super::request::ResourceRequest;
 use super::resources::Resource;
 use super::status::{ApiError, ApiResult};
 use super::store::{Change, EventType, ObjectKey};
+use super::{Api, events};
 
 /// A watch without `timeoutSeconds` ends after this long (the real server picks 30–60 min).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -52,11 +52,11 @@ impl Filter {
         if !self.covers(&change.key) {
             return None;
         }
-        let now = self.selects(&change.object);
-        let before = change
-            .previous
-            .as_ref()
-            .is_some_and(|previous| self.selects(previous));
+        let object = events::from_storage(self.resource, change.object.clone());
+        let now = self.selects(&object);
+        let before = change.previous.as_ref().is_some_and(|previous| {
+            self.selects(&events::from_storage(self.resource, previous.clone()))
+        });
         let kind = match change.kind {
             EventType::Added if now => "ADDED",
             EventType::Modified if before && now => "MODIFIED",
@@ -65,7 +65,7 @@ impl Filter {
             EventType::Deleted if before => "DELETED",
             _ => return None,
         };
-        Some((kind, change.object.clone()))
+        Some((kind, object))
     }
 
     fn bookmark(&self, revision: u64, initial_events_end: bool) -> Value {
@@ -87,7 +87,7 @@ fn frame(kind: &str, object: &Value) -> Bytes {
 pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
     let filter = Filter {
         resource: req.resource,
-        resource_id: ObjectKey::new(req.resource, "", "").resource,
+        resource_id: req.resource.storage_id(),
         namespace: req.namespace.clone(),
         name: req.name.clone(),
         selectors: Selectors::from_request(req)?,
@@ -123,6 +123,7 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
         }
         None => {
             for (key, object) in state.list(req.resource, req.namespace.as_deref()) {
+                let object = events::from_storage(req.resource, object);
                 if filter.covers(&key) && filter.selects(&object) {
                     frames.push(frame("ADDED", &object));
                 }
