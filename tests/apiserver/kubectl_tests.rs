@@ -357,55 +357,52 @@ async fn kubectl_wait_for_ready_sees_a_status_patch() {
 }
 
 #[tokio::test]
-async fn kubectl_get_watch_prints_changes_as_they_happen() {
+async fn kubectl_get_watch_prints_table_rows_as_changes_happen() {
     let (server, url) = TestApiServer::start().await;
     let kubectl = Kubectl::new(&server);
     let client = Client::new(&url);
-    let cms = "/api/v1/namespaces/default/configmaps";
-    client
-        .post(cms, &json!({"metadata": {"name": "first"}}))
-        .await;
+    let pods = "/api/v1/namespaces/default/pods";
+    let pod = json!({"metadata": {"name": "web"}, "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "uptimed"}]}});
+    client.post(pods, &pod).await;
     let mut child = kubectl
-        .command(&[
-            "get",
-            "configmaps",
-            "--watch",
-            "-o",
-            "custom-columns=NAME:.metadata.name,DATA:.data.k",
-            "--request-timeout=20s",
-        ])
+        .command(&["get", "pods", "--watch", "--request-timeout=20s"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines =
         tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
     let mut seen = Vec::new();
-    read_until(&mut lines, &mut seen, |line| line.starts_with("first")).await;
-    server.wait_for_watches(1).await;
-    client
-        .post(
-            cms,
-            &json!({"metadata": {"name": "second"}, "data": {"k": "1"}}),
-        )
-        .await;
+    let columns = |line: &str| {
+        line.split_whitespace()
+            .take(4)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
     read_until(&mut lines, &mut seen, |line| {
-        line.split_whitespace().eq(["second", "1"])
+        columns(line) == ["web", "0/1", "Pending", "0"]
     })
     .await;
+    server.wait_for_watches(1).await;
+    let running = json!({"status": {"phase": "Running", "containerStatuses": [{"name": "main", "ready": true, "restartCount": 1, "state": {"running": {}}}]}});
     client
         .patch(
-            &format!("{cms}/second"),
+            &format!("{pods}/web/status"),
             "application/merge-patch+json",
-            &json!({"data": {"k": "2"}}),
+            &running,
         )
         .await;
     read_until(&mut lines, &mut seen, |line| {
-        line.split_whitespace().eq(["second", "2"])
+        columns(line) == ["web", "1/1", "Running", "1"]
+    })
+    .await;
+    client.delete(&format!("{pods}/web"), None).await;
+    read_until(&mut lines, &mut seen, |line| {
+        columns(line) == ["web", "1/1", "Terminating", "1"]
     })
     .await;
     child.kill().await.unwrap();
     assert_eq!(
         seen[0].split_whitespace().collect::<Vec<_>>(),
-        ["NAME", "DATA"]
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     );
 }

@@ -21,6 +21,7 @@ mod selectors;
 mod server;
 mod status;
 mod store;
+mod tables;
 mod token;
 mod watch;
 

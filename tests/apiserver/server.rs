@@ -19,7 +19,7 @@ use super::request::{ResourceRequest, parse_resource_path};
 use super::status::{ApiError, ApiResult};
 use super::store::Store;
 use super::{
-    Api, delete, discovery, handlers, objects, openapi, protobuf, resources, token, watch,
+    Api, delete, discovery, handlers, objects, openapi, protobuf, resources, tables, token, watch,
 };
 
 /// Settings of a test API server.
@@ -230,15 +230,30 @@ fn resource_verb(
     req: &ResourceRequest,
 ) -> ApiResult<Response> {
     let sub = req.subresource.as_deref();
+    let as_table = tables::wants_table(headers);
     let parse_body = |body| parse_body(headers, body);
     let ok = |value: Value| json_response(StatusCode::OK, &value);
     let created = |(code, value): (StatusCode, Value)| json_response(code, &value);
     match (method.clone(), req.name.is_some(), sub) {
         (Method::GET, false, None) if req.flag("watch") => {
-            let stream: Body = watch::watch(api, req)?;
+            let stream: Body = watch::watch(api, req, as_table)?;
             Ok(([(header::CONTENT_TYPE, "application/json")], stream).into_response())
         }
+        (Method::GET, false, None) if as_table => {
+            let list = handlers::list(api, req)?;
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            Ok(ok(tables::table(
+                req.resource,
+                &items,
+                list["metadata"].clone(),
+            )))
+        }
         (Method::GET, false, None) => handlers::list(api, req).map(ok),
+        (Method::GET, true, None | Some("status")) if as_table => {
+            let object = handlers::get(api, req)?;
+            let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+            Ok(ok(tables::table(req.resource, &[object], metadata)))
+        }
         (Method::GET, true, None | Some("status")) => handlers::get(api, req).map(ok),
         (Method::POST, false, None) => handlers::create(api, req, parse_body(body)?).map(created),
         (Method::POST, true, Some("binding")) => {

@@ -19,7 +19,7 @@ use super::request::ResourceRequest;
 use super::resources::Resource;
 use super::status::{ApiError, ApiResult};
 use super::store::{Change, EventType, ObjectKey};
-use super::{Api, events};
+use super::{Api, events, tables};
 
 /// A watch without `timeoutSeconds` ends after this long (the real server picks 30–60 min).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -31,6 +31,8 @@ struct Filter {
     namespace: Option<String>,
     name: Option<String>,
     selectors: Selectors,
+    /// Events carry one-row Tables (kubectl get --watch) instead of objects.
+    as_table: bool,
 }
 
 impl Filter {
@@ -68,6 +70,18 @@ impl Filter {
         Some((kind, object))
     }
 
+    /// The line of one event, as a Table row when the client asked for tables.
+    fn frame(&self, kind: &str, object: &Value) -> Bytes {
+        if !self.as_table {
+            return frame(kind, object);
+        }
+        let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+        frame(
+            kind,
+            &tables::table(self.resource, std::slice::from_ref(object), metadata),
+        )
+    }
+
     fn bookmark(&self, revision: u64, initial_events_end: bool) -> Value {
         let mut metadata = json!({"resourceVersion": revision.to_string()});
         if initial_events_end {
@@ -84,8 +98,9 @@ fn frame(kind: &str, object: &Value) -> Bytes {
 }
 
 /// Starts a watch; the body streams until the timeout, the client leaves, or it falls behind.
-pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
+pub fn watch(api: &Arc<Api>, req: &ResourceRequest, as_table: bool) -> ApiResult<Body> {
     let filter = Filter {
+        as_table,
         resource: req.resource,
         resource_id: req.resource.storage_id(),
         namespace: req.namespace.clone(),
@@ -125,7 +140,7 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
             for (key, object) in state.list(req.resource, req.namespace.as_deref()) {
                 let object = events::from_storage(req.resource, object);
                 if filter.covers(&key) && filter.selects(&object) {
-                    frames.push(frame("ADDED", &object));
+                    frames.push(filter.frame("ADDED", &object));
                 }
             }
             state.revision()
@@ -154,7 +169,7 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
         for change in backlog {
             seen = change.revision;
             if let Some((kind, object)) = filter.translate(&change)
-                && sender.send(Ok(frame(kind, &object))).await.is_err()
+                && sender.send(Ok(filter.frame(kind, &object))).await.is_err()
             {
                 return;
             }
@@ -168,7 +183,7 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest) -> ApiResult<Body> {
                     Ok(change) => {
                         seen = change.revision;
                         match filter.translate(&change) {
-                            Some((kind, object)) => frame(kind, &object),
+                            Some((kind, object)) => filter.frame(kind, &object),
                             None => continue,
                         }
                     }
