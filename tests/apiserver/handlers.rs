@@ -13,7 +13,7 @@ use super::resources::{self, Resource};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult};
 use super::store::{ObjectKey, State};
-use super::{Api, events};
+use super::{Api, admission, events};
 
 /// The message of a stale-resourceVersion conflict.
 const MODIFIED: &str =
@@ -108,19 +108,14 @@ pub fn create(
         ));
     }
     objects::prepare_create(resource, &mut object);
+    if resource.plural == "pods" {
+        admission::admit_pod(&state, &namespace, &mut object)?;
+    }
     let stored = state.put(key, events::to_storage(resource, object));
     if resource.plural == "namespaces" {
-        create_default_service_account(&mut state, &name);
+        admission::populate_namespace(&mut state, &name, &api.config.root_ca_pem);
     }
     Ok((StatusCode::CREATED, events::from_storage(resource, stored)))
-}
-
-/// The serviceaccount controller's job, done synchronously: every namespace gets `default`.
-fn create_default_service_account(state: &mut State, namespace: &str) {
-    let accounts = resources::core("serviceaccounts");
-    let mut account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}});
-    objects::prepare_create(accounts, &mut account);
-    state.put(ObjectKey::new(accounts, namespace, "default"), account);
 }
 
 /// GET on an object.

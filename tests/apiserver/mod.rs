@@ -6,6 +6,7 @@
 //! `TestApiServer::start()` serves on a random port until the handle is dropped;
 //! `TestApiServer::write_kubeconfig` points kubectl or a kube client at it.
 
+mod admission;
 mod base64;
 mod delete;
 mod discovery;

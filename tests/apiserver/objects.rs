@@ -183,9 +183,6 @@ fn default_pod(pod: &mut Value) {
     default_field(spec, "terminationGracePeriodSeconds", json!(30));
     default_field(spec, "dnsPolicy", json!("ClusterFirst"));
     default_field(spec, "schedulerName", json!("default-scheduler"));
-    default_field(spec, "serviceAccountName", json!("default"));
-    let account = spec["serviceAccountName"].clone();
-    default_field(spec, "serviceAccount", account);
     for field in ["containers", "initContainers"] {
         for container in spec[field].as_array_mut().into_iter().flatten() {
             let image = container["image"].as_str().unwrap_or("");

@@ -33,6 +33,9 @@ pub struct Config {
     pub token_key: String,
     /// `kid` in the token header.
     pub token_key_id: String,
+    /// PEM of the cluster CA published in every namespace's `kube-root-ca.crt`. The server
+    /// speaks plain HTTP, so nothing chains to it; it is a real, freshly generated CA.
+    pub root_ca_pem: String,
 }
 
 impl Default for Config {
@@ -42,8 +45,20 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(5),
             token_key: objects::new_uid(),
             token_key_id: objects::new_uid(),
+            root_ca_pem: generate_root_ca(),
         }
     }
+}
+
+/// A self-signed CA certificate, as a cluster's root CA is.
+fn generate_root_ca() -> String {
+    let key = rcgen::KeyPair::generate().expect("generate a CA key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "kubernetes");
+    params.self_signed(&key).expect("self-sign the CA").pem()
 }
 
 /// A running server; dropping it stops it.

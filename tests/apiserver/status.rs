@@ -66,6 +66,18 @@ impl ApiError {
         )
     }
 
+    /// 403 for a request an admission plugin refuses.
+    pub fn forbidden(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let message = format!(
+            "{} \"{name}\" is forbidden: {why}",
+            qualified(group, resource)
+        );
+        Self {
+            details: Some(details(group, resource, name)),
+            ..Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
+        }
+    }
+
     /// 409 for a create of a name already taken.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
         let message = format!("{} \"{name}\" already exists", qualified(group, resource));
