@@ -43,4 +43,6 @@ pub struct Api {
     config: Config,
     /// `host:port` the server listens on, published in `/api`.
     address: String,
+    /// True while the server is stopped; watches end when it turns true.
+    stopped: tokio::sync::watch::Sender<bool>,
 }

@@ -64,13 +64,34 @@ fn generate_root_ca() -> String {
 /// A running server; dropping it stops it.
 pub struct TestApiServer {
     api: Arc<Api>,
-    task: JoinHandle<()>,
+    /// The serving task; `None` while stopped.
+    task: Option<JoinHandle<()>>,
 }
 
 impl Drop for TestApiServer {
     fn drop(&mut self) {
-        self.task.abort();
+        self.api.stopped.send_replace(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
+}
+
+/// Serves `api` on `listener` until `api.stopped` turns true; then every connection is
+/// closed (watches end themselves on the same signal).
+fn serve(api: Arc<Api>, listener: TcpListener) -> JoinHandle<()> {
+    let mut stopped = api.stopped.subscribe();
+    let app = Router::new().fallback(dispatch).with_state(api);
+    tokio::spawn(async move {
+        let shutdown = async move {
+            // An error means the handle is gone, which is a stop too.
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        };
+        // Serving errors end the task; tests see them as refused connections.
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+    })
 }
 
 /// Namespaces every cluster starts with.
@@ -92,18 +113,41 @@ impl TestApiServer {
             store: Store::new(config.history_limit),
             config,
             address: address.clone(),
+            stopped: tokio::sync::watch::Sender::new(false),
         });
         for namespace in INITIAL_NAMESPACES {
             let request = internal_request(resources::core("namespaces"));
             handlers::create(&api, &request, json!({"metadata": {"name": namespace}}))
                 .expect("create initial namespace");
         }
-        let app = Router::new().fallback(dispatch).with_state(api.clone());
-        let task = tokio::spawn(async move {
-            // Serving ends only when the task is aborted.
-            let _ = axum::serve(listener, app).await;
-        });
+        let task = Some(serve(api.clone(), listener));
         (TestApiServer { api, task }, format!("http://{address}"))
+    }
+
+    /// Stops serving, as an API server outage: the port refuses connections and open
+    /// connections and watches are closed. The objects are kept for `resume`.
+    pub async fn stop(&mut self) {
+        self.api.stopped.send_replace(true);
+        if let Some(task) = self.task.take() {
+            // In-flight requests are short; a stuck connection must not hang the test.
+            let drained = tokio::time::timeout(Duration::from_secs(5), task).await;
+            assert!(
+                drained.is_ok(),
+                "server connections did not close within 5 s"
+            );
+        }
+    }
+
+    /// Serves the kept objects again on the same address after `stop`.
+    pub async fn resume(&mut self) {
+        if self.task.is_some() {
+            return;
+        }
+        let listener = TcpListener::bind(&self.api.address)
+            .await
+            .expect("rebind the server address");
+        self.api.stopped.send_replace(false);
+        self.task = Some(serve(self.api.clone(), listener));
     }
 
     /// The base URL.

@@ -866,3 +866,41 @@ async fn pods_get_the_service_account_token_volume_unless_mirror_or_opted_out() 
         "pods \"d\" is forbidden: error looking up service account default/builder: serviceaccount \"builder\" not found"
     );
 }
+
+#[tokio::test]
+async fn stopped_server_refuses_connections_and_resumes_with_its_objects() {
+    let (mut server, url) = TestApiServer::start().await;
+    let client = Client::new(&url);
+    let (_, created) = client.post(PODS, &pod("a", Some("n1"), json!({}))).await;
+    let mut watch = client
+        .watch(&format!("{PODS}?watch=1&resourceVersion={}", rv(&created)))
+        .await;
+    server.stop().await;
+    assert!(
+        watch.next().await.is_none(),
+        "watches end when the server stops"
+    );
+    let refused = reqwest::Client::new()
+        .get(format!("{url}{PODS}"))
+        .send()
+        .await;
+    assert!(refused.is_err(), "connections are refused while stopped");
+
+    server.resume().await;
+    let (code, pod) = client.get(&format!("{PODS}/a")).await;
+    assert_eq!(
+        (code, pod["metadata"]["uid"].clone()),
+        (200, created["metadata"]["uid"].clone())
+    );
+    let mut resumed = client
+        .watch(&format!("{PODS}?watch=1&resourceVersion={}", rv(&created)))
+        .await;
+    client
+        .patch(
+            &format!("{PODS}/a"),
+            "application/merge-patch+json",
+            &json!({"metadata": {"labels": {"x": "1"}}}),
+        )
+        .await;
+    assert_eq!(resumed.next_change().await.0, "MODIFIED");
+}

@@ -153,6 +153,7 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest, as_table: bool) -> ApiResult
     drop(state);
     let (mut sender, receiver) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let bookmark_interval = api.config.bookmark_interval;
+    let mut stopped = api.stopped.subscribe();
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -177,6 +178,7 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest, as_table: bool) -> ApiResult
         loop {
             let line = tokio::select! {
                 _ = &mut deadline => return,
+                _ = stopped.wait_for(|stopped| *stopped) => return,
                 _ = ticker.tick(), if bookmarks => frame("BOOKMARK", &filter.bookmark(seen, false)),
                 received = changes.recv() => match received {
                     Ok(change) if change.revision <= seen => continue,
