@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::TestApiServer;
-use super::tests::Client;
+use super::http_client::Client;
 
 /// kubectl with its own kubeconfig, HOME and discovery cache.
 struct Kubectl {

@@ -12,6 +12,7 @@ mod delete;
 mod discovery;
 mod events;
 mod handlers;
+mod list;
 mod objects;
 mod openapi;
 mod patch;
@@ -27,9 +28,13 @@ mod token;
 mod watch;
 
 #[cfg(test)]
+mod crud_tests;
+#[cfg(test)]
+mod http_client;
+#[cfg(test)]
 mod kubectl_tests;
 #[cfg(test)]
-mod tests;
+mod watch_tests;
 
 pub use server::{Config, TestApiServer};
 

@@ -19,7 +19,8 @@ use super::request::{ResourceRequest, parse_resource_path};
 use super::status::{ApiError, ApiResult};
 use super::store::Store;
 use super::{
-    Api, delete, discovery, handlers, objects, openapi, protobuf, resources, tables, token, watch,
+    Api, delete, discovery, handlers, list, objects, openapi, protobuf, resources, tables, token,
+    watch,
 };
 
 /// Settings of a test API server.
@@ -299,7 +300,7 @@ fn resource_verb(
             Ok(([(header::CONTENT_TYPE, "application/json")], stream).into_response())
         }
         (Method::GET, false, None) if as_table => {
-            let list = handlers::list(api, req)?;
+            let list = list::list(api, req)?;
             let items = list["items"].as_array().cloned().unwrap_or_default();
             Ok(ok(tables::table(
                 req.resource,
@@ -307,7 +308,7 @@ fn resource_verb(
                 list["metadata"].clone(),
             )))
         }
-        (Method::GET, false, None) => handlers::list(api, req).map(ok),
+        (Method::GET, false, None) => list::list(api, req).map(ok),
         (Method::GET, true, None | Some("status")) if as_table => {
             let object = handlers::get(api, req)?;
             let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});

@@ -14,7 +14,7 @@ use futures::channel::mpsc;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::handlers::Selectors;
+use super::list::Selectors;
 use super::request::ResourceRequest;
 use super::resources::Resource;
 use super::status::{ApiError, ApiResult};
