@@ -88,6 +88,14 @@ async fn create_sets_metadata_and_rejects_duplicates_bad_names_and_missing_names
     );
     assert_eq!(created["spec"]["serviceAccountName"], "default");
 
+    let (code, status) = client
+        .post(&format!("{PODS}?dryRun=All"), &pod("dry", None, json!({})))
+        .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "dryRun is refused, not performed"
+    );
     let (code, status) = client.post(PODS, &pod("a", None, json!({}))).await;
     assert_eq!(
         (code, status["reason"].as_str(), status["message"].as_str()),

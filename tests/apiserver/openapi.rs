@@ -49,7 +49,7 @@ fn item_path(resource: &Resource) -> Value {
     let mut patch = operation(
         resource,
         "patch",
-        &["dryRun", "fieldManager", "fieldValidation", "force"],
+        &["fieldManager", "fieldValidation", "force"],
     );
     patch["requestBody"] = json!({"content": {
         "application/json-patch+json": {"schema": {}},
@@ -59,16 +59,16 @@ fn item_path(resource: &Resource) -> Value {
     }});
     json!({
         "get": operation(resource, "get", &[]),
-        "put": operation(resource, "put", &["dryRun", "fieldManager", "fieldValidation"]),
+        "put": operation(resource, "put", &["fieldManager", "fieldValidation"]),
         "patch": patch,
-        "delete": operation(resource, "delete", &["dryRun", "gracePeriodSeconds", "propagationPolicy"]),
+        "delete": operation(resource, "delete", &["gracePeriodSeconds", "propagationPolicy"]),
     })
 }
 
 fn collection_path(resource: &Resource) -> Value {
     json!({
         "get": operation(resource, "list", &["labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "resourceVersionMatch", "watch", "allowWatchBookmarks", "timeoutSeconds", "sendInitialEvents"]),
-        "post": operation(resource, "post", &["dryRun", "fieldManager", "fieldValidation"]),
+        "post": operation(resource, "post", &["fieldManager", "fieldValidation"]),
     })
 }
 

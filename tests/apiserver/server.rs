@@ -291,11 +291,18 @@ fn resource_verb(
 ) -> ApiResult<Response> {
     let sub = req.subresource.as_deref();
     let as_table = tables::wants_table(headers);
+    if req.query.contains_key("dryRun") {
+        // Not published in /openapi/v3 either, so kubectl --dry-run=server refuses up front.
+        return Err(ApiError::bad_request(
+            "dryRun is not supported by the test API server",
+        ));
+    }
     let parse_body = |body| parse_body(headers, body);
     let ok = |value: Value| json_response(StatusCode::OK, &value);
     let created = |(code, value): (StatusCode, Value)| json_response(code, &value);
     match (method.clone(), req.name.is_some(), sub) {
-        (Method::GET, false, None) if req.flag("watch") => {
+        // Watching one object by its path is the deprecated form; the name filters the stream.
+        (Method::GET, _, None) if req.flag("watch") => {
             let stream: Body = watch::watch(api, req, as_table)?;
             Ok(([(header::CONTENT_TYPE, "application/json")], stream).into_response())
         }

@@ -19,6 +19,12 @@ async fn watch_streams_changes_with_selector_transitions_and_resumes() {
         .watch(&format!("{PODS}?watch=1&fieldSelector=spec.nodeName%3Dn1"))
         .await;
     assert_eq!(watch.next_change().await.0, "ADDED", "initial state first");
+    let mut single = client.watch(&format!("{PODS}/a?watch=1")).await;
+    assert_eq!(
+        single.next_change().await.1["metadata"]["name"],
+        "a",
+        "deprecated single-object form"
+    );
     let label = |value: &str| json!({"metadata": {"labels": {"v": value}}});
     client
         .patch(
