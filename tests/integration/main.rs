@@ -2,6 +2,6 @@
 //! and network access to the Debian mirrors, change the host's dpkg database (every test
 //! purges what it installed) and must run one at a time: `--test-threads=1`.
 
-mod package;
 #[path = "../apiserver/mod.rs"]
 mod apiserver;
+mod package;
