@@ -34,6 +34,8 @@ mod http_client;
 #[cfg(test)]
 mod kubectl_tests;
 #[cfg(test)]
+mod typed_tests;
+#[cfg(test)]
 mod watch_tests;
 
 pub use server::{Config, TestApiServer};
