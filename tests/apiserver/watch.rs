@@ -97,7 +97,8 @@ fn frame(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-/// Starts a watch; the body streams until the timeout, the client leaves, or it falls behind.
+/// Starts a watch; the body streams until the timeout, the client leaves, the server stops,
+/// or the watcher falls behind.
 pub fn watch(api: &Arc<Api>, req: &ResourceRequest, as_table: bool) -> ApiResult<Body> {
     let filter = Filter {
         as_table,
