@@ -492,3 +492,33 @@ async fn delete_is_graceful_for_bound_pods_and_waits_for_finalizers() {
     );
     assert_eq!(client.get(&format!("{cm}/kept")).await.0, 404);
 }
+
+#[tokio::test]
+async fn delete_collection_applies_the_delete_rules_to_every_selected_object() {
+    let (_server, client) = server().await;
+    client
+        .post(PODS, &pod("bound", Some("n1"), json!({"app": "x"})))
+        .await;
+    client
+        .post(PODS, &pod("free", None, json!({"app": "x"})))
+        .await;
+    client
+        .post(PODS, &pod("other", None, json!({"app": "y"})))
+        .await;
+    let (code, list) = client
+        .delete(&format!("{PODS}?labelSelector=app%3Dx"), None)
+        .await;
+    assert_eq!(
+        (
+            code,
+            list["kind"].as_str(),
+            list["items"].as_array().unwrap().len()
+        ),
+        (200, Some("PodList"), 2)
+    );
+    assert!(
+        client.get(&format!("{PODS}/bound")).await.1["metadata"]["deletionTimestamp"].is_string()
+    );
+    assert_eq!(client.get(&format!("{PODS}/free")).await.0, 404);
+    assert_eq!(client.get(&format!("{PODS}/other")).await.0, 200);
+}

@@ -5,12 +5,13 @@
 
 use serde_json::{Value, json};
 
-use super::Api;
+use super::list::Selectors;
 use super::objects;
 use super::request::ResourceRequest;
 use super::resources::{RESOURCES, Resource};
 use super::status::{ApiError, ApiResult};
 use super::store::{ObjectKey, State};
+use super::{Api, events};
 
 /// The parts of `DeleteOptions` the server acts on.
 struct DeleteOptions {
@@ -65,14 +66,48 @@ fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
 
 /// DELETE on an object; returns the body the real server returns.
 pub fn delete(api: &Api, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
-    let resource = req.resource;
     let name = req
         .name
         .as_deref()
         .ok_or_else(ApiError::method_not_allowed)?;
     let options = parse_options(req, body)?;
     let mut state = api.store.lock();
-    let key = ObjectKey::new(resource, req.namespace_or_empty(), name);
+    let key = ObjectKey::new(req.resource, req.namespace_or_empty(), name);
+    let object = delete_one(&mut state, req.resource, key, &options)?;
+    Ok(returned(req.resource, &object))
+}
+
+/// DELETE on a collection: every object the selectors match goes through the same rules;
+/// the answer lists them as they were left (gone, or marked for graceful deletion).
+pub fn delete_collection(api: &Api, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
+    let resource = req.resource;
+    let selectors = Selectors::from_request(req)?;
+    let options = parse_options(req, body)?;
+    let mut state = api.store.lock();
+    let mut items = Vec::new();
+    for (key, object) in state.list(resource, req.namespace.as_deref()) {
+        if selectors.matches(&events::from_storage(resource, object)) {
+            let left = delete_one(&mut state, resource, key, &options)?;
+            items.push(events::from_storage(resource, left));
+        }
+    }
+    Ok(json!({
+        "kind": format!("{}List", resource.kind),
+        "apiVersion": resource.api_version(),
+        "metadata": {"resourceVersion": state.revision().to_string()},
+        "items": items,
+    }))
+}
+
+/// Applies the deletion rules to one stored object; returns it as it was left.
+fn delete_one(
+    state: &mut State,
+    resource: &Resource,
+    key: ObjectKey,
+    options: &DeleteOptions,
+) -> ApiResult<Value> {
+    let name = key.name.clone();
+    let name = name.as_str();
     let mut object = state
         .get(&key)
         .cloned()
@@ -108,7 +143,7 @@ pub fn delete(api: &Api, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value>
         ));
     }
     if resource.plural == "namespaces" {
-        return Ok(delete_namespace(&mut state, key, object));
+        return Ok(delete_namespace(state, key, object));
     }
     let grace = if resource.plural == "pods" {
         pod_grace(&object, options.grace_period)
@@ -122,7 +157,7 @@ pub fn delete(api: &Api, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value>
     if grace > 0 || has_finalizers {
         // A graceful deletion only ever shortens: a longer or equal grace changes nothing.
         if pending_grace.is_some_and(|pending| pending <= grace) {
-            return Ok(returned(resource, &object));
+            return Ok(object);
         }
         object["metadata"]["deletionTimestamp"] = json!(objects::now_plus(grace));
         object["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
@@ -130,11 +165,9 @@ pub fn delete(api: &Api, req: &ResourceRequest, body: &[u8]) -> ApiResult<Value>
         if generation > 0 {
             object["metadata"]["generation"] = json!(generation + 1);
         }
-        let stored = state.put(key, object);
-        return Ok(returned(resource, &stored));
+        return Ok(state.put(key, object));
     }
-    let removed = state.remove(&key).unwrap_or(object);
-    Ok(returned(resource, &removed))
+    Ok(state.remove(&key).unwrap_or(object))
 }
 
 /// Pods and namespaces return the object; everything else a success `Status`.

@@ -340,6 +340,7 @@ fn resource_verb(
             handlers::patch(api, req, content_type, body).map(created)
         }
         (Method::DELETE, true, None) => delete::delete(api, req, body).map(ok),
+        (Method::DELETE, false, None) => delete::delete_collection(api, req, body).map(ok),
         _ => Err(ApiError::method_not_allowed()),
     }
 }

@@ -219,7 +219,13 @@ async fn binding_assigns_a_node_once_and_leases_and_events_are_stored() {
         .await;
     let (_, events) = client.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Da,involvedObject.kind%3DPod").await;
     assert_eq!(events["items"][0]["reason"], "Started");
-    assert_eq!(client.send(Method::DELETE, PODS, "", None).await.0, 405);
+    assert_eq!(
+        client
+            .send(Method::PUT, PODS, "application/json", Some(&json!({})))
+            .await
+            .0,
+        405
+    );
 }
 
 #[tokio::test]
