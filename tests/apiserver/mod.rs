@@ -30,6 +30,8 @@ mod watch;
 #[cfg(test)]
 mod crud_tests;
 #[cfg(test)]
+mod delete_tests;
+#[cfg(test)]
 mod http_client;
 #[cfg(test)]
 mod kubectl_tests;
