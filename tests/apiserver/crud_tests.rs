@@ -1,6 +1,6 @@
 //! Raw-HTTP tests of the test API server's object semantics: discovery, create, list with
-//! selectors, update, patch, server-side apply, and the fixtures the other test files share. Each test
-//! starts its own server and checks one behaviour against what kube-apiserver does.
+//! selectors, update, patch, server-side apply, and the fixtures the other test files share.
+//! Each test starts its own server and checks one behaviour against what kube-apiserver does.
 
 use serde_json::{Value, json};
 
