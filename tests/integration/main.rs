@@ -5,6 +5,8 @@
 //! binary and runs it inside the sandbox; outside the sandbox the systemd tests fail with
 //! a message saying so.
 
+#[path = "../apiserver/mod.rs"]
+mod apiserver;
 mod harness;
 mod package;
 mod support;

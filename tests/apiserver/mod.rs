@@ -1,0 +1,57 @@
+//! The project's test Kubernetes API server: in-memory, plain HTTP on loopback, faithful to
+//! kube-apiserver's REST semantics for the resources systemk and kubectl use (see
+//! `docs/test-apiserver.md` for what is implemented and what is simplified). Test-only code:
+//! it never runs in production and has no controllers — objects are stored, not acted on.
+//!
+//! `TestApiServer::start()` serves on a random port until the handle is dropped;
+//! `TestApiServer::write_kubeconfig` points kubectl or a kube client at it.
+
+mod admission;
+mod base64;
+mod delete;
+mod discovery;
+mod events;
+mod handlers;
+mod list;
+mod objects;
+mod openapi;
+mod patch;
+mod protobuf;
+mod request;
+mod resources;
+mod selectors;
+mod server;
+mod status;
+mod store;
+mod tables;
+mod token;
+mod watch;
+
+#[cfg(test)]
+mod crud_tests;
+#[cfg(test)]
+mod delete_tests;
+#[cfg(test)]
+mod http_client;
+#[cfg(test)]
+mod kubectl_tests;
+#[cfg(test)]
+mod typed_tests;
+#[cfg(test)]
+mod watch_tests;
+
+pub use server::{Config, TestApiServer};
+
+use store::Store;
+
+/// Shared server state.
+pub struct Api {
+    /// The objects.
+    store: Store,
+    /// Server settings.
+    config: Config,
+    /// `host:port` the server listens on, published in `/api`.
+    address: String,
+    /// True while the server is stopped; watches end when it turns true.
+    stopped: tokio::sync::watch::Sender<bool>,
+}

@@ -1,0 +1,346 @@
+//! The HTTP side: binds a loopback listener, routes every request through one dispatcher
+//! (discovery, OpenAPI, health, then resource paths by method), and renders results and
+//! `Status` errors as JSON. Holds no API semantics itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::request::{ResourceRequest, parse_resource_path};
+use super::status::{ApiError, ApiResult};
+use super::store::Store;
+use super::{
+    Api, delete, discovery, handlers, list, objects, openapi, protobuf, resources, tables, token,
+    watch,
+};
+
+/// Settings of a test API server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How many changes the store keeps for watches to resume from; older versions get 410.
+    pub history_limit: usize,
+    /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK (real server: about 1 min).
+    pub bookmark_interval: Duration,
+    /// HS256 key for service account tokens.
+    pub token_key: String,
+    /// `kid` in the token header.
+    pub token_key_id: String,
+    /// PEM of the cluster CA published in every namespace's `kube-root-ca.crt`. The server
+    /// speaks plain HTTP, so nothing chains to it; it is a real, freshly generated CA.
+    pub root_ca_pem: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(5),
+            token_key: objects::new_uid(),
+            token_key_id: objects::new_uid(),
+            root_ca_pem: generate_root_ca(),
+        }
+    }
+}
+
+/// A self-signed CA certificate, as a cluster's root CA is.
+fn generate_root_ca() -> String {
+    let key = rcgen::KeyPair::generate().expect("generate a CA key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "kubernetes");
+    params.self_signed(&key).expect("self-sign the CA").pem()
+}
+
+/// A running server; dropping it stops it.
+pub struct TestApiServer {
+    api: Arc<Api>,
+    /// The serving task; `None` while stopped.
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for TestApiServer {
+    fn drop(&mut self) {
+        self.api.stopped.send_replace(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Serves `api` on `listener` until `api.stopped` turns true; then every connection is
+/// closed (watches end themselves on the same signal).
+fn serve(api: Arc<Api>, listener: TcpListener) -> JoinHandle<()> {
+    let mut stopped = api.stopped.subscribe();
+    let app = Router::new().fallback(dispatch).with_state(api);
+    tokio::spawn(async move {
+        let shutdown = async move {
+            // An error means the handle is gone, which is a stop too.
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        };
+        // Serving errors end the task; tests see them as refused connections.
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+    })
+}
+
+/// Namespaces every cluster starts with.
+const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+impl TestApiServer {
+    /// Starts a server with default settings; returns the handle and `http://127.0.0.1:<port>`.
+    pub async fn start() -> (TestApiServer, String) {
+        Self::start_with(Config::default()).await
+    }
+
+    /// Starts a server with `config`.
+    pub async fn start_with(config: Config) -> (TestApiServer, String) {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let address = listener.local_addr().expect("listener address").to_string();
+        let api = Arc::new(Api {
+            store: Store::new(config.history_limit),
+            config,
+            address: address.clone(),
+            stopped: tokio::sync::watch::Sender::new(false),
+        });
+        for namespace in INITIAL_NAMESPACES {
+            let request = internal_request(resources::core("namespaces"));
+            handlers::create(&api, &request, json!({"metadata": {"name": namespace}}))
+                .expect("create initial namespace");
+        }
+        let task = Some(serve(api.clone(), listener));
+        (TestApiServer { api, task }, format!("http://{address}"))
+    }
+
+    /// Stops serving, as an API server outage: the port refuses connections and open
+    /// connections and watches are closed. The objects are kept for `resume`.
+    pub async fn stop(&mut self) {
+        self.api.stopped.send_replace(true);
+        if let Some(task) = self.task.take() {
+            // In-flight requests are short; a stuck connection must not hang the test.
+            let drained = tokio::time::timeout(Duration::from_secs(5), task).await;
+            assert!(
+                drained.is_ok(),
+                "server connections did not close within 5 s"
+            );
+        }
+    }
+
+    /// Serves the kept objects again on the same address after `stop`.
+    pub async fn resume(&mut self) {
+        if self.task.is_some() {
+            return;
+        }
+        let listener = TcpListener::bind(&self.api.address)
+            .await
+            .expect("rebind the server address");
+        self.api.stopped.send_replace(false);
+        self.task = Some(serve(self.api.clone(), listener));
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.api.address)
+    }
+
+    /// How many watch streams are open right now.
+    pub fn active_watches(&self) -> usize {
+        self.api.store.lock().watchers()
+    }
+
+    /// Waits until at least `count` watches are open (a client has started watching).
+    pub async fn wait_for_watches(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.active_watches() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {count} watches opened within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Writes a kubeconfig for this server (no auth) into `dir` and returns its path.
+    pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        let config = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\nusers:\n- name: test\n  user: {{}}\ncurrent-context: test\n",
+            self.url()
+        );
+        std::fs::write(&path, config).expect("write kubeconfig");
+        path
+    }
+}
+
+fn internal_request(resource: &'static resources::Resource) -> ResourceRequest {
+    ResourceRequest {
+        resource,
+        namespace: None,
+        name: None,
+        subresource: None,
+        query: Default::default(),
+    }
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn error_response(error: &ApiError) -> Response {
+    json_response(error.code, &error.to_status())
+}
+
+async fn dispatch(
+    State(api): State<Arc<Api>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let result = match (path, &method) {
+        ("/version" | "/version/", &Method::GET) => {
+            Ok(json_response(StatusCode::OK, &discovery::version()))
+        }
+        ("/healthz" | "/readyz" | "/livez", &Method::GET) => {
+            Ok((StatusCode::OK, "ok").into_response())
+        }
+        ("/api" | "/api/", &Method::GET) => Ok(json_response(
+            StatusCode::OK,
+            &discovery::core_versions(&api.address),
+        )),
+        ("/apis" | "/apis/", &Method::GET) => {
+            Ok(json_response(StatusCode::OK, &discovery::groups()))
+        }
+        ("/openapi/v3" | "/openapi/v3/", &Method::GET) => {
+            Ok(json_response(StatusCode::OK, &openapi::index()))
+        }
+        _ => route(&api, &method, &uri, &headers, &body),
+    };
+    result.unwrap_or_else(|error| error_response(&error))
+}
+
+fn route(
+    api: &Arc<Api>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Response> {
+    let path = uri.path().trim_end_matches('/');
+    if method == Method::GET {
+        if let Some(document) = path.strip_prefix("/openapi/v3/") {
+            return openapi::group_version_document(document)
+                .map(|doc| json_response(StatusCode::OK, &doc))
+                .ok_or_else(ApiError::no_route);
+        }
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let document = match segments.as_slice() {
+            ["api", version] => Some(discovery::resource_list("", version)),
+            ["apis", group] => Some(discovery::group(group)),
+            ["apis", group, version] => Some(discovery::resource_list(group, version)),
+            _ => None,
+        };
+        if let Some(document) = document {
+            return document
+                .map(|doc| json_response(StatusCode::OK, &doc))
+                .ok_or_else(ApiError::no_route);
+        }
+    }
+    let request = parse_resource_path(path, uri.query()).ok_or_else(ApiError::no_route)??;
+    if request.resource.namespaced && request.namespace.is_none() && request.name.is_some() {
+        return Err(ApiError::no_route());
+    }
+    resource_verb(api, method, headers, body, &request)
+}
+
+/// Decodes a create/update body: JSON, or protobuf for the kinds `protobuf` knows.
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return protobuf::decode(body)
+            .map_err(|why| ApiError::unsupported_body(content_type, &why));
+    }
+    serde_json::from_slice(body)
+        .map_err(|err| ApiError::bad_request(format!("error decoding request body: {err}")))
+}
+
+fn resource_verb(
+    api: &Arc<Api>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+    req: &ResourceRequest,
+) -> ApiResult<Response> {
+    let sub = req.subresource.as_deref();
+    let as_table = tables::wants_table(headers);
+    if req.query.contains_key("dryRun") {
+        // Not published in /openapi/v3 either, so kubectl --dry-run=server refuses up front.
+        return Err(ApiError::bad_request(
+            "dryRun is not supported by the test API server",
+        ));
+    }
+    let parse_body = |body| parse_body(headers, body);
+    let ok = |value: Value| json_response(StatusCode::OK, &value);
+    let created = |(code, value): (StatusCode, Value)| json_response(code, &value);
+    match (method.clone(), req.name.is_some(), sub) {
+        // Watching one object by its path is the deprecated form; the name filters the stream.
+        (Method::GET, _, None) if req.flag("watch") => {
+            let stream: Body = watch::watch(api, req, as_table)?;
+            Ok(([(header::CONTENT_TYPE, "application/json")], stream).into_response())
+        }
+        (Method::GET, false, None) if as_table => {
+            let list = list::list(api, req)?;
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            Ok(ok(tables::table(
+                req.resource,
+                &items,
+                list["metadata"].clone(),
+            )))
+        }
+        (Method::GET, false, None) => list::list(api, req).map(ok),
+        (Method::GET, true, None | Some("status")) if as_table => {
+            let object = handlers::get(api, req)?;
+            let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+            Ok(ok(tables::table(req.resource, &[object], metadata)))
+        }
+        (Method::GET, true, None | Some("status")) => handlers::get(api, req).map(ok),
+        (Method::POST, false, None) => handlers::create(api, req, parse_body(body)?).map(created),
+        (Method::POST, true, Some("binding")) => {
+            handlers::bind(api, req, parse_body(body)?).map(created)
+        }
+        (Method::POST, true, Some("token")) => {
+            token::create_token(api, req, parse_body(body)?).map(created)
+        }
+        (Method::PUT, true, None | Some("status")) => {
+            handlers::update(api, req, parse_body(body)?).map(ok)
+        }
+        (Method::PATCH, true, None | Some("status")) => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            handlers::patch(api, req, content_type, body).map(created)
+        }
+        (Method::DELETE, true, None) => delete::delete(api, req, body).map(ok),
+        (Method::DELETE, false, None) => delete::delete_collection(api, req, body).map(ok),
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
