@@ -11,7 +11,7 @@ use zbus::{Connection, OwnedObjectPath};
 
 use super::error::{Error, Result};
 use super::files;
-use super::jobs::{self, JobResult};
+use super::jobs::{JobResult, PendingJob};
 use super::proxy::ManagerProxy;
 use super::status::{self, UnitStatus};
 use crate::unit::{KubernetesMeta, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
@@ -82,6 +82,9 @@ impl Systemd {
 
     /// Writes every unit into `dir` (each atomically), then does one daemon-reload.
     pub async fn write_units(&self, dir: &Path, units: &[(UnitName, String)]) -> Result<()> {
+        if units.is_empty() {
+            return Ok(());
+        }
         for (name, content) in units {
             files::write(dir, name, content).await?;
         }
@@ -110,18 +113,22 @@ impl Systemd {
 
     /// Starts a unit and waits for its start job.
     pub async fn start(&self, name: &UnitName) -> Result<JobResult> {
-        let job = self.enqueue("StartUnit", name.as_str(), || {
-            self.manager.start_unit(name.as_str(), JOB_MODE)
-        });
-        self.finish("start", name.as_str(), job, None).await
+        let mut job = self
+            .enqueue("StartUnit", name.as_str(), || {
+                self.manager.start_unit(name.as_str(), JOB_MODE)
+            })
+            .await?;
+        job.wait().await
     }
 
     /// Restarts a unit and waits for its restart job.
     pub async fn restart(&self, name: &UnitName) -> Result<JobResult> {
-        let job = self.enqueue("RestartUnit", name.as_str(), || {
-            self.manager.restart_unit(name.as_str(), JOB_MODE)
-        });
-        self.finish("restart", name.as_str(), job, None).await
+        let mut job = self
+            .enqueue("RestartUnit", name.as_str(), || {
+                self.manager.restart_unit(name.as_str(), JOB_MODE)
+            })
+            .await?;
+        job.wait().await
     }
 
     /// Stops a unit (SIGTERM, as its unit file says) and waits at most `timeout` before
@@ -226,11 +233,30 @@ impl Systemd {
 
     /// Stops `name`; with a timeout, SIGKILLs the unit when the stop job outlasts it.
     async fn stop_unit(&self, name: &str, timeout: Option<Duration>) -> Result<JobResult> {
-        let job = self.enqueue("StopUnit", name, || self.manager.stop_unit(name, JOB_MODE));
-        match self.finish("stop", name, job, timeout).await {
-            Err(error) if error.is_no_such_unit() => Ok(JobResult::Done),
-            other => other,
+        let enqueued = self.enqueue("StopUnit", name, || self.manager.stop_unit(name, JOB_MODE));
+        let mut job = match enqueued.await {
+            Err(error) if error.is_no_such_unit() => return Ok(JobResult::Done),
+            other => other?,
+        };
+        let Some(timeout) = timeout else {
+            return job.wait().await;
+        };
+        if let Ok(result) = tokio::time::timeout(timeout, job.wait()).await {
+            return result;
         }
+        tracing::warn!(unit = name, ?timeout, "stop timed out, sending SIGKILL");
+        self.manager
+            .kill_unit(name, "all", SIGKILL)
+            .await
+            .map_err(|error| Error::from_zbus("KillUnit", name, error))?;
+        tokio::time::timeout(KILL_GRACE, job.wait())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::StopTimedOut {
+                    unit: name.to_owned(),
+                    waited: timeout + KILL_GRACE,
+                })
+            })
     }
 
     /// Subscribes to `JobRemoved` of this unit, then enqueues the job `call` makes. The
@@ -242,7 +268,7 @@ impl Systemd {
         operation: &'static str,
         name: &str,
         call: F,
-    ) -> Result<(super::proxy::JobRemovedStream, OwnedObjectPath)>
+    ) -> Result<PendingJob>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = zbus::Result<OwnedObjectPath>>,
@@ -252,43 +278,10 @@ impl Systemd {
             .receive_job_removed_with_args(&[(JOB_REMOVED_UNIT_ARG, name)])
             .await
             .map_err(|error| Error::from_zbus("watch JobRemoved for", name, error))?;
-        let job = call()
+        let path = call()
             .await
             .map_err(|error| Error::from_zbus(operation, name, error))?;
-        Ok((removed, job))
-    }
-
-    /// Waits for the enqueued job; with a timeout, SIGKILLs the unit when it expires.
-    async fn finish(
-        &self,
-        operation: &'static str,
-        name: &str,
-        job: impl Future<Output = Result<(super::proxy::JobRemovedStream, OwnedObjectPath)>>,
-        kill_after: Option<Duration>,
-    ) -> Result<JobResult> {
-        let (mut removed, job) = job.await?;
-        let lost = || Error::JobWatchLost {
-            operation,
-            unit: name.to_owned(),
-        };
-        let Some(timeout) = kill_after else {
-            return jobs::wait(&mut removed, &job).await.ok_or_else(lost);
-        };
-        if let Ok(result) = tokio::time::timeout(timeout, jobs::wait(&mut removed, &job)).await {
-            return result.ok_or_else(lost);
-        }
-        tracing::warn!(unit = name, ?timeout, "stop timed out, sending SIGKILL");
-        self.manager
-            .kill_unit(name, "all", SIGKILL)
-            .await
-            .map_err(|error| Error::from_zbus("KillUnit", name, error))?;
-        match tokio::time::timeout(KILL_GRACE, jobs::wait(&mut removed, &job)).await {
-            Ok(result) => result.ok_or_else(lost),
-            Err(_) => Err(Error::StopTimedOut {
-                unit: name.to_owned(),
-                waited: timeout + KILL_GRACE,
-            }),
-        }
+        Ok(PendingJob::new(operation, name, removed, path))
     }
 }
 
