@@ -47,6 +47,16 @@ pub enum Error {
         message: String,
     },
 
+    /// systemd's reply lacked a property every service unit has, or had it with
+    /// another type.
+    #[error("systemd reported no {property} for {unit}")]
+    MissingProperty {
+        /// The unit.
+        unit: String,
+        /// The D-Bus property name.
+        property: &'static str,
+    },
+
     /// The signal stream ended before a job finished: the bus connection closed.
     #[error("lost the connection to systemd while waiting for the {operation} job of {unit}")]
     JobWatchLost {
@@ -104,7 +114,7 @@ impl Error {
     /// The CamelCase reason shown in pod status and events.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Call { .. } => "SystemdError",
+            Self::Call { .. } | Self::MissingProperty { .. } => "SystemdError",
             Self::Bus { .. } | Self::JobWatchLost { .. } => "SystemdUnavailable",
             Self::StopTimedOut { .. } => "StopTimedOut",
             Self::Io { .. } => "UnitFileError",
@@ -122,7 +132,9 @@ impl Error {
                 source.kind(),
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidInput
             ),
-            Self::UnitFile { .. } | Self::InvalidUnitName { .. } => false,
+            Self::UnitFile { .. } | Self::InvalidUnitName { .. } | Self::MissingProperty { .. } => {
+                false
+            }
         }
     }
 
