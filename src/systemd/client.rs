@@ -101,7 +101,8 @@ impl Systemd {
     }
 
     /// Enables units persistently (their `[Install]` links under `/etc`), so they start at
-    /// boot without systemk. No reload: the links only matter at the next boot.
+    /// boot without systemk. No reload: the links only matter at the next boot. Links
+    /// that point elsewhere are replaced (`force`): a systemk unit name belongs to systemk.
     pub async fn enable(&self, names: &[UnitName]) -> Result<()> {
         let names: Vec<&str> = names.iter().map(UnitName::as_str).collect();
         self.manager
@@ -149,6 +150,9 @@ impl Systemd {
     /// systemd no longer knows them. Stops use each unit's own `TimeoutStopSec`; callers
     /// that owe a grace period call [`Systemd::stop`] first.
     pub async fn remove(&self, dir: &Path, names: &[UnitName]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
         for name in names {
             self.stop_unit(name.as_str(), None).await?;
             match self.reset_failed(name).await {
@@ -168,6 +172,9 @@ impl Systemd {
     /// Stops and disables units a package brought along (e.g. `ssh.service`), so they
     /// stay off after a reboot. `names` are any unit names, validated here.
     pub async fn disable_vendor(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
         for name in names {
             check_vendor_unit_name(name)?;
         }
@@ -200,6 +207,7 @@ impl Systemd {
             .list_units_by_patterns(&[], &[&pattern])
             .await
             .map_err(|error| Error::from_zbus("ListUnitsByPatterns", &pattern, error))?;
+        // Loaded units come with their object path; units only on disk are loaded by name.
         let mut names: BTreeMap<UnitName, Option<OwnedObjectPath>> = BTreeMap::new();
         for row in loaded {
             if let Ok(name) = row.0.parse::<UnitName>() {
@@ -210,12 +218,15 @@ impl Systemd {
             names.entry(name).or_insert(None);
         }
         let mut managed = Vec::with_capacity(names.len());
-        for name in names.into_keys() {
+        for (name, path) in names {
             match files::read_meta(dir.join(name.as_str())).await {
-                Ok(Some(meta)) => managed.push(ManagedUnit {
-                    meta,
-                    status: self.status(&name).await?,
-                }),
+                Ok(Some(meta)) => {
+                    let status = match path {
+                        Some(path) => status::read(&self.connection, &name, &path).await?,
+                        None => self.status(&name).await?,
+                    };
+                    managed.push(ManagedUnit { meta, status });
+                }
                 Ok(None) => tracing::warn!(unit = %name, "loaded systemk unit has no unit file"),
                 Err(error) => tracing::warn!(unit = %name, %error, "skipping unit"),
             }

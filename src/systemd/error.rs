@@ -24,7 +24,7 @@ pub(crate) const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// systemd answered a call with a D-Bus error.
-    #[error("systemd {operation} {unit}: {name}: {message}")]
+    #[error("systemd {operation}{}: {name}: {message}", of_unit(unit))]
     Call {
         /// The call, e.g. "StartUnit".
         operation: &'static str,
@@ -37,7 +37,7 @@ pub enum Error {
     },
 
     /// The bus connection failed or a reply could not be read.
-    #[error("D-Bus {operation} {unit}: {message}")]
+    #[error("D-Bus {operation}{}: {message}", of_unit(unit))]
     Bus {
         /// What was being done.
         operation: &'static str,
@@ -105,6 +105,15 @@ pub enum Error {
         /// What rule it breaks.
         why: &'static str,
     },
+}
+
+/// " <unit>" for messages, nothing when the operation concerns no unit.
+fn of_unit(unit: &str) -> String {
+    if unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {unit}")
+    }
 }
 
 /// Result with the systemd layer's [`Error`].
