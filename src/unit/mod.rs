@@ -48,4 +48,4 @@ pub use identity::{SystemUsers, UserDb};
 pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};
 pub use name::{NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
 pub use quantity::{Quantity, QuantityError};
-pub use volumes::{BindMount, empty_dir_path, pod_directories};
+pub use volumes::{BindMount, empty_dir_path};
