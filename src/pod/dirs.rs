@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
 
 use super::{Error, Result};
-use crate::unit::empty_dir_path;
+use crate::unit::{empty_dir_path, is_dns_label};
 
 /// The pod with its latest status, inside the pod's directory.
 const POD_FILE: &str = "pod.json";
@@ -175,13 +175,7 @@ pub fn check_uid(uid: &str) -> Result<()> {
 }
 
 fn check_volume_name(name: &str) -> Result<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-');
-    if valid {
+    if is_dns_label(name) {
         Ok(())
     } else {
         Err(Error::InvalidPod {
