@@ -1,69 +1,18 @@
 //! The `package` layer against the real apt/dpkg of this host and a real HTTPS server on
 //! loopback with its own CA. Every test purges what it installed, also when it fails.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use systemk::package::{
     Error, ImageRef, Installer, InstallerConfig, POLICY_RC_D, select_vendor_unit,
 };
 
-/// Purges the packages when dropped, so a failing test leaves the host as it found it.
-struct Purge(Vec<&'static str>);
-
-impl Drop for Purge {
-    fn drop(&mut self) {
-        let known: Vec<_> = self.0.iter().filter(|p| known_to_dpkg(p)).collect();
-        if known.is_empty() {
-            return;
-        }
-        let status = Command::new("apt-get")
-            .args(["purge", "-y", "-q"])
-            .args(&known)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(std::process::Stdio::null())
-            .status();
-        // No assert: a panic while the test already panics would abort the test binary.
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!("purging {:?} failed: clean up by hand", self.0);
-        }
-        // systemd-tmpfiles in uptimed's postinst makes /run/uptimed, which purge keeps.
-        for package in &self.0 {
-            let _ = std::fs::remove_dir(Path::new("/run").join(package));
-        }
-    }
-}
-
-/// dpkg has a record of it (installed, half-installed or config files left).
-fn known_to_dpkg(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", package])
-        .output()
-        .is_ok_and(|out| out.status.success())
-}
-
-fn installed_version(package: &str) -> Option<String> {
-    let out = Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}\t${Version}", package])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (status, version) = text.split_once('\t')?;
-    status.ends_with(" installed").then(|| version.to_owned())
-}
-
-fn assert_not_installed(packages: &[&str]) {
-    for package in packages {
-        assert_eq!(
-            installed_version(package),
-            None,
-            "{package} must not be installed before the test"
-        );
-    }
-}
+use crate::support::packages::{
+    self, DebFile, DebServer, Purge, assert_not_installed, dir_entries, hex_sha256,
+    installed_version,
+};
 
 /// The host's policy-rc.d (the image's own) is back, and no file of systemk's guard is left.
 fn assert_guard_gone(host_policy: &Option<Vec<u8>>) {
@@ -254,129 +203,15 @@ const DEB_DEPENDENCY: &str = "sl";
 /// A test package whose dependency is in no archive.
 const BROKEN_PACKAGE: &str = "systemk-itest-broken";
 
-/// Builds `<package>_1.0-1_all.deb` with dpkg-deb, shipping a vendor unit.
+/// Builds `<package>_1.0-1_all.deb`, shipping a vendor unit running `sl`.
 fn build_deb(dir: &Path, package: &str, depends: &str) -> Vec<u8> {
-    let root = dir.join(package);
-    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(root.join("usr/lib/systemd/system")).unwrap();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!(
-            "Package: {package}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: systemk tests <t@example.invalid>\n\
-             Depends: {depends}\nDescription: systemk https install test\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        root.join(format!("usr/lib/systemd/system/{package}.service")),
-        "[Service]\nExecStart=/usr/games/sl\n",
-    )
-    .unwrap();
-    let deb = dir.join(format!("{package}.deb"));
-    let status = Command::new("dpkg-deb")
-        .args(["--root-owner-group", "--build"])
-        .arg(&root)
-        .arg(&deb)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    std::fs::read(deb).unwrap()
-}
-
-/// An HTTPS server on 127.0.0.1, counting requests. It serves `broken` at paths naming
-/// [`BROKEN_PACKAGE`], and `deb` at every other path.
-struct DebServer {
-    addr: SocketAddr,
-    ca_pem: String,
-    requests: Arc<AtomicUsize>,
-    handle: axum_server::Handle<SocketAddr>,
-}
-
-impl DebServer {
-    async fn start(deb: Vec<u8>, broken: Vec<u8>) -> Self {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "systemk test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let server_key = rcgen::KeyPair::generate().unwrap();
-        let mut server_params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        server_params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
-        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
-            server_cert.pem().into_bytes(),
-            server_key.serialize_pem().into_bytes(),
-        )
-        .await
-        .unwrap();
-
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = requests.clone();
-        let (deb, broken) = (Arc::new(deb), Arc::new(broken));
-        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
-            let (counter, deb, broken) = (counter.clone(), deb.clone(), broken.clone());
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                if uri.path().contains(BROKEN_PACKAGE) {
-                    broken.as_ref().clone()
-                } else {
-                    deb.as_ref().clone()
-                }
-            }
-        });
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let handle = axum_server::Handle::new();
-        let server = axum_server::from_tcp_rustls(listener, tls)
-            .unwrap()
-            .handle(handle.clone());
-        tokio::spawn(server.serve(app.into_make_service()));
-        Self {
-            addr,
-            ca_pem: ca_cert.pem(),
-            requests,
-            handle,
-        }
-    }
-
-    fn url(&self, file: &str) -> String {
-        format!("https://{}/pool/{file}", self.addr)
-    }
-
-    fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for DebServer {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-    }
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-fn dir_entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    let unit = format!("/usr/lib/systemd/system/{package}.service");
+    let files = [DebFile {
+        path: &unit,
+        content: "[Service]\nExecStart=/usr/games/sl\n",
+        mode: 0o644,
+    }];
+    packages::build_deb(dir, package, Some(depends), &files)
 }
 
 #[tokio::test]
@@ -393,7 +228,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     // A wrong pin: refused, nothing cached, nothing installed.
     let wrong_cache = tempfile::tempdir().unwrap();
     let wrong = image(&format!("{}@sha256:{}", server.url(&file), "0".repeat(64)));
-    let err = installer(wrong_cache.path(), Some(&server.ca_pem))
+    let err = installer(wrong_cache.path(), Some(server.ca_pem()))
         .install(&wrong)
         .await
         .unwrap_err();
@@ -405,7 +240,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     assert_not_installed(&[DEB_PACKAGE, DEB_DEPENDENCY]);
 
     // A file name promising another package: refused, nothing cached.
-    let err = installer(wrong_cache.path(), Some(&server.ca_pem))
+    let err = installer(wrong_cache.path(), Some(server.ca_pem()))
         .install(&image(&server.url("other-name_1.0-1_all.deb")))
         .await
         .unwrap_err();
@@ -424,7 +259,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     assert!(matches!(err, Error::DownloadFailed { .. }), "{err}");
 
     let cache = tempfile::tempdir().unwrap();
-    let installer = installer(cache.path(), Some(&server.ca_pem));
+    let installer = installer(cache.path(), Some(server.ca_pem()));
     let pinned = image(&format!("{}@sha256:{sha}", server.url(&file)));
     assert_eq!(installer.query(&pinned).await.unwrap(), None);
     let first = installer.install(&pinned).await.unwrap();
@@ -479,11 +314,11 @@ async fn https_deb_with_missing_dependency_installs_nothing() {
     let _purge = Purge(vec![BROKEN_PACKAGE]);
     let build = tempfile::tempdir().unwrap();
     let broken = build_deb(build.path(), BROKEN_PACKAGE, "systemk-no-such-dependency");
-    let server = DebServer::start(Vec::new(), broken).await;
+    let server = DebServer::start(Vec::new(), vec![(BROKEN_PACKAGE.to_owned(), broken)]).await;
     let cache = tempfile::tempdir().unwrap();
     let url = server.url(&format!("{BROKEN_PACKAGE}_1.0-1_all.deb"));
 
-    let err = installer(cache.path(), Some(&server.ca_pem))
+    let err = installer(cache.path(), Some(server.ca_pem()))
         .install(&image(&url))
         .await
         .unwrap_err();

@@ -1,6 +1,8 @@
 //! What every integration test needs: a check that it runs inside the sandbox, a fresh
 //! workspace, names unique to the test, waiting on a condition with a deadline (tests
-//! never sleep a fixed time), and the system bus.
+//! never sleep a fixed time), and the system bus. [`packages`]: real packages to install.
+
+pub mod packages;
 
 use std::future::Future;
 use std::path::Path;
