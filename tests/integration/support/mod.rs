@@ -2,6 +2,7 @@
 //! workspace, names unique to the test, waiting on a condition with a deadline (tests
 //! never sleep a fixed time), and the system bus. [`packages`]: real packages to install.
 
+pub mod engine;
 pub mod packages;
 
 use std::future::Future;

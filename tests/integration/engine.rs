@@ -1,0 +1,400 @@
+//! The engine end to end (issue 2, item 9): pods go through the real layers — the
+//! installer (path, apt, https), the unit builder, the systemd client, the reconciler's
+//! `reconcile`/`cleanup` — and the tests look at what really runs: `/proc/<pid>` of the
+//! unit's main process, files on the host, `systemctl`.
+
+use std::process::Command;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use serde_json::{Value, json};
+use systemk::package::ImageRef;
+use systemk::pod::{UnitContext, container_unit, containers};
+use systemk::unit::UnitFile;
+
+use crate::support::TestContext;
+use crate::support::engine::{
+    DEADLINE, Engine, INSTALL_DEADLINE, NODE_HOSTNAME, argv, container_status, environ, proc_ids,
+    unique_uid,
+};
+use crate::support::packages::{
+    DebFile, DebServer, Purge, build_deb, dir_entries, hex_sha256, known_to_dpkg,
+};
+use crate::support::wait_for;
+
+/// `nobody` and the `users` group: a real non-root user, and a group that is not its
+/// primary one, so the test sees `runAsGroup` win.
+const NOBODY: u32 = 65_534;
+const USERS_GROUP: u32 = 100;
+
+/// A pod of the test's namespace with a fresh UID.
+fn pod(context: &TestContext, name: &str, spec: Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "namespace": context.namespace(), "uid": unique_uid() },
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn strings(words: &[&str]) -> Vec<Vec<u8>> {
+    words.iter().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+fn phase(status: &PodStatus) -> Option<&str> {
+    status.phase.as_deref()
+}
+
+/// Tries to write a file named `$MARK` into each directory and records the outcome in
+/// `/srv/$WHO` (the emptyDir), then keeps running.
+const WRITE_PROBE: &str = r#"
+for dir in / /usr/local /etc /var/lib /var/log /var/cache /root /home /opt /run /usr; do
+    if echo x > "$dir/$MARK" 2>/dev/null; then echo "$dir wrote"; else echo "$dir denied"; fi
+done > "/srv/$WHO.tmp"
+mv "/srv/$WHO.tmp" "/srv/$WHO"
+sleep infinity & wait
+"#;
+
+const PROBED_DIRS: &[&str] = &[
+    "/",
+    "/usr/local",
+    "/etc",
+    "/var/lib",
+    "/var/log",
+    "/var/cache",
+    "/root",
+    "/home",
+    "/opt",
+    "/run",
+    "/usr",
+];
+
+#[tokio::test]
+async fn shell_pod_runs_as_asked_and_writes_only_its_empty_dir() {
+    let context = TestContext::new("engine_shell");
+    let engine = Engine::new(None).await;
+    let mark = format!("systemk-itest-{}", context.namespace());
+    let probe = |who: &str, security: Value| {
+        json!({
+            "name": who, "image": "/bin/sh", "args": ["-c", WRITE_PROBE],
+            "workingDir": "/usr/share",
+            "env": [
+                { "name": "WHO", "value": who },
+                { "name": "MARK", "value": mark },
+                { "name": "GREETING", "value": "hello world" },
+            ],
+            "securityContext": security,
+            "volumeMounts": [{ "name": "scratch", "mountPath": "/srv" }],
+        })
+    };
+    let spec = json!({
+        "securityContext": { "runAsUser": NOBODY, "runAsGroup": USERS_GROUP },
+        "containers": [
+            probe("app", json!({})),
+            // root, where only the sandbox stops the writes.
+            probe("rooted", json!({ "runAsUser": 0, "runAsGroup": 0 })),
+        ],
+        "volumes": [{ "name": "scratch", "emptyDir": {} }],
+    });
+    let run = engine.run(pod(&context, "shell", spec));
+
+    let pid = run.running_pid(DEADLINE, "app").await;
+    assert_eq!(proc_ids(pid, "Uid"), [NOBODY; 4]);
+    assert_eq!(proc_ids(pid, "Gid"), [USERS_GROUP; 4]);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        std::path::Path::new("/usr/share")
+    );
+    let env = environ(pid);
+    for wanted in [
+        "GREETING=hello world".to_owned(),
+        "WHO=app".to_owned(),
+        format!("MARK={mark}"),
+        format!("HOSTNAME={NODE_HOSTNAME}"),
+        "SYSTEMK_NODE_INTERNAL_IP=127.0.0.1".to_owned(),
+    ] {
+        assert!(
+            env.contains(&wanted.clone().into_bytes()),
+            "{wanted} not in {env:?}"
+        );
+    }
+    let rooted = run.running_pid(DEADLINE, "rooted").await;
+    assert_eq!(proc_ids(rooted, "Uid"), [0; 4]);
+
+    let scratch = run.empty_dir("scratch");
+    for who in ["app", "rooted"] {
+        let results = scratch.join(who);
+        let text = wait_for(DEADLINE, &format!("{who}'s probe results"), || async {
+            std::fs::read_to_string(&results).ok()
+        })
+        .await;
+        let expected: Vec<String> = PROBED_DIRS.iter().map(|d| format!("{d} denied")).collect();
+        assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{who}");
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&results).unwrap());
+        assert_eq!(owner, if who == "app" { NOBODY } else { 0 });
+    }
+    for dir in PROBED_DIRS {
+        let path = std::path::Path::new(dir).join(&mark);
+        assert!(!path.exists(), "{} was written", path.display());
+    }
+
+    run.finish().await;
+}
+
+#[tokio::test]
+async fn exits_and_signals_show_in_the_status() {
+    let context = TestContext::new("engine_exits");
+    let engine = Engine::new(None).await;
+    let spec = json!({
+        "restartPolicy": "Never",
+        "containers": [
+            { "name": "exits", "image": "/bin/sh", "args": ["-c", "exit 3"] },
+            { "name": "killed", "image": "/bin/sh", "args": ["-c", "kill -9 $$"] },
+        ],
+    });
+    let run = engine.run(pod(&context, "exits", spec));
+
+    let status = run
+        .until(DEADLINE, "the pod to fail", |status| {
+            (phase(status) == Some("Failed")).then(|| status.clone())
+        })
+        .await;
+    for (container, exit_code) in [("exits", 3), ("killed", 137)] {
+        let container = container_status(&status, container).unwrap();
+        let terminated = container
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .unwrap_or_else(|| panic!("{} not terminated: {container:?}", container.name));
+        assert_eq!(
+            (terminated.exit_code, terminated.reason.as_deref()),
+            (exit_code, Some("Error")),
+            "{}",
+            container.name
+        );
+        assert_eq!(container.restart_count, 0);
+        assert!(!container.ready);
+    }
+
+    run.finish().await;
+}
+
+#[tokio::test]
+async fn apt_pod_runs_the_vendor_exec_start_with_the_vendor_unit_off() {
+    let context = TestContext::new("engine_apt");
+    // Another test run may have uptimed installed for a while: wait for it to be gone.
+    wait_for(INSTALL_DEADLINE, "uptimed not to be installed", || async {
+        (!known_to_dpkg("uptimed")).then_some(())
+    })
+    .await;
+    let _purge = Purge(vec!["uptimed"]);
+    let engine = Engine::new(None).await;
+    let spec = json!({ "containers": [{ "name": "uptimed", "image": "uptimed" }] });
+    let run = engine.run(pod(&context, "uptimed", spec));
+
+    let pid = run.running_pid(INSTALL_DEADLINE, "uptimed").await;
+    assert_eq!(argv(pid), strings(&["/usr/sbin/uptimed", "-f"]));
+    let daemon = systemk::unit::SystemUsers;
+    let (uid, gid) = systemk::unit::UserDb::user_by_name(&daemon, "daemon").unwrap();
+    assert_eq!(proc_ids(pid, "Uid"), [uid; 4]);
+    assert_eq!(proc_ids(pid, "Gid"), [gid; 4]);
+
+    let systemctl = |verb: &str| {
+        let out = Command::new("systemctl")
+            .args([verb, "uptimed.service"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(systemctl("is-enabled"), "disabled");
+    assert_eq!(systemctl("is-active"), "inactive");
+    let wants = std::path::Path::new("/etc/systemd/system/multi-user.target.wants");
+    assert!(!wants.join("uptimed.service").is_symlink());
+    // The only uptimed running is the pod's.
+    let pgrep = Command::new("pgrep")
+        .args(["-x", "uptimed"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&pgrep.stdout).trim(),
+        pid.to_string()
+    );
+
+    run.finish().await;
+}
+
+/// The https test package: no vendor unit, one program that keeps running.
+const HTTPS_PACKAGE: &str = "systemk-itest-engine-https";
+
+#[tokio::test]
+async fn https_pod_installs_a_served_deb_and_a_wrong_pin_is_refused() {
+    let context = TestContext::new("engine_https");
+    let _purge = Purge(vec![HTTPS_PACKAGE]);
+    let build = tempfile::tempdir().unwrap();
+    let program = format!("/usr/bin/{HTTPS_PACKAGE}");
+    let deb = build_deb(
+        build.path(),
+        HTTPS_PACKAGE,
+        None,
+        &[DebFile {
+            path: &program,
+            content: "#!/bin/sh\nsleep infinity & wait\n",
+            mode: 0o755,
+        }],
+    );
+    let sha = hex_sha256(&deb);
+    let server = DebServer::start(deb, Vec::new()).await;
+    let engine = Engine::new(Some(server.ca_pem())).await;
+    let url = server.url(&format!("{HTTPS_PACKAGE}_1.0-1_all.deb"));
+    let spec = |pin: &str| {
+        json!({ "containers": [{
+            "name": "main", "image": format!("{url}@sha256:{pin}"), "command": [program],
+        }] })
+    };
+
+    let run = engine.run(pod(&context, "pinned", spec(&sha)));
+    let pid = run.running_pid(INSTALL_DEADLINE, "main").await;
+    assert_eq!(argv(pid), strings(&["/bin/sh", &program]));
+    let status = run.pass().await;
+    let main = container_status(&status, "main").unwrap();
+    assert_eq!(main.image_id, format!("sha256:{sha}"));
+    let cached = dir_entries(engine.cache_dir());
+    assert_eq!(cached, [format!("{sha}.deb")]);
+
+    let wrong_pin = "0".repeat(64);
+    let refused = engine.run(pod(&context, "wrong-pin", spec(&wrong_pin)));
+    let (reason, message) = refused
+        .until(DEADLINE, "the wrong pin to be refused", |status| {
+            let waiting = container_status(status, "main")?
+                .state
+                .as_ref()?
+                .waiting
+                .clone()?;
+            (waiting.reason.as_deref() != Some("ContainerCreating"))
+                .then(|| (waiting.reason, waiting.message.unwrap_or_default()))
+        })
+        .await;
+    assert_eq!(reason.as_deref(), Some("ErrImagePull"));
+    assert!(
+        message.contains(&format!("has sha256 {sha}, but the image pins {wrong_pin}")),
+        "{message}"
+    );
+    assert_eq!(refused.units().await, []);
+    assert!(!refused.unit_path("main").exists());
+    assert_eq!(dir_entries(engine.cache_dir()), cached);
+    let still = run.unit_status("main").await;
+    assert_eq!(still.main_pid, pid, "the pinned pod keeps running");
+
+    refused.finish().await;
+    run.finish().await;
+}
+
+/// Strings systemd would expand, split or read as directives if they reached a unit
+/// file unescaped; each must reach the process byte for byte.
+const NASTY: &[&str] = &[
+    "two words",
+    "double \" quote",
+    "single ' quote",
+    "$HOME",
+    "${X}",
+    "$$",
+    "%n",
+    "%%",
+    "%",
+    "back\\slash \\\\ \\n \\x41",
+    "trailing\\",
+    "tab\there",
+    "line\nbreak\n",
+    "\nExecStartPre=/bin/false\n[Service]\nUser=root\n",
+    "é 漢字 🦀",
+    "",
+    ";",
+    "-",
+];
+
+/// The script keeps the shell (the unit's main process) alive; its extra lines look like
+/// unit directives.
+const NASTY_SCRIPT: &str = "sleep infinity & wait\nExecStartPre=/bin/false\n[Service]\nUser=root\n\
+     # \"quotes\" 'too' $HOME ${X} %n %% \\ \t é\n";
+
+fn escaping_pod(context: &TestContext, name: &str, values: &[&str], script: &str) -> Pod {
+    let mut args = vec!["-c", script, "argv0"];
+    args.extend(values);
+    let env: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| json!({ "name": format!("NASTY_{i}"), "value": value }))
+        .collect();
+    pod(
+        context,
+        name,
+        json!({ "containers": [{
+            "name": "main", "image": "/bin/sh", "args": args, "env": env,
+        }] }),
+    )
+}
+
+/// `(section, key)` of every entry, in order.
+fn keys(unit: &UnitFile) -> Vec<(String, String)> {
+    unit.sections()
+        .flat_map(|section| {
+            section
+                .entries()
+                .map(|(key, _)| (section.name().to_owned(), key.to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn nasty_args_and_env_arrive_unchanged_and_add_nothing_to_the_unit() {
+    let context = TestContext::new("engine_escaping");
+    let engine = Engine::new(None).await;
+    let nasty = escaping_pod(&context, "nasty", NASTY, NASTY_SCRIPT);
+    let run = engine.run(nasty);
+
+    let pid = run.running_pid(DEADLINE, "main").await;
+    let mut expected = strings(&["/bin/sh", "-c", NASTY_SCRIPT, "argv0"]);
+    expected.extend(strings(NASTY));
+    assert_eq!(argv(pid), expected);
+    let env = environ(pid);
+    for (i, value) in NASTY.iter().enumerate() {
+        let entry = format!("NASTY_{i}={value}").into_bytes();
+        assert!(env.contains(&entry), "{value:?} not in {env:?}");
+    }
+
+    let text = std::fs::read_to_string(run.unit_path("main")).unwrap();
+    let unit = UnitFile::parse(&text).unwrap();
+    let plain_values = vec!["plain"; NASTY.len()];
+    let plain = escaping_pod(&context, "plain", &plain_values, "sleep infinity");
+    let installed = engine
+        .ctx()
+        .installer
+        .install(&ImageRef::Path("/bin/sh".into()))
+        .await
+        .unwrap();
+    let plain_unit = container_unit(
+        &plain,
+        containers(&plain)[0],
+        Some(&installed),
+        UnitContext {
+            node: &engine.ctx().node,
+            pod_dir: &engine.ctx().dirs.pod_dir("plain"),
+            users: engine.ctx().users.as_ref(),
+        },
+    )
+    .unwrap();
+    assert_eq!(keys(&unit), keys(&plain_unit), "{text}");
+    assert_eq!(unit.get("Service", "User"), None);
+    assert_eq!(unit.get("Service", "ExecStartPre"), None);
+
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(run.unit_path("main"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success() && verify.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    run.finish().await;
+}
