@@ -46,26 +46,30 @@ fn phase(status: &PodStatus) -> Option<&str> {
 /// Tries to write a file named `$MARK` into each directory and records the outcome in
 /// `/srv/$WHO` (the emptyDir), then keeps running.
 const WRITE_PROBE: &str = r#"
-for dir in / /usr/local /etc /var/lib /var/log /var/cache /root /home /opt /run /usr; do
-    if echo x > "$dir/$MARK" 2>/dev/null; then echo "$dir wrote"; else echo "$dir denied"; fi
-done > "/srv/$WHO.tmp"
+for dir in / /usr/local /etc /var/lib /var/log /var/cache /opt /run /usr /root /home /tmp /var/tmp; do
+    if echo x 2>/dev/null > "$dir/$MARK"; then echo "$dir wrote"; else echo "$dir denied"; fi
+done 2>/dev/null > "/srv/$WHO.tmp"
 mv "/srv/$WHO.tmp" "/srv/$WHO"
 sleep infinity & wait
 "#;
 
-const PROBED_DIRS: &[&str] = &[
+/// The host's file system, read-only to every unit.
+const READ_ONLY_DIRS: &[&str] = &[
     "/",
     "/usr/local",
     "/etc",
     "/var/lib",
     "/var/log",
     "/var/cache",
-    "/root",
-    "/home",
     "/opt",
     "/run",
     "/usr",
 ];
+
+/// Writable, but each unit's own: `PrivateTmp=yes`, and `ProtectHome=tmpfs`, which
+/// systemd 252 mounts as an empty world-writable tmpfs (not read-only, as newer manuals
+/// say). Nothing written there reaches the host.
+const PRIVATE_DIRS: &[&str] = &["/root", "/home", "/tmp", "/var/tmp"];
 
 #[tokio::test]
 async fn shell_pod_runs_as_asked_and_writes_only_its_empty_dir() {
@@ -126,12 +130,14 @@ async fn shell_pod_runs_as_asked_and_writes_only_its_empty_dir() {
             std::fs::read_to_string(&results).ok()
         })
         .await;
-        let expected: Vec<String> = PROBED_DIRS.iter().map(|d| format!("{d} denied")).collect();
+        let denied = READ_ONLY_DIRS.iter().map(|d| format!("{d} denied"));
+        let private = PRIVATE_DIRS.iter().map(|d| format!("{d} wrote"));
+        let expected: Vec<String> = denied.chain(private).collect();
         assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{who}");
         let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&results).unwrap());
         assert_eq!(owner, if who == "app" { NOBODY } else { 0 });
     }
-    for dir in PROBED_DIRS {
+    for dir in READ_ONLY_DIRS.iter().chain(PRIVATE_DIRS) {
         let path = std::path::Path::new(dir).join(&mark);
         assert!(!path.exists(), "{} was written", path.display());
     }
