@@ -2,7 +2,7 @@
 //! [`Installer`] that routes an [`ImageRef`] to apt, https `.deb` or path. Layer 1.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::apt::{Apt, AptGet, AptPackage};
@@ -29,7 +29,8 @@ pub struct Installed {
     pub newly_installed: bool,
     /// Non-template `*.service` files from the package's file list.
     pub service_units: Vec<PathBuf>,
-    /// Package-owned state directories that exist: `/var/{lib,spool,cache,log}/<x>`, `/run/<x>`.
+    /// Package-owned state directories that exist: `/var/{lib,spool,cache,log}/<x>`, `/run/<x>`,
+    /// from the package's file list and the `d`/`D` lines of its tmpfiles.d files.
     pub writable_dirs: Vec<PathBuf>,
 }
 
@@ -42,8 +43,20 @@ impl Installed {
         newly_installed: bool,
     ) -> Result<Self> {
         let files = dpkg::file_list(package).await?;
+        let mut candidates = vendor::state_dir_candidates(&files);
+        for config in vendor::tmpfiles_configs(&files) {
+            match read_small(&config).await {
+                Ok(text) => candidates.extend(vendor::tmpfiles_state_dirs(&text)),
+                // Not fatal: the directory just stays read-only for the unit.
+                Err(error) => {
+                    tracing::warn!(package, path = %config.display(), %error, "cannot read the package's tmpfiles.d file");
+                }
+            }
+        }
+        candidates.sort();
+        candidates.dedup();
         let mut writable_dirs = Vec::new();
-        for dir in vendor::state_dir_candidates(&files) {
+        for dir in candidates {
             // symlink_metadata: a symlink is not a directory systemk may bind writable.
             if tokio::fs::symlink_metadata(&dir)
                 .await
@@ -61,6 +74,21 @@ impl Installed {
             writable_dirs,
         })
     }
+}
+
+/// Largest tmpfiles.d file read (64 KiB): real ones are a few lines.
+const MAX_TMPFILES_BYTES: u64 = 64 * 1024;
+
+/// The start of a small text file.
+async fn read_small(path: &Path) -> std::io::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut text = String::new();
+    tokio::fs::File::open(path)
+        .await?
+        .take(MAX_TMPFILES_BYTES)
+        .read_to_string(&mut text)
+        .await?;
+    Ok(text)
 }
 
 /// One way of getting an image onto the host.

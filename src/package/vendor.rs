@@ -1,8 +1,9 @@
 //! Vendor units and state directories, read from a package's own file list (never guessed
-//! from its name), and the choice of the one vendor unit a container runs. Pure functions
-//! over paths; checking that directories exist is left to the caller. Layer 1.
+//! from its name) and its tmpfiles.d configuration, and the choice of the one vendor unit
+//! a container runs. Pure functions over paths and text; reading files and checking that
+//! directories exist is left to the caller. Layer 1.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::error::{Error, Result};
 use super::installer::Installed;
@@ -16,6 +17,9 @@ const UNIT_DIRS: [&str; 2] = ["/lib/systemd/system", "/usr/lib/systemd/system"];
 
 /// Parents whose direct children are a package's state directories.
 const STATE_PARENTS: [&str; 5] = ["/var/lib", "/var/spool", "/var/cache", "/var/log", "/run"];
+
+/// Where packages ship tmpfiles.d configuration (before and after usrmerge).
+const TMPFILES_DIRS: [&str; 2] = ["/lib/tmpfiles.d", "/usr/lib/tmpfiles.d"];
 
 /// The package's non-template `*.service` files directly in a systemd unit directory, one
 /// per file name (the same unit under `/lib` and `/usr/lib` counts once), sorted by name.
@@ -44,17 +48,59 @@ pub(crate) fn service_units(files: &[PathBuf]) -> Vec<PathBuf> {
 /// `/var/{lib,spool,cache,log}/<x>` and `/run/<x>`. Whether they are directories is for the
 /// caller to check on disk.
 pub(crate) fn state_dir_candidates(files: &[PathBuf]) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = files
-        .iter()
-        .filter(|f| {
-            f.parent()
-                .is_some_and(|p| STATE_PARENTS.iter().any(|s| p == Path::new(s)))
-        })
-        .cloned()
-        .collect();
+    let mut dirs: Vec<PathBuf> = files.iter().filter(|f| is_state_dir(f)).cloned().collect();
     dirs.sort();
     dirs.dedup();
     dirs
+}
+
+/// The package's tmpfiles.d files (`*.conf` directly in a tmpfiles.d directory).
+pub(crate) fn tmpfiles_configs(files: &[PathBuf]) -> Vec<PathBuf> {
+    files
+        .iter()
+        .filter(|f| {
+            f.parent()
+                .is_some_and(|p| TMPFILES_DIRS.iter().any(|d| p == Path::new(d)))
+                && f.extension().is_some_and(|e| e == "conf")
+        })
+        .cloned()
+        .collect()
+}
+
+/// State directories a tmpfiles.d configuration creates (`d` and `D` lines). Packages
+/// create their `/run/<x>` this way at boot instead of shipping it (uptimed's pid file
+/// lives in `/run/uptimed`), so the file list alone misses it. `/var/run` is `/run`;
+/// paths with specifiers (`%`) are skipped: only systemd-tmpfiles knows their values.
+pub(crate) fn tmpfiles_state_dirs(config: &str) -> Vec<PathBuf> {
+    config
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let kind = fields.next()?;
+            let path = fields.next()?;
+            if !kind.starts_with(['d', 'D']) || path.contains('%') {
+                return None;
+            }
+            let path = match path.strip_prefix("/var/run/") {
+                Some(rest) => PathBuf::from("/run").join(rest),
+                None => PathBuf::from(path),
+            };
+            is_state_dir(&path).then_some(path)
+        })
+        .collect()
+}
+
+/// A plain path exactly one below one of [`STATE_PARENTS`].
+fn is_state_dir(path: &Path) -> bool {
+    let plain = path
+        .components()
+        .skip(1)
+        .all(|c| matches!(c, Component::Normal(_)));
+    plain
+        && path.has_root()
+        && path
+            .parent()
+            .is_some_and(|p| STATE_PARENTS.iter().any(|s| p == Path::new(s)))
 }
 
 /// The vendor unit a container runs. `wanted` (from the annotation
@@ -179,6 +225,43 @@ mod tests {
         assert_eq!(
             state_dir_candidates(&files),
             paths(&["/run/foo", "/var/lib/foo", "/var/log/foo.log"])
+        );
+    }
+
+    #[test]
+    fn tmpfiles_configs_of_the_package() {
+        let files = paths(&[
+            "/usr/lib/tmpfiles.d/uptimed.conf",
+            "/lib/tmpfiles.d/old.conf",
+            "/usr/lib/tmpfiles.d/README",
+            "/etc/tmpfiles.d/admin.conf",
+            "/usr/lib/tmpfiles.d/sub/x.conf",
+        ]);
+        assert_eq!(
+            tmpfiles_configs(&files),
+            paths(&[
+                "/usr/lib/tmpfiles.d/uptimed.conf",
+                "/lib/tmpfiles.d/old.conf"
+            ])
+        );
+    }
+
+    #[test]
+    fn tmpfiles_directories_that_are_state_dirs() {
+        let config = "# comment\n\
+            d /run/uptimed 0755 daemon daemon\n\
+            D! /var/run/foo 0700 foo foo -\n\
+            d /var/lib/bar\n\
+            f /run/file.pid 0644\n\
+            d /run/a/b 0755\n\
+            d /run/%i 0755\n\
+            d /run/.. 0755\n\
+            d /etc/x 0755\n\
+            L /run/link - - - - /x\n\
+            d\n";
+        assert_eq!(
+            tmpfiles_state_dirs(config),
+            paths(&["/run/uptimed", "/run/foo", "/var/lib/bar"])
         );
     }
 

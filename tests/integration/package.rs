@@ -109,7 +109,10 @@ async fn apt_installs_uptimed_once_without_starting_it() {
     );
     assert_eq!(
         first.writable_dirs,
-        vec![PathBuf::from("/var/spool/uptimed")]
+        [
+            PathBuf::from("/run/uptimed"),
+            PathBuf::from("/var/spool/uptimed")
+        ]
     );
     assert_eq!(
         select_vendor_unit(&first, None).unwrap(),
