@@ -214,6 +214,14 @@ async fn apt_pod_runs_the_vendor_exec_start_with_the_vendor_unit_off() {
     assert_eq!(systemctl("is-active"), "inactive");
     let wants = std::path::Path::new("/etc/systemd/system/multi-user.target.wants");
     assert!(!wants.join("uptimed.service").is_symlink());
+    // The sandbox leaves the daemon its own directories: the pid file in /run/uptimed
+    // (made by the package's tmpfiles.d) and the records in /var/spool/uptimed.
+    let pid_file = wait_for(DEADLINE, "uptimed to write its pid file", || async {
+        std::fs::read_to_string("/run/uptimed/uptimed.pid").ok()
+    })
+    .await;
+    assert_eq!(pid_file.trim(), pid.to_string());
+    assert!(std::path::Path::new("/var/spool/uptimed/records").exists());
     // The only uptimed running is the pod's.
     let pgrep = Command::new("pgrep")
         .args(["-x", "uptimed"])
