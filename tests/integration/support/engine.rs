@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
@@ -301,11 +302,13 @@ pub fn proc_ids(pid: u32, field: &str) -> Vec<u32> {
 
 /// A UID no other test (or earlier run) uses, shaped like the API server's UUIDs.
 pub fn unique_uid() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let hex = format!("{:08x}{:024x}", std::process::id(), nanos);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let hex = format!("{:08x}{count:08x}{:016x}", std::process::id(), nanos as u64);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
