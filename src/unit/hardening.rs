@@ -13,6 +13,10 @@
 //! - The package's own state directories (`writable_dirs`) become `ReadWritePaths=-`.
 //! - `ProtectHome=tmpfs` (or the vendor's stricter `yes`), `PrivateTmp=yes`,
 //!   `PrivateMounts=yes`.
+//! - `/dev` stays the host's (pods may be given devices), but its two world-writable
+//!   places are not: `PrivateIPC=yes` gives the unit its own POSIX message queues
+//!   (`/dev/mqueue`) and SysV IPC, and `/dev/shm` is a tmpfs of its own. Unlike a
+//!   Kubernetes pod, the containers of one pod do not share shared memory.
 //! - `NoNewPrivileges=yes` exactly when the container sets
 //!   `allowPrivilegeEscalation: false`, as Kubernetes maps that field; otherwise the
 //!   vendor's setting stays. Forcing it would break vendor units whose processes must
@@ -48,6 +52,13 @@ pub fn apply_hardening(
     unit.set(SERVICE, "ProtectHome", home)?;
     unit.set(SERVICE, "PrivateTmp", "yes")?;
     unit.set(SERVICE, "PrivateMounts", "yes")?;
+    unit.set(SERVICE, "PrivateIPC", "yes")?;
+    // A list directive: the vendor's own entries stay.
+    unit.add(
+        SERVICE,
+        "TemporaryFileSystem",
+        "/dev/shm:mode=1777,nosuid,nodev",
+    )?;
     let no_escalation = container
         .security_context
         .as_ref()
@@ -118,7 +129,8 @@ mod tests {
         );
         assert_eq!(
             unit.render(),
-            "[Service]\nProtectSystem=strict\nProtectHome=tmpfs\nPrivateTmp=yes\nPrivateMounts=yes\n"
+            "[Service]\nProtectSystem=strict\nProtectHome=tmpfs\nPrivateTmp=yes\nPrivateMounts=yes\n\
+             PrivateIPC=yes\nTemporaryFileSystem=/dev/shm:mode=1777,nosuid,nodev\n"
         );
     }
 

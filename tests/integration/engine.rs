@@ -68,8 +68,8 @@ const READ_ONLY_DIRS: &[&str] = &[
 
 /// Writable, but each unit's own: `PrivateTmp=yes`, and `ProtectHome=tmpfs`, which
 /// systemd 252 mounts as an empty world-writable tmpfs (not read-only, as newer manuals
-/// say). Nothing written there reaches the host.
-const PRIVATE_DIRS: &[&str] = &["/root", "/home", "/tmp", "/var/tmp"];
+/// say), and `/dev/shm`, a tmpfs of its own. Nothing written there reaches the host.
+const PRIVATE_DIRS: &[&str] = &["/root", "/home", "/tmp", "/var/tmp", "/dev/shm"];
 
 #[tokio::test]
 async fn shell_pod_runs_as_asked_and_writes_only_its_empty_dir() {
