@@ -134,7 +134,12 @@ pub async fn reconcile(
 pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<()> {
     let names: Vec<UnitName> = state.units.iter().cloned().collect();
     if !names.is_empty() {
-        let grace = grace_of(state.applied.as_deref());
+        let grace = match state.applied.as_deref() {
+            Some(pod) => grace_of(Some(pod)),
+            // Adopted at start (the manifest went away while systemk was down): the
+            // units still say what grace their pod gave.
+            None => written_grace(&ctx.unit_dir, &names).await,
+        };
         let stops = names
             .iter()
             .map(|name| ctx.systemd.stop(name, grace + STOP_MARGIN));
@@ -451,6 +456,29 @@ fn problem(err: &Error) -> Problem {
     }
 }
 
+/// The longest stop timeout the unit files of `names` give: the grace period they were
+/// written with ([`grace_of`] when none can be read).
+async fn written_grace(unit_dir: &Path, names: &[UnitName]) -> Duration {
+    let mut longest = None;
+    for name in names {
+        let timeout = read_unit(unit_dir, name).await.and_then(|unit| {
+            unit.get("Service", "TimeoutStopSec")
+                .and_then(parse_seconds)
+        });
+        longest = longest.max(timeout);
+    }
+    longest.unwrap_or_else(|| grace_of(None))
+}
+
+/// A `TimeoutStopSec=` as the unit builder writes it (`<seconds>s`).
+fn parse_seconds(value: &str) -> Option<Duration> {
+    value
+        .strip_suffix('s')?
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
 async fn read_unit(unit_dir: &Path, name: &UnitName) -> Option<UnitFile> {
     let text = tokio::fs::read_to_string(unit_dir.join(name.as_str()))
         .await
@@ -489,5 +517,23 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_grace_period_is_read_back() {
+        assert_eq!(parse_seconds("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_seconds("120s"), Some(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn other_stop_timeouts_are_not_guessed() {
+        for value in ["", "s", "2", "2min", "infinity", "-1s"] {
+            assert_eq!(parse_seconds(value), None, "{value:?}");
+        }
     }
 }
