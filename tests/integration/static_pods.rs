@@ -116,7 +116,7 @@ async fn a_changed_container_restarts_alone() {
         })
         .await;
     let cmdline = fs::read(format!("/proc/{}/cmdline", restarted.main_pid)).unwrap();
-    assert_eq!(cmdline, b"sleep\02000\0");
+    assert_eq!(cmdline, b"sleep\x002000\x00");
     let first_now = machine.status(&first).await;
     assert_eq!(
         (first_now.main_pid, first_now.sub_state.as_str()),
@@ -199,6 +199,8 @@ spec:
     );
 
     agent.terminate().await;
+    let removals = machine.log().matches("pod removed").count();
+    assert_eq!(removals, 1, "the pod was cleaned up {removals} times");
     machine.clean_up().await;
 }
 
@@ -415,6 +417,7 @@ async fn restarting_the_agent_leaves_pods_alone() {
 
     agent.kill9();
     machine.remove_manifest("gone.yaml");
+    let restarted_at = machine.log().len();
     let agent = machine.start_agent();
     crate::support::wait_for(START, "the removed pod's unit to go", || async {
         machine.is_gone(&gone).await.then_some(())
@@ -425,7 +428,7 @@ async fn restarting_the_agent_leaves_pods_alone() {
     })
     .await;
     machine
-        .wait_for_log(START, 2, &["all pods are in sync"])
+        .wait_for_log(START, restarted_at, 1, &["all pods are in sync"])
         .await;
     for (unit, pid) in units.iter().zip(&pids) {
         let status = machine.status(unit).await;
@@ -479,7 +482,7 @@ async fn a_broken_pod_never_affects_the_others() {
     assert!(message.contains(MISSING), "{message:?}");
     // Retried with back-off: a second failed install, 10 s later.
     machine
-        .wait_for_log(SLOW, 2, &["cannot prepare a container", MISSING])
+        .wait_for_log(SLOW, 0, 2, &["cannot prepare a container", MISSING])
         .await;
     let status = machine.status(&good).await;
     assert_eq!(

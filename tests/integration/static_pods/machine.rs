@@ -119,15 +119,25 @@ impl Machine {
 
     /// Everything the agents of this test logged.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap_or_default()
+        let bytes = fs::read(self.log_path()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    /// Waits until the log has `count` lines containing every one of `parts`.
-    pub async fn wait_for_log(&self, deadline: Duration, count: usize, parts: &[&str]) {
+    /// Waits until the log, from byte `since` on, has `count` lines containing every one
+    /// of `parts`.
+    pub async fn wait_for_log(
+        &self,
+        deadline: Duration,
+        since: usize,
+        count: usize,
+        parts: &[&str],
+    ) {
         let what = format!("{count} log line(s) with {parts:?}");
         wait_for(deadline, &what, || async {
-            let lines = self
-                .log()
+            let log = self.log();
+            let lines = log
+                .get(since..)
+                .unwrap_or_default()
                 .lines()
                 .filter(|line| parts.iter().all(|part| line.contains(part)))
                 .count();
