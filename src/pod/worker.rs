@@ -102,19 +102,13 @@ pub async fn reconcile(
             wake = later(now(), delay);
         }
     }
-    let statuses = read_statuses(ctx, pod, state).await?;
-    let at = now();
-    for container in containers(pod) {
-        let name = &container.container.name;
-        let Some(unit) = statuses.get(name) else {
-            continue;
-        };
-        let restarts = restarts_of(ctx, uid, pod, container, state);
-        if observe_unit(restarts, unit) {
-            records::save(&ctx.dirs, uid, restarts)?;
-        }
+    let mut statuses = observe(ctx, uid, pod, state).await?;
+    let (started, restart_at) = start_due(ctx, pod, state, &statuses, now()).await?;
+    wake = earliest(wake, restart_at);
+    if started {
+        // The status shows what runs now, not what ran before the starts.
+        statuses = observe(ctx, uid, pod, state).await?;
     }
-    wake = earliest(wake, start_due(ctx, pod, state, &statuses, at).await?);
     let status = compute_status(ctx, uid, pod, state, &statuses, now());
     let status_changed = state.status.as_ref() != Some(&status);
     if status_changed {
@@ -277,14 +271,35 @@ async fn prepare_container(
     Ok((unit, installed.image_id))
 }
 
-/// Starts what should run now and returns when the next restart is due.
+/// Reads the status of the pod's units and brings the restart machines up to date.
+async fn observe(
+    ctx: &Context,
+    uid: &str,
+    pod: &Pod,
+    state: &mut PodState,
+) -> Result<HashMap<String, UnitStatus>> {
+    let statuses = read_statuses(ctx, pod, state).await?;
+    for container in containers(pod) {
+        let Some(unit) = statuses.get(&container.container.name) else {
+            continue;
+        };
+        let restarts = restarts_of(ctx, uid, pod, container, state);
+        if observe_unit(restarts, unit) {
+            records::save(&ctx.dirs, uid, restarts)?;
+        }
+    }
+    Ok(statuses)
+}
+
+/// Starts what should run now; returns whether it started anything and when the next
+/// restart is due.
 async fn start_due(
     ctx: &Context,
     pod: &Pod,
     state: &mut PodState,
     statuses: &HashMap<String, UnitStatus>,
     now: Timestamp,
-) -> Result<Option<Timestamp>> {
+) -> Result<(bool, Option<Timestamp>)> {
     let all = containers(pod);
     let (init, app): (Vec<_>, Vec<_>) = all.iter().partition(|c| c.init);
     let init_restarts: Vec<ContainerRestarts> = init
@@ -317,6 +332,7 @@ async fn start_due(
             }
         }
     }
+    let mut started = false;
     for container in to_start {
         let Some(unit) = statuses.get(&container.container.name) else {
             continue;
@@ -325,13 +341,14 @@ async fn start_due(
             continue;
         }
         tracing::info!(unit = %unit.name, "starting container");
+        started = true;
         // RestartUnit also starts inactive and failed units, and is the only way to run
         // an `active (exited)` unit (RemainAfterExit=yes) again.
         if let Err(err) = ctx.systemd.restart(&unit.name).await {
             tracing::warn!(unit = %unit.name, error = %err, "starting a container failed");
         }
     }
-    Ok(wake)
+    Ok((started, wake))
 }
 
 fn compute_status(
