@@ -28,8 +28,9 @@ pub const MAX_CONCURRENT_PASSES: usize = 16;
 /// What the reconciler tells its owner.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
-    /// Every source sent its first set and every pod had its first pass: the machine
-    /// matches the desired pods (for `READY=1`).
+    /// Every source sent its first set and every pod had its first pass (for `READY=1`).
+    /// A pass that failed counts too: it is retried on its back-off, and one pod that
+    /// cannot be converged must not keep systemk from becoming ready.
     Synced,
     /// A pass computed this pod's status.
     Status(Arc<Pod>),
