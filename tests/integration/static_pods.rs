@@ -170,7 +170,7 @@ spec:
         ready.exists().then_some(())
     })
     .await;
-    let (pod_dir, _) = machine.pod("stubborn").unwrap();
+    let pod_dir = machine.wait_pod_dir(START, "stubborn").await;
     assert!(Path::new(WANTS_DIR).join(unit.as_str()).exists());
 
     machine.remove_manifest("stubborn.yaml");
@@ -229,7 +229,7 @@ async fn init_containers_run_in_order_before_the_app() {
     let app = machine.unit("ordered", "app");
     machine.wait_running(START, &app).await;
 
-    let (pod_dir, _) = machine.pod("ordered").unwrap();
+    let pod_dir = machine.wait_pod_dir(START, "ordered").await;
     let seen = pod_dir.join("volumes/empty-dir/shared/seen");
     let seen = crate::support::wait_for(START, "the app to copy the order", || async {
         fs::read_to_string(&seen).ok()
@@ -413,7 +413,7 @@ async fn restarting_the_agent_leaves_pods_alone() {
     machine
         .wait_pod(START, "duo", "Running", |pod| phase(pod) == "Running")
         .await;
-    let (gone_dir, _) = machine.pod("gone").unwrap();
+    let gone_dir = machine.wait_pod_dir(START, "gone").await;
 
     agent.kill9();
     machine.remove_manifest("gone.yaml");

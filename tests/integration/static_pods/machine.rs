@@ -201,6 +201,15 @@ impl Machine {
         })
     }
 
+    /// Waits until the pod has saved a status, and returns its directory.
+    pub async fn wait_pod_dir(&self, deadline: Duration, pod: &str) -> PathBuf {
+        let what = format!("pod {pod} to save its status");
+        wait_for(deadline, &what, || async {
+            self.pod(pod).map(|(dir, _)| dir)
+        })
+        .await
+    }
+
     /// Waits until the pod's saved status satisfies `condition`, and returns the pod.
     pub async fn wait_pod(
         &self,
