@@ -93,7 +93,17 @@ async fn new_manifests_start_their_pods() {
             status.state.as_ref().unwrap().running.is_some(),
             "{status:?}"
         );
+        assert_eq!(status.restart_count, 0);
+        assert!(status.image_id.starts_with("sha256:"), "{status:?}");
+        let unit = machine.unit("duo", name);
+        assert_eq!(
+            status.container_id.as_deref(),
+            Some(format!("systemd://{unit}").as_str())
+        );
     }
+    let pod_status = duo.status.as_ref().unwrap();
+    assert!(pod_status.start_time.is_some() && pod_status.host_ip.is_some());
+    assert_eq!(pod_status.qos_class.as_deref(), Some("BestEffort"));
 
     agent.terminate().await;
     machine.clean_up().await;
@@ -464,6 +474,10 @@ async fn a_broken_pod_never_affects_the_others() {
     machine.write_manifest("good.yaml", &sleeper("good"));
     machine.write_manifest("bad.yaml", &sleeper("bad").replace("/bin/sleep", MISSING));
     machine.write_manifest(
+        "nobinary.yaml",
+        &sleeper("nobinary").replace("/bin/sleep", "/usr/bin/systemk-no-such-binary"),
+    );
+    machine.write_manifest(
         "broken.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: [oops\n",
     );
@@ -480,6 +494,21 @@ async fn a_broken_pod_never_affects_the_others() {
         .and_then(|c| c.state.as_ref()?.waiting.as_ref()?.message.clone())
         .unwrap_or_default();
     assert!(message.contains(MISSING), "{message:?}");
+    let nobinary = machine
+        .wait_pod(START, "nobinary", "waiting with a message", |pod| {
+            waiting_reason(pod, "main").is_some_and(|reason| reason != "ContainerCreating")
+        })
+        .await;
+    let waiting = container(&nobinary, "main")
+        .and_then(|c| c.state.as_ref()?.waiting.clone())
+        .unwrap();
+    assert!(
+        waiting
+            .message
+            .as_deref()
+            .is_some_and(|message| message.contains("systemk-no-such-binary")),
+        "{waiting:?}"
+    );
     // Retried with back-off: a second failed install, 10 s later.
     machine
         .wait_for_log(SLOW, 0, 2, &["cannot prepare a container", MISSING])
