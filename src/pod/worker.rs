@@ -41,6 +41,9 @@ pub struct PodState {
     applied: Option<Arc<Pod>>,
     /// Preparations that failed in a row, for the retry back-off.
     failed_prepares: u32,
+    /// The pod the last preparation that left problems worked on, and when it may be
+    /// tried again: passes woken by other events before then do not retry it.
+    failed_prepare: Option<(Arc<Pod>, Timestamp)>,
     /// Why containers could not be prepared, by container name.
     problems: HashMap<String, Problem>,
     /// What each container's image resolved to.
@@ -93,13 +96,23 @@ pub async fn reconcile(
     state: &mut PodState,
 ) -> Result<Pass> {
     let mut wake: Option<Timestamp> = None;
-    let changed_spec = state.applied.as_ref().is_none_or(|applied| applied != pod);
-    if changed_spec {
-        state.start_time.get_or_insert_with(now);
-        prepare(ctx, uid, pod, state).await?;
-        if !state.problems.is_empty() {
-            let delay = PREPARE_RETRY.delay(state.failed_prepares.saturating_sub(1));
-            wake = later(now(), delay);
+    match prepare_decision(
+        state.applied.as_ref(),
+        state.failed_prepare.as_ref(),
+        pod,
+        now(),
+    ) {
+        PrepareDecision::UpToDate => {}
+        PrepareDecision::RetryAt(at) => wake = Some(at),
+        PrepareDecision::Prepare => {
+            state.start_time.get_or_insert_with(now);
+            prepare(ctx, uid, pod, state).await?;
+            state.failed_prepare = None;
+            if !state.problems.is_empty() {
+                let delay = PREPARE_RETRY.delay(state.failed_prepares.saturating_sub(1));
+                wake = later(now(), delay);
+                state.failed_prepare = wake.map(|at| (pod.clone(), at));
+            }
         }
     }
     let mut statuses = observe(ctx, uid, pod, state).await?;
@@ -121,6 +134,36 @@ pub async fn reconcile(
         wake,
         status_changed,
     })
+}
+
+/// Whether a pass prepares the pod's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrepareDecision {
+    /// The units were prepared from this very pod.
+    UpToDate,
+    /// Preparing this pod failed; the retry is due then.
+    RetryAt(Timestamp),
+    /// The pod is new or changed, or its retry is due.
+    Prepare,
+}
+
+/// Decides whether to prepare `pod`, given the pod its units were last fully prepared
+/// from and the last preparation that left problems (with its retry time). Pure.
+fn prepare_decision(
+    applied: Option<&Arc<Pod>>,
+    failed: Option<&(Arc<Pod>, Timestamp)>,
+    pod: &Arc<Pod>,
+    now: Timestamp,
+) -> PrepareDecision {
+    if applied.is_some_and(|applied| applied == pod) {
+        return PrepareDecision::UpToDate;
+    }
+    match failed {
+        Some((failed, retry_at)) if failed == pod && now < *retry_at => {
+            PrepareDecision::RetryAt(*retry_at)
+        }
+        _ => PrepareDecision::Prepare,
+    }
 }
 
 /// Stops every unit of a pod that is no longer desired (each within its grace period),
@@ -538,19 +581,4 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_written_grace_period_is_read_back() {
-        assert_eq!(parse_seconds("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_seconds("120s"), Some(Duration::from_secs(120)));
-    }
-
-    #[test]
-    fn other_stop_timeouts_are_not_guessed() {
-        for value in ["", "s", "2", "2min", "infinity", "-1s"] {
-            assert_eq!(parse_seconds(value), None, "{value:?}");
-        }
-    }
-}
+mod tests;
