@@ -28,8 +28,9 @@ pub const MAX_CONCURRENT_PASSES: usize = 16;
 /// What the reconciler tells its owner.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
-    /// Every source sent its first set and every pod had its first pass: the machine
-    /// matches the desired pods (for `READY=1`).
+    /// Every source sent its first set and every pod had its first pass (for `READY=1`).
+    /// A pass that failed counts too: it is retried on its back-off, and one pod that
+    /// cannot be converged must not keep systemk from becoming ready.
     Synced,
     /// A pass computed this pod's status.
     Status(Arc<Pod>),
@@ -70,7 +71,7 @@ pub async fn run(
                     reconciler.mark_all_dirty();
                 }
             },
-            Some(done) = reconciler.passes.join_next() => reconciler.finished(done),
+            Some(done) = reconciler.passes.join_next_with_id() => reconciler.finished(done),
             () = sleep_until(next_wake) => reconciler.wake_due(),
         }
     }
@@ -105,6 +106,8 @@ struct Reconciler {
     /// When pods want their next pass.
     wakes: HashMap<String, Instant>,
     passes: JoinSet<PassResult>,
+    /// Which pod each running pass works on, to recover from a pass that panicked.
+    pass_pods: HashMap<tokio::task::Id, String>,
     progress: mpsc::UnboundedSender<Progress>,
     /// Whether `Progress::Synced` was sent.
     synced: bool,
@@ -126,6 +129,7 @@ impl Reconciler {
             unowned_changes: HashSet::new(),
             wakes: HashMap::new(),
             passes: JoinSet::new(),
+            pass_pods: HashMap::new(),
             progress,
             synced: false,
         }
@@ -216,11 +220,21 @@ impl Reconciler {
             .collect();
         for uid in ready {
             self.dirty.remove(&uid);
-            self.running.insert(uid.clone());
-            let mut state = self.states.remove(&uid).unwrap_or_default();
             let pod = self.desired.get(&uid).cloned();
+            let Some(mut state) = self
+                .states
+                .remove(&uid)
+                .or_else(|| pod.is_some().then(PodState::default))
+            else {
+                // Neither desired nor on the machine: cleaned up already (signals of its
+                // units' last moments arrive after its cleanup pass).
+                continue;
+            };
+            self.running.insert(uid.clone());
             let ctx = self.ctx.clone();
-            self.passes.spawn(async move {
+            let pass_uid = uid.clone();
+            let pass = self.passes.spawn(async move {
+                let uid = pass_uid;
                 let result = match &pod {
                     Some(pod) => worker::reconcile(&ctx, &uid, pod, &mut state)
                         .await
@@ -229,6 +243,7 @@ impl Reconciler {
                 };
                 (uid, state, result)
             });
+            self.pass_pods.insert(pass.id(), uid);
         }
         if !self.synced && self.dirty.is_empty() && self.running.is_empty() {
             self.synced = true;
@@ -236,13 +251,28 @@ impl Reconciler {
         }
     }
 
-    fn finished(&mut self, done: Result<PassResult, tokio::task::JoinError>) {
+    fn finished(&mut self, done: Result<(tokio::task::Id, PassResult), tokio::task::JoinError>) {
         let (uid, state, result) = match done {
-            Ok(done) => done,
+            Ok((id, done)) => {
+                self.pass_pods.remove(&id);
+                done
+            }
             Err(err) => {
-                // A pass panicked: its state is lost; the next event rebuilds it from
-                // systemd. Never take the reconciler down with it.
+                // A pass panicked: its state is lost. Never take the reconciler down with
+                // it; rebuild the state from the units it owned and try again later.
                 tracing::error!(error = %err, "a reconcile pass panicked");
+                if let Some(uid) = self.pass_pods.remove(&err.id()) {
+                    self.running.remove(&uid);
+                    let units = self
+                        .owners
+                        .iter()
+                        .filter(|(_, owner)| **owner == uid)
+                        .map(|(name, _)| name.clone());
+                    let state = PodState::adopted(units.collect::<Vec<_>>());
+                    self.wakes
+                        .insert(uid.clone(), Instant::now() + PASS_RETRY.delay(0));
+                    self.states.insert(uid, state);
+                }
                 return;
             }
         };

@@ -41,6 +41,9 @@ pub struct PodState {
     applied: Option<Arc<Pod>>,
     /// Preparations that failed in a row, for the retry back-off.
     failed_prepares: u32,
+    /// The pod the last preparation that left problems worked on, and when it may be
+    /// tried again: passes woken by other events before then do not retry it.
+    failed_prepare: Option<(Arc<Pod>, Timestamp)>,
     /// Why containers could not be prepared, by container name.
     problems: HashMap<String, Problem>,
     /// What each container's image resolved to.
@@ -93,28 +96,32 @@ pub async fn reconcile(
     state: &mut PodState,
 ) -> Result<Pass> {
     let mut wake: Option<Timestamp> = None;
-    let changed_spec = state.applied.as_ref().is_none_or(|applied| applied != pod);
-    if changed_spec {
-        state.start_time.get_or_insert_with(now);
-        prepare(ctx, uid, pod, state).await?;
-        if !state.problems.is_empty() {
-            let delay = PREPARE_RETRY.delay(state.failed_prepares.saturating_sub(1));
-            wake = later(now(), delay);
+    match prepare_decision(
+        state.applied.as_ref(),
+        state.failed_prepare.as_ref(),
+        pod,
+        now(),
+    ) {
+        PrepareDecision::UpToDate => {}
+        PrepareDecision::RetryAt(at) => wake = Some(at),
+        PrepareDecision::Prepare => {
+            state.start_time.get_or_insert_with(now);
+            prepare(ctx, uid, pod, state).await?;
+            state.failed_prepare = None;
+            if !state.problems.is_empty() {
+                let delay = PREPARE_RETRY.delay(state.failed_prepares.saturating_sub(1));
+                wake = later(now(), delay);
+                state.failed_prepare = wake.map(|at| (pod.clone(), at));
+            }
         }
     }
-    let statuses = read_statuses(ctx, pod, state).await?;
-    let at = now();
-    for container in containers(pod) {
-        let name = &container.container.name;
-        let Some(unit) = statuses.get(name) else {
-            continue;
-        };
-        let restarts = restarts_of(ctx, uid, pod, container, state);
-        if observe_unit(restarts, unit) {
-            records::save(&ctx.dirs, uid, restarts)?;
-        }
+    let mut statuses = observe(ctx, uid, pod, state).await?;
+    let (started, restart_at) = start_due(ctx, pod, state, &statuses, now()).await?;
+    wake = earliest(wake, restart_at);
+    if started {
+        // The status shows what runs now, not what ran before the starts.
+        statuses = observe(ctx, uid, pod, state).await?;
     }
-    wake = earliest(wake, start_due(ctx, pod, state, &statuses, at).await?);
     let status = compute_status(ctx, uid, pod, state, &statuses, now());
     let status_changed = state.status.as_ref() != Some(&status);
     if status_changed {
@@ -129,12 +136,47 @@ pub async fn reconcile(
     })
 }
 
+/// Whether a pass prepares the pod's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrepareDecision {
+    /// The units were prepared from this very pod.
+    UpToDate,
+    /// Preparing this pod failed; the retry is due then.
+    RetryAt(Timestamp),
+    /// The pod is new or changed, or its retry is due.
+    Prepare,
+}
+
+/// Decides whether to prepare `pod`, given the pod its units were last fully prepared
+/// from and the last preparation that left problems (with its retry time). Pure.
+fn prepare_decision(
+    applied: Option<&Arc<Pod>>,
+    failed: Option<&(Arc<Pod>, Timestamp)>,
+    pod: &Arc<Pod>,
+    now: Timestamp,
+) -> PrepareDecision {
+    if applied.is_some_and(|applied| applied == pod) {
+        return PrepareDecision::UpToDate;
+    }
+    match failed {
+        Some((failed, retry_at)) if failed == pod && now < *retry_at => {
+            PrepareDecision::RetryAt(*retry_at)
+        }
+        _ => PrepareDecision::Prepare,
+    }
+}
+
 /// Stops every unit of a pod that is no longer desired (each within its grace period),
 /// removes the units and the pod's directory.
 pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<()> {
     let names: Vec<UnitName> = state.units.iter().cloned().collect();
     if !names.is_empty() {
-        let grace = grace_of(state.applied.as_deref());
+        let grace = match state.applied.as_deref() {
+            Some(pod) => grace_of(Some(pod)),
+            // Adopted at start (the manifest went away while systemk was down): the
+            // units still say what grace their pod gave.
+            None => written_grace(&ctx.unit_dir, &names).await,
+        };
         let stops = names
             .iter()
             .map(|name| ctx.systemd.stop(name, grace + STOP_MARGIN));
@@ -272,14 +314,35 @@ async fn prepare_container(
     Ok((unit, installed.image_id))
 }
 
-/// Starts what should run now and returns when the next restart is due.
+/// Reads the status of the pod's units and brings the restart machines up to date.
+async fn observe(
+    ctx: &Context,
+    uid: &str,
+    pod: &Pod,
+    state: &mut PodState,
+) -> Result<HashMap<String, UnitStatus>> {
+    let statuses = read_statuses(ctx, pod, state).await?;
+    for container in containers(pod) {
+        let Some(unit) = statuses.get(&container.container.name) else {
+            continue;
+        };
+        let restarts = restarts_of(ctx, uid, pod, container, state);
+        if observe_unit(restarts, unit) {
+            records::save(&ctx.dirs, uid, restarts)?;
+        }
+    }
+    Ok(statuses)
+}
+
+/// Starts what should run now; returns whether it started anything and when the next
+/// restart is due.
 async fn start_due(
     ctx: &Context,
     pod: &Pod,
     state: &mut PodState,
     statuses: &HashMap<String, UnitStatus>,
     now: Timestamp,
-) -> Result<Option<Timestamp>> {
+) -> Result<(bool, Option<Timestamp>)> {
     let all = containers(pod);
     let (init, app): (Vec<_>, Vec<_>) = all.iter().partition(|c| c.init);
     let init_restarts: Vec<ContainerRestarts> = init
@@ -312,6 +375,7 @@ async fn start_due(
             }
         }
     }
+    let mut started = false;
     for container in to_start {
         let Some(unit) = statuses.get(&container.container.name) else {
             continue;
@@ -320,13 +384,14 @@ async fn start_due(
             continue;
         }
         tracing::info!(unit = %unit.name, "starting container");
+        started = true;
         // RestartUnit also starts inactive and failed units, and is the only way to run
         // an `active (exited)` unit (RemainAfterExit=yes) again.
         if let Err(err) = ctx.systemd.restart(&unit.name).await {
             tracing::warn!(unit = %unit.name, error = %err, "starting a container failed");
         }
     }
-    Ok(wake)
+    Ok((started, wake))
 }
 
 fn compute_status(
@@ -451,6 +516,29 @@ fn problem(err: &Error) -> Problem {
     }
 }
 
+/// The longest stop timeout the unit files of `names` give: the grace period they were
+/// written with ([`grace_of`] when none can be read).
+async fn written_grace(unit_dir: &Path, names: &[UnitName]) -> Duration {
+    let mut longest = None;
+    for name in names {
+        let timeout = read_unit(unit_dir, name).await.and_then(|unit| {
+            unit.get("Service", "TimeoutStopSec")
+                .and_then(parse_seconds)
+        });
+        longest = longest.max(timeout);
+    }
+    longest.unwrap_or_else(|| grace_of(None))
+}
+
+/// A `TimeoutStopSec=` as the unit builder writes it (`<seconds>s`).
+fn parse_seconds(value: &str) -> Option<Duration> {
+    value
+        .strip_suffix('s')?
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
 async fn read_unit(unit_dir: &Path, name: &UnitName) -> Option<UnitFile> {
     let text = tokio::fs::read_to_string(unit_dir.join(name.as_str()))
         .await
@@ -491,3 +579,6 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
         (a, b) => a.or(b),
     }
 }
+
+#[cfg(test)]
+mod tests;

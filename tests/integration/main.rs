@@ -10,5 +10,6 @@ mod apiserver;
 mod engine;
 mod harness;
 mod package;
+mod static_pods;
 mod support;
 mod systemd;
