@@ -38,6 +38,26 @@ pub enum Progress {
         /// The pod's UID.
         uid: String,
     },
+    /// Something happened to a pod worth an Event (`kubectl describe pod`).
+    Event {
+        /// The pod it happened to.
+        pod: Arc<Pod>,
+        /// CamelCase reason, the kubelet's where one exists (`Pulling`, `Started`, ...).
+        reason: &'static str,
+        /// What happened, for people.
+        message: String,
+        /// Normal or Warning.
+        type_: EventKind,
+    },
+}
+
+/// Severity of a [`Progress::Event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Part of normal operation.
+    Normal,
+    /// Something failed or waits.
+    Warning,
 }
 
 /// Keeps the machine equal to the desired pods until `shutdown` completes. Pods keep
@@ -212,6 +232,7 @@ impl Reconciler {
             self.dirty.remove(&uid);
             self.running.insert(uid.clone());
             let mut state = self.states.remove(&uid).unwrap_or_default();
+            state.report_events_to(self.progress.clone());
             let pod = self.desired.get(&uid).cloned();
             let ctx = self.ctx.clone();
             self.passes.spawn(async move {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
+use tokio::sync::mpsc;
 
 use super::container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
 use super::context::Context;
@@ -18,12 +19,13 @@ use super::error::{Error, Result};
 use super::init_order::{InitProgress, init_progress};
 use super::observe::{ContainerFacts, Problem, container_observation, is_running, observe_unit};
 use super::qos::{QosClass, qos_class};
+use super::reconciler::{EventKind, Progress};
 use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
 use super::status::{PodObservation, WaitingReason, pod_status};
 use crate::backoff::Backoff;
 use crate::package::ImageRef;
-use crate::systemd::UnitStatus;
+use crate::systemd::{JobResult, UnitStatus};
 use crate::unit::{KubernetesMeta, UnitFile, UnitName};
 
 /// How long a retry of a pod whose preparation failed waits: 10 s doubling to 5 min,
@@ -53,6 +55,8 @@ pub struct PodState {
     start_time: Option<Timestamp>,
     /// The status computed last.
     status: Option<PodStatus>,
+    /// Where events about the pod go, when someone listens.
+    events: Option<mpsc::UnboundedSender<Progress>>,
 }
 
 impl PodState {
@@ -72,6 +76,23 @@ impl PodState {
     /// The status computed last.
     pub fn status(&self) -> Option<&PodStatus> {
         self.status.as_ref()
+    }
+
+    /// Sends the pod's events (installing, started, killing…) to `progress`.
+    pub fn report_events_to(&mut self, progress: mpsc::UnboundedSender<Progress>) {
+        self.events = Some(progress);
+    }
+
+    fn event(&self, pod: &Arc<Pod>, type_: EventKind, reason: &'static str, message: String) {
+        if let Some(events) = &self.events {
+            // A closed channel means nobody reports events; the pass goes on.
+            let _ = events.send(Progress::Event {
+                pod: pod.clone(),
+                reason,
+                message,
+                type_,
+            });
+        }
     }
 }
 
@@ -135,6 +156,16 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
     let names: Vec<UnitName> = state.units.iter().cloned().collect();
     if !names.is_empty() {
         let grace = grace_of(state.applied.as_deref());
+        if let Some(pod) = state.applied.clone() {
+            for name in &names {
+                state.event(
+                    &pod,
+                    EventKind::Normal,
+                    "Killing",
+                    format!("Stopping unit {name}"),
+                );
+            }
+        }
         let stops = names
             .iter()
             .map(|name| ctx.systemd.stop(name, grace + STOP_MARGIN));
@@ -175,7 +206,7 @@ async fn prepare(ctx: &Context, uid: &str, pod: &Arc<Pod>, state: &mut PodState)
     let mut changed = Vec::new();
     for container in containers(pod) {
         let name = unit_name(pod, container.container)?;
-        match prepare_container(ctx, pod, container, &pod_dir).await {
+        match prepare_container(ctx, pod, container, &pod_dir, state).await {
             Ok((unit, image_id)) => {
                 state
                     .image_ids
@@ -191,6 +222,7 @@ async fn prepare(ctx: &Context, uid: &str, pod: &Arc<Pod>, state: &mut PodState)
             }
             Err(err) => {
                 tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "cannot prepare a container");
+                state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
                 state
                     .problems
                     .insert(container.container.name.clone(), problem(&err));
@@ -219,6 +251,14 @@ async fn prepare(ctx: &Context, uid: &str, pod: &Arc<Pod>, state: &mut PodState)
     }
     if !to_write.is_empty() {
         ctx.systemd.write_units(&ctx.unit_dir, &to_write).await?;
+        for (name, _) in &to_write {
+            state.event(
+                pod,
+                EventKind::Normal,
+                "Created",
+                format!("Created unit {name}"),
+            );
+        }
         let app_units: Vec<UnitName> = containers(pod)
             .into_iter()
             .filter(|c| !c.init)
@@ -243,9 +283,10 @@ async fn prepare(ctx: &Context, uid: &str, pod: &Arc<Pod>, state: &mut PodState)
 /// the package just now, and builds its unit.
 async fn prepare_container(
     ctx: &Context,
-    pod: &Pod,
+    pod: &Arc<Pod>,
     container: ContainerRef<'_>,
     pod_dir: &Path,
+    state: &PodState,
 ) -> Result<(UnitFile, String)> {
     let image: ImageRef = container
         .container
@@ -253,7 +294,24 @@ async fn prepare_container(
         .as_deref()
         .unwrap_or_default()
         .parse()?;
+    state.event(
+        pod,
+        EventKind::Normal,
+        "Pulling",
+        format!("Installing image \"{image}\""),
+    );
     let installed = ctx.installer.install(&image).await?;
+    let outcome = if installed.newly_installed {
+        "Installed"
+    } else {
+        "Already installed:"
+    };
+    state.event(
+        pod,
+        EventKind::Normal,
+        "Pulled",
+        format!("{outcome} image \"{image}\" as {}", installed.image_id),
+    );
     if installed.newly_installed && !installed.service_units.is_empty() {
         let vendor: Vec<String> = installed
             .service_units
@@ -275,7 +333,7 @@ async fn prepare_container(
 /// Starts what should run now and returns when the next restart is due.
 async fn start_due(
     ctx: &Context,
-    pod: &Pod,
+    pod: &Arc<Pod>,
     state: &mut PodState,
     statuses: &HashMap<String, UnitStatus>,
     now: Timestamp,
@@ -306,7 +364,18 @@ async fn start_due(
                     .map_or(Decision::Run, |restarts| restarts.decide(now));
                 match decision {
                     Decision::Run => to_start.push(*container),
-                    Decision::RestartAt(at) => wake = earliest(wake, Some(at)),
+                    Decision::RestartAt(at) => {
+                        state.event(
+                            pod,
+                            EventKind::Warning,
+                            "BackOff",
+                            format!(
+                                "Back-off restarting failed container {}",
+                                container.container.name
+                            ),
+                        );
+                        wake = earliest(wake, Some(at));
+                    }
                     Decision::StayTerminated => {}
                 }
             }
@@ -322,8 +391,23 @@ async fn start_due(
         tracing::info!(unit = %unit.name, "starting container");
         // RestartUnit also starts inactive and failed units, and is the only way to run
         // an `active (exited)` unit (RemainAfterExit=yes) again.
-        if let Err(err) = ctx.systemd.restart(&unit.name).await {
-            tracing::warn!(unit = %unit.name, error = %err, "starting a container failed");
+        match ctx.systemd.restart(&unit.name).await {
+            Ok(JobResult::Done) => state.event(
+                pod,
+                EventKind::Normal,
+                "Started",
+                format!("Started unit {}", unit.name),
+            ),
+            Ok(result) => state.event(
+                pod,
+                EventKind::Warning,
+                "Failed",
+                format!("Unit {} did not start: {result:?}", unit.name),
+            ),
+            Err(err) => {
+                tracing::warn!(unit = %unit.name, error = %err, "starting a container failed");
+                state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
+            }
         }
     }
     Ok(wake)
@@ -473,7 +557,7 @@ fn spec_hash_of(unit: &UnitFile) -> Option<String> {
 
 /// The wall clock as the API shows times. jiff is built without `std` here (k8s-openapi's
 /// choice), so it has no clock of its own.
-pub(super) fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

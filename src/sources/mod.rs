@@ -44,6 +44,7 @@
 
 mod desired;
 mod error;
+pub mod kube;
 pub mod manifests;
 
 use std::fmt;
