@@ -216,7 +216,9 @@ async fn report(
                     .as_ref()
                     .and_then(|s| s.phase.as_deref())
                     .unwrap_or("Unknown");
-                tracing::info!(namespace = ?pod.metadata.namespace, pod = ?pod.metadata.name, phase, "pod status");
+                let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+                let name = pod.metadata.name.as_deref().unwrap_or_default();
+                tracing::info!(namespace, pod = name, phase, "pod status");
             }
             Progress::Removed { uid } => tracing::info!(pod_uid = %uid, "pod removed"),
             Progress::Event {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
 
 use super::{Error, Result};
+use crate::unit::{empty_dir_path, is_dns_label};
 
 /// The pod with its latest status, inside the pod's directory.
 const POD_FILE: &str = "pod.json";
@@ -104,17 +105,16 @@ impl PodDirs {
             .as_ref()
             .and_then(|spec| spec.volumes.as_deref())
             .unwrap_or_default();
-        if volumes.iter().any(|volume| volume.empty_dir.is_some()) {
-            let volumes_dir = pod_dir.join("volumes");
-            create_dir(&volumes_dir, PODS_DIR_MODE)?;
-            create_dir(&volumes_dir.join("empty-dir"), PODS_DIR_MODE)?;
-        }
         for volume in volumes {
             if volume.empty_dir.is_some() {
-                // The unit layer validated the name as a DNS label before any unit exists,
-                // but this runs first: check again so no name can leave the directory.
+                // This runs before the unit layer validates the pod: check the name here
+                // too, so no name can leave the directory.
                 check_volume_name(&volume.name)?;
-                let dir = pod_dir.join("volumes").join("empty-dir").join(&volume.name);
+                let dir = empty_dir_path(&pod_dir, &volume.name);
+                if let Some(parent) = dir.parent() {
+                    create_dir(parent.parent().unwrap_or(parent), PODS_DIR_MODE)?;
+                    create_dir(parent, PODS_DIR_MODE)?;
+                }
                 create_dir(&dir, EMPTY_DIR_MODE)?;
             } else if let Some(host_path) = &volume.host_path {
                 prepare_host_path(&volume.name, host_path)?;
@@ -175,13 +175,7 @@ pub fn check_uid(uid: &str) -> Result<()> {
 }
 
 fn check_volume_name(name: &str) -> Result<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-');
-    if valid {
+    if is_dns_label(name) {
         Ok(())
     } else {
         Err(Error::InvalidPod {

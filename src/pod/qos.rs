@@ -38,8 +38,8 @@ const QOS_RESOURCES: [&str; 2] = ["cpu", "memory"];
 /// A limit without a request counts as a request of the same amount: the API server
 /// defaults requests that way, but static pods from manifest files never pass through it.
 pub fn qos_class(spec: &PodSpec) -> Result<QosClass> {
-    let mut requests: BTreeMap<&str, i128> = BTreeMap::new();
-    let mut limits: BTreeMap<&str, i128> = BTreeMap::new();
+    let mut requests: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut limits: BTreeMap<&str, u64> = BTreeMap::new();
     let mut guaranteed = true;
     let init = spec.init_containers.iter().flatten();
     for container in spec.containers.iter().chain(init) {
@@ -71,81 +71,22 @@ pub fn qos_class(spec: &PodSpec) -> Result<QosClass> {
     Ok(QosClass::Burstable)
 }
 
-/// The quantity in nano-units when it is above zero.
-fn positive(container: &Container, resource: &str, q: Option<&Quantity>) -> Result<Option<i128>> {
+/// The quantity in thousandths of its unit (millicores, millibytes) when it is above
+/// zero: exact for every cpu and memory amount the API accepts that matters for QoS.
+fn positive(container: &Container, resource: &str, q: Option<&Quantity>) -> Result<Option<u64>> {
     let Some(Quantity(text)) = q else {
         return Ok(None);
     };
-    let nanos = quantity_nanos(text).ok_or_else(|| Error::InvalidQuantity {
-        container: container.name.clone(),
-        resource: resource.to_owned(),
-        value: text.clone(),
-    })?;
-    Ok((nanos > 0).then_some(nanos))
-}
-
-/// A Kubernetes quantity (`128Mi`, `0.5`, `250m`, `1e3`) in billionths of its unit,
-/// exact for everything the API accepts down to `1n`; `None` if it is not a quantity or
-/// too large to hold.
-fn quantity_nanos(text: &str) -> Option<i128> {
-    let (negative, unsigned) = match text.as_bytes().first()? {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let number_len = unsigned
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(unsigned.len());
-    let (number, suffix) = unsigned.split_at(number_len);
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
-        return None;
-    }
-    let digits = format!("{whole}{fraction}");
-    if digits.len() > 30 {
-        return None;
-    }
-    let mantissa: i128 = digits.parse().ok()?;
-    let (binary, exponent) = suffix_scale(suffix)?;
-    let exponent = exponent + 9 - i32::try_from(fraction.len()).ok()?;
-    let scaled = mantissa.checked_mul(binary)?;
-    let magnitude = if exponent >= 0 {
-        scaled.checked_mul(10i128.checked_pow(exponent.unsigned_abs())?)?
-    } else {
-        scaled / 10i128.checked_pow(exponent.unsigned_abs())?
-    };
-    Some(if negative { -magnitude } else { magnitude })
-}
-
-/// A suffix as (binary multiplier, power of ten).
-fn suffix_scale(suffix: &str) -> Option<(i128, i32)> {
-    let binary = |power: u32| Some((1024i128.pow(power), 0));
-    match suffix {
-        "" => Some((1, 0)),
-        "n" => Some((1, -9)),
-        "u" => Some((1, -6)),
-        "m" => Some((1, -3)),
-        "k" => Some((1, 3)),
-        "M" => Some((1, 6)),
-        "G" => Some((1, 9)),
-        "T" => Some((1, 12)),
-        "P" => Some((1, 15)),
-        "E" => Some((1, 18)),
-        "Ki" => binary(1),
-        "Mi" => binary(2),
-        "Gi" => binary(3),
-        "Ti" => binary(4),
-        "Pi" => binary(5),
-        "Ei" => binary(6),
-        _ => {
-            let exponent = suffix.strip_prefix(['e', 'E'])?;
-            if exponent.trim_start_matches(['+', '-']).is_empty() {
-                return None;
-            }
-            let exponent: i32 = exponent.parse().ok()?;
-            (exponent.abs() <= 27).then_some((1, exponent))
-        }
-    }
+    let milli = text
+        .parse::<crate::unit::Quantity>()
+        .ok()
+        .and_then(|quantity| quantity.ceil_scaled(3))
+        .ok_or_else(|| Error::InvalidQuantity {
+            container: container.name.clone(),
+            resource: resource.to_owned(),
+            value: text.clone(),
+        })?;
+    Ok((milli > 0).then_some(milli))
 }
 
 #[cfg(test)]
@@ -250,26 +191,5 @@ mod tests {
         let bad = [("memory", "lots")];
         let err = qos_class(&pod(vec![container(&bad, &[])], vec![])).unwrap_err();
         assert_eq!(err.reason(), "InvalidQuantity");
-    }
-
-    #[test]
-    fn quantities_parse_to_nanos() {
-        assert_eq!(quantity_nanos("1"), Some(1_000_000_000));
-        assert_eq!(quantity_nanos("250m"), Some(250_000_000));
-        assert_eq!(quantity_nanos("0.25"), Some(250_000_000));
-        assert_eq!(quantity_nanos(".5"), Some(500_000_000));
-        assert_eq!(quantity_nanos("1Ki"), Some(1_024_000_000_000));
-        assert_eq!(quantity_nanos("1k"), Some(1_000_000_000_000));
-        assert_eq!(quantity_nanos("1e3"), quantity_nanos("1k"));
-        assert_eq!(quantity_nanos("1E"), Some(10i128.pow(27)));
-        assert_eq!(quantity_nanos("5n"), Some(5));
-        assert_eq!(quantity_nanos("-1"), Some(-1_000_000_000));
-    }
-
-    #[test]
-    fn non_quantities_are_rejected() {
-        for text in ["", "Mi", "1.2.3", "1x", "1e", "1 Gi", "."] {
-            assert_eq!(quantity_nanos(text), None, "{text:?}");
-        }
     }
 }

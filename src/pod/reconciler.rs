@@ -119,6 +119,9 @@ struct Reconciler {
     dirty: BTreeSet<String>,
     /// Pods whose pass is running.
     running: HashSet<String>,
+    /// Units that changed while a pass ran but that no pod owned yet: a pass that creates
+    /// units learns of them only when it finishes, and must not miss their first change.
+    unowned_changes: HashSet<UnitName>,
     /// When pods want their next pass.
     wakes: HashMap<String, Instant>,
     passes: JoinSet<PassResult>,
@@ -140,6 +143,7 @@ impl Reconciler {
             owners: HashMap::new(),
             dirty: BTreeSet::new(),
             running: HashSet::new(),
+            unowned_changes: HashSet::new(),
             wakes: HashMap::new(),
             passes: JoinSet::new(),
             progress,
@@ -188,6 +192,8 @@ impl Reconciler {
     fn unit_changed(&mut self, name: &UnitName) {
         if let Some(uid) = self.owners.get(name) {
             self.dirty.insert(uid.clone());
+        } else if !self.running.is_empty() {
+            self.unowned_changes.insert(name.clone());
         }
     }
 
@@ -290,6 +296,12 @@ impl Reconciler {
     fn track(&mut self, uid: &str, state: &PodState) {
         for name in state.units() {
             self.owners.insert(name.clone(), uid.to_owned());
+            if self.unowned_changes.remove(name) {
+                self.dirty.insert(uid.to_owned());
+            }
+        }
+        if self.running.is_empty() {
+            self.unowned_changes.clear();
         }
     }
 

@@ -16,37 +16,18 @@ use k8s_openapi::jiff::Timestamp;
 use super::error::{Error, Result};
 use crate::backoff::{CONTAINER_RESTART, CONTAINER_RESTART_RESET_AFTER};
 
-/// A pod's `spec.restartPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartPolicy {
-    /// Restart on every exit (the API default).
-    Always,
-    /// Restart only after a failed exit.
-    OnFailure,
-    /// Never restart.
-    Never,
-}
+/// A pod's `spec.restartPolicy`: the unit layer's type, which `[X-Kubernetes]` also
+/// carries.
+pub use crate::unit::RestartPolicy;
 
 impl RestartPolicy {
     /// Reads the spec's value; absent means `Always`, as the API server defaults it.
     pub fn from_spec(value: Option<&str>) -> Result<Self> {
-        match value {
-            None | Some("Always") => Ok(Self::Always),
-            Some("OnFailure") => Ok(Self::OnFailure),
-            Some("Never") => Ok(Self::Never),
-            Some(other) => Err(Error::InvalidRestartPolicy {
-                value: other.to_owned(),
-            }),
-        }
-    }
-
-    /// The API's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Always => "Always",
-            Self::OnFailure => "OnFailure",
-            Self::Never => "Never",
-        }
+        value.map_or(Ok(Self::Always), |text| {
+            text.parse().map_err(|_| Error::InvalidRestartPolicy {
+                value: text.to_owned(),
+            })
+        })
     }
 
     /// The policy one container follows: init containers must run to completion, so

@@ -11,7 +11,7 @@ use zbus::{Connection, OwnedObjectPath};
 
 use super::error::{Error, Result};
 use super::files;
-use super::jobs::{self, JobResult};
+use super::jobs::{JobResult, PendingJob};
 use super::proxy::ManagerProxy;
 use super::status::{self, UnitStatus};
 use crate::unit::{KubernetesMeta, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
@@ -82,6 +82,9 @@ impl Systemd {
 
     /// Writes every unit into `dir` (each atomically), then does one daemon-reload.
     pub async fn write_units(&self, dir: &Path, units: &[(UnitName, String)]) -> Result<()> {
+        if units.is_empty() {
+            return Ok(());
+        }
         for (name, content) in units {
             files::write(dir, name, content).await?;
         }
@@ -98,7 +101,8 @@ impl Systemd {
     }
 
     /// Enables units persistently (their `[Install]` links under `/etc`), so they start at
-    /// boot without systemk. No reload: the links only matter at the next boot.
+    /// boot without systemk. No reload: the links only matter at the next boot. Links
+    /// that point elsewhere are replaced (`force`): a systemk unit name belongs to systemk.
     pub async fn enable(&self, names: &[UnitName]) -> Result<()> {
         let names: Vec<&str> = names.iter().map(UnitName::as_str).collect();
         self.manager
@@ -110,18 +114,22 @@ impl Systemd {
 
     /// Starts a unit and waits for its start job.
     pub async fn start(&self, name: &UnitName) -> Result<JobResult> {
-        let job = self.enqueue("StartUnit", name.as_str(), || {
-            self.manager.start_unit(name.as_str(), JOB_MODE)
-        });
-        self.finish("start", name.as_str(), job, None).await
+        let mut job = self
+            .enqueue("StartUnit", name.as_str(), || {
+                self.manager.start_unit(name.as_str(), JOB_MODE)
+            })
+            .await?;
+        job.wait().await
     }
 
     /// Restarts a unit and waits for its restart job.
     pub async fn restart(&self, name: &UnitName) -> Result<JobResult> {
-        let job = self.enqueue("RestartUnit", name.as_str(), || {
-            self.manager.restart_unit(name.as_str(), JOB_MODE)
-        });
-        self.finish("restart", name.as_str(), job, None).await
+        let mut job = self
+            .enqueue("RestartUnit", name.as_str(), || {
+                self.manager.restart_unit(name.as_str(), JOB_MODE)
+            })
+            .await?;
+        job.wait().await
     }
 
     /// Stops a unit (SIGTERM, as its unit file says) and waits at most `timeout` before
@@ -142,6 +150,9 @@ impl Systemd {
     /// systemd no longer knows them. Stops use each unit's own `TimeoutStopSec`; callers
     /// that owe a grace period call [`Systemd::stop`] first.
     pub async fn remove(&self, dir: &Path, names: &[UnitName]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
         for name in names {
             self.stop_unit(name.as_str(), None).await?;
             match self.reset_failed(name).await {
@@ -161,6 +172,9 @@ impl Systemd {
     /// Stops and disables units a package brought along (e.g. `ssh.service`), so they
     /// stay off after a reboot. `names` are any unit names, validated here.
     pub async fn disable_vendor(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
         for name in names {
             check_vendor_unit_name(name)?;
         }
@@ -201,6 +215,7 @@ impl Systemd {
             .list_units_by_patterns(&[], &[&pattern])
             .await
             .map_err(|error| Error::from_zbus("ListUnitsByPatterns", &pattern, error))?;
+        // Loaded units come with their object path; units only on disk are loaded by name.
         let mut names: BTreeMap<UnitName, Option<OwnedObjectPath>> = BTreeMap::new();
         for row in loaded {
             if let Ok(name) = row.0.parse::<UnitName>() {
@@ -211,12 +226,15 @@ impl Systemd {
             names.entry(name).or_insert(None);
         }
         let mut managed = Vec::with_capacity(names.len());
-        for name in names.into_keys() {
+        for (name, path) in names {
             match files::read_meta(dir.join(name.as_str())).await {
-                Ok(Some(meta)) => managed.push(ManagedUnit {
-                    meta,
-                    status: self.status(&name).await?,
-                }),
+                Ok(Some(meta)) => {
+                    let status = match path {
+                        Some(path) => status::read(&self.connection, &name, &path).await?,
+                        None => self.status(&name).await?,
+                    };
+                    managed.push(ManagedUnit { meta, status });
+                }
                 Ok(None) => tracing::warn!(unit = %name, "loaded systemk unit has no unit file"),
                 Err(error) => tracing::warn!(unit = %name, %error, "skipping unit"),
             }
@@ -234,11 +252,30 @@ impl Systemd {
 
     /// Stops `name`; with a timeout, SIGKILLs the unit when the stop job outlasts it.
     async fn stop_unit(&self, name: &str, timeout: Option<Duration>) -> Result<JobResult> {
-        let job = self.enqueue("StopUnit", name, || self.manager.stop_unit(name, JOB_MODE));
-        match self.finish("stop", name, job, timeout).await {
-            Err(error) if error.is_no_such_unit() => Ok(JobResult::Done),
-            other => other,
+        let enqueued = self.enqueue("StopUnit", name, || self.manager.stop_unit(name, JOB_MODE));
+        let mut job = match enqueued.await {
+            Err(error) if error.is_no_such_unit() => return Ok(JobResult::Done),
+            other => other?,
+        };
+        let Some(timeout) = timeout else {
+            return job.wait().await;
+        };
+        if let Ok(result) = tokio::time::timeout(timeout, job.wait()).await {
+            return result;
         }
+        tracing::warn!(unit = name, ?timeout, "stop timed out, sending SIGKILL");
+        self.manager
+            .kill_unit(name, "all", SIGKILL)
+            .await
+            .map_err(|error| Error::from_zbus("KillUnit", name, error))?;
+        tokio::time::timeout(KILL_GRACE, job.wait())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::StopTimedOut {
+                    unit: name.to_owned(),
+                    waited: timeout + KILL_GRACE,
+                })
+            })
     }
 
     /// Subscribes to `JobRemoved` of this unit, then enqueues the job `call` makes. The
@@ -250,7 +287,7 @@ impl Systemd {
         operation: &'static str,
         name: &str,
         call: F,
-    ) -> Result<(super::proxy::JobRemovedStream, OwnedObjectPath)>
+    ) -> Result<PendingJob>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = zbus::Result<OwnedObjectPath>>,
@@ -260,43 +297,10 @@ impl Systemd {
             .receive_job_removed_with_args(&[(JOB_REMOVED_UNIT_ARG, name)])
             .await
             .map_err(|error| Error::from_zbus("watch JobRemoved for", name, error))?;
-        let job = call()
+        let path = call()
             .await
             .map_err(|error| Error::from_zbus(operation, name, error))?;
-        Ok((removed, job))
-    }
-
-    /// Waits for the enqueued job; with a timeout, SIGKILLs the unit when it expires.
-    async fn finish(
-        &self,
-        operation: &'static str,
-        name: &str,
-        job: impl Future<Output = Result<(super::proxy::JobRemovedStream, OwnedObjectPath)>>,
-        kill_after: Option<Duration>,
-    ) -> Result<JobResult> {
-        let (mut removed, job) = job.await?;
-        let lost = || Error::JobWatchLost {
-            operation,
-            unit: name.to_owned(),
-        };
-        let Some(timeout) = kill_after else {
-            return jobs::wait(&mut removed, &job).await.ok_or_else(lost);
-        };
-        if let Ok(result) = tokio::time::timeout(timeout, jobs::wait(&mut removed, &job)).await {
-            return result.ok_or_else(lost);
-        }
-        tracing::warn!(unit = name, ?timeout, "stop timed out, sending SIGKILL");
-        self.manager
-            .kill_unit(name, "all", SIGKILL)
-            .await
-            .map_err(|error| Error::from_zbus("KillUnit", name, error))?;
-        match tokio::time::timeout(KILL_GRACE, jobs::wait(&mut removed, &job)).await {
-            Ok(result) => result.ok_or_else(lost),
-            Err(_) => Err(Error::StopTimedOut {
-                unit: name.to_owned(),
-                waited: timeout + KILL_GRACE,
-            }),
-        }
+        Ok(PendingJob::new(operation, name, removed, path))
     }
 }
 

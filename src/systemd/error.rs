@@ -24,7 +24,7 @@ pub(crate) const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// systemd answered a call with a D-Bus error.
-    #[error("systemd {operation} {unit}: {name}: {message}")]
+    #[error("systemd {operation}{}: {name}: {message}", of_unit(unit))]
     Call {
         /// The call, e.g. "StartUnit".
         operation: &'static str,
@@ -37,7 +37,7 @@ pub enum Error {
     },
 
     /// The bus connection failed or a reply could not be read.
-    #[error("D-Bus {operation} {unit}: {message}")]
+    #[error("D-Bus {operation}{}: {message}", of_unit(unit))]
     Bus {
         /// What was being done.
         operation: &'static str,
@@ -45,6 +45,16 @@ pub enum Error {
         unit: String,
         /// What zbus reported.
         message: String,
+    },
+
+    /// systemd's reply lacked a property every service unit has, or had it with
+    /// another type.
+    #[error("systemd reported no {property} for {unit}")]
+    MissingProperty {
+        /// The unit.
+        unit: String,
+        /// The D-Bus property name.
+        property: &'static str,
     },
 
     /// The signal stream ended before a job finished: the bus connection closed.
@@ -97,6 +107,15 @@ pub enum Error {
     },
 }
 
+/// " <unit>" for messages, nothing when the operation concerns no unit.
+fn of_unit(unit: &str) -> String {
+    if unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {unit}")
+    }
+}
+
 /// Result with the systemd layer's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -104,7 +123,7 @@ impl Error {
     /// The CamelCase reason shown in pod status and events.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Call { .. } => "SystemdError",
+            Self::Call { .. } | Self::MissingProperty { .. } => "SystemdError",
             Self::Bus { .. } | Self::JobWatchLost { .. } => "SystemdUnavailable",
             Self::StopTimedOut { .. } => "StopTimedOut",
             Self::Io { .. } => "UnitFileError",
@@ -122,7 +141,9 @@ impl Error {
                 source.kind(),
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidInput
             ),
-            Self::UnitFile { .. } | Self::InvalidUnitName { .. } => false,
+            Self::UnitFile { .. } | Self::InvalidUnitName { .. } | Self::MissingProperty { .. } => {
+                false
+            }
         }
     }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use futures::StreamExt;
 use zbus::OwnedObjectPath;
 
+use super::error::{Error, Result};
 use super::proxy::JobRemovedStream;
 
 /// How a job (start, stop, restart) ended, from `JobRemoved`'s `result`.
@@ -61,19 +62,46 @@ impl fmt::Display for JobResult {
     }
 }
 
-/// Waits until `job` is removed and returns its result; `None` when the stream ended
-/// first (the bus connection closed).
-pub(super) async fn wait(
-    removed: &mut JobRemovedStream,
-    job: &OwnedObjectPath,
-) -> Option<JobResult> {
-    while let Some(signal) = removed.next().await {
-        let Ok(args) = signal.args() else { continue };
-        if args.job == *job {
-            return Some(JobResult::parse(&args.result));
+/// A job systemd accepted, with the `JobRemoved` subscription made before it was
+/// enqueued (so its end cannot be missed).
+pub(super) struct PendingJob {
+    /// The D-Bus method that enqueued it, e.g. `StopUnit`.
+    operation: &'static str,
+    unit: String,
+    removed: JobRemovedStream,
+    path: OwnedObjectPath,
+}
+
+impl PendingJob {
+    pub(super) fn new(
+        operation: &'static str,
+        unit: &str,
+        removed: JobRemovedStream,
+        path: OwnedObjectPath,
+    ) -> Self {
+        Self {
+            operation,
+            unit: unit.to_owned(),
+            removed,
+            path,
         }
     }
-    None
+
+    /// Waits until the job is removed and returns its result. Cancel-safe: after a
+    /// timeout around it, waiting again still sees the result.
+    pub(super) async fn wait(&mut self) -> Result<JobResult> {
+        while let Some(signal) = self.removed.next().await {
+            let Ok(args) = signal.args() else { continue };
+            if args.job == self.path {
+                tracing::debug!(unit = %self.unit, operation = self.operation, result = %args.result, "job finished");
+                return Ok(JobResult::parse(&args.result));
+            }
+        }
+        Err(Error::JobWatchLost {
+            operation: self.operation,
+            unit: self.unit.clone(),
+        })
+    }
 }
 
 #[cfg(test)]

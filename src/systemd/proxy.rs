@@ -1,8 +1,12 @@
-//! Hand-written D-Bus proxies for the parts of systemd's API systemk uses. Only methods
-//! and properties that exist in systemd 252 (Debian 12) appear here; generated bindings
-//! track newer systemd and fail at runtime on 252. Private to the `systemd` layer.
+//! A hand-written D-Bus proxy for the parts of systemd's Manager API systemk uses. Only
+//! methods and signals that exist in systemd 252 (Debian 12) appear here; generated
+//! bindings track newer systemd and fail at runtime on 252. Unit properties are read in
+//! one `GetAll` (see `status.rs`). Private to the `systemd` layer.
 
 use zbus::OwnedObjectPath;
+
+/// systemd's bus name.
+pub(super) const SYSTEMD_SERVICE: &str = "org.freedesktop.systemd1";
 
 /// One row of `ListUnitsByPatterns`: name, description, load state, active state, sub
 /// state, followed unit, unit object path, job id, job type, job object path.
@@ -85,59 +89,4 @@ pub(super) trait Manager {
 
     #[zbus(signal)]
     fn unit_removed(&self, id: String, unit: OwnedObjectPath) -> zbus::Result<()>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Unit",
-    default_service = "org.freedesktop.systemd1"
-)]
-pub(super) trait Unit {
-    #[zbus(property)]
-    fn load_state(&self) -> zbus::Result<String>;
-
-    #[zbus(property)]
-    fn active_state(&self) -> zbus::Result<String>;
-
-    #[zbus(property)]
-    fn sub_state(&self) -> zbus::Result<String>;
-
-    /// CLOCK_REALTIME µs, 0 when never.
-    #[zbus(property)]
-    fn active_enter_timestamp(&self) -> zbus::Result<u64>;
-
-    /// CLOCK_REALTIME µs, 0 when never.
-    #[zbus(property)]
-    fn inactive_enter_timestamp(&self) -> zbus::Result<u64>;
-
-    #[zbus(property)]
-    fn fragment_path(&self) -> zbus::Result<String>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Service",
-    default_service = "org.freedesktop.systemd1"
-)]
-pub(super) trait Service {
-    #[zbus(property)]
-    fn result(&self) -> zbus::Result<String>;
-
-    #[zbus(property, name = "MainPID")]
-    fn main_pid(&self) -> zbus::Result<u32>;
-
-    #[zbus(property)]
-    fn exec_main_code(&self) -> zbus::Result<i32>;
-
-    #[zbus(property)]
-    fn exec_main_status(&self) -> zbus::Result<i32>;
-
-    /// CLOCK_REALTIME µs, 0 when never.
-    #[zbus(property)]
-    fn exec_main_start_timestamp(&self) -> zbus::Result<u64>;
-
-    /// CLOCK_REALTIME µs, 0 when never.
-    #[zbus(property)]
-    fn exec_main_exit_timestamp(&self) -> zbus::Result<u64>;
-
-    #[zbus(property, name = "NRestarts")]
-    fn n_restarts(&self) -> zbus::Result<u32>;
 }

@@ -3,10 +3,12 @@
 
 use std::fmt;
 
-use zbus::{Connection, OwnedObjectPath};
+use std::collections::HashMap;
+
+use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
 use super::error::{Error, Result};
-use super::proxy::{ServiceProxy, UnitProxy};
+use super::proxy::SYSTEMD_SERVICE;
 use crate::unit::UnitName;
 
 /// `si_code` values of `ExecMainCode` (waitid(2)): how the main process ended.
@@ -117,43 +119,71 @@ impl UnitStatus {
 }
 
 /// Reads the status of `name`, whose unit object lives at `path`.
+///
+/// One `GetAll` with the empty interface name returns the properties of every interface
+/// of the unit from one moment: reading them one by one could pair the `ExecMainCode` of
+/// a running process with the exit timestamp of that same process a moment later.
 pub(super) async fn read(
     connection: &Connection,
     name: &UnitName,
     path: &OwnedObjectPath,
 ) -> Result<UnitStatus> {
-    let failed = |error| Error::from_zbus("read properties of", name.as_str(), error);
-    // Uncached: every read asks systemd, so a status is never older than the call.
-    let unit = UnitProxy::builder(connection)
-        .path(path.clone())
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
+    let failed = |error| Error::from_zbus("GetAll properties of", name.as_str(), error);
+    let reply = connection
+        .call_method(
+            Some(SYSTEMD_SERVICE),
+            path,
+            Some("org.freedesktop.DBus.Properties"),
+            "GetAll",
+            &("",),
+        )
         .await
         .map_err(failed)?;
-    let service = ServiceProxy::builder(connection)
-        .path(path.clone())
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .map_err(failed)?;
+    let properties: HashMap<String, OwnedVariant> = reply.body().deserialize().map_err(failed)?;
+    from_properties(name, &properties)
+}
+
+/// Maps the D-Bus properties of a service unit.
+fn from_properties(
+    name: &UnitName,
+    properties: &HashMap<String, OwnedVariant>,
+) -> Result<UnitStatus> {
+    fn get<'a, T>(
+        name: &UnitName,
+        properties: &'a HashMap<String, OwnedVariant>,
+        key: &'static str,
+    ) -> Result<T>
+    where
+        T: TryFrom<&'a OwnedVariant>,
+    {
+        properties
+            .get(key)
+            .and_then(|value| T::try_from(value).ok())
+            .ok_or_else(|| Error::MissingProperty {
+                unit: name.to_string(),
+                property: key,
+            })
+    }
     Ok(UnitStatus {
         name: name.clone(),
-        active_state: ActiveState::parse(&unit.active_state().await.map_err(failed)?),
-        sub_state: unit.sub_state().await.map_err(failed)?,
-        result: service.result().await.map_err(failed)?,
-        main_pid: service.main_pid().await.map_err(failed)?,
-        exec_main_code: service.exec_main_code().await.map_err(failed)?,
-        exec_main_status: service.exec_main_status().await.map_err(failed)?,
-        exec_main_start_us: service.exec_main_start_timestamp().await.map_err(failed)?,
-        exec_main_exit_us: service.exec_main_exit_timestamp().await.map_err(failed)?,
-        active_enter_us: unit.active_enter_timestamp().await.map_err(failed)?,
-        inactive_enter_us: unit.inactive_enter_timestamp().await.map_err(failed)?,
-        n_restarts: service.n_restarts().await.map_err(failed)?,
+        active_state: ActiveState::parse(get(name, properties, "ActiveState")?),
+        sub_state: get::<&str>(name, properties, "SubState")?.to_owned(),
+        result: get::<&str>(name, properties, "Result")?.to_owned(),
+        main_pid: get(name, properties, "MainPID")?,
+        exec_main_code: get(name, properties, "ExecMainCode")?,
+        exec_main_status: get(name, properties, "ExecMainStatus")?,
+        exec_main_start_us: get(name, properties, "ExecMainStartTimestamp")?,
+        exec_main_exit_us: get(name, properties, "ExecMainExitTimestamp")?,
+        active_enter_us: get(name, properties, "ActiveEnterTimestamp")?,
+        inactive_enter_us: get(name, properties, "InactiveEnterTimestamp")?,
+        n_restarts: get(name, properties, "NRestarts")?,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use zbus::Variant;
+
     use super::*;
 
     fn status(code: i32, value: i32) -> UnitStatus {
@@ -190,6 +220,56 @@ mod tests {
     fn never_ran_has_neither() {
         assert_eq!(status(0, 0).exit_code(), None);
         assert_eq!(status(0, 0).signal(), None);
+    }
+
+    fn properties(pairs: &[(&str, Variant<'static>)]) -> HashMap<String, OwnedVariant> {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), OwnedVariant::try_from(value).unwrap()))
+            .collect()
+    }
+
+    fn running_service() -> Vec<(&'static str, Variant<'static>)> {
+        vec![
+            ("ActiveState", Variant::from("active")),
+            ("SubState", Variant::from("running")),
+            ("Result", Variant::from("success")),
+            ("MainPID", Variant::from(42u32)),
+            ("ExecMainCode", Variant::from(0i32)),
+            ("ExecMainStatus", Variant::from(0i32)),
+            (
+                "ExecMainStartTimestamp",
+                Variant::from(1_700_000_000_000_000u64),
+            ),
+            ("ExecMainExitTimestamp", Variant::from(0u64)),
+            (
+                "ActiveEnterTimestamp",
+                Variant::from(1_700_000_000_000_001u64),
+            ),
+            ("InactiveEnterTimestamp", Variant::from(0u64)),
+            ("NRestarts", Variant::from(2u32)),
+        ]
+    }
+
+    #[test]
+    fn properties_map_to_status() {
+        let name: UnitName = "systemk.a.b.c.service".parse().unwrap();
+        let status = from_properties(&name, &properties(&running_service())).unwrap();
+        assert_eq!(status.active_state, ActiveState::Active);
+        assert_eq!((status.main_pid, status.n_restarts), (42, 2));
+        assert_eq!(status.exec_main_start_us, 1_700_000_000_000_000);
+        assert_eq!(status.sub_state, "running");
+    }
+
+    #[test]
+    fn missing_or_mistyped_property_is_an_error() {
+        let name: UnitName = "systemk.a.b.c.service".parse().unwrap();
+        let mut service = running_service();
+        service.retain(|(key, _)| *key != "NRestarts");
+        let error = from_properties(&name, &properties(&service)).unwrap_err();
+        assert!(error.to_string().contains("NRestarts"), "{error}");
+        service.push(("NRestarts", Variant::from("two")));
+        assert!(from_properties(&name, &properties(&service)).is_err());
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub use exec::compose_exec_start;
 pub use file::{Section, UnitFile};
 pub use identity::{SystemUsers, UserDb};
 pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};
-pub use name::{NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
+pub use name::{
+    DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName,
+    is_dns_label, is_dns_subdomain,
+};
 pub use quantity::{Quantity, QuantityError};
-pub use volumes::{BindMount, empty_dir_path, pod_directories};
+pub use volumes::{BindMount, empty_dir_path};

@@ -15,10 +15,10 @@ const SERVICE_SUFFIX: &str = ".service";
 /// systemd's limit on unit names (`UNIT_NAME_MAX`, src/basic/unit-name.h).
 pub const UNIT_NAME_MAX: usize = 255;
 
-/// Kubernetes limits: a namespace and a container name are DNS labels (RFC 1123), a pod
-/// name is a DNS subdomain.
-const DNS_LABEL_MAX: usize = 63;
-const DNS_SUBDOMAIN_MAX: usize = 253;
+/// Longest DNS-1123 label (RFC 1123): namespaces, container and volume names.
+pub const DNS_LABEL_MAX: usize = 63;
+/// Longest DNS-1123 subdomain (RFC 1123): pod names.
+pub const DNS_SUBDOMAIN_MAX: usize = 253;
 
 /// Hex digits of the name hash kept when a name must be shortened: 64 bits, so a
 /// collision between two shortened names of one machine is not a practical concern.
@@ -116,6 +116,22 @@ impl FromStr for UnitName {
     fn from_str(name: &str) -> Result<Self, NameError> {
         Self::try_from(name.to_owned())
     }
+}
+
+/// Whether `name` is a DNS-1123 label: 1–63 of `[a-z0-9-]`, alphanumeric at both ends.
+pub fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=DNS_LABEL_MAX).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// Whether `name` is a DNS-1123 subdomain: at most 253 characters of dot-separated labels.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= DNS_SUBDOMAIN_MAX && name.split('.').all(is_dns_label)
 }
 
 fn is_unit_name_byte(b: u8) -> bool {

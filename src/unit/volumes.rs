@@ -3,12 +3,13 @@
 //! - `emptyDir` → `<pod_dir>/volumes/empty-dir/<volume name>`, one directory per pod
 //!   volume, so all containers of the pod share it; `medium: Memory` is refused,
 //!   `sizeLimit` is not enforced.
-//! - `hostPath` → its path. Types `""`, `Directory`, `File`, `Socket`, `CharDevice`,
-//!   `BlockDevice` must exist (systemd fails the start otherwise); `DirectoryOrCreate`
-//!   is listed by [`pod_directories`] for the caller to create; `FileOrCreate` is refused.
+//! - `hostPath` → its path, of any known type; the pod layer checks the type (or creates
+//!   the path for `DirectoryOrCreate`/`FileOrCreate`) before the unit starts.
 //! - Each `volumeMount` becomes `BindPaths=<source>:<mountPath>`, or
-//!   `BindReadOnlyPaths=` when `readOnly`. `subPath` must be relative without `..`;
-//!   `subPathExpr` and mount propagation other than `None` are refused.
+//!   `BindReadOnlyPaths=` when `readOnly`. `subPath` must be relative without `..`, and
+//!   is refused on emptyDirs: a container could replace a directory of its emptyDir by a
+//!   symlink to anywhere on the host, and the bind would follow it (the kubelet's
+//!   CVE-2017-1002101). `subPathExpr` and mount propagation other than `None` are refused.
 //! - Volume names are DNS labels, so an emptyDir name cannot leave its directory; mount
 //!   paths are absolute, normalised, without `..` and never `/` itself (`path.rs`).
 //!   Every other volume kind is refused with its name.
@@ -64,23 +65,6 @@ pub fn empty_dir_path(pod_dir: &Path, volume: &str) -> PathBuf {
     pod_dir.join(EMPTY_DIR).join(volume)
 }
 
-/// The directories the caller must create before the pod's units start: every
-/// emptyDir, and every `hostPath` of type `DirectoryOrCreate`. Validates all volumes.
-pub fn pod_directories(pod: &Pod, pod_dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut dirs = Vec::new();
-    for volume in pod_volumes(pod) {
-        match source(volume, pod_dir)? {
-            Source::EmptyDir(dir)
-            | Source::Host {
-                path: dir,
-                create: true,
-            } => dirs.push(PathBuf::from(dir)),
-            Source::Host { create: false, .. } => {}
-        }
-    }
-    Ok(dirs)
-}
-
 /// The bind mounts of `container`, in `volumeMounts` order.
 pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<Vec<BindMount>> {
     let mut mounts: Vec<BindMount> = Vec::new();
@@ -106,10 +90,17 @@ pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<V
                 what: format!("mountPropagation of volume mount {name}"),
             });
         }
-        let mut source = match source(volume, pod_dir)? {
-            Source::EmptyDir(dir) | Source::Host { path: dir, .. } => dir,
+        let (mut source, is_empty_dir) = match source(volume, pod_dir)? {
+            Source::EmptyDir(dir) => (dir, true),
+            Source::Host(path) => (path, false),
         };
         if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            if is_empty_dir {
+                return Err(invalid(
+                    name,
+                    "subPath is refused on emptyDir volumes: a container could turn it into a symlink to anywhere on the host".into(),
+                ));
+            }
             let sub = path::relative(&format!("subPath of volume mount {name}"), sub)?;
             source = if source == "/" {
                 format!("/{sub}")
@@ -141,7 +132,7 @@ pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<V
 
 enum Source {
     EmptyDir(String),
-    Host { path: String, create: bool },
+    Host(String),
 }
 
 fn pod_volumes(pod: &Pod) -> impl Iterator<Item = &Volume> {
@@ -168,17 +159,14 @@ fn source(volume: &Volume, pod_dir: &Path) -> Result<Source> {
     }
     if let Some(host) = &volume.host_path {
         let path = path::absolute(&format!("hostPath of volume {name}"), &host.path)?;
-        let create = match host.type_.as_deref().unwrap_or_default() {
-            "" | "Directory" | "File" | "Socket" | "CharDevice" | "BlockDevice" => false,
-            "DirectoryOrCreate" => true,
-            other => {
-                return Err(invalid(
-                    name,
-                    format!("hostPath type {other:?} is not supported"),
-                ));
-            }
+        return match host.type_.as_deref().unwrap_or_default() {
+            "" | "Directory" | "DirectoryOrCreate" | "File" | "FileOrCreate" | "Socket"
+            | "CharDevice" | "BlockDevice" => Ok(Source::Host(path)),
+            other => Err(invalid(
+                name,
+                format!("hostPath type {other:?} is not supported"),
+            )),
         };
-        return Ok(Source::Host { path, create });
     }
     Err(Error::Unsupported {
         what: format!("volume {name} of kind {}", kind(volume)),
@@ -278,7 +266,7 @@ mod tests {
             ],
             vec![
                 mount("cache", "/cache", false, None),
-                mount("cache", "/ro-cache", true, Some("sub/dir")),
+                mount("logs", "/ro-sub", true, Some("sub/dir")),
                 mount("logs", "/logs", true, None),
                 mount("root", "/host", false, Some("etc")),
                 mount("logs", "/odd%n", false, None),
@@ -289,7 +277,7 @@ mod tests {
             got,
             [
                 "BindPaths=/var/lib/systemk/pods/u1/volumes/empty-dir/cache:/cache",
-                "BindReadOnlyPaths=/var/lib/systemk/pods/u1/volumes/empty-dir/cache/sub/dir:/ro-cache",
+                "BindReadOnlyPaths=/var/log/app/sub/dir:/ro-sub",
                 "BindReadOnlyPaths=/var/log/app:/logs",
                 "BindPaths=/etc:/host",
                 "BindPaths=/var/log/app:/odd%%n",
@@ -308,16 +296,23 @@ mod tests {
                 empty_dir("v"),
                 mount("v", "/a\nExecStart=/bin/evil", false, None),
             ),
-            (empty_dir("v"), mount("v", "/x", false, Some("../../etc"))),
-            (empty_dir("v"), mount("v", "/x", false, Some("/etc"))),
+            (
+                host("v", "/srv", None),
+                mount("v", "/x", false, Some("../../etc")),
+            ),
+            (
+                host("v", "/srv", None),
+                mount("v", "/x", false, Some("/etc")),
+            ),
             (empty_dir("v"), mount("other", "/x", false, None)),
             (empty_dir("../v"), mount("../v", "/x", false, None)),
             (host("v", "relative", None), mount("v", "/x", false, None)),
             (host("v", "/a b", None), mount("v", "/x", false, None)),
             (
-                host("v", "/f", Some("FileOrCreate")),
+                host("v", "/f", Some("Weird")),
                 mount("v", "/x", false, None),
             ),
+            (empty_dir("v"), mount("v", "/x", false, Some("sub"))),
             (
                 Volume {
                     name: "v".into(),
@@ -352,19 +347,7 @@ mod tests {
     }
 
     #[test]
-    fn directories_to_create() {
-        let pod = pod(vec![
-            empty_dir("a"),
-            host("h", "/srv/h", Some("DirectoryOrCreate")),
-            host("e", "/etc", None),
-        ]);
-        assert_eq!(
-            pod_directories(&pod, Path::new("/p")).unwrap(),
-            [
-                PathBuf::from("/p/volumes/empty-dir/a"),
-                PathBuf::from("/srv/h")
-            ]
-        );
+    fn empty_dirs_live_in_the_pod_directory() {
         assert_eq!(
             empty_dir_path(Path::new("/p"), "a"),
             PathBuf::from("/p/volumes/empty-dir/a")

@@ -152,19 +152,24 @@ async fn start_restart_stop_and_status_fields() {
 async fn stop_sigkills_a_unit_that_ignores_sigterm_after_the_timeout() {
     let context = TestContext::new("stop_timeout");
     let systemd = Systemd::connect().await.unwrap();
-    // The unit's own stop timeout is far longer than the one systemk asks for.
-    let stubborn = unit(
-        &context,
-        "stubborn",
-        "/bin/sh -c 'trap \"\" TERM; while :; do sleep 0.1; done'",
-        "TimeoutStopSec=300",
+    // The unit's own stop timeout is far longer than the one systemk asks for. The file
+    // tells the test that the trap is set: a SIGTERM before that would simply end sh.
+    let ready = context.workspace().join("trapping");
+    let script = format!(
+        "/bin/sh -c 'trap \"\" TERM; touch {}; while :; do sleep 0.1; done'",
+        ready.display()
     );
+    let stubborn = unit(&context, "stubborn", &script, "TimeoutStopSec=300");
     systemd
         .write_units(units_dir(), std::slice::from_ref(&stubborn))
         .await
         .unwrap();
     let name = stubborn.0;
     systemd.start(&name).await.unwrap();
+    wait_for(DEADLINE, "the unit to trap SIGTERM", || async {
+        ready.exists().then_some(())
+    })
+    .await;
 
     let started = Instant::now();
     systemd.stop(&name, Duration::from_secs(1)).await.unwrap();

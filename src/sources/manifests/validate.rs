@@ -8,26 +8,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Pod;
 
-/// Longest DNS-1123 label (RFC 1123), used for namespaces and container names.
-const DNS_LABEL_MAX: usize = 63;
-/// Longest DNS-1123 subdomain (RFC 1123), used for pod names.
-const DNS_SUBDOMAIN_MAX: usize = 253;
-
-/// Whether `name` is a DNS-1123 label: 1–63 of `[a-z0-9-]`, alphanumeric at both ends.
-pub(super) fn is_dns_label(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (1..=DNS_LABEL_MAX).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-}
-
-/// Whether `name` is a DNS-1123 subdomain: at most 253 characters of dot-separated labels.
-pub(super) fn is_dns_subdomain(name: &str) -> bool {
-    name.len() <= DNS_SUBDOMAIN_MAX && name.split('.').all(is_dns_label)
-}
+use crate::unit::{DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, is_dns_label, is_dns_subdomain};
 
 /// Checks a defaulted static pod; the error says what is wrong, for the file's report.
 pub(super) fn validate(pod: &Pod) -> Result<(), String> {
