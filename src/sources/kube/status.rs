@@ -254,7 +254,7 @@ async fn send_status(reporter: &Reporter, target: &Pod, status: Option<&PodStatu
     let Some(status) = status else {
         return Ok(());
     };
-    if target.status.as_ref() == Some(status) {
+    if !needs_patch(target.status.as_ref(), status) {
         return Ok(());
     }
     let uid = target.metadata.uid.as_deref().unwrap_or_default();
@@ -269,6 +269,11 @@ async fn send_status(reporter: &Reporter, target: &Pod, status: Option<&PodStatu
         Err(kube::Error::Api(answer)) if matches!(answer.code, 404 | 409) => Ok(()),
         Err(err) => Err(Error::api("patch status of pod", name)(err)),
     }
+}
+
+/// Whether the API's `current` status differs from the reconciler's `computed` one.
+pub fn needs_patch(current: Option<&PodStatus>, computed: &PodStatus) -> bool {
+    current != Some(computed)
 }
 
 /// The merge patch setting `status` on the pod with `uid` (the UID is a precondition:
@@ -319,6 +324,21 @@ mod tests {
         assert_eq!(patch["status"]["phase"], "Running");
         assert_eq!(patch["status"]["reason"], Value::Null);
         assert!(patch["status"].as_object().unwrap().contains_key("message"));
+    }
+
+    #[test]
+    fn only_a_different_status_is_patched() {
+        let running = PodStatus {
+            phase: Some("Running".to_owned()),
+            ..PodStatus::default()
+        };
+        let pending = PodStatus {
+            phase: Some("Pending".to_owned()),
+            ..PodStatus::default()
+        };
+        assert!(!needs_patch(Some(&running), &running));
+        assert!(needs_patch(Some(&pending), &running));
+        assert!(needs_patch(None, &running));
     }
 
     #[test]

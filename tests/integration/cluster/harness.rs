@@ -202,10 +202,10 @@ impl Cluster {
         let what = format!("pod {name}: {what}");
         let found = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
-                if let Some(pod) = self.pod(name).await {
-                    if check(&pod) {
-                        return pod;
-                    }
+                if let Some(pod) = self.pod(name).await
+                    && check(&pod)
+                {
+                    return pod;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -235,6 +235,8 @@ impl Cluster {
     /// Stops the agent and removes every unit of the test's namespace and its state.
     pub async fn teardown(mut self) {
         self.kill_agent().await;
+        // Shown with --nocapture, and by the harness when the test failed after this.
+        println!("--- systemk log ---\n{}", self.log());
         let systemd = Systemd::connect().await.expect("connect to systemd");
         let prefix = format!("systemk.{}.", self.namespace());
         let ours: Vec<UnitName> = systemd
