@@ -221,16 +221,16 @@ impl Reconciler {
         self.wakes.values().min().copied()
     }
 
-    /// Starts passes for dirty pods, once every source has sent its first set: before
-    /// that, a pod missing from the desired set may only be not sent yet.
+    /// Starts passes for dirty pods. Until every source has sent its first set only
+    /// desired pods get one: a pod missing from the desired set may only be not sent yet
+    /// (an API server that is down at start must not hold up the static pods).
     fn dispatch(&mut self) {
-        if !self.desired.is_synced() {
-            return;
-        }
+        let all_synced = self.desired.is_synced();
         let ready: Vec<String> = self
             .dirty
             .iter()
             .filter(|uid| !self.running.contains(*uid))
+            .filter(|uid| all_synced || self.desired.get(uid).is_some())
             .take(MAX_CONCURRENT_PASSES.saturating_sub(self.running.len()))
             .cloned()
             .collect();
@@ -251,7 +251,7 @@ impl Reconciler {
                 (uid, state, result)
             });
         }
-        if !self.synced && self.dirty.is_empty() && self.running.is_empty() {
+        if all_synced && !self.synced && self.dirty.is_empty() && self.running.is_empty() {
             self.synced = true;
             let _ = self.progress.send(Progress::Synced);
         }

@@ -208,3 +208,39 @@ async fn pods_keep_running_through_an_api_outage_and_the_node_recovers() {
     assert!(!cluster.log().contains("panicked"), "{}", cluster.log());
     cluster.teardown().await;
 }
+
+#[tokio::test]
+async fn static_pods_run_while_the_api_server_is_down_at_start() {
+    let mut cluster = Cluster::new("static_pods_api_down").await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    std::fs::write(
+        cluster.manifests().join("web.yaml"),
+        sleeper("web", &namespace, &node),
+    )
+    .unwrap();
+    cluster.server.stop().await;
+    cluster.start_agent().await;
+    let mirror_name = format!("web-{node}");
+    let unit = cluster.unit(&mirror_name, "main");
+    wait_for(Duration::from_secs(30), "the static pod to run", || async {
+        let status = cluster.unit_status(&unit).await;
+        (status.active_state == ActiveState::Active).then_some(())
+    })
+    .await;
+    assert!(
+        !cluster.log().contains(SYNCED),
+        "synced before the API answered"
+    );
+    cluster.server.resume().await;
+    cluster
+        .wait_for_pod(
+            &mirror_name,
+            "mirrored once the API is back",
+            running_and_ready,
+        )
+        .await;
+    cluster
+        .wait_for_log(SYNCED, 1, Duration::from_secs(30))
+        .await;
+    cluster.teardown().await;
+}
