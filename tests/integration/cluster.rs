@@ -93,15 +93,20 @@ async fn pod_runs_survives_a_restart_of_systemk_and_is_deleted() {
     let before = cluster.unit_status(&unit).await;
     assert_eq!(before.active_state, ActiveState::Active);
     assert_ne!(before.main_pid, 0);
-    let describe = cluster
-        .kubectl(&["describe", "pod", "sleeper", "-n", &namespace])
-        .await;
     wait_for(Duration::from_secs(10), "a Started event", || async {
         let events = cluster.kubectl(&["get", "events", "-n", &namespace]).await;
         events.contains("Started").then_some(())
     })
     .await;
-    assert!(describe.contains("sleeper"), "{describe}");
+    let describe = cluster
+        .kubectl(&["describe", "pod", "sleeper", "-n", &namespace])
+        .await;
+    for reason in ["Pulling", "Pulled", "Created", "Started"] {
+        assert!(
+            describe.contains(reason),
+            "no {reason} event in:\n{describe}"
+        );
+    }
 
     cluster.kill_agent().await;
     cluster.start_agent().await;
@@ -242,5 +247,43 @@ async fn static_pods_run_while_the_api_server_is_down_at_start() {
     cluster
         .wait_for_log(SYNCED, 1, Duration::from_secs(30))
         .await;
+    cluster.teardown().await;
+}
+
+#[tokio::test]
+async fn units_of_pods_deleted_while_systemk_was_down_are_removed() {
+    let mut cluster = Cluster::new("orphans_removed").await;
+    cluster.start_agent().await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    cluster.apply(&sleeper("sleeper", &namespace, &node)).await;
+    cluster
+        .wait_for_pod("sleeper", "Running and Ready", running_and_ready)
+        .await;
+    cluster.kill_agent().await;
+    cluster
+        .kubectl(&[
+            "delete",
+            "pod",
+            "sleeper",
+            "-n",
+            &namespace,
+            "--grace-period=0",
+            "--force",
+        ])
+        .await;
+    let unit = cluster.unit("sleeper", "main");
+    assert_eq!(
+        cluster.unit_status(&unit).await.active_state,
+        ActiveState::Active,
+        "pods outlive systemk"
+    );
+    cluster.start_agent().await;
+    let unit_file = Path::new(UNIT_DIR).join(unit.as_str());
+    wait_for(
+        Duration::from_secs(30),
+        "the orphan's unit to go",
+        || async { (!unit_file.exists()).then_some(()) },
+    )
+    .await;
     cluster.teardown().await;
 }
