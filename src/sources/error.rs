@@ -100,6 +100,16 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
+    /// A request to the Kubernetes API server got no answer in time.
+    #[error("cannot {action} {object}: no answer from the API server within {timeout:?}")]
+    ApiTimeout {
+        /// The verb and kind.
+        action: &'static str,
+        /// `namespace/name` or `name` of the object.
+        object: String,
+        /// How long systemk waited.
+        timeout: std::time::Duration,
+    },
     /// A static pod cannot be mirrored before the Node exists (its owner).
     #[error("cannot mirror static pod {pod}: the node is not registered yet")]
     NodeNotRegistered {
@@ -133,6 +143,7 @@ impl Error {
             Error::Api { .. } => "ApiRequestFailed",
             Error::HostFact { .. } => "HostFactUnreadable",
             Error::NodeNotRegistered { .. } => "NodeNotRegistered",
+            Error::ApiTimeout { .. } => "ApiTimeout",
         }
     }
 
@@ -143,7 +154,8 @@ impl Error {
             | Error::ReadFile { .. }
             | Error::Watch { .. }
             | Error::HostFact { .. }
-            | Error::NodeNotRegistered { .. } => true,
+            | Error::NodeNotRegistered { .. }
+            | Error::ApiTimeout { .. } => true,
             Error::Api { source, .. } => match source.as_ref() {
                 // Conflicts and throttling pass; other client errors need someone to act.
                 kube::Error::Api(status) => matches!(status.code, 409 | 429) || status.code >= 500,

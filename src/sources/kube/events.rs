@@ -43,8 +43,16 @@ impl EventPublisher {
             action: reason.to_owned(),
             secondary: None,
         };
-        if let Err(err) = self.recorder.publish(&event, &reference(pod)).await {
-            tracing::warn!(pod = ?pod.metadata.name, reason, error = %err, "cannot publish an event");
+        let regarding = reference(pod);
+        let publish = self.recorder.publish(&event, &regarding);
+        match tokio::time::timeout(super::API_CALL_TIMEOUT, publish).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(pod = ?pod.metadata.name, reason, error = %err, "cannot publish an event");
+            }
+            Err(_) => {
+                tracing::warn!(pod = ?pod.metadata.name, reason, "publishing an event timed out");
+            }
         }
     }
 }

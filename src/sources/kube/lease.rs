@@ -39,7 +39,8 @@ pub async fn run(
                 // The node task is gone: systemk is shutting down.
                 Err(_) => return,
             };
-            let wait = match renew(&leases, &node_name, &uid).await {
+            let renewal = renew(&leases, &node_name, &uid);
+            let wait = match super::bounded("renew lease", &node_name, renewal).await {
                 Ok(()) => {
                     failures = 0;
                     RENEW_PERIOD

@@ -18,7 +18,9 @@ mod node_object;
 pub mod pods;
 pub mod status;
 
+use std::future::Future;
 use std::path::Path;
+use std::time::Duration;
 
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -43,4 +45,26 @@ pub async fn connect(kubeconfig: &Path) -> Result<Client> {
         .await
         .map_err(|err| invalid(err.to_string()))?;
     Client::try_from(config).map_err(|err| invalid(err.to_string()))
+}
+
+/// Longest wait for one API call (or one node status round) before it counts as failed
+/// and is retried: a hung connection must not stall heartbeats for the client's
+/// five-minute read timeout. The kubelet bounds its lease calls the same way.
+pub const API_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `call` for at most [`API_CALL_TIMEOUT`].
+async fn bounded<T>(
+    action: &'static str,
+    object: &str,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(API_CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::ApiTimeout {
+                action,
+                object: object.to_owned(),
+                timeout: API_CALL_TIMEOUT,
+            })
+        })
 }

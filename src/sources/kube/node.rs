@@ -66,7 +66,8 @@ impl NodeKeeper {
     async fn keep(&mut self) {
         let mut failures = 0u32;
         loop {
-            let wait = match self.tick().await {
+            let name = self.config.name.clone();
+            let wait = match super::bounded("update node", &name, self.tick()).await {
                 Ok(()) => {
                     failures = 0;
                     STATUS_PERIOD

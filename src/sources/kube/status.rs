@@ -131,10 +131,13 @@ impl State {
         let mut failed = false;
         let pending = std::mem::take(&mut self.pending);
         for (uid, pod) in pending {
-            let result = match source_of(&pod) {
-                Some(SourceId::File) => report_static(reporter, &pod).await,
-                _ => patch_status(reporter, &uid, &pod).await,
+            let report = async {
+                match source_of(&pod) {
+                    Some(SourceId::File) => report_static(reporter, &pod).await,
+                    _ => patch_status(reporter, &uid, &pod).await,
+                }
             };
+            let result = super::bounded("report status of pod", name_of(&pod), report).await;
             if let Err(err) = result {
                 tracing::warn!(pod_uid = %uid, error = %err, "cannot report pod status");
                 if err.is_transient() {
@@ -168,9 +171,12 @@ impl State {
                 if current {
                     continue;
                 }
-                mirror::delete(&pods_in(reporter, &pod), name_of(&pod), uid).await
+                let api = pods_in(reporter, &pod);
+                let delete = mirror::delete(&api, name_of(&pod), uid);
+                super::bounded("delete mirror pod", name_of(&pod), delete).await
             } else if pod.metadata.deletion_timestamp.is_some() && !self.running.contains(uid) {
-                delete_terminated(reporter, &pod, uid).await
+                let delete = delete_terminated(reporter, &pod, uid);
+                super::bounded("delete pod", name_of(&pod), delete).await
             } else {
                 continue;
             };
