@@ -111,10 +111,8 @@ impl NodeKeeper {
             conditions: Some(without_heartbeats(&self.conditions)),
             ..status.clone()
         };
-        let due = match &self.posted {
-            None => true,
-            Some((last, at)) => *last != comparable || at.elapsed() >= STATUS_REPORT_PERIOD,
-        };
+        let last = self.posted.as_ref().map(|(last, at)| (last, at.elapsed()));
+        let due = status_due(last, &comparable);
         if due {
             let name = &self.config.name;
             self.nodes
@@ -163,5 +161,50 @@ impl NodeKeeper {
             }
         };
         Ok(node.metadata.uid.unwrap_or_default())
+    }
+}
+
+/// Whether `status` (heartbeats stripped) must be posted, given the status posted last and
+/// how long ago: when it changed, and at least every [`STATUS_REPORT_PERIOD`].
+pub fn status_due(last: Option<(&NodeStatus, Duration)>, status: &NodeStatus) -> bool {
+    match last {
+        None => true,
+        Some((last, age)) => last != status || age >= STATUS_REPORT_PERIOD,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(phase: &str) -> NodeStatus {
+        NodeStatus {
+            phase: Some(phase.to_owned()),
+            ..NodeStatus::default()
+        }
+    }
+
+    #[test]
+    fn first_status_is_posted() {
+        assert!(status_due(None, &status("a")));
+    }
+
+    #[test]
+    fn unchanged_status_waits_for_the_report_period() {
+        let posted = status("a");
+        assert!(!status_due(
+            Some((&posted, Duration::from_secs(10))),
+            &status("a")
+        ));
+        assert!(status_due(
+            Some((&posted, STATUS_REPORT_PERIOD)),
+            &status("a")
+        ));
+    }
+
+    #[test]
+    fn changed_status_is_posted_at_once() {
+        let posted = status("a");
+        assert!(status_due(Some((&posted, Duration::ZERO)), &status("b")));
     }
 }
