@@ -22,6 +22,12 @@ use crate::unit::{NodeInfo, SystemUsers};
 /// How long the source may take to wind down after a signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// systemk tells systemd it is ready after this long even when the first sync has not
+/// finished (an API server that is down at boot): systemd's default start timeout is
+/// 90 s, and being killed for it would only restart systemk into the same wait. Static
+/// pods and the pods already running are served meanwhile.
+const READY_AT_THE_LATEST: Duration = Duration::from_secs(60);
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let node_name = match args.nodename.clone() {
@@ -200,15 +206,27 @@ async fn report(
     mut progress: mpsc::UnboundedReceiver<Progress>,
     forward: Option<mpsc::UnboundedSender<Progress>>,
 ) {
-    while let Some(event) = progress.recv().await {
+    let ready_at_the_latest = tokio::time::sleep(READY_AT_THE_LATEST);
+    tokio::pin!(ready_at_the_latest);
+    let mut ready = false;
+    loop {
+        let event = tokio::select! {
+            event = progress.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            () = &mut ready_at_the_latest, if !ready => {
+                ready = true;
+                tracing::warn!("not all pod sources answered yet (is the API server down?); ready anyway");
+                notify_ready("waiting for the first sync of every pod source");
+                continue;
+            }
+        };
         match &event {
             Progress::Synced => {
                 tracing::info!("all pods are in sync");
-                if let Err(err) =
-                    sd_notify::notify(&[NotifyState::Ready, NotifyState::Status("pods in sync")])
-                {
-                    tracing::warn!(error = %err, "cannot notify systemd");
-                }
+                ready = true;
+                notify_ready("pods in sync");
             }
             Progress::Status(pod) => {
                 let phase = pod
@@ -234,6 +252,12 @@ async fn report(
             // The reporter only ends at shutdown.
             let _ = forward.send(event);
         }
+    }
+}
+
+fn notify_ready(status: &str) {
+    if let Err(err) = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(status)]) {
+        tracing::warn!(error = %err, "cannot notify systemd");
     }
 }
 
