@@ -24,4 +24,4 @@ pub use dirs::{PodDirs, check_uid};
 pub use error::{Error, Result};
 pub use reconciler::{EventKind, MAX_CONCURRENT_PASSES, Progress, run};
 pub(crate) use worker::now;
-pub use worker::{Pass, PodState, cleanup, reconcile};
+pub use worker::{Pass, PodState, cleanup, reconcile, terminate};

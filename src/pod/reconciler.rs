@@ -243,6 +243,11 @@ impl Reconciler {
             let ctx = self.ctx.clone();
             self.passes.spawn(async move {
                 let result = match &pod {
+                    Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
+                        worker::terminate(&ctx, &uid, pod, &mut state)
+                            .await
+                            .map(|()| None)
+                    }
                     Some(pod) => worker::reconcile(&ctx, &uid, pod, &mut state)
                         .await
                         .map(Some),

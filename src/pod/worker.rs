@@ -150,12 +150,25 @@ pub async fn reconcile(
     })
 }
 
+/// Stops a pod whose deletion was requested (`deletionTimestamp`): like [`cleanup`], within
+/// the grace period the deletion asked for. Its source still lists it until the API
+/// object is gone, so the pod stays desired but must not run.
+pub async fn terminate(
+    ctx: &Context,
+    uid: &str,
+    pod: &Arc<Pod>,
+    state: &mut PodState,
+) -> Result<()> {
+    state.applied = Some(pod.clone());
+    cleanup(ctx, uid, state).await
+}
+
 /// Stops every unit of a pod that is no longer desired (each within its grace period),
 /// removes the units and the pod's directory.
 pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<()> {
     let names: Vec<UnitName> = state.units.iter().cloned().collect();
     if !names.is_empty() {
-        let grace = grace_of(state.applied.as_deref());
+        let timeout = stop_timeout(state.applied.as_deref());
         if let Some(pod) = state.applied.clone() {
             for name in &names {
                 state.event(
@@ -166,9 +179,7 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
                 );
             }
         }
-        let stops = names
-            .iter()
-            .map(|name| ctx.systemd.stop(name, grace + STOP_MARGIN));
+        let stops = names.iter().map(|name| ctx.systemd.stop(name, timeout));
         for (name, stopped) in names.iter().zip(futures::future::join_all(stops).await) {
             if let Err(err) = stopped {
                 tracing::warn!(unit = %name, error = %err, "stopping a removed pod's unit failed");
@@ -516,6 +527,18 @@ fn policy_of(pod: &Pod) -> RestartPolicy {
     RestartPolicy::from_spec(policy).unwrap_or(RestartPolicy::Always)
 }
 
+/// How long a stop of a pod's unit may take before systemk SIGKILLs it. A deletion that
+/// asked for its own grace (`kubectl delete --grace-period`) gets exactly that: the unit's
+/// `TimeoutStopSec` carries the spec's grace, so systemk's kill is the escalation. Otherwise
+/// systemd escalates at the spec's grace and the margin only bounds the wait for it.
+fn stop_timeout(pod: Option<&Pod>) -> Duration {
+    match pod.and_then(|pod| pod.metadata.deletion_grace_period_seconds) {
+        Some(seconds) => Duration::from_secs(u64::try_from(seconds).unwrap_or(0)),
+        None => grace_of(pod) + STOP_MARGIN,
+    }
+}
+
+/// The spec's grace between SIGTERM and SIGKILL.
 fn grace_of(pod: Option<&Pod>) -> Duration {
     let seconds = pod
         .and_then(|pod| pod.spec.as_ref())

@@ -287,3 +287,64 @@ async fn units_of_pods_deleted_while_systemk_was_down_are_removed() {
     .await;
     cluster.teardown().await;
 }
+
+#[tokio::test]
+async fn deletion_honours_the_grace_period_it_asks_for() {
+    let mut cluster = Cluster::new("deletion_grace").await;
+    cluster.start_agent().await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    // A shell that ignores SIGTERM: only the SIGKILL after the grace period stops it.
+    let stubborn = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: stubborn
+  namespace: {namespace}
+spec:
+  nodeName: {node}
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 60
+  tolerations:
+  - key: virtual-kubelet.io/provider
+    operator: Exists
+  containers:
+  - name: main
+    image: /bin/sh
+    args: [\"-c\", \"trap '' TERM; while :; do sleep 1; done\"]
+"
+    );
+    cluster.apply(&stubborn).await;
+    cluster
+        .wait_for_pod("stubborn", "Running and Ready", running_and_ready)
+        .await;
+    let started = std::time::Instant::now();
+    cluster
+        .kubectl(&[
+            "delete",
+            "pod",
+            "stubborn",
+            "-n",
+            &namespace,
+            "--grace-period=2",
+            "--wait=false",
+        ])
+        .await;
+    let unit_file = Path::new(UNIT_DIR).join(cluster.unit("stubborn", "main").as_str());
+    wait_for(Duration::from_secs(20), "the unit to go", || async {
+        (!unit_file.exists()).then_some(())
+    })
+    .await;
+    // 2 s of grace, then SIGKILL; the spec's 60 s (or 2 s plus a margin) would be slower.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the pod to leave the API",
+        || async { cluster.pod("stubborn").await.is_none().then_some(()) },
+    )
+    .await;
+    cluster.teardown().await;
+}

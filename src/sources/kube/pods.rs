@@ -1,9 +1,10 @@
 //! The API source of desired pods: a watch on the pods bound to this node
 //! (`spec.nodeName=<node>`, kube-runtime's watcher with its default back-off, cached in a
 //! reflector store), sent to the reconciler as complete snapshots (`SourceId::Api`, see
-//! the source contract in [`crate::sources`]). Mirror pods are static pods' copies and pods
-//! being deleted (`deletionTimestamp`) are not desired: leaving them out makes the
-//! reconciler stop and remove their units. Layer 5.
+//! the source contract in [`crate::sources`]). Mirror pods are static pods' copies and are
+//! left out. Pods being deleted stay in the set with their `deletionTimestamp` and
+//! `deletionGracePeriodSeconds`: the reconciler stops them within that grace, and the status
+//! reporter deletes them once their units are gone. Layer 5.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -75,15 +76,14 @@ pub async fn run(
     }
 }
 
-/// The pods the reconciler should run, from the watch cache: not mirror pods, not being
-/// deleted, with an identity. Each is stripped of what changes without the spec changing
+/// The pods the reconciler should run (or stop, when being deleted), from the watch
+/// cache: not mirror pods, with an identity. Each is stripped of what changes without the spec changing
 /// (status, resourceVersion, managedFields), so a status patch is no new desired pod, and
 /// marked `kubernetes.io/config.source=api`, ordered by UID.
 pub fn desired_pods(cached: &[Arc<Pod>]) -> Vec<Arc<Pod>> {
     let mut pods: Vec<Arc<Pod>> = cached
         .iter()
         .filter(|pod| !is_mirror(pod))
-        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
         .filter(|pod| pod.metadata.uid.is_some() && pod.metadata.name.is_some())
         .map(|pod| {
             let mut pod = Pod::clone(pod);
@@ -143,7 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn mirror_and_deleted_pods_are_not_desired() {
+    fn mirror_pods_are_not_desired_and_deleted_ones_stay() {
         let mut mirror = pod("static-node", "m");
         mirror.metadata.annotations = Some(BTreeMap::from([(
             MIRROR_ANNOTATION.to_owned(),
@@ -156,8 +156,12 @@ mod tests {
             .map(Arc::new)
             .collect();
         let desired = desired_pods(&cached);
-        assert_eq!(desired.len(), 1);
-        assert_eq!(desired[0].metadata.name.as_deref(), Some("web"));
+        let names: Vec<_> = desired
+            .iter()
+            .map(|pod| pod.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["going", "web"]);
+        assert!(desired[0].metadata.deletion_timestamp.is_some());
     }
 
     #[test]
