@@ -45,6 +45,16 @@ pub const LOCAL_SERVICE: Backoff = Backoff {
     jitter: 0.2,
 };
 
+/// Retrying a call to the Kubernetes API server (node status, lease, pod status, deletes):
+/// 500 ms doubling to 10 s, with jitter. The cap stays well below the 40 s node lease so a
+/// node recovers within one lease period once the server is back.
+pub const API_SERVER: Backoff = Backoff {
+    initial: Duration::from_millis(500),
+    max: Duration::from_secs(10),
+    factor: 2.0,
+    jitter: 0.2,
+};
+
 /// A back-off schedule whose bounds were rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {

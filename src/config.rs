@@ -3,15 +3,17 @@
 //! flags or the environment.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod kubeconfig;
 mod manpage;
 mod node_ip;
 #[cfg(test)]
 mod shipped_files;
 
+pub use kubeconfig::{KubeconfigChoice, choose_kubeconfig};
 pub use manpage::manpage;
 pub use node_ip::{NodeIps, detect_node_ips, host_addresses};
 
@@ -24,6 +26,8 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/systemk";
 pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
 /// Where downloaded `.deb` files are cached by content hash.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/systemk/debs";
+/// Pods the node advertises it can run: the kubelet's default `--max-pods`.
+pub const DEFAULT_MAX_PODS: u32 = 110;
 
 /// systemk: run Kubernetes pods as systemd services.
 #[derive(Debug, Parser)]
@@ -96,4 +100,58 @@ pub struct AgentArgs {
     /// Where downloaded .deb files are cached.
     #[arg(long, env = "SYSTEMK_CACHE_DIR", value_name = "DIR", default_value = DEFAULT_CACHE_DIR)]
     pub cache_dir: PathBuf,
+    /// Kubeconfig of this node's identity (default: $KUBECONFIG, then ~/.kube/config, when
+    /// the file exists). Without one systemk runs only static pods and joins no cluster.
+    #[arg(long, env = "SYSTEMK_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Do not taint the node with virtual-kubelet.io/provider=systemk:NoSchedule.
+    #[arg(long, env = "SYSTEMK_DISABLE_TAINT")]
+    pub disable_taint: bool,
+    /// How many pods the node advertises it can run.
+    #[arg(long, env = "SYSTEMK_MAX_PODS", value_name = "N", default_value_t = DEFAULT_MAX_PODS)]
+    pub max_pods: u32,
+}
+
+impl AgentArgs {
+    /// The kubeconfig to join the cluster with, from `--kubeconfig`, else `$KUBECONFIG`,
+    /// else `$HOME/.kube/config`; `env` reads the process environment (a map in tests).
+    pub fn kubeconfig_choice(&self, env: impl Fn(&str) -> Option<String>) -> KubeconfigChoice {
+        choose_kubeconfig(
+            self.kubeconfig.as_deref(),
+            env("KUBECONFIG").as_deref(),
+            env("HOME").as_deref().map(Path::new),
+            |path| path.is_file(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn cluster_flags_parse_with_defaults() {
+        let cli = Cli::try_parse_from(["systemk"]).unwrap();
+        assert_eq!(cli.agent.max_pods, DEFAULT_MAX_PODS);
+        assert!(!cli.agent.disable_taint);
+        assert_eq!(cli.agent.kubeconfig, None);
+        let cli = Cli::try_parse_from([
+            "systemk",
+            "--disable-taint",
+            "--max-pods",
+            "7",
+            "--kubeconfig",
+            "/etc/systemk/kubeconfig",
+        ])
+        .unwrap();
+        assert!(cli.agent.disable_taint);
+        assert_eq!(cli.agent.max_pods, 7);
+        let choice = cli.agent.kubeconfig_choice(|_| None);
+        assert_eq!(
+            choice,
+            KubeconfigChoice::Explicit("/etc/systemk/kubeconfig".into())
+        );
+    }
 }

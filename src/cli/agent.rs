@@ -1,6 +1,7 @@
-//! `systemk` with no command: the node agent. Wires the static-pod source to the
-//! reconciler, tells systemd when the first sync is done (`Type=notify`), and stops on
-//! SIGTERM/SIGINT without touching the pods, which live in their own units.
+//! `systemk` with no command: the node agent. Wires the static-pod source (and, with a
+//! kubeconfig, the cluster: node, lease, pod watch, status reports) to the reconciler,
+//! tells systemd when the first sync is done (`Type=notify`), and stops on SIGTERM/SIGINT
+//! without touching the pods, which live in their own units.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,25 +11,33 @@ use sd_notify::NotifyState;
 use tokio::sync::{mpsc, watch};
 
 use crate::backoff::{LOCAL_SERVICE, RetryLimit};
-use crate::config::{AgentArgs, detect_node_ips, host_addresses};
+use crate::config::{AgentArgs, KubeconfigChoice, detect_node_ips, host_addresses};
 use crate::package::{Installer, InstallerConfig};
 use crate::pod::{self, Context, PodDirs, Progress};
-use crate::sources::{SourceId, manifests};
+use crate::sources::kube::{self as cluster, KUBELET_PORT, NodeConfig};
+use crate::sources::{SourceId, SourceUpdate, manifests};
 use crate::systemd::Systemd;
 use crate::unit::{NodeInfo, SystemUsers};
 
 /// How long the source may take to wind down after a signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// systemk tells systemd it is ready after this long even when the first sync has not
+/// finished (an API server that is down at boot): systemd's default start timeout is
+/// 90 s, and being killed for it would only restart systemk into the same wait. Static
+/// pods and the pods already running are served meanwhile.
+const READY_AT_THE_LATEST: Duration = Duration::from_secs(60);
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let node_name = match args.nodename {
+    let node_name = match args.nodename.clone() {
         Some(name) => name,
         None => super::hostname()?,
     };
     let addresses = host_addresses().context("cannot list the host's addresses")?;
     let ips = detect_node_ips(args.node_ip, args.node_external_ip, &addresses)
         .context("the host has no usable address (neither private nor global): set --node-ip")?;
+    let client = cluster_client(&args).await?;
     let installer = Installer::new(InstallerConfig {
         deb_cache_dir: args.cache_dir.clone(),
         ..InstallerConfig::default()
@@ -70,21 +79,44 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     });
     let (updates_tx, updates_rx) = mpsc::channel(16);
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let mut sources = vec![SourceId::File];
+    let mut forward = None;
+    if let Some(client) = client {
+        let runtime_version = match ctx.systemd.version().await {
+            Ok(version) => format!("systemd://{version}"),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read systemd's version");
+                "systemd://unknown".to_owned()
+            }
+        };
+        let node = NodeConfig {
+            name: node_name.clone(),
+            hostname: super::hostname()?,
+            internal_ip: ips.internal,
+            external_ip: ips.external,
+            taint: !args.disable_taint,
+            max_pods: args.max_pods,
+            runtime_version,
+            kubelet_version: format!("v{}", env!("CARGO_PKG_VERSION")),
+            kubelet_port: KUBELET_PORT,
+        };
+        sources.push(SourceId::Api);
+        forward = Some(spawn_cluster(
+            client,
+            node,
+            &args,
+            updates_tx.clone(),
+            &stop_rx,
+        ));
+    }
     let source = tokio::spawn(manifests::watch(
         args.pod_manifest_path.clone(),
         node_name,
         updates_tx,
         stopped(stop_rx.clone()),
     ));
-    tokio::spawn(report(progress_rx));
-    pod::run(
-        ctx,
-        vec![SourceId::File],
-        updates_rx,
-        progress_tx,
-        stopped(stop_rx),
-    )
-    .await?;
+    tokio::spawn(report(progress_rx, forward));
+    pod::run(ctx, sources, updates_rx, progress_tx, stopped(stop_rx)).await?;
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
     tracing::info!("systemk stopping; pods keep running in their units");
     match tokio::time::timeout(DRAIN_TIMEOUT, source).await {
@@ -95,17 +127,106 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs what the reconciler reports and tells systemd when the first sync is done.
-async fn report(mut progress: mpsc::UnboundedReceiver<Progress>) {
-    while let Some(event) = progress.recv().await {
-        match event {
+/// The client for the cluster, when a kubeconfig is given or found. An explicit one that
+/// does not load is an error; a default one is skipped with a warning (static pods only).
+async fn cluster_client(args: &AgentArgs) -> anyhow::Result<Option<kube::Client>> {
+    let choice = args.kubeconfig_choice(|name| std::env::var(name).ok());
+    let Some(path) = choice.path() else {
+        tracing::info!("no kubeconfig: running static pods only");
+        return Ok(None);
+    };
+    match cluster::connect(path).await {
+        Ok(client) => {
+            tracing::info!(kubeconfig = %path.display(), "joining the cluster");
+            Ok(Some(client))
+        }
+        Err(err) if matches!(choice, KubeconfigChoice::Explicit(_)) => {
+            Err(err).context("cannot use --kubeconfig")
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "ignoring the default kubeconfig: running static pods only");
+            Ok(None)
+        }
+    }
+}
+
+/// Starts the cluster tasks (node, lease, pod watch, status reports); returns where the
+/// reconciler's progress must be forwarded.
+fn spawn_cluster(
+    client: kube::Client,
+    node: NodeConfig,
+    args: &AgentArgs,
+    updates: mpsc::Sender<SourceUpdate>,
+    stop: &watch::Receiver<bool>,
+) -> mpsc::UnboundedSender<Progress> {
+    let (node_uid_tx, node_uid_rx) = watch::channel(None);
+    let (store, writer) = kube::runtime::reflector::store();
+    let (changed_tx, changed_rx) = watch::channel(());
+    let (forward_tx, forward_rx) = mpsc::unbounded_channel();
+    let reporter = cluster::status::Reporter {
+        client: client.clone(),
+        store,
+        node_name: node.name.clone(),
+        node_uid: node_uid_rx.clone(),
+        events: cluster::EventPublisher::new(client.clone(), &node.name),
+    };
+    tokio::spawn(cluster::pods::run(
+        client.clone(),
+        node.name.clone(),
+        writer,
+        updates,
+        changed_tx,
+        stopped(stop.clone()),
+    ));
+    tokio::spawn(cluster::lease::run(
+        client.clone(),
+        node.name.clone(),
+        node_uid_rx,
+        stopped(stop.clone()),
+    ));
+    tokio::spawn(cluster::node::run(
+        client,
+        node,
+        args.state_dir.clone(),
+        node_uid_tx,
+        stopped(stop.clone()),
+    ));
+    tokio::spawn(cluster::status::run(
+        reporter,
+        forward_rx,
+        changed_rx,
+        stopped(stop.clone()),
+    ));
+    forward_tx
+}
+
+/// Logs what the reconciler reports, tells systemd when the first sync is done, and
+/// passes everything on to the cluster's status reporter when there is one.
+async fn report(
+    mut progress: mpsc::UnboundedReceiver<Progress>,
+    forward: Option<mpsc::UnboundedSender<Progress>>,
+) {
+    let ready_at_the_latest = tokio::time::sleep(READY_AT_THE_LATEST);
+    tokio::pin!(ready_at_the_latest);
+    let mut ready = false;
+    loop {
+        let event = tokio::select! {
+            event = progress.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            () = &mut ready_at_the_latest, if !ready => {
+                ready = true;
+                tracing::warn!("not all pod sources answered yet (is the API server down?); ready anyway");
+                notify_ready("waiting for the first sync of every pod source");
+                continue;
+            }
+        };
+        match &event {
             Progress::Synced => {
                 tracing::info!("all pods are in sync");
-                if let Err(err) =
-                    sd_notify::notify(&[NotifyState::Ready, NotifyState::Status("pods in sync")])
-                {
-                    tracing::warn!(error = %err, "cannot notify systemd");
-                }
+                ready = true;
+                notify_ready("pods in sync");
             }
             Progress::Status(pod) => {
                 let phase = pod
@@ -118,7 +239,25 @@ async fn report(mut progress: mpsc::UnboundedReceiver<Progress>) {
                 tracing::info!(namespace, pod = name, phase, "pod status");
             }
             Progress::Removed { uid } => tracing::info!(pod_uid = %uid, "pod removed"),
+            Progress::Event {
+                pod,
+                reason,
+                message,
+                ..
+            } => {
+                tracing::info!(namespace = ?pod.metadata.namespace, pod = ?pod.metadata.name, reason, message, "pod event");
+            }
         }
+        if let Some(forward) = &forward {
+            // The reporter only ends at shutdown.
+            let _ = forward.send(event);
+        }
+    }
+}
+
+fn notify_ready(status: &str) {
+    if let Err(err) = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(status)]) {
+        tracing::warn!(error = %err, "cannot notify systemd");
     }
 }
 

@@ -22,5 +22,6 @@ pub use container_unit::{ContainerRef, UnitContext, container_unit, containers, 
 pub use context::Context;
 pub use dirs::{PodDirs, check_uid};
 pub use error::{Error, Result};
-pub use reconciler::{MAX_CONCURRENT_PASSES, Progress, run};
-pub use worker::{Pass, PodState, cleanup, reconcile};
+pub use reconciler::{EventKind, MAX_CONCURRENT_PASSES, Progress, run};
+pub(crate) use worker::now;
+pub use worker::{Pass, PodState, cleanup, reconcile, terminate};

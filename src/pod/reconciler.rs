@@ -39,6 +39,26 @@ pub enum Progress {
         /// The pod's UID.
         uid: String,
     },
+    /// Something happened to a pod worth an Event (`kubectl describe pod`).
+    Event {
+        /// The pod it happened to.
+        pod: Arc<Pod>,
+        /// CamelCase reason, the kubelet's where one exists (`Pulling`, `Started`, ...).
+        reason: &'static str,
+        /// What happened, for people.
+        message: String,
+        /// Normal or Warning.
+        type_: EventKind,
+    },
+}
+
+/// Severity of a [`Progress::Event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Part of normal operation.
+    Normal,
+    /// Something failed or waits.
+    Warning,
 }
 
 /// Keeps the machine equal to the desired pods until `shutdown` completes. Pods keep
@@ -205,16 +225,16 @@ impl Reconciler {
         self.wakes.values().min().copied()
     }
 
-    /// Starts passes for dirty pods, once every source has sent its first set: before
-    /// that, a pod missing from the desired set may only be not sent yet.
+    /// Starts passes for dirty pods. Until every source has sent its first set only
+    /// desired pods get one: a pod missing from the desired set may only be not sent yet
+    /// (an API server that is down at start must not hold up the static pods).
     fn dispatch(&mut self) {
-        if !self.desired.is_synced() {
-            return;
-        }
+        let all_synced = self.desired.is_synced();
         let ready: Vec<String> = self
             .dirty
             .iter()
             .filter(|uid| !self.running.contains(*uid))
+            .filter(|uid| all_synced || self.desired.get(uid).is_some())
             .take(MAX_CONCURRENT_PASSES.saturating_sub(self.running.len()))
             .cloned()
             .collect();
@@ -230,12 +250,18 @@ impl Reconciler {
                 // units' last moments arrive after its cleanup pass).
                 continue;
             };
+            state.report_events_to(self.progress.clone());
             self.running.insert(uid.clone());
             let ctx = self.ctx.clone();
             let pass_uid = uid.clone();
             let pass = self.passes.spawn(async move {
                 let uid = pass_uid;
                 let result = match &pod {
+                    Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
+                        worker::terminate(&ctx, &uid, pod, &mut state)
+                            .await
+                            .map(|()| None)
+                    }
                     Some(pod) => worker::reconcile(&ctx, &uid, pod, &mut state)
                         .await
                         .map(Some),
@@ -245,7 +271,7 @@ impl Reconciler {
             });
             self.pass_pods.insert(pass.id(), uid);
         }
-        if !self.synced && self.dirty.is_empty() && self.running.is_empty() {
+        if all_synced && !self.synced && self.dirty.is_empty() && self.running.is_empty() {
             self.synced = true;
             let _ = self.progress.send(Progress::Synced);
         }

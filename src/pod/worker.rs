@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
+use tokio::sync::mpsc;
 
 use super::container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
 use super::context::Context;
@@ -18,12 +19,13 @@ use super::error::{Error, Result};
 use super::init_order::{InitProgress, init_progress};
 use super::observe::{ContainerFacts, Problem, container_observation, is_running, observe_unit};
 use super::qos::{QosClass, qos_class};
+use super::reconciler::{EventKind, Progress};
 use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
 use super::status::{PodObservation, WaitingReason, pod_status};
 use crate::backoff::Backoff;
 use crate::package::ImageRef;
-use crate::systemd::UnitStatus;
+use crate::systemd::{JobResult, UnitStatus};
 use crate::unit::{KubernetesMeta, UnitFile, UnitName};
 
 /// How long a retry of a pod whose preparation failed waits: 10 s doubling to 5 min,
@@ -56,6 +58,8 @@ pub struct PodState {
     start_time: Option<Timestamp>,
     /// The status computed last.
     status: Option<PodStatus>,
+    /// Where events about the pod go, when someone listens.
+    events: Option<mpsc::UnboundedSender<Progress>>,
 }
 
 impl PodState {
@@ -75,6 +79,23 @@ impl PodState {
     /// The status computed last.
     pub fn status(&self) -> Option<&PodStatus> {
         self.status.as_ref()
+    }
+
+    /// Sends the pod's events (installing, started, killing…) to `progress`.
+    pub fn report_events_to(&mut self, progress: mpsc::UnboundedSender<Progress>) {
+        self.events = Some(progress);
+    }
+
+    fn event(&self, pod: &Arc<Pod>, type_: EventKind, reason: &'static str, message: String) {
+        if let Some(events) = &self.events {
+            // A closed channel means nobody reports events; the pass goes on.
+            let _ = events.send(Progress::Event {
+                pod: pod.clone(),
+                reason,
+                message,
+                type_,
+            });
+        }
     }
 }
 
@@ -166,20 +187,41 @@ fn prepare_decision(
     }
 }
 
+/// Stops a pod whose deletion was requested (`deletionTimestamp`): like [`cleanup`], within
+/// the grace period the deletion asked for. Its source still lists it until the API
+/// object is gone, so the pod stays desired but must not run.
+pub async fn terminate(
+    ctx: &Context,
+    uid: &str,
+    pod: &Arc<Pod>,
+    state: &mut PodState,
+) -> Result<()> {
+    state.applied = Some(pod.clone());
+    cleanup(ctx, uid, state).await
+}
+
 /// Stops every unit of a pod that is no longer desired (each within its grace period),
 /// removes the units and the pod's directory.
 pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<()> {
     let names: Vec<UnitName> = state.units.iter().cloned().collect();
     if !names.is_empty() {
-        let grace = match state.applied.as_deref() {
-            Some(pod) => grace_of(Some(pod)),
+        let timeout = match state.applied.as_deref() {
+            Some(pod) => stop_timeout(Some(pod)),
             // Adopted at start (the manifest went away while systemk was down): the
             // units still say what grace their pod gave.
-            None => written_grace(&ctx.unit_dir, &names).await,
+            None => written_grace(&ctx.unit_dir, &names).await + STOP_MARGIN,
         };
-        let stops = names
-            .iter()
-            .map(|name| ctx.systemd.stop(name, grace + STOP_MARGIN));
+        if let Some(pod) = state.applied.clone() {
+            for name in &names {
+                state.event(
+                    &pod,
+                    EventKind::Normal,
+                    "Killing",
+                    format!("Stopping unit {name}"),
+                );
+            }
+        }
+        let stops = names.iter().map(|name| ctx.systemd.stop(name, timeout));
         for (name, stopped) in names.iter().zip(futures::future::join_all(stops).await) {
             if let Err(err) = stopped {
                 tracing::warn!(unit = %name, error = %err, "stopping a removed pod's unit failed");
@@ -217,7 +259,7 @@ async fn prepare(ctx: &Context, uid: &str, pod: &Arc<Pod>, state: &mut PodState)
     let mut changed = Vec::new();
     for container in containers(pod) {
         let name = unit_name(pod, container.container)?;
-        match prepare_container(ctx, pod, container, &pod_dir).await {
+        match prepare_container(ctx, pod, container, &pod_dir, state).await {
             Ok((unit, image_id)) => {
                 state
                     .image_ids
@@ -233,6 +275,7 @@ async fn prepare(ctx: &Context, uid: &str, pod: &Arc<Pod>, state: &mut PodState)
             }
             Err(err) => {
                 tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "cannot prepare a container");
+                state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
                 state
                     .problems
                     .insert(container.container.name.clone(), problem(&err));
@@ -261,6 +304,14 @@ async fn prepare(ctx: &Context, uid: &str, pod: &Arc<Pod>, state: &mut PodState)
     }
     if !to_write.is_empty() {
         ctx.systemd.write_units(&ctx.unit_dir, &to_write).await?;
+        for (name, _) in &to_write {
+            state.event(
+                pod,
+                EventKind::Normal,
+                "Created",
+                format!("Created unit {name}"),
+            );
+        }
         let app_units: Vec<UnitName> = containers(pod)
             .into_iter()
             .filter(|c| !c.init)
@@ -285,9 +336,10 @@ async fn prepare(ctx: &Context, uid: &str, pod: &Arc<Pod>, state: &mut PodState)
 /// the package just now, and builds its unit.
 async fn prepare_container(
     ctx: &Context,
-    pod: &Pod,
+    pod: &Arc<Pod>,
     container: ContainerRef<'_>,
     pod_dir: &Path,
+    state: &PodState,
 ) -> Result<(UnitFile, String)> {
     let image: ImageRef = container
         .container
@@ -295,7 +347,24 @@ async fn prepare_container(
         .as_deref()
         .unwrap_or_default()
         .parse()?;
+    state.event(
+        pod,
+        EventKind::Normal,
+        "Pulling",
+        format!("Installing image \"{image}\""),
+    );
     let installed = ctx.installer.install(&image).await?;
+    let outcome = if installed.newly_installed {
+        "Installed"
+    } else {
+        "Already installed:"
+    };
+    state.event(
+        pod,
+        EventKind::Normal,
+        "Pulled",
+        format!("{outcome} image \"{image}\" as {}", installed.image_id),
+    );
     if installed.newly_installed && !installed.service_units.is_empty() {
         let vendor: Vec<String> = installed
             .service_units
@@ -338,7 +407,7 @@ async fn observe(
 /// restart is due.
 async fn start_due(
     ctx: &Context,
-    pod: &Pod,
+    pod: &Arc<Pod>,
     state: &mut PodState,
     statuses: &HashMap<String, UnitStatus>,
     now: Timestamp,
@@ -369,7 +438,18 @@ async fn start_due(
                     .map_or(Decision::Run, |restarts| restarts.decide(now));
                 match decision {
                     Decision::Run => to_start.push(*container),
-                    Decision::RestartAt(at) => wake = earliest(wake, Some(at)),
+                    Decision::RestartAt(at) => {
+                        state.event(
+                            pod,
+                            EventKind::Warning,
+                            "BackOff",
+                            format!(
+                                "Back-off restarting failed container {}",
+                                container.container.name
+                            ),
+                        );
+                        wake = earliest(wake, Some(at));
+                    }
                     Decision::StayTerminated => {}
                 }
             }
@@ -387,8 +467,23 @@ async fn start_due(
         started = true;
         // RestartUnit also starts inactive and failed units, and is the only way to run
         // an `active (exited)` unit (RemainAfterExit=yes) again.
-        if let Err(err) = ctx.systemd.restart(&unit.name).await {
-            tracing::warn!(unit = %unit.name, error = %err, "starting a container failed");
+        match ctx.systemd.restart(&unit.name).await {
+            Ok(JobResult::Done) => state.event(
+                pod,
+                EventKind::Normal,
+                "Started",
+                format!("Started unit {}", unit.name),
+            ),
+            Ok(result) => state.event(
+                pod,
+                EventKind::Warning,
+                "Failed",
+                format!("Unit {} did not start: {result:?}", unit.name),
+            ),
+            Err(err) => {
+                tracing::warn!(unit = %unit.name, error = %err, "starting a container failed");
+                state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
+            }
         }
     }
     Ok((started, wake))
@@ -497,6 +592,18 @@ fn policy_of(pod: &Pod) -> RestartPolicy {
     RestartPolicy::from_spec(policy).unwrap_or(RestartPolicy::Always)
 }
 
+/// How long a stop of a pod's unit may take before systemk SIGKILLs it. A deletion that
+/// asked for its own grace (`kubectl delete --grace-period`) gets exactly that: the unit's
+/// `TimeoutStopSec` carries the spec's grace, so systemk's kill is the escalation. Otherwise
+/// systemd escalates at the spec's grace and the margin only bounds the wait for it.
+fn stop_timeout(pod: Option<&Pod>) -> Duration {
+    match pod.and_then(|pod| pod.metadata.deletion_grace_period_seconds) {
+        Some(seconds) => Duration::from_secs(u64::try_from(seconds).unwrap_or(0)),
+        None => grace_of(pod) + STOP_MARGIN,
+    }
+}
+
+/// The spec's grace between SIGTERM and SIGKILL.
 fn grace_of(pod: Option<&Pod>) -> Duration {
     let seconds = pod
         .and_then(|pod| pod.spec.as_ref())
@@ -561,7 +668,7 @@ fn spec_hash_of(unit: &UnitFile) -> Option<String> {
 
 /// The wall clock as the API shows times. jiff is built without `std` here (k8s-openapi's
 /// choice), so it has no clock of its own.
-pub(super) fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -1,5 +1,6 @@
-//! Errors of the sources layer: reading, parsing and watching pod manifests.
-//! Layer 5; every variant names the file or directory it concerns.
+//! Errors of the sources layer: reading, parsing and watching pod manifests, and talking
+//! to the Kubernetes API server. Layer 5; every variant names the file, directory or API
+//! call it concerns.
 
 use std::path::PathBuf;
 
@@ -80,6 +81,52 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The kubeconfig could not be read or has no usable cluster and user.
+    #[error("cannot load kubeconfig {path}: {message}")]
+    Kubeconfig {
+        /// The kubeconfig file.
+        path: PathBuf,
+        /// What kube's loader said.
+        message: String,
+    },
+    /// A request to the Kubernetes API server failed.
+    #[error("cannot {action} {object}")]
+    Api {
+        /// The verb and kind, e.g. `patch status of pod`.
+        action: &'static str,
+        /// `namespace/name` or `name` of the object.
+        object: String,
+        /// What the client or the server said.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// A request to the Kubernetes API server got no answer in time.
+    #[error("cannot {action} {object}: no answer from the API server within {timeout:?}")]
+    ApiTimeout {
+        /// The verb and kind.
+        action: &'static str,
+        /// `namespace/name` or `name` of the object.
+        object: String,
+        /// How long systemk waited.
+        timeout: std::time::Duration,
+    },
+    /// A static pod cannot be mirrored before the Node exists (its owner).
+    #[error("cannot mirror static pod {pod}: the node is not registered yet")]
+    NodeNotRegistered {
+        /// The static pod's name.
+        pod: String,
+    },
+    /// A fact about the host (memory, disk, identity) could not be read.
+    #[error("cannot read {what} from {path}")]
+    HostFact {
+        /// What was being read.
+        what: &'static str,
+        /// The file it lives in.
+        path: PathBuf,
+        /// Why reading failed.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -92,14 +139,53 @@ impl Error {
             Error::InvalidPod { .. } => "InvalidPod",
             Error::DuplicatePod { .. } => "DuplicatePod",
             Error::Watch { .. } => "ManifestWatchFailed",
+            Error::Kubeconfig { .. } => "KubeconfigInvalid",
+            Error::Api { .. } => "ApiRequestFailed",
+            Error::HostFact { .. } => "HostFactUnreadable",
+            Error::NodeNotRegistered { .. } => "NodeNotRegistered",
+            Error::ApiTimeout { .. } => "ApiTimeout",
         }
     }
 
     /// Whether trying again later may succeed without anyone editing a manifest.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Error::ReadDir { .. } | Error::ReadFile { .. } | Error::Watch { .. }
-        )
+        match self {
+            Error::ReadDir { .. }
+            | Error::ReadFile { .. }
+            | Error::Watch { .. }
+            | Error::HostFact { .. }
+            | Error::NodeNotRegistered { .. }
+            | Error::ApiTimeout { .. } => true,
+            Error::Api { source, .. } => match source.as_ref() {
+                // Conflicts and throttling pass; other client errors need someone to act.
+                kube::Error::Api(status) => matches!(status.code, 409 | 429) || status.code >= 500,
+                _ => true,
+            },
+            _ => false,
+        }
+    }
+
+    /// A failed API call, for `map_err`.
+    pub(crate) fn api(
+        action: &'static str,
+        object: impl Into<String>,
+    ) -> impl FnOnce(kube::Error) -> Error {
+        let object = object.into();
+        move |source| Error::Api {
+            action,
+            object,
+            source: Box::new(source),
+        }
+    }
+
+    /// The HTTP status the API server answered with, when it answered.
+    pub fn api_status(&self) -> Option<u16> {
+        match self {
+            Error::Api { source, .. } => match source.as_ref() {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Layer 5: sources of desired pods — static manifests ([`manifests`]) now, the Kubernetes API
-//! later — and the one interface through which every source feeds the reconciler.
+//! Layer 5: sources of desired pods — static manifests ([`manifests`]) and the Kubernetes API
+//! ([`kube`]) — and the one interface through which every source feeds the reconciler.
 //!
 //! # The source contract
 //!
@@ -39,11 +39,13 @@
 //! }
 //! ```
 //!
-//! This layer must not import `pod` or `systemd`: sources describe what is wanted, never what
-//! runs.
+//! Sources describe what is wanted, never what runs: `manifests` imports neither `pod` nor
+//! `systemd`. Only `kube` reads the reconciler's `pod::Progress` (a lower layer), to report
+//! status back to the API; it never touches units.
 
 mod desired;
 mod error;
+pub mod kube;
 pub mod manifests;
 
 use std::fmt;

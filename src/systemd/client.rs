@@ -187,6 +187,14 @@ impl Systemd {
         self.reload().await
     }
 
+    /// systemd's version (the manager's `Version` property), e.g. `252.22-1~deb12u1`.
+    pub async fn version(&self) -> Result<String> {
+        self.manager
+            .version()
+            .await
+            .map_err(|error| Error::from_zbus("Get Version", "", error))
+    }
+
     /// What systemd reports about a unit; a unit without a file reads as inactive.
     pub async fn status(&self, name: &UnitName) -> Result<UnitStatus> {
         let path = self

@@ -71,6 +71,10 @@ pub(super) trait Manager {
     /// daemon-reload.
     fn reload(&self) -> zbus::Result<()>;
 
+    /// systemd's version string, e.g. `252.22-1~deb12u1`.
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+
     #[zbus(signal)]
     fn job_removed(
         &self,

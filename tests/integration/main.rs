@@ -7,6 +7,7 @@
 
 #[path = "../apiserver/mod.rs"]
 mod apiserver;
+mod cluster;
 mod engine;
 mod harness;
 mod package;

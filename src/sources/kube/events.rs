@@ -1,0 +1,69 @@
+//! Pod lifecycle events (installing the package, installed, created, started, killing,
+//! back-off, failed) as the reconciler reports them, published with kube-runtime's
+//! `Recorder` (events.k8s.io/v1, deduplicated into series) so they show in
+//! `kubectl describe pod`. Best effort, as the kubelet's: an event that cannot be
+//! published is logged and dropped. Layer 5.
+
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::pod::EventKind;
+
+/// The reporting controller named in events, as the kubelet names itself `kubelet`.
+pub const REPORTING_CONTROLLER: &str = "systemk";
+
+/// Publishes pod events for this node.
+#[derive(Clone)]
+pub struct EventPublisher {
+    recorder: Recorder,
+}
+
+impl EventPublisher {
+    /// A publisher reporting as `systemk` on node `node_name`.
+    pub fn new(client: Client, node_name: &str) -> Self {
+        let reporter = Reporter {
+            controller: REPORTING_CONTROLLER.to_owned(),
+            instance: Some(node_name.to_owned()),
+        };
+        Self {
+            recorder: Recorder::new(client, reporter),
+        }
+    }
+
+    /// Publishes `reason`/`message` about `pod`.
+    pub async fn publish(&self, pod: &Pod, kind: EventKind, reason: &str, message: &str) {
+        let event = Event {
+            type_: match kind {
+                EventKind::Normal => EventType::Normal,
+                EventKind::Warning => EventType::Warning,
+            },
+            reason: reason.to_owned(),
+            note: Some(message.to_owned()),
+            action: reason.to_owned(),
+            secondary: None,
+        };
+        let regarding = reference(pod);
+        let publish = self.recorder.publish(&event, &regarding);
+        match tokio::time::timeout(super::API_CALL_TIMEOUT, publish).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(pod = ?pod.metadata.name, reason, error = %err, "cannot publish an event");
+            }
+            Err(_) => {
+                tracing::warn!(pod = ?pod.metadata.name, reason, "publishing an event timed out");
+            }
+        }
+    }
+}
+
+fn reference(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".to_owned()),
+        kind: Some("Pod".to_owned()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..ObjectReference::default()
+    }
+}

@@ -1,0 +1,116 @@
+//! The node's heartbeat: a Lease named after the node in `kube-node-lease`, held by the
+//! node for 40 s and renewed every 10 s (the kubelet's defaults), owned by the Node so it
+//! goes with it. Failed renewals are retried with the API back-off; the node controller
+//! marks the node NotReady only when the lease runs out. Layer 5.
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use tokio::sync::watch;
+
+use crate::backoff::API_SERVER;
+use crate::sources::{Error, Result};
+
+/// Where node leases live.
+pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// How long a renewal holds, in seconds (kubelet `nodeLeaseDurationSeconds`).
+pub const LEASE_DURATION_SECONDS: i32 = 40;
+/// How often the lease is renewed: a quarter of its duration, as the kubelet does.
+pub const RENEW_PERIOD: Duration = Duration::from_secs(10);
+
+/// Renews the node's lease until `shutdown`; starts once the Node is registered
+/// (`node_uid` holds its UID).
+pub async fn run(
+    client: Client,
+    node_name: String,
+    mut node_uid: watch::Receiver<Option<String>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let leases: Api<Lease> = Api::namespaced(client, LEASE_NAMESPACE);
+    let renew_forever = async {
+        let mut failures = 0u32;
+        loop {
+            let uid = match node_uid.wait_for(Option::is_some).await {
+                Ok(uid) => uid.clone().unwrap_or_default(),
+                // The node task is gone: systemk is shutting down.
+                Err(_) => return,
+            };
+            let renewal = renew(&leases, &node_name, &uid);
+            let wait = match super::bounded("renew lease", &node_name, renewal).await {
+                Ok(()) => {
+                    failures = 0;
+                    RENEW_PERIOD
+                }
+                Err(err) => {
+                    let delay = API_SERVER.jittered_delay(failures);
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(node = %node_name, error = %err, retry_in = ?delay,
+                        "cannot renew the node lease");
+                    delay
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    };
+    tokio::select! {
+        () = shutdown => {}
+        () = renew_forever => {}
+    }
+}
+
+/// Creates the lease or moves its renew time to now.
+async fn renew(leases: &Api<Lease>, node_name: &str, node_uid: &str) -> Result<()> {
+    let object = format!("{LEASE_NAMESPACE}/{node_name}");
+    let existing = leases
+        .get_opt(node_name)
+        .await
+        .map_err(Error::api("get lease", &object))?;
+    let spec = LeaseSpec {
+        holder_identity: Some(node_name.to_owned()),
+        lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+        renew_time: Some(MicroTime(crate::pod::now())),
+        ..LeaseSpec::default()
+    };
+    match existing {
+        None => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(node_name.to_owned()),
+                    namespace: Some(LEASE_NAMESPACE.to_owned()),
+                    owner_references: Some(vec![OwnerReference {
+                        api_version: "v1".to_owned(),
+                        kind: "Node".to_owned(),
+                        name: node_name.to_owned(),
+                        uid: node_uid.to_owned(),
+                        ..OwnerReference::default()
+                    }]),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(spec),
+            };
+            leases
+                .create(&PostParams::default(), &lease)
+                .await
+                .map_err(Error::api("create lease", &object))?;
+        }
+        Some(mut lease) => {
+            // Replace carries the resourceVersion read above: a concurrent writer makes
+            // this a 409, retried after a short back-off.
+            let previous = lease.spec.take().unwrap_or_default();
+            lease.spec = Some(LeaseSpec {
+                acquire_time: previous.acquire_time,
+                lease_transitions: previous.lease_transitions,
+                ..spec
+            });
+            leases
+                .replace(node_name, &PostParams::default(), &lease)
+                .await
+                .map_err(Error::api("renew lease", &object))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The Node object systemk registers and the status it posts, built from the settings and
+//! the host's facts. Pure: no client, no clock; unit-tested. Layer 5.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo, Taint,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::host::HostFacts;
+
+/// The taint that keeps pods (and DaemonSets) off the node unless they tolerate it: the
+/// original systemk's (virtual-kubelet convention).
+pub const TAINT_KEY: &str = "virtual-kubelet.io/provider";
+/// Value of [`TAINT_KEY`].
+pub const TAINT_VALUE: &str = "systemk";
+/// Effect of the taint.
+pub const TAINT_EFFECT: &str = "NoSchedule";
+/// `node.kubernetes.io/instance-type` of every systemk node.
+pub const INSTANCE_TYPE: &str = "systemk";
+/// The kubelet's port, published in `daemonEndpoints` (kubelet default).
+pub const KUBELET_PORT: u16 = 10250;
+
+/// What the node says about itself beyond the host's facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The node's name (`--nodename`).
+    pub name: String,
+    /// The host's name, for the Hostname address and the hostname label.
+    pub hostname: String,
+    /// InternalIP.
+    pub internal_ip: IpAddr,
+    /// ExternalIP.
+    pub external_ip: IpAddr,
+    /// Whether the node carries the systemk taint (off with `--disable-taint`).
+    pub taint: bool,
+    /// Pods the node can run (`--max-pods`).
+    pub max_pods: u32,
+    /// `systemd://<version>` of the service manager.
+    pub runtime_version: String,
+    /// systemk's own version, shown as the kubelet version.
+    pub kubelet_version: String,
+    /// Port published as the kubelet endpoint.
+    pub kubelet_port: u16,
+}
+
+/// The Node to create when none exists: labels, taint, and no status (posted separately,
+/// through `/status`).
+pub fn new_node(config: &NodeConfig, facts: &HostFacts) -> Node {
+    Node {
+        metadata: ObjectMeta {
+            name: Some(config.name.clone()),
+            labels: Some(labels(config, facts)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NodeSpec {
+            taints: Some(taints(&[], config.taint)),
+            ..NodeSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The labels systemk owns on its Node.
+pub fn labels(config: &NodeConfig, facts: &HostFacts) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("kubernetes.io/hostname".to_owned(), config.name.clone()),
+        ("kubernetes.io/os".to_owned(), "linux".to_owned()),
+        ("kubernetes.io/arch".to_owned(), facts.architecture.clone()),
+        (
+            "node.kubernetes.io/instance-type".to_owned(),
+            INSTANCE_TYPE.to_owned(),
+        ),
+    ])
+}
+
+/// `existing` taints with systemk's own added or removed; others are kept as they are.
+pub fn taints(existing: &[Taint], wanted: bool) -> Vec<Taint> {
+    let mut kept: Vec<Taint> = existing
+        .iter()
+        .filter(|taint| taint.key != TAINT_KEY)
+        .cloned()
+        .collect();
+    if wanted {
+        kept.push(Taint {
+            key: TAINT_KEY.to_owned(),
+            value: Some(TAINT_VALUE.to_owned()),
+            effect: TAINT_EFFECT.to_owned(),
+            time_added: None,
+        });
+    }
+    kept
+}
+
+/// The node's status: capacity, addresses, system info, endpoints and `conditions`.
+pub fn node_status(
+    config: &NodeConfig,
+    facts: &HostFacts,
+    conditions: Vec<NodeCondition>,
+) -> NodeStatus {
+    let resources = BTreeMap::from([
+        ("cpu".to_owned(), Quantity(facts.cpus.to_string())),
+        (
+            "memory".to_owned(),
+            Quantity(facts.memory_bytes.to_string()),
+        ),
+        ("pods".to_owned(), Quantity(config.max_pods.to_string())),
+        (
+            "ephemeral-storage".to_owned(),
+            Quantity(facts.storage_bytes.to_string()),
+        ),
+    ]);
+    // Both IPs are listed even when equal: clients look for the type they need.
+    let addresses = vec![
+        address("InternalIP", config.internal_ip.to_string()),
+        address("ExternalIP", config.external_ip.to_string()),
+        address("Hostname", config.hostname.clone()),
+    ];
+    NodeStatus {
+        capacity: Some(resources.clone()),
+        allocatable: Some(resources),
+        addresses: Some(addresses),
+        conditions: Some(conditions),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(config.kubelet_port),
+            }),
+        }),
+        node_info: Some(NodeSystemInfo {
+            architecture: facts.architecture.clone(),
+            boot_id: facts.boot_id.clone(),
+            container_runtime_version: config.runtime_version.clone(),
+            kernel_version: facts.kernel.clone(),
+            kube_proxy_version: String::new(),
+            kubelet_version: config.kubelet_version.clone(),
+            machine_id: facts.machine_id.clone(),
+            operating_system: "linux".to_owned(),
+            os_image: facts.os_image.clone(),
+            system_uuid: String::new(),
+            swap: None,
+        }),
+        ..NodeStatus::default()
+    }
+}
+
+fn address(type_: &str, address: String) -> NodeAddress {
+    NodeAddress {
+        type_: type_.to_owned(),
+        address,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(taint: bool) -> NodeConfig {
+        NodeConfig {
+            name: "node-1".to_owned(),
+            hostname: "host-1".to_owned(),
+            internal_ip: "10.0.0.5".parse().unwrap(),
+            external_ip: "203.0.113.9".parse().unwrap(),
+            taint,
+            max_pods: 110,
+            runtime_version: "systemd://252".to_owned(),
+            kubelet_version: "v0.1.0".to_owned(),
+            kubelet_port: KUBELET_PORT,
+        }
+    }
+
+    fn facts() -> HostFacts {
+        HostFacts {
+            cpus: 2,
+            memory_bytes: 4_000_000_000,
+            storage_bytes: 50_000_000_000,
+            kernel: "6.1.0-18-amd64".to_owned(),
+            os_image: "Debian GNU/Linux 12 (bookworm)".to_owned(),
+            machine_id: "m".to_owned(),
+            boot_id: "b".to_owned(),
+            architecture: "amd64".to_owned(),
+        }
+    }
+
+    #[test]
+    fn new_node_has_labels_and_taint() {
+        let node = new_node(&config(true), &facts());
+        let labels = node.metadata.labels.unwrap();
+        assert_eq!(labels["kubernetes.io/hostname"], "node-1");
+        assert_eq!(labels["kubernetes.io/os"], "linux");
+        assert_eq!(labels["kubernetes.io/arch"], "amd64");
+        assert_eq!(labels["node.kubernetes.io/instance-type"], "systemk");
+        let taints = node.spec.unwrap().taints.unwrap();
+        assert_eq!(taints.len(), 1);
+        assert_eq!(
+            (taints[0].key.as_str(), taints[0].effect.as_str()),
+            (TAINT_KEY, "NoSchedule")
+        );
+    }
+
+    #[test]
+    fn disabled_taint_is_removed_and_others_kept() {
+        let other = Taint {
+            key: "dedicated".to_owned(),
+            value: None,
+            effect: "NoExecute".to_owned(),
+            time_added: None,
+        };
+        let existing = taints(std::slice::from_ref(&other), true);
+        assert_eq!(existing.len(), 2);
+        assert_eq!(taints(&existing, false), vec![other.clone()]);
+        assert_eq!(taints(&existing, true).len(), 2);
+    }
+
+    #[test]
+    fn status_reports_capacity_addresses_and_info() {
+        let status = node_status(&config(true), &facts(), vec![]);
+        let capacity = status.capacity.unwrap();
+        assert_eq!(capacity["cpu"].0, "2");
+        assert_eq!(capacity["memory"].0, "4000000000");
+        assert_eq!(capacity["pods"].0, "110");
+        assert_eq!(capacity["ephemeral-storage"].0, "50000000000");
+        let addresses: Vec<(String, String)> = status
+            .addresses
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.type_, a.address))
+            .collect();
+        assert_eq!(
+            addresses,
+            [
+                ("InternalIP".to_owned(), "10.0.0.5".to_owned()),
+                ("ExternalIP".to_owned(), "203.0.113.9".to_owned()),
+                ("Hostname".to_owned(), "host-1".to_owned()),
+            ]
+        );
+        let info = status.node_info.unwrap();
+        assert_eq!(info.container_runtime_version, "systemd://252");
+        assert_eq!(info.operating_system, "linux");
+        assert_eq!(
+            status
+                .daemon_endpoints
+                .unwrap()
+                .kubelet_endpoint
+                .unwrap()
+                .port,
+            10250
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! Reports what the reconciler did back to the API: pod status patched to `/status` only
+//! when it differs from what the API holds, with the pod's UID as precondition; pods whose
+//! deletion was requested (`deletionTimestamp`) deleted with grace 0 once their units are
+//! gone; static pods mirrored (see [`super::mirror`]). Failed calls stay pending and are
+//! retried with the API back-off, so an outage only delays reports. Layer 5: reads the
+//! reconciler's [`Progress`] (layer 4) and the pod watch's cache, writes only to the API.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::reflector::Store;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use super::events::EventPublisher;
+use super::mirror;
+use super::pods::is_mirror;
+use crate::backoff::API_SERVER;
+use crate::pod::Progress;
+use crate::sources::{CONFIG_SOURCE_ANNOTATION, Error, Result, SourceId};
+
+/// Pod-level status fields systemk owns that a merge patch must clear when unset.
+const CLEARED_WHEN_UNSET: &[&str] = &["reason", "message"];
+
+/// What the reporter needs from the rest of the kube source.
+pub struct Reporter {
+    /// Pods, cluster-wide (namespaced calls pick the namespace per pod).
+    pub client: kube::Client,
+    /// The pod watch's cache.
+    pub store: Store<Pod>,
+    /// This node's name.
+    pub node_name: String,
+    /// This node's UID once registered (mirror pods' owner).
+    pub node_uid: watch::Receiver<Option<String>>,
+    /// Publishes pod events.
+    pub events: EventPublisher,
+}
+
+/// Consumes `progress` until it ends or `shutdown`; `store_changed` ticks when the pod
+/// cache changed.
+pub async fn run(
+    reporter: Reporter,
+    mut progress: mpsc::UnboundedReceiver<Progress>,
+    mut store_changed: watch::Receiver<()>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut state = State::default();
+    tokio::pin!(shutdown);
+    loop {
+        let retry = state.retry_in();
+        tokio::select! {
+            () = &mut shutdown => return,
+            event = progress.recv() => match event {
+                Some(event) => state.record(&reporter, event).await,
+                None => return,
+            },
+            changed = store_changed.changed() => {
+                if changed.is_err() {
+                    // The watch is gone; nothing more will change.
+                    std::future::pending::<()>().await;
+                }
+            }
+            () = sleep(retry) => {}
+        }
+        state.flush(&reporter).await;
+    }
+}
+
+async fn sleep(delay: Option<Duration>) {
+    match delay {
+        Some(delay) => tokio::time::sleep(delay).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// API pods the reconciler runs: reported a status, not removed since.
+    running: HashSet<String>,
+    /// Static pods by UID: the latest pod with status, for their mirrors.
+    statics: HashMap<String, Arc<Pod>>,
+    /// Statuses not yet in the API, by pod UID.
+    pending: BTreeMap<String, Arc<Pod>>,
+    /// Whether the reconciler finished its first sync.
+    synced: bool,
+    /// Failed flushes in a row, for the back-off.
+    failures: u32,
+}
+
+impl State {
+    async fn record(&mut self, reporter: &Reporter, event: Progress) {
+        match event {
+            Progress::Synced => self.synced = true,
+            Progress::Status(pod) => {
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                match source_of(&pod) {
+                    Some(SourceId::File) => {
+                        self.statics.insert(uid.clone(), pod.clone());
+                    }
+                    _ => {
+                        self.running.insert(uid.clone());
+                    }
+                }
+                self.pending.insert(uid, pod);
+            }
+            Progress::Removed { uid } => {
+                self.running.remove(&uid);
+                self.pending.remove(&uid);
+                self.statics.remove(&uid);
+            }
+            Progress::Event {
+                pod,
+                reason,
+                message,
+                type_,
+            } => reporter.events.publish(&pod, type_, reason, &message).await,
+        }
+    }
+
+    fn retry_in(&self) -> Option<Duration> {
+        (self.failures > 0).then(|| API_SERVER.jittered_delay(self.failures - 1))
+    }
+
+    /// Sends what is pending, deletes what finished terminating and mirrors that are
+    /// stale; remembers failures for a retry.
+    async fn flush(&mut self, reporter: &Reporter) {
+        let mut failed = false;
+        let pending = std::mem::take(&mut self.pending);
+        for (uid, pod) in pending {
+            let report = async {
+                match source_of(&pod) {
+                    Some(SourceId::File) => report_static(reporter, &pod).await,
+                    _ => patch_status(reporter, &uid, &pod).await,
+                }
+            };
+            let result = super::bounded("report status of pod", name_of(&pod), report).await;
+            if let Err(err) = result {
+                tracing::warn!(pod_uid = %uid, error = %err, "cannot report pod status");
+                if err.is_transient() {
+                    failed = true;
+                    self.pending.insert(uid, pod);
+                }
+            }
+        }
+        if self.synced {
+            failed |= self.collect_garbage(reporter).await.is_err();
+        }
+        self.failures = if failed {
+            self.failures.saturating_add(1)
+        } else {
+            0
+        };
+    }
+
+    /// Deletes (grace 0) API pods being deleted that no longer run here, and mirror pods
+    /// whose static pod is gone or changed.
+    async fn collect_garbage(&self, reporter: &Reporter) -> Result<()> {
+        let mut result = Ok(());
+        for pod in reporter.store.state() {
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            let outcome = if is_mirror(&pod) {
+                let current = self.statics.values().any(|s| {
+                    s.metadata.namespace == pod.metadata.namespace
+                        && s.metadata.name == pod.metadata.name
+                        && mirror::is_current(&pod, s)
+                });
+                if current {
+                    continue;
+                }
+                let api = pods_in(reporter, &pod);
+                let delete = mirror::delete(&api, name_of(&pod), uid);
+                super::bounded("delete mirror pod", name_of(&pod), delete).await
+            } else if pod.metadata.deletion_timestamp.is_some() && !self.running.contains(uid) {
+                let delete = delete_terminated(reporter, &pod, uid);
+                super::bounded("delete pod", name_of(&pod), delete).await
+            } else {
+                continue;
+            };
+            if let Err(err) = outcome {
+                tracing::warn!(pod = %name_of(&pod), error = %err, "cannot delete a pod");
+                result = Err(err);
+            }
+        }
+        result
+    }
+}
+
+fn source_of(pod: &Pod) -> Option<SourceId> {
+    let annotations = pod.metadata.annotations.as_ref()?;
+    match annotations.get(CONFIG_SOURCE_ANNOTATION)?.as_str() {
+        "file" => Some(SourceId::File),
+        "api" => Some(SourceId::Api),
+        _ => None,
+    }
+}
+
+fn name_of(pod: &Pod) -> &str {
+    pod.metadata.name.as_deref().unwrap_or_default()
+}
+
+fn pods_in(reporter: &Reporter, pod: &Pod) -> Api<Pod> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    Api::namespaced(reporter.client.clone(), namespace)
+}
+
+/// The cached API pod named like `pod`.
+fn cached(reporter: &Reporter, pod: &Pod, mirror: bool) -> Option<Arc<Pod>> {
+    reporter.store.find(|candidate| {
+        candidate.metadata.namespace == pod.metadata.namespace
+            && candidate.metadata.name == pod.metadata.name
+            && is_mirror(candidate) == mirror
+    })
+}
+
+/// Patches the status of API pod `uid` unless the API already shows it.
+async fn patch_status(reporter: &Reporter, uid: &str, pod: &Pod) -> Result<()> {
+    let Some(current) = cached(reporter, pod, false) else {
+        return Ok(());
+    };
+    if current.metadata.uid.as_deref() != Some(uid) {
+        return Ok(());
+    }
+    send_status(reporter, &current, pod.status.as_ref()).await
+}
+
+/// Makes sure the static pod's mirror exists and is current, then reports its status.
+async fn report_static(reporter: &Reporter, pod: &Pod) -> Result<()> {
+    let Some(node_uid) = reporter.node_uid.borrow().clone() else {
+        return Err(not_registered(pod));
+    };
+    let api = pods_in(reporter, pod);
+    let mirror = match cached(reporter, pod, true) {
+        Some(mirror) if mirror::is_current(&mirror, pod) => mirror,
+        stale => {
+            if let Some(stale) = stale {
+                let uid = stale.metadata.uid.as_deref().unwrap_or_default();
+                mirror::delete(&api, name_of(&stale), uid).await?;
+            }
+            let uid = mirror::create(&api, pod, &reporter.node_name, &node_uid).await?;
+            let mut created = mirror::mirror_of(pod, &reporter.node_name, &node_uid);
+            created.metadata.uid = Some(uid);
+            Arc::new(created)
+        }
+    };
+    send_status(reporter, &mirror, pod.status.as_ref()).await
+}
+
+fn not_registered(pod: &Pod) -> Error {
+    Error::NodeNotRegistered {
+        pod: name_of(pod).to_owned(),
+    }
+}
+
+/// Patches `target`'s status to `status` when they differ.
+async fn send_status(reporter: &Reporter, target: &Pod, status: Option<&PodStatus>) -> Result<()> {
+    let Some(status) = status else {
+        return Ok(());
+    };
+    if !needs_patch(target.status.as_ref(), status) {
+        return Ok(());
+    }
+    let uid = target.metadata.uid.as_deref().unwrap_or_default();
+    let name = name_of(target);
+    let patch = status_patch(uid, status);
+    match pods_in(reporter, target)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Gone or replaced by a pod with another UID: nothing to report to.
+        Err(kube::Error::Api(answer)) if matches!(answer.code, 404 | 409) => Ok(()),
+        Err(err) => Err(Error::api("patch status of pod", name)(err)),
+    }
+}
+
+/// Whether the API's `current` status differs from the reconciler's `computed` one.
+pub fn needs_patch(current: Option<&PodStatus>, computed: &PodStatus) -> bool {
+    current != Some(computed)
+}
+
+/// The merge patch setting `status` on the pod with `uid` (the UID is a precondition:
+/// the API refuses the patch for a different pod of the same name).
+pub fn status_patch(uid: &str, status: &PodStatus) -> Value {
+    let mut status = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
+    if let Some(fields) = status.as_object_mut() {
+        for field in CLEARED_WHEN_UNSET {
+            fields.entry(*field).or_insert(Value::Null);
+        }
+    }
+    json!({ "metadata": { "uid": uid }, "status": status })
+}
+
+/// Deletes with grace 0 a pod whose deletion was requested and whose units are gone.
+async fn delete_terminated(reporter: &Reporter, pod: &Pod, uid: &str) -> Result<()> {
+    let name = name_of(pod);
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match pods_in(reporter, pod).delete(name, &params).await {
+        Ok(_) => {
+            tracing::info!(pod = %name, pod_uid = %uid, "pod deleted after its containers stopped");
+            Ok(())
+        }
+        Err(kube::Error::Api(answer)) if matches!(answer.code, 404 | 409) => Ok(()),
+        Err(err) => Err(Error::api("delete pod", name)(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_names_the_uid_and_clears_stale_reasons() {
+        let status = PodStatus {
+            phase: Some("Running".to_owned()),
+            ..PodStatus::default()
+        };
+        let patch = status_patch("u-1", &status);
+        assert_eq!(patch["metadata"]["uid"], "u-1");
+        assert_eq!(patch["status"]["phase"], "Running");
+        assert_eq!(patch["status"]["reason"], Value::Null);
+        assert!(patch["status"].as_object().unwrap().contains_key("message"));
+    }
+
+    #[test]
+    fn only_a_different_status_is_patched() {
+        let running = PodStatus {
+            phase: Some("Running".to_owned()),
+            ..PodStatus::default()
+        };
+        let pending = PodStatus {
+            phase: Some("Pending".to_owned()),
+            ..PodStatus::default()
+        };
+        assert!(!needs_patch(Some(&running), &running));
+        assert!(needs_patch(Some(&pending), &running));
+        assert!(needs_patch(None, &running));
+    }
+
+    #[test]
+    fn patch_keeps_a_reason_that_is_set() {
+        let status = PodStatus {
+            reason: Some("Evicted".to_owned()),
+            ..PodStatus::default()
+        };
+        assert_eq!(status_patch("u", &status)["status"]["reason"], "Evicted");
+    }
+}

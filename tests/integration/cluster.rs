@@ -1,0 +1,350 @@
+//! End to end as a node of a cluster: the `systemk` binary against the test API server,
+//! driven with the real `kubectl`, running pods as units of the sandbox's systemd. Node
+//! registration and lease, a pod's life (apply → Running and Ready, systemk killed and
+//! restarted without restarting the container, delete → units gone, then the API object),
+//! static pods mirrored in the API, and an API server outage. Volumes and env from the
+//! API (configMap, secret, projected, valueFrom) are not covered here yet.
+
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::{Cluster, UNIT_DIR, condition, running_and_ready, sleeper};
+use systemk::systemd::ActiveState;
+
+use crate::support::wait_for;
+
+/// systemk logs this when every source has synced and every pod had its first pass.
+const SYNCED: &str = "all pods are in sync";
+
+#[tokio::test]
+async fn node_registers_ready_and_renews_its_lease() {
+    let mut cluster = Cluster::new("node_registers_ready").await;
+    cluster.start_agent().await;
+    let node_name = cluster.node().to_owned();
+    let node = wait_for(Duration::from_secs(30), "the node to be Ready", || async {
+        let node = cluster.get(&["node", &node_name]).await?;
+        (condition(&node, "Ready") == Some("True")).then_some(node)
+    })
+    .await;
+    let labels = &node["metadata"]["labels"];
+    assert_eq!(labels["kubernetes.io/hostname"], node_name.as_str());
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+    assert_eq!(labels["node.kubernetes.io/instance-type"], "systemk");
+    assert!(labels["kubernetes.io/arch"].as_str().is_some());
+    let taint = &node["spec"]["taints"][0];
+    assert_eq!(taint["key"], "virtual-kubelet.io/provider");
+    assert_eq!(taint["value"], "systemk");
+    assert_eq!(taint["effect"], "NoSchedule");
+    let status = &node["status"];
+    assert_eq!(status["capacity"]["pods"], "110");
+    assert!(status["allocatable"]["memory"].as_str().is_some());
+    assert!(status["capacity"]["ephemeral-storage"].as_str().is_some());
+    let info = &status["nodeInfo"];
+    assert!(
+        info["containerRuntimeVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("systemd://"),
+        "{info}"
+    );
+    assert_eq!(info["operatingSystem"], "linux");
+    assert_eq!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
+    assert_eq!(status["addresses"][0]["type"], "InternalIP");
+    assert_eq!(status["addresses"][0]["address"], "127.0.0.1");
+    for pressure in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
+        assert!(condition(&node, pressure).is_some(), "{pressure} missing");
+    }
+
+    let lease_args = ["lease", node_name.as_str(), "-n", "kube-node-lease"];
+    let lease = wait_for(Duration::from_secs(20), "the node lease", || async {
+        cluster.get(&lease_args).await
+    })
+    .await;
+    assert_eq!(lease["spec"]["holderIdentity"], node_name.as_str());
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 40);
+    assert_eq!(lease["metadata"]["ownerReferences"][0]["kind"], "Node");
+    let first = lease["spec"]["renewTime"].clone();
+    wait_for(
+        Duration::from_secs(25),
+        "the lease to be renewed",
+        || async {
+            let lease = cluster.get(&lease_args).await?;
+            (lease["spec"]["renewTime"] != first).then_some(())
+        },
+    )
+    .await;
+    cluster.teardown().await;
+}
+
+#[tokio::test]
+async fn pod_runs_survives_a_restart_of_systemk_and_is_deleted() {
+    let mut cluster = Cluster::new("pod_lifecycle").await;
+    cluster.start_agent().await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    cluster.apply(&sleeper("sleeper", &namespace, &node)).await;
+    let pod = cluster
+        .wait_for_pod("sleeper", "Running and Ready", running_and_ready)
+        .await;
+    assert_eq!(pod["status"]["hostIP"], "127.0.0.1");
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+    let unit = cluster.unit("sleeper", "main");
+    let before = cluster.unit_status(&unit).await;
+    assert_eq!(before.active_state, ActiveState::Active);
+    assert_ne!(before.main_pid, 0);
+    wait_for(Duration::from_secs(10), "a Started event", || async {
+        let events = cluster.kubectl(&["get", "events", "-n", &namespace]).await;
+        events.contains("Started").then_some(())
+    })
+    .await;
+    let describe = cluster
+        .kubectl(&["describe", "pod", "sleeper", "-n", &namespace])
+        .await;
+    for reason in ["Pulling", "Pulled", "Created", "Started"] {
+        assert!(
+            describe.contains(reason),
+            "no {reason} event in:\n{describe}"
+        );
+    }
+
+    cluster.kill_agent().await;
+    cluster.start_agent().await;
+    cluster
+        .wait_for_log(SYNCED, 2, Duration::from_secs(30))
+        .await;
+    let after = cluster.unit_status(&unit).await;
+    assert_eq!(
+        after.main_pid, before.main_pid,
+        "the container was restarted"
+    );
+    assert_eq!(after.active_state, ActiveState::Active);
+    let pod = cluster
+        .wait_for_pod("sleeper", "still Running and Ready", running_and_ready)
+        .await;
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+
+    cluster
+        .kubectl(&["delete", "pod", "sleeper", "-n", &namespace, "--wait=false"])
+        .await;
+    let unit_file = Path::new(UNIT_DIR).join(unit.as_str());
+    wait_for(Duration::from_secs(30), "the unit file to go", || async {
+        (!unit_file.exists()).then_some(())
+    })
+    .await;
+    wait_for(
+        Duration::from_secs(30),
+        "the pod to leave the API",
+        || async { cluster.pod("sleeper").await.is_none().then_some(()) },
+    )
+    .await;
+    cluster.teardown().await;
+}
+
+#[tokio::test]
+async fn static_pod_is_mirrored_in_the_api() {
+    let mut cluster = Cluster::new("static_pod_mirror").await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    let manifest = cluster.manifests().join("web.yaml");
+    std::fs::write(&manifest, sleeper("web", &namespace, &node)).unwrap();
+    cluster.start_agent().await;
+    let mirror_name = format!("web-{node}");
+    let mirror = cluster
+        .wait_for_pod(
+            &mirror_name,
+            "mirrored, Running and Ready",
+            running_and_ready,
+        )
+        .await;
+    let annotations = &mirror["metadata"]["annotations"];
+    assert!(
+        annotations["kubernetes.io/config.mirror"]
+            .as_str()
+            .is_some()
+    );
+    assert_eq!(mirror["metadata"]["ownerReferences"][0]["kind"], "Node");
+
+    std::fs::remove_file(&manifest).unwrap();
+    wait_for(Duration::from_secs(30), "the mirror pod to go", || async {
+        cluster.pod(&mirror_name).await.is_none().then_some(())
+    })
+    .await;
+    cluster.teardown().await;
+}
+
+#[tokio::test]
+async fn pods_keep_running_through_an_api_outage_and_the_node_recovers() {
+    let mut cluster = Cluster::new("api_outage").await;
+    cluster.start_agent().await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    cluster.apply(&sleeper("sleeper", &namespace, &node)).await;
+    cluster
+        .wait_for_pod("sleeper", "Running and Ready", running_and_ready)
+        .await;
+    let unit = cluster.unit("sleeper", "main");
+    let before = cluster.unit_status(&unit).await;
+    let lease_args = ["lease", node.as_str(), "-n", "kube-node-lease"];
+    let renewed_before = cluster.get(&lease_args).await.unwrap()["spec"]["renewTime"].clone();
+
+    cluster.server.stop().await;
+    // The outage itself is what is tested: 30 s, most of a lease period.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let during = cluster.unit_status(&unit).await;
+    assert_eq!(during.active_state, ActiveState::Active);
+    assert_eq!(during.main_pid, before.main_pid);
+    cluster.server.resume().await;
+
+    wait_for(
+        Duration::from_secs(30),
+        "the lease to be renewed again",
+        || async {
+            let lease = cluster.get(&lease_args).await?;
+            (lease["spec"]["renewTime"] != renewed_before).then_some(())
+        },
+    )
+    .await;
+    let node_object = cluster.get(&["node", &node]).await.unwrap();
+    assert_eq!(condition(&node_object, "Ready"), Some("True"));
+    let pod = cluster
+        .wait_for_pod("sleeper", "Running after the outage", running_and_ready)
+        .await;
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert_eq!(cluster.unit_status(&unit).await.main_pid, before.main_pid);
+    assert!(!cluster.log().contains("panicked"), "{}", cluster.log());
+    cluster.teardown().await;
+}
+
+#[tokio::test]
+async fn static_pods_run_while_the_api_server_is_down_at_start() {
+    let mut cluster = Cluster::new("static_pods_api_down").await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    std::fs::write(
+        cluster.manifests().join("web.yaml"),
+        sleeper("web", &namespace, &node),
+    )
+    .unwrap();
+    cluster.server.stop().await;
+    cluster.start_agent().await;
+    let mirror_name = format!("web-{node}");
+    let unit = cluster.unit(&mirror_name, "main");
+    wait_for(Duration::from_secs(30), "the static pod to run", || async {
+        let status = cluster.unit_status(&unit).await;
+        (status.active_state == ActiveState::Active).then_some(())
+    })
+    .await;
+    assert!(
+        !cluster.log().contains(SYNCED),
+        "synced before the API answered"
+    );
+    cluster.server.resume().await;
+    cluster
+        .wait_for_pod(
+            &mirror_name,
+            "mirrored once the API is back",
+            running_and_ready,
+        )
+        .await;
+    cluster
+        .wait_for_log(SYNCED, 1, Duration::from_secs(30))
+        .await;
+    cluster.teardown().await;
+}
+
+#[tokio::test]
+async fn units_of_pods_deleted_while_systemk_was_down_are_removed() {
+    let mut cluster = Cluster::new("orphans_removed").await;
+    cluster.start_agent().await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    cluster.apply(&sleeper("sleeper", &namespace, &node)).await;
+    cluster
+        .wait_for_pod("sleeper", "Running and Ready", running_and_ready)
+        .await;
+    cluster.kill_agent().await;
+    cluster
+        .kubectl(&[
+            "delete",
+            "pod",
+            "sleeper",
+            "-n",
+            &namespace,
+            "--grace-period=0",
+            "--force",
+        ])
+        .await;
+    let unit = cluster.unit("sleeper", "main");
+    assert_eq!(
+        cluster.unit_status(&unit).await.active_state,
+        ActiveState::Active,
+        "pods outlive systemk"
+    );
+    cluster.start_agent().await;
+    let unit_file = Path::new(UNIT_DIR).join(unit.as_str());
+    wait_for(
+        Duration::from_secs(30),
+        "the orphan's unit to go",
+        || async { (!unit_file.exists()).then_some(()) },
+    )
+    .await;
+    cluster.teardown().await;
+}
+
+#[tokio::test]
+async fn deletion_honours_the_grace_period_it_asks_for() {
+    let mut cluster = Cluster::new("deletion_grace").await;
+    cluster.start_agent().await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    // A shell that ignores SIGTERM: only the SIGKILL after the grace period stops it.
+    let stubborn = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: stubborn
+  namespace: {namespace}
+spec:
+  nodeName: {node}
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 60
+  tolerations:
+  - key: virtual-kubelet.io/provider
+    operator: Exists
+  containers:
+  - name: main
+    image: /bin/sh
+    args: [\"-c\", \"trap '' TERM; while :; do sleep 1; done\"]
+"
+    );
+    cluster.apply(&stubborn).await;
+    cluster
+        .wait_for_pod("stubborn", "Running and Ready", running_and_ready)
+        .await;
+    let started = std::time::Instant::now();
+    cluster
+        .kubectl(&[
+            "delete",
+            "pod",
+            "stubborn",
+            "-n",
+            &namespace,
+            "--grace-period=2",
+            "--wait=false",
+        ])
+        .await;
+    let unit_file = Path::new(UNIT_DIR).join(cluster.unit("stubborn", "main").as_str());
+    wait_for(Duration::from_secs(20), "the unit to go", || async {
+        (!unit_file.exists()).then_some(())
+    })
+    .await;
+    // 2 s of grace, then SIGKILL; the spec's 60 s (or 2 s plus a margin) would be slower.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the pod to leave the API",
+        || async { cluster.pod("stubborn").await.is_none().then_some(()) },
+    )
+    .await;
+    cluster.teardown().await;
+}

@@ -1,0 +1,300 @@
+//! A cluster for one test: the test API server, the real `kubectl`, and the `systemk`
+//! binary under test running as a node of it inside the sandbox (state under /run, units
+//! in the sandbox's private `/etc/systemd/system`). Teardown stops the agent and removes
+//! every unit of the test's namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use systemk::systemd::{Systemd, UnitStatus};
+use systemk::unit::UnitName;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use crate::apiserver::TestApiServer;
+use crate::support::{TestContext, wait_for};
+
+/// The sandbox's unit directory (private to it).
+pub const UNIT_DIR: &str = "/etc/systemd/system";
+
+/// How long kubectl may take for one call.
+const KUBECTL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One test's cluster and node.
+pub struct Cluster {
+    /// The test's names and workspace.
+    pub context: TestContext,
+    /// The API server.
+    pub server: TestApiServer,
+    /// kubeconfig for systemk and kubectl.
+    kubeconfig: PathBuf,
+    /// systemk's state, under /run (units have PrivateTmp, so not under /tmp).
+    state: TempDir,
+    /// Static pod manifests.
+    manifests: PathBuf,
+    /// The running agent.
+    agent: Option<Child>,
+}
+
+impl Cluster {
+    /// A fresh API server with the test's namespace; no agent yet.
+    pub async fn new(test: &str) -> Self {
+        let context = TestContext::new(test);
+        let (server, _url) = TestApiServer::start().await;
+        let kubeconfig = server.write_kubeconfig(context.workspace());
+        let state = tempfile::Builder::new()
+            .prefix("systemk-test.")
+            .tempdir_in("/run")
+            .expect("create a state dir under /run");
+        let manifests = context.workspace().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        let cluster = Self {
+            context,
+            server,
+            kubeconfig,
+            state,
+            manifests,
+            agent: None,
+        };
+        cluster
+            .kubectl(&["create", "namespace", cluster.namespace()])
+            .await;
+        cluster
+    }
+
+    /// The test's namespace.
+    pub fn namespace(&self) -> &str {
+        self.context.namespace()
+    }
+
+    /// The node's name: the namespace, unique to the test.
+    pub fn node(&self) -> &str {
+        self.context.namespace()
+    }
+
+    /// Where static pod manifests go.
+    pub fn manifests(&self) -> &Path {
+        &self.manifests
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.context.workspace().join("systemk.log")
+    }
+
+    /// Starts `systemk` as this cluster's node.
+    pub async fn start_agent(&mut self) {
+        assert!(self.agent.is_none(), "the agent already runs");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_systemk"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--nodename", self.node(), "--node-ip", "127.0.0.1"])
+            .arg("--pod-manifest-path")
+            .arg(&self.manifests)
+            .arg("--state-dir")
+            .arg(self.state.path())
+            .arg("--cache-dir")
+            .arg(self.state.path().join("cache"))
+            .args(["--unit-dir", UNIT_DIR])
+            .env("RUST_LOG", "info,systemk=debug")
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start systemk");
+        self.agent = Some(child);
+    }
+
+    /// Kills the agent with SIGKILL (no chance to clean anything up).
+    pub async fn kill_agent(&mut self) {
+        if let Some(mut child) = self.agent.take() {
+            child.kill().await.expect("kill systemk");
+        }
+    }
+
+    /// What the agent logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits until the agent logged `needle` at least `count` times.
+    pub async fn wait_for_log(&self, needle: &str, count: usize, deadline: Duration) {
+        let what = format!("systemk to log {needle:?} {count} times");
+        wait_for(deadline, &what, || async {
+            (self.log().matches(needle).count() >= count).then_some(())
+        })
+        .await;
+    }
+
+    /// Runs kubectl and returns stdout; fails the test (with the agent's log) on error.
+    pub async fn kubectl(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.try_kubectl(args).await;
+        assert!(
+            ok,
+            "kubectl {args:?} failed:\n{stdout}\n{stderr}\n--- systemk log ---\n{}",
+            self.log()
+        );
+        stdout
+    }
+
+    /// Runs kubectl: (success, stdout, stderr).
+    pub async fn try_kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let home = self.context.workspace();
+        let run = Command::new("/usr/bin/kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(home.join("kubectl-cache"))
+            .args(args)
+            .env("HOME", home)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(KUBECTL_TIMEOUT, run)
+            .await
+            .expect("kubectl finished in time")
+            .expect("run kubectl");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// `kubectl apply` of a manifest given as text.
+    pub async fn apply(&self, manifest: &str) {
+        let path = self.context.workspace().join("apply.yaml");
+        std::fs::write(&path, manifest).unwrap();
+        self.kubectl(&["apply", "-f", path.to_str().unwrap()]).await;
+    }
+
+    /// The object as JSON, or `None` when it does not exist.
+    pub async fn get(&self, args: &[&str]) -> Option<Value> {
+        let mut all = vec!["get", "-o", "json"];
+        all.extend_from_slice(args);
+        let (ok, stdout, stderr) = self.try_kubectl(&all).await;
+        if !ok {
+            assert!(stderr.contains("NotFound"), "kubectl get failed: {stderr}");
+            return None;
+        }
+        Some(serde_json::from_str(&stdout).expect("kubectl printed JSON"))
+    }
+
+    /// The pod `name` of the test's namespace.
+    pub async fn pod(&self, name: &str) -> Option<Value> {
+        self.get(&["pod", name, "-n", self.namespace()]).await
+    }
+
+    /// Waits until `check` holds for the pod; returns the pod.
+    pub async fn wait_for_pod(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let what = format!("pod {name}: {what}");
+        let found = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                if let Some(pod) = self.pod(name).await
+                    && check(&pod)
+                {
+                    return pod;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        match found {
+            Ok(pod) => pod,
+            Err(_) => panic!(
+                "timed out waiting for {what}; pod: {:#?}\n--- systemk log ---\n{}",
+                self.pod(name).await,
+                self.log()
+            ),
+        }
+    }
+
+    /// The unit of `container` of pod `pod` in the test's namespace.
+    pub fn unit(&self, pod: &str, container: &str) -> UnitName {
+        self.context.unit_name(pod, container)
+    }
+
+    /// What systemd says about a unit now.
+    pub async fn unit_status(&self, name: &UnitName) -> UnitStatus {
+        let systemd = Systemd::connect().await.expect("connect to systemd");
+        systemd.status(name).await.expect("read unit status")
+    }
+
+    /// Stops the agent and removes every unit of the test's namespace and its state.
+    pub async fn teardown(mut self) {
+        self.kill_agent().await;
+        // Shown with --nocapture, and by the harness when the test failed after this.
+        println!("--- systemk log ---\n{}", self.log());
+        let systemd = Systemd::connect().await.expect("connect to systemd");
+        let prefix = format!("systemk.{}.", self.namespace());
+        let ours: Vec<UnitName> = systemd
+            .list_managed(Path::new(UNIT_DIR))
+            .await
+            .expect("list units")
+            .into_iter()
+            .map(|unit| unit.status.name)
+            .filter(|name| name.as_str().starts_with(&prefix))
+            .collect();
+        for name in &ours {
+            systemd
+                .stop(name, Duration::from_secs(10))
+                .await
+                .expect("stop a test unit");
+        }
+        systemd
+            .remove(Path::new(UNIT_DIR), &ours)
+            .await
+            .expect("remove the test units");
+    }
+}
+
+/// A pod running `/bin/sleep infinity` on `node`, tolerating the systemk taint, without
+/// the service account token volume (projected volumes are not supported yet).
+pub fn sleeper(name: &str, namespace: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  nodeName: {node}
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 5
+  tolerations:
+  - key: virtual-kubelet.io/provider
+    operator: Exists
+    effect: NoSchedule
+  containers:
+  - name: main
+    image: /bin/sleep
+    args: [\"infinity\"]
+"
+    )
+}
+
+/// The status of condition `type_` of an object, e.g. `Ready` → `True`.
+pub fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a str> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?["status"]
+        .as_str()
+}
+
+/// Whether the pod is Running and Ready.
+pub fn running_and_ready(pod: &Value) -> bool {
+    pod["status"]["phase"] == "Running" && condition(pod, "Ready") == Some("True")
+}
