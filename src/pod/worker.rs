@@ -157,232 +157,6 @@ pub async fn reconcile(
     })
 }
 
-/// Whether a pass prepares the pod's units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PrepareDecision {
-    /// The units were prepared from this very pod.
-    UpToDate,
-    /// Preparing this pod failed; the retry is due then.
-    RetryAt(Timestamp),
-    /// The pod is new or changed, or its retry is due.
-    Prepare,
-}
-
-/// Decides whether to prepare `pod`, given the pod its units were last fully prepared
-/// from and the last preparation that left problems (with its retry time). Pure.
-fn prepare_decision(
-    applied: Option<&Arc<Pod>>,
-    failed: Option<&(Arc<Pod>, Timestamp)>,
-    pod: &Arc<Pod>,
-    now: Timestamp,
-) -> PrepareDecision {
-    if applied.is_some_and(|applied| applied == pod) {
-        return PrepareDecision::UpToDate;
-    }
-    match failed {
-        Some((failed, retry_at)) if failed == pod && now < *retry_at => {
-            PrepareDecision::RetryAt(*retry_at)
-        }
-        _ => PrepareDecision::Prepare,
-    }
-}
-
-/// Stops a pod whose deletion was requested (`deletionTimestamp`): like [`cleanup`], within
-/// the grace period the deletion asked for. Its source still lists it until the API
-/// object is gone, so the pod stays desired but must not run.
-pub async fn terminate(
-    ctx: &Context,
-    uid: &str,
-    pod: &Arc<Pod>,
-    state: &mut PodState,
-) -> Result<()> {
-    state.applied = Some(pod.clone());
-    cleanup(ctx, uid, state).await
-}
-
-/// Stops every unit of a pod that is no longer desired (each within its grace period),
-/// removes the units and the pod's directory.
-pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<()> {
-    let names: Vec<UnitName> = state.units.iter().cloned().collect();
-    if !names.is_empty() {
-        let timeout = match state.applied.as_deref() {
-            Some(pod) => stop_timeout(Some(pod)),
-            // Adopted at start (the manifest went away while systemk was down): the
-            // units still say what grace their pod gave.
-            None => written_grace(&ctx.unit_dir, &names).await + STOP_MARGIN,
-        };
-        if let Some(pod) = state.applied.clone() {
-            for name in &names {
-                state.event(
-                    &pod,
-                    EventKind::Normal,
-                    "Killing",
-                    format!("Stopping unit {name}"),
-                );
-            }
-        }
-        let stops = names.iter().map(|name| ctx.systemd.stop(name, timeout));
-        for (name, stopped) in names.iter().zip(futures::future::join_all(stops).await) {
-            if let Err(err) = stopped {
-                tracing::warn!(unit = %name, error = %err, "stopping a removed pod's unit failed");
-            }
-        }
-        ctx.systemd.remove(&ctx.unit_dir, &names).await?;
-        tracing::info!(
-            pod_uid = uid,
-            units = names.len(),
-            "removed the units of a pod"
-        );
-    }
-    state.units.clear();
-    ctx.dirs.remove(uid)?;
-    Ok(())
-}
-
-/// Installs images and (re)writes the units whose content changed, in one batch; units
-/// of containers that left the spec are removed; changed running units are stopped so
-/// the start logic brings them back with the new spec.
-async fn prepare(ctx: &Context, uid: &str, pod: &Arc<Pod>, state: &mut PodState) -> Result<()> {
-    state.problems.clear();
-    if let Err(err) = ctx.dirs.prepare(pod, uid) {
-        for container in containers(pod) {
-            state
-                .problems
-                .insert(container.container.name.clone(), problem(&err));
-        }
-        state.failed_prepares = state.failed_prepares.saturating_add(1);
-        return Ok(());
-    }
-    let pod_dir = ctx.dirs.pod_dir(uid);
-    let mut wanted = BTreeSet::new();
-    let mut to_write: Vec<(UnitName, String)> = Vec::new();
-    let mut changed = Vec::new();
-    for container in containers(pod) {
-        let name = unit_name(pod, container.container)?;
-        match prepare_container(ctx, pod, container, &pod_dir, state).await {
-            Ok((unit, image_id)) => {
-                state
-                    .image_ids
-                    .insert(container.container.name.clone(), image_id);
-                let rendered = unit.render();
-                if existing_spec_hash(&ctx.unit_dir, &name).await != spec_hash_of(&unit) {
-                    if state.units.contains(&name) {
-                        changed.push((name.clone(), container.container.name.clone()));
-                    }
-                    to_write.push((name.clone(), rendered));
-                }
-                wanted.insert(name);
-            }
-            Err(err) => {
-                tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "cannot prepare a container");
-                state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
-                state
-                    .problems
-                    .insert(container.container.name.clone(), problem(&err));
-                // Keep a unit that exists: a failing re-install must not stop what runs.
-                if state.units.contains(&name) {
-                    wanted.insert(name);
-                }
-            }
-        }
-    }
-    let stale: Vec<UnitName> = state.units.difference(&wanted).cloned().collect();
-    if !stale.is_empty() {
-        let grace = grace_of(Some(pod));
-        for name in &stale {
-            ctx.systemd.stop(name, grace + STOP_MARGIN).await?;
-        }
-        ctx.systemd.remove(&ctx.unit_dir, &stale).await?;
-    }
-    for (name, container) in &changed {
-        tracing::info!(unit = %name, "container spec changed: restarting it");
-        ctx.systemd
-            .stop(name, grace_of(Some(pod)) + STOP_MARGIN)
-            .await?;
-        state.restarts.remove(container);
-        records::remove(&ctx.dirs, uid, container)?;
-    }
-    if !to_write.is_empty() {
-        ctx.systemd.write_units(&ctx.unit_dir, &to_write).await?;
-        for (name, _) in &to_write {
-            state.event(
-                pod,
-                EventKind::Normal,
-                "Created",
-                format!("Created unit {name}"),
-            );
-        }
-        let app_units: Vec<UnitName> = containers(pod)
-            .into_iter()
-            .filter(|c| !c.init)
-            .filter_map(|c| unit_name(pod, c.container).ok())
-            .filter(|name| to_write.iter().any(|(written, _)| written == name))
-            .collect();
-        if !app_units.is_empty() {
-            ctx.systemd.enable(&app_units).await?;
-        }
-    }
-    state.units = wanted;
-    if state.problems.is_empty() {
-        state.applied = Some(pod.clone());
-        state.failed_prepares = 0;
-    } else {
-        state.failed_prepares = state.failed_prepares.saturating_add(1);
-    }
-    Ok(())
-}
-
-/// Installs the container's image, turns its vendor units off when systemk installed
-/// the package just now, and builds its unit.
-async fn prepare_container(
-    ctx: &Context,
-    pod: &Arc<Pod>,
-    container: ContainerRef<'_>,
-    pod_dir: &Path,
-    state: &PodState,
-) -> Result<(UnitFile, String)> {
-    let image: ImageRef = container
-        .container
-        .image
-        .as_deref()
-        .unwrap_or_default()
-        .parse()?;
-    state.event(
-        pod,
-        EventKind::Normal,
-        "Pulling",
-        format!("Installing image \"{image}\""),
-    );
-    let installed = ctx.installer.install(&image).await?;
-    let outcome = if installed.newly_installed {
-        "Installed"
-    } else {
-        "Already installed:"
-    };
-    state.event(
-        pod,
-        EventKind::Normal,
-        "Pulled",
-        format!("{outcome} image \"{image}\" as {}", installed.image_id),
-    );
-    if installed.newly_installed && !installed.service_units.is_empty() {
-        let vendor: Vec<String> = installed
-            .service_units
-            .iter()
-            .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
-            .collect();
-        tracing::info!(package = ?installed.package, units = ?vendor, "disabling the vendor units of a package systemk installed");
-        ctx.systemd.disable_vendor(&vendor).await?;
-    }
-    let context = UnitContext {
-        node: &ctx.node,
-        pod_dir,
-        users: ctx.users.as_ref(),
-    };
-    let unit = container_unit(pod, container, Some(&installed), context)?;
-    Ok((unit, installed.image_id))
-}
-
 /// Reads the status of the pod's units and brings the restart machines up to date.
 async fn observe(
     ctx: &Context,
@@ -592,78 +366,11 @@ fn policy_of(pod: &Pod) -> RestartPolicy {
     RestartPolicy::from_spec(policy).unwrap_or(RestartPolicy::Always)
 }
 
-/// How long a stop of a pod's unit may take before systemk SIGKILLs it. A deletion that
-/// asked for its own grace (`kubectl delete --grace-period`) gets exactly that: the unit's
-/// `TimeoutStopSec` carries the spec's grace, so systemk's kill is the escalation. Otherwise
-/// systemd escalates at the spec's grace and the margin only bounds the wait for it.
-fn stop_timeout(pod: Option<&Pod>) -> Duration {
-    match pod.and_then(|pod| pod.metadata.deletion_grace_period_seconds) {
-        Some(seconds) => Duration::from_secs(u64::try_from(seconds).unwrap_or(0)),
-        None => grace_of(pod) + STOP_MARGIN,
-    }
-}
-
-/// The spec's grace between SIGTERM and SIGKILL.
-fn grace_of(pod: Option<&Pod>) -> Duration {
-    let seconds = pod
-        .and_then(|pod| pod.spec.as_ref())
-        .and_then(|spec| spec.termination_grace_period_seconds)
-        .unwrap_or(30);
-    Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
-}
-
-fn problem(err: &Error) -> Problem {
-    let reason = match err {
-        Error::Image(_) => WaitingReason::ErrImagePull,
-        _ => WaitingReason::CreateContainerConfigError,
-    };
-    Problem {
-        reason,
-        message: err.to_string(),
-    }
-}
-
-/// The longest stop timeout the unit files of `names` give: the grace period they were
-/// written with ([`grace_of`] when none can be read).
-async fn written_grace(unit_dir: &Path, names: &[UnitName]) -> Duration {
-    let mut longest = None;
-    for name in names {
-        let timeout = read_unit(unit_dir, name).await.and_then(|unit| {
-            unit.get("Service", "TimeoutStopSec")
-                .and_then(parse_seconds)
-        });
-        longest = longest.max(timeout);
-    }
-    longest.unwrap_or_else(|| grace_of(None))
-}
-
-/// A `TimeoutStopSec=` as the unit builder writes it (`<seconds>s`).
-fn parse_seconds(value: &str) -> Option<Duration> {
-    value
-        .strip_suffix('s')?
-        .parse()
-        .ok()
-        .map(Duration::from_secs)
-}
-
 async fn read_unit(unit_dir: &Path, name: &UnitName) -> Option<UnitFile> {
     let text = tokio::fs::read_to_string(unit_dir.join(name.as_str()))
         .await
         .ok()?;
     UnitFile::parse(&text).ok()
-}
-
-async fn existing_spec_hash(unit_dir: &Path, name: &UnitName) -> Option<String> {
-    let unit = read_unit(unit_dir, name).await?;
-    KubernetesMeta::from_unit(&unit)
-        .ok()
-        .map(|meta| meta.spec_hash)
-}
-
-fn spec_hash_of(unit: &UnitFile) -> Option<String> {
-    KubernetesMeta::from_unit(unit)
-        .ok()
-        .map(|meta| meta.spec_hash)
 }
 
 /// The wall clock as the API shows times. jiff is built without `std` here (k8s-openapi's
@@ -686,6 +393,13 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
         (a, b) => a.or(b),
     }
 }
+
+mod prepare;
+mod stop;
+
+use prepare::{PrepareDecision, prepare, prepare_decision};
+use stop::grace_of;
+pub use stop::{cleanup, terminate};
 
 #[cfg(test)]
 mod tests;

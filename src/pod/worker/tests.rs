@@ -1,5 +1,6 @@
 //! Tests of the worker's pure decisions.
 
+use super::stop::parse_seconds;
 use super::*;
 
 fn pod(image: &str) -> Arc<Pod> {

@@ -1,0 +1,209 @@
+//! Preparing a pod's units: installing images, turning off the vendor units of packages
+//! systemk installed, building the units, and writing only those whose content changed
+//! (one batch, one `daemon-reload`). A pass prepares when the pod is new or changed, or
+//! when the retry of a failed preparation is due. Layer 4.
+
+use super::*;
+
+/// Whether a pass prepares the pod's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PrepareDecision {
+    /// The units were prepared from this very pod.
+    UpToDate,
+    /// Preparing this pod failed; the retry is due then.
+    RetryAt(Timestamp),
+    /// The pod is new or changed, or its retry is due.
+    Prepare,
+}
+
+/// Decides whether to prepare `pod`, given the pod its units were last fully prepared
+/// from and the last preparation that left problems (with its retry time). Pure.
+pub(super) fn prepare_decision(
+    applied: Option<&Arc<Pod>>,
+    failed: Option<&(Arc<Pod>, Timestamp)>,
+    pod: &Arc<Pod>,
+    now: Timestamp,
+) -> PrepareDecision {
+    if applied.is_some_and(|applied| applied == pod) {
+        return PrepareDecision::UpToDate;
+    }
+    match failed {
+        Some((failed, retry_at)) if failed == pod && now < *retry_at => {
+            PrepareDecision::RetryAt(*retry_at)
+        }
+        _ => PrepareDecision::Prepare,
+    }
+}
+
+/// Installs images and (re)writes the units whose content changed, in one batch; units
+/// of containers that left the spec are removed; changed running units are stopped so
+/// the start logic brings them back with the new spec.
+pub(super) async fn prepare(
+    ctx: &Context,
+    uid: &str,
+    pod: &Arc<Pod>,
+    state: &mut PodState,
+) -> Result<()> {
+    state.problems.clear();
+    if let Err(err) = ctx.dirs.prepare(pod, uid) {
+        for container in containers(pod) {
+            state
+                .problems
+                .insert(container.container.name.clone(), problem(&err));
+        }
+        state.failed_prepares = state.failed_prepares.saturating_add(1);
+        return Ok(());
+    }
+    let pod_dir = ctx.dirs.pod_dir(uid);
+    let mut wanted = BTreeSet::new();
+    let mut to_write: Vec<(UnitName, String)> = Vec::new();
+    let mut changed = Vec::new();
+    for container in containers(pod) {
+        let name = unit_name(pod, container.container)?;
+        match prepare_container(ctx, pod, container, &pod_dir, state).await {
+            Ok((unit, image_id)) => {
+                state
+                    .image_ids
+                    .insert(container.container.name.clone(), image_id);
+                let rendered = unit.render();
+                if existing_spec_hash(&ctx.unit_dir, &name).await != spec_hash_of(&unit) {
+                    if state.units.contains(&name) {
+                        changed.push((name.clone(), container.container.name.clone()));
+                    }
+                    to_write.push((name.clone(), rendered));
+                }
+                wanted.insert(name);
+            }
+            Err(err) => {
+                tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "cannot prepare a container");
+                state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
+                state
+                    .problems
+                    .insert(container.container.name.clone(), problem(&err));
+                // Keep a unit that exists: a failing re-install must not stop what runs.
+                if state.units.contains(&name) {
+                    wanted.insert(name);
+                }
+            }
+        }
+    }
+    let stale: Vec<UnitName> = state.units.difference(&wanted).cloned().collect();
+    if !stale.is_empty() {
+        let grace = grace_of(Some(pod));
+        for name in &stale {
+            ctx.systemd.stop(name, grace + STOP_MARGIN).await?;
+        }
+        ctx.systemd.remove(&ctx.unit_dir, &stale).await?;
+    }
+    for (name, container) in &changed {
+        tracing::info!(unit = %name, "container spec changed: restarting it");
+        ctx.systemd
+            .stop(name, grace_of(Some(pod)) + STOP_MARGIN)
+            .await?;
+        state.restarts.remove(container);
+        records::remove(&ctx.dirs, uid, container)?;
+    }
+    if !to_write.is_empty() {
+        ctx.systemd.write_units(&ctx.unit_dir, &to_write).await?;
+        for (name, _) in &to_write {
+            state.event(
+                pod,
+                EventKind::Normal,
+                "Created",
+                format!("Created unit {name}"),
+            );
+        }
+        let app_units: Vec<UnitName> = containers(pod)
+            .into_iter()
+            .filter(|c| !c.init)
+            .filter_map(|c| unit_name(pod, c.container).ok())
+            .filter(|name| to_write.iter().any(|(written, _)| written == name))
+            .collect();
+        if !app_units.is_empty() {
+            ctx.systemd.enable(&app_units).await?;
+        }
+    }
+    state.units = wanted;
+    if state.problems.is_empty() {
+        state.applied = Some(pod.clone());
+        state.failed_prepares = 0;
+    } else {
+        state.failed_prepares = state.failed_prepares.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// Installs the container's image, turns its vendor units off when systemk installed
+/// the package just now, and builds its unit.
+pub(super) async fn prepare_container(
+    ctx: &Context,
+    pod: &Arc<Pod>,
+    container: ContainerRef<'_>,
+    pod_dir: &Path,
+    state: &PodState,
+) -> Result<(UnitFile, String)> {
+    let image: ImageRef = container
+        .container
+        .image
+        .as_deref()
+        .unwrap_or_default()
+        .parse()?;
+    state.event(
+        pod,
+        EventKind::Normal,
+        "Pulling",
+        format!("Installing image \"{image}\""),
+    );
+    let installed = ctx.installer.install(&image).await?;
+    let outcome = if installed.newly_installed {
+        "Installed"
+    } else {
+        "Already installed:"
+    };
+    state.event(
+        pod,
+        EventKind::Normal,
+        "Pulled",
+        format!("{outcome} image \"{image}\" as {}", installed.image_id),
+    );
+    if installed.newly_installed && !installed.service_units.is_empty() {
+        let vendor: Vec<String> = installed
+            .service_units
+            .iter()
+            .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        tracing::info!(package = ?installed.package, units = ?vendor, "disabling the vendor units of a package systemk installed");
+        ctx.systemd.disable_vendor(&vendor).await?;
+    }
+    let context = UnitContext {
+        node: &ctx.node,
+        pod_dir,
+        users: ctx.users.as_ref(),
+    };
+    let unit = container_unit(pod, container, Some(&installed), context)?;
+    Ok((unit, installed.image_id))
+}
+
+pub(super) fn problem(err: &Error) -> Problem {
+    let reason = match err {
+        Error::Image(_) => WaitingReason::ErrImagePull,
+        _ => WaitingReason::CreateContainerConfigError,
+    };
+    Problem {
+        reason,
+        message: err.to_string(),
+    }
+}
+
+pub(super) async fn existing_spec_hash(unit_dir: &Path, name: &UnitName) -> Option<String> {
+    let unit = read_unit(unit_dir, name).await?;
+    KubernetesMeta::from_unit(&unit)
+        .ok()
+        .map(|meta| meta.spec_hash)
+}
+
+pub(super) fn spec_hash_of(unit: &UnitFile) -> Option<String> {
+    KubernetesMeta::from_unit(unit)
+        .ok()
+        .map(|meta| meta.spec_hash)
+}

@@ -1,0 +1,100 @@
+//! Stopping a pod: within the grace period its deletion or spec asks for (or, for a pod
+//! adopted at start, the one its units were written with), then removing its units and
+//! directory. Layer 4.
+
+use super::*;
+
+/// Stops a pod whose deletion was requested (`deletionTimestamp`): like [`cleanup`], within
+/// the grace period the deletion asked for. Its source still lists it until the API
+/// object is gone, so the pod stays desired but must not run.
+pub async fn terminate(
+    ctx: &Context,
+    uid: &str,
+    pod: &Arc<Pod>,
+    state: &mut PodState,
+) -> Result<()> {
+    state.applied = Some(pod.clone());
+    cleanup(ctx, uid, state).await
+}
+
+/// Stops every unit of a pod that is no longer desired (each within its grace period),
+/// removes the units and the pod's directory.
+pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<()> {
+    let names: Vec<UnitName> = state.units.iter().cloned().collect();
+    if !names.is_empty() {
+        let timeout = match state.applied.as_deref() {
+            Some(pod) => stop_timeout(Some(pod)),
+            // Adopted at start (the manifest went away while systemk was down): the
+            // units still say what grace their pod gave.
+            None => written_grace(&ctx.unit_dir, &names).await + STOP_MARGIN,
+        };
+        if let Some(pod) = state.applied.clone() {
+            for name in &names {
+                state.event(
+                    &pod,
+                    EventKind::Normal,
+                    "Killing",
+                    format!("Stopping unit {name}"),
+                );
+            }
+        }
+        let stops = names.iter().map(|name| ctx.systemd.stop(name, timeout));
+        for (name, stopped) in names.iter().zip(futures::future::join_all(stops).await) {
+            if let Err(err) = stopped {
+                tracing::warn!(unit = %name, error = %err, "stopping a removed pod's unit failed");
+            }
+        }
+        ctx.systemd.remove(&ctx.unit_dir, &names).await?;
+        tracing::info!(
+            pod_uid = uid,
+            units = names.len(),
+            "removed the units of a pod"
+        );
+    }
+    state.units.clear();
+    ctx.dirs.remove(uid)?;
+    Ok(())
+}
+
+/// How long a stop of a pod's unit may take before systemk SIGKILLs it. A deletion that
+/// asked for its own grace (`kubectl delete --grace-period`) gets exactly that: the unit's
+/// `TimeoutStopSec` carries the spec's grace, so systemk's kill is the escalation. Otherwise
+/// systemd escalates at the spec's grace and the margin only bounds the wait for it.
+pub(super) fn stop_timeout(pod: Option<&Pod>) -> Duration {
+    match pod.and_then(|pod| pod.metadata.deletion_grace_period_seconds) {
+        Some(seconds) => Duration::from_secs(u64::try_from(seconds).unwrap_or(0)),
+        None => grace_of(pod) + STOP_MARGIN,
+    }
+}
+
+/// The spec's grace between SIGTERM and SIGKILL.
+pub(super) fn grace_of(pod: Option<&Pod>) -> Duration {
+    let seconds = pod
+        .and_then(|pod| pod.spec.as_ref())
+        .and_then(|spec| spec.termination_grace_period_seconds)
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
+/// The longest stop timeout the unit files of `names` give: the grace period they were
+/// written with ([`grace_of`] when none can be read).
+pub(super) async fn written_grace(unit_dir: &Path, names: &[UnitName]) -> Duration {
+    let mut longest = None;
+    for name in names {
+        let timeout = read_unit(unit_dir, name).await.and_then(|unit| {
+            unit.get("Service", "TimeoutStopSec")
+                .and_then(parse_seconds)
+        });
+        longest = longest.max(timeout);
+    }
+    longest.unwrap_or_else(|| grace_of(None))
+}
+
+/// A `TimeoutStopSec=` as the unit builder writes it (`<seconds>s`).
+pub(super) fn parse_seconds(value: &str) -> Option<Duration> {
+    value
+        .strip_suffix('s')?
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
