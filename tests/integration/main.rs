@@ -7,6 +7,7 @@
 
 #[path = "../apiserver/mod.rs"]
 mod apiserver;
+mod examples;
 mod harness;
 mod package;
 mod support;
