@@ -47,7 +47,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
 /// One document of the manifest, as render shows it.
 enum Item {
     /// A pod, defaulted as a static pod of this node.
-    Pod(Pod),
+    Pod(Box<Pod>),
     /// A document of a kind that has no pod.
     Skipped {
         /// Its kind.
@@ -64,12 +64,12 @@ fn read_items(path: &Path, node_name: &str) -> Result<Vec<Item>, crate::sources:
     let mut items = Vec::new();
     for document in manifests::documents(&text, path)? {
         let item = match workload::pod_of(&document) {
-            Ok(Some(pod)) => Item::Pod(manifests::static_pod(
+            Ok(Some(pod)) => Item::Pod(Box::new(manifests::static_pod(
                 pod,
                 path,
                 document.number,
                 node_name,
-            )?),
+            )?)),
             Ok(None) => Item::Skipped {
                 kind: document.kind.clone(),
                 name: document.name().to_owned(),
