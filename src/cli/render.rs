@@ -1,7 +1,11 @@
 //! `systemk render -f POD.yaml`: prints the units the pods of a manifest become, as a
 //! static pod of this node, without installing or starting anything and without root.
 //! A package installed here contributes its vendor unit; one that is not is synthesised
-//! and a comment says so.
+//! and a comment says so. Workloads (Deployment, Job…) render their pod template, named
+//! after the workload (see [`workload`]); other kinds are skipped with a comment, so any
+//! manifest meant for `kubectl apply` can be rendered.
+
+mod workload;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,7 +22,7 @@ use crate::unit::{NodeInfo, SystemUsers};
 /// Prints the units of every pod in `args.file`.
 pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
     let node_name = super::hostname()?;
-    let pods = manifests::load_file(&args.file, &node_name)
+    let items = read_items(&args.file, &node_name)
         .with_context(|| format!("cannot read pods from {}", args.file.display()))?;
     let node = NodeInfo {
         hostname: node_name.clone(),
@@ -28,11 +32,53 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
     let installer = Installer::new(InstallerConfig::default())?;
     let dirs = PodDirs::new(Path::new(crate::config::DEFAULT_STATE_DIR));
     let mut out = String::new();
-    for pod in &pods {
-        render_pod(pod, &installer, &dirs, &node, &mut out).await?;
+    for item in &items {
+        match item {
+            Item::Pod(pod) => render_pod(pod, &installer, &dirs, &node, &mut out).await?,
+            Item::Skipped { kind, name } => {
+                writeln!(out, "# skipped {kind}/{name}: not a pod\n")?;
+            }
+        }
     }
     print!("{out}");
     Ok(())
+}
+
+/// One document of the manifest, as render shows it.
+enum Item {
+    /// A pod, defaulted as a static pod of this node.
+    Pod(Box<Pod>),
+    /// A document of a kind that has no pod.
+    Skipped {
+        /// Its kind.
+        kind: String,
+        /// Its `metadata.name`.
+        name: String,
+    },
+}
+
+/// The documents of the manifest at `path` in file order. Blocking, but the file is small
+/// (at most [`manifests::MAX_MANIFEST_BYTES`]) and render does nothing else meanwhile.
+fn read_items(path: &Path, node_name: &str) -> Result<Vec<Item>, crate::sources::Error> {
+    let text = manifests::read_file(path)?;
+    let mut items = Vec::new();
+    for document in manifests::documents(&text, path)? {
+        let item = match workload::pod_of(&document) {
+            Ok(Some(pod)) => Item::Pod(Box::new(manifests::static_pod(
+                pod,
+                path,
+                document.number,
+                node_name,
+            )?)),
+            Ok(None) => Item::Skipped {
+                kind: document.kind.clone(),
+                name: document.name().to_owned(),
+            },
+            Err(problem) => return Err(document.invalid(path, problem)),
+        };
+        items.push(item);
+    }
+    Ok(items)
 }
 
 async fn render_pod(

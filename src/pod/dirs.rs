@@ -191,17 +191,20 @@ fn create_dir(dir: &Path, mode: u32) -> Result<()> {
         path: dir.to_owned(),
         source,
     };
-    match fs::symlink_metadata(dir) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(io_error(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "not a directory",
-        ))),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            DirBuilder::new().mode(mode).create(dir).map_err(io_error)?;
-            // The umask narrowed the mode given to mkdir; emptyDirs must be world-writable.
-            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(io_error)
-        }
+    // mkdir first, never look-then-create: passes of different pods run at once and share
+    // the parent directories, so between a look and a mkdir another pass may create one
+    // (seen in the .deb install test: the second of two new pods failed with EEXIST).
+    match DirBuilder::new().mode(mode).create(dir) {
+        // The umask narrowed the mode given to mkdir; emptyDirs must be world-writable.
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(io_error),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => match fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(io_error(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "not a directory",
+            ))),
+            Err(err) => Err(io_error(err)),
+        },
         Err(err) => Err(io_error(err)),
     }
 }

@@ -96,6 +96,13 @@ impl TryFrom<String> for UnitName {
             Some("it does not start with \"systemk.\"")
         } else if !name.ends_with(SERVICE_SUFFIX) {
             Some("it does not end with \".service\"")
+        } else if name
+            .get(UNIT_PREFIX.len()..name.len() - SERVICE_SUFFIX.len())
+            .is_none_or(|middle| !middle.contains('.'))
+        {
+            // A container's unit names at least `<namespace>.<pod>` (a shortened name keeps
+            // that much); this keeps out systemk's own `systemk.service`.
+            Some("it names no namespace and pod")
         } else if name.len() > UNIT_NAME_MAX {
             Some("it is longer than 255 characters")
         } else if !name.bytes().all(is_unit_name_byte) {
@@ -227,6 +234,8 @@ mod tests {
         assert!("systemk.a.b.c.service".parse::<UnitName>().is_ok());
         assert!("ssh.service".parse::<UnitName>().is_err());
         assert!("systemk.a.b.c.socket".parse::<UnitName>().is_err());
+        assert!("systemk.service".parse::<UnitName>().is_err());
+        assert!("systemk.agent.service".parse::<UnitName>().is_err());
         assert!("systemk.a b.c.service".parse::<UnitName>().is_err());
     }
 }

@@ -46,7 +46,15 @@ async fn discovery_lists_groups_resources_and_subresources() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["coordination.k8s.io", "events.k8s.io", "apps"]);
+    assert_eq!(
+        names,
+        [
+            "coordination.k8s.io",
+            "events.k8s.io",
+            "apps",
+            "rbac.authorization.k8s.io"
+        ]
+    );
     let (_, core) = client.get("/api/v1").await;
     let token = core["resources"]
         .as_array()

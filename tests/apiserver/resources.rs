@@ -257,6 +257,32 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &[STATUS],
         field_labels: &[],
     },
+    // RBAC objects are stored, never enforced: the server authorizes nothing. Served so
+    // the examples that grant a ServiceAccount API access (prometheus) can be applied.
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        kind: "ClusterRole",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
+    },
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        kind: "ClusterRoleBinding",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
+    },
 ];
 
 /// The resource served at `group/version/plural`.

@@ -9,6 +9,7 @@
 mod apiserver;
 mod cluster;
 mod engine;
+mod examples;
 mod harness;
 mod package;
 mod static_pods;

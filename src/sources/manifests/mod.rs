@@ -25,6 +25,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::sources::Error;
 
+pub use parse::{Document, documents, static_pod};
 pub use watch::watch;
 
 /// Annotation naming the manifest file (within the directory) a static pod came from, so
@@ -107,6 +108,12 @@ fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Reads the static pods of one manifest file for the node `node_name`, refusing files
 /// over [`MAX_MANIFEST_BYTES`]. Blocking.
 pub fn load_file(path: &Path, node_name: &str) -> Result<Vec<Pod>, Error> {
+    let text = read_file(path)?;
+    parse::parse_manifest(&text, path, node_name)
+}
+
+/// The text of one manifest file, refusing files over [`MAX_MANIFEST_BYTES`]. Blocking.
+pub fn read_file(path: &Path) -> Result<String, Error> {
     let read_error = |source| Error::ReadFile {
         path: path.to_owned(),
         source,
@@ -126,7 +133,7 @@ pub fn load_file(path: &Path, node_name: &str) -> Result<Vec<Pod>, Error> {
             limit: MAX_MANIFEST_BYTES,
         });
     }
-    parse::parse_manifest(&text, path, node_name)
+    Ok(text)
 }
 
 /// Records the namespace/name of each pod of `path`, or rejects the whole file when one is

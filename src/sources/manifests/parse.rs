@@ -27,16 +27,48 @@ use crate::sources::{CONFIG_HASH_ANNOTATION, CONFIG_SOURCE_ANNOTATION, Error, So
 /// The namespace of a static pod that names none (the kubelet's `metav1.NamespaceDefault`).
 const DEFAULT_NAMESPACE: &str = "default";
 
-/// Every Pod in `text`, the contents of the manifest at `path`, defaulted for `node_name`.
-///
-/// Empty documents are skipped, documents of another kind are skipped with a warning. The
-/// file is all or nothing: one broken document makes the whole file an error.
-pub(super) fn parse_manifest(text: &str, path: &Path, node_name: &str) -> Result<Vec<Pod>, Error> {
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy())
-        .unwrap_or_default();
-    let mut pods = Vec::new();
+/// One non-empty YAML document of a manifest file, of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// 1-based index of the document in the file (empty documents count), for messages.
+    pub number: usize,
+    /// Its `apiVersion`, when it has one.
+    pub api_version: Option<String>,
+    /// Its `kind`.
+    pub kind: String,
+    /// The whole document.
+    pub value: serde_yaml_ng::Value,
+}
+
+impl Document {
+    /// Its `metadata.name`, empty when it has none.
+    pub fn name(&self) -> &str {
+        self.value
+            .get("metadata")
+            .and_then(|metadata| metadata.get("name"))
+            .and_then(serde_yaml_ng::Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Whether it is a v1 Pod, the only kind a static-pod directory runs.
+    pub fn is_pod(&self) -> bool {
+        self.api_version.as_deref() == Some("v1") && self.kind == "Pod"
+    }
+
+    /// The error for this document of the manifest at `path`.
+    pub fn invalid(&self, path: &Path, problem: String) -> Error {
+        Error::InvalidPod {
+            path: path.to_owned(),
+            document: self.number,
+            problem,
+        }
+    }
+}
+
+/// Every non-empty document of `text`, the contents of the manifest at `path`. A syntax
+/// error or a document without a kind makes the whole file an error.
+pub fn documents(text: &str, path: &Path) -> Result<Vec<Document>, Error> {
+    let mut documents = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let number = index + 1;
         let value =
@@ -45,36 +77,74 @@ pub(super) fn parse_manifest(text: &str, path: &Path, node_name: &str) -> Result
                 line: source.location().map(|location| location.line()),
                 source,
             })?;
-        let invalid = |problem: String| Error::InvalidPod {
-            path: path.to_owned(),
-            document: number,
-            problem,
-        };
         if value.is_null() {
             continue;
         }
         let api_version = value
             .get("apiVersion")
-            .and_then(serde_yaml_ng::Value::as_str);
+            .and_then(serde_yaml_ng::Value::as_str)
+            .map(str::to_owned);
         let Some(kind) = value.get("kind").and_then(serde_yaml_ng::Value::as_str) else {
-            return Err(invalid("the document has no kind".to_owned()));
+            return Err(Error::InvalidPod {
+                path: path.to_owned(),
+                document: number,
+                problem: "the document has no kind".to_owned(),
+            });
         };
-        if (api_version, kind) != (Some("v1"), "Pod") {
+        documents.push(Document {
+            number,
+            api_version,
+            kind: kind.to_owned(),
+            value,
+        });
+    }
+    Ok(documents)
+}
+
+/// Every Pod in `text`, the contents of the manifest at `path`, defaulted for `node_name`.
+///
+/// Empty documents are skipped, documents of another kind are skipped with a warning. The
+/// file is all or nothing: one broken document makes the whole file an error.
+pub(super) fn parse_manifest(text: &str, path: &Path, node_name: &str) -> Result<Vec<Pod>, Error> {
+    let mut pods = Vec::new();
+    for document in documents(text, path)? {
+        if !document.is_pod() {
             tracing::warn!(
                 path = %path.display(),
-                document = number,
-                kind,
-                api_version,
+                document = document.number,
+                kind = document.kind,
+                api_version = document.api_version,
                 "skipping a document that is not a v1 Pod"
             );
             continue;
         }
-        let mut pod: Pod = serde_yaml_ng::from_value(value).map_err(|e| invalid(e.to_string()))?;
-        apply_defaults(&mut pod, &file_name, node_name).map_err(invalid)?;
-        validate(&pod).map_err(invalid)?;
-        pods.push(pod);
+        let pod: Pod = serde_yaml_ng::from_value(document.value.clone())
+            .map_err(|e| document.invalid(path, e.to_string()))?;
+        pods.push(static_pod(pod, path, document.number, node_name)?);
     }
     Ok(pods)
+}
+
+/// `pod`, read from document `document` of the manifest at `path`, as the static pod of
+/// `node_name`: the kubelet's defaults applied (see the module doc), then validated.
+pub fn static_pod(
+    mut pod: Pod,
+    path: &Path,
+    document: usize,
+    node_name: &str,
+) -> Result<Pod, Error> {
+    let invalid = |problem: String| Error::InvalidPod {
+        path: path.to_owned(),
+        document,
+        problem,
+    };
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or_default();
+    apply_defaults(&mut pod, &file_name, node_name).map_err(invalid)?;
+    validate(&pod).map_err(invalid)?;
+    Ok(pod)
 }
 
 /// The kubelet's defaults for a file pod, with a content-independent UID (see the module doc).
