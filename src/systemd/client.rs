@@ -13,6 +13,7 @@ use super::error::{Error, Result};
 use super::files;
 use super::jobs::{JobResult, PendingJob};
 use super::proxy::ManagerProxy;
+use super::reload::Reloader;
 use super::status::{self, UnitStatus};
 use crate::unit::{KubernetesMeta, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
 
@@ -51,6 +52,7 @@ pub struct ManagedUnit {
 pub struct Systemd {
     pub(super) connection: Connection,
     pub(super) manager: ManagerProxy<'static>,
+    reloader: Reloader,
 }
 
 impl Systemd {
@@ -76,6 +78,7 @@ impl Systemd {
         }
         Ok(Self {
             connection,
+            reloader: Reloader::spawn(manager.clone()),
             manager,
         })
     }
@@ -92,12 +95,10 @@ impl Systemd {
         self.reload().await
     }
 
-    /// daemon-reload: systemd re-reads every unit file.
+    /// daemon-reload: systemd re-reads every unit file. Concurrent callers share reloads
+    /// (see `reload.rs`); each returns after one that started after its call.
     pub async fn reload(&self) -> Result<()> {
-        self.manager
-            .reload()
-            .await
-            .map_err(|error| Error::from_zbus("Reload", "", error))
+        self.reloader.reload().await
     }
 
     /// Enables units persistently (their `[Install]` links under `/etc`), so they start at

@@ -8,6 +8,7 @@ mod events;
 mod files;
 mod jobs;
 mod proxy;
+mod reload;
 mod status;
 
 pub use client::{ManagedUnit, Systemd};

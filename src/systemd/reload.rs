@@ -1,0 +1,61 @@
+//! daemon-reload, coalesced. systemd re-reads every unit file on each reload (tens to
+//! hundreds of milliseconds with many units), and many pods starting at once each write
+//! their units: one owner task runs the reloads, and every request that arrives while a
+//! reload runs is served by the single next one. A request is answered only by a reload
+//! that started after it, so the files its caller wrote before asking are always seen.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::{Error, Result};
+use super::proxy::ManagerProxy;
+
+/// A caller waiting for a reload that covers its files.
+type Waiter = oneshot::Sender<Result<()>>;
+
+/// Hands reload requests to the owner task.
+#[derive(Debug, Clone)]
+pub(super) struct Reloader {
+    requests: mpsc::UnboundedSender<Waiter>,
+}
+
+impl Reloader {
+    /// Starts the owner task; it ends when every `Reloader` clone is dropped.
+    pub(super) fn spawn(manager: ManagerProxy<'static>) -> Self {
+        let (requests, mut pending) = mpsc::unbounded_channel::<Waiter>();
+        tokio::spawn(async move {
+            while let Some(first) = pending.recv().await {
+                let mut waiters = vec![first];
+                while let Ok(waiter) = pending.try_recv() {
+                    waiters.push(waiter);
+                }
+                let result = manager.reload().await;
+                tracing::debug!(
+                    requests = waiters.len(),
+                    ok = result.is_ok(),
+                    "daemon-reload"
+                );
+                for waiter in waiters {
+                    let answer = match &result {
+                        Ok(()) => Ok(()),
+                        Err(error) => Err(Error::from_zbus("Reload", "", error.clone())),
+                    };
+                    // A caller that gave up waiting needs no answer.
+                    let _ = waiter.send(answer);
+                }
+            }
+        });
+        Self { requests }
+    }
+
+    /// Waits for a daemon-reload that started after this call.
+    pub(super) async fn reload(&self) -> Result<()> {
+        let gone = || Error::Bus {
+            operation: "Reload",
+            unit: String::new(),
+            message: "the reload task has stopped".into(),
+        };
+        let (waiter, answer) = oneshot::channel();
+        self.requests.send(waiter).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
