@@ -46,6 +46,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the unit files a pod becomes, without installing or starting anything.
     Render(RenderArgs),
+    /// List the pods on this machine from systemd and systemk's state, like `kubectl get
+    /// pods`; needs neither the agent nor an API server.
+    Pods(PodsArgs),
     /// Print the systemk(8) man page in roff (used when building the .deb).
     #[command(hide = true)]
     Manpage,
@@ -75,6 +78,38 @@ pub enum RenderFormat {
     Units,
 }
 
+/// Arguments of `systemk pods`.
+#[derive(Debug, Args)]
+pub struct PodsArgs {
+    /// Where the agent keeps its state and units (the agent's own settings).
+    #[command(flatten)]
+    pub paths: Paths,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = PodsFormat::Table)]
+    pub output: PodsFormat,
+}
+
+/// How `systemk pods` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PodsFormat {
+    /// A table like `kubectl get pods -A`.
+    Table,
+    /// A JSON `List` of Pods with metadata, spec and status.
+    Json,
+}
+
+/// Where systemk keeps pod state and unit files: shared by the agent and the commands that
+/// read what it left there, so both always agree.
+#[derive(Debug, Clone, Args)]
+pub struct Paths {
+    /// Where systemk keeps pod directories and its own state.
+    #[arg(long, env = "SYSTEMK_STATE_DIR", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Where systemk writes pod units.
+    #[arg(long, env = "SYSTEMK_UNIT_DIR", value_name = "DIR", default_value = DEFAULT_UNIT_DIR)]
+    pub unit_dir: PathBuf,
+}
+
 /// Settings of the node agent. Each flag can also be set in the environment as
 /// `SYSTEMK_<FLAG>` (for `/etc/default/systemk`).
 #[derive(Debug, Args)]
@@ -91,12 +126,9 @@ pub struct AgentArgs {
     /// The node's external IP (default: the first global address of the host).
     #[arg(long, env = "SYSTEMK_NODE_EXTERNAL_IP", value_name = "IP")]
     pub node_external_ip: Option<IpAddr>,
-    /// Where systemk keeps pod directories and its own state.
-    #[arg(long, env = "SYSTEMK_STATE_DIR", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
-    pub state_dir: PathBuf,
-    /// Where systemk writes pod units.
-    #[arg(long, env = "SYSTEMK_UNIT_DIR", value_name = "DIR", default_value = DEFAULT_UNIT_DIR)]
-    pub unit_dir: PathBuf,
+    /// Where systemk keeps its state and writes pod units.
+    #[command(flatten)]
+    pub paths: Paths,
     /// Where downloaded .deb files are cached.
     #[arg(long, env = "SYSTEMK_CACHE_DIR", value_name = "DIR", default_value = DEFAULT_CACHE_DIR)]
     pub cache_dir: PathBuf,

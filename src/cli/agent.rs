@@ -55,8 +55,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         installer,
         systemd,
-        dirs: PodDirs::new(&args.state_dir),
-        unit_dir: args.unit_dir.clone(),
+        dirs: PodDirs::new(&args.paths.state_dir),
+        unit_dir: args.paths.unit_dir.clone(),
         node: NodeInfo {
             hostname: node_name.clone(),
             internal_ip: ips.internal.to_string(),
@@ -187,7 +187,7 @@ fn spawn_cluster(
     tokio::spawn(cluster::node::run(
         client,
         node,
-        args.state_dir.clone(),
+        args.paths.state_dir.clone(),
         node_uid_tx,
         stopped(stop.clone()),
     ));

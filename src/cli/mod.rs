@@ -2,6 +2,7 @@
 //! `main.rs` only parses, sets up logging and maps the outcome to an exit code.
 
 mod agent;
+mod pods;
 mod render;
 
 use std::ffi::OsString;
@@ -15,6 +16,7 @@ use crate::config::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Render(args)) => render::run(args).await,
+        Some(Command::Pods(args)) => pods::run(args).await,
         Some(Command::Manpage) => {
             let page = crate::config::manpage().context("cannot render the man page")?;
             std::io::stdout()

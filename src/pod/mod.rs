@@ -10,6 +10,7 @@ mod context;
 mod dirs;
 mod error;
 pub mod init_order;
+mod live;
 pub mod observe;
 pub mod qos;
 mod reconciler;
@@ -22,6 +23,7 @@ pub use container_unit::{ContainerRef, UnitContext, container_unit, containers, 
 pub use context::Context;
 pub use dirs::{PodDirs, check_uid};
 pub use error::{Error, Result};
+pub use live::{live_pods, pod_from_units, refreshed_status};
 pub use reconciler::{EventKind, MAX_CONCURRENT_PASSES, Progress, run};
 pub(crate) use worker::now;
 pub use worker::{Pass, PodState, cleanup, reconcile, terminate};

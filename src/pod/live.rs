@@ -1,0 +1,198 @@
+//! The pods on this machine as of now, for readers other than the reconciler (`systemk
+//! pods`): each pod's status as the reconciler last saved it in `pod.json`, refreshed with
+//! what systemd reports about its units now, by the same rules the reconciler computes
+//! status with. It needs no running agent. A pod whose `pod.json` is missing (only its
+//! units are left) is rebuilt from the units' `[X-Kubernetes]` sections.
+//!
+//! Never writes: restart records are read and brought up to date in memory only. Layer 4;
+//! reading `pod.json` and the restart records is the only I/O, the rest is pure.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+
+use super::container_unit::{ContainerRef, containers};
+use super::dirs::PodDirs;
+use super::error::Result;
+use super::observe::{ContainerFacts, Problem, container_observation, observe_unit};
+use super::qos::{QosClass, qos_class};
+use super::records;
+use super::restart::{ContainerRestarts, RestartPolicy};
+use super::status::{PodObservation, WaitingReason, pod_status};
+use crate::systemd::ManagedUnit;
+
+/// Every pod that has a saved status or a unit, with its status as of `now`, ordered by
+/// UID. `units` are the systemk units systemd knows (`Systemd::list_managed`).
+pub fn live_pods(dirs: &PodDirs, units: Vec<ManagedUnit>, now: Timestamp) -> Result<Vec<Pod>> {
+    let mut by_uid: BTreeMap<String, Vec<ManagedUnit>> = BTreeMap::new();
+    for unit in units {
+        by_uid
+            .entry(unit.meta.pod_uid.clone())
+            .or_default()
+            .push(unit);
+    }
+    let uids: BTreeSet<String> = dirs
+        .list()?
+        .into_iter()
+        .chain(by_uid.keys().cloned())
+        .collect();
+    let mut pods = Vec::with_capacity(uids.len());
+    for uid in uids {
+        let units = by_uid.remove(&uid).unwrap_or_default();
+        let Some(mut pod) = dirs.load_pod(&uid).or_else(|| pod_from_units(&units)) else {
+            continue;
+        };
+        let restarts: HashMap<String, ContainerRestarts> = containers(&pod)
+            .iter()
+            .filter_map(|c| {
+                let name = &c.container.name;
+                records::load(dirs, &uid, name).map(|restarts| (name.clone(), restarts))
+            })
+            .collect();
+        pod.status = Some(refreshed_status(&pod, &uid, &units, &restarts, now));
+        pods.push(pod);
+    }
+    Ok(pods)
+}
+
+/// A pod rebuilt from the metadata its units carry: names, UID, containers with their
+/// images and restart policy. Enough for a status; `None` without units.
+pub fn pod_from_units(units: &[ManagedUnit]) -> Option<Pod> {
+    let first = &units.first()?.meta;
+    let mut metas: Vec<_> = units.iter().map(|unit| &unit.meta).collect();
+    metas.sort_by_key(|meta| (!meta.init_container, meta.container_index));
+    let container = |meta: &&crate::unit::KubernetesMeta| Container {
+        name: meta.container.clone(),
+        image: Some(meta.image.clone()),
+        ..Container::default()
+    };
+    let init: Vec<Container> = metas
+        .iter()
+        .filter(|m| m.init_container)
+        .map(container)
+        .collect();
+    Some(Pod {
+        metadata: ObjectMeta {
+            name: Some(first.pod_name.clone()),
+            namespace: Some(first.namespace.clone()),
+            uid: Some(first.pod_uid.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            containers: metas
+                .iter()
+                .filter(|m| !m.init_container)
+                .map(container)
+                .collect(),
+            init_containers: (!init.is_empty()).then_some(init),
+            restart_policy: Some(first.restart_policy.as_str().to_owned()),
+            ..PodSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// The status the reconciler would compute for `pod` now: its saved status (in
+/// `pod.status`) is the previous status, `units` say what runs, `restarts` are the
+/// containers' restart records as last saved. Containers without a unit keep the waiting
+/// reason the reconciler saved (e.g. `ErrImagePull`).
+pub fn refreshed_status(
+    pod: &Pod,
+    uid: &str,
+    units: &[ManagedUnit],
+    restarts: &HashMap<String, ContainerRestarts>,
+    now: Timestamp,
+) -> PodStatus {
+    let previous = pod.status.as_ref();
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|spec| RestartPolicy::from_spec(spec.restart_policy.as_deref()).ok())
+        .unwrap_or(RestartPolicy::Always);
+    let all = containers(pod);
+    let has_inits = all.iter().any(|c| c.init);
+    let observe = |c: &ContainerRef<'_>| {
+        let name = c.container.name.as_str();
+        let unit = units
+            .iter()
+            .find(|unit| unit.meta.container == name && unit.meta.init_container == c.init);
+        let saved = saved_status(previous, name, c.init);
+        let mut machine = restarts
+            .get(name)
+            .filter(|r| r.policy() == policy.for_container(c.init))
+            .cloned()
+            .unwrap_or_else(|| ContainerRestarts::new(name, policy, c.init));
+        if let Some(unit) = unit {
+            observe_unit(&mut machine, &unit.status);
+        }
+        let image_id = unit
+            .map(|unit| unit.meta.image_id.as_str())
+            .or(saved.map(|s| s.image_id.as_str()))
+            .unwrap_or_default();
+        let problem = saved.and_then(saved_problem);
+        container_observation(&ContainerFacts {
+            name,
+            image: c.container.image.as_deref().unwrap_or_default(),
+            image_id,
+            restarts: &machine,
+            unit: unit.map(|unit| &unit.status),
+            problem: problem.as_ref(),
+            pod_has_init_containers: has_inits,
+            pod: (pod_name, namespace, uid),
+        })
+    };
+    let observation = PodObservation {
+        restart_policy: policy,
+        init_containers: all.iter().filter(|c| c.init).map(observe).collect(),
+        containers: all.iter().filter(|c| !c.init).map(observe).collect(),
+        start_time: previous.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
+        host_ips: previous
+            .and_then(|s| s.host_ips.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|ip| ip.ip.parse::<IpAddr>().ok())
+            .collect(),
+        qos_class: pod
+            .spec
+            .as_ref()
+            .and_then(|spec| qos_class(spec).ok())
+            .unwrap_or(QosClass::BestEffort),
+        deleted: pod.metadata.deletion_timestamp.is_some(),
+    };
+    pod_status(&observation, previous, now)
+}
+
+fn saved_status<'a>(
+    previous: Option<&'a PodStatus>,
+    name: &str,
+    init: bool,
+) -> Option<&'a ContainerStatus> {
+    let statuses = if init {
+        previous?.init_container_statuses.as_ref()
+    } else {
+        previous?.container_statuses.as_ref()
+    };
+    statuses?.iter().find(|status| status.name == name)
+}
+
+/// A waiting reason the reconciler saved because the container could not be prepared.
+fn saved_problem(status: &ContainerStatus) -> Option<Problem> {
+    let waiting = status.state.as_ref()?.waiting.as_ref()?;
+    let reason = match waiting.reason.as_deref()? {
+        "ErrImagePull" => WaitingReason::ErrImagePull,
+        "CreateContainerConfigError" => WaitingReason::CreateContainerConfigError,
+        _ => return None,
+    };
+    Some(Problem {
+        reason,
+        message: waiting.message.clone().unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
