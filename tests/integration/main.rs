@@ -12,6 +12,7 @@ mod engine;
 mod examples;
 mod harness;
 mod package;
+mod pods_cmd;
 mod static_pods;
 mod support;
 mod systemd;
