@@ -1,0 +1,318 @@
+//! `scripts/bench`: N static pods (`/bin/sleep infinity`) started by systemk, against the
+//! floor of starting the very same units directly through systemd. Runs inside
+//! `scripts/systemd-sandbox` (it starts real units), built with `--release`.
+//!
+//! Timing: every start mark is CLOCK_MONOTONIC read by this process just before the action
+//! (writing the floor's unit files; renaming each manifest into the watched directory),
+//! and every end mark is the unit's `ActiveEnterTimestampMonotonic`, which systemd takes
+//! on the same clock when the unit becomes active — for these `Type=exec` units, once
+//! `/bin/sleep` has been exec'd. Both ends come from one clock with microsecond
+//! resolution, and how often this process polls does not change the figures: it only
+//! decides when they are read.
+//!
+//! Figures: `floor_ms` (write N units, one daemon-reload, start all, last active),
+//! `systemk_ms` (first manifest renamed in, last container active), per-pod times
+//! (manifest renamed in → its container active), and systemk's RSS and CPU time over an
+//! idle window with the N pods running. Written to `target/bench/static-pods.json`.
+
+mod agent;
+mod bus;
+mod report;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use nix::time::{ClockId, clock_gettime};
+use systemk::systemd::Systemd;
+use systemk::unit::UnitName;
+
+use agent::Agent;
+use report::{Report, percentile};
+
+const SYSTEMK: &str = env!("CARGO_BIN_EXE_systemk");
+const UNIT_DIR: &str = "/etc/systemd/system";
+/// The namespace of the benchmark's pods; its units are `systemk.systemk-bench.*`.
+const NAMESPACE: &str = "systemk-bench";
+/// Prefix of the floor's units, in place of `systemk.`: not systemk's, so the agent never
+/// adopts them.
+const FLOOR_PREFIX: &str = "bench-floor.";
+/// How often the benchmark asks systemd how many units are active.
+const POLL: Duration = Duration::from_millis(20);
+/// Longest wait for all N units to be active.
+const START_DEADLINE: Duration = Duration::from_secs(600);
+/// The agent's first sync, with an empty manifest directory.
+const SYNC_DEADLINE: Duration = Duration::from_secs(60);
+/// Quiet time after the last pod runs before the idle window opens: the agent is still
+/// saving the pods' final statuses then.
+const SETTLE: Duration = Duration::from_secs(5);
+
+struct Options {
+    pods: usize,
+    idle_seconds: u64,
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_args()?;
+    if std::env::var("SYSTEMK_SANDBOX").as_deref() != Ok("1") {
+        bail!("run the benchmark with scripts/bench: it starts units in a private systemd");
+    }
+    let work = tempfile::Builder::new()
+        .prefix("systemk-bench.")
+        .tempdir_in("/run")?;
+    let result = run(&options, work.path()).await;
+    let cleaned = cleanup().await;
+    let report = result?;
+    cleaned?;
+    print!("{}", report.table());
+    report.write_json(&options.out)?;
+    println!("written to {}", options.out.display());
+    Ok(())
+}
+
+async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
+    let bus = zbus::Connection::system().await?;
+    let node = hostname()?;
+    let n = options.pods;
+    let manifests: Vec<String> = (0..n).map(|i| manifest(&pod_name(i))).collect();
+
+    eprintln!("floor: {n} units started directly");
+    let floor_ms = floor(&bus, work, &manifests).await?;
+
+    eprintln!("systemk: {n} static pods");
+    let watched = work.join("manifests");
+    std::fs::create_dir(&watched)?;
+    // Written hidden before the agent starts; only the renames below make them manifests.
+    for (i, text) in manifests.iter().enumerate() {
+        std::fs::write(watched.join(format!(".{}.yaml.tmp", pod_name(i))), text)?;
+    }
+    let log = options.out.with_file_name("agent.log");
+    std::fs::create_dir_all(log.parent().context("log dir")?)?;
+    let state = work.join("state");
+    let cache = work.join("cache");
+    let args: Vec<&OsStr> = vec![
+        "--pod-manifest-path".as_ref(),
+        watched.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--unit-dir".as_ref(),
+        UNIT_DIR.as_ref(),
+        "--cache-dir".as_ref(),
+        cache.as_os_str(),
+    ];
+    let agent = Agent::start(SYSTEMK, &args, &log)?;
+    agent.wait_synced(SYNC_DEADLINE)?;
+    let mut renamed_us = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = pod_name(i);
+        renamed_us.push(monotonic_us()?);
+        std::fs::rename(
+            watched.join(format!(".{name}.yaml.tmp")),
+            watched.join(format!("{name}.yaml")),
+        )?;
+    }
+    let pattern = format!("systemk.{NAMESPACE}.*");
+    wait_active(&bus, &pattern, n).await?;
+    let mut pod_ms = Vec::with_capacity(n);
+    let mut last_us = 0;
+    for (i, renamed) in renamed_us.iter().enumerate() {
+        let unit = UnitName::for_container(NAMESPACE, &format!("{}-{node}", pod_name(i)), "main")?;
+        let active = bus::active_enter_monotonic_us(&bus, unit.as_str()).await?;
+        last_us = last_us.max(active);
+        pod_ms.push(active.saturating_sub(*renamed) as f64 / 1000.0);
+    }
+    let systemk_ms = last_us.saturating_sub(renamed_us[0]) as f64 / 1000.0;
+    eprintln!("all {n} pods running after {systemk_ms:.1} ms; idling");
+
+    tokio::time::sleep(SETTLE).await;
+    let window = Duration::from_secs(options.idle_seconds);
+    let idle = tokio::task::spawn_blocking(move || {
+        let idle = agent.sample_idle(window);
+        drop(agent);
+        idle
+    })
+    .await??;
+    Ok(Report {
+        n,
+        floor_ms,
+        systemk_ms,
+        ratio: systemk_ms / floor_ms,
+        pod_p50_ms: percentile(&pod_ms, 50.0),
+        pod_p99_ms: percentile(&pod_ms, 99.0),
+        pod_max_ms: percentile(&pod_ms, 100.0),
+        idle_rss_kib: idle.max_rss_kib,
+        idle_cpu_percent: idle.cpu_percent,
+        idle_seconds: options.idle_seconds,
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+    })
+}
+
+/// The floor: the units `systemk render` makes of the same manifests, under names of
+/// their own, written at once, one daemon-reload, all started at once. Returns the time
+/// from writing the first file to the last unit active, then removes them.
+async fn floor(bus: &zbus::Connection, work: &Path, manifests: &[String]) -> anyhow::Result<f64> {
+    let all = work.join("floor.yaml");
+    std::fs::write(&all, manifests.join("---\n"))?;
+    let output = std::process::Command::new(SYSTEMK)
+        .args(["render", "--node-ip", "127.0.0.1", "-f"])
+        .arg(&all)
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "systemk render: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let units = split_rendered(&String::from_utf8(output.stdout)?);
+    if units.len() != manifests.len() {
+        bail!(
+            "systemk render made {} units of {} pods",
+            units.len(),
+            manifests.len()
+        );
+    }
+    let names: Vec<String> = units.iter().map(|(name, _)| name.clone()).collect();
+    let started = monotonic_us()?;
+    for (name, text) in &units {
+        std::fs::write(Path::new(UNIT_DIR).join(name), text)?;
+    }
+    bus::reload(bus).await?;
+    bus::start_all(bus, &names).await?;
+    let pattern = format!("{FLOOR_PREFIX}*");
+    wait_active(bus, &pattern, names.len()).await?;
+    let mut last = 0;
+    for name in &names {
+        last = last.max(bus::active_enter_monotonic_us(bus, name).await?);
+    }
+    remove_floor(bus, &names).await?;
+    Ok(last.saturating_sub(started) as f64 / 1000.0)
+}
+
+/// `systemk render` output: `# <unit name>` then the unit, per container. Names get the
+/// floor's prefix.
+fn split_rendered(text: &str) -> Vec<(String, String)> {
+    let mut units: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let header = line
+            .strip_prefix("# systemk.")
+            .filter(|rest| rest.ends_with(".service") && !rest.contains(' '));
+        match (header, units.last_mut()) {
+            (Some(rest), _) => units.push((format!("{FLOOR_PREFIX}{rest}"), String::new())),
+            (None, Some((_, body))) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    units
+}
+
+async fn remove_floor(bus: &zbus::Connection, names: &[String]) -> anyhow::Result<()> {
+    bus::stop_all(bus, names).await?;
+    let pattern = format!("{FLOOR_PREFIX}*");
+    let deadline = tokio::time::Instant::now() + START_DEADLINE;
+    while bus::count_active(bus, &pattern).await? > 0 {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the floor's units did not stop");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    for name in names {
+        match std::fs::remove_file(Path::new(UNIT_DIR).join(name)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+            _ => {}
+        }
+    }
+    bus::reload(bus).await
+}
+
+/// Removes every unit the benchmark may have left: the floor's and the pods' (the agent
+/// leaves pods running when it stops, as it should).
+async fn cleanup() -> anyhow::Result<()> {
+    let bus = zbus::Connection::system().await?;
+    let floor: Vec<String> = std::fs::read_dir(UNIT_DIR)?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(FLOOR_PREFIX))
+        .collect();
+    if !floor.is_empty() {
+        remove_floor(&bus, &floor).await?;
+    }
+    let systemd = Systemd::connect().await?;
+    let dir = Path::new(UNIT_DIR);
+    let pods: Vec<UnitName> = systemd
+        .list_managed(dir)
+        .await?
+        .into_iter()
+        .filter(|unit| unit.meta.namespace == NAMESPACE)
+        .map(|unit| unit.status.name)
+        .collect();
+    systemd.remove(dir, &pods).await?;
+    Ok(())
+}
+
+async fn wait_active(bus: &zbus::Connection, pattern: &str, n: usize) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + START_DEADLINE;
+    loop {
+        if bus::count_active(bus, pattern).await? >= n {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{pattern}: fewer than {n} units active after {START_DEADLINE:?}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn manifest(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\n\
+         spec:\n  containers:\n  - name: main\n    image: /bin/sleep\n    args: [infinity]\n"
+    )
+}
+
+fn pod_name(i: usize) -> String {
+    format!("sleep-{i:04}")
+}
+
+/// The node name the agent uses by default: the host name, lower-cased.
+fn hostname() -> anyhow::Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    Ok(name.trim().to_lowercase())
+}
+
+fn monotonic_us() -> anyhow::Result<u64> {
+    let now = clock_gettime(ClockId::CLOCK_MONOTONIC)?;
+    Ok(u64::try_from(now.tv_sec())? * 1_000_000 + u64::try_from(now.tv_nsec())? / 1_000)
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options {
+        pods: 100,
+        idle_seconds: 60,
+        out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/static-pods.json"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--pods" => options.pods = value()?.parse().context("--pods")?,
+            "--idle-seconds" => {
+                options.idle_seconds = value()?.parse().context("--idle-seconds")?
+            }
+            "--out" => options.out = value()?.into(),
+            // `cargo bench` passes --bench to every bench target.
+            "--bench" => {}
+            other => bail!(
+                "unknown argument {other:?} (accepted: --pods N, --idle-seconds S, --out FILE)"
+            ),
+        }
+    }
+    if options.pods == 0 {
+        bail!("--pods must be at least 1");
+    }
+    Ok(options)
+}

@@ -1,0 +1,85 @@
+//! The benchmark's figures: percentiles, the printed table and the JSON file.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+/// Everything one run measured. Times in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Pods started.
+    pub n: usize,
+    /// N units written, one daemon-reload, all started, until the last is active.
+    pub floor_ms: f64,
+    /// First manifest renamed in until the last pod's container is active.
+    pub systemk_ms: f64,
+    /// `systemk_ms / floor_ms`.
+    pub ratio: f64,
+    /// Median of the per-pod times from manifest renamed in to container active.
+    pub pod_p50_ms: f64,
+    /// 99th percentile of the same.
+    pub pod_p99_ms: f64,
+    /// The slowest pod.
+    pub pod_max_ms: f64,
+    /// systemk's largest resident set while idle with N pods.
+    pub idle_rss_kib: u64,
+    /// systemk's CPU time while idle, percent of one CPU.
+    pub idle_cpu_percent: f64,
+    /// How long the idle window lasted, seconds.
+    pub idle_seconds: u64,
+    /// CPUs of this machine.
+    pub cpus: usize,
+}
+
+impl Report {
+    /// The table printed at the end of a run.
+    pub fn table(&self) -> String {
+        let rows = [
+            ("pods", self.n.to_string()),
+            ("floor: units started directly", ms(self.floor_ms)),
+            ("systemk: manifests to all running", ms(self.systemk_ms)),
+            ("ratio systemk/floor", format!("{:.2}", self.ratio)),
+            ("per pod p50", ms(self.pod_p50_ms)),
+            ("per pod p99", ms(self.pod_p99_ms)),
+            ("per pod max", ms(self.pod_max_ms)),
+            ("idle RSS (max)", format!("{} KiB", self.idle_rss_kib)),
+            (
+                "idle CPU",
+                format!(
+                    "{:.2} % over {} s",
+                    self.idle_cpu_percent, self.idle_seconds
+                ),
+            ),
+            ("CPUs", self.cpus.to_string()),
+        ];
+        let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+        rows.iter()
+            .map(|(label, value)| format!("{label:<width$}  {value}\n"))
+            .collect()
+    }
+
+    /// Writes the report as JSON to `path`, creating its directory.
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("write {}", path.display()))
+    }
+}
+
+fn ms(value: f64) -> String {
+    format!("{value:.1} ms")
+}
+
+/// The nearest-rank percentile `p` (0–100) of `values`; 0 for none.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
