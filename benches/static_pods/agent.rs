@@ -33,11 +33,15 @@ pub struct Idle {
 }
 
 impl Agent {
-    /// Starts `systemk` with these arguments; its stderr goes to `log`.
+    /// Starts `systemk` with these arguments; its stderr goes to `log`. It logs at `info`
+    /// unless `RUST_LOG` says otherwise (e.g. `systemk=debug` to profile).
     pub fn start(binary: &str, args: &[&std::ffi::OsStr], log: &Path) -> anyhow::Result<Self> {
         let mut child = Command::new(binary)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
