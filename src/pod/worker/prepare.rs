@@ -54,6 +54,15 @@ pub(super) async fn prepare(
         state.failed_prepares = state.failed_prepares.saturating_add(1);
         return Ok(());
     }
+    if state.status.is_none() {
+        // Installing can take minutes: meanwhile `systemk pods` shows the pod as
+        // ContainerCreating, as the kubelet would.
+        let status = compute_status(ctx, uid, pod, state, &HashMap::new(), now());
+        let mut with_status = Pod::clone(pod);
+        with_status.status = Some(status.clone());
+        ctx.dirs.save_pod(uid, &with_status)?;
+        state.status = Some(status);
+    }
     let pod_dir = ctx.dirs.pod_dir(uid);
     let mut wanted = BTreeSet::new();
     let mut to_write: Vec<(UnitName, String)> = Vec::new();
