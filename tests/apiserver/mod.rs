@@ -1,6 +1,6 @@
 //! The project's test Kubernetes API server: in-memory, plain HTTP on loopback, faithful to
 //! kube-apiserver's REST semantics for the resources systemk and kubectl use (see
-//! `docs/test-apiserver.md` for what is implemented and what is simplified). Test-only code:
+//! `tests/apiserver/README.md` for what is implemented and what is simplified). Test-only code:
 //! it never runs in production and has no controllers — objects are stored, not acted on.
 //!
 //! `TestApiServer::start()` serves on a random port until the handle is dropped;
