@@ -1,5 +1,5 @@
 //! Top layer: the command line and `/etc/default/systemk` (every flag is also read from
-//! `SYSTEMK_<FLAG>`), validated once into [`Settings`]. Nothing below this module reads
+//! `SYSTEMK_<FLAG>`), parsed by clap into typed arguments (bad values exit 64). Nothing below this module reads
 //! flags or the environment.
 
 use std::net::IpAddr;

@@ -4,10 +4,13 @@
 //!
 //! - [`backoff`]: the one retry schedule every layer uses.
 //! - [`package`]: image reference → installed Debian package and its vendor units.
-//! - [`unit`]: the unit-file model: names, escaping, parsing, rendering, building from a pod.
+//! - [`mod@unit`]: the unit-file model: names, escaping, parsing, rendering, building from a
+//!   pod.
 //! - [`systemd`]: the D-Bus client that loads, starts, stops and watches units.
 //! - [`pod`]: the reconciler that keeps units equal to the desired pods and reports status.
-//! - [`sources`]: where desired pods come from (static manifests, the Kubernetes API).
+//! - [`sources`]: where desired pods come from (static manifests, the Kubernetes API), and
+//!   what the cluster is told back (node, lease, pod status, events).
+//! - [`config`] and [`cli`]: the command line, and what each command wires together.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

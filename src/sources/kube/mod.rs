@@ -2,7 +2,7 @@
 //! the Node and posts its status, [`lease`] renews its heartbeat, [`pods`] turns the pods
 //! bound to the node into desired sets for the reconciler, and [`status`] reports back:
 //! pod status, deletion once a pod's units are gone, mirror pods for static pods
-//! ([`mirror`]) and events ([`events`]). Every task retries API failures with back-off
+//! (`mirror`) and events (`events`). Every task retries API failures with back-off
 //! forever and stops only on the shared shutdown: pods keep running through an outage.
 //!
 //! Unlike the manifest source this one reads the reconciler's [`crate::pod::Progress`]

@@ -1,7 +1,7 @@
 //! Reports what the reconciler did back to the API: pod status patched to `/status` only
 //! when it differs from what the API holds, with the pod's UID as precondition; pods whose
 //! deletion was requested (`deletionTimestamp`) deleted with grace 0 once their units are
-//! gone; static pods mirrored (see [`super::mirror`]). Failed calls stay pending and are
+//! gone; static pods mirrored (see `mirror.rs`). Failed calls stay pending and are
 //! retried with the API back-off, so an outage only delays reports. Layer 5: reads the
 //! reconciler's [`Progress`] (layer 4) and the pod watch's cache, writes only to the API.
 
