@@ -102,18 +102,18 @@ fn references(container: &Container) -> (BTreeSet<&str>, BTreeSet<&str>) {
     (config_maps, secrets)
 }
 
-/// Fetches every configMap and secret `container` names, from `namespace`. `Ok(None)`
-/// when it names none (nothing to ask), or when there is no API (`lookup` is `None`):
-/// the resolver then refuses the references.
+/// Fetches every configMap and secret `container` names, from `namespace`, each once.
+/// `Ok(None)` when there is no API (`lookup` is `None`): the resolver then refuses any
+/// reference.
 pub async fn fetch_referenced(
     lookup: Option<&dyn ObjectLookup>,
     namespace: &str,
     container: &Container,
 ) -> Result<Option<ReferencedObjects>> {
-    let (config_maps, secrets) = references(container);
     let Some(lookup) = lookup else {
         return Ok(None);
     };
+    let (config_maps, secrets) = references(container);
     let mut objects = ReferencedObjects::default();
     for name in config_maps {
         let data = lookup.config_map(namespace, name).await?;
