@@ -125,3 +125,100 @@ pub async fn fetch_referenced(
     }
     Ok(Some(objects))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        ConfigMapKeySelector, EnvFromSource, EnvVar, EnvVarSource, SecretEnvSource,
+    };
+    use std::sync::Mutex;
+
+    /// Records each request; only the configMap "present" exists.
+    #[derive(Default)]
+    struct Recorder {
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl ObjectLookup for Recorder {
+        fn config_map<'a>(
+            &'a self,
+            namespace: &'a str,
+            name: &'a str,
+        ) -> LookupFuture<'a, Option<BTreeMap<String, String>>> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push(format!("cm {namespace}/{name}"));
+            Box::pin(async move { Ok((name == "present").then(BTreeMap::new)) })
+        }
+
+        fn secret<'a>(
+            &'a self,
+            namespace: &'a str,
+            name: &'a str,
+        ) -> LookupFuture<'a, Option<BTreeMap<String, Vec<u8>>>> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push(format!("secret {namespace}/{name}"));
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    fn cm_key(cm: &str) -> EnvVar {
+        EnvVar {
+            name: "X".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: cm.into(),
+                    key: "k".into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_named_object_is_fetched_once_from_the_pods_namespace() {
+        let container = Container {
+            env: Some(vec![cm_key("present"), cm_key("present"), cm_key("absent")]),
+            env_from: Some(vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: "creds".into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let recorder = Recorder::default();
+        let objects = fetch_referenced(Some(&recorder), "shop", &container)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            *recorder.asked.lock().unwrap(),
+            ["cm shop/absent", "cm shop/present", "secret shop/creds"]
+        );
+        assert_eq!(objects.config_maps["present"], Some(BTreeMap::new()));
+        assert_eq!(objects.config_maps["absent"], None);
+        assert_eq!(objects.secrets["creds"], None);
+    }
+
+    #[tokio::test]
+    async fn without_the_api_nothing_is_fetched() {
+        let container = Container {
+            env: Some(vec![cm_key("present")]),
+            ..Default::default()
+        };
+        assert!(
+            fetch_referenced(None, "shop", &container)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
