@@ -3,6 +3,7 @@
 //! tells systemd when the first sync is done (`Type=notify`), and stops on SIGTERM/SIGINT
 //! without touching the pods, which live in their own units.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use tokio::sync::{mpsc, watch};
 use crate::backoff::{LOCAL_SERVICE, RetryLimit};
 use crate::config::{AgentArgs, KubeconfigChoice, detect_node_ips, host_addresses};
 use crate::package::{Installer, InstallerConfig};
-use crate::pod::{self, Context, PodDirs, Progress};
+use crate::pod::env::NodeAllocatable;
+use crate::pod::{self, Context, ObjectLookup, PodDirs, Progress};
 use crate::sources::kube::{self as cluster, KUBELET_PORT, NodeConfig};
 use crate::sources::{SourceId, SourceUpdate, manifests};
 use crate::systemd::Systemd;
@@ -37,7 +39,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let addresses = host_addresses().context("cannot list the host's addresses")?;
     let ips = detect_node_ips(args.node_ip, args.node_external_ip, &addresses)
         .context("the host has no usable address (neither private nor global): set --node-ip")?;
-    let client = cluster_client(&args).await?;
+    let (client, kubernetes_service) = match cluster_client(&args).await? {
+        Some((client, api_server)) => (Some(client), api_server),
+        None => (None, None),
+    };
     let installer = Installer::new(InstallerConfig {
         deb_cache_dir: args.cache_dir.clone(),
         ..InstallerConfig::default()
@@ -68,6 +73,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             vec![ips.internal, ips.external]
         },
         users: Arc::new(SystemUsers),
+        objects: client
+            .clone()
+            .map(|client| Arc::new(cluster::ApiObjects::new(client)) as Arc<dyn ObjectLookup>),
+        kubernetes_service,
+        allocatable: node_allocatable(),
     });
     tracing::info!(node = %node_name, internal_ip = %ips.internal, external_ip = %ips.external,
         manifests = %args.pod_manifest_path.display(), "systemk starting");
@@ -129,16 +139,18 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 
 /// The client for the cluster, when a kubeconfig is given or found. An explicit one that
 /// does not load is an error; a default one is skipped with a warning (static pods only).
-async fn cluster_client(args: &AgentArgs) -> anyhow::Result<Option<kube::Client>> {
+async fn cluster_client(
+    args: &AgentArgs,
+) -> anyhow::Result<Option<(kube::Client, Option<(String, u16)>)>> {
     let choice = args.kubeconfig_choice(|name| std::env::var(name).ok());
     let Some(path) = choice.path() else {
         tracing::info!("no kubeconfig: running static pods only");
         return Ok(None);
     };
     match cluster::connect(path).await {
-        Ok(client) => {
+        Ok(connection) => {
             tracing::info!(kubeconfig = %path.display(), "joining the cluster");
-            Ok(Some(client))
+            Ok(Some(connection))
         }
         Err(err) if matches!(choice, KubeconfigChoice::Explicit(_)) => {
             Err(err).context("cannot use --kubeconfig")
@@ -281,6 +293,22 @@ async fn wait_for_signal() {
         (Err(err), _) | (_, Err(err)) => {
             tracing::error!(error = %err, "cannot listen for signals; stop systemk with SIGKILL");
             std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The node's cpu and memory, for `resourceFieldRef` of containers without limits; zero
+/// (with a warning) when the host cannot be read.
+fn node_allocatable() -> NodeAllocatable {
+    // The root filesystem always exists; only cpu and memory are used.
+    match cluster::read_facts(Path::new("/")) {
+        Ok(facts) => NodeAllocatable {
+            cpu_millis: facts.cpus.saturating_mul(1000),
+            memory_bytes: facts.memory_bytes,
+        },
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the host's cpu and memory");
+            NodeAllocatable::default()
         }
     }
 }

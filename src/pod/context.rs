@@ -10,6 +10,7 @@ use crate::systemd::Systemd;
 use crate::unit::{NodeInfo, UserDb};
 
 use super::PodDirs;
+use super::env::{NodeAllocatable, ObjectLookup};
 
 /// The reconciler's view of the machine.
 #[derive(Clone)]
@@ -28,4 +29,12 @@ pub struct Context {
     pub host_ips: Vec<IpAddr>,
     /// Primary groups of users named by security contexts.
     pub users: Arc<dyn UserDb + Send + Sync>,
+    /// Reads the configMaps and secrets environments name; `None` without an API server,
+    /// and then naming one is a CreateContainerConfigError.
+    pub objects: Option<Arc<dyn ObjectLookup>>,
+    /// The API server systemk uses (host, port), given to pods from the API as
+    /// `KUBERNETES_SERVICE_HOST/PORT`.
+    pub kubernetes_service: Option<(String, u16)>,
+    /// The node's cpu and memory, for `resourceFieldRef` of containers without limits.
+    pub allocatable: NodeAllocatable,
 }

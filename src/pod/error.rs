@@ -61,6 +61,23 @@ pub enum Error {
         /// What the volume's type requires.
         expected: String,
     },
+    /// A container's environment cannot be resolved: a missing configMap, secret or
+    /// key, an unsupported field, or a secret value that is not text.
+    #[error("container {container:?}: {why}")]
+    EnvConfig {
+        /// The container whose environment it is.
+        container: String,
+        /// What is missing or wrong, in the kubelet's words where it has some.
+        why: String,
+    },
+    /// A configMap or secret the environment names could not be read from the API.
+    #[error("cannot read {object}: {why}")]
+    ObjectLookup {
+        /// The object, e.g. "configmap default/settings".
+        object: String,
+        /// What the API client said.
+        why: String,
+    },
     /// The image could not be resolved or installed.
     #[error(transparent)]
     Image(#[from] crate::package::Error),
@@ -98,7 +115,10 @@ impl Error {
             Self::RestartNotDue { .. } => "RestartNotDue",
             Self::InvalidRestartPolicy { .. } => "InvalidRestartPolicy",
             Self::InvalidQuantity { .. } => "InvalidQuantity",
-            Self::InvalidPod { .. } | Self::HostPathType { .. } => "CreateContainerConfigError",
+            Self::InvalidPod { .. }
+            | Self::HostPathType { .. }
+            | Self::EnvConfig { .. }
+            | Self::ObjectLookup { .. } => "CreateContainerConfigError",
             Self::Io { .. } => "CreateContainerError",
             Self::Image(err) => err.reason(),
             Self::Unit(err) => err.reason(),
@@ -108,10 +128,14 @@ impl Error {
     }
 
     /// Whether trying again later may succeed without the pod changing: a missing
-    /// hostPath may appear, a full disk may drain; bugs and invalid specs stay.
+    /// hostPath, configMap or secret may appear, a full disk may drain, the API may
+    /// answer again; bugs and invalid specs stay.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Io { .. } | Self::HostPathType { .. } => true,
+            Self::Io { .. }
+            | Self::HostPathType { .. }
+            | Self::EnvConfig { .. }
+            | Self::ObjectLookup { .. } => true,
             Self::Image(err) => err.is_transient(),
             Self::Systemd(err) => err.is_transient(),
             _ => false,

@@ -8,6 +8,7 @@
 mod container_unit;
 mod context;
 mod dirs;
+pub mod env;
 mod error;
 pub mod init_order;
 mod live;
@@ -22,6 +23,7 @@ mod worker;
 pub use container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
 pub use context::Context;
 pub use dirs::{PodDirs, check_uid};
+pub use env::{EnvFacts, ObjectLookup, ReferencedObjects, fetch_referenced, resolve_container};
 pub use error::{Error, Result};
 pub use live::{live_pods, pod_from_units, refreshed_status};
 pub use reconciler::{EventKind, MAX_CONCURRENT_PASSES, Progress, run};

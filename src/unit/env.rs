@@ -2,9 +2,9 @@
 //! (`HOSTNAME` — pods share the host's network and name — and the node's IPs as
 //! `SYSTEMK_NODE_INTERNAL_IP` / `SYSTEMK_NODE_EXTERNAL_IP`), then the container's plain
 //! `env` values in order, so a pod can override the node's. Each is one quoted word
-//! written by `escape::environment`. `valueFrom` and `envFrom` need the API source and
-//! are refused until it exists. Kubernetes' `$(VAR)` references are not expanded: the
-//! value reaches the process as written.
+//! written by `escape::environment`. The pod layer (`pod::env`) resolves `valueFrom`,
+//! `envFrom` and `$(VAR)` references before a container gets here; any still present is
+//! refused rather than written half-resolved.
 //!
 //! Vendor `Environment=` lines stay before these, so pod values win over them; a vendor
 //! `EnvironmentFile=` is applied by systemd after all `Environment=` lines and wins.

@@ -2,8 +2,9 @@
 //! driven with the real `kubectl`, running pods as units of the sandbox's systemd. Node
 //! registration and lease, a pod's life (apply → Running and Ready, systemk killed and
 //! restarted without restarting the container, delete → units gone, then the API object),
-//! static pods mirrored in the API, and an API server outage. Volumes and env from the
-//! API (configMap, secret, projected, valueFrom) are not covered here yet.
+//! static pods mirrored in the API, an API server outage, and a container's environment
+//! from a secret, a configMap, the pod's fields and `$(VAR)` expansion. Volumes from the
+//! API (configMap, secret, projected) are not covered here yet.
 
 mod harness;
 
@@ -346,5 +347,118 @@ spec:
         || async { cluster.pod("stubborn").await.is_none().then_some(()) },
     )
     .await;
+    cluster.teardown().await;
+}
+
+#[tokio::test]
+async fn env_comes_from_secrets_config_maps_and_fields_and_expands_in_args() {
+    let mut cluster = Cluster::new("env_from_api").await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    let ns = ["-n", namespace.as_str()];
+    cluster
+        .kubectl(
+            &[
+                &[
+                    "create",
+                    "secret",
+                    "generic",
+                    "creds",
+                    "--from-literal=password=s3cret",
+                ][..],
+                &ns,
+            ]
+            .concat(),
+        )
+        .await;
+    cluster
+        .kubectl(
+            &[
+                &[
+                    "create",
+                    "configmap",
+                    "settings",
+                    "--from-literal=mode=fast",
+                    "--from-literal=level=3",
+                ][..],
+                &ns,
+            ]
+            .concat(),
+        )
+        .await;
+    cluster.start_agent().await;
+    cluster
+        .apply(&format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: env
+  namespace: {namespace}
+spec:
+  nodeName: {node}
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 5
+  tolerations:
+  - key: virtual-kubelet.io/provider
+    operator: Exists
+    effect: NoSchedule
+  containers:
+  - name: main
+    image: /bin/sh
+    args: [\"-c\", \"sleep infinity; : $(POD_NAME) $$(POD_NAME) $(CFG_mode)\"]
+    envFrom:
+    - prefix: CFG_
+      configMapRef:
+        name: settings
+    env:
+    - name: PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: creds
+          key: password
+    - name: POD_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    - name: HOST_IP
+      valueFrom:
+        fieldRef:
+          fieldPath: status.hostIP
+    - name: GREETING
+      value: \"hello $(POD_NAME) at $(KUBERNETES_SERVICE_PORT)\"
+"
+        ))
+        .await;
+    cluster
+        .wait_for_pod("env", "Running and Ready", running_and_ready)
+        .await;
+    let status = cluster.unit_status(&cluster.unit("env", "main")).await;
+    let proc_file = |name: &str| {
+        let bytes = std::fs::read(format!("/proc/{}/{name}", status.main_pid)).unwrap();
+        String::from_utf8(bytes)
+            .unwrap()
+            .split('\0')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let environ = proc_file("environ");
+    let url = url::Url::parse(cluster.url()).unwrap();
+    let expected = [
+        "PASSWORD=s3cret".to_owned(),
+        "POD_NAME=env".to_owned(),
+        "HOST_IP=127.0.0.1".to_owned(),
+        "CFG_mode=fast".to_owned(),
+        "CFG_level=3".to_owned(),
+        format!("KUBERNETES_SERVICE_HOST={}", url.host_str().unwrap()),
+        format!("KUBERNETES_SERVICE_PORT={}", url.port().unwrap()),
+        format!("GREETING=hello env at {}", url.port().unwrap()),
+    ];
+    for variable in &expected {
+        assert!(environ.contains(variable), "{variable} not in {environ:?}");
+    }
+    assert_eq!(
+        proc_file("cmdline"),
+        ["/bin/sh", "-c", "sleep infinity; : env $(POD_NAME) fast"]
+    );
     cluster.teardown().await;
 }

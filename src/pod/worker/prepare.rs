@@ -4,6 +4,7 @@
 //! when the retry of a failed preparation is due. Layer 4.
 
 use super::*;
+use crate::pod::env::{EnvFacts, fetch_referenced, resolve_container};
 
 /// Whether a pass prepares the pod's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +144,7 @@ pub(super) async fn prepare(
 }
 
 /// Installs the container's image, turns its vendor units off when systemk installed
-/// the package just now, and builds its unit.
+/// the package just now, resolves its environment and builds its unit.
 pub(super) async fn prepare_container(
     ctx: &Context,
     pod: &Arc<Pod>,
@@ -184,6 +185,22 @@ pub(super) async fn prepare_container(
         tracing::info!(package = ?installed.package, units = ?vendor, "disabling the vendor units of a package systemk installed");
         ctx.systemd.disable_vendor(&vendor).await?;
     }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let objects = fetch_referenced(ctx.objects.as_deref(), namespace, container.container).await?;
+    let facts = EnvFacts {
+        host_ip: ctx.host_ips.first().copied(),
+        pod_ip: ctx.host_ips.first().copied(),
+        node_name: ctx.node.hostname.clone(),
+        kubernetes_service: ctx.kubernetes_service.clone(),
+        allocatable: ctx.allocatable,
+    };
+    // The unit gets plain values only; a changed value changes the unit's spec hash, so
+    // the container restarts with it, as the kubelet reads the environment at start.
+    let resolved = resolve_container(pod, container.container, objects.as_ref(), &facts)?;
+    let container = ContainerRef {
+        container: &resolved,
+        ..container
+    };
     let context = UnitContext {
         node: &ctx.node,
         pod_dir,

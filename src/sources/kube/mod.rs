@@ -15,6 +15,7 @@ pub mod lease;
 mod mirror;
 pub mod node;
 mod node_object;
+mod objects;
 pub mod pods;
 pub mod status;
 
@@ -31,11 +32,13 @@ pub use host::{HostFacts, HostUsage, read_facts, read_usage};
 pub use node_object::{
     INSTANCE_TYPE, KUBELET_PORT, NodeConfig, TAINT_EFFECT, TAINT_KEY, TAINT_VALUE,
 };
+pub use objects::ApiObjects;
 
 use crate::sources::{Error, Result};
 
-/// A client for the cluster `kubeconfig` names (its current context).
-pub async fn connect(kubeconfig: &Path) -> Result<Client> {
+/// The cluster `kubeconfig` names (its current context): a client, and the API
+/// server's host and port, which pods get as `KUBERNETES_SERVICE_HOST/PORT`.
+pub async fn connect(kubeconfig: &Path) -> Result<(Client, Option<(String, u16)>)> {
     let invalid = |message: String| Error::Kubeconfig {
         path: kubeconfig.to_owned(),
         message,
@@ -44,7 +47,19 @@ pub async fn connect(kubeconfig: &Path) -> Result<Client> {
     let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
         .await
         .map_err(|err| invalid(err.to_string()))?;
-    Client::try_from(config).map_err(|err| invalid(err.to_string()))
+    let api_server = api_server_address(&config.cluster_url.to_string());
+    let client = Client::try_from(config).map_err(|err| invalid(err.to_string()))?;
+    Ok((client, api_server))
+}
+
+/// Host and port of the API server's URL; the port defaults to the scheme's.
+fn api_server_address(url: &str) -> Option<(String, u16)> {
+    let url = url::Url::parse(url).ok()?;
+    let host = url
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Some((host.to_owned(), url.port_or_known_default()?))
 }
 
 /// Longest wait for one API call (or one node status round) before it counts as failed
@@ -67,4 +82,18 @@ async fn bounded<T>(
                 timeout: API_CALL_TIMEOUT,
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_server_address_defaults_the_port_and_unbrackets_ipv6() {
+        let address = |url| api_server_address(url).unwrap();
+        assert_eq!(address("https://10.0.0.1:6443"), ("10.0.0.1".into(), 6443));
+        assert_eq!(address("https://api.example/"), ("api.example".into(), 443));
+        assert_eq!(address("https://[::1]:6443/"), ("::1".into(), 6443));
+        assert_eq!(api_server_address("not a url"), None);
+    }
 }

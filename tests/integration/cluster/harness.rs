@@ -28,6 +28,8 @@ pub struct Cluster {
     pub context: TestContext,
     /// The API server.
     pub server: TestApiServer,
+    /// The API server's URL, as the kubeconfig names it.
+    url: String,
     /// kubeconfig for systemk and kubectl.
     kubeconfig: PathBuf,
     /// systemk's state, under /run (units have PrivateTmp, so not under /tmp).
@@ -42,7 +44,7 @@ impl Cluster {
     /// A fresh API server with the test's namespace; no agent yet.
     pub async fn new(test: &str) -> Self {
         let context = TestContext::new(test);
-        let (server, _url) = TestApiServer::start().await;
+        let (server, url) = TestApiServer::start().await;
         let kubeconfig = server.write_kubeconfig(context.workspace());
         let state = tempfile::Builder::new()
             .prefix("systemk-test.")
@@ -53,6 +55,7 @@ impl Cluster {
         let cluster = Self {
             context,
             server,
+            url,
             kubeconfig,
             state,
             manifests,
@@ -62,6 +65,11 @@ impl Cluster {
             .kubectl(&["create", "namespace", cluster.namespace()])
             .await;
         cluster
+    }
+
+    /// The API server's URL, e.g. `https://127.0.0.1:43121`.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The test's namespace.

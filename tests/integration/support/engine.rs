@@ -73,6 +73,9 @@ impl Engine {
             },
             host_ips: vec![std::net::Ipv4Addr::LOCALHOST.into()],
             users: Arc::new(SystemUsers),
+            objects: None,
+            kubernetes_service: None,
+            allocatable: Default::default(),
         };
         Self {
             ctx,
