@@ -299,7 +299,7 @@ async fn wait_for_signal() {
 
 /// The node's cpu and memory, for `resourceFieldRef` of containers without limits; zero
 /// (with a warning) when the host cannot be read.
-fn node_allocatable() -> NodeAllocatable {
+pub(super) fn node_allocatable() -> NodeAllocatable {
     // The root filesystem always exists; only cpu and memory are used.
     match cluster::read_facts(Path::new("/")) {
         Ok(facts) => NodeAllocatable {

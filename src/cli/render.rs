@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::config::RenderArgs;
 use crate::package::{ImageRef, Installer, InstallerConfig};
-use crate::pod::{self, PodDirs, UnitContext};
+use crate::pod::{self, EnvFacts, PodDirs, UnitContext};
 use crate::sources::manifests;
 use crate::unit::{NodeInfo, SystemUsers};
 
@@ -29,12 +29,19 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         internal_ip: args.node_ip.to_string(),
         external_ip: args.node_external_ip.unwrap_or(args.node_ip).to_string(),
     };
+    let facts = EnvFacts {
+        host_ip: Some(args.node_ip),
+        pod_ip: Some(args.node_ip),
+        node_name: node_name.clone(),
+        kubernetes_service: None,
+        allocatable: super::agent::node_allocatable(),
+    };
     let installer = Installer::new(InstallerConfig::default())?;
     let dirs = PodDirs::new(Path::new(crate::config::DEFAULT_STATE_DIR));
     let mut out = String::new();
     for item in &items {
         match item {
-            Item::Pod(pod) => render_pod(pod, &installer, &dirs, &node, &mut out).await?,
+            Item::Pod(pod) => render_pod(pod, &installer, &dirs, &node, &facts, &mut out).await?,
             Item::Skipped { kind, name } => {
                 writeln!(out, "# skipped {kind}/{name}: not a pod\n")?;
             }
@@ -86,6 +93,7 @@ async fn render_pod(
     installer: &Installer,
     dirs: &PodDirs,
     node: &NodeInfo,
+    facts: &EnvFacts,
     out: &mut String,
 ) -> anyhow::Result<()> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
@@ -103,8 +111,25 @@ async fn render_pod(
             .parse()
             .with_context(|| format!("pod {pod_name}, container {}", container.container.name))?;
         let installed = installer.query(&image).await?;
-        let unit = pod::container_unit(pod, container, installed.as_ref(), context);
         writeln!(out, "# {name}")?;
+        // As the agent does for a static pod: fieldRefs and $(VAR) resolve here; configMap
+        // and secret references need the API, which render does not ask.
+        let resolved = match pod::resolve_container(pod, container.container, None, facts) {
+            Ok(resolved) => resolved,
+            Err(err) => {
+                writeln!(
+                    out,
+                    "# its environment cannot be resolved without the cluster: {err}
+"
+                )?;
+                continue;
+            }
+        };
+        let container = pod::ContainerRef {
+            container: &resolved,
+            ..container
+        };
+        let unit = pod::container_unit(pod, container, installed.as_ref(), context);
         match (unit, &installed) {
             (Ok(unit), Some(_)) => out.push_str(&unit.render()),
             (Ok(unit), None) => {
