@@ -18,7 +18,7 @@ use super::container_unit::{ContainerRef, containers};
 use super::dirs::PodDirs;
 use super::error::Result;
 use super::observe::{ContainerFacts, Problem, container_observation, observe_unit};
-use super::qos::{QosClass, qos_class};
+use super::qos::pod_qos_class;
 use super::records;
 use super::restart::{ContainerRestarts, RestartPolicy};
 use super::status::{PodObservation, WaitingReason, pod_status};
@@ -157,11 +157,7 @@ pub fn refreshed_status(
             .flatten()
             .filter_map(|ip| ip.ip.parse::<IpAddr>().ok())
             .collect(),
-        qos_class: pod
-            .spec
-            .as_ref()
-            .and_then(|spec| qos_class(spec).ok())
-            .unwrap_or(QosClass::BestEffort),
+        qos_class: pod_qos_class(pod),
         deleted: pod.metadata.deletion_timestamp.is_some(),
     };
     pod_status(&observation, previous, now)

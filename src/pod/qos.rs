@@ -71,6 +71,15 @@ pub fn qos_class(spec: &PodSpec) -> Result<QosClass> {
     Ok(QosClass::Burstable)
 }
 
+/// The QoS class shown in a pod's status. A spec whose quantities cannot be read is
+/// refused before any unit exists; its status falls back to BestEffort.
+pub fn pod_qos_class(pod: &k8s_openapi::api::core::v1::Pod) -> QosClass {
+    pod.spec
+        .as_ref()
+        .and_then(|spec| qos_class(spec).ok())
+        .unwrap_or(QosClass::BestEffort)
+}
+
 /// The quantity in thousandths of its unit (millicores, millibytes) when it is above
 /// zero: exact for every cpu and memory amount the API accepts that matters for QoS.
 fn positive(container: &Container, resource: &str, q: Option<&Quantity>) -> Result<Option<u64>> {

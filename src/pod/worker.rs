@@ -18,7 +18,7 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::init_order::{InitProgress, init_progress};
 use super::observe::{ContainerFacts, Problem, container_observation, is_running, observe_unit};
-use super::qos::{QosClass, qos_class};
+use super::qos::pod_qos_class;
 use super::reconciler::{EventKind, Progress};
 use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
@@ -299,11 +299,7 @@ fn compute_status(
         containers: all.iter().filter(|c| !c.init).map(observe).collect(),
         start_time: state.start_time,
         host_ips: ctx.host_ips.clone(),
-        qos_class: pod
-            .spec
-            .as_ref()
-            .and_then(|spec| qos_class(spec).ok())
-            .unwrap_or(QosClass::BestEffort),
+        qos_class: pod_qos_class(pod),
         deleted: pod.metadata.deletion_timestamp.is_some(),
     };
     pod_status(&observation, state.status.as_ref(), now)
