@@ -9,7 +9,7 @@ use futures::StreamExt;
 use systemk::systemd::{ActiveState, JobResult, Systemd, UnitEventKind, UnitStatus};
 use systemk::unit::{KubernetesMeta, RestartPolicy, UnitFile, UnitName};
 
-use crate::support::{TestContext, system_bus, wait_for};
+use crate::support::{TestContext, is_loaded, system_bus, wait_for};
 
 /// systemd's unit directory for the administrator; private to the sandbox.
 const UNITS_DIR: &str = "/etc/systemd/system";
@@ -57,21 +57,6 @@ async fn status_when(
         condition(&status).then_some(status)
     })
     .await
-}
-
-/// Whether systemd has the unit loaded (`GetUnit` fails for units it does not know).
-async fn is_loaded(name: &UnitName) -> bool {
-    system_bus()
-        .await
-        .call_method(
-            Some("org.freedesktop.systemd1"),
-            "/org/freedesktop/systemd1",
-            Some("org.freedesktop.systemd1.Manager"),
-            "GetUnit",
-            &(name.as_str(),),
-        )
-        .await
-        .is_ok()
 }
 
 fn kill(pid: u32, signal: &str) {

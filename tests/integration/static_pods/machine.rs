@@ -18,7 +18,7 @@ use systemk::systemd::{Systemd, UnitStatus};
 use systemk::unit::UnitName;
 use tempfile::TempDir;
 
-use crate::support::{TestContext, system_bus, wait_for};
+use crate::support::{TestContext, is_loaded, wait_for};
 
 /// The node name the agent runs as; static pod names get `-<node>` appended.
 pub const NODE: &str = "itest";
@@ -311,21 +311,6 @@ fn signal(pid: u32, signal: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "kill {signal} {pid} failed");
-}
-
-/// Whether systemd has the unit loaded (`GetUnit` fails for units it does not know).
-async fn is_loaded(name: &UnitName) -> bool {
-    system_bus()
-        .await
-        .call_method(
-            Some("org.freedesktop.systemd1"),
-            "/org/freedesktop/systemd1",
-            Some("org.freedesktop.systemd1.Manager"),
-            "GetUnit",
-            &(name.as_str(),),
-        )
-        .await
-        .is_ok()
 }
 
 /// The status of the (init or app) container `name` in a saved pod, if it has one.

@@ -120,3 +120,18 @@ pub async fn system_bus() -> zbus::Connection {
         .await
         .expect("connect to the sandbox's system bus")
 }
+
+/// Whether systemd has the unit loaded (`GetUnit` fails for units it does not know).
+pub async fn is_loaded(name: &UnitName) -> bool {
+    system_bus()
+        .await
+        .call_method(
+            Some("org.freedesktop.systemd1"),
+            "/org/freedesktop/systemd1",
+            Some("org.freedesktop.systemd1.Manager"),
+            "GetUnit",
+            &(name.as_str(),),
+        )
+        .await
+        .is_ok()
+}
