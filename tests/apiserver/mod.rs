@@ -7,7 +7,7 @@
 //! `TestApiServer::write_kubeconfig` points kubectl or a kube client at it.
 
 mod admission;
-mod base64;
+pub mod base64;
 mod delete;
 mod discovery;
 mod events;

@@ -4,9 +4,9 @@
 //! restarted without restarting the container, delete → units gone, then the API object),
 //! static pods mirrored in the API, an API server outage, and a container's environment
 //! from a secret, a configMap, the pod's fields and `$(VAR)` expansion. Volumes from the
-//! API (configMap, secret, projected) are not covered here yet.
+//! API (configMap, secret, projected, downwardAPI) are tested in `cluster_volumes.rs`.
 
-mod harness;
+pub mod harness;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,6 +3,7 @@
 //! in the sandbox's private `/etc/systemd/system`). Teardown stops the agent and removes
 //! every unit of the test's namespace.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -207,8 +208,21 @@ impl Cluster {
         what: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.wait_for_pod_within(name, what, Duration::from_secs(60), check)
+            .await
+    }
+
+    /// Waits up to `deadline` (e.g. long enough for an apt install) until `check` holds
+    /// for the pod; returns the pod.
+    pub async fn wait_for_pod_within(
+        &self,
+        name: &str,
+        what: &str,
+        deadline: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let what = format!("pod {name}: {what}");
-        let found = tokio::time::timeout(Duration::from_secs(60), async {
+        let found = tokio::time::timeout(deadline, async {
             loop {
                 if let Some(pod) = self.pod(name).await
                     && check(&pod)
@@ -224,6 +238,30 @@ impl Cluster {
             Err(_) => panic!(
                 "timed out waiting for {what}; pod: {:#?}\n--- systemk log ---\n{}",
                 self.pod(name).await,
+                self.log()
+            ),
+        }
+    }
+
+    /// Polls `condition` until it yields a value; past `deadline` the test fails with
+    /// `what` and the agent's log.
+    pub async fn wait_until<T, F, Fut>(&self, deadline: Duration, what: &str, mut condition: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let poll = async {
+            loop {
+                if let Some(value) = condition().await {
+                    return value;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        match tokio::time::timeout(deadline, poll).await {
+            Ok(value) => value,
+            Err(_) => panic!(
+                "timed out after {deadline:?} waiting for {what}\n--- systemk log ---\n{}",
                 self.log()
             ),
         }
@@ -305,4 +343,21 @@ pub fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a str> {
 /// Whether the pod is Running and Ready.
 pub fn running_and_ready(pod: &Value) -> bool {
     pod["status"]["phase"] == "Running" && condition(pod, "Ready") == Some("True")
+}
+
+/// Runs `argv` as root in the mount namespace of process `pid`, so it sees the files as
+/// that process (a container's main process) sees them: (success, stdout, stderr).
+pub async fn in_mount_namespace(pid: u32, argv: &[&str]) -> (bool, String, String) {
+    let output = Command::new("/usr/bin/nsenter")
+        .args(["-t", &pid.to_string(), "-m", "--"])
+        .args(argv)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run nsenter");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
