@@ -18,6 +18,7 @@ mod reconciler;
 mod records;
 pub mod restart;
 pub mod status;
+pub mod volumes;
 mod worker;
 
 pub use container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
