@@ -100,7 +100,8 @@ pub fn check_payload_path(path: &str) -> Result<(), String> {
 ///
 /// `dir`'s parent must exist; `dir` is created (mode 0755, owned by `owner`) if missing and
 /// must not be a symlink. Files get exactly their mode and `owner`; directories 0755 and
-/// `owner`. Leftovers of an interrupted write are removed.
+/// `owner`. Leftovers of an interrupted write are removed. Calls for one `dir` must not
+/// overlap: each removes the timestamped directories that are not current.
 pub fn write_payload(dir: &Path, payload: &Payload, owner: FileOwner) -> Result<bool> {
     check_payload(payload)?;
     ensure_dir(dir, owner)?;
@@ -627,13 +628,20 @@ mod tests {
     fn invalid_payload_writes_nothing() {
         let (_root, dir) = volume();
         let cases = [
-            payload(&[("a", "one", 0o644), ("../escape", "x", 0o644)]),
-            payload(&[("a", "one", 0o644), ("a/b", "two", 0o644)]),
-            payload(&[("a", "one", 0o4755)]),
+            (
+                "../escape",
+                payload(&[("a", "one", 0o644), ("../escape", "x", 0o644)]),
+            ),
+            (
+                "a/b",
+                payload(&[("a", "one", 0o644), ("a/b", "two", 0o644)]),
+            ),
+            ("a", payload(&[("a", "one", 0o4755)])),
         ];
-        for files in cases {
+        for (bad, files) in cases {
             let err = write_payload(&dir, &files, me()).unwrap_err();
             assert!(matches!(err, Error::InvalidPod { .. }), "{err}");
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
             assert!(!dir.exists());
         }
     }
