@@ -10,7 +10,8 @@ use crate::systemd::Systemd;
 use crate::unit::{NodeInfo, UserDb};
 
 use super::PodDirs;
-use super::env::{NodeAllocatable, ObjectLookup};
+use super::env::NodeAllocatable;
+use super::objects::ObjectLookup;
 
 /// The reconciler's view of the machine.
 #[derive(Clone)]

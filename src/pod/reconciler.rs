@@ -11,12 +11,13 @@ use std::sync::Arc;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::context::Context;
 use super::error::Result;
+use super::objects::{ObjectChange, pod_uses};
 use super::worker::{self, Pass, PodState};
 use crate::sources::{DesiredPods, SourceId, SourceUpdate};
 use crate::unit::UnitName;
@@ -71,6 +72,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let mut events = ctx.systemd.subscribe().await?;
+    let mut object_changes = ctx.objects.as_ref().map(|objects| objects.changes());
     let mut reconciler = Reconciler::new(ctx.clone(), sources, progress);
     reconciler.adopt().await?;
     tokio::pin!(shutdown);
@@ -91,12 +93,30 @@ pub async fn run(
                     reconciler.mark_all_dirty();
                 }
             },
+            change = next_change(&mut object_changes) => match change {
+                Ok(change) => reconciler.object_changed(&change),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "missed changes of configMaps and secrets; resyncing every pod");
+                    reconciler.mark_all_dirty();
+                }
+                Err(broadcast::error::RecvError::Closed) => object_changes = None,
+            },
             Some(done) = reconciler.passes.join_next_with_id() => reconciler.finished(done),
             () = sleep_until(next_wake) => reconciler.wake_due(),
         }
     }
     reconciler.passes.shutdown().await;
     Ok(())
+}
+
+/// The next announced change of a configMap or secret; never, without an API server.
+async fn next_change(
+    changes: &mut Option<broadcast::Receiver<ObjectChange>>,
+) -> Result<ObjectChange, broadcast::error::RecvError> {
+    match changes {
+        Some(changes) => changes.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -198,6 +218,23 @@ impl Reconciler {
             self.dirty.insert(uid.clone());
         } else if !self.running.is_empty() {
             self.unowned_changes.insert(name.clone());
+        }
+    }
+
+    /// Every desired pod naming the object gets a pass: its volume files follow the
+    /// object, and a preparation that waited for it retries at once.
+    fn object_changed(&mut self, change: &ObjectChange) {
+        let using: Vec<String> = self
+            .desired
+            .iter()
+            .filter(|(_, pod)| pod_uses(pod, change))
+            .map(|(uid, _)| uid.to_owned())
+            .collect();
+        for uid in using {
+            if let Some(state) = self.states.get_mut(&uid) {
+                state.object_changed();
+            }
+            self.dirty.insert(uid);
         }
     }
 

@@ -17,6 +17,7 @@ use super::container_unit::{ContainerRef, UnitContext, container_unit, container
 use super::context::Context;
 use super::error::{Error, Result};
 use super::init_order::{InitProgress, init_progress};
+use super::objects::TokenSpec;
 use super::observe::{ContainerFacts, Problem, container_observation, is_running, observe_unit};
 use super::qos::pod_qos_class;
 use super::reconciler::{EventKind, Progress};
@@ -60,6 +61,13 @@ pub struct PodState {
     status: Option<PodStatus>,
     /// Where events about the pod go, when someone listens.
     events: Option<mpsc::UnboundedSender<Progress>>,
+    /// The `(uid, gid)` each container's unit runs as (`None`: unknown), for the owner
+    /// of volume files.
+    identities: HashMap<String, Option<(u32, u32)>>,
+    /// Tokens of the pod's projected volumes.
+    tokens: HashMap<TokenSpec, HeldToken>,
+    /// Volumes whose files could not be written at the last pass, with why.
+    volume_failures: VolumeFailures,
 }
 
 impl PodState {
@@ -79,6 +87,12 @@ impl PodState {
     /// The status computed last.
     pub fn status(&self) -> Option<&PodStatus> {
         self.status.as_ref()
+    }
+
+    /// A configMap or secret the pod names changed: a preparation that failed retries at
+    /// once instead of after its back-off (the object may be what it lacked).
+    pub fn object_changed(&mut self) {
+        self.failed_prepare = None;
     }
 
     /// Sends the pod's events (installing, started, killing…) to `progress`.
@@ -123,8 +137,11 @@ pub async fn reconcile(
         pod,
         now(),
     ) {
-        PrepareDecision::UpToDate => {}
-        PrepareDecision::RetryAt(at) => wake = Some(at),
+        PrepareDecision::UpToDate => refresh_volumes(ctx, uid, pod, state).await,
+        PrepareDecision::RetryAt(at) => {
+            wake = Some(at);
+            refresh_volumes(ctx, uid, pod, state).await;
+        }
         PrepareDecision::Prepare => {
             state.start_time.get_or_insert_with(now);
             prepare(ctx, uid, pod, state).await?;
@@ -139,6 +156,7 @@ pub async fn reconcile(
     let mut statuses = observe(ctx, uid, pod, state).await?;
     let (started, restart_at) = start_due(ctx, pod, state, &statuses, now()).await?;
     wake = earliest(wake, restart_at);
+    wake = earliest(wake, volumes_wake(pod, state, now()));
     if started {
         // The status shows what runs now, not what ran before the starts.
         statuses = observe(ctx, uid, pod, state).await?;
@@ -392,10 +410,12 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 
 mod prepare;
 mod stop;
+mod volumes;
 
-use prepare::{PrepareDecision, prepare, prepare_decision};
+use prepare::{PrepareDecision, prepare, prepare_decision, refresh_volumes};
 use stop::grace_of;
 pub use stop::{cleanup, terminate};
+use volumes::{HeldToken, VolumeFailures, volumes_wake};
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@
 //! Layer 2: pure apart from [`SystemUsers`].
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use nix::unistd::{Uid, User};
+use nix::unistd::{Group, Uid, User};
 
 use super::error::{Error, Result};
 use super::file::UnitFile;
@@ -28,6 +28,8 @@ pub trait UserDb {
     fn primary_group(&self, uid: u32) -> Option<u32>;
     /// `(uid, primary gid)` of the user with this name, if it exists.
     fn user_by_name(&self, name: &str) -> Option<(u32, u32)>;
+    /// The gid of the group with this name, if it exists.
+    fn group_by_name(&self, name: &str) -> Option<u32>;
 }
 
 /// The host's user database (NSS).
@@ -47,6 +49,13 @@ impl UserDb for SystemUsers {
             .ok()
             .flatten()
             .map(|user| (user.uid.as_raw(), user.gid.as_raw()))
+    }
+
+    fn group_by_name(&self, name: &str) -> Option<u32> {
+        Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|group| group.gid.as_raw())
     }
 }
 
@@ -126,6 +135,36 @@ pub fn apply_identity(
         unit.add("Service", "SupplementaryGroups", supplementary.join(" "))?;
     }
     Ok(())
+}
+
+/// The uid and gid a built unit runs as: its `User=` and `Group=` (numbers or names),
+/// the user's primary group when no `Group=` is set, root without `User=`. `None` when
+/// that cannot be known: a user or group missing from the user database, or
+/// `DynamicUser=` (systemd picks the id when the unit starts).
+pub fn unit_identity(unit: &UnitFile, users: &dyn UserDb) -> Option<(u32, u32)> {
+    if unit
+        .get("Service", "DynamicUser")
+        .is_some_and(|value| matches!(value, "yes" | "true" | "on" | "1"))
+    {
+        return None;
+    }
+    let (uid, primary) = match unit.get("Service", "User") {
+        None | Some("") => (0, Some(0)),
+        Some(user) => match user.parse::<u32>() {
+            Ok(uid) => (uid, users.primary_group(uid)),
+            Err(_) => users
+                .user_by_name(user)
+                .map(|(uid, gid)| (uid, Some(gid)))?,
+        },
+    };
+    let gid = match unit.get("Service", "Group") {
+        None | Some("") => primary?,
+        Some(group) => group
+            .parse::<u32>()
+            .ok()
+            .or_else(|| users.group_by_name(group))?,
+    };
+    Some((uid, gid))
 }
 
 /// `runAsNonRoot`: the resulting user must be known and not root, like the kubelet's
@@ -221,6 +260,29 @@ pub(crate) mod tests {
                 _ => None,
             }
         }
+
+        fn group_by_name(&self, name: &str) -> Option<u32> {
+            match name {
+                "daemon" => Some(1),
+                "staff" => Some(50),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_units_identity_comes_from_user_and_group() {
+        let identity = |text: &str| unit_identity(&UnitFile::parse(text).unwrap(), &TestUsers);
+        assert_eq!(identity("[Service]\nExecStart=/x\n"), Some((0, 0)));
+        assert_eq!(identity("[Service]\nUser=1000\n"), Some((1000, 100)));
+        assert_eq!(
+            identity("[Service]\nUser=app\nGroup=staff\n"),
+            Some((1001, 50))
+        );
+        assert_eq!(identity("[Service]\nUser=1001\nGroup=7\n"), Some((1001, 7)));
+        assert_eq!(identity("[Service]\nUser=nobody-here\n"), None);
+        assert_eq!(identity("[Service]\nUser=4242\n"), None);
+        assert_eq!(identity("[Service]\nUser=app\nDynamicUser=yes\n"), None);
     }
 
     fn run(pod_ctx: PodSecurityContext, ctx: SecurityContext, vendor: &str) -> Result<UnitFile> {

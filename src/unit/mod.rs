@@ -44,11 +44,11 @@ pub use env::NodeInfo;
 pub use error::{Error, Result};
 pub use exec::compose_exec_start;
 pub use file::{Section, UnitFile};
-pub use identity::{SystemUsers, UserDb};
+pub use identity::{SystemUsers, UserDb, unit_identity};
 pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};
 pub use name::{
     DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName,
     is_dns_label, is_dns_subdomain,
 };
 pub use quantity::{Quantity, QuantityError};
-pub use volumes::{BindMount, empty_dir_path};
+pub use volumes::{ApiVolumeKind, BindMount, api_volume_path, empty_dir_path};

@@ -10,7 +10,11 @@
 //!   is refused on emptyDirs: a container could replace a directory of its emptyDir by a
 //!   symlink to anywhere on the host, and the bind would follow it (the kubelet's
 //!   CVE-2017-1002101). `subPathExpr` and mount propagation other than `None` are refused.
-//! - Volume names are DNS labels, so an emptyDir name cannot leave its directory; mount
+//! - `configMap`, `secret`, `projected` and `downwardAPI` → the directory the pod layer
+//!   writes their files into, `<pod_dir>/volumes/<kind>/<volume name>`
+//!   ([`api_volume_path`]), always mounted read-only as the kubelet does; `subPath` is
+//!   allowed there because the container cannot write into the volume to plant a symlink.
+//! - Volume names are DNS labels, so a volume name cannot leave its directory; mount
 //!   paths are absolute, normalised, without `..` and never `/` itself (`path.rs`).
 //!   Every other volume kind is refused with its name.
 //!
@@ -29,6 +33,46 @@ use super::path;
 
 /// Directory of a pod's emptyDir volumes, below the pod directory.
 const EMPTY_DIR: &str = "volumes/empty-dir";
+
+/// The volume kinds whose files systemk writes, each in its own directory below the pod
+/// directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVolumeKind {
+    /// `configMap`
+    ConfigMap,
+    /// `secret`
+    Secret,
+    /// `projected`
+    Projected,
+    /// `downwardAPI`
+    DownwardApi,
+}
+
+impl ApiVolumeKind {
+    /// The kind of `volume`, when systemk writes its files.
+    pub fn of(volume: &Volume) -> Option<Self> {
+        if volume.config_map.is_some() {
+            Some(Self::ConfigMap)
+        } else if volume.secret.is_some() {
+            Some(Self::Secret)
+        } else if volume.projected.is_some() {
+            Some(Self::Projected)
+        } else if volume.downward_api.is_some() {
+            Some(Self::DownwardApi)
+        } else {
+            None
+        }
+    }
+
+    fn dir(self) -> &'static str {
+        match self {
+            Self::ConfigMap => "volumes/config-map",
+            Self::Secret => "volumes/secret",
+            Self::Projected => "volumes/projected",
+            Self::DownwardApi => "volumes/downward-api",
+        }
+    }
+}
 
 /// One bind mount of a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +109,12 @@ pub fn empty_dir_path(pod_dir: &Path, volume: &str) -> PathBuf {
     pod_dir.join(EMPTY_DIR).join(volume)
 }
 
+/// Where the files of a configMap, secret, projected or downwardAPI volume live; `None`
+/// for other kinds. The name must be a DNS label (checked before anything is written).
+pub fn api_volume_path(pod_dir: &Path, volume: &Volume) -> Option<PathBuf> {
+    ApiVolumeKind::of(volume).map(|kind| pod_dir.join(kind.dir()).join(&volume.name))
+}
+
 /// The bind mounts of `container`, in `volumeMounts` order.
 pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<Vec<BindMount>> {
     let mut mounts: Vec<BindMount> = Vec::new();
@@ -90,9 +140,10 @@ pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<V
                 what: format!("mountPropagation of volume mount {name}"),
             });
         }
-        let (mut source, is_empty_dir) = match source(volume, pod_dir)? {
-            Source::EmptyDir(dir) => (dir, true),
-            Source::Host(path) => (path, false),
+        let (mut source, is_empty_dir, forced_read_only) = match source(volume, pod_dir)? {
+            Source::EmptyDir(dir) => (dir, true, false),
+            Source::Host(path) => (path, false, false),
+            Source::Api(dir) => (dir, false, true),
         };
         if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
             if is_empty_dir {
@@ -124,7 +175,7 @@ pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<V
         mounts.push(BindMount {
             source,
             target,
-            read_only: mount.read_only.unwrap_or(false),
+            read_only: forced_read_only || mount.read_only.unwrap_or(false),
         });
     }
     Ok(mounts)
@@ -133,6 +184,8 @@ pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<V
 enum Source {
     EmptyDir(String),
     Host(String),
+    /// Files systemk writes: never writable by the container.
+    Api(String),
 }
 
 fn pod_volumes(pod: &Pod) -> impl Iterator<Item = &Volume> {
@@ -148,14 +201,17 @@ fn source(volume: &Volume, pod_dir: &Path) -> Result<Source> {
                 what: format!("emptyDir medium of volume {name}"),
             });
         }
-        let pod_dir = pod_dir
-            .to_str()
-            .ok_or_else(|| invalid(name, "the pod directory is not UTF-8".into()))?;
-        let dir = format!(
+        return Ok(Source::EmptyDir(format!(
             "{}/{EMPTY_DIR}/{name}",
-            path::absolute("pod directory", pod_dir)?
-        );
-        return Ok(Source::EmptyDir(dir));
+            pod_dir_text(name, pod_dir)?
+        )));
+    }
+    if let Some(kind) = ApiVolumeKind::of(volume) {
+        return Ok(Source::Api(format!(
+            "{}/{}/{name}",
+            pod_dir_text(name, pod_dir)?,
+            kind.dir()
+        )));
     }
     if let Some(host) = &volume.host_path {
         let path = path::absolute(&format!("hostPath of volume {name}"), &host.path)?;
@@ -171,6 +227,13 @@ fn source(volume: &Volume, pod_dir: &Path) -> Result<Source> {
     Err(Error::Unsupported {
         what: format!("volume {name} of kind {}", kind(volume)),
     })
+}
+
+fn pod_dir_text(volume: &str, pod_dir: &Path) -> Result<String> {
+    let pod_dir = pod_dir
+        .to_str()
+        .ok_or_else(|| invalid(volume, "the pod directory is not UTF-8".into()))?;
+    path::absolute("pod directory", pod_dir)
 }
 
 /// The volume kind's field name (`configMap`, `secret`, …) for error messages.
@@ -194,7 +257,9 @@ fn invalid(volume: &str, why: String) -> Error {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{
-        ConfigMapVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource, PodSpec, VolumeMount,
+        ConfigMapVolumeSource, DownwardAPIVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource,
+        PersistentVolumeClaimVolumeSource, PodSpec, ProjectedVolumeSource, SecretVolumeSource,
+        VolumeMount,
     };
 
     use super::*;
@@ -214,6 +279,22 @@ mod tests {
                 path: path.into(),
                 type_: type_.map(Into::into),
             }),
+            ..Default::default()
+        }
+    }
+
+    fn config_map(name: &str) -> Volume {
+        Volume {
+            name: name.into(),
+            config_map: Some(ConfigMapVolumeSource::default()),
+            ..Default::default()
+        }
+    }
+
+    fn pvc(name: &str) -> Volume {
+        Volume {
+            name: name.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource::default()),
             ..Default::default()
         }
     }
@@ -313,37 +394,69 @@ mod tests {
                 mount("v", "/x", false, None),
             ),
             (empty_dir("v"), mount("v", "/x", false, Some("sub"))),
-            (
-                Volume {
-                    name: "v".into(),
-                    config_map: Some(ConfigMapVolumeSource::default()),
-                    ..Default::default()
-                },
-                mount("v", "/x", false, None),
-            ),
+            (pvc("v"), mount("v", "/x", false, None)),
+            (config_map("v"), mount("v", "/x", false, Some("../k"))),
         ];
         for (volume, m) in cases {
             let desc = format!("{volume:?} {m:?}");
             assert!(mounts(vec![volume], vec![m]).is_err(), "{desc}");
         }
-        let err = mounts(
-            vec![Volume {
-                name: "v".into(),
-                config_map: Some(ConfigMapVolumeSource::default()),
-                ..Default::default()
-            }],
-            vec![mount("v", "/x", false, None)],
-        )
-        .unwrap_err();
+        let err = mounts(vec![pvc("v")], vec![mount("v", "/x", false, None)]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "volume v of kind configMap is not supported yet"
+            "volume v of kind persistentVolumeClaim is not supported yet"
         );
         let twice = mounts(
             vec![empty_dir("a")],
             vec![mount("a", "/x", false, None), mount("a", "/x/", true, None)],
         );
         assert!(twice.is_err());
+    }
+
+    #[test]
+    fn api_volumes_are_always_read_only_and_allow_sub_paths() {
+        let secret = Volume {
+            name: "creds".into(),
+            secret: Some(SecretVolumeSource::default()),
+            ..Default::default()
+        };
+        let projected = Volume {
+            name: "token".into(),
+            projected: Some(ProjectedVolumeSource::default()),
+            ..Default::default()
+        };
+        let downward = Volume {
+            name: "info".into(),
+            downward_api: Some(DownwardAPIVolumeSource::default()),
+            ..Default::default()
+        };
+        let got = mounts(
+            vec![config_map("cfg"), secret, projected, downward],
+            vec![
+                mount("cfg", "/etc/app", false, None),
+                mount("cfg", "/etc/app.conf", false, Some("app.conf")),
+                mount("creds", "/secrets", false, None),
+                mount("token", "/run/token", true, None),
+                mount("info", "/info", false, None),
+            ],
+        )
+        .unwrap();
+        let base = "/var/lib/systemk/pods/u1/volumes";
+        assert_eq!(
+            got,
+            [
+                format!("BindReadOnlyPaths={base}/config-map/cfg:/etc/app"),
+                format!("BindReadOnlyPaths={base}/config-map/cfg/app.conf:/etc/app.conf"),
+                format!("BindReadOnlyPaths={base}/secret/creds:/secrets"),
+                format!("BindReadOnlyPaths={base}/projected/token:/run/token"),
+                format!("BindReadOnlyPaths={base}/downward-api/info:/info"),
+            ]
+        );
+        assert_eq!(
+            api_volume_path(Path::new("/p"), &config_map("cfg")),
+            Some(PathBuf::from("/p/volumes/config-map/cfg"))
+        );
+        assert_eq!(api_volume_path(Path::new("/p"), &empty_dir("e")), None);
     }
 
     #[test]

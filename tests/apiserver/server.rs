@@ -37,6 +37,10 @@ pub struct Config {
     /// PEM of the cluster CA published in every namespace's `kube-root-ca.crt`. The server
     /// speaks plain HTTP, so nothing chains to it; it is a real, freshly generated CA.
     pub root_ca_pem: String,
+    /// Longest token lifetime issued, in seconds: longer requests get this, as with
+    /// kube-apiserver's `--service-account-max-token-expiration` (which takes no less than
+    /// an hour there; here it may be seconds, so a test sees a token renewed).
+    pub max_token_seconds: Option<i64>,
 }
 
 impl Default for Config {
@@ -47,6 +51,7 @@ impl Default for Config {
             token_key: objects::new_uid(),
             token_key_id: objects::new_uid(),
             root_ca_pem: generate_root_ca(),
+            max_token_seconds: None,
         }
     }
 }

@@ -120,6 +120,10 @@ pub fn create_token(
         kubernetes["pod"] = json!({"name": pod_name, "uid": pod["metadata"]["uid"]});
     }
     drop(state);
+    let expiration = api
+        .config
+        .max_token_seconds
+        .map_or(expiration, |max| expiration.min(max));
     let issued_at = objects::unix_now();
     let claims = json!({
         "aud": audiences,

@@ -4,11 +4,11 @@
 //! the service variables, `valueFrom` resolved from configMaps, secrets, the pod's fields
 //! and the container's resources; then `command` and `args` expanded against the result.
 //! The resolved container holds only plain `value`s, so the unit layer never sees a
-//! reference. The configMaps and secrets are fetched before (see [`ObjectLookup`]) so
+//! reference. The configMaps and secrets are fetched before (see
+//! [`super::objects::ObjectLookup`]) so
 //! resolving stays pure. Layer 4: must not import `sources`.
 
 mod expansion;
-mod lookup;
 mod resources;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,8 +17,9 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 
 use super::error::{Error, Result};
-pub use lookup::{LookupFuture, ObjectLookup, ReferencedObjects, fetch_referenced};
+use super::objects::ReferencedObjects;
 pub use resources::NodeAllocatable;
+pub(crate) use resources::resource_value;
 
 /// The annotation marking a pod's source; only pods from the API server get the
 /// `KUBERNETES_SERVICE_*` variables, as in the kubelet.
@@ -62,7 +63,7 @@ pub fn resolve_container(
             objects_for(objects, &cm.name, &fail)?
                 .config_map(&cm.name, optional)
                 .map_err(&fail)?
-                .cloned()
+                .map(|cm| cm.data.clone())
         } else if let Some(secret) = &source.secret_ref {
             let optional = secret.optional.unwrap_or(false);
             objects_for(objects, &secret.name, &fail)?
@@ -210,10 +211,10 @@ fn value_from(
     };
     if let Some(key_ref) = &source.config_map_key_ref {
         let optional = key_ref.optional.unwrap_or(false);
-        let Some(data) = need(&key_ref.name)?.config_map(&key_ref.name, optional)? else {
+        let Some(config_map) = need(&key_ref.name)?.config_map(&key_ref.name, optional)? else {
             return Ok(None);
         };
-        return match data.get(&key_ref.key) {
+        return match config_map.data.get(&key_ref.key) {
             Some(value) => Ok(Some(value.clone())),
             None if optional => Ok(None),
             None => Err(format!(
@@ -256,7 +257,11 @@ fn secret_text(key: &str, bytes: &[u8]) -> Result<String, String> {
 }
 
 /// `fieldRef` values, as the kubelet's `podFieldSelectorRuntimeValue`.
-fn field_value(pod: &Pod, field: &ObjectFieldSelector, facts: &EnvFacts) -> Result<String, String> {
+pub(crate) fn field_value(
+    pod: &Pod,
+    field: &ObjectFieldSelector,
+    facts: &EnvFacts,
+) -> Result<String, String> {
     let path = field.field_path.as_str();
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();

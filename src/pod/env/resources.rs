@@ -19,7 +19,7 @@ pub struct NodeAllocatable {
 }
 
 /// The value of `field` for `container`.
-pub(super) fn resource_value(
+pub(crate) fn resource_value(
     container: &Container,
     field: &ResourceFieldSelector,
     node: &NodeAllocatable,

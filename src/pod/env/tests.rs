@@ -42,11 +42,14 @@ fn objects() -> ReferencedObjects {
         config_maps: BTreeMap::from([
             (
                 "settings".into(),
-                Some(BTreeMap::from([
-                    ("mode".into(), "fast".into()),
-                    ("level".into(), "3".into()),
-                    ("bad-name".into(), "x".into()),
-                ])),
+                Some(
+                    BTreeMap::from([
+                        ("mode".into(), "fast".into()),
+                        ("level".into(), "3".into()),
+                        ("bad-name".into(), "x".into()),
+                    ])
+                    .into(),
+                ),
             ),
             ("gone".into(), None),
         ]),
@@ -308,7 +311,7 @@ fn value_from_is_not_expanded() {
     let objects = ReferencedObjects {
         config_maps: BTreeMap::from([(
             "raw".into(),
-            Some(BTreeMap::from([("v".into(), "$(A)".into())])),
+            Some(BTreeMap::from([("v".into(), "$(A)".into())]).into()),
         )]),
         ..Default::default()
     };

@@ -3,8 +3,13 @@
 //! (one batch, one `daemon-reload`). A pass prepares when the pod is new or changed, or
 //! when the retry of a failed preparation is due. Layer 4.
 
+use super::volumes::VolumeFailures;
 use super::*;
-use crate::pod::env::{EnvFacts, fetch_referenced, resolve_container};
+use crate::pod::env::{EnvFacts, resolve_container};
+use crate::pod::objects::fetch_referenced;
+use crate::unit::unit_identity;
+
+use super::volumes::sync_volumes;
 
 /// Whether a pass prepares the pod's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +80,10 @@ pub(super) async fn prepare(
                 state
                     .image_ids
                     .insert(container.container.name.clone(), image_id);
+                state.identities.insert(
+                    container.container.name.clone(),
+                    unit_identity(&unit, ctx.users.as_ref()),
+                );
                 let rendered = unit.render();
                 if existing_spec_hash(&ctx.unit_dir, &name).await != spec_hash_of(&unit) {
                     if state.units.contains(&name) {
@@ -97,6 +106,30 @@ pub(super) async fn prepare(
             }
         }
     }
+    // Volume files are in place before any unit that mounts them is written or started;
+    // a container whose volume cannot be written waits, like one whose image failed.
+    let failures = sync_volumes(ctx, uid, pod, state).await;
+    for container in containers(pod) {
+        let Some((volume, why)) = failed_mount(container, &failures) else {
+            continue;
+        };
+        let name = unit_name(pod, container.container)?;
+        to_write.retain(|(written, _)| *written != name);
+        changed.retain(|(unit, _)| *unit != name);
+        if !state.units.contains(&name) {
+            wanted.remove(&name);
+        }
+        let message = format!("MountVolume.SetUp failed for volume {volume:?}: {why}");
+        state.event(pod, EventKind::Warning, "FailedMount", message.clone());
+        state.problems.insert(
+            container.container.name.clone(),
+            Problem {
+                reason: WaitingReason::CreateContainerConfigError,
+                message,
+            },
+        );
+    }
+    state.volume_failures = failures;
     let stale: Vec<UnitName> = state.units.difference(&wanted).cloned().collect();
     if !stale.is_empty() {
         let grace = grace_of(Some(pod));
@@ -141,6 +174,43 @@ pub(super) async fn prepare(
         state.failed_prepares = state.failed_prepares.saturating_add(1);
     }
     Ok(())
+}
+
+/// Brings the volume files of a pod whose units are prepared up to date; a volume that
+/// newly fails (or fails differently) is a FailedMount event, its old files stay.
+pub(super) async fn refresh_volumes(
+    ctx: &Context,
+    uid: &str,
+    pod: &Arc<Pod>,
+    state: &mut PodState,
+) {
+    let failures = sync_volumes(ctx, uid, pod, state).await;
+    for (volume, why) in &failures {
+        if state.volume_failures.get(volume) != Some(why) {
+            tracing::warn!(pod_uid = uid, volume = %volume, error = %why, "cannot update a volume");
+            state.event(
+                pod,
+                EventKind::Warning,
+                "FailedMount",
+                format!("MountVolume.SetUp failed for volume {volume:?}: {why}"),
+            );
+        }
+    }
+    state.volume_failures = failures;
+}
+
+/// The first volume `container` mounts that failed, with why.
+fn failed_mount<'a>(
+    container: ContainerRef<'_>,
+    failures: &'a VolumeFailures,
+) -> Option<(&'a str, &'a str)> {
+    container
+        .container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find_map(|mount| failures.get_key_value(&mount.name))
+        .map(|(volume, why)| (volume.as_str(), why.as_str()))
 }
 
 /// Installs the container's image, turns its vendor units off when systemk installed
