@@ -413,12 +413,16 @@ async fn missing_config_map_is_a_clear_pod_error_then_recovers() {
     let mut cluster = Cluster::new("missing_config_map").await;
     let namespace = cluster.namespace().to_owned();
     cluster.start_agent().await;
+    // The container's own runAsGroup is the group of the files. Debian's `users` (100):
+    // systemd 252 refuses to start a unit whose Group= has no entry in the group database.
+    let mut container = shell(json!([{"name": "config", "mountPath": "/run/late"}]));
+    container["securityContext"] = json!({"runAsUser": 65534, "runAsGroup": 100});
     let manifest = pod(
         &cluster,
         "late",
         json!({
             "automountServiceAccountToken": false,
-            "containers": [shell(json!([{"name": "config", "mountPath": "/run/late"}]))],
+            "containers": [container],
             "volumes": [{"name": "config", "configMap": {"name": "late-config"}}],
         }),
     );
@@ -460,5 +464,6 @@ async fn missing_config_map_is_a_clear_pod_error_then_recovers() {
         read_as(pid, "/run/late/mode").await.as_deref(),
         Some("fast")
     );
+    assert_eq!(owner_and_mode(pid, "/run/late/mode").await, "65534 100 644");
     cluster.teardown().await;
 }
