@@ -97,6 +97,19 @@ fn restart_count(pod: &Value) -> &Value {
     &pod["status"]["containerStatuses"][0]["restartCount"]
 }
 
+/// A map of the pod's metadata as the kubelet writes it into a downwardAPI file: sorted
+/// `key="value"` lines joined with "\n", values quoted like Go's `%q` (which Rust's
+/// `Debug` of an ASCII string matches).
+fn downward_map(map: &Value) -> String {
+    let map = map.as_object().expect("a map");
+    let mut lines: Vec<String> = map
+        .iter()
+        .map(|(key, value)| format!("{key}={:?}", value.as_str().expect("a string value")))
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
 #[tokio::test]
 async fn config_map_volume_of_an_apt_pod_updates_in_place_also_across_a_restart() {
     // Another test run may have the package installed for a while: wait for it to go.
@@ -259,6 +272,7 @@ async fn secret_and_downward_api_volumes_with_items_modes_and_owner() {
                     {"path": "labels", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.labels"}},
                     {"path": "name", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
                     {"path": "uid", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.uid"}},
+                    {"path": "annotations", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.annotations"}},
                     {"path": "memory", "resourceFieldRef": {"containerName": "main", "resource": "limits.memory"}},
                 ]}},
                 {"name": "maybe", "secret": {"secretName": "absent", "optional": true}},
@@ -266,6 +280,7 @@ async fn secret_and_downward_api_volumes_with_items_modes_and_owner() {
         }),
     );
     manifest["metadata"]["labels"] = json!({"tier": "back", "app": "web"});
+    manifest["metadata"]["annotations"] = json!({"team": "it's \"ops\""});
     cluster.apply(&manifest.to_string()).await;
     let pod = cluster
         .wait_for_pod("dapi", "Running and Ready", running_and_ready)
@@ -293,6 +308,16 @@ async fn secret_and_downward_api_volumes_with_items_modes_and_owner() {
         Some("app=\"web\"\ntier=\"back\"")
     );
     assert_eq!(owner_and_mode(pid, labels).await, "65534 65534 644");
+    // The kubelet adds annotations of its own (`kubernetes.io/config.source`): the file
+    // holds the pod's, in order.
+    let annotations = read_as(pid, "/run/podinfo/annotations")
+        .await
+        .expect("the annotations file");
+    let lines: Vec<&str> = annotations.lines().collect();
+    assert!(lines.is_sorted(), "{annotations}");
+    for line in downward_map(&pod["metadata"]["annotations"]).lines() {
+        assert!(lines.contains(&line), "{line} not in:\n{annotations}");
+    }
     assert_eq!(
         read_as(pid, "/run/podinfo/name").await.as_deref(),
         Some("dapi")
