@@ -307,7 +307,7 @@ impl Cluster {
 }
 
 /// A pod running `/bin/sleep infinity` on `node`, tolerating the systemk taint, without
-/// the service account token volume (projected volumes are not supported yet).
+/// the service account token volume (the tests of API volumes are in `cluster_volumes.rs`).
 pub fn sleeper(name: &str, namespace: &str, node: &str) -> String {
     format!(
         "apiVersion: v1
