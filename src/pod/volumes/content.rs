@@ -8,13 +8,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{
-    ConfigMapProjection, DownwardAPIVolumeFile, KeyToPath, Pod, SecretProjection,
-    ServiceAccountTokenProjection, Volume,
+    DownwardAPIVolumeFile, KeyToPath, Pod, ServiceAccountTokenProjection, Volume,
 };
 
 use super::atomic::{Payload, VolumeFile, check_payload_path};
 use crate::pod::env::{EnvFacts, field_value, resource_value};
-use crate::pod::objects::{IssuedToken, ReferencedObjects, TokenSpec, pod_volumes, projections};
+use crate::pod::objects::{
+    IssuedToken, ObjectKind, ReferencedObjects, TokenSpec, pod_volumes, projections,
+};
 
 /// The kubelet's mode for volume files when the volume sets none (0644).
 pub const DEFAULT_MODE: i32 = 0o644;
@@ -41,26 +42,21 @@ pub fn volume_payload(
 ) -> Result<Option<Payload>, String> {
     let mut files = Files::default();
     if let Some(cm) = &volume.config_map {
-        let mode = default_mode(cm.default_mode)?;
-        add_config_map(
-            &mut files,
-            &cm.name,
-            cm.items.as_deref(),
-            cm.optional,
-            mode,
-            sources,
-        )?;
+        let source = ObjectSource {
+            kind: ObjectKind::ConfigMap,
+            name: &cm.name,
+            items: cm.items.as_deref(),
+            optional: cm.optional,
+        };
+        source.add_to(&mut files, default_mode(cm.default_mode)?, sources)?;
     } else if let Some(secret) = &volume.secret {
-        let mode = default_mode(secret.default_mode)?;
-        let name = secret.secret_name.as_deref().unwrap_or_default();
-        add_secret(
-            &mut files,
-            name,
-            secret.items.as_deref(),
-            secret.optional,
-            mode,
-            sources,
-        )?;
+        let source = ObjectSource {
+            kind: ObjectKind::Secret,
+            name: secret.secret_name.as_deref().unwrap_or_default(),
+            items: secret.items.as_deref(),
+            optional: secret.optional,
+        };
+        source.add_to(&mut files, default_mode(secret.default_mode)?, sources)?;
     } else if let Some(downward) = &volume.downward_api {
         let mode = default_mode(downward.default_mode)?;
         for item in downward.items.iter().flatten() {
@@ -70,19 +66,21 @@ pub fn volume_payload(
         let mode = default_mode(projected.default_mode)?;
         for source in projections(volume) {
             if let Some(cm) = &source.config_map {
-                let ConfigMapProjection {
-                    name,
-                    items,
-                    optional,
-                } = cm;
-                add_config_map(&mut files, name, items.as_deref(), *optional, mode, sources)?;
+                let source = ObjectSource {
+                    kind: ObjectKind::ConfigMap,
+                    name: &cm.name,
+                    items: cm.items.as_deref(),
+                    optional: cm.optional,
+                };
+                source.add_to(&mut files, mode, sources)?;
             } else if let Some(secret) = &source.secret {
-                let SecretProjection {
-                    name,
-                    items,
-                    optional,
-                } = secret;
-                add_secret(&mut files, name, items.as_deref(), *optional, mode, sources)?;
+                let source = ObjectSource {
+                    kind: ObjectKind::Secret,
+                    name: &secret.name,
+                    items: secret.items.as_deref(),
+                    optional: secret.optional,
+                };
+                source.add_to(&mut files, mode, sources)?;
             } else if let Some(downward) = &source.downward_api {
                 for item in downward.items.iter().flatten() {
                     add_downward(&mut files, pod, item, mode, sources.facts)?;
@@ -193,52 +191,52 @@ impl Files {
     }
 }
 
-fn add_config_map(
-    files: &mut Files,
-    name: &str,
-    items: Option<&[KeyToPath]>,
+/// The files of a configMap or secret source: its keys, or the `items` asked for.
+struct ObjectSource<'a> {
+    kind: ObjectKind,
+    name: &'a str,
+    items: Option<&'a [KeyToPath]>,
     optional: Option<bool>,
-    mode: u32,
-    sources: VolumeSources<'_>,
-) -> Result<(), String> {
-    let optional = optional.unwrap_or(false);
-    let objects = needs_api(sources.objects, "configMap", name)?;
-    let Some(cm) = objects.config_map(name, optional)? else {
-        return Ok(());
-    };
-    let mut data: BTreeMap<String, Vec<u8>> = cm
-        .data
-        .iter()
-        .map(|(key, value)| (key.clone(), value.clone().into_bytes()))
-        .collect();
-    data.extend(cm.binary_data.clone());
-    files.add_items(&format!("configMap {name:?}"), &data, items, optional, mode)
 }
 
-fn add_secret(
-    files: &mut Files,
-    name: &str,
-    items: Option<&[KeyToPath]>,
-    optional: Option<bool>,
-    mode: u32,
-    sources: VolumeSources<'_>,
-) -> Result<(), String> {
-    let optional = optional.unwrap_or(false);
-    let objects = needs_api(sources.objects, "secret", name)?;
-    let Some(data) = objects.secret(name, optional)? else {
-        return Ok(());
-    };
-    files.add_items(&format!("secret {name:?}"), data, items, optional, mode)
-}
-
-fn needs_api<'a>(
-    objects: Option<&'a ReferencedObjects>,
-    kind: &str,
-    name: &str,
-) -> Result<&'a ReferencedObjects, String> {
-    objects.ok_or_else(|| {
-        format!("{kind} {name:?} needs the Kubernetes API, and systemk runs without one")
-    })
+impl ObjectSource<'_> {
+    fn add_to(
+        &self,
+        files: &mut Files,
+        mode: u32,
+        sources: VolumeSources<'_>,
+    ) -> Result<(), String> {
+        let (kind, name) = match self.kind {
+            ObjectKind::ConfigMap => ("configMap", self.name),
+            ObjectKind::Secret => ("secret", self.name),
+        };
+        let optional = self.optional.unwrap_or(false);
+        let objects = sources.objects.ok_or_else(|| {
+            format!("{kind} {name:?} needs the Kubernetes API, and systemk runs without one")
+        })?;
+        let data = match self.kind {
+            ObjectKind::ConfigMap => objects.config_map(name, optional)?.map(|cm| {
+                let mut data: BTreeMap<String, Vec<u8>> = cm
+                    .data
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.clone().into_bytes()))
+                    .collect();
+                data.extend(cm.binary_data.clone());
+                data
+            }),
+            ObjectKind::Secret => objects.secret(name, optional)?.cloned(),
+        };
+        let Some(data) = data else {
+            return Ok(());
+        };
+        files.add_items(
+            &format!("{kind} {name:?}"),
+            &data,
+            self.items,
+            optional,
+            mode,
+        )
+    }
 }
 
 fn add_downward(

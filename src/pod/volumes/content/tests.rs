@@ -1,7 +1,7 @@
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, DownwardAPIProjection, DownwardAPIVolumeSource,
-    ObjectFieldSelector, PodSpec, ProjectedVolumeSource, ResourceFieldSelector,
-    ResourceRequirements, SecretVolumeSource, VolumeProjection,
+    ConfigMapProjection, ConfigMapVolumeSource, Container, DownwardAPIProjection,
+    DownwardAPIVolumeSource, ObjectFieldSelector, PodSpec, ProjectedVolumeSource,
+    ResourceFieldSelector, ResourceRequirements, SecretVolumeSource, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
