@@ -2,9 +2,10 @@
 //! configMap, downwardAPI) and downwardAPI volumes of pods run by the `systemk` binary
 //! against the test API server, driven with the real `kubectl`. What a container sees is
 //! read inside its unit's own mount namespace (`nsenter`), where the volumes are bound
-//! read-only in the kubelet's layout (`<key>` → `..data/<key>`). Updates of the objects
-//! (also across a restart of systemk) and of the pod's labels change the files in place
-//! without restarting the container. Mount paths are under `/run`, which is private to the
+//! read-only in the kubelet's layout (`<key>` → `..data/<key>`), with `items`, modes and
+//! the pod's user as owner. Updates of the objects (also across a restart of systemk) and
+//! of the pod's labels change the files in place without restarting the container; a
+//! missing configMap is a pod error until it appears. Mount paths are under `/run`, which is private to the
 //! test sandbox: systemd creates missing mount points on the real file system.
 
 mod seen;
