@@ -12,7 +12,7 @@
 //! Layer 2: pure apart from [`SystemUsers`].
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use nix::unistd::{Group, Uid, User};
+use nix::unistd::{Gid, Group, Uid, User};
 
 use super::error::{Error, Result};
 use super::file::UnitFile;
@@ -30,6 +30,8 @@ pub trait UserDb {
     fn user_by_name(&self, name: &str) -> Option<(u32, u32)>;
     /// The gid of the group with this name, if it exists.
     fn group_by_name(&self, name: &str) -> Option<u32>;
+    /// Whether a group with this gid exists.
+    fn group_exists(&self, gid: u32) -> bool;
 }
 
 /// The host's user database (NSS).
@@ -56,6 +58,10 @@ impl UserDb for SystemUsers {
             .ok()
             .flatten()
             .map(|group| group.gid.as_raw())
+    }
+
+    fn group_exists(&self, gid: u32) -> bool {
+        Group::from_gid(Gid::from_raw(gid)).ok().flatten().is_some()
     }
 }
 
@@ -85,12 +91,20 @@ pub fn apply_identity(
         .or(pod_ctx.and_then(|c| c.run_as_non_root));
 
     let group = run_as_group
-        .map(|gid| id(name, "runAsGroup", gid))
+        .map(|gid| known_group(name, "runAsGroup", gid, users))
         .transpose()?;
     let (user, primary) = match (run_as_user, user_name) {
         (Some(uid), _) => {
             let uid = id(name, "runAsUser", uid)?;
-            (Some((uid.to_string(), uid)), users.primary_group(uid))
+            let primary = users.primary_group(uid).ok_or_else(|| {
+                identity_error(
+                    name,
+                    format!(
+                        "runAsUser {uid} has no entry in this node's user database, and systemd runs units only as known users (create it, e.g. useradd --system --uid {uid} <name>)"
+                    ),
+                )
+            })?;
+            (Some((uid.to_string(), uid)), Some(primary))
         }
         (None, Some(user)) => {
             check_user_name(name, user)?;
@@ -105,12 +119,9 @@ pub fn apply_identity(
         (None, None) => (None, None),
     };
     if let Some((user, uid)) = &user {
-        let group = group.or(primary).ok_or_else(|| {
-            identity_error(
-                name,
-                format!("user {uid} has no entry in the user database; set runAsGroup"),
-            )
-        })?;
+        let group = group
+            .or(primary)
+            .ok_or_else(|| identity_error(name, format!("user {uid} has no primary group")))?;
         unit.remove("Service", "DynamicUser");
         unit.set("Service", "User", user.clone())?;
         unit.set("Service", "Group", group.to_string())?;
@@ -129,7 +140,9 @@ pub fn apply_identity(
         })
         .into_iter()
         .flatten()
-        .map(|&gid| id(name, "supplementalGroups/fsGroup", gid).map(|g| g.to_string()))
+        .map(|&gid| {
+            known_group(name, "supplementalGroups/fsGroup", gid, users).map(|g| g.to_string())
+        })
         .collect::<Result<Vec<_>>>()?;
     if !supplementary.is_empty() {
         unit.add("Service", "SupplementaryGroups", supplementary.join(" "))?;
@@ -223,6 +236,22 @@ fn check_user_name(container: &str, name: &str) -> Result<()> {
     }
 }
 
+/// A gid from the spec that the node knows: systemd refuses to start a unit whose
+/// `Group=` or `SupplementaryGroups=` names a group without an entry (exit 216/GROUP).
+fn known_group(container: &str, field: &str, value: i64, users: &dyn UserDb) -> Result<u32> {
+    let gid = id(container, field, value)?;
+    if users.group_exists(gid) {
+        Ok(gid)
+    } else {
+        Err(identity_error(
+            container,
+            format!(
+                "{field} {gid} has no entry in this node's group database, and systemd starts units only with known groups (create it, e.g. groupadd --system --gid {gid} <name>)"
+            ),
+        ))
+    }
+}
+
 fn identity_error(container: &str, why: String) -> Error {
     Error::InvalidIdentity {
         container: container.to_owned(),
@@ -238,7 +267,8 @@ pub(crate) mod tests {
 
     use super::*;
 
-    /// A fixed user database: daemon (1:1), app (1001:1001), uid 1000 in group 100.
+    /// A fixed user database: daemon (1:1), app (1001:1001), uid 1000 in group 100; every
+    /// group but 4242.
     pub(crate) struct TestUsers;
 
     impl UserDb for TestUsers {
@@ -267,6 +297,11 @@ pub(crate) mod tests {
                 "staff" => Some(50),
                 _ => None,
             }
+        }
+
+        /// Every group but 4242.
+        fn group_exists(&self, gid: u32) -> bool {
+            gid != 4242
         }
     }
 
@@ -414,5 +449,30 @@ pub(crate) mod tests {
         };
         let unit = run(pod, Default::default(), "").unwrap();
         assert_eq!(unit.get("Service", "SupplementaryGroups"), Some("10 20 30"));
+    }
+
+    #[test]
+    fn users_and_groups_unknown_to_the_node_are_refused_with_the_fix() {
+        let user = SecurityContext {
+            run_as_user: Some(4242),
+            run_as_group: Some(100),
+            ..Default::default()
+        };
+        let err = run(Default::default(), user, "").unwrap_err().to_string();
+        assert!(err.contains("runAsUser 4242 has no entry"), "{err}");
+        assert!(err.contains("useradd --system --uid 4242"), "{err}");
+        let group = SecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(4242),
+            ..Default::default()
+        };
+        let err = run(Default::default(), group, "").unwrap_err().to_string();
+        assert!(err.contains("runAsGroup 4242 has no entry"), "{err}");
+        let fs_group = PodSecurityContext {
+            fs_group: Some(4242),
+            ..Default::default()
+        };
+        let err = run(fs_group, Default::default(), "").unwrap_err().to_string();
+        assert!(err.contains("groupadd --system --gid 4242"), "{err}");
     }
 }
