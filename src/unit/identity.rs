@@ -472,7 +472,9 @@ pub(crate) mod tests {
             fs_group: Some(4242),
             ..Default::default()
         };
-        let err = run(fs_group, Default::default(), "").unwrap_err().to_string();
+        let err = run(fs_group, Default::default(), "")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("groupadd --system --gid 4242"), "{err}");
     }
 }
