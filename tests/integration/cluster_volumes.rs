@@ -5,7 +5,8 @@
 //! read-only in the kubelet's layout (`<key>` → `..data/<key>`), with `items`, modes and
 //! the pod's user as owner. Updates of the objects (also across a restart of systemk) and
 //! of the pod's labels change the files in place without restarting the container; a
-//! missing configMap is a pod error until it appears. Mount paths are under `/run`, which is private to the
+//! missing configMap is a pod error until it appears, and a service account token is
+//! renewed before it expires. Mount paths are under `/run`, which is private to the
 //! test sandbox: systemd creates missing mount points on the real file system.
 
 mod seen;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::apiserver::Config;
 use crate::cluster::harness::{Cluster, in_mount_namespace, running_and_ready};
 use crate::support::engine::INSTALL_DEADLINE;
 use crate::support::packages::{Purge, known_to_dpkg};
@@ -491,5 +493,51 @@ async fn missing_config_map_is_a_clear_pod_error_then_recovers() {
         Some("fast")
     );
     assert_eq!(owner_and_mode(pid, "/run/late/mode").await, "65534 100 644");
+    cluster.teardown().await;
+}
+
+#[tokio::test]
+async fn service_account_tokens_are_renewed_before_they_expire() {
+    // Tokens live 20 s here (the API server caps them, as --service-account-max-token-
+    // expiration does), so the renewal at 80 % of their life comes after about 16 s.
+    let config = Config {
+        max_token_seconds: Some(20),
+        ..Config::default()
+    };
+    let mut cluster = Cluster::with_config("token_renewal", config).await;
+    cluster.start_agent().await;
+    cluster
+        .apply(&pod(&cluster, "renew", json!({"containers": [shell(json!([]))]})).to_string())
+        .await;
+    cluster
+        .wait_for_pod("renew", "Running and Ready", running_and_ready)
+        .await;
+    let unit = cluster.unit("renew", "main");
+    let pid = cluster.unit_status(&unit).await.main_pid;
+    let path = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+    let first = read_as(pid, path).await.expect("the service account token");
+    let first_claims = jwt_claims(&first);
+    assert_eq!(
+        first_claims["exp"].as_i64().unwrap() - first_claims["iat"].as_i64().unwrap(),
+        20,
+        "{first_claims}"
+    );
+    let renewed = cluster
+        .wait_until(
+            Duration::from_secs(40),
+            "the token to be renewed",
+            || async { read_as(pid, path).await.filter(|token| *token != first) },
+        )
+        .await;
+    let renewed_claims = jwt_claims(&renewed);
+    assert!(
+        renewed_claims["exp"].as_i64() > first_claims["exp"].as_i64(),
+        "{renewed_claims}"
+    );
+    assert!(
+        renewed_claims["iat"].as_i64() < first_claims["exp"].as_i64(),
+        "renewed only after the old token expired: {renewed_claims}"
+    );
+    assert_eq!(cluster.unit_status(&unit).await.main_pid, pid, "restarted");
     cluster.teardown().await;
 }

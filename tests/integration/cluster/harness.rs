@@ -14,7 +14,7 @@ use systemk::unit::UnitName;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::apiserver::TestApiServer;
+use crate::apiserver::{Config, TestApiServer};
 use crate::support::{TestContext, wait_for};
 
 /// The sandbox's unit directory (private to it).
@@ -44,8 +44,13 @@ pub struct Cluster {
 impl Cluster {
     /// A fresh API server with the test's namespace; no agent yet.
     pub async fn new(test: &str) -> Self {
+        Self::with_config(test, Config::default()).await
+    }
+
+    /// Like [`Cluster::new`], with the API server's settings given.
+    pub async fn with_config(test: &str, config: Config) -> Self {
         let context = TestContext::new(test);
-        let (server, url) = TestApiServer::start().await;
+        let (server, url) = TestApiServer::start_with(config).await;
         let kubeconfig = server.write_kubeconfig(context.workspace());
         let state = tempfile::Builder::new()
             .prefix("systemk-test.")
