@@ -412,10 +412,10 @@ mod prepare;
 mod stop;
 mod volumes;
 
-use prepare::{PrepareDecision, prepare, prepare_decision, refresh_volumes};
+use prepare::{PrepareDecision, prepare, prepare_decision};
 use stop::grace_of;
 pub use stop::{cleanup, terminate};
-use volumes::{HeldToken, VolumeFailures, volumes_wake};
+use volumes::{HeldToken, VolumeFailures, refresh_volumes, volumes_wake};
 
 #[cfg(test)]
 mod tests;

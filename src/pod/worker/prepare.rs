@@ -3,13 +3,12 @@
 //! (one batch, one `daemon-reload`). A pass prepares when the pod is new or changed, or
 //! when the retry of a failed preparation is due. Layer 4.
 
-use super::volumes::VolumeFailures;
 use super::*;
 use crate::pod::env::{EnvFacts, resolve_container};
 use crate::pod::objects::fetch_referenced;
 use crate::unit::unit_identity;
 
-use super::volumes::sync_volumes;
+use super::volumes::{VolumeFailures, sync_volumes};
 
 /// Whether a pass prepares the pod's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,29 +173,6 @@ pub(super) async fn prepare(
         state.failed_prepares = state.failed_prepares.saturating_add(1);
     }
     Ok(())
-}
-
-/// Brings the volume files of a pod whose units are prepared up to date; a volume that
-/// newly fails (or fails differently) is a FailedMount event, its old files stay.
-pub(super) async fn refresh_volumes(
-    ctx: &Context,
-    uid: &str,
-    pod: &Arc<Pod>,
-    state: &mut PodState,
-) {
-    let failures = sync_volumes(ctx, uid, pod, state).await;
-    for (volume, why) in &failures {
-        if state.volume_failures.get(volume) != Some(why) {
-            tracing::warn!(pod_uid = uid, volume = %volume, error = %why, "cannot update a volume");
-            state.event(
-                pod,
-                EventKind::Warning,
-                "FailedMount",
-                format!("MountVolume.SetUp failed for volume {volume:?}: {why}"),
-            );
-        }
-    }
-    state.volume_failures = failures;
 }
 
 /// The first volume `container` mounts that failed, with why.

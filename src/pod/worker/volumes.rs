@@ -14,7 +14,7 @@ use crate::pod::objects::{IssuedToken, TokenSpec, fetch_for_volumes, pod_volumes
 use crate::pod::volumes::{
     VolumeSources, token_specs, volume_owner, volume_payload, volume_token_specs, write_payload,
 };
-use crate::unit::{api_volume_path, is_dns_label};
+use crate::unit::{ApiVolumeKind, api_volume_path, is_dns_label};
 
 /// How often a pod's volumes are compared with their objects even when no change was
 /// announced (the kubelet's sync period): a missed watch event heals, and the watches of
@@ -38,7 +38,7 @@ pub(super) type VolumeFailures = BTreeMap<String, String>;
 
 /// Whether systemk writes files for any volume of `pod`.
 fn has_api_volumes(pod: &Pod) -> bool {
-    pod_volumes(pod).any(|v| crate::unit::ApiVolumeKind::of(v).is_some())
+    pod_volumes(pod).any(|v| ApiVolumeKind::of(v).is_some())
 }
 
 /// When the pod's volumes need a pass: the resync, or a token's renewal if earlier.
@@ -65,7 +65,7 @@ pub(super) async fn sync_volumes(
     let objects = match fetch_for_volumes(ctx.objects.as_deref(), pod).await {
         Ok(objects) => objects,
         Err(err) => {
-            for volume in pod_volumes(pod) {
+            for volume in pod_volumes(pod).filter(|v| ApiVolumeKind::of(v).is_some()) {
                 failures.insert(volume.name.clone(), err.to_string());
             }
             return failures;
@@ -135,6 +135,29 @@ pub(super) async fn sync_volumes(
         }
     }
     failures
+}
+
+/// Brings the volume files of a pod whose units are prepared up to date; a volume that
+/// newly fails (or fails differently) is a FailedMount event, its old files stay.
+pub(super) async fn refresh_volumes(
+    ctx: &Context,
+    uid: &str,
+    pod: &Arc<Pod>,
+    state: &mut PodState,
+) {
+    let failures = sync_volumes(ctx, uid, pod, state).await;
+    for (volume, why) in &failures {
+        if state.volume_failures.get(volume) != Some(why) {
+            tracing::warn!(pod_uid = uid, volume = %volume, error = %why, "cannot update a volume");
+            state.event(
+                pod,
+                EventKind::Warning,
+                "FailedMount",
+                format!("MountVolume.SetUp failed for volume {volume:?}: {why}"),
+            );
+        }
+    }
+    state.volume_failures = failures;
 }
 
 /// Asks for the tokens the pod's projected volumes need and have not, or must renew;
