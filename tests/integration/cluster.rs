@@ -109,6 +109,8 @@ async fn pod_runs_survives_a_restart_of_systemk_and_is_deleted() {
         );
     }
 
+    let pulling_before = pulling_events(&cluster).await;
+
     cluster.kill_agent().await;
     cluster.start_agent().await;
     cluster
@@ -124,6 +126,11 @@ async fn pod_runs_survives_a_restart_of_systemk_and_is_deleted() {
         .wait_for_pod("sleeper", "still Running and Ready", running_and_ready)
         .await;
     assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert_eq!(
+        pulling_events(&cluster).await,
+        pulling_before,
+        "a restart of systemk installed the image again, as events tell"
+    );
 
     cluster
         .kubectl(&["delete", "pod", "sleeper", "-n", &namespace, "--wait=false"])
@@ -140,6 +147,17 @@ async fn pod_runs_survives_a_restart_of_systemk_and_is_deleted() {
     )
     .await;
     cluster.teardown().await;
+}
+
+/// How many events of the cluster's namespace say an image is being installed.
+async fn pulling_events(cluster: &Cluster) -> usize {
+    let events = cluster
+        .kubectl(&["get", "events", "-n", cluster.namespace()])
+        .await;
+    events
+        .lines()
+        .filter(|line| line.contains("Pulling"))
+        .count()
 }
 
 #[tokio::test]

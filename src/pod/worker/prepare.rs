@@ -204,24 +204,33 @@ pub(super) async fn prepare_container(
         .as_deref()
         .unwrap_or_default()
         .parse()?;
-    state.event(
-        pod,
-        EventKind::Normal,
-        "Pulling",
-        format!("Installing image \"{image}\""),
-    );
+    // As the kubelet, tell of the image when a container is created with it, not on every
+    // restart of systemk, which prepares every pod again.
+    let announce = existing_image(&ctx.unit_dir, &unit_name(pod, container.container)?)
+        .await
+        .is_none_or(|existing| existing != image.to_string());
+    if announce {
+        state.event(
+            pod,
+            EventKind::Normal,
+            "Pulling",
+            format!("Installing image \"{image}\""),
+        );
+    }
     let installed = ctx.installer.install(&image).await?;
-    let outcome = if installed.newly_installed {
-        "Installed"
-    } else {
-        "Already installed:"
-    };
-    state.event(
-        pod,
-        EventKind::Normal,
-        "Pulled",
-        format!("{outcome} image \"{image}\" as {}", installed.image_id),
-    );
+    if announce {
+        let outcome = if installed.newly_installed {
+            "Installed"
+        } else {
+            "Already installed:"
+        };
+        state.event(
+            pod,
+            EventKind::Normal,
+            "Pulled",
+            format!("{outcome} image \"{image}\" as {}", installed.image_id),
+        );
+    }
     if installed.newly_installed && !installed.service_units.is_empty() {
         let vendor: Vec<String> = installed
             .service_units
@@ -265,6 +274,12 @@ pub(super) fn problem(err: &Error) -> Problem {
         reason,
         message: err.to_string(),
     }
+}
+
+/// The image the container's existing unit was written for.
+async fn existing_image(unit_dir: &Path, name: &UnitName) -> Option<String> {
+    let unit = read_unit(unit_dir, name).await?;
+    KubernetesMeta::from_unit(&unit).ok().map(|meta| meta.image)
 }
 
 pub(super) async fn existing_spec_hash(unit_dir: &Path, name: &UnitName) -> Option<String> {
