@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod package;
 pub mod pod;
+pub mod server;
 pub mod sources;
 pub mod systemd;
 pub mod unit;

@@ -1,0 +1,201 @@
+//! The kubelet API's request handling: the authentication and authorization every
+//! request passes first (with one log line per request: method, path, user, status),
+//! and the endpoints. Errors are answered as a Kubernetes `Status` object. Layer 6.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State as Shared};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum_server::tls::TlsInfo;
+
+use super::State;
+use super::auth::{Attributes, user_from_cert};
+use super::error::Error;
+use super::logs::{LogOptions, journalctl_args, stream_log};
+use crate::pod::{self, check_uid};
+use crate::unit::UnitName;
+
+/// Lets a request through only when its client certificate names a user who may do what
+/// it asks; logs every request.
+pub async fn authenticate(
+    Shared(state): Shared<Arc<State>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let user = request
+        .extensions()
+        .get::<Arc<TlsInfo>>()
+        .and_then(|tls| tls.peer_certificates.first())
+        .and_then(|der| user_from_cert(der));
+    let response = match (&user, Attributes::of(&method, &path)) {
+        (None, _) => status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
+        (Some(_), None) => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            &format!("method {method} is not served"),
+        ),
+        (Some(user), Some(attributes)) => match state.authorizer.decide(user, &attributes).await {
+            Ok(decision) if decision.allowed => next.run(request).await,
+            Ok(decision) => {
+                let mut message = format!(
+                    "Forbidden (user={}, verb={}, resource=nodes, subresource={})",
+                    user.name, attributes.verb, attributes.subresource
+                );
+                if let Some(reason) = decision.reason {
+                    message.push_str(": ");
+                    message.push_str(&reason);
+                }
+                status(StatusCode::FORBIDDEN, "Forbidden", &message)
+            }
+            Err(err) => error_response(&err),
+        },
+    };
+    let user = user.as_ref().map_or("-", |user| user.name.as_str());
+    tracing::info!(method, path, user, status = response.status().as_u16(), "kubelet API request");
+    response
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Any path the kubelet API does not serve.
+pub async fn not_found(request: Request) -> Response {
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("{} is not served by systemk", request.uri().path()),
+    )
+}
+
+/// `GET /pods`: the pods this node runs with their status now, as a `PodList`.
+pub async fn pods(Shared(state): Shared<Arc<State>>) -> Response {
+    match list_pods(&state).await {
+        Ok(pods) => {
+            let list = serde_json::json!({
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {},
+                "items": pods,
+            });
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                list.to_string(),
+            )
+                .into_response()
+        }
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn list_pods(state: &State) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, Error> {
+    let units = state
+        .systemd
+        .list_managed(&state.unit_dir)
+        .await
+        .map_err(|err| Error::Local {
+            action: "list the pods' units",
+            message: err.to_string(),
+        })?;
+    let dirs = state.dirs.clone();
+    let now = pod::now();
+    tokio::task::spawn_blocking(move || pod::live_pods(&dirs, units, now))
+        .await
+        .map_err(|err| Error::Local {
+            action: "read the pods' state",
+            message: err.to_string(),
+        })?
+        .map_err(|err| Error::Local {
+            action: "read the pods' state",
+            message: err.to_string(),
+        })
+}
+
+/// `GET /containerLogs/{namespace}/{pod}/{container}`.
+pub async fn container_logs(
+    Shared(state): Shared<Arc<State>>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    let query = request.uri().query().unwrap_or_default();
+    match logs(&state, &namespace, &pod, &container, query).await {
+        Ok(body) => ([(header::CONTENT_TYPE, "text/plain")], body).into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn logs(
+    state: &State,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    query: &str,
+) -> Result<axum::body::Body, Error> {
+    let options = LogOptions::from_query(query)?;
+    // Validates the three names before anything else sees them.
+    UnitName::for_container(namespace, pod, container)
+        .map_err(|err| Error::BadRequest(err.to_string()))?;
+    let units = state
+        .systemd
+        .list_managed(&state.unit_dir)
+        .await
+        .map_err(|err| Error::Local {
+            action: "list the pods' units",
+            message: err.to_string(),
+        })?;
+    let unit = units
+        .iter()
+        .find(|unit| {
+            unit.meta.namespace == namespace
+                && unit.meta.pod_name == pod
+                && unit.meta.container == container
+        })
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "container {container:?} of pod {namespace}/{pod} does not run on this node"
+            ))
+        })?;
+    check_uid(&unit.meta.pod_uid).map_err(|err| Error::Local {
+        action: "find the pod's UID",
+        message: err.to_string(),
+    })?;
+    let since_us = options.since_us(pod::now());
+    let args = journalctl_args(
+        unit.status.name.as_str(),
+        &unit.meta.pod_uid,
+        &options,
+        since_us,
+    );
+    stream_log(args, &options, since_us)
+}
+
+fn error_response(err: &Error) -> Response {
+    if err.status().is_server_error() {
+        tracing::warn!(error = %err, "kubelet API request failed");
+    }
+    status(err.status(), err.reason(), &err.to_string())
+}
+
+/// A Kubernetes `Status` object as the body of an error.
+fn status(code: StatusCode, reason: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code.as_u16(),
+    });
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}

@@ -1,0 +1,169 @@
+//! The kubelet API (layer 6): HTTPS on `--address`:`--kubelet-port`, so the API server can
+//! proxy `kubectl logs` to the node. Callers authenticate with a client certificate
+//! verified against the client CA ([`tls`], [`client_ca`]) and are authorized like the
+//! kubelet's webhook mode ([`auth`]); there is no anonymous access to anything. Serves
+//! `/healthz`, `/pods` and `/containerLogs/{namespace}/{pod}/{container}` ([`logs`]); it
+//! reads what the reconciler and systemd know and changes nothing.
+
+pub mod auth;
+pub mod client_ca;
+mod error;
+mod handlers;
+pub mod journal;
+pub mod logs;
+pub mod tls;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use rustls::pki_types::CertificateDer;
+
+pub use error::{Error, Result};
+
+use crate::pod::PodDirs;
+use crate::systemd::Systemd;
+use auth::{Authorizer, DecisionCache};
+use tls::ServingCert;
+
+/// How long open requests (a followed log) may go on after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// What the server reads to answer.
+pub struct State {
+    /// The service manager the containers run in.
+    pub systemd: Systemd,
+    /// The pods' saved state.
+    pub dirs: PodDirs,
+    /// Where the pods' units are.
+    pub unit_dir: PathBuf,
+    /// Who may do what.
+    pub authorizer: Authorizer,
+}
+
+/// Where and how the server listens.
+pub struct Settings {
+    /// Address and port.
+    pub address: SocketAddr,
+    /// The serving certificate.
+    pub serving: ServingCert,
+    /// The client CA from `--client-ca-file`; `None` reads it from the cluster, when
+    /// there is one.
+    pub client_ca: Option<Vec<CertificateDer<'static>>>,
+}
+
+/// A bound, not yet serving kubelet API.
+pub struct Server {
+    listener: TcpListener,
+    tls: RustlsConfig,
+    serving: ServingCert,
+    client_ca_from_cluster: Option<kube::Client>,
+    state: Arc<State>,
+}
+
+impl Server {
+    /// Opens the listening socket and sets up TLS; fails when the address is taken or the
+    /// certificates do not load. `client` is the cluster's client, when systemk has one:
+    /// then access is reviewed by the API server, and without `--client-ca-file` the client
+    /// CA is read from there.
+    pub fn bind(
+        settings: Settings,
+        systemd: Systemd,
+        dirs: PodDirs,
+        unit_dir: PathBuf,
+        client: Option<kube::Client>,
+        node_name: String,
+    ) -> Result<Self> {
+        let config = tls::server_config(&settings.serving, settings.client_ca.as_deref())?;
+        let listener = TcpListener::bind(settings.address).map_err(|source| Error::Bind {
+            address: settings.address,
+            source,
+        })?;
+        let client_ca_from_cluster = match (&settings.client_ca, &client) {
+            (None, Some(client)) => Some(client.clone()),
+            (None, None) => {
+                tracing::warn!("no --client-ca-file and no cluster: nobody can authenticate, every kubelet API request gets 401");
+                None
+            }
+            (Some(_), _) => None,
+        };
+        let authorizer = match client {
+            Some(client) => Authorizer::Cluster {
+                client,
+                node_name,
+                cache: Mutex::new(DecisionCache::default()),
+            },
+            None => Authorizer::ClientCaOnly,
+        };
+        Ok(Self {
+            listener,
+            tls: RustlsConfig::from_config(config),
+            serving: settings.serving,
+            client_ca_from_cluster,
+            state: Arc::new(State {
+                systemd,
+                dirs,
+                unit_dir,
+                authorizer,
+            }),
+        })
+    }
+
+    /// The address it listens on (the port when 0 was asked for).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener.local_addr().map_err(Error::Serve)
+    }
+
+    /// Serves until `shutdown`, then gives open requests [`SHUTDOWN_GRACE`].
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let address = self.local_addr()?;
+        let handle = Handle::new();
+        let stopper = handle.clone();
+        let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stopped_tx.send(true);
+            stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        });
+        if let Some(client) = self.client_ca_from_cluster {
+            let mut stopped = stopped_rx.clone();
+            tokio::spawn(client_ca::watch(
+                client,
+                self.serving.clone(),
+                self.tls.clone(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            ));
+        }
+        let app = router(self.state);
+        tracing::info!(%address, "kubelet API listening");
+        axum_server::from_tcp_rustls(self.listener, self.tls)
+            .map_err(Error::Serve)?
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await
+            .map_err(Error::Serve)
+    }
+}
+
+fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/pods", get(handlers::pods))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(handlers::container_logs),
+        )
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            handlers::authenticate,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,249 @@
+//! TLS of the kubelet API: the serving certificate (given as files, or self-signed once
+//! and kept in `<state dir>/pki/kubelet.crt|.key` like the kubelet's `--cert-dir`) and the
+//! rustls configuration that verifies client certificates against the client CA. Never
+//! accepts a client certificate it has not verified: without a client CA nobody
+//! authenticates (every request is then 401). Layer 6.
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, SanType};
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ServerConfig, WebPkiClientVerifier};
+
+use super::error::{Error, Result};
+
+/// The self-signed certificate's file names in `<state dir>/pki`, the kubelet's names.
+const SELF_SIGNED_CERT: &str = "kubelet.crt";
+const SELF_SIGNED_KEY: &str = "kubelet.key";
+
+/// How long a self-signed serving certificate is valid: the kubelet's one year. An
+/// expired one is replaced at the next start.
+const SELF_SIGNED_YEARS: i16 = 1;
+
+/// The serving certificate chain and its key, in PEM.
+#[derive(Clone)]
+pub struct ServingCert {
+    /// The certificate chain, leaf first.
+    pub chain_pem: Vec<u8>,
+    /// The private key.
+    pub key_pem: Vec<u8>,
+}
+
+/// Reads `--tls-cert-file` and `--tls-private-key-file`.
+pub fn read_serving_cert(cert: &Path, key: &Path) -> Result<ServingCert> {
+    let read = |path: &Path| {
+        fs::read(path).map_err(|source| Error::CertificateFile {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    Ok(ServingCert {
+        chain_pem: read(cert)?,
+        key_pem: read(key)?,
+    })
+}
+
+/// The self-signed serving certificate in `<state_dir>/pki`, made for `hostname` and
+/// `ips` when there is none yet or the one there expired.
+pub fn self_signed_cert(state_dir: &Path, hostname: &str, ips: &[IpAddr]) -> Result<ServingCert> {
+    let dir = state_dir.join("pki");
+    let (cert_path, key_path) = (dir.join(SELF_SIGNED_CERT), dir.join(SELF_SIGNED_KEY));
+    if let (Ok(chain_pem), Ok(key_pem)) = (fs::read(&cert_path), fs::read(&key_path)) {
+        if is_current(&chain_pem) {
+            return Ok(ServingCert { chain_pem, key_pem });
+        }
+        tracing::info!(cert = %cert_path.display(), "the self-signed serving certificate expired or is unreadable; making a new one");
+    }
+    let cert = generate_self_signed(hostname, ips, Timestamp::now())?;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| Error::CertificateFile {
+            path: dir.clone(),
+            source,
+        })?;
+    // The key first: a certificate without its key would be kept and fail at every start.
+    write_private(&key_path, &cert.key_pem, 0o600)?;
+    write_private(&cert_path, &cert.chain_pem, 0o644)?;
+    tracing::info!(cert = %cert_path.display(), hostname, "made a self-signed serving certificate");
+    Ok(cert)
+}
+
+/// A certificate for `hostname` and `ips`, valid from now on for a year, CN
+/// `<hostname>@<unix time>` as the kubelet names its own.
+fn generate_self_signed(hostname: &str, ips: &[IpAddr], now: Timestamp) -> Result<ServingCert> {
+    let mut params = CertificateParams::new(vec![hostname.to_owned()])?;
+    params
+        .subject_alt_names
+        .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    params.distinguished_name.push(
+        DnType::CommonName,
+        format!("{hostname}@{}", now.as_second()),
+    );
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let today = now.to_zoned(TimeZone::UTC).date();
+    params.not_before = rcgen::date_time_ymd(
+        i32::from(today.year()),
+        today.month().unsigned_abs(),
+        today.day().unsigned_abs(),
+    );
+    params.not_after = rcgen::date_time_ymd(
+        i32::from(today.year() + SELF_SIGNED_YEARS),
+        today.month().unsigned_abs(),
+        // 28 exists in every month, so 29 February never makes an invalid date.
+        today.day().unsigned_abs().min(28),
+    );
+    let key = KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok(ServingCert {
+        chain_pem: cert.pem().into_bytes(),
+        key_pem: key.serialize_pem().into_bytes(),
+    })
+}
+
+/// Whether the first certificate of `pem` parses and is valid now.
+fn is_current(pem: &[u8]) -> bool {
+    let Some(Ok(der)) = CertificateDer::pem_slice_iter(pem).next() else {
+        return false;
+    };
+    x509_parser::parse_x509_certificate(&der)
+        .map(|(_, cert)| cert.validity().is_valid())
+        .unwrap_or(false)
+}
+
+/// Writes `bytes` to `path` through a temporary file created with `mode`, so the key is
+/// never readable by others, not even for a moment.
+fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let temp = PathBuf::from(format!("{}.tmp", path.display()));
+    let io_error = |source| Error::CertificateFile {
+        path: path.to_owned(),
+        source,
+    };
+    let _ = fs::remove_file(&temp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temp)
+        .map_err(io_error)?;
+    file.write_all(bytes).map_err(io_error)?;
+    file.sync_all().map_err(io_error)?;
+    fs::rename(&temp, path).map_err(io_error)
+}
+
+/// The certificates of a PEM bundle (`what` names it in errors); at least one.
+pub fn parse_ca_bundle(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let invalid = |message: String| Error::InvalidCertificate {
+        what: what.to_owned(),
+        message,
+    };
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| invalid(err.to_string()))?;
+    if certs.is_empty() {
+        return Err(invalid("no PEM certificate in it".to_owned()));
+    }
+    Ok(certs)
+}
+
+/// The rustls configuration: serve `serving`, verify client certificates against
+/// `client_ca` when there is one. Clients without a certificate still connect (and get
+/// 401, as the kubelet answers anonymous requests); a certificate that does not verify
+/// ends the handshake.
+pub fn server_config(
+    serving: &ServingCert,
+    client_ca: Option<&[CertificateDer<'static>]>,
+) -> Result<Arc<ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = CertificateDer::pem_slice_iter(&serving.chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| Error::InvalidCertificate {
+            what: "serving certificate".to_owned(),
+            message: err.to_string(),
+        })?;
+    let key = PrivateKeyDer::from_pem_slice(&serving.key_pem).map_err(|err| {
+        Error::InvalidCertificate {
+            what: "serving certificate's private key".to_owned(),
+            message: err.to_string(),
+        }
+    })?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let mut config = match client_ca {
+        Some(cas) => builder
+            .with_client_cert_verifier(client_verifier(cas, provider)?)
+            .with_single_cert(chain, key)?,
+        None => builder.with_no_client_auth().with_single_cert(chain, key)?,
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn client_verifier(
+    cas: &[CertificateDer<'static>],
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca.clone())?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .allow_unauthenticated()
+        .build()
+        .map_err(|err| Error::InvalidCertificate {
+            what: "client CA".to_owned(),
+            message: err.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_cert_is_made_once_and_kept_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let ips = ["10.0.0.7".parse().unwrap()];
+        let first = self_signed_cert(dir.path(), "node-a", &ips).unwrap();
+        let again = self_signed_cert(dir.path(), "node-a", &ips).unwrap();
+        assert_eq!(first.chain_pem, again.chain_pem);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(dir.path().join("pki/kubelet.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(is_current(&first.chain_pem));
+        server_config(&first, None).unwrap();
+    }
+
+    #[test]
+    fn an_expired_self_signed_cert_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = generate_self_signed("node-a", &[], "2020-01-01T00:00:00Z".parse().unwrap())
+            .unwrap();
+        assert!(!is_current(&old.chain_pem));
+        fs::create_dir(dir.path().join("pki")).unwrap();
+        fs::write(dir.path().join("pki/kubelet.crt"), &old.chain_pem).unwrap();
+        fs::write(dir.path().join("pki/kubelet.key"), &old.key_pem).unwrap();
+        let new = self_signed_cert(dir.path(), "node-a", &[]).unwrap();
+        assert_ne!(new.chain_pem, old.chain_pem);
+    }
+
+    #[test]
+    fn ca_bundle_must_hold_a_certificate() {
+        assert!(parse_ca_bundle(b"not pem", "test CA").is_err());
+        let cert = generate_self_signed("ca", &[], Timestamp::now()).unwrap();
+        assert_eq!(parse_ca_bundle(&cert.chain_pem, "test CA").unwrap().len(), 1);
+    }
+}
