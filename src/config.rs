@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::sources::kube::KUBELET_PORT;
+
 mod kubeconfig;
 mod manpage;
 mod node_ip;
@@ -142,6 +144,25 @@ pub struct AgentArgs {
     /// How many pods the node advertises it can run.
     #[arg(long, env = "SYSTEMK_MAX_PODS", value_name = "N", default_value_t = DEFAULT_MAX_PODS)]
     pub max_pods: u32,
+    /// Port of the kubelet API (HTTPS: logs, pods, health), advertised in the Node; 0
+    /// runs no server.
+    #[arg(long, env = "SYSTEMK_KUBELET_PORT", value_name = "PORT", default_value_t = KUBELET_PORT)]
+    pub kubelet_port: u16,
+    /// Address the kubelet API listens on (`::` for every IPv6 and IPv4 address).
+    #[arg(long, env = "SYSTEMK_ADDRESS", value_name = "IP", default_value = "0.0.0.0")]
+    pub address: IpAddr,
+    /// The kubelet API's serving certificate (PEM, leaf first). Default: a self-signed one
+    /// for the node's name and IPs, made once in <state dir>/pki/kubelet.crt.
+    #[arg(long, env = "SYSTEMK_TLS_CERT_FILE", value_name = "FILE", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM).
+    #[arg(long, env = "SYSTEMK_TLS_PRIVATE_KEY_FILE", value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA bundle (PEM) that signs the client certificates of kubelet API callers. Default:
+    /// the cluster's, from configMap kube-system/extension-apiserver-authentication; with
+    /// neither, every kubelet API request is refused (401).
+    #[arg(long, env = "SYSTEMK_CLIENT_CA_FILE", value_name = "FILE")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -169,6 +190,8 @@ mod tests {
         assert_eq!(cli.agent.max_pods, DEFAULT_MAX_PODS);
         assert!(!cli.agent.disable_taint);
         assert_eq!(cli.agent.kubeconfig, None);
+        assert_eq!(cli.agent.kubelet_port, KUBELET_PORT);
+        assert_eq!(cli.agent.address, IpAddr::from([0, 0, 0, 0]));
         let cli = Cli::try_parse_from([
             "systemk",
             "--disable-taint",
@@ -185,5 +208,32 @@ mod tests {
             choice,
             KubeconfigChoice::Explicit("/etc/systemk/kubeconfig".into())
         );
+    }
+
+    #[test]
+    fn kubelet_api_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "systemk",
+            "--kubelet-port",
+            "0",
+            "--address",
+            "::",
+            "--tls-cert-file",
+            "/etc/systemk/kubelet.crt",
+            "--tls-private-key-file",
+            "/etc/systemk/kubelet.key",
+            "--client-ca-file",
+            "/etc/systemk/client-ca.crt",
+        ])
+        .unwrap();
+        assert_eq!(cli.agent.kubelet_port, 0);
+        assert!(cli.agent.address.is_unspecified() && cli.agent.address.is_ipv6());
+        assert_eq!(
+            cli.agent.client_ca_file.as_deref(),
+            Some(Path::new("/etc/systemk/client-ca.crt"))
+        );
+        // A certificate without its key (or the other way round) is a usage error.
+        assert!(Cli::try_parse_from(["systemk", "--tls-cert-file", "/x.crt"]).is_err());
+        assert!(Cli::try_parse_from(["systemk", "--tls-private-key-file", "/x.key"]).is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! tells systemd when the first sync is done (`Type=notify`), and stops on SIGTERM/SIGINT
 //! without touching the pods, which live in their own units.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,8 @@ use crate::config::{AgentArgs, KubeconfigChoice, detect_node_ips, host_addresses
 use crate::package::{Installer, InstallerConfig};
 use crate::pod::env::NodeAllocatable;
 use crate::pod::{self, Context, ObjectLookup, PodDirs, Progress};
-use crate::sources::kube::{self as cluster, KUBELET_PORT, NodeConfig};
+use crate::server::{self, Server, tls};
+use crate::sources::kube::{self as cluster, NodeConfig};
 use crate::sources::{SourceId, SourceUpdate, manifests};
 use crate::systemd::Systemd;
 use crate::unit::{NodeInfo, SystemUsers};
@@ -81,12 +83,26 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     });
     tracing::info!(node = %node_name, internal_ip = %ips.internal, external_ip = %ips.external,
         manifests = %args.pod_manifest_path.display(), "systemk starting");
+    let kubelet_api = if args.kubelet_port == 0 {
+        tracing::info!("--kubelet-port 0: no kubelet API");
+        None
+    } else {
+        Some(bind_kubelet_api(&args, &ctx, client.clone(), &node_name)?)
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         let _ = stop_tx.send(true);
     });
+    if let Some(kubelet_api) = kubelet_api {
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(err) = kubelet_api.serve(stop).await {
+                tracing::error!(error = %err, "the kubelet API stopped");
+            }
+        });
+    }
     let (updates_tx, updates_rx) = mpsc::channel(16);
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
     let mut sources = vec![SourceId::File];
@@ -108,7 +124,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             max_pods: args.max_pods,
             runtime_version,
             kubelet_version: format!("v{}", env!("CARGO_PKG_VERSION")),
-            kubelet_port: KUBELET_PORT,
+            kubelet_port: args.kubelet_port,
         };
         sources.push(SourceId::Api);
         forward = Some(spawn_cluster(
@@ -135,6 +151,51 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// Opens the kubelet API's socket with its certificates; any failure stops systemk at
+/// start, where it is plain to see.
+fn bind_kubelet_api(
+    args: &AgentArgs,
+    ctx: &Context,
+    client: Option<kube::Client>,
+    node_name: &str,
+) -> anyhow::Result<Server> {
+    let serving = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => tls::read_serving_cert(cert, key)?,
+        _ => {
+            let mut names = vec![node_name.to_owned()];
+            let hostname = super::hostname()?;
+            if hostname != node_name {
+                names.push(hostname);
+            }
+            let ips: Vec<_> = ctx.host_ips.clone();
+            tls::self_signed_cert(&args.paths.state_dir, &names, &ips)
+                .context("cannot set up the kubelet API's serving certificate")?
+        }
+    };
+    let client_ca = match &args.client_ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read --client-ca-file {}", path.display()))?;
+            Some(tls::parse_ca_bundle(&pem, &format!("--client-ca-file {}", path.display()))?)
+        }
+        None => None,
+    };
+    let settings = server::Settings {
+        address: SocketAddr::new(args.address, args.kubelet_port),
+        serving,
+        client_ca,
+    };
+    Server::bind(
+        settings,
+        ctx.systemd.clone(),
+        ctx.dirs.clone(),
+        ctx.unit_dir.clone(),
+        client,
+        node_name.to_owned(),
+    )
+    .context("cannot start the kubelet API (--kubelet-port 0 turns it off)")
 }
 
 /// The client for the cluster, when a kubeconfig is given or found. An explicit one that

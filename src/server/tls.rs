@@ -52,9 +52,9 @@ pub fn read_serving_cert(cert: &Path, key: &Path) -> Result<ServingCert> {
     })
 }
 
-/// The self-signed serving certificate in `<state_dir>/pki`, made for `hostname` and
-/// `ips` when there is none yet or the one there expired.
-pub fn self_signed_cert(state_dir: &Path, hostname: &str, ips: &[IpAddr]) -> Result<ServingCert> {
+/// The self-signed serving certificate in `<state_dir>/pki`, made for the host `names`
+/// (the first is its CN) and `ips` when there is none yet or the one there expired.
+pub fn self_signed_cert(state_dir: &Path, names: &[String], ips: &[IpAddr]) -> Result<ServingCert> {
     let dir = state_dir.join("pki");
     let (cert_path, key_path) = (dir.join(SELF_SIGNED_CERT), dir.join(SELF_SIGNED_KEY));
     if let (Ok(chain_pem), Ok(key_pem)) = (fs::read(&cert_path), fs::read(&key_path)) {
@@ -63,7 +63,7 @@ pub fn self_signed_cert(state_dir: &Path, hostname: &str, ips: &[IpAddr]) -> Res
         }
         tracing::info!(cert = %cert_path.display(), "the self-signed serving certificate expired or is unreadable; making a new one");
     }
-    let cert = generate_self_signed(hostname, ips, Timestamp::now())?;
+    let cert = generate_self_signed(names, ips, Timestamp::now())?;
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -75,14 +75,15 @@ pub fn self_signed_cert(state_dir: &Path, hostname: &str, ips: &[IpAddr]) -> Res
     // The key first: a certificate without its key would be kept and fail at every start.
     write_private(&key_path, &cert.key_pem, 0o600)?;
     write_private(&cert_path, &cert.chain_pem, 0o644)?;
-    tracing::info!(cert = %cert_path.display(), hostname, "made a self-signed serving certificate");
+    tracing::info!(cert = %cert_path.display(), ?names, ?ips, "made a self-signed serving certificate");
     Ok(cert)
 }
 
-/// A certificate for `hostname` and `ips`, valid from now on for a year, CN
-/// `<hostname>@<unix time>` as the kubelet names its own.
-fn generate_self_signed(hostname: &str, ips: &[IpAddr], now: Timestamp) -> Result<ServingCert> {
-    let mut params = CertificateParams::new(vec![hostname.to_owned()])?;
+/// A certificate for `names` and `ips`, valid from now on for a year, CN
+/// `<first name>@<unix time>` as the kubelet names its own.
+fn generate_self_signed(names: &[String], ips: &[IpAddr], now: Timestamp) -> Result<ServingCert> {
+    let hostname = names.first().map_or("localhost", String::as_str);
+    let mut params = CertificateParams::new(names.to_vec())?;
     params
         .subject_alt_names
         .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
@@ -214,8 +215,8 @@ mod tests {
     fn self_signed_cert_is_made_once_and_kept_private() {
         let dir = tempfile::tempdir().unwrap();
         let ips = ["10.0.0.7".parse().unwrap()];
-        let first = self_signed_cert(dir.path(), "node-a", &ips).unwrap();
-        let again = self_signed_cert(dir.path(), "node-a", &ips).unwrap();
+        let first = self_signed_cert(dir.path(), &["node-a".to_owned()], &ips).unwrap();
+        let again = self_signed_cert(dir.path(), &["node-a".to_owned()], &ips).unwrap();
         assert_eq!(first.chain_pem, again.chain_pem);
         use std::os::unix::fs::PermissionsExt as _;
         let mode = fs::metadata(dir.path().join("pki/kubelet.key"))
@@ -230,20 +231,20 @@ mod tests {
     #[test]
     fn an_expired_self_signed_cert_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let old = generate_self_signed("node-a", &[], "2020-01-01T00:00:00Z".parse().unwrap())
+        let old = generate_self_signed(&["node-a".to_owned()], &[], "2020-01-01T00:00:00Z".parse().unwrap())
             .unwrap();
         assert!(!is_current(&old.chain_pem));
         fs::create_dir(dir.path().join("pki")).unwrap();
         fs::write(dir.path().join("pki/kubelet.crt"), &old.chain_pem).unwrap();
         fs::write(dir.path().join("pki/kubelet.key"), &old.key_pem).unwrap();
-        let new = self_signed_cert(dir.path(), "node-a", &[]).unwrap();
+        let new = self_signed_cert(dir.path(), &["node-a".to_owned()], &[]).unwrap();
         assert_ne!(new.chain_pem, old.chain_pem);
     }
 
     #[test]
     fn ca_bundle_must_hold_a_certificate() {
         assert!(parse_ca_bundle(b"not pem", "test CA").is_err());
-        let cert = generate_self_signed("ca", &[], Timestamp::now()).unwrap();
+        let cert = generate_self_signed(&["ca".to_owned()], &[], Timestamp::now()).unwrap();
         assert_eq!(parse_ca_bundle(&cert.chain_pem, "test CA").unwrap().len(), 1);
     }
 }

@@ -22,7 +22,8 @@ pub const TAINT_VALUE: &str = "systemk";
 pub const TAINT_EFFECT: &str = "NoSchedule";
 /// `node.kubernetes.io/instance-type` of every systemk node.
 pub const INSTANCE_TYPE: &str = "systemk";
-/// The kubelet's port, published in `daemonEndpoints` (kubelet default).
+/// The kubelet API's default port (`--kubelet-port`; the kubelet's default), published in
+/// `daemonEndpoints`.
 pub const KUBELET_PORT: u16 = 10250;
 
 /// What the node says about itself beyond the host's facts.
