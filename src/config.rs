@@ -149,14 +149,29 @@ pub struct AgentArgs {
     #[arg(long, env = "SYSTEMK_KUBELET_PORT", value_name = "PORT", default_value_t = KUBELET_PORT)]
     pub kubelet_port: u16,
     /// Address the kubelet API listens on (`::` for every IPv6 and IPv4 address).
-    #[arg(long, env = "SYSTEMK_ADDRESS", value_name = "IP", default_value = "0.0.0.0")]
+    #[arg(
+        long,
+        env = "SYSTEMK_ADDRESS",
+        value_name = "IP",
+        default_value = "0.0.0.0"
+    )]
     pub address: IpAddr,
     /// The kubelet API's serving certificate (PEM, leaf first). Default: a self-signed one
     /// for the node's name and IPs, made once in <state dir>/pki/kubelet.crt.
-    #[arg(long, env = "SYSTEMK_TLS_CERT_FILE", value_name = "FILE", requires = "tls_private_key_file")]
+    #[arg(
+        long,
+        env = "SYSTEMK_TLS_CERT_FILE",
+        value_name = "FILE",
+        requires = "tls_private_key_file"
+    )]
     pub tls_cert_file: Option<PathBuf>,
     /// The private key of --tls-cert-file (PEM).
-    #[arg(long, env = "SYSTEMK_TLS_PRIVATE_KEY_FILE", value_name = "FILE", requires = "tls_cert_file")]
+    #[arg(
+        long,
+        env = "SYSTEMK_TLS_PRIVATE_KEY_FILE",
+        value_name = "FILE",
+        requires = "tls_cert_file"
+    )]
     pub tls_private_key_file: Option<PathBuf>,
     /// CA bundle (PEM) that signs the client certificates of kubelet API callers. Default:
     /// the cluster's, from configMap kube-system/extension-apiserver-authentication; with

@@ -102,6 +102,9 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         UNIT_DIR.as_ref(),
         "--cache-dir".as_ref(),
         cache.as_os_str(),
+        // The kubelet API is not measured; the port may be taken on a shared machine.
+        "--kubelet-port".as_ref(),
+        "0".as_ref(),
     ];
     let agent = Agent::start(SYSTEMK, &args, &log)?;
     agent.wait_synced(SYNC_DEADLINE)?;

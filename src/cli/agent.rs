@@ -178,7 +178,10 @@ fn bind_kubelet_api(
         Some(path) => {
             let pem = std::fs::read(path)
                 .with_context(|| format!("cannot read --client-ca-file {}", path.display()))?;
-            Some(tls::parse_ca_bundle(&pem, &format!("--client-ca-file {}", path.display()))?)
+            Some(tls::parse_ca_bundle(
+                &pem,
+                &format!("--client-ca-file {}", path.display()),
+            )?)
         }
         None => None,
     };

@@ -119,7 +119,8 @@ impl DecisionCache {
             }
         }
         let ttl = if allowed { ALLOWED_TTL } else { DENIED_TTL };
-        self.entries.insert((user, attributes), (allowed, now + ttl));
+        self.entries
+            .insert((user, attributes), (allowed, now + ttl));
     }
 }
 
@@ -170,17 +171,19 @@ impl Authorizer {
         }
         let review = review(user, attributes, node_name);
         let api = Api::<SubjectAccessReview>::all(client.clone());
-        let answer =
-            tokio::time::timeout(API_CALL_TIMEOUT, api.create(&PostParams::default(), &review))
-                .await
-                .map_err(|_| Error::Api {
-                    action: "review access (SubjectAccessReview)",
-                    message: format!("no answer within {API_CALL_TIMEOUT:?}"),
-                })?
-                .map_err(|err| Error::Api {
-                    action: "review access (SubjectAccessReview)",
-                    message: err.to_string(),
-                })?;
+        let answer = tokio::time::timeout(
+            API_CALL_TIMEOUT,
+            api.create(&PostParams::default(), &review),
+        )
+        .await
+        .map_err(|_| Error::Api {
+            action: "review access (SubjectAccessReview)",
+            message: format!("no answer within {API_CALL_TIMEOUT:?}"),
+        })?
+        .map_err(|err| Error::Api {
+            action: "review access (SubjectAccessReview)",
+            message: err.to_string(),
+        })?;
         let status = answer.status.unwrap_or_default();
         let allowed = status.allowed && !status.denied.unwrap_or(false);
         lock(cache).insert(user.clone(), attributes.clone(), allowed, Instant::now());
@@ -193,7 +196,9 @@ impl Authorizer {
 
 fn lock(cache: &Mutex<DecisionCache>) -> std::sync::MutexGuard<'_, DecisionCache> {
     // A panic while holding it cannot leave the map half-updated in a harmful way.
-    cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The review the kubelet sends for `user` doing `attributes` to node `node_name`.
@@ -264,10 +269,22 @@ mod tests {
         let stats = Attributes::of("GET", "/stats/summary").unwrap();
         cache.insert(alice(), logs.clone(), true, t0);
         cache.insert(alice(), stats.clone(), false, t0);
-        assert_eq!(cache.get(&alice(), &logs, t0 + Duration::from_secs(299)), Some(true));
-        assert_eq!(cache.get(&alice(), &logs, t0 + Duration::from_secs(300)), None);
-        assert_eq!(cache.get(&alice(), &stats, t0 + Duration::from_secs(29)), Some(false));
-        assert_eq!(cache.get(&alice(), &stats, t0 + Duration::from_secs(30)), None);
+        assert_eq!(
+            cache.get(&alice(), &logs, t0 + Duration::from_secs(299)),
+            Some(true)
+        );
+        assert_eq!(
+            cache.get(&alice(), &logs, t0 + Duration::from_secs(300)),
+            None
+        );
+        assert_eq!(
+            cache.get(&alice(), &stats, t0 + Duration::from_secs(29)),
+            Some(false)
+        );
+        assert_eq!(
+            cache.get(&alice(), &stats, t0 + Duration::from_secs(30)),
+            None
+        );
         let bob = User {
             name: "bob".into(),
             groups: vec![],
@@ -287,7 +304,12 @@ mod tests {
             cache.insert(user, Attributes::of("GET", "/pods").unwrap(), false, t0);
         }
         let later = t0 + Duration::from_secs(31);
-        cache.insert(alice(), Attributes::of("GET", "/pods").unwrap(), true, later);
+        cache.insert(
+            alice(),
+            Attributes::of("GET", "/pods").unwrap(),
+            true,
+            later,
+        );
         assert_eq!(cache.entries.len(), 1);
     }
 

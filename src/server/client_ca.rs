@@ -42,10 +42,15 @@ pub async fn watch(
                     match server_config(&serving, Some(&cas)) {
                         Ok(config) => {
                             tls.reload_from_config(config);
-                            tracing::info!(certificates = cas.len(), "client CA loaded from {NAMESPACE}/{CONFIG_MAP}");
+                            tracing::info!(
+                                certificates = cas.len(),
+                                "client CA loaded from {NAMESPACE}/{CONFIG_MAP}"
+                            );
                             current = Some(cas);
                         }
-                        Err(err) => tracing::warn!(error = %err, "cannot use the cluster's client CA"),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot use the cluster's client CA")
+                        }
                     }
                 }
                 REFRESH

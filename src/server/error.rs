@@ -91,7 +91,10 @@ impl Error {
 
     /// Whether trying again later may succeed (the API server or systemd being busy).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Api { .. } | Error::Local { .. } | Error::Serve(_))
+        matches!(
+            self,
+            Error::Api { .. } | Error::Local { .. } | Error::Serve(_)
+        )
     }
 
     /// The HTTP status a request that failed this way gets.

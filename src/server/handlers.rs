@@ -55,7 +55,13 @@ pub async fn authenticate(
         },
     };
     let user = user.as_ref().map_or("-", |user| user.name.as_str());
-    tracing::info!(method, path, user, status = response.status().as_u16(), "kubelet API request");
+    tracing::info!(
+        method,
+        path,
+        user,
+        status = response.status().as_u16(),
+        "kubelet API request"
+    );
     response
 }
 

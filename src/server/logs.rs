@@ -61,7 +61,9 @@ impl LogOptions {
                 "sinceSeconds" => since_seconds = Some(parse_number(&key, &value, 1)?),
                 "sinceTime" => {
                     since_time = Some(value.parse::<Timestamp>().map_err(|err| {
-                        Error::BadRequest(format!("sinceTime {value:?} is not an RFC 3339 time: {err}"))
+                        Error::BadRequest(format!(
+                            "sinceTime {value:?} is not an RFC 3339 time: {err}"
+                        ))
                     })?);
                 }
                 _ => {}
@@ -85,7 +87,10 @@ impl LogOptions {
         match self.since? {
             Since::Seconds(seconds) => {
                 let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
-                Some(now.as_microsecond().saturating_sub(seconds.saturating_mul(1_000_000)))
+                Some(
+                    now.as_microsecond()
+                        .saturating_sub(seconds.saturating_mul(1_000_000)),
+                )
             }
             Since::Time(time) => Some(time.as_microsecond()),
         }
@@ -113,7 +118,12 @@ fn parse_number(key: &str, value: &str, min: u64) -> Result<u64> {
 
 /// The `journalctl` arguments for the log of `unit` of the pod `pod_uid` (both validated
 /// by the caller): JSON entries, complete fields, matched on both fields (AND).
-pub fn journalctl_args(unit: &str, pod_uid: &str, options: &LogOptions, since_us: Option<i64>) -> Vec<String> {
+pub fn journalctl_args(
+    unit: &str,
+    pod_uid: &str,
+    options: &LogOptions,
+    since_us: Option<i64>,
+) -> Vec<String> {
     let mut args: Vec<String> = [
         "--no-pager",
         "--quiet",
@@ -238,7 +248,10 @@ mod tests {
         let options = LogOptions::from_query("sinceTime=2026-11-28T19%3A00%3A00Z").unwrap();
         let time: Timestamp = "2026-11-28T19:00:00Z".parse().unwrap();
         assert_eq!(options.since, Some(Since::Time(time)));
-        assert_eq!(options.since_us(Timestamp::now()), Some(time.as_microsecond()));
+        assert_eq!(
+            options.since_us(Timestamp::now()),
+            Some(time.as_microsecond())
+        );
         assert!(LogOptions::from_query("sinceTime=yesterday").is_err());
     }
 
@@ -261,7 +274,10 @@ mod tests {
     fn since_seconds_counts_back_from_now() {
         let now: Timestamp = "2026-11-28T19:00:00Z".parse().unwrap();
         let options = LogOptions::from_query("sinceSeconds=60").unwrap();
-        assert_eq!(options.since_us(now), Some(now.as_microsecond() - 60_000_000));
+        assert_eq!(
+            options.since_us(now),
+            Some(now.as_microsecond() - 60_000_000)
+        );
     }
 
     #[test]
@@ -275,7 +291,11 @@ mod tests {
                 "SYSTEMK_POD_UID=0123-abcd"
             ]
         );
-        assert!(!args.iter().any(|a| a.starts_with("--lines") || a == "--follow"));
+        assert!(
+            !args
+                .iter()
+                .any(|a| a.starts_with("--lines") || a == "--follow")
+        );
     }
 
     #[test]

@@ -87,7 +87,9 @@ impl Server {
         let client_ca_from_cluster = match (&settings.client_ca, &client) {
             (None, Some(client)) => Some(client.clone()),
             (None, None) => {
-                tracing::warn!("no --client-ca-file and no cluster: nobody can authenticate, every kubelet API request gets 401");
+                tracing::warn!(
+                    "no --client-ca-file and no cluster: nobody can authenticate, every kubelet API request gets 401"
+                );
                 None
             }
             (Some(_), _) => None,

@@ -231,8 +231,12 @@ mod tests {
     #[test]
     fn an_expired_self_signed_cert_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let old = generate_self_signed(&["node-a".to_owned()], &[], "2020-01-01T00:00:00Z".parse().unwrap())
-            .unwrap();
+        let old = generate_self_signed(
+            &["node-a".to_owned()],
+            &[],
+            "2020-01-01T00:00:00Z".parse().unwrap(),
+        )
+        .unwrap();
         assert!(!is_current(&old.chain_pem));
         fs::create_dir(dir.path().join("pki")).unwrap();
         fs::write(dir.path().join("pki/kubelet.crt"), &old.chain_pem).unwrap();
@@ -245,6 +249,9 @@ mod tests {
     fn ca_bundle_must_hold_a_certificate() {
         assert!(parse_ca_bundle(b"not pem", "test CA").is_err());
         let cert = generate_self_signed(&["ca".to_owned()], &[], Timestamp::now()).unwrap();
-        assert_eq!(parse_ca_bundle(&cert.chain_pem, "test CA").unwrap().len(), 1);
+        assert_eq!(
+            parse_ca_bundle(&cert.chain_pem, "test CA").unwrap().len(),
+            1
+        );
     }
 }

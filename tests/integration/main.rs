@@ -12,6 +12,7 @@ mod cluster_volumes;
 mod engine;
 mod examples;
 mod harness;
+mod kubelet_api;
 mod package;
 mod pods_cmd;
 mod static_pods;

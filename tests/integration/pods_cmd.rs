@@ -139,6 +139,8 @@ fn start_agent(workspace: &Path, manifests: &Path, state: &Path, log: &Path) -> 
         .args(["--unit-dir", UNIT_DIR, "--nodename", NODE])
         .arg("--cache-dir")
         .arg(workspace.join("cache"))
+        // No kubelet API: the network, and so port 10250, is the host's.
+        .args(["--kubelet-port", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -4,7 +4,7 @@
 //! one package that does not exist. Each test removes its units at the end; two tests wait
 //! through one 10 s restart back-off each.
 
-mod machine;
+pub mod machine;
 
 use std::fs;
 use std::path::Path;

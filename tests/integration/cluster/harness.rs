@@ -116,6 +116,8 @@ impl Cluster {
             .arg("--cache-dir")
             .arg(self.state.path().join("cache"))
             .args(["--unit-dir", UNIT_DIR])
+            // No kubelet API: the network, and so port 10250, is the host's.
+            .args(["--kubelet-port", "0"])
             .env("RUST_LOG", "info,systemk=debug")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())

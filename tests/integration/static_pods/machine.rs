@@ -68,7 +68,8 @@ impl Machine {
         self.root.path().join("host")
     }
 
-    fn state_dir(&self) -> PathBuf {
+    /// The agent's `--state-dir`.
+    pub fn state_dir(&self) -> PathBuf {
         self.root.path().join("state")
     }
 
@@ -90,9 +91,15 @@ impl Machine {
         fs::remove_file(self.root.path().join("manifests").join(file)).unwrap();
     }
 
-    /// Starts `systemk` on this machine's directories; its log goes to one file for all
-    /// runs of the test.
+    /// Starts `systemk` on this machine's directories, without the kubelet API (the
+    /// network, and so port 10250, is the host's); its log goes to one file for all runs
+    /// of the test.
     pub fn start_agent(&self) -> Agent {
+        self.start_agent_with(&["--kubelet-port", "0"])
+    }
+
+    /// Starts `systemk` as [`Machine::start_agent`] does, with `extra` arguments.
+    pub fn start_agent_with(&self, extra: &[&str]) -> Agent {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -107,6 +114,7 @@ impl Machine {
             .args(["--unit-dir", UNIT_DIR, "--nodename", NODE])
             .arg("--cache-dir")
             .arg(dir("cache"))
+            .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
