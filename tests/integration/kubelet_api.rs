@@ -189,7 +189,7 @@ async fn kubectl_logs_reads_the_containers_journal_with_a_client_certificate() {
     );
     assert_eq!(
         kubelet.get(&client, &format!("{logs}?limitBytes=5")).await,
-        (StatusCode::OK, "one\ntw".to_owned())
+        (StatusCode::OK, "one\nt".to_owned())
     );
     let (status, stamped) = kubelet
         .get(&client, &format!("{logs}?timestamps=true"))
