@@ -23,6 +23,9 @@ use crate::support::{TestContext, wait_for};
 /// How soon the pod runs and the server answers.
 const START: Duration = Duration::from_secs(10);
 
+/// How soon a removed pod is gone and its successor runs (a grace period first).
+const SLOW: Duration = Duration::from_secs(40);
+
 /// A certificate authority for client certificates.
 struct TestCa {
     issuer: Issuer<'static, KeyPair>,
@@ -232,6 +235,12 @@ async fn kubectl_logs_reads_the_containers_journal_with_a_client_certificate() {
     });
     assert_eq!(seen, b"one\ntwo\nthree\n");
     drop(stream);
+    // The client went away: its journalctl goes too.
+    let unit = machine.unit("talker", "app");
+    wait_for(START, "the following journalctl to end", || async {
+        (!journalctl_runs_for(unit.as_str())).then_some(())
+    })
+    .await;
 
     let (status, list) = kubelet.get(&client, "/pods").await;
     assert_eq!(status, StatusCode::OK);
@@ -259,8 +268,45 @@ async fn kubectl_logs_reads_the_containers_journal_with_a_client_certificate() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
+    // A new pod of the same name (another manifest file, so another UID) shows only its
+    // own lines, never the earlier pod's.
+    let first_uid = machine.pod("talker").unwrap().1.metadata.uid.unwrap();
+    machine.remove_manifest("talker.yaml");
+    // Only once the first pod is gone: replacing a pod by one of the same name in one step
+    // races in the reconciler (the old pod's clean-up removes the new pod's unit).
+    wait_for(SLOW, "the first pod to be gone", || async {
+        machine.is_gone(&unit).await.then_some(())
+    })
+    .await;
+    machine.write_manifest("talker-again.yaml", &talker_again());
+    wait_for(SLOW, "the new pod's log", || async {
+        let (status, body) = kubelet.get(&client, &logs).await;
+        let uid = machine.pod("talker")?.1.metadata.uid?;
+        (status == StatusCode::OK && uid != first_uid && body == "again\n").then_some(())
+    })
+    .await;
+
     agent.terminate().await;
     machine.clean_up().await;
+}
+
+/// Whether a `journalctl` process reads the log of `unit`.
+fn journalctl_runs_for(unit: &str) -> bool {
+    let wanted = format!("_SYSTEMD_UNIT={unit}");
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| {
+            cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == wanted.as_bytes())
+        })
+    })
+}
+
+/// The pod `talker` again, with other output.
+fn talker_again() -> String {
+    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: talker\n  namespace: {ns}\nspec:\n  \
+     containers:\n    - name: app\n      image: /bin/sh\n      args: [\"-c\", \"echo again; exec sleep infinity\"]\n"
+        .to_owned()
 }
 
 #[tokio::test]
