@@ -10,6 +10,8 @@
 //! - [`pod`]: the reconciler that keeps units equal to the desired pods and reports status.
 //! - [`sources`]: where desired pods come from (static manifests, the Kubernetes API), and
 //!   what the cluster is told back (node, lease, pod status, events).
+//! - [`server`]: the kubelet HTTPS API (`kubectl logs`, `/pods`, `/healthz`), with client
+//!   certificates and SubjectAccessReview.
 //! - [`config`] and [`cli`]: the command line, and what each command wires together.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
