@@ -96,9 +96,10 @@ fn validate(review: &Value) -> Vec<(String, String)> {
             invalid_value(user, "at least one of user or group must be specified"),
         ));
     }
-    let metadata_empty = review["metadata"]
-        .as_object()
-        .is_none_or(|m| m.keys().all(|k| k == "managedFields" || k == "creationTimestamp"));
+    let metadata_empty = review["metadata"].as_object().is_none_or(|m| {
+        m.keys()
+            .all(|k| k == "managedFields" || k == "creationTimestamp")
+    });
     if !metadata_empty {
         errors.push((
             "metadata".to_string(),

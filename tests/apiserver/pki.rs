@@ -36,7 +36,10 @@ impl ClientCa {
         params
             .distinguished_name
             .push(DnType::CommonName, "kubernetes-client-ca");
-        let pem = params.self_signed(&key).expect("self-sign the client CA").pem();
+        let pem = params
+            .self_signed(&key)
+            .expect("self-sign the client CA")
+            .pem();
         Self { params, key, pem }
     }
 

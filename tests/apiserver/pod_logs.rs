@@ -135,7 +135,10 @@ fn names(pod: &Value, fields: &[&str]) -> Vec<String> {
 
 /// `validateContainer`: the named container must exist; without a name, the only one.
 fn choose_container(pod: &Value, name: &str, wanted: Option<&str>) -> ApiResult<String> {
-    let every = names(pod, &["initContainers", "containers", "ephemeralContainers"]);
+    let every = names(
+        pod,
+        &["initContainers", "containers", "ephemeralContainers"],
+    );
     if let Some(wanted) = wanted.filter(|w| !w.is_empty()) {
         return if every.iter().any(|c| c == wanted) {
             Ok(wanted.to_string())
@@ -261,7 +264,9 @@ fn transport_error(url: &Url, error: &reqwest::Error) -> ApiError {
 async fn kubelet_error(response: reqwest::Response, name: &str) -> ApiError {
     let code = response.status();
     let body = match response.bytes().await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ERROR_BODY)]).into_owned(),
+        Ok(bytes) => {
+            String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ERROR_BODY)]).into_owned()
+        }
         Err(err) => return ApiError::internal_error(&err.to_string()),
     };
     match code {
@@ -293,7 +298,10 @@ pub async fn logs(api: &Api, req: &ResourceRequest) -> ApiResult<Response> {
     let code = response.status();
     if code.is_redirection() {
         let message = format!("Get {:?}: redirects forbidden", url.as_str());
-        return Err(ApiError::unknown(StatusCode::INTERNAL_SERVER_ERROR, message));
+        return Err(ApiError::unknown(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            message,
+        ));
     }
     if !(200..=206).contains(&code.as_u16()) {
         return Err(kubelet_error(response, name).await);

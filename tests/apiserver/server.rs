@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::pki::{ClientCa, KUBELET_CLIENT_USER, MASTERS_GROUP, kubelet_client};
 use super::request::{ResourceRequest, parse_resource_path};
 use super::status::{ApiError, ApiResult};
 use super::store::Store;
-use super::pki::{ClientCa, KUBELET_CLIENT_USER, MASTERS_GROUP, kubelet_client};
 use super::{
     Api, authorization, delete, discovery, handlers, list, objects, openapi, pod_logs, protobuf,
     resources, tables, token, watch,
@@ -313,7 +313,11 @@ async fn route(
     if request.resource.namespaced && request.namespace.is_none() && request.name.is_some() {
         return Err(ApiError::no_route());
     }
-    match (method, request.resource.plural, request.subresource.as_deref()) {
+    match (
+        method,
+        request.resource.plural,
+        request.subresource.as_deref(),
+    ) {
         (&Method::GET, "pods", Some("log")) => pod_logs::logs(api, &request).await,
         _ => resource_verb(api, method, headers, body, &request),
     }

@@ -134,7 +134,12 @@ impl ApiError {
 
     /// 422 with one cause per field error, as `NewInvalid` builds it: `errors` are (field,
     /// error body) pairs; several are joined as Go prints an aggregate.
-    pub fn invalid_fields(group: &str, kind: &str, name: &str, errors: &[(String, String)]) -> Self {
+    pub fn invalid_fields(
+        group: &str,
+        kind: &str,
+        name: &str,
+        errors: &[(String, String)],
+    ) -> Self {
         let printed: Vec<String> = errors
             .iter()
             .map(|(field, body)| format!("{field}: {body}"))
