@@ -288,6 +288,27 @@ async fn log_with_follow_streams_as_the_kubelet_writes() {
 }
 
 #[tokio::test]
+async fn a_followed_log_ends_when_the_server_stops() {
+    let (mut server, url) = TestApiServer::start().await;
+    let client = Client::new(&url);
+    let kubelet = FakeKubelet::start(&server.client_ca_pem());
+    node(&client, kubelet.port).await;
+    pod(&client, "web", Some("n1"), &["main"]).await;
+    let response = reqwest::get(format!("{url}{LOG}/web/log?follow=true"))
+        .await
+        .unwrap();
+    let mut chunks = response.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(5), chunks.next()).await;
+    assert!(first.unwrap().unwrap().is_ok());
+    server.stop().await;
+    let end = tokio::time::timeout(Duration::from_secs(5), chunks.next()).await;
+    assert!(
+        end.unwrap().is_none_or(|chunk| chunk.is_err()),
+        "the stream ends"
+    );
+}
+
+#[tokio::test]
 async fn log_picks_the_container_as_kube_apiserver_does() {
     let (server, url) = TestApiServer::start().await;
     let client = Client::new(&url);

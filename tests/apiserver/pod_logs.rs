@@ -10,6 +10,7 @@ use std::error::Error as _;
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use url::Url;
@@ -306,6 +307,11 @@ pub async fn logs(api: &Api, req: &ResourceRequest) -> ApiResult<Response> {
     if !(200..=206).contains(&code.as_u16()) {
         return Err(kubelet_error(response, name).await);
     }
-    let body = Body::from_stream(response.bytes_stream());
+    // A stopped server closes its connections; a followed log ends then, as watches do.
+    let mut stopped = api.stopped.subscribe();
+    let stream = response.bytes_stream().take_until(async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    });
+    let body = Body::from_stream(stream);
     Ok(([(header::CONTENT_TYPE, "text/plain")], body).into_response())
 }

@@ -48,7 +48,7 @@ async fn the_client_ca_is_published_and_issued_certificates_chain_to_it() {
     for text in ["alice", "dev", "ops"] {
         assert!(cert.windows(text.len()).any(|w| w == text.as_bytes()));
     }
-    verifier(&published)
+    verifier(published)
         .verify_client_cert(&cert, &[], UnixTime::now())
         .expect("the certificate chains to the published client CA");
     let (other, _) = super::TestApiServer::start().await;
