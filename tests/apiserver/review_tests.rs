@@ -114,6 +114,35 @@ async fn reviews_allow_masters_and_granted_users_and_deny_the_rest() {
 }
 
 #[tokio::test]
+async fn a_typed_review_as_kube_rs_sends_it_is_answered_in_its_type() {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let (_server, client) = server().await;
+    let request = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some("kube-apiserver-kubelet-client".into()),
+            groups: Some(vec!["system:masters".into(), "system:authenticated".into()]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("get".into()),
+                resource: Some("nodes".into()),
+                subresource: Some("log".into()),
+                name: Some("n1".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (code, answer) = client
+        .post(REVIEWS, &serde_json::to_value(&request).unwrap())
+        .await;
+    assert_eq!(code, 201, "{answer}");
+    let answer: SubjectAccessReview = serde_json::from_value(answer).unwrap();
+    assert!(answer.status.unwrap().allowed);
+}
+
+#[tokio::test]
 async fn reviews_are_validated_like_the_real_ones() {
     let (_server, client) = server().await;
     let message = async |body: Value| {
