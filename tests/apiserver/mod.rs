@@ -38,6 +38,8 @@ mod crud_tests;
 #[cfg(test)]
 mod delete_tests;
 #[cfg(test)]
+mod fake_kubelet;
+#[cfg(test)]
 mod http_client;
 #[cfg(test)]
 mod kubectl_tests;
