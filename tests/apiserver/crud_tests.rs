@@ -52,7 +52,8 @@ async fn discovery_lists_groups_resources_and_subresources() {
             "coordination.k8s.io",
             "events.k8s.io",
             "apps",
-            "rbac.authorization.k8s.io"
+            "rbac.authorization.k8s.io",
+            "authorization.k8s.io"
         ]
     );
     let (_, core) = client.get("/api/v1").await;

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::resources::{RESOURCES, VERBS, group_versions};
+use super::resources::{RESOURCES, group_versions};
 
 /// The Kubernetes version this server claims to be (the one systemk builds against).
 pub fn version() -> Value {
@@ -75,7 +75,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             "singularName": resource.singular,
             "namespaced": resource.namespaced,
             "kind": resource.kind,
-            "verbs": VERBS,
+            "verbs": resource.verbs,
         });
         if !resource.short_names.is_empty() {
             entry["shortNames"] = json!(resource.short_names);

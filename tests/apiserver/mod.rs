@@ -4,9 +4,13 @@
 //! it never runs in production and has no controllers — objects are stored, not acted on.
 //!
 //! `TestApiServer::start()` serves on a random port until the handle is dropped;
-//! `TestApiServer::write_kubeconfig` points kubectl or a kube client at it.
+//! `TestApiServer::write_kubeconfig` points kubectl or a kube client at it;
+//! `TestApiServer::issue_client_cert` and `TestApiServer::grant` let a test act as a user
+//! against a kubelet that authenticates with the cluster's client CA and authorizes through
+//! SubjectAccessReview.
 
 mod admission;
+mod authorization;
 pub mod base64;
 mod delete;
 mod discovery;
@@ -16,6 +20,8 @@ mod list;
 mod objects;
 mod openapi;
 mod patch;
+mod pki;
+mod pod_logs;
 mod protobuf;
 mod request;
 mod resources;
@@ -32,9 +38,15 @@ mod crud_tests;
 #[cfg(test)]
 mod delete_tests;
 #[cfg(test)]
+mod fake_kubelet;
+#[cfg(test)]
 mod http_client;
 #[cfg(test)]
 mod kubectl_tests;
+#[cfg(test)]
+mod logs_tests;
+#[cfg(test)]
+mod review_tests;
 #[cfg(test)]
 mod typed_tests;
 #[cfg(test)]
@@ -50,6 +62,12 @@ pub struct Api {
     store: Store,
     /// Server settings.
     config: Config,
+    /// The client CA (`--client-ca-file`), published for kubelets to authenticate callers.
+    client_ca: pki::ClientCa,
+    /// HTTPS client with the server's kubelet client certificate, for `pods/log`.
+    kubelet_client: reqwest::Client,
+    /// What SubjectAccessReviews allow beyond `system:masters`.
+    grants: authorization::Grants,
     /// `host:port` the server listens on, published in `/api`.
     address: String,
     /// True while the server is stopped; watches end when it turns true.

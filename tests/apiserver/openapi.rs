@@ -88,8 +88,14 @@ pub fn group_version_document(path: &str) -> Option<Value> {
             ""
         };
         let collection = format!("/{path}/{scope}{}", resource.plural);
-        paths.insert(format!("{collection}/{{name}}"), item_path(resource));
-        paths.insert(collection, collection_path(resource));
+        if resource.verbs.contains(&"get") {
+            paths.insert(format!("{collection}/{{name}}"), item_path(resource));
+            paths.insert(collection, collection_path(resource));
+        } else {
+            // Create-only resources (reviews) have just the POST.
+            let post = operation(resource, "post", &["fieldManager", "fieldValidation"]);
+            paths.insert(collection, json!({"post": post}));
+        }
     }
     Some(json!({
         "openapi": "3.0.0",

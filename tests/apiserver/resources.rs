@@ -36,9 +36,11 @@ pub struct Resource {
     pub subresources: &'static [Subresource],
     /// Field-selector labels beyond `metadata.name` / `metadata.namespace`.
     pub field_labels: &'static [&'static str],
+    /// Verbs discovery lists for the resource itself.
+    pub verbs: &'static [&'static str],
 }
 
-/// Verbs of every main resource: deletecollection is not served, so it is not published.
+/// Verbs of every stored resource: deletecollection is not served, so it is not published.
 pub const VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
@@ -91,6 +93,7 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[STATUS],
         field_labels: &["status.phase"],
+        verbs: VERBS,
     },
     Resource {
         group: "",
@@ -109,6 +112,13 @@ pub static RESOURCES: &[Resource] = &[
                 group_version: None,
                 verbs: &["create"],
             },
+            // Proxied to the node's kubelet (`pod_logs`).
+            Subresource {
+                name: "log",
+                kind: "Pod",
+                group_version: None,
+                verbs: &["get"],
+            },
         ],
         field_labels: &[
             "spec.nodeName",
@@ -120,6 +130,7 @@ pub static RESOURCES: &[Resource] = &[
             "status.podIP",
             "status.nominatedNodeName",
         ],
+        verbs: VERBS,
     },
     Resource {
         group: "",
@@ -132,6 +143,7 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[STATUS],
         field_labels: &["spec.unschedulable"],
+        verbs: VERBS,
     },
     Resource {
         group: "",
@@ -144,6 +156,7 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[],
         field_labels: &[],
+        verbs: VERBS,
     },
     Resource {
         group: "",
@@ -156,6 +169,7 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[],
         field_labels: &["type"],
+        verbs: VERBS,
     },
     Resource {
         group: "",
@@ -173,6 +187,7 @@ pub static RESOURCES: &[Resource] = &[
             verbs: &["create"],
         }],
         field_labels: &[],
+        verbs: VERBS,
     },
     Resource {
         group: "",
@@ -197,6 +212,7 @@ pub static RESOURCES: &[Resource] = &[
             "source",
             "type",
         ],
+        verbs: VERBS,
     },
     Resource {
         group: "coordination.k8s.io",
@@ -209,6 +225,7 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[],
         field_labels: &[],
+        verbs: VERBS,
     },
     Resource {
         group: "events.k8s.io",
@@ -232,6 +249,7 @@ pub static RESOURCES: &[Resource] = &[
             "reportingController",
             "type",
         ],
+        verbs: VERBS,
     },
     Resource {
         group: "apps",
@@ -244,6 +262,7 @@ pub static RESOURCES: &[Resource] = &[
         categories: &["all"],
         subresources: &[STATUS],
         field_labels: &[],
+        verbs: VERBS,
     },
     Resource {
         group: "apps",
@@ -256,6 +275,7 @@ pub static RESOURCES: &[Resource] = &[
         categories: &["all"],
         subresources: &[STATUS],
         field_labels: &[],
+        verbs: VERBS,
     },
     // RBAC objects are stored, never enforced: the server authorizes nothing. Served so
     // the examples that grant a ServiceAccount API access (prometheus) can be applied.
@@ -270,6 +290,7 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[],
         field_labels: &[],
+        verbs: VERBS,
     },
     Resource {
         group: "rbac.authorization.k8s.io",
@@ -282,6 +303,21 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[],
         field_labels: &[],
+        verbs: VERBS,
+    },
+    // Answered, never stored (`authorization`).
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "subjectaccessreviews",
+        singular: "subjectaccessreview",
+        kind: "SubjectAccessReview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
+        verbs: &["create"],
     },
 ];
 

@@ -15,12 +15,13 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::pki::{ClientCa, KUBELET_CLIENT_USER, MASTERS_GROUP, kubelet_client};
 use super::request::{ResourceRequest, parse_resource_path};
 use super::status::{ApiError, ApiResult};
 use super::store::Store;
 use super::{
-    Api, delete, discovery, handlers, list, objects, openapi, protobuf, resources, tables, token,
-    watch,
+    Api, authorization, delete, discovery, handlers, list, objects, openapi, pod_logs, protobuf,
+    resources, tables, token, watch,
 };
 
 /// Settings of a test API server.
@@ -41,6 +42,9 @@ pub struct Config {
     /// kube-apiserver's `--service-account-max-token-expiration` (which takes no less than
     /// an hour there; here it may be seconds, so a test sees a token renewed).
     pub max_token_seconds: Option<i64>,
+    /// Node address types tried in order to reach a kubelet, as kube-apiserver's
+    /// `--kubelet-preferred-address-types`; the default is k3s' (`InternalIP,ExternalIP,Hostname`).
+    pub kubelet_preferred_address_types: Vec<String>,
 }
 
 impl Default for Config {
@@ -52,6 +56,9 @@ impl Default for Config {
             token_key_id: objects::new_uid(),
             root_ca_pem: generate_root_ca(),
             max_token_seconds: None,
+            kubelet_preferred_address_types: ["InternalIP", "ExternalIP", "Hostname"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -115,9 +122,14 @@ impl TestApiServer {
             .await
             .expect("bind a loopback port");
         let address = listener.local_addr().expect("listener address").to_string();
+        let client_ca = ClientCa::generate();
+        let (cert_pem, key_pem) = client_ca.issue(KUBELET_CLIENT_USER, &[MASTERS_GROUP]);
         let api = Arc::new(Api {
             store: Store::new(config.history_limit),
             config,
+            kubelet_client: kubelet_client(&format!("{cert_pem}{key_pem}")),
+            client_ca,
+            grants: authorization::Grants::default(),
             address: address.clone(),
             stopped: tokio::sync::watch::Sender::new(false),
         });
@@ -126,6 +138,7 @@ impl TestApiServer {
             handlers::create(&api, &request, json!({"metadata": {"name": namespace}}))
                 .expect("create initial namespace");
         }
+        publish_client_ca(&api);
         let task = Some(serve(api.clone(), listener));
         (TestApiServer { api, task }, format!("http://{address}"))
     }
@@ -178,6 +191,24 @@ impl TestApiServer {
         }
     }
 
+    /// PEM of the cluster's client CA, the one published in
+    /// `kube-system/extension-apiserver-authentication` (`client-ca-file`).
+    pub fn client_ca_pem(&self) -> String {
+        self.api.client_ca.pem.clone()
+    }
+
+    /// A client certificate signed by the client CA for user `cn` in `groups` (at most two),
+    /// as `(cert_pem, key_pem)`: present it to a kubelet to act as that user.
+    pub fn issue_client_cert(&self, cn: &str, groups: &[&str]) -> (String, String) {
+        self.api.client_ca.issue(cn, groups)
+    }
+
+    /// Lets `user` do `verb` on `resource`/`subresource` (`""` for none; `*` matches any verb
+    /// or resource) in SubjectAccessReviews, as an RBAC binding would.
+    pub fn grant(&self, user: &str, verb: &str, resource: &str, subresource: &str) {
+        self.api.grants.add(user, verb, resource, subresource);
+    }
+
     /// Writes a kubeconfig for this server (no auth) into `dir` and returns its path.
     pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
         let path = dir.join("kubeconfig");
@@ -188,6 +219,18 @@ impl TestApiServer {
         std::fs::write(&path, config).expect("write kubeconfig");
         path
     }
+}
+
+/// Publishes the client CA as kube-apiserver does, for kubelets and aggregated servers to
+/// authenticate callers with: `kube-system/extension-apiserver-authentication`.
+fn publish_client_ca(api: &Api) {
+    let mut request = internal_request(resources::core("configmaps"));
+    request.namespace = Some("kube-system".to_string());
+    let config_map = json!({
+        "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+        "data": {"client-ca-file": api.client_ca.pem},
+    });
+    handlers::create(api, &request, config_map).expect("publish the client CA");
 }
 
 fn internal_request(resource: &'static resources::Resource) -> ResourceRequest {
@@ -234,12 +277,12 @@ async fn dispatch(
         ("/openapi/v3" | "/openapi/v3/", &Method::GET) => {
             Ok(json_response(StatusCode::OK, &openapi::index()))
         }
-        _ => route(&api, &method, &uri, &headers, &body),
+        _ => route(&api, &method, &uri, &headers, &body).await,
     };
     result.unwrap_or_else(|error| error_response(&error))
 }
 
-fn route(
+async fn route(
     api: &Arc<Api>,
     method: &Method,
     uri: &Uri,
@@ -270,7 +313,14 @@ fn route(
     if request.resource.namespaced && request.namespace.is_none() && request.name.is_some() {
         return Err(ApiError::no_route());
     }
-    resource_verb(api, method, headers, body, &request)
+    match (
+        method,
+        request.resource.plural,
+        request.subresource.as_deref(),
+    ) {
+        (&Method::GET, "pods", Some("log")) => pod_logs::logs(api, &request).await,
+        _ => resource_verb(api, method, headers, body, &request),
+    }
 }
 
 /// Decodes a create/update body: JSON, or protobuf for the kinds `protobuf` knows.
@@ -305,6 +355,14 @@ fn resource_verb(
     let parse_body = |body| parse_body(headers, body);
     let ok = |value: Value| json_response(StatusCode::OK, &value);
     let created = |(code, value): (StatusCode, Value)| json_response(code, &value);
+    if req.resource.plural == "subjectaccessreviews" {
+        return match (method.clone(), req.name.is_some()) {
+            (Method::POST, false) => {
+                authorization::review(&api.grants, req.resource, parse_body(body)?).map(created)
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        };
+    }
     match (method.clone(), req.name.is_some(), sub) {
         // Watching one object by its path is the deprecated form; the name filters the stream.
         (Method::GET, _, None) if req.flag("watch") => {

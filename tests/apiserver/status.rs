@@ -132,6 +132,103 @@ impl ApiError {
         }
     }
 
+    /// 422 with one cause per field error, as `NewInvalid` builds it: `errors` are (field,
+    /// error body) pairs; several are joined as Go prints an aggregate.
+    pub fn invalid_fields(
+        group: &str,
+        kind: &str,
+        name: &str,
+        errors: &[(String, String)],
+    ) -> Self {
+        let printed: Vec<String> = errors
+            .iter()
+            .map(|(field, body)| format!("{field}: {body}"))
+            .collect();
+        let joined = match printed.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let message = format!("{} {name:?} is invalid: {joined}", qualified(group, kind));
+        let causes: Vec<Value> = errors
+            .iter()
+            .map(|(field, body)| json!({"reason": "FieldValueInvalid", "message": body, "field": field}))
+            .collect();
+        let mut details = json!({"name": name, "kind": kind, "causes": causes});
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
+        Self {
+            details: Some(details),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message)
+        }
+    }
+
+    /// An error that is not a `Status` in the server (a Go `error` from a proxied request):
+    /// `ErrorToAPIStatus` renders it with the code, no reason, and the error text.
+    pub fn unknown(code: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(code, "", message.into())
+    }
+
+    /// `NewInternalError`: 500 `Internal error occurred: <why>`, with the cause.
+    pub fn internal_error(why: &str) -> Self {
+        Self {
+            details: Some(json!({"causes": [{"message": why}]})),
+            ..Self::internal(format!("Internal error occurred: {why}"))
+        }
+    }
+
+    /// `NewGenericServerResponse` for a proxied answer with status `code` (not 400 or 500)
+    /// from a backend, about `resource` `name`; `body` is what the backend said.
+    pub fn server_response(code: StatusCode, resource: &str, name: &str, body: &str) -> Self {
+        let (reason, message) = match code.as_u16() {
+            409 => ("Conflict", "the server reported a conflict".to_string()),
+            404 => ("NotFound", "the server could not find the requested resource".to_string()),
+            401 => (
+                "Unauthorized",
+                "the server has asked for the client to provide credentials".to_string(),
+            ),
+            403 => ("Forbidden", body.to_string()),
+            405 => (
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource".to_string(),
+            ),
+            422 => (
+                "Invalid",
+                "the server rejected our request due to an error in our request".to_string(),
+            ),
+            503 => (
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request".to_string(),
+            ),
+            504 => (
+                "Timeout",
+                "the server was unable to return a response in the time allotted, but may still be processing the request".to_string(),
+            ),
+            429 => (
+                "TooManyRequests",
+                "the server has received too many requests and has asked us to try again later".to_string(),
+            ),
+            500.. => (
+                "InternalError",
+                format!("an error on the server ({body:?}) has prevented the request from succeeding"),
+            ),
+            other => (
+                "",
+                format!("the server responded with the status code {other} but did not return more information"),
+            ),
+        };
+        // The verb is empty in the proxy's checker, hence the double space.
+        let message = format!("{message} ( {resource} {name})");
+        let mut details = json!({"name": name, "kind": resource});
+        if !body.is_empty() {
+            details["causes"] = json!([{"reason": "UnexpectedServerResponse", "message": body}]);
+        }
+        Self {
+            details: Some(details),
+            ..Self::new(code, reason, message)
+        }
+    }
+
     /// 400 for a malformed request.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message.into())
@@ -206,6 +303,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code.as_u16(),
         });
+        if self.reason.is_empty()
+            && let Some(map) = status.as_object_mut()
+        {
+            // StatusReasonUnknown is "", which the real server omits.
+            map.remove("reason");
+        }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }

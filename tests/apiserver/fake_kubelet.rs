@@ -1,0 +1,175 @@
+//! A fake kubelet for the `pods/log` tests: a real HTTPS server (axum-server, rustls) on
+//! 127.0.0.1 with a self-signed serving certificate that requires a client certificate
+//! chaining to the cluster's client CA, records every certificate it accepted, and echoes the
+//! request it got (`GET <path>?<query>`) — or fails, by container name, the ways a kubelet
+//! fails. Test support only.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use rustls::RootCertStore;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use tokio::sync::mpsc;
+
+/// A client-certificate verifier that records every certificate it accepted.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn ClientCertVerifier>,
+    accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl ClientCertVerifier for Recording {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        self.accepted.lock().unwrap().push(end_entity.to_vec());
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Shared state of the fake kubelet's handler.
+struct Kubelet {
+    /// Lines for the next `follow` request, after its echo line.
+    follow: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+}
+
+/// A fake kubelet on 127.0.0.1 with a self-signed serving certificate.
+pub struct FakeKubelet {
+    /// The HTTPS port.
+    pub port: u16,
+    accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Sends lines to the open `follow` request; dropping the kubelet ends that stream.
+    pub follow: mpsc::UnboundedSender<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeKubelet {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The fake kubelet's `/containerLogs/...`: errors by container name, else the echo line
+/// `GET <path>?<query>`, followed by the lines the test sends when `follow=true`.
+async fn container_logs(State(kubelet): State<Arc<Kubelet>>, uri: Uri) -> Response {
+    let echo = format!("GET {uri}\n");
+    match uri.path().rsplit('/').next().unwrap_or("") {
+        "gone" => return (StatusCode::NOT_FOUND, "container gone is not running").into_response(),
+        "denied" => {
+            let why = "Forbidden (user=someone, verb=get, resource=nodes, subresource=proxy)";
+            return (StatusCode::FORBIDDEN, why).into_response();
+        }
+        "crash" => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "journal unreadable").into_response();
+        }
+        _ => {}
+    }
+    if !uri.query().unwrap_or("").contains("follow=true") {
+        return echo.into_response();
+    }
+    let lines = kubelet.follow.lock().unwrap().take().expect("one follower");
+    let first = futures::stream::once(async move { Ok::<_, Infallible>(echo) });
+    let rest = futures::stream::unfold(lines, |mut lines| async move {
+        lines.recv().await.map(|line| (Ok(line), lines))
+    });
+    Body::from_stream(first.chain(rest)).into_response()
+}
+
+impl FakeKubelet {
+    /// Starts a kubelet trusting `client_ca_pem` for client certificates.
+    pub fn start(client_ca_pem: &str) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(client_ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let verifier = Arc::new(Recording {
+            inner: WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .unwrap(),
+            accepted: accepted.clone(),
+        });
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (follow, lines) = mpsc::unbounded_channel();
+        let state = Arc::new(Kubelet {
+            follow: Mutex::new(Some(lines)),
+        });
+        let app = Router::new().fallback(container_logs).with_state(state);
+        let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
+        let server = axum_server::tls_rustls::from_tcp_rustls(listener, tls).unwrap();
+        let task = tokio::spawn(async move {
+            server.serve(app.into_make_service()).await.unwrap();
+        });
+        Self {
+            port,
+            accepted,
+            follow,
+            task,
+        }
+    }
+
+    /// The subjects (DER) of the client certificates accepted so far contain `text`.
+    pub fn saw_client(&self, text: &str) -> bool {
+        let accepted = self.accepted.lock().unwrap();
+        !accepted.is_empty()
+            && accepted
+                .iter()
+                .all(|der| der.windows(text.len()).any(|w| w == text.as_bytes()))
+    }
+}
