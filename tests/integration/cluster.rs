@@ -51,7 +51,10 @@ async fn node_registers_ready_and_renews_its_lease() {
         "{info}"
     );
     assert_eq!(info["operatingSystem"], "linux");
-    assert_eq!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
+    assert_eq!(
+        status["daemonEndpoints"]["kubeletEndpoint"]["Port"],
+        cluster.kubelet_port()
+    );
     assert_eq!(status["addresses"][0]["type"], "InternalIP");
     assert_eq!(status["addresses"][0]["address"], "127.0.0.1");
     for pressure in ["MemoryPressure", "DiskPressure", "PIDPressure"] {

@@ -2,8 +2,10 @@
 //! with `--client-ca-file` (a test CA made here) and the self-signed serving certificate
 //! it makes in its state directory; reqwest with client certificates reads the pod's logs
 //! from the journal, the pod list and the health check, and callers without a certificate,
-//! with one from another CA or asking for a pod that does not run are turned away. The
-//! API server's side (SubjectAccessReview) needs a cluster and is not tested here.
+//! with one from another CA or asking for a pod that does not run are turned away. As a
+//! node of the test API server, the real `kubectl logs` reaches the agent through the API
+//! server (client CA read from `extension-apiserver-authentication`), and other users are
+//! allowed or refused by SubjectAccessReview.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -17,6 +19,7 @@ use rcgen::{
 };
 use reqwest::StatusCode;
 
+use crate::cluster::harness::Cluster;
 use crate::static_pods::machine::{Machine, NODE};
 use crate::support::{TestContext, wait_for};
 
@@ -73,6 +76,8 @@ fn free_port() -> u16 {
 struct Kubelet {
     port: u16,
     server_cert: reqwest::Certificate,
+    /// A name in the server's certificate.
+    host: String,
 }
 
 impl Kubelet {
@@ -81,7 +86,7 @@ impl Kubelet {
     fn client(&self, identity: Option<reqwest::Identity>) -> reqwest::Client {
         let mut builder = reqwest::Client::builder()
             .tls_certs_only([self.server_cert.clone()])
-            .resolve(NODE, SocketAddr::from(([127, 0, 0, 1], self.port)))
+            .resolve(&self.host, SocketAddr::from(([127, 0, 0, 1], self.port)))
             .timeout(Duration::from_secs(20));
         if let Some(identity) = identity {
             builder = builder.identity(identity);
@@ -90,7 +95,7 @@ impl Kubelet {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("https://{NODE}:{}{path}", self.port)
+        format!("https://{}:{}{path}", self.host, self.port)
     }
 
     async fn get(&self, client: &reqwest::Client, path: &str) -> (StatusCode, String) {
@@ -126,6 +131,7 @@ async fn start(
     let kubelet = Kubelet {
         port: port.parse().unwrap(),
         server_cert: reqwest::Certificate::from_pem(&pem).unwrap(),
+        host: NODE.to_owned(),
     };
     let client = kubelet.client(Some(identity));
     wait_for(START, "the kubelet API to answer", || async {
@@ -341,4 +347,87 @@ async fn callers_without_a_certificate_of_the_client_ca_are_refused() {
     );
     agent.terminate().await;
     machine.clean_up().await;
+}
+
+/// A pod from the API on `node` whose container prints two lines and stays.
+fn api_talker(namespace: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: talker
+  namespace: {namespace}
+spec:
+  nodeName: {node}
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 2
+  tolerations:
+  - key: virtual-kubelet.io/provider
+    operator: Exists
+    effect: NoSchedule
+  containers:
+  - name: app
+    image: /bin/sh
+    args: [\"-c\", \"echo one; echo two; exec sleep infinity\"]
+"
+    )
+}
+
+#[tokio::test]
+async fn kubectl_logs_goes_through_the_api_server_with_its_client_ca_and_reviews() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut cluster = Cluster::new("kubelet_api_kubectl_logs").await;
+    cluster.start_agent().await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    cluster.apply(&api_talker(&namespace, &node)).await;
+    cluster
+        .wait_for_pod("talker", "Running", |pod| {
+            pod["status"]["phase"] == "Running"
+        })
+        .await;
+
+    // The real kubectl → the API server (its kubelet client certificate, O=system:masters,
+    // signed by the client CA it publishes) → systemk's kubelet API.
+    let logs = cluster
+        .wait_until(START, "kubectl logs to show both lines", || async {
+            let (ok, stdout, _) = cluster
+                .try_kubectl(&["logs", "talker", "-n", &namespace])
+                .await;
+            (ok && stdout == "one\ntwo\n").then_some(stdout)
+        })
+        .await;
+    assert_eq!(logs, "one\ntwo\n");
+    assert_eq!(
+        cluster
+            .kubectl(&["logs", "talker", "-n", &namespace, "--tail=1"])
+            .await,
+        "two\n"
+    );
+
+    // Users of the cluster's client CA are asked about with a SubjectAccessReview.
+    let pem = std::fs::read(cluster.state_dir().join("pki/kubelet.crt")).unwrap();
+    let kubelet = Kubelet {
+        port: cluster.kubelet_port(),
+        server_cert: reqwest::Certificate::from_pem(&pem).unwrap(),
+        host: node.clone(),
+    };
+    let user = |name: &str| {
+        let (cert, key) = cluster.server.issue_client_cert(name, &["dev"]);
+        kubelet.client(Some(
+            reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap(),
+        ))
+    };
+    cluster.server.grant("alice", "get", "nodes", "proxy");
+    let path = format!("/containerLogs/{namespace}/talker/app");
+    assert_eq!(
+        kubelet.get(&user("alice"), &path).await,
+        (StatusCode::OK, "one\ntwo\n".to_owned())
+    );
+    let (status, body) = kubelet.get(&user("bob"), &path).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body.contains("user=bob, verb=get, resource=nodes, subresource=proxy"),
+        "{body}"
+    );
+    cluster.teardown().await;
 }

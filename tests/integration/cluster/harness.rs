@@ -39,6 +39,9 @@ pub struct Cluster {
     manifests: PathBuf,
     /// The running agent.
     agent: Option<Child>,
+    /// The port of the agent's kubelet API, on 127.0.0.1 (the node's InternalIP): free
+    /// when the test started, since the network and so port 10250 are the host's.
+    kubelet_port: u16,
 }
 
 impl Cluster {
@@ -66,6 +69,7 @@ impl Cluster {
             state,
             manifests,
             agent: None,
+            kubelet_port: free_port(),
         };
         cluster
             .kubectl(&["create", "namespace", cluster.namespace()])
@@ -86,6 +90,16 @@ impl Cluster {
     /// The node's name: the namespace, unique to the test.
     pub fn node(&self) -> &str {
         self.context.namespace()
+    }
+
+    /// The port of the agent's kubelet API, the one the node advertises.
+    pub fn kubelet_port(&self) -> u16 {
+        self.kubelet_port
+    }
+
+    /// systemk's state directory.
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
     }
 
     /// Where static pod manifests go.
@@ -116,8 +130,8 @@ impl Cluster {
             .arg("--cache-dir")
             .arg(self.state.path().join("cache"))
             .args(["--unit-dir", UNIT_DIR])
-            // No kubelet API: the network, and so port 10250, is the host's.
-            .args(["--kubelet-port", "0"])
+            .args(["--address", "127.0.0.1", "--kubelet-port"])
+            .arg(self.kubelet_port.to_string())
             .env("RUST_LOG", "info,systemk=debug")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
@@ -367,4 +381,12 @@ pub async fn in_mount_namespace(pid: u32, argv: &[&str]) -> (bool, String, Strin
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// A port no one listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("find a free port")
+        .port()
 }
