@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::container_unit::{containers, unit_name};
 use super::context::Context;
 use super::error::Result;
 use super::objects::{ObjectChange, pod_uses};
@@ -272,6 +273,7 @@ impl Reconciler {
             .iter()
             .filter(|uid| !self.running.contains(*uid))
             .filter(|uid| all_synced || self.desired.get(uid).is_some())
+            .filter(|uid| !self.waits_for_another_pod(uid))
             .take(MAX_CONCURRENT_PASSES.saturating_sub(self.running.len()))
             .cloned()
             .collect();
@@ -312,6 +314,20 @@ impl Reconciler {
             self.synced = true;
             let _ = self.progress.send(Progress::Synced);
         }
+    }
+
+    /// Whether a desired pod must wait because a unit it would have still belongs to
+    /// another pod: one of the same name that left (a manifest moved to another file, an
+    /// API pod recreated while systemk was down) and whose cleanup has not finished. Two
+    /// pods never work on one unit; the cleanup's end dispatches the waiting pod.
+    fn waits_for_another_pod(&self, uid: &str) -> bool {
+        let Some(pod) = self.desired.get(uid) else {
+            return false;
+        };
+        containers(pod)
+            .iter()
+            .filter_map(|container| unit_name(pod, container.container).ok())
+            .any(|name| self.owners.get(&name).is_some_and(|owner| owner != uid))
     }
 
     fn finished(&mut self, done: Result<(tokio::task::Id, PassResult), tokio::task::JoinError>) {

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
+use systemk::unit::UnitName;
 
 use crate::support::TestContext;
 use machine::{Machine, UNIT_DIR, WANTS_DIR, container, phase, systemctl_show, waiting_reason};
@@ -463,6 +464,55 @@ async fn restarting_the_agent_leaves_pods_alone() {
             "SIGTERM to systemk touched a pod"
         );
     }
+    machine.clean_up().await;
+}
+
+/// The pod UID the unit file of `unit` was written for.
+fn unit_pod_uid(unit: &UnitName) -> String {
+    let text = fs::read_to_string(Path::new(UNIT_DIR).join(unit.as_str())).unwrap_or_default();
+    text.lines()
+        .find_map(|line| line.strip_prefix("PodUID="))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_manifest_moved_to_another_file_replaces_its_pod_cleanly() {
+    let context = TestContext::new("a_manifest_moved");
+    let machine = Machine::new(&context).await;
+    machine.write_manifest("before.yaml", &sleeper("moved"));
+    let agent = machine.start_agent();
+    let unit = machine.unit("moved", "main");
+    let old_pid = machine.wait_running(START, &unit).await;
+    let old_uid = unit_pod_uid(&unit);
+
+    // Another file is another pod (its UID includes the file name) with the same name and
+    // so the same unit: the old one must be gone before the new one writes it.
+    machine.move_manifest("before.yaml", "after.yaml");
+    let new_pid = crate::support::wait_for(SLOW, "the new pod's unit to run", || async {
+        let status = machine.status(&unit).await;
+        (status.sub_state == "running"
+            && status.main_pid != old_pid
+            && !unit_pod_uid(&unit).is_empty()
+            && unit_pod_uid(&unit) != old_uid)
+            .then_some(status.main_pid)
+    })
+    .await;
+    machine
+        .wait_pod(START, "moved", "Running", |pod| {
+            phase(pod) == "Running" && pod.metadata.uid.as_deref() != Some(old_uid.as_str())
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        machine.status(&unit).await.main_pid,
+        new_pid,
+        "it kept restarting"
+    );
+    let failed_starts = machine.log().matches("starting a container failed").count();
+    assert_eq!(failed_starts, 0, "{}", machine.log());
+
+    agent.terminate().await;
     machine.clean_up().await;
 }
 

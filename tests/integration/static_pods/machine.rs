@@ -86,6 +86,12 @@ impl Machine {
         fs::rename(&temp, dir.join(file)).unwrap();
     }
 
+    /// Renames a manifest to another file of the directory, in one step.
+    pub fn move_manifest(&self, from: &str, to: &str) {
+        let dir = self.root.path().join("manifests");
+        fs::rename(dir.join(from), dir.join(to)).unwrap();
+    }
+
     /// Removes a manifest.
     pub fn remove_manifest(&self, file: &str) {
         fs::remove_file(self.root.path().join("manifests").join(file)).unwrap();
