@@ -275,6 +275,9 @@ async fn start_due(
             Err(err) => {
                 tracing::warn!(unit = %unit.name, error = %err, "starting a container failed");
                 state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
+                // The unit may be gone or broken behind systemk's back: the next pass
+                // prepares the pod again, which writes what is missing.
+                state.applied = None;
             }
         }
     }
