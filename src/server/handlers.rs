@@ -100,14 +100,7 @@ pub async fn pods(Shared(state): Shared<Arc<State>>) -> Response {
 }
 
 async fn list_pods(state: &State) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, Error> {
-    let units = state
-        .systemd
-        .list_managed(&state.unit_dir)
-        .await
-        .map_err(|err| Error::Local {
-            action: "list the pods' units",
-            message: err.to_string(),
-        })?;
+    let units = managed_units(state).await?;
     let dirs = state.dirs.clone();
     let now = pod::now();
     tokio::task::spawn_blocking(move || pod::live_pods(&dirs, units, now))
@@ -146,14 +139,7 @@ async fn logs(
     // Validates the three names before anything else sees them.
     UnitName::for_container(namespace, pod, container)
         .map_err(|err| Error::BadRequest(err.to_string()))?;
-    let units = state
-        .systemd
-        .list_managed(&state.unit_dir)
-        .await
-        .map_err(|err| Error::Local {
-            action: "list the pods' units",
-            message: err.to_string(),
-        })?;
+    let units = managed_units(state).await?;
     let unit = units
         .iter()
         .find(|unit| {
@@ -178,6 +164,18 @@ async fn logs(
         since_us,
     );
     stream_log(args, &options, since_us)
+}
+
+/// The units of the pods systemk runs, with what their `[X-Kubernetes]` sections say.
+async fn managed_units(state: &State) -> Result<Vec<crate::systemd::ManagedUnit>, Error> {
+    state
+        .systemd
+        .list_managed(&state.unit_dir)
+        .await
+        .map_err(|err| Error::Local {
+            action: "list the pods' units",
+            message: err.to_string(),
+        })
 }
 
 fn error_response(err: &Error) -> Response {

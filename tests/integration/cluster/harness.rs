@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 use crate::apiserver::{Config, TestApiServer};
-use crate::support::{TestContext, wait_for};
+use crate::support::{TestContext, poll_until, wait_for};
 
 /// The sandbox's unit directory (private to it).
 pub const UNIT_DIR: &str = "/etc/systemd/system";
@@ -243,20 +243,13 @@ impl Cluster {
         check: impl Fn(&Value) -> bool,
     ) -> Value {
         let what = format!("pod {name}: {what}");
-        let found = tokio::time::timeout(deadline, async {
-            loop {
-                if let Some(pod) = self.pod(name).await
-                    && check(&pod)
-                {
-                    return pod;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+        let found = poll_until(deadline, || async {
+            self.pod(name).await.filter(|pod| check(pod))
         })
         .await;
         match found {
-            Ok(pod) => pod,
-            Err(_) => panic!(
+            Some(pod) => pod,
+            None => panic!(
                 "timed out waiting for {what}; pod: {:#?}\n--- systemk log ---\n{}",
                 self.pod(name).await,
                 self.log()
@@ -266,22 +259,14 @@ impl Cluster {
 
     /// Polls `condition` until it yields a value; past `deadline` the test fails with
     /// `what` and the agent's log.
-    pub async fn wait_until<T, F, Fut>(&self, deadline: Duration, what: &str, mut condition: F) -> T
+    pub async fn wait_until<T, F, Fut>(&self, deadline: Duration, what: &str, condition: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Option<T>>,
     {
-        let poll = async {
-            loop {
-                if let Some(value) = condition().await {
-                    return value;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        };
-        match tokio::time::timeout(deadline, poll).await {
-            Ok(value) => value,
-            Err(_) => panic!(
+        match poll_until(deadline, condition).await {
+            Some(value) => value,
+            None => panic!(
                 "timed out after {deadline:?} waiting for {what}\n--- systemk log ---\n{}",
                 self.log()
             ),

@@ -94,7 +94,19 @@ fn unique_namespace(test: &str) -> String {
 
 /// Polls `condition` until it yields a value, failing the test with `what` when
 /// `deadline` passes first.
-pub async fn wait_for<T, F, Fut>(deadline: Duration, what: &str, mut condition: F) -> T
+pub async fn wait_for<T, F, Fut>(deadline: Duration, what: &str, condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match poll_until(deadline, condition).await {
+        Some(value) => value,
+        None => panic!("timed out after {deadline:?} waiting for {what}"),
+    }
+}
+
+/// Polls `condition` until it yields a value; `None` when `deadline` passes first.
+pub async fn poll_until<T, F, Fut>(deadline: Duration, mut condition: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -107,10 +119,7 @@ where
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     };
-    match tokio::time::timeout(deadline, poll).await {
-        Ok(value) => value,
-        Err(_) => panic!("timed out after {deadline:?} waiting for {what}"),
-    }
+    tokio::time::timeout(deadline, poll).await.ok()
 }
 
 /// A connection to the sandbox's system bus.
