@@ -74,7 +74,8 @@ pub(super) async fn prepare(
     let mut changed = Vec::new();
     for container in containers(pod) {
         let name = unit_name(pod, container.container)?;
-        match prepare_container(ctx, pod, container, &pod_dir, state).await {
+        let existing = existing_meta(&ctx.unit_dir, &name).await;
+        match prepare_container(ctx, pod, container, &pod_dir, existing.as_ref(), state).await {
             Ok((unit, image_id)) => {
                 state
                     .image_ids
@@ -84,7 +85,7 @@ pub(super) async fn prepare(
                     unit_identity(&unit, ctx.users.as_ref()),
                 );
                 let rendered = unit.render();
-                if existing_spec_hash(&ctx.unit_dir, &name).await != spec_hash_of(&unit) {
+                if existing.map(|meta| meta.spec_hash) != spec_hash_of(&unit) {
                     if state.units.contains(&name) {
                         changed.push((name.clone(), container.container.name.clone()));
                     }
@@ -190,12 +191,14 @@ fn failed_mount<'a>(
 }
 
 /// Installs the container's image, turns its vendor units off when systemk installed
-/// the package just now, resolves its environment and builds its unit.
+/// the package just now, resolves its environment and builds its unit. `existing` is
+/// what the container's unit, if one was written before, says of itself.
 pub(super) async fn prepare_container(
     ctx: &Context,
     pod: &Arc<Pod>,
     container: ContainerRef<'_>,
     pod_dir: &Path,
+    existing: Option<&KubernetesMeta>,
     state: &PodState,
 ) -> Result<(UnitFile, String)> {
     let image: ImageRef = container
@@ -206,9 +209,7 @@ pub(super) async fn prepare_container(
         .parse()?;
     // As the kubelet, tell of the image when a container is created with it, not on every
     // restart of systemk, which prepares every pod again.
-    let announce = existing_image(&ctx.unit_dir, &unit_name(pod, container.container)?)
-        .await
-        .is_none_or(|existing| existing != image.to_string());
+    let announce = existing.is_none_or(|meta| meta.image != image.to_string());
     if announce {
         state.event(
             pod,
@@ -276,17 +277,10 @@ pub(super) fn problem(err: &Error) -> Problem {
     }
 }
 
-/// The image the container's existing unit was written for.
-async fn existing_image(unit_dir: &Path, name: &UnitName) -> Option<String> {
+/// What the unit written before for a container says of itself.
+async fn existing_meta(unit_dir: &Path, name: &UnitName) -> Option<KubernetesMeta> {
     let unit = read_unit(unit_dir, name).await?;
-    KubernetesMeta::from_unit(&unit).ok().map(|meta| meta.image)
-}
-
-pub(super) async fn existing_spec_hash(unit_dir: &Path, name: &UnitName) -> Option<String> {
-    let unit = read_unit(unit_dir, name).await?;
-    KubernetesMeta::from_unit(&unit)
-        .ok()
-        .map(|meta| meta.spec_hash)
+    KubernetesMeta::from_unit(&unit).ok()
 }
 
 pub(super) fn spec_hash_of(unit: &UnitFile) -> Option<String> {
