@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::api::{Api, PostParams};
 
+use super::delete_at_once;
 use super::pods::MIRROR_ANNOTATION;
 use crate::sources::{CONFIG_HASH_ANNOTATION, Error, Result};
 
@@ -77,14 +78,7 @@ pub async fn create(
 
 /// Deletes the mirror pod `name` with UID `uid` at once (it runs nothing).
 pub async fn delete(pods: &Api<Pod>, name: &str, uid: &str) -> Result<()> {
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions {
-            uid: Some(uid.to_owned()),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
+    let params = delete_at_once(uid);
     match pods.delete(name, &params).await {
         Ok(_) => {
             tracing::info!(pod = %name, "mirror pod deleted");

@@ -67,6 +67,19 @@ fn api_server_address(url: &str) -> Option<(String, u16)> {
 /// five-minute read timeout. The kubelet bounds its lease calls the same way.
 pub const API_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Deletion of the pod with this UID, now (grace 0) and only if it is still that pod:
+/// its containers are stopped already, or it never ran any (a mirror pod).
+fn delete_at_once(uid: &str) -> kube::api::DeleteParams {
+    kube::api::DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: None,
+        }),
+        ..kube::api::DeleteParams::default()
+    }
+}
+
 /// Runs `call` for at most [`API_CALL_TIMEOUT`].
 async fn bounded<T>(
     action: &'static str,

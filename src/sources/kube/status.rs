@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
+use super::delete_at_once;
 use super::events::EventPublisher;
 use super::mirror;
 use super::pods::is_mirror;
@@ -297,14 +298,7 @@ pub fn status_patch(uid: &str, status: &PodStatus) -> Value {
 /// Deletes with grace 0 a pod whose deletion was requested and whose units are gone.
 async fn delete_terminated(reporter: &Reporter, pod: &Pod, uid: &str) -> Result<()> {
     let name = name_of(pod);
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions {
-            uid: Some(uid.to_owned()),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
+    let params = delete_at_once(uid);
     match pods_in(reporter, pod).delete(name, &params).await {
         Ok(_) => {
             tracing::info!(pod = %name, pod_uid = %uid, "pod deleted after its containers stopped");
