@@ -11,7 +11,8 @@ pub mod harness;
 use std::path::Path;
 use std::time::Duration;
 
-use harness::{Cluster, UNIT_DIR, condition, running_and_ready, sleeper};
+use harness::{Cluster, UNIT_DIR, condition, pod_manifest, running_and_ready, sleeper};
+use serde_json::json;
 use systemk::systemd::ActiveState;
 
 use crate::support::wait_for;
@@ -316,25 +317,21 @@ async fn deletion_honours_the_grace_period_it_asks_for() {
     cluster.start_agent().await;
     let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
     // A shell that ignores SIGTERM: only the SIGKILL after the grace period stops it.
-    let stubborn = format!(
-        "apiVersion: v1
-kind: Pod
-metadata:
-  name: stubborn
-  namespace: {namespace}
-spec:
-  nodeName: {node}
-  automountServiceAccountToken: false
-  terminationGracePeriodSeconds: 60
-  tolerations:
-  - key: virtual-kubelet.io/provider
-    operator: Exists
-  containers:
-  - name: main
-    image: /bin/sh
-    args: [\"-c\", \"trap '' TERM; while :; do sleep 1; done\"]
-"
-    );
+    let stubborn = pod_manifest(
+        "stubborn",
+        &namespace,
+        &node,
+        json!({
+            "automountServiceAccountToken": false,
+            "terminationGracePeriodSeconds": 60,
+            "containers": [{
+                "name": "main",
+                "image": "/bin/sh",
+                "args": ["-c", "trap '' TERM; while :; do sleep 1; done"],
+            }],
+        }),
+    )
+    .to_string();
     cluster.apply(&stubborn).await;
     cluster
         .wait_for_pod("stubborn", "Running and Ready", running_and_ready)
@@ -408,46 +405,29 @@ async fn env_comes_from_secrets_config_maps_and_fields_and_expands_in_args() {
         .await;
     cluster.start_agent().await;
     cluster
-        .apply(&format!(
-            "apiVersion: v1
-kind: Pod
-metadata:
-  name: env
-  namespace: {namespace}
-spec:
-  nodeName: {node}
-  automountServiceAccountToken: false
-  terminationGracePeriodSeconds: 5
-  tolerations:
-  - key: virtual-kubelet.io/provider
-    operator: Exists
-    effect: NoSchedule
-  containers:
-  - name: main
-    image: /bin/sh
-    args: [\"-c\", \"sleep infinity; : $(POD_NAME) $$(POD_NAME) $(CFG_mode)\"]
-    envFrom:
-    - prefix: CFG_
-      configMapRef:
-        name: settings
-    env:
-    - name: PASSWORD
-      valueFrom:
-        secretKeyRef:
-          name: creds
-          key: password
-    - name: POD_NAME
-      valueFrom:
-        fieldRef:
-          fieldPath: metadata.name
-    - name: HOST_IP
-      valueFrom:
-        fieldRef:
-          fieldPath: status.hostIP
-    - name: GREETING
-      value: \"hello $(POD_NAME) at $(KUBERNETES_SERVICE_PORT)\"
-"
-        ))
+        .apply(
+            &pod_manifest(
+                "env",
+                &namespace,
+                &node,
+                json!({
+                    "automountServiceAccountToken": false,
+                    "containers": [{
+                        "name": "main",
+                        "image": "/bin/sh",
+                        "args": ["-c", "sleep infinity; : $(POD_NAME) $$(POD_NAME) $(CFG_mode)"],
+                        "envFrom": [{"prefix": "CFG_", "configMapRef": {"name": "settings"}}],
+                        "env": [
+                            {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                            {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+                            {"name": "GREETING", "value": "hello $(POD_NAME) at $(KUBERNETES_SERVICE_PORT)"},
+                        ],
+                    }],
+                }),
+            )
+            .to_string(),
+        )
         .await;
     cluster
         .wait_for_pod("env", "Running and Ready", running_and_ready)

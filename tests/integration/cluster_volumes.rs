@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::apiserver::Config;
-use crate::cluster::harness::{Cluster, in_mount_namespace, running_and_ready};
+use crate::cluster::harness::{Cluster, in_mount_namespace, pod_manifest, running_and_ready};
 use crate::support::engine::INSTALL_DEADLINE;
 use crate::support::packages::{Purge, known_to_dpkg};
 use crate::support::wait_for;
@@ -32,27 +32,9 @@ const UPDATE_DEADLINE: Duration = Duration::from_secs(60);
 /// `tini` stays in the foreground as the container's main process.
 const APT_PACKAGE: &str = "tini";
 
-/// The pod `name` of the cluster's namespace on its node, tolerating the systemk taint,
-/// with the given spec fields.
+/// The pod `name` of the cluster's namespace on its node, with the given spec fields.
 fn pod(cluster: &Cluster, name: &str, spec: Value) -> Value {
-    let mut pod = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": cluster.namespace()},
-        "spec": {
-            "nodeName": cluster.node(),
-            "terminationGracePeriodSeconds": 5,
-            "tolerations": [{
-                "key": "virtual-kubelet.io/provider",
-                "operator": "Exists",
-                "effect": "NoSchedule",
-            }],
-        },
-    });
-    for (field, value) in spec.as_object().expect("spec fields") {
-        pod["spec"][field] = value.clone();
-    }
-    pod
+    pod_manifest(name, cluster.namespace(), cluster.node(), spec)
 }
 
 /// A container `main` running `sh -c 'sleep infinity'` with the given volume mounts.

@@ -18,8 +18,9 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use reqwest::StatusCode;
+use serde_json::json;
 
-use crate::cluster::harness::Cluster;
+use crate::cluster::harness::{Cluster, pod_manifest};
 use crate::static_pods::machine::{Machine, NODE};
 use crate::support::{TestContext, wait_for};
 
@@ -351,26 +352,16 @@ async fn callers_without_a_certificate_of_the_client_ca_are_refused() {
 
 /// A pod from the API on `node` whose container prints two lines and stays.
 fn api_talker(namespace: &str, node: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Pod
-metadata:
-  name: talker
-  namespace: {namespace}
-spec:
-  nodeName: {node}
-  automountServiceAccountToken: false
-  terminationGracePeriodSeconds: 2
-  tolerations:
-  - key: virtual-kubelet.io/provider
-    operator: Exists
-    effect: NoSchedule
-  containers:
-  - name: app
-    image: /bin/sh
-    args: [\"-c\", \"echo one; echo two; exec sleep infinity\"]
-"
-    )
+    let spec = json!({
+        "automountServiceAccountToken": false,
+        "terminationGracePeriodSeconds": 2,
+        "containers": [{
+            "name": "app",
+            "image": "/bin/sh",
+            "args": ["-c", "echo one; echo two; exec sleep infinity"],
+        }],
+    });
+    pod_manifest("talker", namespace, node, spec).to_string()
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use systemk::systemd::{Systemd, UnitStatus};
 use systemk::unit::UnitName;
 use tempfile::TempDir;
@@ -312,29 +312,37 @@ impl Cluster {
     }
 }
 
-/// A pod running `/bin/sleep infinity` on `node`, tolerating the systemk taint, without
-/// the service account token volume (the tests of API volumes are in `cluster_volumes.rs`).
+/// A pod `name` in `namespace` bound to `node`, tolerating the systemk taint, with a grace
+/// period of 5 s and the given spec fields (JSON, which kubectl and manifests read as YAML).
+pub fn pod_manifest(name: &str, namespace: &str, node: &str, spec: Value) -> Value {
+    let mut pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 5,
+            "tolerations": [{
+                "key": "virtual-kubelet.io/provider",
+                "operator": "Exists",
+                "effect": "NoSchedule",
+            }],
+        },
+    });
+    for (field, value) in spec.as_object().expect("spec fields") {
+        pod["spec"][field] = value.clone();
+    }
+    pod
+}
+
+/// A pod running `/bin/sleep infinity` on `node`, without the service account token
+/// volume (the tests of API volumes are in `cluster_volumes.rs`).
 pub fn sleeper(name: &str, namespace: &str, node: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  nodeName: {node}
-  automountServiceAccountToken: false
-  terminationGracePeriodSeconds: 5
-  tolerations:
-  - key: virtual-kubelet.io/provider
-    operator: Exists
-    effect: NoSchedule
-  containers:
-  - name: main
-    image: /bin/sleep
-    args: [\"infinity\"]
-"
-    )
+    let spec = json!({
+        "automountServiceAccountToken": false,
+        "containers": [{"name": "main", "image": "/bin/sleep", "args": ["infinity"]}],
+    });
+    pod_manifest(name, namespace, node, spec).to_string()
 }
 
 /// The status of condition `type_` of an object, e.g. `Ready` → `True`.
