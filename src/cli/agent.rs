@@ -189,6 +189,7 @@ fn bind_kubelet_api(
         address: SocketAddr::new(args.address, args.kubelet_port),
         serving,
         client_ca,
+        limits: server::Limits::default(),
     };
     Server::bind(
         settings,

@@ -48,6 +48,9 @@ pub enum Error {
     /// A request the kubelet API cannot serve as asked.
     #[error("{0}")]
     BadRequest(String),
+    /// A bound of [`super::Limits`] is reached for now (e.g. followed logs): try later.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// A pod or container this node does not run.
     #[error("{0}")]
     NotFound(String),
@@ -84,6 +87,7 @@ impl Error {
             Error::Serve(_) => "ServeFailed",
             Error::BadRequest(_) => "BadRequest",
             Error::NotFound(_) => "NotFound",
+            Error::TooManyRequests(_) => "TooManyRequests",
             Error::Api { .. } => "ServiceUnavailable",
             Error::Local { .. } => "InternalError",
         }
@@ -93,7 +97,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Api { .. } | Error::Local { .. } | Error::Serve(_)
+            Error::Api { .. } | Error::Local { .. } | Error::Serve(_) | Error::TooManyRequests(_)
         )
     }
 
@@ -102,6 +106,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Api { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }

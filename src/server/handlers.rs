@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State as Shared};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_server::tls::TlsInfo;
@@ -32,7 +32,14 @@ pub async fn authenticate(
         .and_then(|tls| tls.peer_certificates.first())
         .and_then(|der| user_from_cert(der));
     let response = match (&user, Attributes::of(&method, &path)) {
-        (None, _) => status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
+        // No certificate, no second request: the connection closes after this answer.
+        (None, _) => {
+            let mut response = status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
         (Some(_), None) => status(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
@@ -156,6 +163,17 @@ async fn logs(
         action: "find the pod's UID",
         message: err.to_string(),
     })?;
+    let follow_permit =
+        if options.follow {
+            let max = state.limits.max_follow_streams;
+            Some(state.follow_streams.clone().try_acquire_owned().map_err(|_| {
+            Error::TooManyRequests(format!(
+                "this node already streams {max} followed logs, its most; try again later"
+            ))
+        })?)
+        } else {
+            None
+        };
     let since_us = options.since_us(pod::now());
     let args = journalctl_args(
         unit.status.name.as_str(),
@@ -163,7 +181,7 @@ async fn logs(
         &options,
         since_us,
     );
-    stream_log(args, &options, since_us)
+    stream_log(args, &options, since_us, &state.limits, follow_permit)
 }
 
 /// The units of the pods systemk runs, with what their `[X-Kubernetes]` sections say.
@@ -182,7 +200,14 @@ fn error_response(err: &Error) -> Response {
     if err.status().is_server_error() {
         tracing::warn!(error = %err, "kubelet API request failed");
     }
-    status(err.status(), err.reason(), &err.to_string())
+    let mut response = status(err.status(), err.reason(), &err.to_string());
+    if err.status() == StatusCode::TOO_MANY_REQUESTS {
+        // As the API server answers 429: when to try again, in seconds.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// A Kubernetes `Status` object as the body of an error.

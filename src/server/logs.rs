@@ -2,18 +2,22 @@
 //! journal of its unit with `journalctl` (argv only, no shell), matched on the unit AND
 //! the running pod's UID (`SYSTEMK_POD_UID`, set by `LogExtraFields=`), so an earlier pod
 //! of the same name never leaks in. The body streams; with `follow=true` until the client
-//! goes away, and then the `journalctl` child is killed. Layer 6.
+//! goes away, and then the `journalctl` child is killed. What one read may cost is bounded
+//! by [`Limits`]: bytes per line and per entry read, bytes of a read that sets no
+//! `limitBytes`, and (in the handler) the number of followed logs. Layer 6.
 
 use std::process::Stdio;
 
 use axum::body::{Body, Bytes};
 use futures::stream::{self, Stream};
 use k8s_openapi::jiff::Timestamp;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::error::{Error, Result};
-use super::journal::entry_line;
+use super::journal::{LineFormat, entry_line, oversized_entry_line};
+use super::limits::Limits;
 
 /// The kubelet's log query parameters (`PodLogOptions` as the API server passes them on).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -151,8 +155,17 @@ pub fn journalctl_args(
     args
 }
 
-/// Starts `journalctl` for the log and returns the streaming body.
-pub fn stream_log(args: Vec<String>, options: &LogOptions, since_us: Option<i64>) -> Result<Body> {
+/// Starts `journalctl` for the log and returns the streaming body, bounded by `limits`:
+/// lines by `max_line_bytes`, a read without `follow` and `limitBytes` by
+/// `default_log_bytes` (and then a closing notice). `follow_permit` is held until the
+/// stream ends or the client goes away.
+pub fn stream_log(
+    args: Vec<String>,
+    options: &LogOptions,
+    since_us: Option<i64>,
+    limits: &Limits,
+    follow_permit: Option<OwnedSemaphorePermit>,
+) -> Result<Body> {
     let mut child = Command::new("journalctl")
         .args(&args)
         .stdin(Stdio::null())
@@ -169,23 +182,51 @@ pub fn stream_log(args: Vec<String>, options: &LogOptions, since_us: Option<i64>
         action: "run journalctl",
         message: "no stdout".to_owned(),
     })?;
+    let (remaining, cut_notice) = match (options.limit_bytes, options.follow) {
+        (Some(limit), _) => (Some(limit), None),
+        (None, true) => (None, None),
+        (None, false) => (
+            Some(limits.default_log_bytes),
+            Some(default_bound_notice(limits.default_log_bytes)),
+        ),
+    };
     let state = LogStream {
-        entries: BufReader::new(stdout).split(b'\n'),
+        entries: BufReader::new(stdout),
         child,
-        timestamps: options.timestamps,
-        since_us,
-        remaining: options.limit_bytes,
+        format: LineFormat {
+            timestamps: options.timestamps,
+            since_us,
+            max_line_bytes: limits.max_line_bytes,
+        },
+        max_entry_bytes: limits.max_entry_bytes,
+        remaining,
+        cut_notice,
+        at_line_start: true,
+        _follow_permit: follow_permit,
     };
     Ok(Body::from_stream(lines(state)))
 }
 
+/// What ends a log cut by the default bound, so nobody mistakes it for the whole log.
+fn default_bound_notice(bytes: u64) -> String {
+    format!(
+        "[systemk: the log was cut after {bytes} bytes; ask with tailLines, sinceSeconds or limitBytes for the rest]\n"
+    )
+}
+
 struct LogStream {
-    entries: tokio::io::Split<BufReader<ChildStdout>>,
+    entries: BufReader<ChildStdout>,
     child: Child,
-    timestamps: bool,
-    since_us: Option<i64>,
-    /// Bytes still allowed by `limitBytes`.
+    format: LineFormat,
+    max_entry_bytes: usize,
+    /// Bytes still allowed by `limitBytes` or the default bound.
     remaining: Option<u64>,
+    /// Sent once when the default bound cut the log (never for `limitBytes`).
+    cut_notice: Option<String>,
+    /// Whether what was sent so far ends with a newline.
+    at_line_start: bool,
+    /// A `follow` stream's share of [`Limits::max_follow_streams`].
+    _follow_permit: Option<OwnedSemaphorePermit>,
 }
 
 fn lines(state: LogStream) -> impl Stream<Item = std::io::Result<Bytes>> {
@@ -193,20 +234,17 @@ fn lines(state: LogStream) -> impl Stream<Item = std::io::Result<Bytes>> {
         let mut state = state?;
         loop {
             if state.remaining == Some(0) {
-                return None;
+                // Dropping the state kills journalctl.
+                let mut notice = state.cut_notice.take()?;
+                if !state.at_line_start {
+                    notice.insert(0, '\n');
+                }
+                return Some((Ok(Bytes::from(notice)), None));
             }
-            match state.entries.next_segment().await {
-                Ok(Some(entry)) => {
-                    let Some(mut line) = entry_line(&entry, state.timestamps, state.since_us)
-                    else {
-                        continue;
-                    };
-                    if let Some(remaining) = state.remaining.as_mut() {
-                        let keep = usize::try_from(*remaining).unwrap_or(usize::MAX);
-                        line.truncate(keep);
-                        *remaining -= line.len() as u64;
-                    }
-                    return Some((Ok(Bytes::from(line)), Some(state)));
+            let line = match read_entry(&mut state.entries, state.max_entry_bytes).await {
+                Ok(Some(Entry::Whole(entry))) => entry_line(&entry, &state.format),
+                Ok(Some(Entry::Oversized(prefix))) => {
+                    oversized_entry_line(&prefix, state.max_entry_bytes, &state.format)
                 }
                 Ok(None) => {
                     // Reap journalctl; it has exited.
@@ -214,9 +252,64 @@ fn lines(state: LogStream) -> impl Stream<Item = std::io::Result<Bytes>> {
                     return None;
                 }
                 Err(err) => return Some((Err(err), None)),
+            };
+            let Some(mut line) = line else {
+                continue;
+            };
+            if let Some(remaining) = state.remaining.as_mut() {
+                let keep = usize::try_from(*remaining).unwrap_or(usize::MAX);
+                line.truncate(keep);
+                *remaining -= line.len() as u64;
             }
+            state.at_line_start = line.last() == Some(&b'\n');
+            return Some((Ok(Bytes::from(line)), Some(state)));
         }
     })
+}
+
+/// One line of journalctl's output.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    /// The whole line, without its newline.
+    Whole(Vec<u8>),
+    /// The first `max` bytes of a longer line; the rest was read and dropped.
+    Oversized(Vec<u8>),
+}
+
+/// Reads the next line of `reader`, keeping at most `max` bytes of it in memory; `None`
+/// at the end.
+async fn read_entry<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Entry>> {
+    let mut entry = Vec::new();
+    let mut oversized = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            // A last line without a newline still counts.
+            return Ok(match (entry.is_empty() && !oversized, oversized) {
+                (true, _) => None,
+                (false, true) => Some(Entry::Oversized(entry)),
+                (false, false) => Some(Entry::Whole(entry)),
+            });
+        }
+        let (chunk, used, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(at) => (&available[..at], at + 1, true),
+            None => (available, available.len(), false),
+        };
+        let room = max.saturating_sub(entry.len());
+        oversized |= chunk.len() > room;
+        entry.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        reader.consume(used);
+        if done {
+            return Ok(Some(if oversized {
+                Entry::Oversized(entry)
+            } else {
+                Entry::Whole(entry)
+            }));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -315,5 +408,31 @@ mod tests {
         let args = journalctl_args("u.service", "1", &tail, None);
         assert!(args.contains(&"--lines=3".to_owned()));
         assert!(!args.contains(&"--no-tail".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn entries_are_read_whole_or_cut_at_the_bound() {
+        let mut input: &[u8] = b"short\n0123456789abcdef\n\nlast";
+        let mut entries = Vec::new();
+        while let Some(entry) = read_entry(&mut input, 10).await.unwrap() {
+            entries.push(entry);
+        }
+        assert_eq!(
+            entries,
+            [
+                Entry::Whole(b"short".to_vec()),
+                Entry::Oversized(b"0123456789".to_vec()),
+                Entry::Whole(Vec::new()),
+                Entry::Whole(b"last".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_default_bound_notice_names_the_way_out() {
+        let notice = default_bound_notice(10);
+        assert!(
+            notice.contains("after 10 bytes") && notice.ends_with("limitBytes for the rest]\n")
+        );
     }
 }

@@ -3,13 +3,16 @@
 //! verified against the client CA ([`tls`], [`client_ca`]) and are authorized like the
 //! kubelet's webhook mode ([`auth`]); there is no anonymous access to anything. Serves
 //! `/healthz`, `/pods` and `/containerLogs/{namespace}/{pod}/{container}` ([`logs`]); it
-//! reads what the reconciler and systemd know and changes nothing.
+//! reads what the reconciler and systemd know and changes nothing. Every connection and
+//! every log read is bounded by [`Limits`] ([`conn`], [`logs`]).
 
 pub mod auth;
 pub mod client_ca;
+mod conn;
 mod error;
 mod handlers;
 pub mod journal;
+pub mod limits;
 pub mod logs;
 pub mod tls;
 
@@ -21,10 +24,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rustls::pki_types::CertificateDer;
+use tokio::sync::Semaphore;
 
 pub use error::{Error, Result};
+pub use limits::Limits;
 
 use crate::pod::PodDirs;
 use crate::systemd::Systemd;
@@ -33,6 +38,9 @@ use tls::ServingCert;
 
 /// How long open requests (a followed log) may go on after shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// hyper's smallest read buffer (it panics below), 8 KiB.
+const MIN_HYPER_BUFFER: usize = 8192;
 
 /// What the server reads to answer.
 pub struct State {
@@ -44,6 +52,10 @@ pub struct State {
     pub unit_dir: PathBuf,
     /// Who may do what.
     pub authorizer: Authorizer,
+    /// The bounds on callers.
+    pub limits: Arc<Limits>,
+    /// One permit per `follow=true` log stream that may be open.
+    pub follow_streams: Arc<Semaphore>,
 }
 
 /// Where and how the server listens.
@@ -55,6 +67,8 @@ pub struct Settings {
     /// The client CA from `--client-ca-file`; `None` reads it from the cluster, when
     /// there is one.
     pub client_ca: Option<Vec<CertificateDer<'static>>>,
+    /// The bounds on callers; [`Limits::default`] in systemk.
+    pub limits: Limits,
 }
 
 /// A bound, not yet serving kubelet API.
@@ -112,6 +126,8 @@ impl Server {
                 dirs,
                 unit_dir,
                 authorizer,
+                follow_streams: Arc::new(Semaphore::new(settings.limits.max_follow_streams)),
+                limits: Arc::new(settings.limits),
             }),
         })
     }
@@ -143,11 +159,24 @@ impl Server {
                 },
             ));
         }
+        let limits = self.state.limits.clone();
         let app = router(self.state);
         tracing::info!(%address, "kubelet API listening");
-        axum_server::from_tcp_rustls(self.listener, self.tls)
+        let acceptor = conn::GuardAcceptor::new(RustlsAcceptor::new(self.tls), limits.clone());
+        // HTTP/1.1 only, as ALPN says: the deadlines in `conn` are HTTP/1's request cycle.
+        let mut server = axum_server::from_tcp(self.listener)
             .map_err(Error::Serve)?
+            .acceptor(acceptor)
             .handle(handle)
+            .http1_only();
+        server
+            .http_builder()
+            .http1()
+            // `conn` keeps the header deadline; hyper's would also cut idle keep-alives.
+            .header_read_timeout(None)
+            // hyper refuses a buffer under 8 KiB.
+            .max_buf_size(limits.max_request_head_bytes.max(MIN_HYPER_BUFFER));
+        server
             .serve(app.into_make_service())
             .await
             .map_err(Error::Serve)
@@ -167,5 +196,7 @@ fn router(state: Arc<State>) -> Router {
             state.clone(),
             handlers::authenticate,
         ))
+        // Outermost: a request holds its connection busy until its body has been sent.
+        .layer(axum::middleware::from_fn(conn::track))
         .with_state(state)
 }
