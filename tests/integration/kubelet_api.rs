@@ -31,13 +31,13 @@ const START: Duration = Duration::from_secs(10);
 const SLOW: Duration = Duration::from_secs(40);
 
 /// A certificate authority for client certificates.
-struct TestCa {
+pub(crate) struct TestCa {
     issuer: Issuer<'static, KeyPair>,
-    pem: String,
+    pub(crate) pem: String,
 }
 
 impl TestCa {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -50,8 +50,13 @@ impl TestCa {
         }
     }
 
+    /// A client certificate and its key as reqwest's identity.
+    pub(crate) fn client(&self, cn: &str, group: &str) -> reqwest::Identity {
+        reqwest::Identity::from_pem(self.client_pem(cn, group).as_bytes()).unwrap()
+    }
+
     /// A client certificate and its key, in one PEM, for user `cn` in group `group`.
-    fn client(&self, cn: &str, group: &str) -> reqwest::Identity {
+    pub(crate) fn client_pem(&self, cn: &str, group: &str) -> String {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         params
@@ -60,8 +65,7 @@ impl TestCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let pem = format!("{}{}", cert.pem(), key.serialize_pem());
-        reqwest::Identity::from_pem(pem.as_bytes()).unwrap()
+        format!("{}{}", cert.pem(), key.serialize_pem())
     }
 }
 

@@ -13,6 +13,7 @@ mod engine;
 mod examples;
 mod harness;
 mod kubelet_api;
+mod kubelet_api_limits;
 mod package;
 mod pods_cmd;
 mod static_pods;
