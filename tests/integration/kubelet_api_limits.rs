@@ -99,12 +99,11 @@ impl Api {
         for cert in CertificateDer::pem_slice_iter(&self.serving.chain_pem) {
             roots.add(cert.unwrap()).unwrap();
         }
-        let builder = ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
+        let builder =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots);
         let config = if with_cert {
             let pem = self.ca.client_pem("admin", "system:masters");
             let chain = CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -197,7 +196,11 @@ async fn silent_slow_and_anonymous_clients_are_cut_off() {
             .unwrap();
         // The attack itself waits between lines; the test stops at the first refused write.
         while stream.write_all(b"X-Slow: 1\r\n").is_ok() && stream.flush().is_ok() {
-            assert!(start.elapsed() < SHORT + SLACK, "still accepted after {:?}", start.elapsed());
+            assert!(
+                start.elapsed() < SHORT + SLACK,
+                "still accepted after {:?}",
+                start.elapsed()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         start.elapsed()
@@ -324,7 +327,11 @@ async fn log_reads_are_bounded_per_line_per_read_and_in_followers() {
     assert_eq!(body, format!("{long}short\nmore-more{notice}"));
 
     // One followed log at a time; the second waits for the first to go.
-    let first = client.get(format!("{logs}?follow=true")).send().await.unwrap();
+    let first = client
+        .get(format!("{logs}?follow=true"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     let (status, body) = get("?follow=true").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
@@ -333,7 +340,11 @@ async fn log_reads_are_bounded_per_line_per_read_and_in_followers() {
     assert_eq!(get("?tailLines=1").await.0, StatusCode::OK);
     drop(first);
     wait_for(DEADLINE, "the follow slot to be free again", || async {
-        let response = client.get(format!("{logs}?follow=true")).send().await.ok()?;
+        let response = client
+            .get(format!("{logs}?follow=true"))
+            .send()
+            .await
+            .ok()?;
         (response.status() == StatusCode::OK).then_some(())
     })
     .await;
