@@ -1,7 +1,8 @@
 //! The kubelet API under abuse (issue 10, point 8): the real server, in this process with
 //! shrunken [`Limits`], over a pod run by the real engine in the sandbox's systemd. A TCP
 //! connection that never starts TLS is dropped, a client trickling its request head is cut
-//! off, a client without a certificate gets one 401 and the connection closes, connections
+//! off, a kept-alive connection is closed after its idle time, a client without a
+//! certificate gets one 401 and the connection closes, connections
 //! past the cap are closed at once, a second followed log gets 429 until the first goes
 //! away, an overlong journal line is cut and says so, and a read without `limitBytes`
 //! stops at the default bound with a notice. The clients here are rustls over blocking
@@ -164,7 +165,8 @@ fn short_limits() -> Limits {
     Limits {
         tls_handshake_timeout: SHORT,
         header_read_timeout: SHORT,
-        idle_timeout: SHORT,
+        // Longer than the header deadline, so the test sees which one closes a connection.
+        idle_timeout: SHORT * 2,
         ..Limits::default()
     }
 }
@@ -231,6 +233,35 @@ async fn silent_slow_and_anonymous_clients_are_cut_off() {
     assert!(answer.starts_with("http/1.1 401"), "{answer}");
     assert!(answer.contains("connection: close"), "{answer}");
     assert!(took < SLACK, "closed only after {took:?}");
+
+    // A kept-alive connection is closed after its idle time, not the header deadline.
+    let idle = api.clone();
+    let took = tokio::task::spawn_blocking(move || {
+        let mut stream = idle.tls(true);
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The answer streams (chunked): it ends with the last, empty chunk.
+        while !seen.ends_with(b"0\r\n\r\n") {
+            let n = std::io::Read::read(&mut stream, &mut buf).unwrap();
+            assert!(
+                n > 0,
+                "closed before the answer: {:?}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+        assert!(seen.starts_with(b"HTTP/1.1 200"), "{seen:?}");
+        read_until_closed(&mut stream).1
+    })
+    .await
+    .unwrap();
+    assert!(
+        took >= SHORT * 2 - Duration::from_millis(100) && took < SHORT * 2 + SLACK,
+        "idle connection closed after {took:?}"
+    );
 
     // Those who behave are served, and their connection is kept between requests.
     let client = api.client();
