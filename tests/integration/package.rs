@@ -189,7 +189,9 @@ async fn path_image_installs_nothing() {
         installed.image_id
     );
     assert_eq!(installed.package, None);
-    let plain = cache.path().join("not-executable");
+    // Not in /tmp: a path image's directories must not be writable by others.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let plain = dir.path().join("not-executable");
     std::fs::write(&plain, "data").unwrap();
     let plain = image(plain.to_str().unwrap());
     let err = installer(cache.path(), None)
