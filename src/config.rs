@@ -134,6 +134,21 @@ pub struct AgentArgs {
     /// Where downloaded .deb files are cached.
     #[arg(long, env = "SYSTEMK_CACHE_DIR", value_name = "DIR", default_value = DEFAULT_CACHE_DIR)]
     pub cache_dir: PathBuf,
+    /// Whether pods may name packages from the apt sources as images.
+    #[arg(long, env = "SYSTEMK_IMAGE_APT", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub image_apt: bool,
+    /// Hosts https .deb images may come from: `*` any, a comma-separated list of host
+    /// names or IPs (exact, case-insensitive), or an empty value for none.
+    #[arg(
+        long,
+        env = "SYSTEMK_IMAGE_HTTPS_HOSTS",
+        value_name = "HOSTS",
+        default_value = "*"
+    )]
+    pub image_https_hosts: String,
+    /// Refuse https images without a `@sha256:` pin (default: allowed, with a warning).
+    #[arg(long, env = "SYSTEMK_IMAGE_REQUIRE_SHA256")]
+    pub image_require_sha256: bool,
     /// Kubeconfig of this node's identity (default: $KUBECONFIG, then ~/.kube/config, when
     /// the file exists). Without one systemk runs only static pods and joins no cluster.
     #[arg(long, env = "SYSTEMK_KUBECONFIG", value_name = "FILE")]
@@ -181,6 +196,15 @@ pub struct AgentArgs {
 }
 
 impl AgentArgs {
+    /// The node's image policy from the `--image-*` flags.
+    pub fn image_policy(&self) -> crate::package::ImagePolicy {
+        crate::package::ImagePolicy {
+            allow_apt: self.image_apt,
+            https_hosts: crate::package::ImagePolicy::parse_https_hosts(&self.image_https_hosts),
+            require_sha256: self.image_require_sha256,
+        }
+    }
+
     /// The kubeconfig to join the cluster with, from `--kubeconfig`, else `$KUBECONFIG`,
     /// else `$HOME/.kube/config`; `env` reads the process environment (a map in tests).
     pub fn kubeconfig_choice(&self, env: impl Fn(&str) -> Option<String>) -> KubeconfigChoice {
@@ -223,6 +247,31 @@ mod tests {
             choice,
             KubeconfigChoice::Explicit("/etc/systemk/kubeconfig".into())
         );
+    }
+
+    #[test]
+    fn image_policy_flags_parse() {
+        let cli = Cli::try_parse_from(["systemk"]).unwrap();
+        assert_eq!(
+            cli.agent.image_policy(),
+            crate::package::ImagePolicy::default()
+        );
+        let cli = Cli::try_parse_from([
+            "systemk",
+            "--image-apt=false",
+            "--image-https-hosts",
+            "debs.example,127.0.0.1",
+            "--image-require-sha256",
+        ])
+        .unwrap();
+        let policy = cli.agent.image_policy();
+        assert!(!policy.allow_apt && policy.require_sha256);
+        assert_eq!(
+            policy.https_hosts,
+            Some(vec!["debs.example".to_owned(), "127.0.0.1".to_owned()])
+        );
+        let cli = Cli::try_parse_from(["systemk", "--image-https-hosts="]).unwrap();
+        assert_eq!(cli.agent.image_policy().https_hosts, Some(Vec::new()));
     }
 
     #[test]

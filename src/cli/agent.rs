@@ -47,6 +47,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     };
     let installer = Installer::new(InstallerConfig {
         deb_cache_dir: args.cache_dir.clone(),
+        policy: args.image_policy(),
+        packages_record: Some(args.paths.state_dir.join("packages")),
         ..InstallerConfig::default()
     })?;
     // D-Bus may come up after systemk at boot.

@@ -28,7 +28,12 @@ fn documented_variables(default_file: &str) -> Vec<&str> {
                 .split_once('=')
                 .map(|(name, _)| name)
         })
-        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
         .collect()
 }
 

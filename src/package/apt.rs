@@ -1,8 +1,11 @@
 //! The apt verb: installing from the apt sources (or a local `.deb` with its dependencies)
-//! non-interactively, one install at a time, under the policy-rc.d guard, waiting for the
-//! dpkg lock, with one `apt-get update` when a package or version is not found. Layer 1.
+//! non-interactively, one install at a time, with the dpkg frontend lock held by systemk
+//! and only then the policy-rc.d guard in place, with one `apt-get update` when a package
+//! or version is not found. apt never removes a package (`--no-remove`) and downgrades
+//! only packages systemk installed itself (the record); otherwise it fails with its own
+//! reason. Layer 1.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +16,9 @@ use super::dpkg;
 use super::error::{Error, Result};
 use super::guard::{DENIED, PolicyGuard};
 use super::installer::{Installed, PackageManager};
+use super::lock::{ARCHIVES_LOCK, DpkgLock, FRONTEND_LOCK};
 use super::process;
+use super::record;
 
 /// How long apt waits for another dpkg user (unattended-upgrades, an admin) to release the
 /// lock before giving up: long enough for a large upgrade to finish.
@@ -30,16 +35,20 @@ const APT_CACHE: &str = "apt-cache";
 pub(crate) struct AptGet {
     serial: Mutex<()>,
     policy_rc_d: PathBuf,
+    /// The record of packages systemk installed; `None` keeps none (nothing is systemk's).
+    record: Option<PathBuf>,
     /// When systemk last refreshed the package lists; sync lock, never held across await.
     last_update: std::sync::Mutex<Option<Instant>>,
 }
 
 impl AptGet {
-    /// An apt-get runner that puts its guard at `policy_rc_d`.
-    pub(crate) fn new(policy_rc_d: PathBuf) -> Self {
+    /// An apt-get runner that puts its guard at `policy_rc_d` and keeps the record of
+    /// its packages at `record`.
+    pub(crate) fn new(policy_rc_d: PathBuf, record: Option<PathBuf>) -> Self {
         Self {
             serial: Mutex::new(()),
             policy_rc_d,
+            record,
             last_update: std::sync::Mutex::new(None),
         }
     }
@@ -82,15 +91,29 @@ impl AptGet {
     }
 
     /// Installs `target` (`name`, `name=version`, or an absolute `.deb` path) with its
-    /// dependencies. The guard and apt-get run in their own task, so a caller that is
-    /// cancelled neither kills dpkg halfway nor removes the guard while dpkg still runs.
+    /// dependencies. The lock, guard and apt-get run in their own task, so a caller that
+    /// is cancelled neither kills dpkg halfway nor removes the guard while dpkg still runs.
     pub(crate) async fn install(&self, package: &str, target: &str) -> Result<()> {
-        let (policy_rc_d, package, target) = (
+        let (policy_rc_d, record, package, target) = (
             self.policy_rc_d.clone(),
+            self.record.clone(),
             package.to_owned(),
             target.to_owned(),
         );
         let task = tokio::spawn(async move {
+            // The guard must never be in place while another package manager runs.
+            let _lock = DpkgLock::acquire(
+                &[Path::new(FRONTEND_LOCK), Path::new(ARCHIVES_LOCK)],
+                DPKG_LOCK_TIMEOUT,
+            )
+            .await?;
+            let recorded = match &record {
+                Some(path) => load_record(path.clone()).await?,
+                None => Default::default(),
+            };
+            let before = dpkg::installed_packages().await?;
+            let allow_downgrades =
+                recorded.contains(&package) && downgrades_only(&target, &recorded).await?;
             let guard_path = policy_rc_d.clone();
             let guard = tokio::task::spawn_blocking(move || PolicyGuard::install(&guard_path))
                 .await
@@ -98,24 +121,40 @@ impl AptGet {
                     what: "installing the policy-rc.d guard",
                     source,
                 })??;
-            let lock_timeout = lock_timeout_option();
-            let args = [
+            let mut args = vec![
                 "install",
                 "-y",
                 "-q",
                 "--no-install-recommends",
-                "--allow-downgrades",
+                // Conflicts fail with apt's reason instead of removing host packages.
+                "--no-remove",
+                // systemk holds the frontend lock; apt would wait for it forever.
                 "-o",
-                &lock_timeout,
+                "Debug::NoLocking=true",
                 "-o",
                 "Dpkg::Options::=--force-confdef",
                 "-o",
                 "Dpkg::Options::=--force-confold",
-                &target,
             ];
-            tracing::info!(package, target, "installing");
-            let out = process::run(APT_GET, &args, &[("DEBIAN_FRONTEND", "noninteractive")]).await;
+            if allow_downgrades {
+                args.push("--allow-downgrades");
+            }
+            args.push(&target);
+            tracing::info!(package, target, allow_downgrades, "installing");
+            let out = process::run(
+                APT_GET,
+                &args,
+                &[
+                    ("DEBIAN_FRONTEND", "noninteractive"),
+                    ("DPKG_FRONTEND_LOCKED", "true"),
+                ],
+            )
+            .await;
             drop(guard);
+            if let Some(path) = record {
+                let after = dpkg::installed_packages().await?;
+                save_record(path, record::updated(&recorded, &before, &after)).await?;
+            }
             let out = out?;
             if !out.status.success() {
                 return Err(Error::InstallFailed {
@@ -163,6 +202,63 @@ pub(crate) async fn installed_after_apt(package: &str) -> Result<String> {
             stderr: "apt-get succeeded but dpkg does not list the package as installed".into(),
             stdout: String::new(),
         })
+}
+
+async fn load_record(path: PathBuf) -> Result<std::collections::BTreeSet<String>> {
+    tokio::task::spawn_blocking(move || record::load(&path))
+        .await
+        .map_err(|source| Error::TaskFailed {
+            what: "reading the package record",
+            source,
+        })?
+}
+
+async fn save_record(path: PathBuf, packages: std::collections::BTreeSet<String>) -> Result<()> {
+    tokio::task::spawn_blocking(move || record::save(&path, &packages))
+        .await
+        .map_err(|source| Error::TaskFailed {
+            what: "writing the package record",
+            source,
+        })?
+}
+
+/// Whether every package installing `target` would downgrade is in `recorded`, by
+/// apt's simulation (no lock, no change).
+async fn downgrades_only(
+    target: &str,
+    recorded: &std::collections::BTreeSet<String>,
+) -> Result<bool> {
+    let args = [
+        "install",
+        "-s",
+        "-q",
+        "--no-install-recommends",
+        "--no-remove",
+        "--allow-downgrades",
+        "-o",
+        "Debug::NoLocking=true",
+        target,
+    ];
+    let out = process::run(APT_GET, &args, &[("DEBIAN_FRONTEND", "noninteractive")]).await?;
+    Ok(downgraded(&out.stdout)
+        .iter()
+        .all(|name| recorded.contains(name)))
+}
+
+/// The packages apt lists under "The following packages will be DOWNGRADED:".
+fn downgraded(stdout: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut inside = false;
+    for line in stdout.lines() {
+        if line.starts_with("The following packages will be DOWNGRADED") {
+            inside = true;
+        } else if inside && line.starts_with(' ') {
+            names.extend(line.split_whitespace().map(str::to_owned));
+        } else {
+            inside = false;
+        }
+    }
+    names
 }
 
 /// Makes apt wait for the dpkg and apt locks instead of failing at once.
@@ -276,6 +372,15 @@ impl PackageManager for Apt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn downgraded_list_read_from_apt_output() {
+        let out = "Reading package lists...\nThe following packages will be DOWNGRADED:\n  \
+                   foo libfoo1\n  bar\nThe following NEW packages will be installed:\n  new\n\
+                   0 upgraded, 1 newly installed, 3 downgraded\n";
+        assert_eq!(downgraded(out), ["foo", "libfoo1", "bar"]);
+        assert!(downgraded("0 upgraded\n").is_empty());
+    }
 
     #[test]
     fn unpinned_accepts_any_installed_version() {

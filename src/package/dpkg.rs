@@ -29,6 +29,29 @@ pub(crate) async fn installed_version(package: &str) -> Result<Option<String>> {
     }
 }
 
+/// Every installed package's name.
+pub(crate) async fn installed_packages() -> Result<std::collections::BTreeSet<String>> {
+    let out = process::run(
+        DPKG_QUERY,
+        &["--show", "--showformat=${db:Status-Status}\t${Package}\n"],
+        &[],
+    )
+    .await?;
+    if !out.status.success() {
+        return Err(Error::QueryFailed {
+            package: "*".to_owned(),
+            program: DPKG_QUERY,
+            stderr: out.stderr,
+        });
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("installed\t"))
+        .map(str::to_owned)
+        .collect())
+}
+
 /// The files and directories `package` owns, as `dpkg-query --listfiles` prints them.
 pub(crate) async fn file_list(package: &str) -> Result<Vec<PathBuf>> {
     let out = process::run(DPKG_QUERY, &["--listfiles", package], &[]).await?;

@@ -152,6 +152,37 @@ pub enum Error {
         /// File names of the units it does ship.
         candidates: Vec<String>,
     },
+    /// The node's image policy does not allow this image.
+    #[error("image {image:?} refused by the node option {option}: {why}")]
+    ImageRefused {
+        /// The image as the pod wrote it.
+        image: String,
+        /// The node option (flag and variable) that refuses it.
+        option: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// A path image, or a directory or symlink on its way, that a non-root user could
+    /// change: not owned by root, or writable by group or others.
+    #[error(
+        "path image {image} refused: {offending} {why}; a path image must be owned by root and not writable by group or others along its whole path"
+    )]
+    UnsafeImagePath {
+        /// The path from the image reference.
+        image: PathBuf,
+        /// The file, directory or symlink that fails the check.
+        offending: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Another program held the dpkg frontend lock for too long.
+    #[error("the dpkg frontend lock {path} stayed held by another program for {waited_secs} s")]
+    DpkgLocked {
+        /// The lock file.
+        path: PathBuf,
+        /// How long systemk waited.
+        waited_secs: u64,
+    },
     /// A local file operation failed.
     #[error("{action} {path} failed")]
     Io {
@@ -184,7 +215,10 @@ impl Error {
             | Self::InstallFailed { .. }
             | Self::DownloadFailed { .. }
             | Self::DownloadStatus { .. }
-            | Self::DownloadTooLarge { .. } => "ErrImagePull",
+            | Self::DownloadTooLarge { .. }
+            | Self::ImageRefused { .. }
+            | Self::UnsafeImagePath { .. }
+            | Self::DpkgLocked { .. } => "ErrImagePull",
             Self::DigestMismatch { .. } => "ImageDigestMismatch",
             Self::PackageNameMismatch { .. } | Self::InvalidDeb { .. } => "InvalidImagePackage",
             Self::NotExecutable { .. } => "ImageNotExecutable",
@@ -211,6 +245,7 @@ impl Error {
             | Self::QueryFailed { .. }
             | Self::DownloadFailed { .. }
             | Self::Io { .. }
+            | Self::DpkgLocked { .. }
             | Self::TaskFailed { .. } => true,
             Self::InvalidImage { .. }
             | Self::Spawn { .. }
@@ -221,7 +256,9 @@ impl Error {
             | Self::InvalidDeb { .. }
             | Self::NotExecutable { .. }
             | Self::AmbiguousVendorUnit { .. }
-            | Self::NoSuchVendorUnit { .. } => false,
+            | Self::NoSuchVendorUnit { .. }
+            | Self::ImageRefused { .. }
+            | Self::UnsafeImagePath { .. } => false,
         }
     }
 

@@ -361,7 +361,7 @@ mod tests {
 
     fn https_deb(cache: &Path) -> HttpsDeb {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let apt_get = Arc::new(AptGet::new(PathBuf::from(POLICY_RC_D)));
+        let apt_get = Arc::new(AptGet::new(PathBuf::from(POLICY_RC_D), None));
         HttpsDeb::new(apt_get, cache.to_owned(), &[]).unwrap()
     }
 

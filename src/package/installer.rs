@@ -12,6 +12,7 @@ use super::guard::POLICY_RC_D;
 use super::https::{DEFAULT_CACHE_DIR, HttpsDeb, HttpsPackage};
 use super::image::ImageRef;
 use super::path::PathImage;
+use super::policy::ImagePolicy;
 use super::vendor;
 
 /// What is on the host for an image after installing (or finding) it.
@@ -112,6 +113,11 @@ pub struct InstallerConfig {
     pub extra_root_certs_pem: Vec<Vec<u8>>,
     /// Where the policy-rc.d guard is placed; [`POLICY_RC_D`] except in tests of the guard.
     pub policy_rc_d: PathBuf,
+    /// Which images the node allows.
+    pub policy: ImagePolicy,
+    /// The record of packages systemk installed (`<state dir>/packages`); only those may
+    /// be downgraded. `None` keeps no record: no package is ever downgraded.
+    pub packages_record: Option<PathBuf>,
 }
 
 impl Default for InstallerConfig {
@@ -120,6 +126,8 @@ impl Default for InstallerConfig {
             deb_cache_dir: PathBuf::from(DEFAULT_CACHE_DIR),
             extra_root_certs_pem: Vec::new(),
             policy_rc_d: PathBuf::from(POLICY_RC_D),
+            policy: ImagePolicy::default(),
+            packages_record: None,
         }
     }
 }
@@ -130,21 +138,31 @@ pub struct Installer {
     apt: Apt,
     https: HttpsDeb,
     path: PathImage,
+    policy: ImagePolicy,
 }
 
 impl Installer {
     /// An installer with `config`. Needs a process-wide rustls crypto provider installed.
     pub fn new(config: InstallerConfig) -> Result<Self> {
-        let apt_get = Arc::new(AptGet::new(config.policy_rc_d));
+        let apt_get = Arc::new(AptGet::new(config.policy_rc_d, config.packages_record));
         Ok(Self {
             apt: Apt::new(apt_get.clone()),
             https: HttpsDeb::new(apt_get, config.deb_cache_dir, &config.extra_root_certs_pem)?,
             path: PathImage,
+            policy: config.policy,
         })
     }
 
-    /// Makes `image` present and describes it.
+    /// A warning about an image the node allows but cannot verify (an unpinned https
+    /// image), for a Warning event.
+    pub fn warning(&self, image: &ImageRef) -> Option<String> {
+        self.policy.warning(image)
+    }
+
+    /// Makes `image` present and describes it; refuses images the node's policy does
+    /// not allow.
     pub async fn install(&self, image: &ImageRef) -> Result<Installed> {
+        self.policy.check(image)?;
         match image {
             ImageRef::Apt { name, version } => {
                 self.apt
@@ -169,6 +187,7 @@ impl Installer {
 
     /// Describes `image` if it is present; never installs, needs no root.
     pub async fn query(&self, image: &ImageRef) -> Result<Option<Installed>> {
+        self.policy.check(image)?;
         match image {
             ImageRef::Apt { name, version } => {
                 self.apt

@@ -12,8 +12,11 @@ mod guard;
 mod https;
 mod image;
 mod installer;
+mod lock;
 mod path;
+mod policy;
 mod process;
+mod record;
 mod vendor;
 
 pub use apt::{Apt, AptPackage};
@@ -23,4 +26,5 @@ pub use https::{DEFAULT_CACHE_DIR, HttpsDeb, HttpsPackage};
 pub use image::ImageRef;
 pub use installer::{Installed, Installer, InstallerConfig, PackageManager};
 pub use path::PathImage;
+pub use policy::ImagePolicy;
 pub use vendor::{VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};

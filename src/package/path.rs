@@ -1,9 +1,12 @@
 //! Path images: an executable already on the host. Nothing is installed; the file must
-//! exist and be executable, and its content hash is the image id. Layer 1.
+//! exist and be executable, and its content hash is the image id. It, every directory
+//! above it and every symlink on the way (and along the symlinks' targets) must be owned
+//! by root and not writable by group or others, so no other user can swap what a pod
+//! runs. Layer 1.
 
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -46,6 +49,8 @@ impl PackageManager for PathImage {
 
 /// The sha256 of `path` in hex, when it is a regular file with an execute bit.
 fn hash_executable(path: &Path) -> Result<String> {
+    let mut symlinks = 0;
+    resolve_root_owned(path, path, &mut symlinks)?;
     let not_executable = |why: String| Error::NotExecutable {
         path: PathBuf::from(path),
         why,
@@ -70,6 +75,81 @@ fn hash_executable(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Linux's limit of symlinks followed in one lookup (`MAXSYMLINKS`).
+const MAX_SYMLINKS: u32 = 40;
+
+/// Walks `path` from `/`, checking each component (and each symlink's target the same
+/// way), and returns the path with its symlinks resolved. A missing component is left
+/// for the open that follows to report.
+fn resolve_root_owned(image: &Path, path: &Path, symlinks: &mut u32) -> Result<PathBuf> {
+    let mut current = PathBuf::from("/");
+    check_owner_and_mode(image, &current)?;
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
+            Component::ParentDir => {
+                current.pop();
+                continue;
+            }
+            Component::Normal(part) => current.push(part),
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&current) else {
+            return Ok(current);
+        };
+        if meta.file_type().is_symlink() {
+            check_owner(image, &current, &meta)?;
+            *symlinks += 1;
+            if *symlinks > MAX_SYMLINKS {
+                return Err(unsafe_path(image, &current, "starts a symlink loop"));
+            }
+            let target = std::fs::read_link(&current).map_err(Error::io("reading", &current))?;
+            let parent = current.parent().unwrap_or(Path::new("/")).to_owned();
+            current = resolve_root_owned(image, &parent.join(target), symlinks)?;
+        } else {
+            check_owner(image, &current, &meta)?;
+            check_mode(image, &current, &meta)?;
+        }
+    }
+    Ok(current)
+}
+
+fn check_owner_and_mode(image: &Path, path: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path).map_err(Error::io("inspecting", path))?;
+    check_owner(image, path, &meta)?;
+    check_mode(image, path, &meta)
+}
+
+fn check_owner(image: &Path, path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    if meta.uid() != 0 {
+        return Err(unsafe_path(
+            image,
+            path,
+            &format!("is owned by uid {}, not root", meta.uid()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_mode(image: &Path, path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(unsafe_path(
+            image,
+            path,
+            &format!("is writable by group or others (mode {mode:04o})"),
+        ));
+    }
+    Ok(())
+}
+
+fn unsafe_path(image: &Path, offending: &Path, why: &str) -> Error {
+    Error::UnsafeImagePath {
+        image: image.to_owned(),
+        offending: offending.to_owned(),
+        why: why.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn executable_file_hashed() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = root_dir();
         let installed = PathImage.install(&file(dir.path(), 0o755)).await.unwrap();
         assert_eq!(
             installed.image_id,
@@ -95,7 +175,7 @@ mod tests {
 
     #[tokio::test]
     async fn file_without_execute_bit_rejected() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = root_dir();
         let err = PathImage
             .install(&file(dir.path(), 0o644))
             .await
@@ -107,9 +187,74 @@ mod tests {
         );
     }
 
+    /// A directory only root can write, for the tests of the ownership walk.
+    fn root_dir() -> tempfile::TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix("systemk-path-image-")
+            .tempdir_in(env!("CARGO_MANIFEST_DIR"))
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    #[tokio::test]
+    async fn group_or_world_writable_directory_on_the_way_refused() {
+        let dir = root_dir();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let tool = file(&open, 0o755);
+        let err = PathImage.install(&tool).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::UnsafeImagePath { offending, .. } if *offending == open),
+            "{err}"
+        );
+        assert_eq!(err.reason(), "ErrImagePull");
+    }
+
+    #[tokio::test]
+    async fn writable_file_refused() {
+        let dir = root_dir();
+        let tool = file(dir.path(), 0o775);
+        let err = PathImage.install(&tool).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::UnsafeImagePath { offending, .. } if *offending == tool),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn symlink_into_writable_directory_refused() {
+        let dir = root_dir();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        let tool = file(&open, 0o755);
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o757)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("open/tool", &link).unwrap();
+        let err = PathImage.install(&link).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::UnsafeImagePath { offending, .. } if *offending == open),
+            "{err}"
+        );
+        let _ = tool;
+    }
+
+    #[tokio::test]
+    async fn system_binaries_through_symlinks_accepted() {
+        // /bin is a symlink to usr/bin on Debian 12, /bin/sh one to dash.
+        if is_root() {
+            PathImage.install(Path::new("/bin/sh")).await.unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn directory_and_missing_file_rejected() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = root_dir();
         assert!(matches!(
             PathImage.install(dir.path()).await,
             Err(Error::NotExecutable { .. })

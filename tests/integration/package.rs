@@ -189,7 +189,9 @@ async fn path_image_installs_nothing() {
         installed.image_id
     );
     assert_eq!(installed.package, None);
-    let plain = cache.path().join("not-executable");
+    // Not in /tmp: a path image's directories must not be writable by others.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let plain = dir.path().join("not-executable");
     std::fs::write(&plain, "data").unwrap();
     let plain = image(plain.to_str().unwrap());
     let err = installer(cache.path(), None)
@@ -330,5 +332,324 @@ async fn https_deb_with_missing_dependency_installs_nothing() {
         "{err}"
     );
     assert_not_installed(&[BROKEN_PACKAGE]);
+    assert_guard_gone(&host_policy);
+}
+
+// Issue 10, point 7: images cannot take over the host's packages.
+
+/// A host package no image may remove or downgrade: installed by the test, not systemk.
+const VICTIM: &str = "systemk-itest-victim";
+/// A package that `Conflicts:` with [`VICTIM`].
+const CONFLICTING: &str = "systemk-itest-conflicting";
+
+/// Builds `<package>_<version>_all.deb` with an optional extra control line.
+fn build_versioned_deb(dir: &Path, package: &str, version: &str, extra: &str) -> Vec<u8> {
+    let root = dir.join(format!("{package}-{version}"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {package}\nVersion: {version}\nArchitecture: all\n\
+             Maintainer: systemk tests <t@example.invalid>\n{extra}\
+             Description: systemk integration test package\n"
+        ),
+    )
+    .unwrap();
+    let deb = dir.join(format!("{package}_{version}_all.deb"));
+    let out = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(deb).unwrap()
+}
+
+/// Installs a .deb the way an admin would (not through systemk).
+fn admin_installs(deb: &[u8], dir: &Path) {
+    let path = dir.join("admin.deb");
+    std::fs::write(&path, deb).unwrap();
+    let out = Command::new("dpkg")
+        .args(["-i"])
+        .arg(&path)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn installer_with(cache: &Path, ca_pem: &str, config: InstallerConfig) -> Installer {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Installer::new(InstallerConfig {
+        deb_cache_dir: cache.to_owned(),
+        extra_root_certs_pem: vec![ca_pem.as_bytes().to_vec()],
+        ..config
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn image_cannot_downgrade_a_host_package_but_may_its_own() {
+    assert_not_installed(&[VICTIM]);
+    let _purge = Purge(vec![VICTIM]);
+    let build = tempfile::tempdir().unwrap();
+    let new = build_versioned_deb(build.path(), VICTIM, "2.0", "");
+    let old = build_versioned_deb(build.path(), VICTIM, "1.0", "");
+    admin_installs(&new, build.path());
+    let server = DebServer::start(
+        Vec::new(),
+        vec![
+            (format!("{VICTIM}_1.0_"), old.clone()),
+            (format!("{VICTIM}_2.0_"), new.clone()),
+        ],
+    )
+    .await;
+    let cache = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let record = state.path().join("packages");
+    let installer = installer_with(
+        cache.path(),
+        server.ca_pem(),
+        InstallerConfig {
+            packages_record: Some(record.clone()),
+            ..InstallerConfig::default()
+        },
+    );
+    let downgrade = image(&server.url(&format!("{VICTIM}_1.0_all.deb")));
+    let err = installer.install(&downgrade).await.unwrap_err();
+    assert_eq!(err.reason(), "ErrImagePull");
+    assert!(
+        matches!(&err, Error::InstallFailed { stderr, .. } if stderr.contains("--allow-downgrades")),
+        "{err}"
+    );
+    assert_eq!(
+        installed_version(VICTIM).as_deref(),
+        Some("2.0"),
+        "host package unchanged"
+    );
+    assert!(
+        !std::fs::read_to_string(&record)
+            .unwrap_or_default()
+            .contains(VICTIM)
+    );
+
+    // A package systemk installed itself may be downgraded by a later image.
+    Purge(vec![VICTIM]);
+    let installed = installer
+        .install(&image(&server.url(&format!("{VICTIM}_2.0_all.deb"))))
+        .await
+        .unwrap();
+    assert!(installed.newly_installed);
+    assert!(
+        std::fs::read_to_string(&record)
+            .unwrap()
+            .lines()
+            .any(|l| l == VICTIM)
+    );
+    installer.install(&downgrade).await.unwrap();
+    assert_eq!(installed_version(VICTIM).as_deref(), Some("1.0"));
+}
+
+#[tokio::test]
+async fn image_conflicting_with_a_host_package_removes_nothing() {
+    assert_not_installed(&[VICTIM, CONFLICTING]);
+    let host_policy = std::fs::read(POLICY_RC_D).ok();
+    let _purge = Purge(vec![CONFLICTING, VICTIM]);
+    let build = tempfile::tempdir().unwrap();
+    admin_installs(
+        &build_versioned_deb(build.path(), VICTIM, "1.0", ""),
+        build.path(),
+    );
+    let conflicting = build_versioned_deb(
+        build.path(),
+        CONFLICTING,
+        "1.0",
+        &format!("Conflicts: {VICTIM}\n"),
+    );
+    let server = DebServer::start(conflicting, Vec::new()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let err = installer(cache.path(), Some(server.ca_pem()))
+        .install(&image(&server.url(&format!("{CONFLICTING}_1.0_all.deb"))))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "ErrImagePull");
+    assert!(
+        matches!(&err, Error::InstallFailed { stderr, stdout, .. }
+            if stderr.contains("remove is disabled") && stdout.contains(VICTIM)),
+        "{err}"
+    );
+    assert_eq!(
+        installed_version(VICTIM).as_deref(),
+        Some("1.0"),
+        "nothing removed"
+    );
+    assert_not_installed(&[CONFLICTING]);
+    assert_guard_gone(&host_policy);
+}
+
+#[tokio::test]
+async fn path_image_in_a_world_writable_directory_is_refused() {
+    let dir = tempfile::Builder::new()
+        .prefix("systemk-itest-path-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    let tool = open.join("tool");
+    std::fs::copy("/bin/true", &tool).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let err = installer(cache.path(), None)
+        .install(&image(tool.to_str().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnsafeImagePath { offending, .. } if *offending == open),
+        "{err}"
+    );
+    assert_eq!(err.reason(), "ErrImagePull");
+}
+
+#[tokio::test]
+async fn https_image_from_a_host_not_allowed_is_refused_before_download() {
+    let build = tempfile::tempdir().unwrap();
+    let server = DebServer::start(
+        build_deb(build.path(), DEB_PACKAGE, DEB_DEPENDENCY),
+        Vec::new(),
+    )
+    .await;
+    let cache = tempfile::tempdir().unwrap();
+    let policy = systemk::package::ImagePolicy {
+        https_hosts: Some(vec!["debs.example".into()]),
+        ..Default::default()
+    };
+    let installer = installer_with(
+        cache.path(),
+        server.ca_pem(),
+        InstallerConfig {
+            policy,
+            ..InstallerConfig::default()
+        },
+    );
+    let err = installer
+        .install(&image(&server.url(&format!("{DEB_PACKAGE}_1.0-1_all.deb"))))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ImageRefused { .. }), "{err}");
+    assert!(err.to_string().contains("--image-https-hosts"), "{err}");
+    assert_eq!(err.reason(), "ErrImagePull");
+    assert_eq!(server.requests(), 0, "nothing downloaded");
+}
+
+#[tokio::test]
+async fn unpinned_https_image_is_refused_when_pins_are_required() {
+    let build = tempfile::tempdir().unwrap();
+    let server = DebServer::start(
+        build_deb(build.path(), DEB_PACKAGE, DEB_DEPENDENCY),
+        Vec::new(),
+    )
+    .await;
+    let cache = tempfile::tempdir().unwrap();
+    let policy = systemk::package::ImagePolicy {
+        require_sha256: true,
+        ..Default::default()
+    };
+    let installer = installer_with(
+        cache.path(),
+        server.ca_pem(),
+        InstallerConfig {
+            policy,
+            ..InstallerConfig::default()
+        },
+    );
+    let err = installer
+        .install(&image(&server.url(&format!("{DEB_PACKAGE}_1.0-1_all.deb"))))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--image-require-sha256"), "{err}");
+    assert_eq!(err.reason(), "ErrImagePull");
+    assert_eq!(server.requests(), 0, "nothing downloaded");
+    assert_not_installed(&[DEB_PACKAGE]);
+}
+
+/// Holds the dpkg frontend lock the way apt does (a POSIX record lock, here from a child
+/// process) until dropped.
+struct AdminHoldsLock(std::process::Child);
+
+impl AdminHoldsLock {
+    fn start() -> Self {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import fcntl,os,sys\nfd=os.open('/var/lib/dpkg/lock-frontend',os.O_RDWR)\n\
+                 fcntl.lockf(fd,fcntl.LOCK_EX)\nprint('held',flush=True)\nsys.stdin.read()\n",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "held");
+        Self(child)
+    }
+}
+
+impl Drop for AdminHoldsLock {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn guard_goes_in_place_only_once_the_dpkg_lock_is_held() {
+    assert_not_installed(&[VICTIM]);
+    let host_policy = std::fs::read(POLICY_RC_D).ok();
+    let _purge = Purge(vec![VICTIM]);
+    let (logs, _log_guard) = Logs::capture();
+    let build = tempfile::tempdir().unwrap();
+    let server = DebServer::start(
+        build_versioned_deb(build.path(), VICTIM, "1.0", ""),
+        Vec::new(),
+    )
+    .await;
+    let cache = tempfile::tempdir().unwrap();
+    let installer = installer(cache.path(), Some(server.ca_pem()));
+    let admin = AdminHoldsLock::start();
+    let url = server.url(&format!("{VICTIM}_1.0_all.deb"));
+    let install = tokio::spawn(async move { installer.install(&image(&url)).await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !logs.text().contains("waiting for another package manager") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never waited:\n{}",
+            logs.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        std::fs::read(POLICY_RC_D).ok(),
+        host_policy,
+        "the admin's apt run must not see systemk's guard"
+    );
+    assert!(!install.is_finished());
+    drop(admin);
+    install.await.unwrap().unwrap();
+    assert_eq!(installed_version(VICTIM).as_deref(), Some("1.0"));
     assert_guard_gone(&host_policy);
 }
