@@ -12,6 +12,7 @@ pub mod env;
 mod error;
 pub mod init_order;
 mod live;
+mod mounts;
 pub mod objects;
 pub mod observe;
 pub mod qos;

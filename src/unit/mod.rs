@@ -18,6 +18,8 @@
 //!   start limit, `RemainAfterExit=yes`, stop timeout, logging).
 //! - `identity.rs`, `env.rs`, `volumes.rs`, `path.rs`, `resources.rs`: the mappings of
 //!   the pod spec's security context, environment, volumes and resources.
+//! - `mount_target.rs`: which mount targets a unit may have without systemd creating
+//!   them on the host.
 //! - `meta.rs`: the `[X-Kubernetes]` section and what `SpecHash` fingerprints.
 
 mod build;
@@ -33,6 +35,7 @@ mod identity;
 #[cfg(test)]
 mod injection;
 mod meta;
+mod mount_target;
 mod name;
 pub mod path;
 mod quantity;
@@ -51,4 +54,5 @@ pub use name::{
     is_dns_label, is_dns_subdomain,
 };
 pub use quantity::{Quantity, QuantityError};
-pub use volumes::{ApiVolumeKind, BindMount, api_volume_path, empty_dir_path};
+pub use mount_target::{HomeProtection, HostFile, HostFiles, check_mount_targets};
+pub use volumes::{ApiVolumeKind, BindMount, api_volume_path, bind_mounts, empty_dir_path};

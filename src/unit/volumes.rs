@@ -19,7 +19,9 @@
 //!   Every other volume kind is refused with its name.
 //!
 //! Note: systemd creates a missing mount point (directory, or empty file for a file
-//! source) at the target path before binding, on the host's file system.
+//! source) at the target path before binding, on the host's file system: the pod layer
+//! checks every target with [`check_mount_targets`](super::check_mount_targets) before
+//! a unit is written.
 //!
 //! Layer 2: pure: computes paths, creates nothing.
 
@@ -83,6 +85,11 @@ pub struct BindMount {
     pub target: String,
     /// Mounted read-only.
     pub read_only: bool,
+    /// The volume it comes from.
+    pub volume: String,
+    /// Whether the source is the pod's own (an emptyDir): a mount point systemd creates
+    /// below this mount lands in the pod's directory, not in a host directory.
+    pub pod_owned: bool,
 }
 
 impl BindMount {
@@ -176,6 +183,8 @@ pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<V
             source,
             target,
             read_only: forced_read_only || mount.read_only.unwrap_or(false),
+            volume: name.clone(),
+            pod_owned: is_empty_dir,
         });
     }
     Ok(mounts)

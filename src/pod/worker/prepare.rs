@@ -6,7 +6,8 @@
 use super::*;
 use crate::pod::env::{EnvFacts, resolve_container};
 use crate::pod::objects::fetch_referenced;
-use crate::unit::unit_identity;
+use crate::pod::mounts::check_targets;
+use crate::unit::{HomeProtection, bind_mounts, unit_identity};
 
 use super::volumes::{VolumeFailures, sync_volumes};
 
@@ -72,6 +73,8 @@ pub(super) async fn prepare(
     let mut wanted = BTreeSet::new();
     let mut to_write: Vec<(UnitName, String)> = Vec::new();
     let mut changed = Vec::new();
+    // Containers whose unit was built, with how their unit hides /home.
+    let mut built: Vec<(String, HomeProtection)> = Vec::new();
     for container in containers(pod) {
         let name = unit_name(pod, container.container)?;
         let existing = existing_meta(&ctx.unit_dir, &name).await;
@@ -84,6 +87,7 @@ pub(super) async fn prepare(
                     container.container.name.clone(),
                     unit_identity(&unit, ctx.users.as_ref()),
                 );
+                built.push((container.container.name.clone(), HomeProtection::of(&unit)));
                 let rendered = unit.render();
                 if existing.map(|meta| meta.spec_hash) != spec_hash_of(&unit) {
                     if state.units.contains(&name) {
@@ -110,7 +114,20 @@ pub(super) async fn prepare(
     // a container whose volume cannot be written waits, like one whose image failed.
     let failures = sync_volumes(ctx, uid, pod, state).await;
     for container in containers(pod) {
-        let Some((volume, why)) = failed_mount(container, &failures) else {
+        let message = if let Some((volume, why)) = failed_mount(container, &failures) {
+            let message = format!("MountVolume.SetUp failed for volume {volume:?}: {why}");
+            state.event(pod, EventKind::Warning, "FailedMount", message.clone());
+            message
+        } else if let Some((_, home)) = built.iter().find(|(c, _)| *c == container.container.name)
+        {
+            // With every source in place, no target may make systemd change the host.
+            let Err(err) = check_container_mounts(pod, container, &pod_dir, *home) else {
+                continue;
+            };
+            tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "refusing a mount target");
+            state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
+            err.to_string()
+        } else {
             continue;
         };
         let name = unit_name(pod, container.container)?;
@@ -119,8 +136,6 @@ pub(super) async fn prepare(
         if !state.units.contains(&name) {
             wanted.remove(&name);
         }
-        let message = format!("MountVolume.SetUp failed for volume {volume:?}: {why}");
-        state.event(pod, EventKind::Warning, "FailedMount", message.clone());
         state.problems.insert(
             container.container.name.clone(),
             Problem {
@@ -174,6 +189,17 @@ pub(super) async fn prepare(
         state.failed_prepares = state.failed_prepares.saturating_add(1);
     }
     Ok(())
+}
+
+/// Checks the mount targets of `container` on the host (`pod::mounts`).
+fn check_container_mounts(
+    pod: &Pod,
+    container: ContainerRef<'_>,
+    pod_dir: &Path,
+    home: HomeProtection,
+) -> Result<()> {
+    let mounts = bind_mounts(pod, container.container, pod_dir)?;
+    check_targets(&mounts, home)
 }
 
 /// The first volume `container` mounts that failed, with why.
