@@ -37,7 +37,10 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         allocatable: super::agent::node_allocatable(),
     };
     let installer = Installer::new(InstallerConfig::default())?;
-    let dirs = PodDirs::new(Path::new(crate::config::DEFAULT_STATE_DIR));
+    let dirs = PodDirs::new(
+        Path::new(crate::config::DEFAULT_STATE_DIR),
+        Path::new(crate::config::DEFAULT_RUNTIME_DIR),
+    );
     let mut out = String::new();
     for item in &items {
         match item {

@@ -15,6 +15,7 @@ mod harness;
 mod kubelet_api;
 mod package;
 mod pods_cmd;
+mod secrets;
 mod static_pods;
 mod support;
 mod systemd;
