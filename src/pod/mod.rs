@@ -19,6 +19,7 @@ pub mod qos;
 mod reconciler;
 mod records;
 pub mod restart;
+mod subpath;
 pub mod status;
 pub mod volumes;
 mod worker;

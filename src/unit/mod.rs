@@ -55,4 +55,7 @@ pub use name::{
 };
 pub use quantity::{Quantity, QuantityError};
 pub use mount_target::{HomeProtection, HostFile, HostFiles, check_mount_targets};
-pub use volumes::{ApiVolumeKind, BindMount, api_volume_path, bind_mounts, empty_dir_path};
+pub use volumes::{
+    ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts,
+    empty_dir_path, subpath_staging_path,
+};

@@ -65,6 +65,7 @@ fn bind(volume: &str, source: &str, target: &str) -> BindMount {
         read_only: false,
         volume: volume.into(),
         pod_owned: source.starts_with(EMPTY),
+        sub_path: None,
     }
 }
 
