@@ -19,8 +19,8 @@ pub mod qos;
 mod reconciler;
 mod records;
 pub mod restart;
-mod subpath;
 pub mod status;
+mod subpath;
 pub mod volumes;
 mod worker;
 

@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(host.lstat(&path("good")), Ok(HostFile::Symlink));
         assert_eq!(host.stat(&path("dangling")), Ok(HostFile::Missing));
         assert_eq!(host.stat(&path("missing")), Ok(HostFile::Missing));
-        assert_eq!(host.stat(&format!("{}/below", path("file"))), Ok(HostFile::Missing));
+        assert_eq!(
+            host.stat(&format!("{}/below", path("file"))),
+            Ok(HostFile::Missing)
+        );
         assert_eq!(
             host.stat(dir.path().to_str().unwrap()),
             Ok(HostFile::Directory)

@@ -181,7 +181,9 @@ fn unmount_all(path: &Path) -> io::Result<()> {
             Err(err) => return Err(err.into()),
         }
     }
-    Err(io::Error::other("too many mounts stacked on the staging path"))
+    Err(io::Error::other(
+        "too many mounts stacked on the staging path",
+    ))
 }
 
 /// An empty directory or file at `path` to bind onto, of the staged file's kind.

@@ -49,13 +49,13 @@ pub use exec::compose_exec_start;
 pub use file::{Section, UnitFile};
 pub use identity::{SystemUsers, UserDb, unit_identity};
 pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};
+pub use mount_target::{HomeProtection, HostFile, HostFiles, check_mount_targets};
 pub use name::{
     DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName,
     is_dns_label, is_dns_subdomain,
 };
 pub use quantity::{Quantity, QuantityError};
-pub use mount_target::{HomeProtection, HostFile, HostFiles, check_mount_targets};
 pub use volumes::{
-    ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts,
-    empty_dir_path, subpath_staging_path,
+    ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts, empty_dir_path,
+    subpath_staging_path,
 };

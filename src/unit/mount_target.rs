@@ -103,7 +103,10 @@ fn check_one(
         HostFile::Directory => true,
         HostFile::NonDirectory | HostFile::Symlink => false,
         HostFile::Missing => {
-            return Err(refuse(format!("its source {} does not exist", mount.source)));
+            return Err(refuse(format!(
+                "its source {} does not exist",
+                mount.source
+            )));
         }
     };
     let fits = |found: HostFile, where_: &str| match (source_is_dir, found) {
@@ -201,7 +204,8 @@ fn below_pod_volume(
 
 /// Whether normalised absolute `path` lies strictly below `dir`.
 fn below(path: &str, dir: &str) -> bool {
-    path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn at_or_below(path: &str, dir: &str) -> bool {

@@ -197,9 +197,9 @@ pub fn bind_mounts(
             let sub = path::relative(&format!("subPath of volume mount {name}"), sub)?;
             check_dns_label("container name", &container.name)?;
             let staging = subpath_staging_path(runtime_pod_dir, name, &container.name, index);
-            let staging = staging.to_str().ok_or_else(|| {
-                invalid(name, "the pod's runtime directory is not UTF-8".into())
-            })?;
+            let staging = staging
+                .to_str()
+                .ok_or_else(|| invalid(name, "the pod's runtime directory is not UTF-8".into()))?;
             sub_path = Some(SubPath {
                 volume_root: source,
                 path: sub,

@@ -13,6 +13,7 @@ mod engine;
 mod examples;
 mod harness;
 mod kubelet_api;
+mod mounts;
 mod package;
 mod pods_cmd;
 mod secrets;

@@ -5,11 +5,11 @@
 
 use super::*;
 use crate::pod::env::{EnvFacts, resolve_container};
-use crate::pod::objects::fetch_referenced;
 use crate::pod::mounts::check_targets;
+use crate::pod::objects::fetch_referenced;
 use crate::pod::subpath;
-use std::path::PathBuf;
 use crate::unit::{HomeProtection, bind_mounts, unit_identity};
+use std::path::PathBuf;
 
 use super::volumes::{VolumeFailures, sync_volumes};
 
@@ -90,7 +90,8 @@ pub(super) async fn prepare(
             existing.as_ref(),
             state,
         )
-        .await {
+        .await
+        {
             Ok((unit, image_id)) => {
                 state
                     .image_ids
@@ -130,10 +131,11 @@ pub(super) async fn prepare(
             let message = format!("MountVolume.SetUp failed for volume {volume:?}: {why}");
             state.event(pod, EventKind::Warning, "FailedMount", message.clone());
             message
-        } else if let Some((_, home)) = built.iter().find(|(c, _)| *c == container.container.name)
-        {
+        } else if let Some((_, home)) = built.iter().find(|(c, _)| *c == container.container.name) {
             // With every source in place, no target may make systemd change the host.
-            let Err(err) = check_container_mounts(pod, container, (&pod_dir, &runtime_pod_dir), *home) else {
+            let Err(err) =
+                check_container_mounts(pod, container, (&pod_dir, &runtime_pod_dir), *home)
+            else {
                 continue;
             };
             tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "refusing a mount target");

@@ -130,7 +130,12 @@ fn dangling_symlinks_are_refused_and_good_ones_followed() {
     let dangling = host().link("/etc/link", "/etc/missing");
     refused_on(&[bind("e", EMPTY, "/etc/link")], &dangling);
     let good = host().link("/etc/link", "/srv/data");
-    check(&[bind("e", EMPTY, "/etc/link")], HomeProtection::Tmpfs, &good).unwrap();
+    check(
+        &[bind("e", EMPTY, "/etc/link")],
+        HomeProtection::Tmpfs,
+        &good,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -170,7 +175,12 @@ fn protect_home_yes_makes_home_inaccessible() {
 
 #[test]
 fn kernel_interfaces_are_refused() {
-    for target in ["/proc", "/proc/sys/kernel", "/sys/fs/cgroup", "/proc/1/root/etc"] {
+    for target in [
+        "/proc",
+        "/proc/sys/kernel",
+        "/sys/fs/cgroup",
+        "/proc/1/root/etc",
+    ] {
         let why = refused(&[bind("e", EMPTY, target)]);
         assert!(why.contains("kernel"), "{why}");
     }
@@ -183,7 +193,11 @@ fn kernel_interfaces_are_refused() {
 fn below_an_empty_dir_mount_points_are_made_in_the_volume() {
     ok(&[
         bind("e", EMPTY, "/srv/data"),
-        bind("c", &format!("{CONFIG}/app.conf"), "/srv/data/conf/app.conf"),
+        bind(
+            "c",
+            &format!("{CONFIG}/app.conf"),
+            "/srv/data/conf/app.conf",
+        ),
     ]);
     // Nested in a private place: the emptyDir decides, not /tmp.
     ok(&[bind("e", EMPTY, "/tmp/d"), bind("c", CONFIG, "/tmp/d/c")]);
@@ -198,7 +212,11 @@ fn a_symlink_planted_in_an_empty_dir_is_refused() {
     let why = refused_on(
         &[
             bind("e", EMPTY, "/srv/data"),
-            bind("c", &format!("{CONFIG}/app.conf"), "/srv/data/conf/ssh.service"),
+            bind(
+                "c",
+                &format!("{CONFIG}/app.conf"),
+                "/srv/data/conf/ssh.service",
+            ),
         ],
         &planted,
     );
@@ -207,12 +225,12 @@ fn a_symlink_planted_in_an_empty_dir_is_refused() {
 
 #[test]
 fn below_other_volumes_targets_must_exist() {
-    ok(&[
-        bind("h", "/srv/data", "/etc"),
-        bind("e", EMPTY, "/etc/sub"),
-    ]);
+    ok(&[bind("h", "/srv/data", "/etc"), bind("e", EMPTY, "/etc/sub")]);
     let why = refused(&[bind("h", "/srv/data", "/etc"), bind("e", EMPTY, "/etc/new")]);
     assert!(why.contains("/srv/data/new"), "{why}");
     // A hostPath mounted in /tmp is still the host's directory.
-    refused(&[bind("h", "/srv/data", "/tmp/h"), bind("e", EMPTY, "/tmp/h/new")]);
+    refused(&[
+        bind("h", "/srv/data", "/tmp/h"),
+        bind("e", EMPTY, "/tmp/h/new"),
+    ]);
 }
