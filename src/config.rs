@@ -23,6 +23,9 @@ pub use node_ip::{NodeIps, detect_node_ips, host_addresses};
 pub const DEFAULT_MANIFEST_DIR: &str = "/etc/systemk/manifests";
 /// Where systemk keeps pod directories (emptyDirs, restart bookkeeping).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/systemk";
+/// Where systemk keeps what must not outlive a boot or reach a persistent disk (pod
+/// environments, secret and token volumes): a tmpfs.
+pub const DEFAULT_RUNTIME_DIR: &str = "/run/systemk";
 /// Where systemk writes its units: the admin's unit directory, so enabled pods start at
 /// boot before systemk itself does.
 pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
@@ -107,6 +110,9 @@ pub struct Paths {
     /// Where systemk keeps pod directories and its own state.
     #[arg(long, env = "SYSTEMK_STATE_DIR", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+    /// Where systemk keeps pod files that must stay off persistent disk (a tmpfs).
+    #[arg(long, env = "SYSTEMK_RUNTIME_DIR", value_name = "DIR", default_value = DEFAULT_RUNTIME_DIR)]
+    pub runtime_dir: PathBuf,
     /// Where systemk writes pod units.
     #[arg(long, env = "SYSTEMK_UNIT_DIR", value_name = "DIR", default_value = DEFAULT_UNIT_DIR)]
     pub unit_dir: PathBuf,

@@ -64,7 +64,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         installer,
         systemd,
-        dirs: PodDirs::new(&args.paths.state_dir),
+        dirs: PodDirs::new(&args.paths.state_dir, &args.paths.runtime_dir),
         unit_dir: args.paths.unit_dir.clone(),
         node: NodeInfo {
             hostname: node_name.clone(),

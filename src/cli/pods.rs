@@ -21,7 +21,7 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
         .list_managed(&args.paths.unit_dir)
         .await
         .context("cannot list systemk's units")?;
-    let dirs = PodDirs::new(&args.paths.state_dir);
+    let dirs = PodDirs::new(&args.paths.state_dir, &args.paths.runtime_dir);
     let now = pod::now();
     let mut pods = tokio::task::spawn_blocking(move || pod::live_pods(&dirs, units, now))
         .await

@@ -37,7 +37,10 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         allocatable: super::agent::node_allocatable(),
     };
     let installer = Installer::new(InstallerConfig::default())?;
-    let dirs = PodDirs::new(Path::new(crate::config::DEFAULT_STATE_DIR));
+    let dirs = PodDirs::new(
+        Path::new(crate::config::DEFAULT_STATE_DIR),
+        Path::new(crate::config::DEFAULT_RUNTIME_DIR),
+    );
     let mut out = String::new();
     for item in &items {
         match item {
@@ -98,9 +101,11 @@ async fn render_pod(
 ) -> anyhow::Result<()> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let pod_dir = dirs.pod_dir(uid);
+    let runtime_pod_dir = dirs.runtime_pod_dir(uid);
     let context = UnitContext {
         node,
         pod_dir: &pod_dir,
+        runtime_pod_dir: &runtime_pod_dir,
         users: &SystemUsers,
     };
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();

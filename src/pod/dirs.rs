@@ -1,7 +1,10 @@
-//! A pod's directory on the host: `<state>/pods/<uid>/` with its emptyDir volumes and the
-//! restart records of its containers. Created by systemk only, never through a path a pod
-//! controls; hostPath volumes are prepared here too because their `type` asks for checks
-//! or creation before the unit binds them.
+//! A pod's directories on the host: `<state>/pods/<uid>/` with its emptyDir volumes and the
+//! restart records of its containers, and `<runtime>/pods/<uid>/` on a tmpfs (`/run`) for
+//! what must never reach a persistent disk (environment files, secret and token volumes).
+//! Created by systemk only, never through a path a pod controls; hostPath volumes are
+//! prepared here too because their `type` asks for checks or creation before the unit
+//! binds them. Both directories go away with the pod through [`remove_tree`], the one
+//! removal that never follows a symlink nor crosses into a mounted file system.
 
 use std::fs::{self, DirBuilder};
 use std::io;
@@ -13,10 +16,13 @@ use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
 use super::{Error, Result};
 use crate::unit::{empty_dir_path, is_dns_label};
 
+mod mountinfo;
+
 /// The pod with its latest status, inside the pod's directory.
 const POD_FILE: &str = "pod.json";
 
-/// Mode of systemk's state directory when systemk creates it (the package does too).
+/// Mode of systemk's state and runtime directories when systemk creates them (the
+/// package makes the state directory too).
 const STATE_DIR_MODE: u32 = 0o755;
 /// Mode of the directory holding all pods: only root may traverse it, so the world-writable
 /// emptyDirs below are reachable only through the units' bind mounts.
@@ -28,17 +34,19 @@ const EMPTY_DIR_MODE: u32 = 0o777;
 const HOST_DIR_MODE: u32 = 0o755;
 const HOST_FILE_MODE: u32 = 0o644;
 
-/// The directories systemk keeps for pods under its state directory.
+/// The directories systemk keeps for pods under its state and runtime directories.
 #[derive(Debug, Clone)]
 pub struct PodDirs {
     pods: PathBuf,
+    runtime_pods: PathBuf,
 }
 
 impl PodDirs {
-    /// Pod directories live in `<state_dir>/pods`.
-    pub fn new(state_dir: &Path) -> Self {
+    /// Pod directories live in `<state_dir>/pods` and `<runtime_dir>/pods`.
+    pub fn new(state_dir: &Path, runtime_dir: &Path) -> Self {
         Self {
             pods: state_dir.join("pods"),
+            runtime_pods: runtime_dir.join("pods"),
         }
     }
 
@@ -46,6 +54,12 @@ impl PodDirs {
     /// (see [`check_uid`]).
     pub fn pod_dir(&self, uid: &str) -> PathBuf {
         self.pods.join(uid)
+    }
+
+    /// The pod's directory on the runtime tmpfs (`<runtime>/pods/<uid>`), for files that
+    /// must not outlive a boot or reach a persistent disk. Root-only, like its parent.
+    pub fn runtime_pod_dir(&self, uid: &str) -> PathBuf {
+        self.runtime_pods.join(uid)
     }
 
     /// Where the restart records of a pod's containers live.
@@ -97,6 +111,18 @@ impl PodDirs {
                 })?;
         }
         create_dir(&self.pods, PODS_DIR_MODE)?;
+        if let Some(runtime_dir) = self.runtime_pods.parent() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(STATE_DIR_MODE)
+                .create(runtime_dir)
+                .map_err(|source| Error::Io {
+                    path: runtime_dir.to_owned(),
+                    source,
+                })?;
+        }
+        create_dir(&self.runtime_pods, PODS_DIR_MODE)?;
+        create_dir(&self.runtime_pod_dir(uid), PODS_DIR_MODE)?;
         let pod_dir = self.pod_dir(uid);
         create_dir(&pod_dir, PODS_DIR_MODE)?;
         create_dir(&self.records_dir(uid), PODS_DIR_MODE)?;
@@ -145,18 +171,73 @@ impl PodDirs {
         serde_json::from_str(&text).ok()
     }
 
-    /// Removes the pod's directory with its emptyDirs. hostPath volumes are never touched:
-    /// they are bind mounts of the units, not part of this tree.
+    /// Removes the pod's directories with its emptyDirs, environment files and volumes
+    /// (see [`remove_tree`]). hostPath volumes are never touched: they are bind mounts of
+    /// the units, not part of these trees.
     pub fn remove(&self, uid: &str) -> Result<()> {
         check_uid(uid)?;
-        let dir = self.pod_dir(uid);
-        match fs::remove_dir_all(&dir) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(Error::Io {
-                path: dir,
-                source: err,
-            }),
-            _ => Ok(()),
+        for dir in [self.runtime_pod_dir(uid), self.pod_dir(uid)] {
+            remove_tree(&dir).map_err(|source| Error::Io { path: dir, source })?;
         }
+        Ok(())
+    }
+}
+
+/// Removes `dir` with everything below it, and is the only way pod directories are
+/// removed. It never follows a symlink (`remove_dir_all` works with `openat` and
+/// `O_NOFOLLOW`) and never descends into a mounted file system: mount points at or below
+/// `dir` (systemk's own bind mounts, e.g. under `<runtime pod dir>/volume-subpaths/`) are
+/// detached first (`umount --lazy`); when one stays mounted nothing is removed and the
+/// error names it, because removing through a bind mount would delete what it shows (a
+/// pod's volume, or a host directory). A missing `dir` is not an error.
+pub(crate) fn remove_tree(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+        // A symlink or file where a directory belongs: remove it, never what it names.
+        Ok(meta) if !meta.is_dir() => return fs::remove_file(dir),
+        Ok(_) => {}
+    }
+    // mountinfo names mount points by their real path; the configured prefix may be a
+    // symlink (`/var/run` → `/run`). The pod directory itself was checked above.
+    let real = fs::canonicalize(dir)?;
+    let mut mounted = mountinfo::mount_points_below(&real)?;
+    if !mounted.is_empty() {
+        // Deepest first, so no mount hides another.
+        mounted.sort_by_key(|path| std::cmp::Reverse(path.components().count()));
+        for point in &mounted {
+            detach(point);
+        }
+        let left = mountinfo::mount_points_below(&real)?;
+        if let Some(point) = left.first() {
+            return Err(io::Error::other(format!(
+                "{} is still a mount point: the directory is kept, unmount it by hand",
+                point.display()
+            )));
+        }
+    }
+    match fs::remove_dir_all(dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Detaches the mount at `point` (lazily: busy files keep their mount until closed, but
+/// the tree is gone from the directory); a failure shows in the check that follows.
+fn detach(point: &Path) {
+    let outcome = std::process::Command::new("umount")
+        .args(["--lazy", "--no-canonicalize", "--"])
+        .arg(point)
+        .stdin(std::process::Stdio::null())
+        .output();
+    match outcome {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => tracing::warn!(
+            path = %point.display(),
+            stderr = %String::from_utf8_lossy(&out.stderr).trim(),
+            "cannot unmount below a pod directory"
+        ),
+        Err(err) => tracing::warn!(path = %point.display(), error = %err, "cannot run umount"),
     }
 }
 
@@ -304,7 +385,7 @@ mod tests {
     #[test]
     fn prepare_creates_world_writable_empty_dirs_and_remove_deletes_them() {
         let state = tempfile::tempdir().unwrap();
-        let dirs = PodDirs::new(state.path());
+        let dirs = PodDirs::new(state.path(), &state.path().join("run"));
         dirs.prepare(&pod_with(vec![empty_dir("cache")]), UID)
             .unwrap();
         let cache = dirs.pod_dir(UID).join("volumes/empty-dir/cache");
@@ -322,9 +403,47 @@ mod tests {
     }
 
     #[test]
+    fn the_runtime_dir_is_root_only_and_goes_with_the_pod() {
+        let state = tempfile::tempdir().unwrap();
+        let runtime = tempfile::tempdir().unwrap();
+        let dirs = PodDirs::new(state.path(), runtime.path());
+        dirs.prepare(&pod_with(vec![]), UID).unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&runtime.path().join("pods")), 0o700);
+        let pod_run = dirs.runtime_pod_dir(UID);
+        assert_eq!(pod_run, runtime.path().join("pods").join(UID));
+        assert_eq!(mode(&pod_run), 0o700);
+        fs::create_dir_all(pod_run.join("env")).unwrap();
+        fs::write(pod_run.join("env/c.env"), "A=1\n").unwrap();
+        dirs.remove(UID).unwrap();
+        assert!(!pod_run.exists() && !dirs.pod_dir(UID).exists());
+        dirs.remove(UID).unwrap();
+    }
+
+    #[test]
+    fn removal_never_follows_a_symlink() {
+        let state = tempfile::tempdir().unwrap();
+        let runtime = tempfile::tempdir().unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        fs::write(victim.path().join("keep"), "x").unwrap();
+        let dirs = PodDirs::new(state.path(), runtime.path());
+        dirs.prepare(&pod_with(vec![]), UID).unwrap();
+        let pod_run = dirs.runtime_pod_dir(UID);
+        std::os::unix::fs::symlink(victim.path(), pod_run.join("link")).unwrap();
+        dirs.remove(UID).unwrap();
+        assert!(!pod_run.exists());
+        // A pod directory that is itself a symlink: the link goes, not its target.
+        fs::create_dir_all(runtime.path().join("pods")).unwrap();
+        std::os::unix::fs::symlink(victim.path(), &pod_run).unwrap();
+        dirs.remove(UID).unwrap();
+        assert!(!pod_run.is_symlink());
+        assert!(victim.path().join("keep").exists());
+    }
+
+    #[test]
     fn names_that_could_escape_are_refused() {
         let state = tempfile::tempdir().unwrap();
-        let dirs = PodDirs::new(state.path());
+        let dirs = PodDirs::new(state.path(), &state.path().join("run"));
         assert!(
             dirs.prepare(&pod_with(vec![empty_dir("../x")]), UID)
                 .is_err()
@@ -337,7 +456,7 @@ mod tests {
     fn a_planted_symlink_is_refused() {
         let state = tempfile::tempdir().unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
-        let dirs = PodDirs::new(state.path());
+        let dirs = PodDirs::new(state.path(), &state.path().join("run"));
         fs::create_dir_all(state.path().join("pods")).unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), dirs.pod_dir(UID)).unwrap();
         assert!(
@@ -350,7 +469,7 @@ mod tests {
     fn host_path_types_are_checked_or_created() {
         let host = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
-        let dirs = PodDirs::new(state.path());
+        let dirs = PodDirs::new(state.path(), &state.path().join("run"));
         let made = host.path().join("made/dir");
         let file = host.path().join("made/file");
         dirs.prepare(

@@ -12,6 +12,7 @@ pub mod env;
 mod error;
 pub mod init_order;
 mod live;
+mod mounts;
 pub mod objects;
 pub mod observe;
 pub mod qos;
@@ -19,6 +20,7 @@ mod reconciler;
 mod records;
 pub mod restart;
 pub mod status;
+mod subpath;
 pub mod volumes;
 mod worker;
 

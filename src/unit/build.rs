@@ -94,6 +94,9 @@ pub struct BuildInput<'a> {
     pub node: &'a NodeInfo,
     /// The pod's state directory (`/var/lib/systemk/pods/<uid>`).
     pub pod_dir: &'a Path,
+    /// The pod's runtime directory (`/run/systemk/pods/<uid>`), where `subPath`s are
+    /// staged.
+    pub runtime_pod_dir: &'a Path,
     /// The user database, for primary groups.
     pub users: &'a dyn UserDb,
 }
@@ -174,7 +177,7 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
         unit.add("Service", "Environment", word)?;
     }
     apply_hardening(&mut unit, container, input.writable_dirs)?;
-    for mount in bind_mounts(pod, container, input.pod_dir)? {
+    for mount in bind_mounts(pod, container, input.pod_dir, input.runtime_pod_dir)? {
         let (key, value) = mount.directive();
         unit.add("Service", key, value)?;
     }
@@ -258,6 +261,7 @@ mod tests {
             writable_dirs: &[],
             node: &NodeInfo::default(),
             pod_dir: Path::new("/p"),
+            runtime_pod_dir: Path::new("/r"),
             users: &TestUsers,
         })
     }

@@ -95,6 +95,18 @@ pub enum Error {
         why: String,
     },
 
+    /// A mount target that systemd would have to create, or could not bind, on the
+    /// host (see `mount_target.rs`).
+    #[error("volume {volume:?} cannot be mounted at {target}: {why}")]
+    MountTarget {
+        /// The volume name.
+        volume: String,
+        /// The normalised `mountPath`.
+        target: String,
+        /// Why, naming the host path involved.
+        why: String,
+    },
+
     /// A pod feature systemk does not implement (yet).
     #[error("{what} is not supported yet")]
     Unsupported {
@@ -156,6 +168,7 @@ impl Error {
             | Self::InvalidCommand { .. }
             | Self::InvalidPath { .. }
             | Self::InvalidVolume { .. }
+            | Self::MountTarget { .. }
             | Self::Unsupported { .. }
             | Self::InvalidResource { .. }
             | Self::InvalidIdentity { .. } => "CreateContainerConfigError",

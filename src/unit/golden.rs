@@ -58,6 +58,7 @@ fn render_case(yaml: &Path) -> String {
     };
     let uid = case.pod.metadata.uid.clone().unwrap_or_default();
     let pod_dir = PathBuf::from(format!("/var/lib/systemk/pods/{uid}"));
+    let runtime_pod_dir = PathBuf::from(format!("/run/systemk/pods/{uid}"));
     let input = BuildInput {
         pod: &case.pod,
         container,
@@ -68,6 +69,7 @@ fn render_case(yaml: &Path) -> String {
         writable_dirs: &case.writable_dirs,
         node: &node,
         pod_dir: &pod_dir,
+        runtime_pod_dir: &runtime_pod_dir,
         users: &TestUsers,
     };
     match build(&input) {

@@ -5,7 +5,7 @@
 //! values, image, pod UID) must reach systemd's reading of the unit unchanged.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, HostPathVolumeSource, Pod, PodSpec, SecurityContext,
@@ -163,6 +163,7 @@ fn build_pod(pod: &Pod) -> super::Result<UnitFile> {
         writable_dirs: &[],
         node: &node,
         pod_dir: &pod_dir,
+        runtime_pod_dir: Path::new("/run/systemk/pods/uid-1"),
         users: &TestUsers,
     })
 }

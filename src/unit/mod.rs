@@ -18,6 +18,8 @@
 //!   start limit, `RemainAfterExit=yes`, stop timeout, logging).
 //! - `identity.rs`, `env.rs`, `volumes.rs`, `path.rs`, `resources.rs`: the mappings of
 //!   the pod spec's security context, environment, volumes and resources.
+//! - `mount_target.rs`: which mount targets a unit may have without systemd creating
+//!   them on the host.
 //! - `meta.rs`: the `[X-Kubernetes]` section and what `SpecHash` fingerprints.
 
 mod build;
@@ -33,6 +35,7 @@ mod identity;
 #[cfg(test)]
 mod injection;
 mod meta;
+mod mount_target;
 mod name;
 pub mod path;
 mod quantity;
@@ -46,9 +49,13 @@ pub use exec::compose_exec_start;
 pub use file::{Section, UnitFile};
 pub use identity::{SystemUsers, UserDb, unit_identity};
 pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};
+pub use mount_target::{HomeProtection, HostFile, HostFiles, check_mount_targets};
 pub use name::{
     DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName,
     is_dns_label, is_dns_subdomain,
 };
 pub use quantity::{Quantity, QuantityError};
-pub use volumes::{ApiVolumeKind, BindMount, api_volume_path, empty_dir_path};
+pub use volumes::{
+    ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts, empty_dir_path,
+    subpath_staging_path,
+};

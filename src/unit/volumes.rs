@@ -6,20 +6,25 @@
 //! - `hostPath` → its path, of any known type; the pod layer checks the type (or creates
 //!   the path for `DirectoryOrCreate`/`FileOrCreate`) before the unit starts.
 //! - Each `volumeMount` becomes `BindPaths=<source>:<mountPath>`, or
-//!   `BindReadOnlyPaths=` when `readOnly`. `subPath` must be relative without `..`, and
-//!   is refused on emptyDirs: a container could replace a directory of its emptyDir by a
-//!   symlink to anywhere on the host, and the bind would follow it (the kubelet's
-//!   CVE-2017-1002101). `subPathExpr` and mount propagation other than `None` are refused.
+//!   `BindReadOnlyPaths=` when `readOnly`. `subPathExpr` and mount propagation other
+//!   than `None` are refused.
+//! - `subPath` (relative, without `..`) is never bound by its path: a container could
+//!   replace a directory of its volume by a symlink to anywhere on the host, and systemd
+//!   would follow it (the kubelet's CVE-2017-1002101). Instead the pod layer opens it
+//!   component by component without following symlinks out of the volume and bind-mounts
+//!   what it opened onto a staging path, `<runtime pod dir>/volume-subpaths/<volume>/
+//!   <container>/<mount index>` ([`subpath_staging_path`]); the unit binds that path.
 //! - `configMap`, `secret`, `projected` and `downwardAPI` → the directory the pod layer
 //!   writes their files into, `<pod_dir>/volumes/<kind>/<volume name>`
-//!   ([`api_volume_path`]), always mounted read-only as the kubelet does; `subPath` is
-//!   allowed there because the container cannot write into the volume to plant a symlink.
+//!   ([`api_volume_path`]), always mounted read-only as the kubelet does.
 //! - Volume names are DNS labels, so a volume name cannot leave its directory; mount
 //!   paths are absolute, normalised, without `..` and never `/` itself (`path.rs`).
 //!   Every other volume kind is refused with its name.
 //!
 //! Note: systemd creates a missing mount point (directory, or empty file for a file
-//! source) at the target path before binding, on the host's file system.
+//! source) at the target path before binding, on the host's file system: the pod layer
+//! checks every target with [`check_mount_targets`](super::check_mount_targets) before
+//! a unit is written.
 //!
 //! Layer 2: pure: computes paths, creates nothing.
 
@@ -33,6 +38,8 @@ use super::path;
 
 /// Directory of a pod's emptyDir volumes, below the pod directory.
 const EMPTY_DIR: &str = "volumes/empty-dir";
+/// Directory of a pod's staged `subPath`s, below its runtime directory.
+pub const SUBPATHS_DIR: &str = "volume-subpaths";
 
 /// The volume kinds whose files systemk writes, each in its own directory below the pod
 /// directory.
@@ -83,6 +90,25 @@ pub struct BindMount {
     pub target: String,
     /// Mounted read-only.
     pub read_only: bool,
+    /// The volume it comes from.
+    pub volume: String,
+    /// Whether the source is the pod's own (an emptyDir): a mount point systemd creates
+    /// below this mount lands in the pod's directory, not in a host directory.
+    pub pod_owned: bool,
+    /// For a `subPath` mount, what the pod layer stages at `source`.
+    pub sub_path: Option<SubPath>,
+}
+
+/// A `subPath` of a volume, to be opened safely and staged at the mount's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubPath {
+    /// The volume's own directory (or file) on the host.
+    pub volume_root: String,
+    /// The validated, normalised relative path below it.
+    pub path: String,
+    /// Whether missing directories are created, as the kubelet does for volumes the pod
+    /// writes (emptyDir, hostPath); the files of API volumes are systemk's.
+    pub create_missing: bool,
 }
 
 impl BindMount {
@@ -104,6 +130,21 @@ impl BindMount {
     }
 }
 
+/// Where the `subPath` of mount number `index` (in `volumeMounts` order) of `container`
+/// is staged: below the pod's runtime directory, a tmpfs.
+pub fn subpath_staging_path(
+    runtime_pod_dir: &Path,
+    volume: &str,
+    container: &str,
+    index: usize,
+) -> PathBuf {
+    runtime_pod_dir
+        .join(SUBPATHS_DIR)
+        .join(volume)
+        .join(container)
+        .join(index.to_string())
+}
+
 /// Where an emptyDir volume of a pod lives.
 pub fn empty_dir_path(pod_dir: &Path, volume: &str) -> PathBuf {
     pod_dir.join(EMPTY_DIR).join(volume)
@@ -115,10 +156,16 @@ pub fn api_volume_path(pod_dir: &Path, volume: &Volume) -> Option<PathBuf> {
     ApiVolumeKind::of(volume).map(|kind| pod_dir.join(kind.dir()).join(&volume.name))
 }
 
-/// The bind mounts of `container`, in `volumeMounts` order.
-pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<Vec<BindMount>> {
+/// The bind mounts of `container`, in `volumeMounts` order. `pod_dir` is the pod's
+/// directory, `runtime_pod_dir` its directory on the runtime tmpfs.
+pub fn bind_mounts(
+    pod: &Pod,
+    container: &Container,
+    pod_dir: &Path,
+    runtime_pod_dir: &Path,
+) -> Result<Vec<BindMount>> {
     let mut mounts: Vec<BindMount> = Vec::new();
-    for mount in container.volume_mounts.iter().flatten() {
+    for (index, mount) in container.volume_mounts.iter().flatten().enumerate() {
         let name = &mount.name;
         let volume = pod_volumes(pod).find(|v| v.name == *name).ok_or_else(|| {
             invalid(
@@ -145,19 +192,20 @@ pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<V
             Source::Host(path) => (path, false, false),
             Source::Api(dir) => (dir, false, true),
         };
+        let mut sub_path = None;
         if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            if is_empty_dir {
-                return Err(invalid(
-                    name,
-                    "subPath is refused on emptyDir volumes: a container could turn it into a symlink to anywhere on the host".into(),
-                ));
-            }
             let sub = path::relative(&format!("subPath of volume mount {name}"), sub)?;
-            source = if source == "/" {
-                format!("/{sub}")
-            } else {
-                format!("{source}/{sub}")
-            };
+            check_dns_label("container name", &container.name)?;
+            let staging = subpath_staging_path(runtime_pod_dir, name, &container.name, index);
+            let staging = staging
+                .to_str()
+                .ok_or_else(|| invalid(name, "the pod's runtime directory is not UTF-8".into()))?;
+            sub_path = Some(SubPath {
+                volume_root: source,
+                path: sub,
+                create_missing: !forced_read_only,
+            });
+            source = path::absolute("subPath staging path", staging)?;
         }
         let target = path::absolute(
             &format!("mountPath of volume mount {name}"),
@@ -176,6 +224,9 @@ pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<V
             source,
             target,
             read_only: forced_read_only || mount.read_only.unwrap_or(false),
+            volume: name.clone(),
+            pod_owned: is_empty_dir,
+            sub_path,
         });
     }
     Ok(mounts)

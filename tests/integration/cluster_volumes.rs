@@ -126,7 +126,7 @@ async fn config_map_volume_of_an_apt_pod_updates_in_place_also_across_a_restart(
                 "name": "main",
                 "image": APT_PACKAGE,
                 "command": ["/usr/bin/tini", "-s", "--", "/bin/sleep", "infinity"],
-                "volumeMounts": [{"name": "config", "mountPath": "/run/app-config"}],
+                "volumeMounts": [{"name": "config", "mountPath": "/tmp/app-config"}],
             }],
             "volumes": [{"name": "config", "configMap": {"name": "app"}}],
         }),
@@ -143,10 +143,10 @@ async fn config_map_volume_of_an_apt_pod_updates_in_place_also_across_a_restart(
     let unit = cluster.unit("tini", "main");
     let pid = cluster.unit_status(&unit).await.main_pid;
     assert_ne!(pid, 0);
-    let greeting = "/run/app-config/greeting";
+    let greeting = "/tmp/app-config/greeting";
     assert_eq!(read_as(pid, greeting).await.as_deref(), Some("hello"));
     assert_eq!(
-        read_as(pid, "/run/app-config/color").await.as_deref(),
+        read_as(pid, "/tmp/app-config/color").await.as_deref(),
         Some("blue")
     );
     let (_, link, _) = in_mount_namespace(pid, &["readlink", greeting]).await;
@@ -154,7 +154,7 @@ async fn config_map_volume_of_an_apt_pod_updates_in_place_also_across_a_restart(
     assert_eq!(owner_and_mode(pid, greeting).await, "0 0 644");
 
     let (wrote, _, stderr) =
-        in_mount_namespace(pid, &["/bin/sh", "-c", "echo x > /run/app-config/planted"]).await;
+        in_mount_namespace(pid, &["/bin/sh", "-c", "echo x > /tmp/app-config/planted"]).await;
     assert!(!wrote, "root wrote into the configMap volume");
     assert!(stderr.contains("Read-only file system"), "{stderr}");
     let (_, options, _) = in_mount_namespace(
@@ -165,7 +165,7 @@ async fn config_map_volume_of_an_apt_pod_updates_in_place_also_across_a_restart(
             "-o",
             "OPTIONS",
             "--mountpoint",
-            "/run/app-config",
+            "/tmp/app-config",
         ],
     )
     .await;
@@ -181,7 +181,7 @@ async fn config_map_volume_of_an_apt_pod_updates_in_place_also_across_a_restart(
     )
     .await;
     wait_for_file(&cluster, pid, greeting, Some("bonjour")).await;
-    wait_for_file(&cluster, pid, "/run/app-config/color", None).await;
+    wait_for_file(&cluster, pid, "/tmp/app-config/color", None).await;
     assert_eq!(cluster.unit_status(&unit).await.main_pid, pid, "restarted");
 
     // Changed while systemk is down, then again once it is back.
@@ -197,7 +197,7 @@ async fn config_map_volume_of_an_apt_pod_updates_in_place_also_across_a_restart(
         .wait_for_log(SYNCED, 2, Duration::from_secs(30))
         .await;
     wait_for_file(&cluster, pid, greeting, Some("hallo")).await;
-    wait_for_file(&cluster, pid, "/run/app-config/size", Some("large")).await;
+    wait_for_file(&cluster, pid, "/tmp/app-config/size", Some("large")).await;
     patch_config_map(&cluster, "app", json!({"greeting": "ciao"})).await;
     wait_for_file(&cluster, pid, greeting, Some("ciao")).await;
 
@@ -239,9 +239,9 @@ async fn secret_and_downward_api_volumes_with_items_modes_and_owner() {
                 "args": ["-c", "sleep infinity"],
                 "resources": {"limits": {"memory": "64Mi"}},
                 "volumeMounts": [
-                    {"name": "creds", "mountPath": "/run/creds"},
-                    {"name": "podinfo", "mountPath": "/run/podinfo"},
-                    {"name": "maybe", "mountPath": "/run/maybe"},
+                    {"name": "creds", "mountPath": "/tmp/creds"},
+                    {"name": "podinfo", "mountPath": "/tmp/podinfo"},
+                    {"name": "maybe", "mountPath": "/tmp/maybe"},
                 ],
             }],
             "volumes": [
@@ -274,20 +274,20 @@ async fn secret_and_downward_api_volumes_with_items_modes_and_owner() {
     let pid = cluster.unit_status(&unit).await.main_pid;
     assert_ne!(pid, 0);
 
-    let password = "/run/creds/auth/password";
+    let password = "/tmp/creds/auth/password";
     assert_eq!(read_as(pid, password).await.as_deref(), Some("s3cret"));
     assert_eq!(owner_and_mode(pid, password).await, "65534 65534 400");
     assert_eq!(
-        read_as(pid, "/run/creds/user").await.as_deref(),
+        read_as(pid, "/tmp/creds/user").await.as_deref(),
         Some("admin")
     );
     assert_eq!(
-        owner_and_mode(pid, "/run/creds/user").await,
+        owner_and_mode(pid, "/tmp/creds/user").await,
         "65534 65534 440"
     );
-    assert_eq!(visible_entries(pid, "/run/creds").await, ["auth", "user"]);
+    assert_eq!(visible_entries(pid, "/tmp/creds").await, ["auth", "user"]);
 
-    let labels = "/run/podinfo/labels";
+    let labels = "/tmp/podinfo/labels";
     assert_eq!(
         read_as(pid, labels).await.as_deref(),
         Some("app=\"web\"\ntier=\"back\"")
@@ -295,7 +295,7 @@ async fn secret_and_downward_api_volumes_with_items_modes_and_owner() {
     assert_eq!(owner_and_mode(pid, labels).await, "65534 65534 644");
     // The kubelet adds annotations of its own (`kubernetes.io/config.source`): the file
     // holds the pod's, in order.
-    let annotations = read_as(pid, "/run/podinfo/annotations")
+    let annotations = read_as(pid, "/tmp/podinfo/annotations")
         .await
         .expect("the annotations file");
     let lines: Vec<&str> = annotations.lines().collect();
@@ -304,19 +304,19 @@ async fn secret_and_downward_api_volumes_with_items_modes_and_owner() {
         assert!(lines.contains(&line), "{line} not in:\n{annotations}");
     }
     assert_eq!(
-        read_as(pid, "/run/podinfo/name").await.as_deref(),
+        read_as(pid, "/tmp/podinfo/name").await.as_deref(),
         Some("dapi")
     );
     assert_eq!(
-        read_as(pid, "/run/podinfo/uid").await.as_deref(),
+        read_as(pid, "/tmp/podinfo/uid").await.as_deref(),
         pod["metadata"]["uid"].as_str()
     );
     assert_eq!(
-        read_as(pid, "/run/podinfo/memory").await.as_deref(),
+        read_as(pid, "/tmp/podinfo/memory").await.as_deref(),
         Some("67108864")
     );
     assert_eq!(
-        visible_entries(pid, "/run/maybe").await,
+        visible_entries(pid, "/tmp/maybe").await,
         Vec::<String>::new()
     );
 
@@ -350,7 +350,7 @@ async fn service_account_token_is_projected() {
         &cluster,
         "token",
         json!({
-            "containers": [shell(json!([{"name": "vault", "mountPath": "/run/vault"}]))],
+            "containers": [shell(json!([{"name": "vault", "mountPath": "/tmp/vault"}]))],
             "volumes": [{"name": "vault", "projected": {"sources": [
                 {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 600, "path": "token"}},
             ]}}],
@@ -402,7 +402,7 @@ async fn service_account_token_is_projected() {
         Some(namespace.as_str())
     );
 
-    let vault = read_as(pid, "/run/vault/token")
+    let vault = read_as(pid, "/tmp/vault/token")
         .await
         .expect("the vault token");
     let claims = jwt_claims(&vault);
@@ -425,7 +425,7 @@ async fn missing_config_map_is_a_clear_pod_error_then_recovers() {
     cluster.start_agent().await;
     // The container's own runAsGroup is the group of the files. Debian's `users` (100):
     // systemd 252 refuses to start a unit whose Group= has no entry in the group database.
-    let mut container = shell(json!([{"name": "config", "mountPath": "/run/late"}]));
+    let mut container = shell(json!([{"name": "config", "mountPath": "/tmp/late"}]));
     container["securityContext"] = json!({"runAsUser": 65534, "runAsGroup": 100});
     let manifest = pod(
         &cluster,
@@ -471,10 +471,10 @@ async fn missing_config_map_is_a_clear_pod_error_then_recovers() {
         .await
         .main_pid;
     assert_eq!(
-        read_as(pid, "/run/late/mode").await.as_deref(),
+        read_as(pid, "/tmp/late/mode").await.as_deref(),
         Some("fast")
     );
-    assert_eq!(owner_and_mode(pid, "/run/late/mode").await, "65534 100 644");
+    assert_eq!(owner_and_mode(pid, "/tmp/late/mode").await, "65534 100 644");
     cluster.teardown().await;
 }
 

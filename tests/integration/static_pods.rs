@@ -221,8 +221,8 @@ async fn init_containers_run_in_order_before_the_app() {
     let machine = Machine::new(&context).await;
     let step = |name: &str, then: &str| {
         format!(
-            "[\"-c\", \"echo {name} $(date +%s%N) >> /shared/order; {then}\"]\n      \
-             volumeMounts: [{{name: shared, mountPath: /shared}}]"
+            "[\"-c\", \"echo {name} $(date +%s%N) >> /tmp/shared/order; {then}\"]\n      \
+             volumeMounts: [{{name: shared, mountPath: /tmp/shared}}]"
         )
     };
     let manifest = format!(
@@ -233,7 +233,10 @@ async fn init_containers_run_in_order_before_the_app() {
          - name: app\n      image: /bin/sh\n      args: {}\n",
         step("one", "sleep 0.3"),
         step("two", "sleep 0.3"),
-        step("app", "cp /shared/order /shared/seen; exec sleep infinity"),
+        step(
+            "app",
+            "cp /tmp/shared/order /tmp/shared/seen; exec sleep infinity"
+        ),
     );
     machine.write_manifest("ordered.yaml", &manifest);
     let agent = machine.start_agent();

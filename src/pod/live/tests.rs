@@ -161,7 +161,7 @@ fn pods_rebuilt_from_units_order_init_containers_first() {
 #[test]
 fn live_pods_lists_saved_pods_without_units() {
     let state = tempfile::tempdir().unwrap();
-    let dirs = PodDirs::new(state.path());
+    let dirs = PodDirs::new(state.path(), &state.path().join("run"));
     let units = [unit("app", false, 0, true, None)];
     let pod = saved(&units, vec![waiting("app", "ErrImagePull")]);
     dirs.prepare(&pod, UID).unwrap();

@@ -5,8 +5,11 @@
 
 use super::*;
 use crate::pod::env::{EnvFacts, resolve_container};
+use crate::pod::mounts::check_targets;
 use crate::pod::objects::fetch_referenced;
-use crate::unit::unit_identity;
+use crate::pod::subpath;
+use crate::unit::{HomeProtection, bind_mounts, unit_identity};
+use std::path::PathBuf;
 
 use super::volumes::{VolumeFailures, sync_volumes};
 
@@ -69,13 +72,26 @@ pub(super) async fn prepare(
         state.status = Some(status);
     }
     let pod_dir = ctx.dirs.pod_dir(uid);
+    let runtime_pod_dir = ctx.dirs.runtime_pod_dir(uid);
     let mut wanted = BTreeSet::new();
     let mut to_write: Vec<(UnitName, String)> = Vec::new();
     let mut changed = Vec::new();
+    // Containers whose unit was built, with how their unit hides /home.
+    let mut built: Vec<(String, HomeProtection)> = Vec::new();
     for container in containers(pod) {
         let name = unit_name(pod, container.container)?;
         let existing = existing_meta(&ctx.unit_dir, &name).await;
-        match prepare_container(ctx, pod, container, &pod_dir, existing.as_ref(), state).await {
+        match prepare_container(
+            ctx,
+            pod,
+            container,
+            &pod_dir,
+            &runtime_pod_dir,
+            existing.as_ref(),
+            state,
+        )
+        .await
+        {
             Ok((unit, image_id)) => {
                 state
                     .image_ids
@@ -84,6 +100,7 @@ pub(super) async fn prepare(
                     container.container.name.clone(),
                     unit_identity(&unit, ctx.users.as_ref()),
                 );
+                built.push((container.container.name.clone(), HomeProtection::of(&unit)));
                 let rendered = unit.render();
                 if existing.map(|meta| meta.spec_hash) != spec_hash_of(&unit) {
                     if state.units.contains(&name) {
@@ -110,7 +127,21 @@ pub(super) async fn prepare(
     // a container whose volume cannot be written waits, like one whose image failed.
     let failures = sync_volumes(ctx, uid, pod, state).await;
     for container in containers(pod) {
-        let Some((volume, why)) = failed_mount(container, &failures) else {
+        let message = if let Some((volume, why)) = failed_mount(container, &failures) {
+            let message = format!("MountVolume.SetUp failed for volume {volume:?}: {why}");
+            state.event(pod, EventKind::Warning, "FailedMount", message.clone());
+            message
+        } else if let Some((_, home)) = built.iter().find(|(c, _)| *c == container.container.name) {
+            // With every source in place, no target may make systemd change the host.
+            let Err(err) =
+                check_container_mounts(pod, container, (&pod_dir, &runtime_pod_dir), *home)
+            else {
+                continue;
+            };
+            tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "refusing a mount target");
+            state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
+            err.to_string()
+        } else {
             continue;
         };
         let name = unit_name(pod, container.container)?;
@@ -119,8 +150,6 @@ pub(super) async fn prepare(
         if !state.units.contains(&name) {
             wanted.remove(&name);
         }
-        let message = format!("MountVolume.SetUp failed for volume {volume:?}: {why}");
-        state.event(pod, EventKind::Warning, "FailedMount", message.clone());
         state.problems.insert(
             container.container.name.clone(),
             Problem {
@@ -130,6 +159,11 @@ pub(super) async fn prepare(
         );
     }
     state.volume_failures = failures;
+    // Staged subPaths of mounts that left the spec go (a running unit keeps its own bind).
+    subpath::remove_unwanted(
+        &runtime_pod_dir,
+        &wanted_staging(pod, &pod_dir, &runtime_pod_dir),
+    )?;
     let stale: Vec<UnitName> = state.units.difference(&wanted).cloned().collect();
     if !stale.is_empty() {
         let grace = grace_of(Some(pod));
@@ -176,6 +210,35 @@ pub(super) async fn prepare(
     Ok(())
 }
 
+/// Stages the `subPath`s of `container` (`pod::subpath`) and checks its mount targets on
+/// the host (`pod::mounts`).
+fn check_container_mounts(
+    pod: &Pod,
+    container: ContainerRef<'_>,
+    (pod_dir, runtime_pod_dir): (&Path, &Path),
+    home: HomeProtection,
+) -> Result<()> {
+    let mounts = bind_mounts(pod, container.container, pod_dir, runtime_pod_dir)?;
+    for mount in &mounts {
+        if let Some(sub) = &mount.sub_path {
+            subpath::stage(sub, Path::new(&mount.source))?;
+        }
+    }
+    check_targets(&mounts, home)
+}
+
+/// Every staging path the pod's spec uses: those of containers that could not be
+/// prepared too, as their existing units still bind them.
+fn wanted_staging(pod: &Pod, pod_dir: &Path, runtime_pod_dir: &Path) -> Vec<PathBuf> {
+    containers(pod)
+        .into_iter()
+        .filter_map(|c| bind_mounts(pod, c.container, pod_dir, runtime_pod_dir).ok())
+        .flatten()
+        .filter(|mount| mount.sub_path.is_some())
+        .map(|mount| PathBuf::from(mount.source))
+        .collect()
+}
+
 /// The first volume `container` mounts that failed, with why.
 fn failed_mount<'a>(
     container: ContainerRef<'_>,
@@ -198,6 +261,7 @@ pub(super) async fn prepare_container(
     pod: &Arc<Pod>,
     container: ContainerRef<'_>,
     pod_dir: &Path,
+    runtime_pod_dir: &Path,
     existing: Option<&KubernetesMeta>,
     state: &PodState,
 ) -> Result<(UnitFile, String)> {
@@ -260,6 +324,7 @@ pub(super) async fn prepare_container(
     let context = UnitContext {
         node: &ctx.node,
         pod_dir,
+        runtime_pod_dir,
         users: ctx.users.as_ref(),
     };
     let unit = container_unit(pod, container, Some(&installed), context)?;

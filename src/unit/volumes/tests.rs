@@ -63,6 +63,7 @@ fn pod(volumes: Vec<Volume>) -> Pod {
 
 fn mounts(volumes: Vec<Volume>, mounts: Vec<VolumeMount>) -> Result<Vec<String>> {
     let container = Container {
+        name: "c".into(),
         volume_mounts: Some(mounts),
         ..Default::default()
     };
@@ -70,6 +71,7 @@ fn mounts(volumes: Vec<Volume>, mounts: Vec<VolumeMount>) -> Result<Vec<String>>
         &pod(volumes),
         &container,
         Path::new("/var/lib/systemk/pods/u1"),
+        Path::new("/run/systemk/pods/u1"),
     )?
     .iter()
     .map(|m| {
@@ -100,9 +102,9 @@ fn empty_dir_and_host_path() {
         got,
         [
             "BindPaths=/var/lib/systemk/pods/u1/volumes/empty-dir/cache:/cache",
-            "BindReadOnlyPaths=/var/log/app/sub/dir:/ro-sub",
+            "BindReadOnlyPaths=/run/systemk/pods/u1/volume-subpaths/logs/c/1:/ro-sub",
             "BindReadOnlyPaths=/var/log/app:/logs",
-            "BindPaths=/etc:/host",
+            "BindPaths=/run/systemk/pods/u1/volume-subpaths/root/c/3:/host",
             "BindPaths=/var/log/app:/odd%%n",
         ]
     );
@@ -135,7 +137,6 @@ fn escapes_and_unsupported_are_refused() {
             host("v", "/f", Some("Weird")),
             mount("v", "/x", false, None),
         ),
-        (empty_dir("v"), mount("v", "/x", false, Some("sub"))),
         (pvc("v"), mount("v", "/x", false, None)),
         (config_map("v"), mount("v", "/x", false, Some("../k"))),
     ];
@@ -188,7 +189,8 @@ fn api_volumes_are_always_read_only_and_allow_sub_paths() {
         got,
         [
             format!("BindReadOnlyPaths={base}/config-map/cfg:/etc/app"),
-            format!("BindReadOnlyPaths={base}/config-map/cfg/app.conf:/etc/app.conf"),
+            "BindReadOnlyPaths=/run/systemk/pods/u1/volume-subpaths/cfg/c/1:/etc/app.conf"
+                .to_owned(),
             format!("BindReadOnlyPaths={base}/secret/creds:/secrets"),
             format!("BindReadOnlyPaths={base}/projected/token:/run/token"),
             format!("BindReadOnlyPaths={base}/downward-api/info:/info"),
@@ -206,5 +208,69 @@ fn empty_dirs_live_in_the_pod_directory() {
     assert_eq!(
         empty_dir_path(Path::new("/p"), "a"),
         PathBuf::from("/p/volumes/empty-dir/a")
+    );
+}
+
+#[test]
+fn sub_paths_are_staged_for_every_kind_of_volume() {
+    let container = Container {
+        name: "app".into(),
+        volume_mounts: Some(vec![
+            mount("cache", "/cache", false, Some("a/./b/")),
+            mount("logs", "/logs", true, Some("x")),
+            mount("cfg", "/etc/app.conf", false, Some("app.conf")),
+        ]),
+        ..Default::default()
+    };
+    let got = bind_mounts(
+        &pod(vec![
+            empty_dir("cache"),
+            host("logs", "/var/log/app", Some("Directory")),
+            config_map("cfg"),
+        ]),
+        &container,
+        Path::new("/state/pods/u1"),
+        Path::new("/run/systemk/pods/u1"),
+    )
+    .unwrap();
+    let staged: Vec<(&str, &SubPath, bool)> = got
+        .iter()
+        .map(|m| (m.source.as_str(), m.sub_path.as_ref().unwrap(), m.pod_owned))
+        .collect();
+    assert_eq!(
+        staged,
+        [
+            (
+                "/run/systemk/pods/u1/volume-subpaths/cache/app/0",
+                &SubPath {
+                    volume_root: "/state/pods/u1/volumes/empty-dir/cache".into(),
+                    path: "a/b".into(),
+                    create_missing: true,
+                },
+                true,
+            ),
+            (
+                "/run/systemk/pods/u1/volume-subpaths/logs/app/1",
+                &SubPath {
+                    volume_root: "/var/log/app".into(),
+                    path: "x".into(),
+                    create_missing: true,
+                },
+                false,
+            ),
+            (
+                "/run/systemk/pods/u1/volume-subpaths/cfg/app/2",
+                &SubPath {
+                    volume_root: "/state/pods/u1/volumes/config-map/cfg".into(),
+                    path: "app.conf".into(),
+                    create_missing: false,
+                },
+                false,
+            ),
+        ]
+    );
+    assert_eq!(
+        subpath_staging_path(Path::new("/r"), "v", "c", 7),
+        PathBuf::from("/r/volume-subpaths/v/c/7")
     );
 }

@@ -102,6 +102,11 @@ impl Cluster {
         self.state.path()
     }
 
+    /// systemk's runtime directory (`--runtime-dir`, on the sandbox's tmpfs `/run`).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.state.path().join("run")
+    }
+
     /// Where static pod manifests go.
     pub fn manifests(&self) -> &Path {
         &self.manifests
@@ -127,6 +132,8 @@ impl Cluster {
             .arg(&self.manifests)
             .arg("--state-dir")
             .arg(self.state.path())
+            .arg("--runtime-dir")
+            .arg(self.runtime_dir())
             .arg("--cache-dir")
             .arg(self.state.path().join("cache"))
             .args(["--unit-dir", UNIT_DIR])

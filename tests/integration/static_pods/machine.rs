@@ -51,7 +51,7 @@ impl Machine {
             .prefix("systemk-itest-")
             .tempdir_in("/run")
             .expect("create the test directory under /run");
-        for dir in ["manifests", "state", "cache", "host"] {
+        for dir in ["manifests", "state", "run", "cache", "host"] {
             fs::create_dir(root.path().join(dir)).unwrap();
         }
         Self {
@@ -117,6 +117,8 @@ impl Machine {
             .arg(dir("manifests"))
             .arg("--state-dir")
             .arg(dir("state"))
+            .arg("--runtime-dir")
+            .arg(dir("run"))
             .args(["--unit-dir", UNIT_DIR, "--nodename", NODE])
             .arg("--cache-dir")
             .arg(dir("cache"))

@@ -1,6 +1,6 @@
 //! Driving one pod through the real engine: a `systemk::pod::Context` with the real
-//! installer, the sandbox's systemd over D-Bus, pod directories in a fresh state dir under
-//! the sandbox's private `/run`, and unit files in its private `/etc/systemd/system`.
+//! installer, the sandbox's systemd over D-Bus, pod directories in a fresh state dir and a
+//! fresh runtime dir under the sandbox's private `/run`, and unit files in its private `/etc/systemd/system`.
 //! [`PodRun`] runs reconcile passes until a condition holds and always cleans up: through
 //! `systemk::pod::cleanup` at the end, or from its drop guard when the test failed.
 
@@ -35,6 +35,8 @@ pub struct Engine {
     ctx: Context,
     /// Removed when the engine is dropped, after every pod's cleanup.
     _state_dir: TempDir,
+    /// The engine's `--runtime-dir` (a tmpfs, as `/run/systemk` is); removed with it.
+    _runtime_dir: TempDir,
     cache_dir: TempDir,
 }
 
@@ -47,6 +49,10 @@ impl Engine {
         // below /tmp would not be the test's /tmp.
         let state_dir = tempfile::Builder::new()
             .prefix("systemk-itest.")
+            .tempdir_in("/run")
+            .unwrap();
+        let runtime_dir = tempfile::Builder::new()
+            .prefix("systemk-itest-run.")
             .tempdir_in("/run")
             .unwrap();
         let cache_dir = tempfile::Builder::new()
@@ -64,7 +70,7 @@ impl Engine {
         let ctx = Context {
             installer,
             systemd: Systemd::connect().await.unwrap(),
-            dirs: PodDirs::new(state_dir.path()),
+            dirs: PodDirs::new(state_dir.path(), runtime_dir.path()),
             unit_dir: PathBuf::from(UNIT_DIR),
             node: NodeInfo {
                 hostname: NODE_HOSTNAME.to_owned(),
@@ -80,6 +86,7 @@ impl Engine {
         Self {
             ctx,
             _state_dir: state_dir,
+            _runtime_dir: runtime_dir,
             cache_dir,
         }
     }
@@ -205,6 +212,7 @@ impl PodRun {
     pub async fn finish(mut self) {
         let names = self.units().await;
         let pod_dir = self.ctx.dirs.pod_dir(&self.uid);
+        let runtime_pod_dir = self.ctx.dirs.runtime_pod_dir(&self.uid);
         cleanup(&self.ctx, &self.uid, self.state.get_mut())
             .await
             .unwrap();
@@ -218,6 +226,11 @@ impl PodRun {
             assert!(!link.is_symlink(), "{} is left", link.display());
         }
         assert!(!pod_dir.exists(), "{} is left", pod_dir.display());
+        assert!(
+            !runtime_pod_dir.exists(),
+            "{} is left",
+            runtime_pod_dir.display()
+        );
     }
 }
 
