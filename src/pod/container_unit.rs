@@ -67,6 +67,8 @@ pub struct UnitContext<'a> {
     pub node: &'a NodeInfo,
     /// The pod's directory (`<state>/pods/<uid>`).
     pub pod_dir: &'a Path,
+    /// The pod's runtime directory (`<runtime>/pods/<uid>`, tmpfs).
+    pub runtime_pod_dir: &'a Path,
     /// The user database, for primary groups.
     pub users: &'a dyn UserDb,
 }
@@ -96,6 +98,7 @@ pub fn container_unit(
             .unwrap_or_default(),
         node: context.node,
         pod_dir: context.pod_dir,
+        runtime_pod_dir: context.runtime_pod_dir,
         users: context.users,
     };
     Ok(unit::build(&input)?)

@@ -58,6 +58,7 @@ fn render_case(yaml: &Path) -> String {
     };
     let uid = case.pod.metadata.uid.clone().unwrap_or_default();
     let pod_dir = PathBuf::from(format!("/var/lib/systemk/pods/{uid}"));
+    let runtime_pod_dir = PathBuf::from(format!("/run/systemk/pods/{uid}"));
     let input = BuildInput {
         pod: &case.pod,
         container,
@@ -68,6 +69,7 @@ fn render_case(yaml: &Path) -> String {
         writable_dirs: &case.writable_dirs,
         node: &node,
         pod_dir: &pod_dir,
+        runtime_pod_dir: &runtime_pod_dir,
         users: &TestUsers,
     };
     match build(&input) {
@@ -76,7 +78,13 @@ fn render_case(yaml: &Path) -> String {
                 .unwrap()
                 .unit_name()
                 .unwrap();
-            format!("# {name}\n{}", unit.render())
+            let mut out = format!("# {name}\n{}", unit.render());
+            // The pod's env is in the environment file, not the unit: show it verbatim.
+            if let Some(text) = super::env::env_file(container).unwrap() {
+                let path = super::env::env_file_path(&runtime_pod_dir, &container.name);
+                out.push_str(&format!("# {} (verbatim):\n{text}", path.display()));
+            }
+            out
         }
         Err(err) => format!("error: {err}\n"),
     }

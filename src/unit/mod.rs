@@ -40,7 +40,7 @@ mod resources;
 mod volumes;
 
 pub use build::{BuildInput, build};
-pub use env::NodeInfo;
+pub use env::{NodeInfo, env_file, env_file_path};
 pub use error::{Error, Result};
 pub use exec::compose_exec_start;
 pub use file::{Section, UnitFile};
@@ -51,4 +51,6 @@ pub use name::{
     is_dns_label, is_dns_subdomain,
 };
 pub use quantity::{Quantity, QuantityError};
-pub use volumes::{ApiVolumeKind, BindMount, api_volume_path, empty_dir_path};
+pub use volumes::{
+    ApiVolumeKind, BindMount, api_volume_path, empty_dir_path, legacy_secret_volume_path,
+};

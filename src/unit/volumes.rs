@@ -11,8 +11,11 @@
 //!   symlink to anywhere on the host, and the bind would follow it (the kubelet's
 //!   CVE-2017-1002101). `subPathExpr` and mount propagation other than `None` are refused.
 //! - `configMap`, `secret`, `projected` and `downwardAPI` → the directory the pod layer
-//!   writes their files into, `<pod_dir>/volumes/<kind>/<volume name>`
-//!   ([`api_volume_path`]), always mounted read-only as the kubelet does; `subPath` is
+//!   writes their files into, `<dir>/volumes/<kind>/<volume name>` ([`api_volume_path`]),
+//!   where `<dir>` is the pod's runtime directory (tmpfs, root-only) for `secret` and
+//!   `projected` (which carries service-account tokens), so no secret byte reaches a
+//!   persistent disk, and the pod directory for the others; always mounted read-only as
+//!   the kubelet does; `subPath` is
 //!   allowed there because the container cannot write into the volume to plant a symlink.
 //! - Volume names are DNS labels, so a volume name cannot leave its directory; mount
 //!   paths are absolute, normalised, without `..` and never `/` itself (`path.rs`).
@@ -64,6 +67,12 @@ impl ApiVolumeKind {
         }
     }
 
+    /// Whether the volume's files may hold secrets (`secret`, and `projected` with its
+    /// service-account tokens and secret sources): they live on the runtime tmpfs.
+    pub fn is_secret(self) -> bool {
+        matches!(self, Self::Secret | Self::Projected)
+    }
+
     fn dir(self) -> &'static str {
         match self {
             Self::ConfigMap => "volumes/config-map",
@@ -109,14 +118,36 @@ pub fn empty_dir_path(pod_dir: &Path, volume: &str) -> PathBuf {
     pod_dir.join(EMPTY_DIR).join(volume)
 }
 
-/// Where the files of a configMap, secret, projected or downwardAPI volume live; `None`
-/// for other kinds. The name must be a DNS label (checked before anything is written).
-pub fn api_volume_path(pod_dir: &Path, volume: &Volume) -> Option<PathBuf> {
-    ApiVolumeKind::of(volume).map(|kind| pod_dir.join(kind.dir()).join(&volume.name))
+/// Where the files of a configMap, secret, projected or downwardAPI volume live: below
+/// `runtime_pod_dir` (tmpfs) for secret and projected volumes, below `pod_dir` for the
+/// others; `None` for other kinds. The name must be a DNS label (checked before anything
+/// is written).
+pub fn api_volume_path(pod_dir: &Path, runtime_pod_dir: &Path, volume: &Volume) -> Option<PathBuf> {
+    ApiVolumeKind::of(volume).map(|kind| {
+        let base = if kind.is_secret() {
+            runtime_pod_dir
+        } else {
+            pod_dir
+        };
+        base.join(kind.dir()).join(&volume.name)
+    })
+}
+
+/// Where an older systemk kept the files of a secret or projected volume (below the pod
+/// directory, on persistent disk); `None` for other kinds. Such files are removed.
+pub fn legacy_secret_volume_path(pod_dir: &Path, volume: &Volume) -> Option<PathBuf> {
+    ApiVolumeKind::of(volume)
+        .filter(|kind| kind.is_secret())
+        .map(|kind| pod_dir.join(kind.dir()).join(&volume.name))
 }
 
 /// The bind mounts of `container`, in `volumeMounts` order.
-pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<Vec<BindMount>> {
+pub fn bind_mounts(
+    pod: &Pod,
+    container: &Container,
+    pod_dir: &Path,
+    runtime_pod_dir: &Path,
+) -> Result<Vec<BindMount>> {
     let mut mounts: Vec<BindMount> = Vec::new();
     for mount in container.volume_mounts.iter().flatten() {
         let name = &mount.name;
@@ -140,11 +171,12 @@ pub fn bind_mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<V
                 what: format!("mountPropagation of volume mount {name}"),
             });
         }
-        let (mut source, is_empty_dir, forced_read_only) = match source(volume, pod_dir)? {
-            Source::EmptyDir(dir) => (dir, true, false),
-            Source::Host(path) => (path, false, false),
-            Source::Api(dir) => (dir, false, true),
-        };
+        let (mut source, is_empty_dir, forced_read_only) =
+            match source(volume, pod_dir, runtime_pod_dir)? {
+                Source::EmptyDir(dir) => (dir, true, false),
+                Source::Host(path) => (path, false, false),
+                Source::Api(dir) => (dir, false, true),
+            };
         if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
             if is_empty_dir {
                 return Err(invalid(
@@ -192,7 +224,7 @@ fn pod_volumes(pod: &Pod) -> impl Iterator<Item = &Volume> {
     pod.spec.iter().flat_map(|s| s.volumes.iter().flatten())
 }
 
-fn source(volume: &Volume, pod_dir: &Path) -> Result<Source> {
+fn source(volume: &Volume, pod_dir: &Path, runtime_pod_dir: &Path) -> Result<Source> {
     let name = &volume.name;
     check_dns_label("volume name", name)?;
     if let Some(empty) = &volume.empty_dir {
@@ -207,9 +239,14 @@ fn source(volume: &Volume, pod_dir: &Path) -> Result<Source> {
         )));
     }
     if let Some(kind) = ApiVolumeKind::of(volume) {
+        let base = if kind.is_secret() {
+            runtime_pod_dir
+        } else {
+            pod_dir
+        };
         return Ok(Source::Api(format!(
             "{}/{}/{name}",
-            pod_dir_text(name, pod_dir)?,
+            pod_dir_text(name, base)?,
             kind.dir()
         )));
     }
