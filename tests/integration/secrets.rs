@@ -13,6 +13,8 @@ use serde_json::json;
 use systemk::pod::PodDirs;
 
 use crate::cluster::harness::{Cluster, in_mount_namespace, pod_manifest, running_and_ready};
+use crate::static_pods::machine::Machine;
+use crate::support::TestContext;
 use crate::support::engine::{UNIT_DIR, environ, unique_uid};
 use crate::support::require_sandbox;
 
@@ -234,3 +236,64 @@ fn pod_dir_removal_detaches_bind_mounts_and_spares_their_source() {
         "a mount below the pod is left:\n{mounts}"
     );
 }
+
+/// A static pod whose container shows `VALUE` in its environment.
+fn env_pod(value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: envy\n  namespace: {{ns}}\nspec:\n  \
+         containers:\n    - name: main\n      image: /bin/sleep\n      args: [\"infinity\"]\n      \
+         env:\n        - name: VALUE\n          value: \"{value}\"\n"
+    )
+}
+
+#[tokio::test]
+async fn a_changed_env_file_restarts_and_a_wiped_runtime_dir_is_rewritten_at_start() {
+    let context = TestContext::new("env_file_restarts");
+    let machine = Machine::new(&context).await;
+    machine.write_manifest("envy.yaml", &env_pod("one"));
+    let agent = machine.start_agent();
+    let unit = machine.unit("envy", "main");
+    let first = machine.wait_running(START, &unit).await;
+    assert!(environ(first).contains(&b"VALUE=one".to_vec()));
+    let unit_path = Path::new(UNIT_DIR).join(unit.as_str());
+    let unit_text = std::fs::read_to_string(&unit_path).unwrap();
+
+    // Only the environment file changes, not the unit: the container still restarts
+    // with the new value, as the kubelet starts a changed container anew.
+    machine.write_manifest("envy.yaml", &env_pod("two"));
+    let second = machine
+        .wait_unit(START, &unit, "running with a new PID", |status| {
+            status.sub_state == "running" && status.main_pid != first && status.main_pid != 0
+        })
+        .await
+        .main_pid;
+    assert!(environ(second).contains(&b"VALUE=two".to_vec()));
+    assert_eq!(std::fs::read_to_string(&unit_path).unwrap(), unit_text);
+
+    // A boot: the runtime tmpfs is empty and systemk not yet running. The unit does not
+    // start without its environment; once systemk runs, it writes the file and starts it.
+    agent.kill9();
+    let status = Command::new("systemctl")
+        .args(["stop", unit.as_str()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_dir_all(machine.runtime_dir().join("pods")).unwrap();
+    let started = Command::new("systemctl")
+        .args(["start", unit.as_str()])
+        .output()
+        .unwrap();
+    assert!(
+        !started.status.success(),
+        "started without its environment file"
+    );
+    let agent = machine.start_agent();
+    let third = machine.wait_running(START, &unit).await;
+    assert!(environ(third).contains(&b"VALUE=two".to_vec()));
+
+    agent.terminate().await;
+    machine.clean_up().await;
+}
+
+/// How long a static pod may take to (re)start.
+const START: std::time::Duration = std::time::Duration::from_secs(10);
