@@ -159,6 +159,7 @@ pub(super) async fn prepare(
             changed.push((name.clone(), container.clone()));
         }
     }
+    remove_stale_env_files(&runtime_pod_dir, pod);
     let stale: Vec<UnitName> = state.units.difference(&wanted).cloned().collect();
     if !stale.is_empty() {
         let grace = grace_of(Some(pod));
@@ -217,6 +218,31 @@ fn failed_mount<'a>(
         .flatten()
         .find_map(|mount| failures.get_key_value(&mount.name))
         .map(|(volume, why)| (volume.as_str(), why.as_str()))
+}
+
+/// Removes the environment files of containers that left the pod's spec.
+fn remove_stale_env_files(runtime_pod_dir: &Path, pod: &Pod) {
+    let Some(dir) = env_file_path(runtime_pod_dir, "x")
+        .parent()
+        .map(Path::to_owned)
+    else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let kept: BTreeSet<std::path::PathBuf> = containers(pod)
+        .iter()
+        .map(|c| env_file_path(runtime_pod_dir, &c.container.name))
+        .collect();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !kept.contains(&path)
+            && let Err(err) = std::fs::remove_file(&path)
+        {
+            tracing::warn!(path = %path.display(), error = %err, "cannot remove a stale environment file");
+        }
+    }
 }
 
 /// Whether `container` mounts a volume whose files live on the runtime tmpfs.
