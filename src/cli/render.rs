@@ -3,7 +3,10 @@
 //! A package installed here contributes its vendor unit; one that is not is synthesised
 //! and a comment says so. Workloads (Deployment, Job…) render their pod template, named
 //! after the workload (see [`workload`]); other kinds are skipped with a comment, so any
-//! manifest meant for `kubectl apply` can be rendered.
+//! manifest meant for `kubectl apply` can be rendered. A container's `env` is not in its
+//! unit but in the root-only environment file the unit names (`EnvironmentFile=`); render
+//! prints that file's content after the unit as comment lines. It can: without a cluster,
+//! every value comes from the manifest itself (a secret reference cannot be resolved).
 
 mod workload;
 
@@ -17,7 +20,7 @@ use crate::config::RenderArgs;
 use crate::package::{ImageRef, Installer, InstallerConfig};
 use crate::pod::{self, EnvFacts, PodDirs, UnitContext};
 use crate::sources::manifests;
-use crate::unit::{NodeInfo, SystemUsers};
+use crate::unit::{self, NodeInfo, SystemUsers};
 
 /// Prints the units of every pod in `args.file`.
 pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
@@ -136,7 +139,10 @@ async fn render_pod(
         };
         let unit = pod::container_unit(pod, container, installed.as_ref(), context);
         match (unit, &installed) {
-            (Ok(unit), Some(_)) => out.push_str(&unit.render()),
+            (Ok(unit), Some(_)) => {
+                out.push_str(&unit.render());
+                push_env_file(out, &resolved, &runtime_pod_dir)?;
+            }
             (Ok(unit), None) => {
                 if image.package_name().is_some() {
                     writeln!(
@@ -145,6 +151,7 @@ async fn render_pod(
                     )?;
                 }
                 out.push_str(&unit.render());
+                push_env_file(out, &resolved, &runtime_pod_dir)?;
             }
             (Err(err), None) if image.package_name().is_some() => writeln!(
                 out,
@@ -158,6 +165,27 @@ async fn render_pod(
             }
         }
         out.push('\n');
+    }
+    Ok(())
+}
+
+/// The environment file of `container` as comment lines after its unit, when it has one.
+fn push_env_file(
+    out: &mut String,
+    container: &k8s_openapi::api::core::v1::Container,
+    runtime_pod_dir: &Path,
+) -> anyhow::Result<()> {
+    let Some(text) = unit::env_file(container)? else {
+        return Ok(());
+    };
+    let path = unit::env_file_path(runtime_pod_dir, &container.name);
+    writeln!(
+        out,
+        "# {} (mode 0600, written by systemk when it prepares the pod):",
+        path.display()
+    )?;
+    for line in text.lines() {
+        writeln!(out, "#   {line}")?;
     }
     Ok(())
 }

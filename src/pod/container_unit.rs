@@ -67,7 +67,7 @@ pub struct UnitContext<'a> {
     pub node: &'a NodeInfo,
     /// The pod's directory (`<state>/pods/<uid>`).
     pub pod_dir: &'a Path,
-    /// The pod's runtime directory (`<runtime>/pods/<uid>`).
+    /// The pod's runtime directory (`<runtime>/pods/<uid>`, tmpfs).
     pub runtime_pod_dir: &'a Path,
     /// The user database, for primary groups.
     pub users: &'a dyn UserDb,

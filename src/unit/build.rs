@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use super::env::{NodeInfo, environment_words};
+use super::env::{NodeInfo, env_file, env_file_path, environment_words};
 use super::error::{Error, Result};
 use super::escape::environment;
 use super::exec::compose_exec_start;
@@ -94,8 +94,8 @@ pub struct BuildInput<'a> {
     pub node: &'a NodeInfo,
     /// The pod's state directory (`/var/lib/systemk/pods/<uid>`).
     pub pod_dir: &'a Path,
-    /// The pod's runtime directory (`/run/systemk/pods/<uid>`), where `subPath`s are
-    /// staged.
+    /// The pod's runtime directory on tmpfs (`/run/systemk/pods/<uid>`): its environment
+    /// files, secret and projected volumes, staged `subPath`s.
     pub runtime_pod_dir: &'a Path,
     /// The user database, for primary groups.
     pub users: &'a dyn UserDb,
@@ -173,8 +173,17 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
         let dir = path::absolute(&format!("workingDir of container {}", container.name), dir)?;
         unit.set("Service", "WorkingDirectory", path::directive(&dir))?;
     }
-    for word in environment_words(container, input.node)? {
+    for word in environment_words(input.node)? {
         unit.add("Service", "Environment", word)?;
+    }
+    // After the vendor's EnvironmentFile= lines, so the pod's values win (see env.rs).
+    if env_file(container)?.is_some() {
+        let path = env_file_path(input.runtime_pod_dir, &container.name);
+        let path = path.to_str().ok_or_else(|| Error::Unsupported {
+            what: format!("runtime directory {} that is not UTF-8", path.display()),
+        })?;
+        let path = path::absolute("environment file", path)?;
+        unit.add("Service", "EnvironmentFile", path::directive(&path))?;
     }
     apply_hardening(&mut unit, container, input.writable_dirs)?;
     for mount in bind_mounts(pod, container, input.pod_dir, input.runtime_pod_dir)? {

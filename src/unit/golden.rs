@@ -78,7 +78,13 @@ fn render_case(yaml: &Path) -> String {
                 .unwrap()
                 .unit_name()
                 .unwrap();
-            format!("# {name}\n{}", unit.render())
+            let mut out = format!("# {name}\n{}", unit.render());
+            // The pod's env is in the environment file, not the unit: show it verbatim.
+            if let Some(text) = super::env::env_file(container).unwrap() {
+                let path = super::env::env_file_path(&runtime_pod_dir, &container.name);
+                out.push_str(&format!("# {} (verbatim):\n{text}", path.display()));
+            }
+            out
         }
         Err(err) => format!("error: {err}\n"),
     }

@@ -43,7 +43,7 @@ mod resources;
 mod volumes;
 
 pub use build::{BuildInput, build};
-pub use env::NodeInfo;
+pub use env::{NodeInfo, env_file, env_file_path};
 pub use error::{Error, Result};
 pub use exec::compose_exec_start;
 pub use file::{Section, UnitFile};
@@ -57,5 +57,5 @@ pub use name::{
 pub use quantity::{Quantity, QuantityError};
 pub use volumes::{
     ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts, empty_dir_path,
-    subpath_staging_path,
+    legacy_secret_volume_path, subpath_staging_path,
 };

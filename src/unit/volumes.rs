@@ -15,8 +15,11 @@
 //!   what it opened onto a staging path, `<runtime pod dir>/volume-subpaths/<volume>/
 //!   <container>/<mount index>` ([`subpath_staging_path`]); the unit binds that path.
 //! - `configMap`, `secret`, `projected` and `downwardAPI` → the directory the pod layer
-//!   writes their files into, `<pod_dir>/volumes/<kind>/<volume name>`
-//!   ([`api_volume_path`]), always mounted read-only as the kubelet does.
+//!   writes their files into, `<dir>/volumes/<kind>/<volume name>` ([`api_volume_path`]),
+//!   where `<dir>` is the pod's runtime directory (tmpfs, root-only) for `secret` and
+//!   `projected` (which carries service-account tokens), so no secret byte reaches a
+//!   persistent disk, and the pod directory for the others; always mounted read-only as
+//!   the kubelet does.
 //! - Volume names are DNS labels, so a volume name cannot leave its directory; mount
 //!   paths are absolute, normalised, without `..` and never `/` itself (`path.rs`).
 //!   Every other volume kind is refused with its name.
@@ -69,6 +72,12 @@ impl ApiVolumeKind {
         } else {
             None
         }
+    }
+
+    /// Whether the volume's files may hold secrets (`secret`, and `projected` with its
+    /// service-account tokens and secret sources): they live on the runtime tmpfs.
+    pub fn is_secret(self) -> bool {
+        matches!(self, Self::Secret | Self::Projected)
     }
 
     fn dir(self) -> &'static str {
@@ -150,10 +159,27 @@ pub fn empty_dir_path(pod_dir: &Path, volume: &str) -> PathBuf {
     pod_dir.join(EMPTY_DIR).join(volume)
 }
 
-/// Where the files of a configMap, secret, projected or downwardAPI volume live; `None`
-/// for other kinds. The name must be a DNS label (checked before anything is written).
-pub fn api_volume_path(pod_dir: &Path, volume: &Volume) -> Option<PathBuf> {
-    ApiVolumeKind::of(volume).map(|kind| pod_dir.join(kind.dir()).join(&volume.name))
+/// Where the files of a configMap, secret, projected or downwardAPI volume live: below
+/// `runtime_pod_dir` (tmpfs) for secret and projected volumes, below `pod_dir` for the
+/// others; `None` for other kinds. The name must be a DNS label (checked before anything
+/// is written).
+pub fn api_volume_path(pod_dir: &Path, runtime_pod_dir: &Path, volume: &Volume) -> Option<PathBuf> {
+    ApiVolumeKind::of(volume).map(|kind| {
+        let base = if kind.is_secret() {
+            runtime_pod_dir
+        } else {
+            pod_dir
+        };
+        base.join(kind.dir()).join(&volume.name)
+    })
+}
+
+/// Where an older systemk kept the files of a secret or projected volume (below the pod
+/// directory, on persistent disk); `None` for other kinds. Such files are removed.
+pub fn legacy_secret_volume_path(pod_dir: &Path, volume: &Volume) -> Option<PathBuf> {
+    ApiVolumeKind::of(volume)
+        .filter(|kind| kind.is_secret())
+        .map(|kind| pod_dir.join(kind.dir()).join(&volume.name))
 }
 
 /// The bind mounts of `container`, in `volumeMounts` order. `pod_dir` is the pod's
@@ -187,11 +213,12 @@ pub fn bind_mounts(
                 what: format!("mountPropagation of volume mount {name}"),
             });
         }
-        let (mut source, is_empty_dir, forced_read_only) = match source(volume, pod_dir)? {
-            Source::EmptyDir(dir) => (dir, true, false),
-            Source::Host(path) => (path, false, false),
-            Source::Api(dir) => (dir, false, true),
-        };
+        let (mut source, is_empty_dir, forced_read_only) =
+            match source(volume, pod_dir, runtime_pod_dir)? {
+                Source::EmptyDir(dir) => (dir, true, false),
+                Source::Host(path) => (path, false, false),
+                Source::Api(dir) => (dir, false, true),
+            };
         let mut sub_path = None;
         if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
             let sub = path::relative(&format!("subPath of volume mount {name}"), sub)?;
@@ -243,7 +270,7 @@ fn pod_volumes(pod: &Pod) -> impl Iterator<Item = &Volume> {
     pod.spec.iter().flat_map(|s| s.volumes.iter().flatten())
 }
 
-fn source(volume: &Volume, pod_dir: &Path) -> Result<Source> {
+fn source(volume: &Volume, pod_dir: &Path, runtime_pod_dir: &Path) -> Result<Source> {
     let name = &volume.name;
     check_dns_label("volume name", name)?;
     if let Some(empty) = &volume.empty_dir {
@@ -258,9 +285,14 @@ fn source(volume: &Volume, pod_dir: &Path) -> Result<Source> {
         )));
     }
     if let Some(kind) = ApiVolumeKind::of(volume) {
+        let base = if kind.is_secret() {
+            runtime_pod_dir
+        } else {
+            pod_dir
+        };
         return Ok(Source::Api(format!(
             "{}/{}/{name}",
-            pod_dir_text(name, pod_dir)?,
+            pod_dir_text(name, base)?,
             kind.dir()
         )));
     }

@@ -9,6 +9,7 @@
 //! resolving stays pure. Layer 4: must not import `sources`.
 
 mod expansion;
+mod file;
 mod resources;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +19,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, ObjectFieldSel
 
 use super::error::{Error, Result};
 use super::objects::ReferencedObjects;
+pub use file::sync_env_file;
 pub use resources::NodeAllocatable;
 pub(crate) use resources::resource_value;
 

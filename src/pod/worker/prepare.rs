@@ -1,14 +1,20 @@
 //! Preparing a pod's units: installing images, turning off the vendor units of packages
 //! systemk installed, building the units, and writing only those whose content changed
-//! (one batch, one `daemon-reload`). A pass prepares when the pod is new or changed, or
-//! when the retry of a failed preparation is due. Layer 4.
+//! (one batch, one `daemon-reload`), and the containers' environment files (on the runtime
+//! tmpfs, root-only; a changed file restarts its container as a changed unit does). A
+//! pass prepares when the pod is new or changed, or when the retry of a failed
+//! preparation is due. After a boot the runtime directory is empty: units that need it
+//! (environment files, secret and token volumes) failed to start and are started again
+//! once their files are back. Layer 4.
 
 use super::*;
-use crate::pod::env::{EnvFacts, resolve_container};
+use crate::pod::env::{EnvFacts, resolve_container, sync_env_file};
 use crate::pod::mounts::check_targets;
 use crate::pod::objects::fetch_referenced;
 use crate::pod::subpath;
-use crate::unit::{HomeProtection, bind_mounts, unit_identity};
+use crate::unit::{
+    ApiVolumeKind, HomeProtection, bind_mounts, env_file, env_file_path, unit_identity,
+};
 use std::path::PathBuf;
 
 use super::volumes::{VolumeFailures, sync_volumes};
@@ -53,6 +59,9 @@ pub(super) async fn prepare(
     state: &mut PodState,
 ) -> Result<()> {
     state.problems.clear();
+    // Empty after a boot (tmpfs): what lives there must be written again, and the units
+    // that need it restarted.
+    let runtime_fresh = !ctx.dirs.runtime_pod_dir(uid).is_dir();
     if let Err(err) = ctx.dirs.prepare(pod, uid) {
         for container in containers(pod) {
             state
@@ -73,26 +82,22 @@ pub(super) async fn prepare(
     }
     let pod_dir = ctx.dirs.pod_dir(uid);
     let runtime_pod_dir = ctx.dirs.runtime_pod_dir(uid);
+    let dirs = PreparedDirs {
+        pod_dir: &pod_dir,
+        runtime_pod_dir: &runtime_pod_dir,
+    };
     let mut wanted = BTreeSet::new();
     let mut to_write: Vec<(UnitName, String)> = Vec::new();
     let mut changed = Vec::new();
     // Containers whose unit was built, with how their unit hides /home.
     let mut built: Vec<(String, HomeProtection)> = Vec::new();
+    let mut env_files: Vec<(UnitName, String, Option<String>)> = Vec::new();
     for container in containers(pod) {
         let name = unit_name(pod, container.container)?;
         let existing = existing_meta(&ctx.unit_dir, &name).await;
-        match prepare_container(
-            ctx,
-            pod,
-            container,
-            &pod_dir,
-            &runtime_pod_dir,
-            existing.as_ref(),
-            state,
-        )
-        .await
-        {
-            Ok((unit, image_id)) => {
+        match prepare_container(ctx, pod, container, dirs, existing.as_ref(), state).await {
+            Ok((unit, image_id, env)) => {
+                env_files.push((name.clone(), container.container.name.clone(), env));
                 state
                     .image_ids
                     .insert(container.container.name.clone(), image_id);
@@ -164,6 +169,22 @@ pub(super) async fn prepare(
         &runtime_pod_dir,
         &wanted_staging(pod, &pod_dir, &runtime_pod_dir),
     )?;
+    // Only for containers whose unit goes ahead: a held-back one keeps its old file, so
+    // the change is still seen (and restarts it) when it goes ahead.
+    for (name, container, env) in &env_files {
+        if !wanted.contains(name) {
+            continue;
+        }
+        let path = env_file_path(&runtime_pod_dir, container);
+        let env_changed = sync_env_file(&path, env.as_deref())?;
+        let needs_runtime =
+            runtime_fresh && (env.is_some() || mounts_secret_volume(pod, container));
+        let restart = env_changed || needs_runtime;
+        if restart && state.units.contains(name) && !changed.iter().any(|(n, _)| n == name) {
+            changed.push((name.clone(), container.clone()));
+        }
+    }
+    remove_stale_env_files(&runtime_pod_dir, pod);
     let stale: Vec<UnitName> = state.units.difference(&wanted).cloned().collect();
     if !stale.is_empty() {
         let grace = grace_of(Some(pod));
@@ -253,18 +274,76 @@ fn failed_mount<'a>(
         .map(|(volume, why)| (volume.as_str(), why.as_str()))
 }
 
+/// Removes the environment files of containers that left the pod's spec.
+fn remove_stale_env_files(runtime_pod_dir: &Path, pod: &Pod) {
+    let Some(dir) = env_file_path(runtime_pod_dir, "x")
+        .parent()
+        .map(Path::to_owned)
+    else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let kept: BTreeSet<std::path::PathBuf> = containers(pod)
+        .iter()
+        .map(|c| env_file_path(runtime_pod_dir, &c.container.name))
+        .collect();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !kept.contains(&path)
+            && let Err(err) = std::fs::remove_file(&path)
+        {
+            tracing::warn!(path = %path.display(), error = %err, "cannot remove a stale environment file");
+        }
+    }
+}
+
+/// Whether `container` mounts a volume whose files live on the runtime tmpfs.
+fn mounts_secret_volume(pod: &Pod, container: &str) -> bool {
+    let Some(container) = containers(pod)
+        .into_iter()
+        .find(|c| c.container.name == container)
+    else {
+        return false;
+    };
+    container
+        .container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter_map(|mount| {
+            pod.spec
+                .as_ref()?
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == mount.name)
+        })
+        .any(|volume| ApiVolumeKind::of(volume).is_some_and(ApiVolumeKind::is_secret))
+}
+
+/// The pod's directories a unit is built with.
+#[derive(Clone, Copy)]
+pub(super) struct PreparedDirs<'a> {
+    /// `<state>/pods/<uid>`.
+    pod_dir: &'a Path,
+    /// `<runtime>/pods/<uid>` (tmpfs).
+    runtime_pod_dir: &'a Path,
+}
+
 /// Installs the container's image, turns its vendor units off when systemk installed
 /// the package just now, resolves its environment and builds its unit. `existing` is
-/// what the container's unit, if one was written before, says of itself.
+/// what the container's unit, if one was written before, says of itself. Returns the
+/// unit, the image ID and the content of its environment file (`None`: it has none).
 pub(super) async fn prepare_container(
     ctx: &Context,
     pod: &Arc<Pod>,
     container: ContainerRef<'_>,
-    pod_dir: &Path,
-    runtime_pod_dir: &Path,
+    dirs: PreparedDirs<'_>,
     existing: Option<&KubernetesMeta>,
     state: &PodState,
-) -> Result<(UnitFile, String)> {
+) -> Result<(UnitFile, String, Option<String>)> {
     let image: ImageRef = container
         .container
         .image
@@ -314,21 +393,23 @@ pub(super) async fn prepare_container(
         kubernetes_service: ctx.kubernetes_service.clone(),
         allocatable: ctx.allocatable,
     };
-    // The unit gets plain values only; a changed value changes the unit's spec hash, so
-    // the container restarts with it, as the kubelet reads the environment at start.
+    // The unit names the environment file, which gets the plain values; a changed value
+    // changes the file, so the container restarts with it (see `prepare`), as the kubelet
+    // reads the environment at start.
     let resolved = resolve_container(pod, container.container, objects.as_ref(), &facts)?;
+    let env = env_file(&resolved).map_err(Error::from)?;
     let container = ContainerRef {
         container: &resolved,
         ..container
     };
     let context = UnitContext {
         node: &ctx.node,
-        pod_dir,
-        runtime_pod_dir,
+        pod_dir: dirs.pod_dir,
+        runtime_pod_dir: dirs.runtime_pod_dir,
         users: ctx.users.as_ref(),
     };
     let unit = container_unit(pod, container, Some(&installed), context)?;
-    Ok((unit, installed.image_id))
+    Ok((unit, installed.image_id, env))
 }
 
 pub(super) fn problem(err: &Error) -> Problem {

@@ -2,19 +2,22 @@
 //! pass their files are computed from the objects (served from watches, so cheap) and the
 //! tokens the pod holds, and rewritten atomically where they differ. Tokens are asked for
 //! again once 80 % of their lifetime has passed, as the kubelet does. A volume that cannot
-//! be written keeps its last files. Layer 4.
+//! be written keeps its last files. Secret and projected volumes are written to the
+//! pod's runtime directory (tmpfs) and never to persistent disk; files an older systemk
+//! kept for them in the state directory are removed. Layer 4.
 
 use std::collections::BTreeMap;
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 
 use super::*;
+use crate::pod::dirs::remove_tree;
 use crate::pod::env::EnvFacts;
 use crate::pod::objects::{IssuedToken, TokenSpec, fetch_for_volumes, pod_volumes};
 use crate::pod::volumes::{
     VolumeSources, token_specs, volume_owner, volume_payload, volume_token_specs, write_payload,
 };
-use crate::unit::{ApiVolumeKind, api_volume_path, is_dns_label};
+use crate::unit::{ApiVolumeKind, api_volume_path, is_dns_label, legacy_secret_volume_path};
 
 /// How often a pod's volumes are compared with their objects even when no change was
 /// announced (the kubelet's sync period): a missed watch event heals, and the watches of
@@ -87,11 +90,18 @@ pub(super) async fn sync_volumes(
         facts: &facts,
     };
     let pod_dir = ctx.dirs.pod_dir(uid);
+    let runtime_pod_dir = ctx.dirs.runtime_pod_dir(uid);
     for volume in pod_volumes(pod) {
-        let Some(dir) = api_volume_path(&pod_dir, volume) else {
+        let Some(dir) = api_volume_path(&pod_dir, &runtime_pod_dir, volume) else {
             continue;
         };
         let name = volume.name.clone();
+        if is_dns_label(&name)
+            && let Some(legacy) = legacy_secret_volume_path(&pod_dir, volume)
+            && let Err(err) = remove_tree(&legacy)
+        {
+            tracing::warn!(pod_uid = uid, volume = %name, error = %err, "cannot remove the secret files an older systemk kept on disk");
+        }
         if let Some(why) = token_failures.get(&name) {
             failures.insert(name, why.clone());
             continue;

@@ -185,22 +185,39 @@ fn api_volumes_are_always_read_only_and_allow_sub_paths() {
     )
     .unwrap();
     let base = "/var/lib/systemk/pods/u1/volumes";
+    // Secrets and tokens live on the runtime tmpfs, never on persistent disk.
+    let tmpfs = "/run/systemk/pods/u1/volumes";
     assert_eq!(
         got,
         [
             format!("BindReadOnlyPaths={base}/config-map/cfg:/etc/app"),
             "BindReadOnlyPaths=/run/systemk/pods/u1/volume-subpaths/cfg/c/1:/etc/app.conf"
                 .to_owned(),
-            format!("BindReadOnlyPaths={base}/secret/creds:/secrets"),
-            format!("BindReadOnlyPaths={base}/projected/token:/run/token"),
+            format!("BindReadOnlyPaths={tmpfs}/secret/creds:/secrets"),
+            format!("BindReadOnlyPaths={tmpfs}/projected/token:/run/token"),
             format!("BindReadOnlyPaths={base}/downward-api/info:/info"),
         ]
     );
+    let (p, r) = (Path::new("/p"), Path::new("/r"));
     assert_eq!(
-        api_volume_path(Path::new("/p"), &config_map("cfg")),
+        api_volume_path(p, r, &config_map("cfg")),
         Some(PathBuf::from("/p/volumes/config-map/cfg"))
     );
-    assert_eq!(api_volume_path(Path::new("/p"), &empty_dir("e")), None);
+    let creds = Volume {
+        name: "creds".into(),
+        secret: Some(Default::default()),
+        ..Default::default()
+    };
+    assert_eq!(
+        api_volume_path(p, r, &creds),
+        Some(PathBuf::from("/r/volumes/secret/creds"))
+    );
+    assert_eq!(
+        legacy_secret_volume_path(p, &creds),
+        Some(PathBuf::from("/p/volumes/secret/creds"))
+    );
+    assert_eq!(legacy_secret_volume_path(p, &config_map("cfg")), None);
+    assert_eq!(api_volume_path(p, r, &empty_dir("e")), None);
 }
 
 #[test]

@@ -73,6 +73,11 @@ impl Machine {
         self.root.path().join("state")
     }
 
+    /// The agent's `--runtime-dir` (on the sandbox's tmpfs `/run`).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.root.path().join("run")
+    }
+
     fn log_path(&self) -> PathBuf {
         self.root.path().join("agent.log")
     }
