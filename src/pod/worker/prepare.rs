@@ -362,6 +362,9 @@ pub(super) async fn prepare_container(
         );
     }
     let installed = ctx.installer.install(&image).await?;
+    if announce && let Some(warning) = ctx.installer.warning(&image) {
+        state.event(pod, EventKind::Warning, "UnverifiedImage", warning);
+    }
     if announce {
         let outcome = if installed.newly_installed {
             "Installed"
