@@ -12,12 +12,14 @@ use crate::sources::kube::KUBELET_PORT;
 mod kubeconfig;
 mod manpage;
 mod node_ip;
+mod node_security;
 #[cfg(test)]
 mod shipped_files;
 
 pub use kubeconfig::{KubeconfigChoice, choose_kubeconfig};
 pub use manpage::manpage;
 pub use node_ip::{NodeIps, detect_node_ips, host_addresses};
+pub use node_security::{apparmor_enabled, default_node_security, hidden_paths, restricted_gids};
 
 /// Where static pod manifests are read from when `--pod-manifest-path` is not given.
 pub const DEFAULT_MANIFEST_DIR: &str = "/etc/systemk/manifests";
@@ -28,6 +30,11 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/systemk";
 pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
 /// Where downloaded `.deb` files are cached by content hash.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/systemk/debs";
+/// Groups pods may take only when privileged: they grant host credentials or devices.
+/// `@devices` stands for every group that owns a device node under `/dev`.
+pub const DEFAULT_RESTRICTED_GROUPS: &str = "root,shadow,disk,adm,sudo,systemd-journal,@devices";
+/// systemk's configuration directory, hidden from pods with its manifests.
+pub const CONFIG_DIR: &str = "/etc/systemk";
 /// Pods the node advertises it can run: the kubelet's default `--max-pods`.
 pub const DEFAULT_MAX_PODS: u32 = 110;
 
@@ -134,6 +141,10 @@ pub struct AgentArgs {
     /// Where downloaded .deb files are cached.
     #[arg(long, env = "SYSTEMK_CACHE_DIR", value_name = "DIR", default_value = DEFAULT_CACHE_DIR)]
     pub cache_dir: PathBuf,
+    /// Groups (names, numbers, or @devices for every group owning a device node) that a
+    /// pod may take as runAsGroup, supplementalGroups or fsGroup only when privileged.
+    #[arg(long, env = "SYSTEMK_RESTRICTED_GROUPS", value_name = "GROUPS", value_delimiter = ',', default_value = DEFAULT_RESTRICTED_GROUPS)]
+    pub restricted_groups: Vec<String>,
     /// Kubeconfig of this node's identity (default: $KUBECONFIG, then ~/.kube/config, when
     /// the file exists). Without one systemk runs only static pods and joins no cluster.
     #[arg(long, env = "SYSTEMK_KUBECONFIG", value_name = "FILE")]

@@ -17,7 +17,7 @@ use crate::config::RenderArgs;
 use crate::package::{ImageRef, Installer, InstallerConfig};
 use crate::pod::{self, EnvFacts, PodDirs, UnitContext};
 use crate::sources::manifests;
-use crate::unit::{NodeInfo, SystemUsers};
+use crate::unit::{NodeInfo, NodeSecurity, SystemUsers};
 
 /// Prints the units of every pod in `args.file`.
 pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
@@ -38,10 +38,13 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
     };
     let installer = Installer::new(InstallerConfig::default())?;
     let dirs = PodDirs::new(Path::new(crate::config::DEFAULT_STATE_DIR));
+    let security = crate::config::default_node_security();
     let mut out = String::new();
     for item in &items {
         match item {
-            Item::Pod(pod) => render_pod(pod, &installer, &dirs, &node, &facts, &mut out).await?,
+            Item::Pod(pod) => {
+                render_pod(pod, &installer, &dirs, (&node, &security), &facts, &mut out).await?
+            }
             Item::Skipped { kind, name } => {
                 writeln!(out, "# skipped {kind}/{name}: not a pod\n")?;
             }
@@ -92,7 +95,7 @@ async fn render_pod(
     pod: &Pod,
     installer: &Installer,
     dirs: &PodDirs,
-    node: &NodeInfo,
+    (node, security): (&NodeInfo, &NodeSecurity),
     facts: &EnvFacts,
     out: &mut String,
 ) -> anyhow::Result<()> {
@@ -102,6 +105,7 @@ async fn render_pod(
         node,
         pod_dir: &pod_dir,
         users: &SystemUsers,
+        security,
     };
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     for container in pod::containers(pod) {

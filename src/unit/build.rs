@@ -40,6 +40,7 @@ use super::error::{Error, Result};
 use super::escape::environment;
 use super::exec::compose_exec_start;
 use super::file::UnitFile;
+use super::confinement::{NodeSecurity, apply_confinement};
 use super::hardening::apply_hardening;
 use super::identity::{UserDb, apply_identity};
 use super::meta::{KubernetesMeta, RestartPolicy};
@@ -96,6 +97,8 @@ pub struct BuildInput<'a> {
     pub pod_dir: &'a Path,
     /// The user database, for primary groups.
     pub users: &'a dyn UserDb,
+    /// What the node keeps from its pods.
+    pub security: &'a NodeSecurity,
 }
 
 /// The unit file for one container of a pod.
@@ -165,7 +168,7 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
     )?;
     unit.add("Service", "Restart", "no")?;
     unit.add("Service", "RemainAfterExit", "yes")?;
-    apply_identity(&mut unit, pod, container, input.users)?;
+    apply_identity(&mut unit, pod, container, input.users, input.security)?;
     if let Some(dir) = container.working_dir.as_deref().filter(|d| !d.is_empty()) {
         let dir = path::absolute(&format!("workingDir of container {}", container.name), dir)?;
         unit.set("Service", "WorkingDirectory", path::directive(&dir))?;
@@ -173,7 +176,9 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
     for word in environment_words(container, input.node)? {
         unit.add("Service", "Environment", word)?;
     }
-    apply_hardening(&mut unit, container, input.writable_dirs)?;
+    let host_ipc = spec.and_then(|s| s.host_ipc) == Some(true);
+    apply_hardening(&mut unit, container, input.writable_dirs, host_ipc)?;
+    apply_confinement(&mut unit, pod, container, input.security)?;
     for mount in bind_mounts(pod, container, input.pod_dir)? {
         let (key, value) = mount.directive();
         unit.add("Service", key, value)?;
@@ -259,6 +264,7 @@ mod tests {
             node: &NodeInfo::default(),
             pod_dir: Path::new("/p"),
             users: &TestUsers,
+            security: &NodeSecurity::default(),
         })
     }
 

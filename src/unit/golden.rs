@@ -59,6 +59,7 @@ fn render_case(yaml: &Path) -> String {
     let uid = case.pod.metadata.uid.clone().unwrap_or_default();
     let pod_dir = PathBuf::from(format!("/var/lib/systemk/pods/{uid}"));
     let input = BuildInput {
+        security: &crate::unit::NodeSecurity::default(),
         pod: &case.pod,
         container,
         init_container,

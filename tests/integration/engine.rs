@@ -407,6 +407,7 @@ async fn nasty_args_and_env_arrive_unchanged_and_add_nothing_to_the_unit() {
             node: &engine.ctx().node,
             pod_dir: &engine.ctx().dirs.pod_dir("plain"),
             users: engine.ctx().users.as_ref(),
+            security: &engine.ctx().security,
         },
     )
     .unwrap();

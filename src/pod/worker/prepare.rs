@@ -261,6 +261,7 @@ pub(super) async fn prepare_container(
         node: &ctx.node,
         pod_dir,
         users: ctx.users.as_ref(),
+        security: &ctx.security,
     };
     let unit = container_unit(pod, container, Some(&installed), context)?;
     Ok((unit, installed.image_id))
