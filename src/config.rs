@@ -12,12 +12,14 @@ use crate::sources::kube::KUBELET_PORT;
 mod kubeconfig;
 mod manpage;
 mod node_ip;
+mod node_security;
 #[cfg(test)]
 mod shipped_files;
 
 pub use kubeconfig::{KubeconfigChoice, choose_kubeconfig};
 pub use manpage::manpage;
 pub use node_ip::{NodeIps, detect_node_ips, host_addresses};
+pub use node_security::{apparmor_enabled, default_node_security, hidden_paths, restricted_gids};
 
 /// Where static pod manifests are read from when `--pod-manifest-path` is not given.
 pub const DEFAULT_MANIFEST_DIR: &str = "/etc/systemk/manifests";
@@ -31,6 +33,11 @@ pub const DEFAULT_RUNTIME_DIR: &str = "/run/systemk";
 pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
 /// Where downloaded `.deb` files are cached by content hash.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/systemk/debs";
+/// Groups pods may take only when privileged: they grant host credentials or devices.
+/// `@devices` stands for every group that owns a device node under `/dev`.
+pub const DEFAULT_RESTRICTED_GROUPS: &str = "root,shadow,disk,adm,sudo,systemd-journal,@devices";
+/// systemk's configuration directory, hidden from pods with its manifests.
+pub const CONFIG_DIR: &str = "/etc/systemk";
 /// Pods the node advertises it can run: the kubelet's default `--max-pods`.
 pub const DEFAULT_MAX_PODS: u32 = 110;
 
@@ -155,6 +162,10 @@ pub struct AgentArgs {
     /// Refuse https images without a `@sha256:` pin (default: allowed, with a warning).
     #[arg(long, env = "SYSTEMK_IMAGE_REQUIRE_SHA256")]
     pub image_require_sha256: bool,
+    /// Groups (names, numbers, or @devices for every group owning a device node) that a
+    /// pod may take as runAsGroup, supplementalGroups or fsGroup only when privileged.
+    #[arg(long, env = "SYSTEMK_RESTRICTED_GROUPS", value_name = "GROUPS", value_delimiter = ',', default_value = DEFAULT_RESTRICTED_GROUPS)]
+    pub restricted_groups: Vec<String>,
     /// Kubeconfig of this node's identity (default: $KUBECONFIG, then ~/.kube/config, when
     /// the file exists). Without one systemk runs only static pods and joins no cluster.
     #[arg(long, env = "SYSTEMK_KUBECONFIG", value_name = "FILE")]

@@ -13,7 +13,10 @@ use sd_notify::NotifyState;
 use tokio::sync::{mpsc, watch};
 
 use crate::backoff::{LOCAL_SERVICE, RetryLimit};
-use crate::config::{AgentArgs, KubeconfigChoice, detect_node_ips, host_addresses};
+use crate::config::{
+    AgentArgs, KubeconfigChoice, apparmor_enabled, detect_node_ips, hidden_paths, host_addresses,
+    restricted_gids,
+};
 use crate::package::{Installer, InstallerConfig};
 use crate::pod::env::NodeAllocatable;
 use crate::pod::{self, Context, ObjectLookup, PodDirs, Progress};
@@ -21,7 +24,7 @@ use crate::server::{self, Server, tls};
 use crate::sources::kube::{self as cluster, NodeConfig};
 use crate::sources::{SourceId, SourceUpdate, manifests};
 use crate::systemd::Systemd;
-use crate::unit::{NodeInfo, SystemUsers};
+use crate::unit::{NodeInfo, NodeSecurity, SystemUsers};
 
 /// How long the source may take to wind down after a signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,6 +44,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let addresses = host_addresses().context("cannot list the host's addresses")?;
     let ips = detect_node_ips(args.node_ip, args.node_external_ip, &addresses)
         .context("the host has no usable address (neither private nor global): set --node-ip")?;
+    let security = node_security(&args)?;
     let (client, kubernetes_service) = match cluster_client(&args).await? {
         Some((client, api_server)) => (Some(client), api_server),
         None => (None, None),
@@ -82,6 +86,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             .map(|client| Arc::new(cluster::ApiObjects::new(client)) as Arc<dyn ObjectLookup>),
         kubernetes_service,
         allocatable: node_allocatable(),
+        security: Arc::new(security),
     });
     tracing::info!(node = %node_name, internal_ip = %ips.internal, external_ip = %ips.external,
         manifests = %args.pod_manifest_path.display(), "systemk starting");
@@ -202,6 +207,20 @@ fn bind_kubelet_api(
         node_name.to_owned(),
     )
     .context("cannot start the kubelet API (--kubelet-port 0 turns it off)")
+}
+
+/// What pods are kept from: the agent's own files, the restricted groups.
+fn node_security(args: &AgentArgs) -> anyhow::Result<NodeSecurity> {
+    let choice = args.kubeconfig_choice(|name| std::env::var(name).ok());
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let security = NodeSecurity {
+        hidden_paths: hidden_paths(args, choice.path(), &cwd),
+        restricted_gids: restricted_gids(&args.restricted_groups, Path::new("/dev")),
+        apparmor: apparmor_enabled(),
+    };
+    tracing::info!(hidden = ?security.hidden_paths, restricted_gids = ?security.restricted_gids,
+        apparmor = security.apparmor, "pod confinement");
+    Ok(security)
 }
 
 /// The client for the cluster, when a kubeconfig is given or found. An explicit one that

@@ -20,7 +20,7 @@ use crate::config::RenderArgs;
 use crate::package::{ImageRef, Installer, InstallerConfig};
 use crate::pod::{self, EnvFacts, PodDirs, UnitContext};
 use crate::sources::manifests;
-use crate::unit::{self, NodeInfo, SystemUsers};
+use crate::unit::{self, NodeInfo, NodeSecurity, SystemUsers};
 
 /// Prints the units of every pod in `args.file`.
 pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
@@ -44,10 +44,13 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         Path::new(crate::config::DEFAULT_STATE_DIR),
         Path::new(crate::config::DEFAULT_RUNTIME_DIR),
     );
+    let security = crate::config::default_node_security();
     let mut out = String::new();
     for item in &items {
         match item {
-            Item::Pod(pod) => render_pod(pod, &installer, &dirs, &node, &facts, &mut out).await?,
+            Item::Pod(pod) => {
+                render_pod(pod, &installer, &dirs, (&node, &security), &facts, &mut out).await?
+            }
             Item::Skipped { kind, name } => {
                 writeln!(out, "# skipped {kind}/{name}: not a pod\n")?;
             }
@@ -98,7 +101,7 @@ async fn render_pod(
     pod: &Pod,
     installer: &Installer,
     dirs: &PodDirs,
-    node: &NodeInfo,
+    (node, security): (&NodeInfo, &NodeSecurity),
     facts: &EnvFacts,
     out: &mut String,
 ) -> anyhow::Result<()> {
@@ -110,6 +113,7 @@ async fn render_pod(
         pod_dir: &pod_dir,
         runtime_pod_dir: &runtime_pod_dir,
         users: &SystemUsers,
+        security,
     };
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     for container in pod::containers(pod) {

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::error::{Error, Result};
 use crate::package::{ImageRef, Installed, VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};
-use crate::unit::{self, BuildInput, NodeInfo, UnitFile, UnitName, UserDb};
+use crate::unit::{self, BuildInput, NodeInfo, NodeSecurity, UnitFile, UnitName, UserDb};
 
 /// Largest vendor unit file read (64 KiB): real ones are a few hundred bytes.
 const MAX_VENDOR_UNIT_BYTES: u64 = 64 * 1024;
@@ -71,6 +71,8 @@ pub struct UnitContext<'a> {
     pub runtime_pod_dir: &'a Path,
     /// The user database, for primary groups.
     pub users: &'a dyn UserDb,
+    /// What the node keeps from its pods.
+    pub security: &'a NodeSecurity,
 }
 
 /// Builds the unit of `container`. `installed` is `None` when the image is not on this
@@ -100,6 +102,7 @@ pub fn container_unit(
         pod_dir: context.pod_dir,
         runtime_pod_dir: context.runtime_pod_dir,
         users: context.users,
+        security: context.security,
     };
     Ok(unit::build(&input)?)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::package::Installer;
 use crate::systemd::Systemd;
-use crate::unit::{NodeInfo, UserDb};
+use crate::unit::{NodeInfo, NodeSecurity, UserDb};
 
 use super::PodDirs;
 use super::env::NodeAllocatable;
@@ -38,4 +38,6 @@ pub struct Context {
     pub kubernetes_service: Option<(String, u16)>,
     /// The node's cpu and memory, for `resourceFieldRef` of containers without limits.
     pub allocatable: NodeAllocatable,
+    /// What the node keeps from its pods: hidden paths, restricted groups.
+    pub security: Arc<NodeSecurity>,
 }

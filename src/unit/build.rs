@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
+use super::confinement::{NodeSecurity, apply_confinement};
 use super::env::{NodeInfo, env_file, env_file_path, environment_words};
 use super::error::{Error, Result};
 use super::escape::environment;
@@ -99,6 +100,8 @@ pub struct BuildInput<'a> {
     pub runtime_pod_dir: &'a Path,
     /// The user database, for primary groups.
     pub users: &'a dyn UserDb,
+    /// What the node keeps from its pods.
+    pub security: &'a NodeSecurity,
 }
 
 /// The unit file for one container of a pod.
@@ -168,7 +171,7 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
     )?;
     unit.add("Service", "Restart", "no")?;
     unit.add("Service", "RemainAfterExit", "yes")?;
-    apply_identity(&mut unit, pod, container, input.users)?;
+    apply_identity(&mut unit, pod, container, input.users, input.security)?;
     if let Some(dir) = container.working_dir.as_deref().filter(|d| !d.is_empty()) {
         let dir = path::absolute(&format!("workingDir of container {}", container.name), dir)?;
         unit.set("Service", "WorkingDirectory", path::directive(&dir))?;
@@ -185,7 +188,9 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
         let path = path::absolute("environment file", path)?;
         unit.add("Service", "EnvironmentFile", path::directive(&path))?;
     }
-    apply_hardening(&mut unit, container, input.writable_dirs)?;
+    let host_ipc = spec.and_then(|s| s.host_ipc) == Some(true);
+    apply_hardening(&mut unit, container, input.writable_dirs, host_ipc)?;
+    apply_confinement(&mut unit, pod, container, input.security)?;
     for mount in bind_mounts(pod, container, input.pod_dir, input.runtime_pod_dir)? {
         let (key, value) = mount.directive();
         unit.add("Service", key, value)?;
@@ -272,6 +277,7 @@ mod tests {
             pod_dir: Path::new("/p"),
             runtime_pod_dir: Path::new("/r"),
             users: &TestUsers,
+            security: &NodeSecurity::default(),
         })
     }
 

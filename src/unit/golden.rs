@@ -60,6 +60,7 @@ fn render_case(yaml: &Path) -> String {
     let pod_dir = PathBuf::from(format!("/var/lib/systemk/pods/{uid}"));
     let runtime_pod_dir = PathBuf::from(format!("/run/systemk/pods/{uid}"));
     let input = BuildInput {
+        security: &crate::unit::NodeSecurity::default(),
         pod: &case.pod,
         container,
         init_container,

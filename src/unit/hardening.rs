@@ -13,10 +13,11 @@
 //! - The package's own state directories (`writable_dirs`) become `ReadWritePaths=-`.
 //! - `ProtectHome=tmpfs` (or the vendor's stricter `yes`), `PrivateTmp=yes`,
 //!   `PrivateMounts=yes`.
-//! - `/dev` stays the host's (pods may be given devices), but its two world-writable
-//!   places are not: `PrivateIPC=yes` gives the unit its own POSIX message queues
-//!   (`/dev/mqueue`) and SysV IPC, and `/dev/shm` is a tmpfs of its own. Unlike a
-//!   Kubernetes pod, the containers of one pod do not share shared memory.
+//! - Unless the pod sets `hostIPC: true`, `/dev`'s two world-writable places are the
+//!   unit's own: `PrivateIPC=yes` gives it its own POSIX message queues (`/dev/mqueue`)
+//!   and SysV IPC, and `/dev/shm` is a tmpfs of its own. Unlike a Kubernetes pod, the
+//!   containers of one pod do not share shared memory. (The private `/dev` of
+//!   unprivileged pods is `confinement.rs`'s.)
 //! - `NoNewPrivileges=yes` exactly when the container sets
 //!   `allowPrivilegeEscalation: false`, as Kubernetes maps that field; otherwise the
 //!   vendor's setting stays. Forcing it would break vendor units whose processes must
@@ -41,6 +42,7 @@ pub fn apply_hardening(
     unit: &mut UnitFile,
     container: &Container,
     writable_dirs: &[PathBuf],
+    host_ipc: bool,
 ) -> Result<()> {
     unit.set(SERVICE, "ProtectSystem", "strict")?;
     let vendor_home = unit.get(SERVICE, "ProtectHome").unwrap_or_default();
@@ -52,13 +54,15 @@ pub fn apply_hardening(
     unit.set(SERVICE, "ProtectHome", home)?;
     unit.set(SERVICE, "PrivateTmp", "yes")?;
     unit.set(SERVICE, "PrivateMounts", "yes")?;
-    unit.set(SERVICE, "PrivateIPC", "yes")?;
-    // A list directive: the vendor's own entries stay.
-    unit.add(
-        SERVICE,
-        "TemporaryFileSystem",
-        "/dev/shm:mode=1777,nosuid,nodev",
-    )?;
+    if !host_ipc {
+        unit.set(SERVICE, "PrivateIPC", "yes")?;
+        // A list directive: the vendor's own entries stay.
+        unit.add(
+            SERVICE,
+            "TemporaryFileSystem",
+            "/dev/shm:mode=1777,nosuid,nodev",
+        )?;
+    }
     let no_escalation = container
         .security_context
         .as_ref()
@@ -116,7 +120,7 @@ mod tests {
     fn harden(vendor: &str, container: &Container, dirs: &[&str]) -> UnitFile {
         let mut unit = UnitFile::parse(&format!("[Service]\n{vendor}")).unwrap();
         let dirs: Vec<PathBuf> = dirs.iter().map(PathBuf::from).collect();
-        apply_hardening(&mut unit, container, &dirs).unwrap();
+        apply_hardening(&mut unit, container, &dirs, false).unwrap();
         unit
     }
 
@@ -186,7 +190,13 @@ mod tests {
         let mut unit = UnitFile::new();
         for bad in ["relative", "/a/../b", "/a b"] {
             assert!(
-                apply_hardening(&mut unit, &Container::default(), &[PathBuf::from(bad)]).is_err(),
+                apply_hardening(
+                    &mut unit,
+                    &Container::default(),
+                    &[PathBuf::from(bad)],
+                    false
+                )
+                .is_err(),
                 "{bad}"
             );
         }

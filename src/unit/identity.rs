@@ -6,6 +6,14 @@
 //! user, the vendor unit's `User=`/`Group=` stay, so packaged daemons keep their
 //! account. `runAsNonRoot` is enforced against whichever user results.
 //!
+//! Pod ids are host ids: a group the pod takes grants what that group grants on the
+//! host. So the groups a pod asks for — `runAsGroup` (or the primary group of the
+//! `runAsUser` it names), `supplementalGroups`, `fsGroup` — must not be one of the
+//! node's restricted groups ([`NodeSecurity::restricted_gids`]: root, shadow, disk, …
+//! and every group owning a device node, by default) unless the container is
+//! privileged. Root's own primary group 0 stays allowed for `runAsUser: 0`: a root
+//! process holds it anyway.
+//!
 //! The user database is behind [`UserDb`] so building stays testable; [`SystemUsers`]
 //! (NSS via `getpwuid_r`/`getpwnam_r`) is the one lookup in this layer.
 //!
@@ -14,6 +22,7 @@
 use k8s_openapi::api::core::v1::{Container, Pod};
 use nix::unistd::{Gid, Group, Uid, User};
 
+use super::confinement::{Effective, NodeSecurity};
 use super::error::{Error, Result};
 use super::file::UnitFile;
 
@@ -72,8 +81,10 @@ pub fn apply_identity(
     pod: &Pod,
     container: &Container,
     users: &dyn UserDb,
+    security: &NodeSecurity,
 ) -> Result<()> {
     let name = container.name.as_str();
+    let privileged = Effective::of(pod, container).privileged();
     let pod_ctx = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let ctx = container.security_context.as_ref();
     let run_as_user = ctx
@@ -122,10 +133,21 @@ pub fn apply_identity(
         let group = group
             .or(primary)
             .ok_or_else(|| identity_error(name, format!("user {uid} has no primary group")))?;
+        if !privileged && !(*uid == 0 && group == 0) {
+            check_unrestricted(
+                name,
+                "runAsGroup (or the primary group of runAsUser)",
+                group,
+                security,
+            )?;
+        }
         unit.remove("Service", "DynamicUser");
         unit.set("Service", "User", user.clone())?;
         unit.set("Service", "Group", group.to_string())?;
     } else if let Some(group) = group {
+        if !privileged {
+            check_unrestricted(name, "runAsGroup", group, security)?;
+        }
         unit.set("Service", "Group", group.to_string())?;
     }
     if non_root == Some(true) {
@@ -141,7 +163,11 @@ pub fn apply_identity(
         .into_iter()
         .flatten()
         .map(|&gid| {
-            known_group(name, "supplementalGroups/fsGroup", gid, users).map(|g| g.to_string())
+            let gid = known_group(name, "supplementalGroups/fsGroup", gid, users)?;
+            if !privileged {
+                check_unrestricted(name, "supplementalGroups/fsGroup", gid, security)?;
+            }
+            Ok(gid.to_string())
         })
         .collect::<Result<Vec<_>>>()?;
     if !supplementary.is_empty() {
@@ -250,6 +276,24 @@ fn known_group(container: &str, field: &str, value: i64, users: &dyn UserDb) -> 
             ),
         ))
     }
+}
+
+/// A group a pod asks for must not be one of the node's restricted groups.
+fn check_unrestricted(
+    container: &str,
+    field: &str,
+    gid: u32,
+    security: &NodeSecurity,
+) -> Result<()> {
+    if security.restricted_gids.contains(&gid) {
+        return Err(identity_error(
+            container,
+            format!(
+                "{field} {gid} is a restricted group of this node (it grants host credentials or devices); only a privileged container may take it"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn identity_error(container: &str, why: String) -> Error {

@@ -154,6 +154,7 @@ fn build_pod(pod: &Pod) -> super::Result<UnitFile> {
     };
     let pod_dir = PathBuf::from("/var/lib/systemk/pods/uid-1");
     build(&BuildInput {
+        security: &crate::unit::NodeSecurity::default(),
         pod,
         container: &pod.spec.as_ref().unwrap().containers[0],
         init_container: false,

@@ -11,6 +11,9 @@
 //!   byte of a pod string reaches the process; only NUL is refused.
 //! - `exec.rs`: `command`/`args` versus the vendor `ExecStart=`, and which prefixes
 //!   (`-` `:` kept; `+` `!` `!!` `@` refused) and why.
+//! - `confinement.rs`, `capabilities.rs`, `seccomp.rs`: the securityContext in its
+//!   Kubernetes meaning (capabilities, seccomp, privileged, …) and the node's secrets
+//!   kept out of unprivileged pods' reach.
 //! - `hardening.rs`: the sandbox (`ProtectSystem=strict`, `/run` read-only but usable
 //!   for `Type=notify`, `PIDFile=` directories writable, `NoNewPrivileges=` from
 //!   `allowPrivilegeEscalation`).
@@ -23,6 +26,8 @@
 //! - `meta.rs`: the `[X-Kubernetes]` section and what `SpecHash` fingerprints.
 
 mod build;
+mod capabilities;
+mod confinement;
 mod env;
 mod error;
 pub mod escape;
@@ -40,9 +45,11 @@ mod name;
 pub mod path;
 mod quantity;
 mod resources;
+mod seccomp;
 mod volumes;
 
 pub use build::{BuildInput, build};
+pub use confinement::{HOST_CONTROL_SOCKETS, NodeSecurity};
 pub use env::{NodeInfo, env_file, env_file_path};
 pub use error::{Error, Result};
 pub use exec::compose_exec_start;

@@ -408,6 +408,7 @@ async fn nasty_args_and_env_arrive_unchanged_and_add_nothing_to_the_unit() {
             pod_dir: &engine.ctx().dirs.pod_dir("plain"),
             runtime_pod_dir: &engine.ctx().dirs.runtime_pod_dir("plain"),
             users: engine.ctx().users.as_ref(),
+            security: &engine.ctx().security,
         },
     )
     .unwrap();

@@ -410,6 +410,7 @@ pub(super) async fn prepare_container(
         pod_dir: dirs.pod_dir,
         runtime_pod_dir: dirs.runtime_pod_dir,
         users: ctx.users.as_ref(),
+        security: &ctx.security,
     };
     let unit = container_unit(pod, container, Some(&installed), context)?;
     Ok((unit, installed.image_id, env))

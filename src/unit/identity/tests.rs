@@ -71,8 +71,16 @@ fn run(pod_ctx: PodSecurityContext, ctx: SecurityContext, vendor: &str) -> Resul
         ..Default::default()
     };
     let mut unit = UnitFile::parse(&format!("[Service]\n{vendor}")).unwrap();
-    apply_identity(&mut unit, &pod, &container, &TestUsers)?;
+    apply_identity(&mut unit, &pod, &container, &TestUsers, &restricted())?;
     Ok(unit)
+}
+
+/// Groups 0 (root) and 42 (shadow) are restricted.
+fn restricted() -> NodeSecurity {
+    NodeSecurity {
+        restricted_gids: [0, 42].into(),
+        ..Default::default()
+    }
 }
 
 fn user_group(unit: &UnitFile) -> (Option<&str>, Option<&str>) {
@@ -213,4 +221,65 @@ fn users_and_groups_unknown_to_the_node_are_refused_with_the_fix() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("groupadd --system --gid 4242"), "{err}");
+}
+
+#[test]
+fn restricted_groups_need_privileged() {
+    let cases = [
+        (
+            PodSecurityContext {
+                supplemental_groups: Some(vec![10, 42]),
+                ..Default::default()
+            },
+            SecurityContext::default(),
+        ),
+        (
+            PodSecurityContext {
+                fs_group: Some(42),
+                ..Default::default()
+            },
+            SecurityContext::default(),
+        ),
+        (
+            PodSecurityContext::default(),
+            SecurityContext {
+                run_as_user: Some(1001),
+                run_as_group: Some(0),
+                ..Default::default()
+            },
+        ),
+        (
+            PodSecurityContext {
+                run_as_group: Some(42),
+                ..Default::default()
+            },
+            SecurityContext::default(),
+        ),
+    ];
+    for (pod, ctx) in cases {
+        let err = run(pod.clone(), ctx.clone(), "").unwrap_err().to_string();
+        assert!(err.contains("restricted group"), "{err}");
+        let privileged = SecurityContext {
+            privileged: Some(true),
+            ..ctx
+        };
+        assert!(run(pod, privileged, "").is_ok());
+    }
+}
+
+#[test]
+fn root_keeps_its_own_primary_group() {
+    let root = SecurityContext {
+        run_as_user: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(
+        user_group(&run(Default::default(), root.clone(), "").unwrap()),
+        (Some("0"), Some("0"))
+    );
+    let root_group = SecurityContext {
+        run_as_group: Some(0),
+        ..root
+    };
+    assert!(run(Default::default(), root_group, "").is_ok());
 }

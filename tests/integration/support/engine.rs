@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 use systemk::package::{Installer, InstallerConfig};
 use systemk::pod::{Context, PodDirs, PodState, cleanup, reconcile};
 use systemk::systemd::{Systemd, UnitStatus};
-use systemk::unit::{NodeInfo, SystemUsers, UnitName};
+use systemk::unit::{NodeInfo, NodeSecurity, SystemUsers, UnitName};
 use tempfile::TempDir;
 
 use super::{require_sandbox, wait_for};
@@ -82,6 +82,17 @@ impl Engine {
             objects: None,
             kubernetes_service: None,
             allocatable: Default::default(),
+            security: Arc::new(NodeSecurity {
+                hidden_paths: vec![state_dir.path().to_str().unwrap().to_owned()],
+                restricted_gids: systemk::config::restricted_gids(
+                    &systemk::config::DEFAULT_RESTRICTED_GROUPS
+                        .split(',')
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                    std::path::Path::new("/dev"),
+                ),
+                apparmor: false,
+            }),
         };
         Self {
             ctx,
