@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
 
+use super::host_paths::check_resolved_host_paths;
 use super::{Error, Result};
-use crate::unit::{empty_dir_path, is_dns_label};
+use crate::unit::{NodeSecurity, empty_dir_path, is_dns_label};
 
 mod mountinfo;
 
@@ -98,7 +99,9 @@ impl PodDirs {
 
     /// Creates the pod's directory, its emptyDirs, and prepares its hostPath volumes as
     /// their `type` asks. Idempotent: existing emptyDirs keep their contents.
-    pub fn prepare(&self, pod: &Pod, uid: &str) -> Result<()> {
+    /// A hostPath that resolves into what unprivileged pods must not see is refused
+    /// before anything is created for it.
+    pub fn prepare(&self, pod: &Pod, uid: &str, security: &NodeSecurity) -> Result<()> {
         check_uid(uid)?;
         if let Some(state_dir) = self.pods.parent() {
             DirBuilder::new()
@@ -126,6 +129,7 @@ impl PodDirs {
         let pod_dir = self.pod_dir(uid);
         create_dir(&pod_dir, PODS_DIR_MODE)?;
         create_dir(&self.records_dir(uid), PODS_DIR_MODE)?;
+        check_resolved_host_paths(pod, security)?;
         let volumes = pod
             .spec
             .as_ref()
@@ -386,16 +390,24 @@ mod tests {
     fn prepare_creates_world_writable_empty_dirs_and_remove_deletes_them() {
         let state = tempfile::tempdir().unwrap();
         let dirs = PodDirs::new(state.path(), &state.path().join("run"));
-        dirs.prepare(&pod_with(vec![empty_dir("cache")]), UID)
-            .unwrap();
+        dirs.prepare(
+            &pod_with(vec![empty_dir("cache")]),
+            UID,
+            &NodeSecurity::default(),
+        )
+        .unwrap();
         let cache = dirs.pod_dir(UID).join("volumes/empty-dir/cache");
         assert_eq!(
             fs::metadata(&cache).unwrap().permissions().mode() & 0o7777,
             EMPTY_DIR_MODE
         );
         fs::write(cache.join("kept"), "x").unwrap();
-        dirs.prepare(&pod_with(vec![empty_dir("cache")]), UID)
-            .unwrap();
+        dirs.prepare(
+            &pod_with(vec![empty_dir("cache")]),
+            UID,
+            &NodeSecurity::default(),
+        )
+        .unwrap();
         assert!(cache.join("kept").exists());
         assert_eq!(dirs.list().unwrap(), vec![UID.to_owned()]);
         dirs.remove(UID).unwrap();
@@ -407,7 +419,8 @@ mod tests {
         let state = tempfile::tempdir().unwrap();
         let runtime = tempfile::tempdir().unwrap();
         let dirs = PodDirs::new(state.path(), runtime.path());
-        dirs.prepare(&pod_with(vec![]), UID).unwrap();
+        dirs.prepare(&pod_with(vec![]), UID, &NodeSecurity::default())
+            .unwrap();
         let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode(&runtime.path().join("pods")), 0o700);
         let pod_run = dirs.runtime_pod_dir(UID);
@@ -427,7 +440,8 @@ mod tests {
         let victim = tempfile::tempdir().unwrap();
         fs::write(victim.path().join("keep"), "x").unwrap();
         let dirs = PodDirs::new(state.path(), runtime.path());
-        dirs.prepare(&pod_with(vec![]), UID).unwrap();
+        dirs.prepare(&pod_with(vec![]), UID, &NodeSecurity::default())
+            .unwrap();
         let pod_run = dirs.runtime_pod_dir(UID);
         std::os::unix::fs::symlink(victim.path(), pod_run.join("link")).unwrap();
         dirs.remove(UID).unwrap();
@@ -445,10 +459,17 @@ mod tests {
         let state = tempfile::tempdir().unwrap();
         let dirs = PodDirs::new(state.path(), &state.path().join("run"));
         assert!(
-            dirs.prepare(&pod_with(vec![empty_dir("../x")]), UID)
+            dirs.prepare(
+                &pod_with(vec![empty_dir("../x")]),
+                UID,
+                &NodeSecurity::default()
+            )
+            .is_err()
+        );
+        assert!(
+            dirs.prepare(&pod_with(vec![]), "../../etc", &NodeSecurity::default())
                 .is_err()
         );
-        assert!(dirs.prepare(&pod_with(vec![]), "../../etc").is_err());
         assert!(dirs.remove("..").is_err());
     }
 
@@ -460,8 +481,12 @@ mod tests {
         fs::create_dir_all(state.path().join("pods")).unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), dirs.pod_dir(UID)).unwrap();
         assert!(
-            dirs.prepare(&pod_with(vec![empty_dir("data")]), UID)
-                .is_err()
+            dirs.prepare(
+                &pod_with(vec![empty_dir("data")]),
+                UID,
+                &NodeSecurity::default()
+            )
+            .is_err()
         );
     }
 
@@ -475,22 +500,39 @@ mod tests {
         dirs.prepare(
             &pod_with(vec![host_path("a", &made, "DirectoryOrCreate")]),
             UID,
+            &NodeSecurity::default(),
         )
         .unwrap();
-        dirs.prepare(&pod_with(vec![host_path("b", &file, "FileOrCreate")]), UID)
-            .unwrap();
+        dirs.prepare(
+            &pod_with(vec![host_path("b", &file, "FileOrCreate")]),
+            UID,
+            &NodeSecurity::default(),
+        )
+        .unwrap();
         assert!(made.is_dir() && file.is_file());
         assert!(
-            dirs.prepare(&pod_with(vec![host_path("c", &file, "Directory")]), UID)
-                .is_err()
+            dirs.prepare(
+                &pod_with(vec![host_path("c", &file, "Directory")]),
+                UID,
+                &NodeSecurity::default()
+            )
+            .is_err()
         );
         assert!(
-            dirs.prepare(&pod_with(vec![host_path("d", &made, "Socket")]), UID)
-                .is_err()
+            dirs.prepare(
+                &pod_with(vec![host_path("d", &made, "Socket")]),
+                UID,
+                &NodeSecurity::default()
+            )
+            .is_err()
         );
         assert!(
-            dirs.prepare(&pod_with(vec![host_path("e", &made, "Weird")]), UID)
-                .is_err()
+            dirs.prepare(
+                &pod_with(vec![host_path("e", &made, "Weird")]),
+                UID,
+                &NodeSecurity::default()
+            )
+            .is_err()
         );
         dirs.remove(UID).unwrap();
         assert!(made.is_dir(), "hostPaths are never removed");

@@ -10,6 +10,7 @@ mod context;
 mod dirs;
 pub mod env;
 mod error;
+mod host_paths;
 pub mod init_order;
 mod live;
 mod mounts;

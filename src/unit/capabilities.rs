@@ -88,6 +88,24 @@ pub const RUNTIME_DEFAULT: [&str; 14] = [
     "AUDIT_WRITE",
 ];
 
+/// Capabilities that make a process sharing the host's namespaces the host's root:
+/// mounting over what the confinement hides (`SYS_ADMIN`), other processes' memory and
+/// roots (`SYS_PTRACE`), kernel modules, raw I/O and `/dev/mem`, file handles past any
+/// path (`DAC_READ_SEARCH`, the "shocker" escape), rebooting the host, the LSM policy,
+/// BPF and perf. A pod may `add` them only when privileged.
+pub const HOST_ROOT: [&str; 10] = [
+    "SYS_ADMIN",
+    "SYS_PTRACE",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "DAC_READ_SEARCH",
+    "SYS_BOOT",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "BPF",
+    "PERFMON",
+];
+
 /// A set of capabilities, by name without the `CAP_` prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CapabilitySet(BTreeSet<&'static str>);

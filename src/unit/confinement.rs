@@ -6,13 +6,15 @@
 //! An unprivileged container (the default) gets what a container runtime's default
 //! gives, in systemd's terms:
 //!
-//! - the capability bounding set of `capabilities.rs`; `SYS_PTRACE` cannot be added,
-//!   since pods share the host's PID namespace and it would open every host process's
-//!   `/proc/<pid>/root`;
+//! - the capability bounding set of `capabilities.rs`; the [`HOST_ROOT`] capabilities
+//!   (`SYS_ADMIN`, `SYS_PTRACE`, …) cannot be added, since pods share the host's
+//!   namespaces and they would make the pod the host's root;
 //! - `PrivateDevices=yes`: a `/dev` with only the pseudo-devices; hostPath volumes of
 //!   type `CharDevice`/`BlockDevice` add exactly those devices (`DeviceAllow=`);
 //! - `ProtectKernelTunables=`, `ProtectKernelModules=`, `ProtectKernelLogs=`,
-//!   `ProtectControlGroups=`, `ProtectClock=`, `ProtectHostname=`, `LockPersonality=`;
+//!   `ProtectControlGroups=`, `ProtectClock=`, `ProtectHostname=`, `LockPersonality=`,
+//!   except that a container holding `SYS_TIME`/`WAKE_ALARM` keeps the clock and one
+//!   holding `SYSLOG` the kernel log (systemd would drop those capabilities again);
 //! - the seccomp filter of `seccomp.rs`;
 //! - `InaccessiblePaths=` over systemk's state, runtime and configuration directories,
 //!   its kubeconfig and keys ([`NodeSecurity::hidden_paths`]), and over the host's control
@@ -35,7 +37,7 @@ use k8s_openapi::api::core::v1::{
     AppArmorProfile, Container, Pod, PodSecurityContext, SecurityContext, Volume,
 };
 
-use super::capabilities::{CapabilitySet, vendor_ambient};
+use super::capabilities::{CapabilitySet, HOST_ROOT, vendor_ambient};
 use super::error::{Error, Result};
 use super::file::UnitFile;
 use super::path;
@@ -141,17 +143,30 @@ pub fn apply_confinement(
             ambient.intersect(&capabilities).directive(),
         )?;
     }
-    for key in [
-        "PrivateDevices",
-        "ProtectKernelTunables",
-        "ProtectKernelModules",
-        "ProtectKernelLogs",
-        "ProtectControlGroups",
-        "ProtectClock",
-        "ProtectHostname",
-        "LockPersonality",
+    // A capability the pod holds lifts the protection that would take it away again, as
+    // the runtimes' seccomp profile allows the calls of the capabilities a container has.
+    let clock = capabilities.contains("SYS_TIME") || capabilities.contains("WAKE_ALARM");
+    let kernel_log = capabilities.contains("SYSLOG");
+    for (key, lifted) in [
+        ("PrivateDevices", false),
+        ("ProtectKernelTunables", false),
+        ("ProtectKernelModules", false),
+        ("ProtectKernelLogs", kernel_log),
+        ("ProtectControlGroups", false),
+        ("ProtectClock", clock),
+        ("ProtectHostname", false),
+        ("LockPersonality", false),
     ] {
-        unit.set(SERVICE, key, "yes")?;
+        if !lifted {
+            unit.set(SERVICE, key, "yes")?;
+        }
+    }
+    let mut allowed_calls = Vec::new();
+    if clock {
+        allowed_calls.push("@clock");
+    }
+    if capabilities.contains("SYS_PACCT") {
+        allowed_calls.push("acct");
     }
     for device in devices(pod, container)? {
         unit.add(SERVICE, "DeviceAllow", device)?;
@@ -170,7 +185,7 @@ pub fn apply_confinement(
             format!("-{}", path::directive(&hidden)),
         )?;
     }
-    seccomp.apply(unit)
+    seccomp.apply(unit, &allowed_calls)
 }
 
 fn bounding_set(unit: &UnitFile, container: &Container) -> Result<CapabilitySet> {
@@ -180,19 +195,20 @@ fn bounding_set(unit: &UnitFile, container: &Container) -> Result<CapabilitySet>
         .security_context
         .as_ref()
         .and_then(|c| c.capabilities.as_ref());
-    if asked
+    let host_root = asked
         .and_then(|c| c.add.as_ref())
         .into_iter()
         .flatten()
-        .any(|cap| {
+        .find(|cap| {
             let upper = cap.to_ascii_uppercase();
-            upper == "ALL" || upper.trim_start_matches("CAP_") == "SYS_PTRACE"
-        })
-    {
+            let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
+            name == "ALL" || HOST_ROOT.contains(&name)
+        });
+    if let Some(cap) = host_root {
         return Err(Error::Unsupported {
             what: format!(
-                "capabilities.add SYS_PTRACE (or ALL) in container {} without privileged: true: \
-                 pods share the host's PID namespace, so it would reach every host process",
+                "capabilities.add {cap} in container {} without privileged: true: pods share \
+                 the host's namespaces, so it would make the pod root on the host",
                 container.name
             ),
         });
@@ -316,21 +332,30 @@ fn devices(pod: &Pod, container: &Container) -> Result<Vec<String>> {
 
 /// Refuses hostPaths that would re-expose what the confinement hides.
 fn check_host_paths(pod: &Pod, container: &Container, node: &NodeSecurity) -> Result<()> {
+    for (_, volume) in mounted_volumes(pod, container) {
+        let Some(host) = volume.host_path.as_ref() else {
+            continue;
+        };
+        let source = path::absolute(&format!("hostPath of volume {}", volume.name), &host.path)?;
+        check_host_path_source(&volume.name, &source, node)?;
+    }
+    Ok(())
+}
+
+/// Refuses a hostPath `source` (normalised and absolute; the pod layer also passes it
+/// with its symlinks resolved) that lies within, or contains, a path only privileged
+/// pods may see: systemk's hidden paths, the host's control sockets, `/proc`, `/sys`.
+pub fn check_host_path_source(volume: &str, source: &str, node: &NodeSecurity) -> Result<()> {
     let protected = node
         .hidden_paths
         .iter()
         .map(String::as_str)
         .chain(HOST_CONTROL_SOCKETS.iter().copied())
         .chain(KERNEL_PATHS.iter().copied());
-    let protected: Vec<&str> = protected.collect();
-    for (_, volume) in mounted_volumes(pod, container) {
-        let Some(host) = volume.host_path.as_ref() else {
-            continue;
-        };
-        let source = path::absolute(&format!("hostPath of volume {}", volume.name), &host.path)?;
-        if let Some(hit) = protected.iter().find(|p| overlaps(&source, p)) {
+    for hit in protected {
+        if overlaps(source, hit) {
             return Err(Error::InvalidVolume {
-                volume: volume.name.clone(),
+                volume: volume.to_owned(),
                 why: format!(
                     "hostPath {source} would expose {hit}, which only privileged pods may see"
                 ),

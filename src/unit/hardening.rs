@@ -2,8 +2,8 @@
 //! and never weaker than the vendor unit's own:
 //!
 //! - `ProtectSystem=strict`: the whole file system is read-only except `/dev`, `/proc`
-//!   and `/sys`. Unlike the original's `TemporaryFileSystem=/run`, `/run` stays visible
-//!   (read-only): `Type=notify` works because connecting to `$NOTIFY_SOCKET` (and to the
+//!   and `/sys`. Unlike the original's `TemporaryFileSystem=/run`, `/run` stays visible,
+//!   and read-only by an explicit `ReadOnlyPaths=/run` (see below): `Type=notify` works because connecting to `$NOTIFY_SOCKET` (and to the
 //!   D-Bus socket) writes nothing to the file system, and a read-only mount does not
 //!   stop `connect()` on an existing socket. systemd itself makes a vendor's
 //!   `RuntimeDirectory=`, `StateDirectory=`, `CacheDirectory=` and `LogsDirectory=`
@@ -45,6 +45,10 @@ pub fn apply_hardening(
     host_ipc: bool,
 ) -> Result<()> {
     unit.set(SERVICE, "ProtectSystem", "strict")?;
+    // systemd 252 leaves the host's /run writable under ProtectSystem=strict as soon as
+    // ProtectKernelTunables=, ProtectControlGroups= or ProtectProc= is set (checked in the
+    // booted systemd); a root pod could then drop units into /run/systemd/system.
+    unit.add(SERVICE, "ReadOnlyPaths", "/run")?;
     let vendor_home = unit.get(SERVICE, "ProtectHome").unwrap_or_default();
     let home = if matches!(vendor_home, "yes" | "true" | "on" | "1") {
         "yes"

@@ -49,7 +49,7 @@ mod seccomp;
 mod volumes;
 
 pub use build::{BuildInput, build};
-pub use confinement::{HOST_CONTROL_SOCKETS, NodeSecurity};
+pub use confinement::{HOST_CONTROL_SOCKETS, NodeSecurity, check_host_path_source};
 pub use env::{NodeInfo, env_file, env_file_path};
 pub use error::{Error, Result};
 pub use exec::compose_exec_start;

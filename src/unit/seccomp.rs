@@ -31,10 +31,35 @@ const SERVICE: &str = "Service";
 const ALLOWED: &str = "@system-service";
 
 /// What the runtimes' default profile blocks that `@system-service` may still allow.
-const DENIED: &str = "~@debug @module @reboot @swap @clock @raw-io @cpu-emulation @obsolete \
-                      @keyring mount umount umount2 pivot_root move_mount open_tree fsopen \
-                      fsmount fsconfig fspick mount_setattr bpf kexec_load kexec_file_load \
-                      userfaultfd open_by_handle_at acct quotactl";
+const DENIED: &[&str] = &[
+    "@debug",
+    "@module",
+    "@reboot",
+    "@swap",
+    "@clock",
+    "@raw-io",
+    "@cpu-emulation",
+    "@obsolete",
+    "@keyring",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+    "mount_setattr",
+    "bpf",
+    "kexec_load",
+    "kexec_file_load",
+    "userfaultfd",
+    "open_by_handle_at",
+    "acct",
+    "quotactl",
+];
 
 /// The seccomp profile a container runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +89,10 @@ impl SeccompProfile {
     }
 
     /// Writes the filter into `unit`'s `[Service]`, which holds the vendor's lines.
-    pub fn apply(self, unit: &mut UnitFile) -> Result<()> {
+    /// `allowed` are entries of the deny-list the container's capabilities grant, as the
+    /// runtimes' profile allows them to a container holding the capability (`@clock` with
+    /// `SYS_TIME`, `acct` with `SYS_PACCT`).
+    pub fn apply(self, unit: &mut UnitFile, allowed: &[&str]) -> Result<()> {
         if self == Self::Unconfined {
             return Ok(());
         }
@@ -84,7 +112,16 @@ impl SeccompProfile {
         for line in vendor.into_iter().filter(|line| !line.is_empty()) {
             unit.add(SERVICE, "SystemCallFilter", line)?;
         }
-        unit.add(SERVICE, "SystemCallFilter", DENIED)?;
+        let denied: Vec<&str> = DENIED
+            .iter()
+            .copied()
+            .filter(|entry| !allowed.contains(entry))
+            .collect();
+        unit.add(
+            SERVICE,
+            "SystemCallFilter",
+            format!("~{}", denied.join(" ")),
+        )?;
         unit.set(SERVICE, "SystemCallErrorNumber", "EPERM")?;
         unit.set(SERVICE, "SystemCallArchitectures", "native")?;
         unit.set(SERVICE, "RestrictNamespaces", "yes")?;
@@ -98,7 +135,7 @@ mod tests {
 
     fn filtered(vendor: &str, profile: SeccompProfile) -> UnitFile {
         let mut unit = UnitFile::parse(&format!("[Service]\n{vendor}")).unwrap();
-        profile.apply(&mut unit).unwrap();
+        profile.apply(&mut unit, &[]).unwrap();
         unit
     }
 

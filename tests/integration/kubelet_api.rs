@@ -117,7 +117,8 @@ async fn start(
     ca: &TestCa,
     identity: reqwest::Identity,
 ) -> (crate::static_pods::machine::Agent, Kubelet) {
-    let ca_file = machine.host_dir().join("client-ca.pem");
+    // Not in the hostPath directory: systemk refuses a hostPath that holds its keys.
+    let ca_file = machine.state_dir().with_file_name("client-ca.pem");
     std::fs::write(&ca_file, &ca.pem).unwrap();
     let port = free_port().to_string();
     let agent = machine.start_agent_with(&[

@@ -216,7 +216,7 @@ fn pod_dir_removal_detaches_bind_mounts_and_spares_their_source() {
     let dirs = PodDirs::new(&root.path().join("state"), &root.path().join("run"));
     let uid = unique_uid();
     let pod = serde_json::from_value(serde_json::json!({ "spec": { "containers": [] } })).unwrap();
-    dirs.prepare(&pod, &uid).unwrap();
+    dirs.prepare(&pod, &uid, &Default::default()).unwrap();
     // What a bind mount below the pod directory shows must survive the removal.
     let source = root.path().join("source");
     std::fs::create_dir(&source).unwrap();

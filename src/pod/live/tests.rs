@@ -164,7 +164,7 @@ fn live_pods_lists_saved_pods_without_units() {
     let dirs = PodDirs::new(state.path(), &state.path().join("run"));
     let units = [unit("app", false, 0, true, None)];
     let pod = saved(&units, vec![waiting("app", "ErrImagePull")]);
-    dirs.prepare(&pod, UID).unwrap();
+    dirs.prepare(&pod, UID, &Default::default()).unwrap();
     dirs.save_pod(UID, &pod).unwrap();
     let pods = live_pods(&dirs, Vec::new(), at(T0)).unwrap();
     assert_eq!(pods.len(), 1);

@@ -62,7 +62,7 @@ pub(super) async fn prepare(
     // Empty after a boot (tmpfs): what lives there must be written again, and the units
     // that need it restarted.
     let runtime_fresh = !ctx.dirs.runtime_pod_dir(uid).is_dir();
-    if let Err(err) = ctx.dirs.prepare(pod, uid) {
+    if let Err(err) = ctx.dirs.prepare(pod, uid, &ctx.security) {
         for container in containers(pod) {
             state
                 .problems

@@ -89,15 +89,18 @@ fn privileged_is_the_unconfined_unit() {
     }
 }
 
-#[test]
-fn capabilities_are_applied_and_vendor_sets_respected() {
-    let ctx = |add: &[&str], drop: &[&str]| SecurityContext {
+fn ctx(add: &[&str], drop: &[&str]) -> SecurityContext {
+    SecurityContext {
         capabilities: Some(Capabilities {
             add: Some(add.iter().map(|s| (*s).to_owned()).collect()),
             drop: Some(drop.iter().map(|s| (*s).to_owned()).collect()),
         }),
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn capabilities_are_applied_and_vendor_sets_respected() {
     let none = confine("", PodSpec::default(), ctx(&[], &["ALL"])).unwrap();
     assert_eq!(none.get(SERVICE, "CapabilityBoundingSet"), Some(""));
     let vendor = "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID\n\
@@ -113,10 +116,32 @@ fn capabilities_are_applied_and_vendor_sets_respected() {
     );
     let dropped = confine(vendor, PodSpec::default(), ctx(&[], &["NET_BIND_SERVICE"])).unwrap();
     assert_eq!(dropped.get(SERVICE, "AmbientCapabilities"), Some(""));
-    for escape in [&["SYS_PTRACE"][..], &["cap_sys_ptrace"], &["ALL"]] {
+    for escape in [
+        &["SYS_PTRACE"][..],
+        &["cap_sys_ptrace"],
+        &["ALL"],
+        &["SYS_ADMIN"],
+        &["CAP_DAC_READ_SEARCH"],
+        &["sys_module"],
+    ] {
         let err = confine("", PodSpec::default(), ctx(escape, &[])).unwrap_err();
-        assert!(err.to_string().contains("SYS_PTRACE"), "{err}");
+        assert!(err.to_string().contains("root on the host"), "{err}");
+        assert!(err.to_string().contains(escape[0]), "{err}");
     }
+}
+
+#[test]
+fn a_held_capability_lifts_the_protection_that_would_drop_it() {
+    let clock = confine("", PodSpec::default(), ctx(&["SYS_TIME"], &[])).unwrap();
+    assert_eq!(clock.get(SERVICE, "ProtectClock"), None);
+    let filters = clock.get_all(SERVICE, "SystemCallFilter");
+    assert!(!filters[1].contains("@clock"), "{filters:?}");
+    assert_eq!(clock.get(SERVICE, "ProtectKernelLogs"), Some("yes"));
+    let default = confine("", PodSpec::default(), SecurityContext::default()).unwrap();
+    assert_eq!(default.get(SERVICE, "ProtectClock"), Some("yes"));
+    assert!(default.get_all(SERVICE, "SystemCallFilter")[1].contains("@clock"));
+    let log = confine("", PodSpec::default(), ctx(&["SYSLOG"], &[])).unwrap();
+    assert_eq!(log.get(SERVICE, "ProtectKernelLogs"), None);
 }
 
 #[test]
