@@ -25,7 +25,7 @@ use super::super::file::UnitFile;
 
 /// The `[Service]` directives systemd 252 reads as command lines; the vendor's are kept
 /// in the pod's unit (`ExecStart=` composed from them).
-pub(crate) const EXEC_KEYS: &[&str] = &[
+const EXEC_KEYS: &[&str] = &[
     "ExecCondition",
     "ExecStartPre",
     "ExecStart",
@@ -126,7 +126,7 @@ fn read_prefix(first: &[u8]) -> String {
 
 /// Splits at unquoted whitespace, keeping each word's raw text (quotes and escapes
 /// included), as systemd's `extract_first_word()` finds word boundaries.
-pub(crate) fn split_raw_words(line: &str) -> Option<Vec<&str>> {
+fn split_raw_words(line: &str) -> Option<Vec<&str>> {
     let mut words = Vec::new();
     let mut start = None;
     let mut quote = None;
@@ -162,7 +162,7 @@ pub(crate) fn split_raw_words(line: &str) -> Option<Vec<&str>> {
 /// A raw word (from [`split_raw_words`]) with quotes removed and C escapes resolved as
 /// systemd's `cunescape_one()` does; an escape it does not know stays as written, as
 /// `extract_first_word_and_warn()` keeps it. Bytes, since `\xff` is a byte of its own.
-pub(crate) fn unquote(word: &str) -> Vec<u8> {
+fn unquote(word: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(word.len());
     let mut quote = None;
     let mut rest = word;
