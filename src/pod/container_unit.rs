@@ -147,7 +147,9 @@ fn read_vendor_unit(
         &mut text,
     )
     .map_err(io_error)?;
+    // Checked here as well as in `unit::build`, so the error names the package's unit.
     UnitFile::parse(&text)
+        .and_then(|parsed| unit::check_vendor_exec_lines(&parsed).map(|()| parsed))
         .map(Some)
         .map_err(|source| Error::VendorUnit { path, source })
 }

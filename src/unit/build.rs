@@ -4,7 +4,8 @@
 //!
 //! The unit keeps the vendor's `[Service]` directives (Type, User, Group, PIDFile,
 //! RuntimeDirectory, Environment, ExecStartPre/Post, ExecReload, ExecStop, KillMode,
-//! KillSignal, …) except those systemk owns:
+//! KillSignal, …) except those systemk owns; a vendor `Exec*=` command with a `+`, `!`,
+//! `!!` or `@` prefix refuses the unit (`exec/vendor_lines.rs`).
 //!
 //! - `ExecStart=`, composed by `exec.rs`; a synthesised unit is `Type=exec`, so a
 //!   missing binary fails the start job instead of a started-then-failed unit.
@@ -39,7 +40,7 @@ use super::confinement::{NodeSecurity, apply_confinement};
 use super::env::{NodeInfo, env_file, env_file_path, environment_words};
 use super::error::{Error, Result};
 use super::escape::environment;
-use super::exec::compose_exec_start;
+use super::exec::{check_vendor_exec_lines, compose_exec_start};
 use super::file::UnitFile;
 use super::hardening::apply_hardening;
 use super::identity::{UserDb, apply_identity};
@@ -151,6 +152,9 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
     unit.add("Unit", "StartLimitIntervalSec", "0")?;
 
     unit.ensure_section("Service")?;
+    if let Some(vendor) = vendor_unit {
+        check_vendor_exec_lines(vendor)?;
+    }
     match vendor_unit.and_then(|v| v.section("Service")) {
         Some(section) => {
             for (key, value) in section

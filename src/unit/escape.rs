@@ -6,8 +6,9 @@
 //! - `ExecStart=` arguments are always written in double quotes. The whole line is
 //!   specifier-expanded first (`%` → write `%%`), then split into words with quotes and
 //!   C escapes honoured, then `$` is expanded at exec time (`$` → write `$$`). `""` is an
-//!   empty argument. Always quoting also keeps a lone `;` or a leading `-`/`@`/`+`/`!`
-//!   from being read as a separator or prefix.
+//!   empty argument. Quoting keeps a `;` *argument* literal, but not a first word:
+//!   systemd reads separators and prefixes there after unquoting, so `exec.rs` refuses
+//!   a first word `;` or one starting with a prefix character.
 //! - `Environment=` assignments are written as one double-quoted `"NAME=value"` word with
 //!   the same C escapes and `%%`, but `$` stays literal (systemd does not expand it there).
 //!   Names must be what systemd's `env_name_is_valid()` accepts: `[A-Za-z_][A-Za-z0-9_]*`;
@@ -162,17 +163,22 @@ pub(crate) mod reference;
 
 #[cfg(test)]
 mod tests {
-    use super::reference::{tricky_strings, unescape_environment, unescape_exec_line};
+    use super::reference::{
+        ExecCommand, parse_exec_line, tricky_strings, unescape_environment, unescape_exec_line,
+    };
     use super::*;
 
+    // Quoted pod words are arguments here: systemd reads the first word of a command
+    // after unquoting (a `";"` there separates, a `"+…"` is a prefix), which `exec.rs`
+    // guards against; after the first word quoting keeps every string literal.
     #[test]
     fn exec_args_survive_systemd_parsing() {
         for s in tricky_strings() {
             let quoted = exec_arg("arg", &s).unwrap();
             assert!(!quoted.contains(['\n', '\r']), "{quoted:?}");
             assert_eq!(
-                unescape_exec_line(&quoted).unwrap(),
-                vec![s.clone()],
+                unescape_exec_line(&format!("/bin/x {quoted}")).unwrap(),
+                vec!["/bin/x".to_owned(), s.clone()],
                 "{quoted:?}"
             );
         }
@@ -180,12 +186,26 @@ mod tests {
 
     #[test]
     fn whole_argv_survives_systemd_parsing() {
-        let argv = tricky_strings();
+        let mut argv = vec!["/bin/x".to_owned()];
+        argv.extend(tricky_strings());
         let words: Vec<_> = argv.iter().map(|a| exec_arg("arg", a).unwrap()).collect();
         let line = words.join(" ");
         assert!(!line.contains(['\n', '\r']));
         assert!(!crate::unit::file::ends_in_continuation(&line));
         assert_eq!(unescape_exec_line(&line).unwrap(), argv);
+    }
+
+    #[test]
+    fn quoting_does_not_protect_a_first_word() {
+        let line = [";", "+/bin/sh", "-c"]
+            .map(|w| exec_arg("a", w).unwrap())
+            .join(" ");
+        let root = ExecCommand {
+            prefix: "+".to_owned(),
+            argv: vec!["/bin/sh".to_owned(), "-c".to_owned()],
+        };
+        assert_eq!(parse_exec_line(&line).unwrap(), [root]);
+        assert!(unescape_exec_line(&line).is_err());
     }
 
     #[test]

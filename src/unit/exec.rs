@@ -26,8 +26,11 @@
 //! 252 resolves in its fixed search path (`/usr/local/sbin:/usr/local/bin:/usr/sbin:
 //! /usr/bin:/sbin:/bin`), as Kubernetes' `command: [sh, -c, …]` expects. Relative paths
 //! with a `/` are refused (systemd has no working directory to resolve them against at
-//! parse time), and so is a first character systemd would read as a prefix: quoting
-//! does not stop that, since prefixes are read after unquoting.
+//! parse time), and so is a first character systemd would read as a prefix, and a
+//! first word `;`: quoting does not stop either, since systemd reads the command
+//! separator and prefixes of a first word after unquoting (`exec/vendor_lines.rs`).
+//! Later pod words are quoted arguments, which systemd never reads as separators.
+//! The composed line is split again as systemd would and must be exactly one command.
 //!
 //! Layer 2: pure, no I/O.
 
@@ -35,11 +38,36 @@ use super::error::{Error, Result};
 use super::escape::{Dollar, exec_arg_with};
 use super::file::UnitFile;
 
+mod vendor_lines;
+
+pub use vendor_lines::check_vendor_exec_lines;
+use vendor_lines::{Command, split_commands, vendor_commands};
+
 /// The prefix characters systemd 252 accepts before an `ExecStart=` binary.
 const PREFIX_CHARS: &[char] = &['-', '@', ':', '+', '!'];
 
 /// The `ExecStart=` value for a container. `vendor` is the vendor unit, if any.
 pub fn compose_exec_start(
+    container: &str,
+    command: &[String],
+    args: &[String],
+    vendor: Option<&UnitFile>,
+) -> Result<String> {
+    let line = compose(container, command, args, vendor)?;
+    // By construction one command with only the vendor's kept prefix; checked again on
+    // the final text, so no change to the rules above can let a pod word start a command.
+    match split_commands(&line).as_deref() {
+        Some([one]) if !one.prefix.contains(['+', '!', '@']) => Ok(line),
+        _ => Err(Error::InvalidCommand {
+            container: container.to_owned(),
+            field: "command",
+            binary: line,
+            why: "the composed ExecStart= would not be read as exactly one command",
+        }),
+    }
+}
+
+fn compose(
     container: &str,
     command: &[String],
     args: &[String],
@@ -112,34 +140,19 @@ fn vendor_exec_start(unit: &UnitFile) -> Result<Option<VendorLine<'_>>> {
             ));
         }
     };
-    let words = split_raw_words(raw).ok_or_else(|| vendor_error(raw, "unterminated quote"))?;
+    let mut commands = vendor_commands("ExecStart", raw)?;
+    if commands.len() > 1 {
+        return Err(vendor_error(
+            raw,
+            "';'-separated commands are not supported; a container runs exactly one command",
+        ));
+    }
+    let Some(Command { prefix, words }) = commands.pop() else {
+        return Ok(None);
+    };
     let Some((binary, options)) = words.split_first() else {
         return Ok(None);
     };
-    if words.contains(&";") {
-        return Err(vendor_error(
-            raw,
-            "';'-separated commands are not supported",
-        ));
-    }
-    let first = unquote(binary).ok_or_else(|| vendor_error(raw, "invalid escape"))?;
-    let prefix: String = first
-        .chars()
-        .take_while(|c| PREFIX_CHARS.contains(c))
-        .collect();
-    if prefix.contains(['+', '!']) {
-        return Err(vendor_error(
-            raw,
-            "prefixes '+', '!' and '!!' run the command without the User=/Group= systemk \
-             applies, so they are not supported",
-        ));
-    }
-    if prefix.contains('@') {
-        return Err(vendor_error(
-            raw,
-            "the '@' prefix (separate argv0) is not supported",
-        ));
-    }
     let dollar = if prefix.contains(':') {
         Dollar::Literal
     } else {
@@ -157,6 +170,11 @@ fn vendor_exec_start(unit: &UnitFile) -> Result<Option<VendorLine<'_>>> {
 fn check_binary(container: &str, field: &'static str, binary: &str) -> Result<()> {
     let why = if binary.is_empty() {
         Some("it is empty")
+    } else if binary == ";" {
+        Some(
+            "systemd reads a first word ';' as a command separator, even quoted, so the \
+              next word could carry a '+' prefix and run as root without the sandbox",
+        )
     } else if binary.starts_with(PREFIX_CHARS) {
         Some("systemd would read its first character as an ExecStart= prefix")
     } else if !binary.starts_with('/') && binary.contains('/') {
@@ -196,214 +214,10 @@ fn join(first: String, rest: &[String]) -> String {
 
 fn vendor_error(line: &str, why: &'static str) -> Error {
     Error::InvalidVendorUnit {
-        line: line.to_owned(),
+        line: format!("ExecStart={line}"),
         why,
     }
 }
 
-/// Splits at unquoted whitespace, keeping each word's raw text (quotes and escapes
-/// included), as systemd's `extract_first_word()` finds word boundaries.
-fn split_raw_words(line: &str) -> Option<Vec<&str>> {
-    let mut words = Vec::new();
-    let mut start = None;
-    let mut quote = None;
-    let mut escaped = false;
-    for (i, c) in line.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match (quote, c) {
-            (_, '\\') => escaped = true,
-            (None, ' ' | '\t' | '\n' | '\r') => {
-                if let Some(s) = start.take() {
-                    words.push(&line[s..i]);
-                }
-                continue;
-            }
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            _ => {}
-        }
-        start.get_or_insert(i);
-    }
-    if quote.is_some() || escaped {
-        return None;
-    }
-    if let Some(s) = start {
-        words.push(&line[s..]);
-    }
-    Some(words)
-}
-
-/// A raw word with quotes removed and simple escapes resolved; enough to read its
-/// prefixes (which systemd reads after unquoting).
-fn unquote(word: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut quote = None;
-    let mut chars = word.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (_, '\\') => out.push(chars.next()?),
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (_, c) => out.push(c),
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::super::escape::reference::{tricky_strings, unescape_exec_line};
-    use super::*;
-
-    fn vendor(exec: &str) -> UnitFile {
-        UnitFile::parse(&format!("[Service]\nUser=daemon\n{exec}\n")).unwrap()
-    }
-
-    fn strings(words: &[&str]) -> Vec<String> {
-        words.iter().map(|w| (*w).to_owned()).collect()
-    }
-
-    fn compose(command: &[&str], args: &[&str], vendor: Option<&UnitFile>) -> Result<String> {
-        compose_exec_start("c", &strings(command), &strings(args), vendor)
-    }
-
-    #[test]
-    fn the_four_vendor_rules() {
-        let unit = vendor("ExecStart=/usr/sbin/uptimed -f --pid %t/u.pid $OPTS");
-        assert_eq!(
-            compose(&["/opt/up"], &[], Some(&unit)).unwrap(),
-            "\"/opt/up\" -f --pid %t/u.pid $OPTS"
-        );
-        assert_eq!(
-            compose(&[], &["-x", "$y"], Some(&unit)).unwrap(),
-            "/usr/sbin/uptimed \"-x\" \"$$y\""
-        );
-        assert_eq!(
-            compose(&["/bin/a"], &["b"], Some(&unit)).unwrap(),
-            "\"/bin/a\" \"b\""
-        );
-        assert_eq!(
-            compose(&[], &[], Some(&unit)).unwrap(),
-            "/usr/sbin/uptimed -f --pid %t/u.pid $OPTS"
-        );
-    }
-
-    #[test]
-    fn synthesised_rules() {
-        assert_eq!(
-            compose(&["sh", "-c"], &["echo hi"], None).unwrap(),
-            "\"sh\" \"-c\" \"echo hi\""
-        );
-        assert_eq!(
-            compose(&["/bin/sleep"], &[], None).unwrap(),
-            "\"/bin/sleep\""
-        );
-        assert_eq!(
-            compose(&[], &["/bin/sleep", "1"], None).unwrap(),
-            "\"/bin/sleep\" \"1\""
-        );
-        for err in [compose(&[], &["sleep", "1"], None), compose(&[], &[], None)] {
-            assert!(matches!(err, Err(Error::NoCommand { .. })), "{err:?}");
-        }
-    }
-
-    #[test]
-    fn binaries_that_systemd_would_misread_are_refused() {
-        for bad in [
-            "", "-/bin/sh", "+/bin/sh", "!sh", "@/bin/sh", ":x", "bin/sh", "./sh",
-        ] {
-            let err = compose(&[bad], &["x"], None);
-            assert!(
-                matches!(err, Err(Error::InvalidCommand { .. })),
-                "{bad:?}: {err:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn vendor_prefixes() {
-        let keep = vendor("ExecStart=-/usr/bin/d --opt");
-        assert_eq!(
-            compose(&["/bin/x"], &[], Some(&keep)).unwrap(),
-            "-\"/bin/x\" --opt"
-        );
-        assert_eq!(
-            compose(&[], &["y"], Some(&keep)).unwrap(),
-            "-/usr/bin/d \"y\""
-        );
-        let literal = vendor("ExecStart=:/usr/bin/d $LITERAL");
-        assert_eq!(
-            compose(&[], &["$y"], Some(&literal)).unwrap(),
-            ":/usr/bin/d \"$y\""
-        );
-        for bad in [
-            "+/bin/d",
-            "!/bin/d",
-            "!!/bin/d",
-            "@/bin/d d",
-            "\"+/bin/d\"",
-            "-+/bin/d",
-        ] {
-            let unit = vendor(&format!("ExecStart={bad}"));
-            let err = compose(&[], &["y"], Some(&unit));
-            assert!(
-                matches!(err, Err(Error::InvalidVendorUnit { .. })),
-                "{bad}: {err:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn several_vendor_lines_are_refused_unless_reset() {
-        let two = vendor("ExecStart=/bin/a\nExecStart=/bin/b");
-        assert!(matches!(
-            compose(&[], &[], Some(&two)),
-            Err(Error::InvalidVendorUnit { .. })
-        ));
-        let reset = vendor("ExecStart=/bin/a\nExecStart=\nExecStart=/bin/b");
-        assert_eq!(compose(&[], &[], Some(&reset)).unwrap(), "/bin/b");
-        assert_eq!(
-            compose(&["/bin/c"], &["d"], Some(&two)).unwrap(),
-            "\"/bin/c\" \"d\""
-        );
-    }
-
-    #[test]
-    fn vendor_words_split_like_systemd() {
-        let unit = vendor(r#"ExecStart="/usr/bin/my daemon" 'a b' c\ d "e\"f""#);
-        assert_eq!(
-            compose(&[], &["z"], Some(&unit)).unwrap(),
-            r#""/usr/bin/my daemon" "z""#
-        );
-        assert_eq!(
-            compose(&["/x"], &[], Some(&unit)).unwrap(),
-            r#""/x" 'a b' c\ d "e\"f""#
-        );
-        assert!(compose(&[], &["z"], Some(&vendor("ExecStart=\"/bin/a"))).is_err());
-    }
-
-    #[test]
-    fn vendor_without_exec_start_needs_a_command() {
-        let none = vendor("Type=simple");
-        assert!(matches!(
-            compose(&[], &[], Some(&none)),
-            Err(Error::NoCommand { .. })
-        ));
-        assert_eq!(
-            compose(&["/bin/a"], &[], Some(&none)).unwrap(),
-            "\"/bin/a\""
-        );
-    }
-
-    #[test]
-    fn pod_words_reach_the_process_unchanged() {
-        let args = tricky_strings();
-        let line = compose_exec_start("c", &strings(&["/bin/sh"]), &args, None).unwrap();
-        let mut expected = strings(&["/bin/sh"]);
-        expected.extend(args);
-        assert_eq!(unescape_exec_line(&line).unwrap(), expected);
-    }
-}
+mod tests;

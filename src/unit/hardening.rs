@@ -137,7 +137,7 @@ mod tests {
         );
         assert_eq!(
             unit.render(),
-            "[Service]\nProtectSystem=strict\nProtectHome=tmpfs\nPrivateTmp=yes\nPrivateMounts=yes\n\
+            "[Service]\nProtectSystem=strict\nProtectHome=tmpfs\nPrivateTmp=yes\nReadOnlyPaths=/run\nPrivateMounts=yes\n\
              PrivateIPC=yes\nTemporaryFileSystem=/dev/shm:mode=1777,nosuid,nodev\n"
         );
     }

@@ -133,7 +133,8 @@ pub fn apply_identity(
         let group = group
             .or(primary)
             .ok_or_else(|| identity_error(name, format!("user {uid} has no primary group")))?;
-        if !privileged && !(*uid == 0 && group == 0) {
+        let root_keeps_its_group = *uid == 0 && group == 0;
+        if !(privileged || root_keeps_its_group) {
             check_unrestricted(
                 name,
                 "runAsGroup (or the primary group of runAsUser)",

@@ -9,8 +9,9 @@
 //!   never produce a line the builder did not mean.
 //! - `escape.rs`: quoting of `ExecStart=` words and `Environment=` assignments so every
 //!   byte of a pod string reaches the process; only NUL is refused.
-//! - `exec.rs`: `command`/`args` versus the vendor `ExecStart=`, and which prefixes
-//!   (`-` `:` kept; `+` `!` `!!` `@` refused) and why.
+//! - `exec.rs`: `command`/`args` versus the vendor `ExecStart=`; `exec/vendor_lines.rs`:
+//!   how systemd splits `Exec*=` lines at `;` and reads prefixes, and which prefixes on
+//!   vendor lines (`-` `:` kept; `+` `!` `!!` `@` refused) and why.
 //! - `confinement.rs`, `capabilities.rs`, `seccomp.rs`: the securityContext in its
 //!   Kubernetes meaning (capabilities, seccomp, privileged, …) and the node's secrets
 //!   kept out of unprivileged pods' reach.
@@ -52,7 +53,7 @@ pub use build::{BuildInput, build};
 pub use confinement::{HOST_CONTROL_SOCKETS, NodeSecurity, check_host_path_source};
 pub use env::{NodeInfo, env_file, env_file_path};
 pub use error::{Error, Result};
-pub use exec::compose_exec_start;
+pub use exec::{check_vendor_exec_lines, compose_exec_start};
 pub use file::{Section, UnitFile};
 pub use identity::{SystemUsers, UserDb, unit_identity};
 pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};

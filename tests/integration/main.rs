@@ -11,6 +11,7 @@ mod cluster;
 mod cluster_volumes;
 mod engine;
 mod examples;
+mod exec_lines;
 mod harness;
 mod kubelet_api;
 mod kubelet_api_limits;
