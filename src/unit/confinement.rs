@@ -46,11 +46,15 @@ use super::seccomp::SeccompProfile;
 const SERVICE: &str = "Service";
 
 /// Host sockets through which root could command the host: the system bus (systemd's
-/// `StartTransientUnit`), systemd's private socket, udev's control socket.
+/// `StartTransientUnit`), systemd's private socket, udev's control socket, the SysV
+/// `initctl` FIFO (a runlevel request powers the host off; a read-only mount does not
+/// stop writes to a FIFO) and journald's control socket (rotate, flush, sync).
 pub const HOST_CONTROL_SOCKETS: &[&str] = &[
     "/run/dbus/system_bus_socket",
     "/run/systemd/private",
     "/run/udev/control",
+    "/run/initctl",
+    "/run/systemd/journal/io.systemd.journal",
 ];
 
 /// Pseudo file systems a hostPath must not re-expose writable at another path.

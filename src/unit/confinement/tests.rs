@@ -63,7 +63,9 @@ fn default_pods_get_a_runtimes_confinement() {
             "-/etc/systemk",
             "-/run/dbus/system_bus_socket",
             "-/run/systemd/private",
-            "-/run/udev/control"
+            "-/run/udev/control",
+            "-/run/initctl",
+            "-/run/systemd/journal/io.systemd.journal"
         ]
     );
     assert_eq!(
