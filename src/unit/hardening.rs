@@ -8,8 +8,8 @@
 //!   stop `connect()` on an existing socket. systemd itself makes a vendor's
 //!   `RuntimeDirectory=`, `StateDirectory=`, `CacheDirectory=` and `LogsDirectory=`
 //!   writable.
-//! - `PIDFile=`: its directory becomes `ReadWritePaths=-` so a forking daemon can write
-//!   it (for `/run/foo.pid` that is all of `/run`, which is what the daemon needs).
+//! - `PIDFile=`: writable so a forking daemon can write it: its own directory, or only
+//!   the file when it lies directly in `/run` (`pid_file.rs`).
 //! - The package's own state directories (`writable_dirs`) become `ReadWritePaths=-`.
 //! - `ProtectHome=tmpfs` (or the vendor's stricter `yes`), `PrivateTmp=yes`,
 //!   `PrivateMounts=yes`.
@@ -33,6 +33,7 @@ use k8s_openapi::api::core::v1::Container;
 use super::error::{Error, Result};
 use super::file::UnitFile;
 use super::path;
+use super::pid_file::allow_pid_file;
 
 const SERVICE: &str = "Service";
 
@@ -75,10 +76,7 @@ pub fn apply_hardening(
     if no_escalation {
         unit.set(SERVICE, "NoNewPrivileges", "yes")?;
     }
-    if let Some(dir) = unit.get(SERVICE, "PIDFile").map(pid_file_dir) {
-        let dir = dir?;
-        unit.add(SERVICE, "ReadWritePaths", format!("-{dir}"))?;
-    }
+    allow_pid_file(unit)?;
     for dir in writable_dirs {
         let text = dir.to_str().ok_or_else(|| Error::InvalidPath {
             what: "package state directory".to_owned(),
@@ -93,26 +91,6 @@ pub fn apply_hardening(
         )?;
     }
     Ok(())
-}
-
-/// The directory of a vendor `PIDFile=`, as raw unit text (specifiers such as `%t` stay
-/// for systemd to expand). A relative `PIDFile=` is relative to `/run`, as systemd reads it.
-fn pid_file_dir(pid_file: &str) -> Result<String> {
-    if pid_file.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
-        return Err(Error::InvalidVendorUnit {
-            line: format!("PIDFile={pid_file}"),
-            why: "PIDFile= with whitespace or quotes",
-        });
-    }
-    let absolute = if pid_file.starts_with(['/', '%']) {
-        pid_file.to_owned()
-    } else {
-        format!("/run/{pid_file}")
-    };
-    Ok(match absolute.rsplit_once('/') {
-        Some(("", _)) | None => "/".to_owned(),
-        Some((dir, _)) => dir.to_owned(),
-    })
 }
 
 #[cfg(test)]
@@ -183,10 +161,6 @@ mod tests {
             unit.get_all("Service", "ReadWritePaths"),
             ["-/run/foo", "-/var/lib/foo", "-/var/log/f%%o"]
         );
-        assert_eq!(pid_file_dir("/run/x.pid").unwrap(), "/run");
-        assert_eq!(pid_file_dir("x.pid").unwrap(), "/run");
-        assert_eq!(pid_file_dir("%t/d/x.pid").unwrap(), "%t/d");
-        assert_eq!(pid_file_dir("/x.pid").unwrap(), "/");
     }
 
     #[test]

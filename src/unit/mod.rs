@@ -44,6 +44,7 @@ mod meta;
 mod mount_target;
 mod name;
 pub mod path;
+mod pid_file;
 mod quantity;
 mod resources;
 mod seccomp;

@@ -1,0 +1,135 @@
+//! What a vendor `PIDFile=` may write under `ProtectSystem=strict`. A forking daemon
+//! writes its PID file itself, so that place must be writable in its unit; but a whole
+//! shared directory must never be: with `PIDFile=/run/nginx.pid` a writable `/run` would
+//! let the pod drop units into `/run/systemd/system` or rules into `/run/udev`. So:
+//!
+//! - a PID file in a directory of its own (`/run/foo/foo.pid`, at least two levels
+//!   deep): that directory becomes `ReadWritePaths=-`;
+//! - a PID file directly in `/`, `/run` (also spelt `/var/run`, `%t` or relative) or
+//!   another top-level directory: only the file is writable. It must exist for systemd
+//!   to bind it, and systemd deletes it when the service stops, so an
+//!   `ExecStartPre=+/usr/bin/touch` (systemk's own line, run by systemd as root outside
+//!   the sandbox) creates it before every start. The daemon can write it but not
+//!   replace or delete it, which no daemon needs for its PID file to work.
+//!
+//! Layer 2: pure.
+
+use super::error::{Error, Result};
+use super::file::UnitFile;
+
+const SERVICE: &str = "Service";
+
+/// Where the `touch` of the file-only case lives on Debian 12.
+const TOUCH: &str = "/usr/bin/touch";
+
+/// Makes the vendor's `PIDFile=`, if any, writable as described above.
+pub fn allow_pid_file(unit: &mut UnitFile) -> Result<()> {
+    let Some(pid_file) = unit.get(SERVICE, "PIDFile") else {
+        return Ok(());
+    };
+    match pid_file_access(pid_file)? {
+        PidFileAccess::Directory(dir) => unit.add(SERVICE, "ReadWritePaths", format!("-{dir}")),
+        PidFileAccess::FileOnly(file) => {
+            unit.add(SERVICE, "ExecStartPre", format!("+{TOUCH} {file}"))?;
+            unit.add(SERVICE, "ReadWritePaths", format!("-{file}"))
+        }
+    }
+}
+
+/// What of a PID file's place becomes writable, as raw unit text (specifiers such as
+/// `%t` stay for systemd to expand).
+#[derive(Debug, PartialEq, Eq)]
+enum PidFileAccess {
+    /// The daemon's own directory.
+    Directory(String),
+    /// Only the file, in a shared directory.
+    FileOnly(String),
+}
+
+fn pid_file_access(pid_file: &str) -> Result<PidFileAccess> {
+    let refuse = |why| {
+        Err(Error::InvalidVendorUnit {
+            line: format!("PIDFile={pid_file}"),
+            why,
+        })
+    };
+    if pid_file.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\') {
+        return refuse("PIDFile= with whitespace, quotes or backslashes");
+    }
+    // A relative PIDFile= is relative to /run, as systemd reads it; /var/run is a symlink
+    // to /run and %t is /run for the system manager.
+    let absolute = if let Some(rest) = pid_file.strip_prefix("%t/") {
+        format!("/run/{rest}")
+    } else if let Some(rest) = pid_file.strip_prefix("/var/run/") {
+        format!("/run/{rest}")
+    } else if pid_file.starts_with('/') {
+        pid_file.to_owned()
+    } else if pid_file.starts_with('%') {
+        return refuse("PIDFile= starting with a specifier other than %t");
+    } else {
+        format!("/run/{pid_file}")
+    };
+    let parts: Vec<&str> = absolute.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.iter().any(|p| *p == "." || *p == "..") || parts.is_empty() {
+        return refuse("PIDFile= that is not a plain absolute path");
+    }
+    let dir_depth = parts.len() - 1;
+    if dir_depth >= 2 {
+        Ok(PidFileAccess::Directory(format!(
+            "/{}",
+            parts[..dir_depth].join("/")
+        )))
+    } else {
+        Ok(PidFileAccess::FileOnly(format!("/{}", parts.join("/"))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(pid_file: &str) -> PidFileAccess {
+        pid_file_access(pid_file).unwrap()
+    }
+
+    #[test]
+    fn own_directories_are_writable_shared_ones_only_for_the_file() {
+        use PidFileAccess::{Directory, FileOnly};
+        assert_eq!(access("/run/foo/foo.pid"), Directory("/run/foo".into()));
+        assert_eq!(access("%t/foo/foo.pid"), Directory("/run/foo".into()));
+        assert_eq!(access("/var/run/foo/a.pid"), Directory("/run/foo".into()));
+        assert_eq!(access("/run/nginx.pid"), FileOnly("/run/nginx.pid".into()));
+        assert_eq!(
+            access("/var/run/sshd.pid"),
+            FileOnly("/run/sshd.pid".into())
+        );
+        assert_eq!(access("%t/x.pid"), FileOnly("/run/x.pid".into()));
+        assert_eq!(access("x.pid"), FileOnly("/run/x.pid".into()));
+        assert_eq!(access("/x.pid"), FileOnly("/x.pid".into()));
+        assert_eq!(access("/var/x.pid"), FileOnly("/var/x.pid".into()));
+    }
+
+    #[test]
+    fn odd_pid_files_are_refused() {
+        for bad in [
+            "/run/a b.pid",
+            "/run/../etc/x",
+            "%h/x.pid",
+            "/",
+            "/run/\\x2f",
+        ] {
+            assert!(pid_file_access(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_pid_file_in_run_adds_the_touch_before_the_vendors_lines_run() {
+        let mut unit = UnitFile::parse("[Service]\nPIDFile=/run/nginx.pid\n").unwrap();
+        allow_pid_file(&mut unit).unwrap();
+        assert_eq!(
+            unit.get_all(SERVICE, "ExecStartPre"),
+            ["+/usr/bin/touch /run/nginx.pid"]
+        );
+        assert_eq!(unit.get_all(SERVICE, "ReadWritePaths"), ["-/run/nginx.pid"]);
+    }
+}
