@@ -119,7 +119,8 @@ pub fn apply_confinement(
     let effective = Effective::of(pod, container);
     check_refused_fields(pod, container, &effective)?;
     let seccomp = SeccompProfile::from_spec(name, effective.seccomp_type())?;
-    let app_armor = app_armor_profile(name, effective.app_armor(), node)?;
+    let annotated = annotated_app_armor(pod, name);
+    let app_armor = app_armor_profile(name, effective.app_armor().or(annotated.as_ref()), node)?;
     if let Some(profile) = app_armor {
         unit.set(SERVICE, "AppArmorProfile", profile)?;
     }
@@ -273,6 +274,30 @@ fn check_refused_fields(pod: &Pod, container: &Container, effective: &Effective<
         return refuse("windowsOptions other than runAsUserName");
     }
     Ok(())
+}
+
+/// Prefix of the annotation that asked for an AppArmor profile before the field existed;
+/// the kubelet still honours it when the fields are unset.
+const APP_ARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+/// The profile the container's AppArmor annotation asks for, read as the kubelet reads
+/// it: `runtime/default`, `unconfined`, `localhost/<profile>`; anything else is kept as
+/// an unknown type, to be refused.
+fn annotated_app_armor(pod: &Pod, container: &str) -> Option<AppArmorProfile> {
+    let key = format!("{APP_ARMOR_ANNOTATION}{container}");
+    let value = pod.metadata.annotations.as_ref()?.get(&key)?;
+    let (type_, localhost_profile) = match value.as_str() {
+        "runtime/default" => ("RuntimeDefault".to_owned(), None),
+        "unconfined" => ("Unconfined".to_owned(), None),
+        other => match other.strip_prefix("localhost/") {
+            Some(profile) => ("Localhost".to_owned(), Some(profile.to_owned())),
+            None => (format!("annotation {other}"), None),
+        },
+    };
+    Some(AppArmorProfile {
+        type_,
+        localhost_profile,
+    })
 }
 
 /// `AppArmorProfile=` for the profile asked for, if any.

@@ -348,3 +348,42 @@ fn host_paths_over_hidden_or_kernel_paths_are_refused() {
         assert!(with_host_path(good, None, true).is_ok(), "{good}");
     }
 }
+
+#[test]
+fn the_app_armor_annotation_counts_when_the_fields_are_unset() {
+    let mut pod = Pod {
+        spec: Some(PodSpec::default()),
+        ..Default::default()
+    };
+    let container = Container {
+        name: "app".into(),
+        ..Default::default()
+    };
+    let annotate = |pod: &mut Pod, value: &str| {
+        pod.metadata.annotations = Some(
+            [(
+                "container.apparmor.security.beta.kubernetes.io/app".to_owned(),
+                value.to_owned(),
+            )]
+            .into(),
+        );
+    };
+    let apparmor = NodeSecurity {
+        apparmor: true,
+        ..Default::default()
+    };
+    let confined = |pod: &Pod, node: &NodeSecurity| {
+        let mut unit = UnitFile::parse("[Service]\n").unwrap();
+        apply_confinement(&mut unit, pod, &container, node).map(|()| unit)
+    };
+    annotate(&mut pod, "runtime/default");
+    assert!(confined(&pod, &apparmor).is_err());
+    annotate(&mut pod, "unconfined");
+    assert!(confined(&pod, &apparmor).is_ok());
+    annotate(&mut pod, "localhost/my-profile");
+    let unit = confined(&pod, &apparmor).unwrap();
+    assert_eq!(unit.get(SERVICE, "AppArmorProfile"), Some("my-profile"));
+    assert!(confined(&pod, &NodeSecurity::default()).is_err());
+    annotate(&mut pod, "bogus");
+    assert!(confined(&pod, &apparmor).is_err());
+}
