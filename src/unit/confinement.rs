@@ -23,7 +23,8 @@
 //!   and `/sys` (which would bypass the read-only kernel tunables), are refused. The
 //!   processes that hold systemk's secrets keep every capability, so a pod without
 //!   `CAP_SYS_PTRACE` cannot open their `/proc/<pid>/root` either;
-//! - `ProtectProc=invisible` unless `hostPID: true`: processes of other users are hidden;
+//! - `ProtectProc=ptraceable` unless `hostPID: true`: processes the pod could not ptrace
+//!   (other users', and those with capabilities it lacks: systemk, systemd) are hidden;
 //! - vendor units of `Type=dbus` are refused (they need the host's bus).
 //!
 //! `privileged: true` skips all of this and gives the baseline sandbox alone: root with
@@ -126,7 +127,9 @@ pub fn apply_confinement(
     }
     let host_pid = pod.spec.as_ref().and_then(|s| s.host_pid) == Some(true);
     if !host_pid {
-        unit.set(SERVICE, "ProtectProc", "invisible")?;
+        // Not `invisible`: its hidepid mount exempts group 0 (the kernel's default
+        // `gid=`), so a root pod would still see every process and its command line.
+        unit.set(SERVICE, "ProtectProc", "ptraceable")?;
     }
     if effective.privileged() {
         return Ok(());

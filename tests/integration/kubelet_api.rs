@@ -7,7 +7,7 @@
 //! server (client CA read from `extension-apiserver-authentication`), and other users are
 //! allowed or refused by SubjectAccessReview.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::cluster::harness::{Cluster, pod_manifest};
 use crate::static_pods::machine::{Machine, NODE};
-use crate::support::{TestContext, wait_for};
+use crate::support::{TestContext, free_port, wait_for};
 
 /// How soon the pod runs and the server answers.
 const START: Duration = Duration::from_secs(10);
@@ -67,14 +67,6 @@ impl TestCa {
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         format!("{}{}", cert.pem(), key.serialize_pem())
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The test's view of one agent's kubelet API.

@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 use crate::apiserver::{Config, TestApiServer};
-use crate::support::{TestContext, poll_until, wait_for};
+use crate::support::{TestContext, free_port, poll_until, wait_for};
 
 /// The sandbox's unit directory (private to it).
 pub const UNIT_DIR: &str = "/etc/systemd/system";
@@ -381,12 +381,4 @@ pub async fn in_mount_namespace(pid: u32, argv: &[&str]) -> (bool, String, Strin
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-/// A port no one listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("find a free port")
-        .port()
 }

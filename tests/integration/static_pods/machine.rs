@@ -18,7 +18,7 @@ use systemk::systemd::{Systemd, UnitStatus};
 use systemk::unit::UnitName;
 use tempfile::TempDir;
 
-use crate::support::{TestContext, is_loaded, wait_for};
+use crate::support::{TestContext, free_port, is_loaded, wait_for};
 
 /// The node name the agent runs as; static pod names get `-<node>` appended.
 pub const NODE: &str = "itest";
@@ -138,6 +138,26 @@ impl Machine {
         Agent { child: Some(child) }
     }
 
+    /// The key of the kubelet API's self-signed serving certificate, which the agent
+    /// makes in its state directory.
+    pub fn kubelet_key(&self) -> PathBuf {
+        self.state_dir().join("pki/kubelet.key")
+    }
+
+    /// Starts `systemk` with its kubelet API on a free loopback port, as in production
+    /// (no client CA, so every request is refused), and waits until it has written
+    /// [`Machine::kubelet_key`].
+    pub async fn start_serving_agent(&self, deadline: Duration) -> Agent {
+        let port = free_port().to_string();
+        let agent = self.start_agent_with(&["--kubelet-port", &port, "--address", "127.0.0.1"]);
+        let key = self.kubelet_key();
+        wait_for(deadline, "the kubelet API's key", || async {
+            key.is_file().then_some(())
+        })
+        .await;
+        agent
+    }
+
     /// Everything the agents of this test logged.
     pub fn log(&self) -> String {
         let bytes = fs::read(self.log_path()).unwrap_or_default();
@@ -247,6 +267,36 @@ impl Machine {
         .await
     }
 
+    /// Waits until container `name` of the pod has left `ContainerCreating` (it runs, has
+    /// run, or waits for another reason) and returns its state's reason (`Running` or
+    /// `Terminated` when it has no waiting reason) and message.
+    pub async fn wait_settled(
+        &self,
+        deadline: Duration,
+        pod: &str,
+        name: &str,
+    ) -> (String, String) {
+        let what = format!("pod {pod}: container {name} to run or be refused");
+        wait_for(deadline, &what, || async {
+            let (_, saved) = self.pod(pod)?;
+            let state = container(&saved, name)?.state.clone()?;
+            if let Some(waiting) = state.waiting {
+                let reason = waiting.reason.unwrap_or_default();
+                (reason != "ContainerCreating")
+                    .then(|| (reason, waiting.message.unwrap_or_default()))
+            } else if state.running.is_some() {
+                Some(("Running".to_owned(), String::new()))
+            } else {
+                let terminated = state.terminated?;
+                Some((
+                    "Terminated".to_owned(),
+                    terminated.message.unwrap_or_default(),
+                ))
+            }
+        })
+        .await
+    }
+
     /// Whether the unit's file is gone and systemd no longer has it loaded.
     pub async fn is_gone(&self, unit: &UnitName) -> bool {
         !Path::new(UNIT_DIR).join(unit.as_str()).exists() && !is_loaded(unit).await
@@ -291,6 +341,11 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// The agent's process id (in the sandbox's PID namespace, which units share).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// `kill -9`: the agent dies at once, without any chance to clean up.
     pub fn kill9(mut self) {
         if let Some(mut child) = self.child.take() {

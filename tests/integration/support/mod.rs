@@ -6,6 +6,7 @@ pub mod engine;
 pub mod packages;
 
 use std::future::Future;
+use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -120,6 +121,14 @@ where
         }
     };
     tokio::time::timeout(deadline, poll).await.ok()
+}
+
+/// A loopback TCP port free at the time of asking (the sandbox shares the host's network).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("find a free port")
+        .port()
 }
 
 /// A connection to the sandbox's system bus.
