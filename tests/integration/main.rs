@@ -18,6 +18,7 @@ mod kubelet_api;
 mod kubelet_api_limits;
 mod mounts;
 mod package;
+mod pid_file;
 mod pods_cmd;
 mod secrets;
 mod static_pods;
