@@ -53,8 +53,10 @@ fn pid_file_access(pid_file: &str) -> Result<PidFileAccess> {
             why,
         })
     };
-    if pid_file.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\') {
-        return refuse("PIDFile= with whitespace, quotes or backslashes");
+    // `$` too: systemd reads PIDFile= literally but expands `$VAR` in the `+` command
+    // below, and the pod's environment file could then choose what root touches.
+    if pid_file.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '$')) {
+        return refuse("PIDFile= with whitespace, quotes, backslashes or $");
     }
     // A relative PIDFile= is relative to /run, as systemd reads it; /var/run is a symlink
     // to /run and %t is /run for the system manager.
@@ -117,6 +119,8 @@ mod tests {
             "%h/x.pid",
             "/",
             "/run/\\x2f",
+            "/run/$X.pid",
+            "/run/${X}",
         ] {
             assert!(pid_file_access(bad).is_err(), "{bad}");
         }

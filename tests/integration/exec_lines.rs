@@ -12,7 +12,7 @@ use crate::support::TestContext;
 use crate::support::engine::{
     DEADLINE, Engine, INSTALL_DEADLINE, PodRun, argv, container_status, proc_ids, unique_uid,
 };
-use crate::support::packages::{DebFile, DebServer, Purge, build_deb, hex_sha256};
+use crate::support::packages::{DebFile, DebServer, Purge, build_deb};
 
 /// `nobody`: the user every pod here asks for.
 const NOBODY: u32 = 65_534;
@@ -130,13 +130,8 @@ async fn vendor_exec_lines_with_privileged_prefixes_are_refused() {
             file(&dash, &dash_text),
         ],
     );
-    let sha = hex_sha256(&deb);
-    let server = DebServer::start(deb, Vec::new()).await;
+    let (server, image) = DebServer::pinned(PACKAGE, deb).await;
     let engine = Engine::new(Some(server.ca_pem())).await;
-    let image = format!(
-        "{}@sha256:{sha}",
-        server.url(&format!("{PACKAGE}_1.0-1_all.deb"))
-    );
     let with_unit = |name: &str| {
         let annotations = json!({
             "systemk.io/vendor-unit.main": format!("{PACKAGE}-{name}.service"),

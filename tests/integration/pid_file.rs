@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::support::TestContext;
 use crate::support::engine::{Engine, INSTALL_DEADLINE, unique_uid};
-use crate::support::packages::{DebFile, DebServer, Purge, build_deb, hex_sha256};
+use crate::support::packages::{DebFile, DebServer, Purge, build_deb};
 
 const PACKAGE: &str = "systemk-itest-pid-file";
 
@@ -41,13 +41,8 @@ async fn a_pid_file_in_run_is_the_only_place_of_run_the_daemon_may_write() {
             },
         ],
     );
-    let sha = hex_sha256(&deb);
-    let server = DebServer::start(deb, Vec::new()).await;
+    let (server, image) = DebServer::pinned(PACKAGE, deb).await;
     let engine = Engine::new(Some(server.ca_pem())).await;
-    let image = format!(
-        "{}@sha256:{sha}",
-        server.url(&format!("{PACKAGE}_1.0-1_all.deb"))
-    );
     let pod = serde_json::from_value(json!({
         "metadata": {
             "name": "forking", "namespace": context.namespace(), "uid": unique_uid(),

@@ -177,6 +177,15 @@ impl DebServer {
         }
     }
 
+    /// Serves `deb` of `package` (as built by [`build_deb`]) and returns the server with
+    /// the `@sha256:`-pinned image a pod names it by.
+    pub async fn pinned(package: &str, deb: Vec<u8>) -> (Self, String) {
+        let sha = hex_sha256(&deb);
+        let server = Self::start(deb, Vec::new()).await;
+        let url = server.url(&format!("{package}_1.0-1_all.deb"));
+        (server, format!("{url}@sha256:{sha}"))
+    }
+
     /// The URL of `file` on this server.
     pub fn url(&self, file: &str) -> String {
         format!("https://{}/pool/{file}", self.addr)
