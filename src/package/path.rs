@@ -1,8 +1,9 @@
 //! Path images: an executable already on the host. Nothing is installed; the file must
 //! exist and be executable, and its content hash is the image id. It, every directory
 //! above it and every symlink on the way (and along the symlinks' targets) must be owned
-//! by root and not writable by group or others, so no other user can swap what a pod
-//! runs. Layer 1.
+//! by root and not writable by group or others (a root-owned sticky directory such as
+//! `/tmp` is allowed: others cannot rename or remove root's entries in it), so no other
+//! user can swap what a pod runs. Layer 1.
 
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -57,6 +58,9 @@ fn hash_executable(path: &Path) -> Result<String> {
     };
     let mut file = std::fs::File::open(path).map_err(|e| not_executable(e.to_string()))?;
     let meta = file.metadata().map_err(|e| not_executable(e.to_string()))?;
+    // What was opened, in case it appeared (in a sticky directory) after the walk.
+    check_owner(path, path, &meta)?;
+    check_mode(path, path, &meta)?;
     if !meta.is_file() {
         return Err(not_executable("not a regular file".into()));
     }
@@ -132,7 +136,10 @@ fn check_owner(image: &Path, path: &Path, meta: &std::fs::Metadata) -> Result<()
 
 fn check_mode(image: &Path, path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
+    // A root-owned sticky directory (`/tmp`) lets no other user rename or remove the
+    // root-owned entries below it, which the walk checks next.
+    let sticky_dir = meta.is_dir() && mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky_dir {
         return Err(unsafe_path(
             image,
             path,
@@ -220,6 +227,22 @@ mod tests {
     async fn writable_file_refused() {
         let dir = root_dir();
         let tool = file(dir.path(), 0o775);
+        let err = PathImage.install(&tool).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::UnsafeImagePath { offending, .. } if *offending == tool),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sticky_directory_holds_root_owned_entries_only() {
+        let dir = root_dir();
+        let sticky = dir.path().join("sticky");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let tool = file(&sticky, 0o755);
+        PathImage.install(&tool).await.unwrap();
+        nix::unistd::chown(&tool, Some(nix::unistd::Uid::from_raw(65_534)), None).unwrap();
         let err = PathImage.install(&tool).await.unwrap_err();
         assert!(
             matches!(&err, Error::UnsafeImagePath { offending, .. } if *offending == tool),
