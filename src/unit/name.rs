@@ -127,18 +127,25 @@ impl FromStr for UnitName {
 
 /// Whether `name` is a DNS-1123 label: 1–63 of `[a-z0-9-]`, alphanumeric at both ends.
 pub fn is_dns_label(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (1..=DNS_LABEL_MAX).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+    name.len() <= DNS_LABEL_MAX && is_label_shaped(name)
 }
 
-/// Whether `name` is a DNS-1123 subdomain: at most 253 characters of dot-separated labels.
+/// Whether `name` is a DNS-1123 subdomain as Kubernetes defines it
+/// (`IsDNS1123Subdomain`): at most 253 characters of dot-separated parts shaped like
+/// labels. Unlike RFC 1123, Kubernetes puts no 63-character limit on each part, so a
+/// long Deployment's pod names are valid.
 pub fn is_dns_subdomain(name: &str) -> bool {
-    name.len() <= DNS_SUBDOMAIN_MAX && name.split('.').all(is_dns_label)
+    name.len() <= DNS_SUBDOMAIN_MAX && name.split('.').all(is_label_shaped)
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, of any length.
+fn is_label_shaped(part: &str) -> bool {
+    let bytes = part.as_bytes();
+    bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
 fn is_unit_name_byte(b: u8) -> bool {
@@ -179,13 +186,15 @@ fn check_dns_subdomain(kind: &'static str, name: &str) -> Result<(), NameError> 
             why: "it is longer than 253 characters",
         });
     }
-    name.split('.')
-        .try_for_each(|label| check_dns_label(kind, label))
-        .map_err(|_| NameError::InvalidKubernetesName {
+    if !name.split('.').all(is_label_shaped) {
+        return Err(NameError::InvalidKubernetesName {
             kind,
             name: name.to_owned(),
-            why: "it must be dot-separated labels of lowercase letters, digits and '-'",
-        })
+            why: "it must be dot-separated parts of lowercase letters, digits and '-', \
+                  each starting and ending with a letter or digit",
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -209,6 +218,16 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.as_str().ends_with(".service"));
         assert_eq!(a.as_str().parse::<UnitName>().unwrap(), a);
+    }
+
+    #[test]
+    fn pod_names_are_subdomains_without_a_part_limit() {
+        let long_pod = "p".repeat(200);
+        let name = UnitName::for_container("default", &long_pod, "c").unwrap();
+        assert!(name.as_str().len() <= UNIT_NAME_MAX);
+        assert!(UnitName::for_container("default", &"p".repeat(254), "c").is_err());
+        assert!(UnitName::for_container("default", "web..v1", "c").is_err());
+        assert!(UnitName::for_container("default", "web.-v1", "c").is_err());
     }
 
     #[test]

@@ -118,6 +118,12 @@ async fn create_sets_metadata_and_rejects_duplicates_bad_names_and_missing_names
     let (code, status) = client.post(PODS, &pod("Bad_Name", None, json!({}))).await;
     assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")));
     assert_eq!(status["details"]["causes"][0]["field"], "metadata.name");
+    let long_part = "a".repeat(100);
+    let (code, _) = client.post(PODS, &pod(&long_part, None, json!({}))).await;
+    assert_eq!(code, 201, "a subdomain's parts have no 63-character limit");
+    let too_long = "a".repeat(254);
+    let (code, _) = client.post(PODS, &pod(&too_long, None, json!({}))).await;
+    assert_eq!(code, 422, "a subdomain is at most 253 characters");
 
     let mut unnamed = pod("", None, json!({}));
     unnamed["metadata"] = json!({"generateName": "web-"});

@@ -68,18 +68,23 @@ const SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of 
 const LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
 fn is_label(text: &str) -> bool {
+    text.len() <= 63 && is_label_shaped(text)
+}
+
+/// `IsDNS1123Subdomain`: its regex puts no length limit on a dot-separated part, only
+/// 253 on the whole.
+fn is_subdomain(text: &str) -> bool {
+    text.len() <= 253 && text.split('.').all(is_label_shaped)
+}
+
+fn is_label_shaped(text: &str) -> bool {
     let bytes = text.as_bytes();
     !text.is_empty()
-        && text.len() <= 63
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
-}
-
-fn is_subdomain(text: &str) -> bool {
-    text.len() <= 253 && text.split('.').all(is_label)
 }
 
 /// Validates `metadata.name` as the resource's strategy does: namespaces are DNS labels,

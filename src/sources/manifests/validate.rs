@@ -68,5 +68,16 @@ mod tests {
         assert!(!is_dns_subdomain("web..example"));
         assert!(!is_dns_subdomain("web/../etc"));
         assert!(!is_dns_subdomain(&"a.".repeat(127)));
+        assert!(!is_dns_subdomain(&"a".repeat(254)));
+    }
+
+    #[test]
+    fn subdomain_parts_may_exceed_a_label() {
+        // Kubernetes' IsDNS1123Subdomain has no per-part limit: a Deployment named with
+        // 60 characters gets pods whose names have no dot and run past 63.
+        let long_pod = format!("{}-7d4b9c8f6d-x2x9z", "a".repeat(60));
+        assert!(is_dns_subdomain(&long_pod));
+        assert!(is_dns_subdomain(&"b".repeat(253)));
+        assert!(!is_dns_subdomain(&format!("{long_pod}-")));
     }
 }
