@@ -24,6 +24,17 @@ impl Selectors {
         })
     }
 
+    /// The selectors of a list or watch. A server configured to ignore field selectors
+    /// there (as some third-party control planes do) still validates them, then selects on
+    /// labels alone.
+    pub fn for_reading(api: &Api, req: &ResourceRequest) -> ApiResult<Self> {
+        let mut selectors = Self::from_request(req)?;
+        if api.config.ignore_field_selectors {
+            selectors.fields = FieldSelector::default();
+        }
+        Ok(selectors)
+    }
+
     /// Whether the object is selected.
     pub fn matches(&self, object: &Value) -> bool {
         self.labels.matches(object) && self.fields.matches(object)
@@ -42,7 +53,7 @@ fn as_list_item(mut object: Value) -> Value {
 /// GET on a collection (without `watch`).
 pub fn list(api: &Api, req: &ResourceRequest) -> ApiResult<Value> {
     let resource = req.resource;
-    let selectors = Selectors::from_request(req)?;
+    let selectors = Selectors::for_reading(api, req)?;
     let state = api.store.lock();
     let revision = state.revision();
     if let Some(wanted) = req

@@ -45,6 +45,9 @@ pub struct Config {
     /// Node address types tried in order to reach a kubelet, as kube-apiserver's
     /// `--kubelet-preferred-address-types`; the default is k3s' (`InternalIP,ExternalIP,Hostname`).
     pub kubelet_preferred_address_types: Vec<String>,
+    /// Lists and watches ignore `fieldSelector` (after validating it), as some third-party
+    /// control planes do: a client must check what it is sent.
+    pub ignore_field_selectors: bool,
 }
 
 impl Default for Config {
@@ -59,6 +62,7 @@ impl Default for Config {
             kubelet_preferred_address_types: ["InternalIP", "ExternalIP", "Hostname"]
                 .map(String::from)
                 .to_vec(),
+            ignore_field_selectors: false,
         }
     }
 }

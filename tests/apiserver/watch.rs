@@ -106,7 +106,7 @@ pub fn watch(api: &Arc<Api>, req: &ResourceRequest, as_table: bool) -> ApiResult
         resource_id: req.resource.storage_id(),
         namespace: req.namespace.clone(),
         name: req.name.clone(),
-        selectors: Selectors::from_request(req)?,
+        selectors: Selectors::for_reading(api, req)?,
     };
     let bookmarks = req.flag("allowWatchBookmarks");
     let timeout = req

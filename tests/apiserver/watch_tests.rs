@@ -90,6 +90,35 @@ async fn watch_streams_changes_with_selector_transitions_and_resumes() {
 }
 
 #[tokio::test]
+async fn a_server_may_ignore_field_selectors_of_lists_and_watches() {
+    let config = Config {
+        ignore_field_selectors: true,
+        ..Config::default()
+    };
+    let (_server, url) = TestApiServer::start_with(config).await;
+    let client = Client::new(&url);
+    client.post(PODS, &pod("mine", Some("n1"), json!({}))).await;
+    client
+        .post(PODS, &pod("theirs", Some("n2"), json!({})))
+        .await;
+    let selected = format!("{PODS}?fieldSelector=spec.nodeName%3Dn1");
+    let (code, list) = client.get(&selected).await;
+    assert_eq!(code, 200);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
+    let mut watch = client.watch(&format!("{selected}&watch=1")).await;
+    let mut names = vec![
+        watch.next_change().await.1["metadata"]["name"].clone(),
+        watch.next_change().await.1["metadata"]["name"].clone(),
+    ];
+    names.sort_by_key(ToString::to_string);
+    assert_eq!(names, [json!("mine"), json!("theirs")]);
+    let (code, _) = client
+        .get(&format!("{PODS}?fieldSelector=spec.bogus%3D1"))
+        .await;
+    assert_eq!(code, 400, "unknown field labels are still refused");
+}
+
+#[tokio::test]
 async fn watch_sends_bookmarks_times_out_and_expires_old_versions() {
     let config = Config {
         history_limit: 2,

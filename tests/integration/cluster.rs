@@ -7,6 +7,7 @@
 //! API (configMap, secret, projected, downwardAPI) are tested in `cluster_volumes.rs`.
 
 pub mod harness;
+pub mod other_node;
 
 use std::path::Path;
 use std::time::Duration;

@@ -523,3 +523,85 @@ async fn service_account_tokens_are_renewed_before_they_expire() {
     assert_eq!(cluster.unit_status(&unit).await.main_pid, pid, "restarted");
     cluster.teardown().await;
 }
+
+#[tokio::test]
+async fn two_nodes_run_only_their_own_pods_and_objects_when_the_server_ignores_field_selectors() {
+    let config = Config {
+        ignore_field_selectors: true,
+        ..Config::default()
+    };
+    let mut cluster = Cluster::with_config("foreign_objects", config).await;
+    let namespace = cluster.namespace().to_owned();
+    let other = cluster.start_other_node();
+    // Everything exists before the agents list it, so their first lists already carry
+    // the other node's pod and configMap.
+    for (config_map, key) in [("settings-a", "a=from-a"), ("settings-b", "b=from-b")] {
+        let literal = format!("--from-literal={key}");
+        cluster
+            .kubectl(&[
+                "create",
+                "configmap",
+                config_map,
+                "-n",
+                &namespace,
+                &literal,
+            ])
+            .await;
+    }
+    let with_settings = |config_map: &str| {
+        json!({
+            "containers": [shell(json!([{"name": "settings", "mountPath": "/tmp/settings"}]))],
+            "volumes": [{"name": "settings", "configMap": {"name": config_map}}],
+        })
+    };
+    let mine = pod(&cluster, "mine", with_settings("settings-a"));
+    let theirs = pod_manifest(
+        "theirs",
+        &namespace,
+        other.name(),
+        with_settings("settings-b"),
+    );
+    cluster.apply(&mine.to_string()).await;
+    cluster.apply(&theirs.to_string()).await;
+    cluster.start_agent().await;
+
+    for name in ["mine", "theirs"] {
+        cluster
+            .wait_for_pod(name, "Running and Ready", running_and_ready)
+            .await;
+    }
+    let (my_unit, their_unit) = (cluster.unit("mine", "main"), cluster.unit("theirs", "main"));
+    let first_dir = std::path::Path::new(crate::cluster::harness::UNIT_DIR);
+    let each_runs_its_own = || {
+        assert!(first_dir.join(my_unit.as_str()).exists());
+        assert!(
+            !first_dir.join(their_unit.as_str()).exists(),
+            "ran the other node's pod"
+        );
+        assert!(other.unit_dir().join(their_unit.as_str()).exists());
+        assert!(
+            !other.unit_dir().join(my_unit.as_str()).exists(),
+            "ran the first node's pod"
+        );
+    };
+    each_runs_its_own();
+    let pods_ignored = "sent pods bound to other nodes";
+    let objects_ignored = "sent other objects on this object's watch";
+    for needle in [pods_ignored, objects_ignored] {
+        cluster.wait_for_log(needle, 1, UPDATE_DEADLINE).await;
+        wait_for(UPDATE_DEADLINE, "the other node to ignore them", || async {
+            other.log().contains(needle).then_some(())
+        })
+        .await;
+    }
+    // Both agents have seen the other node's pod and configMap by now.
+    each_runs_its_own();
+    for (unit, key, value) in [(&my_unit, "a", "from-a"), (&their_unit, "b", "from-b")] {
+        let pid = cluster.unit_status(unit).await.main_pid;
+        assert_eq!(visible_entries(pid, "/tmp/settings").await, [key]);
+        let path = format!("/tmp/settings/{key}");
+        assert_eq!(read_as(pid, &path).await.as_deref(), Some(value));
+    }
+    other.teardown().await;
+    cluster.teardown().await;
+}

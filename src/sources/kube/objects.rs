@@ -260,6 +260,7 @@ impl ObjectWatch {
         tokio::pin!(stream);
         let mut idle_check = tokio::time::interval(IDLE / 4);
         let mut listed: Option<K> = None;
+        let mut warned = false;
         loop {
             let event = tokio::select! {
                 _ = idle_check.tick() => {
@@ -278,6 +279,18 @@ impl ObjectWatch {
                 }
                 Some(Ok(Event::Init)) => {
                     listed = None;
+                    continue;
+                }
+                Some(Ok(
+                    Event::InitApply(object) | Event::Apply(object) | Event::Delete(object),
+                )) if !is_watched(&object, &self.key) => {
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::warn!(
+                            object = ?self.key,
+                            sent = ?object.meta().name,
+                            "the API server sent other objects on this object's watch; ignoring them"
+                        );
+                    }
                     continue;
                 }
                 Some(Ok(Event::InitApply(object))) => {
@@ -320,5 +333,43 @@ impl ObjectWatch {
             tracing::debug!(object = ?self.key, "object watch ended: no pod reads it");
         }
         idle
+    }
+}
+
+/// Whether `object` is the one `key` names. A watch selects it by `metadata.name` (and its
+/// namespace by path), but a server may ignore field selectors, and another object's
+/// contents must never reach a pod's volume.
+fn is_watched<K: Resource>(object: &K, key: &ObjectChange) -> bool {
+    let meta = object.meta();
+    meta.name.as_deref() == Some(key.name.as_str())
+        && meta
+            .namespace
+            .as_deref()
+            .is_none_or(|namespace| namespace == key.namespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn config_map(namespace: &str, name: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                namespace: Some(namespace.to_owned()),
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        }
+    }
+
+    #[test]
+    fn a_watch_keeps_only_the_object_it_names() {
+        let watched = key(ObjectKind::ConfigMap, "ns", "app");
+        assert!(is_watched(&config_map("ns", "app"), &watched));
+        assert!(!is_watched(&config_map("ns", "other"), &watched));
+        assert!(!is_watched(&config_map("elsewhere", "app"), &watched));
     }
 }

@@ -37,8 +37,23 @@ pub async fn run(
 ) {
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
     let reader = store.as_reader();
+    let mut warned = false;
+    let bound_here = node_name.clone();
     let stream = watcher(Api::<Pod>::all(client), config)
         .default_backoff()
+        .filter(move |event| {
+            let keep = event
+                .as_ref()
+                .map_or(true, |event| concerns_node(event, &bound_here));
+            if !keep && !std::mem::replace(&mut warned, true) {
+                tracing::warn!(
+                    node = %bound_here,
+                    "the API server sent pods bound to other nodes despite the field selector; \
+                     ignoring them"
+                );
+            }
+            std::future::ready(keep)
+        })
         .reflect(store);
     tokio::pin!(stream);
     tokio::pin!(shutdown);
@@ -107,6 +122,24 @@ pub fn desired_pods(cached: &[Arc<Pod>]) -> Vec<Arc<Pod>> {
     pods
 }
 
+/// Whether a watch event is about this node's pods. The watch asks the API server for
+/// exactly these with a field selector, but a server may ignore it (some third-party
+/// control planes do), and running another node's pod is never right. `spec.nodeName` is
+/// immutable once set, so a pod never moves between nodes.
+fn concerns_node(event: &Event<Pod>, node_name: &str) -> bool {
+    match event {
+        Event::Apply(pod) | Event::InitApply(pod) | Event::Delete(pod) => {
+            is_bound_to(pod, node_name)
+        }
+        Event::Init | Event::InitDone => true,
+    }
+}
+
+/// Whether `pod` is bound to the node `node_name`.
+pub fn is_bound_to(pod: &Pod, node_name: &str) -> bool {
+    pod.spec.as_ref().and_then(|spec| spec.node_name.as_deref()) == Some(node_name)
+}
+
 /// Whether `pod` is a static pod's mirror.
 pub fn is_mirror(pod: &Pod) -> bool {
     pod.metadata
@@ -119,7 +152,7 @@ pub fn is_mirror(pod: &Pod) -> bool {
 mod tests {
     use std::collections::BTreeMap;
 
-    use k8s_openapi::api::core::v1::PodStatus;
+    use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
     use k8s_openapi::jiff::Timestamp;
 
@@ -162,6 +195,33 @@ mod tests {
             .collect();
         assert_eq!(names, ["going", "web"]);
         assert!(desired[0].metadata.deletion_timestamp.is_some());
+    }
+
+    #[test]
+    fn only_events_of_this_nodes_pods_are_kept() {
+        let bound = |node: Option<&str>| {
+            let mut pod = pod("web", "w");
+            pod.spec = Some(PodSpec {
+                node_name: node.map(str::to_owned),
+                ..PodSpec::default()
+            });
+            pod
+        };
+        assert!(concerns_node(&Event::Apply(bound(Some("n1"))), "n1"));
+        assert!(concerns_node(&Event::Delete(bound(Some("n1"))), "n1"));
+        assert!(!concerns_node(&Event::Apply(bound(Some("n2"))), "n1"));
+        assert!(!concerns_node(&Event::InitApply(bound(Some("n2"))), "n1"));
+        assert!(!concerns_node(&Event::Delete(bound(Some("n2"))), "n1"));
+        assert!(
+            !concerns_node(&Event::Apply(bound(None)), "n1"),
+            "unscheduled"
+        );
+        assert!(
+            !concerns_node(&Event::Apply(pod("web", "w")), "n1"),
+            "no spec"
+        );
+        assert!(concerns_node(&Event::Init, "n1"));
+        assert!(concerns_node(&Event::InitDone, "n1"));
     }
 
     #[test]

@@ -44,6 +44,16 @@ pub struct Cluster {
     kubelet_port: u16,
 }
 
+/// Where an agent keeps its things, and which node it is.
+pub(super) struct AgentPlace<'a> {
+    pub node: &'a str,
+    pub state: &'a Path,
+    pub manifests: &'a Path,
+    pub unit_dir: &'a Path,
+    pub kubelet_port: u16,
+    pub log: &'a Path,
+}
+
 impl Cluster {
     /// A fresh API server with the test's namespace; no agent yet.
     pub async fn new(test: &str) -> Self {
@@ -119,26 +129,40 @@ impl Cluster {
     /// Starts `systemk` as this cluster's node.
     pub async fn start_agent(&mut self) {
         assert!(self.agent.is_none(), "the agent already runs");
+        let child = self.spawn_agent(&AgentPlace {
+            node: self.node(),
+            state: self.state.path(),
+            manifests: &self.manifests,
+            unit_dir: Path::new(UNIT_DIR),
+            kubelet_port: self.kubelet_port,
+            log: &self.log_path(),
+        });
+        self.agent = Some(child);
+    }
+
+    /// Starts a `systemk` binary as a node of this cluster, where `place` says.
+    pub(super) fn spawn_agent(&self, place: &AgentPlace<'_>) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_path())
+            .open(place.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_systemk"))
+        Command::new(env!("CARGO_BIN_EXE_systemk"))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["--nodename", self.node(), "--node-ip", "127.0.0.1"])
+            .args(["--nodename", place.node, "--node-ip", "127.0.0.1"])
             .arg("--pod-manifest-path")
-            .arg(&self.manifests)
+            .arg(place.manifests)
             .arg("--state-dir")
-            .arg(self.state.path())
+            .arg(place.state)
             .arg("--runtime-dir")
-            .arg(self.runtime_dir())
+            .arg(place.state.join("run"))
             .arg("--cache-dir")
-            .arg(self.state.path().join("cache"))
-            .args(["--unit-dir", UNIT_DIR])
+            .arg(place.state.join("cache"))
+            .arg("--unit-dir")
+            .arg(place.unit_dir)
             .args(["--address", "127.0.0.1", "--kubelet-port"])
-            .arg(self.kubelet_port.to_string())
+            .arg(place.kubelet_port.to_string())
             .env("RUST_LOG", "info,systemk=debug")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
@@ -146,8 +170,7 @@ impl Cluster {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .expect("start systemk");
-        self.agent = Some(child);
+            .expect("start systemk")
     }
 
     /// Kills the agent with SIGKILL (no chance to clean anything up).
@@ -296,27 +319,32 @@ impl Cluster {
         self.kill_agent().await;
         // Shown with --nocapture, and by the harness when the test failed after this.
         println!("--- systemk log ---\n{}", self.log());
-        let systemd = Systemd::connect().await.expect("connect to systemd");
-        let prefix = format!("systemk.{}.", self.namespace());
-        let ours: Vec<UnitName> = systemd
-            .list_managed(Path::new(UNIT_DIR))
-            .await
-            .expect("list units")
-            .into_iter()
-            .map(|unit| unit.status.name)
-            .filter(|name| name.as_str().starts_with(&prefix))
-            .collect();
-        for name in &ours {
-            systemd
-                .stop(name, Duration::from_secs(10))
-                .await
-                .expect("stop a test unit");
-        }
-        systemd
-            .remove(Path::new(UNIT_DIR), &ours)
-            .await
-            .expect("remove the test units");
+        remove_units(Path::new(UNIT_DIR), self.namespace()).await;
     }
+}
+
+/// Stops and removes the units of `namespace` in `unit_dir`.
+pub(super) async fn remove_units(unit_dir: &Path, namespace: &str) {
+    let systemd = Systemd::connect().await.expect("connect to systemd");
+    let prefix = format!("systemk.{namespace}.");
+    let ours: Vec<UnitName> = systemd
+        .list_managed(unit_dir)
+        .await
+        .expect("list units")
+        .into_iter()
+        .map(|unit| unit.status.name)
+        .filter(|name| name.as_str().starts_with(&prefix))
+        .collect();
+    for name in &ours {
+        systemd
+            .stop(name, Duration::from_secs(10))
+            .await
+            .expect("stop a test unit");
+    }
+    systemd
+        .remove(unit_dir, &ours)
+        .await
+        .expect("remove the test units");
 }
 
 /// A pod `name` in `namespace` bound to `node`, tolerating the systemk taint, with a grace
