@@ -22,7 +22,7 @@ use super::apt::{AptGet, installed_after_apt};
 use super::deb::{self, Control};
 use super::dpkg;
 use super::error::{Error, Result};
-use super::installer::{Installed, PackageManager};
+use super::manager::{Installed, PackageManager};
 
 /// Where verified `.deb` files are kept by default.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/systemk/debs";

@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
-use super::installer::{Installed, PackageManager};
+use super::manager::{Installed, PackageManager};
 
 /// Checks and hashes path images.
 #[derive(Debug, Clone, Copy, Default)]
