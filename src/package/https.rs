@@ -336,12 +336,7 @@ async fn new_temp_file(dir: PathBuf, name: &'static str) -> Result<TempFile> {
 }
 
 async fn read_control(path: PathBuf) -> Result<Control> {
-    tokio::task::spawn_blocking(move || deb::read_control(&path))
-        .await
-        .map_err(|source| Error::TaskFailed {
-            what: "reading a .deb control file",
-            source,
-        })?
+    deb::read_control(&path).await
 }
 
 #[cfg(test)]
@@ -391,7 +386,7 @@ mod tests {
     async fn cached_file_with_another_package_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let sha = "c".repeat(64);
-        let deb = crate::package::deb::tests::build_deb("Package: bar\nVersion: 1\n", ".gz");
+        let deb = crate::package::deb::tests::build_deb("Package: bar\nVersion: 1\n", "gzip");
         std::fs::write(dir.path().join(format!("{sha}.deb")), deb).unwrap();
         let err = https_deb(dir.path())
             .cached(&package(Some(&sha)))
