@@ -3,6 +3,8 @@
 //! Layout, lowest layer first; a module only ever uses the ones above it in this list:
 //!
 //! - [`backoff`]: the one retry schedule every layer uses.
+//! - [`atomic_file`]: replacing a file atomically (temporary file with its final mode,
+//!   then a rename), for every layer that keeps files.
 //! - [`package`]: image reference → installed Debian package and its vendor units.
 //! - [`mod@unit`]: the unit-file model: names, escaping, parsing, rendering, building from a
 //!   pod.
@@ -16,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod atomic_file;
 pub mod backoff;
 pub mod cli;
 pub mod config;

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use super::dpkg;
 use super::error::{Error, Result};
 use super::guard::{DENIED, PolicyGuard};
-use super::installer::{Installed, PackageManager};
 use super::lock::{ARCHIVES_LOCK, DpkgLock, FRONTEND_LOCK};
+use super::manager::{Installed, PackageManager};
 use super::process;
 use super::record;
 

@@ -9,16 +9,18 @@
 //! `spawn_blocking`.
 
 use std::fs::{self, File};
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
 use super::error::{Error, Result};
+use crate::atomic_file::{self, Durability};
 
 /// Where invoke-rc.d and deb-systemd-invoke look (Debian policy, "invoke-rc.d" interface).
 pub const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// The script is executable by invoke-rc.d, like any policy-rc.d.
+const SCRIPT_MODE: u32 = 0o755;
 
 /// Marks the script as systemk's, so a copy left by a crash is recognised and replaced.
 const MARKER: &str = "systemk-policy-rc.d-guard";
@@ -81,20 +83,13 @@ impl PolicyGuard {
     /// Writes the script beside its place and renames it there, so the path never holds
     /// a half-written file and a host policy-rc.d is replaced without a gap.
     fn put_script(&self) -> Result<()> {
-        let mut temp = self.path.as_os_str().to_owned();
-        temp.push(format!(".systemk-new-{}", std::process::id()));
-        let temp = PathBuf::from(temp);
-        let written = (|| {
-            let mut file = File::create(&temp)?;
-            file.write_all(script().as_bytes())?;
-            file.set_permissions(fs::Permissions::from_mode(0o755))?;
-            file.sync_all()?;
-            fs::rename(&temp, &self.path)
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&temp);
-        }
-        written.map_err(Error::io("writing", &self.path))
+        atomic_file::write(
+            &self.path,
+            script().as_bytes(),
+            SCRIPT_MODE,
+            Durability::Synced,
+        )
+        .map_err(Error::io("writing", &self.path))
     }
 }
 
@@ -123,6 +118,8 @@ fn is_ours(text: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

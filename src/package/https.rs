@@ -7,22 +7,22 @@
 //! download is renamed there after it was hashed, verified and its control file read).
 //! Unpinned URLs are indexed in `urls/<sha256 of the URL>`, whose content is the file's
 //! sha256: an unpinned URL is downloaded once and then treated as immutable. Pin a digest
-//! to control what is installed. In-flight downloads are `.<unique>.part` files, removed
-//! by a drop guard on every failure and on cancellation.
+//! to control what is installed. In-flight downloads are [`TempFile`]s (hidden `.tmp`
+//! files), removed on every failure and on cancellation.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use ring::digest::{Context, SHA256, digest};
 use tokio::io::AsyncWriteExt;
 
 use super::apt::{AptGet, installed_after_apt};
 use super::deb::{self, Control};
 use super::dpkg;
 use super::error::{Error, Result};
-use super::installer::{Installed, PackageManager};
+use super::manager::{Installed, PackageManager};
+use crate::atomic_file::{self, Durability, TempFile};
 
 /// Where verified `.deb` files are kept by default.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/systemk/debs";
@@ -37,6 +37,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest `.deb` systemk downloads, so a server cannot fill the disk; Debian's
 /// largest binary packages are a few hundred MiB.
 const MAX_DEB_BYTES: u64 = 4 << 30;
+
+/// Cached `.deb` files and URL index entries are public packages: readable by all.
+const CACHE_FILE_MODE: u32 = 0o644;
 
 /// A progress line is logged each time this many more bytes arrived.
 const PROGRESS_EVERY_BYTES: u64 = 8 << 20;
@@ -108,7 +111,7 @@ impl HttpsDeb {
     fn url_index_path(&self, url: &url::Url) -> PathBuf {
         self.cache_dir
             .join("urls")
-            .join(hex::encode(Sha256::digest(url.as_str())))
+            .join(hex::encode(digest(&SHA256, url.as_str().as_bytes())))
     }
 
     /// The content hash this image is known to have without downloading: the pin, or what
@@ -149,7 +152,6 @@ impl HttpsDeb {
         tokio::fs::create_dir_all(&self.cache_dir)
             .await
             .map_err(Error::io("creating", &self.cache_dir))?;
-        let part = PartFile::new(&self.cache_dir);
         tracing::info!(url, "downloading");
         let mut response = self
             .client
@@ -166,10 +168,13 @@ impl HttpsDeb {
                 status: response.status().as_u16(),
             });
         }
-        let mut file = tokio::fs::File::create(&part.path)
-            .await
-            .map_err(Error::io("creating", &part.path))?;
-        let mut hasher = Sha256::new();
+        let mut part = new_temp_file(self.cache_dir.clone(), "download").await?;
+        let mut file = part
+            .file_mut()
+            .try_clone()
+            .map(tokio::fs::File::from_std)
+            .map_err(Error::io("creating", part.path()))?;
+        let mut hasher = Context::new(&SHA256);
         let (mut bytes, mut next_report) = (0u64, PROGRESS_EVERY_BYTES);
         while let Some(chunk) = response
             .chunk()
@@ -182,7 +187,7 @@ impl HttpsDeb {
             hasher.update(&chunk);
             file.write_all(&chunk)
                 .await
-                .map_err(Error::io("writing", &part.path))?;
+                .map_err(Error::io("writing", part.path()))?;
             bytes += chunk.len() as u64;
             if bytes > MAX_DEB_BYTES {
                 return Err(Error::DownloadTooLarge {
@@ -195,11 +200,12 @@ impl HttpsDeb {
                 next_report += PROGRESS_EVERY_BYTES;
             }
         }
+        // Synced here rather than at the rename: the control file is read before.
         file.sync_all()
             .await
-            .map_err(Error::io("writing", &part.path))?;
+            .map_err(Error::io("writing", part.path()))?;
         drop(file);
-        let sha256 = hex::encode(hasher.finalize());
+        let sha256 = hex::encode(hasher.finish());
         tracing::info!(url, bytes, sha256, "downloaded");
         match &image.sha256 {
             Some(pin) if *pin != sha256 => {
@@ -216,10 +222,11 @@ impl HttpsDeb {
                 "no sha256 pinned: the download was not verified"
             ),
         }
-        let control = read_control(part.path.clone()).await?;
+        let control = read_control(part.path().to_owned()).await?;
         check_name(image, &control)?;
         let path = self.cached_path(&sha256);
-        part.keep_as(&path)?;
+        part.persist(&path, Durability::Unsynced)
+            .map_err(Error::io("renaming into place", &path))?;
         if image.sha256.is_none() {
             self.index_url(&image.url, &sha256).await?;
         }
@@ -236,11 +243,21 @@ impl HttpsDeb {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(Error::io("creating", dir))?;
-        let part = PartFile::new(dir);
-        tokio::fs::write(&part.path, sha256)
-            .await
-            .map_err(Error::io("writing", &part.path))?;
-        part.keep_as(&index)
+        let (target, content) = (index.clone(), sha256.to_owned());
+        tokio::task::spawn_blocking(move || {
+            atomic_file::write(
+                &target,
+                content.as_bytes(),
+                CACHE_FILE_MODE,
+                Durability::Unsynced,
+            )
+        })
+        .await
+        .map_err(|source| Error::TaskFailed {
+            what: "writing a URL index entry",
+            source,
+        })?
+        .map_err(Error::io("writing", &index))
     }
 }
 
@@ -304,58 +321,28 @@ fn check_name(image: &HttpsPackage, control: &Control) -> Result<()> {
     })
 }
 
+/// A new temporary file in `dir` (blocking file creation, so off the runtime).
+async fn new_temp_file(dir: PathBuf, name: &'static str) -> Result<TempFile> {
+    let created = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || TempFile::new_in(&dir, name, CACHE_FILE_MODE)
+    })
+    .await
+    .map_err(|source| Error::TaskFailed {
+        what: "creating a temporary file",
+        source,
+    })?;
+    created.map_err(Error::io("creating a temporary file in", &dir))
+}
+
 async fn read_control(path: PathBuf) -> Result<Control> {
-    tokio::task::spawn_blocking(move || deb::read_control(&path))
-        .await
-        .map_err(|source| Error::TaskFailed {
-            what: "reading a .deb control file",
-            source,
-        })?
-}
-
-/// A temporary file in a directory, removed on drop unless kept under its final name.
-struct PartFile {
-    path: PathBuf,
-    kept: bool,
-}
-
-impl PartFile {
-    fn new(dir: &Path) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let unique = format!(
-            ".{}-{}.part",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        Self {
-            path: dir.join(unique),
-            kept: false,
-        }
-    }
-
-    /// Atomically renames the file to `path`, replacing what is there.
-    fn keep_as(mut self, path: &Path) -> Result<()> {
-        std::fs::rename(&self.path, path).map_err(Error::io("renaming into place", path))?;
-        self.kept = true;
-        Ok(())
-    }
-}
-
-impl Drop for PartFile {
-    fn drop(&mut self) {
-        if !self.kept {
-            match std::fs::remove_file(&self.path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a partial download");
-                }
-                _ => {}
-            }
-        }
-    }
+    deb::read_control(&path).await
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::package::guard::POLICY_RC_D;
 
@@ -371,22 +358,6 @@ mod tests {
             name: "foo".into(),
             sha256: sha256.map(str::to_owned),
         }
-    }
-
-    #[test]
-    fn part_file_removed_unless_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let dropped = PartFile::new(dir.path());
-        std::fs::write(&dropped.path, "x").unwrap();
-        drop(dropped);
-        let kept = PartFile::new(dir.path());
-        std::fs::write(&kept.path, "y").unwrap();
-        kept.keep_as(&dir.path().join("final")).unwrap();
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("final")]);
     }
 
     #[tokio::test]
@@ -415,7 +386,7 @@ mod tests {
     async fn cached_file_with_another_package_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let sha = "c".repeat(64);
-        let deb = crate::package::deb::tests::build_deb("Package: bar\nVersion: 1\n", ".gz");
+        let deb = crate::package::deb::tests::build_deb("Package: bar\nVersion: 1\n", "gzip");
         std::fs::write(dir.path().join(format!("{sha}.deb")), deb).unwrap();
         let err = https_deb(dir.path())
             .cached(&package(Some(&sha)))

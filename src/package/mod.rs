@@ -3,6 +3,10 @@
 //!
 //! [`ImageRef`] parses a pod's image; [`Installer`] installs or queries it and reports
 //! [`Installed`]; [`select_vendor_unit`] picks the package's unit a container runs.
+//!
+//! Inside, imports point one way: `manager` (the [`PackageManager`] trait, [`Installed`])
+//! at the bottom, the backends (`apt`, `https`, `path`) and their helpers above it, and
+//! `installer`, which routes an image to a backend, on top.
 
 mod apt;
 mod deb;
@@ -11,8 +15,10 @@ mod error;
 mod guard;
 mod https;
 mod image;
+mod installed;
 mod installer;
 mod lock;
+mod manager;
 mod path;
 mod policy;
 mod process;
@@ -24,7 +30,8 @@ pub use error::{Error, Result, STDERR_TAIL_BYTES, STDOUT_TAIL_BYTES};
 pub use guard::POLICY_RC_D;
 pub use https::{DEFAULT_CACHE_DIR, HttpsDeb, HttpsPackage};
 pub use image::ImageRef;
-pub use installer::{Installed, Installer, InstallerConfig, PackageManager};
+pub use installer::{Installer, InstallerConfig};
+pub use manager::{Installed, PackageManager};
 pub use path::PathImage;
 pub use policy::ImagePolicy;
 pub use vendor::{VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};

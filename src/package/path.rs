@@ -9,10 +9,10 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use ring::digest::{Context, SHA256};
 
 use super::error::{Error, Result};
-use super::installer::{Installed, PackageManager};
+use super::manager::{Installed, PackageManager};
 
 /// Checks and hashes path images.
 #[derive(Debug, Clone, Copy, Default)]
@@ -67,7 +67,7 @@ fn hash_executable(path: &Path) -> Result<String> {
     if meta.permissions().mode() & 0o111 == 0 {
         return Err(not_executable("no execute permission".into()));
     }
-    let mut hasher = Sha256::new();
+    let mut hasher = Context::new(&SHA256);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = file.read(&mut buf).map_err(Error::io("reading", path))?;
@@ -76,7 +76,7 @@ fn hash_executable(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex::encode(hasher.finish()))
 }
 
 /// Linux's limit of symlinks followed in one lookup (`MAXSYMLINKS`).

@@ -5,10 +5,13 @@
 //! removed and installed again is the admin's. Layer 1; blocking file I/O.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
 
 use super::error::{Error, Result};
+use crate::atomic_file::{self, Durability};
+
+/// The record is no secret: readable by all, like the rest of dpkg's state.
+const RECORD_FILE_MODE: u32 = 0o644;
 
 const HEADER: &str = "# Packages systemk installed as pod images (or their dependencies); \
 managed by systemk.\n";
@@ -27,19 +30,13 @@ pub(crate) fn save(path: &Path, packages: &BTreeSet<String>) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
     }
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".{}.new", std::process::id()));
-    let temp = std::path::PathBuf::from(temp);
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(render(packages).as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written.map_err(Error::io("writing", path))
+    atomic_file::write(
+        path,
+        render(packages).as_bytes(),
+        RECORD_FILE_MODE,
+        Durability::Synced,
+    )
+    .map_err(Error::io("writing", path))
 }
 
 /// The record after an install: what it had and what is new, minus what is gone.

@@ -6,7 +6,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::error::{Error, Result};
-use super::installer::Installed;
+use super::manager::Installed;
 
 /// Pod annotation naming the vendor unit of one container when its package ships several:
 /// key `systemk.io/vendor-unit.<container-name>`, value a unit file name, e.g. `ssh.service`.

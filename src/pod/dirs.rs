@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
 
 use super::host_paths::check_resolved_host_paths;
 use super::{Error, Result};
+use crate::atomic_file::{self, Durability};
 use crate::unit::{NodeSecurity, empty_dir_path, is_dns_label};
 
 mod mountinfo;
@@ -34,6 +35,9 @@ const EMPTY_DIR_MODE: u32 = 0o777;
 /// (the kubelet's choice).
 const HOST_DIR_MODE: u32 = 0o755;
 const HOST_FILE_MODE: u32 = 0o644;
+/// Mode of `pod.json`: what `fs::write` gave it under systemd's default umask (022); the
+/// pods directory above it is root-only.
+const POD_FILE_MODE: u32 = 0o644;
 
 /// The directories systemk keeps for pods under its state and runtime directories.
 #[derive(Debug, Clone)]
@@ -163,9 +167,7 @@ impl PodDirs {
             source,
         };
         let json = serde_json::to_vec_pretty(pod).map_err(|err| io_error(io::Error::other(err)))?;
-        let temp = path.with_extension("json.tmp");
-        fs::write(&temp, json).map_err(io_error)?;
-        fs::rename(&temp, &path).map_err(io_error)
+        atomic_file::write(&path, &json, POD_FILE_MODE, Durability::Unsynced).map_err(io_error)
     }
 
     /// The pod last saved by [`Self::save_pod`], if readable.

@@ -4,12 +4,17 @@
 //! counters start over, nothing else breaks. Layer 4.
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::PathBuf;
 
 use super::dirs::PodDirs;
 use super::error::{Error, Result};
 use super::restart::{ContainerRestarts, RestartRecord};
+use crate::atomic_file::{self, Durability};
+
+/// A record's mode: what `File::create` gave it under systemd's default umask (022); the
+/// pods directory above it is root-only.
+const RECORD_FILE_MODE: u32 = 0o644;
 
 /// The machine kept for `container`, if a readable record exists.
 pub fn load(dirs: &PodDirs, uid: &str, container: &str) -> Option<ContainerRestarts> {
@@ -30,10 +35,7 @@ pub fn save(dirs: &PodDirs, uid: &str, restarts: &ContainerRestarts) -> Result<(
     };
     let json =
         serde_json::to_vec(&restarts.to_record()).map_err(|err| io_error(io::Error::other(err)))?;
-    let temp = path.with_extension("json.tmp");
-    let mut file = fs::File::create(&temp).map_err(io_error)?;
-    file.write_all(&json).map_err(io_error)?;
-    fs::rename(&temp, &path).map_err(io_error)
+    atomic_file::write(&path, &json, RECORD_FILE_MODE, Durability::Unsynced).map_err(io_error)
 }
 
 /// Forgets the record of `container` (its spec changed: a new container).

@@ -4,11 +4,10 @@
 //! accepts a client certificate it has not verified: without a client CA nobody
 //! authenticates (every request is then 401). Layer 6.
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::Write as _;
+use std::fs::{self, DirBuilder};
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::Path;
 use std::sync::Arc;
 
 use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
@@ -20,6 +19,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 
 use super::error::{Error, Result};
+use crate::atomic_file::{self, Durability};
 
 /// The self-signed certificate's file names in `<state dir>/pki`, the kubelet's names.
 const SELF_SIGNED_CERT: &str = "kubelet.crt";
@@ -125,21 +125,12 @@ fn is_current(pem: &[u8]) -> bool {
 /// Writes `bytes` to `path` through a temporary file created with `mode`, so the key is
 /// never readable by others, not even for a moment.
 fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let temp = PathBuf::from(format!("{}.tmp", path.display()));
-    let io_error = |source| Error::CertificateFile {
-        path: path.to_owned(),
-        source,
-    };
-    let _ = fs::remove_file(&temp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&temp)
-        .map_err(io_error)?;
-    file.write_all(bytes).map_err(io_error)?;
-    file.sync_all().map_err(io_error)?;
-    fs::rename(&temp, path).map_err(io_error)
+    atomic_file::write(path, bytes, mode, Durability::Synced).map_err(|source| {
+        Error::CertificateFile {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 /// The certificates of a PEM bundle (`what` names it in errors); at least one.

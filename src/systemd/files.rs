@@ -1,39 +1,38 @@
-//! Unit files on disk: written atomically (temp file + rename, so systemd never reads a
+//! Unit files on disk: written atomically ([`crate::atomic_file`], so systemd never reads a
 //! half-written unit), removed, listed and read back. Only files named after a
 //! [`UnitName`] are touched, so a pod can never name a file outside `dir`.
 
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
+use crate::atomic_file::{self, Durability};
 use crate::unit::{KubernetesMeta, UNIT_PREFIX, UnitFile, UnitName};
 
 /// Unit files are world-readable like every file in `/etc/systemd/system`; secrets never
 /// go into them.
 const UNIT_FILE_MODE: u32 = 0o644;
 
-/// Writes `content` as `dir/<name>` atomically.
+/// Writes `content` as `dir/<name>` atomically. The temporary file's leading dot and
+/// `.tmp` suffix (no unit type) keep systemd from ever loading it.
 pub(super) async fn write(dir: &Path, name: &UnitName, content: &str) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
     let path = dir.join(name.as_str());
-    // A leading dot and a suffix that is no unit type: systemd never loads the temp file.
-    let temp = dir.join(format!(".{name}.tmp"));
-    let io = |operation| {
-        let path = path.clone();
-        move |source| Error::Io {
-            operation,
-            path,
-            source,
-        }
-    };
-    tokio::fs::write(&temp, content)
-        .await
-        .map_err(io("write unit file"))?;
-    tokio::fs::set_permissions(&temp, std::fs::Permissions::from_mode(UNIT_FILE_MODE))
-        .await
-        .map_err(io("set mode of unit file"))?;
-    tokio::fs::rename(&temp, &path)
-        .await
-        .map_err(io("rename unit file into place"))
+    let (target, content) = (path.clone(), content.to_owned());
+    // No fsync, as before: a unit file is rewritten from the pod on every pass.
+    let written = tokio::task::spawn_blocking(move || {
+        atomic_file::write(
+            &target,
+            content.as_bytes(),
+            UNIT_FILE_MODE,
+            Durability::Unsynced,
+        )
+    })
+    .await
+    .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+    written.map_err(|source| Error::Io {
+        operation: "write unit file",
+        path,
+        source,
+    })
 }
 
 /// Deletes `dir/<name>`; a file that is already gone is fine.

@@ -18,7 +18,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sha2::{Digest, Sha256};
+use ring::digest::{SHA256, digest};
 
 use super::error::{Error, Result};
 use super::escape::{escape_plain, unescape_plain};
@@ -212,7 +212,7 @@ impl KubernetesMeta {
 pub fn spec_hash(unit: &UnitFile) -> String {
     let mut unsealed = unit.clone();
     unsealed.remove(SECTION, SPEC_HASH);
-    hex::encode(Sha256::digest(unsealed.render()))
+    hex::encode(digest(&SHA256, unsealed.render().as_bytes()))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sha2::{Digest, Sha256};
+use ring::digest::{SHA256, digest};
 
 /// Every unit systemk manages starts with this.
 pub const UNIT_PREFIX: &str = "systemk.";
@@ -65,7 +65,10 @@ impl UnitName {
         if full.len() <= UNIT_NAME_MAX {
             return Ok(Self(full));
         }
-        let hash = hex::encode(Sha256::digest(format!("{namespace}/{pod}/{container}")));
+        let hash = hex::encode(digest(
+            &SHA256,
+            format!("{namespace}/{pod}/{container}").as_bytes(),
+        ));
         let stem = &full[..full.len() - SERVICE_SUFFIX.len()];
         let keep = UNIT_NAME_MAX - SERVICE_SUFFIX.len() - 1 - HASH_HEX_LEN;
         // Every character is ASCII (validated above), so any byte index is a char boundary.

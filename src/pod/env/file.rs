@@ -7,11 +7,12 @@
 //! hash, which would let anyone test guesses) is written where others can read it.
 //! Layer 4.
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
+use crate::atomic_file::{self, Durability};
 use crate::pod::error::{Error, Result};
 
 /// The environment file's mode: only root, which systemd reads it as, may read it.
@@ -50,23 +51,14 @@ pub fn sync_env_file(path: &Path, content: Option<&str>) -> Result<bool> {
                 source,
             })?;
     }
-    let temp = path.with_extension("env.tmp");
-    // A leftover of an interrupted write is replaced, never appended to.
-    match fs::remove_file(&temp) {
-        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(io_error(err)),
-        _ => {}
-    }
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(ENV_FILE_MODE)
-        .open(&temp)
-        .and_then(|mut file| file.write_all(content.as_bytes()))
-        .and_then(|()| fs::rename(&temp, path));
-    if let Err(err) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(io_error(err));
-    }
+    // On the runtime tmpfs: nothing to fsync.
+    atomic_file::write(
+        path,
+        content.as_bytes(),
+        ENV_FILE_MODE,
+        Durability::Unsynced,
+    )
+    .map_err(io_error)?;
     Ok(true)
 }
 

@@ -17,8 +17,8 @@
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Pod, Toleration};
+use ring::digest::{Context, SHA256, digest};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::MANIFEST_FILE_ANNOTATION;
 use super::validate::validate;
@@ -195,17 +195,20 @@ fn apply_defaults(pod: &mut Pod, file_name: &str, node_name: &str) -> Result<(),
 /// A UUID-shaped UID from the first 16 bytes of a SHA-256 over the pod's identity. NUL
 /// separates the fields because no file name or DNS name contains one.
 fn stable_uid(node_name: &str, file_name: &str, namespace: &str, name: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(b"systemk static pod\0host:")
-        .chain_update(node_name)
-        .chain_update(b"\0file:")
-        .chain_update(file_name)
-        .chain_update(b"\0namespace:")
-        .chain_update(namespace)
-        .chain_update(b"\0name:")
-        .chain_update(name)
-        .finalize();
-    let hex = hex::encode(&digest[..16]);
+    let mut context = Context::new(&SHA256);
+    for part in [
+        "systemk static pod\0host:",
+        node_name,
+        "\0file:",
+        file_name,
+        "\0namespace:",
+        namespace,
+        "\0name:",
+        name,
+    ] {
+        context.update(part.as_bytes());
+    }
+    let hex = hex::encode(&context.finish().as_ref()[..16]);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
@@ -220,7 +223,7 @@ fn stable_uid(node_name: &str, file_name: &str, namespace: &str, name: &str) -> 
 /// serde_json writes maps in key order, so the same pod always serialises the same way.
 fn config_hash(pod: &Pod) -> Result<String, String> {
     let json = serde_json::to_vec(pod).map_err(|e| format!("cannot serialise the pod: {e}"))?;
-    Ok(hex::encode(&Sha256::digest(&json)[..16]))
+    Ok(hex::encode(&digest(&SHA256, &json).as_ref()[..16]))
 }
 
 #[cfg(test)]

@@ -210,8 +210,7 @@ impl Drop for DebServer {
 
 /// The lowercase hex sha256 of `bytes`.
 pub fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 /// The names in `dir`, sorted.
