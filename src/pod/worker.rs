@@ -18,12 +18,11 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::init_order::{InitProgress, init_progress};
 use super::objects::TokenSpec;
-use super::observe::{ContainerFacts, Problem, container_observation, is_running, observe_unit};
-use super::qos::pod_qos_class;
+use super::observe::{is_running, observe_unit};
 use super::reconciler::{EventKind, Progress};
 use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
-use super::status::{PodObservation, WaitingReason, pod_status};
+use super::status::{self, ContainerSeen, PodSeen, Problem, WaitingReason};
 use crate::backoff::Backoff;
 use crate::package::ImageRef;
 use crate::systemd::{JobResult, UnitStatus};
@@ -284,6 +283,7 @@ async fn start_due(
     Ok((started, wake))
 }
 
+/// The pod's status from what this pass saw (see [`status::build`]).
 fn compute_status(
     ctx: &Context,
     uid: &str,
@@ -292,38 +292,26 @@ fn compute_status(
     statuses: &HashMap<String, UnitStatus>,
     now: Timestamp,
 ) -> PodStatus {
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-    let all = containers(pod);
-    let has_inits = all.iter().any(|c| c.init);
-    let observe = |container: &ContainerRef<'_>| {
-        let name = container.container.name.as_str();
-        let fallback = fresh(pod, container);
-        container_observation(&ContainerFacts {
-            name,
-            image: container.container.image.as_deref().unwrap_or_default(),
-            image_id: state
-                .image_ids
-                .get(name)
-                .map(String::as_str)
-                .unwrap_or_default(),
-            restarts: state.restarts.get(name).unwrap_or(&fallback),
-            unit: statuses.get(name),
-            problem: state.problems.get(name),
-            pod_has_init_containers: has_inits,
-            pod: (pod_name, namespace, uid),
-        })
-    };
-    let observation = PodObservation {
-        restart_policy: policy_of(pod),
-        init_containers: all.iter().filter(|c| c.init).map(observe).collect(),
-        containers: all.iter().filter(|c| !c.init).map(observe).collect(),
+    let seen = PodSeen {
+        uid,
+        previous: state.status.as_ref(),
         start_time: state.start_time,
-        host_ips: ctx.host_ips.clone(),
-        qos_class: pod_qos_class(pod),
-        deleted: pod.metadata.deletion_timestamp.is_some(),
+        host_ips: &ctx.host_ips,
+        containers: containers(pod)
+            .iter()
+            .map(|c| {
+                let name = c.container.name.as_str();
+                let seen = ContainerSeen {
+                    image_id: state.image_ids.get(name).map_or("", String::as_str),
+                    restarts: state.restarts.get(name),
+                    unit: statuses.get(name),
+                    problem: state.problems.get(name),
+                };
+                (name, seen)
+            })
+            .collect(),
     };
-    pod_status(&observation, state.status.as_ref(), now)
+    status::build(pod, &seen, now)
 }
 
 /// The status of each container's unit, by container name.
@@ -358,29 +346,21 @@ fn restarts_of<'a>(
         .restarts
         .entry(container.container.name.clone())
         .or_insert_with(|| {
-            records::load(&ctx.dirs, uid, &container.container.name)
-                .filter(|restarts| {
-                    restarts.policy() == policy_of(pod).for_container(container.init)
-                })
-                .unwrap_or_else(|| fresh(pod, &container))
+            ContainerRestarts::resumed(
+                container.container.name.clone(),
+                RestartPolicy::of_pod(pod),
+                container.init,
+                records::load(&ctx.dirs, uid, &container.container.name),
+            )
         })
 }
 
 fn fresh(pod: &Pod, container: &ContainerRef<'_>) -> ContainerRestarts {
     ContainerRestarts::new(
         container.container.name.clone(),
-        policy_of(pod),
+        RestartPolicy::of_pod(pod),
         container.init,
     )
-}
-
-fn policy_of(pod: &Pod) -> RestartPolicy {
-    let policy = pod
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.restart_policy.as_deref());
-    // The unit layer refuses unknown policies before any unit exists.
-    RestartPolicy::from_spec(policy).unwrap_or(RestartPolicy::Always)
 }
 
 async fn read_unit(unit_dir: &Path, name: &UnitName) -> Option<UnitFile> {
