@@ -20,6 +20,7 @@ pub mod qos;
 mod reconciler;
 mod records;
 pub mod restart;
+mod state;
 pub mod status;
 mod subpath;
 pub mod volumes;

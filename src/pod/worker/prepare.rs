@@ -17,37 +17,8 @@ use crate::unit::{
 };
 use std::path::PathBuf;
 
-use super::volumes::{VolumeFailures, sync_volumes};
-
-/// Whether a pass prepares the pod's units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PrepareDecision {
-    /// The units were prepared from this very pod.
-    UpToDate,
-    /// Preparing this pod failed; the retry is due then.
-    RetryAt(Timestamp),
-    /// The pod is new or changed, or its retry is due.
-    Prepare,
-}
-
-/// Decides whether to prepare `pod`, given the pod its units were last fully prepared
-/// from and the last preparation that left problems (with its retry time). Pure.
-pub(super) fn prepare_decision(
-    applied: Option<&Arc<Pod>>,
-    failed: Option<&(Arc<Pod>, Timestamp)>,
-    pod: &Arc<Pod>,
-    now: Timestamp,
-) -> PrepareDecision {
-    if applied.is_some_and(|applied| applied == pod) {
-        return PrepareDecision::UpToDate;
-    }
-    match failed {
-        Some((failed, retry_at)) if failed == pod && now < *retry_at => {
-            PrepareDecision::RetryAt(*retry_at)
-        }
-        _ => PrepareDecision::Prepare,
-    }
-}
+use super::volumes::sync_volumes;
+use crate::pod::state::VolumeFailures;
 
 /// Installs images and (re)writes the units whose content changed, in one batch; units
 /// of containers that left the spec are removed; changed running units are stopped so
@@ -58,27 +29,27 @@ pub(super) async fn prepare(
     pod: &Arc<Pod>,
     state: &mut PodState,
 ) -> Result<()> {
-    state.problems.clear();
+    state.prepared_mut().begin();
     // Empty after a boot (tmpfs): what lives there must be written again, and the units
     // that need it restarted.
     let runtime_fresh = !ctx.dirs.runtime_pod_dir(uid).is_dir();
     if let Err(err) = ctx.dirs.prepare(pod, uid, &ctx.security) {
         for container in containers(pod) {
             state
-                .problems
-                .insert(container.container.name.clone(), problem(&err));
+                .prepared_mut()
+                .add_problem(container.container.name.as_str(), problem(&err));
         }
-        state.failed_prepares = state.failed_prepares.saturating_add(1);
+        state.prepared_mut().abandon();
         return Ok(());
     }
-    if state.status.is_none() {
+    if state.status().is_none() {
         // Installing can take minutes: meanwhile `systemk pods` shows the pod as
         // ContainerCreating, as the kubelet would.
         let status = compute_status(ctx, uid, pod, state, &HashMap::new(), now());
         let mut with_status = Pod::clone(pod);
         with_status.status = Some(status.clone());
         ctx.dirs.save_pod(uid, &with_status)?;
-        state.status = Some(status);
+        state.run_mut().set_status(status);
     }
     let pod_dir = ctx.dirs.pod_dir(uid);
     let runtime_pod_dir = ctx.dirs.runtime_pod_dir(uid);
@@ -98,17 +69,15 @@ pub(super) async fn prepare(
         match prepare_container(ctx, pod, container, dirs, existing.as_ref(), state).await {
             Ok((unit, image_id, env)) => {
                 env_files.push((name.clone(), container.container.name.clone(), env));
-                state
-                    .image_ids
-                    .insert(container.container.name.clone(), image_id);
-                state.identities.insert(
-                    container.container.name.clone(),
+                state.prepared_mut().built(
+                    &container.container.name,
+                    image_id,
                     unit_identity(&unit, ctx.users.as_ref()),
                 );
                 built.push((container.container.name.clone(), HomeProtection::of(&unit)));
                 let rendered = unit.render();
                 if existing.map(|meta| meta.spec_hash) != spec_hash_of(&unit) {
-                    if state.units.contains(&name) {
+                    if state.run().has_unit(&name) {
                         changed.push((name.clone(), container.container.name.clone()));
                     }
                     to_write.push((name.clone(), rendered));
@@ -119,10 +88,10 @@ pub(super) async fn prepare(
                 tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "cannot prepare a container");
                 state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
                 state
-                    .problems
-                    .insert(container.container.name.clone(), problem(&err));
+                    .prepared_mut()
+                    .add_problem(container.container.name.as_str(), problem(&err));
                 // Keep a unit that exists: a failing re-install must not stop what runs.
-                if state.units.contains(&name) {
+                if state.run().has_unit(&name) {
                     wanted.insert(name);
                 }
             }
@@ -152,18 +121,18 @@ pub(super) async fn prepare(
         let name = unit_name(pod, container.container)?;
         to_write.retain(|(written, _)| *written != name);
         changed.retain(|(unit, _)| *unit != name);
-        if !state.units.contains(&name) {
+        if !state.run().has_unit(&name) {
             wanted.remove(&name);
         }
-        state.problems.insert(
-            container.container.name.clone(),
+        state.prepared_mut().add_problem(
+            container.container.name.as_str(),
             Problem {
                 reason: WaitingReason::CreateContainerConfigError,
                 message,
             },
         );
     }
-    state.volume_failures = failures;
+    state.volumes_mut().set_failures(failures);
     // Staged subPaths of mounts that left the spec go (a running unit keeps its own bind).
     subpath::remove_unwanted(
         &runtime_pod_dir,
@@ -180,12 +149,12 @@ pub(super) async fn prepare(
         let needs_runtime =
             runtime_fresh && (env.is_some() || mounts_secret_volume(pod, container));
         let restart = env_changed || needs_runtime;
-        if restart && state.units.contains(name) && !changed.iter().any(|(n, _)| n == name) {
+        if restart && state.run().has_unit(name) && !changed.iter().any(|(n, _)| n == name) {
             changed.push((name.clone(), container.clone()));
         }
     }
     remove_stale_env_files(&runtime_pod_dir, pod);
-    let stale: Vec<UnitName> = state.units.difference(&wanted).cloned().collect();
+    let stale: Vec<UnitName> = state.units().difference(&wanted).cloned().collect();
     if !stale.is_empty() {
         let grace = grace_of(Some(pod));
         for name in &stale {
@@ -198,7 +167,7 @@ pub(super) async fn prepare(
         ctx.systemd
             .stop(name, grace_of(Some(pod)) + STOP_MARGIN)
             .await?;
-        state.restarts.remove(container);
+        state.run_mut().forget_restarts(container);
         records::remove(&ctx.dirs, uid, container)?;
     }
     if !to_write.is_empty() {
@@ -221,13 +190,8 @@ pub(super) async fn prepare(
             ctx.systemd.enable(&app_units).await?;
         }
     }
-    state.units = wanted;
-    if state.problems.is_empty() {
-        state.applied = Some(pod.clone());
-        state.failed_prepares = 0;
-    } else {
-        state.failed_prepares = state.failed_prepares.saturating_add(1);
-    }
+    state.run_mut().set_units(wanted);
+    state.prepared_mut().finish(pod);
     Ok(())
 }
 
