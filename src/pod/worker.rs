@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 
-use super::container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
+use super::container_unit::{ContainerRef, containers, unit_name};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::init_order::{InitProgress, init_progress};

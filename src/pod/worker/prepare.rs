@@ -8,13 +8,13 @@
 //! once their files are back. Layer 4.
 
 use super::*;
-use crate::pod::env::{EnvFacts, resolve_container, sync_env_file};
+use crate::pod::container_unit::read_vendor_unit;
+use crate::pod::env::{EnvFacts, sync_env_file};
 use crate::pod::mounts::check_targets;
 use crate::pod::objects::fetch_referenced;
+use crate::pod::plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
 use crate::pod::subpath;
-use crate::unit::{
-    ApiVolumeKind, HomeProtection, bind_mounts, env_file, env_file_path, unit_identity,
-};
+use crate::unit::{ApiVolumeKind, HomeProtection, bind_mounts, env_file_path};
 use std::path::PathBuf;
 
 use super::volumes::sync_volumes;
@@ -53,9 +53,20 @@ pub(super) async fn prepare(
     }
     let pod_dir = ctx.dirs.pod_dir(uid);
     let runtime_pod_dir = ctx.dirs.runtime_pod_dir(uid);
-    let dirs = PreparedDirs {
+    let env = EnvFacts {
+        host_ip: ctx.host_ips.first().copied(),
+        pod_ip: ctx.host_ips.first().copied(),
+        node_name: ctx.node.hostname.clone(),
+        kubernetes_service: ctx.kubernetes_service.clone(),
+        allocatable: ctx.allocatable,
+    };
+    let facts = PlanFacts {
+        node: &ctx.node,
+        env: &env,
         pod_dir: &pod_dir,
         runtime_pod_dir: &runtime_pod_dir,
+        users: ctx.users.as_ref(),
+        security: &ctx.security,
     };
     let mut wanted = BTreeSet::new();
     let mut to_write: Vec<(UnitName, String)> = Vec::new();
@@ -66,15 +77,21 @@ pub(super) async fn prepare(
     for container in containers(pod) {
         let name = unit_name(pod, container.container)?;
         let existing = existing_meta(&ctx.unit_dir, &name).await;
-        match prepare_container(ctx, pod, container, dirs, existing.as_ref(), state).await {
-            Ok((unit, image_id, env)) => {
-                env_files.push((name.clone(), container.container.name.clone(), env));
-                state.prepared_mut().built(
-                    &container.container.name,
+        match prepare_container(ctx, pod, container, &facts, existing.as_ref(), state).await {
+            Ok(planned) => {
+                let PlannedUnit {
+                    unit,
+                    env_file,
                     image_id,
-                    unit_identity(&unit, ctx.users.as_ref()),
-                );
-                built.push((container.container.name.clone(), HomeProtection::of(&unit)));
+                    identity,
+                    home,
+                    ..
+                } = planned;
+                env_files.push((name.clone(), container.container.name.clone(), env_file));
+                state
+                    .prepared_mut()
+                    .built(&container.container.name, image_id, identity);
+                built.push((container.container.name.clone(), home));
                 let rendered = unit.render();
                 if existing.map(|meta| meta.spec_hash) != spec_hash_of(&unit) {
                     if state.run().has_unit(&name) {
@@ -287,27 +304,18 @@ fn mounts_secret_volume(pod: &Pod, container: &str) -> bool {
         .any(|volume| ApiVolumeKind::of(volume).is_some_and(ApiVolumeKind::is_secret))
 }
 
-/// The pod's directories a unit is built with.
-#[derive(Clone, Copy)]
-pub(super) struct PreparedDirs<'a> {
-    /// `<state>/pods/<uid>`.
-    pod_dir: &'a Path,
-    /// `<runtime>/pods/<uid>` (tmpfs).
-    runtime_pod_dir: &'a Path,
-}
-
 /// Installs the container's image, turns its vendor units off when systemk installed
-/// the package just now, resolves its environment and builds its unit. `existing` is
-/// what the container's unit, if one was written before, says of itself. Returns the
-/// unit, the image ID and the content of its environment file (`None`: it has none).
+/// the package just now, fetches the objects its environment names, reads its vendor unit
+/// and plans its unit ([`plan_container`]). `existing` is what the container's unit, if
+/// one was written before, says of itself.
 pub(super) async fn prepare_container(
     ctx: &Context,
     pod: &Arc<Pod>,
     container: ContainerRef<'_>,
-    dirs: PreparedDirs<'_>,
+    facts: &PlanFacts<'_>,
     existing: Option<&KubernetesMeta>,
     state: &PodState,
-) -> Result<(UnitFile, String, Option<String>)> {
+) -> Result<PlannedUnit> {
     let image: ImageRef = container
         .container
         .image
@@ -353,31 +361,13 @@ pub(super) async fn prepare_container(
     }
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let objects = fetch_referenced(ctx.objects.as_deref(), namespace, container.container).await?;
-    let facts = EnvFacts {
-        host_ip: ctx.host_ips.first().copied(),
-        pod_ip: ctx.host_ips.first().copied(),
-        node_name: ctx.node.hostname.clone(),
-        kubernetes_service: ctx.kubernetes_service.clone(),
-        allocatable: ctx.allocatable,
+    let vendor_unit = read_vendor_unit(pod, container.container, &installed)?;
+    let inputs = ContainerInputs {
+        installed: Some(&installed),
+        vendor_unit: vendor_unit.as_ref(),
+        objects: objects.as_ref(),
     };
-    // The unit names the environment file, which gets the plain values; a changed value
-    // changes the file, so the container restarts with it (see `prepare`), as the kubelet
-    // reads the environment at start.
-    let resolved = resolve_container(pod, container.container, objects.as_ref(), &facts)?;
-    let env = env_file(&resolved).map_err(Error::from)?;
-    let container = ContainerRef {
-        container: &resolved,
-        ..container
-    };
-    let context = UnitContext {
-        node: &ctx.node,
-        pod_dir: dirs.pod_dir,
-        runtime_pod_dir: dirs.runtime_pod_dir,
-        users: ctx.users.as_ref(),
-        security: &ctx.security,
-    };
-    let unit = container_unit(pod, container, Some(&installed), context)?;
-    Ok((unit, installed.image_id, env))
+    plan_container(pod, container, inputs, facts)
 }
 
 pub(super) fn problem(err: &Error) -> Problem {
