@@ -4,6 +4,9 @@
 //! is next, [`qos`] gives the QoS class of a spec and [`status`] turns observations into
 //! the `PodStatus` the kubelet would post. All four are pure: the reconciler feeds them
 //! observations and the current time. [`PodDirs`] owns the pods' directories on disk.
+//! [`plan_container`] is the one path from a container to its unit (the reconciler and
+//! `systemk render` share it), [`status::build`] the one path to a pod's status, and
+//! [`PodState`] what a pod keeps between passes, changed only through its methods.
 
 mod container_unit;
 mod context;

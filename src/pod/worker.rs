@@ -4,7 +4,7 @@
 //! longer desired. Idempotent and level-triggered: a pass reads systemd and converges,
 //! whatever happened before it. Layer 4.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::container_unit::{ContainerRef, containers, unit_name};
 use super::context::Context;
-use super::error::{Error, Result};
+use super::error::Result;
 use super::init_order::{InitProgress, init_progress};
 use super::observe::{is_running, observe_unit};
 use super::reconciler::EventKind;
@@ -22,10 +22,9 @@ use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
 pub use super::state::PodState;
 use super::state::PrepareDecision;
-use super::status::{self, ContainerSeen, PodSeen, Problem, WaitingReason};
-use crate::package::ImageRef;
+use super::status::{self, ContainerSeen, PodSeen};
 use crate::systemd::{JobResult, UnitStatus};
-use crate::unit::{KubernetesMeta, UnitFile, UnitName};
+use crate::unit::{UnitFile, UnitName};
 
 /// Extra time given to systemd beyond the grace period when stopping a unit: its own
 /// SIGKILL escalation happens at the grace period, this only bounds the wait for it.
@@ -303,7 +302,6 @@ mod stop;
 mod volumes;
 
 use prepare::prepare;
-use stop::grace_of;
 pub use stop::{cleanup, terminate};
 use volumes::{refresh_volumes, volumes_wake};
 

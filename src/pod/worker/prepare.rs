@@ -7,14 +7,30 @@
 //! (environment files, secret and token volumes) failed to start and are started again
 //! once their files are back. Layer 4.
 
-use super::*;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::stop::grace_of;
+use super::{STOP_MARGIN, compute_status, now, read_unit};
+use crate::package::ImageRef;
 use crate::pod::container_unit::read_vendor_unit;
+use crate::pod::container_unit::{ContainerRef, containers, unit_name};
+use crate::pod::context::Context;
 use crate::pod::env::{EnvFacts, sync_env_file};
+use crate::pod::error::{Error, Result};
 use crate::pod::mounts::check_targets;
 use crate::pod::objects::fetch_referenced;
 use crate::pod::plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
+use crate::pod::reconciler::EventKind;
+use crate::pod::records;
+use crate::pod::state::PodState;
+use crate::pod::status::{Problem, WaitingReason};
 use crate::pod::subpath;
 use crate::unit::{ApiVolumeKind, HomeProtection, bind_mounts, env_file_path};
+use crate::unit::{KubernetesMeta, UnitFile, UnitName};
 use std::path::PathBuf;
 
 use super::volumes::sync_volumes;

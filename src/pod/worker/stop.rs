@@ -2,7 +2,18 @@
 //! adopted at start, the one its units were written with), then removing its units and
 //! directory. Layer 4.
 
-use super::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{STOP_MARGIN, read_unit};
+use crate::pod::context::Context;
+use crate::pod::error::Result;
+use crate::pod::reconciler::EventKind;
+use crate::pod::state::PodState;
+use crate::unit::UnitName;
 
 /// Stops a pod whose deletion was requested (`deletionTimestamp`): like [`cleanup`], within
 /// the grace period the deletion asked for. Its source still lists it until the API

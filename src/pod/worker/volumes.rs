@@ -10,10 +10,21 @@ use std::collections::BTreeMap;
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+
+use super::{earliest, later, now};
+use crate::pod::context::Context;
 use crate::pod::dirs::remove_tree;
 use crate::pod::env::EnvFacts;
+use crate::pod::error::Error;
 use crate::pod::objects::{IssuedToken, TokenSpec, fetch_for_volumes, pod_volumes};
+use crate::pod::reconciler::EventKind;
+use crate::pod::state::PodState;
 use crate::pod::state::{HeldToken, VolumeFailures};
 use crate::pod::volumes::{
     VolumeSources, token_specs, volume_owner, volume_payload, volume_token_specs, write_payload,
