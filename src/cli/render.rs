@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::config::RenderArgs;
 use crate::package::{ImageRef, Installer, InstallerConfig};
-use crate::pod::{self, EnvFacts, PodDirs, UnitContext};
+use crate::pod::{self, ContainerInputs, EnvFacts, PlanFacts, PlannedUnit, PodDirs};
 use crate::sources::manifests;
 use crate::unit::{self, NodeInfo, NodeSecurity, SystemUsers};
 
@@ -32,7 +32,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         internal_ip: args.node_ip.to_string(),
         external_ip: args.node_external_ip.unwrap_or(args.node_ip).to_string(),
     };
-    let facts = EnvFacts {
+    let env = EnvFacts {
         host_ip: Some(args.node_ip),
         pod_ip: Some(args.node_ip),
         node_name: node_name.clone(),
@@ -49,7 +49,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
     for item in &items {
         match item {
             Item::Pod(pod) => {
-                render_pod(pod, &installer, &dirs, (&node, &security), &facts, &mut out).await?
+                render_pod(pod, &installer, &dirs, (&node, &security), &env, &mut out).await?
             }
             Item::Skipped { kind, name } => {
                 writeln!(out, "# skipped {kind}/{name}: not a pod\n")?;
@@ -97,19 +97,23 @@ fn read_items(path: &Path, node_name: &str) -> Result<Vec<Item>, crate::sources:
     Ok(items)
 }
 
+/// Prints the units of `pod` as a pass of the agent would plan them
+/// ([`pod::plan_container`]), with the packages as installed here: one that is not
+/// installed plans a synthesised unit, without vendor unit or image ID.
 async fn render_pod(
     pod: &Pod,
     installer: &Installer,
     dirs: &PodDirs,
     (node, security): (&NodeInfo, &NodeSecurity),
-    facts: &EnvFacts,
+    env: &EnvFacts,
     out: &mut String,
 ) -> anyhow::Result<()> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let pod_dir = dirs.pod_dir(uid);
     let runtime_pod_dir = dirs.runtime_pod_dir(uid);
-    let context = UnitContext {
+    let facts = PlanFacts {
         node,
+        env,
         pod_dir: &pod_dir,
         runtime_pod_dir: &runtime_pod_dir,
         users: &SystemUsers,
@@ -119,70 +123,63 @@ async fn render_pod(
     for container in pod::containers(pod) {
         let name = pod::unit_name(pod, container.container)?;
         let image_text = container.container.image.as_deref().unwrap_or_default();
-        let image: ImageRef = image_text
-            .parse()
-            .with_context(|| format!("pod {pod_name}, container {}", container.container.name))?;
+        let context = || format!("pod {pod_name}, container {}", container.container.name);
+        let image: ImageRef = image_text.parse().with_context(context)?;
         let installed = installer.query(&image).await?;
+        let vendor_unit = match &installed {
+            Some(installed) => {
+                pod::read_vendor_unit(pod, container.container, installed).with_context(context)?
+            }
+            None => None,
+        };
         writeln!(out, "# {name}")?;
         // As the agent does for a static pod: fieldRefs and $(VAR) resolve here; configMap
         // and secret references need the API, which render does not ask.
-        let resolved = match pod::resolve_container(pod, container.container, None, facts) {
-            Ok(resolved) => resolved,
-            Err(err) => {
-                writeln!(
-                    out,
-                    "# its environment cannot be resolved without the cluster: {err}
-"
-                )?;
-                continue;
-            }
+        let inputs = ContainerInputs {
+            installed: installed.as_ref(),
+            vendor_unit: vendor_unit.as_ref(),
+            objects: None,
         };
-        let container = pod::ContainerRef {
-            container: &resolved,
-            ..container
-        };
-        let unit = pod::container_unit(pod, container, installed.as_ref(), context);
-        match (unit, &installed) {
-            (Ok(unit), Some(_)) => {
-                out.push_str(&unit.render());
-                push_env_file(out, &resolved, &runtime_pod_dir)?;
-            }
-            (Ok(unit), None) => {
-                if image.package_name().is_some() {
+        match pod::plan_container(pod, container, inputs, &facts) {
+            Ok(planned) => {
+                if installed.is_none() && image.package_name().is_some() {
                     writeln!(
                         out,
                         "# {image} is not installed here: this unit is synthesised, without its vendor unit"
                     )?;
                 }
-                out.push_str(&unit.render());
-                push_env_file(out, &resolved, &runtime_pod_dir)?;
+                out.push_str(&planned.unit.render());
+                push_env_file(out, &planned, &runtime_pod_dir)?;
             }
-            (Err(err), None) if image.package_name().is_some() => writeln!(
+            Err(err @ pod::Error::EnvConfig { .. }) => {
+                writeln!(
+                    out,
+                    "# its environment cannot be resolved without the cluster: {err}\n"
+                )?;
+                continue;
+            }
+            Err(err) if installed.is_none() && image.package_name().is_some() => writeln!(
                 out,
                 "# {image} is not installed here, and without its vendor unit: {err}\n\
                  # (installed, the package's own unit would provide ExecStart)"
             )?,
-            (Err(err), _) => {
-                return Err(err).with_context(|| {
-                    format!("pod {pod_name}, container {}", container.container.name)
-                });
-            }
+            Err(err) => return Err(err).with_context(context),
         }
         out.push('\n');
     }
     Ok(())
 }
 
-/// The environment file of `container` as comment lines after its unit, when it has one.
+/// The environment file of `planned` as comment lines after its unit, when it has one.
 fn push_env_file(
     out: &mut String,
-    container: &k8s_openapi::api::core::v1::Container,
+    planned: &PlannedUnit,
     runtime_pod_dir: &Path,
 ) -> anyhow::Result<()> {
-    let Some(text) = unit::env_file(container)? else {
+    let Some(text) = &planned.env_file else {
         return Ok(());
     };
-    let path = unit::env_file_path(runtime_pod_dir, &container.name);
+    let path = unit::env_file_path(runtime_pod_dir, &planned.resolved.name);
     writeln!(
         out,
         "# {} (mode 0600, written by systemk when it prepares the pod):",

@@ -1,15 +1,12 @@
-//! One container of a pod → the unit that runs it: picks the package's vendor unit (the
-//! pod's `systemk.io/vendor-unit.<container>` annotation decides between several), reads
-//! and parses it, and hands everything to the pure builder. Used by the reconciler and by
-//! `systemk render`, so what render prints is what systemk runs. Layer 4.
-
-use std::path::Path;
+//! The containers of a pod and their unit names, and the one read a container's unit
+//! needs from disk: its package's vendor unit (the pod's `systemk.io/vendor-unit.<container>`
+//! annotation decides between several), read and parsed for [`super::plan`]. Layer 4.
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::error::{Error, Result};
-use crate::package::{ImageRef, Installed, VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};
-use crate::unit::{self, BuildInput, NodeInfo, NodeSecurity, UnitFile, UnitName, UserDb};
+use crate::package::{Installed, VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};
+use crate::unit::{self, UnitFile, UnitName};
 
 /// Largest vendor unit file read (64 KiB): real ones are a few hundred bytes.
 const MAX_VENDOR_UNIT_BYTES: u64 = 64 * 1024;
@@ -60,69 +57,10 @@ pub fn unit_name(pod: &Pod, container: &Container) -> Result<UnitName> {
         .map_err(|err| Error::Unit(unit::Error::from(err)))
 }
 
-/// What the unit of one container is built from besides the pod itself.
-#[derive(Clone, Copy)]
-pub struct UnitContext<'a> {
-    /// Facts about this node.
-    pub node: &'a NodeInfo,
-    /// The pod's directory (`<state>/pods/<uid>`).
-    pub pod_dir: &'a Path,
-    /// The pod's runtime directory (`<runtime>/pods/<uid>`, tmpfs).
-    pub runtime_pod_dir: &'a Path,
-    /// The user database, for primary groups.
-    pub users: &'a dyn UserDb,
-    /// What the node keeps from its pods.
-    pub security: &'a NodeSecurity,
-}
-
-/// Builds the unit of `container`. `installed` is `None` when the image is not on this
-/// machine (only `systemk render` asks for that): the unit is then synthesised.
-pub fn container_unit(
-    pod: &Pod,
-    container: ContainerRef<'_>,
-    installed: Option<&Installed>,
-    context: UnitContext<'_>,
-) -> Result<UnitFile> {
-    let vendor_unit = match installed {
-        Some(installed) => read_vendor_unit(pod, container.container, installed)?,
-        None => None,
-    };
-    let with_entrypoint = path_image_entrypoint(container.container);
-    let input = BuildInput {
-        pod,
-        container: with_entrypoint.as_ref().unwrap_or(container.container),
-        init_container: container.init,
-        container_index: container.index,
-        image_id: installed.map(|i| i.image_id.as_str()).unwrap_or_default(),
-        vendor_unit: vendor_unit.as_ref(),
-        writable_dirs: installed
-            .map(|i| i.writable_dirs.as_slice())
-            .unwrap_or_default(),
-        node: context.node,
-        pod_dir: context.pod_dir,
-        runtime_pod_dir: context.runtime_pod_dir,
-        users: context.users,
-        security: context.security,
-    };
-    Ok(unit::build(&input)?)
-}
-
-/// A path image is the binary to run, as an OCI image's entrypoint is: without a
-/// `command`, the container runs the image path with its `args`.
-fn path_image_entrypoint(container: &Container) -> Option<Container> {
-    let image = container.image.as_deref()?;
-    let is_path = matches!(image.parse(), Ok(ImageRef::Path(_)));
-    let has_command = container
-        .command
-        .as_ref()
-        .is_some_and(|command| !command.is_empty());
-    (is_path && !has_command).then(|| Container {
-        command: Some(vec![image.to_owned()]),
-        ..container.clone()
-    })
-}
-
-fn read_vendor_unit(
+/// The vendor unit of the package `installed` for `container`, read and checked: the
+/// pod's `systemk.io/vendor-unit.<container>` annotation picks one when the package has
+/// several; `None` when it has none. Reads the file (at most 64 KiB).
+pub fn read_vendor_unit(
     pod: &Pod,
     container: &Container,
     installed: &Installed,

@@ -14,14 +14,13 @@ use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec, PodSt
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
-use super::container_unit::{ContainerRef, containers};
+use super::container_unit::containers;
 use super::dirs::PodDirs;
 use super::error::Result;
-use super::observe::{ContainerFacts, Problem, container_observation, observe_unit};
-use super::qos::pod_qos_class;
+use super::observe::observe_unit;
 use super::records;
 use super::restart::{ContainerRestarts, RestartPolicy};
-use super::status::{PodObservation, WaitingReason, pod_status};
+use super::status::{self, ContainerSeen, PodSeen, Problem, WaitingReason};
 use crate::systemd::ManagedUnit;
 
 /// Every pod that has a saved status or a unit, with its status as of `now`, ordered by
@@ -107,26 +106,19 @@ pub fn refreshed_status(
     now: Timestamp,
 ) -> PodStatus {
     let previous = pod.status.as_ref();
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-    let policy = pod
-        .spec
-        .as_ref()
-        .and_then(|spec| RestartPolicy::from_spec(spec.restart_policy.as_deref()).ok())
-        .unwrap_or(RestartPolicy::Always);
+    let policy = RestartPolicy::of_pod(pod);
     let all = containers(pod);
-    let has_inits = all.iter().any(|c| c.init);
-    let observe = |c: &ContainerRef<'_>| {
+    // Owned first (restart machines brought up to date, problems read back), so the
+    // builder can borrow them.
+    let mut known: Vec<Known<'_>> = Vec::with_capacity(all.len());
+    for c in &all {
         let name = c.container.name.as_str();
         let unit = units
             .iter()
             .find(|unit| unit.meta.container == name && unit.meta.init_container == c.init);
         let saved = saved_status(previous, name, c.init);
-        let mut machine = restarts
-            .get(name)
-            .filter(|r| r.policy() == policy.for_container(c.init))
-            .cloned()
-            .unwrap_or_else(|| ContainerRestarts::new(name, policy, c.init));
+        let mut machine =
+            ContainerRestarts::resumed(name, policy, c.init, restarts.get(name).cloned());
         if let Some(unit) = unit {
             observe_unit(&mut machine, &unit.status);
         }
@@ -134,33 +126,48 @@ pub fn refreshed_status(
             .map(|unit| unit.meta.image_id.as_str())
             .or(saved.map(|s| s.image_id.as_str()))
             .unwrap_or_default();
-        let problem = saved.and_then(saved_problem);
-        container_observation(&ContainerFacts {
+        known.push(Known {
             name,
-            image: c.container.image.as_deref().unwrap_or_default(),
             image_id,
-            restarts: &machine,
-            unit: unit.map(|unit| &unit.status),
-            problem: problem.as_ref(),
-            pod_has_init_containers: has_inits,
-            pod: (pod_name, namespace, uid),
-        })
-    };
-    let observation = PodObservation {
-        restart_policy: policy,
-        init_containers: all.iter().filter(|c| c.init).map(observe).collect(),
-        containers: all.iter().filter(|c| !c.init).map(observe).collect(),
+            machine,
+            unit,
+            problem: saved.and_then(saved_problem),
+        });
+    }
+    let host_ips: Vec<IpAddr> = previous
+        .and_then(|s| s.host_ips.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.ip.parse::<IpAddr>().ok())
+        .collect();
+    let seen = PodSeen {
+        uid,
+        previous,
         start_time: previous.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
-        host_ips: previous
-            .and_then(|s| s.host_ips.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|ip| ip.ip.parse::<IpAddr>().ok())
+        host_ips: &host_ips,
+        containers: known
+            .iter()
+            .map(|k| {
+                let seen = ContainerSeen {
+                    image_id: k.image_id,
+                    restarts: Some(&k.machine),
+                    unit: k.unit.map(|unit| &unit.status),
+                    problem: k.problem.as_ref(),
+                };
+                (k.name, seen)
+            })
             .collect(),
-        qos_class: pod_qos_class(pod),
-        deleted: pod.metadata.deletion_timestamp.is_some(),
     };
-    pod_status(&observation, previous, now)
+    status::build(pod, &seen, now)
+}
+
+/// What `systemk pods` knows of one container.
+struct Known<'a> {
+    name: &'a str,
+    image_id: &'a str,
+    machine: ContainerRestarts,
+    unit: Option<&'a ManagedUnit>,
+    problem: Option<Problem>,
 }
 
 fn saved_status<'a>(

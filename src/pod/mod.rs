@@ -4,6 +4,9 @@
 //! is next, [`qos`] gives the QoS class of a spec and [`status`] turns observations into
 //! the `PodStatus` the kubelet would post. All four are pure: the reconciler feeds them
 //! observations and the current time. [`PodDirs`] owns the pods' directories on disk.
+//! [`plan_container`] is the one path from a container to its unit (the reconciler and
+//! `systemk render` share it), [`status::build`] the one path to a pod's status, and
+//! [`PodState`] what a pod keeps between passes, changed only through its methods.
 
 mod container_unit;
 mod context;
@@ -16,22 +19,25 @@ mod live;
 mod mounts;
 pub mod objects;
 pub mod observe;
+mod plan;
 pub mod qos;
 mod reconciler;
 mod records;
 pub mod restart;
+mod state;
 pub mod status;
 mod subpath;
 pub mod volumes;
 mod worker;
 
-pub use container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
+pub use container_unit::{ContainerRef, containers, read_vendor_unit, unit_name};
 pub use context::Context;
 pub use dirs::{PodDirs, check_uid};
 pub use env::{EnvFacts, resolve_container};
 pub use error::{Error, Result};
 pub use live::{live_pods, pod_from_units, refreshed_status};
 pub use objects::{ObjectLookup, ReferencedObjects, fetch_referenced};
+pub use plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
 pub use reconciler::{EventKind, MAX_CONCURRENT_PASSES, Progress, run};
 pub(crate) use worker::now;
 pub use worker::{Pass, PodState, cleanup, reconcile, terminate};

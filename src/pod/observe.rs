@@ -1,17 +1,12 @@
-//! From what systemd reports about a container's unit to the restart state machine and
-//! the container's status. Pure: the unit status and the time come in as data, so the
-//! reconciler and `systemk pods` read containers the same way. Layer 4.
+//! From what systemd reports about a container's unit to the restart state machine: which
+//! run it saw, and whether it still runs. Pure: the unit status comes in as data, so the
+//! reconciler and `systemk pods` read containers the same way (the container's status is
+//! built from this in [`super::status`]). Layer 4.
 
 use k8s_openapi::jiff::Timestamp;
 
 use super::restart::{ContainerRestarts, Exit, ExitStatus, RestartState};
-use super::status::{
-    ContainerObservation, ContainerState, Termination, WaitingReason, crash_loop_message,
-};
 use crate::systemd::{ActiveState, UnitStatus};
-
-/// systemd's `Result=` when the kernel's OOM killer ended the unit (cgroup v2 only).
-const RESULT_OOM_KILL: &str = "oom-kill";
 
 /// Whether the unit's main process is alive.
 pub fn is_running(unit: &UnitStatus) -> bool {
@@ -76,96 +71,6 @@ pub fn observe_unit(restarts: &mut ContainerRestarts, unit: &UnitStatus) -> bool
     *restarts != before
 }
 
-/// Why a container cannot be prepared, for its waiting state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The kubelet's reason.
-    pub reason: WaitingReason,
-    /// What failed, for humans.
-    pub message: String,
-}
-
-/// Everything known about one container, as the API shows it.
-pub struct ContainerFacts<'a> {
-    /// Its name.
-    pub name: &'a str,
-    /// The image as the spec writes it.
-    pub image: &'a str,
-    /// What the image resolved to, empty when unknown.
-    pub image_id: &'a str,
-    /// Its restart state machine.
-    pub restarts: &'a ContainerRestarts,
-    /// Its unit's status, when the unit exists.
-    pub unit: Option<&'a UnitStatus>,
-    /// Why it could not be prepared, if so.
-    pub problem: Option<&'a Problem>,
-    /// Whether the pod has init containers (for the "not created yet" reason).
-    pub pod_has_init_containers: bool,
-    /// `name_namespace(uid)` parts for the CrashLoopBackOff message.
-    pub pod: (&'a str, &'a str, &'a str),
-}
-
-/// The container's observation for [`super::status::pod_status`].
-pub fn container_observation(facts: &ContainerFacts<'_>) -> ContainerObservation {
-    let restarts = facts.restarts;
-    let running = facts.unit.filter(|unit| is_running(unit));
-    let oom_killed = facts
-        .unit
-        .is_some_and(|unit| unit.result == RESULT_OOM_KILL);
-    let last_termination = |oom| {
-        restarts
-            .last_exit()
-            .map(|exit| Termination::from_exit(exit, oom))
-    };
-    let (state, previous) = match (running, restarts.state(), facts.problem) {
-        (Some(unit), _, _) => (
-            ContainerState::Running {
-                started_at: timestamp(unit.exec_main_start_us).unwrap_or(Timestamp::UNIX_EPOCH),
-            },
-            last_termination(false),
-        ),
-        (None, _, Some(problem)) => (
-            ContainerState::Waiting {
-                reason: problem.reason,
-                message: Some(problem.message.clone()),
-            },
-            last_termination(oom_killed),
-        ),
-        (None, RestartState::BackingOff { delay, .. }, None) => {
-            let (pod_name, namespace, uid) = facts.pod;
-            let message = crash_loop_message(delay, facts.name, pod_name, namespace, uid);
-            (
-                ContainerState::Waiting {
-                    reason: WaitingReason::CrashLoopBackOff,
-                    message: Some(message),
-                },
-                last_termination(oom_killed),
-            )
-        }
-        (None, RestartState::Terminated, None) => match last_termination(oom_killed) {
-            Some(termination) => (ContainerState::Terminated(termination), None),
-            None => (
-                ContainerState::not_created(facts.pod_has_init_containers),
-                None,
-            ),
-        },
-        (None, RestartState::NotStarted | RestartState::Running { .. }, None) => (
-            ContainerState::not_created(facts.pod_has_init_containers),
-            last_termination(oom_killed),
-        ),
-    };
-    ContainerObservation {
-        name: facts.name.to_owned(),
-        image: facts.image.to_owned(),
-        image_id: facts.image_id.to_owned(),
-        container_id: facts.unit.map(|unit| format!("systemd://{}", unit.name)),
-        ready: running.is_some(),
-        restart_count: restarts.restart_count(),
-        state,
-        last_termination: previous,
-    }
-}
-
 /// systemd's realtime microseconds; 0 means "never".
 pub fn timestamp(us: u64) -> Option<Timestamp> {
     if us == 0 {
@@ -175,15 +80,16 @@ pub fn timestamp(us: u64) -> Option<Timestamp> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pod::restart::RestartPolicy;
     use crate::unit::UnitName;
 
-    const T0: u64 = 1_800_000_000_000_000;
-    const SECOND: u64 = 1_000_000;
+    pub(crate) const T0: u64 = 1_800_000_000_000_000;
+    pub(crate) const SECOND: u64 = 1_000_000;
 
-    fn unit(
+    /// A unit status with the fields the observation reads.
+    pub(crate) fn unit(
         active: ActiveState,
         pid: u32,
         code: i32,
@@ -207,77 +113,6 @@ mod tests {
         }
     }
 
-    fn facts<'a>(
-        restarts: &'a ContainerRestarts,
-        unit: Option<&'a UnitStatus>,
-    ) -> ContainerFacts<'a> {
-        ContainerFacts {
-            name: "app",
-            image: "/bin/sh",
-            image_id: "sha256:00",
-            restarts,
-            unit,
-            problem: None,
-            pod_has_init_containers: false,
-            pod: ("web", "default", "u-1"),
-        }
-    }
-
-    #[test]
-    fn a_running_unit_starts_the_machine_once() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
-        let running = unit(ActiveState::Active, 42, 0, 0, T0, 0);
-        assert!(observe_unit(&mut restarts, &running));
-        assert!(!observe_unit(&mut restarts, &running));
-        let observation = container_observation(&facts(&restarts, Some(&running)));
-        assert!(matches!(observation.state, ContainerState::Running { .. }));
-        assert!(observation.ready);
-        assert_eq!(
-            observation.container_id.as_deref(),
-            Some("systemd://systemk.default.web.app.service")
-        );
-    }
-
-    #[test]
-    fn a_quick_exit_is_recorded_even_if_running_was_never_seen() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
-        let exited = unit(ActiveState::Failed, 0, 1, 3, T0, T0 + SECOND);
-        assert!(observe_unit(&mut restarts, &exited));
-        assert!(matches!(restarts.state(), RestartState::BackingOff { .. }));
-        assert!(
-            !observe_unit(&mut restarts, &exited),
-            "the same exit is not counted twice"
-        );
-        let observation = container_observation(&facts(&restarts, Some(&exited)));
-        assert!(matches!(
-            observation.state,
-            ContainerState::Waiting {
-                reason: WaitingReason::CrashLoopBackOff,
-                ..
-            }
-        ));
-        assert_eq!(
-            observation.last_termination.map(|t| t.exit.exit_code()),
-            Some(3)
-        );
-    }
-
-    #[test]
-    fn a_signal_kill_under_never_is_terminated_with_128_plus_n() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Never, false);
-        observe_unit(
-            &mut restarts,
-            &unit(ActiveState::Failed, 0, 2, 9, T0, T0 + SECOND),
-        );
-        let observation = container_observation(&facts(&restarts, None));
-        match observation.state {
-            ContainerState::Terminated(termination) => {
-                assert_eq!(termination.exit.exit_code(), 137)
-            }
-            other => panic!("expected terminated, got {other:?}"),
-        }
-    }
-
     #[test]
     fn a_restart_behind_systemks_back_counts_as_a_restart() {
         let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
@@ -288,24 +123,5 @@ mod tests {
         );
         assert_eq!(restarts.restart_count(), 1);
         assert!(matches!(restarts.state(), RestartState::Running { .. }));
-    }
-
-    #[test]
-    fn a_problem_shows_as_waiting_with_its_message() {
-        let restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
-        let problem = Problem {
-            reason: WaitingReason::ErrImagePull,
-            message: "no such package".into(),
-        };
-        let mut facts = facts(&restarts, None);
-        facts.problem = Some(&problem);
-        let observation = container_observation(&facts);
-        assert_eq!(
-            observation.state,
-            ContainerState::Waiting {
-                reason: WaitingReason::ErrImagePull,
-                message: Some("no such package".into())
-            }
-        );
     }
 }

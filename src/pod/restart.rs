@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
 use super::error::{Error, Result};
@@ -28,6 +29,16 @@ impl RestartPolicy {
                 value: text.to_owned(),
             })
         })
+    }
+
+    /// The policy of `pod`. One the unit layer refuses reads as `Always`: such a pod never
+    /// gets a unit, so nothing restarts by it.
+    pub fn of_pod(pod: &Pod) -> Self {
+        let policy = pod
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.restart_policy.as_deref());
+        Self::from_spec(policy).unwrap_or(Self::Always)
     }
 
     /// The policy one container follows: init containers must run to completion, so
@@ -176,6 +187,20 @@ impl ContainerRestarts {
             last_started_at: None,
             last_exit: None,
         }
+    }
+
+    /// The machine of a container of a pod under `pod_policy`: `record` (as kept before)
+    /// when it was kept under that same policy, else a fresh one, so a changed policy
+    /// starts over.
+    pub fn resumed(
+        container: impl Into<String>,
+        pod_policy: RestartPolicy,
+        init: bool,
+        record: Option<Self>,
+    ) -> Self {
+        record
+            .filter(|record| record.policy == pod_policy.for_container(init))
+            .unwrap_or_else(|| Self::new(container, pod_policy, init))
     }
 
     /// Carries over a restart count known from before (e.g. when systemk adopts units

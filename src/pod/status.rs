@@ -1,13 +1,20 @@
 //! Pod status as the kubelet computes it (`generateAPIPodStatus`, `getPhase`,
 //! pkg/kubelet/kubelet_pods.go; conditions from pkg/kubelet/status/generate.go), from plain
 //! observations the reconciler gathers from systemd and its restart state machines.
+//! [`build`] is the one entry: pod + what is known of it → `PodStatus`, for the reconciler
+//! and for `systemk pods` alike.
 //!
 //! Pure: no D-Bus, no clock (`now` is passed in), no API calls. Layer 4. Not covered:
 //! restartable init containers (sidecars), probes and readiness gates; every container
 //! observation must be present, so the phase is never `Unknown`.
 
+mod build;
 mod conditions;
 mod container;
+mod observation;
+
+pub use build::{ContainerSeen, PodSeen, build};
+pub use observation::{ContainerFacts, Problem, container_observation};
 
 use std::net::IpAddr;
 use std::time::Duration;

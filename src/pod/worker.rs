@@ -4,114 +4,31 @@
 //! longer desired. Idempotent and level-triggered: a pass reads systemd and converges,
 //! whatever happened before it. Layer 4.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
-use tokio::sync::mpsc;
 
-use super::container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
+use super::container_unit::{ContainerRef, containers, unit_name};
 use super::context::Context;
-use super::error::{Error, Result};
+use super::error::Result;
 use super::init_order::{InitProgress, init_progress};
-use super::objects::TokenSpec;
-use super::observe::{ContainerFacts, Problem, container_observation, is_running, observe_unit};
-use super::qos::pod_qos_class;
-use super::reconciler::{EventKind, Progress};
+use super::observe::{is_running, observe_unit};
+use super::reconciler::EventKind;
 use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
-use super::status::{PodObservation, WaitingReason, pod_status};
-use crate::backoff::Backoff;
-use crate::package::ImageRef;
+pub use super::state::PodState;
+use super::state::PrepareDecision;
+use super::status::{self, ContainerSeen, PodSeen};
 use crate::systemd::{JobResult, UnitStatus};
-use crate::unit::{KubernetesMeta, UnitFile, UnitName};
-
-/// How long a retry of a pod whose preparation failed waits: 10 s doubling to 5 min,
-/// like an image pull back-off.
-const PREPARE_RETRY: Backoff = crate::backoff::CONTAINER_RESTART;
+use crate::unit::{UnitFile, UnitName};
 
 /// Extra time given to systemd beyond the grace period when stopping a unit: its own
 /// SIGKILL escalation happens at the grace period, this only bounds the wait for it.
 const STOP_MARGIN: Duration = Duration::from_secs(10);
-
-/// What the reconciler keeps about a pod between passes.
-#[derive(Debug, Default)]
-pub struct PodState {
-    /// The pod its units were last prepared from, once preparing fully succeeded.
-    applied: Option<Arc<Pod>>,
-    /// Preparations that failed in a row, for the retry back-off.
-    failed_prepares: u32,
-    /// The pod the last preparation that left problems worked on, and when it may be
-    /// tried again: passes woken by other events before then do not retry it.
-    failed_prepare: Option<(Arc<Pod>, Timestamp)>,
-    /// Why containers could not be prepared, by container name.
-    problems: HashMap<String, Problem>,
-    /// What each container's image resolved to.
-    image_ids: HashMap<String, String>,
-    /// Restart state machines by container name.
-    restarts: HashMap<String, ContainerRestarts>,
-    /// Units of this pod that exist.
-    units: BTreeSet<UnitName>,
-    /// When systemk first worked on the pod.
-    start_time: Option<Timestamp>,
-    /// The status computed last.
-    status: Option<PodStatus>,
-    /// Where events about the pod go, when someone listens.
-    events: Option<mpsc::UnboundedSender<Progress>>,
-    /// The `(uid, gid)` each container's unit runs as (`None`: unknown), for the owner
-    /// of volume files.
-    identities: HashMap<String, Option<(u32, u32)>>,
-    /// Tokens of the pod's projected volumes.
-    tokens: HashMap<TokenSpec, HeldToken>,
-    /// Volumes whose files could not be written at the last pass, with why.
-    volume_failures: VolumeFailures,
-}
-
-impl PodState {
-    /// The state of a pod whose units already exist (found when systemk starts).
-    pub fn adopted(units: impl IntoIterator<Item = UnitName>) -> Self {
-        Self {
-            units: units.into_iter().collect(),
-            ..Self::default()
-        }
-    }
-
-    /// The units this pod has.
-    pub fn units(&self) -> &BTreeSet<UnitName> {
-        &self.units
-    }
-
-    /// The status computed last.
-    pub fn status(&self) -> Option<&PodStatus> {
-        self.status.as_ref()
-    }
-
-    /// A configMap or secret the pod names changed: a preparation that failed retries at
-    /// once instead of after its back-off (the object may be what it lacked).
-    pub fn object_changed(&mut self) {
-        self.failed_prepare = None;
-    }
-
-    /// Sends the pod's events (installing, started, killing…) to `progress`.
-    pub fn report_events_to(&mut self, progress: mpsc::UnboundedSender<Progress>) {
-        self.events = Some(progress);
-    }
-
-    fn event(&self, pod: &Arc<Pod>, type_: EventKind, reason: &'static str, message: String) {
-        if let Some(events) = &self.events {
-            // A closed channel means nobody reports events; the pass goes on.
-            let _ = events.send(Progress::Event {
-                pod: pod.clone(),
-                reason,
-                message,
-                type_,
-            });
-        }
-    }
-}
 
 /// What a pass found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,26 +48,16 @@ pub async fn reconcile(
     state: &mut PodState,
 ) -> Result<Pass> {
     let mut wake: Option<Timestamp> = None;
-    match prepare_decision(
-        state.applied.as_ref(),
-        state.failed_prepare.as_ref(),
-        pod,
-        now(),
-    ) {
+    match state.prepared().decision(pod, now()) {
         PrepareDecision::UpToDate => refresh_volumes(ctx, uid, pod, state).await,
         PrepareDecision::RetryAt(at) => {
             wake = Some(at);
             refresh_volumes(ctx, uid, pod, state).await;
         }
         PrepareDecision::Prepare => {
-            state.start_time.get_or_insert_with(now);
+            state.run_mut().working_at(now());
             prepare(ctx, uid, pod, state).await?;
-            state.failed_prepare = None;
-            if !state.problems.is_empty() {
-                let delay = PREPARE_RETRY.delay(state.failed_prepares.saturating_sub(1));
-                wake = later(now(), delay);
-                state.failed_prepare = wake.map(|at| (pod.clone(), at));
-            }
+            wake = state.prepared_mut().retry_after(pod, now());
         }
     }
     let mut statuses = observe(ctx, uid, pod, state).await?;
@@ -162,13 +69,13 @@ pub async fn reconcile(
         statuses = observe(ctx, uid, pod, state).await?;
     }
     let status = compute_status(ctx, uid, pod, state, &statuses, now());
-    let status_changed = state.status.as_ref() != Some(&status);
+    let status_changed = state.status() != Some(&status);
     if status_changed {
         let mut with_status = Pod::clone(pod);
         with_status.status = Some(status.clone());
         ctx.dirs.save_pod(uid, &with_status)?;
     }
-    state.status = Some(status);
+    state.run_mut().set_status(status);
     Ok(Pass {
         wake,
         status_changed,
@@ -210,8 +117,8 @@ async fn start_due(
         .iter()
         .map(|c: &&ContainerRef<'_>| {
             state
-                .restarts
-                .get(&c.container.name)
+                .run()
+                .restarts(&c.container.name)
                 .cloned()
                 .unwrap_or_else(|| fresh(pod, c))
         })
@@ -225,8 +132,8 @@ async fn start_due(
         InitProgress::Done => {
             for container in app {
                 let decision = state
-                    .restarts
-                    .get(&container.container.name)
+                    .run()
+                    .restarts(&container.container.name)
                     .map_or(Decision::Run, |restarts| restarts.decide(now));
                 match decision {
                     Decision::Run => to_start.push(*container),
@@ -277,13 +184,14 @@ async fn start_due(
                 state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
                 // The unit may be gone or broken behind systemk's back: the next pass
                 // prepares the pod again, which writes what is missing.
-                state.applied = None;
+                state.prepared_mut().forget_applied();
             }
         }
     }
     Ok((started, wake))
 }
 
+/// The pod's status from what this pass saw (see [`status::build`]).
 fn compute_status(
     ctx: &Context,
     uid: &str,
@@ -292,38 +200,26 @@ fn compute_status(
     statuses: &HashMap<String, UnitStatus>,
     now: Timestamp,
 ) -> PodStatus {
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-    let all = containers(pod);
-    let has_inits = all.iter().any(|c| c.init);
-    let observe = |container: &ContainerRef<'_>| {
-        let name = container.container.name.as_str();
-        let fallback = fresh(pod, container);
-        container_observation(&ContainerFacts {
-            name,
-            image: container.container.image.as_deref().unwrap_or_default(),
-            image_id: state
-                .image_ids
-                .get(name)
-                .map(String::as_str)
-                .unwrap_or_default(),
-            restarts: state.restarts.get(name).unwrap_or(&fallback),
-            unit: statuses.get(name),
-            problem: state.problems.get(name),
-            pod_has_init_containers: has_inits,
-            pod: (pod_name, namespace, uid),
-        })
+    let seen = PodSeen {
+        uid,
+        previous: state.status(),
+        start_time: state.run().start_time(),
+        host_ips: &ctx.host_ips,
+        containers: containers(pod)
+            .iter()
+            .map(|c| {
+                let name = c.container.name.as_str();
+                let seen = ContainerSeen {
+                    image_id: state.prepared().image_id(name).unwrap_or_default(),
+                    restarts: state.run().restarts(name),
+                    unit: statuses.get(name),
+                    problem: state.prepared().problem(name),
+                };
+                (name, seen)
+            })
+            .collect(),
     };
-    let observation = PodObservation {
-        restart_policy: policy_of(pod),
-        init_containers: all.iter().filter(|c| c.init).map(observe).collect(),
-        containers: all.iter().filter(|c| !c.init).map(observe).collect(),
-        start_time: state.start_time,
-        host_ips: ctx.host_ips.clone(),
-        qos_class: pod_qos_class(pod),
-        deleted: pod.metadata.deletion_timestamp.is_some(),
-    };
-    pod_status(&observation, state.status.as_ref(), now)
+    status::build(pod, &seen, now)
 }
 
 /// The status of each container's unit, by container name.
@@ -337,7 +233,7 @@ async fn read_statuses(
         let Ok(name) = unit_name(pod, container.container) else {
             continue;
         };
-        if state.units.contains(&name) {
+        if state.run().has_unit(&name) {
             statuses.insert(
                 container.container.name.clone(),
                 ctx.systemd.status(&name).await?,
@@ -354,33 +250,23 @@ fn restarts_of<'a>(
     container: ContainerRef<'_>,
     state: &'a mut PodState,
 ) -> &'a mut ContainerRestarts {
-    state
-        .restarts
-        .entry(container.container.name.clone())
-        .or_insert_with(|| {
-            records::load(&ctx.dirs, uid, &container.container.name)
-                .filter(|restarts| {
-                    restarts.policy() == policy_of(pod).for_container(container.init)
-                })
-                .unwrap_or_else(|| fresh(pod, &container))
-        })
+    let name = container.container.name.as_str();
+    state.run_mut().restarts_or_resume(name, || {
+        ContainerRestarts::resumed(
+            name,
+            RestartPolicy::of_pod(pod),
+            container.init,
+            records::load(&ctx.dirs, uid, name),
+        )
+    })
 }
 
 fn fresh(pod: &Pod, container: &ContainerRef<'_>) -> ContainerRestarts {
     ContainerRestarts::new(
         container.container.name.clone(),
-        policy_of(pod),
+        RestartPolicy::of_pod(pod),
         container.init,
     )
-}
-
-fn policy_of(pod: &Pod) -> RestartPolicy {
-    let policy = pod
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.restart_policy.as_deref());
-    // The unit layer refuses unknown policies before any unit exists.
-    RestartPolicy::from_spec(policy).unwrap_or(RestartPolicy::Always)
 }
 
 async fn read_unit(unit_dir: &Path, name: &UnitName) -> Option<UnitFile> {
@@ -415,10 +301,9 @@ mod prepare;
 mod stop;
 mod volumes;
 
-use prepare::{PrepareDecision, prepare, prepare_decision};
-use stop::grace_of;
+use prepare::prepare;
 pub use stop::{cleanup, terminate};
-use volumes::{HeldToken, VolumeFailures, refresh_volumes, volumes_wake};
+use volumes::{refresh_volumes, volumes_wake};
 
 #[cfg(test)]
 mod tests;

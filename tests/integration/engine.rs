@@ -8,7 +8,9 @@ use std::process::Command;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use serde_json::{Value, json};
 use systemk::package::ImageRef;
-use systemk::pod::{UnitContext, container_unit, containers};
+use systemk::pod::{
+    ContainerInputs, EnvFacts, PlanFacts, containers, plan_container, read_vendor_unit,
+};
 use systemk::unit::UnitFile;
 
 use crate::support::TestContext;
@@ -399,19 +401,32 @@ async fn nasty_args_and_env_arrive_unchanged_and_add_nothing_to_the_unit() {
         .install(&ImageRef::Path("/bin/sh".into()))
         .await
         .unwrap();
-    let plain_unit = container_unit(
+    let ctx = engine.ctx();
+    let vendor_unit =
+        read_vendor_unit(&plain, containers(&plain)[0].container, &installed).unwrap();
+    let env = EnvFacts {
+        node_name: ctx.node.hostname.clone(),
+        ..EnvFacts::default()
+    };
+    let plain_unit = plan_container(
         &plain,
         containers(&plain)[0],
-        Some(&installed),
-        UnitContext {
-            node: &engine.ctx().node,
-            pod_dir: &engine.ctx().dirs.pod_dir("plain"),
-            runtime_pod_dir: &engine.ctx().dirs.runtime_pod_dir("plain"),
-            users: engine.ctx().users.as_ref(),
-            security: &engine.ctx().security,
+        ContainerInputs {
+            installed: Some(&installed),
+            vendor_unit: vendor_unit.as_ref(),
+            objects: None,
+        },
+        &PlanFacts {
+            node: &ctx.node,
+            env: &env,
+            pod_dir: &ctx.dirs.pod_dir("plain"),
+            runtime_pod_dir: &ctx.dirs.runtime_pod_dir("plain"),
+            users: ctx.users.as_ref(),
+            security: &ctx.security,
         },
     )
-    .unwrap();
+    .unwrap()
+    .unit;
     assert_eq!(keys(&unit), keys(&plain_unit), "{text}");
     assert_eq!(unit.get("Service", "User"), None);
     assert_eq!(unit.get("Service", "ExecStartPre"), None);

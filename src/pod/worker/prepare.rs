@@ -7,47 +7,34 @@
 //! (environment files, secret and token volumes) failed to start and are started again
 //! once their files are back. Layer 4.
 
-use super::*;
-use crate::pod::env::{EnvFacts, resolve_container, sync_env_file};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::stop::grace_of;
+use super::{STOP_MARGIN, compute_status, now, read_unit};
+use crate::package::ImageRef;
+use crate::pod::container_unit::read_vendor_unit;
+use crate::pod::container_unit::{ContainerRef, containers, unit_name};
+use crate::pod::context::Context;
+use crate::pod::env::{EnvFacts, sync_env_file};
+use crate::pod::error::{Error, Result};
 use crate::pod::mounts::check_targets;
 use crate::pod::objects::fetch_referenced;
+use crate::pod::plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
+use crate::pod::reconciler::EventKind;
+use crate::pod::records;
+use crate::pod::state::PodState;
+use crate::pod::status::{Problem, WaitingReason};
 use crate::pod::subpath;
-use crate::unit::{
-    ApiVolumeKind, HomeProtection, bind_mounts, env_file, env_file_path, unit_identity,
-};
+use crate::unit::{ApiVolumeKind, HomeProtection, bind_mounts, env_file_path};
+use crate::unit::{KubernetesMeta, UnitFile, UnitName};
 use std::path::PathBuf;
 
-use super::volumes::{VolumeFailures, sync_volumes};
-
-/// Whether a pass prepares the pod's units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PrepareDecision {
-    /// The units were prepared from this very pod.
-    UpToDate,
-    /// Preparing this pod failed; the retry is due then.
-    RetryAt(Timestamp),
-    /// The pod is new or changed, or its retry is due.
-    Prepare,
-}
-
-/// Decides whether to prepare `pod`, given the pod its units were last fully prepared
-/// from and the last preparation that left problems (with its retry time). Pure.
-pub(super) fn prepare_decision(
-    applied: Option<&Arc<Pod>>,
-    failed: Option<&(Arc<Pod>, Timestamp)>,
-    pod: &Arc<Pod>,
-    now: Timestamp,
-) -> PrepareDecision {
-    if applied.is_some_and(|applied| applied == pod) {
-        return PrepareDecision::UpToDate;
-    }
-    match failed {
-        Some((failed, retry_at)) if failed == pod && now < *retry_at => {
-            PrepareDecision::RetryAt(*retry_at)
-        }
-        _ => PrepareDecision::Prepare,
-    }
-}
+use super::volumes::sync_volumes;
+use crate::pod::state::VolumeFailures;
 
 /// Installs images and (re)writes the units whose content changed, in one batch; units
 /// of containers that left the spec are removed; changed running units are stopped so
@@ -58,33 +45,44 @@ pub(super) async fn prepare(
     pod: &Arc<Pod>,
     state: &mut PodState,
 ) -> Result<()> {
-    state.problems.clear();
+    state.prepared_mut().begin();
     // Empty after a boot (tmpfs): what lives there must be written again, and the units
     // that need it restarted.
     let runtime_fresh = !ctx.dirs.runtime_pod_dir(uid).is_dir();
     if let Err(err) = ctx.dirs.prepare(pod, uid, &ctx.security) {
         for container in containers(pod) {
             state
-                .problems
-                .insert(container.container.name.clone(), problem(&err));
+                .prepared_mut()
+                .add_problem(container.container.name.as_str(), problem(&err));
         }
-        state.failed_prepares = state.failed_prepares.saturating_add(1);
+        state.prepared_mut().abandon();
         return Ok(());
     }
-    if state.status.is_none() {
+    if state.status().is_none() {
         // Installing can take minutes: meanwhile `systemk pods` shows the pod as
         // ContainerCreating, as the kubelet would.
         let status = compute_status(ctx, uid, pod, state, &HashMap::new(), now());
         let mut with_status = Pod::clone(pod);
         with_status.status = Some(status.clone());
         ctx.dirs.save_pod(uid, &with_status)?;
-        state.status = Some(status);
+        state.run_mut().set_status(status);
     }
     let pod_dir = ctx.dirs.pod_dir(uid);
     let runtime_pod_dir = ctx.dirs.runtime_pod_dir(uid);
-    let dirs = PreparedDirs {
+    let env = EnvFacts {
+        host_ip: ctx.host_ips.first().copied(),
+        pod_ip: ctx.host_ips.first().copied(),
+        node_name: ctx.node.hostname.clone(),
+        kubernetes_service: ctx.kubernetes_service.clone(),
+        allocatable: ctx.allocatable,
+    };
+    let facts = PlanFacts {
+        node: &ctx.node,
+        env: &env,
         pod_dir: &pod_dir,
         runtime_pod_dir: &runtime_pod_dir,
+        users: ctx.users.as_ref(),
+        security: &ctx.security,
     };
     let mut wanted = BTreeSet::new();
     let mut to_write: Vec<(UnitName, String)> = Vec::new();
@@ -95,20 +93,24 @@ pub(super) async fn prepare(
     for container in containers(pod) {
         let name = unit_name(pod, container.container)?;
         let existing = existing_meta(&ctx.unit_dir, &name).await;
-        match prepare_container(ctx, pod, container, dirs, existing.as_ref(), state).await {
-            Ok((unit, image_id, env)) => {
-                env_files.push((name.clone(), container.container.name.clone(), env));
+        match prepare_container(ctx, pod, container, &facts, existing.as_ref(), state).await {
+            Ok(planned) => {
+                let PlannedUnit {
+                    unit,
+                    env_file,
+                    image_id,
+                    identity,
+                    home,
+                    ..
+                } = planned;
+                env_files.push((name.clone(), container.container.name.clone(), env_file));
                 state
-                    .image_ids
-                    .insert(container.container.name.clone(), image_id);
-                state.identities.insert(
-                    container.container.name.clone(),
-                    unit_identity(&unit, ctx.users.as_ref()),
-                );
-                built.push((container.container.name.clone(), HomeProtection::of(&unit)));
+                    .prepared_mut()
+                    .built(&container.container.name, image_id, identity);
+                built.push((container.container.name.clone(), home));
                 let rendered = unit.render();
                 if existing.map(|meta| meta.spec_hash) != spec_hash_of(&unit) {
-                    if state.units.contains(&name) {
+                    if state.run().has_unit(&name) {
                         changed.push((name.clone(), container.container.name.clone()));
                     }
                     to_write.push((name.clone(), rendered));
@@ -119,10 +121,10 @@ pub(super) async fn prepare(
                 tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "cannot prepare a container");
                 state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
                 state
-                    .problems
-                    .insert(container.container.name.clone(), problem(&err));
+                    .prepared_mut()
+                    .add_problem(container.container.name.as_str(), problem(&err));
                 // Keep a unit that exists: a failing re-install must not stop what runs.
-                if state.units.contains(&name) {
+                if state.run().has_unit(&name) {
                     wanted.insert(name);
                 }
             }
@@ -152,18 +154,18 @@ pub(super) async fn prepare(
         let name = unit_name(pod, container.container)?;
         to_write.retain(|(written, _)| *written != name);
         changed.retain(|(unit, _)| *unit != name);
-        if !state.units.contains(&name) {
+        if !state.run().has_unit(&name) {
             wanted.remove(&name);
         }
-        state.problems.insert(
-            container.container.name.clone(),
+        state.prepared_mut().add_problem(
+            container.container.name.as_str(),
             Problem {
                 reason: WaitingReason::CreateContainerConfigError,
                 message,
             },
         );
     }
-    state.volume_failures = failures;
+    state.volumes_mut().set_failures(failures);
     // Staged subPaths of mounts that left the spec go (a running unit keeps its own bind).
     subpath::remove_unwanted(
         &runtime_pod_dir,
@@ -180,12 +182,12 @@ pub(super) async fn prepare(
         let needs_runtime =
             runtime_fresh && (env.is_some() || mounts_secret_volume(pod, container));
         let restart = env_changed || needs_runtime;
-        if restart && state.units.contains(name) && !changed.iter().any(|(n, _)| n == name) {
+        if restart && state.run().has_unit(name) && !changed.iter().any(|(n, _)| n == name) {
             changed.push((name.clone(), container.clone()));
         }
     }
     remove_stale_env_files(&runtime_pod_dir, pod);
-    let stale: Vec<UnitName> = state.units.difference(&wanted).cloned().collect();
+    let stale: Vec<UnitName> = state.units().difference(&wanted).cloned().collect();
     if !stale.is_empty() {
         let grace = grace_of(Some(pod));
         for name in &stale {
@@ -198,7 +200,7 @@ pub(super) async fn prepare(
         ctx.systemd
             .stop(name, grace_of(Some(pod)) + STOP_MARGIN)
             .await?;
-        state.restarts.remove(container);
+        state.run_mut().forget_restarts(container);
         records::remove(&ctx.dirs, uid, container)?;
     }
     if !to_write.is_empty() {
@@ -221,13 +223,8 @@ pub(super) async fn prepare(
             ctx.systemd.enable(&app_units).await?;
         }
     }
-    state.units = wanted;
-    if state.problems.is_empty() {
-        state.applied = Some(pod.clone());
-        state.failed_prepares = 0;
-    } else {
-        state.failed_prepares = state.failed_prepares.saturating_add(1);
-    }
+    state.run_mut().set_units(wanted);
+    state.prepared_mut().finish(pod);
     Ok(())
 }
 
@@ -323,27 +320,18 @@ fn mounts_secret_volume(pod: &Pod, container: &str) -> bool {
         .any(|volume| ApiVolumeKind::of(volume).is_some_and(ApiVolumeKind::is_secret))
 }
 
-/// The pod's directories a unit is built with.
-#[derive(Clone, Copy)]
-pub(super) struct PreparedDirs<'a> {
-    /// `<state>/pods/<uid>`.
-    pod_dir: &'a Path,
-    /// `<runtime>/pods/<uid>` (tmpfs).
-    runtime_pod_dir: &'a Path,
-}
-
 /// Installs the container's image, turns its vendor units off when systemk installed
-/// the package just now, resolves its environment and builds its unit. `existing` is
-/// what the container's unit, if one was written before, says of itself. Returns the
-/// unit, the image ID and the content of its environment file (`None`: it has none).
+/// the package just now, fetches the objects its environment names, reads its vendor unit
+/// and plans its unit ([`plan_container`]). `existing` is what the container's unit, if
+/// one was written before, says of itself.
 pub(super) async fn prepare_container(
     ctx: &Context,
     pod: &Arc<Pod>,
     container: ContainerRef<'_>,
-    dirs: PreparedDirs<'_>,
+    facts: &PlanFacts<'_>,
     existing: Option<&KubernetesMeta>,
     state: &PodState,
-) -> Result<(UnitFile, String, Option<String>)> {
+) -> Result<PlannedUnit> {
     let image: ImageRef = container
         .container
         .image
@@ -389,31 +377,13 @@ pub(super) async fn prepare_container(
     }
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let objects = fetch_referenced(ctx.objects.as_deref(), namespace, container.container).await?;
-    let facts = EnvFacts {
-        host_ip: ctx.host_ips.first().copied(),
-        pod_ip: ctx.host_ips.first().copied(),
-        node_name: ctx.node.hostname.clone(),
-        kubernetes_service: ctx.kubernetes_service.clone(),
-        allocatable: ctx.allocatable,
+    let vendor_unit = read_vendor_unit(pod, container.container, &installed)?;
+    let inputs = ContainerInputs {
+        installed: Some(&installed),
+        vendor_unit: vendor_unit.as_ref(),
+        objects: objects.as_ref(),
     };
-    // The unit names the environment file, which gets the plain values; a changed value
-    // changes the file, so the container restarts with it (see `prepare`), as the kubelet
-    // reads the environment at start.
-    let resolved = resolve_container(pod, container.container, objects.as_ref(), &facts)?;
-    let env = env_file(&resolved).map_err(Error::from)?;
-    let container = ContainerRef {
-        container: &resolved,
-        ..container
-    };
-    let context = UnitContext {
-        node: &ctx.node,
-        pod_dir: dirs.pod_dir,
-        runtime_pod_dir: dirs.runtime_pod_dir,
-        users: ctx.users.as_ref(),
-        security: &ctx.security,
-    };
-    let unit = container_unit(pod, container, Some(&installed), context)?;
-    Ok((unit, installed.image_id, env))
+    plan_container(pod, container, inputs, facts)
 }
 
 pub(super) fn problem(err: &Error) -> Problem {

@@ -2,7 +2,18 @@
 //! adopted at start, the one its units were written with), then removing its units and
 //! directory. Layer 4.
 
-use super::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{STOP_MARGIN, read_unit};
+use crate::pod::context::Context;
+use crate::pod::error::Result;
+use crate::pod::reconciler::EventKind;
+use crate::pod::state::PodState;
+use crate::unit::UnitName;
 
 /// Stops a pod whose deletion was requested (`deletionTimestamp`): like [`cleanup`], within
 /// the grace period the deletion asked for. Its source still lists it until the API
@@ -13,22 +24,22 @@ pub async fn terminate(
     pod: &Arc<Pod>,
     state: &mut PodState,
 ) -> Result<()> {
-    state.applied = Some(pod.clone());
+    state.prepared_mut().applied_to(pod);
     cleanup(ctx, uid, state).await
 }
 
 /// Stops every unit of a pod that is no longer desired (each within its grace period),
 /// removes the units and the pod's directory.
 pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<()> {
-    let names: Vec<UnitName> = state.units.iter().cloned().collect();
+    let names: Vec<UnitName> = state.units().iter().cloned().collect();
     if !names.is_empty() {
-        let timeout = match state.applied.as_deref() {
+        let timeout = match state.prepared().applied().map(Arc::as_ref) {
             Some(pod) => stop_timeout(Some(pod)),
             // Adopted at start (the manifest went away while systemk was down): the
             // units still say what grace their pod gave.
             None => written_grace(&ctx.unit_dir, &names).await + STOP_MARGIN,
         };
-        if let Some(pod) = state.applied.clone() {
+        if let Some(pod) = state.prepared().applied().cloned() {
             for name in &names {
                 state.event(
                     &pod,
@@ -51,7 +62,7 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
             "removed the units of a pod"
         );
     }
-    state.units.clear();
+    state.run_mut().clear_units();
     ctx.dirs.remove(uid)?;
     Ok(())
 }

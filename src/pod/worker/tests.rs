@@ -1,69 +1,8 @@
-//! Tests of the worker's pure decisions.
+//! Tests of the worker's pure decisions (the prepare decision is tested with its state,
+//! in `pod::state`).
 
 use super::stop::parse_seconds;
 use super::*;
-
-fn pod(image: &str) -> Arc<Pod> {
-    let container = k8s_openapi::api::core::v1::Container {
-        name: "main".into(),
-        image: Some(image.into()),
-        ..Default::default()
-    };
-    Arc::new(Pod {
-        spec: Some(k8s_openapi::api::core::v1::PodSpec {
-            containers: vec![container],
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-}
-
-fn at(second: i64) -> Timestamp {
-    Timestamp::from_second(second).unwrap()
-}
-
-#[test]
-fn a_new_pod_is_prepared() {
-    assert_eq!(
-        prepare_decision(None, None, &pod("a"), at(0)),
-        PrepareDecision::Prepare
-    );
-}
-
-#[test]
-fn an_applied_pod_is_not_prepared_again() {
-    let applied = pod("a");
-    assert_eq!(
-        prepare_decision(Some(&pod("a")), None, &applied, at(0)),
-        PrepareDecision::UpToDate
-    );
-    assert_eq!(
-        prepare_decision(Some(&pod("a")), None, &pod("b"), at(0)),
-        PrepareDecision::Prepare
-    );
-}
-
-#[test]
-fn a_failed_preparation_waits_for_its_retry() {
-    let failed = (pod("bad"), at(10));
-    assert_eq!(
-        prepare_decision(None, Some(&failed), &pod("bad"), at(5)),
-        PrepareDecision::RetryAt(at(10))
-    );
-    assert_eq!(
-        prepare_decision(None, Some(&failed), &pod("bad"), at(10)),
-        PrepareDecision::Prepare
-    );
-}
-
-#[test]
-fn a_changed_pod_does_not_wait_for_the_failed_ones_retry() {
-    let failed = (pod("bad"), at(10));
-    assert_eq!(
-        prepare_decision(None, Some(&failed), &pod("fixed"), at(5)),
-        PrepareDecision::Prepare
-    );
-}
 
 #[test]
 fn a_written_grace_period_is_read_back() {

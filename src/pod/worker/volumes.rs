@@ -10,10 +10,22 @@ use std::collections::BTreeMap;
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+
+use super::{earliest, later, now};
+use crate::pod::context::Context;
 use crate::pod::dirs::remove_tree;
 use crate::pod::env::EnvFacts;
+use crate::pod::error::Error;
 use crate::pod::objects::{IssuedToken, TokenSpec, fetch_for_volumes, pod_volumes};
+use crate::pod::reconciler::EventKind;
+use crate::pod::state::PodState;
+use crate::pod::state::{HeldToken, VolumeFailures};
 use crate::pod::volumes::{
     VolumeSources, token_specs, volume_owner, volume_payload, volume_token_specs, write_payload,
 };
@@ -29,16 +41,6 @@ const TOKEN_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Mode of the directories holding the volumes (below the root-only pod directory).
 const VOLUMES_DIR_MODE: u32 = 0o700;
 
-/// A token a pod holds and when to ask for a new one.
-#[derive(Debug, Clone)]
-pub(super) struct HeldToken {
-    issued: IssuedToken,
-    refresh_at: Timestamp,
-}
-
-/// Volumes that could not be written, by name, with why.
-pub(super) type VolumeFailures = BTreeMap<String, String>;
-
 /// Whether systemk writes files for any volume of `pod`.
 fn has_api_volumes(pod: &Pod) -> bool {
     pod_volumes(pod).any(|v| ApiVolumeKind::of(v).is_some())
@@ -49,7 +51,7 @@ pub(super) fn volumes_wake(pod: &Pod, state: &PodState, now: Timestamp) -> Optio
     if !has_api_volumes(pod) {
         return None;
     }
-    let tokens = state.tokens.values().map(|held| held.refresh_at).min();
+    let tokens = state.volumes().next_renewal();
     earliest(later(now, VOLUME_RESYNC), tokens)
 }
 
@@ -74,11 +76,7 @@ pub(super) async fn sync_volumes(
             return failures;
         }
     };
-    let tokens: HashMap<TokenSpec, IssuedToken> = state
-        .tokens
-        .iter()
-        .map(|(spec, held)| (spec.clone(), held.issued.clone()))
-        .collect();
+    let tokens: HashMap<TokenSpec, IssuedToken> = state.volumes().issued_tokens();
     let facts = EnvFacts {
         node_name: ctx.node.hostname.clone(),
         allocatable: ctx.allocatable,
@@ -118,7 +116,7 @@ pub(super) async fn sync_volumes(
                 continue;
             }
         };
-        let owner = volume_owner(pod, &name, &state.identities);
+        let owner = volume_owner(pod, &name, state.prepared().identities());
         let write = tokio::task::spawn_blocking(move || {
             if let Some(parent) = dir.parent() {
                 DirBuilder::new()
@@ -157,7 +155,7 @@ pub(super) async fn refresh_volumes(
 ) {
     let failures = sync_volumes(ctx, uid, pod, state).await;
     for (volume, why) in &failures {
-        if state.volume_failures.get(volume) != Some(why) {
+        if state.volumes().failure(volume) != Some(why) {
             tracing::warn!(pod_uid = uid, volume = %volume, error = %why, "cannot update a volume");
             state.event(
                 pod,
@@ -167,22 +165,18 @@ pub(super) async fn refresh_volumes(
             );
         }
     }
-    state.volume_failures = failures;
+    state.volumes_mut().set_failures(failures);
 }
 
 /// Asks for the tokens the pod's projected volumes need and have not, or must renew;
 /// returns why, by volume, for those that could not be had.
 async fn renew_tokens(ctx: &Context, pod: &Pod, state: &mut PodState) -> BTreeMap<String, String> {
     let specs = token_specs(pod);
-    state.tokens.retain(|spec, _| specs.contains(spec));
+    state.volumes_mut().keep_tokens(&specs);
     let mut failed: HashMap<TokenSpec, String> = HashMap::new();
     for spec in specs {
         let now = now();
-        if state
-            .tokens
-            .get(&spec)
-            .is_some_and(|held| now < held.refresh_at)
-        {
+        if !state.volumes().token_due(&spec, now) {
             continue;
         }
         let Some(lookup) = ctx.objects.as_deref() else {
@@ -197,10 +191,12 @@ async fn renew_tokens(ctx: &Context, pod: &Pod, state: &mut PodState) -> BTreeMa
             Ok(issued) => {
                 tracing::info!(service_account = %spec.service_account, expires_at = %issued.expires_at, "token issued");
                 let refresh_at = refresh_time(now, issued.expires_at);
-                state.tokens.insert(spec, HeldToken { issued, refresh_at });
+                state
+                    .volumes_mut()
+                    .hold_token(spec, HeldToken { issued, refresh_at });
             }
             // A token still valid serves until it expires; the next pass asks again.
-            Err(err) if state.tokens.contains_key(&spec) => {
+            Err(err) if state.volumes().holds_token(&spec) => {
                 tracing::warn!(service_account = %spec.service_account, error = %err, "renewing a token failed");
             }
             Err(err) => {
