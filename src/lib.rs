@@ -3,6 +3,7 @@
 //! Layout, lowest layer first; a module only ever uses the ones above it in this list:
 //!
 //! - [`backoff`]: the one retry schedule every layer uses.
+//! - [`error_chain`]: an error and its causes on one line, each printed once.
 //! - [`package`]: image reference → installed Debian package and its vendor units.
 //! - [`mod@unit`]: the unit-file model: names, escaping, parsing, rendering, building from a
 //!   pod.
@@ -19,6 +20,7 @@
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod error_chain;
 pub mod package;
 pub mod pod;
 pub mod server;

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
 use super::context::Context;
 use super::error::{Error, Result};
+use super::failure::{self, Failure};
 use super::init_order::{InitProgress, init_progress};
 use super::objects::TokenSpec;
 use super::observe::{ContainerFacts, Problem, container_observation, is_running, observe_unit};
@@ -24,14 +25,9 @@ use super::reconciler::{EventKind, Progress};
 use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
 use super::status::{PodObservation, WaitingReason, pod_status};
-use crate::backoff::Backoff;
 use crate::package::ImageRef;
 use crate::systemd::{JobResult, UnitStatus};
 use crate::unit::{KubernetesMeta, UnitFile, UnitName};
-
-/// How long a retry of a pod whose preparation failed waits: 10 s doubling to 5 min,
-/// like an image pull back-off.
-const PREPARE_RETRY: Backoff = crate::backoff::CONTAINER_RESTART;
 
 /// Extra time given to systemd beyond the grace period when stopping a unit: its own
 /// SIGKILL escalation happens at the grace period, this only bounds the wait for it.
@@ -140,16 +136,29 @@ pub async fn reconcile(
         PrepareDecision::UpToDate => refresh_volumes(ctx, uid, pod, state).await,
         PrepareDecision::RetryAt(at) => {
             wake = Some(at);
+            show_back_off(pod, state);
             refresh_volumes(ctx, uid, pod, state).await;
         }
+        PrepareDecision::StayFailed => refresh_volumes(ctx, uid, pod, state).await,
         PrepareDecision::Prepare => {
             state.start_time.get_or_insert_with(now);
             prepare(ctx, uid, pod, state).await?;
             state.failed_prepare = None;
             if !state.problems.is_empty() {
-                let delay = PREPARE_RETRY.delay(state.failed_prepares.saturating_sub(1));
-                wake = later(now(), delay);
-                state.failed_prepare = wake.map(|at| (pod.clone(), at));
+                // Problems that cannot heal wait for the pod or an object it names to
+                // change (`object_changed`), instead of spinning on a timer.
+                let retry_at =
+                    match failure::prepare_retry(state.problems.values(), state.failed_prepares) {
+                        Some(delay) => later(now(), delay).unwrap_or(NEVER),
+                        None => NEVER,
+                    };
+                state.failed_prepare = Some((pod.clone(), retry_at));
+                if retry_at != NEVER {
+                    wake = Some(retry_at);
+                }
+                if failure::shows_back_off(state.problems.values()) {
+                    wake = earliest(wake, later(now(), failure::BACK_OFF_SHOWN_AFTER));
+                }
             }
         }
     }
@@ -273,8 +282,21 @@ async fn start_due(
                 format!("Unit {} did not start: {result:?}", unit.name),
             ),
             Err(err) => {
-                tracing::warn!(unit = %unit.name, error = %err, "starting a container failed");
-                state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
+                let err = Error::from(err);
+                let problem = Failure::of_start(&err).problem(&err);
+                tracing::warn!(unit = %unit.name, error = %problem.message, "starting a container failed");
+                state.event(
+                    pod,
+                    EventKind::Warning,
+                    "Failed",
+                    format!("Error: {}", problem.message),
+                );
+                if problem.transient {
+                    wake = earliest(wake, later(now, failure::RETRY.delay(0)));
+                }
+                state
+                    .problems
+                    .insert(container.container.name.clone(), problem);
                 // The unit may be gone or broken behind systemk's back: the next pass
                 // prepares the pod again, which writes what is missing.
                 state.applied = None;
@@ -400,6 +422,26 @@ pub(crate) fn now() -> Timestamp {
     Timestamp::from_microsecond(micros).unwrap_or(Timestamp::MAX)
 }
 
+/// While a pull's retry waits, its container shows the back-off, and the kubelet's
+/// events tell of it once.
+fn show_back_off(pod: &Arc<Pod>, state: &mut PodState) {
+    for container in containers(pod) {
+        let name = &container.container.name;
+        let image = container.container.image.as_deref().unwrap_or_default();
+        let Some(backing) = state
+            .problems
+            .get(name)
+            .and_then(|problem| failure::backing_off(problem, image))
+        else {
+            continue;
+        };
+        for (kind, reason, message) in failure::failure_events(&backing, image) {
+            state.event(pod, kind, reason, message);
+        }
+        state.problems.insert(name.clone(), backing);
+    }
+}
+
 fn later(now: Timestamp, delay: Duration) -> Option<Timestamp> {
     now.saturating_add(delay).ok()
 }
@@ -415,7 +457,7 @@ mod prepare;
 mod stop;
 mod volumes;
 
-use prepare::{PrepareDecision, prepare, prepare_decision};
+use prepare::{NEVER, PrepareDecision, prepare, prepare_decision};
 use stop::grace_of;
 pub use stop::{cleanup, terminate};
 use volumes::{HeldToken, VolumeFailures, refresh_volumes, volumes_wake};

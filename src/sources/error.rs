@@ -39,7 +39,7 @@ pub enum Error {
         limit: u64,
     },
     /// A manifest file is not valid YAML (JSON is read as YAML).
-    #[error("manifest {path} is not valid YAML or JSON: {source}")]
+    #[error("manifest {path} is not valid YAML or JSON")]
     Syntax {
         /// The manifest file.
         path: PathBuf,

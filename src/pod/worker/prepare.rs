@@ -9,6 +9,7 @@
 
 use super::*;
 use crate::pod::env::{EnvFacts, resolve_container, sync_env_file};
+use crate::pod::failure::{Failure, failure_events};
 use crate::pod::mounts::check_targets;
 use crate::pod::objects::fetch_referenced;
 use crate::pod::subpath;
@@ -19,6 +20,9 @@ use std::path::PathBuf;
 
 use super::volumes::{VolumeFailures, sync_volumes};
 
+/// The retry time of a failed preparation that is not retried.
+pub(super) const NEVER: Timestamp = Timestamp::MAX;
+
 /// Whether a pass prepares the pod's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PrepareDecision {
@@ -26,6 +30,9 @@ pub(super) enum PrepareDecision {
     UpToDate,
     /// Preparing this pod failed; the retry is due then.
     RetryAt(Timestamp),
+    /// Preparing this pod failed in a way no retry heals: it waits for the pod, or an
+    /// object it names, to change.
+    StayFailed,
     /// The pod is new or changed, or its retry is due.
     Prepare,
 }
@@ -42,6 +49,9 @@ pub(super) fn prepare_decision(
         return PrepareDecision::UpToDate;
     }
     match failed {
+        Some((failed, retry_at)) if failed == pod && *retry_at == NEVER => {
+            PrepareDecision::StayFailed
+        }
         Some((failed, retry_at)) if failed == pod && now < *retry_at => {
             PrepareDecision::RetryAt(*retry_at)
         }
@@ -116,11 +126,15 @@ pub(super) async fn prepare(
                 wanted.insert(name);
             }
             Err(err) => {
-                tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "cannot prepare a container");
-                state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
+                let problem = problem(&err);
+                tracing::warn!(pod_uid = uid, container = %container.container.name, error = %problem.message, reason = problem.reason.as_str(), transient = problem.transient, "cannot prepare a container");
+                let image = container.container.image.as_deref().unwrap_or_default();
+                for (kind, reason, message) in failure_events(&problem, image) {
+                    state.event(pod, kind, reason, message);
+                }
                 state
                     .problems
-                    .insert(container.container.name.clone(), problem(&err));
+                    .insert(container.container.name.clone(), problem);
                 // Keep a unit that exists: a failing re-install must not stop what runs.
                 if state.units.contains(&name) {
                     wanted.insert(name);
@@ -132,10 +146,11 @@ pub(super) async fn prepare(
     // a container whose volume cannot be written waits, like one whose image failed.
     let failures = sync_volumes(ctx, uid, pod, state).await;
     for container in containers(pod) {
-        let message = if let Some((volume, why)) = failed_mount(container, &failures) {
+        // A volume's files may be written at the next try; a refused target stays refused.
+        let (message, transient) = if let Some((volume, why)) = failed_mount(container, &failures) {
             let message = format!("MountVolume.SetUp failed for volume {volume:?}: {why}");
             state.event(pod, EventKind::Warning, "FailedMount", message.clone());
-            message
+            (message, true)
         } else if let Some((_, home)) = built.iter().find(|(c, _)| *c == container.container.name) {
             // With every source in place, no target may make systemd change the host.
             let Err(err) =
@@ -143,9 +158,15 @@ pub(super) async fn prepare(
             else {
                 continue;
             };
-            tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "refusing a mount target");
-            state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
-            err.to_string()
+            let problem = problem(&err);
+            tracing::warn!(pod_uid = uid, container = %container.container.name, error = %problem.message, "refusing a mount target");
+            state.event(
+                pod,
+                EventKind::Warning,
+                "Failed",
+                format!("Error: {}", problem.message),
+            );
+            (problem.message, problem.transient)
         } else {
             continue;
         };
@@ -160,6 +181,7 @@ pub(super) async fn prepare(
             Problem {
                 reason: WaitingReason::CreateContainerConfigError,
                 message,
+                transient,
             },
         );
     }
@@ -416,15 +438,9 @@ pub(super) async fn prepare_container(
     Ok((unit, installed.image_id, env))
 }
 
+/// The waiting state of a container whose preparation failed with `err`.
 pub(super) fn problem(err: &Error) -> Problem {
-    let reason = match err {
-        Error::Image(_) => WaitingReason::ErrImagePull,
-        _ => WaitingReason::CreateContainerConfigError,
-    };
-    Problem {
-        reason,
-        message: err.to_string(),
-    }
+    Failure::of_prepare(err).problem(err)
 }
 
 /// What the unit written before for a container says of itself.
