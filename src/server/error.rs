@@ -112,3 +112,37 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error_chain::{chain, repeats_its_source};
+
+    fn io() -> std::io::Error {
+        std::io::Error::other("address in use")
+    }
+
+    #[test]
+    fn no_message_repeats_its_source() {
+        let errors = [
+            Error::CertificateFile {
+                path: "/etc/x.pem".into(),
+                source: io(),
+            },
+            Error::Generate(rcgen::Error::CouldNotParseCertificate),
+            Error::Tls(rustls::Error::General("bad".into())),
+            Error::Bind {
+                address: "127.0.0.1:10250".parse().unwrap(),
+                source: io(),
+            },
+            Error::Serve(io()),
+        ];
+        for err in &errors {
+            assert!(!repeats_its_source(err), "{err:?} prints {err}");
+        }
+        assert_eq!(
+            chain(&errors[3]),
+            "cannot listen on 127.0.0.1:10250: address in use"
+        );
+    }
+}

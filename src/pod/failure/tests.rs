@@ -18,6 +18,7 @@ fn io() -> std::io::Error {
 }
 
 fn reqwest_error() -> reqwest::Error {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
         .get("not a url")
         .build()

@@ -66,6 +66,19 @@ fn a_changed_pod_does_not_wait_for_the_failed_ones_retry() {
 }
 
 #[test]
+fn a_permanent_failure_stays_failed_until_the_pod_changes() {
+    let failed = (pod("bad name"), NEVER);
+    assert_eq!(
+        prepare_decision(None, Some(&failed), &pod("bad name"), at(1_000_000)),
+        PrepareDecision::StayFailed
+    );
+    assert_eq!(
+        prepare_decision(None, Some(&failed), &pod("fixed"), at(5)),
+        PrepareDecision::Prepare
+    );
+}
+
+#[test]
 fn a_written_grace_period_is_read_back() {
     assert_eq!(parse_seconds("2s"), Some(Duration::from_secs(2)));
     assert_eq!(parse_seconds("120s"), Some(Duration::from_secs(120)));
