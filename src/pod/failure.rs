@@ -118,8 +118,9 @@ fn image_reason(err: &package::Error) -> WaitingReason {
 }
 
 /// The kubelet's reason for a container that cannot become a unit: what the pod asks
-/// for is a config error; a unit text systemd would not read, or a vendor unit that
-/// cannot be taken over, is the runtime failing to create the container.
+/// for (including a vendor unit it would run that systemk refuses to take over) is a
+/// config error; a unit text systemd would not read is the runtime failing to create
+/// the container.
 fn unit_reason(err: &unit::Error) -> WaitingReason {
     match err {
         unit::Error::Name(_)
@@ -131,10 +132,10 @@ fn unit_reason(err: &unit::Error) -> WaitingReason {
         | unit::Error::MountTarget { .. }
         | unit::Error::Unsupported { .. }
         | unit::Error::InvalidResource { .. }
-        | unit::Error::InvalidIdentity { .. } => WaitingReason::CreateContainerConfigError,
+        | unit::Error::InvalidIdentity { .. }
+        | unit::Error::InvalidVendorUnit { .. } => WaitingReason::CreateContainerConfigError,
         unit::Error::Syntax { .. }
         | unit::Error::UnrenderableEntry { .. }
-        | unit::Error::InvalidVendorUnit { .. }
         | unit::Error::MissingMeta { .. }
         | unit::Error::InvalidMeta { .. } => WaitingReason::CreateContainerError,
     }

@@ -264,7 +264,7 @@ fn unit_cases() -> Vec<(unit::Error, WaitingReason)> {
                 line: s(),
                 why: "w",
             },
-            Create,
+            Config,
         ),
         (
             U::InvalidPath {
