@@ -51,15 +51,14 @@ impl Failure {
     pub fn of_prepare(err: &Error) -> Self {
         let reason = match err {
             Error::Image(err) => image_reason(err),
-            Error::Unit(err) => unit_reason(err),
+            Error::Unit(err) | Error::VendorUnit { source: err, .. } => unit_reason(err),
             Error::InvalidPod { .. }
             | Error::InvalidRestartPolicy { .. }
             | Error::InvalidQuantity { .. }
             | Error::HostPathType { .. }
             | Error::EnvConfig { .. }
             | Error::ObjectLookup { .. } => WaitingReason::CreateContainerConfigError,
-            Error::VendorUnit { .. }
-            | Error::Systemd(_)
+            Error::Systemd(_)
             | Error::Io { .. }
             | Error::IllegalTransition { .. }
             | Error::RestartNotDue { .. } => WaitingReason::CreateContainerError,

@@ -452,6 +452,17 @@ fn pod_cases() -> Vec<(Error, WaitingReason, bool)> {
             false,
         ),
         (
+            Error::VendorUnit {
+                path: PathBuf::new(),
+                source: unit::Error::InvalidVendorUnit {
+                    line: "ExecStartPre=+/bin/true".into(),
+                    why: "w",
+                },
+            },
+            Config,
+            false,
+        ),
+        (
             Error::Io {
                 path: PathBuf::new(),
                 source: io(),
