@@ -5,6 +5,7 @@
 //! - [`backoff`]: the one retry schedule every layer uses.
 //! - [`atomic_file`]: replacing a file atomically (temporary file with its final mode,
 //!   then a rename), for every layer that keeps files.
+//! - [`error_chain`]: an error and its causes on one line, each printed once.
 //! - [`package`]: image reference → installed Debian package and its vendor units.
 //! - [`mod@unit`]: the unit-file model: names, escaping, parsing, rendering, building from a
 //!   pod.
@@ -22,6 +23,7 @@ pub mod atomic_file;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod error_chain;
 pub mod package;
 pub mod pod;
 pub mod server;

@@ -106,7 +106,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move {
             if let Err(err) = kubelet_api.serve(stop).await {
-                tracing::error!(error = %err, "the kubelet API stopped");
+                tracing::error!(error = %crate::error_chain::Chain(&err), "the kubelet API stopped");
             }
         });
     }
@@ -118,7 +118,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         let runtime_version = match ctx.systemd.version().await {
             Ok(version) => format!("systemd://{version}"),
             Err(err) => {
-                tracing::warn!(error = %err, "cannot read systemd's version");
+                tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot read systemd's version");
                 "systemd://unknown".to_owned()
             }
         };
@@ -153,7 +153,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
     tracing::info!("systemk stopping; pods keep running in their units");
     match tokio::time::timeout(DRAIN_TIMEOUT, source).await {
-        Ok(Ok(Err(err))) => tracing::warn!(error = %err, "the manifest watch failed"),
+        Ok(Ok(Err(err))) => {
+            tracing::warn!(error = %crate::error_chain::Chain(&err), "the manifest watch failed")
+        }
         Err(_) => tracing::warn!("the manifest watch did not stop in time"),
         _ => {}
     }
@@ -242,7 +244,7 @@ async fn cluster_client(
             Err(err).context("cannot use --kubeconfig")
         }
         Err(err) => {
-            tracing::warn!(error = %err, "ignoring the default kubeconfig: running static pods only");
+            tracing::warn!(error = %crate::error_chain::Chain(&err), "ignoring the default kubeconfig: running static pods only");
             Ok(None)
         }
     }
@@ -355,7 +357,7 @@ async fn report(
 
 fn notify_ready(status: &str) {
     if let Err(err) = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(status)]) {
-        tracing::warn!(error = %err, "cannot notify systemd");
+        tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot notify systemd");
     }
 }
 
@@ -377,7 +379,7 @@ async fn wait_for_signal() {
             }
         }
         (Err(err), _) | (_, Err(err)) => {
-            tracing::error!(error = %err, "cannot listen for signals; stop systemk with SIGKILL");
+            tracing::error!(error = %crate::error_chain::Chain(&err), "cannot listen for signals; stop systemk with SIGKILL");
             std::future::pending::<()>().await;
         }
     }
@@ -393,7 +395,7 @@ pub(super) fn node_allocatable() -> NodeAllocatable {
             memory_bytes: facts.memory_bytes,
         },
         Err(err) => {
-            tracing::warn!(error = %err, "cannot read the host's cpu and memory");
+            tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot read the host's cpu and memory");
             NodeAllocatable::default()
         }
     }

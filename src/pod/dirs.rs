@@ -243,7 +243,9 @@ fn detach(point: &Path) {
             stderr = %String::from_utf8_lossy(&out.stderr).trim(),
             "cannot unmount below a pod directory"
         ),
-        Err(err) => tracing::warn!(path = %point.display(), error = %err, "cannot run umount"),
+        Err(err) => {
+            tracing::warn!(path = %point.display(), error = %crate::error_chain::Chain(&err), "cannot run umount")
+        }
     }
 }
 

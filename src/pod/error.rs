@@ -88,7 +88,7 @@ pub enum Error {
     #[error(transparent)]
     Systemd(#[from] crate::systemd::Error),
     /// The package's own unit file cannot be read as a unit.
-    #[error("vendor unit {path}: {source}")]
+    #[error("vendor unit {path}")]
     VendorUnit {
         /// The vendor unit file.
         path: PathBuf,
@@ -97,7 +97,7 @@ pub enum Error {
         source: crate::unit::Error,
     },
     /// A file or directory of the pod could not be created, read or removed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -138,7 +138,13 @@ impl Error {
             | Self::ObjectLookup { .. } => true,
             Self::Image(err) => err.is_transient(),
             Self::Systemd(err) => err.is_transient(),
-            _ => false,
+            Self::Unit(err) => err.is_transient(),
+            Self::IllegalTransition { .. }
+            | Self::RestartNotDue { .. }
+            | Self::InvalidRestartPolicy { .. }
+            | Self::InvalidQuantity { .. }
+            | Self::InvalidPod { .. }
+            | Self::VendorUnit { .. } => false,
         }
     }
 }

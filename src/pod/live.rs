@@ -186,14 +186,15 @@ fn saved_status<'a>(
 /// A waiting reason the reconciler saved because the container could not be prepared.
 fn saved_problem(status: &ContainerStatus) -> Option<Problem> {
     let waiting = status.state.as_ref()?.waiting.as_ref()?;
-    let reason = match waiting.reason.as_deref()? {
-        "ErrImagePull" => WaitingReason::ErrImagePull,
-        "CreateContainerConfigError" => WaitingReason::CreateContainerConfigError,
-        _ => return None,
-    };
+    let reason = WaitingReason::from_api(waiting.reason.as_deref()?)?;
+    if !reason.is_failure() {
+        return None;
+    }
     Some(Problem {
         reason,
         message: waiting.message.clone().unwrap_or_default(),
+        // Shown only: the reconciler that saved it decides about retries.
+        transient: false,
     })
 }
 

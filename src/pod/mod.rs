@@ -13,6 +13,7 @@ mod context;
 mod dirs;
 pub mod env;
 mod error;
+pub mod failure;
 mod host_paths;
 pub mod init_order;
 mod live;

@@ -18,8 +18,10 @@ use tokio::time::Instant;
 use super::container_unit::{containers, unit_name};
 use super::context::Context;
 use super::error::Result;
+use super::failure;
 use super::objects::{ObjectChange, pod_uses};
 use super::worker::{self, Pass, PodState};
+use crate::error_chain::Chain;
 use crate::sources::{DesiredPods, SourceId, SourceUpdate};
 use crate::unit::UnitName;
 
@@ -146,6 +148,8 @@ struct Reconciler {
     unowned_changes: HashSet<UnitName>,
     /// When pods want their next pass.
     wakes: HashMap<String, Instant>,
+    /// Passes that failed in a row, by pod UID, for the retry back-off.
+    failed_passes: HashMap<String, u32>,
     passes: JoinSet<PassResult>,
     /// Which pod each running pass works on, to recover from a pass that panicked.
     pass_pods: HashMap<tokio::task::Id, String>,
@@ -169,6 +173,7 @@ impl Reconciler {
             running: HashSet::new(),
             unowned_changes: HashSet::new(),
             wakes: HashMap::new(),
+            failed_passes: HashMap::new(),
             passes: JoinSet::new(),
             pass_pods: HashMap::new(),
             progress,
@@ -349,7 +354,7 @@ impl Reconciler {
                         .map(|(name, _)| name.clone());
                     let state = PodState::adopted(units.collect::<Vec<_>>());
                     self.wakes
-                        .insert(uid.clone(), Instant::now() + PASS_RETRY.delay(0));
+                        .insert(uid.clone(), Instant::now() + failure::RETRY.delay(0));
                     self.states.insert(uid, state);
                 }
                 return;
@@ -359,9 +364,11 @@ impl Reconciler {
         self.owners.retain(|_, owner| *owner != uid);
         match result {
             Ok(None) => {
+                self.failed_passes.remove(&uid);
                 let _ = self.progress.send(Progress::Removed { uid });
             }
             Ok(Some(pass)) => {
+                self.failed_passes.remove(&uid);
                 self.track(&uid, &state);
                 if let Some(wake) = pass.wake {
                     self.wake_at(&uid, wake);
@@ -372,10 +379,15 @@ impl Reconciler {
                 self.states.insert(uid, state);
             }
             Err(err) => {
-                let delay = PASS_RETRY.delay(0);
-                tracing::warn!(pod_uid = %uid, error = %err, reason = err.reason(), retry_in = ?delay, "reconcile pass failed");
+                let failures = self.failed_passes.entry(uid.clone()).or_default();
+                *failures = failures.saturating_add(1);
+                // One that cannot heal waits for the pod to change (a new pass then).
+                let delay = failure::pass_retry(&err, *failures);
+                tracing::warn!(pod_uid = %uid, error = %Chain(&err), reason = err.reason(), retry_in = ?delay, "reconcile pass failed");
                 self.track(&uid, &state);
-                self.wakes.insert(uid.clone(), Instant::now() + delay);
+                if let Some(delay) = delay {
+                    self.wakes.insert(uid.clone(), Instant::now() + delay);
+                }
                 self.states.insert(uid, state);
             }
         }
@@ -408,6 +420,3 @@ impl Reconciler {
         let _ = self.progress.send(Progress::Status(Arc::new(with_status)));
     }
 }
-
-/// When a failed pass (D-Bus or file system trouble) is tried again.
-const PASS_RETRY: crate::backoff::Backoff = crate::backoff::CONTAINER_RESTART;

@@ -26,7 +26,9 @@ use k8s_openapi::jiff::Timestamp;
 use super::qos::QosClass;
 use super::restart::{Exit, ExitStatus, RestartPolicy};
 
-/// Why a container is not running yet; the reasons the kubelet reports.
+/// Why a container is not running yet; the reasons the kubelet reports
+/// (pkg/kubelet/images/types.go, pkg/kubelet/container/sync_result.go,
+/// pkg/kubelet/kuberuntime/kuberuntime_container.go).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitingReason {
     /// Its unit is being prepared (package install, unit file).
@@ -35,22 +37,61 @@ pub enum WaitingReason {
     PodInitializing,
     /// It exited and waits for its restart back-off.
     CrashLoopBackOff,
-    /// Its image (package) could not be installed.
+    /// The image reference cannot be parsed; nothing is retried until the spec changes.
+    InvalidImageName,
+    /// Its image (package) could not be installed, in the pass that tried.
     ErrImagePull,
+    /// Installing its image failed and waits for its retry back-off.
+    ImagePullBackOff,
     /// Its configuration (env, volumes, command) could not be turned into a unit.
     CreateContainerConfigError,
+    /// Its unit could not be written or loaded (systemd, files, a vendor unit).
+    CreateContainerError,
+    /// systemd refused to start its unit.
+    RunContainerError,
 }
 
 impl WaitingReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [Self; 9] = [
+        Self::ContainerCreating,
+        Self::PodInitializing,
+        Self::CrashLoopBackOff,
+        Self::InvalidImageName,
+        Self::ErrImagePull,
+        Self::ImagePullBackOff,
+        Self::CreateContainerConfigError,
+        Self::CreateContainerError,
+        Self::RunContainerError,
+    ];
+
     /// The API's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ContainerCreating => "ContainerCreating",
             Self::PodInitializing => "PodInitializing",
             Self::CrashLoopBackOff => "CrashLoopBackOff",
+            Self::InvalidImageName => "InvalidImageName",
             Self::ErrImagePull => "ErrImagePull",
+            Self::ImagePullBackOff => "ImagePullBackOff",
             Self::CreateContainerConfigError => "CreateContainerConfigError",
+            Self::CreateContainerError => "CreateContainerError",
+            Self::RunContainerError => "RunContainerError",
         }
+    }
+
+    /// Whether the container waits because something failed, not because its turn has
+    /// not come (creating, initializing, restart back-off).
+    pub fn is_failure(self) -> bool {
+        !matches!(
+            self,
+            Self::ContainerCreating | Self::PodInitializing | Self::CrashLoopBackOff
+        )
+    }
+
+    /// The reason spelled `text`, as found in a saved status.
+    pub fn from_api(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.as_str() == text)
     }
 }
 

@@ -14,7 +14,8 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::container_unit::{ContainerRef, containers, unit_name};
 use super::context::Context;
-use super::error::Result;
+use super::error::{Error, Result};
+use super::failure::{self, Failure};
 use super::init_order::{InitProgress, init_progress};
 use super::observe::{is_running, observe_unit};
 use super::reconciler::EventKind;
@@ -52,8 +53,10 @@ pub async fn reconcile(
         PrepareDecision::UpToDate => refresh_volumes(ctx, uid, pod, state).await,
         PrepareDecision::RetryAt(at) => {
             wake = Some(at);
+            show_back_off(pod, state);
             refresh_volumes(ctx, uid, pod, state).await;
         }
+        PrepareDecision::StayFailed => refresh_volumes(ctx, uid, pod, state).await,
         PrepareDecision::Prepare => {
             state.run_mut().working_at(now());
             prepare(ctx, uid, pod, state).await?;
@@ -180,8 +183,21 @@ async fn start_due(
                 format!("Unit {} did not start: {result:?}", unit.name),
             ),
             Err(err) => {
-                tracing::warn!(unit = %unit.name, error = %err, "starting a container failed");
-                state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
+                let err = Error::from(err);
+                let problem = Failure::of_start(&err).problem(&err);
+                tracing::warn!(unit = %unit.name, error = %problem.message, "starting a container failed");
+                state.event(
+                    pod,
+                    EventKind::Warning,
+                    "Failed",
+                    format!("Error: {}", problem.message),
+                );
+                if problem.transient {
+                    wake = earliest(wake, later(now, failure::RETRY.delay(0)));
+                }
+                state
+                    .prepared_mut()
+                    .add_problem(container.container.name.as_str(), problem);
                 // The unit may be gone or broken behind systemk's back: the next pass
                 // prepares the pod again, which writes what is missing.
                 state.prepared_mut().forget_applied();
@@ -284,6 +300,21 @@ pub(crate) fn now() -> Timestamp {
         .unwrap_or_default();
     let micros = i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX);
     Timestamp::from_microsecond(micros).unwrap_or(Timestamp::MAX)
+}
+
+/// While a pull's retry waits, its container shows the back-off, and the kubelet's
+/// events tell of it once.
+fn show_back_off(pod: &Arc<Pod>, state: &mut PodState) {
+    let images: Vec<(&str, &str)> = containers(pod)
+        .into_iter()
+        .map(|container| {
+            let image = container.container.image.as_deref().unwrap_or_default();
+            (container.container.name.as_str(), image)
+        })
+        .collect();
+    for (kind, reason, message) in state.prepared_mut().show_back_off(&images) {
+        state.event(pod, kind, reason, message);
+    }
 }
 
 fn later(now: Timestamp, delay: Duration) -> Option<Timestamp> {

@@ -49,7 +49,7 @@ pub async fn watch(
                             current = Some(cas);
                         }
                         Err(err) => {
-                            tracing::warn!(error = %err, "cannot use the cluster's client CA")
+                            tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot use the cluster's client CA")
                         }
                     }
                 }

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A certificate or key file could not be read or written.
-    #[error("cannot use {}: {source}", path.display())]
+    #[error("cannot use {}", path.display())]
     CertificateFile {
         /// The file.
         path: PathBuf,
@@ -28,13 +28,13 @@ pub enum Error {
         message: String,
     },
     /// The self-signed serving certificate could not be made.
-    #[error("cannot generate the serving certificate: {0}")]
+    #[error("cannot generate the serving certificate")]
     Generate(#[from] rcgen::Error),
     /// rustls refused the certificates or the client CA.
-    #[error("cannot set up TLS: {0}")]
+    #[error("cannot set up TLS")]
     Tls(#[from] rustls::Error),
     /// The listening socket could not be opened.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}")]
     Bind {
         /// The address and port.
         address: SocketAddr,
@@ -43,7 +43,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The server stopped with an I/O error.
-    #[error("the kubelet API server failed: {0}")]
+    #[error("the kubelet API server failed")]
     Serve(#[source] std::io::Error),
     /// A request the kubelet API cannot serve as asked.
     #[error("{0}")]
@@ -110,5 +110,39 @@ impl Error {
             Error::Api { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error_chain::{chain, repeats_its_source};
+
+    fn io() -> std::io::Error {
+        std::io::Error::other("address in use")
+    }
+
+    #[test]
+    fn no_message_repeats_its_source() {
+        let errors = [
+            Error::CertificateFile {
+                path: "/etc/x.pem".into(),
+                source: io(),
+            },
+            Error::Generate(rcgen::Error::CouldNotParseCertificate),
+            Error::Tls(rustls::Error::General("bad".into())),
+            Error::Bind {
+                address: "127.0.0.1:10250".parse().unwrap(),
+                source: io(),
+            },
+            Error::Serve(io()),
+        ];
+        for err in &errors {
+            assert!(!repeats_its_source(err), "{err:?} prints {err}");
+        }
+        assert_eq!(
+            chain(&errors[3]),
+            "cannot listen on 127.0.0.1:10250: address in use"
+        );
     }
 }

@@ -198,9 +198,9 @@ async fn managed_units(state: &State) -> Result<Vec<crate::systemd::ManagedUnit>
 
 fn error_response(err: &Error) -> Response {
     if err.status().is_server_error() {
-        tracing::warn!(error = %err, "kubelet API request failed");
+        tracing::warn!(error = %crate::error_chain::Chain(err), "kubelet API request failed");
     }
-    let mut response = status(err.status(), err.reason(), &err.to_string());
+    let mut response = status(err.status(), err.reason(), &crate::error_chain::chain(err));
     if err.status() == StatusCode::TOO_MANY_REQUESTS {
         // As the API server answers 429: when to try again, in seconds.
         response

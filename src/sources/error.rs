@@ -39,7 +39,7 @@ pub enum Error {
         limit: u64,
     },
     /// A manifest file is not valid YAML (JSON is read as YAML).
-    #[error("manifest {path} is not valid YAML or JSON: {source}")]
+    #[error("manifest {path} is not valid YAML or JSON")]
     Syntax {
         /// The manifest file.
         path: PathBuf,
@@ -187,5 +187,49 @@ impl Error {
             },
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error_chain::{chain, repeats_its_source};
+
+    #[test]
+    fn no_message_repeats_its_source() {
+        let io = || std::io::Error::other("permission denied");
+        let yaml = serde_yaml_ng::from_str::<Vec<u8>>("[").unwrap_err();
+        let yaml_text = yaml.to_string();
+        let errors = [
+            Error::ReadDir {
+                dir: "/etc/kubernetes/manifests".into(),
+                source: io(),
+            },
+            Error::ReadFile {
+                path: "/m/a.yaml".into(),
+                source: io(),
+            },
+            Error::Syntax {
+                path: "/m/a.yaml".into(),
+                line: Some(1),
+                source: yaml,
+            },
+            Error::Watch {
+                dir: "/m".into(),
+                source: io(),
+            },
+            Error::HostFact {
+                what: "memory",
+                path: "/proc/meminfo".into(),
+                source: io(),
+            },
+        ];
+        for err in &errors {
+            assert!(!repeats_its_source(err), "{err:?} prints {err}");
+        }
+        assert_eq!(
+            chain(&errors[2]),
+            format!("manifest /m/a.yaml is not valid YAML or JSON: {yaml_text}")
+        );
     }
 }

@@ -76,7 +76,7 @@ pub enum Error {
     },
 
     /// Reading, writing or removing a unit file failed.
-    #[error("{operation} {path}: {source}")]
+    #[error("{operation} {path}")]
     Io {
         /// What was being done, e.g. "write unit file".
         operation: &'static str,
@@ -88,7 +88,7 @@ pub enum Error {
     },
 
     /// A unit file systemk manages has no valid `[X-Kubernetes]` section.
-    #[error("unit file {path}: {source}")]
+    #[error("unit file {path}")]
     UnitFile {
         /// The file.
         path: PathBuf,

@@ -171,10 +171,9 @@ impl Error {
             | Self::MountTarget { .. }
             | Self::Unsupported { .. }
             | Self::InvalidResource { .. }
-            | Self::InvalidIdentity { .. } => "CreateContainerConfigError",
-            Self::Syntax { .. }
-            | Self::UnrenderableEntry { .. }
-            | Self::InvalidVendorUnit { .. } => "CreateContainerError",
+            | Self::InvalidIdentity { .. }
+            | Self::InvalidVendorUnit { .. } => "CreateContainerConfigError",
+            Self::Syntax { .. } | Self::UnrenderableEntry { .. } => "CreateContainerError",
             Self::MissingMeta { .. } | Self::InvalidMeta { .. } => "InvalidUnitMetadata",
         }
     }

@@ -13,6 +13,7 @@ mod engine;
 mod examples;
 mod exec_lines;
 mod harness;
+mod image_failures;
 mod isolation;
 mod kubelet_api;
 mod kubelet_api_limits;

@@ -544,8 +544,11 @@ async fn a_broken_pod_never_affects_the_others() {
     let good_pid = machine.wait_running(START, &good).await;
 
     let bad = machine
-        .wait_pod(SLOW, "bad", "ErrImagePull", |pod| {
-            waiting_reason(pod, "main") == Some("ErrImagePull")
+        .wait_pod(SLOW, "bad", "ErrImagePull or ImagePullBackOff", |pod| {
+            matches!(
+                waiting_reason(pod, "main"),
+                Some("ErrImagePull" | "ImagePullBackOff")
+            )
         })
         .await;
     let message = container(&bad, "main")

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::backoff::Backoff;
+use crate::pod::failure::{self, EventText};
 use crate::pod::status::Problem;
 
-/// How long a retry of a pod whose preparation failed waits: 10 s doubling to 5 min,
-/// like an image pull back-off.
-const PREPARE_RETRY: Backoff = crate::backoff::CONTAINER_RESTART;
+/// The retry time of a failed preparation that is not retried.
+const NEVER: Timestamp = Timestamp::MAX;
 
 /// Whether a pass prepares the pod's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +21,9 @@ pub(crate) enum PrepareDecision {
     UpToDate,
     /// Preparing this pod failed; the retry is due then.
     RetryAt(Timestamp),
+    /// Preparing this pod failed in a way no retry heals: it waits for the pod, or an
+    /// object it names, to change.
+    StayFailed,
     /// The pod is new or changed, or its retry is due.
     Prepare,
 }
@@ -83,7 +85,25 @@ impl PrepareState {
         self.problems.clear();
     }
 
-    /// `container` cannot be prepared, for this reason.
+    /// While a pull's retry waits, its container shows `ImagePullBackOff`; returns the
+    /// events that tell of it.
+    pub(crate) fn show_back_off(&mut self, images: &[(&str, &str)]) -> Vec<EventText> {
+        let mut events = Vec::new();
+        for &(container, image) in images {
+            let Some(backing) = self
+                .problems
+                .get(container)
+                .and_then(|problem| failure::backing_off(problem, image))
+            else {
+                continue;
+            };
+            events.extend(failure::failure_events(&backing, image));
+            self.problems.insert(container.to_owned(), backing);
+        }
+        events
+    }
+
+    /// `container` cannot be prepared, or started, for this reason.
     pub(crate) fn add_problem(&mut self, container: impl Into<String>, problem: Problem) {
         self.problems.insert(container.into(), problem);
     }
@@ -131,17 +151,23 @@ impl PrepareState {
         self.failed_prepares = self.failed_prepares.saturating_add(1);
     }
 
-    /// After a preparation of `pod`: when it is retried if it left problems (and from
-    /// then on, until that time, passes do not prepare the same pod again).
+    /// After a preparation of `pod`: when the next pass is due if it left problems.
+    /// Problems that may heal are retried after the back-off (and until then passes do
+    /// not prepare the same pod again); problems that cannot wait for the pod, or an
+    /// object it names, to change, instead of spinning on a timer. A failed pull asks
+    /// for one more pass that shows its back-off.
     pub(crate) fn retry_after(&mut self, pod: &Arc<Pod>, now: Timestamp) -> Option<Timestamp> {
         self.failed_prepare = None;
         if self.problems.is_empty() {
             return None;
         }
-        let delay = PREPARE_RETRY.delay(self.failed_prepares.saturating_sub(1));
-        let wake = now.saturating_add(delay).ok();
-        self.failed_prepare = wake.map(|at| (pod.clone(), at));
-        wake
+        let retry_at = failure::prepare_retry(self.problems.values(), self.failed_prepares)
+            .and_then(|delay| now.saturating_add(delay).ok());
+        self.failed_prepare = Some((pod.clone(), retry_at.unwrap_or(NEVER)));
+        let shown = failure::shows_back_off(self.problems.values())
+            .then(|| now.saturating_add(failure::BACK_OFF_SHOWN_AFTER).ok())
+            .flatten();
+        [retry_at, shown].into_iter().flatten().min()
     }
 }
 
@@ -157,6 +183,9 @@ fn prepare_decision(
         return PrepareDecision::UpToDate;
     }
     match failed {
+        Some((failed, retry_at)) if failed == pod && *retry_at == NEVER => {
+            PrepareDecision::StayFailed
+        }
         Some((failed, retry_at)) if failed == pod && now < *retry_at => {
             PrepareDecision::RetryAt(*retry_at)
         }
@@ -231,11 +260,67 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_permanent_failure_stays_failed_until_the_pod_changes() {
+        let failed = (pod("bad name"), NEVER);
+        assert_eq!(
+            prepare_decision(None, Some(&failed), &pod("bad name"), at(1_000_000)),
+            PrepareDecision::StayFailed
+        );
+        assert_eq!(
+            prepare_decision(None, Some(&failed), &pod("fixed"), at(5)),
+            PrepareDecision::Prepare
+        );
+    }
+
     fn problem() -> Problem {
         Problem {
+            reason: WaitingReason::CreateContainerError,
+            message: "no such unit".into(),
+            transient: true,
+        }
+    }
+
+    #[test]
+    fn a_permanent_problem_is_not_retried_and_a_failed_pull_shows_its_back_off() {
+        let bad = pod("bad name");
+        let mut state = PrepareState::default();
+        state.begin();
+        let invalid = Problem {
+            reason: WaitingReason::InvalidImageName,
+            message: "invalid".into(),
+            transient: false,
+        };
+        state.add_problem("main", invalid);
+        state.finish(&bad);
+        assert_eq!(state.retry_after(&bad, at(0)), None);
+        assert_eq!(state.decision(&bad, at(1_000)), PrepareDecision::StayFailed);
+
+        let missing = pod("missing");
+        state.begin();
+        let pull = Problem {
             reason: WaitingReason::ErrImagePull,
             message: "no such package".into(),
-        }
+            transient: true,
+        };
+        state.add_problem("main", pull);
+        state.finish(&missing);
+        assert_eq!(
+            state.retry_after(&missing, at(0)),
+            Some(at(5)),
+            "shows the back-off"
+        );
+        assert_eq!(
+            state.decision(&missing, at(5)),
+            PrepareDecision::RetryAt(at(20)),
+            "the second failure in a row waits 20 s"
+        );
+        let events = state.show_back_off(&[("main", "missing")]);
+        assert_eq!(
+            state.problem("main").map(|problem| problem.reason),
+            Some(WaitingReason::ImagePullBackOff)
+        );
+        assert!(events.iter().any(|(_, reason, _)| *reason == "BackOff"));
     }
 
     #[test]

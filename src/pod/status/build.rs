@@ -172,6 +172,7 @@ mod tests {
         let problem = Problem {
             reason: WaitingReason::ErrImagePull,
             message: "no such package".into(),
+            transient: true,
         };
         let seen = PodSeen {
             containers: HashMap::from([(

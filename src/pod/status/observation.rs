@@ -17,8 +17,10 @@ const RESULT_OOM_KILL: &str = "oom-kill";
 pub struct Problem {
     /// The kubelet's reason.
     pub reason: WaitingReason,
-    /// What failed, for humans.
+    /// What failed, for humans: the whole cause chain.
     pub message: String,
+    /// Whether retrying may heal it without the pod changing (see `pod::failure`).
+    pub transient: bool,
 }
 
 /// Everything known about one container, as the API shows it.
@@ -187,6 +189,7 @@ mod tests {
         let problem = Problem {
             reason: WaitingReason::ErrImagePull,
             message: "no such package".into(),
+            transient: true,
         };
         let mut facts = facts(&restarts, None);
         facts.problem = Some(&problem);

@@ -21,6 +21,7 @@ use crate::pod::container_unit::{ContainerRef, containers, unit_name};
 use crate::pod::context::Context;
 use crate::pod::env::{EnvFacts, sync_env_file};
 use crate::pod::error::{Error, Result};
+use crate::pod::failure::{Failure, failure_events};
 use crate::pod::mounts::check_targets;
 use crate::pod::objects::fetch_referenced;
 use crate::pod::plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
@@ -118,11 +119,15 @@ pub(super) async fn prepare(
                 wanted.insert(name);
             }
             Err(err) => {
-                tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "cannot prepare a container");
-                state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
+                let problem = problem(&err);
+                tracing::warn!(pod_uid = uid, container = %container.container.name, error = %problem.message, reason = problem.reason.as_str(), transient = problem.transient, "cannot prepare a container");
+                let image = container.container.image.as_deref().unwrap_or_default();
+                for (kind, reason, message) in failure_events(&problem, image) {
+                    state.event(pod, kind, reason, message);
+                }
                 state
                     .prepared_mut()
-                    .add_problem(container.container.name.as_str(), problem(&err));
+                    .add_problem(container.container.name.as_str(), problem);
                 // Keep a unit that exists: a failing re-install must not stop what runs.
                 if state.run().has_unit(&name) {
                     wanted.insert(name);
@@ -134,10 +139,11 @@ pub(super) async fn prepare(
     // a container whose volume cannot be written waits, like one whose image failed.
     let failures = sync_volumes(ctx, uid, pod, state).await;
     for container in containers(pod) {
-        let message = if let Some((volume, why)) = failed_mount(container, &failures) {
+        // A volume's files may be written at the next try; a refused target stays refused.
+        let (message, transient) = if let Some((volume, why)) = failed_mount(container, &failures) {
             let message = format!("MountVolume.SetUp failed for volume {volume:?}: {why}");
             state.event(pod, EventKind::Warning, "FailedMount", message.clone());
-            message
+            (message, true)
         } else if let Some((_, home)) = built.iter().find(|(c, _)| *c == container.container.name) {
             // With every source in place, no target may make systemd change the host.
             let Err(err) =
@@ -145,9 +151,15 @@ pub(super) async fn prepare(
             else {
                 continue;
             };
-            tracing::warn!(pod_uid = uid, container = %container.container.name, error = %err, "refusing a mount target");
-            state.event(pod, EventKind::Warning, "Failed", format!("Error: {err}"));
-            err.to_string()
+            let problem = problem(&err);
+            tracing::warn!(pod_uid = uid, container = %container.container.name, error = %problem.message, "refusing a mount target");
+            state.event(
+                pod,
+                EventKind::Warning,
+                "Failed",
+                format!("Error: {}", problem.message),
+            );
+            (problem.message, problem.transient)
         } else {
             continue;
         };
@@ -162,6 +174,7 @@ pub(super) async fn prepare(
             Problem {
                 reason: WaitingReason::CreateContainerConfigError,
                 message,
+                transient,
             },
         );
     }
@@ -386,15 +399,9 @@ pub(super) async fn prepare_container(
     plan_container(pod, container, inputs, facts)
 }
 
+/// The waiting state of a container whose preparation failed with `err`.
 pub(super) fn problem(err: &Error) -> Problem {
-    let reason = match err {
-        Error::Image(_) => WaitingReason::ErrImagePull,
-        _ => WaitingReason::CreateContainerConfigError,
-    };
-    Problem {
-        reason,
-        message: err.to_string(),
-    }
+    Failure::of_prepare(err).problem(err)
 }
 
 /// What the unit written before for a container says of itself.

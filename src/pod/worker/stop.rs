@@ -52,7 +52,7 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
         let stops = names.iter().map(|name| ctx.systemd.stop(name, timeout));
         for (name, stopped) in names.iter().zip(futures::future::join_all(stops).await) {
             if let Err(err) = stopped {
-                tracing::warn!(unit = %name, error = %err, "stopping a removed pod's unit failed");
+                tracing::warn!(unit = %name, error = %crate::error_chain::Chain(&err), "stopping a removed pod's unit failed");
             }
         }
         ctx.systemd.remove(&ctx.unit_dir, &names).await?;

@@ -71,7 +71,7 @@ pub(super) async fn sync_volumes(
         Ok(objects) => objects,
         Err(err) => {
             for volume in pod_volumes(pod).filter(|v| ApiVolumeKind::of(v).is_some()) {
-                failures.insert(volume.name.clone(), err.to_string());
+                failures.insert(volume.name.clone(), crate::error_chain::chain(&err));
             }
             return failures;
         }
@@ -98,7 +98,7 @@ pub(super) async fn sync_volumes(
             && let Some(legacy) = legacy_secret_volume_path(&pod_dir, volume)
             && let Err(err) = remove_tree(&legacy)
         {
-            tracing::warn!(pod_uid = uid, volume = %name, error = %err, "cannot remove the secret files an older systemk kept on disk");
+            tracing::warn!(pod_uid = uid, volume = %name, error = %crate::error_chain::Chain(&err), "cannot remove the secret files an older systemk kept on disk");
         }
         if let Some(why) = token_failures.get(&name) {
             failures.insert(name, why.clone());
@@ -135,7 +135,7 @@ pub(super) async fn sync_volumes(
             Ok(Ok(true)) => tracing::info!(pod_uid = uid, volume = %name, "volume files updated"),
             Ok(Ok(false)) => {}
             Ok(Err(err)) => {
-                failures.insert(name, err.to_string());
+                failures.insert(name, crate::error_chain::chain(&err));
             }
             Err(err) => {
                 failures.insert(name, format!("writing the files failed: {err}"));
@@ -197,10 +197,10 @@ async fn renew_tokens(ctx: &Context, pod: &Pod, state: &mut PodState) -> BTreeMa
             }
             // A token still valid serves until it expires; the next pass asks again.
             Err(err) if state.volumes().holds_token(&spec) => {
-                tracing::warn!(service_account = %spec.service_account, error = %err, "renewing a token failed");
+                tracing::warn!(service_account = %spec.service_account, error = %crate::error_chain::Chain(&err), "renewing a token failed");
             }
             Err(err) => {
-                failed.insert(spec, err.to_string());
+                failed.insert(spec, crate::error_chain::chain(&err));
             }
         }
     }

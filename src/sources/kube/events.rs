@@ -48,7 +48,7 @@ impl EventPublisher {
         match tokio::time::timeout(super::API_CALL_TIMEOUT, publish).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
-                tracing::warn!(pod = ?pod.metadata.name, reason, error = %err, "cannot publish an event");
+                tracing::warn!(pod = ?pod.metadata.name, reason, error = %crate::error_chain::Chain(&err), "cannot publish an event");
             }
             Err(_) => {
                 tracing::warn!(pod = ?pod.metadata.name, reason, "publishing an event timed out");

@@ -48,7 +48,7 @@ pub async fn run(
                 Err(err) => {
                     let delay = API_SERVER.jittered_delay(failures);
                     failures = failures.saturating_add(1);
-                    tracing::warn!(node = %node_name, error = %err, retry_in = ?delay,
+                    tracing::warn!(node = %node_name, error = %crate::error_chain::Chain(&err), retry_in = ?delay,
                         "cannot renew the node lease");
                     delay
                 }

@@ -78,7 +78,7 @@ impl NodeKeeper {
                     }
                     let delay = API_SERVER.jittered_delay(failures);
                     failures = failures.saturating_add(1);
-                    tracing::warn!(node = %self.config.name, error = %err, retry_in = ?delay,
+                    tracing::warn!(node = %self.config.name, error = %crate::error_chain::Chain(&err), retry_in = ?delay,
                         "cannot update the node");
                     delay
                 }

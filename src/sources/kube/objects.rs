@@ -105,11 +105,10 @@ impl ApiObjects {
 
 /// The pod layer's error for a failed call, with the client's reason.
 fn lookup_failed(object: String, err: Error) -> PodError {
-    let why = match std::error::Error::source(&err) {
-        Some(cause) => format!("{err}: {cause}"),
-        None => err.to_string(),
-    };
-    PodError::ObjectLookup { object, why }
+    PodError::ObjectLookup {
+        object,
+        why: crate::error_chain::chain(&err),
+    }
 }
 
 fn config_map_data(cm: ConfigMap) -> ConfigMapData {
@@ -274,7 +273,7 @@ impl ObjectWatch {
             let update = match event {
                 None => return,
                 Some(Err(err)) => {
-                    tracing::warn!(object = ?self.key, error = %err, "object watch failed; retrying");
+                    tracing::warn!(object = ?self.key, error = %crate::error_chain::Chain(&err), "object watch failed; retrying");
                     continue;
                 }
                 Some(Ok(Event::Init)) => {

@@ -67,7 +67,7 @@ pub async fn run(
         match event {
             None => return,
             Some(Err(err)) => {
-                tracing::warn!(node = %node_name, error = %err, "pod watch failed; retrying");
+                tracing::warn!(node = %node_name, error = %crate::error_chain::Chain(&err), "pod watch failed; retrying");
                 continue;
             }
             Some(Ok(Event::InitDone)) => listed = true,

@@ -140,7 +140,7 @@ impl State {
             };
             let result = super::bounded("report status of pod", name_of(&pod), report).await;
             if let Err(err) = result {
-                tracing::warn!(pod_uid = %uid, error = %err, "cannot report pod status");
+                tracing::warn!(pod_uid = %uid, error = %crate::error_chain::Chain(&err), "cannot report pod status");
                 if err.is_transient() {
                     failed = true;
                     self.pending.insert(uid, pod);
@@ -182,7 +182,7 @@ impl State {
                 continue;
             };
             if let Err(err) = outcome {
-                tracing::warn!(pod = %name_of(&pod), error = %err, "cannot delete a pod");
+                tracing::warn!(pod = %name_of(&pod), error = %crate::error_chain::Chain(&err), "cannot delete a pod");
                 result = Err(err);
             }
         }

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 
 use super::{Manifests, is_manifest_name, load_dir};
+use crate::error_chain::chain;
 use crate::sources::{Error, Result, SourceId, SourceUpdate};
 
 /// Quiet time after the last event before the directory is read again: long enough to
@@ -232,7 +233,7 @@ impl DirWatcher {
 
     /// Logs each file error that the previous read did not have.
     fn log_new_errors(&mut self, errors: &[Error]) {
-        let texts: Vec<String> = errors.iter().map(error_chain).collect();
+        let texts: Vec<String> = errors.iter().map(|error| chain(error)).collect();
         for (error, text) in errors.iter().zip(&texts) {
             if !self.last_errors.contains(text) {
                 tracing::warn!(reason = error.reason(), error = %text, "static pod manifest left out");
@@ -310,22 +311,6 @@ fn existing_parent(dir: &Path) -> PathBuf {
         .find(|ancestor| ancestor.is_dir())
         .unwrap_or(Path::new("/"))
         .to_owned()
-}
-
-/// An error and its causes on one line, for logs.
-fn error_chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        let inner_text = inner.to_string();
-        // Variants that quote their source already carry its text.
-        if !text.ends_with(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        cause = inner.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 use systemk::package::{Installer, InstallerConfig};
-use systemk::pod::{Context, PodDirs, PodState, cleanup, reconcile};
+use systemk::pod::{Context, Pass, PodDirs, PodState, cleanup, reconcile};
 use systemk::systemd::{Systemd, UnitStatus};
 use systemk::unit::{NodeInfo, NodeSecurity, SystemUsers, UnitName};
 use tempfile::TempDir;
@@ -137,11 +137,18 @@ pub struct PodRun {
 impl PodRun {
     /// One reconcile pass; returns the status it computed.
     pub async fn pass(&self) -> PodStatus {
+        self.pass_report().await.1
+    }
+
+    /// One reconcile pass; returns what it found (when it wants the next pass) and the
+    /// status it computed.
+    pub async fn pass_report(&self) -> (Pass, PodStatus) {
         let mut state = self.state.lock().await;
-        reconcile(&self.ctx, &self.uid, &self.pod, &mut state)
+        let pass = reconcile(&self.ctx, &self.uid, &self.pod, &mut state)
             .await
             .unwrap_or_else(|err| panic!("reconcile pass of pod {}: {err}", self.uid));
-        state.status().cloned().expect("a pass computes a status")
+        let status = state.status().cloned().expect("a pass computes a status");
+        (pass, status)
     }
 
     /// Runs passes until `check` accepts the status, failing after `deadline`.

@@ -201,24 +201,25 @@ fn first_run_has_empty_last_state() {
 
 #[test]
 fn waiting_reasons_use_api_spelling() {
-    let reasons = [
-        WaitingReason::ContainerCreating,
-        WaitingReason::PodInitializing,
-        WaitingReason::CrashLoopBackOff,
-        WaitingReason::ErrImagePull,
-        WaitingReason::CreateContainerConfigError,
-    ];
-    let spelled: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+    let spelled: Vec<&str> = WaitingReason::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(
         spelled,
         [
             "ContainerCreating",
             "PodInitializing",
             "CrashLoopBackOff",
+            "InvalidImageName",
             "ErrImagePull",
-            "CreateContainerConfigError"
+            "ImagePullBackOff",
+            "CreateContainerConfigError",
+            "CreateContainerError",
+            "RunContainerError",
         ]
     );
+    for reason in WaitingReason::ALL {
+        assert_eq!(WaitingReason::from_api(reason.as_str()), Some(reason));
+    }
+    assert_eq!(WaitingReason::from_api("Completed"), None);
 }
 
 #[test]
