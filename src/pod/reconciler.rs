@@ -20,6 +20,7 @@ use super::context::Context;
 use super::error::Result;
 use super::objects::{ObjectChange, pod_uses};
 use super::worker::{self, Pass, PodState};
+use crate::backoff::Retry;
 use crate::sources::{DesiredPods, SourceId, SourceUpdate};
 use crate::unit::UnitName;
 
@@ -146,6 +147,8 @@ struct Reconciler {
     unowned_changes: HashSet<UnitName>,
     /// When pods want their next pass.
     wakes: HashMap<String, Instant>,
+    /// Pods whose last pass failed, with their growing retry delay.
+    retries: HashMap<String, Retry>,
     passes: JoinSet<PassResult>,
     /// Which pod each running pass works on, to recover from a pass that panicked.
     pass_pods: HashMap<tokio::task::Id, String>,
@@ -169,6 +172,7 @@ impl Reconciler {
             running: HashSet::new(),
             unowned_changes: HashSet::new(),
             wakes: HashMap::new(),
+            retries: HashMap::new(),
             passes: JoinSet::new(),
             pass_pods: HashMap::new(),
             progress,
@@ -348,8 +352,8 @@ impl Reconciler {
                         .filter(|(_, owner)| **owner == uid)
                         .map(|(name, _)| name.clone());
                     let state = PodState::adopted(units.collect::<Vec<_>>());
-                    self.wakes
-                        .insert(uid.clone(), Instant::now() + PASS_RETRY.delay(0));
+                    let delay = self.retry_delay(&uid);
+                    self.wakes.insert(uid.clone(), Instant::now() + delay);
                     self.states.insert(uid, state);
                 }
                 return;
@@ -357,6 +361,9 @@ impl Reconciler {
         };
         self.running.remove(&uid);
         self.owners.retain(|_, owner| *owner != uid);
+        if result.is_ok() {
+            self.retries.remove(&uid);
+        }
         match result {
             Ok(None) => {
                 let _ = self.progress.send(Progress::Removed { uid });
@@ -372,13 +379,21 @@ impl Reconciler {
                 self.states.insert(uid, state);
             }
             Err(err) => {
-                let delay = PASS_RETRY.delay(0);
+                let delay = self.retry_delay(&uid);
                 tracing::warn!(pod_uid = %uid, error = %err, reason = err.reason(), retry_in = ?delay, "reconcile pass failed");
                 self.track(&uid, &state);
                 self.wakes.insert(uid.clone(), Instant::now() + delay);
                 self.states.insert(uid, state);
             }
         }
+    }
+
+    /// Records a failed pass of `uid`; how long until its next try.
+    fn retry_delay(&mut self, uid: &str) -> std::time::Duration {
+        self.retries
+            .entry(uid.to_owned())
+            .or_insert_with(|| Retry::new(PASS_RETRY))
+            .failed()
     }
 
     fn track(&mut self, uid: &str, state: &PodState) {
@@ -409,5 +424,6 @@ impl Reconciler {
     }
 }
 
-/// When a failed pass (D-Bus or file system trouble) is tried again.
+/// When a failed pass (D-Bus or file system trouble) is tried again: 10 s, growing to
+/// 5 minutes while it keeps failing.
 const PASS_RETRY: crate::backoff::Backoff = crate::backoff::CONTAINER_RESTART;
