@@ -19,7 +19,9 @@ use crate::config::{
 };
 use crate::package::{Installer, InstallerConfig};
 use crate::pod::env::NodeAllocatable;
-use crate::pod::{self, Context, ObjectLookup, PodDirs, Progress};
+use crate::pod::{
+    self, Context, ObjectLookup, PodDirs, Progress, ProgressReceiver, ProgressSender,
+};
 use crate::server::{self, Server, tls};
 use crate::sources::kube::{self as cluster, NodeConfig};
 use crate::sources::{SourceId, SourceUpdate, manifests};
@@ -111,7 +113,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         });
     }
     let (updates_tx, updates_rx) = mpsc::channel(16);
-    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let (progress_tx, progress_rx) = pod::progress_channel(pod::EVENT_CAPACITY);
     let mut sources = vec![SourceId::File];
     let mut forward = None;
     if let Some(client) = client {
@@ -256,11 +258,11 @@ fn spawn_cluster(
     args: &AgentArgs,
     updates: mpsc::Sender<SourceUpdate>,
     stop: &watch::Receiver<bool>,
-) -> mpsc::UnboundedSender<Progress> {
+) -> ProgressSender {
     let (node_uid_tx, node_uid_rx) = watch::channel(None);
     let (store, writer) = kube::runtime::reflector::store();
     let (changed_tx, changed_rx) = watch::channel(());
-    let (forward_tx, forward_rx) = mpsc::unbounded_channel();
+    let (forward_tx, forward_rx) = pod::progress_channel(pod::EVENT_CAPACITY);
     let reporter = cluster::status::Reporter {
         client: client.clone(),
         store,
@@ -301,8 +303,8 @@ fn spawn_cluster(
 /// Logs what the reconciler reports, tells systemd when the first sync is done, and
 /// passes everything on to the cluster's status reporter when there is one.
 async fn report(
-    mut progress: mpsc::UnboundedReceiver<Progress>,
-    forward: Option<mpsc::UnboundedSender<Progress>>,
+    mut progress: ProgressReceiver,
+    forward: Option<ProgressSender>,
 ) {
     let ready_at_the_latest = tokio::time::sleep(READY_AT_THE_LATEST);
     tokio::pin!(ready_at_the_latest);
@@ -347,8 +349,8 @@ async fn report(
             }
         }
         if let Some(forward) = &forward {
-            // The reporter only ends at shutdown.
-            let _ = forward.send(event);
+            // Full or closed is logged by the channel; the reporter only ends at shutdown.
+            forward.send(event);
         }
     }
 }

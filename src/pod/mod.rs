@@ -16,6 +16,7 @@ mod live;
 mod mounts;
 pub mod objects;
 pub mod observe;
+mod progress_channel;
 pub mod qos;
 mod reconciler;
 mod records;
@@ -32,6 +33,9 @@ pub use env::{EnvFacts, resolve_container};
 pub use error::{Error, Result};
 pub use live::{live_pods, pod_from_units, refreshed_status};
 pub use objects::{ObjectLookup, ReferencedObjects, fetch_referenced};
+pub use progress_channel::{
+    EVENT_CAPACITY, ProgressReceiver, ProgressSender, Sent, progress_channel,
+};
 pub use reconciler::{EventKind, MAX_CONCURRENT_PASSES, Progress, run};
 pub(crate) use worker::now;
 pub use worker::{Pass, PodState, cleanup, reconcile, terminate};

@@ -19,6 +19,7 @@ use super::container_unit::{containers, unit_name};
 use super::context::Context;
 use super::error::Result;
 use super::objects::{ObjectChange, pod_uses};
+use super::progress_channel::ProgressSender;
 use super::worker::{self, Pass, PodState};
 use crate::backoff::Retry;
 use crate::sources::{DesiredPods, SourceId, SourceUpdate};
@@ -70,7 +71,7 @@ pub async fn run(
     ctx: Arc<Context>,
     sources: Vec<SourceId>,
     mut updates: mpsc::Receiver<SourceUpdate>,
-    progress: mpsc::UnboundedSender<Progress>,
+    progress: ProgressSender,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let mut events = ctx.systemd.subscribe().await?;
@@ -152,7 +153,7 @@ struct Reconciler {
     passes: JoinSet<PassResult>,
     /// Which pod each running pass works on, to recover from a pass that panicked.
     pass_pods: HashMap<tokio::task::Id, String>,
-    progress: mpsc::UnboundedSender<Progress>,
+    progress: ProgressSender,
     /// Whether `Progress::Synced` was sent.
     synced: bool,
 }
@@ -161,7 +162,7 @@ impl Reconciler {
     fn new(
         ctx: Arc<Context>,
         sources: Vec<SourceId>,
-        progress: mpsc::UnboundedSender<Progress>,
+        progress: ProgressSender,
     ) -> Self {
         Self {
             ctx,
@@ -316,7 +317,7 @@ impl Reconciler {
         }
         if all_synced && !self.synced && self.dirty.is_empty() && self.running.is_empty() {
             self.synced = true;
-            let _ = self.progress.send(Progress::Synced);
+            self.progress.send(Progress::Synced);
         }
     }
 
@@ -366,7 +367,7 @@ impl Reconciler {
         }
         match result {
             Ok(None) => {
-                let _ = self.progress.send(Progress::Removed { uid });
+                self.progress.send(Progress::Removed { uid });
             }
             Ok(Some(pass)) => {
                 self.track(&uid, &state);
@@ -420,7 +421,7 @@ impl Reconciler {
         };
         let mut with_status = Pod::clone(pod);
         with_status.status = Some(status.clone());
-        let _ = self.progress.send(Progress::Status(Arc::new(with_status)));
+        self.progress.send(Progress::Status(Arc::new(with_status)));
     }
 }
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
-use tokio::sync::mpsc;
 
 use super::container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
 use super::context::Context;
@@ -19,6 +18,7 @@ use super::error::{Error, Result};
 use super::init_order::{InitProgress, init_progress};
 use super::objects::TokenSpec;
 use super::observe::{ContainerFacts, Problem, container_observation, is_running, observe_unit};
+use super::progress_channel::ProgressSender;
 use super::qos::pod_qos_class;
 use super::reconciler::{EventKind, Progress};
 use super::records;
@@ -60,7 +60,7 @@ pub struct PodState {
     /// The status computed last.
     status: Option<PodStatus>,
     /// Where events about the pod go, when someone listens.
-    events: Option<mpsc::UnboundedSender<Progress>>,
+    events: Option<ProgressSender>,
     /// The `(uid, gid)` each container's unit runs as (`None`: unknown), for the owner
     /// of volume files.
     identities: HashMap<String, Option<(u32, u32)>>,
@@ -96,7 +96,7 @@ impl PodState {
     }
 
     /// Sends the pod's events (installing, started, killing…) to `progress`.
-    pub fn report_events_to(&mut self, progress: mpsc::UnboundedSender<Progress>) {
+    pub fn report_events_to(&mut self, progress: ProgressSender) {
         self.events = Some(progress);
     }
 

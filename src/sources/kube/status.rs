@@ -14,14 +14,14 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::delete_at_once;
 use super::events::EventPublisher;
 use super::mirror;
 use super::pods::is_mirror;
 use crate::backoff::{API_SERVER, Retry};
-use crate::pod::Progress;
+use crate::pod::{Progress, ProgressReceiver};
 use crate::sources::{CONFIG_SOURCE_ANNOTATION, Error, Result, SourceId};
 
 /// Pod-level status fields systemk owns that a merge patch must clear when unset.
@@ -45,7 +45,7 @@ pub struct Reporter {
 /// cache changed.
 pub async fn run(
     reporter: Reporter,
-    mut progress: mpsc::UnboundedReceiver<Progress>,
+    mut progress: ProgressReceiver,
     mut store_changed: watch::Receiver<()>,
     shutdown: impl Future<Output = ()>,
 ) {
