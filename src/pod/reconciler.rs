@@ -65,8 +65,9 @@ pub enum EventKind {
     Warning,
 }
 
-/// Keeps the machine equal to the desired pods until `shutdown` completes. Pods keep
-/// running when it returns: their units are independent of systemk.
+/// Keeps the machine equal to the desired pods until `shutdown` completes (or the sources
+/// are gone), then lets the passes in flight finish. Pods keep running when it returns:
+/// their units are independent of systemk.
 pub async fn run(
     ctx: Arc<Context>,
     sources: Vec<SourceId>,
@@ -108,7 +109,12 @@ pub async fn run(
             () = sleep_until(next_wake) => reconciler.wake_due(),
         }
     }
-    reconciler.passes.shutdown().await;
+    // No new passes from here on; the ones in flight finish, so their statuses and events
+    // still go out. The owner's grace period bounds this: it aborts the task, and dropping
+    // the `JoinSet` aborts the passes.
+    while let Some(done) = reconciler.passes.join_next_with_id().await {
+        reconciler.finished(done);
+    }
     Ok(())
 }
 

@@ -50,6 +50,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut state = State::default();
+    let mut watching = true;
     tokio::pin!(shutdown);
     loop {
         let retry = state.retry_in();
@@ -59,11 +60,10 @@ pub async fn run(
                 Some(event) => state.record(&reporter, event).await,
                 None => return,
             },
-            changed = store_changed.changed() => {
-                if changed.is_err() {
-                    // The watch is gone; nothing more will change.
-                    std::future::pending::<()>().await;
-                }
+            changed = store_changed.changed(), if watching => {
+                // The watch is gone (it stops before the reporter at shutdown): nothing
+                // more will change, but statuses still come in.
+                watching = changed.is_ok();
             }
             () = sleep(retry) => {}
         }
