@@ -28,9 +28,9 @@ use crate::pod::{
 use crate::server::{self, Server, tls};
 use crate::sources::kube::{self as cluster, NodeConfig};
 use crate::sources::{SourceId, SourceUpdate, manifests};
-use tasks::{Stage, Tasks};
 use crate::systemd::Systemd;
 use crate::unit::{NodeInfo, NodeSecurity, SystemUsers};
+use tasks::{Stage, Tasks};
 
 /// How long the agent's tasks may take to stop after a signal, all stages together: the
 /// in-flight passes finish, their statuses go out, the kubelet API closes. Well below
@@ -45,6 +45,8 @@ const READY_AT_THE_LATEST: Duration = Duration::from_secs(60);
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    // Shared with the blocking setup of the kubelet API.
+    let args = Arc::new(args);
     let node_name = match args.nodename.clone() {
         Some(name) => name,
         None => super::hostname()?,
@@ -102,7 +104,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         tracing::info!("--kubelet-port 0: no kubelet API");
         None
     } else {
-        Some(bind_kubelet_api(&args, &ctx, client.clone(), &node_name)?)
+        // Reads (or generates and writes) certificates: off the runtime.
+        let (args, ctx, client, node_name) =
+            (args.clone(), ctx.clone(), client.clone(), node_name.clone());
+        let bind =
+            tokio::task::spawn_blocking(move || bind_kubelet_api(&args, &ctx, client, &node_name));
+        Some(
+            bind.await
+                .context("setting up the kubelet API panicked")??,
+        )
     };
 
     let mut tasks = Tasks::new();
@@ -332,10 +342,7 @@ fn spawn_cluster(
 
 /// Logs what the reconciler reports, tells systemd when the first sync is done, and
 /// passes everything on to the cluster's status reporter when there is one.
-async fn report(
-    mut progress: ProgressReceiver,
-    forward: Option<ProgressSender>,
-) {
+async fn report(mut progress: ProgressReceiver, forward: Option<ProgressSender>) {
     let ready_at_the_latest = tokio::time::sleep(READY_AT_THE_LATEST);
     tokio::pin!(ready_at_the_latest);
     let mut ready = false;

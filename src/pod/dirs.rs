@@ -18,6 +18,7 @@ use super::{Error, Result};
 use crate::unit::{NodeSecurity, empty_dir_path, is_dns_label};
 
 mod mountinfo;
+mod offload;
 
 /// The pod with its latest status, inside the pod's directory.
 const POD_FILE: &str = "pod.json";

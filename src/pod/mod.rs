@@ -5,6 +5,7 @@
 //! the `PodStatus` the kubelet would post. All four are pure: the reconciler feeds them
 //! observations and the current time. [`PodDirs`] owns the pods' directories on disk.
 
+mod blocking;
 mod container_unit;
 mod context;
 mod dirs;

@@ -206,7 +206,10 @@ impl ProgressReceiver {
             (inner.pop(), dropped)
         };
         if dropped > 0 {
-            tracing::warn!(dropped, "pod events were dropped while the event queue was full");
+            tracing::warn!(
+                dropped,
+                "pod events were dropped while the event queue was full"
+            );
         }
         next
     }
@@ -310,11 +313,7 @@ mod tests {
         assert_eq!(sender.send(status("a", "Running")), Sent::Replaced);
         assert_eq!(
             drain(&mut receiver),
-            [
-                status("a", "Running"),
-                event("one"),
-                status("b", "Pending")
-            ]
+            [status("a", "Running"), event("one"), status("b", "Pending")]
         );
     }
 

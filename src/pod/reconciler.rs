@@ -165,11 +165,7 @@ struct Reconciler {
 }
 
 impl Reconciler {
-    fn new(
-        ctx: Arc<Context>,
-        sources: Vec<SourceId>,
-        progress: ProgressSender,
-    ) -> Self {
+    fn new(ctx: Arc<Context>, sources: Vec<SourceId>, progress: ProgressSender) -> Self {
         Self {
             ctx,
             desired: DesiredPods::new(sources),
@@ -199,7 +195,7 @@ impl Reconciler {
                 .or_default()
                 .push(unit.status.name);
         }
-        for uid in self.ctx.dirs.list()? {
+        for uid in self.ctx.dirs.list_async().await? {
             by_pod.entry(uid).or_default();
         }
         tracing::info!(

@@ -125,14 +125,8 @@ impl Tasks {
         task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
     ) {
         let abort = self.set.spawn(task);
-        self.running.insert(
-            abort.id(),
-            Running {
-                name,
-                stage,
-                abort,
-            },
-        );
+        self.running
+            .insert(abort.id(), Running { name, stage, abort });
     }
 
     /// Waits until `signal` completes (`None`), or until a task ends before it: that task
@@ -159,8 +153,7 @@ impl Tasks {
             self.stops[&stage].send_replace(true);
             let stage_deadline = deadline.max(Instant::now() + STAGE_MINIMUM);
             while self.running.values().any(|task| task.stage == stage) {
-                match tokio::time::timeout_at(stage_deadline, self.set.join_next_with_id()).await
-                {
+                match tokio::time::timeout_at(stage_deadline, self.set.join_next_with_id()).await {
                     Ok(Some(done)) => ended.push(self.log_stopped(done)),
                     Ok(None) => break,
                     Err(_) => {

@@ -8,6 +8,7 @@
 //! once their files are back. Layer 4.
 
 use super::*;
+use crate::pod::blocking::off_runtime;
 use crate::pod::env::{EnvFacts, resolve_container, sync_env_file};
 use crate::pod::mounts::check_targets;
 use crate::pod::objects::fetch_referenced;
@@ -61,8 +62,9 @@ pub(super) async fn prepare(
     state.problems.clear();
     // Empty after a boot (tmpfs): what lives there must be written again, and the units
     // that need it restarted.
-    let runtime_fresh = !ctx.dirs.runtime_pod_dir(uid).is_dir();
-    if let Err(err) = ctx.dirs.prepare(pod, uid, &ctx.security) {
+    let prepared = ctx.dirs.prepare_async(pod, uid, &ctx.security).await;
+    let runtime_fresh = *prepared.as_ref().unwrap_or(&false);
+    if let Err(err) = prepared {
         for container in containers(pod) {
             state
                 .problems
@@ -77,7 +79,7 @@ pub(super) async fn prepare(
         let status = compute_status(ctx, uid, pod, state, &HashMap::new(), now());
         let mut with_status = Pod::clone(pod);
         with_status.status = Some(status.clone());
-        ctx.dirs.save_pod(uid, &with_status)?;
+        ctx.dirs.save_pod_async(uid, with_status).await?;
         state.status = Some(status);
     }
     let pod_dir = ctx.dirs.pod_dir(uid);
@@ -165,10 +167,12 @@ pub(super) async fn prepare(
     }
     state.volume_failures = failures;
     // Staged subPaths of mounts that left the spec go (a running unit keeps its own bind).
-    subpath::remove_unwanted(
-        &runtime_pod_dir,
-        &wanted_staging(pod, &pod_dir, &runtime_pod_dir),
-    )?;
+    let staging = wanted_staging(pod, &pod_dir, &runtime_pod_dir);
+    let runtime = runtime_pod_dir.clone();
+    off_runtime(&runtime_pod_dir, move || {
+        subpath::remove_unwanted(&runtime, &staging)
+    })
+    .await?;
     // Only for containers whose unit goes ahead: a held-back one keeps its old file, so
     // the change is still seen (and restarts it) when it goes ahead.
     for (name, container, env) in &env_files {
@@ -176,7 +180,11 @@ pub(super) async fn prepare(
             continue;
         }
         let path = env_file_path(&runtime_pod_dir, container);
-        let env_changed = sync_env_file(&path, env.as_deref())?;
+        let content = env.clone();
+        let env_changed = off_runtime(&path.clone(), move || {
+            sync_env_file(&path, content.as_deref())
+        })
+        .await?;
         let needs_runtime =
             runtime_fresh && (env.is_some() || mounts_secret_volume(pod, container));
         let restart = env_changed || needs_runtime;
@@ -184,7 +192,12 @@ pub(super) async fn prepare(
             changed.push((name.clone(), container.clone()));
         }
     }
-    remove_stale_env_files(&runtime_pod_dir, pod);
+    let (runtime, kept) = (runtime_pod_dir.clone(), pod.clone());
+    off_runtime(&runtime_pod_dir, move || {
+        remove_stale_env_files(&runtime, &kept);
+        Ok(())
+    })
+    .await?;
     let stale: Vec<UnitName> = state.units.difference(&wanted).cloned().collect();
     if !stale.is_empty() {
         let grace = grace_of(Some(pod));
@@ -199,7 +212,11 @@ pub(super) async fn prepare(
             .stop(name, grace_of(Some(pod)) + STOP_MARGIN)
             .await?;
         state.restarts.remove(container);
-        records::remove(&ctx.dirs, uid, container)?;
+        let (dirs, pod_uid, name) = (ctx.dirs.clone(), uid.to_owned(), container.clone());
+        off_runtime(&ctx.dirs.records_dir(uid), move || {
+            records::remove(&dirs, &pod_uid, &name)
+        })
+        .await?;
     }
     if !to_write.is_empty() {
         ctx.systemd.write_units(&ctx.unit_dir, &to_write).await?;

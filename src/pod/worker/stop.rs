@@ -52,7 +52,7 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
         );
     }
     state.units.clear();
-    ctx.dirs.remove(uid)?;
+    ctx.dirs.remove_async(uid).await?;
     Ok(())
 }
 

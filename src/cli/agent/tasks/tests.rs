@@ -10,7 +10,12 @@ use super::*;
 type Log = Arc<Mutex<Vec<&'static str>>>;
 
 /// A task that records when it was told to stop, then ends.
-fn stops_when_told(tasks: &Tasks, stage: Stage, name: &'static str, log: &Log) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+fn stops_when_told(
+    tasks: &Tasks,
+    stage: Stage,
+    name: &'static str,
+    log: &Log,
+) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
     let stop = tasks.stop_signal(stage);
     let log = log.clone();
     async move {
@@ -46,7 +51,10 @@ async fn a_failed_task_is_reported_with_its_cause_chain() {
         ended.outcome,
         Outcome::Failed("cannot subscribe: bus gone".to_owned())
     );
-    assert_eq!(ended.to_string(), "reconciler failed: cannot subscribe: bus gone");
+    assert_eq!(
+        ended.to_string(),
+        "reconciler failed: cannot subscribe: bus gone"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -61,7 +69,10 @@ async fn a_panicking_task_is_reported_with_its_message() {
     });
     let ended = tasks.run_until(std::future::pending()).await.unwrap();
     assert_eq!(ended.name, "lease");
-    assert_eq!(ended.outcome, Outcome::Panicked("lease exploded".to_owned()));
+    assert_eq!(
+        ended.outcome,
+        Outcome::Panicked("lease exploded".to_owned())
+    );
 }
 
 #[tokio::test(start_paused = true)]
