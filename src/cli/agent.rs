@@ -4,6 +4,7 @@
 //! without touching the pods, which live in their own units. Every long-lived task is
 //! owned by [`tasks::Tasks`], which stops them in order and notices one that ends early.
 
+mod forward;
 mod tasks;
 
 use std::net::SocketAddr;
@@ -22,9 +23,7 @@ use crate::config::{
 };
 use crate::package::{Installer, InstallerConfig};
 use crate::pod::env::NodeAllocatable;
-use crate::pod::{
-    self, Context, ObjectLookup, PodDirs, Progress, ProgressReceiver, ProgressSender,
-};
+use crate::pod::{self, Context, ObjectLookup, PodDirs, ProgressSender};
 use crate::server::{self, Server, tls};
 use crate::sources::kube::{self as cluster, NodeConfig};
 use crate::sources::{SourceId, SourceUpdate, manifests};
@@ -36,12 +35,6 @@ use tasks::{Stage, Tasks};
 /// in-flight passes finish, their statuses go out, the kubelet API closes. Well below
 /// systemd's default stop timeout (90 s), after which it would SIGKILL systemk.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// systemk tells systemd it is ready after this long even when the first sync has not
-/// finished (an API server that is down at boot): systemd's default start timeout is
-/// 90 s, and being killed for it would only restart systemk into the same wait. Static
-/// pods and the pods already running are served meanwhile.
-const READY_AT_THE_LATEST: Duration = Duration::from_secs(60);
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -165,7 +158,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     });
     // Ends when the reconciler's sender is gone, after passing the last status on.
     tasks.spawn("progress forwarder", Stage::Report, async move {
-        report(progress_rx, forward).await;
+        forward::report(progress_rx, forward).await;
         Ok(())
     });
     let reconcile = pod::run(
@@ -338,64 +331,6 @@ fn spawn_cluster(
         Ok(())
     });
     forward_tx
-}
-
-/// Logs what the reconciler reports, tells systemd when the first sync is done, and
-/// passes everything on to the cluster's status reporter when there is one.
-async fn report(mut progress: ProgressReceiver, forward: Option<ProgressSender>) {
-    let ready_at_the_latest = tokio::time::sleep(READY_AT_THE_LATEST);
-    tokio::pin!(ready_at_the_latest);
-    let mut ready = false;
-    loop {
-        let event = tokio::select! {
-            event = progress.recv() => match event {
-                Some(event) => event,
-                None => return,
-            },
-            () = &mut ready_at_the_latest, if !ready => {
-                ready = true;
-                tracing::warn!("not all pod sources answered yet (is the API server down?); ready anyway");
-                notify_ready("waiting for the first sync of every pod source");
-                continue;
-            }
-        };
-        match &event {
-            Progress::Synced => {
-                tracing::info!("all pods are in sync");
-                ready = true;
-                notify_ready("pods in sync");
-            }
-            Progress::Status(pod) => {
-                let phase = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.as_deref())
-                    .unwrap_or("Unknown");
-                let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-                let name = pod.metadata.name.as_deref().unwrap_or_default();
-                tracing::info!(namespace, pod = name, phase, "pod status");
-            }
-            Progress::Removed { uid } => tracing::info!(pod_uid = %uid, "pod removed"),
-            Progress::Event {
-                pod,
-                reason,
-                message,
-                ..
-            } => {
-                tracing::info!(namespace = ?pod.metadata.namespace, pod = ?pod.metadata.name, reason, message, "pod event");
-            }
-        }
-        if let Some(forward) = &forward {
-            // Full or closed is logged by the channel; the reporter only ends at shutdown.
-            forward.send(event);
-        }
-    }
-}
-
-fn notify_ready(status: &str) {
-    if let Err(err) = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(status)]) {
-        tracing::warn!(error = %err, "cannot notify systemd");
-    }
 }
 
 async fn wait_for_signal() {
