@@ -1,4 +1,6 @@
-//! The one retry schedule used everywhere (apt, D-Bus, watches, container restarts).
+//! The one retry schedule used everywhere (apt, D-Bus, watches, container restarts), and
+//! [`Retry`], the growing-delay state every retrying loop (lease, node status, failed pod
+//! passes, status reports) keeps.
 //!
 //! Layer 0: owns the arithmetic of exponential back-off and the single place where a
 //! failed operation is either retried or given up. The schedule itself is pure: no clock,
@@ -11,6 +13,10 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::num::NonZeroU32;
 use std::time::Duration;
+
+mod retry;
+
+pub use retry::Retry;
 
 /// First delay before restarting a crashed container: the kubelet's `backOffPeriod`
 /// (10 s, pkg/kubelet/kubelet.go).

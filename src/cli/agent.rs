@@ -1,7 +1,11 @@
 //! `systemk` with no command: the node agent. Wires the static-pod source (and, with a
 //! kubeconfig, the cluster: node, lease, pod watch, status reports) to the reconciler,
 //! tells systemd when the first sync is done (`Type=notify`), and stops on SIGTERM/SIGINT
-//! without touching the pods, which live in their own units.
+//! without touching the pods, which live in their own units. Every long-lived task is
+//! owned by [`tasks::Tasks`], which stops them in order and notices one that ends early.
+
+mod forward;
+mod tasks;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,24 +23,23 @@ use crate::config::{
 };
 use crate::package::{Installer, InstallerConfig};
 use crate::pod::env::NodeAllocatable;
-use crate::pod::{self, Context, ObjectLookup, PodDirs, Progress};
+use crate::pod::{self, Context, ObjectLookup, PodDirs, ProgressSender};
 use crate::server::{self, Server, tls};
 use crate::sources::kube::{self as cluster, NodeConfig};
 use crate::sources::{SourceId, SourceUpdate, manifests};
 use crate::systemd::Systemd;
 use crate::unit::{NodeInfo, NodeSecurity, SystemUsers};
+use tasks::{Stage, Tasks};
 
-/// How long the source may take to wind down after a signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// systemk tells systemd it is ready after this long even when the first sync has not
-/// finished (an API server that is down at boot): systemd's default start timeout is
-/// 90 s, and being killed for it would only restart systemk into the same wait. Static
-/// pods and the pods already running are served meanwhile.
-const READY_AT_THE_LATEST: Duration = Duration::from_secs(60);
+/// How long the agent's tasks may take to stop after a signal, all stages together: the
+/// in-flight passes finish, their statuses go out, the kubelet API closes. Well below
+/// systemd's default stop timeout (90 s), after which it would SIGKILL systemk.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    // Shared with the blocking setup of the kubelet API.
+    let args = Arc::new(args);
     let node_name = match args.nodename.clone() {
         Some(name) => name,
         None => super::hostname()?,
@@ -94,24 +97,26 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         tracing::info!("--kubelet-port 0: no kubelet API");
         None
     } else {
-        Some(bind_kubelet_api(&args, &ctx, client.clone(), &node_name)?)
+        // Reads (or generates and writes) certificates: off the runtime.
+        let (args, ctx, client, node_name) =
+            (args.clone(), ctx.clone(), client.clone(), node_name.clone());
+        let bind =
+            tokio::task::spawn_blocking(move || bind_kubelet_api(&args, &ctx, client, &node_name));
+        Some(
+            bind.await
+                .context("setting up the kubelet API panicked")??,
+        )
     };
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        let _ = stop_tx.send(true);
-    });
+    let mut tasks = Tasks::new();
     if let Some(kubelet_api) = kubelet_api {
-        let stop = stopped(stop_rx.clone());
-        tokio::spawn(async move {
-            if let Err(err) = kubelet_api.serve(stop).await {
-                tracing::error!(error = %crate::error_chain::Chain(&err), "the kubelet API stopped");
-            }
+        let stop = tasks.stop_signal(Stage::Serve);
+        tasks.spawn("kubelet API", Stage::Serve, async move {
+            Ok(kubelet_api.serve(stop).await?)
         });
     }
     let (updates_tx, updates_rx) = mpsc::channel(16);
-    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let (progress_tx, progress_rx) = pod::progress_channel(pod::EVENT_CAPACITY);
     let mut sources = vec![SourceId::File];
     let mut forward = None;
     if let Some(client) = client {
@@ -135,31 +140,46 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         };
         sources.push(SourceId::Api);
         forward = Some(spawn_cluster(
+            &mut tasks,
             client,
             node,
             &args,
             updates_tx.clone(),
-            &stop_rx,
         ));
     }
-    let source = tokio::spawn(manifests::watch(
+    let manifests = manifests::watch(
         args.pod_manifest_path.clone(),
         node_name,
         updates_tx,
-        stopped(stop_rx.clone()),
-    ));
-    tokio::spawn(report(progress_rx, forward));
-    pod::run(ctx, sources, updates_rx, progress_tx, stopped(stop_rx)).await?;
+        tasks.stop_signal(Stage::Intake),
+    );
+    tasks.spawn("manifest watch", Stage::Intake, async move {
+        Ok(manifests.await?)
+    });
+    // Ends when the reconciler's sender is gone, after passing the last status on.
+    tasks.spawn("progress forwarder", Stage::Report, async move {
+        forward::report(progress_rx, forward).await;
+        Ok(())
+    });
+    let reconcile = pod::run(
+        ctx,
+        sources,
+        updates_rx,
+        progress_tx,
+        tasks.stop_signal(Stage::Reconcile),
+    );
+    tasks.spawn("reconciler", Stage::Reconcile, async move {
+        Ok(reconcile.await?)
+    });
+    let failed = tasks.run_until(wait_for_signal()).await;
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
     tracing::info!("systemk stopping; pods keep running in their units");
-    match tokio::time::timeout(DRAIN_TIMEOUT, source).await {
-        Ok(Ok(Err(err))) => {
-            tracing::warn!(error = %crate::error_chain::Chain(&err), "the manifest watch failed")
-        }
-        Err(_) => tracing::warn!("the manifest watch did not stop in time"),
-        _ => {}
+    tasks.shutdown(SHUTDOWN_GRACE).await;
+    match failed {
+        // Non-zero, so that systemd (`Restart=on-failure`) starts a fresh systemk.
+        Some(ended) => Err(anyhow::anyhow!("{ended}")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Opens the kubelet API's socket with its certificates; any failure stops systemk at
@@ -253,16 +273,16 @@ async fn cluster_client(
 /// Starts the cluster tasks (node, lease, pod watch, status reports); returns where the
 /// reconciler's progress must be forwarded.
 fn spawn_cluster(
+    tasks: &mut Tasks,
     client: kube::Client,
     node: NodeConfig,
     args: &AgentArgs,
     updates: mpsc::Sender<SourceUpdate>,
-    stop: &watch::Receiver<bool>,
-) -> mpsc::UnboundedSender<Progress> {
+) -> ProgressSender {
     let (node_uid_tx, node_uid_rx) = watch::channel(None);
     let (store, writer) = kube::runtime::reflector::store();
     let (changed_tx, changed_rx) = watch::channel(());
-    let (forward_tx, forward_rx) = mpsc::unbounded_channel();
+    let (forward_tx, forward_rx) = pod::progress_channel(pod::EVENT_CAPACITY);
     let reporter = cluster::status::Reporter {
         client: client.clone(),
         store,
@@ -270,100 +290,47 @@ fn spawn_cluster(
         node_uid: node_uid_rx.clone(),
         events: cluster::EventPublisher::new(client.clone(), &node.name),
     };
-    tokio::spawn(cluster::pods::run(
+    let pod_watch = cluster::pods::run(
         client.clone(),
         node.name.clone(),
         writer,
         updates,
         changed_tx,
-        stopped(stop.clone()),
-    ));
-    tokio::spawn(cluster::lease::run(
+        tasks.stop_signal(Stage::Intake),
+    );
+    tasks.spawn("pod watch", Stage::Intake, async move {
+        pod_watch.await;
+        Ok(())
+    });
+    let lease = cluster::lease::run(
         client.clone(),
         node.name.clone(),
         node_uid_rx,
-        stopped(stop.clone()),
-    ));
-    tokio::spawn(cluster::node::run(
+        tasks.stop_signal(Stage::Report),
+    );
+    tasks.spawn("node lease", Stage::Report, async move {
+        lease.await;
+        Ok(())
+    });
+    let node_status = cluster::node::run(
         client,
         node,
         args.paths.state_dir.clone(),
         node_uid_tx,
-        stopped(stop.clone()),
-    ));
-    tokio::spawn(cluster::status::run(
-        reporter,
-        forward_rx,
-        changed_rx,
-        stopped(stop.clone()),
-    ));
+        tasks.stop_signal(Stage::Report),
+    );
+    tasks.spawn("node status", Stage::Report, async move {
+        node_status.await;
+        Ok(())
+    });
+    // No stop signal: it ends when the forwarder is gone, after reporting the last
+    // statuses the reconciler's drained passes produced.
+    let status = cluster::status::run(reporter, forward_rx, changed_rx, std::future::pending());
+    tasks.spawn("status reporter", Stage::Report, async move {
+        status.await;
+        Ok(())
+    });
     forward_tx
-}
-
-/// Logs what the reconciler reports, tells systemd when the first sync is done, and
-/// passes everything on to the cluster's status reporter when there is one.
-async fn report(
-    mut progress: mpsc::UnboundedReceiver<Progress>,
-    forward: Option<mpsc::UnboundedSender<Progress>>,
-) {
-    let ready_at_the_latest = tokio::time::sleep(READY_AT_THE_LATEST);
-    tokio::pin!(ready_at_the_latest);
-    let mut ready = false;
-    loop {
-        let event = tokio::select! {
-            event = progress.recv() => match event {
-                Some(event) => event,
-                None => return,
-            },
-            () = &mut ready_at_the_latest, if !ready => {
-                ready = true;
-                tracing::warn!("not all pod sources answered yet (is the API server down?); ready anyway");
-                notify_ready("waiting for the first sync of every pod source");
-                continue;
-            }
-        };
-        match &event {
-            Progress::Synced => {
-                tracing::info!("all pods are in sync");
-                ready = true;
-                notify_ready("pods in sync");
-            }
-            Progress::Status(pod) => {
-                let phase = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.as_deref())
-                    .unwrap_or("Unknown");
-                let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-                let name = pod.metadata.name.as_deref().unwrap_or_default();
-                tracing::info!(namespace, pod = name, phase, "pod status");
-            }
-            Progress::Removed { uid } => tracing::info!(pod_uid = %uid, "pod removed"),
-            Progress::Event {
-                pod,
-                reason,
-                message,
-                ..
-            } => {
-                tracing::info!(namespace = ?pod.metadata.namespace, pod = ?pod.metadata.name, reason, message, "pod event");
-            }
-        }
-        if let Some(forward) = &forward {
-            // The reporter only ends at shutdown.
-            let _ = forward.send(event);
-        }
-    }
-}
-
-fn notify_ready(status: &str) {
-    if let Err(err) = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(status)]) {
-        tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot notify systemd");
-    }
-}
-
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    // An error means the sender is gone, which only happens after it sent.
-    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 async fn wait_for_signal() {

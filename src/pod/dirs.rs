@@ -19,6 +19,7 @@ use crate::atomic_file::{self, Durability};
 use crate::unit::{NodeSecurity, empty_dir_path, is_dns_label};
 
 mod mountinfo;
+mod offload;
 
 /// The pod with its latest status, inside the pod's directory.
 const POD_FILE: &str = "pod.json";

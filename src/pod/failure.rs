@@ -153,14 +153,6 @@ pub fn prepare_retry<'a>(
         .then(|| RETRY.delay(failures.saturating_sub(1)))
 }
 
-/// When a pass that failed with `err`, as its `failures`-th failure in a row (1 for the
-/// first), is tried again: after the back-off when it may heal; `None` (until the pod
-/// changes) when it cannot.
-pub fn pass_retry(err: &Error, failures: u32) -> Option<Duration> {
-    err.is_transient()
-        .then(|| RETRY.delay(failures.saturating_sub(1)))
-}
-
 /// Whether `problems` hold a failed pull that will be retried: its pass is followed by
 /// one after [`BACK_OFF_SHOWN_AFTER`] that shows the back-off.
 pub fn shows_back_off<'a>(problems: impl IntoIterator<Item = &'a Problem>) -> bool {

@@ -8,6 +8,7 @@
 //! `systemk render` share it), [`status::build`] the one path to a pod's status, and
 //! [`PodState`] what a pod keeps between passes, changed only through its methods.
 
+mod blocking;
 mod container_unit;
 mod context;
 mod dirs;
@@ -21,6 +22,7 @@ mod mounts;
 pub mod objects;
 pub mod observe;
 mod plan;
+mod progress_channel;
 pub mod qos;
 mod reconciler;
 mod records;
@@ -39,6 +41,9 @@ pub use error::{Error, Result};
 pub use live::{live_pods, pod_from_units, refreshed_status};
 pub use objects::{ObjectLookup, ReferencedObjects, fetch_referenced};
 pub use plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
+pub use progress_channel::{
+    EVENT_CAPACITY, ProgressReceiver, ProgressSender, Sent, progress_channel,
+};
 pub use reconciler::{EventKind, MAX_CONCURRENT_PASSES, Progress, run};
 pub(crate) use worker::now;
 pub use worker::{Pass, PodState, cleanup, reconcile, terminate};

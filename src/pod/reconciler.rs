@@ -20,7 +20,9 @@ use super::context::Context;
 use super::error::Result;
 use super::failure;
 use super::objects::{ObjectChange, pod_uses};
+use super::progress_channel::ProgressSender;
 use super::worker::{self, Pass, PodState};
+use crate::backoff::Retry;
 use crate::error_chain::Chain;
 use crate::sources::{DesiredPods, SourceId, SourceUpdate};
 use crate::unit::UnitName;
@@ -65,13 +67,14 @@ pub enum EventKind {
     Warning,
 }
 
-/// Keeps the machine equal to the desired pods until `shutdown` completes. Pods keep
-/// running when it returns: their units are independent of systemk.
+/// Keeps the machine equal to the desired pods until `shutdown` completes (or the sources
+/// are gone), then lets the passes in flight finish. Pods keep running when it returns:
+/// their units are independent of systemk.
 pub async fn run(
     ctx: Arc<Context>,
     sources: Vec<SourceId>,
     mut updates: mpsc::Receiver<SourceUpdate>,
-    progress: mpsc::UnboundedSender<Progress>,
+    progress: ProgressSender,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let mut events = ctx.systemd.subscribe().await?;
@@ -108,7 +111,12 @@ pub async fn run(
             () = sleep_until(next_wake) => reconciler.wake_due(),
         }
     }
-    reconciler.passes.shutdown().await;
+    // No new passes from here on; the ones in flight finish, so their statuses and events
+    // still go out. The owner's grace period bounds this: it aborts the task, and dropping
+    // the `JoinSet` aborts the passes.
+    while let Some(done) = reconciler.passes.join_next_with_id().await {
+        reconciler.finished(done);
+    }
     Ok(())
 }
 
@@ -148,22 +156,18 @@ struct Reconciler {
     unowned_changes: HashSet<UnitName>,
     /// When pods want their next pass.
     wakes: HashMap<String, Instant>,
-    /// Passes that failed in a row, by pod UID, for the retry back-off.
-    failed_passes: HashMap<String, u32>,
+    /// Pods whose last pass failed, with their growing retry delay.
+    retries: HashMap<String, Retry>,
     passes: JoinSet<PassResult>,
     /// Which pod each running pass works on, to recover from a pass that panicked.
     pass_pods: HashMap<tokio::task::Id, String>,
-    progress: mpsc::UnboundedSender<Progress>,
+    progress: ProgressSender,
     /// Whether `Progress::Synced` was sent.
     synced: bool,
 }
 
 impl Reconciler {
-    fn new(
-        ctx: Arc<Context>,
-        sources: Vec<SourceId>,
-        progress: mpsc::UnboundedSender<Progress>,
-    ) -> Self {
+    fn new(ctx: Arc<Context>, sources: Vec<SourceId>, progress: ProgressSender) -> Self {
         Self {
             ctx,
             desired: DesiredPods::new(sources),
@@ -173,7 +177,7 @@ impl Reconciler {
             running: HashSet::new(),
             unowned_changes: HashSet::new(),
             wakes: HashMap::new(),
-            failed_passes: HashMap::new(),
+            retries: HashMap::new(),
             passes: JoinSet::new(),
             pass_pods: HashMap::new(),
             progress,
@@ -193,7 +197,7 @@ impl Reconciler {
                 .or_default()
                 .push(unit.status.name);
         }
-        for uid in self.ctx.dirs.list()? {
+        for uid in self.ctx.dirs.list_async().await? {
             by_pod.entry(uid).or_default();
         }
         tracing::info!(
@@ -317,7 +321,7 @@ impl Reconciler {
         }
         if all_synced && !self.synced && self.dirty.is_empty() && self.running.is_empty() {
             self.synced = true;
-            let _ = self.progress.send(Progress::Synced);
+            self.progress.send(Progress::Synced);
         }
     }
 
@@ -353,8 +357,8 @@ impl Reconciler {
                         .filter(|(_, owner)| **owner == uid)
                         .map(|(name, _)| name.clone());
                     let state = PodState::adopted(units.collect::<Vec<_>>());
-                    self.wakes
-                        .insert(uid.clone(), Instant::now() + failure::RETRY.delay(0));
+                    let delay = self.retry_delay(&uid);
+                    self.wakes.insert(uid.clone(), Instant::now() + delay);
                     self.states.insert(uid, state);
                 }
                 return;
@@ -362,13 +366,14 @@ impl Reconciler {
         };
         self.running.remove(&uid);
         self.owners.retain(|_, owner| *owner != uid);
+        if result.is_ok() {
+            self.retries.remove(&uid);
+        }
         match result {
             Ok(None) => {
-                self.failed_passes.remove(&uid);
-                let _ = self.progress.send(Progress::Removed { uid });
+                self.progress.send(Progress::Removed { uid });
             }
             Ok(Some(pass)) => {
-                self.failed_passes.remove(&uid);
                 self.track(&uid, &state);
                 if let Some(wake) = pass.wake {
                     self.wake_at(&uid, wake);
@@ -379,10 +384,8 @@ impl Reconciler {
                 self.states.insert(uid, state);
             }
             Err(err) => {
-                let failures = self.failed_passes.entry(uid.clone()).or_default();
-                *failures = failures.saturating_add(1);
                 // One that cannot heal waits for the pod to change (a new pass then).
-                let delay = failure::pass_retry(&err, *failures);
+                let delay = err.is_transient().then(|| self.retry_delay(&uid));
                 tracing::warn!(pod_uid = %uid, error = %Chain(&err), reason = err.reason(), retry_in = ?delay, "reconcile pass failed");
                 self.track(&uid, &state);
                 if let Some(delay) = delay {
@@ -391,6 +394,14 @@ impl Reconciler {
                 self.states.insert(uid, state);
             }
         }
+    }
+
+    /// Records a failed pass of `uid`; how long until its next try.
+    fn retry_delay(&mut self, uid: &str) -> std::time::Duration {
+        self.retries
+            .entry(uid.to_owned())
+            .or_insert_with(|| Retry::new(failure::RETRY))
+            .failed()
     }
 
     fn track(&mut self, uid: &str, state: &PodState) {
@@ -417,6 +428,6 @@ impl Reconciler {
         };
         let mut with_status = Pod::clone(pod);
         with_status.status = Some(status.clone());
-        let _ = self.progress.send(Progress::Status(Arc::new(with_status)));
+        self.progress.send(Progress::Status(Arc::new(with_status)));
     }
 }

@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use tokio::sync::mpsc;
 
+use super::progress_channel::ProgressSender;
 use super::reconciler::{EventKind, Progress};
 use crate::unit::UnitName;
 
@@ -31,7 +31,7 @@ pub struct PodState {
     /// Its units, restart machines, start time and last status.
     run: RunState,
     /// Where events about the pod go, when someone listens.
-    events: Option<mpsc::UnboundedSender<Progress>>,
+    events: Option<ProgressSender>,
 }
 
 impl PodState {
@@ -60,7 +60,7 @@ impl PodState {
     }
 
     /// Sends the pod's events (installing, started, killing…) to `progress`.
-    pub fn report_events_to(&mut self, progress: mpsc::UnboundedSender<Progress>) {
+    pub fn report_events_to(&mut self, progress: ProgressSender) {
         self.events = Some(progress);
     }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 
+use super::blocking::off_runtime;
 use super::container_unit::{ContainerRef, containers, unit_name};
 use super::context::Context;
 use super::error::{Error, Result};
@@ -76,7 +77,7 @@ pub async fn reconcile(
     if status_changed {
         let mut with_status = Pod::clone(pod);
         with_status.status = Some(status.clone());
-        ctx.dirs.save_pod(uid, &with_status)?;
+        ctx.dirs.save_pod_async(uid, with_status).await?;
     }
     state.run_mut().set_status(status);
     Ok(Pass {
@@ -99,7 +100,11 @@ async fn observe(
         };
         let restarts = restarts_of(ctx, uid, pod, container, state);
         if observe_unit(restarts, unit) {
-            records::save(&ctx.dirs, uid, restarts)?;
+            let (dirs, pod_uid, record) = (ctx.dirs.clone(), uid.to_owned(), restarts.clone());
+            off_runtime(&ctx.dirs.records_dir(uid), move || {
+                records::save(&dirs, &pod_uid, &record)
+            })
+            .await?;
         }
     }
     Ok(statuses)

@@ -21,6 +21,10 @@ pub(super) struct Reloader {
 impl Reloader {
     /// Starts the owner task; it ends when every `Reloader` clone is dropped.
     pub(super) fn spawn(manager: ManagerProxy<'static>) -> Self {
+        // Unbounded on purpose: each request is one waiting caller (a pod pass, at most
+        // `pod::MAX_CONCURRENT_PASSES` at once, or a `systemk` command), all answered by
+        // the next reload, so the queue never outgrows the callers; a bound would only
+        // add a second way to wait.
         let (requests, mut pending) = mpsc::unbounded_channel::<Waiter>();
         tokio::spawn(async move {
             while let Some(first) = pending.recv().await {

@@ -5,6 +5,7 @@
 //! through one 10 s restart back-off each.
 
 pub mod machine;
+mod shutdown;
 
 use std::fs;
 use std::path::Path;

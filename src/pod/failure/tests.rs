@@ -160,9 +160,9 @@ fn a_failed_pass_retries_only_when_it_may_heal() {
         path: PathBuf::new(),
         source: io(),
     };
-    assert_eq!(pass_retry(&transient, 1), Some(Duration::from_secs(10)));
-    assert_eq!(pass_retry(&transient, 3), Some(Duration::from_secs(40)));
-    assert_eq!(pass_retry(&Error::InvalidPod { why: "x".into() }, 1), None);
+    // The reconciler retries a failed pass on `RETRY` only when it may heal.
+    assert!(transient.is_transient());
+    assert!(!Error::InvalidPod { why: "x".into() }.is_transient());
 }
 
 #[test]

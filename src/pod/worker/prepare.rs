@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::stop::grace_of;
 use super::{STOP_MARGIN, compute_status, now, read_unit};
 use crate::package::ImageRef;
+use crate::pod::blocking::off_runtime;
 use crate::pod::container_unit::read_vendor_unit;
 use crate::pod::container_unit::{ContainerRef, containers, unit_name};
 use crate::pod::context::Context;
@@ -49,8 +50,9 @@ pub(super) async fn prepare(
     state.prepared_mut().begin();
     // Empty after a boot (tmpfs): what lives there must be written again, and the units
     // that need it restarted.
-    let runtime_fresh = !ctx.dirs.runtime_pod_dir(uid).is_dir();
-    if let Err(err) = ctx.dirs.prepare(pod, uid, &ctx.security) {
+    let prepared = ctx.dirs.prepare_async(pod, uid, &ctx.security).await;
+    let runtime_fresh = *prepared.as_ref().unwrap_or(&false);
+    if let Err(err) = prepared {
         for container in containers(pod) {
             state
                 .prepared_mut()
@@ -65,7 +67,7 @@ pub(super) async fn prepare(
         let status = compute_status(ctx, uid, pod, state, &HashMap::new(), now());
         let mut with_status = Pod::clone(pod);
         with_status.status = Some(status.clone());
-        ctx.dirs.save_pod(uid, &with_status)?;
+        ctx.dirs.save_pod_async(uid, with_status).await?;
         state.run_mut().set_status(status);
     }
     let pod_dir = ctx.dirs.pod_dir(uid);
@@ -180,10 +182,12 @@ pub(super) async fn prepare(
     }
     state.volumes_mut().set_failures(failures);
     // Staged subPaths of mounts that left the spec go (a running unit keeps its own bind).
-    subpath::remove_unwanted(
-        &runtime_pod_dir,
-        &wanted_staging(pod, &pod_dir, &runtime_pod_dir),
-    )?;
+    let staging = wanted_staging(pod, &pod_dir, &runtime_pod_dir);
+    let runtime = runtime_pod_dir.clone();
+    off_runtime(&runtime_pod_dir, move || {
+        subpath::remove_unwanted(&runtime, &staging)
+    })
+    .await?;
     // Only for containers whose unit goes ahead: a held-back one keeps its old file, so
     // the change is still seen (and restarts it) when it goes ahead.
     for (name, container, env) in &env_files {
@@ -191,7 +195,11 @@ pub(super) async fn prepare(
             continue;
         }
         let path = env_file_path(&runtime_pod_dir, container);
-        let env_changed = sync_env_file(&path, env.as_deref())?;
+        let content = env.clone();
+        let env_changed = off_runtime(&path.clone(), move || {
+            sync_env_file(&path, content.as_deref())
+        })
+        .await?;
         let needs_runtime =
             runtime_fresh && (env.is_some() || mounts_secret_volume(pod, container));
         let restart = env_changed || needs_runtime;
@@ -199,7 +207,12 @@ pub(super) async fn prepare(
             changed.push((name.clone(), container.clone()));
         }
     }
-    remove_stale_env_files(&runtime_pod_dir, pod);
+    let (runtime, kept) = (runtime_pod_dir.clone(), pod.clone());
+    off_runtime(&runtime_pod_dir, move || {
+        remove_stale_env_files(&runtime, &kept);
+        Ok(())
+    })
+    .await?;
     let stale: Vec<UnitName> = state.units().difference(&wanted).cloned().collect();
     if !stale.is_empty() {
         let grace = grace_of(Some(pod));
@@ -214,7 +227,11 @@ pub(super) async fn prepare(
             .stop(name, grace_of(Some(pod)) + STOP_MARGIN)
             .await?;
         state.run_mut().forget_restarts(container);
-        records::remove(&ctx.dirs, uid, container)?;
+        let (dirs, pod_uid, name) = (ctx.dirs.clone(), uid.to_owned(), container.clone());
+        off_runtime(&ctx.dirs.records_dir(uid), move || {
+            records::remove(&dirs, &pod_uid, &name)
+        })
+        .await?;
     }
     if !to_write.is_empty() {
         ctx.systemd.write_units(&ctx.unit_dir, &to_write).await?;

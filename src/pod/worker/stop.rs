@@ -63,7 +63,7 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
         );
     }
     state.run_mut().clear_units();
-    ctx.dirs.remove(uid)?;
+    ctx.dirs.remove_async(uid).await?;
     Ok(())
 }
 

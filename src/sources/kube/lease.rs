@@ -12,7 +12,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 
-use crate::backoff::API_SERVER;
+use crate::backoff::{API_SERVER, Retry};
 use crate::sources::{Error, Result};
 
 /// Where node leases live.
@@ -32,7 +32,7 @@ pub async fn run(
 ) {
     let leases: Api<Lease> = Api::namespaced(client, LEASE_NAMESPACE);
     let renew_forever = async {
-        let mut failures = 0u32;
+        let mut retry = Retry::new(API_SERVER);
         loop {
             let uid = match node_uid.wait_for(Option::is_some).await {
                 Ok(uid) => uid.clone().unwrap_or_default(),
@@ -42,12 +42,11 @@ pub async fn run(
             let renewal = renew(&leases, &node_name, &uid);
             let wait = match super::bounded("renew lease", &node_name, renewal).await {
                 Ok(()) => {
-                    failures = 0;
+                    retry.succeeded();
                     RENEW_PERIOD
                 }
                 Err(err) => {
-                    let delay = API_SERVER.jittered_delay(failures);
-                    failures = failures.saturating_add(1);
+                    let delay = retry.failed();
                     tracing::warn!(node = %node_name, error = %crate::error_chain::Chain(&err), retry_in = ?delay,
                         "cannot renew the node lease");
                     delay

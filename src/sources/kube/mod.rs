@@ -3,7 +3,9 @@
 //! bound to the node into desired sets for the reconciler, and [`status`] reports back:
 //! pod status, deletion once a pod's units are gone, mirror pods for static pods
 //! (`mirror`) and events (`events`). Every task retries API failures with back-off
-//! forever and stops only on the shared shutdown: pods keep running through an outage.
+//! forever and stops only when the agent stops it (the status reporter: when the
+//! reconciler's progress ends, after the last status): pods keep running through an
+//! outage.
 //!
 //! Unlike the manifest source this one reads the reconciler's [`crate::pod::Progress`]
 //! (layer 4, below) to report status; it never touches units itself.

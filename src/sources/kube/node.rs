@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::conditions::{node_conditions, pressures, without_heartbeats};
 use super::host::{HostFacts, read_facts, read_usage};
 use super::node_object::{NodeConfig, labels, new_node, node_status, taints};
-use crate::backoff::API_SERVER;
+use crate::backoff::{API_SERVER, Retry};
 use crate::sources::{Error, Result};
 
 /// How often the status is computed (kubelet `nodeStatusUpdateFrequency`).
@@ -64,20 +64,19 @@ struct NodeKeeper {
 
 impl NodeKeeper {
     async fn keep(&mut self) {
-        let mut failures = 0u32;
+        let mut retry = Retry::new(API_SERVER);
         loop {
             let name = self.config.name.clone();
             let wait = match super::bounded("update node", &name, self.tick()).await {
                 Ok(()) => {
-                    failures = 0;
+                    retry.succeeded();
                     STATUS_PERIOD
                 }
                 Err(err) => {
                     if err.api_status() == Some(404) {
                         self.registered = false;
                     }
-                    let delay = API_SERVER.jittered_delay(failures);
-                    failures = failures.saturating_add(1);
+                    let delay = retry.failed();
                     tracing::warn!(node = %self.config.name, error = %crate::error_chain::Chain(&err), retry_in = ?delay,
                         "cannot update the node");
                     delay

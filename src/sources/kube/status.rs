@@ -14,14 +14,14 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::delete_at_once;
 use super::events::EventPublisher;
 use super::mirror;
 use super::pods::is_mirror;
-use crate::backoff::API_SERVER;
-use crate::pod::Progress;
+use crate::backoff::{API_SERVER, Retry};
+use crate::pod::{Progress, ProgressReceiver};
 use crate::sources::{CONFIG_SOURCE_ANNOTATION, Error, Result, SourceId};
 
 /// Pod-level status fields systemk owns that a merge patch must clear when unset.
@@ -45,11 +45,12 @@ pub struct Reporter {
 /// cache changed.
 pub async fn run(
     reporter: Reporter,
-    mut progress: mpsc::UnboundedReceiver<Progress>,
+    mut progress: ProgressReceiver,
     mut store_changed: watch::Receiver<()>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut state = State::default();
+    let mut watching = true;
     tokio::pin!(shutdown);
     loop {
         let retry = state.retry_in();
@@ -59,11 +60,10 @@ pub async fn run(
                 Some(event) => state.record(&reporter, event).await,
                 None => return,
             },
-            changed = store_changed.changed() => {
-                if changed.is_err() {
-                    // The watch is gone; nothing more will change.
-                    std::future::pending::<()>().await;
-                }
+            changed = store_changed.changed(), if watching => {
+                // The watch is gone (it stops before the reporter at shutdown): nothing
+                // more will change, but statuses still come in.
+                watching = changed.is_ok();
             }
             () = sleep(retry) => {}
         }
@@ -78,7 +78,6 @@ async fn sleep(delay: Option<Duration>) {
     }
 }
 
-#[derive(Default)]
 struct State {
     /// API pods the reconciler runs: reported a status, not removed since.
     running: HashSet<String>,
@@ -89,7 +88,19 @@ struct State {
     /// Whether the reconciler finished its first sync.
     synced: bool,
     /// Failed flushes in a row, for the back-off.
-    failures: u32,
+    retry: Retry,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            running: HashSet::new(),
+            statics: HashMap::new(),
+            pending: BTreeMap::new(),
+            synced: false,
+            retry: Retry::new(API_SERVER),
+        }
+    }
 }
 
 impl State {
@@ -123,7 +134,7 @@ impl State {
     }
 
     fn retry_in(&self) -> Option<Duration> {
-        (self.failures > 0).then(|| API_SERVER.jittered_delay(self.failures - 1))
+        self.retry.pending_delay()
     }
 
     /// Sends what is pending, deletes what finished terminating and mirrors that are
@@ -150,11 +161,11 @@ impl State {
         if self.synced {
             failed |= self.collect_garbage(reporter).await.is_err();
         }
-        self.failures = if failed {
-            self.failures.saturating_add(1)
+        if failed {
+            self.retry.failed();
         } else {
-            0
-        };
+            self.retry.succeeded();
+        }
     }
 
     /// Deletes (grace 0) API pods being deleted that no longer run here, and mirror pods
