@@ -78,7 +78,9 @@ pub fn kubectl_or_skip(test: &str) -> Option<PathBuf> {
 /// Reports loudly that `test` did not run, and why, and records it in `$SYSTEMK_TEST_SKIPS`
 /// so that `scripts/test` counts it at the end. The test then returns without failing.
 pub fn skip(test: &str, why: &str) {
-    eprintln!("\n!!!!! SKIPPED {test}: {why} !!!!!\n");
+    // Straight to stderr, not through `eprintln!`, which the test harness captures and
+    // shows only for failing tests.
+    let _ = writeln!(std::io::stderr(), "\n!!!!! SKIPPED {test}: {why} !!!!!");
     if let Some(file) = std::env::var_os(SKIPS_ENV) {
         let recorded = std::fs::OpenOptions::new()
             .create(true)
