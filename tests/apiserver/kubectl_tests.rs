@@ -1,6 +1,7 @@
-//! The real `kubectl` (1.32, `/usr/bin/kubectl`) against the test API server: apply, get with
-//! selectors, describe, delete, wait and watch, as the cluster tests and humans use them.
-//! Also the `serve_until_killed` entry for manual use.
+//! The real `kubectl` (1.32: `$SYSTEMK_KUBECTL` or the first on `PATH`; each test is skipped,
+//! loudly, without one) against the test API server: apply, get with selectors, describe,
+//! delete, wait and watch, as the cluster tests and humans use them. Also the
+//! `serve_until_killed` entry for manual use.
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -13,19 +14,26 @@ use super::http_client::Client;
 
 /// kubectl with its own kubeconfig, HOME and discovery cache.
 struct Kubectl {
+    program: PathBuf,
     dir: TempDir,
     kubeconfig: PathBuf,
 }
 
 impl Kubectl {
-    fn new(server: &TestApiServer) -> Self {
+    /// `None` when there is no kubectl: the skip of `test` is reported.
+    fn new(server: &TestApiServer, test: &str) -> Option<Self> {
+        let program = crate::support::kubectl_or_skip(test)?;
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = server.write_kubeconfig(dir.path());
-        Self { dir, kubeconfig }
+        Some(Self {
+            program,
+            dir,
+            kubeconfig,
+        })
     }
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new("/usr/bin/kubectl");
+        let mut command = tokio::process::Command::new(&self.program);
         command
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -127,7 +135,10 @@ fn documents(items: &[Value]) -> String {
 #[tokio::test]
 async fn kubectl_creates_applies_and_gets_with_selectors() {
     let (server, url) = TestApiServer::start().await;
-    let kubectl = Kubectl::new(&server);
+    let Some(kubectl) = Kubectl::new(&server, "kubectl_creates_applies_and_gets_with_selectors")
+    else {
+        return;
+    };
     assert_eq!(
         kubectl.run(&["create", "namespace", "demo"]).await.trim(),
         "namespace/demo created"
@@ -246,7 +257,9 @@ async fn kubectl_creates_applies_and_gets_with_selectors() {
 #[tokio::test]
 async fn kubectl_describe_shows_the_pods_events() {
     let (server, url) = TestApiServer::start().await;
-    let kubectl = Kubectl::new(&server);
+    let Some(kubectl) = Kubectl::new(&server, "kubectl_describe_shows_the_pods_events") else {
+        return;
+    };
     let client = Client::new(&url);
     let (_, pod) = client.post("/api/v1/namespaces/default/pods", &json!({"metadata": {"name": "web"}, "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "uptimed"}]}})).await;
     // Written as kube-rs' Recorder writes it (events.k8s.io/v1), read by kubectl as core/v1.
@@ -278,7 +291,12 @@ async fn kubectl_describe_shows_the_pods_events() {
 #[tokio::test]
 async fn kubectl_delete_marks_a_bound_pod_and_wait_sees_it_go() {
     let (server, url) = TestApiServer::start().await;
-    let kubectl = Kubectl::new(&server);
+    let Some(kubectl) = Kubectl::new(
+        &server,
+        "kubectl_delete_marks_a_bound_pod_and_wait_sees_it_go",
+    ) else {
+        return;
+    };
     let client = Client::new(&url);
     client.post("/api/v1/namespaces/default/pods", &json!({"metadata": {"name": "web"}, "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "uptimed"}]}})).await;
     assert_eq!(
@@ -326,7 +344,9 @@ async fn kubectl_delete_marks_a_bound_pod_and_wait_sees_it_go() {
 #[tokio::test]
 async fn kubectl_wait_for_ready_sees_a_status_patch() {
     let (server, url) = TestApiServer::start().await;
-    let kubectl = Kubectl::new(&server);
+    let Some(kubectl) = Kubectl::new(&server, "kubectl_wait_for_ready_sees_a_status_patch") else {
+        return;
+    };
     let client = Client::new(&url);
     client.post("/api/v1/namespaces/default/pods", &json!({"metadata": {"name": "web"}, "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "uptimed"}]}})).await;
     let waiting = tokio::spawn(
@@ -359,7 +379,12 @@ async fn kubectl_wait_for_ready_sees_a_status_patch() {
 #[tokio::test]
 async fn kubectl_get_watch_prints_table_rows_as_changes_happen() {
     let (server, url) = TestApiServer::start().await;
-    let kubectl = Kubectl::new(&server);
+    let Some(kubectl) = Kubectl::new(
+        &server,
+        "kubectl_get_watch_prints_table_rows_as_changes_happen",
+    ) else {
+        return;
+    };
     let client = Client::new(&url);
     let pods = "/api/v1/namespaces/default/pods";
     let pod = json!({"metadata": {"name": "web"}, "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "uptimed"}]}});

@@ -147,11 +147,16 @@ async fn every_shipped_manifest_renders_one_unit_per_container() {
 
 #[tokio::test]
 async fn every_cluster_example_applies_to_the_api_server() {
+    let Some(program) =
+        crate::support::kubectl_or_skip("every_cluster_example_applies_to_the_api_server")
+    else {
+        return;
+    };
     let (server, _url) = TestApiServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = server.write_kubeconfig(dir.path());
     let kubectl = |args: &[&str]| {
-        let mut command = tokio::process::Command::new("/usr/bin/kubectl");
+        let mut command = tokio::process::Command::new(&program);
         command
             .arg("--kubeconfig")
             .arg(&kubeconfig)

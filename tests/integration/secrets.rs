@@ -59,7 +59,9 @@ fn command_output(program: &str, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn secret_env_and_volumes_stay_off_units_disk_and_other_pods() {
-    let mut cluster = Cluster::new("secrets_stay_secret").await;
+    let Some(mut cluster) = Cluster::new("secrets_stay_secret").await else {
+        return;
+    };
     let namespace = cluster.namespace().to_owned();
     let password = tricky(MARKER);
     let secret = json!({

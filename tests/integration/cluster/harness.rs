@@ -1,4 +1,5 @@
-//! A cluster for one test: the test API server, the real `kubectl`, and the `systemk`
+//! A cluster for one test: the test API server, the real `kubectl` (a test without one is
+//! skipped: [`Cluster::new`] is `None`), and the `systemk`
 //! binary under test running as a node of it inside the sandbox (state under /run, units
 //! in the sandbox's private `/etc/systemd/system`). Teardown stops the agent and removes
 //! every unit of the test's namespace.
@@ -15,7 +16,7 @@ use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 use crate::apiserver::{Config, TestApiServer};
-use crate::support::{TestContext, free_port, poll_until, wait_for};
+use crate::support::{TestContext, free_port, kubectl_or_skip, poll_until, wait_for};
 
 /// The sandbox's unit directory (private to it).
 pub const UNIT_DIR: &str = "/etc/systemd/system";
@@ -33,6 +34,8 @@ pub struct Cluster {
     url: String,
     /// kubeconfig for systemk and kubectl.
     kubeconfig: PathBuf,
+    /// The kubectl program.
+    kubectl: PathBuf,
     /// systemk's state, under /run (units have PrivateTmp, so not under /tmp).
     state: TempDir,
     /// Static pod manifests.
@@ -55,14 +58,17 @@ pub(super) struct AgentPlace<'a> {
 }
 
 impl Cluster {
-    /// A fresh API server with the test's namespace; no agent yet.
-    pub async fn new(test: &str) -> Self {
+    /// A fresh API server with the test's namespace; no agent yet. `None` when there is no
+    /// kubectl: the skip is reported, and the test returns
+    /// (`let Some(mut cluster) = Cluster::new("name").await else { return };`).
+    pub async fn new(test: &str) -> Option<Self> {
         Self::with_config(test, Config::default()).await
     }
 
     /// Like [`Cluster::new`], with the API server's settings given.
-    pub async fn with_config(test: &str, config: Config) -> Self {
+    pub async fn with_config(test: &str, config: Config) -> Option<Self> {
         let context = TestContext::new(test);
+        let kubectl = kubectl_or_skip(test)?;
         let (server, url) = TestApiServer::start_with(config).await;
         let kubeconfig = server.write_kubeconfig(context.workspace());
         let state = tempfile::Builder::new()
@@ -76,6 +82,7 @@ impl Cluster {
             server,
             url,
             kubeconfig,
+            kubectl,
             state,
             manifests,
             agent: None,
@@ -84,7 +91,7 @@ impl Cluster {
         cluster
             .kubectl(&["create", "namespace", cluster.namespace()])
             .await;
-        cluster
+        Some(cluster)
     }
 
     /// The API server's URL, e.g. `https://127.0.0.1:43121`.
@@ -208,7 +215,7 @@ impl Cluster {
     /// Runs kubectl: (success, stdout, stderr).
     pub async fn try_kubectl(&self, args: &[&str]) -> (bool, String, String) {
         let home = self.context.workspace();
-        let run = Command::new("/usr/bin/kubectl")
+        let run = Command::new(&self.kubectl)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")

@@ -1,13 +1,16 @@
 //! What every integration test needs: a check that it runs inside the sandbox, a fresh
 //! workspace, names unique to the test, waiting on a condition with a deadline (tests
-//! never sleep a fixed time), and the system bus. [`packages`]: real packages to install.
+//! never sleep a fixed time), the system bus, and finding `kubectl` (a test that needs it
+//! and finds none is skipped loudly, and `scripts/test` counts it). [`packages`]: real
+//! packages to install.
 
 pub mod engine;
 pub mod packages;
 
 use std::future::Future;
+use std::io::Write;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +19,12 @@ use tempfile::TempDir;
 
 /// Set to `1` by `scripts/systemd-sandbox` for the command it runs.
 const SANDBOX_ENV: &str = "SYSTEMK_SANDBOX";
+
+/// The kubectl the tests use, when set; otherwise the first `kubectl` on `PATH`.
+const KUBECTL_ENV: &str = "SYSTEMK_KUBECTL";
+
+/// A file `scripts/test` creates and counts: one line per skipped test.
+const SKIPS_ENV: &str = "SYSTEMK_TEST_SKIPS";
 
 /// How often `wait_for` re-checks its condition.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -32,6 +41,59 @@ pub fn require_sandbox() {
         "integration tests must run inside the systemd sandbox: run `scripts/test` \
          (or `scripts/systemd-sandbox -- <test binary> --test-threads=1`)"
     );
+}
+
+/// The kubectl to run: `$SYSTEMK_KUBECTL` when set, else the first executable `kubectl` on
+/// `PATH`; `None` when there is none.
+pub fn kubectl() -> Option<PathBuf> {
+    let executable = |path: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if let Some(given) = std::env::var_os(KUBECTL_ENV) {
+        let given = PathBuf::from(given);
+        return executable(&given).then_some(given);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|candidate| executable(candidate))
+}
+
+/// The kubectl for `test`, or `None` after reporting the skip (see [`skip`]): a test that
+/// needs kubectl starts with `let Some(kubectl) = kubectl_or_skip("name") else { return };`.
+pub fn kubectl_or_skip(test: &str) -> Option<PathBuf> {
+    let found = kubectl();
+    if found.is_none() {
+        skip(
+            test,
+            &format!(
+                "no kubectl (set {KUBECTL_ENV}, or put kubectl on PATH: scripts/install-deps)"
+            ),
+        );
+    }
+    found
+}
+
+/// Reports loudly that `test` did not run, and why, and records it in `$SYSTEMK_TEST_SKIPS`
+/// so that `scripts/test` counts it at the end. The test then returns without failing.
+pub fn skip(test: &str, why: &str) {
+    // Straight to stderr, not through `eprintln!`, which the test harness captures and
+    // shows only for failing tests.
+    let _ = writeln!(std::io::stderr(), "\n!!!!! SKIPPED {test}: {why} !!!!!");
+    if let Some(file) = std::env::var_os(SKIPS_ENV) {
+        let recorded = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| writeln!(f, "{test}: {why}"));
+        if let Err(error) = recorded {
+            eprintln!(
+                "could not record the skip in {}: {error}",
+                file.to_string_lossy()
+            );
+        }
+    }
 }
 
 /// One test's own world: a fresh temporary directory and a Kubernetes namespace no other
