@@ -540,7 +540,9 @@ async fn two_nodes_run_only_their_own_pods_and_objects_when_the_server_ignores_f
         ignore_field_selectors: true,
         ..Config::default()
     };
-    let mut cluster = Cluster::with_config("foreign_objects", config).await;
+    let Some(mut cluster) = Cluster::with_config("foreign_objects", config).await else {
+        return;
+    };
     let namespace = cluster.namespace().to_owned();
     let other = cluster.start_other_node();
     // Everything exists before the agents list it, so their first lists already carry
