@@ -7,6 +7,7 @@
 
 mod container_unit;
 mod context;
+pub mod desired;
 mod dirs;
 pub mod env;
 mod error;
@@ -27,6 +28,10 @@ mod worker;
 
 pub use container_unit::{ContainerRef, UnitContext, container_unit, containers, unit_name};
 pub use context::Context;
+pub use desired::{
+    Applied, CONFIG_HASH_ANNOTATION, CONFIG_SOURCE_ANNOTATION, DesiredPods, RejectReason, Rejected,
+    SourceId, SourceUpdate,
+};
 pub use dirs::{PodDirs, check_uid};
 pub use env::{EnvFacts, resolve_container};
 pub use error::{Error, Result};

@@ -17,10 +17,10 @@ use tokio::time::Instant;
 
 use super::container_unit::{containers, unit_name};
 use super::context::Context;
+use super::desired::{DesiredPods, SourceId, SourceUpdate};
 use super::error::Result;
 use super::objects::{ObjectChange, pod_uses};
 use super::worker::{self, Pass, PodState};
-use crate::sources::{DesiredPods, SourceId, SourceUpdate};
 use crate::unit::UnitName;
 
 /// Pod passes running at once. Installs are serialised by the package layer anyway; this
