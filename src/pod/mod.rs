@@ -11,6 +11,7 @@
 mod blocking;
 mod container_unit;
 mod context;
+pub mod desired;
 mod dirs;
 pub mod env;
 mod error;
@@ -35,6 +36,10 @@ mod worker;
 
 pub use container_unit::{ContainerRef, containers, read_vendor_unit, unit_name};
 pub use context::Context;
+pub use desired::{
+    Applied, CONFIG_HASH_ANNOTATION, CONFIG_SOURCE_ANNOTATION, DesiredPods, RejectReason, Rejected,
+    SourceId, SourceUpdate,
+};
 pub use dirs::{PodDirs, check_uid};
 pub use env::{EnvFacts, resolve_container};
 pub use error::{Error, Result};

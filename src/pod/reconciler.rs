@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::container_unit::{containers, unit_name};
 use super::context::Context;
+use super::desired::{DesiredPods, SourceId, SourceUpdate};
 use super::error::Result;
 use super::failure;
 use super::objects::{ObjectChange, pod_uses};
@@ -24,7 +25,6 @@ use super::progress_channel::ProgressSender;
 use super::worker::{self, Pass, PodState};
 use crate::backoff::Retry;
 use crate::error_chain::Chain;
-use crate::sources::{DesiredPods, SourceId, SourceUpdate};
 use crate::unit::UnitName;
 
 /// Pod passes running at once. Installs are serialised by the package layer anyway; this

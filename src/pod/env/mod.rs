@@ -17,15 +17,12 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 
+use super::desired::{CONFIG_SOURCE_ANNOTATION, SourceId};
 use super::error::{Error, Result};
 use super::objects::ReferencedObjects;
 pub use file::sync_env_file;
 pub use resources::NodeAllocatable;
 pub(crate) use resources::resource_value;
-
-/// The annotation marking a pod's source; only pods from the API server get the
-/// `KUBERNETES_SERVICE_*` variables, as in the kubelet.
-const CONFIG_SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
 
 /// What the pod's environment may name besides the pod itself.
 #[derive(Debug, Clone, Default)]
@@ -181,8 +178,10 @@ fn service_env(pod: &Pod, facts: &EnvFacts) -> BTreeMap<String, String> {
         .metadata
         .annotations
         .as_ref()
+        // Only pods from the API server get the `KUBERNETES_SERVICE_*` variables, as in
+        // the kubelet.
         .and_then(|a| a.get(CONFIG_SOURCE_ANNOTATION))
-        .is_some_and(|source| source == "api");
+        .is_some_and(|source| source == SourceId::Api.as_str());
     match (&facts.kubernetes_service, from_api) {
         (Some((host, port)), true) => BTreeMap::from([
             ("KUBERNETES_SERVICE_HOST".to_owned(), host.clone()),
