@@ -25,6 +25,7 @@ pub mod observe;
 mod plan;
 mod progress_channel;
 pub mod qos;
+mod progress;
 mod reconciler;
 mod records;
 pub mod restart;
@@ -49,6 +50,7 @@ pub use plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
 pub use progress_channel::{
     EVENT_CAPACITY, ProgressReceiver, ProgressSender, Sent, progress_channel,
 };
-pub use reconciler::{EventKind, MAX_CONCURRENT_PASSES, Progress, run};
+pub use progress::{EventKind, Progress};
+pub use reconciler::{MAX_CONCURRENT_PASSES, run};
 pub(crate) use worker::now;
 pub use worker::{Pass, PodState, cleanup, reconcile, terminate};

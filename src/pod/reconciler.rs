@@ -21,6 +21,7 @@ use super::desired::{DesiredPods, SourceId, SourceUpdate};
 use super::error::Result;
 use super::failure;
 use super::objects::{ObjectChange, pod_uses};
+use super::progress::Progress;
 use super::progress_channel::ProgressSender;
 use super::worker::{self, Pass, PodState};
 use crate::backoff::Retry;
@@ -30,42 +31,6 @@ use crate::unit::UnitName;
 /// Pod passes running at once. Installs are serialised by the package layer anyway; this
 /// bounds the D-Bus traffic of a burst of new pods.
 pub const MAX_CONCURRENT_PASSES: usize = 16;
-
-/// What the reconciler tells its owner.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Progress {
-    /// Every source sent its first set and every pod had its first pass (for `READY=1`).
-    /// A pass that failed counts too: it is retried on its back-off, and one pod that
-    /// cannot be converged must not keep systemk from becoming ready.
-    Synced,
-    /// A pass computed this pod's status.
-    Status(Arc<Pod>),
-    /// A pod is gone: its units and directory are removed.
-    Removed {
-        /// The pod's UID.
-        uid: String,
-    },
-    /// Something happened to a pod worth an Event (`kubectl describe pod`).
-    Event {
-        /// The pod it happened to.
-        pod: Arc<Pod>,
-        /// CamelCase reason, the kubelet's where one exists (`Pulling`, `Started`, ...).
-        reason: &'static str,
-        /// What happened, for people.
-        message: String,
-        /// Normal or Warning.
-        type_: EventKind,
-    },
-}
-
-/// Severity of a [`Progress::Event`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// Part of normal operation.
-    Normal,
-    /// Something failed or waits.
-    Warning,
-}
 
 /// Keeps the machine equal to the desired pods until `shutdown` completes (or the sources
 /// are gone), then lets the passes in flight finish. Pods keep running when it returns:

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 use super::progress_channel::ProgressSender;
-use super::reconciler::{EventKind, Progress};
+use super::progress::{EventKind, Progress};
 use crate::unit::UnitName;
 
 pub(crate) use prepare::{PrepareDecision, PrepareState};

@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::failure::{self, Failure};
 use super::init_order::{InitProgress, init_progress};
 use super::observe::{is_running, observe_unit};
-use super::reconciler::EventKind;
+use super::progress::EventKind;
 use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
 pub use super::state::PodState;

@@ -26,7 +26,7 @@ use crate::pod::failure::{Failure, failure_events};
 use crate::pod::mounts::check_targets;
 use crate::pod::objects::fetch_referenced;
 use crate::pod::plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
-use crate::pod::reconciler::EventKind;
+use crate::pod::progress::EventKind;
 use crate::pod::records;
 use crate::pod::state::PodState;
 use crate::pod::status::{Problem, WaitingReason};

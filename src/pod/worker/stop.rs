@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::{STOP_MARGIN, read_unit};
 use crate::pod::context::Context;
 use crate::pod::error::Result;
-use crate::pod::reconciler::EventKind;
+use crate::pod::progress::EventKind;
 use crate::pod::state::PodState;
 use crate::unit::UnitName;
 

@@ -23,7 +23,7 @@ use crate::pod::dirs::remove_tree;
 use crate::pod::env::EnvFacts;
 use crate::pod::error::Error;
 use crate::pod::objects::{IssuedToken, TokenSpec, fetch_for_volumes, pod_volumes};
-use crate::pod::reconciler::EventKind;
+use crate::pod::progress::EventKind;
 use crate::pod::state::PodState;
 use crate::pod::state::{HeldToken, VolumeFailures};
 use crate::pod::volumes::{
