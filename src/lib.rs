@@ -3,6 +3,7 @@
 //! Layout, lowest layer first; a module only ever uses the ones above it in this list:
 //!
 //! - [`backoff`]: the one retry schedule every layer uses.
+//! - [`clock`]: the wall clock, read in one place (tests pin it).
 //! - [`atomic_file`]: replacing a file atomically (temporary file with its final mode,
 //!   then a rename), for every layer that keeps files.
 //! - [`error_chain`]: an error and its causes on one line, each printed once.
@@ -15,13 +16,15 @@
 //!   what the cluster is told back (node, lease, pod status, events).
 //! - [`server`]: the kubelet HTTPS API (`kubectl logs`, `/pods`, `/healthz`), with client
 //!   certificates and SubjectAccessReview.
-//! - [`config`] and [`cli`]: the command line, and what each command wires together.
+//! - [`config`]: the command line's settings and `/etc/default/systemk`.
+//! - [`cli`]: what each command wires together.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod atomic_file;
 pub mod backoff;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod error_chain;
 pub mod package;

@@ -22,7 +22,7 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
         .await
         .context("cannot list systemk's units")?;
     let dirs = PodDirs::new(&args.paths.state_dir, &args.paths.runtime_dir);
-    let now = pod::now();
+    let now = crate::clock::now();
     let mut pods = tokio::task::spawn_blocking(move || pod::live_pods(&dirs, units, now))
         .await
         .context("reading the pods' state failed")?

@@ -23,9 +23,9 @@ mod mounts;
 pub mod objects;
 pub mod observe;
 mod plan;
+mod progress;
 mod progress_channel;
 pub mod qos;
-mod progress;
 mod reconciler;
 mod records;
 pub mod restart;
@@ -47,10 +47,9 @@ pub use error::{Error, Result};
 pub use live::{live_pods, pod_from_units, refreshed_status};
 pub use objects::{ObjectLookup, ReferencedObjects, fetch_referenced};
 pub use plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
+pub use progress::{EventKind, Progress};
 pub use progress_channel::{
     EVENT_CAPACITY, ProgressReceiver, ProgressSender, Sent, progress_channel,
 };
-pub use progress::{EventKind, Progress};
 pub use reconciler::{MAX_CONCURRENT_PASSES, run};
-pub(crate) use worker::now;
 pub use worker::{Pass, PodState, cleanup, reconcile, terminate};

@@ -382,7 +382,7 @@ impl Reconciler {
     }
 
     fn wake_at(&mut self, uid: &str, at: Timestamp) {
-        let wait = worker::now().duration_until(at);
+        let wait = crate::clock::now().duration_until(at);
         let wait = std::time::Duration::try_from(wait).unwrap_or_default();
         self.wakes.insert(uid.to_owned(), Instant::now() + wait);
     }

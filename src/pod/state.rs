@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
-use super::progress_channel::ProgressSender;
 use super::progress::{EventKind, Progress};
+use super::progress_channel::ProgressSender;
 use crate::unit::UnitName;
 
 pub(crate) use prepare::{PrepareDecision, PrepareState};

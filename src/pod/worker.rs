@@ -25,6 +25,7 @@ use super::restart::{ContainerRestarts, Decision, RestartPolicy};
 pub use super::state::PodState;
 use super::state::PrepareDecision;
 use super::status::{self, ContainerSeen, PodSeen};
+use crate::clock::now;
 use crate::systemd::{JobResult, UnitStatus};
 use crate::unit::{UnitFile, UnitName};
 
@@ -295,16 +296,6 @@ async fn read_unit(unit_dir: &Path, name: &UnitName) -> Option<UnitFile> {
         .await
         .ok()?;
     UnitFile::parse(&text).ok()
-}
-
-/// The wall clock as the API shows times. jiff is built without `std` here (k8s-openapi's
-/// choice), so it has no clock of its own.
-pub(crate) fn now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let micros = i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX);
-    Timestamp::from_microsecond(micros).unwrap_or(Timestamp::MAX)
 }
 
 /// While a pull's retry waits, its container shows the back-off, and the kubelet's

@@ -109,7 +109,7 @@ pub async fn pods(Shared(state): Shared<Arc<State>>) -> Response {
 async fn list_pods(state: &State) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, Error> {
     let units = managed_units(state).await?;
     let dirs = state.dirs.clone();
-    let now = pod::now();
+    let now = crate::clock::now();
     tokio::task::spawn_blocking(move || pod::live_pods(&dirs, units, now))
         .await
         .map_err(|err| Error::Local {
@@ -174,7 +174,7 @@ async fn logs(
         } else {
             None
         };
-    let since_us = options.since_us(pod::now());
+    let since_us = options.since_us(crate::clock::now());
     let args = journalctl_args(
         unit.status.name.as_str(),
         &unit.meta.pod_uid,

@@ -342,7 +342,7 @@ mod tests {
         let time: Timestamp = "2026-11-28T19:00:00Z".parse().unwrap();
         assert_eq!(options.since, Some(Since::Time(time)));
         assert_eq!(
-            options.since_us(Timestamp::now()),
+            options.since_us(crate::clock::now()),
             Some(time.as_microsecond())
         );
         assert!(LogOptions::from_query("sinceTime=yesterday").is_err());

@@ -63,7 +63,7 @@ pub fn self_signed_cert(state_dir: &Path, names: &[String], ips: &[IpAddr]) -> R
         }
         tracing::info!(cert = %cert_path.display(), "the self-signed serving certificate expired or is unreadable; making a new one");
     }
-    let cert = generate_self_signed(names, ips, Timestamp::now())?;
+    let cert = generate_self_signed(names, ips, crate::clock::now())?;
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn ca_bundle_must_hold_a_certificate() {
         assert!(parse_ca_bundle(b"not pem", "test CA").is_err());
-        let cert = generate_self_signed(&["ca".to_owned()], &[], Timestamp::now()).unwrap();
+        let cert = generate_self_signed(&["ca".to_owned()], &[], crate::clock::now()).unwrap();
         assert_eq!(
             parse_ca_bundle(&cert.chain_pem, "test CA").unwrap().len(),
             1

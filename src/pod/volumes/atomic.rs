@@ -16,9 +16,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::jiff::tz::TimeZone;
 
 use crate::pod::{Error, Result};
@@ -321,11 +319,8 @@ fn create_data_dir(dir: &Path, owner: FileOwner) -> Result<String> {
 /// The current UTC time as `YYYY_MM_DD_HH_MM_SS.NNNNNNNNN`, the kubelet's layout plus
 /// nanoseconds.
 fn utc_stamp() -> String {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    let time = TimeZone::UTC.to_datetime(Timestamp::from_second(seconds).unwrap_or(Timestamp::MAX));
+    let now = crate::clock::now();
+    let time = TimeZone::UTC.to_datetime(now);
     format!(
         "{:04}_{:02}_{:02}_{:02}_{:02}_{:02}.{:09}",
         time.year(),
@@ -334,7 +329,7 @@ fn utc_stamp() -> String {
         time.hour(),
         time.minute(),
         time.second(),
-        since_epoch.subsec_nanos()
+        now.subsec_nanosecond()
     )
 }
 

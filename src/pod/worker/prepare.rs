@@ -14,7 +14,8 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::stop::grace_of;
-use super::{STOP_MARGIN, compute_status, now, read_unit};
+use super::{STOP_MARGIN, compute_status, read_unit};
+use crate::clock::now;
 use crate::package::ImageRef;
 use crate::pod::blocking::off_runtime;
 use crate::pod::container_unit::read_vendor_unit;

@@ -17,7 +17,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
-use super::{earliest, later, now};
+use super::{earliest, later};
+use crate::clock::now;
 use crate::pod::context::Context;
 use crate::pod::dirs::remove_tree;
 use crate::pod::env::EnvFacts;

@@ -71,7 +71,7 @@ async fn renew(leases: &Api<Lease>, node_name: &str, node_uid: &str) -> Result<(
     let spec = LeaseSpec {
         holder_identity: Some(node_name.to_owned()),
         lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
-        renew_time: Some(MicroTime(crate::pod::now())),
+        renew_time: Some(MicroTime(crate::clock::now())),
         ..LeaseSpec::default()
     };
     match existing {

@@ -104,7 +104,7 @@ impl NodeKeeper {
             self.registered = true;
             self.posted = None;
         }
-        self.conditions = node_conditions(pressures(&usage), &self.conditions, crate::pod::now());
+        self.conditions = node_conditions(pressures(&usage), &self.conditions, crate::clock::now());
         let status = node_status(&self.config, &facts, self.conditions.clone());
         let comparable = NodeStatus {
             conditions: Some(without_heartbeats(&self.conditions)),
