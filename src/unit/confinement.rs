@@ -1,7 +1,7 @@
 //! What confines a container beyond the baseline sandbox of `hardening.rs`: the pod's
 //! and container's `securityContext` in their Kubernetes meaning, and the node's own
 //! secrets kept out of reach. Every field is honoured or refused, never ignored
-//! (README, "Security context").
+//! (docs/units.md, "Confinement").
 //!
 //! An unprivileged container (the default) gets what a container runtime's default
 //! gives, in systemd's terms:
