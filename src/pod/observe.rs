@@ -110,6 +110,9 @@ pub(crate) mod tests {
             active_enter_us: start,
             inactive_enter_us: 0,
             n_restarts: 0,
+            inactive_exit_us: 0,
+            invocation_id: String::new(),
+            failed_command: None,
         }
     }
 
