@@ -17,14 +17,16 @@
 //!   `ExecMain*` hold the start, exit and code (`ExecMainCode=1`, status 203); the job of
 //!   a `simple` unit ends `done`, of a `notify` one `failed`. This already counts as an
 //!   exit; it is a start failure too, for the message.
-//! - A failed `Condition…=`: `ActiveState=inactive`, `Result=success`,
-//!   `ConditionResult=no`, no invocation ID, job `done`: nothing ran and nothing changed,
-//!   so no event asks for another pass; not modelled as a failure.
+//! - A failed `Condition…=` or `ExecCondition=` (exit 1–254): `ActiveState=inactive`,
+//!   `Result=success`, `ConditionResult=no`, no invocation ID, job `done`. A failed
+//!   `Requires=` dependency: the same, job `dependency`. Nothing ran and the unit's state
+//!   did not change, so no event asks for another pass; not modelled as a failure.
 
 use super::restart::ExitStatus;
 
-/// The exit code shown for a start that failed without any command failing (a start
-/// timeout, a missing PID file): the 128 container runtimes report for `StartError`.
+/// The exit code shown for a start that failed without any command failing (e.g. a
+/// `Type=forking` unit whose `PIDFile=` never appeared: `Result=protocol`): the 128
+/// container runtimes report for `StartError`.
 pub const START_ERROR_EXIT_CODE: i32 = 128;
 
 /// The terminated reason the kubelet shows when the runtime could not start a container.
