@@ -29,6 +29,7 @@ pub mod qos;
 mod reconciler;
 mod records;
 pub mod restart;
+pub mod start_failure;
 mod state;
 pub mod status;
 mod subpath;

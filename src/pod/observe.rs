@@ -1,11 +1,13 @@
 //! From what systemd reports about a container's unit to the restart state machine: which
 //! run it saw, and whether it still runs. Pure: the unit status comes in as data, so the
 //! reconciler and `systemk pods` read containers the same way (the container's status is
-//! built from this in [`super::status`]). Layer 4.
+//! built from this in [`super::status`]). What systemd reports for a start that fails is
+//! described in [`super::start_failure`]. Layer 4.
 
 use k8s_openapi::jiff::Timestamp;
 
 use super::restart::{ContainerRestarts, Exit, ExitStatus, RestartState};
+use super::start_failure::{START_ERROR_EXIT_CODE, ended, setup_step};
 use crate::systemd::{ActiveState, UnitStatus};
 
 /// Whether the unit's main process is alive.
@@ -40,10 +42,17 @@ fn last_run(unit: &UnitStatus) -> Option<(Timestamp, Option<Exit>)> {
 }
 
 /// Brings `restarts` up to date with `unit`: records a start and an exit it has not seen
-/// yet. A run it cannot account for (the unit was started behind systemk's back, e.g. at
-/// boot or by an admin) counts as a restart. Returns whether anything changed.
+/// yet. A start that failed before the program ran counts as a run that exited (see
+/// [`failed_start`]), so it backs off like any exit. A run it cannot account for (the
+/// unit was started behind systemk's back, e.g. at boot or by an admin) counts as a
+/// restart. Returns whether anything changed.
 pub fn observe_unit(restarts: &mut ContainerRestarts, unit: &UnitStatus) -> bool {
-    let Some((started_at, exit)) = last_run(unit) else {
+    let failed = failed_start(unit);
+    let run = last_run(unit).or_else(|| {
+        let exit = failed.as_ref()?.exit;
+        Some((exit.started_at, Some(exit)))
+    });
+    let Some((started_at, exit)) = run else {
         return false;
     };
     let before = restarts.clone();
@@ -65,10 +74,83 @@ pub fn observe_unit(restarts: &mut ContainerRestarts, unit: &UnitStatus) -> bool
             matches!(restarts.state(), RestartState::Running { started_at: s } if s == started_at);
         if running_this_run {
             // Only Running may exit, and it is Running: this cannot be refused.
-            let _ = restarts.exited(exit);
+            let _ = match failed {
+                Some(failed) if failed.exit == exit => restarts.start_failed(exit, failed.reason),
+                _ => restarts.exited(exit),
+            };
         }
     }
     *restarts != before
+}
+
+/// A start that failed before the container's program ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedStart {
+    /// The attempt, as an exit the restart state machine counts.
+    pub exit: Exit,
+    /// What failed, for humans, e.g. "ExecStartPre=/bin/mkdir exited with status 1".
+    pub reason: String,
+}
+
+/// The start failure `unit` reports for its latest start, if it failed before its
+/// program ran: a failed start command while the main process never started, or a main
+/// process systemd could not set up (its exit codes 200–245).
+pub fn failed_start(unit: &UnitStatus) -> Option<FailedStart> {
+    if is_running(unit) {
+        return None;
+    }
+    if unit.exec_main_start_us != 0 {
+        return setup_failure(unit);
+    }
+    if unit.active_state != ActiveState::Failed {
+        return None;
+    }
+    let started_at = timestamp(unit.inactive_exit_us)?;
+    let command = unit.failed_command.as_ref();
+    let status = command
+        .and_then(|c| ExitStatus::from_systemd(c.code, c.status))
+        .unwrap_or(ExitStatus::Code(START_ERROR_EXIT_CODE));
+    let finished_at = timestamp(unit.inactive_enter_us)
+        .or_else(|| command.and_then(|c| timestamp(c.exit_us)))
+        .filter(|at| *at >= started_at)
+        .unwrap_or(started_at);
+    let how = match command {
+        Some(command) => format!(
+            "{}={} {}",
+            command.kind,
+            command.path,
+            ended(ExitStatus::from_systemd(command.code, command.status))
+        ),
+        None => "the start failed".to_owned(),
+    };
+    Some(FailedStart {
+        exit: Exit {
+            status,
+            started_at,
+            finished_at,
+        },
+        reason: format!(
+            "{how} before the container's program ran (systemd Result={})",
+            unit.result
+        ),
+    })
+}
+
+/// A main process that ended with one of systemd's own exit codes: it never got to run
+/// the container's program.
+fn setup_failure(unit: &UnitStatus) -> Option<FailedStart> {
+    let code = unit.exit_code()?;
+    let what = setup_step(code)?;
+    let started_at = timestamp(unit.exec_main_start_us)?;
+    let finished_at = timestamp(unit.exec_main_exit_us).unwrap_or(started_at);
+    Some(FailedStart {
+        exit: Exit {
+            status: ExitStatus::Code(code),
+            started_at,
+            finished_at,
+        },
+        reason: format!("exit code {code} is systemd's {what}"),
+    })
 }
 
 /// systemd's realtime microseconds; 0 means "never".
@@ -110,6 +192,9 @@ pub(crate) mod tests {
             active_enter_us: start,
             inactive_enter_us: 0,
             n_restarts: 0,
+            inactive_exit_us: 0,
+            invocation_id: String::new(),
+            failed_command: None,
         }
     }
 

@@ -113,6 +113,18 @@ impl Exit {
     }
 }
 
+/// Why the latest run never got the container's program running, and what its journal
+/// said (see `pod::start_failure`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartError {
+    /// What failed, e.g. "ExecStartPre=/bin/mkdir exited with status 1 …".
+    pub reason: String,
+    /// The last journal lines of that run, oldest first, once read.
+    pub log: Vec<String>,
+    /// Whether the journal was read (it is read once per failed start).
+    pub log_read: bool,
+}
+
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartState {
@@ -172,6 +184,7 @@ pub struct ContainerRestarts {
     backoff_step: u32,
     last_started_at: Option<Timestamp>,
     last_exit: Option<Exit>,
+    last_start_error: Option<StartError>,
 }
 
 impl ContainerRestarts {
@@ -186,6 +199,7 @@ impl ContainerRestarts {
             backoff_step: 0,
             last_started_at: None,
             last_exit: None,
+            last_start_error: None,
         }
     }
 
@@ -243,6 +257,31 @@ impl ContainerRestarts {
         self.last_exit
     }
 
+    /// Why its latest finished run never got its program running, if so.
+    pub fn last_start_error(&self) -> Option<&StartError> {
+        self.last_start_error.as_ref()
+    }
+
+    /// Records that the latest start failed before the program ran: an exit like any
+    /// other (counted, backed off), remembered with `reason` for the status.
+    pub fn start_failed(&mut self, exit: Exit, reason: String) -> Result<Decision> {
+        let decision = self.exited(exit)?;
+        self.last_start_error = Some(StartError {
+            reason,
+            log: Vec::new(),
+            log_read: false,
+        });
+        Ok(decision)
+    }
+
+    /// Keeps the journal lines of the latest failed start; only the first time.
+    pub fn attach_start_log(&mut self, lines: Vec<String>) {
+        if let Some(error) = self.last_start_error.as_mut().filter(|e| !e.log_read) {
+            error.log = lines;
+            error.log_read = true;
+        }
+    }
+
     /// Records that it started at `at`: the first start, or a restart once the back-off
     /// has run out (which counts as a restart).
     pub fn started(&mut self, at: Timestamp) -> Result<()> {
@@ -273,6 +312,7 @@ impl ContainerRestarts {
             matches!(s, RestartState::Running { .. })
         })?;
         self.last_exit = Some(exit);
+        self.last_start_error = None;
         let restart = match self.policy {
             RestartPolicy::Always => true,
             RestartPolicy::OnFailure => !exit.status.succeeded(),

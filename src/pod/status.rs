@@ -25,6 +25,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::qos::QosClass;
 use super::restart::{Exit, ExitStatus, RestartPolicy};
+use super::start_failure::START_ERROR_REASON;
 
 /// Why a container is not running yet; the reasons the kubelet reports
 /// (pkg/kubelet/images/types.go, pkg/kubelet/container/sync_result.go,
@@ -96,7 +97,7 @@ impl WaitingReason {
 }
 
 /// One finished run of a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Termination {
     /// How it ended.
     pub exit: ExitStatus,
@@ -107,6 +108,9 @@ pub struct Termination {
     pub started_at: Timestamp,
     /// When it ended.
     pub finished_at: Timestamp,
+    /// When the run never got the program running: what failed and the last journal
+    /// lines of that start, bounded (`pod::start_failure`).
+    pub start_error: Option<String>,
 }
 
 impl Termination {
@@ -117,12 +121,16 @@ impl Termination {
             oom_killed,
             started_at: exit.started_at,
             finished_at: exit.finished_at,
+            start_error: None,
         }
     }
 
-    /// The terminated reason the kubelet shows: `OOMKilled`, `Completed` or `Error`.
+    /// The terminated reason the kubelet shows: `OOMKilled`, `StartError` (the runtime
+    /// could not start the program), `Completed` or `Error`.
     pub fn reason(&self) -> &'static str {
-        if self.oom_killed {
+        if self.start_error.is_some() {
+            START_ERROR_REASON
+        } else if self.oom_killed {
             "OOMKilled"
         } else if self.exit.succeeded() {
             "Completed"

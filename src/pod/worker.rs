@@ -22,11 +22,12 @@ use super::observe::{is_running, observe_unit};
 use super::progress::EventKind;
 use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
+use super::start_failure;
 pub use super::state::PodState;
 use super::state::PrepareDecision;
 use super::status::{self, ContainerSeen, PodSeen};
 use crate::clock::now;
-use crate::systemd::{JobResult, UnitStatus};
+use crate::systemd::{JobResult, UnitStatus, invocation_tail};
 use crate::unit::{UnitFile, UnitName};
 
 /// Extra time given to systemd beyond the grace period when stopping a unit: its own
@@ -101,6 +102,7 @@ async fn observe(
         };
         let restarts = restarts_of(ctx, uid, pod, container, state);
         if observe_unit(restarts, unit) {
+            read_start_log(restarts, unit).await;
             let (dirs, pod_uid, record) = (ctx.dirs.clone(), uid.to_owned(), restarts.clone());
             off_runtime(&ctx.dirs.records_dir(uid), move || {
                 records::save(&dirs, &pod_uid, &record)
@@ -109,6 +111,29 @@ async fn observe(
         }
     }
     Ok(statuses)
+}
+
+/// Keeps the last journal lines of a start that just failed, for the status. A journal
+/// that cannot be read leaves the reason alone: the status still says what failed.
+async fn read_start_log(restarts: &mut ContainerRestarts, unit: &UnitStatus) {
+    if restarts
+        .last_start_error()
+        .is_none_or(|error| error.log_read)
+    {
+        return;
+    }
+    if unit.invocation_id.is_empty() {
+        restarts.attach_start_log(Vec::new());
+        return;
+    }
+    let lines = match invocation_tail(&unit.invocation_id, start_failure::LOG_LINES).await {
+        Ok(lines) => lines,
+        Err(err) => {
+            tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "reading the journal of a failed start failed");
+            Vec::new()
+        }
+    };
+    restarts.attach_start_log(lines);
 }
 
 /// Starts what should run now; returns whether it started anything and when the next

@@ -105,6 +105,22 @@ pub enum Error {
         /// What rule it breaks.
         why: &'static str,
     },
+
+    /// An invocation ID that is not 32 hex digits (systemd never reports one).
+    #[error("{id:?} is not a systemd invocation ID")]
+    InvalidInvocationId {
+        /// The offending value, cut to 64 characters.
+        id: String,
+    },
+
+    /// Reading a unit run's journal failed.
+    #[error("reading the journal of invocation {invocation}: {message}")]
+    Journal {
+        /// The invocation ID.
+        invocation: String,
+        /// What failed.
+        message: String,
+    },
 }
 
 /// " <unit>" for messages, nothing when the operation concerns no unit.
@@ -129,6 +145,7 @@ impl Error {
             Self::Io { .. } => "UnitFileError",
             Self::UnitFile { .. } => "InvalidUnitMetadata",
             Self::InvalidUnitName { .. } => "InvalidUnitName",
+            Self::InvalidInvocationId { .. } | Self::Journal { .. } => "JournalError",
         }
     }
 
@@ -136,14 +153,18 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Call { name, .. } => TRANSIENT_ERROR_NAMES.contains(&name.as_str()),
-            Self::Bus { .. } | Self::JobWatchLost { .. } | Self::StopTimedOut { .. } => true,
+            Self::Bus { .. }
+            | Self::JobWatchLost { .. }
+            | Self::StopTimedOut { .. }
+            | Self::Journal { .. } => true,
             Self::Io { source, .. } => !matches!(
                 source.kind(),
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidInput
             ),
-            Self::UnitFile { .. } | Self::InvalidUnitName { .. } | Self::MissingProperty { .. } => {
-                false
-            }
+            Self::UnitFile { .. }
+            | Self::InvalidUnitName { .. }
+            | Self::MissingProperty { .. }
+            | Self::InvalidInvocationId { .. } => false,
         }
     }
 

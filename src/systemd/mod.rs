@@ -5,8 +5,10 @@
 mod client;
 mod error;
 mod events;
+mod exec_commands;
 mod files;
 mod jobs;
+mod journal;
 mod proxy;
 mod reload;
 mod status;
@@ -14,5 +16,7 @@ mod status;
 pub use client::{ManagedUnit, Systemd};
 pub use error::{Error, Result};
 pub use events::{UnitEvent, UnitEventKind};
+pub use exec_commands::FailedCommand;
 pub use jobs::JobResult;
+pub use journal::invocation_tail;
 pub use status::{ActiveState, UnitStatus};

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
 use super::error::{Error, Result};
+use super::exec_commands::{FailedCommand, failed_command};
 use super::proxy::SYSTEMD_SERVICE;
 use crate::unit::UnitName;
 
@@ -104,6 +105,14 @@ pub struct UnitStatus {
     pub inactive_enter_us: u64,
     /// `NRestarts`: restarts systemd itself did (`Restart=`).
     pub n_restarts: u32,
+    /// When the unit last left the inactive or failed state, i.e. when its latest start
+    /// began, CLOCK_REALTIME µs, 0 = never.
+    pub inactive_exit_us: u64,
+    /// `InvocationID` of the latest run as 32 hex digits; empty before the first.
+    pub invocation_id: String,
+    /// The start command that failed in the latest start, if one did (see
+    /// [`FailedCommand`]).
+    pub failed_command: Option<FailedCommand>,
 }
 
 impl UnitStatus {
@@ -177,7 +186,24 @@ fn from_properties(
         active_enter_us: get(name, properties, "ActiveEnterTimestamp")?,
         inactive_enter_us: get(name, properties, "InactiveEnterTimestamp")?,
         n_restarts: get(name, properties, "NRestarts")?,
+        inactive_exit_us: get(name, properties, "InactiveExitTimestamp")?,
+        invocation_id: invocation_id(properties),
+        failed_command: failed_command(properties),
     })
+}
+
+/// `InvocationID` (16 bytes) as systemd and the journal write it: 32 lowercase hex
+/// digits; empty when absent or not 16 bytes.
+fn invocation_id(properties: &HashMap<String, OwnedVariant>) -> String {
+    let bytes = properties
+        .get("InvocationID")
+        .and_then(|value| value.try_clone().ok())
+        .and_then(|value| Vec::<u8>::try_from(value).ok())
+        .unwrap_or_default();
+    if bytes.len() != 16 {
+        return String::new();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -200,6 +226,9 @@ mod tests {
             active_enter_us: 0,
             inactive_enter_us: 0,
             n_restarts: 0,
+            inactive_exit_us: 0,
+            invocation_id: String::new(),
+            failed_command: None,
         }
     }
 
@@ -248,6 +277,14 @@ mod tests {
             ),
             ("InactiveEnterTimestamp", Variant::from(0u64)),
             ("NRestarts", Variant::from(2u32)),
+            (
+                "InactiveExitTimestamp",
+                Variant::from(1_699_999_999_999_000u64),
+            ),
+            (
+                "InvocationID",
+                Variant::from((0u8..16).collect::<Vec<u8>>()),
+            ),
         ]
     }
 
@@ -259,6 +296,9 @@ mod tests {
         assert_eq!((status.main_pid, status.n_restarts), (42, 2));
         assert_eq!(status.exec_main_start_us, 1_700_000_000_000_000);
         assert_eq!(status.sub_state, "running");
+        assert_eq!(status.inactive_exit_us, 1_699_999_999_999_000);
+        assert_eq!(status.invocation_id, "000102030405060708090a0b0c0d0e0f");
+        assert_eq!(status.failed_command, None);
     }
 
     #[test]

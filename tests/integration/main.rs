@@ -22,6 +22,7 @@ mod package;
 mod pid_file;
 mod pods_cmd;
 mod secrets;
+mod start_backoff;
 mod static_pods;
 mod support;
 mod systemd;

@@ -46,6 +46,9 @@ fn unit(container: &str, init: bool, index: usize, active: bool, exit: Option<i3
             active_enter_us: started_us,
             inactive_enter_us: 0,
             n_restarts: 0,
+            inactive_exit_us: 0,
+            invocation_id: String::new(),
+            failed_command: None,
         },
     }
 }

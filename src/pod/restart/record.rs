@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{ContainerRestarts, Exit, ExitStatus, RestartPolicy, RestartState};
+use super::{ContainerRestarts, Exit, ExitStatus, RestartPolicy, RestartState, StartError};
 
 /// The serialised form of a [`ContainerRestarts`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +21,17 @@ pub struct RestartRecord {
     backoff_step: u32,
     last_started_us: Option<i64>,
     last_exit: Option<ExitRecord>,
+    /// Absent in records written before start failures were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_start_error: Option<StartErrorRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartErrorRecord {
+    reason: String,
+    log: Vec<String>,
+    log_read: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +81,11 @@ impl ContainerRestarts {
                 started_us: micros(exit.started_at),
                 finished_us: micros(exit.finished_at),
             }),
+            last_start_error: self.last_start_error.as_ref().map(|e| StartErrorRecord {
+                reason: e.reason.clone(),
+                log: e.log.clone(),
+                log_read: e.log_read,
+            }),
         }
     }
 
@@ -111,6 +127,11 @@ impl ContainerRestarts {
                 None => None,
             },
             last_exit,
+            last_start_error: record.last_start_error.as_ref().map(|e| StartError {
+                reason: e.reason.clone(),
+                log: e.log.clone(),
+                log_read: e.log_read,
+            }),
         })
     }
 }
@@ -152,6 +173,32 @@ mod tests {
         let json = serde_json::to_string(&restarts.to_record()).unwrap();
         let back: RestartRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(ContainerRestarts::from_record(&back), Some(restarts));
+    }
+
+    #[test]
+    fn a_failed_start_round_trips_and_old_records_still_read() {
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        restarts.started(at(0)).unwrap();
+        let exit = Exit {
+            status: ExitStatus::Code(3),
+            started_at: at(0),
+            finished_at: at(0),
+        };
+        restarts
+            .start_failed(exit, "ExecStartPre failed".into())
+            .unwrap();
+        restarts.attach_start_log(vec!["mkdir: denied".into()]);
+        let json = serde_json::to_string(&restarts.to_record()).unwrap();
+        let back: RestartRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(ContainerRestarts::from_record(&back), Some(restarts));
+        let old = json.replace(
+            &json[json.find(",\"lastStartError\"").unwrap()..json.len() - 1],
+            "",
+        );
+        let back: RestartRecord = serde_json::from_str(&old).unwrap();
+        let restored = ContainerRestarts::from_record(&back).unwrap();
+        assert_eq!(restored.last_start_error(), None);
+        assert_eq!(restored.restart_count(), 0);
     }
 
     #[test]

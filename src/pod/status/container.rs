@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::conditions::{app_ready, init_succeeded};
 use super::{ContainerObservation, ContainerState, PodPhase, Termination};
 use crate::pod::restart::ExitStatus;
+use crate::pod::start_failure::setup_step;
 
 /// Statuses of `containers` (init containers when `init`), in spec order.
 pub(super) fn container_statuses(
@@ -78,38 +79,23 @@ fn terminated(t: &Termination, id: Option<&str>) -> ContainerStateTerminated {
         exit_code: t.exit.exit_code(),
         signal: t.exit.signal(),
         reason: Some(t.reason().to_owned()),
-        message: setup_failure(t.exit, id),
+        message: termination_message(t, id),
         started_at: Some(Time(t.started_at)),
         finished_at: Some(Time(t.finished_at)),
     }
 }
 
-/// What systemd's own exit codes mean (`systemd.exec(5)`, "Process Exit Codes"): systemd
-/// exits the child with one of them when setting the process up failed, before the
-/// container's program ran; details are in the unit's journal.
-fn setup_failure(exit: ExitStatus, id: Option<&str>) -> Option<String> {
-    let ExitStatus::Code(code) = exit else {
+/// The terminated message: for a run that never got its program running, what failed
+/// and its last journal lines; for an exit with one of systemd's own codes, what it
+/// means (`systemd.exec(5)`, "Process Exit Codes") and where details are.
+fn termination_message(t: &Termination, id: Option<&str>) -> Option<String> {
+    if let Some(message) = &t.start_error {
+        return Some(message.clone());
+    }
+    let ExitStatus::Code(code) = t.exit else {
         return None;
     };
-    let what = match code {
-        200 => "CHDIR: the workingDir could not be entered",
-        203 => "EXEC: the program could not be executed (missing, or not executable)",
-        204 => "MEMORY: out of memory while setting the process up",
-        208 => "STDIN: standard input could not be set up",
-        209 => "STDOUT: standard output could not be set up",
-        216 => "GROUP: the group could not be resolved",
-        217 => "USER: the user could not be resolved",
-        218 => "CAPABILITIES: capabilities could not be set",
-        219 => "CGROUP: the process could not join its cgroup",
-        226 => "NAMESPACE: the mount namespace (volumes, hardening) could not be set up",
-        227 => "NO_NEW_PRIVILEGES: no_new_privs could not be set",
-        228 => "SECCOMP: the system call filter could not be applied",
-        233 => "RUNTIME_DIRECTORY: the runtime directory could not be created",
-        238 => "STATE_DIRECTORY: the state directory could not be created",
-        243 => "CREDENTIALS: credentials could not be set up",
-        201..=245 => "systemd could not set the process up",
-        _ => return None,
-    };
+    let what = setup_step(code)?;
     let unit = id
         .and_then(|id| id.strip_prefix("systemd://"))
         .unwrap_or("<unit>");
@@ -120,25 +106,53 @@ fn setup_failure(exit: ExitStatus, id: Option<&str>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::jiff::Timestamp;
+
     use super::*;
+
+    fn ended(exit: ExitStatus) -> Termination {
+        Termination {
+            exit,
+            oom_killed: false,
+            started_at: Timestamp::UNIX_EPOCH,
+            finished_at: Timestamp::UNIX_EPOCH,
+            start_error: None,
+        }
+    }
+
+    #[test]
+    fn a_start_error_is_the_message() {
+        let t = Termination {
+            start_error: Some("ExecStartPre=/bin/false exited with status 1".into()),
+            ..ended(ExitStatus::Code(1))
+        };
+        let id = Some("systemd://systemk.default.web.app.service");
+        let status = terminated(&t, id);
+        assert_eq!(status.reason.as_deref(), Some("StartError"));
+        assert_eq!(status.message, t.start_error);
+    }
 
     #[test]
     fn systemds_setup_exit_codes_are_explained() {
         let id = Some("systemd://systemk.default.web.app.service");
         assert_eq!(
-            setup_failure(ExitStatus::Code(216), id).as_deref(),
+            termination_message(&ended(ExitStatus::Code(216)), id).as_deref(),
             Some(
                 "exit code 216 is systemd's GROUP: the group could not be resolved; see journalctl -u systemk.default.web.app.service"
             )
         );
-        assert!(setup_failure(ExitStatus::Code(244), id).is_some());
+        assert!(termination_message(&ended(ExitStatus::Code(244)), id).is_some());
         for ordinary in [
             ExitStatus::Code(1),
             ExitStatus::Code(199),
             ExitStatus::Code(255),
             ExitStatus::Signal(9),
         ] {
-            assert_eq!(setup_failure(ordinary, id), None, "{ordinary:?}");
+            assert_eq!(
+                termination_message(&ended(ordinary), id),
+                None,
+                "{ordinary:?}"
+            );
         }
     }
 }

@@ -7,6 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::{ContainerObservation, ContainerState, Termination, WaitingReason, crash_loop_message};
 use crate::pod::observe::{is_running, timestamp};
 use crate::pod::restart::{ContainerRestarts, RestartState};
+use crate::pod::start_failure::start_error_message;
 use crate::systemd::UnitStatus;
 
 /// systemd's `Result=` when the kernel's OOM killer ended the unit (cgroup v2 only).
@@ -51,9 +52,12 @@ pub fn container_observation(facts: &ContainerFacts<'_>) -> ContainerObservation
         .unit
         .is_some_and(|unit| unit.result == RESULT_OOM_KILL);
     let last_termination = |oom| {
-        restarts
-            .last_exit()
-            .map(|exit| Termination::from_exit(exit, oom))
+        restarts.last_exit().map(|exit| Termination {
+            start_error: restarts
+                .last_start_error()
+                .map(|error| start_error_message(&error.reason, &error.log)),
+            ..Termination::from_exit(exit, oom)
+        })
     };
     let (state, previous) = match (running, restarts.state(), facts.problem) {
         (Some(unit), _, _) => (

@@ -29,6 +29,7 @@ fn termination(exit: ExitStatus) -> Termination {
         oom_killed: false,
         started_at: at(0),
         finished_at: at(5),
+        start_error: None,
     }
 }
 
