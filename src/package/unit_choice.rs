@@ -4,6 +4,8 @@
 //!
 //! Rules, in order: the annotation's unit (a unit or an instance `name@inst.service` of
 //! a template the packages ship); else `<image package>.service`; else the only unit.
+//! Where the choice would be the template `<image package>@.service` or the only unit is
+//! a template, the pod must name an instance, and the error lists those that exist.
 //! Units that only run `true` (umbrella `Type=oneshot` units) are left out unless no
 //! other unit exists. A template alone is no choice: it needs an instance.
 //!
@@ -88,6 +90,14 @@ pub fn select_vendor_unit(
         .find(|u| u.name() == format!("{package}{SERVICE_SUFFIX}"))
     {
         return Ok(Some(selected(unit, unit.name())));
+    }
+    // `postgresql@.service` beside the umbrella `postgresql.service`: the daemon is an
+    // instance of the package-named template, whatever other templates ship with it.
+    if let Some(template) = pool
+        .iter()
+        .find(|u| u.name() == format!("{package}@{SERVICE_SUFFIX}"))
+    {
+        return Err(needs_instance(template));
     }
     match pool.as_slice() {
         [] => Ok(None),

@@ -25,3 +25,4 @@ mod secrets;
 mod static_pods;
 mod support;
 mod systemd;
+mod vendor_units;

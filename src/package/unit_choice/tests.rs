@@ -35,13 +35,16 @@ fn chosen(i: &Installed, wanted: Option<&str>) -> (String, String, PathBuf) {
     (s.name, s.package, s.path)
 }
 
-/// Debian 12's postgresql: the umbrella and the template of postgresql-common.
+/// Debian 12's postgresql: the service units of postgresql-common 248 (the umbrella, the
+/// cluster template and, trimmed, the templates of its backup helpers).
 fn postgresql() -> Installed {
     let mut template = unit("postgresql-common", "postgresql@.service");
     template.instances = vec!["postgresql@15-main.service".into()];
     installed(
         "postgresql",
         vec![
+            unit("postgresql-common", "pg_basebackup@.service"),
+            unit("postgresql-common", "pg_dump@.service"),
             umbrella("postgresql-common", "postgresql.service"),
             template,
         ],
@@ -150,6 +153,23 @@ fn template_alone_needs_an_instance_and_lists_the_clusters() {
 }
 
 #[test]
+fn a_lone_template_needs_an_instance_too() {
+    let i = installed("foo", vec![unit("foo-common", "bar@.service")]);
+    let err = select_vendor_unit(&i, None).unwrap_err();
+    assert!(
+        err.to_string().contains("shows no existing instance"),
+        "{err}"
+    );
+    // Templates other than `<package>@.service` among several stay ambiguous.
+    let i = installed(
+        "foo",
+        vec![unit("foo", "a@.service"), unit("foo", "b@.service")],
+    );
+    let err = select_vendor_unit(&i, None).unwrap_err();
+    assert!(matches!(err, Error::AmbiguousVendorUnit { .. }), "{err}");
+}
+
+#[test]
 fn an_instance_of_a_shipped_template_is_chosen() {
     assert_eq!(
         chosen(&postgresql(), Some("postgresql@15-main.service")),
@@ -171,7 +191,9 @@ fn wanted_unit_missing_is_an_error_listing_candidates_with_packages() {
     let err = select_vendor_unit(&postgresql(), Some("b.service")).unwrap_err();
     assert!(
         matches!(&err, Error::NoSuchVendorUnit { candidates, .. }
-            if candidates == &["postgresql.service (postgresql-common)",
+            if candidates == &["pg_basebackup@.service (postgresql-common)",
+                               "pg_dump@.service (postgresql-common)",
+                               "postgresql.service (postgresql-common)",
                                "postgresql@.service (postgresql-common)"]),
         "{err}"
     );
