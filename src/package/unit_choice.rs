@@ -2,12 +2,14 @@
 //! searched packages (see `depends.rs`), and the checks on the pod's annotation that
 //! names one. Pure. Layer 1.
 //!
-//! Rules, in order: the annotation's unit (a unit or an instance `name@inst.service` of
-//! a template the packages ship); else `<image package>.service`; else the only unit.
-//! Where the choice would be the template `<image package>@.service` or the only unit is
-//! a template, the pod must name an instance, and the error lists those that exist.
-//! Units that only run `true` (umbrella `Type=oneshot` units) are left out unless no
-//! other unit exists. A template alone is no choice: it needs an instance.
+//! Rules: the annotation's unit (a unit or an instance `name@inst.service` of a template
+//! the packages ship) when set. Else the units are looked at in three groups, the first
+//! that is not empty decides: daemons (not templates), then templates, then units that
+//! only run `true` (umbrella `Type=oneshot` units such as `postgresql.service`, taken
+//! only when nothing else is shipped). In the group, `<image package>.service` wins, else
+//! `<image package>@.service`, else the only unit; several are ambiguous. A template is
+//! no choice by itself: the pod must name an instance, and the error lists those that
+//! exist.
 //!
 //! The annotation value becomes a unit name and, through `%i`/`%I`, part of paths in the
 //! unit, so it is checked against systemd's unit-name rules and more: no `\` escapes,
@@ -78,37 +80,39 @@ pub fn select_vendor_unit(
             _ => Ok(Some(selected(unit, wanted.to_owned()))),
         };
     }
-    // Umbrella units stand for the daemons; take them only when there is nothing else.
-    let daemons: Vec<&VendorUnit> = units.iter().filter(|u| !u.only_runs_true).collect();
-    let pool: Vec<&VendorUnit> = if daemons.is_empty() {
-        units.iter().collect()
-    } else {
-        daemons
-    };
-    if let Some(unit) = pool
-        .iter()
-        .find(|u| u.name() == format!("{package}{SERVICE_SUFFIX}"))
-    {
-        return Ok(Some(selected(unit, unit.name())));
-    }
+    // Daemons first, then templates (which need an instance), and umbrella units only
+    // when nothing else is shipped: they stand for the daemons and run none.
+    let kinds: [fn(&VendorUnit) -> bool; 3] = [
+        |u| !u.only_runs_true && !u.is_template(),
+        |u| !u.only_runs_true && u.is_template(),
+        |u| u.only_runs_true,
+    ];
+    let own = format!("{package}{SERVICE_SUFFIX}");
     // `postgresql@.service` beside the umbrella `postgresql.service`: the daemon is an
     // instance of the package-named template, whatever other templates ship with it.
-    if let Some(template) = pool
-        .iter()
-        .find(|u| u.name() == format!("{package}@{SERVICE_SUFFIX}"))
-    {
-        return Err(needs_instance(template));
+    let own_template = format!("{package}@{SERVICE_SUFFIX}");
+    for kind in kinds {
+        let pool: Vec<&VendorUnit> = units.iter().filter(|u| kind(u)).collect();
+        if let Some(unit) = pool.iter().find(|u| u.name() == own) {
+            return Ok(Some(selected(unit, unit.name())));
+        }
+        if let Some(template) = pool.iter().find(|u| u.name() == own_template) {
+            return Err(needs_instance(template));
+        }
+        match pool.as_slice() {
+            [] => continue,
+            [only] if only.is_template() => return Err(needs_instance(only)),
+            [only] => return Ok(Some(selected(only, only.name()))),
+            _ => {
+                return Err(Error::AmbiguousVendorUnit {
+                    package: package.to_owned(),
+                    candidates: pool.iter().map(|u| described(u)).collect(),
+                    annotation: VENDOR_UNIT_ANNOTATION_PREFIX,
+                });
+            }
+        }
     }
-    match pool.as_slice() {
-        [] => Ok(None),
-        [only] if only.is_template() => Err(needs_instance(only)),
-        [only] => Ok(Some(selected(only, only.name()))),
-        _ => Err(Error::AmbiguousVendorUnit {
-            package: package.to_owned(),
-            candidates: pool.iter().map(|u| described(u)).collect(),
-            annotation: VENDOR_UNIT_ANNOTATION_PREFIX,
-        }),
-    }
+    Ok(None)
 }
 
 /// `name (package)`, as errors list a unit.
