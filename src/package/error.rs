@@ -143,8 +143,9 @@ pub enum Error {
         /// The annotation prefix to set.
         annotation: &'static str,
     },
-    /// The pod named a vendor unit the package does not ship.
-    #[error("package {package} ships no service unit {wanted:?}; it ships: {}", if candidates.is_empty() { "none".to_owned() } else { candidates.join(", ") })]
+    /// The pod named a vendor unit that neither the package nor the packages searched with
+    /// it ship.
+    #[error("no package searched for image package {package} ships the service unit {wanted:?}; they ship: {}", if candidates.is_empty() { "none".to_owned() } else { candidates.join(", ") })]
     NoSuchVendorUnit {
         /// The package.
         package: String,

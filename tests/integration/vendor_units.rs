@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
-use systemk::package::ImageRef;
+use systemk::package::{self, ImageRef};
 use systemk::pod::{containers, read_vendor_unit};
 use systemk::unit::UnitFile;
 
@@ -128,6 +128,36 @@ async fn postgresql_runs_the_cluster_the_annotation_names() {
     assert!(text.contains("postgresql@.service"), "{text}");
     assert!(text.contains("postgresql@15-main.service"), "{text}");
     assert!(text.contains("systemk.io/vendor-unit."), "{text}");
+
+    // Attacks: a unit of a package the image does not pull in, and instances that would
+    // leave /etc/postgresql through %I or are no unit names, are refused before any unit
+    // is written.
+    for wanted in [
+        "ssh.service",
+        "systemd-journald.service",
+        "postgresql@..-..-etc.service",
+        "postgresql@15/main.service",
+        "postgresql@-etc-shadow.service",
+        "postgresql@15-main.service\nExecStartPre=/bin/sh",
+    ] {
+        let bad = pod(
+            &context,
+            "bad",
+            "postgresql",
+            json!({ "systemk.io/vendor-unit.main": wanted }),
+        );
+        let err = read_vendor_unit(&bad, containers(&bad)[0].container, &installed).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                systemk::pod::Error::Image(
+                    package::Error::NoSuchVendorUnit { .. }
+                        | package::Error::InvalidVendorUnitName { .. }
+                )
+            ),
+            "{wanted:?}: {err}"
+        );
+    }
 
     let db = pod(
         &context,
