@@ -52,6 +52,20 @@ pub(crate) async fn installed_packages() -> Result<std::collections::BTreeSet<St
         .collect())
 }
 
+/// Every installed package's source and dependencies, for the vendor-unit search.
+pub(crate) async fn package_graph() -> Result<super::depends::PackageGraph> {
+    let format = format!("--showformat={}", super::depends::GRAPH_FORMAT);
+    let out = process::run(DPKG_QUERY, &["--show", &format], &[]).await?;
+    if !out.status.success() {
+        return Err(Error::QueryFailed {
+            package: "*".to_owned(),
+            program: DPKG_QUERY,
+            stderr: out.stderr,
+        });
+    }
+    Ok(super::depends::PackageGraph::parse(&out.stdout))
+}
+
 /// The files and directories `package` owns, as `dpkg-query --listfiles` prints them.
 pub(crate) async fn file_list(package: &str) -> Result<Vec<PathBuf>> {
     let out = process::run(DPKG_QUERY, &["--listfiles", package], &[]).await?;

@@ -137,20 +137,43 @@ pub enum Error {
     AmbiguousVendorUnit {
         /// The package.
         package: String,
-        /// File names of its service units.
+        /// Its service units and the packages (of the same source) shipping them,
+        /// `name (package)`.
         candidates: Vec<String>,
         /// The annotation prefix to set.
         annotation: &'static str,
     },
-    /// The pod named a vendor unit the package does not ship.
-    #[error("package {package} ships no service unit {wanted:?}; it ships: {}", if candidates.is_empty() { "none".to_owned() } else { candidates.join(", ") })]
+    /// The pod named a vendor unit that neither the package nor the packages searched with
+    /// it ship.
+    #[error("no package searched for image package {package} ships the service unit {wanted:?}; they ship: {}", if candidates.is_empty() { "none".to_owned() } else { candidates.join(", ") })]
     NoSuchVendorUnit {
         /// The package.
         package: String,
         /// The unit the pod asked for.
         wanted: String,
-        /// File names of the units it does ship.
+        /// The units it and the other searched packages ship, `name (package)`.
         candidates: Vec<String>,
+    },
+    /// The only unit is a template (or the pod named the template itself): an instance
+    /// must be named.
+    #[error("{template} of package {package} is a template unit: name an instance with the pod annotation {annotation}<container>: {}@<instance>.service; {}", template.trim_end_matches("@.service"), if instances.is_empty() { "the package shows no existing instance".to_owned() } else { format!("existing instances: {}", instances.join(", ")) })]
+    TemplateNeedsInstance {
+        /// The template's file name, e.g. `postgresql@.service`.
+        template: String,
+        /// The package that ships it.
+        package: String,
+        /// The annotation prefix to set.
+        annotation: &'static str,
+        /// Instances that exist, as unit names (from the template's condition paths).
+        instances: Vec<String>,
+    },
+    /// The pod's vendor-unit annotation is no acceptable unit name.
+    #[error("vendor unit annotation {wanted:?} is not a valid unit name: {why}")]
+    InvalidVendorUnitName {
+        /// The annotation value.
+        wanted: String,
+        /// The rule it breaks.
+        why: &'static str,
     },
     /// The node's image policy does not allow this image.
     #[error("image {image:?} refused by the node option {option}: {why}")]
@@ -224,6 +247,8 @@ impl Error {
             Self::NotExecutable { .. } => "ImageNotExecutable",
             Self::AmbiguousVendorUnit { .. } => "AmbiguousVendorUnit",
             Self::NoSuchVendorUnit { .. } => "NoSuchVendorUnit",
+            Self::TemplateNeedsInstance { .. } => "TemplateNeedsInstance",
+            Self::InvalidVendorUnitName { .. } => "InvalidVendorUnitName",
             Self::QueryFailed { .. }
             | Self::Spawn { .. }
             | Self::HttpsClient { .. }
@@ -257,6 +282,8 @@ impl Error {
             | Self::NotExecutable { .. }
             | Self::AmbiguousVendorUnit { .. }
             | Self::NoSuchVendorUnit { .. }
+            | Self::TemplateNeedsInstance { .. }
+            | Self::InvalidVendorUnitName { .. }
             | Self::ImageRefused { .. }
             | Self::UnsafeImagePath { .. } => false,
         }

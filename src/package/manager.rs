@@ -21,11 +21,42 @@ pub struct Installed {
     /// version replacing another installed version does not count). Only then are the
     /// package's vendor units systemk's to disable.
     pub newly_installed: bool,
-    /// Non-template `*.service` files from the package's file list.
-    pub service_units: Vec<PathBuf>,
+    /// The `*.service` files (templates included) of the packages searched for the
+    /// image's vendor unit: the image package and its same-source dependencies, or, when
+    /// those ship none, its other direct dependencies.
+    pub service_units: Vec<VendorUnit>,
     /// Package-owned state directories that exist: `/var/{lib,spool,cache,log}/<x>`, `/run/<x>`,
-    /// from the package's file list and the `d`/`D` lines of its tmpfiles.d files.
+    /// from the file lists and the `d`/`D` lines of the tmpfiles.d files of the image
+    /// package and of the searched packages whose units were found.
     pub writable_dirs: Vec<PathBuf>,
+}
+
+/// A service unit file of one of the searched packages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorUnit {
+    /// The package that ships it.
+    pub package: String,
+    /// Its file, e.g. `/lib/systemd/system/nginx.service`.
+    pub path: PathBuf,
+    /// Every `ExecStart=` runs `true`: an umbrella unit, no daemon.
+    pub only_runs_true: bool,
+    /// For a template: the instances its condition paths show exist (full unit names).
+    pub instances: Vec<String>,
+}
+
+impl VendorUnit {
+    /// The unit's file name, e.g. `postgresql@.service`.
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether it is a template (`name@.service`).
+    pub fn is_template(&self) -> bool {
+        self.name().ends_with("@.service")
+    }
 }
 
 /// One way of getting an image onto the host.

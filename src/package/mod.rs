@@ -2,7 +2,8 @@
 //! (apt, https `.deb`, plain path). Knows nothing of units, systemd or pods.
 //!
 //! [`ImageRef`] parses a pod's image; [`Installer`] installs or queries it and reports
-//! [`Installed`]; [`select_vendor_unit`] picks the package's unit a container runs.
+//! [`Installed`] (with the service units of the image package and of the packages it
+//! pulls in from the same source); [`select_vendor_unit`] picks the unit a container runs.
 //!
 //! Inside, imports point one way: `manager` (the [`PackageManager`] trait, [`Installed`])
 //! at the bottom, the backends (`apt`, `https`, `path`) and their helpers above it, and
@@ -10,6 +11,7 @@
 
 mod apt;
 mod deb;
+mod depends;
 mod dpkg;
 mod error;
 mod guard;
@@ -17,12 +19,15 @@ mod https;
 mod image;
 mod installed;
 mod installer;
+mod instances;
 mod lock;
 mod manager;
 mod path;
 mod policy;
 mod process;
 mod record;
+mod unit_choice;
+mod unit_scan;
 mod vendor;
 
 pub use apt::{Apt, AptPackage};
@@ -31,7 +36,7 @@ pub use guard::POLICY_RC_D;
 pub use https::{DEFAULT_CACHE_DIR, HttpsDeb, HttpsPackage};
 pub use image::ImageRef;
 pub use installer::{Installer, InstallerConfig};
-pub use manager::{Installed, PackageManager};
+pub use manager::{Installed, PackageManager, VendorUnit};
 pub use path::PathImage;
 pub use policy::ImagePolicy;
-pub use vendor::{VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};
+pub use unit_choice::{SelectedUnit, VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};

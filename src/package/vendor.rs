@@ -1,16 +1,9 @@
 //! Vendor units and state directories, read from a package's own file list (never guessed
-//! from its name) and its tmpfiles.d configuration, and the choice of the one vendor unit
-//! a container runs. Pure functions over paths and text; reading files and checking that
-//! directories exist is left to the caller. Layer 1.
+//! from its name) and its tmpfiles.d configuration. Pure functions over paths and text;
+//! reading files and checking that directories exist is left to the caller; the choice
+//! among the units is `unit_choice.rs`'s. Layer 1.
 
 use std::path::{Component, Path, PathBuf};
-
-use super::error::{Error, Result};
-use super::manager::Installed;
-
-/// Pod annotation naming the vendor unit of one container when its package ships several:
-/// key `systemk.io/vendor-unit.<container-name>`, value a unit file name, e.g. `ssh.service`.
-pub const VENDOR_UNIT_ANNOTATION_PREFIX: &str = "systemk.io/vendor-unit.";
 
 /// Both directories because packages built before and after usrmerge use either.
 const UNIT_DIRS: [&str; 2] = ["/lib/systemd/system", "/usr/lib/systemd/system"];
@@ -21,8 +14,9 @@ const STATE_PARENTS: [&str; 5] = ["/var/lib", "/var/spool", "/var/cache", "/var/
 /// Where packages ship tmpfiles.d configuration (before and after usrmerge).
 const TMPFILES_DIRS: [&str; 2] = ["/lib/tmpfiles.d", "/usr/lib/tmpfiles.d"];
 
-/// The package's non-template `*.service` files directly in a systemd unit directory, one
-/// per file name (the same unit under `/lib` and `/usr/lib` counts once), sorted by name.
+/// The package's `*.service` files directly in a systemd unit directory, one per file name
+/// (the same unit under `/lib` and `/usr/lib` counts once), sorted by name. Templates
+/// (`name@.service`) are kept; files of single instances (`name@inst.service`) are not.
 pub(crate) fn service_units(files: &[PathBuf]) -> Vec<PathBuf> {
     let mut units: Vec<PathBuf> = Vec::new();
     for file in files {
@@ -34,7 +28,7 @@ pub(crate) fn service_units(files: &[PathBuf]) -> Vec<PathBuf> {
         let is_service = name.ends_with(".service") && name.len() > ".service".len();
         if is_unit_dir
             && is_service
-            && !name.contains('@')
+            && (!name.contains('@') || name.ends_with("@.service"))
             && !units.iter().any(|u| u.file_name() == file.file_name())
         {
             units.push(file.clone());
@@ -103,66 +97,12 @@ fn is_state_dir(path: &Path) -> bool {
             .is_some_and(|p| STATE_PARENTS.iter().any(|s| p == Path::new(s)))
 }
 
-/// The vendor unit a container runs. `wanted` (from the annotation
-/// [`VENDOR_UNIT_ANNOTATION_PREFIX`]`<container>`) must be one of the package's units;
-/// without it `<package>.service` is preferred, then the package's only unit. Several
-/// units and no choice is an error naming the annotation; no units at all is `Ok(None)`.
-pub fn select_vendor_unit(installed: &Installed, wanted: Option<&str>) -> Result<Option<PathBuf>> {
-    let package = installed.package.as_deref().unwrap_or_default();
-    let units = &installed.service_units;
-    let named = |name: &str| {
-        units
-            .iter()
-            .find(|u| u.file_name().is_some_and(|n| n == name))
-            .cloned()
-    };
-    let candidates = || {
-        units
-            .iter()
-            .filter_map(|u| u.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .collect()
-    };
-    if let Some(wanted) = wanted {
-        return named(wanted)
-            .map(Some)
-            .ok_or_else(|| Error::NoSuchVendorUnit {
-                package: package.to_owned(),
-                wanted: wanted.to_owned(),
-                candidates: candidates(),
-            });
-    }
-    if let Some(unit) = named(&format!("{package}.service")) {
-        return Ok(Some(unit));
-    }
-    match units.as_slice() {
-        [] => Ok(None),
-        [only] => Ok(Some(only.clone())),
-        _ => Err(Error::AmbiguousVendorUnit {
-            package: package.to_owned(),
-            candidates: candidates(),
-            annotation: VENDOR_UNIT_ANNOTATION_PREFIX,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn paths(list: &[&str]) -> Vec<PathBuf> {
         list.iter().map(PathBuf::from).collect()
-    }
-
-    fn installed(package: &str, units: &[&str]) -> Installed {
-        Installed {
-            package: Some(package.into()),
-            version: Some("1".into()),
-            image_id: format!("{package}=1"),
-            newly_installed: false,
-            service_units: paths(units),
-            writable_dirs: vec![],
-        }
     }
 
     fn fixture(name: &str) -> Vec<PathBuf> {
@@ -195,11 +135,12 @@ mod tests {
     }
 
     #[test]
-    fn units_in_both_dirs_counted_once_templates_skipped() {
+    fn units_in_both_dirs_counted_once_instances_skipped() {
         let files = paths(&[
             "/lib/systemd/system/ssh.service",
             "/usr/lib/systemd/system/ssh.service",
             "/lib/systemd/system/ssh@.service",
+            "/lib/systemd/system/getty@tty9.service",
             "/lib/systemd/system/ssh.socket",
             "/usr/lib/systemd/system/rescue-ssh.target",
             "/etc/systemd/system/foo.service",
@@ -208,7 +149,10 @@ mod tests {
         ]);
         assert_eq!(
             service_units(&files),
-            paths(&["/lib/systemd/system/ssh.service"])
+            paths(&[
+                "/lib/systemd/system/ssh.service",
+                "/lib/systemd/system/ssh@.service"
+            ])
         );
     }
 
@@ -263,75 +207,5 @@ mod tests {
             tmpfiles_state_dirs(config),
             paths(&["/run/uptimed", "/run/foo", "/var/lib/bar"])
         );
-    }
-
-    #[test]
-    fn package_named_unit_preferred() {
-        let i = installed(
-            "foo",
-            &[
-                "/lib/systemd/system/bar.service",
-                "/lib/systemd/system/foo.service",
-            ],
-        );
-        assert_eq!(
-            select_vendor_unit(&i, None).unwrap(),
-            Some("/lib/systemd/system/foo.service".into())
-        );
-    }
-
-    #[test]
-    fn only_unit_chosen_whatever_its_name() {
-        let i = installed("openssh-server", &["/lib/systemd/system/ssh.service"]);
-        assert_eq!(
-            select_vendor_unit(&i, None).unwrap(),
-            Some("/lib/systemd/system/ssh.service".into())
-        );
-    }
-
-    #[test]
-    fn no_units_is_none() {
-        assert_eq!(
-            select_vendor_unit(&installed("sl", &[]), None).unwrap(),
-            None
-        );
-    }
-
-    #[test]
-    fn several_units_without_choice_is_ambiguous() {
-        let i = installed(
-            "pkg",
-            &[
-                "/lib/systemd/system/a.service",
-                "/lib/systemd/system/b.service",
-            ],
-        );
-        let err = select_vendor_unit(&i, None).unwrap_err();
-        assert!(
-            matches!(&err, Error::AmbiguousVendorUnit { candidates, .. } if candidates == &["a.service", "b.service"]),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn wanted_unit_chosen() {
-        let i = installed(
-            "pkg",
-            &[
-                "/lib/systemd/system/a.service",
-                "/lib/systemd/system/pkg.service",
-            ],
-        );
-        assert_eq!(
-            select_vendor_unit(&i, Some("a.service")).unwrap(),
-            Some("/lib/systemd/system/a.service".into())
-        );
-    }
-
-    #[test]
-    fn wanted_unit_missing_is_an_error() {
-        let i = installed("pkg", &["/lib/systemd/system/a.service"]);
-        let err = select_vendor_unit(&i, Some("b.service")).unwrap_err();
-        assert!(matches!(err, Error::NoSuchVendorUnit { .. }), "{err}");
     }
 }

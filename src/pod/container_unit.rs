@@ -1,11 +1,12 @@
 //! The containers of a pod and their unit names, and the one read a container's unit
 //! needs from disk: its package's vendor unit (the pod's `systemk.io/vendor-unit.<container>`
-//! annotation decides between several), read and parsed for [`super::plan`]. Layer 4.
+//! annotation decides between several, or names a template's instance), read, its name
+//! specifiers expanded for that name, and parsed for [`super::plan`]. Layer 4.
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::error::{Error, Result};
-use crate::package::{Installed, VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};
+use crate::package::{Installed, SelectedUnit, VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};
 use crate::unit::{self, UnitFile, UnitName};
 
 /// Largest vendor unit file read (64 KiB): real ones are a few hundred bytes.
@@ -57,23 +58,36 @@ pub fn unit_name(pod: &Pod, container: &Container) -> Result<UnitName> {
         .map_err(|err| Error::Unit(unit::Error::from(err)))
 }
 
-/// The vendor unit of the package `installed` for `container`, read and checked: the
-/// pod's `systemk.io/vendor-unit.<container>` annotation picks one when the package has
-/// several; `None` when it has none. Reads the file (at most 64 KiB).
-pub fn read_vendor_unit(
+/// The vendor unit `container` runs, chosen among the units of `installed` (the pod's
+/// `systemk.io/vendor-unit.<container>` annotation decides between several, or names a
+/// template's instance); `None` when there is none.
+pub fn selected_vendor_unit(
     pod: &Pod,
     container: &Container,
     installed: &Installed,
-) -> Result<Option<UnitFile>> {
+) -> Result<Option<SelectedUnit>> {
     let annotation = format!("{VENDOR_UNIT_ANNOTATION_PREFIX}{}", container.name);
     let wanted = pod
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(&annotation));
-    let Some(path) = select_vendor_unit(installed, wanted.map(String::as_str))? else {
+    Ok(select_vendor_unit(installed, wanted.map(String::as_str))?)
+}
+
+/// The vendor unit of the package `installed` for `container`, read and checked: the
+/// pod's `systemk.io/vendor-unit.<container>` annotation picks one when the package has
+/// several (or an instance of a template); `None` when it has none. Reads the file (at
+/// most 64 KiB) and expands `%i`, `%n`, … for the chosen name (see `unit::specifiers`).
+pub fn read_vendor_unit(
+    pod: &Pod,
+    container: &Container,
+    installed: &Installed,
+) -> Result<Option<UnitFile>> {
+    let Some(selected) = selected_vendor_unit(pod, container, installed)? else {
         return Ok(None);
     };
+    let path = selected.path;
     let io_error = |source| Error::Io {
         path: path.clone(),
         source,
@@ -86,7 +100,8 @@ pub fn read_vendor_unit(
     )
     .map_err(io_error)?;
     // Checked here as well as in `unit::build`, so the error names the package's unit.
-    UnitFile::parse(&text)
+    unit::expand_name_specifiers(&text, &selected.name)
+        .and_then(|text| UnitFile::parse(&text))
         .and_then(|parsed| unit::check_vendor_exec_lines(&parsed).map(|()| parsed))
         .map(Some)
         .map_err(|source| Error::VendorUnit { path, source })

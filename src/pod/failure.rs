@@ -108,6 +108,8 @@ fn image_reason(err: &package::Error) -> WaitingReason {
         | package::Error::NotExecutable { .. }
         | package::Error::AmbiguousVendorUnit { .. }
         | package::Error::NoSuchVendorUnit { .. }
+        | package::Error::TemplateNeedsInstance { .. }
+        | package::Error::InvalidVendorUnitName { .. }
         | package::Error::ImageRefused { .. }
         | package::Error::UnsafeImagePath { .. }
         | package::Error::DpkgLocked { .. }

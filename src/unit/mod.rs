@@ -25,6 +25,8 @@
 //! - `mount_target.rs`: which mount targets a unit may have without systemd creating
 //!   them on the host.
 //! - `meta.rs`: the `[X-Kubernetes]` section and what `SpecHash` fingerprints.
+//! - `specifiers.rs`: why a vendor unit's `%i`, `%n`, … are expanded for its own name
+//!   (a template's instance) before it runs under systemk's name.
 
 mod build;
 mod capabilities;
@@ -48,6 +50,7 @@ mod pid_file;
 mod quantity;
 mod resources;
 mod seccomp;
+mod specifiers;
 mod volumes;
 
 pub use build::{BuildInput, build};
@@ -64,6 +67,7 @@ pub use name::{
     is_dns_label, is_dns_subdomain,
 };
 pub use quantity::{Quantity, QuantityError};
+pub use specifiers::expand_name_specifiers;
 pub use volumes::{
     ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts, empty_dir_path,
     legacy_secret_volume_path, subpath_staging_path,

@@ -30,7 +30,24 @@ pub fn allow_pid_file(unit: &mut UnitFile) -> Result<()> {
     match pid_file_access(pid_file)? {
         PidFileAccess::Directory(dir) => unit.add(SERVICE, "ReadWritePaths", format!("-{dir}")),
         PidFileAccess::FileOnly(file) => {
+            // First of all ExecStartPre= lines: nginx's `nginx -t` opens the PID file
+            // too, and each command's sandbox binds the file only if it exists by then.
+            // A vendor reset line (`ExecStartPre=`) would drop the touch: what it resets
+            // is dropped here instead, as systemd would.
+            let vendor: Vec<String> = unit
+                .get_all(SERVICE, "ExecStartPre")
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            let kept = match vendor.iter().rposition(String::is_empty) {
+                Some(reset) => &vendor[reset + 1..],
+                None => &vendor[..],
+            };
+            unit.remove(SERVICE, "ExecStartPre");
             unit.add(SERVICE, "ExecStartPre", format!("+{TOUCH} {file}"))?;
+            for line in kept {
+                unit.add(SERVICE, "ExecStartPre", line.clone())?;
+            }
             unit.add(SERVICE, "ReadWritePaths", format!("-{file}"))
         }
     }
@@ -135,5 +152,24 @@ mod tests {
             ["+/usr/bin/touch /run/nginx.pid"]
         );
         assert_eq!(unit.get_all(SERVICE, "ReadWritePaths"), ["-/run/nginx.pid"]);
+    }
+
+    /// Debian 12's nginx.service tests its configuration first, which opens the PID file.
+    #[test]
+    fn the_touch_comes_before_the_vendors_own_start_pre_lines() {
+        let mut unit = UnitFile::parse(
+            "[Service]\nPIDFile=/run/nginx.pid\nExecStartPre=/bin/old\nExecStartPre=\n\
+             ExecStartPre=/usr/sbin/nginx -t -q\nExecStartPre=/bin/b\n",
+        )
+        .unwrap();
+        allow_pid_file(&mut unit).unwrap();
+        assert_eq!(
+            unit.get_all(SERVICE, "ExecStartPre"),
+            [
+                "+/usr/bin/touch /run/nginx.pid",
+                "/usr/sbin/nginx -t -q",
+                "/bin/b"
+            ]
+        );
     }
 }

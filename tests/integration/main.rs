@@ -26,3 +26,4 @@ mod start_backoff;
 mod static_pods;
 mod support;
 mod systemd;
+mod vendor_units;

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use systemk::package::{
-    Error, ImageRef, Installer, InstallerConfig, POLICY_RC_D, select_vendor_unit,
+    Error, ImageRef, Installed, Installer, InstallerConfig, POLICY_RC_D, select_vendor_unit,
 };
 
 use crate::support::packages::{
@@ -81,6 +81,14 @@ fn installer(cache: &Path, extra_ca_pem: Option<&str>) -> Installer {
     .unwrap()
 }
 
+fn unit_paths(installed: &Installed) -> Vec<PathBuf> {
+    installed
+        .service_units
+        .iter()
+        .map(|u| u.path.clone())
+        .collect()
+}
+
 fn image(text: &str) -> ImageRef {
     text.parse().unwrap()
 }
@@ -104,7 +112,7 @@ async fn apt_installs_uptimed_once_without_starting_it() {
     assert_eq!(first.image_id, format!("uptimed={UPTIMED_VERSION}"));
     assert!(first.newly_installed);
     assert_eq!(
-        first.service_units,
+        unit_paths(&first),
         vec![PathBuf::from("/lib/systemd/system/uptimed.service")]
     );
     assert_eq!(
@@ -115,7 +123,7 @@ async fn apt_installs_uptimed_once_without_starting_it() {
         ]
     );
     assert_eq!(
-        select_vendor_unit(&first, None).unwrap(),
+        select_vendor_unit(&first, None).unwrap().map(|s| s.path),
         Some("/lib/systemd/system/uptimed.service".into())
     );
 
@@ -272,7 +280,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     assert_eq!(first.image_id, format!("sha256:{sha}"));
     assert_eq!(first.version.as_deref(), Some("1.0-1"));
     assert_eq!(
-        first.service_units,
+        unit_paths(&first),
         vec![PathBuf::from(format!(
             "/usr/lib/systemd/system/{DEB_PACKAGE}.service"
         ))]

@@ -11,15 +11,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::stop::grace_of;
 use super::{STOP_MARGIN, compute_status, read_unit};
 use crate::clock::now;
-use crate::package::ImageRef;
+use crate::package::{ImageRef, Installed, VendorUnit};
 use crate::pod::blocking::off_runtime;
-use crate::pod::container_unit::read_vendor_unit;
 use crate::pod::container_unit::{ContainerRef, containers, unit_name};
+use crate::pod::container_unit::{read_vendor_unit, selected_vendor_unit};
 use crate::pod::context::Context;
 use crate::pod::env::{EnvFacts, sync_env_file};
 use crate::pod::error::{Error, Result};
@@ -397,14 +397,12 @@ pub(super) async fn prepare_container(
             format!("{outcome} image \"{image}\" as {}", installed.image_id),
         );
     }
-    if installed.newly_installed && !installed.service_units.is_empty() {
-        let vendor: Vec<String> = installed
-            .service_units
-            .iter()
-            .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
-            .collect();
-        tracing::info!(package = ?installed.package, units = ?vendor, "disabling the vendor units of a package systemk installed");
-        ctx.systemd.disable_vendor(&vendor).await?;
+    if installed.newly_installed {
+        let vendor = units_to_disable(pod, container.container, &installed);
+        if !vendor.is_empty() {
+            tracing::info!(package = ?installed.package, units = ?vendor, "disabling the vendor units of a package systemk installed");
+            ctx.systemd.disable_vendor(&vendor).await?;
+        }
     }
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let objects = fetch_referenced(ctx.objects.as_deref(), namespace, container.container).await?;
@@ -415,6 +413,28 @@ pub(super) async fn prepare_container(
         objects: objects.as_ref(),
     };
     plan_container(pod, container, inputs, facts)
+}
+
+/// The host's units to stop and disable after systemk installed `installed`'s package:
+/// the package's own units, and the unit the container runs when a dependency ships it
+/// (nginx's `nginx.service` is `nginx-common`'s), so only the pod runs the daemon. Other
+/// units of dependencies stay: the dependency may have been the host's before (the host's
+/// `postgresql.service` must not stop because a pod installed `postgresql-contrib`).
+/// Templates are no units to stop; an instance the pod runs is.
+fn units_to_disable(pod: &Pod, container: &Container, installed: &Installed) -> Vec<String> {
+    let mut names: Vec<String> = installed
+        .service_units
+        .iter()
+        .filter(|u| installed.package.as_deref() == Some(u.package.as_str()) && !u.is_template())
+        .map(VendorUnit::name)
+        .collect();
+    // A choice that fails is reported when the unit is read just after.
+    if let Ok(Some(selected)) = selected_vendor_unit(pod, container, installed)
+        && !names.contains(&selected.name)
+    {
+        names.push(selected.name);
+    }
+    names
 }
 
 /// The waiting state of a container whose preparation failed with `err`.

@@ -52,6 +52,8 @@ pub(super) async fn package_cases() -> Vec<(package::Error, WaitingReason, bool)
         (P::NotExecutable { path: PathBuf::new(), why: s() }, Pull, false),
         (P::AmbiguousVendorUnit { package: s(), candidates: vec![], annotation: "a" }, Pull, false),
         (P::NoSuchVendorUnit { package: s(), wanted: s(), candidates: vec![] }, Pull, false),
+        (P::TemplateNeedsInstance { template: s(), package: s(), annotation: "a", instances: vec![] }, Pull, false),
+        (P::InvalidVendorUnitName { wanted: s(), why: "w" }, Pull, false),
         (P::ImageRefused { image: s(), option: "o", why: s() }, Pull, false),
         (P::UnsafeImagePath { image: PathBuf::new(), offending: PathBuf::new(), why: s() }, Pull, false),
         (P::DpkgLocked { path: PathBuf::new(), waited_secs: 1 }, Pull, true),
