@@ -193,9 +193,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("policy-rc.d");
         let _guard = PolicyGuard::install(&path).unwrap();
-        let status = std::process::Command::new(&path)
-            .args(["uptimed", "start"])
-            .output()
+        // Another test thread forking while the script was open for writing holds it open
+        // until its exec: the kernel then refuses to run it (ETXTBSY) for a moment.
+        let status = (0..50)
+            .find_map(|_| {
+                match std::process::Command::new(&path)
+                    .args(["uptimed", "start"])
+                    .output()
+                {
+                    Err(err) if err.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        None
+                    }
+                    other => Some(other),
+                }
+            })
+            .expect("the script stayed busy")
             .unwrap();
         assert_eq!(status.status.code(), Some(101));
         assert!(String::from_utf8_lossy(&status.stderr).contains("denied uptimed start"));

@@ -382,17 +382,27 @@ fn build_versioned_deb(dir: &Path, package: &str, version: &str, extra: &str) ->
 fn admin_installs(deb: &[u8], dir: &Path) {
     let path = dir.join("admin.deb");
     std::fs::write(&path, deb).unwrap();
-    let out = Command::new("dpkg")
-        .args(["-i"])
-        .arg(&path)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // An admin's dpkg waits while another dpkg (systemk's, another test run's) holds the
+    // frontend lock; dpkg 1.21 has no lock timeout of its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let out = Command::new("dpkg")
+            .args(["-i"])
+            .arg(&path)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success()
+            && stderr.contains("frontend lock")
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            continue;
+        }
+        assert!(out.status.success(), "{stderr}");
+        return;
+    }
 }
 
 fn installer_with(cache: &Path, ca_pem: &str, config: InstallerConfig) -> Installer {
