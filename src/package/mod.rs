@@ -2,7 +2,8 @@
 //! (apt, https `.deb`, plain path). Knows nothing of units, systemd or pods.
 //!
 //! [`ImageRef`] parses a pod's image; [`Installer`] installs or queries it and reports
-//! [`Installed`]; [`select_vendor_unit`] picks the package's unit a container runs.
+//! [`Installed`], as the container's [`PullPolicy`] asks, keeping which [`Holder`] uses
+//! which package version; [`select_vendor_unit`] picks the package's unit a container runs.
 //!
 //! Inside, imports point one way: `manager` (the [`PackageManager`] trait, [`Installed`])
 //! at the bottom, the backends (`apt`, `https`, `path`) and their helpers above it, and
@@ -13,6 +14,7 @@ mod deb;
 mod dpkg;
 mod error;
 mod guard;
+mod holders;
 mod https;
 mod image;
 mod installed;
@@ -22,16 +24,19 @@ mod manager;
 mod path;
 mod policy;
 mod process;
+mod pull;
 mod record;
 mod vendor;
 
-pub use apt::{Apt, AptPackage};
+pub use apt::{APT_LISTS_DIR, Apt, AptPackage, DEFAULT_LISTS_MAX_AGE};
 pub use error::{Error, Result, STDERR_TAIL_BYTES, STDOUT_TAIL_BYTES};
 pub use guard::POLICY_RC_D;
+pub use holders::Holder;
 pub use https::{DEFAULT_CACHE_DIR, HttpsDeb, HttpsPackage};
 pub use image::ImageRef;
 pub use installer::{Installer, InstallerConfig};
 pub use manager::{Installed, PackageManager};
 pub use path::PathImage;
 pub use policy::ImagePolicy;
+pub use pull::PullPolicy;
 pub use vendor::{VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};

@@ -26,6 +26,7 @@ use super::progress_channel::ProgressSender;
 use super::worker::{self, Pass, PodState};
 use crate::backoff::Retry;
 use crate::error_chain::Chain;
+use crate::package::{Holder, ImageRef};
 use crate::unit::UnitName;
 
 /// Pod passes running at once. Installs are serialised by the package layer anyway; this
@@ -157,6 +158,19 @@ impl Reconciler {
         let managed = self.ctx.systemd.list_managed(&self.ctx.unit_dir).await?;
         let mut by_pod: HashMap<String, Vec<UnitName>> = HashMap::new();
         for unit in managed {
+            // Before any pod is prepared again: no pass may change a package version a
+            // running pod uses.
+            if let Ok(image) = unit.meta.image.parse::<ImageRef>() {
+                let holder = Holder {
+                    owner: unit.meta.pod_uid.clone(),
+                    slot: unit.meta.container.clone(),
+                    name: format!("{}/{}", unit.meta.namespace, unit.meta.pod_name),
+                };
+                self.ctx
+                    .installer
+                    .adopt(&holder, &image, &unit.meta.image_id)
+                    .await;
+            }
             by_pod
                 .entry(unit.meta.pod_uid.clone())
                 .or_default()

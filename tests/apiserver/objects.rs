@@ -190,13 +190,14 @@ fn default_pod(pod: &mut Value) {
     default_field(spec, "schedulerName", json!("default-scheduler"));
     for field in ["containers", "initContainers"] {
         for container in spec[field].as_array_mut().into_iter().flatten() {
+            // SetDefaults_Container: the tag ParseImageName finds (errors ignored) is
+            // `latest` → Always, else IfNotPresent. `nginx` is Always; `nginx=1.22.1-9`, an
+            // https URL or a path is no image reference at all, so IfNotPresent.
             let image = container["image"].as_str().unwrap_or("");
-            let latest =
-                !image.rsplit('/').next().unwrap_or("").contains(':') || image.ends_with(":latest");
             default_field(
                 container,
                 "imagePullPolicy",
-                json!(if latest { "Always" } else { "IfNotPresent" }),
+                json!(systemk::package::PullPolicy::default_for(image).as_str()),
             );
             default_field(
                 container,

@@ -10,7 +10,7 @@ use systemk::package::{
 };
 
 use crate::support::packages::{
-    self, DebFile, DebServer, Purge, assert_not_installed, dir_entries, hex_sha256,
+    self, DebFile, DebServer, InstallOnce, Purge, assert_not_installed, dir_entries, hex_sha256,
     installed_version,
 };
 
@@ -98,7 +98,7 @@ async fn apt_installs_uptimed_once_without_starting_it() {
 
     assert_eq!(installer.query(&image("uptimed")).await.unwrap(), None);
     let pinned = image(&format!("uptimed={UPTIMED_VERSION}"));
-    let first = installer.install(&pinned).await.unwrap();
+    let first = installer.install_one(&pinned).await.unwrap();
     assert_eq!(first.package.as_deref(), Some("uptimed"));
     assert_eq!(first.version.as_deref(), Some(UPTIMED_VERSION));
     assert_eq!(first.image_id, format!("uptimed={UPTIMED_VERSION}"));
@@ -137,7 +137,7 @@ async fn apt_installs_uptimed_once_without_starting_it() {
         String::from_utf8_lossy(&running.stdout)
     );
 
-    let again = installer.install(&image("uptimed")).await.unwrap();
+    let again = installer.install_one(&image("uptimed")).await.unwrap();
     assert!(!again.newly_installed);
     assert_eq!(again.version.as_deref(), Some(UPTIMED_VERSION));
     let queried = installer.query(&pinned).await.unwrap().unwrap();
@@ -152,7 +152,7 @@ async fn apt_installs_uptimed_once_without_starting_it() {
 async fn unknown_package_is_not_found() {
     let cache = tempfile::tempdir().unwrap();
     let err = installer(cache.path(), None)
-        .install(&image("systemk-no-such-package"))
+        .install_one(&image("systemk-no-such-package"))
         .await
         .unwrap_err();
     assert!(
@@ -166,7 +166,7 @@ async fn unknown_package_is_not_found() {
 async fn unknown_version_is_not_found() {
     let cache = tempfile::tempdir().unwrap();
     let err = installer(cache.path(), None)
-        .install(&image("sl=0.0-0"))
+        .install_one(&image("sl=0.0-0"))
         .await
         .unwrap_err();
     assert!(
@@ -180,7 +180,7 @@ async fn unknown_version_is_not_found() {
 async fn path_image_installs_nothing() {
     let cache = tempfile::tempdir().unwrap();
     let installed = installer(cache.path(), None)
-        .install(&image("/bin/sh"))
+        .install_one(&image("/bin/sh"))
         .await
         .unwrap();
     assert!(
@@ -195,7 +195,7 @@ async fn path_image_installs_nothing() {
     std::fs::write(&plain, "data").unwrap();
     let plain = image(plain.to_str().unwrap());
     let err = installer(cache.path(), None)
-        .install(&plain)
+        .install_one(&plain)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotExecutable { .. }), "{err}");
@@ -234,7 +234,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     let wrong_cache = tempfile::tempdir().unwrap();
     let wrong = image(&format!("{}@sha256:{}", server.url(&file), "0".repeat(64)));
     let err = installer(wrong_cache.path(), Some(server.ca_pem()))
-        .install(&wrong)
+        .install_one(&wrong)
         .await
         .unwrap_err();
     assert!(
@@ -246,7 +246,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
 
     // A file name promising another package: refused, nothing cached.
     let err = installer(wrong_cache.path(), Some(server.ca_pem()))
-        .install(&image(&server.url("other-name_1.0-1_all.deb")))
+        .install_one(&image(&server.url("other-name_1.0-1_all.deb")))
         .await
         .unwrap_err();
     assert!(
@@ -258,7 +258,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
 
     // Not trusting the test CA: the download fails in TLS.
     let err = installer(wrong_cache.path(), None)
-        .install(&image(&server.url(&file)))
+        .install_one(&image(&server.url(&file)))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::DownloadFailed { .. }), "{err}");
@@ -267,7 +267,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     let installer = installer(cache.path(), Some(server.ca_pem()));
     let pinned = image(&format!("{}@sha256:{sha}", server.url(&file)));
     assert_eq!(installer.query(&pinned).await.unwrap(), None);
-    let first = installer.install(&pinned).await.unwrap();
+    let first = installer.install_one(&pinned).await.unwrap();
     assert!(first.newly_installed);
     assert_eq!(first.image_id, format!("sha256:{sha}"));
     assert_eq!(first.version.as_deref(), Some("1.0-1"));
@@ -285,7 +285,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     assert_guard_gone(&host_policy);
     let requests = server.requests();
 
-    let again = installer.install(&pinned).await.unwrap();
+    let again = installer.install_one(&pinned).await.unwrap();
     assert!(!again.newly_installed);
     assert_eq!(
         server.requests(),
@@ -296,11 +296,11 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
 
     // Unpinned: downloaded once, indexed by URL, then served from the cache.
     let unpinned = image(&server.url(&file));
-    let found = installer.install(&unpinned).await.unwrap();
+    let found = installer.install_one(&unpinned).await.unwrap();
     assert!(!found.newly_installed);
     assert_eq!(found.image_id, format!("sha256:{sha}"));
     assert_eq!(server.requests(), requests + 1);
-    installer.install(&unpinned).await.unwrap();
+    installer.install_one(&unpinned).await.unwrap();
     assert_eq!(
         server.requests(),
         requests + 1,
@@ -324,7 +324,7 @@ async fn https_deb_with_missing_dependency_installs_nothing() {
     let url = server.url(&format!("{BROKEN_PACKAGE}_1.0-1_all.deb"));
 
     let err = installer(cache.path(), Some(server.ca_pem()))
-        .install(&image(&url))
+        .install_one(&image(&url))
         .await
         .unwrap_err();
     assert!(
@@ -425,7 +425,7 @@ async fn image_cannot_downgrade_a_host_package_but_may_its_own() {
         },
     );
     let downgrade = image(&server.url(&format!("{VICTIM}_1.0_all.deb")));
-    let err = installer.install(&downgrade).await.unwrap_err();
+    let err = installer.install_one(&downgrade).await.unwrap_err();
     assert_eq!(err.reason(), "ErrImagePull");
     assert!(
         matches!(&err, Error::InstallFailed { stderr, .. } if stderr.contains("--allow-downgrades")),
@@ -445,7 +445,7 @@ async fn image_cannot_downgrade_a_host_package_but_may_its_own() {
     // A package systemk installed itself may be downgraded by a later image.
     Purge(vec![VICTIM]);
     let installed = installer
-        .install(&image(&server.url(&format!("{VICTIM}_2.0_all.deb"))))
+        .install_one(&image(&server.url(&format!("{VICTIM}_2.0_all.deb"))))
         .await
         .unwrap();
     assert!(installed.newly_installed);
@@ -455,7 +455,7 @@ async fn image_cannot_downgrade_a_host_package_but_may_its_own() {
             .lines()
             .any(|l| l == VICTIM)
     );
-    installer.install(&downgrade).await.unwrap();
+    installer.install_one(&downgrade).await.unwrap();
     assert_eq!(installed_version(VICTIM).as_deref(), Some("1.0"));
 }
 
@@ -478,7 +478,7 @@ async fn image_conflicting_with_a_host_package_removes_nothing() {
     let server = DebServer::start(conflicting, Vec::new()).await;
     let cache = tempfile::tempdir().unwrap();
     let err = installer(cache.path(), Some(server.ca_pem()))
-        .install(&image(&server.url(&format!("{CONFLICTING}_1.0_all.deb"))))
+        .install_one(&image(&server.url(&format!("{CONFLICTING}_1.0_all.deb"))))
         .await
         .unwrap_err();
     assert_eq!(err.reason(), "ErrImagePull");
@@ -510,7 +510,7 @@ async fn path_image_in_a_world_writable_directory_is_refused() {
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let err = installer(cache.path(), None)
-        .install(&image(tool.to_str().unwrap()))
+        .install_one(&image(tool.to_str().unwrap()))
         .await
         .unwrap_err();
     assert!(
@@ -542,7 +542,7 @@ async fn https_image_from_a_host_not_allowed_is_refused_before_download() {
         },
     );
     let err = installer
-        .install(&image(&server.url(&format!("{DEB_PACKAGE}_1.0-1_all.deb"))))
+        .install_one(&image(&server.url(&format!("{DEB_PACKAGE}_1.0-1_all.deb"))))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ImageRefused { .. }), "{err}");
@@ -573,7 +573,7 @@ async fn unpinned_https_image_is_refused_when_pins_are_required() {
         },
     );
     let err = installer
-        .install(&image(&server.url(&format!("{DEB_PACKAGE}_1.0-1_all.deb"))))
+        .install_one(&image(&server.url(&format!("{DEB_PACKAGE}_1.0-1_all.deb"))))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("--image-require-sha256"), "{err}");
@@ -632,7 +632,7 @@ async fn guard_goes_in_place_only_once_the_dpkg_lock_is_held() {
     let installer = installer(cache.path(), Some(server.ca_pem()));
     let admin = AdminHoldsLock::start();
     let url = server.url(&format!("{VICTIM}_1.0_all.deb"));
-    let install = tokio::spawn(async move { installer.install(&image(&url)).await });
+    let install = tokio::spawn(async move { installer.install_one(&image(&url)).await });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !logs.text().contains("waiting for another package manager") {
         assert!(

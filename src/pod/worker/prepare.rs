@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::stop::grace_of;
 use super::{STOP_MARGIN, compute_status, read_unit};
 use crate::clock::now;
-use crate::package::ImageRef;
+use crate::package::{Holder, ImageRef, PullPolicy};
 use crate::pod::blocking::off_runtime;
 use crate::pod::container_unit::read_vendor_unit;
 use crate::pod::container_unit::{ContainerRef, containers, unit_name};
@@ -138,6 +138,11 @@ pub(super) async fn prepare(
             }
         }
     }
+    let slots: Vec<&str> = containers(pod)
+        .iter()
+        .map(|c| c.container.name.as_str())
+        .collect();
+    ctx.installer.retain_slots(uid, &slots).await;
     // Volume files are in place before any unit that mounts them is written or started;
     // a container whose volume cannot be written waits, like one whose image failed.
     let failures = sync_volumes(ctx, uid, pod, state).await;
@@ -380,7 +385,13 @@ pub(super) async fn prepare_container(
             format!("Installing image \"{image}\""),
         );
     }
-    let installed = ctx.installer.install(&image).await?;
+    let image_text = container.container.image.as_deref().unwrap_or_default();
+    let pull =
+        PullPolicy::of_container(container.container.image_pull_policy.as_deref(), image_text)?;
+    let installed = ctx
+        .installer
+        .install(&image, pull, &holder_of(pod, &container.container.name))
+        .await?;
     if announce && let Some(warning) = ctx.installer.warning(&image) {
         state.event(pod, EventKind::Warning, "UnverifiedImage", warning);
     }
@@ -415,6 +426,21 @@ pub(super) async fn prepare_container(
         objects: objects.as_ref(),
     };
     plan_container(pod, container, inputs, facts)
+}
+
+/// The holder of a container's package: its pod (by UID, named `namespace/name` in
+/// errors) and its container.
+pub(crate) fn holder_of(pod: &Pod, container: &str) -> Holder {
+    let meta = &pod.metadata;
+    Holder {
+        owner: meta.uid.clone().unwrap_or_default(),
+        slot: container.to_owned(),
+        name: format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name.as_deref().unwrap_or_default()
+        ),
+    }
 }
 
 /// The waiting state of a container whose preparation failed with `err`.

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::MANIFEST_FILE_ANNOTATION;
 use super::validate::validate;
+use crate::package::PullPolicy;
 use crate::sources::{CONFIG_HASH_ANNOTATION, CONFIG_SOURCE_ANNOTATION, Error, SourceId};
 
 /// The namespace of a static pod that names none (the kubelet's `metav1.NamespaceDefault`).
@@ -183,6 +184,20 @@ fn apply_defaults(pod: &mut Pod, file_name: &str, node_name: &str) -> Result<(),
     let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
     if !tolerations.contains(&tolerate_all) {
         tolerations.push(tolerate_all);
+    }
+
+    // The API server defaults imagePullPolicy on create; a file pod gets the same rule.
+    let pod_spec = pod.spec.get_or_insert_with(Default::default);
+    let init = pod_spec.init_containers.iter_mut().flatten();
+    for container in pod_spec.containers.iter_mut().chain(init) {
+        if container
+            .image_pull_policy
+            .as_deref()
+            .is_none_or(str::is_empty)
+        {
+            let image = container.image.as_deref().unwrap_or_default();
+            container.image_pull_policy = Some(PullPolicy::default_for(image).as_str().to_owned());
+        }
     }
 
     let hash = config_hash(pod)?;
