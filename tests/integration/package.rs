@@ -32,10 +32,10 @@ fn assert_guard_gone(host_policy: &Option<Vec<u8>>) {
 
 /// Captures the log lines of the test's thread (the tokio tests run single-threaded).
 #[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+    pub(crate) fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
         let logs = Self::default();
         let subscriber = tracing_subscriber::fmt()
             .with_env_filter("systemk=debug")
@@ -45,7 +45,7 @@ impl Logs {
         (logs.clone(), tracing::subscriber::set_default(subscriber))
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
@@ -81,7 +81,7 @@ fn installer(cache: &Path, extra_ca_pem: Option<&str>) -> Installer {
     .unwrap()
 }
 
-fn image(text: &str) -> ImageRef {
+pub(crate) fn image(text: &str) -> ImageRef {
     text.parse().unwrap()
 }
 
@@ -343,7 +343,12 @@ const VICTIM: &str = "systemk-itest-victim";
 const CONFLICTING: &str = "systemk-itest-conflicting";
 
 /// Builds `<package>_<version>_all.deb` with an optional extra control line.
-fn build_versioned_deb(dir: &Path, package: &str, version: &str, extra: &str) -> Vec<u8> {
+pub(crate) fn build_versioned_deb(
+    dir: &Path,
+    package: &str,
+    version: &str,
+    extra: &str,
+) -> Vec<u8> {
     let root = dir.join(format!("{package}-{version}"));
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
     std::fs::write(
@@ -387,7 +392,7 @@ fn admin_installs(deb: &[u8], dir: &Path) {
     );
 }
 
-fn installer_with(cache: &Path, ca_pem: &str, config: InstallerConfig) -> Installer {
+pub(crate) fn installer_with(cache: &Path, ca_pem: &str, config: InstallerConfig) -> Installer {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Installer::new(InstallerConfig {
         deb_cache_dir: cache.to_owned(),
