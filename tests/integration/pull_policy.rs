@@ -210,3 +210,35 @@ async fn a_pod_cannot_downgrade_a_package_an_adopted_pod_runs() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "2.0");
 }
+
+#[tokio::test]
+async fn a_never_pod_with_an_absent_package_waits_with_err_image_never_pull_until_it_changes() {
+    use crate::support::TestContext;
+    use crate::support::engine::{Engine, container_status, unique_uid};
+
+    let context = TestContext::new("pull_never");
+    let engine = Engine::new(None).await;
+    let package = "systemk-itest-never-pod";
+    let pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "never", "namespace": context.namespace(), "uid": unique_uid() },
+        "spec": { "containers": [{
+            "name": "main", "image": package, "imagePullPolicy": "Never",
+            "command": ["/bin/true"],
+        }] },
+    }))
+    .unwrap();
+    let run = engine.run(pod);
+    let (pass, status) = run.pass_report().await;
+    let waiting = container_status(&status, "main")
+        .and_then(|c| c.state.as_ref()?.waiting.clone())
+        .unwrap_or_default();
+    assert_eq!(waiting.reason.as_deref(), Some("ErrImageNeverPull"));
+    assert_eq!(
+        waiting.message.unwrap_or_default(),
+        format!("Container image \"{package}\" is not present with pull policy of Never")
+    );
+    assert_eq!(pass.wake, None, "not retried until the pod changes");
+    assert_eq!(run.units().await, []);
+    assert_not_installed(&[package]);
+    run.finish().await;
+}
