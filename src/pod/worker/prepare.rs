@@ -388,10 +388,27 @@ pub(super) async fn prepare_container(
     let image_text = container.container.image.as_deref().unwrap_or_default();
     let pull =
         PullPolicy::of_container(container.container.image_pull_policy.as_deref(), image_text)?;
-    let installed = ctx
+    // As the kubelet, which pulls when it creates a container, not when it restarts: a
+    // container whose unit an earlier run of systemk wrote (adopted, not prepared since)
+    // is not upgraded, and keeps the image ID it was started with, so a restart of
+    // systemk restarts no container whose package another pod upgraded meanwhile.
+    let adopted = existing.is_some_and(|meta| meta.image == image.to_string())
+        && state.prepared().applied().is_none();
+    let pull = match pull {
+        PullPolicy::Always if adopted => PullPolicy::IfNotPresent,
+        other => other,
+    };
+    let mut installed = ctx
         .installer
         .install(&image, pull, &holder_of(pod, &container.container.name))
         .await?;
+    if adopted
+        && let Some(meta) = existing
+        && meta.image_id != installed.image_id
+    {
+        tracing::info!(container = %container.container.name, started_with = %meta.image_id, installed = %installed.image_id, "the container keeps the image ID it was started with");
+        installed.image_id = meta.image_id.clone();
+    }
     if announce && let Some(warning) = ctx.installer.warning(&image) {
         state.event(pod, EventKind::Warning, "UnverifiedImage", warning);
     }
