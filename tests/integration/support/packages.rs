@@ -234,19 +234,16 @@ pub trait InstallOnce {
 }
 
 impl InstallOnce for systemk::package::Installer {
-    fn install_one(
+    async fn install_one(
         &self,
         image: &systemk::package::ImageRef,
-    ) -> impl std::future::Future<Output = Result<systemk::package::Installed, systemk::package::Error>>
-    {
-        async move {
-            self.install(
-                image,
-                systemk::package::PullPolicy::IfNotPresent,
-                &test_holder("test-pod"),
-            )
-            .await
-        }
+    ) -> Result<systemk::package::Installed, systemk::package::Error> {
+        self.install(
+            image,
+            systemk::package::PullPolicy::IfNotPresent,
+            &test_holder("test-pod"),
+        )
+        .await
     }
 }
 
