@@ -242,3 +242,37 @@ async fn a_never_pod_with_an_absent_package_waits_with_err_image_never_pull_unti
     assert_not_installed(&[package]);
     run.finish().await;
 }
+
+#[tokio::test]
+async fn always_downloads_an_unpinned_url_again_and_if_not_present_does_not() {
+    assert_not_installed(&[PINNED]);
+    let _purge = Purge(vec![PINNED]);
+    let (logs, _guard) = Logs::capture();
+    let build = tempfile::tempdir().unwrap();
+    let server = two_versions(build.path()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let installer = installer_with(cache.path(), server.ca_pem(), InstallerConfig::default());
+    let unpinned = image(&server.url(&format!("{PINNED}_1.0_all.deb")));
+    let holder = test_holder("always");
+
+    let first = installer
+        .install(&unpinned, PullPolicy::IfNotPresent, &holder)
+        .await
+        .unwrap();
+    assert!(first.newly_installed);
+    assert_eq!(server.requests(), 1);
+    installer
+        .install(&unpinned, PullPolicy::IfNotPresent, &holder)
+        .await
+        .unwrap();
+    assert_eq!(server.requests(), 1, "IfNotPresent takes the cached file");
+    let again = installer
+        .install(&unpinned, PullPolicy::Always, &holder)
+        .await
+        .unwrap();
+    assert_eq!(server.requests(), 2, "Always asks the server again");
+    assert_eq!(again.image_id, first.image_id, "same content, same image");
+    assert!(!again.newly_installed);
+    let text = logs.text();
+    assert_eq!(text.matches(": installing ").count(), 1, "{text}");
+}
