@@ -283,6 +283,28 @@ mod tests {
     }
 
     #[test]
+    fn image_pull_policy_defaults_as_the_api_server_does() {
+        let policy = |image: &str| {
+            let pods = parse(&pod_yaml("web", image), "web.yaml").unwrap();
+            pods[0].spec.as_ref().unwrap().containers[0]
+                .image_pull_policy
+                .clone()
+        };
+        assert_eq!(policy("uptimed").as_deref(), Some("Always"));
+        assert_eq!(policy("uptimed=1.0").as_deref(), Some("IfNotPresent"));
+        assert_eq!(policy("/bin/true").as_deref(), Some("IfNotPresent"));
+        let given = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n    \
+                     - name: c\n      image: uptimed\n      imagePullPolicy: Never\n";
+        let pods = parse(given, "web.yaml").unwrap();
+        assert_eq!(
+            pods[0].spec.as_ref().unwrap().containers[0]
+                .image_pull_policy
+                .as_deref(),
+            Some("Never")
+        );
+    }
+
+    #[test]
     fn uid_is_uuid_shaped_and_stable() {
         let first = parse(&pod_yaml("web", "/bin/true"), "/etc/m/web.yaml").unwrap();
         let again = parse(&pod_yaml("web", "/bin/true"), "/elsewhere/web.yaml").unwrap();
