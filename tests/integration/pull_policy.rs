@@ -3,6 +3,7 @@
 //! (issue 11, points 5 and 6). Every test purges what it installed.
 
 use std::process::Command;
+use std::time::Duration;
 
 use systemk::package::{Error, InstallerConfig, PullPolicy};
 
@@ -275,4 +276,62 @@ async fn always_downloads_an_unpinned_url_again_and_if_not_present_does_not() {
     assert!(!again.newly_installed);
     let text = logs.text();
     assert_eq!(text.matches(": installing ").count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn a_pod_pinning_another_version_waits_with_err_image_pull_while_the_first_runs() {
+    use crate::support::TestContext;
+    use crate::support::engine::{Engine, container_status, unique_uid};
+
+    assert_not_installed(&[PINNED]);
+    let _purge = Purge(vec![PINNED]);
+    let build = tempfile::tempdir().unwrap();
+    let server = two_versions(build.path()).await;
+    let context = TestContext::new("pull_two_versions");
+    let engine = Engine::new(Some(server.ca_pem())).await;
+    let pod = |name: &str, version: &str| {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name, "namespace": context.namespace(), "uid": unique_uid() },
+            "spec": { "containers": [{
+                "name": "main",
+                "image": server.url(&format!("{PINNED}_{version}_all.deb")),
+                "command": ["/bin/sleep", "600"],
+            }] },
+        }))
+        .unwrap()
+    };
+    let first = engine.run(pod("first", "1.0"));
+    first
+        .until(Duration::from_secs(60), "first to run", |status| {
+            container_status(status, "main")
+                .and_then(|c| c.state.as_ref()?.running.as_ref())
+                .map(|_| ())
+        })
+        .await;
+    let second = engine.run(pod("second", "2.0"));
+    let (pass, status) = second.pass_report().await;
+    let waiting = container_status(&status, "main")
+        .and_then(|c| c.state.as_ref()?.waiting.clone())
+        .unwrap_or_default();
+    let message = waiting.message.unwrap_or_default();
+    assert_eq!(waiting.reason.as_deref(), Some("ErrImagePull"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "pod {}/first uses version 1.0",
+            context.namespace()
+        )),
+        "{message}"
+    );
+    assert!(pass.wake.is_some(), "retried once the holder may be gone");
+    assert_eq!(second.units().await, []);
+    assert_eq!(installed_version(PINNED).as_deref(), Some("1.0"));
+    // The first pod was not disturbed.
+    let status = first.pass().await;
+    assert!(
+        container_status(&status, "main")
+            .and_then(|c| c.state.as_ref()?.running.as_ref())
+            .is_some()
+    );
+    second.finish().await;
+    first.finish().await;
 }
