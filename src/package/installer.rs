@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-use super::apt::{APT_LISTS_DIR, Apt, AptGet, AptPackage, DEFAULT_LISTS_MAX_AGE};
+use super::apt::{Apt, AptGet, AptPackage};
 use super::dpkg;
 use super::error::{Error, Result};
 use super::guard::POLICY_RC_D;
 use super::holders::{Holder, Holders, Verdict};
 use super::https::{DEFAULT_CACHE_DIR, HttpsDeb, HttpsPackage};
 use super::image::ImageRef;
+use super::lists::{APT_LISTS_DIR, DEFAULT_LISTS_MAX_AGE};
 use super::manager::{Installed, PackageManager};
 use super::path::PathImage;
 use super::policy::ImagePolicy;
