@@ -377,7 +377,11 @@ pub(super) async fn prepare_container(
     // As the kubelet, tell of the image when a container is created with it, not on every
     // restart of systemk, which prepares every pod again.
     let announce = existing.is_none_or(|meta| meta.image != image.to_string());
-    if announce {
+    let image_text = container.container.image.as_deref().unwrap_or_default();
+    let pull =
+        PullPolicy::of_container(container.container.image_pull_policy.as_deref(), image_text)?;
+    // Never pulls nothing, so the kubelet tells of no pulling.
+    if announce && pull != PullPolicy::Never {
         state.event(
             pod,
             EventKind::Normal,
@@ -385,9 +389,6 @@ pub(super) async fn prepare_container(
             format!("Installing image \"{image}\""),
         );
     }
-    let image_text = container.container.image.as_deref().unwrap_or_default();
-    let pull =
-        PullPolicy::of_container(container.container.image_pull_policy.as_deref(), image_text)?;
     // As the kubelet, which pulls when it creates a container, not when it restarts: a
     // container whose unit an earlier run of systemk wrote (adopted, not prepared since)
     // is not upgraded, and keeps the image ID it was started with, so a restart of
