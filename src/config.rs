@@ -13,6 +13,32 @@ mod kubeconfig;
 mod manpage;
 mod node_ip;
 mod node_security;
+/// A duration as `<n>` seconds or `<n>` followed by `s`, `m`, `h` or `d`.
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let seconds_per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?}: expected <n>s, <n>m, <n>h, <n>d or seconds"
+            ));
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a whole number before the unit"))?;
+    n.checked_mul(seconds_per)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
 #[cfg(test)]
 mod shipped_files;
 
@@ -162,6 +188,12 @@ pub struct AgentArgs {
     /// Refuse https images without a `@sha256:` pin (default: allowed, with a warning).
     #[arg(long, env = "SYSTEMK_IMAGE_REQUIRE_SHA256")]
     pub image_require_sha256: bool,
+    /// `apt-get update` runs (when a package or version is not found, or an
+    /// `imagePullPolicy: Always` image asks for the newest version) only when the package
+    /// lists are older than this: `<n>s`, `<n>m`, `<n>h`, `<n>d` or seconds; 0 refreshes
+    /// at every such request.
+    #[arg(long, env = "SYSTEMK_APT_LISTS_MAX_AGE", value_name = "DURATION", default_value = "1h", value_parser = parse_age)]
+    pub apt_lists_max_age: std::time::Duration,
     /// Groups (names, numbers, or @devices for every group owning a device node) that a
     /// pod may take as runAsGroup, supplementalGroups or fsGroup only when privileged.
     #[arg(long, env = "SYSTEMK_RESTRICTED_GROUPS", value_name = "GROUPS", value_delimiter = ',', default_value = DEFAULT_RESTRICTED_GROUPS)]
@@ -264,6 +296,28 @@ mod tests {
             choice,
             KubeconfigChoice::Explicit("/etc/systemk/kubeconfig".into())
         );
+    }
+
+    #[test]
+    fn apt_lists_max_age_parses_units() {
+        let cli = Cli::try_parse_from(["systemk"]).unwrap();
+        assert_eq!(cli.agent.apt_lists_max_age.as_secs(), 3600);
+        for (text, secs) in [
+            ("0", 0),
+            ("90", 90),
+            ("90s", 90),
+            ("15m", 900),
+            ("2d", 172_800),
+        ] {
+            let cli = Cli::try_parse_from(["systemk", "--apt-lists-max-age", text]).unwrap();
+            assert_eq!(cli.agent.apt_lists_max_age.as_secs(), secs, "{text}");
+        }
+        for bad in ["", "1x", "h", "-1s", "1.5h"] {
+            assert!(
+                Cli::try_parse_from(["systemk", "--apt-lists-max-age", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

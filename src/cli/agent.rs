@@ -56,6 +56,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         deb_cache_dir: args.cache_dir.clone(),
         policy: args.image_policy(),
         packages_record: Some(args.paths.state_dir.join("packages")),
+        apt_lists_max_age: args.apt_lists_max_age,
         ..InstallerConfig::default()
     })?;
     // D-Bus may come up after systemk at boot.

@@ -1,20 +1,21 @@
 //! The apt verb: installing from the apt sources (or a local `.deb` with its dependencies)
 //! non-interactively, one install at a time, with the dpkg frontend lock held by systemk
-//! and only then the policy-rc.d guard in place, with one `apt-get update` when a package
-//! or version is not found. apt never removes a package (`--no-remove`) and downgrades
-//! only packages systemk installed itself (the record); otherwise it fails with its own
-//! reason. Layer 1.
+//! and only then the policy-rc.d guard in place. `apt-get update` runs only when the
+//! package lists are older than the configured age (`--apt-lists-max-age`) and a package
+//! or version is not found, or an `Always` image asks for the newest candidate. apt never
+//! removes a package (`--no-remove`) and downgrades only packages systemk installed itself
+//! (the record); otherwise it fails with its own reason. Layer 1.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, MutexGuard};
-use tokio::time::Instant;
 
 use super::dpkg;
 use super::error::{Error, Result};
 use super::guard::{DENIED, PolicyGuard};
+use super::lists::{lists_refreshed_at, lists_stale, parse_candidate};
 use super::lock::{ARCHIVES_LOCK, DpkgLock, FRONTEND_LOCK};
 use super::manager::{Installed, PackageManager};
 use super::process;
@@ -23,9 +24,6 @@ use super::record;
 /// How long apt waits for another dpkg user (unattended-upgrades, an admin) to release the
 /// lock before giving up: long enough for a large upgrade to finish.
 const DPKG_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Package lists systemk refreshed this recently are not refreshed again on a miss.
-const LISTS_FRESH_FOR: Duration = Duration::from_secs(60);
 
 const APT_GET: &str = "apt-get";
 const APT_CACHE: &str = "apt-cache";
@@ -37,19 +35,28 @@ pub(crate) struct AptGet {
     policy_rc_d: PathBuf,
     /// The record of packages systemk installed; `None` keeps none (nothing is systemk's).
     record: Option<PathBuf>,
-    /// When systemk last refreshed the package lists; sync lock, never held across await.
-    last_update: std::sync::Mutex<Option<Instant>>,
+    /// apt's lists directory, whose `*Release` files tell the lists' age.
+    lists_dir: PathBuf,
+    /// Lists younger than this are not refreshed.
+    lists_max_age: Duration,
 }
 
 impl AptGet {
-    /// An apt-get runner that puts its guard at `policy_rc_d` and keeps the record of
-    /// its packages at `record`.
-    pub(crate) fn new(policy_rc_d: PathBuf, record: Option<PathBuf>) -> Self {
+    /// An apt-get runner that puts its guard at `policy_rc_d`, keeps the record of its
+    /// packages at `record` and refreshes the lists in `lists_dir` when older than
+    /// `lists_max_age`.
+    pub(crate) fn new(
+        policy_rc_d: PathBuf,
+        record: Option<PathBuf>,
+        lists_dir: PathBuf,
+        lists_max_age: Duration,
+    ) -> Self {
         Self {
             serial: Mutex::new(()),
             policy_rc_d,
             record,
-            last_update: std::sync::Mutex::new(None),
+            lists_dir,
+            lists_max_age,
         }
     }
 
@@ -65,13 +72,44 @@ impl AptGet {
         Ok(out.status.success() && !out.stdout.trim().is_empty())
     }
 
-    /// Refreshes the package lists, unless systemk did so within [`LISTS_FRESH_FOR`]:
-    /// a pod retrying an unknown package must not hit the mirrors on every retry.
-    async fn update(&self, package: &str) -> Result<()> {
-        let fresh = |last: &Option<Instant>| last.is_some_and(|at| at.elapsed() < LISTS_FRESH_FOR);
-        if self.last_update.lock().is_ok_and(|last| fresh(&last)) {
-            tracing::debug!(package, "package lists refreshed recently, not again");
-            return Ok(());
+    /// The candidate version apt would install for `name` (`apt-cache policy`); `None`
+    /// when the sources have none.
+    async fn candidate(&self, name: &str) -> Result<Option<String>> {
+        let out = process::run(APT_CACHE, &["policy", "-q", name], &[]).await?;
+        if !out.status.success() {
+            return Err(Error::QueryFailed {
+                package: name.to_owned(),
+                program: APT_CACHE,
+                stderr: out.stderr,
+            });
+        }
+        Ok(parse_candidate(&out.stdout))
+    }
+
+    /// Refreshes the package lists when they are older than the configured age, so
+    /// neither a pod retrying an unknown package nor many `Always` pods hit the mirrors
+    /// each time. Returns whether it ran `apt-get update`.
+    async fn update(&self, package: &str) -> Result<bool> {
+        self.update_if(package, false).await
+    }
+
+    /// Refreshes the package lists; unless `force`, only when they are older than the
+    /// configured age.
+    async fn update_if(&self, package: &str, force: bool) -> Result<bool> {
+        let dir = self.lists_dir.clone();
+        let refreshed = tokio::task::spawn_blocking(move || lists_refreshed_at(&dir))
+            .await
+            .map_err(|source| Error::TaskFailed {
+                what: "reading the age of the apt lists",
+                source,
+            })?;
+        if !force && !lists_stale(refreshed, crate::clock::now(), self.lists_max_age) {
+            tracing::debug!(
+                package,
+                max_age_secs = self.lists_max_age.as_secs(),
+                "package lists are fresh enough, not refreshing them"
+            );
+            return Ok(false);
         }
         tracing::info!(package, "refreshing the apt package lists");
         let lock_timeout = lock_timeout_option();
@@ -84,10 +122,7 @@ impl AptGet {
                 stderr: out.stderr,
             });
         }
-        if let Ok(mut last) = self.last_update.lock() {
-            *last = Some(Instant::now());
-        }
-        Ok(())
+        Ok(true)
     }
 
     /// Installs `target` (`name`, `name=version`, or an absolute `.deb` path) with its
@@ -185,7 +220,8 @@ impl AptGet {
         match self.install(package, target).await {
             Err(error @ Error::InstallFailed { .. }) if !refreshed => {
                 tracing::warn!(package, %error, "install failed, retrying after apt-get update");
-                self.update(package).await?;
+                // Whatever their age: apt fetched files the mirror no longer has.
+                self.update_if(package, true).await?;
                 self.install(package, target).await
             }
             other => other,
@@ -306,18 +342,23 @@ fn matching(installed: Option<String>, pin: Option<&str>) -> Option<String> {
     installed.filter(|v| pin.is_none_or(|pin| pin == v))
 }
 
-impl PackageManager for Apt {
-    type Image = AptPackage;
-
-    async fn install(&self, image: &AptPackage) -> Result<Installed> {
+impl Apt {
+    /// Makes `image` present; with `newest` (pull policy `Always`) an unpinned package is
+    /// brought to the newest candidate of lists no older than the configured age.
+    pub(crate) async fn ensure(&self, image: &AptPackage, newest: bool) -> Result<Installed> {
         let name = image.name.as_str();
-        let spec = match &image.version {
-            Some(version) => format!("{name}={version}"),
-            None => name.to_owned(),
-        };
         let _serial = self.apt_get.serialize().await;
         let before = dpkg::installed_version(name).await?;
-        if let Some(version) = matching(before.clone(), image.version.as_deref()) {
+        let mut refreshed = false;
+        let wanted = match (&image.version, newest) {
+            (Some(version), _) => Some(version.clone()),
+            (None, true) => {
+                refreshed = self.apt_get.update(name).await?;
+                self.apt_get.candidate(name).await?
+            }
+            (None, false) => None,
+        };
+        if let Some(version) = matching(before.clone(), wanted.as_deref()) {
             tracing::info!(package = name, version, "already installed");
             return Installed::of_package(
                 name,
@@ -327,11 +368,13 @@ impl PackageManager for Apt {
             )
             .await;
         }
+        let spec = match &wanted {
+            Some(version) => format!("{name}={version}"),
+            None => name.to_owned(),
+        };
         tracing::info!(package = name, spec, "resolving");
-        let mut refreshed = false;
         if !self.apt_get.is_available(&spec).await? {
-            self.apt_get.update(name).await?;
-            refreshed = true;
+            refreshed |= self.apt_get.update(name).await?;
             if !self.apt_get.is_available(&spec).await? {
                 return Err(Error::PackageNotFound {
                     package: name.to_owned(),
@@ -343,7 +386,7 @@ impl PackageManager for Apt {
             .install_refreshing(name, &spec, refreshed)
             .await?;
         let version = installed_after_apt(name).await?;
-        tracing::info!(package = name, version, "installed");
+        tracing::info!(package = name, version, before, "installed");
         Installed::of_package(
             name,
             version.clone(),
@@ -351,6 +394,14 @@ impl PackageManager for Apt {
             before.is_none(),
         )
         .await
+    }
+}
+
+impl PackageManager for Apt {
+    type Image = AptPackage;
+
+    async fn install(&self, image: &AptPackage) -> Result<Installed> {
+        self.ensure(image, false).await
     }
 
     async fn query(&self, image: &AptPackage) -> Result<Option<Installed>> {

@@ -1,5 +1,6 @@
-//! dpkg-query verbs: the installed version of a package and its file list. Read-only
-//! and root-free; never changes the dpkg database. Layer 1.
+//! dpkg-query verbs: the installed version of a package and its file list, and dpkg's
+//! own version comparison. Read-only and root-free; never changes the dpkg database.
+//! Layer 1.
 
 use std::path::PathBuf;
 
@@ -7,6 +8,22 @@ use super::error::{Error, Result};
 use super::process;
 
 const DPKG_QUERY: &str = "dpkg-query";
+const DPKG: &str = "dpkg";
+
+/// Whether Debian version `a` is newer than `b`, by `dpkg --compare-versions` (exit 0
+/// true, 1 false, else an invalid version).
+pub(crate) async fn is_newer(a: &str, b: &str) -> Result<bool> {
+    let out = process::run(DPKG, &["--compare-versions", a, "gt", b], &[]).await?;
+    match out.status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(Error::QueryFailed {
+            package: format!("{a} > {b}"),
+            program: DPKG,
+            stderr: out.stderr,
+        }),
+    }
+}
 
 /// The installed version of `package`, `None` when it is not installed (unknown to dpkg,
 /// removed, or only its config files left).
@@ -100,6 +117,14 @@ fn parse_file_list(stdout: &str) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn dpkg_compares_epochs_and_revisions() {
+        assert!(is_newer("1:0.1", "2.0").await.unwrap());
+        assert!(is_newer("1.0-2", "1.0-1").await.unwrap());
+        assert!(!is_newer("1.0~rc1", "1.0").await.unwrap());
+        assert!(!is_newer("1.0", "1.0").await.unwrap());
+    }
 
     #[test]
     fn installed_package_gives_version() {

@@ -25,8 +25,9 @@ pub enum Error {
         /// What is wrong and what is accepted.
         why: String,
     },
-    /// apt knows no such package (or no such version), even after `apt-get update`.
-    #[error("package {package}{} not found in the apt sources, even after apt-get update", version.as_deref().map(|v| format!(" version {v}")).unwrap_or_default())]
+    /// apt knows no such package (or no such version) in lists no older than
+    /// `--apt-lists-max-age`.
+    #[error("package {package}{} not found in the apt sources (whose lists are refreshed when older than --apt-lists-max-age)", version.as_deref().map(|v| format!(" version {v}")).unwrap_or_default())]
     PackageNotFound {
         /// The package name.
         package: String,
@@ -198,6 +199,36 @@ pub enum Error {
         /// What is wrong with it.
         why: String,
     },
+    /// `imagePullPolicy` is none of Always, IfNotPresent, Never.
+    #[error("imagePullPolicy {value:?} is not supported: expected Always, IfNotPresent or Never")]
+    InvalidPullPolicy {
+        /// The value as given.
+        value: String,
+    },
+    /// `imagePullPolicy: Never` and the image is not present (the kubelet's message).
+    #[error("Container image {image:?} is not present with pull policy of Never")]
+    NeverPull {
+        /// The image as the pod wrote it.
+        image: String,
+    },
+    /// Another holder (a pod) uses another version of the package: one host has one
+    /// version of a package, and systemk does not change it under a pod that uses it.
+    #[error(
+        "package {package} version {wanted} cannot be installed: pod {holder} uses version {held}{}; one host holds one version of a package",
+        if *downgrade { " and it would be a downgrade under it" } else { "" }
+    )]
+    VersionHeld {
+        /// The package.
+        package: String,
+        /// The version this image asks for.
+        wanted: String,
+        /// How the holder of the other version is named (`namespace/name`).
+        holder: String,
+        /// The version it holds.
+        held: String,
+        /// The holder has no pin; only the downgrade under it is refused.
+        downgrade: bool,
+    },
     /// Another program held the dpkg frontend lock for too long.
     #[error("the dpkg frontend lock {path} stayed held by another program for {waited_secs} s")]
     DpkgLocked {
@@ -241,7 +272,10 @@ impl Error {
             | Self::DownloadTooLarge { .. }
             | Self::ImageRefused { .. }
             | Self::UnsafeImagePath { .. }
+            | Self::InvalidPullPolicy { .. }
+            | Self::VersionHeld { .. }
             | Self::DpkgLocked { .. } => "ErrImagePull",
+            Self::NeverPull { .. } => "ErrImageNeverPull",
             Self::DigestMismatch { .. } => "ImageDigestMismatch",
             Self::PackageNameMismatch { .. } | Self::InvalidDeb { .. } => "InvalidImagePackage",
             Self::NotExecutable { .. } => "ImageNotExecutable",
@@ -271,6 +305,8 @@ impl Error {
             | Self::DownloadFailed { .. }
             | Self::Io { .. }
             | Self::DpkgLocked { .. }
+            // Heals when the holder goes away or changes its pin.
+            | Self::VersionHeld { .. }
             | Self::TaskFailed { .. } => true,
             Self::InvalidImage { .. }
             | Self::Spawn { .. }
@@ -285,6 +321,9 @@ impl Error {
             | Self::TemplateNeedsInstance { .. }
             | Self::InvalidVendorUnitName { .. }
             | Self::ImageRefused { .. }
+            | Self::InvalidPullPolicy { .. }
+            // As the kubelet: nothing installs it, so nothing changes until the pod does.
+            | Self::NeverPull { .. }
             | Self::UnsafeImagePath { .. } => false,
         }
     }

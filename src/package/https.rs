@@ -6,8 +6,9 @@
 //! Cache layout in the cache directory: `<sha256>.deb` holds verified content only (a
 //! download is renamed there after it was hashed, verified and its control file read).
 //! Unpinned URLs are indexed in `urls/<sha256 of the URL>`, whose content is the file's
-//! sha256: an unpinned URL is downloaded once and then treated as immutable. Pin a digest
-//! to control what is installed. In-flight downloads are [`TempFile`]s (hidden `.tmp`
+//! sha256: an unpinned URL is downloaded once and then treated as immutable, unless its
+//! pull policy is `Always`, which downloads it again. Pin a digest to control what is
+//! installed. In-flight downloads are [`TempFile`]s (hidden `.tmp`
 //! files), removed on every failure and on cancellation.
 
 use std::path::PathBuf;
@@ -64,10 +65,17 @@ pub struct HttpsDeb {
 }
 
 /// A verified `.deb` in the cache.
-struct Fetched {
+pub(crate) struct Fetched {
     path: PathBuf,
     sha256: String,
     control: Control,
+}
+
+impl Fetched {
+    /// The package version in the `.deb`'s control file.
+    pub(crate) fn version(&self) -> &str {
+        &self.control.version
+    }
 }
 
 impl HttpsDeb {
@@ -261,17 +269,26 @@ impl HttpsDeb {
     }
 }
 
-impl PackageManager for HttpsDeb {
-    type Image = HttpsPackage;
+impl HttpsDeb {
+    /// The verified `.deb` of `image`: from the cache, or downloaded. With `refresh`
+    /// (pull policy `Always`) an unpinned URL is downloaded again, since its content may
+    /// have changed; a pinned one never is (its content is what the pin says).
+    pub(crate) async fn fetch(&self, image: &HttpsPackage, refresh: bool) -> Result<Fetched> {
+        if !(refresh && image.sha256.is_none())
+            && let Some(cached) = self.cached(image).await?
+        {
+            tracing::info!(url = image.url.as_str(), path = %cached.path.display(), "using the cached .deb");
+            return Ok(cached);
+        }
+        self.download(image).await
+    }
 
-    async fn install(&self, image: &HttpsPackage) -> Result<Installed> {
-        let fetched = match self.cached(image).await? {
-            Some(cached) => {
-                tracing::info!(url = image.url.as_str(), path = %cached.path.display(), "using the cached .deb");
-                cached
-            }
-            None => self.download(image).await?,
-        };
+    /// Installs a fetched `.deb` unless that version is installed.
+    pub(crate) async fn install_fetched(
+        &self,
+        image: &HttpsPackage,
+        fetched: Fetched,
+    ) -> Result<Installed> {
         let name = image.name.as_str();
         let image_id = format!("sha256:{}", fetched.sha256);
         let _serial = self.apt_get.serialize().await;
@@ -292,6 +309,15 @@ impl PackageManager for HttpsDeb {
         let version = installed_after_apt(name).await?;
         tracing::info!(package = name, version, "installed");
         Installed::of_package(name, version, image_id, before.is_none()).await
+    }
+}
+
+impl PackageManager for HttpsDeb {
+    type Image = HttpsPackage;
+
+    async fn install(&self, image: &HttpsPackage) -> Result<Installed> {
+        let fetched = self.fetch(image, false).await?;
+        self.install_fetched(image, fetched).await
     }
 
     async fn query(&self, image: &HttpsPackage) -> Result<Option<Installed>> {
@@ -348,7 +374,12 @@ mod tests {
 
     fn https_deb(cache: &Path) -> HttpsDeb {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let apt_get = Arc::new(AptGet::new(PathBuf::from(POLICY_RC_D), None));
+        let apt_get = Arc::new(AptGet::new(
+            PathBuf::from(POLICY_RC_D),
+            None,
+            PathBuf::from(crate::package::APT_LISTS_DIR),
+            crate::package::DEFAULT_LISTS_MAX_AGE,
+        ));
         HttpsDeb::new(apt_get, cache.to_owned(), &[]).unwrap()
     }
 

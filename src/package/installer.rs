@@ -1,18 +1,27 @@
 //! The [`Installer`]: routes an [`ImageRef`] to apt, https `.deb` or path, after the node's
-//! image policy allowed it. The top of the package layer: it imports the backends, and
+//! image policy allowed it, with the container's [`PullPolicy`], and keeps the registry of
+//! which holder uses which package version (`holders`), so no install changes a version
+//! another holder needs. The top of the package layer: it imports the backends, and
 //! nothing in the layer imports it. Layer 1.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
 
 use super::apt::{Apt, AptGet, AptPackage};
-use super::error::Result;
+use super::dpkg;
+use super::error::{Error, Result};
 use super::guard::POLICY_RC_D;
+use super::holders::{Holder, Holders, Verdict};
 use super::https::{DEFAULT_CACHE_DIR, HttpsDeb, HttpsPackage};
 use super::image::ImageRef;
+use super::lists::{APT_LISTS_DIR, DEFAULT_LISTS_MAX_AGE};
 use super::manager::{Installed, PackageManager};
 use super::path::PathImage;
 use super::policy::ImagePolicy;
+use super::pull::PullPolicy;
 
 /// Settings of an [`Installer`].
 #[derive(Debug, Clone)]
@@ -28,6 +37,10 @@ pub struct InstallerConfig {
     /// The record of packages systemk installed (`<state dir>/packages`); only those may
     /// be downgraded. `None` keeps no record: no package is ever downgraded.
     pub packages_record: Option<PathBuf>,
+    /// apt's lists directory, whose age decides whether `apt-get update` runs.
+    pub apt_lists_dir: PathBuf,
+    /// Lists younger than this are not refreshed (`--apt-lists-max-age`).
+    pub apt_lists_max_age: Duration,
 }
 
 impl Default for InstallerConfig {
@@ -38,6 +51,8 @@ impl Default for InstallerConfig {
             policy_rc_d: PathBuf::from(POLICY_RC_D),
             policy: ImagePolicy::default(),
             packages_record: None,
+            apt_lists_dir: PathBuf::from(APT_LISTS_DIR),
+            apt_lists_max_age: DEFAULT_LISTS_MAX_AGE,
         }
     }
 }
@@ -49,17 +64,26 @@ pub struct Installer {
     https: HttpsDeb,
     path: PathImage,
     policy: ImagePolicy,
+    /// Who uses which package version; held across an install, so the check and the
+    /// claim see no other install in between.
+    holders: Arc<Mutex<Holders>>,
 }
 
 impl Installer {
     /// An installer with `config`. Needs a process-wide rustls crypto provider installed.
     pub fn new(config: InstallerConfig) -> Result<Self> {
-        let apt_get = Arc::new(AptGet::new(config.policy_rc_d, config.packages_record));
+        let apt_get = Arc::new(AptGet::new(
+            config.policy_rc_d,
+            config.packages_record,
+            config.apt_lists_dir,
+            config.apt_lists_max_age,
+        ));
         Ok(Self {
             apt: Apt::new(apt_get.clone()),
             https: HttpsDeb::new(apt_get, config.deb_cache_dir, &config.extra_root_certs_pem)?,
             path: PathImage,
             policy: config.policy,
+            holders: Arc::default(),
         })
     }
 
@@ -69,30 +93,93 @@ impl Installer {
         self.policy.warning(image)
     }
 
-    /// Makes `image` present and describes it; refuses images the node's policy does
-    /// not allow.
-    pub async fn install(&self, image: &ImageRef) -> Result<Installed> {
+    /// Makes `image` present as `pull` asks and describes it, for `holder`, which then
+    /// holds the package at the version installed; refuses images the node's policy
+    /// does not allow, and versions that would change a package under another holder.
+    /// Path images install nothing: the policy does not apply to them.
+    pub async fn install(
+        &self,
+        image: &ImageRef,
+        pull: PullPolicy,
+        holder: &Holder,
+    ) -> Result<Installed> {
         self.policy.check(image)?;
+        let never = || Error::NeverPull {
+            image: image.to_string(),
+        };
         match image {
             ImageRef::Apt { name, version } => {
-                self.apt
-                    .install(&AptPackage {
-                        name: name.clone(),
-                        version: version.clone(),
-                    })
-                    .await
+                let mut holders = self.holders.lock().await;
+                let pin = admit(&holders, holder, name, version.as_deref()).await?;
+                let package = AptPackage {
+                    name: name.clone(),
+                    version: pin,
+                };
+                let installed = match pull {
+                    PullPolicy::Never => self.apt.query(&package).await?.ok_or_else(never)?,
+                    PullPolicy::IfNotPresent => self.apt.ensure(&package, false).await?,
+                    PullPolicy::Always => self.apt.ensure(&package, true).await?,
+                };
+                claim(&mut holders, holder, &installed, version.is_some());
+                Ok(installed)
             }
             ImageRef::Https { url, name, sha256 } => {
-                self.https
-                    .install(&HttpsPackage {
-                        url: url.clone(),
-                        name: name.clone(),
-                        sha256: sha256.clone(),
-                    })
-                    .await
+                let package = HttpsPackage {
+                    url: url.clone(),
+                    name: name.clone(),
+                    sha256: sha256.clone(),
+                };
+                if pull == PullPolicy::Never {
+                    let installed = self.https.query(&package).await?.ok_or_else(never)?;
+                    claim(&mut *self.holders.lock().await, holder, &installed, true);
+                    return Ok(installed);
+                }
+                // Downloads run outside the registry's lock; only installs wait for it.
+                let fetched = self
+                    .https
+                    .fetch(&package, pull == PullPolicy::Always)
+                    .await?;
+                let mut holders = self.holders.lock().await;
+                admit(&holders, holder, name, Some(fetched.version())).await?;
+                let installed = self.https.install_fetched(&package, fetched).await?;
+                claim(&mut holders, holder, &installed, true);
+                Ok(installed)
             }
             ImageRef::Path(path) => self.path.install(path).await,
         }
+    }
+
+    /// Rebuilds `holder`'s hold from what its unit says (`image`, and the `image_id` it
+    /// was prepared with), when systemk adopts the units of an earlier run: before any
+    /// pod is prepared again, so none can change a version a running pod uses.
+    pub async fn adopt(&self, holder: &Holder, image: &ImageRef, image_id: &str) {
+        let (package, version, pinned) = match image {
+            ImageRef::Apt { name, version } => {
+                let Some((_, held)) = image_id.split_once('=') else {
+                    return;
+                };
+                (name, held.to_owned(), version.is_some())
+            }
+            ImageRef::Https { name, .. } => match dpkg::installed_version(name).await {
+                Ok(Some(version)) => (name, version, true),
+                _ => return,
+            },
+            ImageRef::Path(_) => return,
+        };
+        self.holders
+            .lock()
+            .await
+            .claim(holder, package, &version, pinned);
+    }
+
+    /// Forgets every hold of `owner` (its pod is gone).
+    pub async fn release(&self, owner: &str) {
+        self.holders.lock().await.release(owner);
+    }
+
+    /// Forgets the holds of `owner`'s holders not in `slots` (containers that left it).
+    pub async fn retain_slots(&self, owner: &str, slots: &[&str]) {
+        self.holders.lock().await.retain_slots(owner, slots);
     }
 
     /// Describes `image` if it is present; never installs, needs no root.
@@ -118,5 +205,43 @@ impl Installer {
             }
             ImageRef::Path(path) => self.path.query(path).await,
         }
+    }
+}
+
+/// The version `holder` may have of `package` given the other holders: its pin, the
+/// version another holder pinned (for an unpinned request), or a refusal naming the
+/// holder in the way.
+async fn admit(
+    holders: &Holders,
+    holder: &Holder,
+    package: &str,
+    pin: Option<&str>,
+) -> Result<Option<String>> {
+    let held = |holder: String, held: String, downgrade| Error::VersionHeld {
+        package: package.to_owned(),
+        wanted: pin.unwrap_or_default().to_owned(),
+        holder,
+        held,
+        downgrade,
+    };
+    match (holders.check(holder, package, pin), pin) {
+        (Verdict::Free, _) => Ok(pin.map(str::to_owned)),
+        (Verdict::UseHeld { version }, _) => Ok(Some(version)),
+        (Verdict::Conflict { holder, version }, _) => Err(held(holder, version, false)),
+        (Verdict::OnlyUpgrade { holder, version }, Some(wanted)) => {
+            if dpkg::is_newer(wanted, &version).await? {
+                Ok(Some(wanted.to_owned()))
+            } else {
+                Err(held(holder, version, true))
+            }
+        }
+        (Verdict::OnlyUpgrade { .. }, None) => Ok(None),
+    }
+}
+
+/// Records that `holder` uses what was installed.
+fn claim(holders: &mut Holders, holder: &Holder, installed: &Installed, pinned: bool) {
+    if let (Some(package), Some(version)) = (&installed.package, &installed.version) {
+        holders.claim(holder, package, version, pinned);
     }
 }

@@ -94,6 +94,7 @@ impl Failure {
 fn image_reason(err: &package::Error) -> WaitingReason {
     match err {
         package::Error::InvalidImage { .. } => WaitingReason::InvalidImageName,
+        package::Error::NeverPull { .. } => WaitingReason::ErrImageNeverPull,
         package::Error::PackageNotFound { .. }
         | package::Error::InstallFailed { .. }
         | package::Error::QueryFailed { .. }
@@ -113,6 +114,8 @@ fn image_reason(err: &package::Error) -> WaitingReason {
         | package::Error::ImageRefused { .. }
         | package::Error::UnsafeImagePath { .. }
         | package::Error::DpkgLocked { .. }
+        | package::Error::InvalidPullPolicy { .. }
+        | package::Error::VersionHeld { .. }
         | package::Error::Io { .. }
         | package::Error::TaskFailed { .. } => WaitingReason::ErrImagePull,
     }
@@ -201,6 +204,15 @@ pub fn failure_events(problem: &Problem, image: &str) -> Vec<EventText> {
                 EventKind::Warning,
                 "Failed",
                 format!("Failed to pull image \"{image}\": {}", problem.message),
+            ),
+            error(problem.reason.as_str()),
+        ],
+        // The kubelet's image manager: one Warning event with the reason and its message.
+        WaitingReason::ErrImageNeverPull => vec![
+            (
+                EventKind::Warning,
+                "ErrImageNeverPull",
+                problem.message.clone(),
             ),
             error(problem.reason.as_str()),
         ],

@@ -25,6 +25,7 @@ use super::error::Result;
 use super::objects::ObjectChange;
 use super::progress_channel::ProgressSender;
 use super::worker::{self, Pass, PodState};
+use crate::package::{Holder, ImageRef};
 use crate::unit::UnitName;
 use bookkeeping::{Bookkeeping, Dispatch};
 
@@ -94,6 +95,18 @@ async fn found_pods(ctx: &Context) -> Result<HashMap<String, Vec<UnitName>>> {
     let managed = ctx.systemd.list_managed(&ctx.unit_dir).await?;
     let mut by_pod: HashMap<String, Vec<UnitName>> = HashMap::new();
     for unit in managed {
+        // Before any pod is prepared again: no pass may change a package version a
+        // running pod uses.
+        if let Ok(image) = unit.meta.image.parse::<ImageRef>() {
+            let holder = Holder {
+                owner: unit.meta.pod_uid.clone(),
+                slot: unit.meta.container.clone(),
+                name: format!("{}/{}", unit.meta.namespace, unit.meta.pod_name),
+            };
+            ctx.installer
+                .adopt(&holder, &image, &unit.meta.image_id)
+                .await;
+        }
         by_pod
             .entry(unit.meta.pod_uid.clone())
             .or_default()

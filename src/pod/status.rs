@@ -44,6 +44,8 @@ pub enum WaitingReason {
     ErrImagePull,
     /// Installing its image failed and waits for its retry back-off.
     ImagePullBackOff,
+    /// `imagePullPolicy: Never` and its package is not installed; waits for the pod to change.
+    ErrImageNeverPull,
     /// Its configuration (env, volumes, command) could not be turned into a unit.
     CreateContainerConfigError,
     /// Its unit could not be written or loaded (systemd, files, a vendor unit).
@@ -54,13 +56,14 @@ pub enum WaitingReason {
 
 impl WaitingReason {
     /// Every reason, in declaration order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::ContainerCreating,
         Self::PodInitializing,
         Self::CrashLoopBackOff,
         Self::InvalidImageName,
         Self::ErrImagePull,
         Self::ImagePullBackOff,
+        Self::ErrImageNeverPull,
         Self::CreateContainerConfigError,
         Self::CreateContainerError,
         Self::RunContainerError,
@@ -75,6 +78,7 @@ impl WaitingReason {
             Self::InvalidImageName => "InvalidImageName",
             Self::ErrImagePull => "ErrImagePull",
             Self::ImagePullBackOff => "ImagePullBackOff",
+            Self::ErrImageNeverPull => "ErrImageNeverPull",
             Self::CreateContainerConfigError => "CreateContainerConfigError",
             Self::CreateContainerError => "CreateContainerError",
             Self::RunContainerError => "RunContainerError",

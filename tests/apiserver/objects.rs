@@ -190,13 +190,14 @@ fn default_pod(pod: &mut Value) {
     default_field(spec, "schedulerName", json!("default-scheduler"));
     for field in ["containers", "initContainers"] {
         for container in spec[field].as_array_mut().into_iter().flatten() {
+            // SetDefaults_Container: the tag ParseImageName finds (errors ignored) is
+            // `latest` → Always, else IfNotPresent. `nginx` is Always; `nginx=1.22.1-9`, an
+            // https URL or a path is no image reference at all, so IfNotPresent.
             let image = container["image"].as_str().unwrap_or("");
-            let latest =
-                !image.rsplit('/').next().unwrap_or("").contains(':') || image.ends_with(":latest");
             default_field(
                 container,
                 "imagePullPolicy",
-                json!(if latest { "Always" } else { "IfNotPresent" }),
+                json!(systemk::package::PullPolicy::default_for(image).as_str()),
             );
             default_field(
                 container,
@@ -286,4 +287,41 @@ pub fn validate_pod_update(old: &Value, new: &Value) -> ApiResult<()> {
         "spec",
         "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
     ))
+}
+
+#[cfg(test)]
+mod pull_policy_tests {
+    use super::*;
+
+    fn defaulted(image: &str) -> Value {
+        let mut pod = json!({ "spec": { "containers": [{ "name": "c", "image": image }],
+            "initContainers": [{ "name": "i", "image": image, "imagePullPolicy": "Never" }] } });
+        default_pod(&mut pod);
+        json!([
+            pod["spec"]["containers"][0]["imagePullPolicy"],
+            pod["spec"]["initContainers"][0]["imagePullPolicy"]
+        ])
+    }
+
+    /// As `SetDefaults_Container`: `latest` (no tag, valid reference) is Always; a pin,
+    /// which is no valid image reference, an https URL and a path are IfNotPresent; a given
+    /// policy stays.
+    #[test]
+    fn image_pull_policy_defaults_as_kube_apiserver() {
+        assert_eq!(defaulted("nginx"), json!(["Always", "Never"]));
+        assert_eq!(defaulted("nginx:latest"), json!(["Always", "Never"]));
+        assert_eq!(defaulted("nginx:1.25"), json!(["IfNotPresent", "Never"]));
+        assert_eq!(
+            defaulted("nginx=1.22.1-9"),
+            json!(["IfNotPresent", "Never"])
+        );
+        assert_eq!(
+            defaulted("https://a.example/x_1_all.deb"),
+            json!(["IfNotPresent", "Never"])
+        );
+        assert_eq!(
+            defaulted("/usr/bin/sleep"),
+            json!(["IfNotPresent", "Never"])
+        );
+    }
 }

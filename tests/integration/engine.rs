@@ -19,7 +19,7 @@ use crate::support::engine::{
     unique_uid,
 };
 use crate::support::packages::{
-    DebFile, DebServer, Purge, build_deb, dir_entries, hex_sha256, known_to_dpkg,
+    DebFile, DebServer, InstallOnce, Purge, build_deb, dir_entries, hex_sha256, known_to_dpkg,
 };
 use crate::support::wait_for;
 
@@ -398,7 +398,7 @@ async fn nasty_args_and_env_arrive_unchanged_and_add_nothing_to_the_unit() {
     let installed = engine
         .ctx()
         .installer
-        .install(&ImageRef::Path("/bin/sh".into()))
+        .install_one(&ImageRef::Path("/bin/sh".into()))
         .await
         .unwrap();
     let ctx = engine.ctx();

@@ -21,6 +21,7 @@ mod mounts;
 mod package;
 mod pid_file;
 mod pods_cmd;
+mod pull_policy;
 mod secrets;
 mod start_backoff;
 mod static_pods;

@@ -10,7 +10,7 @@ use systemk::package::{
 };
 
 use crate::support::packages::{
-    self, DebFile, DebServer, Purge, assert_not_installed, dir_entries, hex_sha256,
+    self, DebFile, DebServer, InstallOnce, Purge, assert_not_installed, dir_entries, hex_sha256,
     installed_version,
 };
 
@@ -32,10 +32,10 @@ fn assert_guard_gone(host_policy: &Option<Vec<u8>>) {
 
 /// Captures the log lines of the test's thread (the tokio tests run single-threaded).
 #[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+    pub(crate) fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
         let logs = Self::default();
         let subscriber = tracing_subscriber::fmt()
             .with_env_filter("systemk=debug")
@@ -45,7 +45,7 @@ impl Logs {
         (logs.clone(), tracing::subscriber::set_default(subscriber))
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
@@ -89,7 +89,7 @@ fn unit_paths(installed: &Installed) -> Vec<PathBuf> {
         .collect()
 }
 
-fn image(text: &str) -> ImageRef {
+pub(crate) fn image(text: &str) -> ImageRef {
     text.parse().unwrap()
 }
 
@@ -106,7 +106,7 @@ async fn apt_installs_uptimed_once_without_starting_it() {
 
     assert_eq!(installer.query(&image("uptimed")).await.unwrap(), None);
     let pinned = image(&format!("uptimed={UPTIMED_VERSION}"));
-    let first = installer.install(&pinned).await.unwrap();
+    let first = installer.install_one(&pinned).await.unwrap();
     assert_eq!(first.package.as_deref(), Some("uptimed"));
     assert_eq!(first.version.as_deref(), Some(UPTIMED_VERSION));
     assert_eq!(first.image_id, format!("uptimed={UPTIMED_VERSION}"));
@@ -145,7 +145,7 @@ async fn apt_installs_uptimed_once_without_starting_it() {
         String::from_utf8_lossy(&running.stdout)
     );
 
-    let again = installer.install(&image("uptimed")).await.unwrap();
+    let again = installer.install_one(&image("uptimed")).await.unwrap();
     assert!(!again.newly_installed);
     assert_eq!(again.version.as_deref(), Some(UPTIMED_VERSION));
     let queried = installer.query(&pinned).await.unwrap().unwrap();
@@ -160,7 +160,7 @@ async fn apt_installs_uptimed_once_without_starting_it() {
 async fn unknown_package_is_not_found() {
     let cache = tempfile::tempdir().unwrap();
     let err = installer(cache.path(), None)
-        .install(&image("systemk-no-such-package"))
+        .install_one(&image("systemk-no-such-package"))
         .await
         .unwrap_err();
     assert!(
@@ -174,7 +174,7 @@ async fn unknown_package_is_not_found() {
 async fn unknown_version_is_not_found() {
     let cache = tempfile::tempdir().unwrap();
     let err = installer(cache.path(), None)
-        .install(&image("sl=0.0-0"))
+        .install_one(&image("sl=0.0-0"))
         .await
         .unwrap_err();
     assert!(
@@ -188,7 +188,7 @@ async fn unknown_version_is_not_found() {
 async fn path_image_installs_nothing() {
     let cache = tempfile::tempdir().unwrap();
     let installed = installer(cache.path(), None)
-        .install(&image("/bin/sh"))
+        .install_one(&image("/bin/sh"))
         .await
         .unwrap();
     assert!(
@@ -203,7 +203,7 @@ async fn path_image_installs_nothing() {
     std::fs::write(&plain, "data").unwrap();
     let plain = image(plain.to_str().unwrap());
     let err = installer(cache.path(), None)
-        .install(&plain)
+        .install_one(&plain)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotExecutable { .. }), "{err}");
@@ -242,7 +242,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     let wrong_cache = tempfile::tempdir().unwrap();
     let wrong = image(&format!("{}@sha256:{}", server.url(&file), "0".repeat(64)));
     let err = installer(wrong_cache.path(), Some(server.ca_pem()))
-        .install(&wrong)
+        .install_one(&wrong)
         .await
         .unwrap_err();
     assert!(
@@ -254,7 +254,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
 
     // A file name promising another package: refused, nothing cached.
     let err = installer(wrong_cache.path(), Some(server.ca_pem()))
-        .install(&image(&server.url("other-name_1.0-1_all.deb")))
+        .install_one(&image(&server.url("other-name_1.0-1_all.deb")))
         .await
         .unwrap_err();
     assert!(
@@ -266,7 +266,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
 
     // Not trusting the test CA: the download fails in TLS.
     let err = installer(wrong_cache.path(), None)
-        .install(&image(&server.url(&file)))
+        .install_one(&image(&server.url(&file)))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::DownloadFailed { .. }), "{err}");
@@ -275,7 +275,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     let installer = installer(cache.path(), Some(server.ca_pem()));
     let pinned = image(&format!("{}@sha256:{sha}", server.url(&file)));
     assert_eq!(installer.query(&pinned).await.unwrap(), None);
-    let first = installer.install(&pinned).await.unwrap();
+    let first = installer.install_one(&pinned).await.unwrap();
     assert!(first.newly_installed);
     assert_eq!(first.image_id, format!("sha256:{sha}"));
     assert_eq!(first.version.as_deref(), Some("1.0-1"));
@@ -293,7 +293,7 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
     assert_guard_gone(&host_policy);
     let requests = server.requests();
 
-    let again = installer.install(&pinned).await.unwrap();
+    let again = installer.install_one(&pinned).await.unwrap();
     assert!(!again.newly_installed);
     assert_eq!(
         server.requests(),
@@ -304,11 +304,11 @@ async fn https_deb_installs_with_dependency_verified_and_cached() {
 
     // Unpinned: downloaded once, indexed by URL, then served from the cache.
     let unpinned = image(&server.url(&file));
-    let found = installer.install(&unpinned).await.unwrap();
+    let found = installer.install_one(&unpinned).await.unwrap();
     assert!(!found.newly_installed);
     assert_eq!(found.image_id, format!("sha256:{sha}"));
     assert_eq!(server.requests(), requests + 1);
-    installer.install(&unpinned).await.unwrap();
+    installer.install_one(&unpinned).await.unwrap();
     assert_eq!(
         server.requests(),
         requests + 1,
@@ -332,7 +332,7 @@ async fn https_deb_with_missing_dependency_installs_nothing() {
     let url = server.url(&format!("{BROKEN_PACKAGE}_1.0-1_all.deb"));
 
     let err = installer(cache.path(), Some(server.ca_pem()))
-        .install(&image(&url))
+        .install_one(&image(&url))
         .await
         .unwrap_err();
     assert!(
@@ -351,7 +351,12 @@ const VICTIM: &str = "systemk-itest-victim";
 const CONFLICTING: &str = "systemk-itest-conflicting";
 
 /// Builds `<package>_<version>_all.deb` with an optional extra control line.
-fn build_versioned_deb(dir: &Path, package: &str, version: &str, extra: &str) -> Vec<u8> {
+pub(crate) fn build_versioned_deb(
+    dir: &Path,
+    package: &str,
+    version: &str,
+    extra: &str,
+) -> Vec<u8> {
     let root = dir.join(format!("{package}-{version}"));
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
     std::fs::write(
@@ -405,7 +410,7 @@ fn admin_installs(deb: &[u8], dir: &Path) {
     }
 }
 
-fn installer_with(cache: &Path, ca_pem: &str, config: InstallerConfig) -> Installer {
+pub(crate) fn installer_with(cache: &Path, ca_pem: &str, config: InstallerConfig) -> Installer {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Installer::new(InstallerConfig {
         deb_cache_dir: cache.to_owned(),
@@ -443,7 +448,7 @@ async fn image_cannot_downgrade_a_host_package_but_may_its_own() {
         },
     );
     let downgrade = image(&server.url(&format!("{VICTIM}_1.0_all.deb")));
-    let err = installer.install(&downgrade).await.unwrap_err();
+    let err = installer.install_one(&downgrade).await.unwrap_err();
     assert_eq!(err.reason(), "ErrImagePull");
     assert!(
         matches!(&err, Error::InstallFailed { stderr, .. } if stderr.contains("--allow-downgrades")),
@@ -463,7 +468,7 @@ async fn image_cannot_downgrade_a_host_package_but_may_its_own() {
     // A package systemk installed itself may be downgraded by a later image.
     Purge(vec![VICTIM]);
     let installed = installer
-        .install(&image(&server.url(&format!("{VICTIM}_2.0_all.deb"))))
+        .install_one(&image(&server.url(&format!("{VICTIM}_2.0_all.deb"))))
         .await
         .unwrap();
     assert!(installed.newly_installed);
@@ -473,7 +478,7 @@ async fn image_cannot_downgrade_a_host_package_but_may_its_own() {
             .lines()
             .any(|l| l == VICTIM)
     );
-    installer.install(&downgrade).await.unwrap();
+    installer.install_one(&downgrade).await.unwrap();
     assert_eq!(installed_version(VICTIM).as_deref(), Some("1.0"));
 }
 
@@ -496,7 +501,7 @@ async fn image_conflicting_with_a_host_package_removes_nothing() {
     let server = DebServer::start(conflicting, Vec::new()).await;
     let cache = tempfile::tempdir().unwrap();
     let err = installer(cache.path(), Some(server.ca_pem()))
-        .install(&image(&server.url(&format!("{CONFLICTING}_1.0_all.deb"))))
+        .install_one(&image(&server.url(&format!("{CONFLICTING}_1.0_all.deb"))))
         .await
         .unwrap_err();
     assert_eq!(err.reason(), "ErrImagePull");
@@ -528,7 +533,7 @@ async fn path_image_in_a_world_writable_directory_is_refused() {
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let err = installer(cache.path(), None)
-        .install(&image(tool.to_str().unwrap()))
+        .install_one(&image(tool.to_str().unwrap()))
         .await
         .unwrap_err();
     assert!(
@@ -560,7 +565,7 @@ async fn https_image_from_a_host_not_allowed_is_refused_before_download() {
         },
     );
     let err = installer
-        .install(&image(&server.url(&format!("{DEB_PACKAGE}_1.0-1_all.deb"))))
+        .install_one(&image(&server.url(&format!("{DEB_PACKAGE}_1.0-1_all.deb"))))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ImageRefused { .. }), "{err}");
@@ -591,7 +596,7 @@ async fn unpinned_https_image_is_refused_when_pins_are_required() {
         },
     );
     let err = installer
-        .install(&image(&server.url(&format!("{DEB_PACKAGE}_1.0-1_all.deb"))))
+        .install_one(&image(&server.url(&format!("{DEB_PACKAGE}_1.0-1_all.deb"))))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("--image-require-sha256"), "{err}");
@@ -650,7 +655,7 @@ async fn guard_goes_in_place_only_once_the_dpkg_lock_is_held() {
     let installer = installer(cache.path(), Some(server.ca_pem()));
     let admin = AdminHoldsLock::start();
     let url = server.url(&format!("{VICTIM}_1.0_all.deb"));
-    let install = tokio::spawn(async move { installer.install(&image(&url)).await });
+    let install = tokio::spawn(async move { installer.install_one(&image(&url)).await });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !logs.text().contains("waiting for another package manager") {
         assert!(

@@ -17,6 +17,7 @@ use systemk::unit::UnitFile;
 
 use crate::support::TestContext;
 use crate::support::engine::{DEADLINE, Engine, INSTALL_DEADLINE, argv, unique_uid};
+use crate::support::packages::InstallOnce;
 use crate::support::packages::{Purge, known_to_dpkg};
 use crate::support::wait_for;
 
@@ -108,7 +109,7 @@ async fn postgresql_runs_the_cluster_the_annotation_names() {
     let installed = engine
         .ctx()
         .installer
-        .install(&"postgresql".parse::<ImageRef>().unwrap())
+        .install_one(&"postgresql".parse::<ImageRef>().unwrap())
         .await
         .unwrap();
     assert!(

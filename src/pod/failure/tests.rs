@@ -236,6 +236,27 @@ fn events_follow_the_kubelet() {
             ),
         ]
     );
+    let never = Problem {
+        reason: WaitingReason::ErrImageNeverPull,
+        message: "Container image \"apt:nope\" is not present with pull policy of Never".into(),
+        transient: false,
+    };
+    assert_eq!(
+        reasons(&never),
+        [
+            (
+                EventKind::Warning,
+                "ErrImageNeverPull",
+                "Container image \"apt:nope\" is not present with pull policy of Never".to_owned()
+            ),
+            (
+                EventKind::Warning,
+                "Failed",
+                "Error: ErrImageNeverPull".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(backing_off(&never, "apt:nope"), None, "not retried");
     assert_eq!(
         reasons(&problem(Config, false)),
         [(

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use super::stop::grace_of;
 use super::{STOP_MARGIN, compute_status, read_unit};
 use crate::clock::now;
-use crate::package::{ImageRef, Installed, VendorUnit};
+use crate::package::{Holder, ImageRef, Installed, PullPolicy, VendorUnit};
 use crate::pod::blocking::off_runtime;
 use crate::pod::container_unit::{ContainerRef, containers, unit_name};
 use crate::pod::container_unit::{read_vendor_unit, selected_vendor_unit};
@@ -138,6 +138,11 @@ pub(super) async fn prepare(
             }
         }
     }
+    let slots: Vec<&str> = containers(pod)
+        .iter()
+        .map(|c| c.container.name.as_str())
+        .collect();
+    ctx.installer.retain_slots(uid, &slots).await;
     // Volume files are in place before any unit that mounts them is written or started;
     // a container whose volume cannot be written waits, like one whose image failed.
     let failures = sync_volumes(ctx, uid, pod, state).await;
@@ -372,7 +377,11 @@ pub(super) async fn prepare_container(
     // As the kubelet, tell of the image when a container is created with it, not on every
     // restart of systemk, which prepares every pod again.
     let announce = existing.is_none_or(|meta| meta.image != image.to_string());
-    if announce {
+    let image_text = container.container.image.as_deref().unwrap_or_default();
+    let pull =
+        PullPolicy::of_container(container.container.image_pull_policy.as_deref(), image_text)?;
+    // Never pulls nothing, so the kubelet tells of no pulling.
+    if announce && pull != PullPolicy::Never {
         state.event(
             pod,
             EventKind::Normal,
@@ -380,7 +389,27 @@ pub(super) async fn prepare_container(
             format!("Installing image \"{image}\""),
         );
     }
-    let installed = ctx.installer.install(&image).await?;
+    // As the kubelet, which pulls when it creates a container, not when it restarts: a
+    // container whose unit an earlier run of systemk wrote (adopted, not prepared since)
+    // is not upgraded, and keeps the image ID it was started with, so a restart of
+    // systemk restarts no container whose package another pod upgraded meanwhile.
+    let adopted = existing.is_some_and(|meta| meta.image == image.to_string())
+        && state.prepared().applied().is_none();
+    let pull = match pull {
+        PullPolicy::Always if adopted => PullPolicy::IfNotPresent,
+        other => other,
+    };
+    let mut installed = ctx
+        .installer
+        .install(&image, pull, &holder_of(pod, &container.container.name))
+        .await?;
+    if adopted
+        && let Some(meta) = existing
+        && meta.image_id != installed.image_id
+    {
+        tracing::info!(container = %container.container.name, started_with = %meta.image_id, installed = %installed.image_id, "the container keeps the image ID it was started with");
+        installed.image_id = meta.image_id.clone();
+    }
     if announce && let Some(warning) = ctx.installer.warning(&image) {
         state.event(pod, EventKind::Warning, "UnverifiedImage", warning);
     }
@@ -435,6 +464,21 @@ fn units_to_disable(pod: &Pod, container: &Container, installed: &Installed) -> 
         names.push(selected.name);
     }
     names
+}
+
+/// The holder of a container's package: its pod (by UID, named `namespace/name` in
+/// errors) and its container.
+pub(crate) fn holder_of(pod: &Pod, container: &str) -> Holder {
+    let meta = &pod.metadata;
+    Holder {
+        owner: meta.uid.clone().unwrap_or_default(),
+        slot: container.to_owned(),
+        name: format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name.as_deref().unwrap_or_default()
+        ),
+    }
 }
 
 /// The waiting state of a container whose preparation failed with `err`.

@@ -63,6 +63,8 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
         );
     }
     state.run_mut().clear_units();
+    // Its packages are free for other versions once no unit of it runs.
+    ctx.installer.release(uid).await;
     ctx.dirs.remove_async(uid).await?;
     Ok(())
 }

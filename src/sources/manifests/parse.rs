@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::MANIFEST_FILE_ANNOTATION;
 use super::validate::validate;
+use crate::package::PullPolicy;
 use crate::sources::{CONFIG_HASH_ANNOTATION, CONFIG_SOURCE_ANNOTATION, Error, SourceId};
 
 /// The namespace of a static pod that names none (the kubelet's `metav1.NamespaceDefault`).
@@ -185,6 +186,20 @@ fn apply_defaults(pod: &mut Pod, file_name: &str, node_name: &str) -> Result<(),
         tolerations.push(tolerate_all);
     }
 
+    // The API server defaults imagePullPolicy on create; a file pod gets the same rule.
+    let pod_spec = pod.spec.get_or_insert_with(Default::default);
+    let init = pod_spec.init_containers.iter_mut().flatten();
+    for container in pod_spec.containers.iter_mut().chain(init) {
+        if container
+            .image_pull_policy
+            .as_deref()
+            .is_none_or(str::is_empty)
+        {
+            let image = container.image.as_deref().unwrap_or_default();
+            container.image_pull_policy = Some(PullPolicy::default_for(image).as_str().to_owned());
+        }
+    }
+
     let hash = config_hash(pod)?;
     if let Some(annotations) = pod.metadata.annotations.as_mut() {
         annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), hash);
@@ -265,6 +280,28 @@ mod tests {
         assert_eq!(annotation(pod, CONFIG_SOURCE_ANNOTATION), Some("file"));
         assert_eq!(annotation(pod, MANIFEST_FILE_ANNOTATION), Some("web.yaml"));
         assert_eq!(annotation(pod, CONFIG_HASH_ANNOTATION).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn image_pull_policy_defaults_as_the_api_server_does() {
+        let policy = |image: &str| {
+            let pods = parse(&pod_yaml("web", image), "web.yaml").unwrap();
+            pods[0].spec.as_ref().unwrap().containers[0]
+                .image_pull_policy
+                .clone()
+        };
+        assert_eq!(policy("uptimed").as_deref(), Some("Always"));
+        assert_eq!(policy("uptimed=1.0").as_deref(), Some("IfNotPresent"));
+        assert_eq!(policy("/bin/true").as_deref(), Some("IfNotPresent"));
+        let given = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n    \
+                     - name: c\n      image: uptimed\n      imagePullPolicy: Never\n";
+        let pods = parse(given, "web.yaml").unwrap();
+        assert_eq!(
+            pods[0].spec.as_ref().unwrap().containers[0]
+                .image_pull_policy
+                .as_deref(),
+            Some("Never")
+        );
     }
 
     #[test]

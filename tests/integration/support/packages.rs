@@ -222,3 +222,36 @@ pub fn dir_entries(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Installs an image as a container of one test pod would, with `IfNotPresent`: the
+/// package layer's tests need no pod, only a holder.
+pub trait InstallOnce {
+    /// `install(image, IfNotPresent, test holder)`.
+    fn install_one(
+        &self,
+        image: &systemk::package::ImageRef,
+    ) -> impl std::future::Future<Output = Result<systemk::package::Installed, systemk::package::Error>>;
+}
+
+impl InstallOnce for systemk::package::Installer {
+    async fn install_one(
+        &self,
+        image: &systemk::package::ImageRef,
+    ) -> Result<systemk::package::Installed, systemk::package::Error> {
+        self.install(
+            image,
+            systemk::package::PullPolicy::IfNotPresent,
+            &test_holder("test-pod"),
+        )
+        .await
+    }
+}
+
+/// A holder named `default/<pod>`, keyed by the pod's name.
+pub fn test_holder(pod: &str) -> systemk::package::Holder {
+    systemk::package::Holder {
+        owner: format!("uid-{pod}"),
+        slot: "c".into(),
+        name: format!("default/{pod}"),
+    }
+}

@@ -57,6 +57,9 @@ pub(super) async fn package_cases() -> Vec<(package::Error, WaitingReason, bool)
         (P::ImageRefused { image: s(), option: "o", why: s() }, Pull, false),
         (P::UnsafeImagePath { image: PathBuf::new(), offending: PathBuf::new(), why: s() }, Pull, false),
         (P::DpkgLocked { path: PathBuf::new(), waited_secs: 1 }, Pull, true),
+        (P::InvalidPullPolicy { value: s() }, Pull, false),
+        (P::NeverPull { image: s() }, WaitingReason::ErrImageNeverPull, false),
+        (P::VersionHeld { package: s(), wanted: s(), holder: s(), held: s(), downgrade: false }, Pull, true),
         (P::Io { action: "writing", path: PathBuf::new(), source: io() }, Pull, true),
         (P::TaskFailed { what: "dpkg", source: join_error().await }, Pull, true),
     ]

@@ -211,6 +211,7 @@ fn waiting_reasons_use_api_spelling() {
             "InvalidImageName",
             "ErrImagePull",
             "ImagePullBackOff",
+            "ErrImageNeverPull",
             "CreateContainerConfigError",
             "CreateContainerError",
             "RunContainerError",
