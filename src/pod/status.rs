@@ -5,16 +5,20 @@
 //! and for `systemk pods` alike.
 //!
 //! Pure: no D-Bus, no clock (`now` is passed in), no API calls. Layer 4. Not covered:
-//! restartable init containers (sidecars), probes and readiness gates; every container
+//! restartable init containers (sidecars) and probes; every container
 //! observation must be present, so the phase is never `Unknown`.
 
 mod build;
 mod conditions;
 mod container;
+mod ips;
 mod observation;
+mod readiness;
 
 pub use build::{ContainerSeen, PodSeen, build};
+pub use ips::one_per_family;
 pub use observation::{ContainerFacts, Problem, container_observation};
+pub use readiness::{ReadinessGates, gate_ready};
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -222,8 +226,8 @@ pub struct PodObservation {
     /// When systemk first acted on the pod; `now` is used when unknown and no earlier
     /// status has one.
     pub start_time: Option<Timestamp>,
-    /// The node's addresses, primary first, at most one per IP family; pods use the host
-    /// network, so these are the pod's addresses too.
+    /// The node's addresses, primary (internal) first; pods use the host network, so
+    /// these are the pod's addresses too. The status keeps the first of each IP family.
     pub host_ips: Vec<IpAddr>,
     /// From [`super::qos::qos_class`].
     pub qos_class: QosClass,
@@ -231,6 +235,8 @@ pub struct PodObservation {
     /// the restart policy. (The kubelet still skips this for static pods, a gap it tracks
     /// as kubernetes#116484; systemk treats both kinds alike.)
     pub deleted: bool,
+    /// `spec.readinessGates` and the conditions known to check them against.
+    pub readiness_gates: ReadinessGates,
 }
 
 /// A pod phase; never `Unknown`, since every container is observed.
@@ -328,10 +334,13 @@ pub fn pod_status(pod: &PodObservation, previous: Option<&PodStatus>, now: Times
     let start_time = previous
         .and_then(|p| p.start_time.clone())
         .unwrap_or(Time(pod.start_time.unwrap_or(now)));
-    let host_ips: Vec<String> = pod.host_ips.iter().map(IpAddr::to_string).collect();
+    let host_ips: Vec<String> = one_per_family(&pod.host_ips)
+        .iter()
+        .map(IpAddr::to_string)
+        .collect();
     let conditions = conditions::pod_conditions(pod, phase, previous, now);
     let init_statuses = container::container_statuses(&pod.init_containers, true, phase);
-    PodStatus {
+    let status = PodStatus {
         phase: Some(phase.as_str().to_owned()),
         conditions: Some(conditions),
         host_ip: host_ips.first().cloned(),
@@ -349,7 +358,11 @@ pub fn pod_status(pod: &PodObservation, previous: Option<&PodStatus>, now: Times
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(container::container_statuses(&pod.containers, false, phase)),
         ..PodStatus::default()
-    }
+    };
+    let previous_ready = previous
+        .and_then(|p| p.conditions.as_ref())
+        .and_then(|list| list.iter().find(|c| c.type_ == "Ready"));
+    gate_ready(&status, &pod.readiness_gates, previous_ready, now)
 }
 
 /// The kubelet's CrashLoopBackOff message, e.g. `back-off 20s restarting failed

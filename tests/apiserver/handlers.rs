@@ -12,7 +12,7 @@ use super::request::ResourceRequest;
 use super::resources::{self, Resource};
 use super::status::{ApiError, ApiResult};
 use super::store::{ObjectKey, State};
-use super::{Api, admission, events};
+use super::{Api, admission, events, status_validation};
 
 /// The message of a stale-resourceVersion conflict.
 const MODIFIED: &str =
@@ -107,6 +107,9 @@ pub fn create(
         ));
     }
     objects::prepare_create(resource, &mut object);
+    if resource.plural == "nodes" {
+        status_validation::validate_node_status(&object)?;
+    }
     if resource.plural == "pods" {
         admission::admit_pod(&state, &namespace, &mut object)?;
     }
@@ -236,6 +239,13 @@ pub fn write_existing(
     }
     if resource.plural == "pods" && req.subresource.is_none() {
         objects::validate_pod_update(&old, &candidate)?;
+    }
+    if resource.plural == "pods" && req.subresource.as_deref() == Some("status") {
+        status_validation::convert_pod_status(&mut candidate);
+        status_validation::validate_pod_status(&old, &candidate)?;
+    }
+    if resource.plural == "nodes" {
+        status_validation::validate_node_status(&candidate)?;
     }
     if resource.plural == "secrets" {
         objects::fold_string_data(&mut candidate);

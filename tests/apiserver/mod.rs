@@ -28,6 +28,7 @@ mod resources;
 mod selectors;
 mod server;
 mod status;
+mod status_validation;
 mod store;
 mod tables;
 mod token;
@@ -47,6 +48,8 @@ mod kubectl_tests;
 mod logs_tests;
 #[cfg(test)]
 mod review_tests;
+#[cfg(test)]
+mod status_tests;
 #[cfg(test)]
 mod typed_tests;
 #[cfg(test)]

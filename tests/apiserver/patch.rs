@@ -111,12 +111,8 @@ fn merge_object(
             );
             continue;
         }
-        if let Some(field) = key.strip_prefix("$setElementOrder/") {
-            if let (Some(Value::Array(items)), Some(order)) =
-                (target_map.get_mut(field), value.as_array())
-            {
-                reorder(items, order, list_strategy(parent_list, field));
-            }
+        if key.starts_with("$setElementOrder/") {
+            // Applied once the list itself is merged (below), so added items take part.
             continue;
         }
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
@@ -137,6 +133,14 @@ fn merge_object(
             Value::Array(patch_items) => merge_list(slot, patch_items, parent_list, key)?,
             Value::Object(_) => merge_object(slot, value, parent_list_for(parent_list, key))?,
             _ => *slot = value.clone(),
+        }
+    }
+    for (key, value) in patch_map {
+        if let Some(field) = key.strip_prefix("$setElementOrder/")
+            && let (Some(Value::Array(items)), Some(order)) =
+                (target_map.get_mut(field), value.as_array())
+        {
+            reorder(items, order, list_strategy(parent_list, field));
         }
     }
     if let Some(keep) = retain_keys {

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 
 use super::observation::{ContainerFacts, Problem, container_observation};
-use super::{PodObservation, pod_status};
+use super::{PodObservation, ReadinessGates, pod_status};
 use crate::pod::container_unit::{ContainerRef, containers};
 use crate::pod::qos::pod_qos_class;
 use crate::pod::restart::{ContainerRestarts, RestartPolicy};
@@ -84,6 +84,7 @@ pub fn build(pod: &Pod, seen: &PodSeen<'_>, now: Timestamp) -> PodStatus {
         host_ips: seen.host_ips.to_vec(),
         qos_class: pod_qos_class(pod),
         deleted: pod.metadata.deletion_timestamp.is_some(),
+        readiness_gates: ReadinessGates::of(pod),
     };
     pod_status(&observation, seen.previous, now)
 }

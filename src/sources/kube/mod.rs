@@ -20,6 +20,7 @@ mod node_object;
 mod objects;
 pub mod pods;
 pub mod status;
+mod status_patch;
 
 use std::future::Future;
 use std::path::Path;

@@ -11,21 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::delete_at_once;
 use super::events::EventPublisher;
 use super::mirror;
 use super::pods::is_mirror;
+use super::status_patch::status_patch;
 use crate::backoff::{API_SERVER, Retry};
+use crate::pod::status::{ReadinessGates, gate_ready};
 use crate::pod::{Progress, ProgressReceiver};
 use crate::sources::{CONFIG_SOURCE_ANNOTATION, Error, Result, SourceId};
-
-/// Pod-level status fields systemk owns that a merge patch must clear when unset.
-const CLEARED_WHEN_UNSET: &[&str] = &["reason", "message"];
 
 /// What the reporter needs from the rest of the kube source.
 pub struct Reporter {
@@ -64,6 +63,8 @@ pub async fn run(
                 // The watch is gone (it stops before the reporter at shutdown): nothing
                 // more will change, but statuses still come in.
                 watching = changed.is_ok();
+                // Another writer may have set a readiness gate's condition.
+                state.requeue_gated();
             }
             () = sleep(retry) => {}
         }
@@ -85,6 +86,9 @@ struct State {
     statics: HashMap<String, Arc<Pod>>,
     /// Statuses not yet in the API, by pod UID.
     pending: BTreeMap<String, Arc<Pod>>,
+    /// The latest status of API pods with readiness gates, by UID: sent again whenever
+    /// the API's pods change, since their `Ready` follows conditions others write.
+    gated: HashMap<String, Arc<Pod>>,
     /// Whether the reconciler finished its first sync.
     synced: bool,
     /// Failed flushes in a row, for the back-off.
@@ -97,6 +101,7 @@ impl Default for State {
             running: HashSet::new(),
             statics: HashMap::new(),
             pending: BTreeMap::new(),
+            gated: HashMap::new(),
             synced: false,
             retry: Retry::new(API_SERVER),
         }
@@ -115,6 +120,9 @@ impl State {
                     }
                     _ => {
                         self.running.insert(uid.clone());
+                        if has_readiness_gates(&pod) {
+                            self.gated.insert(uid.clone(), pod.clone());
+                        }
                     }
                 }
                 self.pending.insert(uid, pod);
@@ -123,6 +131,7 @@ impl State {
                 self.running.remove(&uid);
                 self.pending.remove(&uid);
                 self.statics.remove(&uid);
+                self.gated.remove(&uid);
             }
             Progress::Event {
                 pod,
@@ -130,6 +139,16 @@ impl State {
                 message,
                 type_,
             } => reporter.events.publish(&pod, type_, reason, &message).await,
+        }
+    }
+
+    /// Queues the latest status of every pod with readiness gates: it is patched only if
+    /// `Ready` changed with the API's conditions.
+    fn requeue_gated(&mut self) {
+        for (uid, pod) in &self.gated {
+            self.pending
+                .entry(uid.clone())
+                .or_insert_with(|| pod.clone());
         }
     }
 
@@ -236,7 +255,7 @@ async fn patch_status(reporter: &Reporter, uid: &str, pod: &Pod) -> Result<()> {
     if current.metadata.uid.as_deref() != Some(uid) {
         return Ok(());
     }
-    send_status(reporter, &current, pod.status.as_ref()).await
+    send_status(reporter, &current, pod.status.as_ref(), true).await
 }
 
 /// Makes sure the static pod's mirror exists and is current, then reports its status.
@@ -258,7 +277,7 @@ async fn report_static(reporter: &Reporter, pod: &Pod) -> Result<()> {
             Arc::new(created)
         }
     };
-    send_status(reporter, &mirror, pod.status.as_ref()).await
+    send_status(reporter, &mirror, pod.status.as_ref(), false).await
 }
 
 fn not_registered(pod: &Pod) -> Error {
@@ -267,19 +286,31 @@ fn not_registered(pod: &Pod) -> Error {
     }
 }
 
-/// Patches `target`'s status to `status` when they differ.
-async fn send_status(reporter: &Reporter, target: &Pod, status: Option<&PodStatus>) -> Result<()> {
+/// Patches `target`'s status towards `status` (see [`status_patch`]) when they differ.
+/// For an API pod (`gated`) `Ready` is first held to its readiness gates, checked against
+/// the conditions the API holds (other writers set them); a mirror pod's gates were
+/// already checked against its static pod's conditions, which are none.
+async fn send_status(
+    reporter: &Reporter,
+    target: &Pod,
+    status: Option<&PodStatus>,
+    gated: bool,
+) -> Result<()> {
     let Some(status) = status else {
         return Ok(());
     };
-    if !needs_patch(target.status.as_ref(), status) {
-        return Ok(());
-    }
+    let status = if gated {
+        with_readiness_gates(target, status, crate::clock::now())
+    } else {
+        status.clone()
+    };
     let uid = target.metadata.uid.as_deref().unwrap_or_default();
     let name = name_of(target);
-    let patch = status_patch(uid, status);
+    let Some(patch) = status_patch(uid, target.status.as_ref(), &status) else {
+        return Ok(());
+    };
     match pods_in(reporter, target)
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+        .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
         .await
     {
         Ok(_) => Ok(()),
@@ -289,21 +320,26 @@ async fn send_status(reporter: &Reporter, target: &Pod, status: Option<&PodStatu
     }
 }
 
-/// Whether the API's `current` status differs from the reconciler's `computed` one.
-pub fn needs_patch(current: Option<&PodStatus>, computed: &PodStatus) -> bool {
-    current != Some(computed)
+/// `status` with `Ready` held to the readiness gates of the API pod `api`, whose
+/// conditions say whether they are met.
+fn with_readiness_gates(api: &Pod, status: &PodStatus, now: Timestamp) -> PodStatus {
+    let conditions = api
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let gates = ReadinessGates::with_conditions(api, conditions);
+    let previous_ready = conditions.iter().find(|c| c.type_ == "Ready");
+    gate_ready(status, &gates, previous_ready, now)
 }
 
-/// The merge patch setting `status` on the pod with `uid` (the UID is a precondition:
-/// the API refuses the patch for a different pod of the same name).
-pub fn status_patch(uid: &str, status: &PodStatus) -> Value {
-    let mut status = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
-    if let Some(fields) = status.as_object_mut() {
-        for field in CLEARED_WHEN_UNSET {
-            fields.entry(*field).or_insert(Value::Null);
-        }
-    }
-    json!({ "metadata": { "uid": uid }, "status": status })
+/// Whether `pod` has readiness gates, so a change of its API conditions can change its
+/// `Ready`.
+fn has_readiness_gates(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|spec| spec.readiness_gates.as_ref())
+        .is_some_and(|gates| !gates.is_empty())
 }
 
 /// Deletes with grace 0 a pod whose deletion was requested and whose units are gone.
@@ -322,42 +358,39 @@ async fn delete_terminated(reporter: &Reporter, pod: &Pod, uid: &str) -> Result<
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::{PodCondition, PodReadinessGate, PodSpec};
+
     use super::*;
 
     #[test]
-    fn patch_names_the_uid_and_clears_stale_reasons() {
-        let status = PodStatus {
-            phase: Some("Running".to_owned()),
+    fn issue_14_the_api_conditions_open_a_readiness_gate() {
+        let condition = |type_: &str, status: &str| PodCondition {
+            type_: type_.into(),
+            status: status.into(),
+            ..PodCondition::default()
+        };
+        let api = Pod {
+            spec: Some(PodSpec {
+                readiness_gates: Some(vec![PodReadinessGate {
+                    condition_type: "example.com/lb".into(),
+                }]),
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                conditions: Some(vec![condition("example.com/lb", "True")]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        };
+        assert!(has_readiness_gates(&api));
+        let computed = PodStatus {
+            conditions: Some(vec![
+                condition("Ready", "False"),
+                condition("ContainersReady", "True"),
+            ]),
             ..PodStatus::default()
         };
-        let patch = status_patch("u-1", &status);
-        assert_eq!(patch["metadata"]["uid"], "u-1");
-        assert_eq!(patch["status"]["phase"], "Running");
-        assert_eq!(patch["status"]["reason"], Value::Null);
-        assert!(patch["status"].as_object().unwrap().contains_key("message"));
-    }
-
-    #[test]
-    fn only_a_different_status_is_patched() {
-        let running = PodStatus {
-            phase: Some("Running".to_owned()),
-            ..PodStatus::default()
-        };
-        let pending = PodStatus {
-            phase: Some("Pending".to_owned()),
-            ..PodStatus::default()
-        };
-        assert!(!needs_patch(Some(&running), &running));
-        assert!(needs_patch(Some(&pending), &running));
-        assert!(needs_patch(None, &running));
-    }
-
-    #[test]
-    fn patch_keeps_a_reason_that_is_set() {
-        let status = PodStatus {
-            reason: Some("Evicted".to_owned()),
-            ..PodStatus::default()
-        };
-        assert_eq!(status_patch("u", &status)["status"]["reason"], "Evicted");
+        let status = with_readiness_gates(&api, &computed, crate::clock::now());
+        assert_eq!(status.conditions.unwrap()[0].status, "True");
     }
 }

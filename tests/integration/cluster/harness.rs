@@ -45,6 +45,8 @@ pub struct Cluster {
     /// The port of the agent's kubelet API, on 127.0.0.1 (the node's InternalIP): free
     /// when the test started, since the network and so port 10250 are the host's.
     kubelet_port: u16,
+    /// More flags for the agents this cluster starts.
+    agent_args: Vec<String>,
 }
 
 /// Where an agent keeps its things, and which node it is.
@@ -87,6 +89,7 @@ impl Cluster {
             manifests,
             agent: None,
             kubelet_port: free_port(),
+            agent_args: Vec::new(),
         };
         cluster
             .kubectl(&["create", "namespace", cluster.namespace()])
@@ -133,6 +136,12 @@ impl Cluster {
         self.context.workspace().join("systemk.log")
     }
 
+    /// Adds `args` to the flags of the agents started from now on.
+    pub fn add_agent_args(&mut self, args: &[&str]) {
+        self.agent_args
+            .extend(args.iter().map(|arg| (*arg).to_owned()));
+    }
+
     /// Starts `systemk` as this cluster's node.
     pub async fn start_agent(&mut self) {
         assert!(self.agent.is_none(), "the agent already runs");
@@ -170,6 +179,7 @@ impl Cluster {
             .arg(place.unit_dir)
             .args(["--address", "127.0.0.1", "--kubelet-port"])
             .arg(place.kubelet_port.to_string())
+            .args(&self.agent_args)
             .env("RUST_LOG", "info,systemk=debug")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())

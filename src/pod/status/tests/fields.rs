@@ -275,6 +275,24 @@ fn pod_ip_is_the_host_ip() {
 }
 
 #[test]
+fn issue_14_one_pod_ip_per_family_internal_first() {
+    let p = PodObservation {
+        host_ips: ["10.0.0.5", "203.0.113.5", "fd00::5"]
+            .iter()
+            .map(|ip| ip.parse().unwrap())
+            .collect(),
+        ..pod(Always, vec![], vec![running("a")])
+    };
+    let s = status_of(&p);
+    let pod_ips: Vec<&str> = s.pod_ips.iter().flatten().map(|i| i.ip.as_str()).collect();
+    let host_ips: Vec<&str> = s.host_ips.iter().flatten().map(|i| i.ip.as_str()).collect();
+    assert_eq!(pod_ips, ["10.0.0.5", "fd00::5"]);
+    assert_eq!(host_ips, ["10.0.0.5", "fd00::5"]);
+    assert_eq!(s.pod_ip.as_deref(), Some("10.0.0.5"));
+    assert_eq!(s.host_ip.as_deref(), Some("10.0.0.5"));
+}
+
+#[test]
 fn unknown_host_ips_are_left_out() {
     let p = PodObservation {
         host_ips: vec![],

@@ -86,6 +86,7 @@ fn pod(
         host_ips: vec!["192.0.2.7".parse().unwrap()],
         qos_class: QosClass::BestEffort,
         deleted: false,
+        readiness_gates: ReadinessGates::default(),
     }
 }
 
