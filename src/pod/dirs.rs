@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
 use super::host_paths::check_resolved_host_paths;
 use super::{Error, Result};
 use crate::atomic_file::{self, Durability};
-use crate::unit::{NodeSecurity, empty_dir_path, is_dns_label};
+use crate::unit::{NodeSecurity, empty_dir_path, is_dns_label, run_dir_path};
 
 mod mountinfo;
 mod offload;
@@ -27,6 +27,8 @@ const POD_FILE: &str = "pod.json";
 /// Mode of systemk's state and runtime directories when systemk creates them (the
 /// package makes the state directory too).
 const STATE_DIR_MODE: u32 = 0o755;
+/// Mode of a container's own `/run` (the host's `/run` has it).
+const RUN_DIR_MODE: u32 = 0o755;
 /// Mode of the directory holding all pods: only root may traverse it, so the world-writable
 /// emptyDirs below are reachable only through the units' bind mounts.
 const PODS_DIR_MODE: u32 = 0o700;
@@ -135,6 +137,29 @@ impl PodDirs {
         create_dir(&pod_dir, PODS_DIR_MODE)?;
         create_dir(&self.records_dir(uid), PODS_DIR_MODE)?;
         check_resolved_host_paths(pod, security)?;
+        // Each container's own /run (unit::run_dir_path); the unit binds it, so it must
+        // exist before the first start, and after a reboot (it is on the state disk).
+        let containers = pod.spec.iter().flat_map(|spec| {
+            spec.init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter())
+        });
+        let mut run_parent_made = false;
+        for container in containers {
+            // Checked here too, before the unit layer: no name may leave the directory.
+            if !is_dns_label(&container.name) {
+                return Err(Error::InvalidPod {
+                    why: format!("container name {:?} is not a DNS label", container.name),
+                });
+            }
+            let dir = run_dir_path(&pod_dir, &container.name);
+            if !run_parent_made && let Some(parent) = dir.parent() {
+                create_dir(parent, PODS_DIR_MODE)?;
+                run_parent_made = true;
+            }
+            create_dir(&dir, RUN_DIR_MODE)?;
+        }
         let volumes = pod
             .spec
             .as_ref()
