@@ -2,7 +2,8 @@
 //! directory of the pod's (`<pod dir>/run/<container>`, see [`run_dir_path`]) bound on
 //! `/run` (`/var/run` is a symlink to it), writable by the container, shared by all the
 //! commands of its unit (an `ExecStartPre=` that makes `/run/<x>` hands it to
-//! `ExecStart=`) and emptied by systemk's own first `ExecStartPre=` at every start,
+//! `ExecStart=`) and emptied by systemk's own first `ExecStartPre=` at every start
+//! (reaching it through `/proc/1/root`, PID 1's view, as it may lie below `/run`),
 //! as a restarted container gets a fresh one. The host's `/run` (its units in
 //! `/run/systemd/system`, its daemons' sockets, systemk's runtime directory) is not in
 //! it. Into it come, read-only, what a daemon needs of the host: systemd's notify socket
@@ -72,6 +73,9 @@ const DROPPED_BELOW_RUN: &[&str] = &[
 const FIND: &str = "/usr/bin/find";
 const MKDIR: &str = "/usr/bin/mkdir";
 
+/// The root of the service manager's view, for systemk's own `+` commands.
+const PID1_ROOT: &str = "/proc/1/root";
+
 /// The directory bound on `/run` for `container` of the pod whose directory is `pod_dir`.
 pub fn run_dir_path(pod_dir: &Path, container: &str) -> PathBuf {
     pod_dir.join("run").join(container)
@@ -92,11 +96,11 @@ pub fn apply_private_run(
         why: "it is not UTF-8",
     })?;
     let run_dir = path::absolute("container run directory", run_dir)?;
-    if run_dir.contains('$') || run_dir == "/" || under_run(&run_dir).is_some() {
+    if run_dir.contains('$') || run_dir == "/" || under_run(&run_dir) == Some(String::new()) {
         return Err(Error::InvalidPath {
             what: "container run directory".to_owned(),
             path: run_dir,
-            why: "it must lie outside /run and contain no $ (it reaches ExecStartPre=)",
+            why: "it must not be / or /run, nor contain $ (it reaches ExecStartPre=)",
         });
     }
     for key in DROPPED_BELOW_RUN {
@@ -168,7 +172,10 @@ pub fn apply_private_run(
     )?;
     cover_mount_targets(unit)?;
 
-    // systemk's lines first: the vendor's ExecStartPre= already write to /run.
+    // systemk's lines first: the vendor's ExecStartPre= already write to /run. They run
+    // unsandboxed (`+`) but still with this unit's binds, so the run directory is reached
+    // as PID 1 sees it: its own path would lead into itself when it lies below /run.
+    let host_run_dir = format!("{PID1_ROOT}{run_dir_directive}");
     let vendor_pre: Vec<String> = unit
         .get_all(SERVICE, "ExecStartPre")
         .into_iter()
@@ -179,12 +186,12 @@ pub fn apply_private_run(
     unit.add(
         SERVICE,
         "ExecStartPre",
-        format!("-+{FIND} {run_dir_directive} -mindepth 1 -delete"),
+        format!("-+{FIND} {host_run_dir} -mindepth 1 -delete"),
     )?;
     unit.add(
         SERVICE,
         "ExecStartPre",
-        format!("-+{MKDIR} -m 1777 -- {run_dir_directive}/lock"),
+        format!("-+{MKDIR} -m 1777 -- {host_run_dir}/lock"),
     )?;
     for line in vendor_pre {
         unit.add(SERVICE, "ExecStartPre", line)?;

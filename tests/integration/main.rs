@@ -21,6 +21,7 @@ mod mounts;
 mod package;
 mod pid_file;
 mod pods_cmd;
+mod run_dirs;
 mod secrets;
 mod static_pods;
 mod support;
