@@ -464,6 +464,34 @@ mod tests {
     }
 
     #[test]
+    fn every_container_gets_its_own_run_dir() {
+        use k8s_openapi::api::core::v1::Container;
+        let state = tempfile::tempdir().unwrap();
+        let dirs = PodDirs::new(state.path(), &state.path().join("rt"));
+        let container = |name: &str| Container {
+            name: name.into(),
+            ..Container::default()
+        };
+        let mut pod = pod_with(vec![]);
+        let spec = pod.spec.as_mut().unwrap();
+        spec.init_containers = Some(vec![container("init")]);
+        spec.containers = vec![container("web"), container("side")];
+        dirs.prepare(&pod, UID, &NodeSecurity::default()).unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&dirs.pod_dir(UID).join("run")), 0o700);
+        for name in ["init", "web", "side"] {
+            let dir = run_dir_path(&dirs.pod_dir(UID), name);
+            assert_eq!(mode(&dir), RUN_DIR_MODE, "{name}");
+        }
+        // A name that could leave the directory is refused before anything is made.
+        pod.spec.as_mut().unwrap().containers = vec![container("../../x")];
+        assert!(dirs.prepare(&pod, UID, &NodeSecurity::default()).is_err());
+        assert!(!state.path().join("x").exists());
+        dirs.remove(UID).unwrap();
+        assert!(!dirs.pod_dir(UID).exists());
+    }
+
+    #[test]
     fn removal_never_follows_a_symlink() {
         let state = tempfile::tempdir().unwrap();
         let runtime = tempfile::tempdir().unwrap();

@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(access("/var/run/sshd.pid"), Run("sshd.pid".into()));
         assert_eq!(access("%t/x.pid"), Run("x.pid".into()));
         assert_eq!(access("x.pid"), Run("x.pid".into()));
-        assert_eq!(access("/var/lib/foo/a.pid"), Directory("/var/lib/foo".into()));
+        assert_eq!(
+            access("/var/lib/foo/a.pid"),
+            Directory("/var/lib/foo".into())
+        );
         assert_eq!(access("/x.pid"), FileOnly("/x.pid".into()));
         assert_eq!(access("/var/x.pid"), FileOnly("/var/x.pid".into()));
     }

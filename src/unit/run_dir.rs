@@ -10,7 +10,8 @@
 //! (`Type=notify`), journald's sockets (`/dev/log` is `/run/systemd/journal/dev-log`),
 //! resolved's `resolv.conf` and the user database's sockets; an empty, read-only
 //! `/run/systemd/system` so `sd_booted()` is true; `/run/lock` (world-writable, sticky,
-//! as `/var/lock` is a symlink to it). A privileged container also gets the system bus.
+//! as `/var/lock` is a symlink to it). A privileged container also gets the system bus
+//! and systemd's private socket.
 //!
 //! The package's own `/run/<x>` that it ships or declares in `tmpfiles.d`, and a vendor
 //! `RuntimeDirectory=`, stay the host's directories, bound in (systemd creates the
@@ -56,9 +57,10 @@ const HOST_RUN_BINDS: &[&str] = &[
     "/run/systemd/userdb",
 ];
 
-/// The system bus socket, bound in for privileged containers only (the others never
-/// reach it, see `confinement.rs`).
-const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
+/// The system bus socket and systemd's private socket (`systemctl` as root), bound in
+/// for privileged containers only, which may command the host (the others never reach
+/// them, see `confinement.rs`).
+const PRIVILEGED_BINDS: &[&str] = &["/run/dbus/system_bus_socket", "/run/systemd/private"];
 
 /// Path directives whose entries below `/run` are dropped (see the module doc).
 const DROPPED_BELOW_RUN: &[&str] = &[
@@ -163,7 +165,9 @@ pub fn apply_private_run(
         unit.add(SERVICE, "BindReadOnlyPaths", format!("-{bind}"))?;
     }
     if privileged {
-        unit.add(SERVICE, "BindReadOnlyPaths", format!("-{SYSTEM_BUS}"))?;
+        for bind in PRIVILEGED_BINDS {
+            unit.add(SERVICE, "BindReadOnlyPaths", format!("-{bind}"))?;
+        }
     }
     unit.add(
         SERVICE,

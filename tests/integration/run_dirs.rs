@@ -108,7 +108,7 @@ async fn a_container_has_its_own_run_and_cannot_reach_or_steer_the_hosts() {
     })
     .await;
     let run_entries = words(&report, "run");
-    let allowed: BTreeSet<String> = [PACKAGE, "lock", "systemd", "secrets"]
+    let allowed: BTreeSet<String> = [PACKAGE, "lock", "systemd", "secrets", "user"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -126,15 +126,19 @@ async fn a_container_has_its_own_run_and_cannot_reach_or_steer_the_hosts() {
     );
     assert!(!Path::new(&format!("/run/systemd/system/{PACKAGE}-escape.service")).exists());
     // syslog() reaches journald through /dev/log.
-    wait_for(DEADLINE, "the daemon's syslog line in the journal", || async {
-        let out = Command::new("journalctl")
-            .args(["-t", PACKAGE, "-o", "cat", "--no-pager"])
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .contains("syslog-works")
-            .then_some(())
-    })
+    wait_for(
+        DEADLINE,
+        "the daemon's syslog line in the journal",
+        || async {
+            let out = Command::new("journalctl")
+                .args(["-t", PACKAGE, "-o", "cat", "--no-pager"])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .contains("syslog-works")
+                .then_some(())
+        },
+    )
     .await;
 
     // Attack: the symlinks planted in /run (at a name, and where the token's mount point
@@ -186,26 +190,30 @@ async fn run_daemon(
 
 /// Sends `request` to `port` on localhost and reads until `expected` appears.
 async fn talk(port: u16, request: &[u8], expected: &str) -> String {
-    wait_for(DEADLINE, &format!("{expected:?} from port {port}"), || async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
-        stream.write_all(request).await.ok()?;
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf));
-            match read.await {
-                Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
-                _ => break,
+    wait_for(
+        DEADLINE,
+        &format!("{expected:?} from port {port}"),
+        || async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()?;
+            stream.write_all(request).await.ok()?;
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf));
+                match read.await {
+                    Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+                if String::from_utf8_lossy(&answer).contains(expected) {
+                    break;
+                }
             }
-            if String::from_utf8_lossy(&answer).contains(expected) {
-                break;
-            }
-        }
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        answer.contains(expected).then_some(answer)
-    })
+            let answer = String::from_utf8_lossy(&answer).into_owned();
+            answer.contains(expected).then_some(answer)
+        },
+    )
     .await
 }
 
@@ -213,7 +221,12 @@ async fn talk(port: u16, request: &[u8], expected: &str) -> String {
 async fn apache2_makes_its_run_dir_and_serves() {
     const TEST: &str = "apache2_run";
     let context = TestContext::new(TEST);
-    let _purge = Purge(vec!["apache2", "apache2-bin", "apache2-data", "apache2-utils"]);
+    let _purge = Purge(vec![
+        "apache2",
+        "apache2-bin",
+        "apache2-data",
+        "apache2-utils",
+    ]);
     let Some((_engine, run)) = run_daemon(TEST, &context, "apache2", "apache").await else {
         return;
     };
@@ -300,5 +313,31 @@ async fn vsftpd_greets() {
         return;
     };
     talk(21, b"", "220").await;
+    run.finish().await;
+}
+
+#[tokio::test]
+async fn bind9_answers_a_query() {
+    const TEST: &str = "bind9_run";
+    let context = TestContext::new(TEST);
+    let _purge = Purge(vec!["bind9", "bind9-utils"]);
+    let Some((_engine, run)) = run_daemon(TEST, &context, "bind9", "named").await else {
+        return;
+    };
+    // An A query for localhost., which named's default zones answer.
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 9];
+    query.extend_from_slice(b"localhost\0\0\x01\0\x01");
+    let answer = wait_for(DEADLINE, "named to answer", || async {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.ok()?;
+        socket.send_to(&query, "127.0.0.1:53").await.ok()?;
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf));
+        let n = read.await.ok()?.ok()?;
+        Some(buf[..n].to_vec())
+    })
+    .await;
+    assert_eq!(&answer[..2], &[0x12, 0x34]);
+    assert_eq!(answer[3] & 0x0f, 0, "rcode: {answer:?}");
+    assert!(u16::from_be_bytes([answer[6], answer[7]]) >= 1, "{answer:?}");
     run.finish().await;
 }

@@ -32,16 +32,24 @@ fn the_container_gets_its_own_run_with_the_hosts_sockets_read_only() {
     // The sockets' mount points lie in a read-only tmpfs, never in the container's files.
     assert_eq!(
         unit.get_all(SERVICE, "TemporaryFileSystem"),
-        ["/run/systemd/system:ro,mode=0755", "/run/systemd:ro,mode=0755"]
+        [
+            "/run/systemd/system:ro,mode=0755",
+            "/run/systemd:ro,mode=0755"
+        ]
     );
-    assert_eq!(run_dir_path(Path::new("/p"), "web"), Path::new("/p/run/web"));
+    assert_eq!(
+        run_dir_path(Path::new("/p"), "web"),
+        Path::new("/p/run/web")
+    );
 }
 
 #[test]
-fn only_privileged_containers_get_the_system_bus() {
+fn only_privileged_containers_get_the_system_bus_and_systemds_socket() {
     let bus = |unit: &UnitFile| {
-        unit.get_all(SERVICE, "BindReadOnlyPaths")
-            .contains(&"-/run/dbus/system_bus_socket")
+        let binds = unit.get_all(SERVICE, "BindReadOnlyPaths");
+        let bus = binds.contains(&"-/run/dbus/system_bus_socket");
+        assert_eq!(bus, binds.contains(&"-/run/systemd/private"));
+        bus
     };
     assert!(!bus(&private_run("", &[], false)));
     let privileged = private_run("", &[], true);
@@ -128,7 +136,10 @@ fn no_mount_target_in_run_can_be_replaced_by_the_container() {
     );
     let tmpfs = unit.get_all(SERVICE, "TemporaryFileSystem");
     for top in ["/run/secrets", "/run/systemd", "/run/t"] {
-        assert!(tmpfs.contains(&format!("{top}:ro,mode=0755").as_str()), "{top}");
+        assert!(
+            tmpfs.contains(&format!("{top}:ro,mode=0755").as_str()),
+            "{top}"
+        );
     }
 }
 
