@@ -338,6 +338,9 @@ async fn bind9_answers_a_query() {
     .await;
     assert_eq!(&answer[..2], &[0x12, 0x34]);
     assert_eq!(answer[3] & 0x0f, 0, "rcode: {answer:?}");
-    assert!(u16::from_be_bytes([answer[6], answer[7]]) >= 1, "{answer:?}");
+    assert!(
+        u16::from_be_bytes([answer[6], answer[7]]) >= 1,
+        "{answer:?}"
+    );
     run.finish().await;
 }
