@@ -368,3 +368,40 @@ async fn bind9_answers_a_query() {
     );
     run.finish().await;
 }
+
+/// nginx as a path image (its unit lives in nginx-common, see issue 11): it writes
+/// `/run/nginx.pid` into its own `/run`; its log and state directories are volumes.
+#[tokio::test]
+async fn nginx_as_a_path_image_writes_its_pid_file_and_serves() {
+    const TEST: &str = "nginx_path_run";
+    let context = TestContext::new(TEST);
+    if !Path::new("/usr/sbin/nginx").exists() || !Path::new("/var/lib/nginx").is_dir() {
+        skip(TEST, "nginx is not installed on the host");
+        return;
+    }
+    let engine = Engine::new(None).await;
+    let pod = serde_json::from_value(json!({
+        "metadata": {"name": "nginx", "namespace": context.namespace(), "uid": unique_uid()},
+        "spec": {
+            "volumes": [{"name": "log", "emptyDir": {}}, {"name": "lib", "emptyDir": {}}],
+            "containers": [{
+                "name": "main", "image": "/usr/sbin/nginx",
+                "args": ["-g", "daemon off;"],
+                "volumeMounts": [
+                    {"name": "log", "mountPath": "/var/log/nginx"},
+                    {"name": "lib", "mountPath": "/var/lib/nginx"},
+                ],
+            }],
+        },
+    }))
+    .unwrap();
+    let run = engine.run(pod);
+    let pid = run.running_pid(DEADLINE, "main").await;
+    talk(80, b"GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 200 OK").await;
+    let pid_file = run.run_dir("main").join("nginx.pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        pid.to_string()
+    );
+    run.finish().await;
+}
