@@ -29,6 +29,8 @@ const POD_FILE: &str = "pod.json";
 const STATE_DIR_MODE: u32 = 0o755;
 /// Mode of a container's own `/run` (the host's `/run` has it).
 const RUN_DIR_MODE: u32 = 0o755;
+/// Mode of its `lock` (`/var/lock` is a symlink to `/run/lock`; the host's is 1777).
+const LOCK_DIR_MODE: u32 = 0o1777;
 /// Mode of the directory holding all pods: only root may traverse it, so the world-writable
 /// emptyDirs below are reachable only through the units' bind mounts.
 const PODS_DIR_MODE: u32 = 0o700;
@@ -158,7 +160,7 @@ impl PodDirs {
                 create_dir(parent, PODS_DIR_MODE)?;
                 run_parent_made = true;
             }
-            create_dir(&dir, RUN_DIR_MODE)?;
+            make_run_dir(&dir)?;
         }
         let volumes = pod
             .spec
@@ -181,6 +183,24 @@ impl PodDirs {
             }
         }
         Ok(())
+    }
+
+    /// Empties `container`'s own `/run` (`unit::run_dir_path`) before systemk starts it,
+    /// as a restarted container gets a fresh one; the unit must not be running. Through
+    /// [`remove_tree`]: nothing the container planted there is followed.
+    pub fn reset_run_dir(&self, uid: &str, container: &str) -> Result<()> {
+        check_uid(uid)?;
+        if !is_dns_label(container) {
+            return Err(Error::InvalidPod {
+                why: format!("container name {container:?} is not a DNS label"),
+            });
+        }
+        let dir = run_dir_path(&self.pod_dir(uid), container);
+        remove_tree(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        make_run_dir(&dir)
     }
 
     /// Keeps the pod with its latest status in `<pod dir>/pod.json` (for `systemk pods`),
@@ -296,6 +316,17 @@ fn check_volume_name(name: &str) -> Result<()> {
         Err(Error::InvalidPod {
             why: format!("volume name {name:?} is not a DNS label"),
         })
+    }
+}
+
+/// A container's own `/run` with its `lock` directory. What the container made there
+/// (also a `lock` of its own) is left alone.
+fn make_run_dir(dir: &Path) -> Result<()> {
+    create_dir(dir, RUN_DIR_MODE)?;
+    let lock = dir.join("lock");
+    match fs::symlink_metadata(&lock) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => create_dir(&lock, LOCK_DIR_MODE),
+        _ => Ok(()),
     }
 }
 
@@ -482,7 +513,17 @@ mod tests {
         for name in ["init", "web", "side"] {
             let dir = run_dir_path(&dirs.pod_dir(UID), name);
             assert_eq!(mode(&dir), RUN_DIR_MODE, "{name}");
+            assert_eq!(mode(&dir.join("lock")), LOCK_DIR_MODE, "{name}");
         }
+        // A restart empties it; what the container planted is not followed.
+        let web = run_dir_path(&dirs.pod_dir(UID), "web");
+        let victim = tempfile::tempdir().unwrap();
+        fs::write(victim.path().join("kept"), "x").unwrap();
+        std::os::unix::fs::symlink(victim.path(), web.join("planted")).unwrap();
+        fs::write(web.join("crond.pid"), "1").unwrap();
+        dirs.reset_run_dir(UID, "web").unwrap();
+        assert!(!web.join("planted").exists() && !web.join("crond.pid").exists());
+        assert!(web.join("lock").is_dir() && victim.path().join("kept").exists());
         // A name that could leave the directory is refused before anything is made.
         pod.spec.as_mut().unwrap().containers = vec![container("../../x")];
         assert!(dirs.prepare(&pod, UID, &NodeSecurity::default()).is_err());

@@ -2,15 +2,17 @@
 //! directory of the pod's (`<pod dir>/run/<container>`, see [`run_dir_path`]) bound on
 //! `/run` (`/var/run` is a symlink to it), writable by the container, shared by all the
 //! commands of its unit (an `ExecStartPre=` that makes `/run/<x>` hands it to
-//! `ExecStart=`) and emptied by systemk's own first `ExecStartPre=` at every start
-//! (reaching it through `/proc/1/root`, PID 1's view, as it may lie below `/run`),
-//! as a restarted container gets a fresh one. The host's `/run` (its units in
+//! `ExecStart=`) and emptied by systemk (`pod/dirs.rs`) whenever it starts the container,
+//! as a restarted container gets a fresh one (a start by systemd itself, at boot or by
+//! `systemctl`, keeps what is there; systemk adds no `+` line to do it, because such a
+//! line gets the unit's binds without `PrivateTmp=`/`ProtectHome=`, and systemd would
+//! make the mount points of volumes below `/tmp` or `/root` on the host). The host's `/run` (its units in
 //! `/run/systemd/system`, its daemons' sockets, systemk's runtime directory) is not in
 //! it. Into it come, read-only, what a daemon needs of the host: systemd's notify socket
 //! (`Type=notify`), journald's sockets (`/dev/log` is `/run/systemd/journal/dev-log`),
 //! resolved's `resolv.conf` and the user database's sockets; an empty, read-only
 //! `/run/systemd/system` so `sd_booted()` is true; `/run/lock` (world-writable, sticky,
-//! as `/var/lock` is a symlink to it). A privileged container also gets the system bus
+//! as `/var/lock` is a symlink to it; made by `pod/dirs.rs`). A privileged container also gets the system bus
 //! and systemd's private socket.
 //!
 //! The package's own `/run/<x>` that it ships or declares in `tmpfiles.d`, and a vendor
@@ -71,13 +73,6 @@ const DROPPED_BELOW_RUN: &[&str] = &[
     "NoExecPaths",
 ];
 
-/// Where coreutils live on Debian 12.
-const FIND: &str = "/usr/bin/find";
-const MKDIR: &str = "/usr/bin/mkdir";
-
-/// The root of the service manager's view, for systemk's own `+` commands.
-const PID1_ROOT: &str = "/proc/1/root";
-
 /// The directory bound on `/run` for `container` of the pod whose directory is `pod_dir`.
 pub fn run_dir_path(pod_dir: &Path, container: &str) -> PathBuf {
     pod_dir.join("run").join(container)
@@ -98,11 +93,11 @@ pub fn apply_private_run(
         why: "it is not UTF-8",
     })?;
     let run_dir = path::absolute("container run directory", run_dir)?;
-    if run_dir.contains('$') || run_dir == "/" || under_run(&run_dir) == Some(String::new()) {
+    if run_dir == "/" || under_run(&run_dir) == Some(String::new()) {
         return Err(Error::InvalidPath {
             what: "container run directory".to_owned(),
             path: run_dir,
-            why: "it must not be / or /run, nor contain $ (it reaches ExecStartPre=)",
+            why: "it must not be / or /run",
         });
     }
     for key in DROPPED_BELOW_RUN {
@@ -174,33 +169,7 @@ pub fn apply_private_run(
         "TemporaryFileSystem",
         "/run/systemd/system:ro,mode=0755",
     )?;
-    cover_mount_targets(unit)?;
-
-    // systemk's lines first: the vendor's ExecStartPre= already write to /run. They run
-    // unsandboxed (`+`) but still with this unit's binds, so the run directory is reached
-    // as PID 1 sees it: its own path would lead into itself when it lies below /run.
-    let host_run_dir = format!("{PID1_ROOT}{run_dir_directive}");
-    let vendor_pre: Vec<String> = unit
-        .get_all(SERVICE, "ExecStartPre")
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    unit.remove(SERVICE, "ExecStartPre");
-    // `-`: mount points of this very command cannot be removed (EBUSY) and stay.
-    unit.add(
-        SERVICE,
-        "ExecStartPre",
-        format!("-+{FIND} {host_run_dir} -mindepth 1 -delete"),
-    )?;
-    unit.add(
-        SERVICE,
-        "ExecStartPre",
-        format!("-+{MKDIR} -m 1777 -- {host_run_dir}/lock"),
-    )?;
-    for line in vendor_pre {
-        unit.add(SERVICE, "ExecStartPre", line)?;
-    }
-    Ok(())
+    cover_mount_targets(unit)
 }
 
 /// Makes every mount target in `/run` safe from the container (see the module doc): an

@@ -61,16 +61,14 @@ fn only_privileged_containers_get_the_system_bus_and_systemds_socket() {
     );
 }
 
+/// Attack: a `+` line gets the unit's binds but not `PrivateTmp=`/`ProtectHome=`, so
+/// systemd would make the mount points of volumes below /tmp or /root on the host.
 #[test]
-fn systemks_lines_empty_the_run_dir_before_the_vendors_lines() {
+fn systemk_adds_no_unsandboxed_line() {
     let unit = private_run("ExecStartPre=/bin/mkdir -p /run/x\n", &[], false);
     assert_eq!(
         unit.get_all(SERVICE, "ExecStartPre"),
-        [
-            format!("-+/usr/bin/find /proc/1/root{RUN_DIR} -mindepth 1 -delete"),
-            format!("-+/usr/bin/mkdir -m 1777 -- /proc/1/root{RUN_DIR}/lock"),
-            "/bin/mkdir -p /run/x".to_owned(),
-        ]
+        ["/bin/mkdir -p /run/x"]
     );
 }
 
@@ -160,7 +158,7 @@ fn path_directives_below_run_are_dropped() {
 
 #[test]
 fn a_run_dir_that_could_not_be_bound_safely_is_refused() {
-    for bad in ["/run", "/var/run/", "/var/lib/$X/run/c", "/", "rel/run"] {
+    for bad in ["/run", "/var/run/", "/", "rel/run"] {
         let mut unit = UnitFile::new();
         assert!(
             apply_private_run(&mut unit, Path::new(bad), &[], false).is_err(),
