@@ -3,17 +3,19 @@
 //! `/run` (`/var/run` is a symlink to it), writable by the container, shared by all the
 //! commands of its unit (an `ExecStartPre=` that makes `/run/<x>` hands it to
 //! `ExecStart=`) and emptied by systemk (`pod/dirs.rs`) whenever it starts the container,
-//! as a restarted container gets a fresh one (a start by systemd itself, at boot or by
-//! `systemctl`, keeps what is there; systemk adds no `+` line to do it, because such a
+//! as a restarted container gets a fresh one. A start by systemd itself (at boot, by
+//! `systemctl`) keeps what is there: systemk adds no `+` line to empty it, because such a
 //! line gets the unit's binds without `PrivateTmp=`/`ProtectHome=`, and systemd would
-//! make the mount points of volumes below `/tmp` or `/root` on the host). The host's `/run` (its units in
-//! `/run/systemd/system`, its daemons' sockets, systemk's runtime directory) is not in
-//! it. Into it come, read-only, what a daemon needs of the host: systemd's notify socket
-//! (`Type=notify`), journald's sockets (`/dev/log` is `/run/systemd/journal/dev-log`),
-//! resolved's `resolv.conf` and the user database's sockets; an empty, read-only
-//! `/run/systemd/system` so `sd_booted()` is true; `/run/lock` (world-writable, sticky,
-//! as `/var/lock` is a symlink to it; made by `pod/dirs.rs`). A privileged container also gets the system bus
-//! and systemd's private socket.
+//! then make the mount points of volumes below `/tmp` or `/root` on the host.
+//!
+//! The host's `/run` (its units in `/run/systemd/system`, its daemons' sockets, systemk's
+//! runtime directory) is not in it. Into it come, read-only, what a daemon needs of the
+//! host: systemd's notify socket (`Type=notify`), journald's sockets (`/dev/log` is
+//! `/run/systemd/journal/dev-log`), resolved's `resolv.conf` and the user database's
+//! sockets; an empty, read-only `/run/systemd/system` so `sd_booted()` is true. Its
+//! `/run/lock` (world-writable, sticky: `/var/lock` is a symlink to it) is made by
+//! `pod/dirs.rs`. A privileged container also gets the system bus and systemd's private
+//! socket.
 //!
 //! The package's own `/run/<x>` that it ships or declares in `tmpfiles.d`, and a vendor
 //! `RuntimeDirectory=`, stay the host's directories, bound in (systemd creates the
@@ -210,10 +212,18 @@ fn cover_mount_targets(unit: &mut UnitFile) -> Result<()> {
             }
         }
     }
+    // systemd binds a RuntimeDirectory= at /run/<name>, a nested one too.
+    let runtime_dirs: Vec<String> = unit
+        .get_list(SERVICE, "RuntimeDirectory")
+        .iter()
+        .flat_map(|l| l.split_whitespace())
+        .map(|name| format!("/run/{name}"))
+        .collect();
     for entry in unit
         .get_list(SERVICE, "TemporaryFileSystem")
         .iter()
         .flat_map(|l| l.split_whitespace())
+        .chain(runtime_dirs.iter().map(String::as_str))
     {
         let target = entry.split(':').next().unwrap_or_default();
         match under_run(target) {

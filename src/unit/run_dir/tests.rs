@@ -116,7 +116,8 @@ fn the_packages_run_dirs_are_the_hosts_and_mandatory() {
 fn no_mount_target_in_run_can_be_replaced_by_the_container() {
     let unit = private_run(
         "BindPaths=-/srv/a:/run/a /srv/b:/var/run/secrets/kubernetes.io/token\n\
-         BindReadOnlyPaths=-/srv/c:/run/c\nTemporaryFileSystem=/run/t/deep\n",
+         BindReadOnlyPaths=-/srv/c:/run/c\nTemporaryFileSystem=/run/t/deep\n\
+         RuntimeDirectory=own nested/dir\n",
         &[],
         false,
     );
