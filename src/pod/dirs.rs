@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
 use super::host_paths::check_resolved_host_paths;
 use super::{Error, Result};
 use crate::atomic_file::{self, Durability};
-use crate::unit::{NodeSecurity, empty_dir_path, is_dns_label};
+use crate::unit::{NodeSecurity, empty_dir_path, is_dns_label, run_dir_path};
 
 mod mountinfo;
 mod offload;
@@ -27,6 +27,10 @@ const POD_FILE: &str = "pod.json";
 /// Mode of systemk's state and runtime directories when systemk creates them (the
 /// package makes the state directory too).
 const STATE_DIR_MODE: u32 = 0o755;
+/// Mode of a container's own `/run` (the host's `/run` has it).
+const RUN_DIR_MODE: u32 = 0o755;
+/// Mode of its `lock` (`/var/lock` is a symlink to `/run/lock`; the host's is 1777).
+const LOCK_DIR_MODE: u32 = 0o1777;
 /// Mode of the directory holding all pods: only root may traverse it, so the world-writable
 /// emptyDirs below are reachable only through the units' bind mounts.
 const PODS_DIR_MODE: u32 = 0o700;
@@ -135,6 +139,29 @@ impl PodDirs {
         create_dir(&pod_dir, PODS_DIR_MODE)?;
         create_dir(&self.records_dir(uid), PODS_DIR_MODE)?;
         check_resolved_host_paths(pod, security)?;
+        // Each container's own /run (unit::run_dir_path); the unit binds it, so it must
+        // exist before the first start, and after a reboot (it is on the state disk).
+        let containers = pod.spec.iter().flat_map(|spec| {
+            spec.init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter())
+        });
+        let mut run_parent_made = false;
+        for container in containers {
+            // Checked here too, before the unit layer: no name may leave the directory.
+            if !is_dns_label(&container.name) {
+                return Err(Error::InvalidPod {
+                    why: format!("container name {:?} is not a DNS label", container.name),
+                });
+            }
+            let dir = run_dir_path(&pod_dir, &container.name);
+            if !run_parent_made && let Some(parent) = dir.parent() {
+                create_dir(parent, PODS_DIR_MODE)?;
+                run_parent_made = true;
+            }
+            make_run_dir(&dir)?;
+        }
         let volumes = pod
             .spec
             .as_ref()
@@ -156,6 +183,24 @@ impl PodDirs {
             }
         }
         Ok(())
+    }
+
+    /// Empties `container`'s own `/run` (`unit::run_dir_path`) before systemk starts it,
+    /// as a restarted container gets a fresh one; the unit must not be running. Through
+    /// [`remove_tree`]: nothing the container planted there is followed.
+    pub fn reset_run_dir(&self, uid: &str, container: &str) -> Result<()> {
+        check_uid(uid)?;
+        if !is_dns_label(container) {
+            return Err(Error::InvalidPod {
+                why: format!("container name {container:?} is not a DNS label"),
+            });
+        }
+        let dir = run_dir_path(&self.pod_dir(uid), container);
+        remove_tree(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        make_run_dir(&dir)
     }
 
     /// Keeps the pod with its latest status in `<pod dir>/pod.json` (for `systemk pods`),
@@ -271,6 +316,17 @@ fn check_volume_name(name: &str) -> Result<()> {
         Err(Error::InvalidPod {
             why: format!("volume name {name:?} is not a DNS label"),
         })
+    }
+}
+
+/// A container's own `/run` with its `lock` directory. What the container made there
+/// (also a `lock` of its own) is left alone.
+fn make_run_dir(dir: &Path) -> Result<()> {
+    create_dir(dir, RUN_DIR_MODE)?;
+    let lock = dir.join("lock");
+    match fs::symlink_metadata(&lock) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => create_dir(&lock, LOCK_DIR_MODE),
+        _ => Ok(()),
     }
 }
 
@@ -436,6 +492,44 @@ mod tests {
         dirs.remove(UID).unwrap();
         assert!(!pod_run.exists() && !dirs.pod_dir(UID).exists());
         dirs.remove(UID).unwrap();
+    }
+
+    #[test]
+    fn every_container_gets_its_own_run_dir() {
+        use k8s_openapi::api::core::v1::Container;
+        let state = tempfile::tempdir().unwrap();
+        let dirs = PodDirs::new(state.path(), &state.path().join("rt"));
+        let container = |name: &str| Container {
+            name: name.into(),
+            ..Container::default()
+        };
+        let mut pod = pod_with(vec![]);
+        let spec = pod.spec.as_mut().unwrap();
+        spec.init_containers = Some(vec![container("init")]);
+        spec.containers = vec![container("web"), container("side")];
+        dirs.prepare(&pod, UID, &NodeSecurity::default()).unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&dirs.pod_dir(UID).join("run")), 0o700);
+        for name in ["init", "web", "side"] {
+            let dir = run_dir_path(&dirs.pod_dir(UID), name);
+            assert_eq!(mode(&dir), RUN_DIR_MODE, "{name}");
+            assert_eq!(mode(&dir.join("lock")), LOCK_DIR_MODE, "{name}");
+        }
+        // A restart empties it; what the container planted is not followed.
+        let web = run_dir_path(&dirs.pod_dir(UID), "web");
+        let victim = tempfile::tempdir().unwrap();
+        fs::write(victim.path().join("kept"), "x").unwrap();
+        std::os::unix::fs::symlink(victim.path(), web.join("planted")).unwrap();
+        fs::write(web.join("crond.pid"), "1").unwrap();
+        dirs.reset_run_dir(UID, "web").unwrap();
+        assert!(!web.join("planted").exists() && !web.join("crond.pid").exists());
+        assert!(web.join("lock").is_dir() && victim.path().join("kept").exists());
+        // A name that could leave the directory is refused before anything is made.
+        pod.spec.as_mut().unwrap().containers = vec![container("../../x")];
+        assert!(dirs.prepare(&pod, UID, &NodeSecurity::default()).is_err());
+        assert!(!state.path().join("x").exists());
+        dirs.remove(UID).unwrap();
+        assert!(!dirs.pod_dir(UID).exists());
     }
 
     #[test]

@@ -198,6 +198,11 @@ async fn start_due(
         }
         tracing::info!(unit = %unit.name, "starting container");
         started = true;
+        // A (re)started container gets a fresh /run, as a new container would.
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        if let Err(err) = ctx.dirs.reset_run_dir(uid, &container.container.name) {
+            tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "cannot empty the container's /run");
+        }
         // RestartUnit also starts inactive and failed units, and is the only way to run
         // an `active (exited)` unit (RemainAfterExit=yes) again.
         match ctx.systemd.restart(&unit.name).await {

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use super::confinement::{NodeSecurity, apply_confinement};
+use super::confinement::{Effective, NodeSecurity, apply_confinement};
 use super::env::{NodeInfo, env_file, env_file_path, environment_words};
 use super::error::{Error, Result};
 use super::escape::environment;
@@ -48,6 +48,7 @@ use super::meta::{KubernetesMeta, RestartPolicy};
 use super::name::UnitName;
 use super::path;
 use super::resources::resource_directives;
+use super::run_dir::{apply_private_run, run_dir_path};
 use super::volumes::bind_mounts;
 
 /// Kubernetes' default `terminationGracePeriodSeconds`.
@@ -199,6 +200,13 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
         let (key, value) = mount.directive();
         unit.add("Service", key, value)?;
     }
+    // Last of the mounts: it checks every mount target in /run.
+    apply_private_run(
+        &mut unit,
+        &run_dir_path(input.pod_dir, &container.name),
+        input.writable_dirs,
+        Effective::of(pod, container).privileged(),
+    )?;
     for (key, value) in resource_directives(container)? {
         unit.add("Service", key, value)?;
     }

@@ -19,7 +19,8 @@
 //! - `InaccessiblePaths=` over systemk's state, runtime and configuration directories,
 //!   its kubeconfig and keys ([`NodeSecurity::hidden_paths`]), and over the host's control
 //!   sockets (D-Bus, systemd's private socket, udev), through which root could ask
-//!   systemd for an unconfined unit; hostPath volumes over those paths, or over `/proc`
+//!   systemd for an unconfined unit (those below `/run` are not in the container's own
+//!   `/run` at all, and `run_dir.rs` drops their lines); hostPath volumes over those paths, or over `/proc`
 //!   and `/sys` (which would bypass the read-only kernel tunables), are refused. The
 //!   processes that hold systemk's secrets keep every capability, so a pod without
 //!   `CAP_SYS_PTRACE` cannot open their `/proc/<pid>/root` either;

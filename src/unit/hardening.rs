@@ -2,15 +2,18 @@
 //! and never weaker than the vendor unit's own:
 //!
 //! - `ProtectSystem=strict`: the whole file system is read-only except `/dev`, `/proc`
-//!   and `/sys`. Unlike the original's `TemporaryFileSystem=/run`, `/run` stays visible,
-//!   and read-only by an explicit `ReadOnlyPaths=/run` (see below): `Type=notify` works because connecting to `$NOTIFY_SOCKET` (and to the
-//!   D-Bus socket) writes nothing to the file system, and a read-only mount does not
-//!   stop `connect()` on an existing socket. systemd itself makes a vendor's
-//!   `RuntimeDirectory=`, `StateDirectory=`, `CacheDirectory=` and `LogsDirectory=`
-//!   writable.
-//! - `PIDFile=`: writable so a forking daemon can write it: its own directory, or only
-//!   the file when it lies directly in `/run` (`pid_file.rs`).
-//! - The package's own state directories (`writable_dirs`) become `ReadWritePaths=-`.
+//!   and `/sys`, and `/run`, which is the container's own (`run_dir.rs`): the host's
+//!   `/run` is not in the unit at all. (systemd 252 would leave the host's `/run`
+//!   writable under `ProtectSystem=strict` as soon as `ProtectKernelTunables=`,
+//!   `ProtectControlGroups=` or `ProtectProc=` is set, checked in the booted systemd;
+//!   hence the `ReadOnlyPaths=/run` of earlier versions.) systemd itself makes a
+//!   vendor's `RuntimeDirectory=`, `StateDirectory=`, `CacheDirectory=` and
+//!   `LogsDirectory=` writable.
+//! - `PIDFile=` outside `/run`: writable so a forking daemon can write it: its own
+//!   directory, or only the file when it lies directly in a top-level directory
+//!   (`pid_file.rs`).
+//! - The package's own state directories (`writable_dirs`) outside `/run` become
+//!   `ReadWritePaths=-`; those in `/run` are bound into the container's `/run`.
 //! - `ProtectHome=tmpfs` (or the vendor's stricter `yes`), `PrivateTmp=yes`,
 //!   `PrivateMounts=yes`.
 //! - Unless the pod sets `hostIPC: true`, `/dev`'s two world-writable places are the
@@ -46,10 +49,6 @@ pub fn apply_hardening(
     host_ipc: bool,
 ) -> Result<()> {
     unit.set(SERVICE, "ProtectSystem", "strict")?;
-    // systemd 252 leaves the host's /run writable under ProtectSystem=strict as soon as
-    // ProtectKernelTunables=, ProtectControlGroups= or ProtectProc= is set (checked in the
-    // booted systemd); a root pod could then drop units into /run/systemd/system.
-    unit.add(SERVICE, "ReadOnlyPaths", "/run")?;
     let vendor_home = unit.get(SERVICE, "ProtectHome").unwrap_or_default();
     let home = if matches!(vendor_home, "yes" | "true" | "on" | "1") {
         "yes"
@@ -77,7 +76,7 @@ pub fn apply_hardening(
         unit.set(SERVICE, "NoNewPrivileges", "yes")?;
     }
     allow_pid_file(unit)?;
-    for dir in writable_dirs {
+    for dir in writable_dirs.iter().filter(|d| !d.starts_with("/run")) {
         let text = dir.to_str().ok_or_else(|| Error::InvalidPath {
             what: "package state directory".to_owned(),
             path: dir.to_string_lossy().into_owned(),
@@ -115,7 +114,7 @@ mod tests {
         );
         assert_eq!(
             unit.render(),
-            "[Service]\nProtectSystem=strict\nProtectHome=tmpfs\nPrivateTmp=yes\nReadOnlyPaths=/run\nPrivateMounts=yes\n\
+            "[Service]\nProtectSystem=strict\nProtectHome=tmpfs\nPrivateTmp=yes\nPrivateMounts=yes\n\
              PrivateIPC=yes\nTemporaryFileSystem=/dev/shm:mode=1777,nosuid,nodev\n"
         );
     }
@@ -153,13 +152,13 @@ mod tests {
     #[test]
     fn pid_file_and_package_dirs_are_writable() {
         let unit = harden(
-            "PIDFile=/run/foo/foo.pid\n",
+            "PIDFile=/var/lib/bar/bar.pid\n",
             &Container::default(),
-            &["/var/lib/foo", "/var/log/f%o/"],
+            &["/var/lib/foo", "/var/log/f%o/", "/run/foo"],
         );
         assert_eq!(
             unit.get_all("Service", "ReadWritePaths"),
-            ["-/run/foo", "-/var/lib/foo", "-/var/log/f%%o"]
+            ["-/var/lib/bar", "-/var/lib/foo", "-/var/log/f%%o"]
         );
     }
 

@@ -15,9 +15,10 @@
 //! - `confinement.rs`, `capabilities.rs`, `seccomp.rs`: the securityContext in its
 //!   Kubernetes meaning (capabilities, seccomp, privileged, …) and the node's secrets
 //!   kept out of unprivileged pods' reach.
-//! - `hardening.rs`: the sandbox (`ProtectSystem=strict`, `/run` read-only but usable
-//!   for `Type=notify`, `PIDFile=` directories writable, `NoNewPrivileges=` from
-//!   `allowPrivilegeEscalation`).
+//! - `hardening.rs`: the sandbox (`ProtectSystem=strict`, `PIDFile=` directories
+//!   writable, `NoNewPrivileges=` from `allowPrivilegeEscalation`).
+//! - `run_dir.rs`: each container's own `/run`, with the host's notify, journal and
+//!   resolver sockets bound in, and why no mount target there can be steered.
 //! - `build.rs`: which vendor directives are kept and which systemk owns (restarts,
 //!   start limit, `RemainAfterExit=yes`, stop timeout, logging).
 //! - `identity.rs`, `env.rs`, `volumes.rs`, `path.rs`, `resources.rs`: the mappings of
@@ -49,6 +50,7 @@ pub mod path;
 mod pid_file;
 mod quantity;
 mod resources;
+mod run_dir;
 mod seccomp;
 mod specifiers;
 mod volumes;
@@ -67,6 +69,7 @@ pub use name::{
     is_dns_label, is_dns_subdomain,
 };
 pub use quantity::{Quantity, QuantityError};
+pub use run_dir::run_dir_path;
 pub use specifiers::expand_name_specifiers;
 pub use volumes::{
     ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts, empty_dir_path,

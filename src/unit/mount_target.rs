@@ -10,7 +10,8 @@
 //!   plant one to send systemd out of the volume); below any other volume it must exist;
 //! - or it lies strictly below a place the unit has for itself, where systemd creates
 //!   inside the unit's own mounts: `/tmp` and `/var/tmp` (`PrivateTmp=yes`), `/dev/shm`
-//!   (a tmpfs of its own), `/home`, `/root` and `/run/user` (`ProtectHome=tmpfs`; with
+//!   (a tmpfs of its own), `/run` and `/var/run` (the container's own, `run_dir.rs`;
+//!   not `/run` itself), `/home`, `/root` and `/run/user` (`ProtectHome=tmpfs`; with
 //!   the vendor's `ProtectHome=yes` they are inaccessible and refused);
 //! - or it exists on the host, resolved as the kernel (and systemd) resolve it: a symlink
 //!   whose target is missing would make systemd create that target, so it is refused;
@@ -67,8 +68,9 @@ impl HomeProtection {
     }
 }
 
-/// Places whose mount points systemd creates inside mounts of the unit's own.
-const PRIVATE_PLACES: &[&str] = &["/tmp", "/var/tmp", "/dev/shm"];
+/// Places whose mount points systemd creates inside mounts of the unit's own (`/run` is
+/// the container's own, `run_dir.rs`; `/var/run` is a symlink to it).
+const PRIVATE_PLACES: &[&str] = &["/tmp", "/var/tmp", "/dev/shm", "/run", "/var/run"];
 /// The places `ProtectHome=` covers.
 const HOME_PLACES: &[&str] = &["/home", "/root", "/run/user"];
 /// Kernel interfaces no volume is mounted into.
@@ -143,9 +145,6 @@ fn check_one(
             }
         };
     }
-    if PRIVATE_PLACES.iter().any(|p| below(target, p)) {
-        return Ok(());
-    }
     if let Some(place) = HOME_PLACES.iter().find(|p| at_or_below(target, p)) {
         return match home {
             HomeProtection::Tmpfs if below(target, place) => Ok(()),
@@ -155,11 +154,19 @@ fn check_one(
             ))),
         };
     }
+    if matches!(target, "/run" | "/var/run") {
+        return Err(refuse(
+            "/run is the container's own directory; mount below it".to_owned(),
+        ));
+    }
+    if PRIVATE_PLACES.iter().any(|p| below(target, p)) {
+        return Ok(());
+    }
     match host.stat(target).map_err(&refuse)? {
         HostFile::Missing => Err(refuse(
             "it does not exist on the host, and systemd would create it there; \
-             mount at an existing path, or below /tmp, /var/tmp, /home, /root, /dev/shm \
-             or an emptyDir mount of the container"
+             mount at an existing path, or below /tmp, /var/tmp, /run, /home, /root, \
+             /dev/shm or an emptyDir mount of the container"
                 .to_owned(),
         )),
         found => fits(found, "the host's path"),

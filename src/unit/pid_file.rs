@@ -3,10 +3,12 @@
 //! shared directory must never be: with `PIDFile=/run/nginx.pid` a writable `/run` would
 //! let the pod drop units into `/run/systemd/system` or rules into `/run/udev`. So:
 //!
-//! - a PID file in a directory of its own (`/run/foo/foo.pid`, at least two levels
-//!   deep): that directory becomes `ReadWritePaths=-`;
-//! - a PID file directly in `/`, `/run` (also spelt `/var/run`, `%t` or relative) or
-//!   another top-level directory: only the file is writable. It must exist for systemd
+//! - a PID file below `/run` (also spelt `/var/run`, `%t` or relative): nothing here;
+//!   `/run` is the container's own and `run_dir.rs` points `PIDFile=` at it;
+//! - a PID file in a directory of its own elsewhere (`/var/lib/foo/foo.pid`, at least
+//!   two levels deep): that directory becomes `ReadWritePaths=-`;
+//! - a PID file directly in `/` or another top-level directory: only the file is
+//!   writable. It must exist for systemd
 //!   to bind it, and systemd deletes it when the service stops, so an
 //!   `ExecStartPre=+/usr/bin/touch` (systemk's own line, run by systemd as root outside
 //!   the sandbox) creates it before every start. The daemon can write it but not
@@ -28,10 +30,11 @@ pub fn allow_pid_file(unit: &mut UnitFile) -> Result<()> {
         return Ok(());
     };
     match pid_file_access(pid_file)? {
+        PidFileAccess::Run(_) => Ok(()),
         PidFileAccess::Directory(dir) => unit.add(SERVICE, "ReadWritePaths", format!("-{dir}")),
         PidFileAccess::FileOnly(file) => {
-            // First of all ExecStartPre= lines: nginx's `nginx -t` opens the PID file
-            // too, and each command's sandbox binds the file only if it exists by then.
+            // First of all ExecStartPre= lines: a configuration test (`nginx -t`) opens
+            // the PID file too, and each command's sandbox binds the file only if it exists by then.
             // A vendor reset line (`ExecStartPre=`) would drop the touch: what it resets
             // is dropped here instead, as systemd would.
             let vendor: Vec<String> = unit
@@ -61,6 +64,18 @@ enum PidFileAccess {
     Directory(String),
     /// Only the file, in a shared directory.
     FileOnly(String),
+    /// Below `/run`: the path below it (`foo/foo.pid`), validated.
+    Run(String),
+}
+
+/// The part of the vendor's `PIDFile=` below `/run` (`foo/foo.pid` for
+/// `/var/run/foo/foo.pid`), or `None` when it lies elsewhere. Refuses what
+/// [`allow_pid_file`] refuses.
+pub fn run_relative_pid_file(pid_file: &str) -> Result<Option<String>> {
+    match pid_file_access(pid_file)? {
+        PidFileAccess::Run(rest) => Ok(Some(rest)),
+        _ => Ok(None),
+    }
 }
 
 fn pid_file_access(pid_file: &str) -> Result<PidFileAccess> {
@@ -92,6 +107,12 @@ fn pid_file_access(pid_file: &str) -> Result<PidFileAccess> {
     if parts.iter().any(|p| *p == "." || *p == "..") || parts.is_empty() {
         return refuse("PIDFile= that is not a plain absolute path");
     }
+    if parts.iter().any(|p| p.contains('%')) {
+        return refuse("PIDFile= with a specifier other than a leading %t");
+    }
+    if parts[0] == "run" && parts.len() > 1 {
+        return Ok(PidFileAccess::Run(parts[1..].join("/")));
+    }
     let dir_depth = parts.len() - 1;
     if dir_depth >= 2 {
         Ok(PidFileAccess::Directory(format!(
@@ -113,17 +134,18 @@ mod tests {
 
     #[test]
     fn own_directories_are_writable_shared_ones_only_for_the_file() {
-        use PidFileAccess::{Directory, FileOnly};
-        assert_eq!(access("/run/foo/foo.pid"), Directory("/run/foo".into()));
-        assert_eq!(access("%t/foo/foo.pid"), Directory("/run/foo".into()));
-        assert_eq!(access("/var/run/foo/a.pid"), Directory("/run/foo".into()));
-        assert_eq!(access("/run/nginx.pid"), FileOnly("/run/nginx.pid".into()));
+        use PidFileAccess::{Directory, FileOnly, Run};
+        assert_eq!(access("/run/foo/foo.pid"), Run("foo/foo.pid".into()));
+        assert_eq!(access("%t/foo/foo.pid"), Run("foo/foo.pid".into()));
+        assert_eq!(access("/var/run/foo/a.pid"), Run("foo/a.pid".into()));
+        assert_eq!(access("/run/nginx.pid"), Run("nginx.pid".into()));
+        assert_eq!(access("/var/run/sshd.pid"), Run("sshd.pid".into()));
+        assert_eq!(access("%t/x.pid"), Run("x.pid".into()));
+        assert_eq!(access("x.pid"), Run("x.pid".into()));
         assert_eq!(
-            access("/var/run/sshd.pid"),
-            FileOnly("/run/sshd.pid".into())
+            access("/var/lib/foo/a.pid"),
+            Directory("/var/lib/foo".into())
         );
-        assert_eq!(access("%t/x.pid"), FileOnly("/run/x.pid".into()));
-        assert_eq!(access("x.pid"), FileOnly("/run/x.pid".into()));
         assert_eq!(access("/x.pid"), FileOnly("/x.pid".into()));
         assert_eq!(access("/var/x.pid"), FileOnly("/var/x.pid".into()));
     }
@@ -138,27 +160,38 @@ mod tests {
             "/run/\\x2f",
             "/run/$X.pid",
             "/run/${X}",
+            "/run/%i.pid",
+            "/var/lib/%i/x.pid",
         ] {
             assert!(pid_file_access(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn a_pid_file_in_run_adds_the_touch_before_the_vendors_lines_run() {
-        let mut unit = UnitFile::parse("[Service]\nPIDFile=/run/nginx.pid\n").unwrap();
+    fn a_pid_file_in_a_top_level_directory_adds_the_touch() {
+        let mut unit = UnitFile::parse("[Service]\nPIDFile=/srv/x.pid\n").unwrap();
         allow_pid_file(&mut unit).unwrap();
         assert_eq!(
             unit.get_all(SERVICE, "ExecStartPre"),
-            ["+/usr/bin/touch /run/nginx.pid"]
+            ["+/usr/bin/touch /srv/x.pid"]
         );
-        assert_eq!(unit.get_all(SERVICE, "ReadWritePaths"), ["-/run/nginx.pid"]);
+        assert_eq!(unit.get_all(SERVICE, "ReadWritePaths"), ["-/srv/x.pid"]);
     }
 
-    /// Debian 12's nginx.service tests its configuration first, which opens the PID file.
+    #[test]
+    fn a_pid_file_in_run_is_left_to_the_private_run() {
+        let mut unit = UnitFile::parse("[Service]\nPIDFile=/run/nginx.pid\n").unwrap();
+        allow_pid_file(&mut unit).unwrap();
+        assert!(unit.get_all(SERVICE, "ExecStartPre").is_empty());
+        assert!(unit.get_all(SERVICE, "ReadWritePaths").is_empty());
+    }
+
+    /// A vendor's configuration test (`nginx -t`) opens the PID file before the daemon
+    /// runs: the touch must come first.
     #[test]
     fn the_touch_comes_before_the_vendors_own_start_pre_lines() {
         let mut unit = UnitFile::parse(
-            "[Service]\nPIDFile=/run/nginx.pid\nExecStartPre=/bin/old\nExecStartPre=\n\
+            "[Service]\nPIDFile=/srv/nginx.pid\nExecStartPre=/bin/old\nExecStartPre=\n\
              ExecStartPre=/usr/sbin/nginx -t -q\nExecStartPre=/bin/b\n",
         )
         .unwrap();
@@ -166,7 +199,7 @@ mod tests {
         assert_eq!(
             unit.get_all(SERVICE, "ExecStartPre"),
             [
-                "+/usr/bin/touch /run/nginx.pid",
+                "+/usr/bin/touch /srv/nginx.pid",
                 "/usr/sbin/nginx -t -q",
                 "/bin/b"
             ]

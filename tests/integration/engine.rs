@@ -64,9 +64,9 @@ const READ_ONLY_DIRS: &[&str] = &[
     "/var/log",
     "/var/cache",
     "/opt",
-    "/run",
     "/usr",
 ];
+// Not `/run`: each container's own (root may write it, `nobody` not), see run_dirs.rs.
 
 /// Writable, but each unit's own: `PrivateTmp=yes`, and `ProtectHome=tmpfs`, which
 /// systemd 252 mounts as an empty world-writable tmpfs (not read-only, as newer manuals

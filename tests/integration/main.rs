@@ -23,6 +23,7 @@ mod package;
 mod pid_file;
 mod pods_cmd;
 mod pull_policy;
+mod run_dirs;
 mod secrets;
 mod start_backoff;
 mod static_pods;

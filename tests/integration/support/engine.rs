@@ -226,6 +226,11 @@ impl PodRun {
         systemk::unit::empty_dir_path(&self.ctx.dirs.pod_dir(&self.uid), volume)
     }
 
+    /// The directory bound on `/run` for `container`, on the host.
+    pub fn run_dir(&self, container: &str) -> PathBuf {
+        systemk::unit::run_dir_path(&self.ctx.dirs.pod_dir(&self.uid), container)
+    }
+
     /// Cleans up through the engine and checks that nothing of the pod is left.
     pub async fn finish(mut self) {
         let names = self.units().await;
