@@ -242,6 +242,15 @@ pub struct AgentArgs {
     /// neither, every kubelet API request is refused (401).
     #[arg(long, env = "SYSTEMK_CLIENT_CA_FILE", value_name = "FILE")]
     pub client_ca_file: Option<PathBuf>,
+    /// Also authenticate kubelet API callers by bearer token (e.g. a service account's),
+    /// asking the API server with a TokenReview, as the kubelet's flag of this name. Needs
+    /// a cluster; the node must be allowed to create tokenreviews.
+    #[arg(long, env = "SYSTEMK_AUTHENTICATION_TOKEN_WEBHOOK", value_name = "BOOL", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub authentication_token_webhook: bool,
+    /// How long the API server's answer about a bearer token is reused (the kubelet's
+    /// default, 2m); 0 asks every time.
+    #[arg(long, env = "SYSTEMK_AUTHENTICATION_TOKEN_WEBHOOK_CACHE_TTL", value_name = "DURATION", default_value = "2m", value_parser = parse_age)]
+    pub authentication_token_webhook_cache_ttl: std::time::Duration,
 }
 
 impl AgentArgs {
@@ -366,6 +375,31 @@ mod tests {
         assert_eq!(
             cli.agent.client_ca_file.as_deref(),
             Some(Path::new("/etc/systemk/client-ca.crt"))
+        );
+        assert!(!cli.agent.authentication_token_webhook);
+        assert_eq!(
+            cli.agent.authentication_token_webhook_cache_ttl,
+            crate::server::token::DEFAULT_CACHE_TTL
+        );
+        for args in [
+            &["systemk", "--authentication-token-webhook"][..],
+            &["systemk", "--authentication-token-webhook=true"][..],
+            &["systemk", "--authentication-token-webhook", "true"][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert!(cli.agent.authentication_token_webhook, "{args:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "systemk",
+            "--authentication-token-webhook=false",
+            "--authentication-token-webhook-cache-ttl",
+            "30s",
+        ])
+        .unwrap();
+        assert!(!cli.agent.authentication_token_webhook);
+        assert_eq!(
+            cli.agent.authentication_token_webhook_cache_ttl.as_secs(),
+            30
         );
         // A certificate without its key (or the other way round) is a usage error.
         assert!(Cli::try_parse_from(["systemk", "--tls-cert-file", "/x.crt"]).is_err());

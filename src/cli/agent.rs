@@ -220,6 +220,9 @@ fn bind_kubelet_api(
         serving,
         client_ca,
         limits: server::Limits::default(),
+        token_webhook_cache_ttl: args
+            .authentication_token_webhook
+            .then_some(args.authentication_token_webhook_cache_ttl),
     };
     Server::bind(
         settings,
