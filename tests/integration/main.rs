@@ -18,6 +18,7 @@ mod image_failures;
 mod isolation;
 mod kubelet_api;
 mod kubelet_api_limits;
+mod kubelet_api_tokens;
 mod mounts;
 mod package;
 mod pid_file;
