@@ -60,6 +60,16 @@ impl Credentials {
     }
 }
 
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::None => "none",
+            Via::X509 => "x509",
+            Via::Token => "token",
+        }
+    }
+}
+
 /// The caller, as the kubelet's union authenticator finds it: a verified client
 /// certificate first, then a bearer token when tokens are reviewed. Never reads a token
 /// from anywhere but the `Authorization` header (not the query string).
@@ -149,7 +159,7 @@ pub async fn authenticate(
         method,
         path,
         user,
-        authn = ?via,
+        authn = via.as_str(),
         status = response.status().as_u16(),
         "kubelet API request"
     );

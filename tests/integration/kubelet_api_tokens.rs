@@ -193,7 +193,22 @@ async fn service_account_tokens_read_the_kubelet_api_when_reviews_allow() {
             "a token is in the agent's log"
         );
     }
-    assert!(log.contains("authn=Token"), "{log}");
+    // The log line of each request names how its caller authenticated (colours stripped).
+    let mut parts = log.split('\x1b');
+    let mut plain = parts.next().unwrap_or_default().to_owned();
+    for part in parts {
+        plain.push_str(part.split_once('m').map_or(part, |(_, rest)| rest));
+    }
+    assert!(
+        plain.contains(&format!(
+            "user=\"{prometheus_user}\" authn=\"token\" status=200"
+        )),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("user=\"alice\" authn=\"x509\" status=403"),
+        "{plain}"
+    );
     cluster.teardown().await;
 }
 
