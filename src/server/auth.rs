@@ -48,16 +48,28 @@ pub fn user_from_cert(der: &[u8]) -> Option<User> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
     let name = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
-    let groups = subject
+    let mut groups: Vec<String> = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_owned))
         .collect();
+    in_authenticated_group(&mut groups);
     Some(User {
         name,
         groups,
         uid: None,
         extra: BTreeMap::new(),
     })
+}
+
+/// The group every authenticated user is in, however it authenticated.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+
+/// Adds [`AUTHENTICATED_GROUP`] unless the authenticator named it already, as apiserver's
+/// `AuthenticatedGroupAdder` does for every authenticator.
+pub fn in_authenticated_group(groups: &mut Vec<String>) {
+    if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
+        groups.push(AUTHENTICATED_GROUP.to_owned());
+    }
 }
 
 /// What a request asks to do to the node, in RBAC terms.
@@ -347,7 +359,7 @@ mod tests {
             user_from_cert(cert.der()),
             Some(User {
                 name: "system:kube-apiserver".into(),
-                groups: vec!["system:masters".into()],
+                groups: vec!["system:masters".into(), AUTHENTICATED_GROUP.into()],
                 uid: None,
                 extra: BTreeMap::new(),
             })

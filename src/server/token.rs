@@ -17,7 +17,7 @@ use kube::api::{Api, PostParams};
 use ring::hmac;
 use ring::rand::{SecureRandom as _, SystemRandom};
 
-use super::auth::User;
+use super::auth::{User, in_authenticated_group};
 use super::error::{Error, Result};
 use crate::sources::kube::API_CALL_TIMEOUT;
 
@@ -32,10 +32,6 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Most answers kept; past it expired ones are dropped, then all, as in
 /// [`super::auth::DecisionCache`], so callers cycling through tokens cannot grow it.
 const CACHE_MAX: usize = 4096;
-
-/// The group every authenticated user is in; apiserver's `AuthenticatedGroupAdder` adds it
-/// when the authenticator did not.
-const AUTHENTICATED_GROUP: &str = "system:authenticated";
 
 /// What an `Authorization` header holds, read as apiserver's `bearertoken` authenticator
 /// reads it.
@@ -204,9 +200,7 @@ fn outcome(status: TokenReviewStatus) -> Outcome {
         return Outcome::Rejected(error);
     }
     let mut groups = user.groups.unwrap_or_default();
-    if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
-        groups.push(AUTHENTICATED_GROUP.to_owned());
-    }
+    in_authenticated_group(&mut groups);
     Outcome::User(User {
         name,
         groups,
@@ -222,6 +216,7 @@ mod tests {
     use k8s_openapi::api::authentication::v1::UserInfo;
 
     use super::*;
+    use crate::server::auth::AUTHENTICATED_GROUP;
 
     #[test]
     fn bearer_is_read_as_apiserver_reads_it() {
