@@ -259,7 +259,10 @@ pub(crate) async fn load_record(path: PathBuf) -> Result<std::collections::BTree
         })?
 }
 
-pub(crate) async fn save_record(path: PathBuf, packages: std::collections::BTreeSet<String>) -> Result<()> {
+pub(crate) async fn save_record(
+    path: PathBuf,
+    packages: std::collections::BTreeSet<String>,
+) -> Result<()> {
     tokio::task::spawn_blocking(move || record::save(&path, &packages))
         .await
         .map_err(|source| Error::TaskFailed {

@@ -150,7 +150,11 @@ impl Collector {
                         removed_any = true;
                     }
                     Ok(Removal::Kept { dependents }) => {
-                        tracing::debug!(package, ?dependents, "keeping an unused package: other installed packages depend on it");
+                        tracing::debug!(
+                            package,
+                            ?dependents,
+                            "keeping an unused package: other installed packages depend on it"
+                        );
                         report.kept.push((package, dependents));
                     }
                     Err(error) => {

@@ -227,16 +227,17 @@ mod tests {
 
     #[test]
     fn the_cache_is_trimmed_least_recently_used_first() {
-        let files = [file("new", 40, 900), file("old", 30, 100), file("mid", 50, 500)];
+        let files = [
+            file("new", 40, 900),
+            file("old", 30, 100),
+            file("mid", 50, 500),
+        ];
         assert_eq!(
             cache_to_trim(&files, 100, at(10_000), GRACE),
             ["old"],
             "120 → 90 bytes"
         );
-        assert_eq!(
-            cache_to_trim(&files, 40, at(10_000), GRACE),
-            ["old", "mid"]
-        );
+        assert_eq!(cache_to_trim(&files, 40, at(10_000), GRACE), ["old", "mid"]);
         assert!(cache_to_trim(&files, 120, at(10_000), GRACE).is_empty());
         assert_eq!(cache_to_trim(&files, 0, at(10_000), GRACE).len(), 3);
     }

@@ -106,7 +106,10 @@ impl Holders {
 
     /// Every package some holder uses.
     pub(crate) fn packages(&self) -> std::collections::BTreeSet<String> {
-        self.holds.values().map(|hold| hold.package.clone()).collect()
+        self.holds
+            .values()
+            .map(|hold| hold.package.clone())
+            .collect()
     }
 
     /// Forgets every hold of `owner`.

@@ -20,6 +20,7 @@ mod kubelet_api;
 mod kubelet_api_limits;
 mod mounts;
 mod package;
+mod package_gc;
 mod pid_file;
 mod pods_cmd;
 mod pull_policy;

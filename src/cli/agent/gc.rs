@@ -115,7 +115,11 @@ mod tests {
         };
         let messages = messages(&report);
         assert_eq!(messages[0].0, "PackagesRemoved");
-        assert!(messages[0].1.ends_with("uptimed, libfoo1"), "{}", messages[0].1);
+        assert!(
+            messages[0].1.ends_with("uptimed, libfoo1"),
+            "{}",
+            messages[0].1
+        );
         assert_eq!(messages[1].0, "DebCacheTrimmed");
     }
 }
