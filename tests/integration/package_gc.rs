@@ -92,6 +92,44 @@ async fn a_package_installed_for_a_deleted_pod_is_removed_after_the_grace() {
     assert!(!record.contains(IMAGE), "forgotten: {record}");
 }
 
+/// A small Debian package from the apt sources that nothing else in the tests uses.
+const DEBIAN_PACKAGE: &str = "sysvbanner";
+
+#[tokio::test]
+async fn a_debian_package_from_apt_is_removed_once_its_pod_is_gone() {
+    assert_not_installed(&[DEBIAN_PACKAGE]);
+    let _purge = Purge(vec![DEBIAN_PACKAGE]);
+    let (cache, state) = (tempdirs(), tempdirs());
+    let installer = installer_with(
+        cache.path(),
+        "",
+        InstallerConfig {
+            packages_record: Some(state.path().join("packages")),
+            ..InstallerConfig::default()
+        },
+    );
+    installer
+        .install(
+            &image(DEBIAN_PACKAGE),
+            PullPolicy::IfNotPresent,
+            &test_holder("banner"),
+        )
+        .await
+        .unwrap();
+    assert!(installed_version(DEBIAN_PACKAGE).is_some());
+    let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
+    assert!(report.removed.is_empty(), "in use: {report:?}");
+
+    installer.release(&holder_owner("banner")).await;
+    let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
+    assert_eq!(report.removed, [DEBIAN_PACKAGE]);
+    assert_eq!(installed_version(DEBIAN_PACKAGE), None);
+    assert!(
+        installed_version("libc6").is_some(),
+        "its dependency is the host's"
+    );
+}
+
 #[tokio::test]
 async fn a_package_the_admin_installed_is_never_removed_even_when_a_pod_named_it() {
     assert_not_installed(&[ADMINS]);
