@@ -132,7 +132,7 @@ impl Collector {
         // with it, which the next round removes.
         loop {
             let candidates = gc::candidates(&recorded, &installed, held, &last_used, now, grace);
-            let mut removed_any = false;
+            let (mut removed_any, mut deferred) = (false, false);
             report.kept.clear();
             for package in candidates {
                 match remove_alone(&self.apt_get, &package).await {
@@ -157,18 +157,25 @@ impl Collector {
                         );
                         report.kept.push((package, dependents));
                     }
+                    Err(error @ Error::DpkgLocked { .. }) => {
+                        tracing::info!(package, error = %crate::error_chain::Chain(&error), "another package manager is running; removing unused packages at the next pass");
+                        deferred = true;
+                        break;
+                    }
                     Err(error) => {
                         tracing::warn!(package, error = %crate::error_chain::Chain(&error), "cannot remove an unused package; trying again at the next pass");
                     }
                 }
             }
-            if !removed_any {
+            if removed_any {
+                let after = dpkg::installed_packages().await?;
+                recorded = record::updated(&recorded, &installed, &after);
+                save_record(record_path.to_owned(), recorded.clone()).await?;
+                installed = after;
+            }
+            if !removed_any || deferred {
                 return Ok(());
             }
-            let after = dpkg::installed_packages().await?;
-            recorded = record::updated(&recorded, &installed, &after);
-            save_record(record_path.to_owned(), recorded.clone()).await?;
-            installed = after;
         }
     }
 }

@@ -8,7 +8,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::apt::{AptGet, DPKG_LOCK_TIMEOUT, lock_timeout_option};
+use std::time::Duration;
+
+use super::apt::{AptGet, lock_timeout_option};
 use super::error::{Error, Result};
 use super::gc;
 use super::guard::PolicyGuard;
@@ -16,6 +18,11 @@ use super::lock::{ARCHIVES_LOCK, DpkgLock, FRONTEND_LOCK};
 use super::process;
 
 const APT_GET: &str = "apt-get";
+
+/// How long a removal waits for another package manager (an admin's apt, unattended
+/// upgrades) to release the dpkg lock: briefly, since installs of pods wait while a
+/// garbage collection pass runs; a busy lock just defers the pass.
+pub(crate) const REMOVE_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The options every removal (and its simulation) runs with: no autoremove, whatever the
 /// host's apt configuration says.
@@ -64,7 +71,7 @@ pub(crate) async fn remove_alone(apt_get: &AptGet, package: &str) -> Result<Remo
     let task = tokio::spawn(async move {
         let _lock = DpkgLock::acquire(
             &[Path::new(FRONTEND_LOCK), Path::new(ARCHIVES_LOCK)],
-            DPKG_LOCK_TIMEOUT,
+            REMOVE_LOCK_TIMEOUT,
         )
         .await?;
         if let Err(dependents) = gc::removes_only(&package, &simulate(&package).await?) {
