@@ -13,6 +13,7 @@ mod kubeconfig;
 mod manpage;
 mod node_ip;
 mod node_security;
+mod size;
 /// A duration as `<n>` seconds or `<n>` followed by `s`, `m`, `h` or `d`.
 fn parse_age(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
@@ -194,6 +195,15 @@ pub struct AgentArgs {
     /// at every such request.
     #[arg(long, env = "SYSTEMK_APT_LISTS_MAX_AGE", value_name = "DURATION", default_value = "1h", value_parser = parse_age)]
     pub apt_lists_max_age: std::time::Duration,
+    /// Packages systemk installed are removed once no container used them for this long
+    /// (`<n>s`, `<n>m`, `<n>h`, `<n>d` or seconds); 0 removes none. Never a package
+    /// systemk did not install, or one another installed package depends on.
+    #[arg(long, env = "SYSTEMK_IMAGE_MINIMUM_GC_AGE", value_name = "DURATION", default_value = "1h", value_parser = parse_age)]
+    pub image_minimum_gc_age: std::time::Duration,
+    /// The downloaded `.deb` cache is trimmed to this size, least recently used first:
+    /// bytes, or a number followed by K, M, G or T (powers of 1024).
+    #[arg(long, env = "SYSTEMK_DEB_CACHE_MAX_SIZE", value_name = "SIZE", default_value = "1G", value_parser = size::parse_size)]
+    pub deb_cache_max_size: u64,
     /// Groups (names, numbers, or @devices for every group owning a device node) that a
     /// pod may take as runAsGroup, supplementalGroups or fsGroup only when privileged.
     #[arg(long, env = "SYSTEMK_RESTRICTED_GROUPS", value_name = "GROUPS", value_delimiter = ',', default_value = DEFAULT_RESTRICTED_GROUPS)]
@@ -263,6 +273,16 @@ impl AgentArgs {
         }
     }
 
+    /// What garbage collection may remove, from `--image-minimum-gc-age` and
+    /// `--deb-cache-max-size`.
+    pub fn gc_settings(&self) -> crate::package::GcSettings {
+        crate::package::GcSettings {
+            unused_package_age: (!self.image_minimum_gc_age.is_zero())
+                .then_some(self.image_minimum_gc_age),
+            deb_cache_max_bytes: self.deb_cache_max_size,
+        }
+    }
+
     /// The kubeconfig to join the cluster with, from `--kubeconfig`, else `$KUBECONFIG`,
     /// else `$HOME/.kube/config`; `env` reads the process environment (a map in tests).
     pub fn kubeconfig_choice(&self, env: impl Fn(&str) -> Option<String>) -> KubeconfigChoice {
@@ -327,6 +347,28 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn gc_flags_parse_with_defaults() {
+        let cli = Cli::try_parse_from(["systemk"]).unwrap();
+        assert_eq!(
+            cli.agent.gc_settings(),
+            crate::package::GcSettings {
+                unused_package_age: Some(std::time::Duration::from_secs(3600)),
+                deb_cache_max_bytes: 1 << 30,
+            }
+        );
+        let cli = Cli::try_parse_from([
+            "systemk",
+            "--image-minimum-gc-age",
+            "0",
+            "--deb-cache-max-size",
+            "200M",
+        ])
+        .unwrap();
+        assert_eq!(cli.agent.gc_settings().unused_package_age, None);
+        assert_eq!(cli.agent.gc_settings().deb_cache_max_bytes, 200 << 20);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod kubelet_api_limits;
 mod kubelet_api_tokens;
 mod mounts;
 mod package;
+mod package_gc;
 mod pid_file;
 mod pods_cmd;
 mod pull_policy;
