@@ -124,6 +124,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut sources = vec![SourceId::File];
     let mut forward = None;
     let mut node_events = None;
+    let (health_tx, health_rx) =
+        watch::channel(pod::ReconcilerHealth::new(tokio::time::Instant::now()));
     if let Some(client) = client {
         let runtime_version = match ctx.systemd.version().await {
             Ok(version) => format!("systemd://{version}"),
@@ -140,12 +142,18 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             taint: !args.disable_taint,
             max_pods: args.max_pods,
             runtime_version,
-            kubelet_version: format!("v{}", env!("CARGO_PKG_VERSION")),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
             kubelet_port: args.kubelet_port,
         };
         sources.push(SourceId::Api);
-        let (to_forward, events) =
-            spawn_cluster(&mut tasks, client, node, &args, updates_tx.clone());
+        let (to_forward, events) = spawn_cluster(
+            &mut tasks,
+            client,
+            node,
+            &args,
+            updates_tx.clone(),
+            health_rx,
+        );
         forward = Some(to_forward);
         node_events = Some(events);
     }
@@ -175,6 +183,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         sources,
         updates_rx,
         progress_tx,
+        health_tx,
         tasks.stop_signal(Stage::Reconcile),
     );
     tasks.spawn("reconciler", Stage::Reconcile, async move {
@@ -283,13 +292,15 @@ async fn cluster_client(
 }
 
 /// Starts the cluster tasks (node, lease, pod watch, status reports); returns where the
-/// reconciler's progress must be forwarded, and where node events go.
+/// reconciler's progress must be forwarded, and where node events go. The node's `Ready`
+/// follows the reconciler's `health`.
 fn spawn_cluster(
     tasks: &mut Tasks,
     client: kube::Client,
     node: NodeConfig,
     args: &AgentArgs,
     updates: mpsc::Sender<SourceUpdate>,
+    health: watch::Receiver<pod::ReconcilerHealth>,
 ) -> (ProgressSender, gc::NodeEvents) {
     let (node_uid_tx, node_uid_rx) = watch::channel(None);
     let (store, writer) = kube::runtime::reflector::store();
@@ -329,11 +340,14 @@ fn spawn_cluster(
         lease.await;
         Ok(())
     });
+    let node_events_publisher = cluster::EventPublisher::new(client.clone(), &node.name);
     let node_status = cluster::node::run(
         client,
         node,
         args.paths.state_dir.clone(),
         node_uid_tx,
+        health,
+        node_events_publisher,
         tasks.stop_signal(Stage::Report),
     );
     tasks.spawn("node status", Stage::Report, async move {
