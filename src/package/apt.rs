@@ -26,6 +26,13 @@ use super::record;
 pub(crate) const DPKG_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
 
 const APT_GET: &str = "apt-get";
+
+/// apt-get's environment under systemk's lock: no questions, and dpkg told that its
+/// frontend lock is held by the caller (systemk took it, see `lock.rs`).
+pub(crate) const APT_GET_ENV: &[(&str, &str)] = &[
+    ("DEBIAN_FRONTEND", "noninteractive"),
+    ("DPKG_FRONTEND_LOCKED", "true"),
+];
 const APT_CACHE: &str = "apt-cache";
 
 /// Runs apt-get for every package manager that installs packages. Installs are serialised.
@@ -186,15 +193,7 @@ impl AptGet {
             }
             args.push(&target);
             tracing::info!(package, target, allow_downgrades, "installing");
-            let out = process::run(
-                APT_GET,
-                &args,
-                &[
-                    ("DEBIAN_FRONTEND", "noninteractive"),
-                    ("DPKG_FRONTEND_LOCKED", "true"),
-                ],
-            )
-            .await;
+            let out = process::run(APT_GET, &args, APT_GET_ENV).await;
             drop(guard);
             if let Some(path) = record {
                 let after = dpkg::installed_packages().await?;

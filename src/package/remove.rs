@@ -10,7 +10,7 @@ use std::path::Path;
 
 use std::time::Duration;
 
-use super::apt::{AptGet, lock_timeout_option};
+use super::apt::{APT_GET_ENV, AptGet, lock_timeout_option};
 use super::error::{Error, Result};
 use super::gc;
 use super::guard::PolicyGuard;
@@ -96,15 +96,7 @@ pub(crate) async fn remove_alone(apt_get: &AptGet, package: &str) -> Result<Remo
             &lock_timeout,
             &package,
         ];
-        let out = process::run(
-            APT_GET,
-            &args,
-            &[
-                ("DEBIAN_FRONTEND", "noninteractive"),
-                ("DPKG_FRONTEND_LOCKED", "true"),
-            ],
-        )
-        .await;
+        let out = process::run(APT_GET, &args, APT_GET_ENV).await;
         drop(guard);
         let out = out?;
         if !out.status.success() {
