@@ -6,6 +6,7 @@
 //! removes a package (`--no-remove`) and downgrades only packages systemk installed itself
 //! (the record); otherwise it fails with its own reason. Layer 1.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,9 +144,10 @@ impl AptGet {
     }
 
     /// Installs `target` (`name`, `name=version`, or an absolute `.deb` path) with its
-    /// dependencies. The lock, guard and apt-get run in their own task, so a caller that
-    /// is cancelled neither kills dpkg halfway nor removes the guard while dpkg still runs.
-    pub(crate) async fn install(&self, package: &str, target: &str) -> Result<()> {
+    /// dependencies, and names the packages that were not installed before. The lock,
+    /// guard and apt-get run in their own task, so a caller that is cancelled neither kills
+    /// dpkg halfway nor removes the guard while dpkg still runs.
+    pub(crate) async fn install(&self, package: &str, target: &str) -> Result<BTreeSet<String>> {
         let (policy_rc_d, record, package, target) = (
             self.policy_rc_d.clone(),
             self.record.clone(),
@@ -195,8 +197,8 @@ impl AptGet {
             tracing::info!(package, target, allow_downgrades, "installing");
             let out = process::run(APT_GET, &args, APT_GET_ENV).await;
             drop(guard);
+            let after = dpkg::installed_packages().await?;
             if let Some(path) = record {
-                let after = dpkg::installed_packages().await?;
                 save_record(path, record::updated(&recorded, &before, &after)).await?;
             }
             let out = out?;
@@ -210,7 +212,7 @@ impl AptGet {
             log_denials(&package, &out.stdout);
             log_denials(&package, &out.stderr);
             tracing::debug!(package, stderr = out.stderr, "apt-get finished");
-            Ok(())
+            Ok(after.difference(&before).cloned().collect())
         });
         task.await.map_err(|source| Error::TaskFailed {
             what: "apt-get install",
@@ -225,7 +227,7 @@ impl AptGet {
         package: &str,
         target: &str,
         refreshed: bool,
-    ) -> Result<()> {
+    ) -> Result<BTreeSet<String>> {
         match self.install(package, target).await {
             Err(error @ Error::InstallFailed { .. }) if !refreshed => {
                 tracing::warn!(package, %error, "install failed, retrying after apt-get update");
@@ -249,7 +251,7 @@ pub(crate) async fn installed_after_apt(package: &str) -> Result<String> {
         })
 }
 
-pub(crate) async fn load_record(path: PathBuf) -> Result<std::collections::BTreeSet<String>> {
+pub(crate) async fn load_record(path: PathBuf) -> Result<BTreeSet<String>> {
     tokio::task::spawn_blocking(move || record::load(&path))
         .await
         .map_err(|source| Error::TaskFailed {
@@ -258,10 +260,7 @@ pub(crate) async fn load_record(path: PathBuf) -> Result<std::collections::BTree
         })?
 }
 
-pub(crate) async fn save_record(
-    path: PathBuf,
-    packages: std::collections::BTreeSet<String>,
-) -> Result<()> {
+pub(crate) async fn save_record(path: PathBuf, packages: BTreeSet<String>) -> Result<()> {
     tokio::task::spawn_blocking(move || record::save(&path, &packages))
         .await
         .map_err(|source| Error::TaskFailed {
@@ -272,10 +271,7 @@ pub(crate) async fn save_record(
 
 /// Whether every package installing `target` would downgrade is in `recorded`, by
 /// apt's simulation (no lock, no change).
-async fn downgrades_only(
-    target: &str,
-    recorded: &std::collections::BTreeSet<String>,
-) -> Result<bool> {
+async fn downgrades_only(target: &str, recorded: &BTreeSet<String>) -> Result<bool> {
     let args = [
         "install",
         "-s",
@@ -376,7 +372,7 @@ impl Apt {
                 name,
                 version.clone(),
                 format!("{name}={version}"),
-                false,
+                &BTreeSet::new(),
             )
             .await;
         }
@@ -394,18 +390,13 @@ impl Apt {
                 });
             }
         }
-        self.apt_get
+        let added = self
+            .apt_get
             .install_refreshing(name, &spec, refreshed)
             .await?;
         let version = installed_after_apt(name).await?;
-        tracing::info!(package = name, version, before, "installed");
-        Installed::of_package(
-            name,
-            version.clone(),
-            format!("{name}={version}"),
-            before.is_none(),
-        )
-        .await
+        tracing::info!(package = name, version, before, ?added, "installed");
+        Installed::of_package(name, version.clone(), format!("{name}={version}"), &added).await
     }
 }
 
@@ -422,11 +413,14 @@ impl PackageManager for Apt {
             dpkg::installed_version(name).await?,
             image.version.as_deref(),
         ) {
-            Some(version) => {
-                Installed::of_package(name, version.clone(), format!("{name}={version}"), false)
-                    .await
-                    .map(Some)
-            }
+            Some(version) => Installed::of_package(
+                name,
+                version.clone(),
+                format!("{name}={version}"),
+                &BTreeSet::new(),
+            )
+            .await
+            .map(Some),
             None => Ok(None),
         }
     }

@@ -12,6 +12,7 @@
 //! files), removed on every failure and on cancellation. A file's mtime is its last use
 //! (set at each cache hit), by which garbage collection trims the cache.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -301,16 +302,22 @@ impl HttpsDeb {
                 version = fetched.control.version,
                 "already installed"
             );
-            return Installed::of_package(name, fetched.control.version, image_id, false).await;
+            return Installed::of_package(
+                name,
+                fetched.control.version,
+                image_id,
+                &BTreeSet::new(),
+            )
+            .await;
         }
         let target = fetched.path.to_str().ok_or_else(|| Error::InvalidDeb {
             path: fetched.path.clone(),
             why: "path is not UTF-8".into(),
         })?;
-        self.apt_get.install_refreshing(name, target, false).await?;
+        let added = self.apt_get.install_refreshing(name, target, false).await?;
         let version = installed_after_apt(name).await?;
-        tracing::info!(package = name, version, "installed");
-        Installed::of_package(name, version, image_id, before.is_none()).await
+        tracing::info!(package = name, version, before, ?added, "installed");
+        Installed::of_package(name, version, image_id, &added).await
     }
 }
 
@@ -332,7 +339,7 @@ impl PackageManager for HttpsDeb {
             return Ok(None);
         }
         let image_id = format!("sha256:{}", fetched.sha256);
-        Installed::of_package(name, fetched.control.version, image_id, false)
+        Installed::of_package(name, fetched.control.version, image_id, &BTreeSet::new())
             .await
             .map(Some)
     }

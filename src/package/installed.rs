@@ -4,6 +4,7 @@
 //! packages own (from their file lists and tmpfiles.d files). Shared by the apt and https
 //! backends. Layer 1.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::dpkg;
@@ -23,7 +24,7 @@ impl Installed {
         package: &str,
         version: String,
         image_id: String,
-        newly_installed: bool,
+        added: &BTreeSet<String>,
     ) -> Result<Self> {
         let own_files = dpkg::file_list(package).await?;
         let graph = dpkg::package_graph().await?;
@@ -69,11 +70,28 @@ impl Installed {
             package: Some(package.to_owned()),
             version: Some(version),
             image_id,
-            newly_installed,
+            newly_installed: added.contains(package),
             service_units,
+            added_units: starting_units_of(added).await,
             writable_dirs: writable_dirs(package, &file_lists).await,
         })
     }
+}
+
+/// The units that start something of the packages in `added`, by name.
+async fn starting_units_of(added: &BTreeSet<String>) -> Vec<String> {
+    let mut units = Vec::new();
+    for package in added {
+        match dpkg::file_list(package).await {
+            Ok(files) => units.extend(vendor::starting_units(&files)),
+            Err(error) => {
+                tracing::warn!(package, error = %crate::error_chain::Chain(&error), "cannot list the files of a package systemk installed");
+            }
+        }
+    }
+    units.sort();
+    units.dedup();
+    units
 }
 
 /// A unit file of `package`, read to tell umbrella units and templates' instances.

@@ -25,6 +25,11 @@ pub struct Installed {
     /// image's vendor unit: the image package and its same-source dependencies, or, when
     /// those ship none, its other direct dependencies.
     pub service_units: Vec<VendorUnit>,
+    /// The services, sockets, timers and path units of every package this install added
+    /// to the host (the image package and the dependencies apt pulled in with it), which
+    /// their postinst enabled: systemk disables them, so what it installed runs only as pods
+    /// (postgresql-common's `postgresql.service` would start every cluster at boot).
+    pub added_units: Vec<String>,
     /// Package-owned state directories that exist: `/var/{lib,spool,cache,log}/<x>`, `/run/<x>`,
     /// from the file lists and the `d`/`D` lines of the tmpfiles.d files of the image
     /// package and of the searched packages whose units were found.

@@ -35,6 +35,7 @@ impl PackageManager for PathImage {
             image_id: format!("sha256:{digest}"),
             newly_installed: false,
             service_units: Vec::new(),
+            added_units: Vec::new(),
             writable_dirs: Vec::new(),
         })
     }

@@ -38,6 +38,36 @@ pub(crate) fn service_units(files: &[PathBuf]) -> Vec<PathBuf> {
     units
 }
 
+/// Unit types whose enablement starts something at boot: what a package's postinst
+/// enables through deb-systemd-helper.
+const STARTING_UNIT_SUFFIXES: [&str; 4] = [".service", ".socket", ".timer", ".path"];
+
+/// The package's units that start something when enabled — services, sockets, timers and
+/// path units directly in a systemd unit directory, one per name, sorted — without
+/// templates and instances: a template is no unit to stop, and its instances enabled at
+/// install time are named by the template's own `[Install]`, which systemd disables with it
+/// only when asked for the template.
+pub(crate) fn starting_units(files: &[PathBuf]) -> Vec<String> {
+    let mut units: Vec<String> = files
+        .iter()
+        .filter(|file| {
+            file.parent()
+                .is_some_and(|dir| UNIT_DIRS.iter().any(|d| dir == Path::new(d)))
+        })
+        .filter_map(|file| file.file_name()?.to_str())
+        .filter(|name| {
+            !name.contains('@')
+                && STARTING_UNIT_SUFFIXES
+                    .iter()
+                    .any(|suffix| name.ends_with(suffix) && name.len() > suffix.len())
+        })
+        .map(str::to_owned)
+        .collect();
+    units.sort();
+    units.dedup();
+    units
+}
+
 /// Entries of the file list that are state directories by their place:
 /// `/var/{lib,spool,cache,log}/<x>` and `/run/<x>`. Whether they are directories is for the
 /// caller to check on disk.
@@ -116,6 +146,26 @@ mod tests {
             .filter(|l| l.starts_with('/') && *l != "/.")
             .map(PathBuf::from)
             .collect()
+    }
+
+    #[test]
+    fn starting_units_are_services_sockets_timers_and_paths_of_the_unit_dirs() {
+        let files = paths(&[
+            "/lib/systemd/system/ssh.service",
+            "/lib/systemd/system/ssh.socket",
+            "/usr/lib/systemd/system/ssh.socket",
+            "/lib/systemd/system/ssh@.service",
+            "/lib/systemd/system/rescue-ssh.target",
+            "/lib/systemd/system/logrotate.timer",
+            "/lib/systemd/system/watch.path",
+            "/lib/systemd/system/.service",
+            "/etc/systemd/system/sshd.service",
+            "/lib/systemd/system/ssh.service.d/x.conf",
+        ]);
+        assert_eq!(
+            starting_units(&files),
+            ["logrotate.timer", "ssh.service", "ssh.socket", "watch.path"]
+        );
     }
 
     #[test]

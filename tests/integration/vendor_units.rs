@@ -104,8 +104,56 @@ async fn postgresql_runs_the_cluster_the_annotation_names() {
     let context = TestContext::new("vendor_postgresql");
     // This image has postgresql and its cluster 15/main from the start; a host without
     // them gets them installed (postgresql-15's postinst creates the cluster) and purged.
-    let _purge = (!known_to_dpkg("postgresql")).then(|| Purge(POSTGRESQL_PACKAGES.to_vec()));
+    let fresh = !known_to_dpkg("postgresql");
+    let _purge = fresh.then(|| Purge(POSTGRESQL_PACKAGES.to_vec()));
     let engine = Engine::new(None).await;
+    let db = pod(
+        &context,
+        "db",
+        "postgresql",
+        json!({ "systemk.io/vendor-unit.main": "postgresql@15-main.service" }),
+    );
+    let run = engine.run(db);
+    // What item 1 guarantees: the instance's unit, its specifiers expanded for 15-main.
+    let path = run.unit_path("main");
+    run.until(INSTALL_DEADLINE, "the unit to be written", |_| {
+        path.exists().then_some(())
+    })
+    .await;
+    let unit = UnitFile::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        unit.get("Service", "ExecStart"),
+        Some("-/usr/bin/pg_ctlcluster --skip-systemctl-redirect 15-main start")
+    );
+    assert_eq!(
+        unit.get("Service", "PIDFile"),
+        Some("/run/postgresql/15-main.pid")
+    );
+
+    // And the daemon answers.
+    let pid = run.running_pid(INSTALL_DEADLINE, "main").await;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(
+        exe,
+        std::path::Path::new("/usr/lib/postgresql/15/bin/postgres")
+    );
+    wait_for(DEADLINE, "pg_isready to accept", || async {
+        Command::new("pg_isready")
+            .args(["-q", "-h", "/run/postgresql", "-p", "5432"])
+            .status()
+            .ok()?
+            .success()
+            .then_some(())
+    })
+    .await;
+
+    // systemk installed postgresql-common with the image: its umbrella postgresql.service,
+    // which would start every cluster at the next boot beside the pod, is off on the host.
+    if fresh {
+        assert_eq!(systemctl("is-enabled", "postgresql.service"), "disabled");
+    }
+
+    // The package is there now: what systemk reads of it for pods that name no instance.
     let installed = engine
         .ctx()
         .installer
@@ -159,46 +207,6 @@ async fn postgresql_runs_the_cluster_the_annotation_names() {
             "{wanted:?}: {err}"
         );
     }
-
-    let db = pod(
-        &context,
-        "db",
-        "postgresql",
-        json!({ "systemk.io/vendor-unit.main": "postgresql@15-main.service" }),
-    );
-    let run = engine.run(db);
-    // What item 1 guarantees: the instance's unit, its specifiers expanded for 15-main.
-    let path = run.unit_path("main");
-    run.until(INSTALL_DEADLINE, "the unit to be written", |_| {
-        path.exists().then_some(())
-    })
-    .await;
-    let unit = UnitFile::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(
-        unit.get("Service", "ExecStart"),
-        Some("-/usr/bin/pg_ctlcluster --skip-systemctl-redirect 15-main start")
-    );
-    assert_eq!(
-        unit.get("Service", "PIDFile"),
-        Some("/run/postgresql/15-main.pid")
-    );
-
-    // And the daemon answers.
-    let pid = run.running_pid(INSTALL_DEADLINE, "main").await;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert_eq!(
-        exe,
-        std::path::Path::new("/usr/lib/postgresql/15/bin/postgres")
-    );
-    wait_for(DEADLINE, "pg_isready to accept", || async {
-        Command::new("pg_isready")
-            .args(["-q", "-h", "/run/postgresql", "-p", "5432"])
-            .status()
-            .ok()?
-            .success()
-            .then_some(())
-    })
-    .await;
 
     run.finish().await;
 }

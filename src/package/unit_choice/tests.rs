@@ -26,6 +26,7 @@ fn installed(package: &str, units: Vec<VendorUnit>) -> Installed {
         image_id: format!("{package}=1"),
         newly_installed: false,
         service_units: units,
+        added_units: Vec::new(),
         writable_dirs: vec![],
     }
 }

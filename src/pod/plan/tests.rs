@@ -102,6 +102,7 @@ fn installed(image_id: &str) -> Installed {
         image_id: image_id.into(),
         newly_installed: false,
         service_units: Vec::new(),
+        added_units: Vec::new(),
         writable_dirs: vec![PathBuf::from("/var/spool/uptimed")],
     }
 }

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use super::stop::grace_of;
 use super::{STOP_MARGIN, compute_status, read_unit};
 use crate::clock::now;
-use crate::package::{Holder, ImageRef, Installed, PullPolicy, VendorUnit};
+use crate::package::{Holder, ImageRef, Installed, PullPolicy};
 use crate::pod::blocking::off_runtime;
 use crate::pod::container_unit::{ContainerRef, containers, unit_name};
 use crate::pod::container_unit::{read_vendor_unit, selected_vendor_unit};
@@ -445,18 +445,14 @@ pub(super) async fn prepare_container(
 }
 
 /// The host's units to stop and disable after systemk installed `installed`'s package:
-/// the package's own units, and the unit the container runs when a dependency ships it
-/// (nginx's `nginx.service` is `nginx-common`'s), so only the pod runs the daemon. Other
-/// units of dependencies stay: the dependency may have been the host's before (the host's
-/// `postgresql.service` must not stop because a pod installed `postgresql-contrib`).
-/// Templates are no units to stop; an instance the pod runs is.
+/// those of every package the install added (the image package and the dependencies apt
+/// pulled in with it), and the unit the container runs when a dependency the host had
+/// before ships it (nginx's `nginx.service` is `nginx-common`'s), so only the pod runs the
+/// daemon. Units of packages the host had stay: the host's `postgresql.service` must not
+/// stop because a pod installed `postgresql-contrib`. Templates are no units to stop; an
+/// instance the pod runs is.
 fn units_to_disable(pod: &Pod, container: &Container, installed: &Installed) -> Vec<String> {
-    let mut names: Vec<String> = installed
-        .service_units
-        .iter()
-        .filter(|u| installed.package.as_deref() == Some(u.package.as_str()) && !u.is_template())
-        .map(VendorUnit::name)
-        .collect();
+    let mut names = installed.added_units.clone();
     // A choice that fails is reported when the unit is read just after.
     if let Ok(Some(selected)) = selected_vendor_unit(pod, container, installed)
         && !names.contains(&selected.name)
