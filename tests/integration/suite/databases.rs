@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use super::{Case, Probe, run_case};
 
-/// MariaDB's handshake packet names the server.
+/// MariaDB's handshake packet names the server. The package ships `mariadb.service` and
+/// the template `mariadb@.service` (multi-instance): the pod names the first.
 #[tokio::test]
 #[ignore = "package suite: scripts/package-suite"]
 async fn mariadb_sends_its_handshake() {
     run_case(Case {
         probe_deadline: Duration::from_secs(90),
+        vendor_unit: Some("mariadb.service"),
         ..Case::new(
             "suite_mariadb",
             "mariadb-server",

@@ -26,7 +26,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::TestContext;
-use crate::support::engine::{Engine, INSTALL_DEADLINE, PodRun, unique_uid};
+use k8s_openapi::api::core::v1::{PodStatus, Volume};
+
+use crate::support::engine::{Engine, INSTALL_DEADLINE, PodRun, container_status, unique_uid};
 use crate::support::packages::{Purge, known_to_dpkg};
 use crate::support::poll_until;
 
@@ -43,6 +45,12 @@ pub struct Case {
     pub purge: &'static [&'static str],
     /// The `systemk.io/vendor-unit.main` annotation, for packages with several units.
     pub vendor_unit: Option<&'static str>,
+    /// The container's `args` (they replace the vendor `ExecStart=`'s options); empty:
+    /// none.
+    pub args: &'static [&'static str],
+    /// Mount paths of emptyDir volumes the pod must give the daemon (state it writes
+    /// outside the directories systemk makes writable).
+    pub empty_dirs: &'static [&'static str],
     /// How the case checks the daemon.
     pub probe: Probe,
     /// How long the daemon may take to answer once its unit runs.
@@ -62,6 +70,8 @@ impl Case {
             image,
             purge,
             vendor_unit: None,
+            args: &[],
+            empty_dirs: &[],
             probe,
             probe_deadline: Duration::from_secs(30),
         }
@@ -121,10 +131,55 @@ pub async fn run_image(case: &Case, image: &str, extra_ca_pem: Option<&str>) {
     let _purge = (!host_had_it).then(|| Purge(case.purge.to_vec()));
     wait_for_free_port(&case.probe).await;
     let engine = Engine::new(extra_ca_pem).await;
-    let run = engine.run(pod(&context, case.test, image, case.vendor_unit));
+    let mut pod = pod(&context, case.test, image, case.vendor_unit);
+    let spec = pod.spec.as_mut().expect("the pod has a spec");
+    if !case.args.is_empty() {
+        spec.containers[0].args = Some(case.args.iter().map(|a| a.to_string()).collect());
+    }
+    for (i, path) in case.empty_dirs.iter().enumerate() {
+        let volume: Volume =
+            serde_json::from_value(json!({"name": format!("v{i}"), "emptyDir": {}})).unwrap();
+        spec.volumes.get_or_insert_with(Vec::new).push(volume);
+        let mount =
+            serde_json::from_value(json!({"name": format!("v{i}"), "mountPath": path})).unwrap();
+        spec.containers[0]
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(mount);
+    }
+    let run = engine.run(pod);
+    let started = run
+        .until(INSTALL_DEADLINE, "the container to run or fail", started)
+        .await;
+    if let Err(why) = started {
+        panic!("{} does not run: {why}", case.image);
+    }
     run.running_pid(INSTALL_DEADLINE, "main").await;
     probe_run(&run, case).await;
     run.finish().await;
+}
+
+/// `Ok` once the container runs; `Err` with the reason and message once it waits for
+/// anything but its install (a crash loop, a unit that cannot be built): the suite
+/// fails fast with what systemk reports instead of waiting out the deadline.
+fn started(status: &PodStatus) -> Option<Result<(), String>> {
+    let state = container_status(status, "main")?.state.as_ref()?;
+    if state.running.is_some() {
+        return Some(Ok(()));
+    }
+    let waiting = state.waiting.as_ref()?;
+    let reason = waiting.reason.as_deref().unwrap_or_default();
+    // ErrImagePull may be another test run holding the dpkg lock: retried.
+    if matches!(
+        reason,
+        "ContainerCreating" | "PodInitializing" | "ErrImagePull"
+    ) {
+        return None;
+    }
+    Some(Err(format!(
+        "{reason}: {}",
+        waiting.message.as_deref().unwrap_or_default()
+    )))
 }
 
 /// Probes the running daemon of `case`.
