@@ -169,17 +169,13 @@ fn started(status: &PodStatus) -> Option<Result<(), String>> {
     }
     let waiting = state.waiting.as_ref()?;
     let reason = waiting.reason.as_deref().unwrap_or_default();
-    // ErrImagePull may be another test run holding the dpkg lock: retried.
-    if matches!(
-        reason,
-        "ContainerCreating" | "PodInitializing" | "ErrImagePull"
-    ) {
+    let message = waiting.message.as_deref().unwrap_or_default();
+    // A pull failure may be another test run holding the dpkg lock: wait for it.
+    let pulling = matches!(reason, "ErrImagePull" | "ImagePullBackOff") && message.contains("lock");
+    if matches!(reason, "ContainerCreating" | "PodInitializing") || pulling {
         return None;
     }
-    Some(Err(format!(
-        "{reason}: {}",
-        waiting.message.as_deref().unwrap_or_default()
-    )))
+    Some(Err(format!("{reason}: {message}")))
 }
 
 /// Probes the running daemon of `case`.
