@@ -159,6 +159,24 @@ pub async fn run_image(case: &Case, image: &str, extra_ca_pem: Option<&str>) {
     run.finish().await;
 }
 
+/// A case that does not work yet (docs/packages.md says why): the container must wait
+/// with `reason` and a message containing `why`. When systemk learns to run it, this
+/// fails, and the case becomes a [`run_case`].
+pub async fn known_failure(case: Case, reason: &str, why: &str) {
+    let context = TestContext::new(case.test);
+    let host_had_it = known_to_dpkg(package_of(case.image));
+    let _purge = (!host_had_it).then(|| Purge(case.purge.to_vec()));
+    let engine = Engine::new(None).await;
+    let run = engine.run(pod(&context, case.test, case.image, case.vendor_unit));
+    let started = run
+        .until(INSTALL_DEADLINE, "the container to run or fail", started)
+        .await;
+    let message = started.expect_err("the known failure is fixed: make the case a run_case");
+    assert!(message.starts_with(&format!("{reason}: ")), "{message}");
+    assert!(message.contains(why), "{message}");
+    run.finish().await;
+}
+
 /// `Ok` once the container runs; `Err` with the reason and message once it waits for
 /// anything but its install (a crash loop, a unit that cannot be built): the suite
 /// fails fast with what systemk reports instead of waiting out the deadline.
