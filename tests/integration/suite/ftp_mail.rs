@@ -1,7 +1,7 @@
 //! FTP and mail servers, each checked by its greeting. openssh-server and vsftpd are in
 //! `run_dirs.rs`.
 
-use super::{Case, Probe, run_case};
+use super::{Case, Probe, known_failure, run_case};
 
 #[tokio::test]
 #[ignore = "package suite: scripts/package-suite"]
@@ -19,19 +19,26 @@ async fn proftpd_greets() {
     .await;
 }
 
+/// exim4 does not run yet: Debian 12 starts the daemon from an init script only; the one
+/// service unit its packages ship is `exim4-base.service`, the daily housekeeping
+/// oneshot, which systemk runs as the container: it exits at once and crash-loops.
 #[tokio::test]
 #[ignore = "package suite: scripts/package-suite"]
-async fn exim4_greets() {
-    run_case(Case::new(
-        "suite_exim4",
-        "exim4-daemon-light",
-        &["exim4-daemon-light", "exim4-base", "exim4-config", "exim4"],
-        Probe::Tcp {
-            port: 25,
-            send: b"",
-            expect: b"ESMTP Exim",
-        },
-    ))
+async fn exim4_has_no_daemon_unit_and_crash_loops() {
+    known_failure(
+        Case::new(
+            "suite_exim4",
+            "exim4-daemon-light",
+            &["exim4-daemon-light", "exim4-base", "exim4-config", "exim4"],
+            Probe::Tcp {
+                port: 25,
+                send: b"",
+                expect: b"ESMTP Exim",
+            },
+        ),
+        "CrashLoopBackOff",
+        "restarting failed container=main",
+    )
     .await;
 }
 
@@ -51,13 +58,12 @@ async fn dovecot_imapd_greets() {
     .await;
 }
 
-/// vsftpd with Debian's defaults starts but sends no banner (`run_dirs::vsftpd_greets`,
-/// ignored): its per-session process clones new network and PID namespaces
-/// (`isolate=YES`, `isolate_network=YES`), which the confinement's
-/// `RestrictNamespaces=yes` refuses. With both off, given as options after the
-/// configuration file, it greets.
+/// vsftpd starts and listens but sends no banner, with Debian's defaults
+/// (`run_dirs::vsftpd_greets`) and also with its namespace isolation off (`isolate=NO`,
+/// `isolate_network=NO`, which `RestrictNamespaces=yes` would refuse) and `chroot`
+/// allowed: the cause is not found yet. `scripts/package-suite` skips it.
 #[tokio::test]
-#[ignore = "package suite: scripts/package-suite"]
+#[ignore = "known failure: vsftpd sends no banner (docs/packages.md)"]
 async fn vsftpd_greets_with_namespace_isolation_off() {
     run_case(Case {
         args: &["/etc/vsftpd.conf", "-oisolate=NO", "-oisolate_network=NO"],
