@@ -152,7 +152,18 @@ mod tests {
             .trim_start_matches('~')
             .split_whitespace()
             .collect();
-        for wanted in ["@debug", "@module", "mount", "bpf", "open_by_handle_at"] {
+        // chroot is allowed, but nothing that would let a chrooted process build its own
+        // view of the host: the mount calls stay denied.
+        for wanted in [
+            "@debug",
+            "@module",
+            "mount",
+            "pivot_root",
+            "move_mount",
+            "open_tree",
+            "bpf",
+            "open_by_handle_at",
+        ] {
             assert!(denied.contains(&wanted), "{wanted}");
         }
         assert!(!lines[1].contains("chroot"));
