@@ -13,6 +13,7 @@ mod kubeconfig;
 mod manpage;
 mod node_ip;
 mod node_security;
+mod size;
 /// A duration as `<n>` seconds or `<n>` followed by `s`, `m`, `h` or `d`.
 fn parse_age(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
@@ -194,6 +195,15 @@ pub struct AgentArgs {
     /// at every such request.
     #[arg(long, env = "SYSTEMK_APT_LISTS_MAX_AGE", value_name = "DURATION", default_value = "1h", value_parser = parse_age)]
     pub apt_lists_max_age: std::time::Duration,
+    /// Packages systemk installed are removed once no container used them for this long
+    /// (`<n>s`, `<n>m`, `<n>h`, `<n>d` or seconds); 0 removes none. Never a package
+    /// systemk did not install, or one another installed package depends on.
+    #[arg(long, env = "SYSTEMK_IMAGE_MINIMUM_GC_AGE", value_name = "DURATION", default_value = "1h", value_parser = parse_age)]
+    pub image_minimum_gc_age: std::time::Duration,
+    /// The downloaded `.deb` cache is trimmed to this size, least recently used first:
+    /// bytes, or a number followed by K, M, G or T (powers of 1024).
+    #[arg(long, env = "SYSTEMK_DEB_CACHE_MAX_SIZE", value_name = "SIZE", default_value = "1G", value_parser = size::parse_size)]
+    pub deb_cache_max_size: u64,
     /// Groups (names, numbers, or @devices for every group owning a device node) that a
     /// pod may take as runAsGroup, supplementalGroups or fsGroup only when privileged.
     #[arg(long, env = "SYSTEMK_RESTRICTED_GROUPS", value_name = "GROUPS", value_delimiter = ',', default_value = DEFAULT_RESTRICTED_GROUPS)]
@@ -242,6 +252,15 @@ pub struct AgentArgs {
     /// neither, every kubelet API request is refused (401).
     #[arg(long, env = "SYSTEMK_CLIENT_CA_FILE", value_name = "FILE")]
     pub client_ca_file: Option<PathBuf>,
+    /// Also authenticate kubelet API callers by bearer token (e.g. a service account's),
+    /// asking the API server with a TokenReview, as the kubelet's flag of this name. Needs
+    /// a cluster; the node must be allowed to create tokenreviews.
+    #[arg(long, env = "SYSTEMK_AUTHENTICATION_TOKEN_WEBHOOK", value_name = "BOOL", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub authentication_token_webhook: bool,
+    /// How long the API server's answer about a bearer token is reused (the kubelet's
+    /// default, 2m); 0 asks every time.
+    #[arg(long, env = "SYSTEMK_AUTHENTICATION_TOKEN_WEBHOOK_CACHE_TTL", value_name = "DURATION", default_value = "2m", value_parser = parse_age)]
+    pub authentication_token_webhook_cache_ttl: std::time::Duration,
 }
 
 impl AgentArgs {
@@ -251,6 +270,16 @@ impl AgentArgs {
             allow_apt: self.image_apt,
             https_hosts: crate::package::ImagePolicy::parse_https_hosts(&self.image_https_hosts),
             require_sha256: self.image_require_sha256,
+        }
+    }
+
+    /// What garbage collection may remove, from `--image-minimum-gc-age` and
+    /// `--deb-cache-max-size`.
+    pub fn gc_settings(&self) -> crate::package::GcSettings {
+        crate::package::GcSettings {
+            unused_package_age: (!self.image_minimum_gc_age.is_zero())
+                .then_some(self.image_minimum_gc_age),
+            deb_cache_max_bytes: self.deb_cache_max_size,
         }
     }
 
@@ -321,6 +350,28 @@ mod tests {
     }
 
     #[test]
+    fn gc_flags_parse_with_defaults() {
+        let cli = Cli::try_parse_from(["systemk"]).unwrap();
+        assert_eq!(
+            cli.agent.gc_settings(),
+            crate::package::GcSettings {
+                unused_package_age: Some(std::time::Duration::from_secs(3600)),
+                deb_cache_max_bytes: 1 << 30,
+            }
+        );
+        let cli = Cli::try_parse_from([
+            "systemk",
+            "--image-minimum-gc-age",
+            "0",
+            "--deb-cache-max-size",
+            "200M",
+        ])
+        .unwrap();
+        assert_eq!(cli.agent.gc_settings().unused_package_age, None);
+        assert_eq!(cli.agent.gc_settings().deb_cache_max_bytes, 200 << 20);
+    }
+
+    #[test]
     fn image_policy_flags_parse() {
         let cli = Cli::try_parse_from(["systemk"]).unwrap();
         assert_eq!(
@@ -366,6 +417,31 @@ mod tests {
         assert_eq!(
             cli.agent.client_ca_file.as_deref(),
             Some(Path::new("/etc/systemk/client-ca.crt"))
+        );
+        assert!(!cli.agent.authentication_token_webhook);
+        assert_eq!(
+            cli.agent.authentication_token_webhook_cache_ttl,
+            crate::server::token::DEFAULT_CACHE_TTL
+        );
+        for args in [
+            &["systemk", "--authentication-token-webhook"][..],
+            &["systemk", "--authentication-token-webhook=true"][..],
+            &["systemk", "--authentication-token-webhook", "true"][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert!(cli.agent.authentication_token_webhook, "{args:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "systemk",
+            "--authentication-token-webhook=false",
+            "--authentication-token-webhook-cache-ttl",
+            "30s",
+        ])
+        .unwrap();
+        assert!(!cli.agent.authentication_token_webhook);
+        assert_eq!(
+            cli.agent.authentication_token_webhook_cache_ttl.as_secs(),
+            30
         );
         // A certificate without its key (or the other way round) is a usage error.
         assert!(Cli::try_parse_from(["systemk", "--tls-cert-file", "/x.crt"]).is_err());

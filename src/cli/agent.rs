@@ -1,10 +1,12 @@
 //! `systemk` with no command: the node agent. Wires the static-pod source (and, with a
 //! kubeconfig, the cluster: node, lease, pod watch, status reports) to the reconciler,
-//! tells systemd when the first sync is done (`Type=notify`), and stops on SIGTERM/SIGINT
-//! without touching the pods, which live in their own units. Every long-lived task is
-//! owned by [`tasks::Tasks`], which stops them in order and notices one that ends early.
+//! tells systemd when the first sync is done (`Type=notify`), collects unused packages
+//! (`gc`), and stops on SIGTERM/SIGINT without touching the pods, which live in their own
+//! units. Every long-lived task is owned by [`tasks::Tasks`], which stops them in order
+//! and notices one that ends early.
 
 mod forward;
+mod gc;
 mod tasks;
 
 use std::net::SocketAddr;
@@ -59,6 +61,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         apt_lists_max_age: args.apt_lists_max_age,
         ..InstallerConfig::default()
     })?;
+    let collector = installer.clone();
     // D-Bus may come up after systemk at boot.
     let systemd = LOCAL_SERVICE
         .retry(
@@ -120,6 +123,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let (progress_tx, progress_rx) = pod::progress_channel(pod::EVENT_CAPACITY);
     let mut sources = vec![SourceId::File];
     let mut forward = None;
+    let mut node_events = None;
+    let (health_tx, health_rx) =
+        watch::channel(pod::ReconcilerHealth::new(tokio::time::Instant::now()));
     if let Some(client) = client {
         let runtime_version = match ctx.systemd.version().await {
             Ok(version) => format!("systemd://{version}"),
@@ -136,18 +142,28 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             taint: !args.disable_taint,
             max_pods: args.max_pods,
             runtime_version,
-            kubelet_version: format!("v{}", env!("CARGO_PKG_VERSION")),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
             kubelet_port: args.kubelet_port,
         };
         sources.push(SourceId::Api);
-        forward = Some(spawn_cluster(
+        let (to_forward, events) = spawn_cluster(
             &mut tasks,
             client,
             node,
             &args,
             updates_tx.clone(),
-        ));
+            health_rx,
+        );
+        forward = Some(to_forward);
+        node_events = Some(events);
     }
+    let collect = gc::run(
+        collector,
+        args.gc_settings(),
+        node_events,
+        tasks.stop_signal(Stage::Reconcile),
+    );
+    tasks.spawn("garbage collector", Stage::Reconcile, collect);
     let manifests = manifests::watch(
         args.pod_manifest_path.clone(),
         node_name,
@@ -167,6 +183,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         sources,
         updates_rx,
         progress_tx,
+        health_tx,
         tasks.stop_signal(Stage::Reconcile),
     );
     tasks.spawn("reconciler", Stage::Reconcile, async move {
@@ -220,6 +237,9 @@ fn bind_kubelet_api(
         serving,
         client_ca,
         limits: server::Limits::default(),
+        token_webhook_cache_ttl: args
+            .authentication_token_webhook
+            .then_some(args.authentication_token_webhook_cache_ttl),
     };
     Server::bind(
         settings,
@@ -272,18 +292,25 @@ async fn cluster_client(
 }
 
 /// Starts the cluster tasks (node, lease, pod watch, status reports); returns where the
-/// reconciler's progress must be forwarded.
+/// reconciler's progress must be forwarded, and where node events go. The node's `Ready`
+/// follows the reconciler's `health`.
 fn spawn_cluster(
     tasks: &mut Tasks,
     client: kube::Client,
     node: NodeConfig,
     args: &AgentArgs,
     updates: mpsc::Sender<SourceUpdate>,
-) -> ProgressSender {
+    health: watch::Receiver<pod::ReconcilerHealth>,
+) -> (ProgressSender, gc::NodeEvents) {
     let (node_uid_tx, node_uid_rx) = watch::channel(None);
     let (store, writer) = kube::runtime::reflector::store();
     let (changed_tx, changed_rx) = watch::channel(());
     let (forward_tx, forward_rx) = pod::progress_channel(pod::EVENT_CAPACITY);
+    let node_events = gc::NodeEvents {
+        publisher: cluster::EventPublisher::new(client.clone(), &node.name),
+        node_name: node.name.clone(),
+        node_uid: node_uid_rx.clone(),
+    };
     let reporter = cluster::status::Reporter {
         client: client.clone(),
         store,
@@ -313,11 +340,14 @@ fn spawn_cluster(
         lease.await;
         Ok(())
     });
+    let node_events_publisher = cluster::EventPublisher::new(client.clone(), &node.name);
     let node_status = cluster::node::run(
         client,
         node,
         args.paths.state_dir.clone(),
         node_uid_tx,
+        health,
+        node_events_publisher,
         tasks.stop_signal(Stage::Report),
     );
     tasks.spawn("node status", Stage::Report, async move {
@@ -331,7 +361,7 @@ fn spawn_cluster(
         status.await;
         Ok(())
     });
-    forward_tx
+    (forward_tx, node_events)
 }
 
 async fn wait_for_signal() {

@@ -23,9 +23,16 @@ use super::record;
 
 /// How long apt waits for another dpkg user (unattended-upgrades, an admin) to release the
 /// lock before giving up: long enough for a large upgrade to finish.
-const DPKG_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const DPKG_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
 
 const APT_GET: &str = "apt-get";
+
+/// apt-get's environment under systemk's lock: no questions, and dpkg told that its
+/// frontend lock is held by the caller (systemk took it, see `lock.rs`).
+pub(crate) const APT_GET_ENV: &[(&str, &str)] = &[
+    ("DEBIAN_FRONTEND", "noninteractive"),
+    ("DPKG_FRONTEND_LOCKED", "true"),
+];
 const APT_CACHE: &str = "apt-cache";
 
 /// Runs apt-get for every package manager that installs packages. Installs are serialised.
@@ -58,6 +65,16 @@ impl AptGet {
             lists_dir,
             lists_max_age,
         }
+    }
+
+    /// Where the policy-rc.d guard goes while apt runs.
+    pub(crate) fn policy_rc_d(&self) -> &Path {
+        &self.policy_rc_d
+    }
+
+    /// The record of packages systemk installed, if it keeps one.
+    pub(crate) fn record(&self) -> Option<&Path> {
+        self.record.as_deref()
     }
 
     /// Held for the whole check-then-install sequence of one image.
@@ -176,15 +193,7 @@ impl AptGet {
             }
             args.push(&target);
             tracing::info!(package, target, allow_downgrades, "installing");
-            let out = process::run(
-                APT_GET,
-                &args,
-                &[
-                    ("DEBIAN_FRONTEND", "noninteractive"),
-                    ("DPKG_FRONTEND_LOCKED", "true"),
-                ],
-            )
-            .await;
+            let out = process::run(APT_GET, &args, APT_GET_ENV).await;
             drop(guard);
             if let Some(path) = record {
                 let after = dpkg::installed_packages().await?;
@@ -240,7 +249,7 @@ pub(crate) async fn installed_after_apt(package: &str) -> Result<String> {
         })
 }
 
-async fn load_record(path: PathBuf) -> Result<std::collections::BTreeSet<String>> {
+pub(crate) async fn load_record(path: PathBuf) -> Result<std::collections::BTreeSet<String>> {
     tokio::task::spawn_blocking(move || record::load(&path))
         .await
         .map_err(|source| Error::TaskFailed {
@@ -249,7 +258,10 @@ async fn load_record(path: PathBuf) -> Result<std::collections::BTreeSet<String>
         })?
 }
 
-async fn save_record(path: PathBuf, packages: std::collections::BTreeSet<String>) -> Result<()> {
+pub(crate) async fn save_record(
+    path: PathBuf,
+    packages: std::collections::BTreeSet<String>,
+) -> Result<()> {
     tokio::task::spawn_blocking(move || record::save(&path, &packages))
         .await
         .map_err(|source| Error::TaskFailed {
@@ -298,7 +310,7 @@ fn downgraded(stdout: &str) -> Vec<String> {
 }
 
 /// Makes apt wait for the dpkg and apt locks instead of failing at once.
-fn lock_timeout_option() -> String {
+pub(crate) fn lock_timeout_option() -> String {
     format!("DPkg::Lock::Timeout={}", DPKG_LOCK_TIMEOUT.as_secs())
 }
 

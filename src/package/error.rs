@@ -237,6 +237,16 @@ pub enum Error {
         /// How long systemk waited.
         waited_secs: u64,
     },
+    /// `apt-get remove` of a package garbage collection chose failed.
+    #[error("removing {package} failed: {stderr}{}", if stdout.is_empty() { String::new() } else { format!("; apt-get output ends: {stdout}") })]
+    RemoveFailed {
+        /// The package being removed.
+        package: String,
+        /// The last bytes of apt-get's stderr.
+        stderr: String,
+        /// The last bytes of apt-get's stdout.
+        stdout: String,
+    },
     /// A local file operation failed.
     #[error("{action} {path} failed")]
     Io {
@@ -287,6 +297,7 @@ impl Error {
             | Self::Spawn { .. }
             | Self::HttpsClient { .. }
             | Self::Io { .. }
+            | Self::RemoveFailed { .. }
             | Self::TaskFailed { .. } => "PackageManagerError",
         }
     }
@@ -305,6 +316,7 @@ impl Error {
             | Self::DownloadFailed { .. }
             | Self::Io { .. }
             | Self::DpkgLocked { .. }
+            | Self::RemoveFailed { .. }
             // Heals when the holder goes away or changes its pin.
             | Self::VersionHeld { .. }
             | Self::TaskFailed { .. } => true,

@@ -104,6 +104,14 @@ impl Holders {
         );
     }
 
+    /// Every package some holder uses.
+    pub(crate) fn packages(&self) -> std::collections::BTreeSet<String> {
+        self.holds
+            .values()
+            .map(|hold| hold.package.clone())
+            .collect()
+    }
+
     /// Forgets every hold of `owner`.
     pub(crate) fn release(&mut self, owner: &str) {
         self.holds.retain(|(held_by, _), _| held_by != owner);
@@ -188,7 +196,9 @@ mod tests {
             holders.check(&holder("b", "c"), "q", Some("8")),
             Verdict::Free
         );
+        assert_eq!(holders.packages().into_iter().collect::<Vec<_>>(), ["p"]);
         holders.release("a");
+        assert!(holders.packages().is_empty());
         assert_eq!(
             holders.check(&holder("b", "c"), "p", Some("1")),
             Verdict::Free

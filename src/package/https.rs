@@ -9,7 +9,8 @@
 //! sha256: an unpinned URL is downloaded once and then treated as immutable, unless its
 //! pull policy is `Always`, which downloads it again. Pin a digest to control what is
 //! installed. In-flight downloads are [`TempFile`]s (hidden `.tmp`
-//! files), removed on every failure and on cancellation.
+//! files), removed on every failure and on cancellation. A file's mtime is its last use
+//! (set at each cache hit), by which garbage collection trims the cache.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -278,6 +279,7 @@ impl HttpsDeb {
             && let Some(cached) = self.cached(image).await?
         {
             tracing::info!(url = image.url.as_str(), path = %cached.path.display(), "using the cached .deb");
+            mark_used(cached.path.clone()).await;
             return Ok(cached);
         }
         self.download(image).await
@@ -333,6 +335,22 @@ impl PackageManager for HttpsDeb {
         Installed::of_package(name, fetched.control.version, image_id, false)
             .await
             .map(Some)
+    }
+}
+
+/// Sets the cached file's mtime to now: the cache is trimmed least recently used first,
+/// by mtime (atime is often not kept: `noatime`, `relatime`). A failure only makes the
+/// file look older.
+async fn mark_used(path: PathBuf) {
+    let touched = tokio::task::spawn_blocking(move || {
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_modified(std::time::SystemTime::now()))
+    })
+    .await;
+    if let Ok(Err(error)) = touched {
+        tracing::debug!(%error, "cannot mark a cached .deb as used");
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use super::apt::{Apt, AptGet, AptPackage};
+use super::collect::{Collector, GcReport, GcSettings};
 use super::dpkg;
 use super::error::{Error, Result};
 use super::guard::POLICY_RC_D;
@@ -67,6 +68,8 @@ pub struct Installer {
     /// Who uses which package version; held across an install, so the check and the
     /// claim see no other install in between.
     holders: Arc<Mutex<Holders>>,
+    /// Removes what no holder uses any more; remembers since when.
+    collector: Collector,
 }
 
 impl Installer {
@@ -80,6 +83,7 @@ impl Installer {
         ));
         Ok(Self {
             apt: Apt::new(apt_get.clone()),
+            collector: Collector::new(apt_get.clone(), config.deb_cache_dir.clone()),
             https: HttpsDeb::new(apt_get, config.deb_cache_dir, &config.extra_root_certs_pem)?,
             path: PathImage,
             policy: config.policy,
@@ -172,14 +176,31 @@ impl Installer {
             .claim(holder, package, &version, pinned);
     }
 
-    /// Forgets every hold of `owner` (its pod is gone).
+    /// Forgets every hold of `owner` (its pod is gone); the grace of the packages no
+    /// one holds any more starts now.
     pub async fn release(&self, owner: &str) {
-        self.holders.lock().await.release(owner);
+        let mut holders = self.holders.lock().await;
+        let before = holders.packages();
+        holders.release(owner);
+        self.collector
+            .used_until_now(before.difference(&holders.packages()).cloned());
     }
 
     /// Forgets the holds of `owner`'s holders not in `slots` (containers that left it).
     pub async fn retain_slots(&self, owner: &str, slots: &[&str]) {
-        self.holders.lock().await.retain_slots(owner, slots);
+        let mut holders = self.holders.lock().await;
+        let before = holders.packages();
+        holders.retain_slots(owner, slots);
+        self.collector
+            .used_until_now(before.difference(&holders.packages()).cloned());
+    }
+
+    /// One garbage collection pass (see `collect.rs`): removes the packages systemk
+    /// installed that no holder used for `settings`' grace, and trims the `.deb` cache.
+    /// No install runs meanwhile.
+    pub async fn collect_garbage(&self, settings: &GcSettings) -> Result<GcReport> {
+        let holders = self.holders.lock().await;
+        self.collector.collect(&holders.packages(), settings).await
     }
 
     /// Describes `image` if it is present; never installs, needs no root.

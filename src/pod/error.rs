@@ -147,6 +147,11 @@ impl Error {
             | Self::VendorUnit { .. } => false,
         }
     }
+
+    /// Whether the pass failed because systemd could not be reached over D-Bus.
+    pub fn is_systemd_unreachable(&self) -> bool {
+        matches!(self, Self::Systemd(err) if err.is_unreachable())
+    }
 }
 
 /// Result of the pod layer.

@@ -117,6 +117,7 @@ fn image_reason(err: &package::Error) -> WaitingReason {
         | package::Error::InvalidPullPolicy { .. }
         | package::Error::VersionHeld { .. }
         | package::Error::Io { .. }
+        | package::Error::RemoveFailed { .. }
         | package::Error::TaskFailed { .. } => WaitingReason::ErrImagePull,
     }
 }

@@ -16,6 +16,7 @@ mod dirs;
 pub mod env;
 mod error;
 pub mod failure;
+pub mod health;
 mod host_paths;
 pub mod init_order;
 mod live;
@@ -45,6 +46,7 @@ pub use desired::{
 pub use dirs::{PodDirs, check_uid};
 pub use env::{EnvFacts, resolve_container};
 pub use error::{Error, Result};
+pub use health::ReconcilerHealth;
 pub use live::{live_pods, pod_from_units, refreshed_status};
 pub use objects::{ObjectLookup, ReferencedObjects, fetch_referenced};
 pub use plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};

@@ -15,13 +15,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::context::Context;
 use super::desired::{SourceId, SourceUpdate};
 use super::error::Result;
+use super::health::ReconcilerHealth;
 use super::objects::ObjectChange;
 use super::progress_channel::ProgressSender;
 use super::worker::{self, Pass, PodState};
@@ -35,12 +36,14 @@ pub const MAX_CONCURRENT_PASSES: usize = 16;
 
 /// Keeps the machine equal to the desired pods until `shutdown` completes (or the sources
 /// are gone), then lets the passes in flight finish. Pods keep running when it returns:
-/// their units are independent of systemk.
+/// their units are independent of systemk. Publishes its [`ReconcilerHealth`] on
+/// `health` after every event, for the node's `Ready` condition.
 pub async fn run(
     ctx: Arc<Context>,
     sources: Vec<SourceId>,
     mut updates: mpsc::Receiver<SourceUpdate>,
     progress: ProgressSender,
+    health: watch::Sender<ReconcilerHealth>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let mut events = ctx.systemd.subscribe().await?;
@@ -53,6 +56,12 @@ pub async fn run(
         for dispatch in book.dispatch() {
             passes.spawn(&ctx, dispatch);
         }
+        let queued = book.queued();
+        health.send_if_modified(|health| {
+            let before = health.clone();
+            health.set_queued(queued, Instant::now());
+            *health != before
+        });
         let next_wake = book.next_wake();
         tokio::select! {
             () = &mut shutdown => break,
@@ -76,7 +85,7 @@ pub async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => object_changes = None,
             },
-            Some(joined) = passes.join_next() => joined.record(&mut book),
+            Some(joined) = passes.join_next() => joined.record(&mut book, &health),
             () = sleep_until(next_wake) => book.wake_due(Instant::now()),
         }
     }
@@ -84,7 +93,7 @@ pub async fn run(
     // still go out. The owner's grace period bounds this: it aborts the task, and dropping
     // the `JoinSet` aborts the passes.
     while let Some(joined) = passes.join_next().await {
-        joined.record(&mut book);
+        joined.record(&mut book, &health);
     }
     Ok(())
 }
@@ -210,15 +219,22 @@ impl Passes {
 }
 
 impl Joined {
-    /// Tells the bookkeeping how the pass ended.
-    fn record(self, book: &mut Bookkeeping) {
+    /// Tells the bookkeeping how the pass ended, and the health that one did.
+    fn record(self, book: &mut Bookkeeping, health: &watch::Sender<ReconcilerHealth>) {
+        let now = Instant::now();
         match self {
             Joined::Finished(done) => {
                 let (uid, state, result) = *done;
-                book.finished(uid, state, result, Instant::now());
+                health.send_modify(|health| health.pass_finished(&result, now));
+                book.finished(uid, state, result, now);
             }
-            Joined::Panicked(Some(uid)) => book.panicked(&uid, Instant::now()),
-            Joined::Panicked(None) => {}
+            Joined::Panicked(uid) => {
+                // A panic is a bug, not a stuck reconciler: it still ended a pass.
+                health.send_modify(|health| health.progress_at = now);
+                if let Some(uid) = uid {
+                    book.panicked(&uid, now);
+                }
+            }
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Who calls the kubelet API and whether they may: the user and groups of a verified
-//! client certificate (subject CN and O, as Kubernetes reads them), the request's
+//! client certificate (subject CN and O, as Kubernetes reads them) or of a bearer token
+//! ([`super::token`]), the request's
 //! attributes (verb, `nodes/<subresource>`), and the decision, asked of the API server
 //! with a SubjectAccessReview as the kubelet's webhook authorizer does and cached
-//! (allowed 5 min, denied 30 s). Never decides from anything but a verified certificate.
+//! (allowed 5 min, denied 30 s). Never decides from anything but a verified certificate
+//! or a token the API server vouched for.
 //! Layer 6.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,13 +29,17 @@ const DENIED_TTL: Duration = Duration::from_secs(30);
 /// whole cache, so callers cycling through names cannot grow it without bound.
 const CACHE_MAX: usize = 4096;
 
-/// The caller, from its verified client certificate.
+/// The caller, from its verified client certificate or a reviewed bearer token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct User {
-    /// The subject's common name.
+    /// The subject's common name, or the token's user name.
     pub name: String,
-    /// The subject's organisations.
+    /// The subject's organisations, or the token's groups.
     pub groups: Vec<String>,
+    /// The token's user UID (a certificate names none).
+    pub uid: Option<String>,
+    /// The token's extra user information (a certificate has none).
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// The user a DER client certificate names; `None` when it does not parse or has no
@@ -42,11 +48,28 @@ pub fn user_from_cert(der: &[u8]) -> Option<User> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
     let name = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
-    let groups = subject
+    let mut groups: Vec<String> = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_owned))
         .collect();
-    Some(User { name, groups })
+    in_authenticated_group(&mut groups);
+    Some(User {
+        name,
+        groups,
+        uid: None,
+        extra: BTreeMap::new(),
+    })
+}
+
+/// The group every authenticated user is in, however it authenticated.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+
+/// Adds [`AUTHENTICATED_GROUP`] unless the authenticator named it already, as apiserver's
+/// `AuthenticatedGroupAdder` does for every authenticator.
+pub fn in_authenticated_group(groups: &mut Vec<String>) {
+    if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
+        groups.push(AUTHENTICATED_GROUP.to_owned());
+    }
 }
 
 /// What a request asks to do to the node, in RBAC terms.
@@ -207,6 +230,8 @@ fn review(user: &User, attributes: &Attributes, node_name: &str) -> SubjectAcces
         spec: SubjectAccessReviewSpec {
             user: Some(user.name.clone()),
             groups: Some(user.groups.clone()),
+            uid: user.uid.clone(),
+            extra: (!user.extra.is_empty()).then(|| user.extra.clone().into_iter().collect()),
             resource_attributes: Some(ResourceAttributes {
                 verb: Some(attributes.verb.to_owned()),
                 group: Some(String::new()),
@@ -258,6 +283,8 @@ mod tests {
         User {
             name: "alice".into(),
             groups: vec!["devs".into()],
+            uid: None,
+            extra: BTreeMap::new(),
         }
     }
 
@@ -288,6 +315,8 @@ mod tests {
         let bob = User {
             name: "bob".into(),
             groups: vec![],
+            uid: None,
+            extra: BTreeMap::new(),
         };
         assert_eq!(cache.get(&bob, &logs, t0), None);
     }
@@ -300,6 +329,8 @@ mod tests {
             let user = User {
                 name: format!("u{i}"),
                 groups: vec![],
+                uid: None,
+                extra: BTreeMap::new(),
             };
             cache.insert(user, Attributes::of("GET", "/pods").unwrap(), false, t0);
         }
@@ -328,7 +359,9 @@ mod tests {
             user_from_cert(cert.der()),
             Some(User {
                 name: "system:kube-apiserver".into(),
-                groups: vec!["system:masters".into()],
+                groups: vec!["system:masters".into(), AUTHENTICATED_GROUP.into()],
+                uid: None,
+                extra: BTreeMap::new(),
             })
         );
         assert_eq!(user_from_cert(b"garbage"), None);

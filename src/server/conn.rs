@@ -6,7 +6,7 @@
 //! once the connection's current deadline passes. What that deadline is depends on whether
 //! a request is being answered, which [`track`] (a middleware) reports through the
 //! connection's [`Phase`]. A connection whose client showed no certificate gets no idle
-//! time. Layer 6.
+//! time unless a request on it authenticates with a bearer token. Layer 6.
 
 use std::future::Future;
 use std::io;
@@ -84,6 +84,8 @@ impl Phase {
 #[derive(Debug)]
 pub struct Connection {
     header_timeout: Duration,
+    /// The idle time of a connection whose caller authenticated.
+    keep_alive: Duration,
     state: Mutex<ConnState>,
 }
 
@@ -100,6 +102,7 @@ impl Connection {
     fn new(limits: &Limits, now: Instant) -> Self {
         Self {
             header_timeout: limits.header_read_timeout,
+            keep_alive: limits.idle_timeout,
             state: Mutex::new(ConnState {
                 phase: Phase::Head(now + limits.header_read_timeout),
                 idle_timeout: limits.idle_timeout,
@@ -117,6 +120,15 @@ impl Connection {
         if anonymous {
             state.idle_timeout = Duration::ZERO;
         }
+    }
+
+    /// A request of a client without a certificate authenticated with a bearer token: its
+    /// connection may idle between requests like any authenticated one (a scraper's).
+    pub fn token_authenticated(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .idle_timeout = self.keep_alive;
     }
 
     fn idle_timeout(&self) -> Duration {
@@ -373,5 +385,7 @@ mod tests {
             Phase::Busy(1).on_response_end(start, connection.idle_timeout()),
             Phase::Idle(start)
         );
+        connection.token_authenticated();
+        assert_eq!(connection.idle_timeout(), IDLE);
     }
 }

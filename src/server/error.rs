@@ -42,6 +42,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `--authentication-token-webhook` without a cluster to send TokenReviews to.
+    #[error("--authentication-token-webhook needs a cluster (a kubeconfig) to review tokens")]
+    TokenWebhookWithoutCluster,
     /// The server stopped with an I/O error.
     #[error("the kubelet API server failed")]
     Serve(#[source] std::io::Error),
@@ -84,6 +87,7 @@ impl Error {
             Error::Generate(_) => "CertificateGenerationFailed",
             Error::Tls(_) => "TlsSetupFailed",
             Error::Bind { .. } => "BindFailed",
+            Error::TokenWebhookWithoutCluster => "TokenWebhookWithoutCluster",
             Error::Serve(_) => "ServeFailed",
             Error::BadRequest(_) => "BadRequest",
             Error::NotFound(_) => "NotFound",

@@ -1,5 +1,5 @@
-//! The kubelet API's request handling: the authentication and authorization every
-//! request passes first (with one log line per request: method, path, user, status),
+//! The kubelet API's request handling: the authentication (client certificate, then
+//! bearer token) and authorization every request passes first (with one log line per request: method, path, user, status),
 //! and the endpoints. Errors are answered as a Kubernetes `Status` object. Layer 6.
 
 use std::sync::Arc;
@@ -11,14 +11,111 @@ use axum::response::{IntoResponse, Response};
 use axum_server::tls::TlsInfo;
 
 use super::State;
-use super::auth::{Attributes, user_from_cert};
+use super::auth::{Attributes, User, user_from_cert};
+use super::conn::Connection;
 use super::error::Error;
 use super::logs::{LogOptions, journalctl_args, stream_log};
+use super::token::{Bearer, MAX_TOKEN_BYTES, Outcome, bearer};
 use crate::pod::{self, check_uid};
 use crate::unit::UnitName;
 
-/// Lets a request through only when its client certificate names a user who may do what
-/// it asks; logs every request.
+/// How a request's caller was identified, for the request log.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// Nobody.
+    None,
+    /// A verified client certificate.
+    X509,
+    /// A bearer token the API server vouched for.
+    Token,
+}
+
+/// What a request shows of its caller, read before anything is awaited (the request's
+/// body is not `Sync`, so the request is not held across the review).
+struct Credentials {
+    /// The user of a verified client certificate.
+    cert_user: Option<User>,
+    /// The first `Authorization` header, as Go's `Header.Get` reads it; one that is not
+    /// visible ASCII holds no token.
+    authorization: Option<String>,
+    /// The request's connection, to keep alive once a token authenticates.
+    connection: Option<Arc<Connection>>,
+}
+
+impl Credentials {
+    fn of(request: &Request) -> Self {
+        Self {
+            cert_user: request
+                .extensions()
+                .get::<Arc<TlsInfo>>()
+                .and_then(|tls| tls.peer_certificates.first())
+                .and_then(|der| user_from_cert(der)),
+            authorization: request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
+            connection: request.extensions().get::<Arc<Connection>>().cloned(),
+        }
+    }
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::None => "none",
+            Via::X509 => "x509",
+            Via::Token => "token",
+        }
+    }
+}
+
+/// The caller, as the kubelet's union authenticator finds it: a verified client
+/// certificate first, then a bearer token when tokens are reviewed. Never reads a token
+/// from anywhere but the `Authorization` header (not the query string).
+async fn caller(state: &State, credentials: Credentials) -> (Option<User>, Via) {
+    if let Some(user) = credentials.cert_user {
+        return (Some(user), Via::X509);
+    }
+    let Some(tokens) = &state.tokens else {
+        return (None, Via::None);
+    };
+    let connection = credentials.connection;
+    let token = match bearer(credentials.authorization.as_deref()) {
+        Bearer::Token(token) => token,
+        Bearer::Absent => return (None, Via::None),
+        Bearer::TooLong => {
+            tracing::info!(
+                max = MAX_TOKEN_BYTES,
+                "kubelet API: a bearer token over the size bound, refused without review"
+            );
+            return (None, Via::None);
+        }
+    };
+    match tokens.authenticate(token).await {
+        Ok(Outcome::User(user)) => {
+            if let Some(connection) = connection {
+                connection.token_authenticated();
+            }
+            (Some(user), Via::Token)
+        }
+        Ok(Outcome::Rejected(error)) => {
+            tracing::info!(
+                error = error.as_deref().unwrap_or("-"),
+                "kubelet API: bearer token rejected by TokenReview"
+            );
+            (None, Via::None)
+        }
+        // As the kubelet: a token that cannot be reviewed authenticates nobody (401).
+        Err(err) => {
+            tracing::warn!(error = %crate::error_chain::Chain(&err), "kubelet API: cannot review a bearer token");
+            (None, Via::None)
+        }
+    }
+}
+
+/// Lets a request through only when its client certificate or bearer token names a user
+/// who may do what it asks; logs every request.
 pub async fn authenticate(
     Shared(state): Shared<Arc<State>>,
     request: Request,
@@ -26,13 +123,9 @@ pub async fn authenticate(
 ) -> Response {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
-    let user = request
-        .extensions()
-        .get::<Arc<TlsInfo>>()
-        .and_then(|tls| tls.peer_certificates.first())
-        .and_then(|der| user_from_cert(der));
+    let (user, via) = caller(&state, Credentials::of(&request)).await;
     let response = match (&user, Attributes::of(&method, &path)) {
-        // No certificate, no second request: the connection closes after this answer.
+        // Nobody: no second request, the connection closes after this answer.
         (None, _) => {
             let mut response = status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
             response
@@ -66,6 +159,7 @@ pub async fn authenticate(
         method,
         path,
         user,
+        authn = via.as_str(),
         status = response.status().as_u16(),
         "kubelet API request"
     );

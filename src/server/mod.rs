@@ -1,6 +1,8 @@
 //! The kubelet API (layer 6): HTTPS on `--address`:`--kubelet-port`, so the API server can
 //! proxy `kubectl logs` to the node. Callers authenticate with a client certificate
-//! verified against the client CA ([`tls`], [`client_ca`]) and are authorized like the
+//! verified against the client CA ([`tls`], [`client_ca`]) or, with
+//! `--authentication-token-webhook`, a bearer token the API server vouches for
+//! ([`token`]), and are authorized like the
 //! kubelet's webhook mode ([`auth`]); there is no anonymous access to anything. Serves
 //! `/healthz`, `/pods` and `/containerLogs/{namespace}/{pod}/{container}` ([`logs`]); it
 //! reads what the reconciler and systemd know and changes nothing. Every connection and
@@ -15,6 +17,7 @@ pub mod journal;
 pub mod limits;
 pub mod logs;
 pub mod tls;
+pub mod token;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -35,6 +38,7 @@ use crate::pod::PodDirs;
 use crate::systemd::Systemd;
 use auth::{Authorizer, DecisionCache};
 use tls::ServingCert;
+use token::TokenAuthenticator;
 
 /// How long open requests (a followed log) may go on after shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -52,6 +56,8 @@ pub struct State {
     pub unit_dir: PathBuf,
     /// Who may do what.
     pub authorizer: Authorizer,
+    /// Who a bearer token names, when `--authentication-token-webhook` is on.
+    pub tokens: Option<TokenAuthenticator>,
     /// The bounds on callers.
     pub limits: Arc<Limits>,
     /// One permit per `follow=true` log stream that may be open.
@@ -69,6 +75,9 @@ pub struct Settings {
     pub client_ca: Option<Vec<CertificateDer<'static>>>,
     /// The bounds on callers; [`Limits::default`] in systemk.
     pub limits: Limits,
+    /// Bearer tokens are reviewed by the API server, their answers cached this long
+    /// (`--authentication-token-webhook`, `-cache-ttl`); `None`: tokens are not read.
+    pub token_webhook_cache_ttl: Option<Duration>,
 }
 
 /// A bound, not yet serving kubelet API.
@@ -108,6 +117,11 @@ impl Server {
             }
             (Some(_), _) => None,
         };
+        let tokens = match (settings.token_webhook_cache_ttl, &client) {
+            (Some(ttl), Some(client)) => Some(TokenAuthenticator::new(client.clone(), ttl)?),
+            (Some(_), None) => return Err(Error::TokenWebhookWithoutCluster),
+            (None, _) => None,
+        };
         let authorizer = match client {
             Some(client) => Authorizer::Cluster {
                 client,
@@ -126,6 +140,7 @@ impl Server {
                 dirs,
                 unit_dir,
                 authorizer,
+                tokens,
                 follow_streams: Arc::new(Semaphore::new(settings.limits.max_follow_streams)),
                 limits: Arc::new(settings.limits),
             }),

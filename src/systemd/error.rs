@@ -168,6 +168,12 @@ impl Error {
         }
     }
 
+    /// Whether systemd could not be reached at all (the bus connection failed or
+    /// closed), as opposed to systemd answering with an error.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Bus { .. } | Self::JobWatchLost { .. })
+    }
+
     /// The D-Bus error name when systemd answered with an error.
     pub fn dbus_name(&self) -> Option<&str> {
         match self {

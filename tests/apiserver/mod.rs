@@ -32,6 +32,7 @@ mod status_validation;
 mod store;
 mod tables;
 mod token;
+mod token_review;
 mod watch;
 
 #[cfg(test)]
@@ -50,6 +51,8 @@ mod logs_tests;
 mod review_tests;
 #[cfg(test)]
 mod status_tests;
+#[cfg(test)]
+mod token_review_tests;
 #[cfg(test)]
 mod typed_tests;
 #[cfg(test)]
@@ -71,6 +74,8 @@ pub struct Api {
     kubelet_client: reqwest::Client,
     /// What SubjectAccessReviews allow beyond `system:masters`.
     grants: authorization::Grants,
+    /// How many TokenReviews were posted.
+    token_reviews: std::sync::atomic::AtomicUsize,
     /// `host:port` the server listens on, published in `/api`.
     address: String,
     /// True while the server is stopped; watches end when it turns true.

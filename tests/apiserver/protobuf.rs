@@ -1,6 +1,6 @@
 //! Decoding of the Kubernetes protobuf wire format (`application/vnd.kubernetes.protobuf`)
 //! for the request bodies kubectl 1.32's typed clients send — `kubectl create namespace`,
-//! `create configmap`, `create secret`, `create serviceaccount` — into the JSON objects the
+//! `create configmap`, `create secret`, `create serviceaccount`, `create token` — into the JSON objects the
 //! store holds. Field numbers are those of `k8s.io/api/core/v1/generated.proto`. A body with a
 //! field this decoder does not know is refused (415) rather than silently truncated. Pure.
 
@@ -143,6 +143,47 @@ fn object_meta(data: &[u8]) -> Result<Value, String> {
     Ok(meta)
 }
 
+/// `TokenRequestSpec` (`k8s.io/api/authentication/v1/generated.proto`), as
+/// `kubectl create token` sends it.
+fn token_request_spec(data: &[u8]) -> Result<Value, String> {
+    let mut spec = json!({});
+    for (number, field) in fields(data)? {
+        match number {
+            1 => {
+                let audience = json!(text(&field)?);
+                match spec["audiences"].as_array_mut() {
+                    Some(list) => list.push(audience),
+                    None => spec["audiences"] = json!([audience]),
+                }
+            }
+            3 => {
+                let mut bound = json!({});
+                for (ref_number, ref_field) in fields(bytes(&field)?)? {
+                    let key = match ref_number {
+                        1 => "kind",
+                        2 => "apiVersion",
+                        3 => "name",
+                        4 => "uid",
+                        other => {
+                            unknown("BoundObjectReference", other, &ref_field)?;
+                            continue;
+                        }
+                    };
+                    bound[key] = json!(text(&ref_field)?);
+                }
+                spec["boundObjectRef"] = bound;
+            }
+            4 => match field {
+                // int64 as a two's-complement varint.
+                Field::Varint(value) => spec["expirationSeconds"] = json!(value as i64),
+                Field::Bytes(_) => return Err("expirationSeconds is not a varint".into()),
+            },
+            other => unknown("TokenRequestSpec", other, &field)?,
+        }
+    }
+    Ok(spec)
+}
+
 /// Decodes the kind-specific fields of `raw` into `object`.
 fn decode_kind(kind: &str, raw: &[u8], object: &mut Value) -> Result<(), String> {
     for (number, field) in fields(raw)? {
@@ -184,6 +225,8 @@ fn decode_kind(kind: &str, raw: &[u8], object: &mut Value) -> Result<(), String>
             ("Secret", 3) if is_default(&field) => {}
             ("Secret", 3) => object["type"] = json!(text(&field)?),
             ("ServiceAccount", 4) => object["automountServiceAccountToken"] = json!(flag(&field)?),
+            ("TokenRequest", 2) => object["spec"] = token_request_spec(bytes(&field)?)?,
+            // The status: kubectl sends it empty; anything else is refused below.
             (_, other) => unknown(kind, other, &field)?,
         }
     }
@@ -213,7 +256,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     }
     if !matches!(
         kind.as_str(),
-        "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount"
+        "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount" | "TokenRequest"
     ) {
         return Err(format!(
             "protobuf bodies of kind {kind:?} are not supported by the test API server"

@@ -305,6 +305,20 @@ pub static RESOURCES: &[Resource] = &[
         field_labels: &[],
         verbs: VERBS,
     },
+    // Answered, never stored (`token_review`).
+    Resource {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        kind: "TokenReview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
+        verbs: &["create"],
+    },
     // Answered, never stored (`authorization`).
     Resource {
         group: "authorization.k8s.io",

@@ -21,7 +21,7 @@ use super::status::{ApiError, ApiResult};
 use super::store::Store;
 use super::{
     Api, authorization, delete, discovery, handlers, list, objects, openapi, pod_logs, protobuf,
-    resources, tables, token, watch,
+    resources, tables, token, token_review, watch,
 };
 
 /// Settings of a test API server.
@@ -134,6 +134,7 @@ impl TestApiServer {
             kubelet_client: kubelet_client(&format!("{cert_pem}{key_pem}")),
             client_ca,
             grants: authorization::Grants::default(),
+            token_reviews: std::sync::atomic::AtomicUsize::new(0),
             address: address.clone(),
             stopped: tokio::sync::watch::Sender::new(false),
         });
@@ -211,6 +212,25 @@ impl TestApiServer {
     /// or resource) in SubjectAccessReviews, as an RBAC binding would.
     pub fn grant(&self, user: &str, verb: &str, resource: &str, subresource: &str) {
         self.api.grants.add(user, verb, resource, subresource);
+    }
+
+    /// A token for service account `namespace/account` (created before) with `audiences`
+    /// (the server's own when empty), expiring in `lifetime` seconds (negative: expired).
+    pub fn issue_token(
+        &self,
+        namespace: &str,
+        account: &str,
+        audiences: &[&str],
+        lifetime: i64,
+    ) -> Option<String> {
+        token_review::issue(&self.api, namespace, account, audiences, lifetime)
+    }
+
+    /// How many TokenReviews were posted so far.
+    pub fn token_reviews(&self) -> usize {
+        self.api
+            .token_reviews
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes a kubeconfig for this server (no auth) into `dir` and returns its path.
@@ -363,6 +383,14 @@ fn resource_verb(
         return match (method.clone(), req.name.is_some()) {
             (Method::POST, false) => {
                 authorization::review(&api.grants, req.resource, parse_body(body)?).map(created)
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        };
+    }
+    if req.resource.plural == "tokenreviews" {
+        return match (method.clone(), req.name.is_some()) {
+            (Method::POST, false) => {
+                token_review::review(api, req.resource, parse_body(body)?).map(created)
             }
             _ => Err(ApiError::method_not_allowed()),
         };

@@ -120,6 +120,20 @@ pub fn create_token(
         "sub": format!("system:serviceaccount:{namespace}:{account_name}"),
         "kubernetes.io": kubernetes,
     });
+    let token = sign(api, &claims);
+    request["metadata"] =
+        json!({"name": account_name, "namespace": namespace, "creationTimestamp": null});
+    request["spec"]["audiences"] = audiences;
+    request["spec"]["expirationSeconds"] = json!(expiration);
+    request["status"] = json!({
+        "token": token,
+        "expirationTimestamp": objects::now_plus(expiration),
+    });
+    Ok((StatusCode::CREATED, request))
+}
+
+/// A JWT of `claims` signed with the server's key.
+pub fn sign(api: &Api, claims: &Value) -> String {
     let header = json!({"alg": "HS256", "kid": api.config.token_key_id});
     let signing_input = format!(
         "{}.{}",
@@ -130,15 +144,14 @@ pub fn create_token(
         api.config.token_key.as_bytes(),
         signing_input.as_bytes(),
     ));
-    request["metadata"] =
-        json!({"name": account_name, "namespace": namespace, "creationTimestamp": null});
-    request["spec"]["audiences"] = audiences;
-    request["spec"]["expirationSeconds"] = json!(expiration);
-    request["status"] = json!({
-        "token": format!("{signing_input}.{signature}"),
-        "expirationTimestamp": objects::now_plus(expiration),
-    });
-    Ok((StatusCode::CREATED, request))
+    format!("{signing_input}.{signature}")
+}
+
+/// Whether `signature` is the server's for `signing_input` (`<header>.<claims>`), compared
+/// in constant time.
+pub fn verify(api: &Api, signing_input: &str, signature: &[u8]) -> bool {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, api.config.token_key.as_bytes());
+    ring::hmac::verify(&key, signing_input.as_bytes(), signature).is_ok()
 }
 
 /// Decodes the claims of a token this server issued (for tests).

@@ -1,6 +1,6 @@
 //! End to end as a node of a cluster: the `systemk` binary against the test API server,
 //! driven with the real `kubectl`, running pods as units of the sandbox's systemd. Node
-//! registration and lease, a pod's life (apply → Running and Ready, systemk killed and
+//! registration, its events and lease, a pod's life (apply → Running and Ready, systemk killed and
 //! restarted without restarting the container, delete → units gone, then the API object),
 //! static pods mirrored in the API, an API server outage, and a container's environment
 //! from a secret, a configMap, the pod's fields and `$(VAR)` expansion. Volumes from the
@@ -55,6 +55,13 @@ async fn node_registers_ready_and_renews_its_lease() {
         "{info}"
     );
     assert_eq!(info["operatingSystem"], "linux");
+    // The Kubernetes version the API types target, as virtual kubelets report; systemk's
+    // own version is in an annotation.
+    assert_eq!(info["kubeletVersion"], "v1.33.0");
+    assert_eq!(
+        node["metadata"]["annotations"]["systemk.io/version"],
+        env!("CARGO_PKG_VERSION")
+    );
     assert_eq!(
         status["daemonEndpoints"]["kubeletEndpoint"]["Port"],
         cluster.kubelet_port()
@@ -64,6 +71,29 @@ async fn node_registers_ready_and_renews_its_lease() {
     for pressure in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
         assert!(condition(&node, pressure).is_some(), "{pressure} missing");
     }
+    let events = wait_for(
+        Duration::from_secs(20),
+        "the Starting and NodeReady events on the Node",
+        || async {
+            let reasons = node_event_reasons(&cluster, &node_name).await;
+            ["Starting", "NodeReady", "NodeHasSufficientMemory"]
+                .iter()
+                .all(|wanted| reasons.iter().any(|(reason, _)| reason == wanted))
+                .then_some(reasons)
+        },
+    )
+    .await;
+    assert!(
+        events.contains(&(
+            "NodeHasNoDiskPressure".to_owned(),
+            format!("Node {node_name} status is now: NodeHasNoDiskPressure")
+        )),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|(reason, _)| reason == "NodeNotReady"),
+        "{events:?}"
+    );
 
     let lease_args = ["lease", node_name.as_str(), "-n", "kube-node-lease"];
     let lease = wait_for(Duration::from_secs(20), "the node lease", || async {
@@ -156,6 +186,27 @@ async fn pod_runs_survives_a_restart_of_systemk_and_is_deleted() {
     )
     .await;
     cluster.teardown().await;
+}
+
+/// The reasons and messages of the events about the Node `node_name` (in `default`, as
+/// the kubelet's node events).
+async fn node_event_reasons(cluster: &Cluster, node_name: &str) -> Vec<(String, String)> {
+    let Some(list) = cluster.get(&["events", "-n", "default"]).await else {
+        return Vec::new();
+    };
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event| {
+            event["involvedObject"]["kind"] == "Node"
+                && event["involvedObject"]["name"] == node_name
+        })
+        .map(|event| {
+            let text = |field: &str| event[field].as_str().unwrap_or_default().to_owned();
+            (text("reason"), text("message"))
+        })
+        .collect()
 }
 
 /// How many events of the cluster's namespace say an image is being installed.

@@ -55,6 +55,7 @@ impl Api {
             serving: serving.clone(),
             client_ca: Some(tls::parse_ca_bundle(ca.pem.as_bytes(), "test CA").unwrap()),
             limits,
+            token_webhook_cache_ttl: None,
         };
         let ctx = engine.ctx();
         let server = Server::bind(

@@ -384,7 +384,7 @@ pub(crate) fn build_versioned_deb(
 }
 
 /// Installs a .deb the way an admin would (not through systemk).
-fn admin_installs(deb: &[u8], dir: &Path) {
+pub(crate) fn admin_installs(deb: &[u8], dir: &Path) {
     let path = dir.join("admin.deb");
     std::fs::write(&path, deb).unwrap();
     // An admin's dpkg waits while another dpkg (systemk's, another test run's) holds the

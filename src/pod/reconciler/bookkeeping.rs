@@ -146,6 +146,17 @@ impl Bookkeeping {
         }
     }
 
+    /// How many pods need a pass it could start: dirty, none running, and not held back
+    /// until the sources sync (an API server that is down is not a stuck reconciler).
+    pub(super) fn queued(&self) -> usize {
+        let all_synced = self.desired.is_synced();
+        self.dirty
+            .iter()
+            .filter(|uid| !self.running.contains(*uid))
+            .filter(|uid| all_synced || self.desired.get(uid).is_some())
+            .count()
+    }
+
     /// When the earliest pod wants its next pass.
     pub(super) fn next_wake(&self) -> Option<Instant> {
         self.wakes.values().min().copied()

@@ -1,13 +1,14 @@
-//! The node's conditions from the machine's usage: Ready, MemoryPressure, DiskPressure and
-//! PIDPressure, with the kubelet's reasons and messages. Pure: usage, the conditions posted
-//! before and the time come in, so thresholds and transition times are unit-tested.
-//! Layer 5.
+//! The node's conditions: Ready from the reconciler's health ([`Readiness`]),
+//! MemoryPressure, DiskPressure and PIDPressure from the machine's usage, with the
+//! kubelet's reasons and messages. Pure: usage, readiness, the conditions posted before
+//! and the time come in, so thresholds and transition times are unit-tested. Layer 5.
 
 use k8s_openapi::api::core::v1::NodeCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::host::HostUsage;
+use super::readiness::Readiness;
 
 /// Memory pressure below this much available memory: the kubelet's default hard eviction
 /// threshold `memory.available<100Mi`.
@@ -54,9 +55,10 @@ fn below_percent(part: u64, total: u64, percent: u64) -> bool {
     total > 0 && u128::from(part) * 100 < u128::from(total) * u128::from(percent)
 }
 
-/// The four conditions for `pressures` at `now`. A condition whose status is the same as
-/// in `previous` keeps its transition time; heartbeats are always `now`.
+/// The four conditions for `readiness` and `pressures` at `now`. A condition whose status
+/// is the same as in `previous` keeps its transition time; heartbeats are always `now`.
 pub fn node_conditions(
+    readiness: &Readiness,
     pressures: Pressures,
     previous: &[NodeCondition],
     now: Timestamp,
@@ -72,8 +74,8 @@ pub fn node_conditions(
         };
         condition(type_, on, reason, &message, previous, now)
     };
-    vec![
-        condition(
+    let ready = match readiness {
+        Readiness::Ready => condition(
             "Ready",
             true,
             "KubeletReady",
@@ -81,6 +83,17 @@ pub fn node_conditions(
             previous,
             now,
         ),
+        Readiness::NotReady(problems) => condition(
+            "Ready",
+            false,
+            "KubeletNotReady",
+            &problems.join(", "),
+            previous,
+            now,
+        ),
+    };
+    vec![
+        ready,
         pressure(
             "MemoryPressure",
             pressures.memory,
@@ -221,8 +234,8 @@ mod tests {
 
     #[test]
     fn transition_time_kept_while_status_holds() {
-        let first = node_conditions(pressures(&healthy()), &[], at(100));
-        let second = node_conditions(pressures(&healthy()), &first, at(200));
+        let first = node_conditions(&Readiness::Ready, pressures(&healthy()), &[], at(100));
+        let second = node_conditions(&Readiness::Ready, pressures(&healthy()), &first, at(200));
         assert_eq!(second[0].last_transition_time, Some(Time(at(100))));
         assert_eq!(second[0].last_heartbeat_time, Some(Time(at(200))));
         assert_eq!(without_heartbeats(&first), without_heartbeats(&second));
@@ -230,15 +243,40 @@ mod tests {
 
     #[test]
     fn transition_time_moves_when_status_flips() {
-        let first = node_conditions(pressures(&healthy()), &[], at(100));
+        let first = node_conditions(&Readiness::Ready, pressures(&healthy()), &[], at(100));
         let low = HostUsage {
             memory_available: 1,
             ..healthy()
         };
-        let second = node_conditions(pressures(&low), &first, at(200));
+        let second = node_conditions(&Readiness::Ready, pressures(&low), &first, at(200));
         let memory = second.iter().find(|c| c.type_ == "MemoryPressure").unwrap();
         assert_eq!(memory.status, "True");
         assert_eq!(memory.last_transition_time, Some(Time(at(200))));
         assert_ne!(without_heartbeats(&first), without_heartbeats(&second));
+    }
+}
+
+#[cfg(test)]
+mod ready_tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_lists_the_problems_and_moves_the_transition() {
+        let none = Pressures {
+            memory: false,
+            disk: false,
+            pids: false,
+        };
+        let t = |s| Timestamp::from_second(s).unwrap();
+        let ready = node_conditions(&Readiness::Ready, none, &[], t(100));
+        let problems = Readiness::NotReady(vec!["a".to_owned(), "b".to_owned()]);
+        let not_ready = node_conditions(&problems, none, &ready, t(200));
+        assert_eq!(not_ready[0].status, "False");
+        assert_eq!(not_ready[0].reason.as_deref(), Some("KubeletNotReady"));
+        assert_eq!(not_ready[0].message.as_deref(), Some("a, b"));
+        assert_eq!(not_ready[0].last_transition_time, Some(Time(t(200))));
+        let again = node_conditions(&Readiness::Ready, none, &not_ready, t(300));
+        assert_eq!(again[0].status, "True");
+        assert_eq!(again[0].last_transition_time, Some(Time(t(300))));
     }
 }

@@ -1,8 +1,9 @@
 //! Pod lifecycle events (installing the package, installed, created, started, killing,
 //! back-off, failed) as the reconciler reports them, published with kube-runtime's
 //! `Recorder` (events.k8s.io/v1, deduplicated into series) so they show in
-//! `kubectl describe pod`. Best effort, as the kubelet's: an event that cannot be
-//! published is logged and dropped. Layer 5.
+//! `kubectl describe pod`; node events (garbage collection) show in `kubectl describe
+//! node`. Best effort, as the kubelet's: an event that cannot be published is logged and
+//! dropped. Layer 5.
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::Client;
@@ -33,6 +34,37 @@ impl EventPublisher {
 
     /// Publishes `reason`/`message` about `pod`.
     pub async fn publish(&self, pod: &Pod, kind: EventKind, reason: &str, message: &str) {
+        let regarding = reference(pod);
+        self.publish_about(&regarding, kind, reason, message).await;
+    }
+
+    /// Publishes `reason`/`message` about the Node `node_name` (UID `node_uid`), for what
+    /// concerns no pod, e.g. garbage collection; the kubelet's node events go the same way.
+    pub async fn publish_node(
+        &self,
+        node_name: &str,
+        node_uid: &str,
+        kind: EventKind,
+        reason: &str,
+        message: &str,
+    ) {
+        let regarding = ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("Node".to_owned()),
+            name: Some(node_name.to_owned()),
+            uid: Some(node_uid.to_owned()),
+            ..ObjectReference::default()
+        };
+        self.publish_about(&regarding, kind, reason, message).await;
+    }
+
+    async fn publish_about(
+        &self,
+        regarding: &ObjectReference,
+        kind: EventKind,
+        reason: &str,
+        message: &str,
+    ) {
         let event = Event {
             type_: match kind {
                 EventKind::Normal => EventType::Normal,
@@ -43,15 +75,14 @@ impl EventPublisher {
             action: reason.to_owned(),
             secondary: None,
         };
-        let regarding = reference(pod);
-        let publish = self.recorder.publish(&event, &regarding);
+        let publish = self.recorder.publish(&event, regarding);
         match tokio::time::timeout(super::API_CALL_TIMEOUT, publish).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
-                tracing::warn!(pod = ?pod.metadata.name, reason, error = %crate::error_chain::Chain(&err), "cannot publish an event");
+                tracing::warn!(regarding = ?regarding.name, reason, error = %crate::error_chain::Chain(&err), "cannot publish an event");
             }
             Err(_) => {
-                tracing::warn!(pod = ?pod.metadata.name, reason, "publishing an event timed out");
+                tracing::warn!(regarding = ?regarding.name, reason, "publishing an event timed out");
             }
         }
     }

@@ -16,9 +16,11 @@ mod host;
 pub mod lease;
 mod mirror;
 pub mod node;
+mod node_events;
 mod node_object;
 mod objects;
 pub mod pods;
+mod readiness;
 pub mod status;
 mod status_patch;
 
@@ -32,10 +34,13 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 pub use conditions::{Pressures, node_conditions, pressures};
 pub use events::EventPublisher;
 pub use host::{HostFacts, HostUsage, read_facts, read_usage};
+pub use node_events::{NodeEvent, transitions};
 pub use node_object::{
-    INSTANCE_TYPE, KUBELET_PORT, NodeConfig, TAINT_EFFECT, TAINT_KEY, TAINT_VALUE,
+    INSTANCE_TYPE, KUBELET_PORT, KUBERNETES_VERSION, NodeConfig, TAINT_EFFECT, TAINT_KEY,
+    TAINT_VALUE, VERSION_ANNOTATION,
 };
 pub use objects::ApiObjects;
+pub use readiness::{RECONCILER_THRESHOLD, Readiness, readiness};
 
 use crate::sources::{Error, Result};
 

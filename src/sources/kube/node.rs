@@ -1,8 +1,10 @@
-//! Keeps this machine's Node in the API: registers it (created, or labels and taint
-//! brought up to date on an existing one, never a duplicate), then computes its status
-//! every 10 s and posts it when it changed, else every 5 minutes (the kubelet's
-//! `nodeStatusUpdateFrequency` and `nodeStatusReportFrequency`, KEP-589). Failures are
-//! retried with the API back-off forever; a deleted Node is registered again. Layer 5.
+//! Keeps this machine's Node in the API: registers it (created, or labels, annotations
+//! and taint brought up to date on an existing one, never a duplicate), then computes its
+//! status every 10 s and posts it when it changed, else every 5 minutes (the kubelet's
+//! `nodeStatusUpdateFrequency` and `nodeStatusReportFrequency`, KEP-589). `Ready` follows
+//! the reconciler's health ([`super::readiness`]); the Node gets a `Starting` event and
+//! one per change of a condition ([`super::node_events`]). Failures are retried with the
+//! API back-off forever; a deleted Node is registered again. Layer 5.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -16,9 +18,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::conditions::{node_conditions, pressures, without_heartbeats};
+use super::events::EventPublisher;
 use super::host::{HostFacts, read_facts, read_usage};
-use super::node_object::{NodeConfig, labels, new_node, node_status, taints};
+use super::node_events::{NodeEvent, STARTING, STARTING_MESSAGE, transitions};
+use super::node_object::{NodeConfig, annotations, labels, new_node, node_status, taints};
+use super::readiness::readiness;
 use crate::backoff::{API_SERVER, Retry};
+use crate::pod::{EventKind, ReconcilerHealth};
 use crate::sources::{Error, Result};
 
 /// How often the status is computed (kubelet `nodeStatusUpdateFrequency`).
@@ -28,18 +34,28 @@ pub const STATUS_REPORT_PERIOD: Duration = Duration::from_secs(300);
 
 /// Registers the node and keeps its status current until `shutdown`. Publishes the
 /// Node's UID in `node_uid` once registered (for the lease and mirror pods' owners).
+/// `Ready` is judged from the reconciler's `health`; node events go to `events`.
 pub async fn run(
     client: Client,
     config: NodeConfig,
     state_dir: PathBuf,
     node_uid: watch::Sender<Option<String>>,
+    health: watch::Receiver<ReconcilerHealth>,
+    events: EventPublisher,
     shutdown: impl Future<Output = ()>,
 ) {
+    let starting = NodeEvent {
+        reason: STARTING.to_owned(),
+        message: STARTING_MESSAGE.to_owned(),
+    };
     let mut keeper = NodeKeeper {
         nodes: Api::all(client),
         config,
         state_dir,
         node_uid,
+        health,
+        events,
+        pending_events: vec![starting],
         registered: false,
         conditions: Vec::new(),
         posted: None,
@@ -55,6 +71,10 @@ struct NodeKeeper {
     config: NodeConfig,
     state_dir: PathBuf,
     node_uid: watch::Sender<Option<String>>,
+    health: watch::Receiver<ReconcilerHealth>,
+    events: EventPublisher,
+    /// Events not published yet: they wait for the Node's UID.
+    pending_events: Vec<NodeEvent>,
     registered: bool,
     /// The conditions computed last, for their transition times.
     conditions: Vec<NodeCondition>,
@@ -82,7 +102,28 @@ impl NodeKeeper {
                     delay
                 }
             };
+            self.publish_events().await;
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Publishes the pending events once the Node is registered (best effort, as every
+    /// event).
+    async fn publish_events(&mut self) {
+        let uid = self.node_uid.borrow().clone();
+        let Some(uid) = uid.filter(|_| self.registered) else {
+            return;
+        };
+        for event in std::mem::take(&mut self.pending_events) {
+            self.events
+                .publish_node(
+                    &self.config.name,
+                    &uid,
+                    EventKind::Normal,
+                    &event.reason,
+                    &event.message,
+                )
+                .await;
         }
     }
 
@@ -104,7 +145,20 @@ impl NodeKeeper {
             self.registered = true;
             self.posted = None;
         }
-        self.conditions = node_conditions(pressures(&usage), &self.conditions, crate::clock::now());
+        let health = self.health.borrow().clone();
+        let ready = readiness(&health, Instant::now());
+        let conditions = node_conditions(
+            &ready,
+            pressures(&usage),
+            &self.conditions,
+            crate::clock::now(),
+        );
+        let changes = transitions(&self.config.name, &self.conditions, &conditions);
+        for event in &changes {
+            tracing::info!(node = %self.config.name, reason = %event.reason, "node condition changed");
+        }
+        self.pending_events.extend(changes);
+        self.conditions = conditions;
         let status = node_status(&self.config, &facts, self.conditions.clone());
         let comparable = NodeStatus {
             conditions: Some(without_heartbeats(&self.conditions)),
@@ -150,7 +204,10 @@ impl NodeKeeper {
                     .and_then(|spec| spec.taints.as_deref())
                     .unwrap_or_default();
                 let patch = json!({
-                    "metadata": { "labels": labels(&self.config, facts) },
+                    "metadata": {
+                        "labels": labels(&self.config, facts),
+                        "annotations": annotations(&self.config),
+                    },
                     "spec": { "taints": taints(current, self.config.taint) },
                 });
                 self.nodes

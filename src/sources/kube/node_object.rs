@@ -22,6 +22,12 @@ pub const TAINT_VALUE: &str = "systemk";
 pub const TAINT_EFFECT: &str = "NoSchedule";
 /// `node.kubernetes.io/instance-type` of every systemk node.
 pub const INSTANCE_TYPE: &str = "systemk";
+/// The Kubernetes version systemk's API types target (the `k8s-openapi` feature in
+/// Cargo.toml), reported as `kubeletVersion` as virtual kubelets do: version-skew tools
+/// read that field as a Kubernetes version. A unit test keeps the two in step.
+pub const KUBERNETES_VERSION: &str = "v1.33.0";
+/// The Node annotation carrying systemk's own version.
+pub const VERSION_ANNOTATION: &str = "systemk.io/version";
 /// The kubelet API's default port (`--kubelet-port`; the kubelet's default), published in
 /// `daemonEndpoints`.
 pub const KUBELET_PORT: u16 = 10250;
@@ -43,19 +49,20 @@ pub struct NodeConfig {
     pub max_pods: u32,
     /// `systemd://<version>` of the service manager.
     pub runtime_version: String,
-    /// systemk's own version, shown as the kubelet version.
-    pub kubelet_version: String,
+    /// systemk's own version, in the [`VERSION_ANNOTATION`] annotation.
+    pub version: String,
     /// Port published as the kubelet endpoint.
     pub kubelet_port: u16,
 }
 
-/// The Node to create when none exists: labels, taint, and no status (posted separately,
-/// through `/status`).
+/// The Node to create when none exists: labels, annotations, taint, and no status
+/// (posted separately, through `/status`).
 pub fn new_node(config: &NodeConfig, facts: &HostFacts) -> Node {
     Node {
         metadata: ObjectMeta {
             name: Some(config.name.clone()),
             labels: Some(labels(config, facts)),
+            annotations: Some(annotations(config)),
             ..ObjectMeta::default()
         },
         spec: Some(NodeSpec {
@@ -77,6 +84,11 @@ pub fn labels(config: &NodeConfig, facts: &HostFacts) -> BTreeMap<String, String
             INSTANCE_TYPE.to_owned(),
         ),
     ])
+}
+
+/// The annotations systemk owns on its Node: its own version.
+pub fn annotations(config: &NodeConfig) -> BTreeMap<String, String> {
+    BTreeMap::from([(VERSION_ANNOTATION.to_owned(), config.version.clone())])
 }
 
 /// `existing` taints with systemk's own added or removed; others are kept as they are.
@@ -137,7 +149,7 @@ pub fn node_status(
             container_runtime_version: config.runtime_version.clone(),
             kernel_version: facts.kernel.clone(),
             kube_proxy_version: String::new(),
-            kubelet_version: config.kubelet_version.clone(),
+            kubelet_version: KUBERNETES_VERSION.to_owned(),
             machine_id: facts.machine_id.clone(),
             operating_system: "linux".to_owned(),
             os_image: facts.os_image.clone(),
@@ -168,7 +180,7 @@ mod tests {
             taint,
             max_pods: 110,
             runtime_version: "systemd://252".to_owned(),
-            kubelet_version: "v0.1.0".to_owned(),
+            version: "0.1.0".to_owned(),
             kubelet_port: KUBELET_PORT,
         }
     }
@@ -194,6 +206,10 @@ mod tests {
         assert_eq!(labels["kubernetes.io/os"], "linux");
         assert_eq!(labels["kubernetes.io/arch"], "amd64");
         assert_eq!(labels["node.kubernetes.io/instance-type"], "systemk");
+        assert_eq!(
+            node.metadata.annotations.unwrap()[VERSION_ANNOTATION],
+            "0.1.0"
+        );
         let taints = node.spec.unwrap().taints.unwrap();
         assert_eq!(taints.len(), 1);
         assert_eq!(
@@ -239,6 +255,7 @@ mod tests {
             ]
         );
         let info = status.node_info.unwrap();
+        assert_eq!(info.kubelet_version, KUBERNETES_VERSION);
         assert_eq!(info.container_runtime_version, "systemd://252");
         assert_eq!(info.operating_system, "linux");
         assert_eq!(
@@ -249,6 +266,24 @@ mod tests {
                 .unwrap()
                 .port,
             10250
+        );
+    }
+
+    #[test]
+    fn kubelet_version_is_the_k8s_openapi_feature_of_cargo_toml() {
+        let manifest = include_str!("../../../Cargo.toml");
+        let line = manifest
+            .lines()
+            .find(|line| line.starts_with("k8s-openapi"))
+            .expect("Cargo.toml names k8s-openapi");
+        // "v1.33.0" is the feature "v1_33".
+        let feature = KUBERNETES_VERSION
+            .strip_suffix(".0")
+            .expect("a .0 patch version")
+            .replace('.', "_");
+        assert!(
+            line.contains(&format!("\"{feature}\"")),
+            "{line} vs {KUBERNETES_VERSION}"
         );
     }
 }

@@ -1,7 +1,8 @@
 //! The agent's shutdown (issue 16, point 4): on SIGTERM its tasks stop in order — the
-//! pod sources first, then the reconciler (after draining its passes), then the progress
-//! forwarder, the kubelet API last — each logged, and the agent exits 0 with its pods
-//! still running.
+//! pod sources first, then the reconciler (after draining its passes) and the garbage
+//! collector, then the progress forwarder, the kubelet API last — each logged, and the
+//! agent exits 0 with its pods still running. (The forwarder ends by itself once the
+//! reconciler is gone, so it may be logged before the garbage collector.)
 
 use super::machine::{Machine, phase};
 use super::{START, sleeper};
@@ -36,6 +37,7 @@ async fn sigterm_stops_the_agents_tasks_in_order_and_leaves_pods_running() {
     assert!(
         position("manifest watch") < position("reconciler")
             && position("reconciler") < position("progress forwarder")
+            && position("garbage collector") < position("kubelet API")
             && position("progress forwarder") < position("kubelet API"),
         "tasks stopped in the order {stopped:?}"
     );

@@ -159,3 +159,27 @@ fn a_pod_that_came_and_went_before_its_pass_gets_none() {
     book.apply(set(SourceId::File, &[]));
     assert!(book.dispatch().is_empty());
 }
+
+#[test]
+fn queued_counts_dirty_pods_a_pass_could_start_for() {
+    let (mut book, _progress) = book(&[SourceId::File, SourceId::Api]);
+    let a = pod("a", "uid-a");
+    book.adopt([("uid-b".to_owned(), vec![unit("b")])]);
+    assert_eq!(
+        book.queued(),
+        0,
+        "b waits for the API's first set, not for the reconciler"
+    );
+    book.apply(set(SourceId::File, &[&a]));
+    assert_eq!(book.queued(), 1, "a is desired and dirty");
+    let first = book.dispatch().pop().expect("a pass for a");
+    assert_eq!(book.queued(), 0, "a's pass runs");
+    book.apply(set(SourceId::Api, &[]));
+    assert_eq!(
+        book.queued(),
+        1,
+        "b is due for its cleanup once the API synced"
+    );
+    book.finished(first.uid, first.state, ran(), Instant::now());
+    assert_eq!(book.queued(), 1);
+}
