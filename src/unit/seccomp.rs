@@ -27,8 +27,11 @@ use super::file::UnitFile;
 
 const SERVICE: &str = "Service";
 
-/// The allow-list systemk starts from.
-const ALLOWED: &str = "@system-service";
+/// The allow-list systemk starts from. systemd files `chroot` under `@mount`, which
+/// `@system-service` leaves out; the runtimes' profile allows it, and Debian's daemons
+/// chroot their privilege-separated children (dovecot's login processes, vsftpd's
+/// sessions), so it is added back (mount itself stays denied below).
+const ALLOWED: &str = "@system-service chroot";
 
 /// What the runtimes' default profile blocks that `@system-service` may still allow.
 const DENIED: &[&str] = &[
@@ -144,12 +147,23 @@ mod tests {
         let unit = filtered("", SeccompProfile::RuntimeDefault);
         let lines = unit.get_all(SERVICE, "SystemCallFilter");
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0], "@system-service");
+        assert_eq!(lines[0], "@system-service chroot");
         let denied: Vec<&str> = lines[1]
             .trim_start_matches('~')
             .split_whitespace()
             .collect();
-        for wanted in ["@debug", "@module", "mount", "bpf", "open_by_handle_at"] {
+        // chroot is allowed, but nothing that would let a chrooted process build its own
+        // view of the host: the mount calls stay denied.
+        for wanted in [
+            "@debug",
+            "@module",
+            "mount",
+            "pivot_root",
+            "move_mount",
+            "open_tree",
+            "bpf",
+            "open_by_handle_at",
+        ] {
             assert!(denied.contains(&wanted), "{wanted}");
         }
         assert!(!lines[1].contains("chroot"));
@@ -171,7 +185,7 @@ mod tests {
             SeccompProfile::RuntimeDefault,
         );
         let lines = deny_only.get_all(SERVICE, "SystemCallFilter");
-        assert_eq!(&lines[..2], ["@system-service", "~@privileged"]);
+        assert_eq!(&lines[..2], ["@system-service chroot", "~@privileged"]);
         let unconfined = filtered("SystemCallFilter=@basic-io\n", SeccompProfile::Unconfined);
         assert_eq!(
             unconfined.get_all(SERVICE, "SystemCallFilter"),

@@ -29,6 +29,7 @@ mod run_dirs;
 mod secrets;
 mod start_backoff;
 mod static_pods;
+mod suite;
 mod support;
 mod systemd;
 mod vendor_units;

@@ -71,7 +71,7 @@ fn default_pods_get_a_runtimes_confinement() {
     );
     assert_eq!(
         unit.get_all(SERVICE, "SystemCallFilter")[0],
-        "@system-service"
+        "@system-service chroot"
     );
 }
 
