@@ -7,6 +7,7 @@
 
 #[path = "../apiserver/mod.rs"]
 mod apiserver;
+mod apt_upgrade;
 mod cluster;
 mod cluster_status;
 mod cluster_volumes;

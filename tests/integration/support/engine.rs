@@ -43,6 +43,14 @@ pub struct Engine {
 impl Engine {
     /// A context whose installer trusts `extra_ca_pem` besides the system roots.
     pub async fn new(extra_ca_pem: Option<&str>) -> Self {
+        Self::with_installer(extra_ca_pem, |_| {}).await
+    }
+
+    /// Like [`Engine::new`], with the installer's configuration changed by `adjust`.
+    pub async fn with_installer(
+        extra_ca_pem: Option<&str>,
+        adjust: impl FnOnce(&mut InstallerConfig),
+    ) -> Self {
         require_sandbox();
         let _ = rustls::crypto::ring::default_provider().install_default();
         // Under the sandbox's private /run: units have PrivateTmp=yes, so bind sources
@@ -59,14 +67,15 @@ impl Engine {
             .prefix("systemk-itest-debs.")
             .tempdir_in("/run")
             .unwrap();
-        let installer = Installer::new(InstallerConfig {
+        let mut config = InstallerConfig {
             deb_cache_dir: cache_dir.path().to_owned(),
             extra_root_certs_pem: extra_ca_pem
                 .map(|pem| vec![pem.as_bytes().to_vec()])
                 .unwrap_or_default(),
             ..InstallerConfig::default()
-        })
-        .unwrap();
+        };
+        adjust(&mut config);
+        let installer = Installer::new(config).unwrap();
         let ctx = Context {
             installer,
             systemd: Systemd::connect().await.unwrap(),
