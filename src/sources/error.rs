@@ -141,7 +141,9 @@ pub enum Error {
         reason: String,
     },
     /// A CertificateSigningRequest got no certificate within the wait.
-    #[error("certificate signing request {name} was not approved and signed within {waited:?}{hint}")]
+    #[error(
+        "certificate signing request {name} was not approved and signed within {waited:?}{hint}"
+    )]
     CsrNotIssued {
         /// The CSR's name.
         name: String,

@@ -125,8 +125,13 @@ pub(super) fn store(path: &Path, issued: &Issued) -> Result<()> {
         // An existing directory keeps its mode through `create`: tighten it.
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(file_error)?;
     }
-    atomic_file::write(path, issued.file_pem().as_bytes(), 0o600, Durability::Synced)
-        .map_err(file_error)
+    atomic_file::write(
+        path,
+        issued.file_pem().as_bytes(),
+        0o600,
+        Durability::Synced,
+    )
+    .map_err(file_error)
 }
 
 /// Writes the node's kubeconfig: the bootstrap kubeconfig's current cluster with the
@@ -136,8 +141,8 @@ fn write_node_kubeconfig(config: &ClientCertConfig) -> Result<()> {
         path: config.bootstrap_kubeconfig.clone(),
         message,
     };
-    let bootstrap =
-        Kubeconfig::read_from(&config.bootstrap_kubeconfig).map_err(|err| invalid(err.to_string()))?;
+    let bootstrap = Kubeconfig::read_from(&config.bootstrap_kubeconfig)
+        .map_err(|err| invalid(err.to_string()))?;
     let context_name = bootstrap
         .current_context
         .clone()
@@ -165,13 +170,17 @@ fn write_node_kubeconfig(config: &ClientCertConfig) -> Result<()> {
         })?;
     }
     // It names the key file but holds no secret; 0600 anyway, as the kubelet's.
-    atomic_file::write(&config.kubeconfig, text.as_bytes(), 0o600, Durability::Synced).map_err(
-        |source| Error::CertificateFile {
-            action: "write",
-            path: config.kubeconfig.clone(),
-            source,
-        },
-    )?;
+    atomic_file::write(
+        &config.kubeconfig,
+        text.as_bytes(),
+        0o600,
+        Durability::Synced,
+    )
+    .map_err(|source| Error::CertificateFile {
+        action: "write",
+        path: config.kubeconfig.clone(),
+        source,
+    })?;
     tracing::info!(kubeconfig = %config.kubeconfig.display(), "wrote the node's kubeconfig");
     Ok(())
 }
@@ -191,10 +200,7 @@ fn node_kubeconfig(
     if let Some(data) = &cluster.certificate_authority_data {
         entry["certificate-authority-data"] = data.clone().into();
     } else if let Some(file) = &cluster.certificate_authority {
-        let path = bootstrap_path
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join(file);
+        let path = bootstrap_path.parent().unwrap_or(Path::new("/")).join(file);
         entry["certificate-authority"] = path.display().to_string().into();
     }
     if let Some(name) = &cluster.tls_server_name {
@@ -239,7 +245,8 @@ pub async fn keep_current(
         let current = identity.current();
         let deadline = match retry.pending_delay() {
             Some(delay) => {
-                crate::clock::now() + k8s_openapi::jiff::SignedDuration::try_from(delay).unwrap_or_default()
+                crate::clock::now()
+                    + k8s_openapi::jiff::SignedDuration::try_from(delay).unwrap_or_default()
             }
             None => rotation_deadline(
                 current.not_before,
@@ -294,7 +301,7 @@ mod tests {
     fn stored_certificate_is_private_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
         let template = Template::client("node-a");
-        let (cert, key) = issued_pair(&template, 300..3600);
+        let (cert, key) = issued_pair(&template, (300, 3600));
         let issued = Issued::check(&cert, &key, &template, crate::clock::now()).unwrap();
         let path = dir.path().join("pki").join(CLIENT_CERT_FILE);
         store(&path, &issued).unwrap();
@@ -324,7 +331,10 @@ mod tests {
         };
         write_node_kubeconfig(&config).unwrap();
         let text = fs::read_to_string(&config.kubeconfig).unwrap();
-        assert!(!text.contains("0123456789abcdef"), "the token must not be copied: {text}");
+        assert!(
+            !text.contains("0123456789abcdef"),
+            "the token must not be copied: {text}"
+        );
         let parsed = Kubeconfig::from_yaml(&text).unwrap();
         let cluster = parsed.clusters[0].cluster.as_ref().unwrap();
         assert_eq!(cluster.server.as_deref(), Some("https://10.0.0.1:6443"));
@@ -334,7 +344,11 @@ mod tests {
         assert_eq!(user.client_certificate.as_deref(), Some(cert.as_str()));
         assert_eq!(user.client_key.as_deref(), Some(cert.as_str()));
         assert_eq!(
-            fs::metadata(&config.kubeconfig).unwrap().permissions().mode() & 0o777,
+            fs::metadata(&config.kubeconfig)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
             0o600
         );
     }

@@ -109,9 +109,8 @@ impl PoolFactory {
             ),
             None => builder,
         };
-        let mut connector = hyper_timeout::TimeoutConnector::new(
-            builder.enable_http1().wrap_connector(http),
-        );
+        let mut connector =
+            hyper_timeout::TimeoutConnector::new(builder.enable_http1().wrap_connector(http));
         connector.set_connect_timeout(self.config.connect_timeout);
         connector.set_read_timeout(self.config.read_timeout);
         connector.set_write_timeout(self.config.write_timeout);
@@ -140,7 +139,10 @@ impl tower::Service<http::Request<Body>> for RotatingHttps {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let generation = self.identity.generation();
         let client = {
-            let mut pool = self.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut pool = self
+                .pool
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if pool.0 != generation {
                 // The old pool's idle connections close once its last request is done.
                 *pool = (generation, self.factory.build());

@@ -154,11 +154,20 @@ mod tests {
         let der = parse(&request.csr_pem);
         let (_, csr) = X509CertificationRequest::from_der(&der).unwrap();
         let subject = &csr.certification_request_info.subject;
-        let cn: Vec<_> = subject.iter_common_name().map(|n| n.as_str().unwrap()).collect();
-        let o: Vec<_> = subject.iter_organization().map(|n| n.as_str().unwrap()).collect();
+        let cn: Vec<_> = subject
+            .iter_common_name()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        let o: Vec<_> = subject
+            .iter_organization()
+            .map(|n| n.as_str().unwrap())
+            .collect();
         assert_eq!(cn, ["system:node:node-a"]);
         assert_eq!(o, ["system:nodes"]);
-        assert!(csr.requested_extensions().is_none_or(|mut e| e.next().is_none()));
+        assert!(
+            csr.requested_extensions()
+                .is_none_or(|mut e| e.next().is_none())
+        );
         assert!(request.key_pem.contains("PRIVATE KEY"));
         assert_eq!(
             Signer::KubeletClient.usages(),

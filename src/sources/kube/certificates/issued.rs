@@ -172,8 +172,7 @@ fn split_pem(pem: &str) -> (String, String) {
 #[cfg(test)]
 pub(crate) mod tests {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
 
     use super::super::csr::generate;
@@ -189,7 +188,9 @@ pub(crate) mod tests {
         pub(crate) fn new() -> Self {
             let mut params = CertificateParams::default();
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.distinguished_name.push(DnType::CommonName, "test-ca");
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "test-ca");
             Self {
                 key: KeyPair::generate().unwrap(),
                 params,
@@ -197,14 +198,14 @@ pub(crate) mod tests {
         }
 
         /// Signs the public key of `key_pem` for `cn` (with `O=system:nodes`) and the
-        /// SANs of `template`, valid from `valid.start` seconds ago to `valid.end` seconds
+        /// SANs of `template`, valid from `valid.0` seconds ago to `valid.1` seconds
         /// from now (real clock).
         pub(crate) fn sign(
             &self,
             key_pem: &str,
             template: &Template,
             cn: &str,
-            valid: std::ops::Range<i64>,
+            valid: (i64, i64),
         ) -> String {
             let public = KeyPair::from_pem(key_pem).unwrap();
             let mut params = CertificateParams::new(template.dns_names.clone()).unwrap();
@@ -215,23 +216,29 @@ pub(crate) mod tests {
                 Signer::KubeletClient => ExtendedKeyUsagePurpose::ClientAuth,
                 Signer::KubeletServing => ExtendedKeyUsagePurpose::ServerAuth,
             };
-            params.distinguished_name.push(DnType::OrganizationName, NODES_GROUP);
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, NODES_GROUP);
             params.distinguished_name.push(DnType::CommonName, cn);
             params.extended_key_usages = vec![usage];
             let now = std::time::SystemTime::now();
             let at = |offset: i64| {
                 let delta = std::time::Duration::from_secs(offset.unsigned_abs());
-                if offset >= 0 { now + delta } else { now - delta }
+                if offset >= 0 {
+                    now + delta
+                } else {
+                    now - delta
+                }
             };
-            params.not_before = at(-valid.start).into();
-            params.not_after = at(valid.end).into();
+            params.not_before = at(-valid.0).into();
+            params.not_after = at(valid.1).into();
             let issuer = Issuer::from_params(&self.params, &self.key);
             params.signed_by(&public, &issuer).unwrap().pem()
         }
     }
 
     /// A request for `template` signed by a fresh CA: (certificate, key).
-    pub(crate) fn issued_pair(template: &Template, valid: std::ops::Range<i64>) -> (String, String) {
+    pub(crate) fn issued_pair(template: &Template, valid: (i64, i64)) -> (String, String) {
         let request = generate(template).unwrap();
         let cert = TestCa::new().sign(&request.key_pem, template, &template.common_name(), valid);
         (cert, request.key_pem)
@@ -240,7 +247,7 @@ pub(crate) mod tests {
     #[test]
     fn a_proper_certificate_is_accepted_and_round_trips_through_its_file() {
         let template = Template::client("node-a");
-        let (cert, key) = issued_pair(&template, 300..3600);
+        let (cert, key) = issued_pair(&template, (300, 3600));
         let issued = Issued::check(&cert, &key, &template, crate::clock::now()).unwrap();
         assert!(issued.not_after > issued.not_before);
         let again =
@@ -254,7 +261,12 @@ pub(crate) mod tests {
         let template = Template::client("node-a");
         let request = generate(&template).unwrap();
         let ca = TestCa::new();
-        let cert = ca.sign(&request.key_pem, &template, "system:node:node-b", 300..3600);
+        let cert = ca.sign(
+            &request.key_pem,
+            &template,
+            "system:node:node-b",
+            (300, 3600),
+        );
         let err = Issued::check(&cert, &request.key_pem, &template, crate::clock::now())
             .unwrap_err()
             .to_string();
@@ -264,7 +276,7 @@ pub(crate) mod tests {
     #[test]
     fn a_certificate_for_another_key_is_refused() {
         let template = Template::client("node-a");
-        let (cert, _) = issued_pair(&template, 300..3600);
+        let (cert, _) = issued_pair(&template, (300, 3600));
         let other_key = generate(&template).unwrap().key_pem;
         let err = Issued::check(&cert, &other_key, &template, crate::clock::now())
             .unwrap_err()
@@ -275,11 +287,11 @@ pub(crate) mod tests {
     #[test]
     fn an_expired_or_wrong_usage_certificate_is_refused() {
         let template = Template::client("node-a");
-        let (cert, key) = issued_pair(&template, 3600..-60);
+        let (cert, key) = issued_pair(&template, (3600, -60));
         let err = Issued::check(&cert, &key, &template, crate::clock::now()).unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
         let serving = Template::serving("node-a", &["node-a".into()], &[]);
-        let (cert, key) = issued_pair(&serving, 300..3600);
+        let (cert, key) = issued_pair(&serving, (300, 3600));
         // A serving certificate is no client certificate.
         let err = Issued::check(&cert, &key, &template, crate::clock::now()).unwrap_err();
         assert!(err.to_string().contains("client auth"), "{err}");

@@ -14,8 +14,8 @@ use k8s_openapi::api::certificates::v1::{
 };
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
 
 use super::csr::{Template, generate};
 use super::issued::Issued;
@@ -51,15 +51,14 @@ pub async fn request_certificate(
         },
         status: None,
     };
-    let created = super::super::bounded(
-        "create",
-        "a certificate signing request",
-        async {
-            api.create(&PostParams::default(), &csr)
-                .await
-                .map_err(Error::api("create", format!("a {} request", template.signer.what())))
-        },
-    )
+    let created = super::super::bounded("create", "a certificate signing request", async {
+        api.create(&PostParams::default(), &csr)
+            .await
+            .map_err(Error::api(
+                "create",
+                format!("a {} request", template.signer.what()),
+            ))
+    })
     .await?;
     let name = created.metadata.name.clone().unwrap_or_default();
     tracing::info!(csr = %name, signer = template.signer.name(), node = %template.node_name,
@@ -123,7 +122,9 @@ async fn wait_for_certificate(
     hint: &'static str,
 ) -> Result<String> {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = watcher::watcher(api.clone(), config).default_backoff().boxed();
+    let mut events = watcher::watcher(api.clone(), config)
+        .default_backoff()
+        .boxed();
     let deadline = tokio::time::Instant::now() + wait;
     let mut pending_log = tokio::time::interval(PENDING_LOG_EVERY);
     pending_log.tick().await;
@@ -154,7 +155,10 @@ async fn wait_for_certificate(
             Some(Ok(_)) => continue,
         };
         // Whatever the server does with the field selector, only this CSR counts.
-        for csr in csrs.iter().filter(|csr| csr.metadata.name.as_deref() == Some(name)) {
+        for csr in csrs
+            .iter()
+            .filter(|csr| csr.metadata.name.as_deref() == Some(name))
+        {
             match outcome(csr) {
                 Outcome::Issued(pem) => return Ok(pem),
                 Outcome::Refused(outcome, reason) => {
@@ -200,8 +204,14 @@ mod tests {
 
     #[test]
     fn outcome_follows_the_conditions() {
-        assert_eq!(outcome(&CertificateSigningRequest::default()), Outcome::Pending);
-        assert_eq!(outcome(&csr(&[("Approved", "True")], None)), Outcome::Pending);
+        assert_eq!(
+            outcome(&CertificateSigningRequest::default()),
+            Outcome::Pending
+        );
+        assert_eq!(
+            outcome(&csr(&[("Approved", "True")], None)),
+            Outcome::Pending
+        );
         assert_eq!(outcome(&csr(&[], Some("PEM"))), Outcome::Pending);
         assert_eq!(
             outcome(&csr(&[("Approved", "True")], Some("PEM"))),
@@ -212,9 +222,15 @@ mod tests {
             Outcome::Refused("denied", "Because".into())
         );
         assert_eq!(
-            outcome(&csr(&[("Approved", "True"), ("Failed", "True")], Some("PEM"))),
+            outcome(&csr(
+                &[("Approved", "True"), ("Failed", "True")],
+                Some("PEM")
+            )),
             Outcome::Refused("failed", "Because".into())
         );
-        assert_eq!(outcome(&csr(&[("Approved", "False")], Some("PEM"))), Outcome::Pending);
+        assert_eq!(
+            outcome(&csr(&[("Approved", "False")], Some("PEM"))),
+            Outcome::Pending
+        );
     }
 }

@@ -37,7 +37,8 @@ pub fn rotation_deadline(
     };
     let total = not_after.duration_since(start).as_secs_f64().max(0.0);
     let fraction = EARLIEST + WINDOW * unit_random.clamp(0.0, 1.0);
-    let offset = SignedDuration::try_from_secs_f64(total * fraction).unwrap_or(SignedDuration::ZERO);
+    let offset =
+        SignedDuration::try_from_secs_f64(total * fraction).unwrap_or(SignedDuration::ZERO);
     start.checked_add(offset).unwrap_or(not_after)
 }
 
@@ -69,10 +70,16 @@ mod tests {
         let total = na.duration_since(nb).as_secs_f64();
         let early = rotation_deadline(nb, na, None, 0.0);
         let late = rotation_deadline(nb, na, None, 0.999_999);
-        assert_eq!(early.duration_since(nb).as_secs_f64().round(), (total * 0.7).round());
+        assert_eq!(
+            early.duration_since(nb).as_secs_f64().round(),
+            (total * 0.7).round()
+        );
         assert!((late.duration_since(nb).as_secs_f64() - total * 0.9).abs() < 60.0);
         let middle = rotation_deadline(nb, na, None, 0.5);
-        assert_eq!(middle.duration_since(nb).as_secs_f64().round(), (total * 0.8).round());
+        assert_eq!(
+            middle.duration_since(nb).as_secs_f64().round(),
+            (total * 0.8).round()
+        );
     }
 
     #[test]
@@ -83,7 +90,10 @@ mod tests {
         let deadline = rotation_deadline(nb, na, Some(received), 0.0);
         assert_eq!(deadline, at("2026-01-01T12:01:24Z"));
         // Without knowing the arrival (read from disk): client-go's formula as is.
-        assert_eq!(rotation_deadline(nb, na, None, 0.0), at("2026-01-01T11:59:54Z"));
+        assert_eq!(
+            rotation_deadline(nb, na, None, 0.0),
+            at("2026-01-01T11:59:54Z")
+        );
         // An arrival outside the validity (clock jump) is ignored.
         assert_eq!(
             rotation_deadline(nb, na, Some(at("2026-01-02T00:00:00Z")), 0.0),
@@ -94,7 +104,10 @@ mod tests {
     #[test]
     fn until_is_zero_once_due() {
         let now = at("2026-01-01T12:00:00Z");
-        assert_eq!(until(at("2026-01-01T12:00:30Z"), now), Duration::from_secs(30));
+        assert_eq!(
+            until(at("2026-01-01T12:00:30Z"), now),
+            Duration::from_secs(30)
+        );
         assert_eq!(until(at("2026-01-01T11:00:00Z"), now), Duration::ZERO);
     }
 

@@ -153,7 +153,11 @@ pub async fn keep_current(
             }
             Err(err) => {
                 let delay = retry.failed();
-                let serving = if current.is_some() { "the previous cluster-issued" } else { "the self-signed" };
+                let serving = if current.is_some() {
+                    "the previous cluster-issued"
+                } else {
+                    "the self-signed"
+                };
                 tracing::warn!(error = %crate::error_chain::Chain(&err), retry_in = ?delay,
                     "no serving certificate from the cluster; the kubelet API keeps {serving} certificate");
             }
@@ -176,12 +180,16 @@ mod tests {
             cert_dir: dir.path().into(),
         };
         assert!(load_stored(&config).is_none());
-        let (cert, key) = issued_pair(&template, 300..3600);
+        let (cert, key) = issued_pair(&template, (300, 3600));
         let issued = Issued::check(&cert, &key, &template, crate::clock::now()).unwrap();
         store(&config.cert_file(), &issued).unwrap();
         assert!(load_stored(&config).is_some());
         let moved = ServingCertConfig {
-            template: Template::serving("node-a", &["node-a".into()], &["10.0.0.8".parse().unwrap()]),
+            template: Template::serving(
+                "node-a",
+                &["node-a".into()],
+                &["10.0.0.8".parse().unwrap()],
+            ),
             cert_dir: dir.path().into(),
         };
         assert!(load_stored(&moved).is_none());
