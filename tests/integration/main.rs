@@ -8,6 +8,7 @@
 #[path = "../apiserver/mod.rs"]
 mod apiserver;
 mod cluster;
+mod cluster_certs;
 mod cluster_status;
 mod cluster_volumes;
 mod engine;
