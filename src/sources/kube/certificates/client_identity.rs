@@ -8,7 +8,9 @@
 //! request, not once per connection: so at each swap the client also drops its pool of
 //! idle connections (a fresh `hyper` client behind the same `kube::Client`). Requests in
 //! flight, watches included, finish on their old connection; the watch then reconnects
-//! with the new certificate, as after any watch timeout.
+//! with the new certificate, as after any watch timeout. The new pool also starts with an
+//! empty TLS session cache: a resumed session carries the certificate of the handshake
+//! that made it (the integration test `cluster_certs` caught 401s from exactly that).
 //!
 //! The stack mirrors kube's own (`kube::client::ClientBuilder` for a kubeconfig: base URI,
 //! connect/read/write timeouts, rustls with the kubeconfig's CA and server name), minus
@@ -86,6 +88,9 @@ impl ResolvesClientCert for ClientIdentity {
     }
 }
 
+/// TLS sessions each pool remembers for resumption (rustls' default store size).
+const SESSIONS_PER_POOL: usize = 256;
+
 type Connector = hyper_timeout::TimeoutConnector<hyper_rustls::HttpsConnector<HttpConnector>>;
 
 /// Builds fresh pools: everything a `hyper` client needs, and the timeouts of the
@@ -100,8 +105,13 @@ impl PoolFactory {
     fn build(&self) -> HyperClient<Connector, Body> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
+        let mut tls = (*self.tls).clone();
+        // A resumed TLS session carries the client certificate of the handshake that
+        // made it, on both sides: a pool for a new certificate must not resume an old
+        // session, or the server sees the old (soon expired) certificate again.
+        tls.resumption = rustls::client::Resumption::in_memory_sessions(SESSIONS_PER_POOL);
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*self.tls).clone())
+            .with_tls_config(tls)
             .https_or_http();
         let builder = match &self.server_name {
             Some(name) => builder.with_server_name_resolver(
