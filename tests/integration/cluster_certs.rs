@@ -231,6 +231,78 @@ async fn short_lived_client_certificate_is_renewed_without_a_restart() {
 }
 
 #[tokio::test]
+async fn expired_client_certificate_is_bootstrapped_again_and_a_dead_token_is_reported() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let Some((mut cluster, token)) =
+        bootstrapping_cluster("certs_expired", Duration::from_secs(60), false).await
+    else {
+        return;
+    };
+    cluster.add_agent_args(&["--rotate-server-certificates=false"]);
+    cluster.start_agent().await;
+    wait_ready(&cluster).await;
+    let pid = cluster.agent_pid().expect("the agent's pid");
+    let cert = cluster.state_dir().join("pki/kubelet-client-current.pem");
+    let (_, not_after) = certificate_facts(&cert);
+
+    // The node "sleeps" past its certificate's end (SIGSTOP), and its token is revoked.
+    kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).expect("stop systemk");
+    let token_id = token.split('.').next().unwrap().to_owned();
+    let secret = format!("bootstrap-token-{token_id}");
+    cluster
+        .kubectl(&["delete", "secret", "-n", "kube-system", &secret])
+        .await;
+    let until_expired = not_after - k8s_openapi::jiff::Timestamp::now().as_second() + 2;
+    if until_expired > 0 {
+        tokio::time::sleep(Duration::from_secs(until_expired.unsigned_abs())).await;
+    }
+    kill(Pid::from_raw(pid as i32), Signal::SIGCONT).expect("continue systemk");
+    cluster
+        .wait_for_log(
+            "the node's client certificate expired and the bootstrap kubeconfig cannot get a new one",
+            1,
+            JOIN,
+        )
+        .await;
+
+    // A new token in the bootstrap kubeconfig: the next attempt bootstraps, in-process.
+    let fresh = cluster.server.create_bootstrap_token(&[BOOTSTRAP_GROUP]);
+    cluster
+        .server
+        .write_bootstrap_kubeconfig(cluster.context.workspace(), &fresh);
+    cluster
+        .wait_for_log("client certificate renewed", 1, Duration::from_secs(120))
+        .await;
+    let (_, renewed_not_after) = certificate_facts(&cert);
+    assert!(renewed_not_after > not_after);
+    let lease_args = ["lease", cluster.node(), "-n", "kube-node-lease"];
+    let before = cluster.get(&lease_args).await.unwrap()["spec"]["renewTime"].clone();
+    cluster
+        .wait_until(
+            Duration::from_secs(30),
+            "the lease renewed with the new certificate",
+            || async {
+                let lease = cluster.get(&lease_args).await?;
+                (lease["spec"]["renewTime"] != before).then_some(())
+            },
+        )
+        .await;
+    assert_eq!(cluster.agent_pid(), Some(pid));
+    assert!(
+        cluster.agent_running(),
+        "systemk exited:\n{}",
+        cluster.log()
+    );
+    assert!(
+        !cluster.log().contains(fresh.split('.').nth(1).unwrap()),
+        "the token secret was logged"
+    );
+    cluster.teardown().await;
+}
+
+#[tokio::test]
 async fn serving_certificate_is_used_once_approved_and_kubectl_logs_works() {
     let Some((mut cluster, _)) =
         bootstrapping_cluster("certs_serving", Duration::from_secs(3600), true).await
