@@ -134,27 +134,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             Ok(())
         });
     }
-    if let (true, Some(client)) = (serving_from_cluster, &client) {
-        let hostname = super::hostname()?;
-        let config = cluster::certificates::ServingCertConfig {
-            template: cluster::certificates::Template::serving(
-                &node_name,
-                &[hostname],
-                &[ips.internal, ips.external],
-            ),
-            cert_dir: args.cert_dir(),
-        };
-        let serving = cluster::certificates::serving::keep_current(
-            client.clone(),
-            config,
-            serving_tx,
-            tasks.stop_signal(Stage::Report),
-        );
-        tasks.spawn("serving certificate rotation", Stage::Report, async move {
-            serving.await;
-            Ok(())
-        });
-    }
+    let serving_client = client.clone().filter(|_| serving_from_cluster);
     if let Some(kubelet_api) = kubelet_api {
         let stop = tasks.stop_signal(Stage::Serve);
         tasks.spawn("kubelet API", Stage::Serve, async move {
@@ -198,6 +178,31 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         );
         forward = Some(to_forward);
         node_events = Some(events);
+    }
+    if let (Some(client), Some(events)) = (serving_client, &node_events) {
+        let hostname = super::hostname()?;
+        let config = cluster::certificates::ServingCertConfig {
+            template: cluster::certificates::Template::serving(
+                &node_name,
+                &[hostname],
+                &[ips.internal, ips.external],
+            ),
+            cert_dir: args.cert_dir(),
+        };
+        let serving = cluster::certificates::serving::keep_current(
+            client,
+            config,
+            serving_tx,
+            cluster::certificates::serving::PendingEvents {
+                publisher: events.publisher.clone(),
+                node_uid: events.node_uid.clone(),
+            },
+            tasks.stop_signal(Stage::Report),
+        );
+        tasks.spawn("serving certificate rotation", Stage::Report, async move {
+            serving.await;
+            Ok(())
+        });
     }
     let collect = gc::run(
         collector,

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::apiserver::Config;
 use crate::cluster::harness::{Cluster, condition, pod_manifest, sleeper};
+use crate::cluster::node_event_reasons;
 
 /// What kubeadm's default bootstrap token carries as its extra group.
 const BOOTSTRAP_GROUP: &str = "system:bootstrappers:kubeadm:default-node-token";
@@ -344,6 +345,25 @@ async fn serving_certificate_is_used_once_approved_and_kubectl_logs_works() {
         pending["spec"]["usages"],
         json!(["digital signature", "server auth"])
     );
+    let name = pending["metadata"]["name"].as_str().unwrap().to_owned();
+    let event = cluster
+        .wait_until(
+            JOIN,
+            "the ServingCertificatePending event on the Node",
+            || async {
+                node_event_reasons(&cluster, &node)
+                    .await
+                    .into_iter()
+                    .find(|(reason, _)| reason == "ServingCertificatePending")
+            },
+        )
+        .await;
+    assert!(
+        event
+            .1
+            .contains(&format!("kubectl certificate approve {name}")),
+        "{event:?}"
+    );
     let (ok, _, stderr) = cluster
         .try_kubectl(&["logs", "talker", "-n", &namespace])
         .await;
@@ -353,7 +373,6 @@ async fn serving_certificate_is_used_once_approved_and_kubectl_logs_works() {
     );
     assert!(!stderr.is_empty());
 
-    let name = pending["metadata"]["name"].as_str().unwrap().to_owned();
     cluster.kubectl(&["certificate", "approve", &name]).await;
     cluster
         .wait_for_log("serving the cluster-issued certificate", 1, JOIN)

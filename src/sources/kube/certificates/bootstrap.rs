@@ -262,14 +262,21 @@ pub async fn keep_current(
             () = &mut stop => return,
         }
         let expired = identity.current().expired(crate::clock::now());
-        let renewed = if expired {
-            tracing::warn!(not_after = %current.not_after,
-                "the client certificate expired; bootstrapping a new one with the bootstrap kubeconfig");
-            bootstrap(&config).await
-        } else {
-            request_certificate(&client, &template, CERTIFICATE_WAIT, CLIENT_HINT)
-                .await
-                .and_then(|issued| store(&config.cert_file(), &issued).map(|()| issued))
+        let attempt = async {
+            if expired {
+                tracing::warn!(not_after = %current.not_after,
+                    "the client certificate expired; bootstrapping a new one with the bootstrap kubeconfig");
+                bootstrap(&config).await
+            } else {
+                request_certificate(&client, &template, CERTIFICATE_WAIT, CLIENT_HINT)
+                    .await
+                    .and_then(|issued| store(&config.cert_file(), &issued).map(|()| issued))
+            }
+        };
+        // A request may wait for approval for minutes: a stop must not wait for it.
+        let renewed = tokio::select! {
+            renewed = attempt => renewed,
+            () = &mut stop => return,
         };
         match renewed {
             Ok(issued) => {

@@ -36,6 +36,20 @@ pub async fn request_certificate(
     wait: Duration,
     hint: &'static str,
 ) -> Result<Issued> {
+    let pending = create(client, template).await?;
+    wait_for_issue(client, pending, template, wait, hint).await
+}
+
+/// A created CSR whose certificate has not come yet.
+pub struct Pending {
+    /// The CSR's name.
+    pub name: String,
+    /// The key it is for (PEM); never logged.
+    key_pem: String,
+}
+
+/// Creates a CSR for `template` (a fresh key) with `client`.
+pub async fn create(client: &Client, template: &Template) -> Result<Pending> {
     let new = generate(template)?;
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let csr = CertificateSigningRequest {
@@ -51,20 +65,34 @@ pub async fn request_certificate(
         },
         status: None,
     };
-    let created = super::super::bounded("create", "a certificate signing request", async {
+    let what = format!("a {} request", template.signer.what());
+    let created = super::super::bounded("create", &what, async {
         api.create(&PostParams::default(), &csr)
             .await
-            .map_err(Error::api(
-                "create",
-                format!("a {} request", template.signer.what()),
-            ))
+            .map_err(Error::api("create", what.clone()))
     })
     .await?;
     let name = created.metadata.name.clone().unwrap_or_default();
     tracing::info!(csr = %name, signer = template.signer.name(), node = %template.node_name,
         "created a certificate signing request; waiting for approval");
+    Ok(Pending {
+        name,
+        key_pem: new.key_pem,
+    })
+}
+
+/// Waits up to `wait` for the certificate of `pending` and returns it checked.
+pub async fn wait_for_issue(
+    client: &Client,
+    pending: Pending,
+    template: &Template,
+    wait: Duration,
+    hint: &'static str,
+) -> Result<Issued> {
+    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let name = pending.name;
     let cert_pem = wait_for_certificate(&api, &name, wait, template, hint).await?;
-    let mut issued = Issued::check(&cert_pem, &new.key_pem, template, crate::clock::now())?;
+    let mut issued = Issued::check(&cert_pem, &pending.key_pem, template, crate::clock::now())?;
     issued.received = Some(crate::clock::now());
     tracing::info!(csr = %name, what = template.signer.what(), not_after = %issued.not_after,
         "certificate issued");

@@ -4,7 +4,8 @@
 //! as SANs, made with the node's own client certificate. Nothing upstream approves these
 //! CSRs (kube-controller-manager only approves client CSRs): an operator or an approver
 //! does. Until one is issued the server keeps the certificate it started with (the
-//! self-signed one) and the wait is logged with the `kubectl certificate approve` line.
+//! self-signed one), and the wait is logged with the `kubectl certificate approve` line
+//! and announced in a `ServingCertificatePending` event on the Node.
 //!
 //! The issued certificate is kept in `<cert dir>/kubelet-server-current.pem` (0600),
 //! sent to the server through a `watch` channel (the server swaps it in for new
@@ -24,9 +25,11 @@ use tokio::sync::watch;
 use super::bootstrap::{read_stored, store};
 use super::csr::Template;
 use super::issued::Issued;
-use super::request::{CERTIFICATE_WAIT, request_certificate};
+use super::request::{CERTIFICATE_WAIT, create, wait_for_issue};
 use super::rotation::{rotation_deadline, unit_random, until};
 use crate::backoff::{API_SERVER, Backoff, Retry};
+use crate::pod::EventKind;
+use crate::sources::kube::EventPublisher;
 
 /// The serving certificate's file in the certificate directory (the kubelet's name).
 pub const SERVING_CERT_FILE: &str = "kubelet-server-current.pem";
@@ -41,6 +44,41 @@ pub struct ServingCertConfig {
     pub template: Template,
     /// The certificate directory (`--cert-dir`).
     pub cert_dir: PathBuf,
+}
+
+/// Where the event about a pending serving CSR goes: the Node, once registered.
+pub struct PendingEvents {
+    /// The publisher.
+    pub publisher: EventPublisher,
+    /// The Node's UID, once registered.
+    pub node_uid: watch::Receiver<Option<String>>,
+}
+
+/// How long the pending-CSR event waits for the Node to be registered.
+const NODE_UID_WAIT: Duration = Duration::from_secs(30);
+
+impl PendingEvents {
+    /// A Normal event `ServingCertificatePending` on the Node naming the CSR to approve.
+    async fn publish(&mut self, node_name: &str, csr: &str) {
+        let wait = self.node_uid.wait_for(|uid| uid.is_some());
+        let uid = match tokio::time::timeout(NODE_UID_WAIT, wait).await {
+            // The guard is dropped at the end of this statement, before the next await.
+            Ok(Ok(uid)) => uid.clone().unwrap_or_default(),
+            _ => return,
+        };
+        let message = format!(
+            "the kubelet API's serving certificate request {csr} waits for approval (kubectl certificate approve {csr}); the self-signed certificate is served meanwhile"
+        );
+        self.publisher
+            .publish_node(
+                node_name,
+                &uid,
+                EventKind::Normal,
+                "ServingCertificatePending",
+                &message,
+            )
+            .await;
+    }
 }
 
 impl ServingCertConfig {
@@ -108,6 +146,7 @@ pub async fn keep_current(
     client: Client,
     config: ServingCertConfig,
     updates: watch::Sender<Option<Arc<CertifiedKey>>>,
+    mut events: PendingEvents,
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -139,8 +178,24 @@ pub async fn keep_current(
             () = tokio::time::sleep(wait) => {}
             () = &mut stop => return,
         }
+        let attempt = async {
+            let pending = create(&client, &config.template).await?;
+            if current.is_none() {
+                events
+                    .publish(&config.template.node_name, &pending.name)
+                    .await;
+            }
+            wait_for_issue(
+                &client,
+                pending,
+                &config.template,
+                CERTIFICATE_WAIT,
+                SERVING_HINT,
+            )
+            .await
+        };
         let requested = tokio::select! {
-            result = request_certificate(&client, &config.template, CERTIFICATE_WAIT, SERVING_HINT) => result,
+            result = attempt => result,
             () = &mut stop => return,
         };
         match requested.and_then(|issued| store(&config.cert_file(), &issued).map(|()| issued)) {
