@@ -212,6 +212,23 @@ pub struct AgentArgs {
     /// the file exists). Without one systemk runs only static pods and joins no cluster.
     #[arg(long, env = "SYSTEMK_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig holding a bootstrap token (TLS bootstrap, as the kubelet's flag): when
+    /// the node has no valid client certificate in --cert-dir, systemk requests one for
+    /// system:node:<name> with it, writes --kubeconfig (default <state dir>/kubeconfig) to
+    /// use it, and renews it before it expires.
+    #[arg(long, env = "SYSTEMK_BOOTSTRAP_KUBECONFIG", value_name = "FILE")]
+    pub bootstrap_kubeconfig: Option<PathBuf>,
+    /// Where the node's certificates and keys are kept (0700): the client certificate
+    /// (kubelet-client-current.pem), the serving certificate from the cluster
+    /// (kubelet-server-current.pem). Default: <state dir>/pki.
+    #[arg(long, env = "SYSTEMK_CERT_DIR", value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Request the kubelet API's serving certificate from the cluster (signer
+    /// kubernetes.io/kubelet-serving; someone must approve it) and renew it; the self-signed
+    /// one is served until then. Default: true when the node joins a cluster;
+    /// --tls-cert-file turns it off.
+    #[arg(long, env = "SYSTEMK_ROTATE_SERVER_CERTIFICATES", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub rotate_server_certificates: Option<bool>,
     /// Do not taint the node with virtual-kubelet.io/provider=systemk:NoSchedule.
     #[arg(long, env = "SYSTEMK_DISABLE_TAINT")]
     pub disable_taint: bool,
@@ -283,6 +300,30 @@ impl AgentArgs {
         }
     }
 
+    /// The certificate directory: `--cert-dir`, else `<state dir>/pki`.
+    pub fn cert_dir(&self) -> PathBuf {
+        self.cert_dir
+            .clone()
+            .unwrap_or_else(|| self.paths.state_dir.join("pki"))
+    }
+
+    /// The node's kubeconfig under TLS bootstrap: `--kubeconfig`, else
+    /// `<state dir>/kubeconfig`; `None` without `--bootstrap-kubeconfig`.
+    pub fn bootstrapped_kubeconfig(&self) -> Option<PathBuf> {
+        self.bootstrap_kubeconfig.as_ref()?;
+        Some(
+            self.kubeconfig
+                .clone()
+                .unwrap_or_else(|| self.paths.state_dir.join("kubeconfig")),
+        )
+    }
+
+    /// Whether the serving certificate comes from the cluster: `--rotate-server-certificates`,
+    /// by default whenever the node `joined` a cluster; never with `--tls-cert-file`.
+    pub fn serving_from_cluster(&self, joined: bool) -> bool {
+        joined && self.tls_cert_file.is_none() && self.rotate_server_certificates.unwrap_or(true)
+    }
+
     /// The kubeconfig to join the cluster with, from `--kubeconfig`, else `$KUBECONFIG`,
     /// else `$HOME/.kube/config`; `env` reads the process environment (a map in tests).
     pub fn kubeconfig_choice(&self, env: impl Fn(&str) -> Option<String>) -> KubeconfigChoice {
@@ -325,6 +366,41 @@ mod tests {
             choice,
             KubeconfigChoice::Explicit("/etc/systemk/kubeconfig".into())
         );
+    }
+
+    #[test]
+    fn certificate_flags_parse_with_defaults() {
+        let cli = Cli::try_parse_from(["systemk"]).unwrap();
+        assert_eq!(cli.agent.cert_dir(), Path::new("/var/lib/systemk/pki"));
+        assert_eq!(cli.agent.bootstrapped_kubeconfig(), None);
+        assert!(cli.agent.serving_from_cluster(true));
+        assert!(!cli.agent.serving_from_cluster(false));
+        let cli = Cli::try_parse_from([
+            "systemk",
+            "--bootstrap-kubeconfig",
+            "/etc/systemk/bootstrap-kubeconfig",
+            "--cert-dir",
+            "/var/lib/systemk/certs",
+            "--rotate-server-certificates=false",
+        ])
+        .unwrap();
+        assert_eq!(cli.agent.cert_dir(), Path::new("/var/lib/systemk/certs"));
+        assert_eq!(
+            cli.agent.bootstrapped_kubeconfig().as_deref(),
+            Some(Path::new("/var/lib/systemk/kubeconfig"))
+        );
+        assert!(!cli.agent.serving_from_cluster(true));
+        let cli = Cli::try_parse_from([
+            "systemk",
+            "--rotate-server-certificates",
+            "--tls-cert-file",
+            "/k.crt",
+            "--tls-private-key-file",
+            "/k.key",
+        ])
+        .unwrap();
+        // A given certificate wins.
+        assert!(!cli.agent.serving_from_cluster(true));
     }
 
     #[test]

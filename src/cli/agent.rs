@@ -50,10 +50,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let ips = detect_node_ips(args.node_ip, args.node_external_ip, &addresses)
         .context("the host has no usable address (neither private nor global): set --node-ip")?;
     let security = node_security(&args)?;
-    let (client, kubernetes_service) = match cluster_client(&args).await? {
-        Some((client, api_server)) => (Some(client), api_server),
-        None => (None, None),
-    };
+    let (client, kubernetes_service, client_identity) =
+        match cluster_client(&args, &node_name).await? {
+            Some(cluster) => (Some(cluster.client), cluster.api_server, cluster.identity),
+            None => (None, None, None),
+        };
     let installer = Installer::new(InstallerConfig {
         deb_cache_dir: args.cache_dir.clone(),
         policy: args.image_policy(),
@@ -97,6 +98,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     });
     tracing::info!(node = %node_name, internal_ip = %ips.internal, external_ip = %ips.external,
         manifests = %args.pod_manifest_path.display(), "systemk starting");
+    // The serving certificate from the cluster, when the kubelet API serves one.
+    let serving_from_cluster =
+        args.kubelet_port != 0 && args.serving_from_cluster(client.is_some());
+    let (serving_tx, serving_rx) = watch::channel(None);
     let kubelet_api = if args.kubelet_port == 0 {
         tracing::info!("--kubelet-port 0: no kubelet API");
         None
@@ -106,13 +111,30 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             (args.clone(), ctx.clone(), client.clone(), node_name.clone());
         let bind =
             tokio::task::spawn_blocking(move || bind_kubelet_api(&args, &ctx, client, &node_name));
-        Some(
-            bind.await
-                .context("setting up the kubelet API panicked")??,
-        )
+        let server = bind
+            .await
+            .context("setting up the kubelet API panicked")??;
+        Some(if serving_from_cluster {
+            server.with_serving_updates(serving_rx)
+        } else {
+            server
+        })
     };
 
     let mut tasks = Tasks::new();
+    if let (Some(client), Some((identity, config))) = (&client, client_identity) {
+        let rotation = cluster::certificates::bootstrap::keep_current(
+            client.clone(),
+            identity,
+            config,
+            tasks.stop_signal(Stage::Report),
+        );
+        tasks.spawn("client certificate rotation", Stage::Report, async move {
+            rotation.await;
+            Ok(())
+        });
+    }
+    let serving_client = client.clone().filter(|_| serving_from_cluster);
     if let Some(kubelet_api) = kubelet_api {
         let stop = tasks.stop_signal(Stage::Serve);
         tasks.spawn("kubelet API", Stage::Serve, async move {
@@ -156,6 +178,31 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         );
         forward = Some(to_forward);
         node_events = Some(events);
+    }
+    if let (Some(client), Some(events)) = (serving_client, &node_events) {
+        let hostname = super::hostname()?;
+        let config = cluster::certificates::ServingCertConfig {
+            template: cluster::certificates::Template::serving(
+                &node_name,
+                &[hostname],
+                &[ips.internal, ips.external],
+            ),
+            cert_dir: args.cert_dir(),
+        };
+        let serving = cluster::certificates::serving::keep_current(
+            client,
+            config,
+            serving_tx,
+            cluster::certificates::serving::PendingEvents {
+                publisher: events.publisher.clone(),
+                node_uid: events.node_uid.clone(),
+            },
+            tasks.stop_signal(Stage::Report),
+        );
+        tasks.spawn("serving certificate rotation", Stage::Report, async move {
+            serving.await;
+            Ok(())
+        });
     }
     let collect = gc::run(
         collector,
@@ -266,20 +313,62 @@ fn node_security(args: &AgentArgs) -> anyhow::Result<NodeSecurity> {
     Ok(security)
 }
 
-/// The client for the cluster, when a kubeconfig is given or found. An explicit one that
-/// does not load is an error; a default one is skipped with a warning (static pods only).
-async fn cluster_client(
-    args: &AgentArgs,
-) -> anyhow::Result<Option<(kube::Client, Option<(String, u16)>)>> {
+/// The node's connection to its cluster.
+struct Cluster {
+    client: kube::Client,
+    /// The API server's host and port.
+    api_server: Option<(String, u16)>,
+    /// The rotating client certificate, under TLS bootstrap.
+    identity: Option<(
+        Arc<cluster::certificates::ClientIdentity>,
+        cluster::certificates::ClientCertConfig,
+    )>,
+}
+
+/// The client for the cluster: under TLS bootstrap (`--bootstrap-kubeconfig`) one with
+/// the node's own, rotating certificate (bootstrapped first when there is none); else
+/// when a kubeconfig is given or found. An explicit one that does not load is an error; a
+/// default one is skipped with a warning (static pods only).
+async fn cluster_client(args: &AgentArgs, node_name: &str) -> anyhow::Result<Option<Cluster>> {
+    if let (Some(bootstrap), Some(kubeconfig)) =
+        (&args.bootstrap_kubeconfig, args.bootstrapped_kubeconfig())
+    {
+        let config = cluster::certificates::ClientCertConfig {
+            node_name: node_name.to_owned(),
+            cert_dir: args.cert_dir(),
+            kubeconfig,
+            bootstrap_kubeconfig: bootstrap.clone(),
+        };
+        let identity = cluster::certificates::bootstrap::load_or_bootstrap(&config)
+            .await
+            .context(
+                "TLS bootstrap: cannot get the node's client certificate (--bootstrap-kubeconfig)",
+            )?;
+        let (client, api_server) =
+            cluster::certificates::client_identity::connect(&config.kubeconfig, identity.clone())
+                .await
+                .context("cannot use the node's kubeconfig written by TLS bootstrap")?;
+        tracing::info!(kubeconfig = %config.kubeconfig.display(), cert_dir = %config.cert_dir.display(),
+            "joining the cluster with the node's client certificate");
+        return Ok(Some(Cluster {
+            client,
+            api_server,
+            identity: Some((identity, config)),
+        }));
+    }
     let choice = args.kubeconfig_choice(|name| std::env::var(name).ok());
     let Some(path) = choice.path() else {
         tracing::info!("no kubeconfig: running static pods only");
         return Ok(None);
     };
     match cluster::connect(path).await {
-        Ok(connection) => {
+        Ok((client, api_server)) => {
             tracing::info!(kubeconfig = %path.display(), "joining the cluster");
-            Ok(Some(connection))
+            Ok(Some(Cluster {
+                client,
+                api_server,
+                identity: None,
+            }))
         }
         Err(err) if matches!(choice, KubeconfigChoice::Explicit(_)) => {
             Err(err).context("cannot use --kubeconfig")

@@ -66,6 +66,19 @@ fn extra_sections() -> Roff {
     );
     definition(
         &mut roff,
+        &format!("{DEFAULT_STATE_DIR}/pki"),
+        "The node's certificates and keys (0700, files 0600; --cert-dir): \
+         kubelet-client-current.pem (TLS bootstrap), kubelet-server-current.pem (serving \
+         certificate from the cluster), kubelet.crt and kubelet.key (self-signed).",
+    );
+    definition(
+        &mut roff,
+        &format!("{DEFAULT_STATE_DIR}/kubeconfig"),
+        "The node's kubeconfig written by TLS bootstrap (--bootstrap-kubeconfig) when \
+         --kubeconfig is not given.",
+    );
+    definition(
+        &mut roff,
         DEFAULT_CACHE_DIR,
         "Downloaded .deb images, by content hash.",
     );

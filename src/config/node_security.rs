@@ -44,7 +44,7 @@ pub fn restricted_gids(groups: &[String], dev: &Path) -> BTreeSet<u32> {
 /// and manifests, the kubeconfig it uses and its kubelet API keys. Relative flags are
 /// made absolute against `cwd`, as the agent reads them.
 pub fn hidden_paths(args: &AgentArgs, kubeconfig: Option<&Path>, cwd: &Path) -> Vec<String> {
-    let candidates: [Option<&Path>; 9] = [
+    let candidates: [Option<&Path>; 11] = [
         Some(&args.paths.state_dir),
         Some(&args.paths.runtime_dir),
         Some(&args.cache_dir),
@@ -54,6 +54,8 @@ pub fn hidden_paths(args: &AgentArgs, kubeconfig: Option<&Path>, cwd: &Path) -> 
         args.tls_cert_file.as_deref(),
         args.tls_private_key_file.as_deref(),
         args.client_ca_file.as_deref(),
+        args.bootstrap_kubeconfig.as_deref(),
+        args.cert_dir.as_deref(),
     ];
     let mut paths: Vec<String> = Vec::new();
     for path in candidates.into_iter().flatten() {

@@ -11,7 +11,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use rustls::pki_types::CertificateDer;
 
-use super::tls::{ServingCert, parse_ca_bundle, server_config};
+use std::sync::Arc;
+
+use super::tls::{ServingResolver, parse_ca_bundle, server_config};
 use crate::sources::kube::API_CALL_TIMEOUT;
 
 /// Where kube-apiserver publishes its client CA.
@@ -28,7 +30,7 @@ const RETRY: Duration = Duration::from_secs(10);
 /// `shutdown`.
 pub async fn watch(
     client: kube::Client,
-    serving: ServingCert,
+    serving: Arc<ServingResolver>,
     tls: RustlsConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -39,7 +41,7 @@ pub async fn watch(
         let wait = match read(&api).await {
             Ok(cas) => {
                 if current.as_ref() != Some(&cas) {
-                    match server_config(&serving, Some(&cas)) {
+                    match server_config(serving.clone(), Some(&cas)) {
                         Ok(config) => {
                             tls.reload_from_config(config);
                             tracing::info!(

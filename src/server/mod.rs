@@ -64,6 +64,9 @@ pub struct State {
     pub follow_streams: Arc<Semaphore>,
 }
 
+/// Serving certificates to swap in (`None` until the cluster issued one).
+pub type ServingUpdates = tokio::sync::watch::Receiver<Option<Arc<rustls::sign::CertifiedKey>>>;
+
 /// Where and how the server listens.
 pub struct Settings {
     /// Address and port.
@@ -84,7 +87,9 @@ pub struct Settings {
 pub struct Server {
     listener: TcpListener,
     tls: RustlsConfig,
-    serving: ServingCert,
+    serving: Arc<tls::ServingResolver>,
+    /// Serving certificates issued by the cluster, swapped in as they come.
+    serving_updates: Option<ServingUpdates>,
     client_ca_from_cluster: Option<kube::Client>,
     state: Arc<State>,
 }
@@ -102,7 +107,8 @@ impl Server {
         client: Option<kube::Client>,
         node_name: String,
     ) -> Result<Self> {
-        let config = tls::server_config(&settings.serving, settings.client_ca.as_deref())?;
+        let serving = tls::ServingResolver::new(&settings.serving)?;
+        let config = tls::server_config(serving.clone(), settings.client_ca.as_deref())?;
         let listener = TcpListener::bind(settings.address).map_err(|source| Error::Bind {
             address: settings.address,
             source,
@@ -133,7 +139,8 @@ impl Server {
         Ok(Self {
             listener,
             tls: RustlsConfig::from_config(config),
-            serving: settings.serving,
+            serving,
+            serving_updates: None,
             client_ca_from_cluster,
             state: Arc::new(State {
                 systemd,
@@ -145,6 +152,13 @@ impl Server {
                 limits: Arc::new(settings.limits),
             }),
         })
+    }
+
+    /// Serves each certificate `updates` brings (a cluster-issued serving certificate)
+    /// instead of the one it was bound with, from the next handshake on.
+    pub fn with_serving_updates(mut self, updates: ServingUpdates) -> Self {
+        self.serving_updates = Some(updates);
+        self
     }
 
     /// The address it listens on (the port when 0 was asked for).
@@ -173,6 +187,20 @@ impl Server {
                     let _ = stopped.wait_for(|s| *s).await;
                 },
             ));
+        }
+        if let Some(mut updates) = self.serving_updates {
+            let serving = self.serving.clone();
+            tokio::spawn(async move {
+                // Ends when the sender (the certificate task) is gone.
+                while updates.changed().await.is_ok() {
+                    if let Some(key) = updates.borrow_and_update().clone() {
+                        serving.replace(key);
+                        tracing::info!(
+                            "kubelet API: serving the renewed certificate to new connections"
+                        );
+                    }
+                }
+            });
         }
         let limits = self.state.limits.clone();
         let app = router(self.state);

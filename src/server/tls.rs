@@ -8,7 +8,7 @@ use std::fs::{self, DirBuilder};
 use std::net::IpAddr;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, SanType};
@@ -16,7 +16,8 @@ use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ServerConfig, WebPkiClientVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 
 use super::error::{Error, Result};
 use crate::atomic_file::{self, Durability};
@@ -148,34 +149,85 @@ pub fn parse_ca_bundle(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'sta
     Ok(certs)
 }
 
-/// The rustls configuration: serve `serving`, verify client certificates against
-/// `client_ca` when there is one. Clients without a certificate still connect (and get
-/// 401, as the kubelet answers anonymous requests); a certificate that does not verify
-/// ends the handshake.
-pub fn server_config(
-    serving: &ServingCert,
-    client_ca: Option<&[CertificateDer<'static>]>,
-) -> Result<Arc<ServerConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// The serving certificate every handshake gets, swappable while serving: a renewed
+/// certificate from the cluster is used by new connections at once, while open ones keep
+/// the one they shook hands with (nothing is dropped).
+#[derive(Debug)]
+pub struct ServingResolver {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ServingResolver {
+    /// A resolver serving `serving` until [`ServingResolver::replace`]d.
+    pub fn new(serving: &ServingCert) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            current: RwLock::new(certified_key(serving)?),
+        }))
+    }
+
+    /// Serves `key` from the next handshake on.
+    pub fn replace(&self, key: Arc<CertifiedKey>) {
+        // A poisoned lock still holds a whole `Arc`: writers only swap it.
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = key;
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+impl ResolvesServerCert for ServingResolver {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// The chain and key of `serving`, checked to belong together.
+fn certified_key(serving: &ServingCert) -> Result<Arc<CertifiedKey>> {
+    let provider = rustls::crypto::ring::default_provider();
     let chain = CertificateDer::pem_slice_iter(&serving.chain_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| Error::InvalidCertificate {
             what: "serving certificate".to_owned(),
             message: err.to_string(),
         })?;
+    if chain.is_empty() {
+        return Err(Error::InvalidCertificate {
+            what: "serving certificate".to_owned(),
+            message: "no PEM certificate in it".to_owned(),
+        });
+    }
     let key = PrivateKeyDer::from_pem_slice(&serving.key_pem).map_err(|err| {
         Error::InvalidCertificate {
             what: "serving certificate's private key".to_owned(),
             message: err.to_string(),
         }
     })?;
+    Ok(Arc::new(CertifiedKey::from_der(chain, key, &provider)?))
+}
+
+/// The rustls configuration: serve what `serving` holds, verify client certificates
+/// against `client_ca` when there is one. Clients without a certificate still connect
+/// (and get 401, as the kubelet answers anonymous requests); a certificate that does not
+/// verify ends the handshake.
+pub fn server_config(
+    serving: Arc<ServingResolver>,
+    client_ca: Option<&[CertificateDer<'static>]>,
+) -> Result<Arc<ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let mut config = match client_ca {
         Some(cas) => builder
             .with_client_cert_verifier(client_verifier(cas, provider)?)
-            .with_single_cert(chain, key)?,
-        None => builder.with_no_client_auth().with_single_cert(chain, key)?,
+            .with_cert_resolver(serving),
+        None => builder.with_no_client_auth().with_cert_resolver(serving),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
@@ -216,7 +268,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(is_current(&first.chain_pem));
-        server_config(&first, None).unwrap();
+        server_config(ServingResolver::new(&first).unwrap(), None).unwrap();
     }
 
     #[test]

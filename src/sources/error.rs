@@ -110,6 +110,48 @@ pub enum Error {
         /// How long systemk waited.
         timeout: std::time::Duration,
     },
+    /// A certificate (or its key) systemk made, received or read is unusable: the
+    /// server's answer does not match what was asked, it expired, it does not parse.
+    #[error("{what}: {problem}")]
+    Certificate {
+        /// Which certificate: `client certificate`, `serving certificate`, a file.
+        what: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A certificate or key file could not be read or written.
+    #[error("cannot {action} {path}")]
+    CertificateFile {
+        /// `read` or `write`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A CertificateSigningRequest was denied or failed in the cluster.
+    #[error("certificate signing request {name} was {outcome}: {reason}")]
+    CsrRefused {
+        /// The CSR's name.
+        name: String,
+        /// `denied` or `failed`.
+        outcome: &'static str,
+        /// The condition's reason and message.
+        reason: String,
+    },
+    /// A CertificateSigningRequest got no certificate within the wait.
+    #[error(
+        "certificate signing request {name} was not approved and signed within {waited:?}{hint}"
+    )]
+    CsrNotIssued {
+        /// The CSR's name.
+        name: String,
+        /// How long systemk waited.
+        waited: std::time::Duration,
+        /// What an operator can do (empty when nothing).
+        hint: &'static str,
+    },
     /// A static pod cannot be mirrored before the Node exists (its owner).
     #[error("cannot mirror static pod {pod}: the node is not registered yet")]
     NodeNotRegistered {
@@ -144,6 +186,10 @@ impl Error {
             Error::HostFact { .. } => "HostFactUnreadable",
             Error::NodeNotRegistered { .. } => "NodeNotRegistered",
             Error::ApiTimeout { .. } => "ApiTimeout",
+            Error::Certificate { .. } => "CertificateInvalid",
+            Error::CertificateFile { .. } => "CertificateFileError",
+            Error::CsrRefused { .. } => "CertificateSigningRequestRefused",
+            Error::CsrNotIssued { .. } => "CertificateSigningRequestPending",
         }
     }
 
@@ -155,7 +201,8 @@ impl Error {
             | Error::Watch { .. }
             | Error::HostFact { .. }
             | Error::NodeNotRegistered { .. }
-            | Error::ApiTimeout { .. } => true,
+            | Error::ApiTimeout { .. }
+            | Error::CsrNotIssued { .. } => true,
             Error::Api { source, .. } => match source.as_ref() {
                 // Conflicts and throttling pass; other client errors need someone to act.
                 kube::Error::Api(status) => matches!(status.code, 409 | 429) || status.code >= 500,

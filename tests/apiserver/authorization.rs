@@ -18,8 +18,10 @@ use super::status::{ApiError, ApiResult};
 /// What one user may do: `verb` on `resource`/`subresource` in any API group and namespace.
 /// `*` matches any verb or resource, as in an RBAC rule.
 #[derive(Debug, Clone)]
-struct Grant {
+pub struct Grant {
+    /// A user name, or a group name when `group` is set.
     user: String,
+    group: bool,
     verb: String,
     resource: String,
     subresource: String,
@@ -32,8 +34,18 @@ pub struct Grants(Mutex<Vec<Grant>>);
 impl Grants {
     /// Lets `user` do `verb` on `resource`/`subresource` (empty subresource: the resource itself).
     pub fn add(&self, user: &str, verb: &str, resource: &str, subresource: &str) {
+        self.push(user, false, verb, resource, subresource);
+    }
+
+    /// Lets every member of `group` do `verb` on `resource`/`subresource`.
+    pub fn add_group(&self, group: &str, verb: &str, resource: &str, subresource: &str) {
+        self.push(group, true, verb, resource, subresource);
+    }
+
+    fn push(&self, subject: &str, group: bool, verb: &str, resource: &str, subresource: &str) {
         let grant = Grant {
-            user: user.to_string(),
+            user: subject.to_string(),
+            group,
             verb: verb.to_string(),
             resource: resource.to_string(),
             subresource: subresource.to_string(),
@@ -41,8 +53,8 @@ impl Grants {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(grant);
     }
 
-    /// The grant that allows `attributes` for `user`, if any.
-    fn allowing(&self, user: &str, attributes: &Value) -> Option<Grant> {
+    /// The grant that allows `attributes` for `user` in `groups`, if any.
+    pub fn allowing(&self, user: &str, groups: &[&str], attributes: &Value) -> Option<Grant> {
         let text = |key: &str| attributes[key].as_str().unwrap_or("").to_string();
         let (verb, resource, subresource) = (text("verb"), text("resource"), text("subresource"));
         let matches = |granted: &str, wanted: &str| granted == "*" || granted == wanted;
@@ -51,8 +63,11 @@ impl Grants {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .find(|grant| {
-                grant.user == user
-                    && matches(&grant.verb, &verb)
+                (if grant.group {
+                    groups.contains(&grant.user.as_str())
+                } else {
+                    grant.user == user
+                }) && matches(&grant.verb, &verb)
                     && matches(&grant.resource, &resource)
                     && grant.subresource == subresource
             })
@@ -141,22 +156,24 @@ pub fn review(
     }
     let spec = &review["spec"];
     let user = spec["user"].as_str().unwrap_or("");
-    let masters = spec["groups"]
+    let groups: Vec<&str> = spec["groups"]
         .as_array()
         .into_iter()
         .flatten()
-        .any(|group| group == MASTERS_GROUP);
+        .filter_map(Value::as_str)
+        .collect();
+    let masters = groups.contains(&MASTERS_GROUP);
     let mut status = json!({"allowed": false});
     if masters {
         // The privileged-groups authorizer allows without a reason.
         status["allowed"] = json!(true);
     } else if let Some(grant) = spec
         .get("resourceAttributes")
-        .and_then(|attributes| grants.allowing(user, attributes))
+        .and_then(|attributes| grants.allowing(user, &groups, attributes))
     {
         status["allowed"] = json!(true);
         status["reason"] = json!(format!(
-            "RBAC: allowed by test API server grant of {} on {}{} to User {:?}",
+            "RBAC: allowed by test API server grant of {} on {}{} to {} {:?}",
             grant.verb,
             grant.resource,
             if grant.subresource.is_empty() {
@@ -164,6 +181,7 @@ pub fn review(
             } else {
                 format!("/{}", grant.subresource)
             },
+            if grant.group { "Group" } else { "User" },
             grant.user
         ));
     }

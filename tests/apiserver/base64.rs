@@ -46,6 +46,20 @@ pub fn decode_url_safe(text: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// Decodes standard base64, padded or not (Secret `data`, CSR `request`).
+pub fn decode_standard(text: &str) -> Option<Vec<u8>> {
+    let url_safe: String = text
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            other => other,
+        })
+        .collect();
+    decode_url_safe(&url_safe)
+}
+
 #[cfg(test)]
 mod unit_tests {
     use super::*;
@@ -65,6 +79,7 @@ mod unit_tests {
                 decode_url_safe(&url_safe(plain.as_bytes())).unwrap(),
                 plain.as_bytes()
             );
+            assert_eq!(decode_standard(encoded).unwrap(), plain.as_bytes());
         }
     }
 }

@@ -53,6 +53,7 @@ async fn discovery_lists_groups_resources_and_subresources() {
             "events.k8s.io",
             "apps",
             "rbac.authorization.k8s.io",
+            "certificates.k8s.io",
             "authentication.k8s.io",
             "authorization.k8s.io"
         ]

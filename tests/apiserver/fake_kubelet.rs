@@ -121,6 +121,12 @@ async fn container_logs(State(kubelet): State<Arc<Kubelet>>, uri: Uri) -> Respon
 impl FakeKubelet {
     /// Starts a kubelet trusting `client_ca_pem` for client certificates.
     pub fn start(client_ca_pem: &str) -> Self {
+        Self::start_serving(client_ca_pem, None)
+    }
+
+    /// As `start`, serving with `serving` (certificate and key PEM) instead of a
+    /// self-signed certificate.
+    pub fn start_serving(client_ca_pem: &str, serving: Option<(&str, &str)>) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = RootCertStore::empty();
         roots
@@ -133,14 +139,19 @@ impl FakeKubelet {
                 .unwrap(),
             accepted: accepted.clone(),
         });
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        let cert = params.self_signed(&key).unwrap();
+        let (cert_pem, key_pem) = match serving {
+            Some((cert, key)) => (cert.to_owned(), key.to_owned()),
+            None => {
+                let key = rcgen::KeyPair::generate().unwrap();
+                let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+                (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+            }
+        };
         let config = rustls::ServerConfig::builder()
             .with_client_cert_verifier(verifier)
             .with_single_cert(
-                vec![cert.der().clone()],
-                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+                vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap(),
             )
             .unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -26,6 +26,15 @@ impl Client {
         }
     }
 
+    /// A client for `base` over `http` (HTTPS mode: the cluster CA, a client certificate
+    /// or a bearer token configured there).
+    pub fn with(http: reqwest::Client, base: &str) -> Self {
+        Self {
+            http,
+            base: base.to_string(),
+        }
+    }
+
     /// Sends a request; returns the status code and the JSON body (Null when empty).
     pub async fn send(
         &self,

@@ -13,7 +13,7 @@ use super::TestApiServer;
 use super::http_client::Client;
 
 /// kubectl with its own kubeconfig, HOME and discovery cache.
-struct Kubectl {
+pub(super) struct Kubectl {
     program: PathBuf,
     dir: TempDir,
     kubeconfig: PathBuf,
@@ -21,7 +21,7 @@ struct Kubectl {
 
 impl Kubectl {
     /// `None` when there is no kubectl: the skip of `test` is reported.
-    fn new(server: &TestApiServer, test: &str) -> Option<Self> {
+    pub(super) fn new(server: &TestApiServer, test: &str) -> Option<Self> {
         let program = crate::support::kubectl_or_skip(test)?;
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = server.write_kubeconfig(dir.path());
@@ -46,7 +46,7 @@ impl Kubectl {
     }
 
     /// Runs kubectl to completion (bounded by 30 s) and returns its output.
-    async fn output(&self, args: &[&str]) -> Output {
+    pub(super) async fn output(&self, args: &[&str]) -> Output {
         let run = self.command(args).output();
         tokio::time::timeout(std::time::Duration::from_secs(30), run)
             .await
@@ -55,7 +55,7 @@ impl Kubectl {
     }
 
     /// Runs kubectl, asserts success, returns stdout.
-    async fn run(&self, args: &[&str]) -> String {
+    pub(super) async fn run(&self, args: &[&str]) -> String {
         let output = self.output(args).await;
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
         assert!(

@@ -7,15 +7,21 @@
 //! `TestApiServer::write_kubeconfig` points kubectl or a kube client at it;
 //! `TestApiServer::issue_client_cert` and `TestApiServer::grant` let a test act as a user
 //! against a kubelet that authenticates with the cluster's client CA and authorizes through
-//! SubjectAccessReview.
+//! SubjectAccessReview. `Config::https` serves TLS with request authentication, CSRs signed
+//! by the cluster CA and bootstrap tokens (`https`).
 
+mod access;
 mod admission;
+mod authn;
 mod authorization;
 pub mod base64;
+mod bootstrap;
+mod csr;
 mod delete;
 mod discovery;
 mod events;
 mod handlers;
+mod https;
 mod list;
 mod objects;
 mod openapi;
@@ -27,6 +33,7 @@ mod request;
 mod resources;
 mod selectors;
 mod server;
+mod signer;
 mod status;
 mod status_validation;
 mod store;
@@ -38,11 +45,15 @@ mod watch;
 #[cfg(test)]
 mod crud_tests;
 #[cfg(test)]
+mod csr_tests;
+#[cfg(test)]
 mod delete_tests;
 #[cfg(test)]
 mod fake_kubelet;
 #[cfg(test)]
 mod http_client;
+#[cfg(test)]
+mod https_tests;
 #[cfg(test)]
 mod kubectl_tests;
 #[cfg(test)]
@@ -68,8 +79,11 @@ pub struct Api {
     store: Store,
     /// Server settings.
     config: Config,
-    /// The client CA (`--client-ca-file`), published for kubelets to authenticate callers.
+    /// The cluster CA: client CA (`--client-ca-file`, published for kubelets to
+    /// authenticate callers), signer of the serving certificate and of approved CSRs.
     client_ca: pki::ClientCa,
+    /// Verifies client certificates against `client_ca` (HTTPS mode, per request).
+    client_verifier: std::sync::Arc<dyn rustls::server::danger::ClientCertVerifier>,
     /// HTTPS client with the server's kubelet client certificate, for `pods/log`.
     kubelet_client: reqwest::Client,
     /// What SubjectAccessReviews allow beyond `system:masters`.

@@ -125,6 +125,10 @@ fn object_meta(data: &[u8]) -> Result<Value, String> {
             1 => meta["name"] = json!(text(&field)?),
             2 => meta["generateName"] = json!(text(&field)?),
             3 => meta["namespace"] = json!(text(&field)?),
+            5 if is_default(&field) => {}
+            5 => meta["uid"] = json!(text(&field)?),
+            // generation: the server keeps its own.
+            7 => {}
             6 => meta["resourceVersion"] = json!(text(&field)?),
             // creationTimestamp: clients send the zero time; the server sets it anyway.
             8 => {}
@@ -184,6 +188,85 @@ fn token_request_spec(data: &[u8]) -> Result<Value, String> {
     Ok(spec)
 }
 
+fn push(list: &mut Value, item: Value) {
+    match list.as_array_mut() {
+        Some(items) => items.push(item),
+        None => *list = json!([item]),
+    }
+}
+
+/// `certificates/v1` CertificateSigningRequestSpec (what `kubectl certificate approve`
+/// sends back). `extra` (6) is skipped: the server sets the requester's identity itself.
+fn csr_spec(data: &[u8]) -> Result<Value, String> {
+    let mut spec = json!({});
+    for (number, field) in fields(data)? {
+        match number {
+            1 => spec["request"] = json!(base64::standard(bytes(&field)?)),
+            2 => spec["username"] = json!(text(&field)?),
+            3 => spec["uid"] = json!(text(&field)?),
+            4 => push(&mut spec["groups"], json!(text(&field)?)),
+            5 => push(&mut spec["usages"], json!(text(&field)?)),
+            6 => {}
+            7 => spec["signerName"] = json!(text(&field)?),
+            8 => match field {
+                Field::Varint(value) => spec["expirationSeconds"] = json!(value as i64),
+                Field::Bytes(_) => return Err("expirationSeconds is not a varint".into()),
+            },
+            other => unknown("CertificateSigningRequestSpec", other, &field)?,
+        }
+    }
+    Ok(spec)
+}
+
+/// A `meta/v1` Time (seconds, nanos) as RFC 3339; `None` for the zero time.
+fn time(data: &[u8]) -> Result<Option<String>, String> {
+    let mut seconds = 0i64;
+    for (number, field) in fields(data)? {
+        if let (1, Field::Varint(value)) = (number, &field) {
+            seconds = *value as i64;
+        }
+    }
+    Ok((seconds != 0).then(|| {
+        k8s_openapi::jiff::Timestamp::from_second(seconds)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    }))
+}
+
+/// `certificates/v1` CertificateSigningRequestStatus: conditions and certificate.
+fn csr_status(data: &[u8]) -> Result<Value, String> {
+    let mut status = json!({});
+    for (number, field) in fields(data)? {
+        match number {
+            1 => {
+                let mut condition = json!({});
+                for (n, f) in fields(bytes(&field)?)? {
+                    let key = match n {
+                        1 => "type",
+                        2 => "reason",
+                        3 => "message",
+                        4 => "lastUpdateTime",
+                        5 => "lastTransitionTime",
+                        6 => "status",
+                        other => {
+                            unknown("CertificateSigningRequestCondition", other, &f)?;
+                            continue;
+                        }
+                    };
+                    condition[key] = match n {
+                        4 | 5 => json!(time(bytes(&f)?)?),
+                        _ => json!(text(&f)?),
+                    };
+                }
+                push(&mut status["conditions"], condition);
+            }
+            2 => status["certificate"] = json!(base64::standard(bytes(&field)?)),
+            other => unknown("CertificateSigningRequestStatus", other, &field)?,
+        }
+    }
+    Ok(status)
+}
+
 /// Decodes the kind-specific fields of `raw` into `object`.
 fn decode_kind(kind: &str, raw: &[u8], object: &mut Value) -> Result<(), String> {
     for (number, field) in fields(raw)? {
@@ -226,6 +309,8 @@ fn decode_kind(kind: &str, raw: &[u8], object: &mut Value) -> Result<(), String>
             ("Secret", 3) => object["type"] = json!(text(&field)?),
             ("ServiceAccount", 4) => object["automountServiceAccountToken"] = json!(flag(&field)?),
             ("TokenRequest", 2) => object["spec"] = token_request_spec(bytes(&field)?)?,
+            ("CertificateSigningRequest", 2) => object["spec"] = csr_spec(bytes(&field)?)?,
+            ("CertificateSigningRequest", 3) => object["status"] = csr_status(bytes(&field)?)?,
             // The status: kubectl sends it empty; anything else is refused below.
             (_, other) => unknown(kind, other, &field)?,
         }
@@ -256,7 +341,12 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     }
     if !matches!(
         kind.as_str(),
-        "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount" | "TokenRequest"
+        "Namespace"
+            | "ConfigMap"
+            | "Secret"
+            | "ServiceAccount"
+            | "TokenRequest"
+            | "CertificateSigningRequest"
     ) {
         return Err(format!(
             "protobuf bodies of kind {kind:?} are not supported by the test API server"

@@ -305,6 +305,28 @@ pub static RESOURCES: &[Resource] = &[
         field_labels: &[],
         verbs: VERBS,
     },
+    // Validated on create, approved and signed synchronously (`csr`, `signer`).
+    Resource {
+        group: "certificates.k8s.io",
+        version: "v1",
+        plural: "certificatesigningrequests",
+        singular: "certificatesigningrequest",
+        kind: "CertificateSigningRequest",
+        namespaced: false,
+        short_names: &["csr"],
+        categories: &[],
+        subresources: &[
+            Subresource {
+                name: "approval",
+                kind: "",
+                group_version: None,
+                verbs: &["get", "patch", "update"],
+            },
+            STATUS,
+        ],
+        field_labels: &["spec.signerName"],
+        verbs: VERBS,
+    },
     // Answered, never stored (`token_review`).
     Resource {
         group: "authentication.k8s.io",

@@ -20,8 +20,8 @@ use super::request::{ResourceRequest, parse_resource_path};
 use super::status::{ApiError, ApiResult};
 use super::store::Store;
 use super::{
-    Api, authorization, delete, discovery, handlers, list, objects, openapi, pod_logs, protobuf,
-    resources, tables, token, token_review, watch,
+    Api, access, authn, authorization, csr, delete, discovery, handlers, list, objects, openapi,
+    pod_logs, protobuf, resources, tables, token, token_review, watch,
 };
 
 /// Settings of a test API server.
@@ -48,6 +48,20 @@ pub struct Config {
     /// Lists and watches ignore `fieldSelector` (after validating it), as some third-party
     /// control planes do: a client must check what it is sent.
     pub ignore_field_selectors: bool,
+    /// Serve HTTPS with a certificate from the cluster CA and authenticate every request
+    /// (client certificate, bootstrap token, service account token; 401 otherwise).
+    pub https: bool,
+    /// How long certificates the CSR signer issues live at most
+    /// (kube-controller-manager's `--cluster-signing-duration`, default a year).
+    pub cluster_signing_duration: Duration,
+    /// Approve kubelet client CSRs as kube-controller-manager's csrapproving controller does,
+    /// and grant what kubeadm binds for it: `create certificatesigningrequests/nodeclient`
+    /// to `system:bootstrappers:kubeadm:default-node-token` and `…/selfnodeclient` to
+    /// `system:nodes`.
+    pub auto_approve_node_client_csrs: bool,
+    /// The `pods/log` proxy verifies the kubelet's serving certificate against the cluster
+    /// CA and the address it dials (`--kubelet-certificate-authority`).
+    pub verify_kubelet_serving_certs: bool,
 }
 
 impl Default for Config {
@@ -63,6 +77,10 @@ impl Default for Config {
                 .map(String::from)
                 .to_vec(),
             ignore_field_selectors: false,
+            https: false,
+            cluster_signing_duration: Duration::from_secs(365 * 24 * 3600),
+            auto_approve_node_client_csrs: false,
+            verify_kubelet_serving_certs: false,
         }
     }
 }
@@ -80,7 +98,7 @@ fn generate_root_ca() -> String {
 
 /// A running server; dropping it stops it.
 pub struct TestApiServer {
-    api: Arc<Api>,
+    pub(super) api: Arc<Api>,
     /// The serving task; `None` while stopped.
     task: Option<JoinHandle<()>>,
 }
@@ -98,7 +116,11 @@ impl Drop for TestApiServer {
 /// closed (watches end themselves on the same signal).
 fn serve(api: Arc<Api>, listener: TcpListener) -> JoinHandle<()> {
     let mut stopped = api.stopped.subscribe();
-    let app = Router::new().fallback(dispatch).with_state(api);
+    let https = api.config.https;
+    let app = Router::new().fallback(dispatch).with_state(api.clone());
+    if https {
+        return super::https::serve(&api, listener, app);
+    }
     tokio::spawn(async move {
         let shutdown = async move {
             // An error means the handle is gone, which is a stop too.
@@ -121,17 +143,25 @@ impl TestApiServer {
     }
 
     /// Starts a server with `config`.
-    pub async fn start_with(config: Config) -> (TestApiServer, String) {
+    pub async fn start_with(mut config: Config) -> (TestApiServer, String) {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
         let address = listener.local_addr().expect("listener address").to_string();
         let client_ca = ClientCa::generate();
         let (cert_pem, key_pem) = client_ca.issue(KUBELET_CLIENT_USER, &[MASTERS_GROUP]);
+        if config.https {
+            // kubeadm: one cluster CA, which is also what pods find in kube-root-ca.crt.
+            config.root_ca_pem = client_ca.pem.clone();
+        }
+        let verify_with = config
+            .verify_kubelet_serving_certs
+            .then_some(client_ca.pem.as_str());
         let api = Arc::new(Api {
             store: Store::new(config.history_limit),
+            kubelet_client: kubelet_client(&format!("{cert_pem}{key_pem}"), verify_with),
+            client_verifier: super::https::client_verifier(&client_ca.pem),
             config,
-            kubelet_client: kubelet_client(&format!("{cert_pem}{key_pem}")),
             client_ca,
             grants: authorization::Grants::default(),
             token_reviews: std::sync::atomic::AtomicUsize::new(0),
@@ -144,8 +174,17 @@ impl TestApiServer {
                 .expect("create initial namespace");
         }
         publish_client_ca(&api);
+        if api.config.auto_approve_node_client_csrs {
+            let csrs = "certificatesigningrequests";
+            let bootstrappers = "system:bootstrappers:kubeadm:default-node-token";
+            api.grants
+                .add_group(bootstrappers, "create", csrs, "nodeclient");
+            api.grants
+                .add_group("system:nodes", "create", csrs, "selfnodeclient");
+        }
+        let scheme = if api.config.https { "https" } else { "http" };
         let task = Some(serve(api.clone(), listener));
-        (TestApiServer { api, task }, format!("http://{address}"))
+        (TestApiServer { api, task }, format!("{scheme}://{address}"))
     }
 
     /// Stops serving, as an API server outage: the port refuses connections and open
@@ -176,7 +215,12 @@ impl TestApiServer {
 
     /// The base URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.api.address)
+        let scheme = if self.api.config.https {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.api.address)
     }
 
     /// How many watch streams are open right now.
@@ -233,8 +277,13 @@ impl TestApiServer {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Writes a kubeconfig for this server (no auth) into `dir` and returns its path.
+    /// Writes a kubeconfig for this server into `dir` and returns its path: no auth in
+    /// plain-HTTP mode; in HTTPS mode the cluster CA and an admin client certificate
+    /// (`kubernetes-admin`, `system:masters`), as kubeadm's admin.conf.
     pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
+        if self.api.config.https {
+            return super::https::write_admin_kubeconfig(&self.api, dir);
+        }
         let path = dir.join("kubeconfig");
         let config = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\nusers:\n- name: test\n  user: {{}}\ncurrent-context: test\n",
@@ -255,6 +304,20 @@ fn publish_client_ca(api: &Api) {
         "data": {"client-ca-file": api.client_ca.pem},
     });
     handlers::create(api, &request, config_map).expect("publish the client CA");
+}
+
+/// Creates `object` as the server itself (a controller, kubeadm): no authentication.
+pub(super) fn create_internal(
+    api: &Api,
+    resource: &'static resources::Resource,
+    namespace: &str,
+    object: Value,
+) -> Value {
+    let mut request = internal_request(resource);
+    request.namespace = (!namespace.is_empty()).then(|| namespace.to_owned());
+    handlers::create(api, &request, object)
+        .expect("create an object as the server")
+        .1
 }
 
 fn internal_request(resource: &'static resources::Resource) -> ResourceRequest {
@@ -278,12 +341,26 @@ fn error_response(error: &ApiError) -> Response {
 
 async fn dispatch(
     State(api): State<Arc<Api>>,
+    tls: Option<axum::Extension<Arc<axum_server::tls::TlsInfo>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = uri.path();
+    let public = matches!(
+        path,
+        "/version" | "/version/" | "/healthz" | "/readyz" | "/livez"
+    );
+    let user = if api.config.https && !public {
+        let certs = tls.as_ref().map(|tls| tls.peer_certificates.as_slice());
+        match authn::authenticate(&api, certs.unwrap_or_default(), &headers) {
+            Ok(user) => Some(user),
+            Err(error) => return error_response(&error),
+        }
+    } else {
+        None
+    };
     let result = match (path, &method) {
         ("/version" | "/version/", &Method::GET) => {
             Ok(json_response(StatusCode::OK, &discovery::version()))
@@ -301,13 +378,14 @@ async fn dispatch(
         ("/openapi/v3" | "/openapi/v3/", &Method::GET) => {
             Ok(json_response(StatusCode::OK, &openapi::index()))
         }
-        _ => route(&api, &method, &uri, &headers, &body).await,
+        _ => route(&api, user.as_ref(), &method, &uri, &headers, &body).await,
     };
     result.unwrap_or_else(|error| error_response(&error))
 }
 
 async fn route(
     api: &Arc<Api>,
+    user: Option<&authn::User>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -337,12 +415,24 @@ async fn route(
     if request.resource.namespaced && request.namespace.is_none() && request.name.is_some() {
         return Err(ApiError::no_route());
     }
+    if let Some(user) = user {
+        access::authorize_resource(user, method, &request)?;
+    }
     match (
         method,
         request.resource.plural,
         request.subresource.as_deref(),
     ) {
         (&Method::GET, "pods", Some("log")) => pod_logs::logs(api, &request).await,
+        (&Method::POST, "certificatesigningrequests", None) => {
+            let created = csr::create(api, &request, parse_body(headers, body)?, user)?;
+            Ok(json_response(created.0, &created.1))
+        }
+        (&Method::PUT, "certificatesigningrequests", Some(sub @ ("approval" | "status"))) => {
+            let body = parse_body(headers, body)?;
+            let updated = csr::update_status(api, &request, body, sub == "approval")?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
         _ => resource_verb(api, method, headers, body, &request),
     }
 }
@@ -411,12 +501,12 @@ fn resource_verb(
             )))
         }
         (Method::GET, false, None) => list::list(api, req).map(ok),
-        (Method::GET, true, None | Some("status")) if as_table => {
+        (Method::GET, true, None | Some("status" | "approval")) if as_table => {
             let object = handlers::get(api, req)?;
             let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
             Ok(ok(tables::table(req.resource, &[object], metadata)))
         }
-        (Method::GET, true, None | Some("status")) => handlers::get(api, req).map(ok),
+        (Method::GET, true, None | Some("status" | "approval")) => handlers::get(api, req).map(ok),
         (Method::POST, false, None) => handlers::create(api, req, parse_body(body)?).map(created),
         (Method::POST, true, Some("binding")) => {
             handlers::bind(api, req, parse_body(body)?).map(created)

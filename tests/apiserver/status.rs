@@ -78,6 +78,32 @@ impl ApiError {
         }
     }
 
+    /// 401 for a request no authenticator accepted.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Unauthorized".into(),
+        )
+    }
+
+    /// 403 from the authorization filter (`ForbiddenStatusError`): `why` is the
+    /// `User "x" cannot …` text; `resource` may carry `/<subresource>`.
+    pub fn forbidden_request(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let message = match (resource.is_empty(), name.is_empty()) {
+            (true, _) => format!("forbidden: {why}"),
+            (false, true) => format!("{} is forbidden: {why}", qualified(group, resource)),
+            (false, false) => format!(
+                "{} \"{name}\" is forbidden: {why}",
+                qualified(group, resource)
+            ),
+        };
+        Self {
+            details: Some(details(group, resource, name)),
+            ..Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
+        }
+    }
+
     /// 409 for a create of a name already taken.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
         let message = format!("{} \"{name}\" already exists", qualified(group, resource));

@@ -95,6 +95,14 @@ fn columns(resource: &Resource) -> &'static [(&'static str, &'static str, u8)] {
             ("Holder", "string", 0),
             ("Age", "string", 0),
         ],
+        "certificatesigningrequests" => &[
+            ("Name", "string", 0),
+            ("Age", "string", 0),
+            ("SignerName", "string", 0),
+            ("Requestor", "string", 0),
+            ("RequestedDuration", "string", 0),
+            ("Condition", "string", 0),
+        ],
         "deployments" => &[
             ("Name", "string", 0),
             ("Ready", "string", 0),
@@ -219,6 +227,18 @@ fn cells(resource: &Resource, object: &Value) -> Vec<Value> {
             age(object),
         ],
         "leases" => vec![name, text(&object["spec"]["holderIdentity"]), age(object)],
+        "certificatesigningrequests" => vec![
+            name,
+            age(object),
+            text(&object["spec"]["signerName"]),
+            text(&object["spec"]["username"]),
+            json!(
+                object["spec"]["expirationSeconds"]
+                    .as_i64()
+                    .map_or_else(|| "<none>".to_owned(), human_duration)
+            ),
+            json!(csr_condition(object)),
+        ],
         "deployments" => {
             let status = &object["status"];
             vec![
@@ -257,6 +277,33 @@ fn cells(resource: &Resource, object: &Value) -> Vec<Value> {
         }
         _ => vec![name, json!(object["metadata"]["creationTimestamp"])],
     }
+}
+
+/// `extractCSRStatus`: Denied / Approved / Pending, then `,Failed`, then `,Issued`.
+fn csr_condition(csr: &Value) -> String {
+    let has = |kind: &str| {
+        csr["status"]["conditions"]
+            .as_array()
+            .is_some_and(|list| list.iter().any(|c| c["type"] == kind))
+    };
+    let mut status = if has("Denied") {
+        "Denied"
+    } else if has("Approved") {
+        "Approved"
+    } else {
+        "Pending"
+    }
+    .to_owned();
+    if has("Failed") {
+        status.push_str(",Failed");
+    }
+    if csr["status"]["certificate"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty())
+    {
+        status.push_str(",Issued");
+    }
+    status
 }
 
 /// A Table of `objects`, with `metadata` (resourceVersion, continue) of the list.

@@ -61,7 +61,7 @@ pub fn review(api: &Api, resource: &Resource, mut review: Value) -> ApiResult<(S
 
 /// The user a token names and the audiences it is good for among `audiences`; `Err(None)`
 /// for a token that is not this server's, `Err(Some(why))` for one that is but fails.
-fn authenticate(
+pub fn authenticate(
     api: &Api,
     token: &str,
     audiences: &[String],

@@ -190,7 +190,10 @@ async fn pod_runs_survives_a_restart_of_systemk_and_is_deleted() {
 
 /// The reasons and messages of the events about the Node `node_name` (in `default`, as
 /// the kubelet's node events).
-async fn node_event_reasons(cluster: &Cluster, node_name: &str) -> Vec<(String, String)> {
+pub(crate) async fn node_event_reasons(
+    cluster: &Cluster,
+    node_name: &str,
+) -> Vec<(String, String)> {
     let Some(list) = cluster.get(&["events", "-n", "default"]).await else {
         return Vec::new();
     };

@@ -10,6 +10,7 @@
 //! Unlike the manifest source this one reads the reconciler's [`crate::pod::Progress`]
 //! (layer 4, below) to report status; it never touches units itself.
 
+pub mod certificates;
 mod conditions;
 mod events;
 mod host;

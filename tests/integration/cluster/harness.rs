@@ -47,6 +47,9 @@ pub struct Cluster {
     kubelet_port: u16,
     /// More flags for the agents this cluster starts.
     agent_args: Vec<String>,
+    /// TLS bootstrap: agents get `--bootstrap-kubeconfig` with this file instead of the
+    /// admin `--kubeconfig`.
+    bootstrap_kubeconfig: Option<PathBuf>,
 }
 
 /// Where an agent keeps its things, and which node it is.
@@ -90,6 +93,7 @@ impl Cluster {
             agent: None,
             kubelet_port: free_port(),
             agent_args: Vec::new(),
+            bootstrap_kubeconfig: None,
         };
         cluster
             .kubectl(&["create", "namespace", cluster.namespace()])
@@ -142,6 +146,24 @@ impl Cluster {
             .extend(args.iter().map(|arg| (*arg).to_owned()));
     }
 
+    /// Agents started from now on join with TLS bootstrap: `--bootstrap-kubeconfig
+    /// <bootstrap>` and no `--kubeconfig` (systemk writes `<state dir>/kubeconfig`).
+    pub fn use_bootstrap_kubeconfig(&mut self, bootstrap: PathBuf) {
+        self.bootstrap_kubeconfig = Some(bootstrap);
+    }
+
+    /// The running agent's process id.
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().and_then(Child::id)
+    }
+
+    /// Whether the agent still runs (it has not exited).
+    pub fn agent_running(&mut self) -> bool {
+        self.agent
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     /// Starts `systemk` as this cluster's node.
     pub async fn start_agent(&mut self) {
         assert!(self.agent.is_none(), "the agent already runs");
@@ -163,9 +185,12 @@ impl Cluster {
             .append(true)
             .open(place.log)
             .unwrap();
+        let identity = match &self.bootstrap_kubeconfig {
+            Some(bootstrap) => ["--bootstrap-kubeconfig".into(), bootstrap.clone()],
+            None => ["--kubeconfig".into(), self.kubeconfig.clone()],
+        };
         Command::new(env!("CARGO_BIN_EXE_systemk"))
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .args(identity)
             .args(["--nodename", place.node, "--node-ip", "127.0.0.1"])
             .arg("--pod-manifest-path")
             .arg(place.manifests)
