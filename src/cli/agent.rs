@@ -7,6 +7,7 @@
 
 mod forward;
 mod gc;
+mod slice;
 mod tasks;
 
 use std::net::SocketAddr;
@@ -72,6 +73,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         )
         .await
         .context("cannot connect to systemd")?;
+    let slice = crate::unit::slice_unit(&slice::slice_limits(&args.reservation()))
+        .context("cannot render systemk.slice")?;
+    systemd
+        .write_slice(&args.paths.unit_dir, &slice.render())
+        .await
+        .context("cannot write systemk.slice, the pods' slice")?;
     let ctx = Arc::new(Context {
         installer,
         systemd,
@@ -144,6 +151,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             runtime_version,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             kubelet_port: args.kubelet_port,
+            reservation: args.reservation(),
         };
         sources.push(SourceId::Api);
         let (to_forward, events) = spawn_cluster(

@@ -95,6 +95,18 @@ impl Systemd {
         self.reload().await
     }
 
+    /// Writes systemk's slice unit ([`crate::unit::SLICE`]) into `dir` when its content
+    /// changed, then reloads: systemd applies the new limits to the running slice at once.
+    pub async fn write_slice(&self, dir: &Path, content: &str) -> Result<()> {
+        let path = dir.join(crate::unit::SLICE);
+        if tokio::fs::read_to_string(&path).await.ok().as_deref() == Some(content) {
+            return Ok(());
+        }
+        files::write_named(dir, crate::unit::SLICE, content).await?;
+        tracing::info!(path = %path.display(), "pods' slice written");
+        self.reload().await
+    }
+
     /// daemon-reload: systemd re-reads every unit file. Concurrent callers share reloads
     /// (see `reload.rs`); each returns after one that started after its call.
     pub async fn reload(&self) -> Result<()> {

@@ -19,11 +19,12 @@ use tokio::time::Instant;
 
 use super::conditions::{node_conditions, pressures, without_heartbeats};
 use super::events::EventPublisher;
-use super::host::{HostFacts, read_facts, read_usage};
+use super::host::{HostFacts, read_facts};
 use super::node_events::{NodeEvent, STARTING, STARTING_MESSAGE, transitions};
 use super::node_object::{NodeConfig, annotations, labels, new_node, node_status, taints};
 use super::readiness::readiness;
 use crate::backoff::{API_SERVER, Retry};
+use crate::pod::eviction;
 use crate::pod::{EventKind, ReconcilerHealth};
 use crate::sources::{Error, Result};
 
@@ -129,8 +130,8 @@ impl NodeKeeper {
 
     async fn tick(&mut self) -> Result<()> {
         let state_dir = self.state_dir.clone();
-        let (facts, usage) = tokio::task::spawn_blocking(move || {
-            Ok::<_, Error>((read_facts(&state_dir)?, read_usage(&state_dir)?))
+        let (facts, observations) = tokio::task::spawn_blocking(move || {
+            Ok::<_, Error>((read_facts(&state_dir)?, eviction::observe(&state_dir)))
         })
         .await
         .map_err(|join| Error::HostFact {
@@ -149,7 +150,7 @@ impl NodeKeeper {
         let ready = readiness(&health, Instant::now());
         let conditions = node_conditions(
             &ready,
-            pressures(&usage),
+            pressures(&self.config.reservation.thresholds, &observations),
             &self.conditions,
             crate::clock::now(),
         );
