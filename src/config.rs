@@ -370,7 +370,10 @@ mod tests {
         let reservation = cli.agent.reservation();
         assert_eq!(reservation.system, Resources::default());
         assert_eq!(reservation.kube, Resources::default());
-        assert_eq!(reservation.thresholds, DEFAULT_EVICTION_HARD.parse().unwrap());
+        assert_eq!(
+            reservation.thresholds,
+            DEFAULT_EVICTION_HARD.parse().unwrap()
+        );
         let cli = Cli::try_parse_from([
             "systemk",
             "--system-reserved",
@@ -384,7 +387,12 @@ mod tests {
         assert_eq!(reservation.system.pids, 1000);
         assert_eq!(reservation.kube.memory, 256 << 20);
         assert!(reservation.thresholds.get(Signal::PidAvailable).is_some());
-        assert!(reservation.thresholds.get(Signal::NodeFsAvailable).is_none());
+        assert!(
+            reservation
+                .thresholds
+                .get(Signal::NodeFsAvailable)
+                .is_none()
+        );
         let cli = Cli::try_parse_from(["systemk", "--eviction-hard="]).unwrap();
         assert_eq!(cli.agent.reservation().thresholds, Thresholds::none());
         for bad in [

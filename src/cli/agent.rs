@@ -1,7 +1,8 @@
 //! `systemk` with no command: the node agent. Wires the static-pod source (and, with a
 //! kubeconfig, the cluster: node, lease, pod watch, status reports) to the reconciler,
 //! tells systemd when the first sync is done (`Type=notify`), collects unused packages
-//! (`gc`), and stops on SIGTERM/SIGINT without touching the pods, which live in their own
+//! (`gc`), evicts pods under resource pressure (`pod::eviction::monitor`), and stops on
+//! SIGTERM/SIGINT without touching the pods, which live in their own
 //! units. Every long-lived task is owned by [`tasks::Tasks`], which stops them in order
 //! and notices one that ends early.
 
@@ -186,6 +187,20 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         forward::report(progress_rx, forward).await;
         Ok(())
     });
+    let thresholds = args.reservation().thresholds;
+    if thresholds != pod::eviction::Thresholds::none() {
+        let monitor = pod::eviction::monitor::run(
+            ctx.clone(),
+            thresholds,
+            args.paths.state_dir.clone(),
+            pod::eviction::monitor::MONITOR_PERIOD,
+            tasks.stop_signal(Stage::Reconcile),
+        );
+        tasks.spawn("eviction monitor", Stage::Reconcile, async move {
+            monitor.await;
+            Ok(())
+        });
+    }
     let reconcile = pod::run(
         ctx,
         sources,

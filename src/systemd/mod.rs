@@ -19,4 +19,4 @@ pub use events::{UnitEvent, UnitEventKind};
 pub use exec_commands::FailedCommand;
 pub use jobs::JobResult;
 pub use journal::invocation_tail;
-pub use status::{ActiveState, UnitStatus};
+pub use status::{ActiveState, UnitStatus, UnitUsage};

@@ -34,4 +34,3 @@ pub(super) fn slice_limits(reservation: &Reservation) -> SliceLimits {
         tasks_max: (reserved.pids > 0 && pid_max.is_some()).then_some(limit.pids),
     }
 }
-

@@ -170,7 +170,7 @@ pub fn format_binary(amount: u64) -> String {
     let mut value = amount;
     let mut suffix = "";
     for next in SUFFIXES {
-        if value == 0 || value % 1024 != 0 {
+        if value == 0 || !value.is_multiple_of(1024) {
             break;
         }
         value /= 1024;

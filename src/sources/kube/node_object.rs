@@ -174,7 +174,7 @@ pub fn node_status(
 
 /// Millicores as a quantity: whole cores without a suffix (`2`), else `1900m`.
 fn cpu(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
@@ -301,7 +301,9 @@ mod tests {
         config.reservation = Reservation {
             system: "cpu=100m,memory=100Mi".parse().unwrap(),
             kube: "memory=50Mi,ephemeral-storage=1Gi".parse().unwrap(),
-            thresholds: "memory.available<100Mi,nodefs.available<10%".parse().unwrap(),
+            thresholds: "memory.available<100Mi,nodefs.available<10%"
+                .parse()
+                .unwrap(),
         };
         let status = node_status(&config, &facts(), vec![]);
         let allocatable = status.allocatable.unwrap();
