@@ -192,7 +192,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         let monitor = pod::eviction::monitor::run(
             ctx.clone(),
             thresholds,
-            args.paths.state_dir.clone(),
+            (args.paths.state_dir.clone(), args.cache_dir.clone()),
             pod::eviction::monitor::MONITOR_PERIOD,
             tasks.stop_signal(Stage::Reconcile),
         );
@@ -367,7 +367,7 @@ fn spawn_cluster(
     let node_status = cluster::node::run(
         client,
         node,
-        args.paths.state_dir.clone(),
+        (args.paths.state_dir.clone(), args.cache_dir.clone()),
         node_uid_tx,
         health,
         node_events_publisher,

@@ -11,6 +11,7 @@ mod cluster;
 mod cluster_status;
 mod cluster_volumes;
 mod engine;
+mod eviction;
 mod examples;
 mod exec_lines;
 mod harness;

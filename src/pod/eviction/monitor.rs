@@ -38,11 +38,11 @@ use crate::unit::Quantity;
 pub const MONITOR_PERIOD: Duration = Duration::from_secs(10);
 
 /// Watches the signals against `thresholds` until `shutdown`, evicting pods of `ctx` when
-/// one is crossed; `state_dir` is the nodefs.
+/// one is crossed; `(state_dir, image_dir)` are on the nodefs and the imagefs.
 pub async fn run(
     ctx: Arc<Context>,
     thresholds: Thresholds,
-    state_dir: PathBuf,
+    (state_dir, image_dir): (PathBuf, PathBuf),
     period: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -52,8 +52,10 @@ pub async fn run(
             () = &mut shutdown => return,
             () = tokio::time::sleep(period) => {}
         }
-        let dir = state_dir.clone();
-        let Ok(observations) = tokio::task::spawn_blocking(move || observe(&dir)).await else {
+        let (nodefs, imagefs) = (state_dir.clone(), image_dir.clone());
+        let Ok(observations) =
+            tokio::task::spawn_blocking(move || observe(&nodefs, &imagefs)).await
+        else {
             continue;
         };
         if let Some(threshold) = reclaimable(&thresholds, &observations) {

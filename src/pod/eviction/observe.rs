@@ -9,7 +9,8 @@
 //!   reclaimable slab and so reports more than the kubelet would.
 //! - `nodefs.*`: `statvfs` of the state directory's file system (bytes available to
 //!   unprivileged writers, free inodes); `imagefs.*`: the same of the file system where
-//!   packages go (`/usr`), which on most hosts is the same file system.
+//!   systemk keeps images (`--cache-dir`, the downloaded `.deb`s), on most hosts the same
+//!   file system as apt's cache and `/usr`.
 //! - `pid.available`: `kernel.pid_max` − processes running (`/proc` entries).
 //!
 //! The parser is pure and unit-tested; [`observe`] does the reading (blocking: call it
@@ -23,12 +24,11 @@ use super::threshold::{Observation, Signal};
 /// One observation per signal that could be read.
 pub type Observations = BTreeMap<Signal, Observation>;
 
-/// Where packages (images) are installed: the imagefs.
-pub const IMAGE_FS: &str = "/usr";
-
-/// Reads every signal; a signal that cannot be read is left out (and logged), as the
-/// kubelet skips a threshold without observation.
-pub fn observe(state_dir: &Path) -> Observations {
+/// Reads every signal, `state_dir` on the nodefs and `image_dir` on the imagefs; a signal
+/// that cannot be read is left out (and logged), as the kubelet skips a threshold without
+/// observation. A missing `image_dir` is looked for up its parents (it is made at the
+/// first download).
+pub fn observe(state_dir: &Path, image_dir: &Path) -> Observations {
     let mut observations = Observations::new();
     match std::fs::read_to_string("/proc/meminfo") {
         Ok(text) => {
@@ -41,7 +41,7 @@ pub fn observe(state_dir: &Path) -> Observations {
     for (dir, bytes, inodes) in [
         (state_dir, Signal::NodeFsAvailable, Signal::NodeFsInodesFree),
         (
-            Path::new(IMAGE_FS),
+            existing_ancestor(image_dir),
             Signal::ImageFsAvailable,
             Signal::ImageFsInodesFree,
         ),
@@ -60,6 +60,13 @@ pub fn observe(state_dir: &Path) -> Observations {
         observations.insert(Signal::PidAvailable, pids);
     }
     observations
+}
+
+/// `dir`, or its nearest ancestor that exists.
+fn existing_ancestor(dir: &Path) -> &Path {
+    dir.ancestors()
+        .find(|candidate| candidate.exists())
+        .unwrap_or(Path::new("/"))
 }
 
 /// `memory.available` from `/proc/meminfo`: MemFree + Inactive(file) of MemTotal.
@@ -142,7 +149,7 @@ mod tests {
 
     #[test]
     fn this_machine_is_observed() {
-        let observations = observe(Path::new("/"));
+        let observations = observe(Path::new("/"), Path::new("/var/cache/systemk/none/yet"));
         for signal in Signal::ALL {
             let observed = observations[&signal];
             assert!(observed.available <= observed.capacity, "{signal}");

@@ -33,13 +33,14 @@ pub const STATUS_PERIOD: Duration = Duration::from_secs(10);
 /// An unchanged status is still posted this often (kubelet `nodeStatusReportFrequency`).
 pub const STATUS_REPORT_PERIOD: Duration = Duration::from_secs(300);
 
-/// Registers the node and keeps its status current until `shutdown`. Publishes the
+/// Registers the node and keeps its status current until `shutdown`; `(state_dir,
+/// image_dir)` are on the file systems the disk signals observe. Publishes the
 /// Node's UID in `node_uid` once registered (for the lease and mirror pods' owners).
 /// `Ready` is judged from the reconciler's `health`; node events go to `events`.
 pub async fn run(
     client: Client,
     config: NodeConfig,
-    state_dir: PathBuf,
+    (state_dir, image_dir): (PathBuf, PathBuf),
     node_uid: watch::Sender<Option<String>>,
     health: watch::Receiver<ReconcilerHealth>,
     events: EventPublisher,
@@ -53,6 +54,7 @@ pub async fn run(
         nodes: Api::all(client),
         config,
         state_dir,
+        image_dir,
         node_uid,
         health,
         events,
@@ -71,6 +73,8 @@ struct NodeKeeper {
     nodes: Api<Node>,
     config: NodeConfig,
     state_dir: PathBuf,
+    /// On the imagefs: the `.deb` cache.
+    image_dir: PathBuf,
     node_uid: watch::Sender<Option<String>>,
     health: watch::Receiver<ReconcilerHealth>,
     events: EventPublisher,
@@ -129,9 +133,10 @@ impl NodeKeeper {
     }
 
     async fn tick(&mut self) -> Result<()> {
-        let state_dir = self.state_dir.clone();
+        let (state_dir, image_dir) = (self.state_dir.clone(), self.image_dir.clone());
         let (facts, observations) = tokio::task::spawn_blocking(move || {
-            Ok::<_, Error>((read_facts(&state_dir)?, eviction::observe(&state_dir)))
+            let observations = eviction::observe(&state_dir, &image_dir);
+            Ok::<_, Error>((read_facts(&state_dir)?, observations))
         })
         .await
         .map_err(|join| Error::HostFact {
