@@ -91,8 +91,8 @@ async fn issue_14_a_pod_filling_the_state_file_system_is_evicted_and_critical_po
             "containers": [{
                 "name": "main",
                 "image": "/bin/sh",
-                "args": ["-c", "dd if=/dev/zero of=/data/fill bs=1M count=20 2>/dev/null; exec sleep infinity"],
-                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                "args": ["-c", "dd if=/dev/zero of=/tmp/data/fill bs=1M count=20 2>/dev/null; exec sleep infinity"],
+                "volumeMounts": [{"name": "data", "mountPath": "/tmp/data"}],
             }],
         }),
     );
