@@ -25,6 +25,7 @@ mod package;
 mod package_gc;
 mod pid_file;
 mod pods_cmd;
+mod pods_slice;
 mod pull_policy;
 mod run_dirs;
 mod secrets;
