@@ -14,7 +14,8 @@ use super::files;
 use super::jobs::{JobResult, PendingJob};
 use super::proxy::ManagerProxy;
 use super::reload::Reloader;
-use super::status::{self, UnitStatus, UnitUsage};
+use super::status::{self, UnitStatus};
+use super::usage::{self, UnitUsage};
 use crate::unit::{KubernetesMeta, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
 
 /// Job mode for every job systemk enqueues: replace a conflicting pending job.
@@ -215,7 +216,7 @@ impl Systemd {
             .load_unit(name.as_str())
             .await
             .map_err(|error| Error::from_zbus("LoadUnit", name.as_str(), error))?;
-        status::read_usage(&self.connection, name, &path).await
+        usage::read(&self.connection, name, &path).await
     }
 
     /// What systemd reports about a unit; a unit without a file reads as inactive.

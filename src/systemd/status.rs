@@ -127,46 +127,6 @@ impl UnitStatus {
     }
 }
 
-/// What a unit uses now, from its cgroup's accounting; `None` where systemd does not
-/// account it (systemd reports `u64::MAX` then).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct UnitUsage {
-    /// `MemoryCurrent`: bytes charged to the unit's cgroup (page cache included).
-    pub memory: Option<u64>,
-    /// `TasksCurrent`: processes and threads.
-    pub tasks: Option<u64>,
-}
-
-/// Reads the resource usage of `name`, whose unit object lives at `path`.
-pub(super) async fn read_usage(
-    connection: &Connection,
-    name: &UnitName,
-    path: &OwnedObjectPath,
-) -> Result<UnitUsage> {
-    let failed = |error| Error::from_zbus("GetAll usage of", name.as_str(), error);
-    let reply = connection
-        .call_method(
-            Some(SYSTEMD_SERVICE),
-            path,
-            Some("org.freedesktop.DBus.Properties"),
-            "GetAll",
-            &("org.freedesktop.systemd1.Service",),
-        )
-        .await
-        .map_err(failed)?;
-    let properties: HashMap<String, OwnedVariant> = reply.body().deserialize().map_err(failed)?;
-    let counter = |key| {
-        properties
-            .get(key)
-            .and_then(|value| u64::try_from(value).ok())
-            .filter(|&value| value != u64::MAX)
-    };
-    Ok(UnitUsage {
-        memory: counter("MemoryCurrent"),
-        tasks: counter("TasksCurrent"),
-    })
-}
-
 /// Reads the status of `name`, whose unit object lives at `path`.
 ///
 /// One `GetAll` with the empty interface name returns the properties of every interface

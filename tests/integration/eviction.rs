@@ -173,3 +173,66 @@ fn dir_holds(dir: &Path, name: &str) -> bool {
         entry.file_name() == name || (path.is_dir() && dir_holds(&path, name))
     })
 }
+
+/// `MemTotal` of this machine in KiB: a `memory.available` threshold this high is always
+/// crossed, so memory eviction is exercised without using any memory.
+fn mem_total_kib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn issue_14_memory_pressure_evicts_the_pod_above_its_request_first() {
+    let Some(mut cluster) = Cluster::new("eviction_memory").await else {
+        return;
+    };
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    let threshold = format!("memory.available<{}Ki", mem_total_kib());
+    cluster.add_agent_args(&["--eviction-hard", &threshold]);
+    let pod = |name: &str, request: &str| {
+        pod_manifest(
+            name,
+            &namespace,
+            &node,
+            json!({
+                "automountServiceAccountToken": false,
+                "containers": [{
+                    "name": "main", "image": "/bin/sleep", "args": ["infinity"],
+                    "resources": {"requests": {"memory": request}},
+                }],
+            }),
+        )
+        .to_string()
+    };
+    // Within its request: ranked after the pod using more than it asked for.
+    cluster.apply(&pod("modest", "1Gi")).await;
+    cluster.apply(&pod("greedy", "1")).await;
+    cluster.start_agent().await;
+    let greedy = cluster
+        .wait_for_pod_within("greedy", "evicted", EVICTION_DEADLINE, evicted)
+        .await;
+    let modest = cluster.pod("modest").await.unwrap();
+    assert!(!evicted(&modest), "{modest:#}");
+    let message = greedy["status"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("The node was low on resource: memory. Threshold quantity: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("Container main was using ")
+            && message.ends_with(", request is 1, has larger consumption of memory. "),
+        "{message}\n--- systemk log ---\n{}",
+        cluster.log()
+    );
+    let node_object = cluster.get(&["node", &node]).await.unwrap();
+    assert_eq!(condition(&node_object, "MemoryPressure"), Some("True"));
+    // The pressure stays: the next pass takes the next pod.
+    cluster
+        .wait_for_pod_within("modest", "evicted", EVICTION_DEADLINE, evicted)
+        .await;
+    cluster.teardown().await;
+}

@@ -11,7 +11,8 @@
 //! `imagefs.*` threshold only sets DiskPressure: packages are not freed by evicting pods
 //! (the kubelet would collect images first). Per-pod usage: memory and tasks are the
 //! `MemoryCurrent`/`TasksCurrent` of the pod's units (MemoryCurrent counts page cache,
-//! which the kubelet's working set does not: systemk may rank a file-heavy pod earlier);
+//! which the kubelet's working set does not: systemk may rank a file-heavy pod earlier;
+//! without memory accounting the main process' resident set stands in);
 //! disk bytes and inodes are what the pod's state directory (its emptyDirs, restart
 //! records, `/run` directories) holds. Layer 4.
 
@@ -89,6 +90,7 @@ async fn evict_one(ctx: &Context, threshold: &Threshold, observations: &Observat
     let mut pods = candidates(ctx, signal).await;
     let mut ranked: Vec<Candidate> = pods.iter().map(|(c, _)| c.clone()).collect();
     rank(signal, &mut ranked);
+    tracing::debug!(signal = %signal, ranked = ?ranked, "eviction candidates, first to go first");
     let Some(victim) = pick(&ranked) else {
         tracing::warn!(signal = %signal, "eviction threshold crossed, but no pod may be evicted (static and critical pods never are)");
         return;
