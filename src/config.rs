@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::pod::eviction::{DEFAULT_EVICTION_HARD, Reservation, Resources, Thresholds};
 use crate::sources::kube::KUBELET_PORT;
 
 mod kubeconfig;
@@ -38,6 +39,16 @@ fn parse_age(text: &str) -> Result<std::time::Duration, String> {
     n.checked_mul(seconds_per)
         .map(std::time::Duration::from_secs)
         .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// `--system-reserved` / `--kube-reserved`.
+fn parse_reserved(text: &str) -> Result<Resources, String> {
+    text.parse()
+}
+
+/// `--eviction-hard`.
+fn parse_eviction_hard(text: &str) -> Result<Thresholds, String> {
+    text.parse()
 }
 
 #[cfg(test)]
@@ -274,6 +285,21 @@ pub struct AgentArgs {
     /// a cluster; the node must be allowed to create tokenreviews.
     #[arg(long, env = "SYSTEMK_AUTHENTICATION_TOKEN_WEBHOOK", value_name = "BOOL", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub authentication_token_webhook: bool,
+    /// Resources kept for the operating system's daemons (sshd, journald, …), in the
+    /// kubelet's syntax: `cpu=100m,memory=1Gi,ephemeral-storage=1Gi,pid=1000`. Subtracted
+    /// from the node's allocatable and from the limits of systemk.slice, where pods run.
+    #[arg(long, env = "SYSTEMK_SYSTEM_RESERVED", value_name = "RESOURCES", default_value = "", value_parser = parse_reserved)]
+    pub system_reserved: Resources,
+    /// Resources kept for systemk itself, as --system-reserved.
+    #[arg(long, env = "SYSTEMK_KUBE_RESERVED", value_name = "RESOURCES", default_value = "", value_parser = parse_reserved)]
+    pub kube_reserved: Resources,
+    /// Hard eviction thresholds in the kubelet's syntax (`<signal><<quantity or
+    /// percentage>`, comma-separated; signals memory.available, nodefs.available,
+    /// nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available). Below one,
+    /// pods are evicted and the node reports pressure; memory.available and
+    /// nodefs.available are also subtracted from allocatable. An empty value sets none.
+    #[arg(long, env = "SYSTEMK_EVICTION_HARD", value_name = "THRESHOLDS", default_value = DEFAULT_EVICTION_HARD, value_parser = parse_eviction_hard)]
+    pub eviction_hard: Thresholds,
     /// How long the API server's answer about a bearer token is reused (the kubelet's
     /// default, 2m); 0 asks every time.
     #[arg(long, env = "SYSTEMK_AUTHENTICATION_TOKEN_WEBHOOK_CACHE_TTL", value_name = "DURATION", default_value = "2m", value_parser = parse_age)]
@@ -322,6 +348,16 @@ impl AgentArgs {
     /// by default whenever the node `joined` a cluster; never with `--tls-cert-file`.
     pub fn serving_from_cluster(&self, joined: bool) -> bool {
         joined && self.tls_cert_file.is_none() && self.rotate_server_certificates.unwrap_or(true)
+    }
+
+    /// What the node keeps from its pods: `--system-reserved`, `--kube-reserved`,
+    /// `--eviction-hard`.
+    pub fn reservation(&self) -> Reservation {
+        Reservation {
+            system: self.system_reserved,
+            kube: self.kube_reserved,
+            thresholds: self.eviction_hard.clone(),
+        }
     }
 
     /// The kubeconfig to join the cluster with, from `--kubeconfig`, else `$KUBECONFIG`,
@@ -401,6 +437,47 @@ mod tests {
         .unwrap();
         // A given certificate wins.
         assert!(!cli.agent.serving_from_cluster(true));
+    }
+
+    #[test]
+    fn reservation_flags_parse_with_the_kubelets_defaults() {
+        use crate::pod::eviction::Signal;
+        let cli = Cli::try_parse_from(["systemk"]).unwrap();
+        let reservation = cli.agent.reservation();
+        assert_eq!(reservation.system, Resources::default());
+        assert_eq!(reservation.kube, Resources::default());
+        assert_eq!(
+            reservation.thresholds,
+            DEFAULT_EVICTION_HARD.parse().unwrap()
+        );
+        let cli = Cli::try_parse_from([
+            "systemk",
+            "--system-reserved",
+            "cpu=100m,memory=1Gi,ephemeral-storage=1Gi,pid=1000",
+            "--kube-reserved=memory=256Mi",
+            "--eviction-hard",
+            "memory.available<500Mi,pid.available<5%",
+        ])
+        .unwrap();
+        let reservation = cli.agent.reservation();
+        assert_eq!(reservation.system.pids, 1000);
+        assert_eq!(reservation.kube.memory, 256 << 20);
+        assert!(reservation.thresholds.get(Signal::PidAvailable).is_some());
+        assert!(
+            reservation
+                .thresholds
+                .get(Signal::NodeFsAvailable)
+                .is_none()
+        );
+        let cli = Cli::try_parse_from(["systemk", "--eviction-hard="]).unwrap();
+        assert_eq!(cli.agent.reservation().thresholds, Thresholds::none());
+        for bad in [
+            &["systemk", "--system-reserved", "gpu=1"][..],
+            &["systemk", "--kube-reserved", "memory=-1"][..],
+            &["systemk", "--eviction-hard", "memory.available>1Gi"][..],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! `systemk` with no command: the node agent. Wires the static-pod source (and, with a
 //! kubeconfig, the cluster: node, lease, pod watch, status reports) to the reconciler,
 //! tells systemd when the first sync is done (`Type=notify`), collects unused packages
-//! (`gc`), and stops on SIGTERM/SIGINT without touching the pods, which live in their own
+//! (`gc`), evicts pods under resource pressure (`pod::eviction::monitor`), and stops on
+//! SIGTERM/SIGINT without touching the pods, which live in their own
 //! units. Every long-lived task is owned by [`tasks::Tasks`], which stops them in order
 //! and notices one that ends early.
 
 mod forward;
 mod gc;
+mod slice;
 mod tasks;
 
 use std::net::SocketAddr;
@@ -73,6 +75,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         )
         .await
         .context("cannot connect to systemd")?;
+    let slice = crate::unit::slice_unit(&slice::slice_limits(&args.reservation()))
+        .context("cannot render systemk.slice")?;
+    systemd
+        .write_slice(&args.paths.unit_dir, &slice.render())
+        .await
+        .context("cannot write systemk.slice, the pods' slice")?;
     let ctx = Arc::new(Context {
         installer,
         systemd,
@@ -166,6 +174,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             runtime_version,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             kubelet_port: args.kubelet_port,
+            reservation: args.reservation(),
         };
         sources.push(SourceId::Api);
         let (to_forward, events) = spawn_cluster(
@@ -225,6 +234,20 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         forward::report(progress_rx, forward).await;
         Ok(())
     });
+    let thresholds = args.reservation().thresholds;
+    if thresholds != pod::eviction::Thresholds::none() {
+        let monitor = pod::eviction::monitor::run(
+            ctx.clone(),
+            thresholds,
+            (args.paths.state_dir.clone(), args.cache_dir.clone()),
+            pod::eviction::monitor::MONITOR_PERIOD,
+            tasks.stop_signal(Stage::Reconcile),
+        );
+        tasks.spawn("eviction monitor", Stage::Reconcile, async move {
+            monitor.await;
+            Ok(())
+        });
+    }
     let reconcile = pod::run(
         ctx,
         sources,
@@ -433,7 +456,7 @@ fn spawn_cluster(
     let node_status = cluster::node::run(
         client,
         node,
-        args.paths.state_dir.clone(),
+        (args.paths.state_dir.clone(), args.cache_dir.clone()),
         node_uid_tx,
         health,
         node_events_publisher,

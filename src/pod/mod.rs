@@ -15,6 +15,7 @@ pub mod desired;
 mod dirs;
 pub mod env;
 mod error;
+pub mod eviction;
 pub mod failure;
 pub mod health;
 mod host_paths;

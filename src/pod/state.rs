@@ -32,6 +32,8 @@ pub struct PodState {
     run: RunState,
     /// Where events about the pod go, when someone listens.
     events: Option<ProgressSender>,
+    /// Whether its eviction was announced (the `Evicted` event sent).
+    eviction_announced: bool,
 }
 
 impl PodState {
@@ -41,6 +43,11 @@ impl PodState {
             run: RunState::adopted(units),
             ..Self::default()
         }
+    }
+
+    /// True the first time it is called: the pod's eviction is to be announced.
+    pub(crate) fn announce_eviction(&mut self) -> bool {
+        !std::mem::replace(&mut self.eviction_announced, true)
     }
 
     /// The units this pod has.

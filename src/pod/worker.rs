@@ -44,13 +44,22 @@ pub struct Pass {
 }
 
 /// Converges `pod`: prepares its units when its spec changed, starts what is due, and
-/// computes its status (kept in `<pod dir>/pod.json` for `systemk pods`).
+/// computes its status (kept in `<pod dir>/pod.json` for `systemk pods`). An evicted pod
+/// (see `evicted.rs`) is only kept stopped.
 pub async fn reconcile(
     ctx: &Context,
     uid: &str,
     pod: &Arc<Pod>,
     state: &mut PodState,
 ) -> Result<Pass> {
+    let (dirs, pod_uid) = (ctx.dirs.clone(), uid.to_owned());
+    let eviction = off_runtime(&ctx.dirs.pod_dir(uid), move || {
+        Ok(crate::pod::eviction::marker::read(&dirs, &pod_uid))
+    })
+    .await?;
+    if let Some(message) = eviction {
+        return evicted::evicted(ctx, uid, pod, state, message).await;
+    }
     let mut wake: Option<Timestamp> = None;
     match state.prepared().decision(pod, now()) {
         PrepareDecision::UpToDate => refresh_volumes(ctx, uid, pod, state).await,
@@ -354,10 +363,12 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     }
 }
 
+mod evicted;
 mod prepare;
 mod stop;
 mod volumes;
 
+pub(crate) use evicted::EVICTION_GRACE;
 use prepare::prepare;
 pub use stop::{cleanup, terminate};
 use volumes::{refresh_volumes, volumes_wake};

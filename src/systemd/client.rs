@@ -15,6 +15,7 @@ use super::jobs::{JobResult, PendingJob};
 use super::proxy::ManagerProxy;
 use super::reload::Reloader;
 use super::status::{self, UnitStatus};
+use super::usage::{self, UnitUsage};
 use crate::unit::{KubernetesMeta, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
 
 /// Job mode for every job systemk enqueues: replace a conflicting pending job.
@@ -92,6 +93,18 @@ impl Systemd {
             files::write(dir, name, content).await?;
         }
         tracing::debug!(dir = %dir.display(), units = units.len(), "unit files written");
+        self.reload().await
+    }
+
+    /// Writes systemk's slice unit ([`crate::unit::SLICE`]) into `dir` when its content
+    /// changed, then reloads: systemd applies the new limits to the running slice at once.
+    pub async fn write_slice(&self, dir: &Path, content: &str) -> Result<()> {
+        let path = dir.join(crate::unit::SLICE);
+        if tokio::fs::read_to_string(&path).await.ok().as_deref() == Some(content) {
+            return Ok(());
+        }
+        files::write_named(dir, crate::unit::SLICE, content).await?;
+        tracing::info!(path = %path.display(), "pods' slice written");
         self.reload().await
     }
 
@@ -194,6 +207,16 @@ impl Systemd {
             .version()
             .await
             .map_err(|error| Error::from_zbus("Get Version", "", error))
+    }
+
+    /// What a unit uses now (`MemoryCurrent`, `TasksCurrent`).
+    pub async fn usage(&self, name: &UnitName) -> Result<UnitUsage> {
+        let path = self
+            .manager
+            .load_unit(name.as_str())
+            .await
+            .map_err(|error| Error::from_zbus("LoadUnit", name.as_str(), error))?;
+        usage::read(&self.connection, name, &path).await
     }
 
     /// What systemd reports about a unit; a unit without a file reads as inactive.

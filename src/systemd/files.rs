@@ -15,7 +15,13 @@ const UNIT_FILE_MODE: u32 = 0o644;
 /// Writes `content` as `dir/<name>` atomically. The temporary file's leading dot and
 /// `.tmp` suffix (no unit type) keep systemd from ever loading it.
 pub(super) async fn write(dir: &Path, name: &UnitName, content: &str) -> Result<()> {
-    let path = dir.join(name.as_str());
+    write_named(dir, name.as_str(), content).await
+}
+
+/// Writes `content` as `dir/<file_name>` atomically; `file_name` is one of systemk's own
+/// unit names (its slice), never a string from a pod.
+pub(super) async fn write_named(dir: &Path, file_name: &str, content: &str) -> Result<()> {
+    let path = dir.join(file_name);
     let (target, content) = (path.clone(), content.to_owned());
     // No fsync, as before: a unit file is rewritten from the pod on every pass.
     let written = tokio::task::spawn_blocking(move || {

@@ -1,6 +1,6 @@
 //! Layer 3: the systemd D-Bus client (zbus) and unit-file writing. zbus types never
 //! leave this module: other layers see [`UnitName`](crate::unit::UnitName),
-//! [`ActiveState`], [`UnitStatus`], [`UnitEvent`] and this layer's [`Error`].
+//! [`ActiveState`], [`UnitStatus`], [`UnitUsage`], [`UnitEvent`] and this layer's [`Error`].
 
 mod client;
 mod error;
@@ -12,6 +12,7 @@ mod journal;
 mod proxy;
 mod reload;
 mod status;
+mod usage;
 
 pub use client::{ManagedUnit, Systemd};
 pub use error::{Error, Result};
@@ -20,3 +21,4 @@ pub use exec_commands::FailedCommand;
 pub use jobs::JobResult;
 pub use journal::invocation_tail;
 pub use status::{ActiveState, UnitStatus};
+pub use usage::UnitUsage;

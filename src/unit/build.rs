@@ -16,7 +16,7 @@
 //!   restarts with RestartUnit: StartUnit on such a unit does nothing).
 //! - The sandbox (`hardening.rs`), identity (`identity.rs`), `WorkingDirectory=` from
 //!   `workingDir`, environment (`env.rs`), bind mounts (`volumes.rs`) and cgroup limits
-//!   (`resources.rs`).
+//!   (`resources.rs`); `Slice=systemk.slice` (`slice.rs`), the vendor's slice dropped.
 //! - Stopping: `TimeoutStopSec=` = `terminationGracePeriodSeconds` (default 30),
 //!   `SendSIGKILL=yes`; `KillSignal=` stays the vendor's (the package's equivalent of an
 //!   image's STOPSIGNAL), else `SIGTERM`; a grace of 0 kills with `SIGKILL` at once.
@@ -49,6 +49,7 @@ use super::name::UnitName;
 use super::path;
 use super::resources::resource_directives;
 use super::run_dir::{apply_private_run, run_dir_path};
+use super::slice::SLICE;
 use super::volumes::bind_mounts;
 
 /// Kubernetes' default `terminationGracePeriodSeconds`.
@@ -71,6 +72,7 @@ const OWNED_SERVICE_KEYS: &[&str] = &[
     "StandardOutput",
     "StandardError",
     "SyslogIdentifier",
+    "Slice",
 ];
 
 /// Vendor `[Unit]` directives carried over.
@@ -210,6 +212,8 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
     for (key, value) in resource_directives(container)? {
         unit.add("Service", key, value)?;
     }
+    // Every pod runs in the pods' slice, whose limits keep reserved resources for the host.
+    unit.add("Service", "Slice", SLICE)?;
     let grace = spec
         .and_then(|s| s.termination_grace_period_seconds)
         .unwrap_or(DEFAULT_GRACE_SECONDS);
@@ -341,7 +345,7 @@ mod tests {
         let vendor = UnitFile::parse(
             "[Unit]\nConditionPathExists=/x\nBindsTo=y.service\n\
              [Service]\nRestart=always\nRemainAfterExit=no\nStandardOutput=null\n\
-             StartLimitBurst=3\nExecStart=/bin/v\n[Install]\nWantedBy=graphical.target\n",
+             StartLimitBurst=3\nSlice=vendor.slice\nExecStart=/bin/v\n[Install]\nWantedBy=graphical.target\n",
         )
         .unwrap();
         let unit = build_pod(&pod(Some("u"), PodSpec::default()), Some(&vendor)).unwrap();
@@ -353,5 +357,6 @@ mod tests {
         assert_eq!(unit.get("Unit", "BindsTo"), None);
         assert_eq!(unit.get_all("Install", "WantedBy"), ["multi-user.target"]);
         assert_eq!(unit.get("Service", "Type"), None);
+        assert_eq!(unit.get_all("Service", "Slice"), ["systemk.slice"]);
     }
 }

@@ -215,6 +215,15 @@ pub fn spec_hash(unit: &UnitFile) -> String {
     hex::encode(digest(&SHA256, unsealed.render().as_bytes()))
 }
 
+/// The `SpecHash` `unit` had before systemk put pods into `systemk.slice`: the hash of
+/// the unit without its `Slice=` line. A unit on disk with this hash differs from `unit`
+/// only by the slice, which must not restart a running container (see the worker).
+pub fn spec_hash_before_slice(unit: &UnitFile) -> String {
+    let mut unsliced = unit.clone();
+    unsliced.remove("Service", "Slice");
+    spec_hash(&unsliced)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +272,19 @@ mod tests {
         assert_eq!(text.lines().count(), 14, "{text}");
         let back = KubernetesMeta::from_unit(&UnitFile::parse(&text).unwrap()).unwrap();
         assert_eq!(back, meta);
+    }
+
+    #[test]
+    fn hash_before_slice_is_the_hash_of_the_unit_without_it() {
+        let mut unit = UnitFile::parse("[Service]\nExecStart=/bin/true\n").unwrap();
+        let mut meta = meta();
+        meta.write_to(&mut unit).unwrap();
+        let before = meta.spec_hash.clone();
+        let mut sliced =
+            UnitFile::parse("[Service]\nExecStart=/bin/true\nSlice=systemk.slice\n").unwrap();
+        meta.write_to(&mut sliced).unwrap();
+        assert_ne!(meta.spec_hash, before);
+        assert_eq!(spec_hash_before_slice(&sliced), before);
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //! - `mount_target.rs`: which mount targets a unit may have without systemd creating
 //!   them on the host.
 //! - `meta.rs`: the `[X-Kubernetes]` section and what `SpecHash` fingerprints.
+//! - `slice.rs`: `systemk.slice`, the pods' cgroup whose limits keep reserved resources
+//!   for the host.
 //! - `specifiers.rs`: why a vendor unit's `%i`, `%n`, … are expanded for its own name
 //!   (a template's instance) before it runs under systemk's name.
 
@@ -52,6 +54,7 @@ mod quantity;
 mod resources;
 mod run_dir;
 mod seccomp;
+mod slice;
 mod specifiers;
 mod volumes;
 
@@ -62,7 +65,9 @@ pub use error::{Error, Result};
 pub use exec::{check_vendor_exec_lines, compose_exec_start};
 pub use file::{Section, UnitFile};
 pub use identity::{SystemUsers, UserDb, unit_identity};
-pub use meta::{KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash};
+pub use meta::{
+    KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash, spec_hash_before_slice,
+};
 pub use mount_target::{HomeProtection, HostFile, HostFiles, check_mount_targets};
 pub use name::{
     DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName,
@@ -70,6 +75,7 @@ pub use name::{
 };
 pub use quantity::{Quantity, QuantityError};
 pub use run_dir::run_dir_path;
+pub use slice::{SLICE, SliceLimits, slice_unit};
 pub use specifiers::expand_name_specifiers;
 pub use volumes::{
     ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts, empty_dir_path,

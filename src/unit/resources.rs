@@ -93,7 +93,7 @@ fn cpu_quota(millis: u64) -> String {
 }
 
 /// The kubelet's `MilliCPUToShares` followed by its `CpuSharesToCpuWeight`.
-fn cpu_weight(millis: u64) -> u64 {
+pub(super) fn cpu_weight(millis: u64) -> u64 {
     let shares = millis
         .saturating_mul(1024)
         .div_euclid(1000)

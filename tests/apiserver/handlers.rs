@@ -12,7 +12,7 @@ use super::request::ResourceRequest;
 use super::resources::{self, Resource};
 use super::status::{ApiError, ApiResult};
 use super::store::{ObjectKey, State};
-use super::{Api, admission, events, status_validation};
+use super::{Api, admission, events, priority, status_validation};
 
 /// The message of a stale-resourceVersion conflict.
 const MODIFIED: &str =
@@ -112,6 +112,7 @@ pub fn create(
     }
     if resource.plural == "pods" {
         admission::admit_pod(&state, &namespace, &mut object)?;
+        priority::admit(&mut object)?;
     }
     let stored = state.put(key, events::to_storage(resource, object));
     if resource.plural == "namespaces" {

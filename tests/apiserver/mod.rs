@@ -28,6 +28,7 @@ mod openapi;
 mod patch;
 mod pki;
 mod pod_logs;
+mod priority;
 mod protobuf;
 mod request;
 mod resources;

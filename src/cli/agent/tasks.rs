@@ -1,5 +1,6 @@
 //! The owner of the agent's long-lived tasks (kubelet API, pod and manifest watches,
-//! reconciler, progress forwarder, status reporter, lease, node status). Layer 7.
+//! reconciler, eviction monitor, progress forwarder, status reporter, lease, node status).
+//! Layer 7.
 //!
 //! Every task is spawned here with a name and a [`Stage`]; this type holds the join
 //! handles, logs how each task ended ([`Outcome`]: returned, failed with its cause chain,

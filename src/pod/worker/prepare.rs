@@ -33,7 +33,7 @@ use crate::pod::state::PodState;
 use crate::pod::status::{Problem, WaitingReason};
 use crate::pod::subpath;
 use crate::unit::{ApiVolumeKind, HomeProtection, bind_mounts, env_file_path};
-use crate::unit::{KubernetesMeta, UnitFile, UnitName};
+use crate::unit::{KubernetesMeta, UnitFile, UnitName, spec_hash_before_slice};
 use std::path::PathBuf;
 
 use super::volumes::sync_volumes;
@@ -91,6 +91,8 @@ pub(super) async fn prepare(
     let mut wanted = BTreeSet::new();
     let mut to_write: Vec<(UnitName, String)> = Vec::new();
     let mut changed = Vec::new();
+    // Units rewritten only to move them into systemk.slice: no restart, no event.
+    let mut moved: Vec<UnitName> = Vec::new();
     // Containers whose unit was built, with how their unit hides /home.
     let mut built: Vec<(String, HomeProtection)> = Vec::new();
     let mut env_files: Vec<(UnitName, String, Option<String>)> = Vec::new();
@@ -113,8 +115,17 @@ pub(super) async fn prepare(
                     .built(&container.container.name, image_id, identity);
                 built.push((container.container.name.clone(), home));
                 let rendered = unit.render();
-                if existing.map(|meta| meta.spec_hash) != spec_hash_of(&unit) {
-                    if state.run().has_unit(&name) {
+                let existing_hash = existing.map(|meta| meta.spec_hash);
+                if existing_hash != spec_hash_of(&unit) {
+                    // A unit written before pods ran in systemk.slice differs only by its
+                    // `Slice=` line: rewritten, so its next start is in the slice, but a
+                    // running container is not restarted for it (see docs/design.md).
+                    let slice_only =
+                        existing_hash.as_deref() == Some(spec_hash_before_slice(&unit).as_str());
+                    if slice_only {
+                        tracing::info!(unit = %name, "moving the unit into systemk.slice at its next start");
+                        moved.push(name.clone());
+                    } else if state.run().has_unit(&name) {
                         changed.push((name.clone(), container.container.name.clone()));
                     }
                     to_write.push((name.clone(), rendered));
@@ -241,7 +252,7 @@ pub(super) async fn prepare(
     }
     if !to_write.is_empty() {
         ctx.systemd.write_units(&ctx.unit_dir, &to_write).await?;
-        for (name, _) in &to_write {
+        for (name, _) in to_write.iter().filter(|(name, _)| !moved.contains(name)) {
             state.event(
                 pod,
                 EventKind::Normal,

@@ -1,26 +1,15 @@
 //! The node's conditions: Ready from the reconciler's health ([`Readiness`]),
-//! MemoryPressure, DiskPressure and PIDPressure from the machine's usage, with the
-//! kubelet's reasons and messages. Pure: usage, readiness, the conditions posted before
-//! and the time come in, so thresholds and transition times are unit-tested. Layer 5.
+//! MemoryPressure, DiskPressure and PIDPressure from the hard eviction thresholds
+//! (`--eviction-hard`) crossed by the machine's observed signals, with the kubelet's
+//! reasons and messages. Pure: observations, readiness, the conditions posted before and
+//! the time come in, so thresholds and transition times are unit-tested. Layer 5.
 
 use k8s_openapi::api::core::v1::NodeCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::host::HostUsage;
 use super::readiness::Readiness;
-
-/// Memory pressure below this much available memory: the kubelet's default hard eviction
-/// threshold `memory.available<100Mi`.
-pub const MEMORY_AVAILABLE_MIN: u64 = 100 * 1024 * 1024;
-
-/// Disk pressure below this percentage of the state file system free: the kubelet's
-/// default `nodefs.available<10%`.
-pub const STORAGE_AVAILABLE_MIN_PERCENT: u64 = 10;
-
-/// PID pressure below this percentage of `pid_max` free. The kubelet has no default
-/// `pid.available` threshold; 10 % mirrors the disk one.
-pub const PIDS_AVAILABLE_MIN_PERCENT: u64 = 10;
+use crate::pod::eviction::{Observations, Pressure, Thresholds};
 
 /// Whether each pressure holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,26 +22,17 @@ pub struct Pressures {
     pub pids: bool,
 }
 
-/// The pressures `usage` puts the node under.
-pub fn pressures(usage: &HostUsage) -> Pressures {
+/// The pressures `observations` put the node under: a condition holds while any hard
+/// threshold of its signals (`--eviction-hard`) is crossed, as the kubelet's
+/// `nodeConditions(thresholdsMet)`.
+pub fn pressures(thresholds: &Thresholds, observations: &Observations) -> Pressures {
+    let met = thresholds.met(|signal| observations.get(&signal).copied());
+    let holds = |pressure| met.iter().any(|t| t.signal.condition() == pressure);
     Pressures {
-        memory: usage.memory_available < MEMORY_AVAILABLE_MIN,
-        disk: below_percent(
-            usage.storage_available,
-            usage.storage_total,
-            STORAGE_AVAILABLE_MIN_PERCENT,
-        ),
-        pids: below_percent(
-            usage.pid_max.saturating_sub(usage.processes),
-            usage.pid_max,
-            PIDS_AVAILABLE_MIN_PERCENT,
-        ),
+        memory: holds(Pressure::Memory),
+        disk: holds(Pressure::Disk),
+        pids: holds(Pressure::Pid),
     }
-}
-
-/// `part` is less than `percent` % of `total` (never for an unknown, zero total).
-fn below_percent(part: u64, total: u64, percent: u64) -> bool {
-    total > 0 && u128::from(part) * 100 < u128::from(total) * u128::from(percent)
 }
 
 /// The four conditions for `readiness` and `pressures` at `now`. A condition whose status
@@ -156,17 +136,32 @@ pub fn without_heartbeats(conditions: &[NodeCondition]) -> Vec<NodeCondition> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pod::eviction::{DEFAULT_EVICTION_HARD, Observation, Signal};
 
     const GIB: u64 = 1024 * 1024 * 1024;
 
-    fn healthy() -> HostUsage {
-        HostUsage {
-            memory_available: 2 * GIB,
-            storage_available: 50 * GIB,
-            storage_total: 100 * GIB,
-            processes: 300,
-            pid_max: 4_194_304,
-        }
+    fn healthy() -> Observations {
+        let observed = |available, capacity| Observation {
+            available,
+            capacity,
+        };
+        Observations::from([
+            (Signal::MemoryAvailable, observed(2 * GIB, 4 * GIB)),
+            (Signal::NodeFsAvailable, observed(50 * GIB, 100 * GIB)),
+            (Signal::NodeFsInodesFree, observed(1_000_000, 2_000_000)),
+            (Signal::ImageFsAvailable, observed(50 * GIB, 100 * GIB)),
+            (Signal::PidAvailable, observed(4_194_000, 4_194_304)),
+        ])
+    }
+
+    fn with(signal: Signal, available: u64) -> Observations {
+        let mut observations = healthy();
+        observations.get_mut(&signal).unwrap().available = available;
+        observations
+    }
+
+    fn defaults() -> Thresholds {
+        DEFAULT_EVICTION_HARD.parse().unwrap()
     }
 
     fn at(seconds: i64) -> Timestamp {
@@ -180,62 +175,52 @@ mod tests {
             disk: false,
             pids: false,
         };
-        assert_eq!(pressures(&healthy()), none);
+        assert_eq!(pressures(&defaults(), &healthy()), none);
     }
 
     #[test]
     fn memory_below_100_mib_is_pressure() {
-        let usage = HostUsage {
-            memory_available: MEMORY_AVAILABLE_MIN - 1,
-            ..healthy()
-        };
-        assert!(pressures(&usage).memory);
-        let usage = HostUsage {
-            memory_available: MEMORY_AVAILABLE_MIN,
-            ..healthy()
-        };
-        assert!(!pressures(&usage).memory);
+        let limit = 100 * 1024 * 1024;
+        let low = with(Signal::MemoryAvailable, limit - 1);
+        assert!(pressures(&defaults(), &low).memory);
+        let enough = with(Signal::MemoryAvailable, limit);
+        assert!(!pressures(&defaults(), &enough).memory);
     }
 
     #[test]
-    fn disk_below_ten_percent_is_pressure() {
-        let usage = HostUsage {
-            storage_available: 9 * GIB,
-            ..healthy()
-        };
-        assert!(pressures(&usage).disk);
-        let usage = HostUsage {
-            storage_available: 10 * GIB,
-            ..healthy()
-        };
-        assert!(!pressures(&usage).disk);
+    fn disk_follows_the_configured_thresholds() {
+        let low = with(Signal::NodeFsAvailable, 9 * GIB);
+        assert!(pressures(&defaults(), &low).disk);
+        // 10 % is the kubelet's float32 percentage: 160 bytes above 10 GiB of 100 GiB.
+        assert!(pressures(&defaults(), &with(Signal::NodeFsAvailable, 10 * GIB)).disk);
+        assert!(!pressures(&defaults(), &with(Signal::NodeFsAvailable, 10 * GIB + 160)).disk);
+        assert!(pressures(&defaults(), &with(Signal::NodeFsInodesFree, 10)).disk);
+        // imagefs.available<15% of the defaults.
+        assert!(pressures(&defaults(), &with(Signal::ImageFsAvailable, 14 * GIB)).disk);
+        let relaxed: Thresholds = "nodefs.available<5%".parse().unwrap();
+        assert!(!pressures(&relaxed, &low).disk);
+        assert!(pressures(&Thresholds::none(), &low) == pressures(&Thresholds::none(), &healthy()));
     }
 
     #[test]
-    fn pids_near_the_limit_is_pressure() {
-        let usage = HostUsage {
-            processes: 950,
-            pid_max: 1000,
-            ..healthy()
-        };
-        assert!(pressures(&usage).pids);
+    fn pids_only_with_a_pid_threshold() {
+        let low = with(Signal::PidAvailable, 100);
+        // The kubelet has no default pid.available threshold.
+        assert!(!pressures(&defaults(), &low).pids);
+        let pid: Thresholds = "pid.available<10%".parse().unwrap();
+        assert!(pressures(&pid, &low).pids);
     }
 
     #[test]
-    fn unknown_totals_are_no_pressure() {
-        let usage = HostUsage {
-            storage_total: 0,
-            storage_available: 0,
-            pid_max: 0,
-            ..healthy()
-        };
-        assert!(!pressures(&usage).disk && !pressures(&usage).pids);
+    fn unobserved_signals_are_no_pressure() {
+        assert!(!pressures(&defaults(), &Observations::new()).disk);
     }
 
     #[test]
     fn transition_time_kept_while_status_holds() {
-        let first = node_conditions(&Readiness::Ready, pressures(&healthy()), &[], at(100));
-        let second = node_conditions(&Readiness::Ready, pressures(&healthy()), &first, at(200));
+        let calm = pressures(&defaults(), &healthy());
+        let first = node_conditions(&Readiness::Ready, calm, &[], at(100));
+        let second = node_conditions(&Readiness::Ready, calm, &first, at(200));
         assert_eq!(second[0].last_transition_time, Some(Time(at(100))));
         assert_eq!(second[0].last_heartbeat_time, Some(Time(at(200))));
         assert_eq!(without_heartbeats(&first), without_heartbeats(&second));
@@ -243,12 +228,10 @@ mod tests {
 
     #[test]
     fn transition_time_moves_when_status_flips() {
-        let first = node_conditions(&Readiness::Ready, pressures(&healthy()), &[], at(100));
-        let low = HostUsage {
-            memory_available: 1,
-            ..healthy()
-        };
-        let second = node_conditions(&Readiness::Ready, pressures(&low), &first, at(200));
+        let calm = pressures(&defaults(), &healthy());
+        let first = node_conditions(&Readiness::Ready, calm, &[], at(100));
+        let low = pressures(&defaults(), &with(Signal::MemoryAvailable, 1));
+        let second = node_conditions(&Readiness::Ready, low, &first, at(200));
         let memory = second.iter().find(|c| c.type_ == "MemoryPressure").unwrap();
         assert_eq!(memory.status, "True");
         assert_eq!(memory.last_transition_time, Some(Time(at(200))));

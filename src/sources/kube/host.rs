@@ -1,6 +1,6 @@
 //! What the node reports about the machine: identity (kernel, OS image, machine and boot
-//! IDs, architecture), size (CPUs, memory, the state directory's file system) and usage
-//! (available memory, disk, process IDs). Reads `/proc`, `/etc` and `statvfs`; the parsers
+//! IDs, architecture) and size (CPUs, memory, the state directory's file system); what is
+//! left (memory, disk, process IDs) is the eviction signals' (`pod::eviction::observe`). Reads `/proc`, `/etc` and `statvfs`; the parsers
 //! are pure and unit-tested. Layer 5; it never decides anything from what it reads.
 
 use std::path::{Path, PathBuf};
@@ -28,27 +28,11 @@ pub struct HostFacts {
     pub architecture: String,
 }
 
-/// What the machine has left, read every status period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostUsage {
-    /// `MemAvailable` in bytes.
-    pub memory_available: u64,
-    /// Bytes of the state file system an unprivileged writer may still use.
-    pub storage_available: u64,
-    /// Size of the state file system in bytes.
-    pub storage_total: u64,
-    /// Processes now.
-    pub processes: u64,
-    /// `kernel.pid_max`.
-    pub pid_max: u64,
-}
-
 const MEMINFO: &str = "/proc/meminfo";
 const OS_RELEASE: &[&str] = &["/etc/os-release", "/usr/lib/os-release"];
 const MACHINE_ID: &str = "/etc/machine-id";
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 const KERNEL: &str = "/proc/sys/kernel/osrelease";
-const PID_MAX: &str = "/proc/sys/kernel/pid_max";
 
 /// Reads the machine's identity and size; `state_dir` names the file system whose size
 /// is the node's ephemeral storage.
@@ -72,28 +56,6 @@ pub fn read_facts(state_dir: &Path) -> Result<HostFacts> {
     })
 }
 
-/// Reads what the machine has left now.
-pub fn read_usage(state_dir: &Path) -> Result<HostUsage> {
-    let meminfo = read(MEMINFO, "available memory")?;
-    let (storage_total, storage_available) = filesystem(state_dir)?;
-    let processes = std::fs::read_dir("/proc")
-        .map_err(|source| Error::HostFact {
-            what: "process count",
-            path: "/proc".into(),
-            source,
-        })?
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_name().to_str().is_some_and(is_pid))
-        .count();
-    Ok(HostUsage {
-        memory_available: meminfo_bytes(&meminfo, "MemAvailable").unwrap_or(0),
-        storage_available,
-        storage_total,
-        processes: u64::try_from(processes).unwrap_or(u64::MAX),
-        pid_max: read(PID_MAX, "pid_max")?.trim().parse().unwrap_or(u64::MAX),
-    })
-}
-
 fn read(path: &str, what: &'static str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|source| Error::HostFact {
         what,
@@ -103,6 +65,7 @@ fn read(path: &str, what: &'static str) -> Result<String> {
 }
 
 /// (total, available to unprivileged users) bytes of the file system holding `dir`.
+/// (What is left is observed by the eviction signals, `pod::eviction::observe`.)
 // The statvfs field types are 32-bit on some targets; `from` widens them there.
 #[allow(clippy::useless_conversion)]
 fn filesystem(dir: &Path) -> Result<(u64, u64)> {
@@ -115,10 +78,6 @@ fn filesystem(dir: &Path) -> Result<(u64, u64)> {
     let total = u64::from(stat.blocks()).saturating_mul(fragment);
     let available = u64::from(stat.blocks_available()).saturating_mul(fragment);
     Ok((total, available))
-}
-
-fn is_pid(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A `/proc/meminfo` value (given in kB there) in bytes.
@@ -192,7 +151,5 @@ mod tests {
     fn this_host_has_facts() {
         let facts = read_facts(Path::new("/")).unwrap();
         assert!(facts.cpus >= 1 && facts.memory_bytes > 0 && facts.storage_bytes > 0);
-        let usage = read_usage(Path::new("/")).unwrap();
-        assert!(usage.processes >= 1 && usage.pid_max > usage.processes);
     }
 }

@@ -34,7 +34,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use conditions::{Pressures, node_conditions, pressures};
 pub use events::EventPublisher;
-pub use host::{HostFacts, HostUsage, read_facts, read_usage};
+pub use host::{HostFacts, read_facts};
 pub use node_events::{NodeEvent, transitions};
 pub use node_object::{
     INSTANCE_TYPE, KUBELET_PORT, KUBERNETES_VERSION, NodeConfig, TAINT_EFFECT, TAINT_KEY,

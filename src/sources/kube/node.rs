@@ -19,11 +19,12 @@ use tokio::time::Instant;
 
 use super::conditions::{node_conditions, pressures, without_heartbeats};
 use super::events::EventPublisher;
-use super::host::{HostFacts, read_facts, read_usage};
+use super::host::{HostFacts, read_facts};
 use super::node_events::{NodeEvent, STARTING, STARTING_MESSAGE, transitions};
 use super::node_object::{NodeConfig, annotations, labels, new_node, node_status, taints};
 use super::readiness::readiness;
 use crate::backoff::{API_SERVER, Retry};
+use crate::pod::eviction;
 use crate::pod::{EventKind, ReconcilerHealth};
 use crate::sources::{Error, Result};
 
@@ -32,13 +33,14 @@ pub const STATUS_PERIOD: Duration = Duration::from_secs(10);
 /// An unchanged status is still posted this often (kubelet `nodeStatusReportFrequency`).
 pub const STATUS_REPORT_PERIOD: Duration = Duration::from_secs(300);
 
-/// Registers the node and keeps its status current until `shutdown`. Publishes the
+/// Registers the node and keeps its status current until `shutdown`; `(state_dir,
+/// image_dir)` are on the file systems the disk signals observe. Publishes the
 /// Node's UID in `node_uid` once registered (for the lease and mirror pods' owners).
 /// `Ready` is judged from the reconciler's `health`; node events go to `events`.
 pub async fn run(
     client: Client,
     config: NodeConfig,
-    state_dir: PathBuf,
+    (state_dir, image_dir): (PathBuf, PathBuf),
     node_uid: watch::Sender<Option<String>>,
     health: watch::Receiver<ReconcilerHealth>,
     events: EventPublisher,
@@ -52,6 +54,7 @@ pub async fn run(
         nodes: Api::all(client),
         config,
         state_dir,
+        image_dir,
         node_uid,
         health,
         events,
@@ -70,6 +73,8 @@ struct NodeKeeper {
     nodes: Api<Node>,
     config: NodeConfig,
     state_dir: PathBuf,
+    /// On the imagefs: the `.deb` cache.
+    image_dir: PathBuf,
     node_uid: watch::Sender<Option<String>>,
     health: watch::Receiver<ReconcilerHealth>,
     events: EventPublisher,
@@ -128,9 +133,10 @@ impl NodeKeeper {
     }
 
     async fn tick(&mut self) -> Result<()> {
-        let state_dir = self.state_dir.clone();
-        let (facts, usage) = tokio::task::spawn_blocking(move || {
-            Ok::<_, Error>((read_facts(&state_dir)?, read_usage(&state_dir)?))
+        let (state_dir, image_dir) = (self.state_dir.clone(), self.image_dir.clone());
+        let (facts, observations) = tokio::task::spawn_blocking(move || {
+            let observations = eviction::observe(&state_dir, &image_dir);
+            Ok::<_, Error>((read_facts(&state_dir)?, observations))
         })
         .await
         .map_err(|join| Error::HostFact {
@@ -149,7 +155,7 @@ impl NodeKeeper {
         let ready = readiness(&health, Instant::now());
         let conditions = node_conditions(
             &ready,
-            pressures(&usage),
+            pressures(&self.config.reservation.thresholds, &observations),
             &self.conditions,
             crate::clock::now(),
         );

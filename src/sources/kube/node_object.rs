@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::host::HostFacts;
+use crate::pod::eviction::{Reservation, Resources};
 
 /// The taint that keeps pods (and DaemonSets) off the node unless they tolerate it: the
 /// original systemk's (virtual-kubelet convention).
@@ -33,7 +34,7 @@ pub const VERSION_ANNOTATION: &str = "systemk.io/version";
 pub const KUBELET_PORT: u16 = 10250;
 
 /// What the node says about itself beyond the host's facts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
     /// The node's name (`--nodename`).
     pub name: String,
@@ -53,6 +54,9 @@ pub struct NodeConfig {
     pub version: String,
     /// Port published as the kubelet endpoint.
     pub kubelet_port: u16,
+    /// `--system-reserved`, `--kube-reserved` and `--eviction-hard`: subtracted from
+    /// capacity to give `allocatable`.
+    pub reservation: Reservation,
 }
 
 /// The Node to create when none exists: labels, annotations, taint, and no status
@@ -109,24 +113,32 @@ pub fn taints(existing: &[Taint], wanted: bool) -> Vec<Taint> {
     kept
 }
 
-/// The node's status: capacity, addresses, system info, endpoints and `conditions`.
+/// The node's status: capacity, allocatable (capacity − system-reserved − kube-reserved −
+/// the hard eviction thresholds, the kubelet's formula), addresses, system info,
+/// endpoints and `conditions`.
 pub fn node_status(
     config: &NodeConfig,
     facts: &HostFacts,
     conditions: Vec<NodeCondition>,
 ) -> NodeStatus {
-    let resources = BTreeMap::from([
-        ("cpu".to_owned(), Quantity(facts.cpus.to_string())),
-        (
-            "memory".to_owned(),
-            Quantity(facts.memory_bytes.to_string()),
-        ),
-        ("pods".to_owned(), Quantity(config.max_pods.to_string())),
-        (
-            "ephemeral-storage".to_owned(),
-            Quantity(facts.storage_bytes.to_string()),
-        ),
-    ]);
+    let capacity = Resources {
+        cpu_millis: facts.cpus.saturating_mul(1000),
+        memory: facts.memory_bytes,
+        ephemeral_storage: facts.storage_bytes,
+        pids: 0,
+    };
+    let allocatable = config.reservation.allocatable(capacity);
+    let list = |resources: Resources| {
+        BTreeMap::from([
+            ("cpu".to_owned(), Quantity(cpu(resources.cpu_millis))),
+            ("memory".to_owned(), Quantity(resources.memory.to_string())),
+            ("pods".to_owned(), Quantity(config.max_pods.to_string())),
+            (
+                "ephemeral-storage".to_owned(),
+                Quantity(resources.ephemeral_storage.to_string()),
+            ),
+        ])
+    };
     // Both IPs are listed even when equal: clients look for the type they need.
     let addresses = vec![
         address("InternalIP", config.internal_ip.to_string()),
@@ -134,8 +146,8 @@ pub fn node_status(
         address("Hostname", config.hostname.clone()),
     ];
     NodeStatus {
-        capacity: Some(resources.clone()),
-        allocatable: Some(resources),
+        capacity: Some(list(capacity)),
+        allocatable: Some(list(allocatable)),
         addresses: Some(addresses),
         conditions: Some(conditions),
         daemon_endpoints: Some(NodeDaemonEndpoints {
@@ -157,6 +169,15 @@ pub fn node_status(
             swap: None,
         }),
         ..NodeStatus::default()
+    }
+}
+
+/// Millicores as a quantity: whole cores without a suffix (`2`), else `1900m`.
+fn cpu(millis: u64) -> String {
+    if millis.is_multiple_of(1000) {
+        (millis / 1000).to_string()
+    } else {
+        format!("{millis}m")
     }
 }
 
@@ -182,6 +203,7 @@ mod tests {
             runtime_version: "systemd://252".to_owned(),
             version: "0.1.0".to_owned(),
             kubelet_port: KUBELET_PORT,
+            reservation: Reservation::default(),
         }
     }
 
@@ -267,6 +289,36 @@ mod tests {
                 .port,
             10250
         );
+    }
+
+    #[test]
+    fn allocatable_subtracts_reservations_and_hard_thresholds() {
+        let mut config = config(true);
+        assert_eq!(
+            node_status(&config, &facts(), vec![]).allocatable,
+            node_status(&config, &facts(), vec![]).capacity
+        );
+        config.reservation = Reservation {
+            system: "cpu=100m,memory=100Mi".parse().unwrap(),
+            kube: "memory=50Mi,ephemeral-storage=1Gi".parse().unwrap(),
+            thresholds: "memory.available<100Mi,nodefs.available<10%"
+                .parse()
+                .unwrap(),
+        };
+        let status = node_status(&config, &facts(), vec![]);
+        let allocatable = status.allocatable.unwrap();
+        assert_eq!(allocatable["cpu"].0, "1900m");
+        assert_eq!(
+            allocatable["memory"].0,
+            (4_000_000_000_u64 - 250 * 1024 * 1024).to_string()
+        );
+        let ten_percent = (50_000_000_000_f64 * f64::from(0.1_f32)) as u64;
+        assert_eq!(
+            allocatable["ephemeral-storage"].0,
+            (50_000_000_000_u64 - (1 << 30) - ten_percent).to_string()
+        );
+        assert_eq!(allocatable["pods"].0, "110");
+        assert_eq!(status.capacity.unwrap()["cpu"].0, "2");
     }
 
     #[test]
