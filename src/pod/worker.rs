@@ -15,6 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::blocking::off_runtime;
 use super::container_unit::{ContainerRef, containers, unit_name};
 use super::context::Context;
+use super::deadline::{self, Deadline};
 use super::error::{Error, Result};
 use super::failure::{self, Failure};
 use super::init_order::{InitProgress, init_progress};
@@ -67,14 +68,39 @@ pub async fn reconcile(
         }
     }
     let mut statuses = observe(ctx, uid, pod, state).await?;
-    let (started, restart_at) = start_due(ctx, pod, state, &statuses, now()).await?;
-    wake = earliest(wake, restart_at);
+    let start = deadline::start_of(state.status(), pod, state.run().start_time());
+    // A pod that finished before its deadline stays as it finished, as the kubelet
+    // no longer syncs a pod in a terminal phase.
+    let finished = !state.run().deadline_exceeded()
+        && state
+            .status()
+            .and_then(|status| status.phase.as_deref())
+            .is_some_and(|phase| phase == "Succeeded" || phase == "Failed");
+    let due = if finished {
+        Deadline::None
+    } else {
+        deadline::check(pod, start, now())
+    };
+    let changed = match due {
+        Deadline::Exceeded => stop_past_deadline(ctx, pod, state, &statuses).await,
+        due => {
+            if let Deadline::At(at) = due {
+                wake = earliest(wake, Some(at));
+            }
+            let (started, restart_at) = start_due(ctx, pod, state, &statuses, now()).await?;
+            wake = earliest(wake, restart_at);
+            started
+        }
+    };
     wake = earliest(wake, volumes_wake(pod, state, now()));
-    if started {
-        // The status shows what runs now, not what ran before the starts.
+    if changed {
+        // The status shows what runs now, not what ran before the starts or stops.
         statuses = observe(ctx, uid, pod, state).await?;
     }
-    let status = compute_status(ctx, uid, pod, state, &statuses, now());
+    let mut status = compute_status(ctx, uid, pod, state, &statuses, now());
+    if state.run().deadline_exceeded() {
+        status = deadline::failed(status);
+    }
     let status_changed = state.status() != Some(&status);
     if status_changed {
         let mut with_status = Pod::clone(pod);
@@ -241,6 +267,42 @@ async fn start_due(
         }
     }
     Ok((started, wake))
+}
+
+/// Stops the containers of a pod past its active deadline (each within its grace
+/// period), telling of it once as the kubelet does; returns whether it stopped any.
+async fn stop_past_deadline(
+    ctx: &Context,
+    pod: &Arc<Pod>,
+    state: &mut PodState,
+    statuses: &HashMap<String, UnitStatus>,
+) -> bool {
+    if state.run_mut().exceed_deadline() {
+        tracing::info!(pod_uid = ?pod.metadata.uid, "pod ran past its active deadline; stopping it");
+        state.event(
+            pod,
+            EventKind::Normal,
+            deadline::REASON,
+            deadline::MESSAGE.to_owned(),
+        );
+    }
+    let running: Vec<&UnitStatus> = statuses.values().filter(|unit| is_running(unit)).collect();
+    let timeout = stop::stop_timeout(Some(pod));
+    let stops = running
+        .iter()
+        .map(|unit| ctx.systemd.stop(&unit.name, timeout));
+    for (unit, stopped) in running.iter().zip(futures::future::join_all(stops).await) {
+        state.event(
+            pod,
+            EventKind::Normal,
+            "Killing",
+            format!("Stopping unit {}", unit.name),
+        );
+        if let Err(err) = stopped {
+            tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "stopping a unit past its pod's deadline failed");
+        }
+    }
+    !running.is_empty()
 }
 
 /// The pod's status from what this pass saw (see [`status::build`]).

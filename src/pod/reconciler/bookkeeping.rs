@@ -8,20 +8,23 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
 
 use super::MAX_CONCURRENT_PASSES;
 use crate::backoff::Retry;
 use crate::error_chain::Chain;
+use crate::pod::admission::{self, NodeView, Rejection};
 use crate::pod::container_unit::{containers, unit_name};
 use crate::pod::desired::{DesiredPods, SourceId, SourceUpdate};
 use crate::pod::error::Result;
 use crate::pod::failure;
 use crate::pod::objects::{ObjectChange, pod_uses};
-use crate::pod::progress::Progress;
+use crate::pod::progress::{EventKind, Progress};
 use crate::pod::progress_channel::ProgressSender;
+use crate::pod::qos::pod_qos_class;
 use crate::pod::worker::{Pass, PodState};
 use crate::unit::UnitName;
 
@@ -54,6 +57,11 @@ pub(super) struct Bookkeeping {
     wakes: HashMap<String, Instant>,
     /// Pods whose last pass failed, with their growing retry delay.
     retries: HashMap<String, Retry>,
+    /// Desired pods admitted to run (see [`Bookkeeping::admit_new`]).
+    admitted: HashSet<String>,
+    /// Desired pods refused at admission (or finished before systemk saw them): they
+    /// get no pass but their termination.
+    refused: HashSet<String>,
     progress: ProgressSender,
     /// Whether `Progress::Synced` was sent.
     synced: bool,
@@ -71,6 +79,8 @@ impl Bookkeeping {
             unowned_changes: HashSet::new(),
             wakes: HashMap::new(),
             retries: HashMap::new(),
+            admitted: HashSet::new(),
+            refused: HashSet::new(),
             progress,
             synced: false,
         }
@@ -146,6 +156,117 @@ impl Bookkeeping {
         }
     }
 
+    /// Admits the desired pods that need a pass and were never admitted, as the kubelet
+    /// does at pod add: pods found running on the machine first, without checks; then
+    /// the others oldest first, each against `node` and the pods admitted before it that
+    /// have not finished. A pod refused gets the kubelet's `Failed` status (started at
+    /// `now`) and a Warning event, and never a pass but its termination; one whose
+    /// object already says it finished (refused before systemk restarted) stays as it is.
+    pub(super) fn admit_new(&mut self, node: &NodeView, now: Timestamp) {
+        let undecided: Vec<String> = self
+            .dirty
+            .iter()
+            .filter(|uid| !self.admitted.contains(*uid) && !self.refused.contains(*uid))
+            .filter(|uid| self.desired.get(uid).is_some())
+            .cloned()
+            .collect();
+        let (found, mut new): (Vec<String>, Vec<String>) = undecided
+            .into_iter()
+            .partition(|uid| self.states.contains_key(uid) || self.running.contains(uid));
+        self.admitted.extend(found);
+        new.sort_by_key(|uid| {
+            let created = self
+                .desired
+                .get(uid)
+                .and_then(|pod| pod.metadata.creation_timestamp.as_ref())
+                .map(|time| time.0);
+            (created, uid.clone())
+        });
+        for uid in new {
+            let Some(pod) = self.desired.get(&uid).cloned() else {
+                continue;
+            };
+            if pod.metadata.deletion_timestamp.is_some() {
+                // Its termination pass runs; there is nothing to admit.
+                continue;
+            }
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            if matches!(phase, Some("Failed" | "Succeeded")) {
+                self.refused.insert(uid);
+                continue;
+            }
+            let is_static = self.desired.source_of(&uid) == Some(SourceId::File);
+            if !is_static && !node.from_api {
+                // Decided once the Node is known; it stays dirty until then.
+                continue;
+            }
+            let others = self.active_admitted();
+            match admission::admit(&pod, is_static, &others, node) {
+                Ok(()) => {
+                    self.admitted.insert(uid);
+                }
+                Err(rejection) => {
+                    self.reject(&pod, rejection, now);
+                    self.refused.insert(uid);
+                }
+            }
+        }
+        let refused = &self.refused;
+        let desired = &self.desired;
+        self.dirty.retain(|uid| {
+            !refused.contains(uid)
+                || desired
+                    .get(uid)
+                    .is_none_or(|pod| pod.metadata.deletion_timestamp.is_some())
+        });
+        self.refused.retain(|uid| desired.get(uid).is_some());
+        let (states, running) = (&self.states, &self.running);
+        self.admitted.retain(|uid| {
+            desired.get(uid).is_some() || states.contains_key(uid) || running.contains(uid)
+        });
+    }
+
+    /// The admitted desired pods that have not finished: what a new pod must fit next to.
+    fn active_admitted(&self) -> Vec<&Pod> {
+        self.admitted
+            .iter()
+            .filter_map(|uid| Some((uid, self.desired.get(uid)?)))
+            .filter(|(uid, _)| {
+                let phase = self
+                    .states
+                    .get(*uid)
+                    .and_then(PodState::status)
+                    .and_then(|status| status.phase.as_deref());
+                !matches!(phase, Some("Failed" | "Succeeded"))
+            })
+            .map(|(_, pod)| pod.as_ref())
+            .collect()
+    }
+
+    /// Tells of a pod refused at admission as the kubelet's `rejectPod`: a Warning event
+    /// with the reason, and the status `Failed` with reason and message.
+    fn reject(&self, pod: &Arc<Pod>, rejection: Rejection, now: Timestamp) {
+        tracing::warn!(pod_uid = ?pod.metadata.uid, namespace = ?pod.metadata.namespace,
+            name = ?pod.metadata.name, reason = rejection.reason, message = %rejection.message,
+            "pod refused at admission");
+        self.progress.send(Progress::Event {
+            pod: pod.clone(),
+            reason: rejection.reason,
+            message: rejection.message.clone(),
+            type_: EventKind::Warning,
+        });
+        let mut with_status = Pod::clone(pod);
+        with_status.status = Some(PodStatus {
+            phase: Some("Failed".to_owned()),
+            reason: Some(rejection.reason.to_owned()),
+            message: Some(format!("Pod was rejected: {}", rejection.message)),
+            qos_class: Some(pod_qos_class(pod).as_str().to_owned()),
+            start_time: Some(Time(now)),
+            ..PodStatus::default()
+        });
+        self.progress.send(Progress::Status(Arc::new(with_status)));
+    }
+
     /// How many pods need a pass it could start: dirty, none running, and not held back
     /// until the sources sync (an API server that is down is not a stuck reconciler).
     pub(super) fn queued(&self) -> usize {
@@ -154,6 +275,7 @@ impl Bookkeeping {
             .iter()
             .filter(|uid| !self.running.contains(*uid))
             .filter(|uid| all_synced || self.desired.get(uid).is_some())
+            .filter(|uid| self.may_pass(uid))
             .count()
     }
 
@@ -176,6 +298,7 @@ impl Bookkeeping {
             .iter()
             .filter(|uid| !self.running.contains(*uid))
             .filter(|uid| all_synced || self.desired.get(uid).is_some())
+            .filter(|uid| self.may_pass(uid))
             .filter(|uid| !self.waits_for_another_pod(uid))
             .take(MAX_CONCURRENT_PASSES.saturating_sub(self.running.len()))
             .cloned()
@@ -202,6 +325,15 @@ impl Bookkeeping {
             self.progress.send(Progress::Synced);
         }
         dispatched
+    }
+
+    /// Whether the pod `uid` may have a pass: one no longer desired (its cleanup), one
+    /// being deleted (its termination), or one admitted.
+    fn may_pass(&self, uid: &str) -> bool {
+        match self.desired.get(uid) {
+            None => true,
+            Some(pod) => pod.metadata.deletion_timestamp.is_some() || self.admitted.contains(uid),
+        }
     }
 
     /// Whether a desired pod must wait because a unit it would have still belongs to

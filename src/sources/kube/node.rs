@@ -21,9 +21,12 @@ use super::conditions::{node_conditions, pressures, without_heartbeats};
 use super::events::EventPublisher;
 use super::host::{HostFacts, read_facts, read_usage};
 use super::node_events::{NodeEvent, STARTING, STARTING_MESSAGE, transitions};
-use super::node_object::{NodeConfig, annotations, labels, new_node, node_status, taints};
+use super::node_object::{
+    NodeConfig, admission_view, annotations, labels, new_node, node_status, taints,
+};
 use super::readiness::readiness;
 use crate::backoff::{API_SERVER, Retry};
+use crate::pod::admission::NodeView;
 use crate::pod::{EventKind, ReconcilerHealth};
 use crate::sources::{Error, Result};
 
@@ -34,12 +37,16 @@ pub const STATUS_REPORT_PERIOD: Duration = Duration::from_secs(300);
 
 /// Registers the node and keeps its status current until `shutdown`. Publishes the
 /// Node's UID in `node_uid` once registered (for the lease and mirror pods' owners).
-/// `Ready` is judged from the reconciler's `health`; node events go to `events`.
+/// `Ready` is judged from the reconciler's `health`; node events go to `events`. The
+/// Node's labels and taints, as the API returns them at registration and with each
+/// status posted, go to admission through `view`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: Client,
     config: NodeConfig,
     state_dir: PathBuf,
     node_uid: watch::Sender<Option<String>>,
+    view: watch::Sender<NodeView>,
     health: watch::Receiver<ReconcilerHealth>,
     events: EventPublisher,
     shutdown: impl Future<Output = ()>,
@@ -53,6 +60,7 @@ pub async fn run(
         config,
         state_dir,
         node_uid,
+        view,
         health,
         events,
         pending_events: vec![starting],
@@ -71,6 +79,8 @@ struct NodeKeeper {
     config: NodeConfig,
     state_dir: PathBuf,
     node_uid: watch::Sender<Option<String>>,
+    /// The node as admission sees it.
+    view: watch::Sender<NodeView>,
     health: watch::Receiver<ReconcilerHealth>,
     events: EventPublisher,
     /// Events not published yet: they wait for the Node's UID.
@@ -139,7 +149,9 @@ impl NodeKeeper {
             source: std::io::Error::other(join),
         })??;
         if !self.registered {
-            let uid = self.register(&facts).await?;
+            let node = self.register(&facts).await?;
+            self.show_admission(&facts, &node);
+            let uid = node.metadata.uid.unwrap_or_default();
             tracing::info!(node = %self.config.name, uid = %uid, "node registered");
             self.node_uid.send_replace(Some(uid));
             self.registered = true;
@@ -168,7 +180,8 @@ impl NodeKeeper {
         let due = status_due(last, &comparable);
         if due {
             let name = &self.config.name;
-            self.nodes
+            let node = self
+                .nodes
                 .patch_status(
                     name,
                     &PatchParams::default(),
@@ -176,15 +189,26 @@ impl NodeKeeper {
                 )
                 .await
                 .map_err(Error::api("patch status of node", name))?;
+            self.show_admission(&facts, &node);
             tracing::debug!(node = %name, "node status posted");
             self.posted = Some((comparable, Instant::now()));
         }
         Ok(())
     }
 
+    /// Gives admission the Node's labels and taints as the API returned them.
+    fn show_admission(&self, facts: &HostFacts, node: &Node) {
+        let view = admission_view(&self.config, facts, Some(node));
+        self.view.send_if_modified(|current| {
+            let changed = *current != view;
+            *current = view;
+            changed
+        });
+    }
+
     /// Creates the Node, or brings labels and taint of an existing one up to date;
-    /// returns its UID.
-    async fn register(&self, facts: &HostFacts) -> Result<String> {
+    /// returns it.
+    async fn register(&self, facts: &HostFacts) -> Result<Node> {
         let name = &self.config.name;
         let existing = self
             .nodes
@@ -216,7 +240,7 @@ impl NodeKeeper {
                     .map_err(Error::api("update node", name))?
             }
         };
-        Ok(node.metadata.uid.unwrap_or_default())
+        Ok(node)
     }
 }
 

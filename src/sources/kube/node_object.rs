@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::host::HostFacts;
+use crate::pod::admission::{Allocatable, NodeView};
 
 /// The taint that keeps pods (and DaemonSets) off the node unless they tolerate it: the
 /// original systemk's (virtual-kubelet convention).
@@ -107,6 +108,34 @@ pub fn taints(existing: &[Taint], wanted: bool) -> Vec<Taint> {
         });
     }
     kept
+}
+
+/// The node as admission sees it: `node`'s labels and taints when the API returned it
+/// (an admin's labels and taints count), else systemk's own; the allocatable resources
+/// systemk advertises.
+pub fn admission_view(config: &NodeConfig, facts: &HostFacts, node: Option<&Node>) -> NodeView {
+    let (labels, taints) = match node {
+        Some(node) => (
+            node.metadata.labels.clone().unwrap_or_default(),
+            node.spec
+                .as_ref()
+                .and_then(|spec| spec.taints.clone())
+                .unwrap_or_default(),
+        ),
+        None => (labels(config, facts), taints(&[], config.taint)),
+    };
+    NodeView {
+        name: config.name.clone(),
+        labels,
+        taints,
+        allocatable: Allocatable {
+            pods: u64::from(config.max_pods),
+            cpu_millis: facts.cpus.saturating_mul(1000),
+            memory_bytes: facts.memory_bytes,
+            ephemeral_bytes: facts.storage_bytes,
+        },
+        from_api: node.is_some(),
+    }
 }
 
 /// The node's status: capacity, addresses, system info, endpoints and `conditions`.
