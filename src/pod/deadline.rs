@@ -4,7 +4,7 @@
 //! `DeadlineExceeded` and its containers are stopped. The reconciler wakes the pod when
 //! its deadline falls due (a timer, no polling). Pure. Layer 4.
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Pod, PodStatus};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 /// The kubelet's reason for a pod past its deadline (pod status and event).
@@ -55,14 +55,34 @@ pub fn start_of(
 }
 
 /// `status` as the kubelet shows a pod past its deadline: `Failed`, with its reason and
-/// message.
+/// message, and no container waiting to run again: one that waits (a restart back-off
+/// after the stop) shows its last termination as its state.
 pub fn failed(status: PodStatus) -> PodStatus {
+    let stopped = |statuses: Option<Vec<ContainerStatus>>| {
+        statuses.map(|statuses| statuses.into_iter().map(stopped).collect())
+    };
     PodStatus {
         phase: Some("Failed".to_owned()),
         reason: Some(REASON.to_owned()),
         message: Some(MESSAGE.to_owned()),
+        container_statuses: stopped(status.container_statuses),
+        init_container_statuses: stopped(status.init_container_statuses),
         ..status
     }
+}
+
+fn stopped(mut status: ContainerStatus) -> ContainerStatus {
+    let waiting = status.state.as_ref().is_some_and(|s| s.waiting.is_some());
+    let ended = status
+        .last_state
+        .as_ref()
+        .is_some_and(|s| s.terminated.is_some());
+    if waiting && ended {
+        status.state = status.last_state.take();
+        status.last_state = Some(ContainerState::default());
+    }
+    status.ready = false;
+    status
 }
 
 #[cfg(test)]
@@ -131,5 +151,29 @@ mod tests {
             Some("Pod was active on the node longer than the specified deadline")
         );
         assert_eq!(status.start_time, Some(Time(at(1))));
+    }
+
+    #[test]
+    fn a_container_waiting_to_restart_shows_its_last_termination() {
+        let container: ContainerStatus = serde_json::from_value(json!({
+            "name": "main", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 143, "reason": "Error"}},
+        }))
+        .unwrap();
+        let status = failed(PodStatus {
+            container_statuses: Some(vec![container]),
+            ..PodStatus::default()
+        });
+        let container = &status.container_statuses.unwrap()[0];
+        let terminated = container
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap();
+        assert_eq!(terminated.exit_code, 143);
+        assert_eq!(container.last_state, Some(ContainerState::default()));
     }
 }

@@ -192,6 +192,16 @@ impl NodeKeeper {
             self.show_admission(&facts, &node);
             tracing::debug!(node = %name, "node status posted");
             self.posted = Some((comparable, Instant::now()));
+        } else {
+            // As the kubelet reads its Node every status period: labels and taints an
+            // admin changed reach admission within one period.
+            let name = &self.config.name;
+            let node = self
+                .nodes
+                .get(name)
+                .await
+                .map_err(Error::api("get node", name))?;
+            self.show_admission(&facts, &node);
         }
         Ok(())
     }
