@@ -82,7 +82,7 @@ pub async fn reconcile(
         deadline::check(pod, start, now())
     };
     let changed = match due {
-        Deadline::Exceeded => stop_past_deadline(ctx, pod, state, &statuses).await,
+        Deadline::Exceeded => stop_past_deadline(ctx, uid, pod, state, &statuses).await?,
         due => {
             if let Deadline::At(at) = due {
                 wake = earliest(wake, Some(at));
@@ -269,42 +269,6 @@ async fn start_due(
     Ok((started, wake))
 }
 
-/// Stops the containers of a pod past its active deadline (each within its grace
-/// period), telling of it once as the kubelet does; returns whether it stopped any.
-async fn stop_past_deadline(
-    ctx: &Context,
-    pod: &Arc<Pod>,
-    state: &mut PodState,
-    statuses: &HashMap<String, UnitStatus>,
-) -> bool {
-    if state.run_mut().exceed_deadline() {
-        tracing::info!(pod_uid = ?pod.metadata.uid, "pod ran past its active deadline; stopping it");
-        state.event(
-            pod,
-            EventKind::Normal,
-            deadline::REASON,
-            deadline::MESSAGE.to_owned(),
-        );
-    }
-    let running: Vec<&UnitStatus> = statuses.values().filter(|unit| is_running(unit)).collect();
-    let timeout = stop::stop_timeout(Some(pod));
-    let stops = running
-        .iter()
-        .map(|unit| ctx.systemd.stop(&unit.name, timeout));
-    for (unit, stopped) in running.iter().zip(futures::future::join_all(stops).await) {
-        state.event(
-            pod,
-            EventKind::Normal,
-            "Killing",
-            format!("Stopping unit {}", unit.name),
-        );
-        if let Err(err) = stopped {
-            tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "stopping a unit past its pod's deadline failed");
-        }
-    }
-    !running.is_empty()
-}
-
 /// The pod's status from what this pass saw (see [`status::build`]).
 fn compute_status(
     ctx: &Context,
@@ -416,10 +380,12 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     }
 }
 
+mod deadline_stop;
 mod prepare;
 mod stop;
 mod volumes;
 
+use deadline_stop::stop_past_deadline;
 use prepare::prepare;
 pub use stop::{cleanup, terminate};
 use volumes::{refresh_volumes, volumes_wake};

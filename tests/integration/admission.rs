@@ -121,6 +121,30 @@ async fn issue_12_pods_that_do_not_fit_are_refused_as_the_kubelet_refuses_them()
     cluster.apply(&host_port).await;
     refused(&cluster, "host-port", "NodePorts").await;
 
+    // A static pod on the same port: static pods skip only the taint check. Its mirror
+    // pod shows the refusal.
+    let static_clash = sleeping(
+        &cluster,
+        "static-clash",
+        json!({"ports": [{"containerPort": port}]}),
+        json!({}),
+    );
+    std::fs::write(cluster.manifests().join("static-clash.yaml"), static_clash).unwrap();
+    let mirror = format!("static-clash-{}", cluster.node());
+    let pod = cluster
+        .wait_for_pod(&mirror, "mirrored, Failed", |pod| phase(pod) == "Failed")
+        .await;
+    assert_eq!(pod["status"]["reason"], "NodePorts", "{pod:#}");
+    let written: Vec<String> = std::fs::read_dir(UNIT_DIR)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("static-clash"))
+        .collect();
+    assert!(
+        written.is_empty(),
+        "units of a refused static pod: {written:?}"
+    );
+
     // Far more cpu than the node has.
     let huge = sleeping(
         &cluster,
@@ -260,7 +284,7 @@ async fn issue_12_a_pod_past_its_active_deadline_fails_and_is_stopped() {
     let finished: k8s_openapi::jiff::Timestamp =
         pod["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
             .as_str()
-            .unwrap()
+            .unwrap_or_else(|| panic!("not terminated: {pod:#}"))
             .parse()
             .unwrap();
     assert!(finished.duration_since(start).as_secs() >= 3, "{pod:#}");
