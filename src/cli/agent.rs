@@ -81,6 +81,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .write_slice(&args.paths.unit_dir, &slice.render())
         .await
         .context("cannot write systemk.slice, the pods' slice")?;
+    // The node as admission sees it; the Node keeper replaces it with the API's Node.
+    let (node_view_tx, node_view_rx) = watch::channel(own_node_view(
+        &node_name,
+        args.max_pods,
+        !args.disable_taint,
+        args.reservation(),
+        &args.paths.state_dir,
+    ));
     let ctx = Arc::new(Context {
         installer,
         systemd,
@@ -103,6 +111,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         kubernetes_service,
         allocatable: node_allocatable(),
         security: Arc::new(security),
+        node_view: node_view_rx,
     });
     tracing::info!(node = %node_name, internal_ip = %ips.internal, external_ip = %ips.external,
         manifests = %args.pod_manifest_path.display(), "systemk starting");
@@ -184,6 +193,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             &args,
             updates_tx.clone(),
             health_rx,
+            node_view_tx,
         );
         forward = Some(to_forward);
         node_events = Some(events);
@@ -413,6 +423,7 @@ fn spawn_cluster(
     args: &AgentArgs,
     updates: mpsc::Sender<SourceUpdate>,
     health: watch::Receiver<pod::ReconcilerHealth>,
+    node_view: watch::Sender<pod::admission::NodeView>,
 ) -> (ProgressSender, gc::NodeEvents) {
     let (node_uid_tx, node_uid_rx) = watch::channel(None);
     let (store, writer) = kube::runtime::reflector::store();
@@ -458,6 +469,7 @@ fn spawn_cluster(
         node,
         (args.paths.state_dir.clone(), args.cache_dir.clone()),
         node_uid_tx,
+        node_view,
         health,
         node_events_publisher,
         tasks.stop_signal(Stage::Report),
@@ -491,6 +503,43 @@ async fn wait_for_signal() {
         (Err(err), _) | (_, Err(err)) => {
             tracing::error!(error = %crate::error_chain::Chain(&err), "cannot listen for signals; stop systemk with SIGKILL");
             std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The node as admission sees it before (or without) a Node in the API: systemk's own
+/// labels and taint, and the host's resources (none, with a warning, when the host
+/// cannot be read).
+fn own_node_view(
+    node_name: &str,
+    max_pods: u32,
+    taint: bool,
+    reservation: pod::eviction::Reservation,
+    state_dir: &Path,
+) -> pod::admission::NodeView {
+    // As the Node keeper reads them: ephemeral storage is the state directory's.
+    match cluster::read_facts(state_dir) {
+        Ok(facts) => {
+            let config = NodeConfig {
+                name: node_name.to_owned(),
+                hostname: node_name.to_owned(),
+                internal_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+                external_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+                taint,
+                max_pods,
+                runtime_version: String::new(),
+                version: String::new(),
+                kubelet_port: 0,
+                reservation,
+            };
+            cluster::admission_view(&config, &facts, None)
+        }
+        Err(err) => {
+            tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot read the host's resources for admission");
+            pod::admission::NodeView {
+                name: node_name.to_owned(),
+                ..pod::admission::NodeView::default()
+            }
         }
     }
 }

@@ -5,11 +5,14 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use crate::package::Installer;
 use crate::systemd::Systemd;
 use crate::unit::{NodeInfo, NodeSecurity, UserDb};
 
 use super::PodDirs;
+use super::admission::NodeView;
 use super::env::NodeAllocatable;
 use super::objects::ObjectLookup;
 
@@ -40,4 +43,7 @@ pub struct Context {
     pub allocatable: NodeAllocatable,
     /// What the node keeps from its pods: hidden paths, restricted groups.
     pub security: Arc<NodeSecurity>,
+    /// The node as admission sees it (labels, taints, allocatable), kept current by
+    /// whoever registers the Node.
+    pub node_view: watch::Receiver<NodeView>,
 }

@@ -8,9 +8,11 @@
 //! `systemk render` share it), [`status::build`] the one path to a pod's status, and
 //! [`PodState`] what a pod keeps between passes, changed only through its methods.
 
+pub mod admission;
 mod blocking;
 mod container_unit;
 mod context;
+pub mod deadline;
 pub mod desired;
 mod dirs;
 pub mod env;

@@ -51,8 +51,12 @@ pub async fn run(
     let mut book = Bookkeeping::new(sources, progress);
     book.adopt(found_pods(&ctx).await?);
     let mut passes = Passes::default();
+    let mut node_view = ctx.node_view.clone();
+    // Without a Node in the API nobody changes the view: stop listening once it is gone.
+    let mut node_view_open = true;
     tokio::pin!(shutdown);
     loop {
+        book.admit_new(&ctx.node_view.borrow(), crate::clock::now());
         for dispatch in book.dispatch() {
             passes.spawn(&ctx, dispatch);
         }
@@ -85,6 +89,10 @@ pub async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => object_changes = None,
             },
+            changed = node_view.changed(), if node_view_open => {
+                // Pods waiting for the Node are admitted on the next turn of the loop.
+                node_view_open = changed.is_ok();
+            }
             Some(joined) = passes.join_next() => joined.record(&mut book, &health),
             () = sleep_until(next_wake) => book.wake_due(Instant::now()),
         }

@@ -15,6 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::blocking::off_runtime;
 use super::container_unit::{ContainerRef, containers, unit_name};
 use super::context::Context;
+use super::deadline::{self, Deadline};
 use super::error::{Error, Result};
 use super::failure::{self, Failure};
 use super::init_order::{InitProgress, init_progress};
@@ -76,14 +77,39 @@ pub async fn reconcile(
         }
     }
     let mut statuses = observe(ctx, uid, pod, state).await?;
-    let (started, restart_at) = start_due(ctx, pod, state, &statuses, now()).await?;
-    wake = earliest(wake, restart_at);
+    let start = deadline::start_of(state.status(), pod, state.run().start_time());
+    // A pod that finished before its deadline stays as it finished, as the kubelet
+    // no longer syncs a pod in a terminal phase.
+    let finished = !state.run().deadline_exceeded()
+        && state
+            .status()
+            .and_then(|status| status.phase.as_deref())
+            .is_some_and(|phase| phase == "Succeeded" || phase == "Failed");
+    let due = if finished {
+        Deadline::None
+    } else {
+        deadline::check(pod, start, now())
+    };
+    let changed = match due {
+        Deadline::Exceeded => stop_past_deadline(ctx, uid, pod, state, &statuses).await?,
+        due => {
+            if let Deadline::At(at) = due {
+                wake = earliest(wake, Some(at));
+            }
+            let (started, restart_at) = start_due(ctx, pod, state, &statuses, now()).await?;
+            wake = earliest(wake, restart_at);
+            started
+        }
+    };
     wake = earliest(wake, volumes_wake(pod, state, now()));
-    if started {
-        // The status shows what runs now, not what ran before the starts.
+    if changed {
+        // The status shows what runs now, not what ran before the starts or stops.
         statuses = observe(ctx, uid, pod, state).await?;
     }
-    let status = compute_status(ctx, uid, pod, state, &statuses, now());
+    let mut status = compute_status(ctx, uid, pod, state, &statuses, now());
+    if state.run().deadline_exceeded() {
+        status = deadline::failed(status);
+    }
     let status_changed = state.status() != Some(&status);
     if status_changed {
         let mut with_status = Pod::clone(pod);
@@ -363,11 +389,13 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     }
 }
 
+mod deadline_stop;
 mod evicted;
 mod prepare;
 mod stop;
 mod volumes;
 
+use deadline_stop::stop_past_deadline;
 pub(crate) use evicted::EVICTION_GRACE;
 use prepare::prepare;
 pub use stop::{cleanup, terminate};

@@ -5,6 +5,7 @@
 //! binary and runs it inside the sandbox; outside the sandbox the systemd tests fail with
 //! a message saying so.
 
+mod admission;
 #[path = "../apiserver/mod.rs"]
 mod apiserver;
 mod apt_upgrade;

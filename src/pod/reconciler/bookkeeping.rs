@@ -25,6 +25,8 @@ use crate::pod::progress_channel::ProgressSender;
 use crate::pod::worker::{Pass, PodState};
 use crate::unit::UnitName;
 
+mod admission;
+
 /// A pass to start now: the pod, what it is desired to be and what it kept.
 #[derive(Debug)]
 pub(super) struct Dispatch {
@@ -54,6 +56,11 @@ pub(super) struct Bookkeeping {
     wakes: HashMap<String, Instant>,
     /// Pods whose last pass failed, with their growing retry delay.
     retries: HashMap<String, Retry>,
+    /// Desired pods admitted to run (see [`Bookkeeping::admit_new`]).
+    admitted: HashSet<String>,
+    /// Desired pods refused at admission (or finished before systemk saw them): they
+    /// get no pass but their termination.
+    refused: HashSet<String>,
     progress: ProgressSender,
     /// Whether `Progress::Synced` was sent.
     synced: bool,
@@ -71,6 +78,8 @@ impl Bookkeeping {
             unowned_changes: HashSet::new(),
             wakes: HashMap::new(),
             retries: HashMap::new(),
+            admitted: HashSet::new(),
+            refused: HashSet::new(),
             progress,
             synced: false,
         }
@@ -154,6 +163,7 @@ impl Bookkeeping {
             .iter()
             .filter(|uid| !self.running.contains(*uid))
             .filter(|uid| all_synced || self.desired.get(uid).is_some())
+            .filter(|uid| self.may_pass(uid))
             .count()
     }
 
@@ -176,6 +186,7 @@ impl Bookkeeping {
             .iter()
             .filter(|uid| !self.running.contains(*uid))
             .filter(|uid| all_synced || self.desired.get(uid).is_some())
+            .filter(|uid| self.may_pass(uid))
             .filter(|uid| !self.waits_for_another_pod(uid))
             .take(MAX_CONCURRENT_PASSES.saturating_sub(self.running.len()))
             .cloned()
@@ -202,6 +213,15 @@ impl Bookkeeping {
             self.progress.send(Progress::Synced);
         }
         dispatched
+    }
+
+    /// Whether the pod `uid` may have a pass: one no longer desired (its cleanup), one
+    /// being deleted (its termination), or one admitted.
+    fn may_pass(&self, uid: &str) -> bool {
+        match self.desired.get(uid) {
+            None => true,
+            Some(pod) => pod.metadata.deletion_timestamp.is_some() || self.admitted.contains(uid),
+        }
     }
 
     /// Whether a desired pod must wait because a unit it would have still belongs to

@@ -20,6 +20,8 @@ pub(crate) struct RunState {
     start_time: Option<Timestamp>,
     /// The status computed last.
     status: Option<PodStatus>,
+    /// Whether the pod ran past its `activeDeadlineSeconds`: it stays failed and stopped.
+    deadline_exceeded: bool,
 }
 
 impl RunState {
@@ -90,6 +92,16 @@ impl RunState {
     /// The status computed now.
     pub(crate) fn set_status(&mut self, status: PodStatus) {
         self.status = Some(status);
+    }
+
+    /// Whether the pod ran past its active deadline.
+    pub(crate) fn deadline_exceeded(&self) -> bool {
+        self.deadline_exceeded
+    }
+
+    /// The pod ran past its active deadline; returns whether that is news.
+    pub(crate) fn exceed_deadline(&mut self) -> bool {
+        !std::mem::replace(&mut self.deadline_exceeded, true)
     }
 }
 

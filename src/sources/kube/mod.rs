@@ -38,7 +38,7 @@ pub use host::{HostFacts, read_facts};
 pub use node_events::{NodeEvent, transitions};
 pub use node_object::{
     INSTANCE_TYPE, KUBELET_PORT, KUBERNETES_VERSION, NodeConfig, TAINT_EFFECT, TAINT_KEY,
-    TAINT_VALUE, VERSION_ANNOTATION,
+    TAINT_VALUE, VERSION_ANNOTATION, admission_view,
 };
 pub use objects::ApiObjects;
 pub use readiness::{RECONCILER_THRESHOLD, Readiness, readiness};

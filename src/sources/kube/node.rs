@@ -21,9 +21,12 @@ use super::conditions::{node_conditions, pressures, without_heartbeats};
 use super::events::EventPublisher;
 use super::host::{HostFacts, read_facts};
 use super::node_events::{NodeEvent, STARTING, STARTING_MESSAGE, transitions};
-use super::node_object::{NodeConfig, annotations, labels, new_node, node_status, taints};
+use super::node_object::{
+    NodeConfig, admission_view, annotations, labels, new_node, node_status, taints,
+};
 use super::readiness::readiness;
 use crate::backoff::{API_SERVER, Retry};
+use crate::pod::admission::NodeView;
 use crate::pod::eviction;
 use crate::pod::{EventKind, ReconcilerHealth};
 use crate::sources::{Error, Result};
@@ -36,12 +39,16 @@ pub const STATUS_REPORT_PERIOD: Duration = Duration::from_secs(300);
 /// Registers the node and keeps its status current until `shutdown`; `(state_dir,
 /// image_dir)` are on the file systems the disk signals observe. Publishes the
 /// Node's UID in `node_uid` once registered (for the lease and mirror pods' owners).
-/// `Ready` is judged from the reconciler's `health`; node events go to `events`.
+/// `Ready` is judged from the reconciler's `health`; node events go to `events`. The
+/// Node's labels and taints, as the API returns them at registration and with each
+/// status posted, go to admission through `view`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: Client,
     config: NodeConfig,
     (state_dir, image_dir): (PathBuf, PathBuf),
     node_uid: watch::Sender<Option<String>>,
+    view: watch::Sender<NodeView>,
     health: watch::Receiver<ReconcilerHealth>,
     events: EventPublisher,
     shutdown: impl Future<Output = ()>,
@@ -56,6 +63,7 @@ pub async fn run(
         state_dir,
         image_dir,
         node_uid,
+        view,
         health,
         events,
         pending_events: vec![starting],
@@ -76,6 +84,8 @@ struct NodeKeeper {
     /// On the imagefs: the `.deb` cache.
     image_dir: PathBuf,
     node_uid: watch::Sender<Option<String>>,
+    /// The node as admission sees it.
+    view: watch::Sender<NodeView>,
     health: watch::Receiver<ReconcilerHealth>,
     events: EventPublisher,
     /// Events not published yet: they wait for the Node's UID.
@@ -145,7 +155,9 @@ impl NodeKeeper {
             source: std::io::Error::other(join),
         })??;
         if !self.registered {
-            let uid = self.register(&facts).await?;
+            let node = self.register(&facts).await?;
+            self.show_admission(&facts, &node);
+            let uid = node.metadata.uid.unwrap_or_default();
             tracing::info!(node = %self.config.name, uid = %uid, "node registered");
             self.node_uid.send_replace(Some(uid));
             self.registered = true;
@@ -174,7 +186,8 @@ impl NodeKeeper {
         let due = status_due(last, &comparable);
         if due {
             let name = &self.config.name;
-            self.nodes
+            let node = self
+                .nodes
                 .patch_status(
                     name,
                     &PatchParams::default(),
@@ -182,15 +195,36 @@ impl NodeKeeper {
                 )
                 .await
                 .map_err(Error::api("patch status of node", name))?;
+            self.show_admission(&facts, &node);
             tracing::debug!(node = %name, "node status posted");
             self.posted = Some((comparable, Instant::now()));
+        } else {
+            // As the kubelet reads its Node every status period: labels and taints an
+            // admin changed reach admission within one period.
+            let name = &self.config.name;
+            let node = self
+                .nodes
+                .get(name)
+                .await
+                .map_err(Error::api("get node", name))?;
+            self.show_admission(&facts, &node);
         }
         Ok(())
     }
 
+    /// Gives admission the Node's labels and taints as the API returned them.
+    fn show_admission(&self, facts: &HostFacts, node: &Node) {
+        let view = admission_view(&self.config, facts, Some(node));
+        self.view.send_if_modified(|current| {
+            let changed = *current != view;
+            *current = view;
+            changed
+        });
+    }
+
     /// Creates the Node, or brings labels and taint of an existing one up to date;
-    /// returns its UID.
-    async fn register(&self, facts: &HostFacts) -> Result<String> {
+    /// returns it.
+    async fn register(&self, facts: &HostFacts) -> Result<Node> {
         let name = &self.config.name;
         let existing = self
             .nodes
@@ -222,7 +256,7 @@ impl NodeKeeper {
                     .map_err(Error::api("update node", name))?
             }
         };
-        Ok(node.metadata.uid.unwrap_or_default())
+        Ok(node)
     }
 }
 

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::host::HostFacts;
+use crate::pod::admission::{Allocatable, NodeView};
 use crate::pod::eviction::{Reservation, Resources};
 
 /// The taint that keeps pods (and DaemonSets) off the node unless they tolerate it: the
@@ -113,6 +114,37 @@ pub fn taints(existing: &[Taint], wanted: bool) -> Vec<Taint> {
     kept
 }
 
+/// The node as admission sees it: `node`'s labels and taints when the API returned it
+/// (an admin's labels and taints count), else systemk's own; the allocatable resources
+/// systemk advertises (the Node's `allocatable`).
+pub fn admission_view(config: &NodeConfig, facts: &HostFacts, node: Option<&Node>) -> NodeView {
+    let (labels, taints) = match node {
+        Some(node) => (
+            node.metadata.labels.clone().unwrap_or_default(),
+            node.spec
+                .as_ref()
+                .and_then(|spec| spec.taints.clone())
+                .unwrap_or_default(),
+        ),
+        None => (labels(config, facts), taints(&[], config.taint)),
+    };
+    NodeView {
+        name: config.name.clone(),
+        labels,
+        taints,
+        allocatable: {
+            let allocatable = config.reservation.allocatable(capacity(facts));
+            Allocatable {
+                pods: u64::from(config.max_pods),
+                cpu_millis: allocatable.cpu_millis,
+                memory_bytes: allocatable.memory,
+                ephemeral_bytes: allocatable.ephemeral_storage,
+            }
+        },
+        from_api: node.is_some(),
+    }
+}
+
 /// The node's status: capacity, allocatable (capacity − system-reserved − kube-reserved −
 /// the hard eviction thresholds, the kubelet's formula), addresses, system info,
 /// endpoints and `conditions`.
@@ -121,12 +153,7 @@ pub fn node_status(
     facts: &HostFacts,
     conditions: Vec<NodeCondition>,
 ) -> NodeStatus {
-    let capacity = Resources {
-        cpu_millis: facts.cpus.saturating_mul(1000),
-        memory: facts.memory_bytes,
-        ephemeral_storage: facts.storage_bytes,
-        pids: 0,
-    };
+    let capacity = capacity(facts);
     let allocatable = config.reservation.allocatable(capacity);
     let list = |resources: Resources| {
         BTreeMap::from([
@@ -169,6 +196,16 @@ pub fn node_status(
             swap: None,
         }),
         ..NodeStatus::default()
+    }
+}
+
+/// The host's resources as the Node's `capacity` lists them.
+fn capacity(facts: &HostFacts) -> Resources {
+    Resources {
+        cpu_millis: facts.cpus.saturating_mul(1000),
+        memory: facts.memory_bytes,
+        ephemeral_storage: facts.storage_bytes,
+        pids: 0,
     }
 }
 

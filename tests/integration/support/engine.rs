@@ -102,6 +102,8 @@ impl Engine {
                 ),
                 apparmor: false,
             }),
+            // The engine runs passes directly; admission is the reconciler loop's.
+            node_view: tokio::sync::watch::channel(Default::default()).1,
         };
         Self {
             ctx,

@@ -9,7 +9,7 @@ fn a_change_of_an_owned_unit_marks_its_pod_dirty() {
     let (mut book, _progress) = book(&[SourceId::File]);
     let a = pod("a", "uid-a");
     book.apply(set(SourceId::File, &[&a]));
-    book.dispatch();
+    book.dispatch_admitted();
     book.finished(
         "uid-a".to_owned(),
         PodState::adopted([unit("a")]),
@@ -17,9 +17,9 @@ fn a_change_of_an_owned_unit_marks_its_pod_dirty() {
         Instant::now(),
     );
     book.unit_changed(&unit("other"));
-    assert!(book.dispatch().is_empty(), "nobody's unit");
+    assert!(book.dispatch_admitted().is_empty(), "nobody's unit");
     book.unit_changed(&unit("a"));
-    assert_eq!(uids(&book.dispatch()), ["uid-a"]);
+    assert_eq!(uids(&book.dispatch_admitted()), ["uid-a"]);
 }
 
 #[test]
@@ -27,7 +27,7 @@ fn a_change_of_a_unit_a_running_pass_creates_is_not_missed() {
     let (mut book, _progress) = book(&[SourceId::File]);
     let a = pod("a", "uid-a");
     book.apply(set(SourceId::File, &[&a]));
-    let pass = book.dispatch().pop().expect("a pass for a");
+    let pass = book.dispatch_admitted().pop().expect("a pass for a");
     // The pass creates and starts a's unit; its first signal comes before the pass ends.
     book.unit_changed(&unit("a"));
     book.finished(
@@ -36,7 +36,11 @@ fn a_change_of_a_unit_a_running_pass_creates_is_not_missed() {
         ran(),
         Instant::now(),
     );
-    assert_eq!(uids(&book.dispatch()), ["uid-a"], "the change is applied");
+    assert_eq!(
+        uids(&book.dispatch_admitted()),
+        ["uid-a"],
+        "the change is applied"
+    );
 }
 
 #[test]
@@ -45,14 +49,17 @@ fn a_change_of_an_unowned_unit_with_no_pass_running_is_dropped() {
     book.unit_changed(&unit("a"));
     let a = pod("a", "uid-a");
     book.apply(set(SourceId::File, &[&a]));
-    let pass = book.dispatch().pop().expect("a pass for a");
+    let pass = book.dispatch_admitted().pop().expect("a pass for a");
     book.finished(
         pass.uid,
         PodState::adopted([unit("a")]),
         ran(),
         Instant::now(),
     );
-    assert!(book.dispatch().is_empty(), "a change from before the pass");
+    assert!(
+        book.dispatch_admitted().is_empty(),
+        "a change from before the pass"
+    );
 }
 
 #[test]
@@ -62,7 +69,7 @@ fn a_pass_asks_for_its_next_wake_in_wall_clock_time() {
     let (mut book, _progress) = book(&[SourceId::File]);
     let a = pod("a", "uid-a");
     book.apply(set(SourceId::File, &[&a]));
-    let pass = book.dispatch().pop().expect("a pass for a");
+    let pass = book.dispatch_admitted().pop().expect("a pass for a");
     let now = Instant::now();
     let wake = Pass {
         wake: Some(wall + k8s_openapi::jiff::SignedDuration::from_secs(25)),
@@ -71,7 +78,7 @@ fn a_pass_asks_for_its_next_wake_in_wall_clock_time() {
     book.finished(pass.uid, pass.state, Ok(Some(wake)), now);
     assert_eq!(book.next_wake(), Some(now + Duration::from_secs(25)));
     book.wake_due(now + Duration::from_secs(25));
-    assert_eq!(uids(&book.dispatch()), ["uid-a"]);
+    assert_eq!(uids(&book.dispatch_admitted()), ["uid-a"]);
 }
 
 #[test]
@@ -79,7 +86,7 @@ fn a_changed_status_is_published_with_the_desired_pod() {
     let (mut book, mut progress) = book(&[SourceId::File]);
     let a = pod("a", "uid-a");
     book.apply(set(SourceId::File, &[&a]));
-    let mut pass = book.dispatch().pop().expect("a pass for a");
+    let mut pass = book.dispatch_admitted().pop().expect("a pass for a");
     let status = PodStatus {
         phase: Some("Running".to_owned()),
         ..PodStatus::default()
@@ -108,7 +115,7 @@ fn a_changed_config_map_marks_the_pods_that_use_it_dirty() {
     }]);
     let other = pod("other", "uid-other");
     book.apply(set(SourceId::File, &[&Arc::new(user), &other]));
-    for pass in book.dispatch() {
+    for pass in book.dispatch_admitted() {
         book.finished(pass.uid, pass.state, ran(), Instant::now());
     }
     book.object_changed(&ObjectChange {
@@ -116,7 +123,7 @@ fn a_changed_config_map_marks_the_pods_that_use_it_dirty() {
         namespace: "default".to_owned(),
         name: "settings".to_owned(),
     });
-    assert_eq!(uids(&book.dispatch()), ["uid-user"]);
+    assert_eq!(uids(&book.dispatch_admitted()), ["uid-user"]);
 }
 
 #[test]
@@ -125,11 +132,11 @@ fn mark_all_dirty_covers_desired_and_adopted_pods() {
     book.adopt([("uid-left".to_owned(), vec![unit("left")])]);
     let a = pod("a", "uid-a");
     book.apply(set(SourceId::File, &[&a]));
-    let passes = book.dispatch();
+    let passes = book.dispatch_admitted();
     assert_eq!(uids(&passes), ["uid-a", "uid-left"]);
     for pass in passes {
         book.finished(pass.uid, pass.state, Err(permanent()), Instant::now());
     }
     book.mark_all_dirty();
-    assert_eq!(uids(&book.dispatch()), ["uid-a", "uid-left"]);
+    assert_eq!(uids(&book.dispatch_admitted()), ["uid-a", "uid-left"]);
 }

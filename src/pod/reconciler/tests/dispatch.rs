@@ -9,10 +9,13 @@ fn each_dirty_pod_gets_one_pass() {
     let (mut book, _progress) = book(&[SourceId::File]);
     let (a, b) = (pod("a", "uid-a"), pod("b", "uid-b"));
     book.apply(set(SourceId::File, &[&a, &b]));
-    let dispatched = book.dispatch();
+    let dispatched = book.dispatch_admitted();
     assert_eq!(uids(&dispatched), ["uid-a", "uid-b"]);
     assert_eq!(dispatched[0].pod.as_ref(), Some(&a));
-    assert!(book.dispatch().is_empty(), "nothing is dirty any more");
+    assert!(
+        book.dispatch_admitted().is_empty(),
+        "nothing is dirty any more"
+    );
 }
 
 #[test]
@@ -20,14 +23,14 @@ fn a_pod_has_at_most_one_pass_at_a_time() {
     let (mut book, _progress) = book(&[SourceId::File]);
     let a = pod("a", "uid-a");
     book.apply(set(SourceId::File, &[&a]));
-    let first = book.dispatch().pop().expect("a pass for a");
+    let first = book.dispatch_admitted().pop().expect("a pass for a");
     let mut changed = Pod::clone(&a);
     changed.metadata.labels = Some([("app".to_owned(), "v2".to_owned())].into());
     let changed = Arc::new(changed);
     book.apply(set(SourceId::File, &[&changed]));
-    assert!(book.dispatch().is_empty(), "its pass still runs");
+    assert!(book.dispatch_admitted().is_empty(), "its pass still runs");
     book.finished(first.uid, first.state, ran(), Instant::now());
-    let second = book.dispatch();
+    let second = book.dispatch_admitted();
     assert_eq!(uids(&second), ["uid-a"], "the change gets its own pass");
     assert_eq!(second[0].pod.as_ref(), Some(&changed));
 }
@@ -39,16 +42,23 @@ fn at_most_max_concurrent_passes_run_and_the_rest_wait() {
         .map(|i| pod(&format!("p{i:02}"), &format!("uid-{i:02}")))
         .collect();
     book.apply(set(SourceId::File, &pods.iter().collect::<Vec<_>>()));
-    let mut running = book.dispatch();
+    let mut running = book.dispatch_admitted();
     assert_eq!(running.len(), MAX_CONCURRENT_PASSES);
-    assert!(book.dispatch().is_empty(), "no room until one finishes");
+    assert!(
+        book.dispatch_admitted().is_empty(),
+        "no room until one finishes"
+    );
     let done = running.pop().expect("a running pass");
     book.finished(done.uid, done.state, ran(), Instant::now());
-    assert_eq!(book.dispatch().len(), 1, "one finished, one more starts");
+    assert_eq!(
+        book.dispatch_admitted().len(),
+        1,
+        "one finished, one more starts"
+    );
     for done in running {
         book.finished(done.uid, done.state, ran(), Instant::now());
     }
-    assert_eq!(book.dispatch().len(), 3, "the rest");
+    assert_eq!(book.dispatch_admitted().len(), 3, "the rest");
 }
 
 #[test]
@@ -62,7 +72,7 @@ fn before_every_source_synced_only_desired_pods_get_a_pass() {
         ("uid-b".to_owned(), vec![unit("b")]),
     ]);
     book.apply(set(SourceId::File, &[&a]));
-    let first = book.dispatch();
+    let first = book.dispatch_admitted();
     assert_eq!(uids(&first), ["uid-a"]);
     assert_eq!(
         first[0].state.units(),
@@ -70,12 +80,12 @@ fn before_every_source_synced_only_desired_pods_get_a_pass() {
         "an adopted pod keeps its units"
     );
     assert!(
-        book.dispatch().is_empty(),
+        book.dispatch_admitted().is_empty(),
         "b waits for the API's first set"
     );
 
     book.apply(set(SourceId::Api, &[]));
-    let cleanup = book.dispatch();
+    let cleanup = book.dispatch_admitted();
     assert_eq!(uids(&cleanup), ["uid-b"]);
     assert_eq!(cleanup[0].pod, None, "no longer desired: a cleanup");
     assert_eq!(sent(&mut progress), [], "not synced while passes run");
@@ -90,24 +100,24 @@ fn before_every_source_synced_only_desired_pods_get_a_pass() {
             uid: "uid-b".to_owned()
         }]
     );
-    assert!(book.dispatch().is_empty());
+    assert!(book.dispatch_admitted().is_empty());
     assert_eq!(sent(&mut progress), [Progress::Synced]);
 }
 
 #[test]
 fn synced_is_sent_once() {
     let (mut book, mut progress) = book(&[SourceId::File]);
-    assert!(book.dispatch().is_empty());
+    assert!(book.dispatch_admitted().is_empty());
     assert_eq!(sent(&mut progress), [], "the source has not sent its set");
     book.apply(set(SourceId::File, &[]));
-    assert!(book.dispatch().is_empty());
+    assert!(book.dispatch_admitted().is_empty());
     assert_eq!(sent(&mut progress), [Progress::Synced]);
 
     let a = pod("a", "uid-a");
     book.apply(set(SourceId::File, &[&a]));
-    let pass = book.dispatch().pop().expect("a pass for a");
+    let pass = book.dispatch_admitted().pop().expect("a pass for a");
     book.finished(pass.uid, pass.state, ran(), Instant::now());
-    assert!(book.dispatch().is_empty());
+    assert!(book.dispatch_admitted().is_empty());
     assert_eq!(sent(&mut progress), [], "synced already");
 }
 
@@ -116,9 +126,9 @@ fn a_failed_pass_counts_as_synced() {
     let (mut book, mut progress) = book(&[SourceId::File]);
     let a = pod("a", "uid-a");
     book.apply(set(SourceId::File, &[&a]));
-    let pass = book.dispatch().pop().expect("a pass for a");
+    let pass = book.dispatch_admitted().pop().expect("a pass for a");
     book.finished(pass.uid, pass.state, Err(transient()), Instant::now());
-    assert!(book.dispatch().is_empty());
+    assert!(book.dispatch_admitted().is_empty());
     assert_eq!(sent(&mut progress), [Progress::Synced]);
 }
 
@@ -130,17 +140,17 @@ fn a_pod_waits_for_the_cleanup_of_another_pod_with_its_unit_names() {
     book.adopt([("uid-old".to_owned(), vec![unit("web")])]);
     let web = pod("web", "uid-new");
     book.apply(set(SourceId::File, &[&web]));
-    let cleanup = book.dispatch();
+    let cleanup = book.dispatch_admitted();
     assert_eq!(uids(&cleanup), ["uid-old"], "the new pod waits");
     assert_eq!(cleanup[0].pod, None);
     assert!(
-        book.dispatch().is_empty(),
+        book.dispatch_admitted().is_empty(),
         "still waits while the cleanup runs"
     );
 
     let cleanup = cleanup.into_iter().next().expect("the cleanup");
     book.finished(cleanup.uid, cleanup.state, Ok(None), Instant::now());
-    let new = book.dispatch();
+    let new = book.dispatch_admitted();
     assert_eq!(uids(&new), ["uid-new"]);
     assert_eq!(new[0].state.units(), &BTreeSet::new(), "a fresh state");
     assert_eq!(
@@ -157,7 +167,7 @@ fn a_pod_that_came_and_went_before_its_pass_gets_none() {
     let a = pod("a", "uid-a");
     book.apply(set(SourceId::File, &[&a]));
     book.apply(set(SourceId::File, &[]));
-    assert!(book.dispatch().is_empty());
+    assert!(book.dispatch_admitted().is_empty());
 }
 
 #[test]
@@ -171,8 +181,10 @@ fn queued_counts_dirty_pods_a_pass_could_start_for() {
         "b waits for the API's first set, not for the reconciler"
     );
     book.apply(set(SourceId::File, &[&a]));
-    assert_eq!(book.queued(), 1, "a is desired and dirty");
-    let first = book.dispatch().pop().expect("a pass for a");
+    assert_eq!(book.queued(), 0, "a is not admitted yet");
+    book.admit_new(&roomy_node(), k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    assert_eq!(book.queued(), 1, "a is admitted, desired and dirty");
+    let first = book.dispatch_admitted().pop().expect("a pass for a");
     assert_eq!(book.queued(), 0, "a's pass runs");
     book.apply(set(SourceId::Api, &[]));
     assert_eq!(

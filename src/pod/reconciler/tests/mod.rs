@@ -95,6 +95,28 @@ fn permanent() -> Error {
     }
 }
 
+mod admission;
 mod changes;
 mod dispatch;
 mod failures;
+
+/// A node every test pod fits, its Node known.
+fn roomy_node() -> crate::pod::admission::NodeView {
+    crate::pod::admission::NodeView {
+        name: "node".to_owned(),
+        allocatable: crate::pod::admission::Allocatable {
+            pods: 1000,
+            ..Default::default()
+        },
+        from_api: true,
+        ..Default::default()
+    }
+}
+
+impl Bookkeeping {
+    /// Admission, then dispatch: one turn of the reconciler's loop.
+    fn dispatch_admitted(&mut self) -> Vec<Dispatch> {
+        self.admit_new(&roomy_node(), k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        self.dispatch()
+    }
+}
