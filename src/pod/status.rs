@@ -202,7 +202,8 @@ pub struct ContainerObservation {
     pub last_termination: Option<Termination>,
     /// How many times it was restarted.
     pub restart_count: u32,
-    /// Whether it serves; only counts while running (no probes yet: running means ready).
+    /// Whether it serves; only counts while running (no probes yet: ready once its unit is
+    /// `active`, see [`super::observe::is_serving`]).
     /// Ignored for init containers, which are ready once they exited with 0.
     pub ready: bool,
 }

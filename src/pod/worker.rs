@@ -27,12 +27,18 @@ pub use super::state::PodState;
 use super::state::PrepareDecision;
 use super::status::{self, ContainerSeen, PodSeen};
 use crate::clock::now;
-use crate::systemd::{JobResult, UnitStatus, invocation_tail};
+use crate::systemd::{ActiveState, JobResult, UnitStatus, invocation_tail};
 use crate::unit::{UnitFile, UnitName};
 
 /// Extra time given to systemd beyond the grace period when stopping a unit: its own
 /// SIGKILL escalation happens at the grace period, this only bounds the wait for it.
 const STOP_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long a pass waits for a start job. A `Type=simple`/`exec` unit's job ends within
+/// it; a `Type=notify` one's only at `READY=1` and a `Type=forking` one's when its parent
+/// exits, which may take long: the pass goes on and shows the container running but not
+/// ready, and the unit's change to `active` brings the next pass (a systemd signal).
+const START_WAIT: Duration = Duration::from_secs(2);
 
 /// What a pass found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +199,9 @@ async fn start_due(
         let Some(unit) = statuses.get(&container.container.name) else {
             continue;
         };
-        if is_running(unit) {
+        // A unit still activating has its start job running (a `Type=forking` parent
+        // has no main PID yet): starting it again would kill that start.
+        if is_running(unit) || unit.active_state == ActiveState::Activating {
             continue;
         }
         tracing::info!(unit = %unit.name, "starting container");
@@ -205,14 +213,14 @@ async fn start_due(
         }
         // RestartUnit also starts inactive and failed units, and is the only way to run
         // an `active (exited)` unit (RemainAfterExit=yes) again.
-        match ctx.systemd.restart(&unit.name).await {
-            Ok(JobResult::Done) => state.event(
+        match ctx.systemd.restart_within(&unit.name, START_WAIT).await {
+            Ok(Some(JobResult::Done) | None) => state.event(
                 pod,
                 EventKind::Normal,
                 "Started",
                 format!("Started unit {}", unit.name),
             ),
-            Ok(result) => state.event(
+            Ok(Some(result)) => state.event(
                 pod,
                 EventKind::Warning,
                 "Failed",

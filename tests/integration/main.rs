@@ -25,6 +25,7 @@ mod package_gc;
 mod pid_file;
 mod pods_cmd;
 mod pull_policy;
+mod readiness;
 mod run_dirs;
 mod secrets;
 mod start_backoff;
