@@ -32,7 +32,9 @@ use crate::pod::records;
 use crate::pod::state::PodState;
 use crate::pod::status::{Problem, WaitingReason};
 use crate::pod::subpath;
-use crate::unit::{ApiVolumeKind, HomeProtection, bind_mounts, env_file_path};
+use crate::unit::{
+    ApiVolumeKind, HomeProtection, NodeSecurity, bind_mounts, container_mounts, env_file_path,
+};
 use crate::unit::{KubernetesMeta, UnitFile, UnitName};
 use std::path::PathBuf;
 
@@ -155,7 +157,7 @@ pub(super) async fn prepare(
         } else if let Some((_, home)) = built.iter().find(|(c, _)| *c == container.container.name) {
             // With every source in place, no target may make systemd change the host.
             let Err(err) =
-                check_container_mounts(pod, container, (&pod_dir, &runtime_pod_dir), *home)
+                check_container_mounts(pod, container, (&pod_dir, &runtime_pod_dir), *home, &ctx.security)
             else {
                 continue;
             };
@@ -271,8 +273,10 @@ fn check_container_mounts(
     container: ContainerRef<'_>,
     (pod_dir, runtime_pod_dir): (&Path, &Path),
     home: HomeProtection,
+    security: &NodeSecurity,
 ) -> Result<()> {
-    let mounts = bind_mounts(pod, container.container, pod_dir, runtime_pod_dir)?;
+    let dirs = (pod_dir, runtime_pod_dir);
+    let mounts = container_mounts(pod, container.container, dirs, security)?;
     for mount in &mounts {
         if let Some(sub) = &mount.sub_path {
             subpath::stage(sub, Path::new(&mount.source))?;

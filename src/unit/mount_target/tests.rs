@@ -66,6 +66,7 @@ fn bind(volume: &str, source: &str, target: &str) -> BindMount {
         volume: volume.into(),
         pod_owned: source.starts_with(EMPTY),
         sub_path: None,
+        private_dev: false,
     }
 }
 
