@@ -73,12 +73,12 @@ pub enum Message {
 pub fn message(policy: MessagePolicy, failed: bool, program_ran: bool, file: FileRead) -> Message {
     let fallback = policy == MessagePolicy::FallbackToLogsOnError && failed && program_ran;
     match file {
-        FileRead::Failed(why) => Message::Known(Some(format!(
-            "Error on reading termination log {why}"
-        ))),
-        FileRead::Bytes(bytes) if !bytes.is_empty() => {
-            Message::Known(Some(String::from_utf8_lossy(tail(&bytes, MAX_FILE_BYTES)).into_owned()))
+        FileRead::Failed(why) => {
+            Message::Known(Some(format!("Error on reading termination log {why}")))
         }
+        FileRead::Bytes(bytes) if !bytes.is_empty() => Message::Known(Some(
+            String::from_utf8_lossy(tail(&bytes, MAX_FILE_BYTES)).into_owned(),
+        )),
         FileRead::Missing | FileRead::Bytes(_) if fallback => Message::FromLog,
         FileRead::Missing | FileRead::Bytes(_) => Message::Known(None),
     }
@@ -89,7 +89,10 @@ pub fn message(policy: MessagePolicy, failed: bool, program_ran: bool, file: Fil
 /// `None` when the run logged nothing.
 pub fn from_log(lines: &[String]) -> Option<String> {
     let first = lines.len().saturating_sub(MAX_LOG_LINES);
-    let text: String = lines[first..].iter().map(|line| format!("{line}\n")).collect();
+    let text: String = lines[first..]
+        .iter()
+        .map(|line| format!("{line}\n"))
+        .collect();
     let kept = tail(text.as_bytes(), MAX_LOG_BYTES);
     (!kept.is_empty()).then(|| String::from_utf8_lossy(kept).into_owned())
 }

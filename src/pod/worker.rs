@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 
 use super::blocking::off_runtime;
@@ -26,8 +26,10 @@ use super::start_failure;
 pub use super::state::PodState;
 use super::state::PrepareDecision;
 use super::status::{self, ContainerSeen, PodSeen};
+use super::termination_file;
+use super::termination_message::{self, FileRead, Message, MessagePolicy};
 use crate::clock::now;
-use crate::systemd::{ActiveState, JobResult, UnitStatus, invocation_tail};
+use crate::systemd::{ActiveState, JobResult, UnitStatus, invocation_output_tail, invocation_tail};
 use crate::unit::{UnitFile, UnitName};
 
 /// Extra time given to systemd beyond the grace period when stopping a unit: its own
@@ -107,8 +109,13 @@ async fn observe(
             continue;
         };
         let restarts = restarts_of(ctx, uid, pod, container, state);
+        let exit_before = restarts.last_exit();
         if observe_unit(restarts, unit) {
             read_start_log(restarts, unit).await;
+            if restarts.last_exit() != exit_before {
+                let pod_dir = ctx.dirs.pod_dir(uid);
+                read_message(restarts, unit, container.container, &pod_dir).await;
+            }
             let (dirs, pod_uid, record) = (ctx.dirs.clone(), uid.to_owned(), restarts.clone());
             off_runtime(&ctx.dirs.records_dir(uid), move || {
                 records::save(&dirs, &pod_uid, &record)
@@ -140,6 +147,47 @@ async fn read_start_log(restarts: &mut ContainerRestarts, unit: &UnitStatus) {
         }
     };
     restarts.attach_start_log(lines);
+}
+
+/// Keeps the termination message of the run that just ended (`pod::termination_message`):
+/// its file, or with `FallbackToLogsOnError` the end of that run's journal. A journal
+/// that cannot be read leaves no message.
+async fn read_message(
+    restarts: &mut ContainerRestarts,
+    unit: &UnitStatus,
+    container: &Container,
+    pod_dir: &Path,
+) {
+    let Some(exit) = restarts.last_exit() else {
+        return;
+    };
+    let policy = MessagePolicy::from_spec(container.termination_message_policy.as_deref());
+    let program_ran = restarts.last_start_error().is_none();
+    let (dir, name) = (pod_dir.to_owned(), container.name.clone());
+    let file = off_runtime(pod_dir, move || Ok(termination_file::read(&dir, &name)))
+        .await
+        .unwrap_or_else(|err| FileRead::Failed(crate::error_chain::Chain(&err).to_string()));
+    let message = match termination_message::message(
+        policy,
+        !exit.status.succeeded(),
+        program_ran,
+        file,
+    ) {
+        Message::Known(message) => message,
+        Message::FromLog if unit.invocation_id.is_empty() => None,
+        Message::FromLog => {
+            match invocation_output_tail(&unit.invocation_id, termination_message::MAX_LOG_LINES)
+                .await
+            {
+                Ok(lines) => termination_message::from_log(&lines),
+                Err(err) => {
+                    tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "reading the journal for a termination message failed");
+                    None
+                }
+            }
+        }
+    };
+    restarts.attach_message(message);
 }
 
 /// Starts what should run now; returns whether it started anything and when the next
@@ -210,6 +258,11 @@ async fn start_due(
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         if let Err(err) = ctx.dirs.reset_run_dir(uid, &container.container.name) {
             tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "cannot empty the container's /run");
+        }
+        // And an empty termination-message file, as each container instance gets its own.
+        let pod_dir = ctx.dirs.pod_dir(uid);
+        if let Err(err) = termination_file::reset(&pod_dir, &container.container.name) {
+            tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "cannot empty the container's termination-message file");
         }
         // RestartUnit also starts inactive and failed units, and is the only way to run
         // an `active (exited)` unit (RemainAfterExit=yes) again.

@@ -23,6 +23,17 @@ const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 /// The messages of the last `lines` journal entries of the run `invocation_id` (32 hex
 /// digits, as systemd reports it), oldest first; non-UTF-8 bytes are replaced.
 pub async fn invocation_tail(invocation_id: &str, lines: usize) -> Result<Vec<String>> {
+    read_tail(invocation_id, lines, true).await
+}
+
+/// The messages of the last `lines` entries the run `invocation_id` logged itself (its
+/// output and `syslog()`), without systemd's own about it, oldest first: the
+/// container's log of that run.
+pub async fn invocation_output_tail(invocation_id: &str, lines: usize) -> Result<Vec<String>> {
+    read_tail(invocation_id, lines, false).await
+}
+
+async fn read_tail(invocation_id: &str, lines: usize, with_systemd: bool) -> Result<Vec<String>> {
     if invocation_id.len() != 32 || !invocation_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::InvalidInvocationId {
             id: invocation_id.chars().take(64).collect(),
@@ -33,7 +44,7 @@ pub async fn invocation_tail(invocation_id: &str, lines: usize) -> Result<Vec<St
         message,
     };
     let output = Command::new("journalctl")
-        .args(invocation_tail_args(invocation_id, lines))
+        .args(invocation_tail_args(invocation_id, lines, with_systemd))
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -49,19 +60,25 @@ pub async fn invocation_tail(invocation_id: &str, lines: usize) -> Result<Vec<St
     Ok(messages(stdout))
 }
 
-/// `journalctl` arguments for the last `lines` entries of one invocation.
-fn invocation_tail_args(invocation_id: &str, lines: usize) -> Vec<String> {
-    vec![
+/// `journalctl` arguments for the last `lines` entries of one invocation, with
+/// systemd's own entries about it when `with_systemd`.
+fn invocation_tail_args(invocation_id: &str, lines: usize, with_systemd: bool) -> Vec<String> {
+    let mut args = vec![
         "--no-pager".into(),
         "--quiet".into(),
         "--output=json".into(),
         format!("--lines={lines}"),
         format!("_SYSTEMD_INVOCATION_ID={invocation_id}"),
-        "+".into(),
-        format!("INVOCATION_ID={invocation_id}"),
-        // Only PID 1 speaks for systemd; anyone may send a field called INVOCATION_ID.
-        "_PID=1".into(),
-    ]
+    ];
+    if with_systemd {
+        args.extend([
+            "+".into(),
+            format!("INVOCATION_ID={invocation_id}"),
+            // Only PID 1 speaks for systemd; anyone may send a field called INVOCATION_ID.
+            "_PID=1".into(),
+        ]);
+    }
+    args
 }
 
 /// The MESSAGE of every entry of `journalctl -o json` output: a string, or an array of
@@ -91,7 +108,7 @@ mod tests {
     #[test]
     fn args_match_the_invocation_from_the_unit_or_from_pid_1() {
         let id = "0123456789abcdef0123456789abcdef";
-        let args = invocation_tail_args(id, 5);
+        let args = invocation_tail_args(id, 5, true);
         assert_eq!(
             args[3..],
             [
@@ -100,6 +117,19 @@ mod tests {
                 "+".to_owned(),
                 format!("INVOCATION_ID={id}"),
                 "_PID=1".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_output_tail_matches_the_units_own_entries_only() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let args = invocation_tail_args(id, 80, false);
+        assert_eq!(
+            args[3..],
+            [
+                "--lines=80".to_owned(),
+                format!("_SYSTEMD_INVOCATION_ID={id}")
             ]
         );
     }

@@ -56,6 +56,7 @@ pub fn container_observation(facts: &ContainerFacts<'_>) -> ContainerObservation
             start_error: restarts
                 .last_start_error()
                 .map(|error| start_error_message(&error.reason, &error.log)),
+            message: restarts.last_message().map(str::to_owned),
             ..Termination::from_exit(exit, oom)
         })
     };
@@ -187,6 +188,37 @@ mod tests {
             assert!(matches!(observation.state, ContainerState::Running { .. }));
             assert_eq!(observation.ready, ready, "{state:?}");
         }
+    }
+
+    #[test]
+    fn the_message_of_the_last_run_shows_in_state_then_in_last_state() {
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let exited = unit(ActiveState::Failed, 0, 1, 1, T0, T0 + SECOND);
+        observe_unit(&mut restarts, &exited);
+        restarts.attach_message(Some("bye".into()));
+        let record = restarts.to_record();
+        let kept = ContainerRestarts::from_record(&record).unwrap();
+        assert_eq!(kept.last_message(), Some("bye"));
+        let message = |o: &ContainerObservation| o.last_termination.clone().unwrap().message;
+        let observation = container_observation(&facts(&restarts, Some(&exited)));
+        assert_eq!(message(&observation).as_deref(), Some("bye"));
+        // Restarted: the message stays with the run before, in lastState.
+        let running = unit(ActiveState::Active, 43, 0, 0, T0 + 20 * SECOND, 0);
+        observe_unit(&mut restarts, &running);
+        let observation = container_observation(&facts(&restarts, Some(&running)));
+        assert!(matches!(observation.state, ContainerState::Running { .. }));
+        assert_eq!(message(&observation).as_deref(), Some("bye"));
+        // Its next exit forgets it until that run's message is read.
+        let again = unit(
+            ActiveState::Failed,
+            0,
+            1,
+            2,
+            T0 + 20 * SECOND,
+            T0 + 30 * SECOND,
+        );
+        observe_unit(&mut restarts, &again);
+        assert_eq!(restarts.last_message(), None);
     }
 
     #[test]

@@ -21,8 +21,7 @@ fn the_file_is_the_message_whatever_the_policy() {
 #[test]
 fn only_the_last_4096_bytes_of_the_file_are_kept() {
     let long = format!("{}{}", "a".repeat(10), "b".repeat(MAX_FILE_BYTES));
-    let Message::Known(Some(kept)) = message(MessagePolicy::File, false, true, bytes(&long))
-    else {
+    let Message::Known(Some(kept)) = message(MessagePolicy::File, false, true, bytes(&long)) else {
         panic!("no message");
     };
     assert_eq!(kept, "b".repeat(MAX_FILE_BYTES));
@@ -31,7 +30,10 @@ fn only_the_last_4096_bytes_of_the_file_are_kept() {
 #[test]
 fn an_empty_or_missing_file_falls_back_to_logs_only_for_a_failed_run_under_the_policy() {
     for file in [FileRead::Missing, bytes("")] {
-        assert_eq!(message(FALLBACK, true, true, file.clone()), Message::FromLog);
+        assert_eq!(
+            message(FALLBACK, true, true, file.clone()),
+            Message::FromLog
+        );
         assert_eq!(
             message(FALLBACK, false, true, file.clone()),
             Message::Known(None),

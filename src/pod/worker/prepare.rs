@@ -156,9 +156,13 @@ pub(super) async fn prepare(
             (message, true)
         } else if let Some((_, home)) = built.iter().find(|(c, _)| *c == container.container.name) {
             // With every source in place, no target may make systemd change the host.
-            let Err(err) =
-                check_container_mounts(pod, container, (&pod_dir, &runtime_pod_dir), *home, &ctx.security)
-            else {
+            let Err(err) = check_container_mounts(
+                pod,
+                container,
+                (&pod_dir, &runtime_pod_dir),
+                *home,
+                &ctx.security,
+            ) else {
                 continue;
             };
             let problem = problem(&err);

@@ -35,7 +35,12 @@ fn pod(container: &Container) -> Pod {
 
 fn mount(path: Option<&str>, privileged: bool) -> Result<Option<BindMount>> {
     let container = container(path, privileged);
-    termination_mount(&pod(&container), &container, Path::new(POD_DIR), &security())
+    termination_mount(
+        &pod(&container),
+        &container,
+        Path::new(POD_DIR),
+        &security(),
+    )
 }
 
 #[test]
@@ -104,7 +109,10 @@ fn a_volume_mounted_at_the_same_path_is_refused() {
     }
     let dirs = (Path::new(POD_DIR), Path::new("/run/systemk/pods/u-1"));
     let err = container_mounts(&pod, &container, dirs, &security()).unwrap_err();
-    assert!(err.to_string().contains("volume data is mounted there"), "{err}");
+    assert!(
+        err.to_string().contains("volume data is mounted there"),
+        "{err}"
+    );
     container.termination_message_path = Some("/data/msg".into());
     let mounts = container_mounts(&pod, &container, dirs, &security()).unwrap();
     assert_eq!(mounts.len(), 2);
