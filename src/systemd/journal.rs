@@ -29,8 +29,43 @@ pub async fn invocation_tail(invocation_id: &str, lines: usize) -> Result<Vec<St
 /// The messages of the last `lines` entries the run `invocation_id` logged itself (its
 /// output and `syslog()`), without systemd's own about it, oldest first: the
 /// container's log of that run.
+/// Only the `MESSAGE` field is asked for, and when the output is longer than can be
+/// read, its end is kept: these are the newest entries.
+///
+/// The run's last output may still wait in journald's stream socket when systemk sees
+/// the run ended, so `journalctl --sync` goes first: journald handles that request at a
+/// lower priority than its streams, so it answers only once what was queued is in the
+/// journal.
 pub async fn invocation_output_tail(invocation_id: &str, lines: usize) -> Result<Vec<String>> {
+    sync(invocation_id).await?;
     read_tail(invocation_id, lines, false).await
+}
+
+/// `journalctl --sync`, bounded by [`READ_TIMEOUT`].
+async fn sync(invocation_id: &str) -> Result<()> {
+    let failed = |message: String| Error::Journal {
+        invocation: invocation_id.to_owned(),
+        message,
+    };
+    let status = Command::new("journalctl")
+        .arg("--sync")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(READ_TIMEOUT, status)
+        .await
+        .map_err(|_| {
+            failed(format!(
+                "journalctl --sync: no answer within {READ_TIMEOUT:?}"
+            ))
+        })?
+        .map_err(|err| failed(err.to_string()))?;
+    if !status.success() {
+        return Err(failed(format!("journalctl --sync exited with {status}")));
+    }
+    Ok(())
 }
 
 async fn read_tail(invocation_id: &str, lines: usize, with_systemd: bool) -> Result<Vec<String>> {
@@ -56,7 +91,12 @@ async fn read_tail(invocation_id: &str, lines: usize, with_systemd: bool) -> Res
     if !output.status.success() {
         return Err(failed(format!("journalctl exited with {}", output.status)));
     }
-    let stdout = &output.stdout[..output.stdout.len().min(MAX_OUTPUT_BYTES)];
+    let stdout = if with_systemd {
+        &output.stdout[..output.stdout.len().min(MAX_OUTPUT_BYTES)]
+    } else {
+        // A cut first entry fails to parse and is skipped.
+        &output.stdout[output.stdout.len().saturating_sub(MAX_OUTPUT_BYTES)..]
+    };
     Ok(messages(stdout))
 }
 
@@ -70,6 +110,9 @@ fn invocation_tail_args(invocation_id: &str, lines: usize, with_systemd: bool) -
         format!("--lines={lines}"),
         format!("_SYSTEMD_INVOCATION_ID={invocation_id}"),
     ];
+    if !with_systemd {
+        args.push("--output-fields=MESSAGE".into());
+    }
     if with_systemd {
         args.extend([
             "+".into(),
@@ -129,7 +172,8 @@ mod tests {
             args[3..],
             [
                 "--lines=80".to_owned(),
-                format!("_SYSTEMD_INVOCATION_ID={id}")
+                format!("_SYSTEMD_INVOCATION_ID={id}"),
+                "--output-fields=MESSAGE".to_owned(),
             ]
         );
     }

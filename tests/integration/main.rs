@@ -33,4 +33,5 @@ mod static_pods;
 mod suite;
 mod support;
 mod systemd;
+mod termination_messages;
 mod vendor_units;
