@@ -235,3 +235,21 @@ fn below_other_volumes_targets_must_exist() {
         bind("e", EMPTY, "/tmp/h/new"),
     ]);
 }
+
+#[test]
+fn a_missing_target_in_dev_is_accepted_only_in_the_units_own_dev() {
+    let file = format!("{CONFIG}/app.conf");
+    let shared = bind("t", &file, "/dev/termination-log");
+    assert!(refused(std::slice::from_ref(&shared)).contains("does not exist on the host"));
+    ok(&[BindMount {
+        private_dev: true,
+        ..shared.clone()
+    }]);
+    // /dev itself is never a target of its own.
+    let dev = BindMount {
+        private_dev: true,
+        target: "/dev".into(),
+        ..shared
+    };
+    refused(&[dev]);
+}
