@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 
 use super::blocking::off_runtime;
@@ -22,14 +22,12 @@ use super::observe::{is_running, observe_unit};
 use super::progress::EventKind;
 use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
-use super::start_failure;
 pub use super::state::PodState;
 use super::state::PrepareDecision;
 use super::status::{self, ContainerSeen, PodSeen};
 use super::termination_file;
-use super::termination_message::{self, FileRead, Message, MessagePolicy};
 use crate::clock::now;
-use crate::systemd::{ActiveState, JobResult, UnitStatus, invocation_output_tail, invocation_tail};
+use crate::systemd::{ActiveState, JobResult, UnitStatus};
 use crate::unit::{UnitFile, UnitName};
 
 /// Extra time given to systemd beyond the grace period when stopping a unit: its own
@@ -124,70 +122,6 @@ async fn observe(
         }
     }
     Ok(statuses)
-}
-
-/// Keeps the last journal lines of a start that just failed, for the status. A journal
-/// that cannot be read leaves the reason alone: the status still says what failed.
-async fn read_start_log(restarts: &mut ContainerRestarts, unit: &UnitStatus) {
-    if restarts
-        .last_start_error()
-        .is_none_or(|error| error.log_read)
-    {
-        return;
-    }
-    if unit.invocation_id.is_empty() {
-        restarts.attach_start_log(Vec::new());
-        return;
-    }
-    let lines = match invocation_tail(&unit.invocation_id, start_failure::LOG_LINES).await {
-        Ok(lines) => lines,
-        Err(err) => {
-            tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "reading the journal of a failed start failed");
-            Vec::new()
-        }
-    };
-    restarts.attach_start_log(lines);
-}
-
-/// Keeps the termination message of the run that just ended (`pod::termination_message`):
-/// its file, or with `FallbackToLogsOnError` the end of that run's journal. A journal
-/// that cannot be read leaves no message.
-async fn read_message(
-    restarts: &mut ContainerRestarts,
-    unit: &UnitStatus,
-    container: &Container,
-    pod_dir: &Path,
-) {
-    let Some(exit) = restarts.last_exit() else {
-        return;
-    };
-    let policy = MessagePolicy::from_spec(container.termination_message_policy.as_deref());
-    let program_ran = restarts.last_start_error().is_none();
-    let (dir, name) = (pod_dir.to_owned(), container.name.clone());
-    let file = off_runtime(pod_dir, move || Ok(termination_file::read(&dir, &name)))
-        .await
-        .unwrap_or_else(|err| FileRead::Failed(crate::error_chain::Chain(&err).to_string()));
-    let message = match termination_message::message(
-        policy,
-        !exit.status.succeeded(),
-        program_ran,
-        file,
-    ) {
-        Message::Known(message) => message,
-        Message::FromLog if unit.invocation_id.is_empty() => None,
-        Message::FromLog => {
-            match invocation_output_tail(&unit.invocation_id, termination_message::MAX_LOG_LINES)
-                .await
-            {
-                Ok(lines) => termination_message::from_log(&lines),
-                Err(err) => {
-                    tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "reading the journal for a termination message failed");
-                    None
-                }
-            }
-        }
-    };
-    restarts.attach_message(message);
 }
 
 /// Starts what should run now; returns whether it started anything and when the next
@@ -416,10 +350,12 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 }
 
 mod prepare;
+mod run_end;
 mod stop;
 mod volumes;
 
 use prepare::prepare;
+use run_end::{read_message, read_start_log};
 pub use stop::{cleanup, terminate};
 use volumes::{refresh_volumes, volumes_wake};
 
