@@ -161,6 +161,8 @@ impl PodDirs {
                 run_parent_made = true;
             }
             make_run_dir(&dir)?;
+            // Its termination-message file: the unit binds it, so it must exist too.
+            super::termination_file::ensure(&pod_dir, &container.name)?;
         }
         let volumes = pod
             .spec

@@ -37,6 +37,8 @@ pub mod start_failure;
 mod state;
 pub mod status;
 mod subpath;
+mod termination_file;
+pub mod termination_message;
 pub mod volumes;
 mod worker;
 

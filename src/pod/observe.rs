@@ -22,6 +22,19 @@ pub fn is_running(unit: &UnitStatus) -> bool {
         )
 }
 
+/// Whether the container serves, for its `ready` without a readiness probe: its main
+/// process runs and systemd calls the unit `active` (or `reloading`, which an active unit
+/// passes through). `activating` is not ready: a `Type=notify` daemon has not sent
+/// `READY=1` yet, a `Type=forking` one's parent has not exited, `ExecStartPost=` still
+/// runs. `deactivating` is not ready either: systemd is stopping it.
+pub fn is_serving(unit: &UnitStatus) -> bool {
+    is_running(unit)
+        && matches!(
+            unit.active_state,
+            ActiveState::Active | ActiveState::Reloading
+        )
+}
+
 /// The run of the unit's main process systemd last reported: when it started and, once
 /// it ended, how.
 fn last_run(unit: &UnitStatus) -> Option<(Timestamp, Option<Exit>)> {

@@ -185,6 +185,8 @@ pub struct ContainerRestarts {
     last_started_at: Option<Timestamp>,
     last_exit: Option<Exit>,
     last_start_error: Option<StartError>,
+    /// The termination message of `last_exit` (`pod::termination_message`), once read.
+    last_message: Option<String>,
 }
 
 impl ContainerRestarts {
@@ -200,6 +202,7 @@ impl ContainerRestarts {
             last_started_at: None,
             last_exit: None,
             last_start_error: None,
+            last_message: None,
         }
     }
 
@@ -262,6 +265,16 @@ impl ContainerRestarts {
         self.last_start_error.as_ref()
     }
 
+    /// The termination message of its latest finished run, if it left one.
+    pub fn last_message(&self) -> Option<&str> {
+        self.last_message.as_deref()
+    }
+
+    /// Keeps the termination message of the latest finished run.
+    pub fn attach_message(&mut self, message: Option<String>) {
+        self.last_message = message;
+    }
+
     /// Records that the latest start failed before the program ran: an exit like any
     /// other (counted, backed off), remembered with `reason` for the status.
     pub fn start_failed(&mut self, exit: Exit, reason: String) -> Result<Decision> {
@@ -313,6 +326,7 @@ impl ContainerRestarts {
         })?;
         self.last_exit = Some(exit);
         self.last_start_error = None;
+        self.last_message = None;
         let restart = match self.policy {
             RestartPolicy::Always => true,
             RestartPolicy::OnFailure => !exit.status.succeeded(),

@@ -30,6 +30,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::qos::QosClass;
 use super::restart::{Exit, ExitStatus, RestartPolicy};
 use super::start_failure::START_ERROR_REASON;
+use super::termination_message::cut_to_pod_share;
 
 /// Why a container is not running yet; the reasons the kubelet reports
 /// (pkg/kubelet/images/types.go, pkg/kubelet/container/sync_result.go,
@@ -119,6 +120,9 @@ pub struct Termination {
     /// When the run never got the program running: what failed and the last journal
     /// lines of that start, bounded (`pod::start_failure`).
     pub start_error: Option<String>,
+    /// What the container left as its termination message (`terminationMessagePath`, or
+    /// its log under `FallbackToLogsOnError`), see `pod::termination_message`.
+    pub message: Option<String>,
 }
 
 impl Termination {
@@ -130,6 +134,7 @@ impl Termination {
             started_at: exit.started_at,
             finished_at: exit.finished_at,
             start_error: None,
+            message: None,
         }
     }
 
@@ -202,7 +207,8 @@ pub struct ContainerObservation {
     pub last_termination: Option<Termination>,
     /// How many times it was restarted.
     pub restart_count: u32,
-    /// Whether it serves; only counts while running (no probes yet: running means ready).
+    /// Whether it serves; only counts while running (no probes yet: ready once its unit is
+    /// `active`, see [`super::observe::is_serving`]).
     /// Ignored for init containers, which are ready once they exited with 0.
     pub ready: bool,
 }
@@ -340,7 +346,7 @@ pub fn pod_status(pod: &PodObservation, previous: Option<&PodStatus>, now: Times
         .collect();
     let conditions = conditions::pod_conditions(pod, phase, previous, now);
     let init_statuses = container::container_statuses(&pod.init_containers, true, phase);
-    let status = PodStatus {
+    let mut status = PodStatus {
         phase: Some(phase.as_str().to_owned()),
         conditions: Some(conditions),
         host_ip: host_ips.first().cloned(),
@@ -359,6 +365,8 @@ pub fn pod_status(pod: &PodObservation, previous: Option<&PodStatus>, now: Times
         container_statuses: Some(container::container_statuses(&pod.containers, false, phase)),
         ..PodStatus::default()
     };
+    let containers = pod.init_containers.len() + pod.containers.len();
+    cut_to_pod_share(&mut status, containers);
     let previous_ready = previous
         .and_then(|p| p.conditions.as_ref())
         .and_then(|list| list.iter().find(|c| c.type_ == "Ready"));

@@ -23,17 +23,23 @@ use super::observe::{is_running, observe_unit};
 use super::progress::EventKind;
 use super::records;
 use super::restart::{ContainerRestarts, Decision, RestartPolicy};
-use super::start_failure;
 pub use super::state::PodState;
 use super::state::PrepareDecision;
 use super::status::{self, ContainerSeen, PodSeen};
+use super::termination_file;
 use crate::clock::now;
-use crate::systemd::{JobResult, UnitStatus, invocation_tail};
+use crate::systemd::{ActiveState, JobResult, UnitStatus};
 use crate::unit::{UnitFile, UnitName};
 
 /// Extra time given to systemd beyond the grace period when stopping a unit: its own
 /// SIGKILL escalation happens at the grace period, this only bounds the wait for it.
 const STOP_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long a pass waits for a start job. A `Type=simple`/`exec` unit's job ends within
+/// it; a `Type=notify` one's only at `READY=1` and a `Type=forking` one's when its parent
+/// exits, which may take long: the pass goes on and shows the container running but not
+/// ready, and the unit's change to `active` brings the next pass (a systemd signal).
+const START_WAIT: Duration = Duration::from_secs(2);
 
 /// What a pass found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,8 +142,13 @@ async fn observe(
             continue;
         };
         let restarts = restarts_of(ctx, uid, pod, container, state);
+        let exit_before = restarts.last_exit();
         if observe_unit(restarts, unit) {
             read_start_log(restarts, unit).await;
+            if restarts.last_exit() != exit_before {
+                let pod_dir = ctx.dirs.pod_dir(uid);
+                read_message(restarts, unit, container.container, &pod_dir).await;
+            }
             let (dirs, pod_uid, record) = (ctx.dirs.clone(), uid.to_owned(), restarts.clone());
             off_runtime(&ctx.dirs.records_dir(uid), move || {
                 records::save(&dirs, &pod_uid, &record)
@@ -146,29 +157,6 @@ async fn observe(
         }
     }
     Ok(statuses)
-}
-
-/// Keeps the last journal lines of a start that just failed, for the status. A journal
-/// that cannot be read leaves the reason alone: the status still says what failed.
-async fn read_start_log(restarts: &mut ContainerRestarts, unit: &UnitStatus) {
-    if restarts
-        .last_start_error()
-        .is_none_or(|error| error.log_read)
-    {
-        return;
-    }
-    if unit.invocation_id.is_empty() {
-        restarts.attach_start_log(Vec::new());
-        return;
-    }
-    let lines = match invocation_tail(&unit.invocation_id, start_failure::LOG_LINES).await {
-        Ok(lines) => lines,
-        Err(err) => {
-            tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "reading the journal of a failed start failed");
-            Vec::new()
-        }
-    };
-    restarts.attach_start_log(lines);
 }
 
 /// Starts what should run now; returns whether it started anything and when the next
@@ -228,7 +216,9 @@ async fn start_due(
         let Some(unit) = statuses.get(&container.container.name) else {
             continue;
         };
-        if is_running(unit) {
+        // A unit still activating has its start job running (a `Type=forking` parent
+        // has no main PID yet): starting it again would kill that start.
+        if is_running(unit) || unit.active_state == ActiveState::Activating {
             continue;
         }
         tracing::info!(unit = %unit.name, "starting container");
@@ -238,16 +228,21 @@ async fn start_due(
         if let Err(err) = ctx.dirs.reset_run_dir(uid, &container.container.name) {
             tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "cannot empty the container's /run");
         }
+        // And an empty termination-message file, as each container instance gets its own.
+        let pod_dir = ctx.dirs.pod_dir(uid);
+        if let Err(err) = termination_file::reset(&pod_dir, &container.container.name) {
+            tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "cannot empty the container's termination-message file");
+        }
         // RestartUnit also starts inactive and failed units, and is the only way to run
         // an `active (exited)` unit (RemainAfterExit=yes) again.
-        match ctx.systemd.restart(&unit.name).await {
-            Ok(JobResult::Done) => state.event(
+        match ctx.systemd.restart_within(&unit.name, START_WAIT).await {
+            Ok(Some(JobResult::Done) | None) => state.event(
                 pod,
                 EventKind::Normal,
                 "Started",
                 format!("Started unit {}", unit.name),
             ),
-            Ok(result) => state.event(
+            Ok(Some(result)) => state.event(
                 pod,
                 EventKind::Warning,
                 "Failed",
@@ -392,12 +387,14 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 mod deadline_stop;
 mod evicted;
 mod prepare;
+mod run_end;
 mod stop;
 mod volumes;
 
 use deadline_stop::stop_past_deadline;
 pub(crate) use evicted::EVICTION_GRACE;
 use prepare::prepare;
+use run_end::{read_message, read_start_log};
 pub use stop::{cleanup, terminate};
 use volumes::{refresh_volumes, volumes_wake};
 

@@ -146,6 +146,26 @@ impl Systemd {
         job.wait().await
     }
 
+    /// Restarts a unit and waits at most `wait` for its job. `None`: the job still runs
+    /// then, as it does until a `Type=notify` unit sends `READY=1` or a `Type=forking`
+    /// unit's parent exits; the job goes on in systemd, and its end shows as the unit's
+    /// state change (see [`Systemd::subscribe`]).
+    pub async fn restart_within(
+        &self,
+        name: &UnitName,
+        wait: Duration,
+    ) -> Result<Option<JobResult>> {
+        let mut job = self
+            .enqueue("RestartUnit", name.as_str(), || {
+                self.manager.restart_unit(name.as_str(), JOB_MODE)
+            })
+            .await?;
+        match tokio::time::timeout(wait, job.wait()).await {
+            Ok(result) => result.map(Some),
+            Err(_elapsed) => Ok(None),
+        }
+    }
+
     /// Stops a unit (SIGTERM, as its unit file says) and waits at most `timeout` before
     /// it SIGKILLs every process of the unit. A unit that is not loaded is stopped already.
     pub async fn stop(&self, name: &UnitName, timeout: Duration) -> Result<JobResult> {

@@ -23,6 +23,52 @@ const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 /// The messages of the last `lines` journal entries of the run `invocation_id` (32 hex
 /// digits, as systemd reports it), oldest first; non-UTF-8 bytes are replaced.
 pub async fn invocation_tail(invocation_id: &str, lines: usize) -> Result<Vec<String>> {
+    read_tail(invocation_id, lines, true).await
+}
+
+/// The messages of the last `lines` entries the run `invocation_id` logged itself (its
+/// output and `syslog()`), without systemd's own about it, oldest first: the
+/// container's log of that run.
+/// Only the `MESSAGE` field is asked for, and when the output is longer than can be
+/// read, its end is kept: these are the newest entries.
+///
+/// The run's last output may still wait in journald's stream socket when systemk sees
+/// the run ended, so `journalctl --sync` goes first: journald handles that request at a
+/// lower priority than its streams, so it answers only once what was queued is in the
+/// journal.
+pub async fn invocation_output_tail(invocation_id: &str, lines: usize) -> Result<Vec<String>> {
+    sync(invocation_id).await?;
+    read_tail(invocation_id, lines, false).await
+}
+
+/// `journalctl --sync`, bounded by [`READ_TIMEOUT`].
+async fn sync(invocation_id: &str) -> Result<()> {
+    let failed = |message: String| Error::Journal {
+        invocation: invocation_id.to_owned(),
+        message,
+    };
+    let status = Command::new("journalctl")
+        .arg("--sync")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(READ_TIMEOUT, status)
+        .await
+        .map_err(|_| {
+            failed(format!(
+                "journalctl --sync: no answer within {READ_TIMEOUT:?}"
+            ))
+        })?
+        .map_err(|err| failed(err.to_string()))?;
+    if !status.success() {
+        return Err(failed(format!("journalctl --sync exited with {status}")));
+    }
+    Ok(())
+}
+
+async fn read_tail(invocation_id: &str, lines: usize, with_systemd: bool) -> Result<Vec<String>> {
     if invocation_id.len() != 32 || !invocation_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::InvalidInvocationId {
             id: invocation_id.chars().take(64).collect(),
@@ -33,7 +79,7 @@ pub async fn invocation_tail(invocation_id: &str, lines: usize) -> Result<Vec<St
         message,
     };
     let output = Command::new("journalctl")
-        .args(invocation_tail_args(invocation_id, lines))
+        .args(invocation_tail_args(invocation_id, lines, with_systemd))
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -45,23 +91,37 @@ pub async fn invocation_tail(invocation_id: &str, lines: usize) -> Result<Vec<St
     if !output.status.success() {
         return Err(failed(format!("journalctl exited with {}", output.status)));
     }
-    let stdout = &output.stdout[..output.stdout.len().min(MAX_OUTPUT_BYTES)];
+    let stdout = if with_systemd {
+        &output.stdout[..output.stdout.len().min(MAX_OUTPUT_BYTES)]
+    } else {
+        // A cut first entry fails to parse and is skipped.
+        &output.stdout[output.stdout.len().saturating_sub(MAX_OUTPUT_BYTES)..]
+    };
     Ok(messages(stdout))
 }
 
-/// `journalctl` arguments for the last `lines` entries of one invocation.
-fn invocation_tail_args(invocation_id: &str, lines: usize) -> Vec<String> {
-    vec![
+/// `journalctl` arguments for the last `lines` entries of one invocation, with
+/// systemd's own entries about it when `with_systemd`.
+fn invocation_tail_args(invocation_id: &str, lines: usize, with_systemd: bool) -> Vec<String> {
+    let mut args = vec![
         "--no-pager".into(),
         "--quiet".into(),
         "--output=json".into(),
         format!("--lines={lines}"),
         format!("_SYSTEMD_INVOCATION_ID={invocation_id}"),
-        "+".into(),
-        format!("INVOCATION_ID={invocation_id}"),
-        // Only PID 1 speaks for systemd; anyone may send a field called INVOCATION_ID.
-        "_PID=1".into(),
-    ]
+    ];
+    if !with_systemd {
+        args.push("--output-fields=MESSAGE".into());
+    }
+    if with_systemd {
+        args.extend([
+            "+".into(),
+            format!("INVOCATION_ID={invocation_id}"),
+            // Only PID 1 speaks for systemd; anyone may send a field called INVOCATION_ID.
+            "_PID=1".into(),
+        ]);
+    }
+    args
 }
 
 /// The MESSAGE of every entry of `journalctl -o json` output: a string, or an array of
@@ -91,7 +151,7 @@ mod tests {
     #[test]
     fn args_match_the_invocation_from_the_unit_or_from_pid_1() {
         let id = "0123456789abcdef0123456789abcdef";
-        let args = invocation_tail_args(id, 5);
+        let args = invocation_tail_args(id, 5, true);
         assert_eq!(
             args[3..],
             [
@@ -100,6 +160,20 @@ mod tests {
                 "+".to_owned(),
                 format!("INVOCATION_ID={id}"),
                 "_PID=1".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_output_tail_matches_the_units_own_entries_only() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let args = invocation_tail_args(id, 80, false);
+        assert_eq!(
+            args[3..],
+            [
+                "--lines=80".to_owned(),
+                format!("_SYSTEMD_INVOCATION_ID={id}"),
+                "--output-fields=MESSAGE".to_owned(),
             ]
         );
     }

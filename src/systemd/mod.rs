@@ -19,6 +19,6 @@ pub use error::{Error, Result};
 pub use events::{UnitEvent, UnitEventKind};
 pub use exec_commands::FailedCommand;
 pub use jobs::JobResult;
-pub use journal::invocation_tail;
+pub use journal::{invocation_output_tail, invocation_tail};
 pub use status::{ActiveState, UnitStatus};
 pub use usage::UnitUsage;

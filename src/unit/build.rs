@@ -50,7 +50,7 @@ use super::path;
 use super::resources::resource_directives;
 use super::run_dir::{apply_private_run, run_dir_path};
 use super::slice::SLICE;
-use super::volumes::bind_mounts;
+use super::termination_log::container_mounts;
 
 /// Kubernetes' default `terminationGracePeriodSeconds`.
 const DEFAULT_GRACE_SECONDS: i64 = 30;
@@ -198,7 +198,8 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
     let host_ipc = spec.and_then(|s| s.host_ipc) == Some(true);
     apply_hardening(&mut unit, container, input.writable_dirs, host_ipc)?;
     apply_confinement(&mut unit, pod, container, input.security)?;
-    for mount in bind_mounts(pod, container, input.pod_dir, input.runtime_pod_dir)? {
+    let dirs = (input.pod_dir, input.runtime_pod_dir);
+    for mount in container_mounts(pod, container, dirs, input.security)? {
         let (key, value) = mount.directive();
         unit.add("Service", key, value)?;
     }

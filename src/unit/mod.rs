@@ -25,6 +25,8 @@
 //!   the pod spec's security context, environment, volumes and resources.
 //! - `mount_target.rs`: which mount targets a unit may have without systemd creating
 //!   them on the host.
+//! - `termination_log.rs`: the termination-message file bound at
+//!   `terminationMessagePath`, and where that path may lie.
 //! - `meta.rs`: the `[X-Kubernetes]` section and what `SpecHash` fingerprints.
 //! - `slice.rs`: `systemk.slice`, the pods' cgroup whose limits keep reserved resources
 //!   for the host.
@@ -56,6 +58,7 @@ mod run_dir;
 mod seccomp;
 mod slice;
 mod specifiers;
+mod termination_log;
 mod volumes;
 
 pub use build::{BuildInput, build};
@@ -77,6 +80,10 @@ pub use quantity::{Quantity, QuantityError};
 pub use run_dir::run_dir_path;
 pub use slice::{SLICE, SliceLimits, slice_unit};
 pub use specifiers::expand_name_specifiers;
+pub use termination_log::{
+    DEFAULT_TERMINATION_MESSAGE_PATH, TERMINATION_MOUNT, container_mounts, termination_file_path,
+    termination_message_path, termination_mount,
+};
 pub use volumes::{
     ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts, empty_dir_path,
     legacy_secret_volume_path, subpath_staging_path,

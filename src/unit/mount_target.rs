@@ -12,7 +12,8 @@
 //!   inside the unit's own mounts: `/tmp` and `/var/tmp` (`PrivateTmp=yes`), `/dev/shm`
 //!   (a tmpfs of its own), `/run` and `/var/run` (the container's own, `run_dir.rs`;
 //!   not `/run` itself), `/home`, `/root` and `/run/user` (`ProtectHome=tmpfs`; with
-//!   the vendor's `ProtectHome=yes` they are inaccessible and refused);
+//!   the vendor's `ProtectHome=yes` they are inaccessible and refused), and `/dev` when
+//!   the unit has a `/dev` of its own (`PrivateDevices=yes`, see [`BindMount::private_dev`]);
 //! - or it exists on the host, resolved as the kernel (and systemd) resolve it: a symlink
 //!   whose target is missing would make systemd create that target, so it is refused;
 //! - and in each case its type fits the source: directory on directory, non-directory on
@@ -160,6 +161,9 @@ fn check_one(
         ));
     }
     if PRIVATE_PLACES.iter().any(|p| below(target, p)) {
+        return Ok(());
+    }
+    if mount.private_dev && below(target, "/dev") {
         return Ok(());
     }
     match host.stat(target).map_err(&refuse)? {

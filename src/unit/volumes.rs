@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod, Volume};
 
+use super::confinement::Effective;
 use super::error::{Error, Result};
 use super::name::check_dns_label;
 use super::path;
@@ -106,6 +107,9 @@ pub struct BindMount {
     pub pod_owned: bool,
     /// For a `subPath` mount, what the pod layer stages at `source`.
     pub sub_path: Option<SubPath>,
+    /// Whether the unit has a `/dev` of its own (`PrivateDevices=yes`: every
+    /// unprivileged container), where systemd makes a mount point below `/dev`.
+    pub private_dev: bool,
 }
 
 /// A `subPath` of a volume, to be opened safely and staged at the mount's source.
@@ -191,6 +195,7 @@ pub fn bind_mounts(
     runtime_pod_dir: &Path,
 ) -> Result<Vec<BindMount>> {
     let mut mounts: Vec<BindMount> = Vec::new();
+    let privileged = Effective::of(pod, container).privileged();
     for (index, mount) in container.volume_mounts.iter().flatten().enumerate() {
         let name = &mount.name;
         let volume = pod_volumes(pod).find(|v| v.name == *name).ok_or_else(|| {
@@ -254,6 +259,7 @@ pub fn bind_mounts(
             volume: name.clone(),
             pod_owned: is_empty_dir,
             sub_path,
+            private_dev: !privileged,
         });
     }
     Ok(mounts)

@@ -24,6 +24,9 @@ pub struct RestartRecord {
     /// Absent in records written before start failures were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_start_error: Option<StartErrorRecord>,
+    /// The termination message of `last_exit`; absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_message: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +89,7 @@ impl ContainerRestarts {
                 log: e.log.clone(),
                 log_read: e.log_read,
             }),
+            last_message: self.last_message.clone(),
         }
     }
 
@@ -132,6 +136,7 @@ impl ContainerRestarts {
                 log: e.log.clone(),
                 log_read: e.log_read,
             }),
+            last_message: record.last_message.clone(),
         })
     }
 }

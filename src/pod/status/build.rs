@@ -169,6 +169,43 @@ mod tests {
     }
 
     #[test]
+    fn an_activating_container_is_started_but_holds_the_pod_unready() {
+        let activating = unit(ActiveState::Activating, 42, 0, 0, T0, 0);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        observe_unit(&mut restarts, &activating);
+        let seen = |unit| PodSeen {
+            uid: "u-1",
+            containers: HashMap::from([(
+                "app",
+                ContainerSeen {
+                    restarts: Some(&restarts),
+                    unit: Some(unit),
+                    ..ContainerSeen::default()
+                },
+            )]),
+            ..PodSeen::default()
+        };
+        let condition = |status: &PodStatus, type_: &str| {
+            let conditions = status.conditions.as_ref().unwrap();
+            let c = conditions.iter().find(|c| c.type_ == type_).unwrap();
+            (c.status.clone(), c.reason.clone())
+        };
+        let status = build(&pod("Always", false), &seen(&activating), now());
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        let app = &status.container_statuses.clone().unwrap()[0];
+        assert!(app.state.as_ref().unwrap().running.is_some());
+        assert_eq!((app.started, app.ready), (Some(true), false));
+        let unready = ("False".to_owned(), Some("ContainersNotReady".to_owned()));
+        assert_eq!(condition(&status, "ContainersReady"), unready);
+        assert_eq!(condition(&status, "Ready"), unready);
+        let active = unit(ActiveState::Active, 42, 0, 0, T0, 0);
+        let status = build(&pod("Always", false), &seen(&active), now());
+        assert!(status.container_statuses.clone().unwrap()[0].ready);
+        assert_eq!(condition(&status, "ContainersReady").0, "True");
+        assert_eq!(condition(&status, "Ready").0, "True");
+    }
+
+    #[test]
     fn a_problem_is_the_waiting_reason() {
         let problem = Problem {
             reason: WaitingReason::ErrImagePull,

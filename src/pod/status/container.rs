@@ -79,9 +79,18 @@ fn terminated(t: &Termination, id: Option<&str>) -> ContainerStateTerminated {
         exit_code: t.exit.exit_code(),
         signal: t.exit.signal(),
         reason: Some(t.reason().to_owned()),
-        message: termination_message(t, id),
+        message: enriched(termination_message(t, id), t.message.as_deref()),
         started_at: Some(Time(t.started_at)),
         finished_at: Some(Time(t.finished_at)),
+    }
+}
+
+/// The message systemk has for a run, followed by what the container left, joined by
+/// ": " as the kubelet appends the termination message to the runtime's.
+fn enriched(runtime: Option<String>, container: Option<&str>) -> Option<String> {
+    match (runtime, container.filter(|m| !m.is_empty())) {
+        (Some(runtime), Some(message)) => Some(format!("{runtime}: {message}")),
+        (runtime, message) => runtime.or_else(|| message.map(str::to_owned)),
     }
 }
 
@@ -117,7 +126,29 @@ mod tests {
             started_at: Timestamp::UNIX_EPOCH,
             finished_at: Timestamp::UNIX_EPOCH,
             start_error: None,
+            message: None,
         }
+    }
+
+    #[test]
+    fn the_containers_message_is_the_terminated_message() {
+        let id = Some("systemd://systemk.default.web.app.service");
+        let t = Termination {
+            message: Some("disk full".into()),
+            ..ended(ExitStatus::Code(1))
+        };
+        assert_eq!(terminated(&t, id).message.as_deref(), Some("disk full"));
+        let t = Termination {
+            message: Some("no user".into()),
+            ..ended(ExitStatus::Code(217))
+        };
+        let message = terminated(&t, id).message.unwrap();
+        assert!(
+            message.starts_with("exit code 217 is systemd's USER"),
+            "{message}"
+        );
+        assert!(message.ends_with("; see journalctl -u systemk.default.web.app.service: no user"));
+        assert_eq!(terminated(&ended(ExitStatus::Code(1)), id).message, None);
     }
 
     #[test]

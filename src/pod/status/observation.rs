@@ -5,7 +5,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::{ContainerObservation, ContainerState, Termination, WaitingReason, crash_loop_message};
-use crate::pod::observe::{is_running, timestamp};
+use crate::pod::observe::{is_running, is_serving, timestamp};
 use crate::pod::restart::{ContainerRestarts, RestartState};
 use crate::pod::start_failure::start_error_message;
 use crate::systemd::UnitStatus;
@@ -56,6 +56,7 @@ pub fn container_observation(facts: &ContainerFacts<'_>) -> ContainerObservation
             start_error: restarts
                 .last_start_error()
                 .map(|error| start_error_message(&error.reason, &error.log)),
+            message: restarts.last_message().map(str::to_owned),
             ..Termination::from_exit(exit, oom)
         })
     };
@@ -101,7 +102,7 @@ pub fn container_observation(facts: &ContainerFacts<'_>) -> ContainerObservation
         image: facts.image.to_owned(),
         image_id: facts.image_id.to_owned(),
         container_id: facts.unit.map(|unit| format!("systemd://{}", unit.name)),
-        ready: running.is_some(),
+        ready: running.is_some_and(is_serving),
         restart_count: restarts.restart_count(),
         state,
         last_termination: previous,
@@ -145,6 +146,79 @@ mod tests {
             observation.container_id.as_deref(),
             Some("systemd://systemk.default.web.app.service")
         );
+    }
+
+    #[test]
+    fn an_activating_unit_runs_but_is_not_ready_until_active() {
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        // Type=notify before READY=1: the main process runs, the unit is activating.
+        let activating = unit(ActiveState::Activating, 42, 0, 0, T0, 0);
+        observe_unit(&mut restarts, &activating);
+        let observation = container_observation(&facts(&restarts, Some(&activating)));
+        assert!(matches!(observation.state, ContainerState::Running { .. }));
+        assert!(!observation.ready);
+        // READY=1: the same run, now active.
+        let active = unit(ActiveState::Active, 42, 0, 0, T0, 0);
+        assert!(!observe_unit(&mut restarts, &active), "no new run");
+        let observation = container_observation(&facts(&restarts, Some(&active)));
+        assert!(observation.ready);
+        assert_eq!(restarts.restart_count(), 0);
+    }
+
+    #[test]
+    fn a_forking_unit_before_its_parent_exits_is_not_running_yet() {
+        let restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        // Type=forking: the parent is systemd's control process; no main PID yet.
+        let activating = unit(ActiveState::Activating, 0, 0, 0, 0, 0);
+        let observation = container_observation(&facts(&restarts, Some(&activating)));
+        assert_eq!(observation.state, ContainerState::not_created(false));
+        assert!(!observation.ready);
+    }
+
+    #[test]
+    fn a_stopping_or_reloading_unit_keeps_running() {
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        for (state, ready) in [
+            (ActiveState::Reloading, true),
+            (ActiveState::Deactivating, false),
+        ] {
+            let unit = unit(state.clone(), 42, 0, 0, T0, 0);
+            observe_unit(&mut restarts, &unit);
+            let observation = container_observation(&facts(&restarts, Some(&unit)));
+            assert!(matches!(observation.state, ContainerState::Running { .. }));
+            assert_eq!(observation.ready, ready, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn the_message_of_the_last_run_shows_in_state_then_in_last_state() {
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let exited = unit(ActiveState::Failed, 0, 1, 1, T0, T0 + SECOND);
+        observe_unit(&mut restarts, &exited);
+        restarts.attach_message(Some("bye".into()));
+        let record = restarts.to_record();
+        let kept = ContainerRestarts::from_record(&record).unwrap();
+        assert_eq!(kept.last_message(), Some("bye"));
+        let message = |o: &ContainerObservation| o.last_termination.clone().unwrap().message;
+        let observation = container_observation(&facts(&restarts, Some(&exited)));
+        assert_eq!(message(&observation).as_deref(), Some("bye"));
+        // Restarted: the message stays with the run before, in lastState.
+        let running = unit(ActiveState::Active, 43, 0, 0, T0 + 20 * SECOND, 0);
+        observe_unit(&mut restarts, &running);
+        let observation = container_observation(&facts(&restarts, Some(&running)));
+        assert!(matches!(observation.state, ContainerState::Running { .. }));
+        assert_eq!(message(&observation).as_deref(), Some("bye"));
+        // Its next exit forgets it until that run's message is read.
+        let again = unit(
+            ActiveState::Failed,
+            0,
+            1,
+            2,
+            T0 + 20 * SECOND,
+            T0 + 30 * SECOND,
+        );
+        observe_unit(&mut restarts, &again);
+        assert_eq!(restarts.last_message(), None);
     }
 
     #[test]

@@ -32,7 +32,9 @@ use crate::pod::records;
 use crate::pod::state::PodState;
 use crate::pod::status::{Problem, WaitingReason};
 use crate::pod::subpath;
-use crate::unit::{ApiVolumeKind, HomeProtection, bind_mounts, env_file_path};
+use crate::unit::{
+    ApiVolumeKind, HomeProtection, NodeSecurity, bind_mounts, container_mounts, env_file_path,
+};
 use crate::unit::{KubernetesMeta, UnitFile, UnitName, spec_hash_before_slice};
 use std::path::PathBuf;
 
@@ -165,9 +167,13 @@ pub(super) async fn prepare(
             (message, true)
         } else if let Some((_, home)) = built.iter().find(|(c, _)| *c == container.container.name) {
             // With every source in place, no target may make systemd change the host.
-            let Err(err) =
-                check_container_mounts(pod, container, (&pod_dir, &runtime_pod_dir), *home)
-            else {
+            let Err(err) = check_container_mounts(
+                pod,
+                container,
+                (&pod_dir, &runtime_pod_dir),
+                *home,
+                &ctx.security,
+            ) else {
                 continue;
             };
             let problem = problem(&err);
@@ -282,8 +288,10 @@ fn check_container_mounts(
     container: ContainerRef<'_>,
     (pod_dir, runtime_pod_dir): (&Path, &Path),
     home: HomeProtection,
+    security: &NodeSecurity,
 ) -> Result<()> {
-    let mounts = bind_mounts(pod, container.container, pod_dir, runtime_pod_dir)?;
+    let dirs = (pod_dir, runtime_pod_dir);
+    let mounts = container_mounts(pod, container.container, dirs, security)?;
     for mount in &mounts {
         if let Some(sub) = &mount.sub_path {
             subpath::stage(sub, Path::new(&mount.source))?;

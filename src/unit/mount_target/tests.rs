@@ -66,6 +66,7 @@ fn bind(volume: &str, source: &str, target: &str) -> BindMount {
         volume: volume.into(),
         pod_owned: source.starts_with(EMPTY),
         sub_path: None,
+        private_dev: false,
     }
 }
 
@@ -233,4 +234,22 @@ fn below_other_volumes_targets_must_exist() {
         bind("h", "/srv/data", "/tmp/h"),
         bind("e", EMPTY, "/tmp/h/new"),
     ]);
+}
+
+#[test]
+fn a_missing_target_in_dev_is_accepted_only_in_the_units_own_dev() {
+    let file = format!("{CONFIG}/app.conf");
+    let shared = bind("t", &file, "/dev/termination-log");
+    assert!(refused(std::slice::from_ref(&shared)).contains("does not exist on the host"));
+    ok(&[BindMount {
+        private_dev: true,
+        ..shared.clone()
+    }]);
+    // /dev itself is never a target of its own.
+    let dev = BindMount {
+        private_dev: true,
+        target: "/dev".into(),
+        ..shared
+    };
+    refused(&[dev]);
 }

@@ -30,6 +30,7 @@ fn termination(exit: ExitStatus) -> Termination {
         started_at: at(0),
         finished_at: at(5),
         start_error: None,
+        message: None,
     }
 }
 
