@@ -17,6 +17,9 @@ use super::error::{Error, Result};
 /// How long one read may take; the journal is local, a slow read is a sick journald.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long journald may take to write what it has queued before a read.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Most bytes of journalctl output read; entries beyond are dropped.
 const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 
@@ -35,13 +38,17 @@ pub async fn invocation_tail(invocation_id: &str, lines: usize) -> Result<Vec<St
 /// The run's last output may still wait in journald's stream socket when systemk sees
 /// the run ended, so `journalctl --sync` goes first: journald handles that request at a
 /// lower priority than its streams, so it answers only once what was queued is in the
-/// journal.
+/// journal. A busy journald may take a while to get there (it writes every stream's
+/// backlog first); a sync that fails or takes longer than [`SYNC_TIMEOUT`] is logged and
+/// the journal read as it is: most of the run's output, rather than none.
 pub async fn invocation_output_tail(invocation_id: &str, lines: usize) -> Result<Vec<String>> {
-    sync(invocation_id).await?;
+    if let Err(err) = sync(invocation_id).await {
+        tracing::warn!(error = %crate::error_chain::Chain(&err), "the journal's last lines may be missing");
+    }
     read_tail(invocation_id, lines, false).await
 }
 
-/// `journalctl --sync`, bounded by [`READ_TIMEOUT`].
+/// `journalctl --sync`, bounded by [`SYNC_TIMEOUT`].
 async fn sync(invocation_id: &str) -> Result<()> {
     let failed = |message: String| Error::Journal {
         invocation: invocation_id.to_owned(),
@@ -54,11 +61,11 @@ async fn sync(invocation_id: &str) -> Result<()> {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .status();
-    let status = tokio::time::timeout(READ_TIMEOUT, status)
+    let status = tokio::time::timeout(SYNC_TIMEOUT, status)
         .await
         .map_err(|_| {
             failed(format!(
-                "journalctl --sync: no answer within {READ_TIMEOUT:?}"
+                "journalctl --sync: no answer within {SYNC_TIMEOUT:?}"
             ))
         })?
         .map_err(|err| failed(err.to_string()))?;

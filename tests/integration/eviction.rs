@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::cluster::harness::{Cluster, condition, pod_manifest, sleeper};
+use crate::cluster::harness::{Cluster, condition, pod_manifest, running_and_ready, sleeper};
 use crate::support::wait_for;
 
 /// The tmpfs the node's state directory is, and the threshold that makes 25 % of it the
@@ -191,8 +191,6 @@ async fn issue_14_memory_pressure_evicts_the_pod_above_its_request_first() {
         return;
     };
     let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
-    let threshold = format!("memory.available<{}Ki", mem_total_kib());
-    cluster.add_agent_args(&["--eviction-hard", &threshold]);
     let pod = |name: &str, request: &str| {
         pod_manifest(
             name,
@@ -211,6 +209,18 @@ async fn issue_14_memory_pressure_evicts_the_pod_above_its_request_first() {
     // Within its request: ranked after the pod using more than it asked for.
     cluster.apply(&pod("modest", "1Gi")).await;
     cluster.apply(&pod("greedy", "1")).await;
+    // A threshold this high leaves no allocatable memory, so admission (as the kubelet's)
+    // would refuse both pods: they are admitted first, and the agent restarted with it
+    // finds them running.
+    cluster.start_agent().await;
+    for name in ["modest", "greedy"] {
+        cluster
+            .wait_for_pod(name, "running", running_and_ready)
+            .await;
+    }
+    cluster.kill_agent().await;
+    let threshold = format!("memory.available<{}Ki", mem_total_kib());
+    cluster.add_agent_args(&["--eviction-hard", &threshold]);
     cluster.start_agent().await;
     let greedy = cluster
         .wait_for_pod_within("greedy", "evicted", EVICTION_DEADLINE, evicted)
