@@ -420,6 +420,9 @@ fn auto_approve(api: &Api, csr: &Value) -> Option<Value> {
         ),
     ];
     for (subresource, recognized, message) in recognizers {
+        if recognized {
+            super::audit::approver_check(api, username, &groups, subresource);
+        }
         let attributes = json!({"group": GROUP, "verb": "create", "resource": PLURAL, "subresource": subresource});
         if recognized
             && api

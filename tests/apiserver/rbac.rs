@@ -1,0 +1,220 @@
+//! RBAC evaluation, as kube-apiserver's RBAC authorizer does it
+//! (`plugin/pkg/auth/authorizer/rbac/rbac.go` `RuleAllows`, `pkg/registry/rbac/validation/rule.go`
+//! `VisitRulesFor`/`appliesTo`, `pkg/apis/rbac/v1/evaluation_helpers.go`), over roles and
+//! bindings given as JSON values (parsed from a manifest such as `k3s/rbac.yaml`, or the
+//! stored objects) plus the few built-in ClusterRoles bindings refer to. Pure.
+//!
+//! Matching: a rule allows when its verbs contain the verb or `*`; its apiGroups the group
+//! or `*`; its resources `*`, the combined `resource/subresource`, or `*/subresource`; and
+//! its resourceNames are empty or contain the name (so a rule with resourceNames never
+//! allows a create, list or watch without a name). A ClusterRoleBinding applies in every
+//! namespace; a RoleBinding only to requests in its own namespace. Subjects: a User by name,
+//! a Group by membership, a ServiceAccount as `system:serviceaccount:<ns>:<name>`.
+
+use serde_json::{Value, json};
+
+use super::request_info::Attributes;
+
+/// One rule of one role, named for reports: `Kind/namespace/name#index`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(pub String);
+
+impl std::fmt::Display for RuleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Roles and bindings to evaluate against.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    objects: Vec<Value>,
+}
+
+/// The built-in ClusterRoles kube-apiserver creates that the node bootstrap bindings refer to
+/// (`plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go` `ClusterRoles`).
+fn built_in_roles() -> Vec<Value> {
+    let csr = |verbs: &[&str], resource: &str| {
+        json!({"apiGroups": ["certificates.k8s.io"], "resources": [resource], "verbs": verbs})
+    };
+    vec![
+        json!({"kind": "ClusterRole", "metadata": {"name": "system:node-bootstrapper"},
+            "rules": [csr(&["create", "get", "list", "watch"], "certificatesigningrequests")]}),
+        json!({"kind": "ClusterRole",
+            "metadata": {"name": "system:certificates.k8s.io:certificatesigningrequests:nodeclient"},
+            "rules": [csr(&["create"], "certificatesigningrequests/nodeclient")]}),
+        json!({"kind": "ClusterRole",
+            "metadata": {"name": "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"},
+            "rules": [csr(&["create"], "certificatesigningrequests/selfnodeclient")]}),
+    ]
+}
+
+impl Policy {
+    /// A policy of `objects` (Roles, ClusterRoles, RoleBindings, ClusterRoleBindings; others
+    /// are ignored) plus the built-in ClusterRoles they may bind.
+    pub fn new(objects: Vec<Value>) -> Self {
+        let mut all = objects;
+        all.extend(built_in_roles());
+        Self { objects: all }
+    }
+
+    /// Every rule of the given objects (not of the built-in roles), for coverage reports.
+    pub fn own_rules(&self) -> Vec<RuleId> {
+        let built_in = built_in_roles().len();
+        self.objects[..self.objects.len() - built_in]
+            .iter()
+            .filter(|o| matches!(o["kind"].as_str(), Some("Role" | "ClusterRole")))
+            .flat_map(|role| {
+                let count = role["rules"].as_array().map_or(0, Vec::len);
+                (0..count).map(move |index| rule_id(role, index))
+            })
+            .collect()
+    }
+
+    /// Every rule that allows `attributes`, through a binding that applies to its user.
+    pub fn rules_allowing(&self, attributes: &Attributes) -> Vec<RuleId> {
+        let mut found = Vec::new();
+        for binding in &self.objects {
+            let kind = binding["kind"].as_str().unwrap_or("");
+            let namespace = binding["metadata"]["namespace"].as_str().unwrap_or("");
+            let applies = match kind {
+                "ClusterRoleBinding" => true,
+                "RoleBinding" => namespace == attributes.namespace,
+                _ => false,
+            };
+            if !applies || !subjects_include(&binding["subjects"], attributes) {
+                continue;
+            }
+            let Some(role) = self.role(&binding["roleRef"], namespace) else {
+                continue;
+            };
+            for (index, rule) in role["rules"].as_array().into_iter().flatten().enumerate() {
+                if rule_allows(rule, attributes) {
+                    found.push(rule_id(role, index));
+                }
+            }
+        }
+        found
+    }
+
+    fn role(&self, role_ref: &Value, binding_namespace: &str) -> Option<&Value> {
+        let kind = role_ref["kind"].as_str()?;
+        let name = role_ref["name"].as_str()?;
+        self.objects.iter().find(|o| {
+            o["kind"] == kind
+                && o["metadata"]["name"] == name
+                && (kind == "ClusterRole"
+                    || o["metadata"]["namespace"].as_str() == Some(binding_namespace))
+        })
+    }
+}
+
+fn rule_id(role: &Value, index: usize) -> RuleId {
+    let namespace = role["metadata"]["namespace"].as_str().unwrap_or("");
+    let name = role["metadata"]["name"].as_str().unwrap_or("");
+    let kind = role["kind"].as_str().unwrap_or("");
+    if namespace.is_empty() {
+        RuleId(format!("{kind}/{name}#{index}"))
+    } else {
+        RuleId(format!("{kind}/{namespace}/{name}#{index}"))
+    }
+}
+
+/// `appliesTo`: whether one of `subjects` is the request's user.
+fn subjects_include(subjects: &Value, attributes: &Attributes) -> bool {
+    subjects.as_array().into_iter().flatten().any(|subject| {
+        let name = subject["name"].as_str().unwrap_or("");
+        match subject["kind"].as_str() {
+            Some("User") => attributes.user == name,
+            Some("Group") => attributes.groups.iter().any(|g| g == name),
+            Some("ServiceAccount") => {
+                let namespace = subject["namespace"].as_str().unwrap_or("");
+                attributes.user == format!("system:serviceaccount:{namespace}:{name}")
+            }
+            _ => false,
+        }
+    })
+}
+
+fn strings(value: &Value) -> impl Iterator<Item = &str> {
+    value.as_array().into_iter().flatten().filter_map(Value::as_str)
+}
+
+/// `RuleAllows` for a resource request.
+pub fn rule_allows(rule: &Value, attributes: &Attributes) -> bool {
+    let combined = attributes.combined_resource();
+    let verb = strings(&rule["verbs"]).any(|v| v == "*" || v == attributes.verb);
+    let group = strings(&rule["apiGroups"]).any(|g| g == "*" || g == attributes.api_group);
+    let resource = strings(&rule["resources"]).any(|r| {
+        r == "*"
+            || r == combined
+            || (!attributes.subresource.is_empty()
+                && r.strip_prefix("*/") == Some(attributes.subresource.as_str()))
+    });
+    let mut names = strings(&rule["resourceNames"]).peekable();
+    let name = names.peek().is_none() || names.any(|n| n == attributes.name);
+    verb && group && resource && name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attributes(verb: &str, resource: &str, sub: &str, namespace: &str, name: &str) -> Attributes {
+        Attributes {
+            user: "system:node:n1".into(),
+            groups: vec!["system:nodes".into(), "system:authenticated".into()],
+            verb: verb.into(),
+            resource: resource.into(),
+            subresource: sub.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            ..Attributes::default()
+        }
+    }
+
+    #[test]
+    fn rules_match_verbs_groups_subresources_and_names() {
+        let rule = json!({"apiGroups": [""], "resources": ["configmaps"],
+            "resourceNames": ["extension-apiserver-authentication"], "verbs": ["get"]});
+        let get = attributes("get", "configmaps", "", "kube-system", "extension-apiserver-authentication");
+        assert!(rule_allows(&rule, &get));
+        assert!(!rule_allows(&rule, &attributes("get", "configmaps", "", "kube-system", "other")));
+        assert!(!rule_allows(&rule, &attributes("list", "configmaps", "", "kube-system", "")));
+        let status = json!({"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]});
+        assert!(rule_allows(&status, &attributes("patch", "pods", "status", "ns", "p")));
+        assert!(!rule_allows(&status, &attributes("patch", "pods", "", "ns", "p")));
+        let any_status = json!({"apiGroups": ["*"], "resources": ["*/status"], "verbs": ["*"]});
+        assert!(rule_allows(&any_status, &attributes("update", "nodes", "status", "", "n1")));
+        let mut events = attributes("create", "events", "", "ns", "");
+        events.api_group = "events.k8s.io".into();
+        let core_events = json!({"apiGroups": [""], "resources": ["events"], "verbs": ["create"]});
+        assert!(!rule_allows(&core_events, &events));
+    }
+
+    #[test]
+    fn bindings_apply_by_subject_and_namespace() {
+        let policy = Policy::new(vec![
+            json!({"kind": "Role", "metadata": {"name": "r", "namespace": "kube-system"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+            json!({"kind": "RoleBinding", "metadata": {"name": "b", "namespace": "kube-system"},
+                "roleRef": {"kind": "Role", "name": "r"},
+                "subjects": [{"kind": "Group", "name": "system:nodes"}]}),
+            json!({"kind": "ClusterRoleBinding", "metadata": {"name": "c"},
+                "roleRef": {"kind": "ClusterRole", "name": "system:node-bootstrapper"},
+                "subjects": [{"kind": "User", "name": "system:bootstrap:abcdef"}]}),
+        ]);
+        let get = attributes("get", "configmaps", "", "kube-system", "x");
+        assert_eq!(policy.rules_allowing(&get), [RuleId("Role/kube-system/r#0".into())]);
+        assert!(policy.rules_allowing(&attributes("get", "configmaps", "", "default", "x")).is_empty());
+        let mut csr = attributes("create", "certificatesigningrequests", "", "", "");
+        csr.api_group = "certificates.k8s.io".into();
+        assert!(policy.rules_allowing(&csr).is_empty());
+        csr.user = "system:bootstrap:abcdef".into();
+        assert_eq!(
+            policy.rules_allowing(&csr),
+            [RuleId("ClusterRole/system:node-bootstrapper#0".into())]
+        );
+        assert_eq!(policy.own_rules(), [RuleId("Role/kube-system/r#0".into())]);
+    }
+}
