@@ -67,9 +67,12 @@ pub fn approver_check(api: &Api, username: &str, groups: &[&str], subresource: &
         subresource: subresource.to_owned(),
         ..Attributes::default()
     };
+    let attributes = with_user(attributes, username, &groups);
+    // The review goes through the whole authorizer chain, the Node authorizer first.
+    let node_authorizer = node_authorizer::authorize(api, &attributes);
     api.audit.push(Recorded {
-        attributes: with_user(attributes, username, &groups),
-        node_authorizer: None,
+        attributes,
+        node_authorizer,
         by_csr_approver: true,
     });
 }

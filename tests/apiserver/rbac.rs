@@ -14,8 +14,10 @@
 use serde_json::{Value, json};
 
 use super::request_info::Attributes;
+use super::{Api, resources};
 
-/// One rule of one role, named for reports: `Kind/namespace/name#index`.
+/// One rule as one binding grants it, named for reports:
+/// `RoleBinding/<ns>/<binding> -> Role/<ns>/<role>#<index of the rule>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RuleId(pub String);
 
@@ -58,43 +60,53 @@ impl Policy {
         Self { objects: all }
     }
 
-    /// Every rule of the given objects (not of the built-in roles), for coverage reports.
+    /// Every rule each given binding grants (through a given or a built-in role), for
+    /// coverage reports.
     pub fn own_rules(&self) -> Vec<RuleId> {
         let built_in = built_in_roles().len();
         self.objects[..self.objects.len() - built_in]
             .iter()
-            .filter(|o| matches!(o["kind"].as_str(), Some("Role" | "ClusterRole")))
-            .flat_map(|role| {
+            .filter_map(|binding| Some((binding, self.bound_role(binding)?)))
+            .flat_map(|(binding, role)| {
                 let count = role["rules"].as_array().map_or(0, Vec::len);
-                (0..count).map(move |index| rule_id(role, index))
+                (0..count).map(move |index| rule_id(binding, role, index))
             })
             .collect()
     }
 
-    /// Every rule that allows `attributes`, through a binding that applies to its user.
+    /// Every binding rule that allows `attributes`, through a binding that applies to its
+    /// user.
     pub fn rules_allowing(&self, attributes: &Attributes) -> Vec<RuleId> {
         let mut found = Vec::new();
         for binding in &self.objects {
-            let kind = binding["kind"].as_str().unwrap_or("");
             let namespace = binding["metadata"]["namespace"].as_str().unwrap_or("");
-            let applies = match kind {
-                "ClusterRoleBinding" => true,
-                "RoleBinding" => namespace == attributes.namespace,
+            let applies = match binding["kind"].as_str() {
+                Some("ClusterRoleBinding") => true,
+                Some("RoleBinding") => namespace == attributes.namespace,
                 _ => false,
             };
             if !applies || !subjects_include(&binding["subjects"], attributes) {
                 continue;
             }
-            let Some(role) = self.role(&binding["roleRef"], namespace) else {
+            let Some(role) = self.bound_role(binding) else {
                 continue;
             };
             for (index, rule) in role["rules"].as_array().into_iter().flatten().enumerate() {
                 if rule_allows(rule, attributes) {
-                    found.push(rule_id(role, index));
+                    found.push(rule_id(binding, role, index));
                 }
             }
         }
         found
+    }
+
+    /// The role a (Cluster)RoleBinding refers to; `None` for other objects.
+    fn bound_role(&self, binding: &Value) -> Option<&Value> {
+        if !matches!(binding["kind"].as_str(), Some("ClusterRoleBinding" | "RoleBinding")) {
+            return None;
+        }
+        let namespace = binding["metadata"]["namespace"].as_str().unwrap_or("");
+        self.role(&binding["roleRef"], namespace)
     }
 
     fn role(&self, role_ref: &Value, binding_namespace: &str) -> Option<&Value> {
@@ -109,15 +121,30 @@ impl Policy {
     }
 }
 
-fn rule_id(role: &Value, index: usize) -> RuleId {
-    let namespace = role["metadata"]["namespace"].as_str().unwrap_or("");
-    let name = role["metadata"]["name"].as_str().unwrap_or("");
-    let kind = role["kind"].as_str().unwrap_or("");
-    if namespace.is_empty() {
-        RuleId(format!("{kind}/{name}#{index}"))
-    } else {
-        RuleId(format!("{kind}/{namespace}/{name}#{index}"))
+/// The Roles, ClusterRoles and their bindings stored in `api`, as a policy.
+pub fn stored(api: &Api) -> Policy {
+    let state = api.store.lock();
+    let objects = ["clusterroles", "clusterrolebindings", "roles", "rolebindings"]
+        .into_iter()
+        .filter_map(|plural| resources::find("rbac.authorization.k8s.io", "v1", plural))
+        .flat_map(|resource| state.list(resource, None))
+        .map(|(_, object)| object)
+        .collect();
+    Policy::new(objects)
+}
+
+fn name_of(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or("");
+    let name = object["metadata"]["name"].as_str().unwrap_or("");
+    match object["metadata"]["namespace"].as_str() {
+        Some(namespace) => format!("{kind}/{namespace}/{name}"),
+        None => format!("{kind}/{name}"),
     }
+}
+
+/// `<binding> -> <role>#<index>`.
+fn rule_id(binding: &Value, role: &Value, index: usize) -> RuleId {
+    RuleId(format!("{} -> {}#{index}", name_of(binding), name_of(role)))
 }
 
 /// `appliesTo`: whether one of `subjects` is the request's user.
@@ -205,7 +232,8 @@ mod tests {
                 "subjects": [{"kind": "User", "name": "system:bootstrap:abcdef"}]}),
         ]);
         let get = attributes("get", "configmaps", "", "kube-system", "x");
-        assert_eq!(policy.rules_allowing(&get), [RuleId("Role/kube-system/r#0".into())]);
+        let role = "RoleBinding/kube-system/b -> Role/kube-system/r#0";
+        assert_eq!(policy.rules_allowing(&get), [RuleId(role.into())]);
         assert!(policy.rules_allowing(&attributes("get", "configmaps", "", "default", "x")).is_empty());
         let mut csr = attributes("create", "certificatesigningrequests", "", "", "");
         csr.api_group = "certificates.k8s.io".into();
@@ -213,8 +241,14 @@ mod tests {
         csr.user = "system:bootstrap:abcdef".into();
         assert_eq!(
             policy.rules_allowing(&csr),
-            [RuleId("ClusterRole/system:node-bootstrapper#0".into())]
+            [RuleId("ClusterRoleBinding/c -> ClusterRole/system:node-bootstrapper#0".into())]
         );
-        assert_eq!(policy.own_rules(), [RuleId("Role/kube-system/r#0".into())]);
+        assert_eq!(
+            policy.own_rules(),
+            [
+                RuleId(role.into()),
+                RuleId("ClusterRoleBinding/c -> ClusterRole/system:node-bootstrapper#0".into())
+            ]
+        );
     }
 }

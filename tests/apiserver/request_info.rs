@@ -200,14 +200,14 @@ mod tests {
     #[test]
     fn verbs_follow_the_method_the_name_and_the_watch_parameter() {
         let pods = "/api/v1/namespaces/ns/pods";
-        assert_eq!(brief("GET", pods, None).unwrap(), "list |pods|||ns||");
+        assert_eq!(brief("GET", pods, None).unwrap(), "list |pods||ns||");
         assert_eq!(
             brief("GET", pods, Some("watch=true")).unwrap(),
-            "watch |pods|||ns||"
+            "watch |pods||ns||"
         );
         assert_eq!(
             brief("GET", pods, Some("watch=0")).unwrap(),
-            "list |pods|||ns||"
+            "list |pods||ns||"
         );
         assert_eq!(
             brief("GET", &format!("{pods}/web"), Some("watch=true")).unwrap(),
@@ -269,7 +269,7 @@ mod tests {
         );
         assert_eq!(
             brief("PUT", "/api/v1/namespaces/ns/finalize", None).unwrap(),
-            "update |namespaces|finalize||ns|"
+            "update |namespaces|finalize|ns|ns|"
         );
         assert_eq!(
             brief("GET", "/api/v1/namespaces/ns", None).unwrap(),

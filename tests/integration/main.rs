@@ -11,6 +11,7 @@ mod apiserver;
 mod apt_upgrade;
 mod cluster;
 mod cluster_certs;
+mod cluster_rbac;
 mod cluster_status;
 mod cluster_volumes;
 mod engine;
