@@ -6,11 +6,11 @@
 
 use std::sync::Mutex;
 
+use super::Api;
 use super::authn::User;
 use super::node_authorizer::{self, Decision};
 use super::request_info::{self, Attributes};
 use super::server::TestApiServer;
-use super::Api;
 
 /// One recorded authorization question.
 #[derive(Debug, Clone)]

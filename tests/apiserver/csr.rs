@@ -15,10 +15,10 @@ use super::authn::User;
 use super::handlers::{self, write_existing};
 use super::objects::{self, check_type};
 use super::request::ResourceRequest;
+use super::request_info::Attributes;
 use super::signer::{self, KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER};
 use super::status::{ApiError, ApiResult};
 use super::store::ObjectKey;
-use super::request_info::Attributes;
 use super::{Api, base64, rbac};
 
 /// Every usage the API accepts (`allValidUsages`), sorted as Go's `sets.List`.

@@ -114,29 +114,23 @@ pub fn authorize(api: &Api, attributes: &Attributes) -> Option<Decision> {
                 Decision::Allow
             }
             ("", "list" | "watch") if !attributes.name.is_empty() => graph(Reference::Pod),
-            ("", "create" | "delete")
-            | ("status", "update" | "patch")
-            | ("eviction", "create") => Decision::Allow,
+            ("", "create" | "delete") | ("status", "update" | "patch") | ("eviction", "create") => {
+                Decision::Allow
+            }
             _ => no("can only list/watch pods with spec.nodeName field selector"),
         },
         _ => {
             let allowed = static_rules()
                 .iter()
                 .any(|rule| rbac::rule_allows(rule, attributes));
-            if allowed {
-                Decision::Allow
-            } else {
-                no("")
-            }
+            if allowed { Decision::Allow } else { no("") }
         }
     })
 }
 
 /// `NodeRules`: what every node may do where the authorizer has no special case.
 fn static_rules() -> Vec<Value> {
-    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| {
-        json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
-    };
+    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| json!({"apiGroups": groups, "resources": resources, "verbs": verbs});
     let read = ["get", "list", "watch"];
     vec![
         rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
@@ -147,7 +141,11 @@ fn static_rules() -> Vec<Value> {
         ),
         rule(&[""], &["services"], &read),
         rule(&[""], &["events"], &["create", "update", "patch"]),
-        rule(&[""], &["persistentvolumeclaims", "persistentvolumes"], &["get"]),
+        rule(
+            &[""],
+            &["persistentvolumeclaims", "persistentvolumes"],
+            &["get"],
+        ),
         rule(&[""], &["endpoints"], &["get"]),
         rule(
             &["certificates.k8s.io"],
@@ -181,7 +179,9 @@ fn related(api: &Api, node: &str, kind: Reference, namespace: &str, name: &str) 
         .any(|pod| match kind {
             Reference::Pod => pod["metadata"]["name"] == name,
             Reference::ServiceAccount => {
-                let account = pod["spec"]["serviceAccountName"].as_str().unwrap_or("default");
+                let account = pod["spec"]["serviceAccountName"]
+                    .as_str()
+                    .unwrap_or("default");
                 account == name
             }
             Reference::Secret | Reference::ConfigMap => references(pod, kind).any(|n| n == name),

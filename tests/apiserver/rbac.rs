@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use super::request_info::Attributes;
 use super::{Api, resources};
 
-/// One rule as one binding grants it, named for reports:
-/// `RoleBinding/<ns>/<binding> -> Role/<ns>/<role>#<index of the rule>`.
+/// One permission as one binding grants it, named for reports:
+/// `RoleBinding/<ns>/<binding> -> Role/<ns>/<role>#<rule index>: <verb> <group>/<resource>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RuleId(pub String);
 
@@ -36,9 +36,7 @@ pub struct Policy {
 /// The built-in ClusterRoles kube-apiserver creates that the node bootstrap bindings refer to
 /// (`plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go` `ClusterRoles`).
 fn built_in_roles() -> Vec<Value> {
-    let csr = |verbs: &[&str], resource: &str| {
-        json!({"apiGroups": ["certificates.k8s.io"], "resources": [resource], "verbs": verbs})
-    };
+    let csr = |verbs: &[&str], resource: &str| json!({"apiGroups": ["certificates.k8s.io"], "resources": [resource], "verbs": verbs});
     vec![
         json!({"kind": "ClusterRole", "metadata": {"name": "system:node-bootstrapper"},
             "rules": [csr(&["create", "get", "list", "watch"], "certificatesigningrequests")]}),
@@ -60,22 +58,25 @@ impl Policy {
         Self { objects: all }
     }
 
-    /// Every rule each given binding grants (through a given or a built-in role), for
-    /// coverage reports.
+    /// Every permission each given binding grants (through a given or a built-in role): one
+    /// per verb, API group, resource and resource name of each rule, for coverage reports.
     pub fn own_rules(&self) -> Vec<RuleId> {
         let built_in = built_in_roles().len();
         self.objects[..self.objects.len() - built_in]
             .iter()
             .filter_map(|binding| Some((binding, self.bound_role(binding)?)))
             .flat_map(|(binding, role)| {
-                let count = role["rules"].as_array().map_or(0, Vec::len);
-                (0..count).map(move |index| rule_id(binding, role, index))
+                let rules = role["rules"].as_array().into_iter().flatten().enumerate();
+                rules.flat_map(move |(index, rule)| {
+                    permissions(rule)
+                        .map(move |permission| rule_id(binding, role, index, &permission))
+                })
             })
             .collect()
     }
 
-    /// Every binding rule that allows `attributes`, through a binding that applies to its
-    /// user.
+    /// Every permission (as `own_rules` names them) that allows `attributes`, through a
+    /// binding that applies to its user.
     pub fn rules_allowing(&self, attributes: &Attributes) -> Vec<RuleId> {
         let mut found = Vec::new();
         for binding in &self.objects {
@@ -92,8 +93,12 @@ impl Policy {
                 continue;
             };
             for (index, rule) in role["rules"].as_array().into_iter().flatten().enumerate() {
-                if rule_allows(rule, attributes) {
-                    found.push(rule_id(binding, role, index));
+                if !rule_allows(rule, attributes) {
+                    continue;
+                }
+                let used = permissions(rule).find(|p| permission_allows(p, attributes));
+                if let Some(permission) = used {
+                    found.push(rule_id(binding, role, index, &permission));
                 }
             }
         }
@@ -102,7 +107,10 @@ impl Policy {
 
     /// The role a (Cluster)RoleBinding refers to; `None` for other objects.
     fn bound_role(&self, binding: &Value) -> Option<&Value> {
-        if !matches!(binding["kind"].as_str(), Some("ClusterRoleBinding" | "RoleBinding")) {
+        if !matches!(
+            binding["kind"].as_str(),
+            Some("ClusterRoleBinding" | "RoleBinding")
+        ) {
             return None;
         }
         let namespace = binding["metadata"]["namespace"].as_str().unwrap_or("");
@@ -124,12 +132,17 @@ impl Policy {
 /// The Roles, ClusterRoles and their bindings stored in `api`, as a policy.
 pub fn stored(api: &Api) -> Policy {
     let state = api.store.lock();
-    let objects = ["clusterroles", "clusterrolebindings", "roles", "rolebindings"]
-        .into_iter()
-        .filter_map(|plural| resources::find("rbac.authorization.k8s.io", "v1", plural))
-        .flat_map(|resource| state.list(resource, None))
-        .map(|(_, object)| object)
-        .collect();
+    let objects = [
+        "clusterroles",
+        "clusterrolebindings",
+        "roles",
+        "rolebindings",
+    ]
+    .into_iter()
+    .filter_map(|plural| resources::find("rbac.authorization.k8s.io", "v1", plural))
+    .flat_map(|resource| state.list(resource, None))
+    .map(|(_, object)| object)
+    .collect();
     Policy::new(objects)
 }
 
@@ -142,9 +155,67 @@ fn name_of(object: &Value) -> String {
     }
 }
 
-/// `<binding> -> <role>#<index>`.
-fn rule_id(binding: &Value, role: &Value, index: usize) -> RuleId {
-    RuleId(format!("{} -> {}#{index}", name_of(binding), name_of(role)))
+/// One verb on one resource of one API group, for one resource name ("" for any).
+#[derive(Debug, Clone)]
+struct Permission {
+    verb: String,
+    group: String,
+    resource: String,
+    name: String,
+}
+
+/// The permissions a rule grants, one per verb × group × resource × resource name.
+fn permissions(rule: &Value) -> impl Iterator<Item = Permission> + '_ {
+    let names: Vec<String> = strings(&rule["resourceNames"]).map(str::to_owned).collect();
+    let names = if names.is_empty() {
+        vec![String::new()]
+    } else {
+        names
+    };
+    strings(&rule["verbs"]).flat_map(move |verb| {
+        let names = names.clone();
+        strings(&rule["apiGroups"]).flat_map(move |group| {
+            let names = names.clone();
+            strings(&rule["resources"]).flat_map(move |resource| {
+                names.clone().into_iter().map(move |name| Permission {
+                    verb: verb.to_owned(),
+                    group: group.to_owned(),
+                    resource: resource.to_owned(),
+                    name,
+                })
+            })
+        })
+    })
+}
+
+fn permission_allows(permission: &Permission, attributes: &Attributes) -> bool {
+    let rule = json!({
+        "verbs": [permission.verb],
+        "apiGroups": [permission.group],
+        "resources": [permission.resource],
+        "resourceNames": if permission.name.is_empty() { json!([]) } else { json!([permission.name]) },
+    });
+    rule_allows(&rule, attributes)
+}
+
+/// `<binding> -> <role>#<rule index>: <verb> <group>/<resource>[ <name>]`.
+fn rule_id(binding: &Value, role: &Value, index: usize, permission: &Permission) -> RuleId {
+    let group = if permission.group.is_empty() {
+        "core"
+    } else {
+        &permission.group
+    };
+    let mut id = format!(
+        "{} -> {}#{index}: {} {group}/{}",
+        name_of(binding),
+        name_of(role),
+        permission.verb,
+        permission.resource
+    );
+    if !permission.name.is_empty() {
+        id = format!("{id} {}", permission.name);
+    }
+    RuleId(id)
 }
 
 /// `appliesTo`: whether one of `subjects` is the request's user.
@@ -164,7 +235,11 @@ fn subjects_include(subjects: &Value, attributes: &Attributes) -> bool {
 }
 
 fn strings(value: &Value) -> impl Iterator<Item = &str> {
-    value.as_array().into_iter().flatten().filter_map(Value::as_str)
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
 }
 
 /// `RuleAllows` for a resource request.
@@ -187,7 +262,13 @@ pub fn rule_allows(rule: &Value, attributes: &Attributes) -> bool {
 mod tests {
     use super::*;
 
-    fn attributes(verb: &str, resource: &str, sub: &str, namespace: &str, name: &str) -> Attributes {
+    fn attributes(
+        verb: &str,
+        resource: &str,
+        sub: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Attributes {
         Attributes {
             user: "system:node:n1".into(),
             groups: vec!["system:nodes".into(), "system:authenticated".into()],
@@ -204,15 +285,36 @@ mod tests {
     fn rules_match_verbs_groups_subresources_and_names() {
         let rule = json!({"apiGroups": [""], "resources": ["configmaps"],
             "resourceNames": ["extension-apiserver-authentication"], "verbs": ["get"]});
-        let get = attributes("get", "configmaps", "", "kube-system", "extension-apiserver-authentication");
+        let get = attributes(
+            "get",
+            "configmaps",
+            "",
+            "kube-system",
+            "extension-apiserver-authentication",
+        );
         assert!(rule_allows(&rule, &get));
-        assert!(!rule_allows(&rule, &attributes("get", "configmaps", "", "kube-system", "other")));
-        assert!(!rule_allows(&rule, &attributes("list", "configmaps", "", "kube-system", "")));
+        assert!(!rule_allows(
+            &rule,
+            &attributes("get", "configmaps", "", "kube-system", "other")
+        ));
+        assert!(!rule_allows(
+            &rule,
+            &attributes("list", "configmaps", "", "kube-system", "")
+        ));
         let status = json!({"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]});
-        assert!(rule_allows(&status, &attributes("patch", "pods", "status", "ns", "p")));
-        assert!(!rule_allows(&status, &attributes("patch", "pods", "", "ns", "p")));
+        assert!(rule_allows(
+            &status,
+            &attributes("patch", "pods", "status", "ns", "p")
+        ));
+        assert!(!rule_allows(
+            &status,
+            &attributes("patch", "pods", "", "ns", "p")
+        ));
         let any_status = json!({"apiGroups": ["*"], "resources": ["*/status"], "verbs": ["*"]});
-        assert!(rule_allows(&any_status, &attributes("update", "nodes", "status", "", "n1")));
+        assert!(rule_allows(
+            &any_status,
+            &attributes("update", "nodes", "status", "", "n1")
+        ));
         let mut events = attributes("create", "events", "", "ns", "");
         events.api_group = "events.k8s.io".into();
         let core_events = json!({"apiGroups": [""], "resources": ["events"], "verbs": ["create"]});
@@ -232,22 +334,32 @@ mod tests {
                 "subjects": [{"kind": "User", "name": "system:bootstrap:abcdef"}]}),
         ]);
         let get = attributes("get", "configmaps", "", "kube-system", "x");
-        let role = "RoleBinding/kube-system/b -> Role/kube-system/r#0";
+        let role = "RoleBinding/kube-system/b -> Role/kube-system/r#0: get core/configmaps";
         assert_eq!(policy.rules_allowing(&get), [RuleId(role.into())]);
-        assert!(policy.rules_allowing(&attributes("get", "configmaps", "", "default", "x")).is_empty());
+        assert!(
+            policy
+                .rules_allowing(&attributes("get", "configmaps", "", "default", "x"))
+                .is_empty()
+        );
+        let bootstrapper = "ClusterRoleBinding/c -> ClusterRole/system:node-bootstrapper#0: ";
+        let csrs = "certificates.k8s.io/certificatesigningrequests";
         let mut csr = attributes("create", "certificatesigningrequests", "", "", "");
         csr.api_group = "certificates.k8s.io".into();
         assert!(policy.rules_allowing(&csr).is_empty());
         csr.user = "system:bootstrap:abcdef".into();
         assert_eq!(
             policy.rules_allowing(&csr),
-            [RuleId("ClusterRoleBinding/c -> ClusterRole/system:node-bootstrapper#0".into())]
+            [RuleId(format!("{bootstrapper}create {csrs}"))]
         );
+        let own: Vec<String> = policy.own_rules().into_iter().map(|r| r.0).collect();
         assert_eq!(
-            policy.own_rules(),
+            own,
             [
-                RuleId(role.into()),
-                RuleId("ClusterRoleBinding/c -> ClusterRole/system:node-bootstrapper#0".into())
+                role.to_owned(),
+                format!("{bootstrapper}create {csrs}"),
+                format!("{bootstrapper}get {csrs}"),
+                format!("{bootstrapper}list {csrs}"),
+                format!("{bootstrapper}watch {csrs}"),
             ]
         );
     }

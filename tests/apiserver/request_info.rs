@@ -125,12 +125,10 @@ pub fn resolve(method: &str, path: &str, query: Option<&str>) -> Option<Attribut
         }
         .to_owned();
     }
-    if parts[0] == "namespaces" {
-        if parts.len() > 1 {
-            info.namespace = parts[1].to_owned();
-            if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
-                parts.drain(..2);
-            }
+    if parts[0] == "namespaces" && parts.len() > 1 {
+        info.namespace = parts[1].to_owned();
+        if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
+            parts.drain(..2);
         }
     }
     if parts.len() >= 3 && info.verb != "proxy" {
@@ -192,7 +190,13 @@ mod tests {
         resolve(method, path, query).map(|a| {
             format!(
                 "{} {}|{}|{}|{}|{}|{}",
-                a.verb, a.api_group, a.resource, a.subresource, a.namespace, a.name, a.field_selector
+                a.verb,
+                a.api_group,
+                a.resource,
+                a.subresource,
+                a.namespace,
+                a.name,
+                a.field_selector
             )
         })
     }
@@ -247,7 +251,12 @@ mod tests {
         let pods = resolve("GET", "/api/v1/pods", Some(query)).unwrap();
         assert_eq!((pods.verb.as_str(), pods.name.as_str()), ("list", ""));
         assert_eq!(pods.field_requires("spec.nodeName"), Some("n1"));
-        let not = resolve("GET", "/api/v1/pods", Some("fieldSelector=metadata.name!%3Dx")).unwrap();
+        let not = resolve(
+            "GET",
+            "/api/v1/pods",
+            Some("fieldSelector=metadata.name!%3Dx"),
+        )
+        .unwrap();
         assert_eq!(not.name, "");
     }
 
@@ -263,8 +272,12 @@ mod tests {
             "create certificates.k8s.io|certificatesigningrequests||||"
         );
         assert_eq!(
-            brief("PUT", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1", None)
-                .unwrap(),
+            brief(
+                "PUT",
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
+                None
+            )
+            .unwrap(),
             "update coordination.k8s.io|leases||kube-node-lease|n1|"
         );
         assert_eq!(
