@@ -25,6 +25,7 @@ mod kubelet_api;
 mod kubelet_api_limits;
 mod kubelet_api_tokens;
 mod mounts;
+mod node_bootstrap;
 mod package;
 mod package_gc;
 mod pid_file;
