@@ -238,6 +238,9 @@ async fn bootstrap_users_reach_only_csrs_and_discovery() {
     }
 }
 
+/// An edit of a bootstrap token Secret's `stringData`.
+type SecretChange = dyn FnOnce(&mut Value);
+
 /// A bootstrap token Secret as an admin would create it; `change` edits its `stringData`.
 fn token_secret(id: &str, secret: &str, change: impl FnOnce(&mut Value)) -> Value {
     let mut object = json!({
@@ -263,7 +266,7 @@ async fn bootstrap_token_secrets_expired_or_malformed_are_refused() {
     let (cert, key) = server.issue_client_cert("kubernetes-admin", &["system:masters"]);
     let admin = cert_client(&server, &cert, &key);
     let secret = "0123456789abcdef";
-    let cases: Vec<(&str, &str, Box<dyn FnOnce(&mut Value)>)> = vec![
+    let cases: Vec<(&str, &str, Box<SecretChange>)> = vec![
         ("good00", "a valid token", Box::new(|_| {})),
         (
             "expird",
