@@ -240,3 +240,125 @@ fn references(pod: &Value, kind: Reference) -> impl Iterator<Item = &str> {
         .chain(pull)
         .filter_map(Value::as_str)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::TestApiServer;
+    use crate::apiserver::server::create_internal;
+
+    fn node(verb: &str, resource: &str, sub: &str, namespace: &str, name: &str) -> Attributes {
+        Attributes {
+            user: "system:node:n1".into(),
+            groups: vec!["system:nodes".into(), "system:authenticated".into()],
+            verb: verb.into(),
+            resource: resource.into(),
+            subresource: sub.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            ..Attributes::default()
+        }
+    }
+
+    fn pod(name: &str, node: &str) -> Value {
+        json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "nodeName": node,
+                "serviceAccountName": "app",
+                "imagePullSecrets": [{"name": "pull"}],
+                "containers": [{"name": "c", "image": "i",
+                    "env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "env-secret", "key": "k"}}}],
+                    "envFrom": [{"configMapRef": {"name": "env-map"}}]}],
+                "volumes": [
+                    {"name": "s", "secret": {"secretName": "vol-secret"}},
+                    {"name": "p", "projected": {"sources": [{"configMap": {"name": "projected-map"}}]}},
+                ],
+            },
+        })
+    }
+
+    #[tokio::test]
+    async fn secrets_configmaps_and_tokens_only_through_the_nodes_pods() {
+        let (server, _) = TestApiServer::start().await;
+        let api = &server.api;
+        let pods = resources::core("pods");
+        let app = json!({"metadata": {"name": "app", "namespace": "default"}});
+        create_internal(api, resources::core("serviceaccounts"), "default", app);
+        create_internal(api, pods, "default", pod("mine", "n1"));
+        create_internal(api, pods, "default", pod("theirs", "n2"));
+        let decide = |a: Attributes| authorize(api, &a).unwrap();
+        for name in ["pull", "env-secret", "vol-secret"] {
+            assert_eq!(
+                decide(node("get", "secrets", "", "default", name)),
+                Decision::Allow
+            );
+            assert_eq!(
+                decide(node("watch", "secrets", "", "default", name)),
+                Decision::Allow
+            );
+        }
+        for name in ["env-map", "projected-map"] {
+            assert_eq!(
+                decide(node("list", "configmaps", "", "default", name)),
+                Decision::Allow
+            );
+        }
+        let refused = [
+            node("get", "secrets", "", "default", "other"),
+            node("list", "secrets", "", "default", ""),
+            node("get", "secrets", "", "kube-system", "pull"),
+            node("update", "secrets", "", "default", "pull"),
+            node("get", "configmaps", "", "default", "vol-secret"),
+            node("create", "serviceaccounts", "token", "default", "default"),
+            node("get", "serviceaccounts", "", "default", "app"),
+            node("get", "pods", "", "default", "theirs"),
+            node("list", "pods", "", "", ""),
+            node("get", "nodes", "", "", "n2"),
+            node("update", "leases", "", "kube-node-lease", "n2"),
+            node("create", "events", "", "default", ""),
+        ];
+        for mut attributes in refused {
+            if attributes.resource == "leases" {
+                attributes.api_group = "coordination.k8s.io".into();
+            }
+            if attributes.resource == "events" {
+                attributes.api_group = "events.k8s.io".into();
+            }
+            assert!(
+                matches!(decide(attributes.clone()), Decision::NoOpinion(_)),
+                "{attributes}"
+            );
+        }
+        assert_eq!(
+            decide(node("create", "serviceaccounts", "token", "default", "app")),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(node("get", "pods", "", "default", "mine")),
+            Decision::Allow
+        );
+        let mut watch = node("watch", "pods", "", "", "");
+        watch.field_selector = "spec.nodeName=n1".into();
+        assert_eq!(decide(watch), Decision::Allow);
+        assert_eq!(
+            decide(node("create", "events", "", "default", "")),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(node("patch", "nodes", "status", "", "n1")),
+            Decision::Allow
+        );
+    }
+
+    #[tokio::test]
+    async fn only_node_identities_are_judged() {
+        let (server, _) = TestApiServer::start().await;
+        let mut stranger = node("get", "nodes", "", "", "n1");
+        stranger.groups = vec!["system:authenticated".into()];
+        assert_eq!(authorize(&server.api, &stranger), None);
+        stranger.user = "alice".into();
+        stranger.groups = vec!["system:nodes".into()];
+        assert_eq!(authorize(&server.api, &stranger), None);
+    }
+}
