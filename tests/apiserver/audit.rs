@@ -3,6 +3,8 @@
 //! of the request (`node_authorizer`: its graph changes as pods come and go), plus the
 //! SubjectAccessReviews the CSR approver makes for a requester. Tests judge the record
 //! against an RBAC policy (`rbac`), e.g. `k3s/rbac.yaml`. Recording changes no answer.
+//! Non-resource requests (discovery, `/version`) are not recorded: the default
+//! `system:discovery` and `system:public-info-viewer` bindings allow them to everyone.
 
 use std::sync::Mutex;
 
