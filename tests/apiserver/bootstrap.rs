@@ -69,17 +69,18 @@ fn check(api: &Api, id: &str, secret: &str) -> Option<User> {
     if data("usage-bootstrap-authentication").as_deref() != Some("true") {
         return None;
     }
-    let mut groups = vec![BOOTSTRAPPERS.to_owned()];
-    for group in data("auth-extra-groups").unwrap_or_default().split(',') {
-        let group = group.trim();
-        if group.is_empty() {
-            continue;
+    // `GetGroups`: the default group plus each extra one, validated, deduplicated, sorted.
+    let mut groups = std::collections::BTreeSet::from([BOOTSTRAPPERS.to_owned()]);
+    let extra = data("auth-extra-groups").unwrap_or_default();
+    if !extra.is_empty() {
+        for group in extra.split(',') {
+            if !valid_group(group) {
+                return None;
+            }
+            groups.insert(group.to_owned());
         }
-        if !group.starts_with("system:bootstrappers:") {
-            return None;
-        }
-        groups.push(group.to_owned());
     }
+    let mut groups: Vec<String> = groups.into_iter().collect();
     groups.push(AUTHENTICATED.to_owned());
     Some(User {
         name: format!("system:bootstrap:{id}"),
@@ -87,6 +88,17 @@ fn check(api: &Api, id: &str, secret: &str) -> Option<User> {
         groups,
         extra: json!({}),
     })
+}
+
+/// `ValidateBootstrapGroupName`: `\Asystem:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]\z`.
+fn valid_group(group: &str) -> bool {
+    let Some(rest) = group.strip_prefix("system:bootstrappers:") else {
+        return false;
+    };
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    rest.len() <= 256
+        && rest.bytes().last().is_some_and(allowed)
+        && rest.bytes().all(|b| allowed(b) || b == b':' || b == b'-')
 }
 
 /// Creates a bootstrap token Secret for `groups` (each `system:bootstrappers:…`), valid for

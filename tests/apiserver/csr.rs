@@ -5,7 +5,8 @@
 //! `approval` and `status` subresources with their update rules, and the two controllers
 //! kube-controller-manager runs on them, synchronously after each write: the csrapproving
 //! controller (`auto_approve_node_client_csrs`: the nodeclient / selfnodeclient recognizers
-//! with their SubjectAccessReview against the grants) and the kubelet signers.
+//! with their SubjectAccessReview against the grants and the stored RBAC objects) and the
+//! kubelet signers.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -14,10 +15,11 @@ use super::authn::User;
 use super::handlers::{self, write_existing};
 use super::objects::{self, check_type};
 use super::request::ResourceRequest;
+use super::request_info::Attributes;
 use super::signer::{self, KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER};
 use super::status::{ApiError, ApiResult};
 use super::store::ObjectKey;
-use super::{Api, base64};
+use super::{Api, base64, rbac};
 
 /// Every usage the API accepts (`allValidUsages`), sorted as Go's `sets.List`.
 const USAGES: &[&str] = &[
@@ -420,13 +422,16 @@ fn auto_approve(api: &Api, csr: &Value) -> Option<Value> {
         ),
     ];
     for (subresource, recognized, message) in recognizers {
+        if recognized {
+            super::audit::approver_check(api, username, &groups, subresource);
+        }
         let attributes = json!({"group": GROUP, "verb": "create", "resource": PLURAL, "subresource": subresource});
-        if recognized
-            && api
-                .grants
+        let granted = || {
+            api.grants
                 .allowing(username, &groups, &attributes)
                 .is_some()
-        {
+        };
+        if recognized && (granted() || stored_rbac_allows(api, username, &groups, subresource)) {
             let mut approved = csr.clone();
             let now = objects::now();
             let condition = json!({"type": "Approved", "status": "True", "reason": "AutoApproved", "message": message, "lastUpdateTime": now, "lastTransitionTime": now});
@@ -438,6 +443,21 @@ fn auto_approve(api: &Api, csr: &Value) -> Option<Value> {
         }
     }
     None
+}
+
+/// Whether the stored Roles and bindings (e.g. `k3s/rbac.yaml` applied) let `username` in
+/// `groups` create CSRs of `subresource`, as RBAC answers the approver's review.
+fn stored_rbac_allows(api: &Api, username: &str, groups: &[&str], subresource: &str) -> bool {
+    let attributes = Attributes {
+        user: username.to_owned(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        verb: "create".to_owned(),
+        api_group: GROUP.to_owned(),
+        resource: PLURAL.to_owned(),
+        subresource: subresource.to_owned(),
+        ..Attributes::default()
+    };
+    !rbac::stored(api).rules_allowing(&attributes).is_empty()
 }
 
 /// `signer.handle` for the two kubelet signers: an approved CSR (not failed, not signed)

@@ -237,3 +237,108 @@ async fn bootstrap_users_reach_only_csrs_and_discovery() {
         assert_eq!(code, 200, "{path}: {body}");
     }
 }
+
+/// An edit of a bootstrap token Secret's `stringData`.
+type SecretChange = dyn FnOnce(&mut Value);
+
+/// A bootstrap token Secret as an admin would create it; `change` edits its `stringData`.
+fn token_secret(id: &str, secret: &str, change: impl FnOnce(&mut Value)) -> Value {
+    let mut object = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": format!("bootstrap-token-{id}"), "namespace": "kube-system"},
+        "type": "bootstrap.kubernetes.io/token",
+        "stringData": {
+            "token-id": id,
+            "token-secret": secret,
+            "usage-bootstrap-authentication": "true",
+            "expiration": super::objects::now_plus(3600),
+            "auth-extra-groups": "system:bootstrappers:k3s:default-node-token",
+        },
+    });
+    change(&mut object["stringData"]);
+    object
+}
+
+#[tokio::test]
+async fn bootstrap_token_secrets_expired_or_malformed_are_refused() {
+    let (server, _url) = https_server().await;
+    let (cert, key) = server.issue_client_cert("kubernetes-admin", &["system:masters"]);
+    let admin = cert_client(&server, &cert, &key);
+    let secret = "0123456789abcdef";
+    let cases: Vec<(&str, &str, Box<SecretChange>)> = vec![
+        ("good00", "a valid token", Box::new(|_| {})),
+        (
+            "expird",
+            "expired",
+            Box::new(|d| d["expiration"] = json!("2020-01-01T00:00:00Z")),
+        ),
+        (
+            "badexp",
+            "an unparsable expiration",
+            Box::new(|d| d["expiration"] = json!("tomorrow")),
+        ),
+        (
+            "nousag",
+            "no authentication usage",
+            Box::new(|d| d["usage-bootstrap-authentication"] = json!("false")),
+        ),
+        (
+            "wrngid",
+            "a token-id other than the name's",
+            Box::new(|d| d["token-id"] = json!("other1")),
+        ),
+        (
+            "master",
+            "a group outside system:bootstrappers:",
+            Box::new(|d| d["auth-extra-groups"] = json!("system:masters")),
+        ),
+        (
+            "upperg",
+            "an invalid group name",
+            Box::new(|d| d["auth-extra-groups"] = json!("system:bootstrappers:K3s")),
+        ),
+        (
+            "spaceg",
+            "a group with a space",
+            Box::new(|d| {
+                d["auth-extra-groups"] = json!("system:bootstrappers:a, system:bootstrappers:b")
+            }),
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (id, what, change) in cases {
+        let (code, body) = admin
+            .post(
+                "/api/v1/namespaces/kube-system/secrets",
+                &token_secret(id, secret, change),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+        expected.push((id, what, if id == "good00" { 200 } else { 401 }));
+    }
+    let (code, body) = admin
+        .post(
+            "/api/v1/namespaces/kube-system/secrets",
+            &json!({"metadata": {"name": "bootstrap-token-opaque", "namespace": "kube-system"},
+                "type": "Opaque", "stringData": {"token-id": "opaque", "token-secret": secret,
+                "usage-bootstrap-authentication": "true"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    expected.push(("opaque", "a Secret of another type", 401));
+    for (id, what, code) in expected {
+        let (got, _) = token_client(&server, &format!("{id}.{secret}"))
+            .get(CSRS)
+            .await;
+        assert_eq!(got, code, "{what}");
+    }
+    for (token, what) in [
+        ("good00.0123456789ABCDEF", "the right secret in upper case"),
+        ("good00.0123456789abcde", "a 15-character secret"),
+        ("good00.0123456789abcdee", "another secret"),
+    ] {
+        let (got, _) = token_client(&server, token).get(CSRS).await;
+        assert_eq!(got, 401, "{what}");
+    }
+}

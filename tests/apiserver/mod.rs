@@ -12,6 +12,7 @@
 
 mod access;
 mod admission;
+pub mod audit;
 mod authn;
 mod authorization;
 pub mod base64;
@@ -23,6 +24,7 @@ mod events;
 mod handlers;
 mod https;
 mod list;
+pub mod node_authorizer;
 mod objects;
 mod openapi;
 mod patch;
@@ -30,7 +32,9 @@ mod pki;
 mod pod_logs;
 mod priority;
 mod protobuf;
+pub mod rbac;
 mod request;
+pub mod request_info;
 mod resources;
 mod selectors;
 mod server;
@@ -89,6 +93,8 @@ pub struct Api {
     kubelet_client: reqwest::Client,
     /// What SubjectAccessReviews allow beyond `system:masters`.
     grants: authorization::Grants,
+    /// What authenticated users asked for (HTTPS mode).
+    audit: audit::Audit,
     /// How many TokenReviews were posted.
     token_reviews: std::sync::atomic::AtomicUsize,
     /// `host:port` the server listens on, published in `/api`.

@@ -87,11 +87,26 @@ fn is_label_shaped(text: &str) -> bool {
         && bytes[bytes.len() - 1] != b'-'
 }
 
+/// `path.IsValidPathSegmentName`'s first complaint, as RBAC objects are validated
+/// (`ValidateRBACName`): so `system:node-bootstrapper` is a valid role name.
+fn path_segment_problem(name: &str) -> Option<&'static str> {
+    match name {
+        "." => Some("may not be '.'"),
+        ".." => Some("may not be '..'"),
+        _ if name.contains('/') => Some("may not contain '/'"),
+        _ if name.contains('%') => Some("may not contain '%'"),
+        _ => None,
+    }
+}
+
 /// Validates `metadata.name` as the resource's strategy does: namespaces are DNS labels,
-/// everything else DNS subdomains.
+/// RBAC objects path segments, everything else DNS subdomains.
 pub fn validate_name(resource: &Resource, name: &str) -> ApiResult<()> {
     let (valid, why) = if resource.plural == "namespaces" {
         (is_label(name), LABEL_MESSAGE)
+    } else if resource.group == "rbac.authorization.k8s.io" {
+        let problem = path_segment_problem(name);
+        (problem.is_none(), problem.unwrap_or_default())
     } else {
         (is_subdomain(name), SUBDOMAIN_MESSAGE)
     };

@@ -277,8 +277,9 @@ pub static RESOURCES: &[Resource] = &[
         field_labels: &[],
         verbs: VERBS,
     },
-    // RBAC objects are stored, never enforced: the server authorizes nothing. Served so
-    // the examples that grant a ServiceAccount API access (prometheus) can be applied.
+    // RBAC objects are stored, not enforced on requests: served so the examples that grant
+    // a ServiceAccount API access (prometheus) and `k3s/rbac.yaml` can be applied. Only the
+    // CSR approver's SubjectAccessReviews read them (`csr`).
     Resource {
         group: "rbac.authorization.k8s.io",
         version: "v1",
@@ -299,6 +300,32 @@ pub static RESOURCES: &[Resource] = &[
         singular: "clusterrolebinding",
         kind: "ClusterRoleBinding",
         namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
+        verbs: VERBS,
+    },
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "roles",
+        singular: "role",
+        kind: "Role",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        field_labels: &[],
+        verbs: VERBS,
+    },
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "rolebindings",
+        singular: "rolebinding",
+        kind: "RoleBinding",
+        namespaced: true,
         short_names: &[],
         categories: &[],
         subresources: &[],

@@ -164,6 +164,7 @@ impl TestApiServer {
             config,
             client_ca,
             grants: authorization::Grants::default(),
+            audit: super::audit::Audit::default(),
             token_reviews: std::sync::atomic::AtomicUsize::new(0),
             address: address.clone(),
             stopped: tokio::sync::watch::Sender::new(false),
@@ -355,7 +356,10 @@ async fn dispatch(
     let user = if api.config.https && !public {
         let certs = tls.as_ref().map(|tls| tls.peer_certificates.as_slice());
         match authn::authenticate(&api, certs.unwrap_or_default(), &headers) {
-            Ok(user) => Some(user),
+            Ok(user) => {
+                super::audit::request(&api, &user, method.as_str(), path, uri.query());
+                Some(user)
+            }
             Err(error) => return error_response(&error),
         }
     } else {

@@ -116,6 +116,11 @@ impl Cluster {
         self.context.namespace()
     }
 
+    /// The kubectl program the tests use.
+    pub fn kubectl_program(&self) -> &Path {
+        &self.kubectl
+    }
+
     /// The port of the agent's kubelet API, the one the node advertises.
     pub fn kubelet_port(&self) -> u16 {
         self.kubelet_port
