@@ -109,6 +109,16 @@ impl<'a> Effective<'a> {
     }
 }
 
+/// The refusals of the confinement that depend on the pod spec alone (not on the node's
+/// AppArmor, users or the vendor unit): admission runs them before any install, as the
+/// kubelet refuses sysctls and host-process pods at admission; building the unit runs them
+/// again for `systemk render`.
+pub fn check_spec_confinement(pod: &Pod, container: &Container) -> Result<()> {
+    let effective = Effective::of(pod, container);
+    check_refused_fields(pod, container, &effective)?;
+    SeccompProfile::from_spec(&container.name, effective.seccomp_type()).map(drop)
+}
+
 /// Applies the confinement to `unit`'s `[Service]`, which holds the vendor's directives
 /// and the baseline sandbox.
 pub fn apply_confinement(

@@ -1,0 +1,288 @@
+//! The pod-level part of the field table: `PodSpec`, `PodSecurityContext` and `Volume`.
+//! Pure. Layer 4.
+
+use k8s_openapi::api::core::v1::{PodSecurityContext, PodSpec, Volume};
+
+use super::container::{container, ephemeral};
+use super::{Walk, has};
+
+/// What the node's resolver files give instead of cluster DNS and pod host names.
+const NODE_DNS: &str =
+    "pods use the node's /etc/resolv.conf, as a hostNetwork pod with dnsPolicy Default";
+const NODE_NAME: &str = "containers see the node's host name, as in a hostNetwork pod";
+
+pub(super) fn pod_spec(spec: &PodSpec, w: &mut Walk) {
+    let PodSpec {
+        active_deadline_seconds,
+        affinity,
+        automount_service_account_token,
+        containers,
+        dns_config,
+        dns_policy,
+        enable_service_links,
+        ephemeral_containers,
+        host_aliases,
+        host_ipc,
+        host_network,
+        host_pid,
+        host_users,
+        hostname,
+        image_pull_secrets,
+        init_containers,
+        node_name,
+        node_selector,
+        os,
+        overhead,
+        preemption_policy,
+        priority,
+        priority_class_name,
+        readiness_gates,
+        resource_claims,
+        resources,
+        restart_policy,
+        runtime_class_name,
+        scheduler_name,
+        scheduling_gates,
+        security_context,
+        service_account,
+        service_account_name,
+        set_hostname_as_fqdn,
+        share_process_namespace,
+        subdomain,
+        termination_grace_period_seconds,
+        tolerations,
+        topology_spread_constraints,
+        volumes,
+    } = spec;
+    w.honoured("activeDeadlineSeconds", active_deadline_seconds);
+    w.honoured("affinity", affinity);
+    w.honoured(
+        "automountServiceAccountToken",
+        automount_service_account_token,
+    );
+    w.honoured("containers", containers);
+    w.ignored("dnsConfig", dns_config.is_some(), NODE_DNS);
+    w.ignored(
+        "dnsPolicy",
+        matches!(
+            dns_policy.as_deref(),
+            Some("ClusterFirstWithHostNet" | "None")
+        ),
+        NODE_DNS,
+    );
+    w.honoured("enableServiceLinks", enable_service_links);
+    w.ignored(
+        "ephemeralContainers",
+        has(ephemeral_containers),
+        "ephemeral containers are not run",
+    );
+    w.ignored(
+        "hostAliases",
+        has(host_aliases),
+        "containers use the node's /etc/hosts",
+    );
+    w.honoured("hostIPC", host_ipc);
+    w.ignored(
+        "hostNetwork",
+        *host_network == Some(false),
+        "pods always use the node's network",
+    );
+    w.honoured("hostPID", host_pid);
+    w.honoured("hostUsers", host_users);
+    w.ignored(
+        "hostname",
+        hostname.as_ref().is_some_and(|h| !h.is_empty()),
+        NODE_NAME,
+    );
+    w.ignored(
+        "imagePullSecrets",
+        has(image_pull_secrets),
+        "images are Debian packages from the node's apt sources, which use no registry credentials",
+    );
+    w.honoured("initContainers", init_containers);
+    w.honoured("nodeName", node_name);
+    w.honoured("nodeSelector", node_selector);
+    w.honoured("os", os);
+    w.honoured("overhead", overhead);
+    w.honoured("preemptionPolicy", preemption_policy);
+    w.honoured("priority", priority);
+    w.honoured("priorityClassName", priority_class_name);
+    w.honoured("readinessGates", readiness_gates);
+    w.refused(
+        "resourceClaims",
+        has(resource_claims),
+        "dynamic resource allocation is not supported",
+    );
+    w.ignored(
+        "resources",
+        resources.is_some(),
+        "pod-level resources are not applied; each container's own resources are",
+    );
+    w.honoured("restartPolicy", restart_policy);
+    w.refused(
+        "runtimeClassName",
+        runtime_class_name.as_ref().is_some_and(|r| !r.is_empty()),
+        "systemk has no runtime classes: every container is a systemd unit",
+    );
+    w.honoured("schedulerName", scheduler_name);
+    w.honoured("schedulingGates", scheduling_gates);
+    w.honoured("securityContext", security_context);
+    if let Some(context) = security_context {
+        w.nested("spec.securityContext".to_owned(), |w| {
+            pod_security_context(context, w)
+        });
+    }
+    w.honoured("serviceAccount", service_account);
+    w.honoured("serviceAccountName", service_account_name);
+    w.ignored(
+        "setHostnameAsFQDN",
+        *set_hostname_as_fqdn == Some(true),
+        NODE_NAME,
+    );
+    w.ignored(
+        "shareProcessNamespace",
+        *share_process_namespace == Some(true),
+        "containers share the node's PID namespace, with no pod sandbox process; they see \
+         each other's processes as hostPID allows",
+    );
+    w.ignored(
+        "subdomain",
+        subdomain.as_ref().is_some_and(|s| !s.is_empty()),
+        NODE_NAME,
+    );
+    w.honoured(
+        "terminationGracePeriodSeconds",
+        termination_grace_period_seconds,
+    );
+    w.honoured("tolerations", tolerations);
+    w.honoured("topologySpreadConstraints", topology_spread_constraints);
+    w.honoured("volumes", volumes);
+    for volume_ in volumes.iter().flatten() {
+        w.nested(format!("spec.volumes{{{}}}", volume_.name), |w| {
+            volume(volume_, w)
+        });
+    }
+    for init in init_containers.iter().flatten() {
+        w.nested(format!("spec.initContainers{{{}}}", init.name), |w| {
+            container(init, true, w)
+        });
+    }
+    for app in containers {
+        w.nested(format!("spec.containers{{{}}}", app.name), |w| {
+            container(app, false, w)
+        });
+    }
+    for debug in ephemeral_containers.iter().flatten() {
+        w.nested(format!("spec.ephemeralContainers{{{}}}", debug.name), |w| {
+            ephemeral(debug, w)
+        });
+    }
+}
+
+/// Every field is honoured, or refused by the unit layer's confinement check.
+pub(super) fn pod_security_context(context: &PodSecurityContext, w: &mut Walk) {
+    let PodSecurityContext {
+        app_armor_profile,
+        fs_group,
+        fs_group_change_policy,
+        run_as_group,
+        run_as_non_root,
+        run_as_user,
+        se_linux_change_policy,
+        se_linux_options,
+        seccomp_profile,
+        supplemental_groups,
+        supplemental_groups_policy,
+        sysctls,
+        windows_options,
+    } = context;
+    w.honoured("appArmorProfile", app_armor_profile);
+    w.honoured("fsGroup", fs_group);
+    w.honoured("fsGroupChangePolicy", fs_group_change_policy);
+    w.honoured("runAsGroup", run_as_group);
+    w.honoured("runAsNonRoot", run_as_non_root);
+    w.honoured("runAsUser", run_as_user);
+    w.honoured("seLinuxChangePolicy", se_linux_change_policy);
+    w.honoured("seLinuxOptions", se_linux_options);
+    w.honoured("seccompProfile", seccomp_profile);
+    w.honoured("supplementalGroups", supplemental_groups);
+    w.honoured("supplementalGroupsPolicy", supplemental_groups_policy);
+    w.honoured("sysctls", sysctls);
+    w.honoured("windowsOptions", windows_options);
+}
+
+/// The kinds systemk provides are honoured; every other kind is refused by the unit
+/// layer's volume check.
+pub(super) fn volume(volume: &Volume, w: &mut Walk) {
+    let Volume {
+        aws_elastic_block_store,
+        azure_disk,
+        azure_file,
+        cephfs,
+        cinder,
+        config_map,
+        csi,
+        downward_api,
+        empty_dir,
+        ephemeral,
+        fc,
+        flex_volume,
+        flocker,
+        gce_persistent_disk,
+        git_repo,
+        glusterfs,
+        host_path,
+        image,
+        iscsi,
+        name,
+        nfs,
+        persistent_volume_claim,
+        photon_persistent_disk,
+        portworx_volume,
+        projected,
+        quobyte,
+        rbd,
+        scale_io,
+        secret,
+        storageos,
+        vsphere_volume,
+    } = volume;
+    w.honoured("awsElasticBlockStore", aws_elastic_block_store);
+    w.honoured("azureDisk", azure_disk);
+    w.honoured("azureFile", azure_file);
+    w.honoured("cephfs", cephfs);
+    w.honoured("cinder", cinder);
+    w.honoured("configMap", config_map);
+    w.honoured("csi", csi);
+    w.honoured("downwardAPI", downward_api);
+    w.honoured("emptyDir", empty_dir);
+    if let Some(empty_dir) = empty_dir {
+        w.ignored(
+            "emptyDir.sizeLimit",
+            empty_dir.size_limit.is_some(),
+            "the directory's size is not limited",
+        );
+    }
+    w.honoured("ephemeral", ephemeral);
+    w.honoured("fc", fc);
+    w.honoured("flexVolume", flex_volume);
+    w.honoured("flocker", flocker);
+    w.honoured("gcePersistentDisk", gce_persistent_disk);
+    w.honoured("gitRepo", git_repo);
+    w.honoured("glusterfs", glusterfs);
+    w.honoured("hostPath", host_path);
+    w.honoured("image", image);
+    w.honoured("iscsi", iscsi);
+    w.honoured("name", name);
+    w.honoured("nfs", nfs);
+    w.honoured("persistentVolumeClaim", persistent_volume_claim);
+    w.honoured("photonPersistentDisk", photon_persistent_disk);
+    w.honoured("portworxVolume", portworx_volume);
+    w.honoured("projected", projected);
+    w.honoured("quobyte", quobyte);
+    w.honoured("rbd", rbd);
+    w.honoured("scaleIO", scale_io);
+    w.honoured("secret", secret);
+    w.honoured("storageos", storageos);
+    w.honoured("vsphereVolume", vsphere_volume);
+}
