@@ -7,6 +7,8 @@
 //! unit but in the root-only environment file the unit names (`EnvironmentFile=`); render
 //! prints that file's content after the unit as comment lines. It can: without a cluster,
 //! every value comes from the manifest itself (a secret reference cannot be resolved).
+//! A pod admission would refuse for its fields is a comment saying why; fields systemk
+//! ignores are named in a comment before the units.
 
 mod workload;
 
@@ -120,6 +122,24 @@ async fn render_pod(
         security,
     };
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    // What the agent's admission would say, on one comment line each (names in a
+    // manifest could hold a line break).
+    let review = pod::fields::review(pod);
+    if let Some(refusal) = review.refusal() {
+        let refusal = refusal.escape_debug();
+        writeln!(
+            out,
+            "# pod {pod_name} is refused at admission (UnsupportedPodSpec): {refusal}\n"
+        )?;
+        return Ok(());
+    }
+    if let Some(warning) = review.warning() {
+        let warning = warning.escape_debug();
+        writeln!(
+            out,
+            "# pod {pod_name}: warning (UnsupportedField): {warning}"
+        )?;
+    }
     for container in pod::containers(pod) {
         let name = pod::unit_name(pod, container.container)?;
         let image_text = container.container.image.as_deref().unwrap_or_default();
