@@ -39,6 +39,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         pod_ip: Some(args.node_ip),
         node_name: node_name.clone(),
         kubernetes_service: None,
+        services: Vec::new(),
         allocatable: super::agent::node_allocatable(),
     };
     let installer = Installer::new(InstallerConfig::default())?;

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, Volume, VolumeProjection};
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::broadcast;
 
+use crate::pod::env::ServiceLink;
 use crate::pod::error::Result;
 
 /// A boxed future, so [`ObjectLookup`] can be used as `dyn`.
@@ -35,7 +36,11 @@ pub trait ObjectLookup: Send + Sync {
     /// A token for a service account, bound to a pod (the TokenRequest API).
     fn service_account_token<'a>(&'a self, request: &'a TokenSpec)
     -> LookupFuture<'a, IssuedToken>;
+    /// The Services of `namespace` and of `default`, once every Service was read at least
+    /// once: the kubelet, too, builds no environment before its Service informer synced.
+    fn services<'a>(&'a self, namespace: &'a str) -> LookupFuture<'a, Vec<ServiceLink>>;
     /// Tells of every change to an object read before: the pods naming it need a pass.
+    /// Services are not announced: the kubelet reads them only when a container starts.
     fn changes(&self) -> broadcast::Receiver<ObjectChange>;
 }
 
@@ -254,6 +259,18 @@ pub async fn fetch_for_volumes(
     fetch(lookup, namespace, volume_references(pod)).await
 }
 
+/// The Services whose variables the containers of `pod` may get; none without an API.
+pub async fn fetch_services(
+    lookup: Option<&dyn ObjectLookup>,
+    pod: &Pod,
+) -> Result<Vec<ServiceLink>> {
+    let Some(lookup) = lookup else {
+        return Ok(Vec::new());
+    };
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    lookup.services(namespace).await
+}
+
 async fn fetch(
     lookup: Option<&dyn ObjectLookup>,
     namespace: &str,
@@ -327,6 +344,10 @@ mod tests {
                     expires_at: Timestamp::UNIX_EPOCH,
                 })
             })
+        }
+
+        fn services<'a>(&'a self, _namespace: &'a str) -> LookupFuture<'a, Vec<ServiceLink>> {
+            Box::pin(async { Ok(Vec::new()) })
         }
 
         fn changes(&self) -> broadcast::Receiver<ObjectChange> {
