@@ -1,6 +1,7 @@
 //! What confines a container beyond the baseline sandbox of `hardening.rs`: the pod's
 //! and container's `securityContext` in their Kubernetes meaning, and the node's own
-//! secrets kept out of reach. Every field is honoured or refused, never ignored
+//! secrets kept out of reach. Every field is honoured or refused (but an explicit
+//! `readOnlyRootFilesystem: false`, which `pod::fields` warns about)
 //! (docs/units.md, "Confinement").
 //!
 //! An unprivileged container (the default) gets what a container runtime's default
