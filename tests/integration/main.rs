@@ -27,6 +27,7 @@ mod mounts;
 mod package;
 mod package_gc;
 mod pid_file;
+mod pod_fields;
 mod pods_cmd;
 mod pods_slice;
 mod pull_policy;
