@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, Volume, VolumeProjection};
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::broadcast;
 
+use crate::pod::desired::{CONFIG_SOURCE_ANNOTATION, SourceId};
 use crate::pod::env::ServiceLink;
 use crate::pod::error::Result;
 
@@ -36,9 +37,11 @@ pub trait ObjectLookup: Send + Sync {
     /// A token for a service account, bound to a pod (the TokenRequest API).
     fn service_account_token<'a>(&'a self, request: &'a TokenSpec)
     -> LookupFuture<'a, IssuedToken>;
-    /// The Services of `namespace` and of `default`, once every Service was read at least
-    /// once: the kubelet, too, builds no environment before its Service informer synced.
-    fn services<'a>(&'a self, namespace: &'a str) -> LookupFuture<'a, Vec<ServiceLink>>;
+    /// The Services of `namespace` and of `default`. With `wait`, only once every Service
+    /// was read at least once: the kubelet, too, builds no environment for a pod from the
+    /// API before its Service informer synced (static pods take what it has).
+    fn services<'a>(&'a self, namespace: &'a str, wait: bool)
+    -> LookupFuture<'a, Vec<ServiceLink>>;
     /// Tells of every change to an object read before: the pods naming it need a pass.
     /// Services are not announced: the kubelet reads them only when a container starts.
     fn changes(&self) -> broadcast::Receiver<ObjectChange>;
@@ -268,7 +271,13 @@ pub async fn fetch_services(
         return Ok(Vec::new());
     };
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    lookup.services(namespace).await
+    let from_api = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CONFIG_SOURCE_ANNOTATION))
+        .is_some_and(|source| source == SourceId::Api.as_str());
+    lookup.services(namespace, from_api).await
 }
 
 async fn fetch(
@@ -346,7 +355,11 @@ mod tests {
             })
         }
 
-        fn services<'a>(&'a self, _namespace: &'a str) -> LookupFuture<'a, Vec<ServiceLink>> {
+        fn services<'a>(
+            &'a self,
+            _namespace: &'a str,
+            _wait: bool,
+        ) -> LookupFuture<'a, Vec<ServiceLink>> {
             Box::pin(async { Ok(Vec::new()) })
         }
 

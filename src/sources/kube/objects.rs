@@ -234,8 +234,12 @@ impl ObjectLookup for ApiObjects {
         })
     }
 
-    fn services<'a>(&'a self, namespace: &'a str) -> LookupFuture<'a, Vec<ServiceLink>> {
-        Box::pin(self.services.services(&self.client, namespace))
+    fn services<'a>(
+        &'a self,
+        namespace: &'a str,
+        wait: bool,
+    ) -> LookupFuture<'a, Vec<ServiceLink>> {
+        Box::pin(self.services.services(&self.client, namespace, wait))
     }
 
     fn changes(&self) -> broadcast::Receiver<ObjectChange> {

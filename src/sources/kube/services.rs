@@ -1,8 +1,9 @@
 //! The Services pods' environments are built from, as the kubelet's Service informer:
 //! one list and watch of every Service, started at the first read and kept as
 //! [`ServiceLink`]s (only those with a cluster IP: the others give no variables). A read
-//! waits, bounded, until the first list finished, as the kubelet builds no environment
-//! before its informer synced ("services have not yet been read at least once"). Changes
+//! for a pod from the API waits, bounded, until the first list finished, as the kubelet
+//! builds no environment before its informer synced ("services have not yet been read at
+//! least once"); one for a static pod takes what is there. Changes
 //! are not announced: the kubelet reads Services only when it starts a container.
 //! Needs `list` and `watch` on `services` at the cluster scope (the kubelet's
 //! `system:node` role has them). Layer 5.
@@ -48,18 +49,24 @@ impl ServiceCache {
         }
     }
 
-    /// The Services of `namespace` and `default`; starts the watch on first use.
+    /// The Services of `namespace` and `default`; starts the watch on first use. With
+    /// `wait`, fails unless the first list finished within [`API_CALL_TIMEOUT`].
     pub(super) async fn services(
         &self,
         client: &Client,
         namespace: &str,
+        wait: bool,
     ) -> Result<Vec<ServiceLink>, PodError> {
         self.shared.started.call_once(|| {
             tokio::spawn(run(self.shared.clone(), Api::all(client.clone())));
         });
         let mut synced = self.shared.synced.subscribe();
-        let waited = tokio::time::timeout(API_CALL_TIMEOUT, synced.wait_for(|done| *done)).await;
-        if !matches!(waited, Ok(Ok(_))) {
+        let listed = !wait
+            || matches!(
+                tokio::time::timeout(API_CALL_TIMEOUT, synced.wait_for(|done| *done)).await,
+                Ok(Ok(_))
+            );
+        if !listed {
             return Err(PodError::ObjectLookup {
                 object: "services".to_owned(),
                 why: "services have not yet been read at least once, cannot construct envvars"
