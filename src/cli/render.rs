@@ -123,11 +123,9 @@ async fn render_pod(
         security,
     };
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-    // What the agent's admission would say, on one comment line each (names in a
-    // manifest could hold a line break).
+    // What the agent's admission would say, on one comment line each.
     let review = pod::fields::review(pod);
     if let Some(refusal) = review.refusal() {
-        let refusal = refusal.escape_debug();
         writeln!(
             out,
             "# pod {pod_name} is refused at admission (UnsupportedPodSpec): {refusal}\n"
@@ -135,7 +133,6 @@ async fn render_pod(
         return Ok(());
     }
     if let Some(warning) = review.warning() {
-        let warning = warning.escape_debug();
         writeln!(
             out,
             "# pod {pod_name}: warning (UnsupportedField): {warning}"

@@ -52,12 +52,23 @@ impl Review {
     }
 }
 
+/// The findings on one line: names from a manifest could hold a line break, which would
+/// forge a line of the log, of `systemk pods` or of a rendered comment.
 fn listed(findings: &[Finding]) -> String {
-    findings
+    let text = findings
         .iter()
         .map(|f| format!("{} ({})", f.field, f.why))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Classifies every set field of `pod`.

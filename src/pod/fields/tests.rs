@@ -246,3 +246,13 @@ fn the_readme_names_every_field() {
         }
     }
 }
+
+#[test]
+fn a_line_break_in_a_name_stays_on_one_line() {
+    let review = review(&pod(json!({
+        "containers": [{"name": "main\nFORGED line", "image": "/bin/sleep", "tty": true}],
+    })));
+    let warning = review.warning().unwrap();
+    assert!(!warning.contains('\n'), "{warning}");
+    assert!(warning.contains("main\\nFORGED"), "{warning}");
+}
