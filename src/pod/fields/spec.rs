@@ -279,6 +279,18 @@ pub(super) fn volume(volume: &Volume, w: &mut Walk) {
     w.honoured("photonPersistentDisk", photon_persistent_disk);
     w.honoured("portworxVolume", portworx_volume);
     w.honoured("projected", projected);
+    if let Some(projected) = projected {
+        let trust_bundle = projected
+            .sources
+            .iter()
+            .flatten()
+            .any(|source| source.cluster_trust_bundle.is_some());
+        w.refused(
+            "projected.clusterTrustBundle",
+            trust_bundle,
+            "clusterTrustBundle projections are not supported",
+        );
+    }
     w.honoured("quobyte", quobyte);
     w.honoured("rbd", rbd);
     w.honoured("scaleIO", scale_io);

@@ -142,11 +142,13 @@ fn unsupported_volume_kinds_are_refused() {
             {"name": "share", "nfs": {"server": "nfs", "path": "/srv"}},
             {"name": "ram", "emptyDir": {"medium": "Memory"}},
             {"name": "fine", "configMap": {"name": "settings"}},
+            {"name": "bundle", "projected": {"sources": [{"clusterTrustBundle": {"path": "ca.pem", "name": "ca"}}]}},
         ],
     })));
     assert_eq!(
         fields(&review.refused),
         [
+            "spec.volumes{bundle}.projected.clusterTrustBundle",
             "spec.volumes{claim}",
             "spec.volumes{share}",
             "spec.volumes{ram}"
