@@ -130,7 +130,8 @@ pub(super) fn ephemeral(container: &EphemeralContainer, w: &mut Walk) {
         volume_mounts,
         working_dir,
     } = container;
-    for (field, value) in [
+    // Each binding is used, so a new field is noticed here too.
+    for (field, _set) in [
         ("args", args.is_some()),
         ("command", command.is_some()),
         ("env", env.is_some()),
@@ -160,11 +161,11 @@ pub(super) fn ephemeral(container: &EphemeralContainer, w: &mut Walk) {
         ("volumeMounts", volume_mounts.is_some()),
         ("workingDir", working_dir.is_some()),
     ] {
-        w.honoured(field, &value);
+        w.not_run(field);
     }
 }
 
-/// Every field is honoured, or refused by the unit layer's mount check.
+/// Every field is the unit layer's mount check's.
 pub(super) fn volume_mount(mount: &VolumeMount, w: &mut Walk) {
     let VolumeMount {
         mount_path,
@@ -175,17 +176,17 @@ pub(super) fn volume_mount(mount: &VolumeMount, w: &mut Walk) {
         sub_path,
         sub_path_expr,
     } = mount;
-    w.honoured("mountPath", mount_path);
-    w.honoured("mountPropagation", mount_propagation);
-    w.honoured("name", name);
-    w.honoured("readOnly", read_only);
-    w.honoured("recursiveReadOnly", recursive_read_only);
-    w.honoured("subPath", sub_path);
-    w.honoured("subPathExpr", sub_path_expr);
+    w.by_unit("mountPath", mount_path);
+    w.by_unit("mountPropagation", mount_propagation);
+    w.by_unit("name", name);
+    w.by_unit("readOnly", read_only);
+    w.by_unit("recursiveReadOnly", recursive_read_only);
+    w.by_unit("subPath", sub_path);
+    w.by_unit("subPathExpr", sub_path_expr);
 }
 
-/// Every field is honoured, or refused by the unit layer's confinement check, but a
-/// writable root file system.
+/// Every field is the unit layer's confinement check's, but a writable root file system,
+/// which is warned about.
 pub(super) fn security_context(context: &SecurityContext, w: &mut Walk) {
     let SecurityContext {
         allow_privilege_escalation,
@@ -201,20 +202,20 @@ pub(super) fn security_context(context: &SecurityContext, w: &mut Walk) {
         seccomp_profile,
         windows_options,
     } = context;
-    w.honoured("allowPrivilegeEscalation", allow_privilege_escalation);
-    w.honoured("appArmorProfile", app_armor_profile);
-    w.honoured("capabilities", capabilities);
-    w.honoured("privileged", privileged);
-    w.honoured("procMount", proc_mount);
+    w.by_unit("allowPrivilegeEscalation", allow_privilege_escalation);
+    w.by_unit("appArmorProfile", app_armor_profile);
+    w.by_unit("capabilities", capabilities);
+    w.by_unit("privileged", privileged);
+    w.by_unit("procMount", proc_mount);
     w.ignored(
         "readOnlyRootFilesystem",
         *read_only_root_filesystem == Some(false),
         "the root file system is always read-only: write to volumes, /tmp or the package's state directories",
     );
-    w.honoured("runAsGroup", run_as_group);
-    w.honoured("runAsNonRoot", run_as_non_root);
-    w.honoured("runAsUser", run_as_user);
-    w.honoured("seLinuxOptions", se_linux_options);
-    w.honoured("seccompProfile", seccomp_profile);
-    w.honoured("windowsOptions", windows_options);
+    w.by_unit("runAsGroup", run_as_group);
+    w.by_unit("runAsNonRoot", run_as_non_root);
+    w.by_unit("runAsUser", run_as_user);
+    w.by_unit("seLinuxOptions", se_linux_options);
+    w.by_unit("seccompProfile", seccomp_profile);
+    w.by_unit("windowsOptions", windows_options);
 }

@@ -174,8 +174,20 @@ impl Walk {
         }
     }
 
-    /// A field systemk honours, or one whose refusal the unit layer's checks make.
+    /// A field systemk honours.
     fn honoured<T>(&mut self, name: &'static str, _value: &T) {
+        self.names.push(name);
+    }
+
+    /// A field honoured or refused by the unit layer's check that [`review`] runs
+    /// (`check_volume`, `check_mount`, `check_spec_confinement`).
+    fn by_unit<T>(&mut self, name: &'static str, _value: &T) {
+        self.names.push(name);
+    }
+
+    /// A field of a container systemk does not run: an ephemeral container, which the pod's
+    /// warning names as a whole.
+    fn not_run(&mut self, name: &'static str) {
         self.names.push(name);
     }
 

@@ -179,7 +179,7 @@ pub(super) fn pod_spec(spec: &PodSpec, w: &mut Walk) {
     }
 }
 
-/// Every field is honoured, or refused by the unit layer's confinement check.
+/// Every field is the unit layer's confinement check's.
 pub(super) fn pod_security_context(context: &PodSecurityContext, w: &mut Walk) {
     let PodSecurityContext {
         app_armor_profile,
@@ -196,23 +196,23 @@ pub(super) fn pod_security_context(context: &PodSecurityContext, w: &mut Walk) {
         sysctls,
         windows_options,
     } = context;
-    w.honoured("appArmorProfile", app_armor_profile);
-    w.honoured("fsGroup", fs_group);
-    w.honoured("fsGroupChangePolicy", fs_group_change_policy);
-    w.honoured("runAsGroup", run_as_group);
-    w.honoured("runAsNonRoot", run_as_non_root);
-    w.honoured("runAsUser", run_as_user);
-    w.honoured("seLinuxChangePolicy", se_linux_change_policy);
-    w.honoured("seLinuxOptions", se_linux_options);
-    w.honoured("seccompProfile", seccomp_profile);
-    w.honoured("supplementalGroups", supplemental_groups);
-    w.honoured("supplementalGroupsPolicy", supplemental_groups_policy);
-    w.honoured("sysctls", sysctls);
-    w.honoured("windowsOptions", windows_options);
+    w.by_unit("appArmorProfile", app_armor_profile);
+    w.by_unit("fsGroup", fs_group);
+    w.by_unit("fsGroupChangePolicy", fs_group_change_policy);
+    w.by_unit("runAsGroup", run_as_group);
+    w.by_unit("runAsNonRoot", run_as_non_root);
+    w.by_unit("runAsUser", run_as_user);
+    w.by_unit("seLinuxChangePolicy", se_linux_change_policy);
+    w.by_unit("seLinuxOptions", se_linux_options);
+    w.by_unit("seccompProfile", seccomp_profile);
+    w.by_unit("supplementalGroups", supplemental_groups);
+    w.by_unit("supplementalGroupsPolicy", supplemental_groups_policy);
+    w.by_unit("sysctls", sysctls);
+    w.by_unit("windowsOptions", windows_options);
 }
 
-/// The kinds systemk provides are honoured; every other kind is refused by the unit
-/// layer's volume check.
+/// The kinds systemk provides are honoured, every other kind refused: the unit layer's
+/// volume check decides.
 pub(super) fn volume(volume: &Volume, w: &mut Walk) {
     let Volume {
         aws_elastic_block_store,
@@ -247,15 +247,15 @@ pub(super) fn volume(volume: &Volume, w: &mut Walk) {
         storageos,
         vsphere_volume,
     } = volume;
-    w.honoured("awsElasticBlockStore", aws_elastic_block_store);
-    w.honoured("azureDisk", azure_disk);
-    w.honoured("azureFile", azure_file);
-    w.honoured("cephfs", cephfs);
-    w.honoured("cinder", cinder);
-    w.honoured("configMap", config_map);
-    w.honoured("csi", csi);
-    w.honoured("downwardAPI", downward_api);
-    w.honoured("emptyDir", empty_dir);
+    w.by_unit("awsElasticBlockStore", aws_elastic_block_store);
+    w.by_unit("azureDisk", azure_disk);
+    w.by_unit("azureFile", azure_file);
+    w.by_unit("cephfs", cephfs);
+    w.by_unit("cinder", cinder);
+    w.by_unit("configMap", config_map);
+    w.by_unit("csi", csi);
+    w.by_unit("downwardAPI", downward_api);
+    w.by_unit("emptyDir", empty_dir);
     if let Some(empty_dir) = empty_dir {
         w.ignored(
             "emptyDir.sizeLimit",
@@ -263,22 +263,22 @@ pub(super) fn volume(volume: &Volume, w: &mut Walk) {
             "the directory's size is not limited",
         );
     }
-    w.honoured("ephemeral", ephemeral);
-    w.honoured("fc", fc);
-    w.honoured("flexVolume", flex_volume);
-    w.honoured("flocker", flocker);
-    w.honoured("gcePersistentDisk", gce_persistent_disk);
-    w.honoured("gitRepo", git_repo);
-    w.honoured("glusterfs", glusterfs);
-    w.honoured("hostPath", host_path);
-    w.honoured("image", image);
-    w.honoured("iscsi", iscsi);
-    w.honoured("name", name);
-    w.honoured("nfs", nfs);
-    w.honoured("persistentVolumeClaim", persistent_volume_claim);
-    w.honoured("photonPersistentDisk", photon_persistent_disk);
-    w.honoured("portworxVolume", portworx_volume);
-    w.honoured("projected", projected);
+    w.by_unit("ephemeral", ephemeral);
+    w.by_unit("fc", fc);
+    w.by_unit("flexVolume", flex_volume);
+    w.by_unit("flocker", flocker);
+    w.by_unit("gcePersistentDisk", gce_persistent_disk);
+    w.by_unit("gitRepo", git_repo);
+    w.by_unit("glusterfs", glusterfs);
+    w.by_unit("hostPath", host_path);
+    w.by_unit("image", image);
+    w.by_unit("iscsi", iscsi);
+    w.by_unit("name", name);
+    w.by_unit("nfs", nfs);
+    w.by_unit("persistentVolumeClaim", persistent_volume_claim);
+    w.by_unit("photonPersistentDisk", photon_persistent_disk);
+    w.by_unit("portworxVolume", portworx_volume);
+    w.by_unit("projected", projected);
     if let Some(projected) = projected {
         let trust_bundle = projected
             .sources
@@ -291,10 +291,10 @@ pub(super) fn volume(volume: &Volume, w: &mut Walk) {
             "clusterTrustBundle projections are not supported",
         );
     }
-    w.honoured("quobyte", quobyte);
-    w.honoured("rbd", rbd);
-    w.honoured("scaleIO", scale_io);
-    w.honoured("secret", secret);
-    w.honoured("storageos", storageos);
-    w.honoured("vsphereVolume", vsphere_volume);
+    w.by_unit("quobyte", quobyte);
+    w.by_unit("rbd", rbd);
+    w.by_unit("scaleIO", scale_io);
+    w.by_unit("secret", secret);
+    w.by_unit("storageos", storageos);
+    w.by_unit("vsphereVolume", vsphere_volume);
 }
