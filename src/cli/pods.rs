@@ -1,7 +1,7 @@
 //! `systemk pods [-o json]`: the pods on this machine, like `kubectl get pods -A`, read
 //! from systemd (the units and their `[X-Kubernetes]` sections) and from the status the
 //! reconciler saved in each pod's directory. Needs neither the agent nor an API server;
-//! changes nothing.
+//! changes nothing. Below the table, a line per pod names the fields systemk ignores.
 
 mod row;
 
@@ -36,7 +36,7 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
     let out = match args.output {
         PodsFormat::Table => {
             let rows: Vec<row::PodRow> = pods.iter().map(|p| row::pod_row(p, now)).collect();
-            row::table(&rows)
+            row::table(&rows) + &notes(&pods)
         }
         PodsFormat::Json => {
             let list = serde_json::json!({
@@ -54,9 +54,50 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line per pod with fields systemk ignores, after the table: what its Warning event
+/// (or, for a static pod, its warn log line) said.
+fn notes(pods: &[Pod]) -> String {
+    pods.iter()
+        .filter_map(|pod| {
+            let warning = pod::fields::review(pod).warning()?;
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+            let name = pod.metadata.name.as_deref().unwrap_or_default();
+            Some(format!("{namespace}/{name}: {warning}\n"))
+        })
+        .collect()
+}
+
 fn sort_key(pod: &Pod) -> (Option<&str>, Option<&str>) {
     (
         pod.metadata.namespace.as_deref(),
         pod.metadata.name.as_deref(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_with_ignored_fields_get_a_line_below_the_table() {
+        let pod = |name: &str, spec: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "web"},
+                "spec": spec,
+            }))
+            .unwrap()
+        };
+        let plain = pod(
+            "plain",
+            serde_json::json!({"containers": [{"name": "main"}]}),
+        );
+        let aliased = pod(
+            "aliased",
+            serde_json::json!({"containers": [{"name": "main"}], "hostAliases": [{"ip": "10.0.0.1"}]}),
+        );
+        assert_eq!(
+            notes(&[plain, aliased]),
+            "web/aliased: systemk ignores spec.hostAliases (containers use the node's /etc/hosts)\n"
+        );
+    }
 }

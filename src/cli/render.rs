@@ -7,6 +7,8 @@
 //! unit but in the root-only environment file the unit names (`EnvironmentFile=`); render
 //! prints that file's content after the unit as comment lines. It can: without a cluster,
 //! every value comes from the manifest itself (a secret reference cannot be resolved).
+//! A pod admission would refuse for its fields is a comment saying why; fields systemk
+//! ignores are named in a comment before the units.
 
 mod workload;
 
@@ -37,6 +39,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         pod_ip: Some(args.node_ip),
         node_name: node_name.clone(),
         kubernetes_service: None,
+        services: Vec::new(),
         allocatable: super::agent::node_allocatable(),
     };
     let installer = Installer::new(InstallerConfig::default())?;
@@ -120,6 +123,21 @@ async fn render_pod(
         security,
     };
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    // What the agent's admission would say, on one comment line each.
+    let review = pod::fields::review(pod);
+    if let Some(refusal) = review.refusal() {
+        writeln!(
+            out,
+            "# pod {pod_name} is refused at admission (UnsupportedPodSpec): {refusal}\n"
+        )?;
+        return Ok(());
+    }
+    if let Some(warning) = review.warning() {
+        writeln!(
+            out,
+            "# pod {pod_name}: warning (UnsupportedField): {warning}"
+        )?;
+    }
     for container in pod::containers(pod) {
         let name = pod::unit_name(pod, container.container)?;
         let image_text = container.container.image.as_deref().unwrap_or_default();

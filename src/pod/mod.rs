@@ -19,6 +19,7 @@ pub mod env;
 mod error;
 pub mod eviction;
 pub mod failure;
+pub mod fields;
 pub mod health;
 mod host_paths;
 pub mod init_order;

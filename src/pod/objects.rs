@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::{Container, Pod, Volume, VolumeProjection};
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::broadcast;
 
+use crate::pod::desired::{CONFIG_SOURCE_ANNOTATION, SourceId};
+use crate::pod::env::ServiceLink;
 use crate::pod::error::Result;
 
 /// A boxed future, so [`ObjectLookup`] can be used as `dyn`.
@@ -35,7 +37,13 @@ pub trait ObjectLookup: Send + Sync {
     /// A token for a service account, bound to a pod (the TokenRequest API).
     fn service_account_token<'a>(&'a self, request: &'a TokenSpec)
     -> LookupFuture<'a, IssuedToken>;
+    /// The Services of `namespace` and of `default`. With `wait`, only once every Service
+    /// was read at least once: the kubelet, too, builds no environment for a pod from the
+    /// API before its Service informer synced (static pods take what it has).
+    fn services<'a>(&'a self, namespace: &'a str, wait: bool)
+    -> LookupFuture<'a, Vec<ServiceLink>>;
     /// Tells of every change to an object read before: the pods naming it need a pass.
+    /// Services are not announced: the kubelet reads them only when a container starts.
     fn changes(&self) -> broadcast::Receiver<ObjectChange>;
 }
 
@@ -254,6 +262,24 @@ pub async fn fetch_for_volumes(
     fetch(lookup, namespace, volume_references(pod)).await
 }
 
+/// The Services whose variables the containers of `pod` may get; none without an API.
+pub async fn fetch_services(
+    lookup: Option<&dyn ObjectLookup>,
+    pod: &Pod,
+) -> Result<Vec<ServiceLink>> {
+    let Some(lookup) = lookup else {
+        return Ok(Vec::new());
+    };
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let from_api = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CONFIG_SOURCE_ANNOTATION))
+        .is_some_and(|source| source == SourceId::Api.as_str());
+    lookup.services(namespace, from_api).await
+}
+
 async fn fetch(
     lookup: Option<&dyn ObjectLookup>,
     namespace: &str,
@@ -327,6 +353,14 @@ mod tests {
                     expires_at: Timestamp::UNIX_EPOCH,
                 })
             })
+        }
+
+        fn services<'a>(
+            &'a self,
+            _namespace: &'a str,
+            _wait: bool,
+        ) -> LookupFuture<'a, Vec<ServiceLink>> {
+            Box::pin(async { Ok(Vec::new()) })
         }
 
         fn changes(&self) -> broadcast::Receiver<ObjectChange> {

@@ -1,6 +1,7 @@
 //! What confines a container beyond the baseline sandbox of `hardening.rs`: the pod's
 //! and container's `securityContext` in their Kubernetes meaning, and the node's own
-//! secrets kept out of reach. Every field is honoured or refused, never ignored
+//! secrets kept out of reach. Every field is honoured or refused (but an explicit
+//! `readOnlyRootFilesystem: false`, which `pod::fields` warns about)
 //! (docs/units.md, "Confinement").
 //!
 //! An unprivileged container (the default) gets what a container runtime's default
@@ -107,6 +108,16 @@ impl<'a> Effective<'a> {
             .and_then(|c| c.app_armor_profile.as_ref())
             .or(self.pod.and_then(|p| p.app_armor_profile.as_ref()))
     }
+}
+
+/// The refusals of the confinement that depend on the pod spec alone (not on the node's
+/// AppArmor, users or the vendor unit): admission runs them before any install, as the
+/// kubelet refuses sysctls and host-process pods at admission; building the unit runs them
+/// again for `systemk render`.
+pub fn check_spec_confinement(pod: &Pod, container: &Container) -> Result<()> {
+    let effective = Effective::of(pod, container);
+    check_refused_fields(pod, container, &effective)?;
+    SeccompProfile::from_spec(&container.name, effective.seccomp_type()).map(drop)
 }
 
 /// Applies the confinement to `unit`'s `[Service]`, which holds the vendor's directives

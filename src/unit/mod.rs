@@ -62,7 +62,9 @@ mod termination_log;
 mod volumes;
 
 pub use build::{BuildInput, build};
-pub use confinement::{HOST_CONTROL_SOCKETS, NodeSecurity, check_host_path_source};
+pub use confinement::{
+    HOST_CONTROL_SOCKETS, NodeSecurity, check_host_path_source, check_spec_confinement,
+};
 pub use env::{NodeInfo, env_file, env_file_path};
 pub use error::{Error, Result};
 pub use exec::{check_vendor_exec_lines, compose_exec_start};
@@ -85,6 +87,6 @@ pub use termination_log::{
     termination_message_path, termination_mount,
 };
 pub use volumes::{
-    ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts, empty_dir_path,
-    legacy_secret_volume_path, subpath_staging_path,
+    ApiVolumeKind, BindMount, SUBPATHS_DIR, SubPath, api_volume_path, bind_mounts, check_mount,
+    check_volume, empty_dir_path, legacy_secret_volume_path, subpath_staging_path,
 };

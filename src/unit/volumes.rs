@@ -6,8 +6,8 @@
 //! - `hostPath` → its path, of any known type; the pod layer checks the type (or creates
 //!   the path for `DirectoryOrCreate`/`FileOrCreate`) before the unit starts.
 //! - Each `volumeMount` becomes `BindPaths=<source>:<mountPath>`, or
-//!   `BindReadOnlyPaths=` when `readOnly`. `subPathExpr` and mount propagation other
-//!   than `None` are refused.
+//!   `BindReadOnlyPaths=` when `readOnly`. `subPathExpr`, mount propagation other
+//!   than `None` and `recursiveReadOnly: Enabled` are refused ([`check_mount`]).
 //! - `subPath` (relative, without `..`) is never bound by its path: a container could
 //!   replace a directory of its volume by a symlink to anywhere on the host, and systemd
 //!   would follow it (the kubelet's CVE-2017-1002101). Instead the pod layer opens it
@@ -33,7 +33,7 @@
 
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, Pod, Volume};
+use k8s_openapi::api::core::v1::{Container, Pod, Volume, VolumeMount};
 
 use super::confinement::Effective;
 use super::error::{Error, Result};
@@ -204,20 +204,7 @@ pub fn bind_mounts(
                 "the container mounts it but the pod has no such volume".into(),
             )
         })?;
-        if mount.sub_path_expr.as_ref().is_some_and(|e| !e.is_empty()) {
-            return Err(Error::Unsupported {
-                what: format!("subPathExpr of volume mount {name}"),
-            });
-        }
-        if mount
-            .mount_propagation
-            .as_deref()
-            .is_some_and(|p| p != "None")
-        {
-            return Err(Error::Unsupported {
-                what: format!("mountPropagation of volume mount {name}"),
-            });
-        }
+        check_mount(mount)?;
         let (mut source, is_empty_dir, forced_read_only) =
             match source(volume, pod_dir, runtime_pod_dir)? {
                 Source::EmptyDir(dir) => (dir, true, false),
@@ -276,7 +263,37 @@ fn pod_volumes(pod: &Pod) -> impl Iterator<Item = &Volume> {
     pod.spec.iter().flat_map(|s| s.volumes.iter().flatten())
 }
 
-fn source(volume: &Volume, pod_dir: &Path, runtime_pod_dir: &Path) -> Result<Source> {
+/// Refuses what a volume mount asks that systemk cannot do: `subPathExpr`, mount
+/// propagation other than `None` and `recursiveReadOnly: Enabled` (systemd 252 cannot
+/// make a bind mount read-only recursively). Admission runs it before any install.
+pub fn check_mount(mount: &VolumeMount) -> Result<()> {
+    let name = &mount.name;
+    if mount.sub_path_expr.as_ref().is_some_and(|e| !e.is_empty()) {
+        return Err(Error::Unsupported {
+            what: format!("subPathExpr of volume mount {name}"),
+        });
+    }
+    if mount
+        .mount_propagation
+        .as_deref()
+        .is_some_and(|p| p != "None")
+    {
+        return Err(Error::Unsupported {
+            what: format!("mountPropagation of volume mount {name}"),
+        });
+    }
+    if mount.recursive_read_only.as_deref() == Some("Enabled") {
+        return Err(Error::Unsupported {
+            what: format!("recursiveReadOnly: Enabled of volume mount {name}"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a volume systemk cannot provide: a kind other than `emptyDir` (without
+/// `medium`), `hostPath` of a known type, `configMap`, `secret`, `projected` and
+/// `downwardAPI`, or a name that is no DNS label. Admission runs it before any install.
+pub fn check_volume(volume: &Volume) -> Result<()> {
     let name = &volume.name;
     check_dns_label("volume name", name)?;
     if let Some(empty) = &volume.empty_dir {
@@ -285,6 +302,30 @@ fn source(volume: &Volume, pod_dir: &Path, runtime_pod_dir: &Path) -> Result<Sou
                 what: format!("emptyDir medium of volume {name}"),
             });
         }
+        return Ok(());
+    }
+    if ApiVolumeKind::of(volume).is_some() {
+        return Ok(());
+    }
+    if let Some(host) = &volume.host_path {
+        return match host.type_.as_deref().unwrap_or_default() {
+            "" | "Directory" | "DirectoryOrCreate" | "File" | "FileOrCreate" | "Socket"
+            | "CharDevice" | "BlockDevice" => Ok(()),
+            other => Err(invalid(
+                name,
+                format!("hostPath type {other:?} is not supported"),
+            )),
+        };
+    }
+    Err(Error::Unsupported {
+        what: format!("volume {name} of kind {}", kind(volume)),
+    })
+}
+
+fn source(volume: &Volume, pod_dir: &Path, runtime_pod_dir: &Path) -> Result<Source> {
+    let name = &volume.name;
+    check_volume(volume)?;
+    if volume.empty_dir.is_some() {
         return Ok(Source::EmptyDir(format!(
             "{}/{EMPTY_DIR}/{name}",
             pod_dir_text(name, pod_dir)?
@@ -302,20 +343,14 @@ fn source(volume: &Volume, pod_dir: &Path, runtime_pod_dir: &Path) -> Result<Sou
             kind.dir()
         )));
     }
-    if let Some(host) = &volume.host_path {
-        let path = path::absolute(&format!("hostPath of volume {name}"), &host.path)?;
-        return match host.type_.as_deref().unwrap_or_default() {
-            "" | "Directory" | "DirectoryOrCreate" | "File" | "FileOrCreate" | "Socket"
-            | "CharDevice" | "BlockDevice" => Ok(Source::Host(path)),
-            other => Err(invalid(
-                name,
-                format!("hostPath type {other:?} is not supported"),
-            )),
-        };
-    }
-    Err(Error::Unsupported {
-        what: format!("volume {name} of kind {}", kind(volume)),
-    })
+    let host = volume
+        .host_path
+        .as_ref()
+        .ok_or_else(|| Error::Unsupported {
+            what: format!("volume {name} of kind {}", kind(volume)),
+        })?;
+    let path = path::absolute(&format!("hostPath of volume {name}"), &host.path)?;
+    Ok(Source::Host(path))
 }
 
 fn pod_dir_text(volume: &str, pod_dir: &Path) -> Result<String> {

@@ -158,6 +158,20 @@ pub static RESOURCES: &[Resource] = &[
         field_labels: &[],
         verbs: VERBS,
     },
+    // Stored as given: no cluster IP is allocated, so tests set `spec.clusterIP`.
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "services",
+        singular: "service",
+        kind: "Service",
+        namespaced: true,
+        short_names: &["svc"],
+        categories: &["all"],
+        subresources: &[STATUS],
+        field_labels: &["spec.clusterIP", "spec.type"],
+        verbs: VERBS,
+    },
     Resource {
         group: "",
         version: "v1",

@@ -5,7 +5,7 @@
 //! probes and writes, for each, whether it `reached` its target or was `blocked` into a
 //! hostPath file; a privileged pod runs the same probes as the control that they work. An
 //! attack systemk must refuse leaves its container waiting with
-//! `CreateContainerConfigError`. Ordinary pods — a root daemon, a non-root daemon, one
+//! `CreateContainerConfigError`, or, when the spec alone says so, is refused at admission. Ordinary pods — a root daemon, a non-root daemon, one
 //! with `drop: [ALL]`, one adding `NET_ADMIN`, one writing and reading its emptyDir — still
 //! run.
 //!
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::static_pods::machine::Machine;
+use crate::static_pods::machine::{Machine, UNIT_DIR};
 use crate::support::{TestContext, wait_for};
 
 /// How long a pod may take to start, be refused or report (the machine is shared).
@@ -213,6 +213,26 @@ async fn assert_refused(machine: &Machine, pod: &str, container: &str, why: &str
     assert!(
         message.contains(why),
         "pod {pod}, container {container}: {message:?} does not say {why:?}"
+    );
+}
+
+/// Waits until `pod` is rejected at admission for a field (`UnsupportedPodSpec`) with a
+/// message that says `why` (a static pod's refusal is in the log; without an API server
+/// there is no object to show it); its unit is never written.
+async fn assert_rejected(machine: &Machine, pod: &str, why: &str) {
+    let name = format!("\"{}\"", Machine::pod_name(pod));
+    let parts = [
+        "pod refused at admission",
+        "UnsupportedPodSpec",
+        "systemk cannot honour",
+        name.as_str(),
+        why,
+    ];
+    machine.wait_for_log(START, 0, 1, &parts).await;
+    assert!(
+        !Path::new(UNIT_DIR)
+            .join(machine.unit(pod, "main").as_str())
+            .exists()
     );
 }
 
@@ -539,11 +559,6 @@ async fn security_fields_that_cannot_hold_are_refused() {
         container("sys-ptrace", add("SYS_PTRACE")),
         container("dac-read-search", add("DAC_READ_SEARCH")),
         container(
-            "localhost-seccomp",
-            json!({ "seccompProfile": { "type": "Localhost", "localhostProfile": "x.json" } }),
-        ),
-        container("unmasked-proc", json!({ "procMount": "Unmasked" })),
-        container(
             "root-group",
             json!({ "runAsUser": NOBODY, "runAsGroup": 0 })
         ),
@@ -561,9 +576,13 @@ async fn security_fields_that_cannot_hold_are_refused() {
     let sysctls = json!({ "sysctls": [{ "name": "kernel.shm_rmid_forced", "value": "0" }] });
     let mut host_users = sleeper(Value::Null);
     host_users["hostUsers"] = json!(false);
+    let localhost_seccomp =
+        sleeper(json!({ "seccompProfile": { "type": "Localhost", "localhostProfile": "x.json" } }));
     for (name, spec) in [
         ("sysctls", pod_level(sysctls)),
         ("host-users", host_users),
+        ("localhost-seccomp", localhost_seccomp),
+        ("unmasked-proc", sleeper(json!({ "procMount": "Unmasked" }))),
         (
             "shadow-group",
             pod_level(json!({ "runAsUser": NOBODY, "supplementalGroups": [42] })),
@@ -580,11 +599,12 @@ async fn security_fields_that_cannot_hold_are_refused() {
     for cap in ["sys-admin", "sys-ptrace", "dac-read-search"] {
         assert_refused(&machine, "fields", cap, "without privileged: true").await;
     }
-    assert_refused(&machine, "fields", "localhost-seccomp", "Localhost").await;
-    assert_refused(&machine, "fields", "unmasked-proc", "procMount").await;
     assert_refused(&machine, "fields", "root-group", "0 is a restricted group").await;
-    assert_refused(&machine, "sysctls", "main", "sysctls").await;
-    assert_refused(&machine, "host-users", "main", "hostUsers").await;
+    // What the spec alone refuses is refused at admission: the whole pod.
+    assert_rejected(&machine, "localhost-seccomp", "Localhost").await;
+    assert_rejected(&machine, "unmasked-proc", "procMount").await;
+    assert_rejected(&machine, "sysctls", "sysctls").await;
+    assert_rejected(&machine, "host-users", "hostUsers").await;
     for pod in ["shadow-group", "disk-fs-group"] {
         assert_refused(&machine, pod, "main", "restricted group").await;
     }

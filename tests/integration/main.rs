@@ -29,6 +29,7 @@ mod node_bootstrap;
 mod package;
 mod package_gc;
 mod pid_file;
+mod pod_fields;
 mod pods_cmd;
 mod pods_slice;
 mod pull_policy;

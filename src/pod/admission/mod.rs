@@ -4,7 +4,10 @@
 //! `kubernetes.io/os` label and `spec.os`, then the scheduler's `AdmissionCheck` (resources
 //! — pods, cpu, memory, ephemeral storage —, required node affinity, host ports) and the
 //! untolerated `NoExecute` taints (not for static pods; the kubelet never checks
-//! `NoSchedule`, which is the scheduler's business). The first failure is the reason.
+//! `NoSchedule`, which is the scheduler's business). Last, a pod asking for a field
+//! systemk cannot honour ([`super::fields`]) is refused (`UnsupportedPodSpec`), before
+//! anything is installed: the kubelet, too, refuses at admission what its runtime cannot
+//! do (sysctls, AppArmor). The first failure is the reason.
 //! Pods share the host's network here, so every `containerPort` counts as a host port.
 //! Pure: decisions over plain data, no I/O. Layer 4.
 
@@ -16,6 +19,8 @@ mod taints;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, Taint};
+
+use super::fields;
 
 pub use resources::Allocatable;
 
@@ -101,6 +106,12 @@ pub fn admit(
     ports::fits(&spec, admitted)?;
     if !is_static {
         taints::tolerated(&spec, &node.taints)?;
+    }
+    if let Some(message) = fields::review(pod).refusal() {
+        return Err(Rejection {
+            reason: fields::UNSUPPORTED_POD_SPEC,
+            message,
+        });
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! A container's environment as the kubelet computes it (`makeEnvironmentVariables` in
 //! `kubelet_pods.go`): `envFrom` first (configMaps and secrets, with `prefix`), then `env`
 //! in order (later wins), `value`s `$(VAR)`-expanded against what is defined so far and
-//! the service variables, `valueFrom` resolved from configMaps, secrets, the pod's fields
+//! the service variables ([`services`]; the pod's own variables win over them), `valueFrom` resolved from configMaps, secrets, the pod's fields
 //! and the container's resources; then `command` and `args` expanded against the result.
 //! The resolved container holds only plain `value`s, so the unit layer never sees a
 //! reference. The configMaps and secrets are fetched before (see
@@ -11,18 +11,19 @@
 mod expansion;
 mod file;
 mod resources;
+mod services;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 
-use super::desired::{CONFIG_SOURCE_ANNOTATION, SourceId};
 use super::error::{Error, Result};
 use super::objects::ReferencedObjects;
 pub use file::sync_env_file;
 pub use resources::NodeAllocatable;
 pub(crate) use resources::resource_value;
+pub use services::{ServiceLink, ServiceLinkPort};
 
 /// What the pod's environment may name besides the pod itself.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +36,9 @@ pub struct EnvFacts {
     pub node_name: String,
     /// The API server systemk talks to (host, port), for `KUBERNETES_SERVICE_HOST/PORT`.
     pub kubernetes_service: Option<(String, u16)>,
+    /// The Services whose variables pods may get (their namespace's and `default/kubernetes`);
+    /// empty without an API server.
+    pub services: Vec<ServiceLink>,
     /// What `limits.*` give when the container sets no limit.
     pub allocatable: NodeAllocatable,
 }
@@ -172,23 +176,23 @@ fn objects_for<'a>(
     })
 }
 
-/// The kubelet's service variables for the API server; only for pods from the API.
+/// The kubelet's service variables (see [`services`]), with `KUBERNETES_SERVICE_HOST` and
+/// `_PORT` naming the API server systemk itself uses: pods share the host's network, where
+/// a cluster IP reaches nothing unless the node runs a service proxy, and in-cluster
+/// clients read only these two. The kubelet gives them to static pods too.
 fn service_env(pod: &Pod, facts: &EnvFacts) -> BTreeMap<String, String> {
-    let from_api = pod
-        .metadata
-        .annotations
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let links = pod
+        .spec
         .as_ref()
-        // Only pods from the API server get the `KUBERNETES_SERVICE_*` variables, as in
-        // the kubelet.
-        .and_then(|a| a.get(CONFIG_SOURCE_ANNOTATION))
-        .is_some_and(|source| source == SourceId::Api.as_str());
-    match (&facts.kubernetes_service, from_api) {
-        (Some((host, port)), true) => BTreeMap::from([
-            ("KUBERNETES_SERVICE_HOST".to_owned(), host.clone()),
-            ("KUBERNETES_SERVICE_PORT".to_owned(), port.to_string()),
-        ]),
-        _ => BTreeMap::new(),
+        .and_then(|spec| spec.enable_service_links)
+        .unwrap_or(true);
+    let mut env = services::service_variables(&facts.services, namespace, links);
+    if let Some((host, port)) = &facts.kubernetes_service {
+        env.insert("KUBERNETES_SERVICE_HOST".to_owned(), host.clone());
+        env.insert("KUBERNETES_SERVICE_PORT".to_owned(), port.to_string());
     }
+    env
 }
 
 /// The value of one `valueFrom`; `None` when an optional source is missing (the variable

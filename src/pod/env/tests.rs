@@ -1,4 +1,5 @@
 use super::*;
+use crate::pod::desired::CONFIG_SOURCE_ANNOTATION;
 use k8s_openapi::api::core::v1::{
     ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, PodSpec, SecretEnvSource,
     SecretKeySelector,
@@ -33,6 +34,7 @@ fn facts() -> EnvFacts {
         pod_ip: Some("10.0.0.5".parse().unwrap()),
         node_name: "node-a".into(),
         kubernetes_service: Some(("10.0.0.1".into(), 6443)),
+        services: Vec::new(),
         allocatable: NodeAllocatable::default(),
     }
 }
@@ -132,8 +134,19 @@ fn container(env: Vec<EnvVar>) -> Container {
     }
 }
 
+/// A node without an API server, where static pods get no service variables.
+fn no_api() -> EnvFacts {
+    EnvFacts {
+        kubernetes_service: None,
+        ..facts()
+    }
+}
+
+/// Resolves with the API for pods from the API, without for static pods.
 fn resolve(pod: &Pod, c: &Container) -> Result<Vec<(String, String)>> {
-    let resolved = resolve_container(pod, c, Some(&objects()), &facts())?;
+    let from_file = pod.metadata.annotations.as_ref().unwrap()[CONFIG_SOURCE_ANNOTATION] == "file";
+    let facts = if from_file { no_api() } else { facts() };
+    let resolved = resolve_container(pod, c, Some(&objects()), &facts)?;
     assert!(resolved.env_from.is_none());
     Ok(resolved
         .env
@@ -173,9 +186,100 @@ fn plain_values_follow_the_service_variables_for_api_pods() {
 }
 
 #[test]
-fn static_pods_get_no_service_variables() {
-    let env = resolve(&pod("file"), &container(vec![plain("A", "1")])).unwrap();
-    assert_eq!(env, pairs(&[("A", "1")]));
+fn static_pods_get_the_service_variables_too() {
+    let c = container(vec![plain("A", "1")]);
+    let resolved = resolve_container(&pod("file"), &c, None, &facts()).unwrap();
+    let env: Vec<(String, String)> = resolved
+        .env
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.name, v.value.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        env,
+        pairs(&[
+            ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+            ("KUBERNETES_SERVICE_PORT", "6443"),
+            ("A", "1"),
+        ])
+    );
+}
+
+fn with_services(links: Option<bool>) -> (Pod, EnvFacts) {
+    let mut pod = pod("api");
+    pod.spec.as_mut().unwrap().enable_service_links = links;
+    let link = |namespace: &str, name: &str, ip: &str, port: i32| ServiceLink {
+        namespace: namespace.into(),
+        name: name.into(),
+        cluster_ip: ip.into(),
+        ports: vec![ServiceLinkPort {
+            name: "http".into(),
+            port,
+            protocol: "TCP".into(),
+        }],
+    };
+    let facts = EnvFacts {
+        services: vec![
+            link("default", "kubernetes", "10.43.0.1", 443),
+            link("shop", "redis", "10.43.0.9", 6379),
+        ],
+        ..facts()
+    };
+    (pod, facts)
+}
+
+#[test]
+fn namespace_services_are_variables_the_pods_own_win_and_expand() {
+    let (pod, facts) = with_services(None);
+    let c = container(vec![
+        plain("REDIS_SERVICE_PORT", "7000"),
+        plain("URL", "redis://$(REDIS_SERVICE_HOST):$(REDIS_SERVICE_PORT)"),
+    ]);
+    let env = resolve_container(&pod, &c, None, &facts)
+        .unwrap()
+        .env
+        .unwrap();
+    let value = |name: &str| {
+        env.iter()
+            .find(|v| v.name == name)
+            .and_then(|v| v.value.clone())
+    };
+    assert_eq!(value("REDIS_SERVICE_HOST").as_deref(), Some("10.43.0.9"));
+    assert_eq!(value("REDIS_SERVICE_PORT").as_deref(), Some("7000"));
+    assert_eq!(value("URL").as_deref(), Some("redis://10.43.0.9:7000"));
+    assert_eq!(
+        value("REDIS_PORT_6379_TCP").as_deref(),
+        Some("tcp://10.43.0.9:6379")
+    );
+    // The API server systemk uses, reachable from the host's network.
+    assert_eq!(
+        value("KUBERNETES_SERVICE_HOST").as_deref(),
+        Some("10.0.0.1")
+    );
+    assert_eq!(
+        value("KUBERNETES_PORT").as_deref(),
+        Some("tcp://10.43.0.1:443")
+    );
+    assert_eq!(
+        env.iter()
+            .filter(|v| v.name == "REDIS_SERVICE_PORT")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn without_service_links_only_the_master_service_is_given() {
+    let (pod, facts) = with_services(Some(false));
+    let env = resolve_container(&pod, &container(vec![]), None, &facts)
+        .unwrap()
+        .env
+        .unwrap();
+    assert!(
+        env.iter().all(|v| v.name.starts_with("KUBERNETES_")),
+        "{env:?}"
+    );
+    assert!(env.iter().any(|v| v.name == "KUBERNETES_PORT_443_TCP_ADDR"));
 }
 
 #[test]
@@ -316,7 +420,7 @@ fn value_from_is_not_expanded() {
         ..Default::default()
     };
     let c = container(vec![plain("A", "a"), cm_key("B", "raw", "v", None)]);
-    let resolved = resolve_container(&pod("file"), &c, Some(&objects), &facts()).unwrap();
+    let resolved = resolve_container(&pod("file"), &c, Some(&objects), &no_api()).unwrap();
     assert_eq!(resolved.env.unwrap()[1].value.as_deref(), Some("$(A)"));
 }
 
@@ -363,10 +467,10 @@ fn env_from_a_missing_required_object_fails() {
 #[test]
 fn without_the_api_only_object_references_fail() {
     let c = container(vec![field("NAME", "metadata.name")]);
-    let resolved = resolve_container(&pod("file"), &c, None, &facts()).unwrap();
+    let resolved = resolve_container(&pod("file"), &c, None, &no_api()).unwrap();
     assert_eq!(resolved.env.unwrap()[0].value.as_deref(), Some("web"));
     let c = container(vec![cm_key("X", "settings", "mode", None)]);
-    let err = resolve_container(&pod("file"), &c, None, &facts()).unwrap_err();
+    let err = resolve_container(&pod("file"), &c, None, &no_api()).unwrap_err();
     assert!(why(err).contains("the Kubernetes API"));
 }
 
@@ -394,6 +498,6 @@ fn a_container_without_env_stays_without() {
         name: "app".into(),
         ..Default::default()
     };
-    let resolved = resolve_container(&pod("file"), &c, None, &facts()).unwrap();
+    let resolved = resolve_container(&pod("file"), &c, None, &no_api()).unwrap();
     assert!(resolved.env.is_none());
 }

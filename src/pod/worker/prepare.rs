@@ -25,7 +25,7 @@ use crate::pod::env::{EnvFacts, sync_env_file};
 use crate::pod::error::{Error, Result};
 use crate::pod::failure::{Failure, failure_events};
 use crate::pod::mounts::check_targets;
-use crate::pod::objects::fetch_referenced;
+use crate::pod::objects::{fetch_referenced, fetch_services};
 use crate::pod::plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
 use crate::pod::progress::EventKind;
 use crate::pod::records;
@@ -73,9 +73,24 @@ pub(super) async fn prepare(
         ctx.dirs.save_pod_async(uid, with_status).await?;
         state.run_mut().set_status(status);
     }
+    // Read when the containers are prepared, as the kubelet reads them when it starts
+    // one: a later change of the Services restarts nothing.
+    let services = match fetch_services(ctx.objects.as_deref(), pod).await {
+        Ok(services) => services,
+        Err(err) => {
+            for container in containers(pod) {
+                state
+                    .prepared_mut()
+                    .add_problem(container.container.name.as_str(), problem(&err));
+            }
+            state.prepared_mut().abandon();
+            return Ok(());
+        }
+    };
     let pod_dir = ctx.dirs.pod_dir(uid);
     let runtime_pod_dir = ctx.dirs.runtime_pod_dir(uid);
     let env = EnvFacts {
+        services,
         host_ip: ctx.host_ips.first().copied(),
         pod_ip: ctx.host_ips.first().copied(),
         node_name: ctx.node.hostname.clone(),

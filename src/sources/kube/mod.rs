@@ -22,6 +22,7 @@ mod node_object;
 mod objects;
 pub mod pods;
 mod readiness;
+mod services;
 pub mod status;
 mod status_patch;
 

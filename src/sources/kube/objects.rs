@@ -3,8 +3,9 @@
 //! (`metadata.name=<name>`, which the Node authorizer allows for objects of the node's
 //! pods) and is answered with a GET; later reads are served from the watch, and every
 //! change is announced on [`ObjectLookup::changes`] so volumes follow it. A watch nobody
-//! read for [`IDLE`] ends. Tokens come from the TokenRequest API. Every call is bounded
-//! like every other API call. Layer 5.
+//! read for [`IDLE`] ends. Services come from one watch of them all (`services`).
+//! Tokens come from the TokenRequest API. Every call is bounded like every other API
+//! call. Layer 5.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -23,6 +24,8 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::bounded;
+use super::services::ServiceCache;
+use crate::pod::env::ServiceLink;
 use crate::pod::objects::{
     ConfigMapData, IssuedToken, LookupFuture, ObjectChange, ObjectKind, TokenSpec,
 };
@@ -56,6 +59,7 @@ type Cache = Arc<Mutex<HashMap<ObjectChange, Watched>>>;
 pub struct ApiObjects {
     client: Client,
     cache: Cache,
+    services: ServiceCache,
     changes: broadcast::Sender<ObjectChange>,
 }
 
@@ -65,6 +69,7 @@ impl ApiObjects {
         Self {
             client,
             cache: Arc::default(),
+            services: ServiceCache::new(),
             changes: broadcast::channel(CHANGES_BUFFER).0,
         }
     }
@@ -227,6 +232,14 @@ impl ObjectLookup for ApiObjects {
                 expires_at: status.expiration_timestamp.0,
             })
         })
+    }
+
+    fn services<'a>(
+        &'a self,
+        namespace: &'a str,
+        wait: bool,
+    ) -> LookupFuture<'a, Vec<ServiceLink>> {
+        Box::pin(self.services.services(&self.client, namespace, wait))
     }
 
     fn changes(&self) -> broadcast::Receiver<ObjectChange> {

@@ -11,6 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::Bookkeeping;
 use crate::pod::admission::{self, NodeView, Rejection};
 use crate::pod::desired::SourceId;
+use crate::pod::fields;
 use crate::pod::progress::{EventKind, Progress};
 use crate::pod::qos::pod_qos_class;
 use crate::pod::worker::PodState;
@@ -22,6 +23,7 @@ impl Bookkeeping {
     /// have not finished. A pod refused gets the kubelet's `Failed` status (started at
     /// `now`) and a Warning event, and never a pass but its termination; one whose
     /// object already says it finished (refused before systemk restarted) stays as it is.
+    /// A pod admitted with fields systemk ignores gets one Warning event naming them.
     pub(in crate::pod::reconciler) fn admit_new(&mut self, node: &NodeView, now: Timestamp) {
         let undecided: Vec<String> = self
             .dirty
@@ -63,6 +65,7 @@ impl Bookkeeping {
             let others = self.active_admitted();
             match admission::admit(&pod, is_static, &others, node) {
                 Ok(()) => {
+                    self.warn_ignored(&pod);
                     self.admitted.insert(uid);
                 }
                 Err(rejection) => {
@@ -101,6 +104,24 @@ impl Bookkeeping {
             })
             .map(|(_, pod)| pod.as_ref())
             .collect()
+    }
+
+    /// Tells once, when the pod is admitted, which fields systemk ignores and what it does
+    /// instead: one Warning event (for a static pod, whose events the API may not take,
+    /// the warn log says it too). Pods found running at start were told before.
+    fn warn_ignored(&self, pod: &Arc<Pod>) {
+        let Some(message) = fields::review(pod).warning() else {
+            return;
+        };
+        tracing::warn!(pod_uid = ?pod.metadata.uid, namespace = ?pod.metadata.namespace,
+            name = ?pod.metadata.name, reason = fields::UNSUPPORTED_FIELD, %message,
+            "pod asks for fields systemk ignores");
+        self.progress.send(Progress::Event {
+            pod: pod.clone(),
+            reason: fields::UNSUPPORTED_FIELD,
+            message,
+            type_: EventKind::Warning,
+        });
     }
 
     /// Tells of a pod refused at admission as the kubelet's `rejectPod`: a Warning event

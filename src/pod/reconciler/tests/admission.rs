@@ -197,3 +197,87 @@ fn pods_over_max_pods_are_refused_counting_only_unfinished_ones() {
     assert!(refusals(&mut progress).is_empty());
     assert_eq!(uids(&book.dispatch()), ["uid-3"]);
 }
+
+fn events(progress: &mut ProgressReceiver) -> Vec<(&'static str, String)> {
+    sent(progress)
+        .into_iter()
+        .filter_map(|sent| match sent {
+            Progress::Event {
+                reason,
+                message,
+                type_: EventKind::Warning,
+                ..
+            } => Some((reason, message)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_pod_with_ignored_fields_is_told_once_when_admitted() {
+    let (mut book, mut progress) = book(&[SourceId::Api]);
+    let mut probed = Pod::clone(&pod("probed", "uid-probed"));
+    let spec = probed.spec.as_mut().unwrap();
+    spec.host_aliases = Some(vec![Default::default()]);
+    spec.containers[0].liveness_probe = Some(Default::default());
+    let probed = Arc::new(probed);
+    book.apply(set(SourceId::Api, &[&probed]));
+    assert_eq!(uids(&book.dispatch_admitted()), ["uid-probed"]);
+    let told = events(&mut progress);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].0, "UnsupportedField");
+    assert!(
+        told[0].1.contains("spec.hostAliases") && told[0].1.contains(".livenessProbe"),
+        "{}",
+        told[0].1
+    );
+    // Later changes and passes tell nothing again.
+    let mut changed = Pod::clone(&probed);
+    changed.metadata.labels = Some([("a".to_owned(), "b".to_owned())].into());
+    book.apply(set(SourceId::Api, &[&Arc::new(changed)]));
+    book.dispatch_admitted();
+    assert!(events(&mut progress).is_empty());
+}
+
+#[test]
+fn a_pod_found_running_is_not_told_again_after_a_restart() {
+    let (mut book, mut progress) = book(&[SourceId::Api]);
+    let mut probed = Pod::clone(&pod("running", "uid-running"));
+    probed.spec.as_mut().unwrap().containers[0].readiness_probe = Some(Default::default());
+    book.adopt([("uid-running".to_owned(), vec![unit("running")])]);
+    book.apply(set(SourceId::Api, &[&Arc::new(probed)]));
+    assert_eq!(uids(&book.dispatch_admitted()), ["uid-running"]);
+    assert!(events(&mut progress).is_empty());
+}
+
+#[test]
+fn a_pod_with_an_unsupported_volume_is_refused_at_admission() {
+    let (mut book, mut progress) = book(&[SourceId::Api]);
+    let claim: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "claim", "namespace": "default", "uid": "uid-claim"},
+        "spec": {
+            "containers": [{"name": "main", "image": "/bin/sleep"}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+        },
+    }))
+    .unwrap();
+    book.apply(set(SourceId::Api, &[&Arc::new(claim)]));
+    assert!(book.dispatch_admitted().is_empty());
+    let sent_now = sent(&mut progress);
+    let status = sent_now
+        .iter()
+        .find_map(|sent| match sent {
+            Progress::Status(pod) => pod.status.clone(),
+            _ => None,
+        })
+        .expect("a status for the refused pod");
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+    assert_eq!(status.reason.as_deref(), Some("UnsupportedPodSpec"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some(
+            "Pod was rejected: systemk cannot honour spec.volumes{data} (volume data of kind \
+             persistentVolumeClaim is not supported yet)"
+        )
+    );
+}
