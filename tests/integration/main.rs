@@ -11,6 +11,8 @@ mod apiserver;
 mod apt_upgrade;
 mod cluster;
 mod cluster_certs;
+mod cluster_doctor;
+mod cluster_serving_rotation;
 mod cluster_status;
 mod cluster_volumes;
 mod engine;

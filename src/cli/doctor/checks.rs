@@ -301,7 +301,9 @@ fn bootstrap_check(
         .unwrap_or_default();
     let mut message = match token {
         TokenUse::Accepted => format!("{path}: the API server accepts its token"),
-        TokenUse::Refused(why) => format!("{why}; the node cannot bootstrap: {NEW_TOKEN_HINT}"),
+        TokenUse::Refused(why) => {
+            format!("{why}; the node cannot bootstrap: {NEW_TOKEN_HINT}{failure}")
+        }
         TokenUse::Unknown(described) => format!(
             "{path}: {described}; whether the API server still accepts it cannot be known without asking it (systemk doctor --online){failure}"
         ),
