@@ -4,6 +4,7 @@
 //! the cause and the fix for an expired client certificate whose bootstrap token was
 //! revoked, both from the agent's record and by asking the API server (`--online`).
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -37,6 +38,9 @@ async fn doctor_reports_a_bootstrapped_node_and_the_serving_csr_to_approve() {
     else {
         return;
     };
+    // As the README installs it: the token is a secret.
+    let bootstrap = cluster.context.workspace().join("bootstrap-kubeconfig");
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o600)).unwrap();
     cluster.start_agent().await;
     wait_ready(&cluster).await;
     let pending = cluster
