@@ -126,12 +126,13 @@ fn first_cert(pem: &[u8]) -> Result<CertificateDer<'static>, String> {
 }
 
 /// `<path>: <subject>, issuer …, valid from … to … (… left)`, with the renewal window
-/// when systemk renews it; WARN when the renewal is overdue.
+/// when systemk renews it (`renewed`: when the agent received it, i.e. wrote its file);
+/// WARN when the renewal is overdue.
 pub fn validity_text(
     path: &str,
     facts: &CertFacts,
     now: Timestamp,
-    renewed: bool,
+    renewed: Option<Option<Timestamp>>,
 ) -> (Status, String) {
     let mut message = format!(
         "{path}: {}, issuer {}, valid {} to {} ({} left)",
@@ -141,11 +142,12 @@ pub fn validity_text(
         facts.not_after,
         span(facts.not_after.duration_since(now))
     );
-    if !renewed {
+    let Some(received) = renewed else {
         return (Status::Ok, message);
-    }
-    let earliest = rotation_deadline(facts.not_before, facts.not_after, None, 0.0);
-    let latest = rotation_deadline(facts.not_before, facts.not_after, None, 1.0);
+    };
+    // As the agent counts it: from the arrival when that is later than notBefore.
+    let earliest = rotation_deadline(facts.not_before, facts.not_after, received, 0.0);
+    let latest = rotation_deadline(facts.not_before, facts.not_after, received, 1.0);
     if now > latest {
         message.push_str(&format!(
             "; renewal overdue since {latest} (due between {earliest} and {latest}): is the agent running, and may it create CSRs?"

@@ -402,8 +402,12 @@ fn client_check(inputs: &Inputs, token: Option<&TokenUse>) -> (Check, CertState)
             span(inputs.now.duration_since(facts.not_after))
         ));
     }
-    let (mut status, mut message) =
-        validity_text(&path.to_string(), &facts, inputs.now, input.bootstrapped);
+    let (mut status, mut message) = validity_text(
+        &path.to_string(),
+        &facts,
+        inputs.now,
+        input.bootstrapped.then_some(input.file.modified),
+    );
     if input.bootstrapped {
         for warning in key_file_warnings(&input.file, &inputs.cert_dir) {
             message.push_str("; ");

@@ -7,6 +7,7 @@ use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::jiff::Timestamp;
 use kube::config::Kubeconfig;
 
 /// Files larger than this are not certificates or kubeconfigs doctor reads (1 MiB).
@@ -34,6 +35,8 @@ pub struct FileFacts {
     pub mode: Option<u32>,
     /// Where it leads, resolved, when it is a symlink.
     pub link_target: Option<PathBuf>,
+    /// When it was last written: for a certificate the agent stores, when it arrived.
+    pub modified: Option<Timestamp>,
 }
 
 impl FileFacts {
@@ -45,6 +48,7 @@ impl FileFacts {
             content: Ok(content.into()),
             mode: Some(mode),
             link_target: None,
+            modified: None,
         }
     }
 
@@ -56,6 +60,7 @@ impl FileFacts {
             content: Err(FileProblem::Missing),
             mode: None,
             link_target: None,
+            modified: None,
         }
     }
 
@@ -82,24 +87,32 @@ pub fn read_file(path: &Path) -> FileFacts {
                 .unwrap_or_default()
         });
     let opened = std::fs::File::open(path).and_then(|file| {
-        let mode = file.metadata()?.permissions().mode() & 0o7777;
+        let meta = file.metadata()?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|at| Timestamp::try_from(at).ok());
+        let mode = meta.permissions().mode() & 0o7777;
         let mut content = Vec::new();
         file.take(MAX_FILE_BYTES + 1).read_to_end(&mut content)?;
-        Ok((mode, content))
+        Ok((mode, modified, content))
     });
-    let (content, mode) = match opened {
-        Ok((mode, content)) if content.len() as u64 > MAX_FILE_BYTES => {
-            (Err(FileProblem::TooLarge), Some(mode))
+    let (content, mode, modified) = match opened {
+        Ok((mode, modified, content)) if content.len() as u64 > MAX_FILE_BYTES => {
+            (Err(FileProblem::TooLarge), Some(mode), modified)
         }
-        Ok((mode, content)) => (Ok(content), Some(mode)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => (Err(FileProblem::Missing), None),
-        Err(err) => (Err(FileProblem::Unreadable(err.to_string())), None),
+        Ok((mode, modified, content)) => (Ok(content), Some(mode), modified),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            (Err(FileProblem::Missing), None, None)
+        }
+        Err(err) => (Err(FileProblem::Unreadable(err.to_string())), None, None),
     };
     FileFacts {
         path: path.to_owned(),
         content,
         mode,
         link_target,
+        modified,
     }
 }
 

@@ -268,7 +268,8 @@ fn finish(
             ),
         );
     }
-    let (mut status, mut message) = validity_text(&path, facts, now, renewed);
+    let (mut status, mut message) =
+        validity_text(&path, facts, now, renewed.then_some(file.modified));
     let missing: Vec<String> = input
         .dns_names
         .iter()
