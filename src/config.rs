@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::pod::eviction::{DEFAULT_EVICTION_HARD, Reservation, Resources, Thresholds};
 use crate::sources::kube::KUBELET_PORT;
 
+mod env_file;
 mod kubeconfig;
 mod manpage;
 mod node_ip;
@@ -54,6 +55,7 @@ fn parse_eviction_hard(text: &str) -> Result<Thresholds, String> {
 #[cfg(test)]
 mod shipped_files;
 
+pub use env_file::{parse_args, usage_exit_code};
 pub use kubeconfig::{KubeconfigChoice, choose_kubeconfig};
 pub use manpage::manpage;
 pub use node_ip::{NodeIps, detect_node_ips, host_addresses};
@@ -76,6 +78,8 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/cache/systemk/debs";
 pub const DEFAULT_RESTRICTED_GROUPS: &str = "root,shadow,disk,adm,sudo,systemd-journal,@devices";
 /// systemk's configuration directory, hidden from pods with its manifests.
 pub const CONFIG_DIR: &str = "/etc/systemk";
+/// The packaged service's settings (`EnvironmentFile=` of systemk.service).
+pub const DEFAULT_ENV_FILE: &str = "/etc/default/systemk";
 /// Pods the node advertises it can run: the kubelet's default `--max-pods`.
 pub const DEFAULT_MAX_PODS: u32 = 110;
 
@@ -99,6 +103,9 @@ pub enum Command {
     /// List the pods on this machine from systemd and systemk's state, like `kubectl get
     /// pods`; needs neither the agent nor an API server.
     Pods(PodsArgs),
+    /// Check the node's certificates and kubeconfigs as the agent would use them, one
+    /// OK/WARN/FAIL line each; exit 1 when one fails, 2 on a usage error.
+    Doctor(Box<DoctorArgs>),
     /// Print the systemk(8) man page in roff (used when building the .deb).
     #[command(hide = true)]
     Manpage,
@@ -145,6 +152,34 @@ pub enum PodsFormat {
     /// A table like `kubectl get pods -A`.
     Table,
     /// A JSON `List` of Pods with metadata, spec and status.
+    Json,
+}
+
+/// Arguments of `systemk doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The agent's settings, from the same flags and `SYSTEMK_<FLAG>` variables.
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Also ask the API server whether it accepts the bootstrap token (a harmless
+    /// authenticated request); without it, doctor reads only local files.
+    #[arg(long)]
+    pub online: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = DoctorFormat::Text)]
+    pub output: DoctorFormat,
+    /// The service's settings, read as systemd's `EnvironmentFile=` reads them; a variable
+    /// set in the environment or a flag on the command line wins.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_ENV_FILE)]
+    pub env_file: PathBuf,
+}
+
+/// How `systemk doctor` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoctorFormat {
+    /// One `OK|WARN|FAIL <check>: <message>` line per check.
+    Text,
+    /// `{"status": ..., "checks": [{"check", "status", "message"}]}`.
     Json,
 }
 

@@ -3,15 +3,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use systemk::config::Cli;
 use tracing_subscriber::EnvFilter;
 
-/// Exit code for a bad command line or configuration (`EX_USAGE`, sysexits.h).
-const EXIT_USAGE: u8 = 64;
-
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<_> = std::env::args_os().collect();
+    let cli = match systemk::config::parse_args(argv.clone()) {
         Ok(cli) => cli,
         Err(err) => {
             let usage_error = err.use_stderr();
@@ -19,7 +15,7 @@ fn main() -> ExitCode {
             // stdout is gone, and then there is no one to tell.
             let _ = err.print();
             return if usage_error {
-                ExitCode::from(EXIT_USAGE)
+                ExitCode::from(systemk::config::usage_exit_code(&argv))
             } else {
                 ExitCode::SUCCESS
             };
@@ -44,7 +40,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(systemk::cli::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("systemk: {err:#}");
             ExitCode::FAILURE

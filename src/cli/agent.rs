@@ -52,8 +52,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let ips = detect_node_ips(args.node_ip, args.node_external_ip, &addresses)
         .context("the host has no usable address (neither private nor global): set --node-ip")?;
     let security = node_security(&args)?;
+    // What `systemk doctor` reads about the certificates; both certificate tasks write it.
+    let recorder = cluster::certificates::Recorder::new(&args.cert_dir());
     let (client, kubernetes_service, client_identity) =
-        match cluster_client(&args, &node_name).await? {
+        match cluster_client(&args, &node_name, &recorder).await? {
             Some(cluster) => (Some(cluster.client), cluster.api_server, cluster.identity),
             None => (None, None, None),
         };
@@ -207,6 +209,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
                 &[ips.internal, ips.external],
             ),
             cert_dir: args.cert_dir(),
+            recorder: recorder.clone(),
         };
         let serving = cluster::certificates::serving::keep_current(
             client,
@@ -362,7 +365,11 @@ struct Cluster {
 /// the node's own, rotating certificate (bootstrapped first when there is none); else
 /// when a kubeconfig is given or found. An explicit one that does not load is an error; a
 /// default one is skipped with a warning (static pods only).
-async fn cluster_client(args: &AgentArgs, node_name: &str) -> anyhow::Result<Option<Cluster>> {
+async fn cluster_client(
+    args: &AgentArgs,
+    node_name: &str,
+    recorder: &cluster::certificates::Recorder,
+) -> anyhow::Result<Option<Cluster>> {
     if let (Some(bootstrap), Some(kubeconfig)) =
         (&args.bootstrap_kubeconfig, args.bootstrapped_kubeconfig())
     {
@@ -371,6 +378,7 @@ async fn cluster_client(args: &AgentArgs, node_name: &str) -> anyhow::Result<Opt
             cert_dir: args.cert_dir(),
             kubeconfig,
             bootstrap_kubeconfig: bootstrap.clone(),
+            recorder: recorder.clone(),
         };
         let identity = cluster::certificates::bootstrap::load_or_bootstrap(&config)
             .await

@@ -16,14 +16,14 @@ use crate::cluster::harness::{Cluster, condition, pod_manifest, sleeper};
 use crate::cluster::node_event_reasons;
 
 /// What kubeadm's default bootstrap token carries as its extra group.
-const BOOTSTRAP_GROUP: &str = "system:bootstrappers:kubeadm:default-node-token";
+pub(crate) const BOOTSTRAP_GROUP: &str = "system:bootstrappers:kubeadm:default-node-token";
 
 /// Node startup with TLS bootstrap, on a loaded machine.
-const JOIN: Duration = Duration::from_secs(60);
+pub(crate) const JOIN: Duration = Duration::from_secs(60);
 
 /// A cluster in HTTPS mode with the node-client auto-approver, whose signer issues
 /// certificates for `signing`; agents join with a fresh bootstrap token.
-async fn bootstrapping_cluster(
+pub(crate) async fn bootstrapping_cluster(
     test: &str,
     signing: Duration,
     verify_serving: bool,
@@ -46,7 +46,7 @@ async fn bootstrapping_cluster(
 }
 
 /// CSRs of `signer` as the API reports them.
-async fn csrs(cluster: &Cluster, signer: &str) -> Vec<Value> {
+pub(crate) async fn csrs(cluster: &Cluster, signer: &str) -> Vec<Value> {
     let list = cluster.get(&["csr"]).await.unwrap_or_default();
     list["items"]
         .as_array()
@@ -66,7 +66,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// Subject CN and notAfter (unix seconds) of the first certificate in a PEM file.
-fn certificate_facts(path: &Path) -> (String, i64) {
+pub(crate) fn certificate_facts(path: &Path) -> (String, i64) {
     let pem = std::fs::read(path).unwrap();
     let (_, block) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
     let (_, cert) = x509_parser::parse_x509_certificate(&block.contents).unwrap();
@@ -80,7 +80,7 @@ fn certificate_facts(path: &Path) -> (String, i64) {
     (cn, cert.validity().not_after.timestamp())
 }
 
-async fn wait_ready(cluster: &Cluster) -> Value {
+pub(crate) async fn wait_ready(cluster: &Cluster) -> Value {
     let node = cluster.node().to_owned();
     cluster
         .wait_until(JOIN, "the node to register and be Ready", || async {

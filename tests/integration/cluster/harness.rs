@@ -190,26 +190,8 @@ impl Cluster {
             .append(true)
             .open(place.log)
             .unwrap();
-        let identity = match &self.bootstrap_kubeconfig {
-            Some(bootstrap) => ["--bootstrap-kubeconfig".into(), bootstrap.clone()],
-            None => ["--kubeconfig".into(), self.kubeconfig.clone()],
-        };
         Command::new(env!("CARGO_BIN_EXE_systemk"))
-            .args(identity)
-            .args(["--nodename", place.node, "--node-ip", "127.0.0.1"])
-            .arg("--pod-manifest-path")
-            .arg(place.manifests)
-            .arg("--state-dir")
-            .arg(place.state)
-            .arg("--runtime-dir")
-            .arg(place.state.join("run"))
-            .arg("--cache-dir")
-            .arg(place.state.join("cache"))
-            .arg("--unit-dir")
-            .arg(place.unit_dir)
-            .args(["--address", "127.0.0.1", "--kubelet-port"])
-            .arg(place.kubelet_port.to_string())
-            .args(&self.agent_args)
+            .args(self.node_flags(place))
             .env("RUST_LOG", "info,systemk=debug")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
@@ -218,6 +200,60 @@ impl Cluster {
             .kill_on_drop(true)
             .spawn()
             .expect("start systemk")
+    }
+
+    /// The flags of an agent of this cluster placed at `place`.
+    fn node_flags(&self, place: &AgentPlace<'_>) -> Vec<std::ffi::OsString> {
+        let identity = match &self.bootstrap_kubeconfig {
+            Some(bootstrap) => ["--bootstrap-kubeconfig".into(), bootstrap.clone()],
+            None => ["--kubeconfig".into(), self.kubeconfig.clone()],
+        };
+        let mut flags: Vec<std::ffi::OsString> = identity.map(Into::into).to_vec();
+        let pairs: [(&str, std::ffi::OsString); 9] = [
+            ("--nodename", place.node.into()),
+            ("--node-ip", "127.0.0.1".into()),
+            ("--pod-manifest-path", place.manifests.into()),
+            ("--state-dir", place.state.into()),
+            ("--runtime-dir", place.state.join("run").into()),
+            ("--cache-dir", place.state.join("cache").into()),
+            ("--unit-dir", place.unit_dir.into()),
+            ("--address", "127.0.0.1".into()),
+            ("--kubelet-port", place.kubelet_port.to_string().into()),
+        ];
+        for (flag, value) in pairs {
+            flags.push(flag.into());
+            flags.push(value);
+        }
+        flags.extend(self.agent_args.iter().map(Into::into));
+        flags
+    }
+
+    /// Runs `systemk doctor` with this node's flags (the agent's) and `extra`, without
+    /// the host's `/etc/default/systemk`: its exit code, stdout and stderr.
+    pub async fn doctor(&self, extra: &[&str]) -> (Option<i32>, String, String) {
+        let place = AgentPlace {
+            node: self.node(),
+            state: self.state.path(),
+            manifests: &self.manifests,
+            unit_dir: Path::new(UNIT_DIR),
+            kubelet_port: self.kubelet_port,
+            log: &self.log_path(),
+        };
+        let output = Command::new(env!("CARGO_BIN_EXE_systemk"))
+            .arg("doctor")
+            .args(self.node_flags(&place))
+            .args(["--env-file", "/nonexistent/systemk-default"])
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run systemk doctor");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 
     /// Kills the agent with SIGKILL (no chance to clean anything up).

@@ -32,6 +32,7 @@ use kube::config::Kubeconfig;
 use super::client_identity::ClientIdentity;
 use super::csr::Template;
 use super::issued::Issued;
+use super::record::{Recorder, bootstrap_failure};
 use super::request::{CERTIFICATE_WAIT, request_certificate};
 use super::rotation::{rotation_deadline, unit_random, until};
 use crate::atomic_file::{self, Durability};
@@ -55,6 +56,8 @@ pub struct ClientCertConfig {
     pub kubeconfig: PathBuf,
     /// The bootstrap kubeconfig (`--bootstrap-kubeconfig`).
     pub bootstrap_kubeconfig: PathBuf,
+    /// Where bootstrap failures are recorded for `systemk doctor`.
+    pub recorder: Recorder,
 }
 
 impl ClientCertConfig {
@@ -89,8 +92,19 @@ pub async fn load_or_bootstrap(config: &ClientCertConfig) -> Result<Arc<ClientId
 }
 
 /// A new certificate through the bootstrap kubeconfig, stored, with the node's
-/// kubeconfig written.
+/// kubeconfig written; the outcome is recorded for `systemk doctor`.
 async fn bootstrap(config: &ClientCertConfig) -> Result<Issued> {
+    let result = bootstrap_once(config).await;
+    match &result {
+        Ok(_) => config.recorder.bootstrapped(),
+        Err(err) => config
+            .recorder
+            .bootstrap_failed(bootstrap_failure(err, crate::clock::now())),
+    }
+    result
+}
+
+async fn bootstrap_once(config: &ClientCertConfig) -> Result<Issued> {
     let (client, _) = super::super::connect(&config.bootstrap_kubeconfig).await?;
     let template = Template::client(&config.node_name);
     let issued = request_certificate(&client, &template, CERTIFICATE_WAIT, CLIENT_HINT).await?;
@@ -334,6 +348,7 @@ mod tests {
             node_name: "node-a".into(),
             cert_dir: dir.path().join("pki"),
             kubeconfig: dir.path().join("kubeconfig"),
+            recorder: Recorder::new(&dir.path().join("pki")),
             bootstrap_kubeconfig: bootstrap,
         };
         write_node_kubeconfig(&config).unwrap();

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use super::bootstrap::{read_stored, store};
 use super::csr::Template;
 use super::issued::Issued;
+use super::record::{PendingCsr, Recorder};
 use super::request::{CERTIFICATE_WAIT, create, wait_for_issue};
 use super::rotation::{rotation_deadline, unit_random, until};
 use crate::backoff::{API_SERVER, Backoff, Retry};
@@ -44,6 +45,8 @@ pub struct ServingCertConfig {
     pub template: Template,
     /// The certificate directory (`--cert-dir`).
     pub cert_dir: PathBuf,
+    /// Where the pending CSR is recorded for `systemk doctor`.
+    pub recorder: Recorder,
 }
 
 /// Where the event about a pending serving CSR goes: the Node, once registered.
@@ -180,6 +183,10 @@ pub async fn keep_current(
         }
         let attempt = async {
             let pending = create(&client, &config.template).await?;
+            config.recorder.serving_pending(Some(PendingCsr {
+                name: pending.name.clone(),
+                since: crate::clock::now(),
+            }));
             if current.is_none() {
                 events
                     .publish(&config.template.node_name, &pending.name)
@@ -201,6 +208,7 @@ pub async fn keep_current(
         match requested.and_then(|issued| store(&config.cert_file(), &issued).map(|()| issued)) {
             Ok(issued) => {
                 retry.succeeded();
+                config.recorder.serving_pending(None);
                 tracing::info!(not_after = %issued.not_after,
                     "serving the cluster-issued certificate; new connections use it");
                 updates.send_replace(Some(issued.certified.clone()));
@@ -233,6 +241,7 @@ mod tests {
         let config = ServingCertConfig {
             template: template.clone(),
             cert_dir: dir.path().into(),
+            recorder: Recorder::new(dir.path()),
         };
         assert!(load_stored(&config).is_none());
         let (cert, key) = issued_pair(&template, (300, 3600));
@@ -246,6 +255,7 @@ mod tests {
                 &["10.0.0.8".parse().unwrap()],
             ),
             cert_dir: dir.path().into(),
+            recorder: Recorder::new(dir.path()),
         };
         assert!(load_stored(&moved).is_none());
     }
