@@ -134,17 +134,53 @@ impl KeepAlive {
         }
         let head = String::from_utf8_lossy(&head).into_owned();
         let status = head[9..12].parse().unwrap();
-        let length = head
-            .lines()
-            .find_map(|line| {
+        let header = |wanted: &str| {
+            head.lines().find_map(|line| {
                 let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse::<usize>().ok())?
+                name.eq_ignore_ascii_case(wanted)
+                    .then(|| value.trim().to_owned())
             })
-            .unwrap_or_else(|| panic!("no content-length in {head}"));
-        let mut body = vec![0u8; length];
-        self.stream.read_exact(&mut body).unwrap();
+        };
+        let body = match header("content-length") {
+            Some(length) => self.read_bytes(length.parse().unwrap()),
+            None if header("transfer-encoding").as_deref() == Some("chunked") => {
+                self.read_chunked()
+            }
+            None => panic!("neither content-length nor chunked in {head}"),
+        };
         (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn read_bytes(&mut self, length: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; length];
+        self.stream.read_exact(&mut bytes).unwrap();
+        bytes
+    }
+
+    /// One CRLF-ended line, without the CRLF.
+    fn read_line(&mut self) -> String {
+        let mut line = Vec::new();
+        while !line.ends_with(b"\r\n") {
+            line.extend(self.read_bytes(1));
+        }
+        line.truncate(line.len() - 2);
+        String::from_utf8(line).unwrap()
+    }
+
+    /// A `Transfer-Encoding: chunked` body (RFC 9112 §7.1), without trailers.
+    fn read_chunked(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let size_line = self.read_line();
+            let size = size_line.split(';').next().unwrap().trim();
+            let size = usize::from_str_radix(size, 16).unwrap();
+            if size == 0 {
+                while !self.read_line().is_empty() {}
+                return body;
+            }
+            body.extend(self.read_bytes(size));
+            assert_eq!(self.read_line(), "", "a chunk ends with CRLF");
+        }
     }
 }
 
