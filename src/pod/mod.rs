@@ -34,6 +34,7 @@ pub mod qos;
 mod reconciler;
 mod records;
 pub mod restart;
+pub mod service_link;
 pub mod start_failure;
 mod state;
 pub mod status;

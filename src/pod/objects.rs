@@ -13,8 +13,8 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::broadcast;
 
 use crate::pod::desired::{CONFIG_SOURCE_ANNOTATION, SourceId};
-use crate::pod::env::ServiceLink;
 use crate::pod::error::Result;
+use crate::pod::service_link::ServiceLink;
 
 /// A boxed future, so [`ObjectLookup`] can be used as `dyn`.
 pub type LookupFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;

@@ -20,10 +20,10 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, ObjectFieldSel
 
 use super::error::{Error, Result};
 use super::objects::ReferencedObjects;
+pub use crate::pod::service_link::{ServiceLink, ServiceLinkPort};
 pub use file::sync_env_file;
 pub use resources::NodeAllocatable;
 pub(crate) use resources::resource_value;
-pub use services::{ServiceLink, ServiceLinkPort};
 
 /// What the pod's environment may name besides the pod itself.
 #[derive(Debug, Clone, Default)]
