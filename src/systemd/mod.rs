@@ -16,7 +16,7 @@ mod status;
 mod usage;
 
 pub use client::{ManagedUnit, Systemd};
-pub use enter::{EnterCommand, EnterOutcome, Ended, run_in_unit};
+pub use enter::{Ended, EnterCommand, EnterOutcome, run_in_unit};
 pub use error::{Error, Result};
 pub use events::{UnitEvent, UnitEventKind};
 pub use exec_commands::FailedCommand;

@@ -144,18 +144,19 @@ impl Prepared {
                 .ok()
                 .flatten()
                 .map(|user| user.dir)
-                .ok_or_else(|| credentials_failed(format!("no home for uid {}", credentials.uid)))?,
+                .ok_or_else(|| {
+                    credentials_failed(format!("no home for uid {}", credentials.uid))
+                })?,
         };
         let directory = CString::new(directory.as_os_str().as_bytes())
             .map_err(|_| credentials_failed("a NUL in the working directory".into()))?;
-        let (report_read, report_write) = nix::unistd::pipe2(
-            nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK,
-        )
-        .map_err(|e| Error::Entering {
-            unit: target.unit.clone(),
-            step: "preparing",
-            source: e.into(),
-        })?;
+        let (report_read, report_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| Error::Entering {
+                    unit: target.unit.clone(),
+                    step: "preparing",
+                    source: e.into(),
+                })?;
         Ok(Self {
             pidfd: target.pidfd.as_raw_fd(),
             cgroups,
@@ -188,8 +189,17 @@ impl Prepared {
         let enter = move || {
             let steps: [&dyn Fn() -> bool; 9] = [
                 &|| cgroups.iter().all(|&fd| write_all(fd, b"0")),
-                &|| setns(pidfd, libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS),
-                &|| drop_bounding.iter().all(|&cap| prctl(libc::PR_CAPBSET_DROP, cap, 0)),
+                &|| {
+                    setns(
+                        pidfd,
+                        libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS,
+                    )
+                },
+                &|| {
+                    drop_bounding
+                        .iter()
+                        .all(|&cap| prctl(libc::PR_CAPBSET_DROP, cap, 0))
+                },
                 &|| ambient == 0 || uid == 0 || prctl(libc::PR_SET_KEEPCAPS, 1, 0),
                 &|| set_credentials(uid, gid, &groups),
                 &|| ambient == 0 || uid == 0 || raise_ambient(ambient),
@@ -215,7 +225,9 @@ impl Prepared {
     pub(super) fn failed_step(&self) -> Option<&'static str> {
         let mut byte = [0u8; 1];
         let read = nix::unistd::read(&self.report_read, &mut byte).ok()?;
-        (read == 1).then(|| STEPS.get(usize::from(byte[0])).copied()).flatten()
+        (read == 1)
+            .then(|| STEPS.get(usize::from(byte[0])).copied())
+            .flatten()
     }
 }
 

@@ -215,7 +215,8 @@ pub(super) fn in_unit(memberships: &[Membership], control_group: &str) -> bool {
         .find(|m| m.controllers.is_empty())
         .or_else(|| memberships.iter().find(|m| m.controllers == "name=systemd"));
     tracking.is_some_and(|m| {
-        m.path == control_group || (control_group.starts_with('/') && m.path.ends_with(control_group))
+        m.path == control_group
+            || (control_group.starts_with('/') && m.path.ends_with(control_group))
     })
 }
 
@@ -226,11 +227,21 @@ pub(super) fn cgroup_procs(root: &Path, memberships: &[Membership]) -> Vec<PathB
         .filter_map(|m| {
             let hierarchy = if m.controllers.is_empty() {
                 let unified = root.join("unified");
-                if unified.is_dir() { unified } else { root.to_path_buf() }
+                if unified.is_dir() {
+                    unified
+                } else {
+                    root.to_path_buf()
+                }
             } else {
-                root.join(m.controllers.strip_prefix("name=").unwrap_or(&m.controllers))
+                root.join(
+                    m.controllers
+                        .strip_prefix("name=")
+                        .unwrap_or(&m.controllers),
+                )
             };
-            let path = hierarchy.join(m.path.trim_start_matches('/')).join("cgroup.procs");
+            let path = hierarchy
+                .join(m.path.trim_start_matches('/'))
+                .join("cgroup.procs");
             path.exists().then_some(path)
         })
         .collect()

@@ -155,14 +155,17 @@ pub enum Error {
 /// environment and working directory. Output is bounded; the command is killed (its
 /// whole process group) when it outlives its timeout.
 pub async fn run_in_unit(unit: &str, command: EnterCommand) -> Result<EnterOutcome, Error> {
-    let name = crate::unit::UnitName::try_from(unit.to_owned()).map_err(|_| {
-        Error::InvalidUnit {
+    let name =
+        crate::unit::UnitName::try_from(unit.to_owned()).map_err(|_| Error::InvalidUnit {
             unit: unit.to_owned(),
-        }
-    })?;
-    let program = command.argv.first().cloned().ok_or_else(|| Error::EmptyCommand {
-        unit: unit.to_owned(),
-    })?;
+        })?;
+    let program = command
+        .argv
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::EmptyCommand {
+            unit: unit.to_owned(),
+        })?;
     let target = context::read(&name).await?;
     let filters = seccomp::filters_of(&target).await?;
     let prepared = child::Prepared::new(&target, filters)?;

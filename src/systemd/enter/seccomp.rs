@@ -42,7 +42,11 @@ pub(super) async fn filters_of(target: &Target) -> Result<Arc<Vec<Filter>>, Erro
         mode => return Err(failed(format!("seccomp mode {mode} cannot be copied"))),
     }
     let key = (target.main_pid, target.start_time);
-    if let Some(filters) = cache().lock().map_err(|_| failed("cache poisoned".into()))?.get(&key) {
+    if let Some(filters) = cache()
+        .lock()
+        .map_err(|_| failed("cache poisoned".into()))?
+        .get(&key)
+    {
         return Ok(filters.clone());
     }
     let pid = target.main_pid;
@@ -60,7 +64,9 @@ pub(super) async fn filters_of(target: &Target) -> Result<Arc<Vec<Filter>>, Erro
     // The kernel numbers the newest filter 0; installing oldest first rebuilds the stack.
     filters.reverse();
     let filters = Arc::new(filters);
-    let mut cache = cache().lock().map_err(|_| failed("cache poisoned".into()))?;
+    let mut cache = cache()
+        .lock()
+        .map_err(|_| failed("cache poisoned".into()))?;
     if cache.len() >= CACHE_LIMIT {
         cache.clear();
     }
@@ -71,7 +77,8 @@ pub(super) async fn filters_of(target: &Target) -> Result<Arc<Vec<Filter>>, Erro
 /// Seizes `pid`, stops it, reads its filters newest first, and always detaches. Runs on
 /// one blocking thread: the tracer is that thread.
 fn copy(pid: u32) -> std::io::Result<Vec<Filter>> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
     // SAFETY: plain ptrace requests on a pid, no memory passed.
     if unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0, 0) } == -1 {
         return Err(std::io::Error::last_os_error());
@@ -99,7 +106,12 @@ fn read_stopped(pid: libc::pid_t) -> std::io::Result<Vec<Filter>> {
     for index in 0.. {
         // SAFETY: a null buffer asks only for the filter's length.
         let length = unsafe {
-            libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index as libc::c_ulong, std::ptr::null_mut::<libc::c_void>())
+            libc::ptrace(
+                PTRACE_SECCOMP_GET_FILTER,
+                pid,
+                index as libc::c_ulong,
+                std::ptr::null_mut::<libc::c_void>(),
+            )
         };
         if length == -1 {
             let error = std::io::Error::last_os_error();
@@ -108,12 +120,26 @@ fn read_stopped(pid: libc::pid_t) -> std::io::Result<Vec<Filter>> {
             }
             return Err(error);
         }
-        let length = usize::try_from(length).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-        let mut filter = vec![libc::sock_filter { code: 0, jt: 0, jf: 0, k: 0 }; length];
+        let length =
+            usize::try_from(length).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let mut filter = vec![
+            libc::sock_filter {
+                code: 0,
+                jt: 0,
+                jf: 0,
+                k: 0
+            };
+            length
+        ];
         // SAFETY: the buffer holds `length` instructions, the length the kernel reported
         // for this index while the process is stopped.
         let copied = unsafe {
-            libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index as libc::c_ulong, filter.as_mut_ptr())
+            libc::ptrace(
+                PTRACE_SECCOMP_GET_FILTER,
+                pid,
+                index as libc::c_ulong,
+                filter.as_mut_ptr(),
+            )
         };
         if copied != length as libc::c_long {
             return Err(std::io::Error::last_os_error());

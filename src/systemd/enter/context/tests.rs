@@ -60,7 +60,10 @@ fn cgroup_procs_only_of_mounted_hierarchies() {
         cgroup_procs(root.path(), &memberships),
         vec![root.path().join("unified/s/a/cgroup.procs")]
     );
-    assert_eq!(cgroup_procs(Path::new("/nonexistent"), &memberships), Vec::<PathBuf>::new());
+    assert_eq!(
+        cgroup_procs(Path::new("/nonexistent"), &memberships),
+        Vec::<PathBuf>::new()
+    );
 }
 
 #[test]
@@ -76,14 +79,23 @@ fn environment_keeps_bytes_and_splits_at_the_first_equals() {
 fn working_directory_property_forms() {
     assert_eq!(
         working_directory(""),
-        WorkingDirectory { path: Some("/".into()), missing_ok: false }
+        WorkingDirectory {
+            path: Some("/".into()),
+            missing_ok: false
+        }
     );
     assert_eq!(
         working_directory("!~"),
-        WorkingDirectory { path: None, missing_ok: true }
+        WorkingDirectory {
+            path: None,
+            missing_ok: true
+        }
     );
     assert_eq!(
         working_directory("/srv/app"),
-        WorkingDirectory { path: Some("/srv/app".into()), missing_ok: false }
+        WorkingDirectory {
+            path: Some("/srv/app".into()),
+            missing_ok: false
+        }
     );
 }
