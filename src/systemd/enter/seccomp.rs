@@ -50,7 +50,7 @@ pub(super) async fn filters_of(target: &Target) -> Result<Arc<Vec<Filter>>, Erro
         return Ok(filters.clone());
     }
     let pid = target.main_pid;
-    let mut filters = tokio::task::spawn_blocking(move || copy(pid))
+    let filters = tokio::task::spawn_blocking(move || copy(pid))
         .await
         .map_err(|e| failed(format!("the copying task: {e}")))?
         .map_err(|e| failed(format!("ptrace of {pid}: {e}")))?;
@@ -61,8 +61,9 @@ pub(super) async fn filters_of(target: &Target) -> Result<Arc<Vec<Filter>>, Erro
             target.status.seccomp_filters
         )));
     }
-    // The kernel numbers the newest filter 0; installing oldest first rebuilds the stack.
-    filters.reverse();
+    // The kernel numbers the oldest filter 0 (kernel/seccomp.c `get_nth_filter`), the
+    // order to install them in: systemd installs its syscall filter, which may forbid
+    // seccomp(2) itself, last.
     let filters = Arc::new(filters);
     let mut cache = cache()
         .lock()
@@ -74,7 +75,7 @@ pub(super) async fn filters_of(target: &Target) -> Result<Arc<Vec<Filter>>, Erro
     Ok(filters)
 }
 
-/// Seizes `pid`, stops it, reads its filters newest first, and always detaches. Runs on
+/// Seizes `pid`, stops it, reads its filters oldest first, and always detaches. Runs on
 /// one blocking thread: the tracer is that thread.
 fn copy(pid: u32) -> std::io::Result<Vec<Filter>> {
     let pid =
