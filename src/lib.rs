@@ -19,7 +19,7 @@
 //! - [`config`]: the command line's settings and `/etc/default/systemk`.
 //! - [`cli`]: what each command wires together.
 // Denied, not forbidden: entering a running container (`systemd/enter/child.rs`,
-// `seccomp.rs`) needs `pre_exec` and raw syscalls nix does not wrap; only those two files
+// `seccomp.rs`, `pidfd.rs`) needs `pre_exec` and raw syscalls nix does not wrap; only those files
 // allow it.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]

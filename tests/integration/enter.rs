@@ -115,10 +115,15 @@ async fn enter_runs_with_the_containers_identity_cgroup_files_and_environment() 
 
     let id = enter_ok(&unit, &["/usr/bin/id", "-u"]).await;
     let ids = enter_ok(&unit, &["/bin/sh", "-c", "id -u; id -g; id -G"]).await;
-    assert_eq!((id.ended, text(&id)), (Ended::Exited(0), format!("{NOBODY}\n")));
+    assert_eq!(
+        (id.ended, text(&id)),
+        (Ended::Exited(0), format!("{NOBODY}\n"))
+    );
     assert_eq!(
         text(&ids),
-        format!("planted\n{NOBODY}\nplanted\n{USERS_GROUP}\nplanted\n{USERS_GROUP} {GAMES_GROUP}\n")
+        format!(
+            "planted\n{NOBODY}\nplanted\n{USERS_GROUP}\nplanted\n{USERS_GROUP} {GAMES_GROUP}\n"
+        )
     );
 
     let cgroup = enter_ok(&unit, &["/bin/cat", "/proc/self/cgroup"]).await;
@@ -137,7 +142,7 @@ async fn enter_runs_with_the_containers_identity_cgroup_files_and_environment() 
         .collect();
     let main: BTreeSet<Vec<u8>> = environ(pid).into_iter().collect();
     assert_eq!(entered, main);
-    assert!(main.contains(&b"GREETING=hello world".to_vec()));
+    assert!(main.contains(b"GREETING=hello world".as_slice()));
 
     let cwd = enter_ok(&unit, &["/bin/pwd"]).await;
     let main_cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
@@ -215,7 +220,7 @@ async fn enter_reports_exit_codes_signals_and_kills_at_the_timeout() {
         enter_ok(&unit, &["/bin/sh", "-c", "kill -TERM $$"])
             .await
             .ended,
-        Ended::Signaled(libc_sigterm())
+        Ended::Signaled(sigterm())
     );
     let missing = run_in_unit(&unit, command(&["/nonexistent/probe"])).await;
     assert!(
@@ -284,6 +289,6 @@ async fn enter_a_unit_without_main_process_is_an_error() {
 }
 
 /// SIGTERM on Linux.
-fn libc_sigterm() -> i32 {
+fn sigterm() -> i32 {
     15
 }

@@ -5,13 +5,13 @@
 //! kept across the uid change), change directory as the container's user, set
 //! no-new-privileges, install the seccomp filters last. No file is opened after `setns`
 //! as root: the container could have planted symlinks in its own view. Layer 3; the one
-//! place besides `seccomp.rs` where `unsafe` is allowed (`pre_exec` and raw syscalls).
+//! place besides `seccomp.rs` and `pidfd.rs` where `unsafe` is allowed (`pre_exec` and raw syscalls).
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
@@ -50,32 +50,6 @@ struct CapData {
     effective: u32,
     permitted: u32,
     inheritable: u32,
-}
-
-/// Opens a pidfd for `pid`.
-pub(super) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the fd was just returned by the kernel and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// Whether the process behind `pidfd` has not exited (signal 0 checks without sending).
-pub(super) fn pidfd_alive(pidfd: &OwnedFd) -> bool {
-    // SAFETY: signal 0 with no siginfo only checks that the process exists.
-    let sent = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    sent == 0
 }
 
 /// Kills the process group `group` (the command's own) with SIGKILL.
@@ -205,7 +179,7 @@ impl Prepared {
                 &|| ambient == 0 || uid == 0 || raise_ambient(ambient),
                 &|| change_directory(&directory, missing_ok),
                 &|| !no_new_privileges || prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0),
-                &|| filters.iter().all(|filter| install_filter(filter)),
+                &|| filters.iter().all(install_filter),
             ];
             for (index, step) in steps.iter().enumerate() {
                 if !step() {

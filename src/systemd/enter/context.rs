@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use zbus::{Connection, OwnedVariant};
 
 use super::Error;
-use super::child;
+use super::pidfd;
 use crate::systemd::proxy::{ManagerProxy, SYSTEMD_SERVICE};
 use crate::unit::UnitName;
 
@@ -94,7 +94,7 @@ pub(super) async fn read(name: &UnitName) -> Result<Target, Error> {
         pid: main_pid,
         reason,
     };
-    let pidfd = child::pidfd_open(main_pid).map_err(|e| gone(format!("pidfd_open: {e}")))?;
+    let pidfd = pidfd::pidfd_open(main_pid).map_err(|e| gone(format!("pidfd_open: {e}")))?;
     let proc_dir = PathBuf::from(format!("/proc/{main_pid}"));
     let read_proc = |file: &str| {
         std::fs::read(proc_dir.join(file)).map_err(|e| gone(format!("reading {file}: {e}")))
@@ -104,7 +104,7 @@ pub(super) async fn read(name: &UnitName) -> Result<Target, Error> {
     let status = String::from_utf8_lossy(&read_proc("status")?).into_owned();
     let environ = read_proc("environ")?;
     // Alive now means every file above was this process's, not a recycled pid's.
-    if !child::pidfd_alive(&pidfd) {
+    if !pidfd::pidfd_alive(&pidfd) {
         return Err(gone("it exited".into()));
     }
     let memberships = cgroup_memberships(&cgroups);
@@ -149,7 +149,7 @@ async fn properties(name: &UnitName) -> zbus::Result<HashMap<String, OwnedVarian
             &("",),
         )
         .await?;
-    Ok(reply.body().deserialize()?)
+    reply.body().deserialize()
 }
 
 /// The credentials and confinement in a `/proc/<pid>/status`: real ids (what systemd set

@@ -11,6 +11,7 @@
 mod child;
 mod context;
 mod output;
+mod pidfd;
 mod seccomp;
 
 use std::io;
