@@ -3,6 +3,7 @@
 //! [`ActiveState`], [`UnitStatus`], [`UnitUsage`], [`UnitEvent`] and this layer's [`Error`].
 
 mod client;
+pub mod enter;
 mod error;
 mod events;
 mod exec_commands;
@@ -15,6 +16,7 @@ mod status;
 mod usage;
 
 pub use client::{ManagedUnit, Systemd};
+pub use enter::{Ended, EnterCommand, EnterOutcome, run_in_unit};
 pub use error::{Error, Result};
 pub use events::{UnitEvent, UnitEventKind};
 pub use exec_commands::FailedCommand;

@@ -17,6 +17,7 @@ mod cluster_serving_rotation;
 mod cluster_status;
 mod cluster_volumes;
 mod engine;
+mod enter;
 mod eviction;
 mod examples;
 mod exec_lines;
