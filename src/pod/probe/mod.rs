@@ -6,5 +6,7 @@
 //! and return an [`Outcome`].
 
 pub mod plan;
+pub mod verdict;
 
 pub use plan::{Action, Invalid, Kind, Plan, Scheme};
+pub use verdict::{Change, Seen, Verdict};
