@@ -5,8 +5,12 @@
 //! after a kill); the handlers [`tcp`], [`http`], [`grpc`] and [`exec`] run one attempt
 //! and return an [`Outcome`].
 
+pub mod exec;
+pub mod outcome;
 pub mod plan;
+pub mod tcp;
 pub mod verdict;
 
+pub use outcome::Outcome;
 pub use plan::{Action, Invalid, Kind, Plan, Scheme};
 pub use verdict::{Change, Seen, Verdict};
