@@ -6,6 +6,7 @@
 //! and return an [`Outcome`].
 
 pub mod exec;
+pub mod http;
 pub mod outcome;
 pub mod plan;
 pub mod tcp;
