@@ -6,6 +6,7 @@
 //! and return an [`Outcome`].
 
 pub mod exec;
+pub mod grpc;
 pub mod http;
 pub mod outcome;
 pub mod plan;
