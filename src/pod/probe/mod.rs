@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod http;
 pub mod outcome;
 pub mod plan;
+pub mod task;
 pub mod tcp;
 pub mod verdict;
 
