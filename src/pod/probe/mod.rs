@@ -5,6 +5,7 @@
 //! after a kill); the handlers [`tcp`], [`http`], [`grpc`] and [`exec`] run one attempt
 //! and return an [`Outcome`].
 
+pub mod effect;
 pub mod exec;
 pub mod grpc;
 pub mod http;
