@@ -3,10 +3,13 @@ use std::sync::Mutex;
 use super::*;
 use crate::pod::probe::outcome::Result;
 
+/// What the fake was asked: unit, argv, timeout, output bound.
+type Asked = (String, Vec<String>, Duration, usize);
+
 /// Answers with a fixed end and records what it was asked to run.
 struct Fake {
     answer: std::result::Result<(Ended, Vec<u8>), String>,
-    asked: Mutex<Vec<(String, Vec<String>, Duration, usize)>>,
+    asked: Mutex<Vec<Asked>>,
 }
 
 impl Fake {
