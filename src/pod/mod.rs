@@ -28,6 +28,7 @@ mod mounts;
 pub mod objects;
 pub mod observe;
 mod plan;
+pub mod probe;
 mod progress;
 mod progress_channel;
 pub mod qos;
