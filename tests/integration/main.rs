@@ -35,6 +35,7 @@ mod pid_file;
 mod pod_fields;
 mod pods_cmd;
 mod pods_slice;
+mod probes;
 mod pull_policy;
 mod readiness;
 mod run_dirs;

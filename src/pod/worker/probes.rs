@@ -1,4 +1,4 @@
-//! A pass's part in probing: stop a container whose liveness or startup probe failed
+//! A pass's part in probing: end a container whose liveness or startup probe failed
 //! (the kubelet's `Killing`, within the probe's grace), and tell the probes what runs
 //! now, starting them once a container's unit exists. The probing itself happens in the
 //! probe tasks (`pod::probe`). Layer 4.
@@ -21,7 +21,8 @@ use crate::pod::restart::RestartState;
 use crate::pod::state::PodState;
 use crate::systemd::UnitStatus;
 
-/// Stops each running container a probe asked to kill; returns whether it stopped any.
+/// Ends each running container a probe asked to kill (its kill signal, SIGKILL after the
+/// probe's grace, else the pod's); returns whether it ended any.
 /// Its exit then restarts it after the usual back-off (unless the policy is `Never`).
 pub(super) async fn kill_failed(
     ctx: &Context,
@@ -52,8 +53,14 @@ pub(super) async fn kill_failed(
             effect::killing(name, kind),
         );
         restarts_of(ctx, uid, pod, container, state).killed_by_probe();
-        if let Err(err) = ctx.systemd.stop(&unit.name, grace).await {
-            tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "stopping a container a probe failed");
+        match ctx.systemd.kill_within(&unit.name, grace).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(unit = %unit.name, "a container a probe failed outlived SIGKILL")
+            }
+            Err(err) => {
+                tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "ending a container a probe failed");
+            }
         }
         killed = true;
     }
