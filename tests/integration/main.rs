@@ -12,6 +12,7 @@ mod apt_upgrade;
 mod cluster;
 mod cluster_certs;
 mod cluster_doctor;
+mod cluster_probes;
 mod cluster_rbac;
 mod cluster_serving_rotation;
 mod cluster_status;

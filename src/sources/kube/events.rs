@@ -72,7 +72,7 @@ impl EventPublisher {
             },
             reason: reason.to_owned(),
             note: Some(message.to_owned()),
-            action: reason.to_owned(),
+            action: action(reason, message),
             secondary: None,
         };
         let publish = self.recorder.publish(&event, regarding);
@@ -88,6 +88,16 @@ impl EventPublisher {
     }
 }
 
+/// The event's `action`. kube-runtime's `Recorder` counts events of the same type,
+/// reason, action and object as one series and keeps the first note; the kubelet's
+/// correlator counts only those with the same message too. So the action is the reason
+/// with a digest of the message: "Started unit a" and "Started unit b", or two probe
+/// failures with different outputs, stay two events; repeats of one stay one series.
+fn action(reason: &str, message: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, message.as_bytes());
+    format!("{reason}-{}", hex::encode(&digest.as_ref()[..4]))
+}
+
 fn reference(pod: &Pod) -> ObjectReference {
     ObjectReference {
         api_version: Some("v1".to_owned()),
@@ -96,5 +106,18 @@ fn reference(pod: &Pod) -> ObjectReference {
         name: pod.metadata.name.clone(),
         uid: pod.metadata.uid.clone(),
         ..ObjectReference::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::action;
+
+    #[test]
+    fn different_messages_are_different_series_and_repeats_one() {
+        let a = action("Unhealthy", "Readiness probe failed: not yet");
+        assert_eq!(a, action("Unhealthy", "Readiness probe failed: not yet"));
+        assert_ne!(a, action("Unhealthy", "Liveness probe failed: stop asked"));
+        assert!(a.starts_with("Unhealthy-") && a.len() == "Unhealthy-".len() + 8);
     }
 }

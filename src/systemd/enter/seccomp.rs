@@ -30,6 +30,12 @@ fn cache() -> &'static Cache {
     CACHE.get_or_init(Cache::default)
 }
 
+/// Held while filters are copied.
+fn copying() -> &'static tokio::sync::Mutex<()> {
+    static COPYING: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    COPYING.get_or_init(tokio::sync::Mutex::default)
+}
+
 /// The filters of the target's main process, oldest first (the order to install them).
 pub(super) async fn filters_of(target: &Target) -> Result<Arc<Vec<Filter>>, Error> {
     let failed = |reason: String| Error::Seccomp {
@@ -41,6 +47,9 @@ pub(super) async fn filters_of(target: &Target) -> Result<Arc<Vec<Filter>>, Erro
         2 => {}
         mode => return Err(failed(format!("seccomp mode {mode} cannot be copied"))),
     }
+    // One copy at a time: a process has one tracer, so a second probe of the same
+    // container seizing it at once would get EPERM; it waits and finds the copy cached.
+    let _one_tracer = copying().lock().await;
     let key = (target.main_pid, target.start_time);
     if let Some(filters) = cache()
         .lock()
