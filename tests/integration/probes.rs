@@ -220,3 +220,37 @@ async fn probes_failed_liveness_restarts_the_container_counted() {
     .await;
     run.finish().await;
 }
+
+/// A grpc.health.v1 server on Debian's python3-grpcio (`scripts/install-deps`), without
+/// generated code: `SERVING` while `/tmp/serving` exists in its own `/tmp`, else
+/// `NOT_SERVING`.
+const HEALTH_SERVER: &str = r#"
+import grpc, os, sys
+from concurrent import futures
+def check(request, context):
+    return b"\x08\x01" if os.path.exists("/tmp/serving") else b"\x08\x02"
+handler = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+    "Check": grpc.unary_unary_rpc_method_handler(check)})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+server.add_generic_rpc_handlers((handler,))
+server.add_insecure_port("127.0.0.1:" + sys.argv[1])
+server.start()
+server.wait_for_termination()
+"#;
+
+#[tokio::test]
+async fn probes_grpc_health_check_against_a_real_grpc_server() {
+    let context = TestContext::new("probes_grpc");
+    let engine = Engine::new(None).await;
+    let port = free_port();
+    let server = json!({
+        "name": "main", "image": "/usr/bin/python3",
+        "command": ["/bin/sh", "-c", "(sleep 4; touch /tmp/serving) & exec /usr/bin/python3 -c \"$0\" \"$1\"", HEALTH_SERVER, port.to_string()],
+        "readinessProbe": {"grpc": {"port": port}, "periodSeconds": 1},
+    });
+    let run = engine.run(pod(&context, "grpc", server));
+    let flags = run.until(DEADLINE, "main to run", running_flags).await;
+    assert!(!flags.0, "NOT_SERVING is not ready");
+    ready(&run, DEADLINE).await;
+    run.finish().await;
+}
