@@ -28,7 +28,8 @@ pub struct Agent {
 pub struct Idle {
     /// Largest resident set seen, KiB.
     pub max_rss_kib: u64,
-    /// User + system CPU time over the window, as a percentage of one CPU.
+    /// User + system CPU time over the window, its reaped children's included, as a
+    /// percentage of one CPU.
     pub cpu_percent: f64,
 }
 
@@ -114,7 +115,8 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     Ok(kib.parse()?)
 }
 
-/// utime + stime of `/proc/<pid>/stat` (fields 14 and 15), in clock ticks.
+/// utime + stime of `/proc/<pid>/stat` (fields 14 and 15) and of its reaped children
+/// (16 and 17: the exec probes' processes), in clock ticks.
 fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may contain spaces: count fields after its ')'.
@@ -122,5 +124,5 @@ fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     let field =
         |n: usize| -> anyhow::Result<u64> { Ok(fields.get(n - 3).context("short stat")?.parse()?) };
-    Ok(field(14)? + field(15)?)
+    Ok(field(14)? + field(15)? + field(16)? + field(17)?)
 }

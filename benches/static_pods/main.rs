@@ -12,11 +12,13 @@
 //!
 //! Figures: `floor_ms` (write N units, one daemon-reload, start all, last active),
 //! `systemk_ms` (first manifest renamed in, last container active), per-pod times
-//! (manifest renamed in → its container active), and systemk's RSS and CPU time over an
-//! idle window with the N pods running. Written to `target/bench/static-pods.json`.
+//! (manifest renamed in → its container active), systemk's RSS and CPU time over an
+//! idle window with the N pods running, and the CPU the same number of pods with a 1 s
+//! readiness probe each adds (`probe_cpu_percent`, see `probes.rs`). Written to `target/bench/static-pods.json`.
 
 mod agent;
 mod bus;
+mod probes;
 mod report;
 
 use std::ffi::OsStr;
@@ -34,7 +36,7 @@ use report::{Report, percentile};
 const SYSTEMK: &str = env!("CARGO_BIN_EXE_systemk");
 const UNIT_DIR: &str = "/etc/systemd/system";
 /// The namespace of the benchmark's pods; its units are `systemk.systemk-bench.*`.
-const NAMESPACE: &str = "systemk-bench";
+pub(crate) const NAMESPACE: &str = "systemk-bench";
 /// Prefix of the floor's units, in place of `systemk.`: not systemk's, so the agent never
 /// adopts them.
 const FLOOR_PREFIX: &str = "bench-floor.";
@@ -132,10 +134,22 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
 
     tokio::time::sleep(SETTLE).await;
     let window = Duration::from_secs(options.idle_seconds);
-    let idle = tokio::task::spawn_blocking(move || {
+    let (agent, idle) = tokio::task::spawn_blocking(move || {
         let idle = agent.sample_idle(window);
+        (agent, idle)
+    })
+    .await?;
+    let idle = idle?;
+
+    eprintln!("probes: {n} pods with a 1 s readiness probe (half tcpSocket, half exec)");
+    let port = probes::listener()?;
+    probes::swap_manifests(&watched, n, port)?;
+    wait_active(&bus, &format!("systemk.{NAMESPACE}.{}*", probes::PROBED), n).await?;
+    tokio::time::sleep(SETTLE).await;
+    let probed = tokio::task::spawn_blocking(move || {
+        let probed = agent.sample_idle(window);
         drop(agent);
-        idle
+        probed
     })
     .await??;
     Ok(Report {
@@ -149,6 +163,7 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         idle_rss_kib: idle.max_rss_kib,
         idle_cpu_percent: idle.cpu_percent,
         idle_seconds: options.idle_seconds,
+        probe_cpu_percent: probed.cpu_percent - idle.cpu_percent,
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
     })
 }
@@ -277,7 +292,7 @@ fn manifest(name: &str) -> String {
     )
 }
 
-fn pod_name(i: usize) -> String {
+pub(crate) fn pod_name(i: usize) -> String {
     format!("sleep-{i:04}")
 }
 

@@ -28,6 +28,9 @@ pub struct Report {
     pub idle_cpu_percent: f64,
     /// How long the idle window lasted, seconds.
     pub idle_seconds: u64,
+    /// What N pods with a 1 s readiness probe each add to the idle CPU, percent of one
+    /// CPU, over a window as long.
+    pub probe_cpu_percent: f64,
     /// CPUs of this machine.
     pub cpus: usize,
 }
@@ -50,6 +53,10 @@ impl Report {
                     "{:.2} % over {} s",
                     self.idle_cpu_percent, self.idle_seconds
                 ),
+            ),
+            (
+                "probes: 1 s readiness on each pod",
+                format!("+{:.2} % CPU", self.probe_cpu_percent),
             ),
             ("CPUs", self.cpus.to_string()),
         ];
