@@ -21,6 +21,7 @@ pub mod eviction;
 pub mod failure;
 pub mod fields;
 pub mod health;
+pub mod hook;
 mod host_paths;
 pub mod init_order;
 mod live;

@@ -240,12 +240,16 @@ async fn start_due(
         // RestartUnit also starts inactive and failed units, and is the only way to run
         // an `active (exited)` unit (RemainAfterExit=yes) again.
         match ctx.systemd.restart_within(&unit.name, START_WAIT).await {
-            Ok(Some(JobResult::Done) | None) => state.event(
-                pod,
-                EventKind::Normal,
-                "Started",
-                format!("Started unit {}", unit.name),
-            ),
+            Ok(Some(JobResult::Done) | None) => {
+                state.event(
+                    pod,
+                    EventKind::Normal,
+                    "Started",
+                    format!("Started unit {}", unit.name),
+                );
+                let grace = stop::grace_of(Some(pod));
+                hooks::post_start(ctx, pod, state, container.container, &unit.name, grace).await;
+            }
             Ok(Some(result)) => state.event(
                 pod,
                 EventKind::Warning,
@@ -393,6 +397,7 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 
 mod deadline_stop;
 mod evicted;
+mod hooks;
 mod prepare;
 mod probes;
 mod run_end;

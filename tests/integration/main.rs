@@ -23,6 +23,7 @@ mod eviction;
 mod examples;
 mod exec_lines;
 mod harness;
+mod hooks;
 mod image_failures;
 mod isolation;
 mod kubelet_api;

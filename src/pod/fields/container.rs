@@ -42,11 +42,15 @@ pub(super) fn container(container: &Container, init: bool, w: &mut Walk) {
     w.honoured("envFrom", env_from);
     w.honoured("image", image);
     w.honoured("imagePullPolicy", image_pull_policy);
-    w.ignored(
-        "lifecycle",
-        lifecycle.is_some(),
-        "postStart and preStop hooks are not run; a stop sends the unit's KillSignal",
-    );
+    if init {
+        w.refused(
+            "lifecycle",
+            lifecycle.is_some(),
+            "init containers may not have lifecycle hooks",
+        );
+    } else {
+        w.honoured("lifecycle", lifecycle);
+    }
     probe(w, init, "livenessProbe", liveness_probe.is_some());
     w.honoured("name", name);
     w.honoured("ports", ports);

@@ -14,7 +14,7 @@ mod spec;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 
-use super::probe;
+use super::{hook, probe};
 use crate::unit;
 
 /// The reason of a pod refused at admission for a field systemk cannot honour.
@@ -113,6 +113,12 @@ fn unit_checks(pod: &Pod, spec: &PodSpec, review: &mut Review) {
                         err.to_string(),
                     );
                 }
+            }
+            if let Err((hook, invalid)) = hook::container_hooks(container) {
+                refuse(
+                    format!("{at}.lifecycle.{hook}.{}", invalid.field),
+                    invalid.reason.clone(),
+                );
             }
             if let Err((kind, invalid)) = probe::container_plans(container) {
                 refuse(

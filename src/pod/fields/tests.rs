@@ -88,7 +88,6 @@ fn each_ignored_pod_field_is_named_with_what_systemk_does() {
 #[test]
 fn each_ignored_container_field_is_named_with_its_container() {
     let review = review(&pod(main_with(json!({
-        "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
         "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
         "securityContext": {"readOnlyRootFilesystem": false},
         "stdin": true,
@@ -99,7 +98,6 @@ fn each_ignored_container_field_is_named_with_its_container() {
     assert_eq!(
         fields(&review.ignored),
         [
-            "spec.containers{main}.lifecycle",
             "spec.containers{main}.resizePolicy",
             "spec.containers{main}.securityContext.readOnlyRootFilesystem",
             "spec.containers{main}.stdin",
@@ -241,6 +239,36 @@ fn probes_run_for_app_containers_and_bad_ones_are_refused() {
         [
             "spec.initContainers{setup}.livenessProbe",
             "spec.containers{main}.readinessProbe.httpGet.port",
+        ]
+    );
+}
+
+#[test]
+fn hooks_run_for_app_containers_and_bad_ones_are_refused() {
+    let good = review(&pod(main_with(json!({
+        "lifecycle": {
+            "postStart": {"exec": {"command": ["/bin/true"]}},
+            "preStop": {"sleep": {"seconds": 5}},
+        },
+    }))));
+    assert_eq!((good.refused, good.ignored), (vec![], vec![]));
+    let bad = review(&pod(json!({
+        "containers": [{
+            "name": "main",
+            "image": "/bin/sleep",
+            "lifecycle": {"preStop": {"tcpSocket": {"port": 80}}},
+        }],
+        "initContainers": [{
+            "name": "setup",
+            "image": "/bin/true",
+            "lifecycle": {"postStart": {"exec": {"command": ["true"]}}},
+        }],
+    })));
+    assert_eq!(
+        fields(&bad.refused),
+        [
+            "spec.initContainers{setup}.lifecycle",
+            "spec.containers{main}.lifecycle.preStop.tcpSocket",
         ]
     );
 }

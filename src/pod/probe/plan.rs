@@ -211,10 +211,7 @@ fn action(probe: &Probe, ports: &[ContainerPort]) -> Result<Action, Invalid> {
         ));
     }
     if let Some(exec) = &probe.exec {
-        let argv = exec.command.clone().unwrap_or_default();
-        if argv.is_empty() || argv.iter().any(|arg| arg.contains('\0')) {
-            return Err(invalid("exec.command", "must be non-empty, without NUL"));
-        }
+        let argv = exec_argv(exec.command.as_deref())?;
         return Ok(Action::Exec { argv });
     }
     if let Some(http) = &probe.http_get {
@@ -240,7 +237,18 @@ fn action(probe: &Probe, ports: &[ContainerPort]) -> Result<Action, Invalid> {
     })
 }
 
-fn http_action(http: &HTTPGetAction, ports: &[ContainerPort]) -> Result<Action, Invalid> {
+/// An `exec` action's command (of a probe or a lifecycle hook), checked: not empty, no
+/// NUL (which would cut an argument short).
+pub fn exec_argv(command: Option<&[String]>) -> Result<Vec<String>, Invalid> {
+    let argv = command.unwrap_or_default().to_vec();
+    if argv.is_empty() || argv.iter().any(|arg| arg.contains('\0')) {
+        return Err(invalid("exec.command", "must be non-empty, without NUL"));
+    }
+    Ok(argv)
+}
+
+/// An `httpGet` action (of a probe or a lifecycle hook), checked.
+pub fn http_action(http: &HTTPGetAction, ports: &[ContainerPort]) -> Result<Action, Invalid> {
     let scheme = match http.scheme.as_deref() {
         None | Some("HTTP") => Scheme::Http,
         Some("HTTPS") => Scheme::Https,

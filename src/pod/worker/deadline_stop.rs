@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::hooks::pre_stop;
 use super::{is_running, restarts_of};
 use crate::clock::now;
 use crate::pod::blocking::off_runtime;
@@ -62,6 +63,9 @@ pub(super) async fn stop_past_deadline(
             "Killing",
             format!("Stopping unit {}", before.name),
         );
+        let grace = super::stop::grace_of(Some(pod));
+        let left = pre_stop(ctx, pod, state, container.container, &before.name, grace).await;
+        let timeout = left + timeout.saturating_sub(grace);
         if let Err(err) = ctx.systemd.stop(&before.name, timeout).await {
             tracing::warn!(unit = %before.name, error = %crate::error_chain::Chain(&err), "stopping a unit past its pod's deadline failed");
             continue;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
 
+use super::hooks::pre_stop;
 use super::restarts_of;
 use super::stop::grace_of;
 use crate::pod::container_unit::containers;
@@ -53,6 +54,7 @@ pub(super) async fn kill_failed(
             effect::killing(name, kind),
         );
         restarts_of(ctx, uid, pod, container, state).killed_by_probe();
+        let grace = pre_stop(ctx, pod, state, container.container, &unit.name, grace).await;
         match ctx.systemd.kill_within(&unit.name, grace).await {
             Ok(true) => {}
             Ok(false) => {
@@ -76,11 +78,7 @@ pub(super) fn sync(
     statuses: &HashMap<String, UnitStatus>,
     now: Timestamp,
 ) {
-    let pod_ip = ctx
-        .host_ips
-        .first()
-        .map_or_else(|| "127.0.0.1".to_owned(), ToString::to_string);
-    let Some(wiring) = state.probe_wiring(pod_ip) else {
+    let Some(wiring) = state.probe_wiring(pod_ip(ctx)) else {
         return;
     };
     let mut probed = Vec::new();
@@ -109,6 +107,14 @@ pub(super) fn sync(
     state
         .probes_mut()
         .retain(|name| probed.iter().any(|p| p == name));
+}
+
+/// The pod's IP, which is the node's first address: the host of probes and hooks that
+/// name none.
+pub(super) fn pod_ip(ctx: &Context) -> String {
+    ctx.host_ips
+        .first()
+        .map_or_else(|| "127.0.0.1".to_owned(), ToString::to_string)
 }
 
 /// The container's probe plans; admission refused a pod whose probes are invalid.

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::hooks::pre_stop;
 use super::{STOP_MARGIN, read_unit};
+use crate::pod::container_unit::{containers, unit_name};
 use crate::pod::context::Context;
 use crate::pod::error::Result;
+use crate::pod::observe::is_running;
 use crate::pod::progress::EventKind;
 use crate::pod::state::PodState;
 use crate::unit::UnitName;
@@ -49,7 +52,15 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
                 );
             }
         }
-        let stops = names.iter().map(|name| ctx.systemd.stop(name, timeout));
+        let applied = state.prepared().applied().cloned();
+        let pre_stops = names
+            .iter()
+            .map(|name| pre_stop_of(ctx, applied.as_ref(), state, name, timeout));
+        let timeouts = futures::future::join_all(pre_stops).await;
+        let stops = names
+            .iter()
+            .zip(timeouts)
+            .map(|(name, timeout)| ctx.systemd.stop(name, timeout));
         for (name, stopped) in names.iter().zip(futures::future::join_all(stops).await) {
             if let Err(err) = stopped {
                 tracing::warn!(unit = %name, error = %crate::error_chain::Chain(&err), "stopping a removed pod's unit failed");
@@ -67,6 +78,41 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
     ctx.installer.release(uid).await;
     ctx.dirs.remove_async(uid).await?;
     Ok(())
+}
+
+/// Runs the `preStop` hook of the container of unit `name`, when the pod's spec is known
+/// and the container runs; returns what is left of `timeout` for the stop.
+async fn pre_stop_of(
+    ctx: &Context,
+    pod: Option<&Arc<Pod>>,
+    state: &PodState,
+    name: &UnitName,
+    timeout: Duration,
+) -> Duration {
+    let Some(pod) = pod else {
+        return timeout;
+    };
+    let Some(container) = containers(pod)
+        .into_iter()
+        .find(|c| unit_name(pod, c.container).is_ok_and(|unit| &unit == name))
+    else {
+        return timeout;
+    };
+    let running = ctx
+        .systemd
+        .status(name)
+        .await
+        .is_ok_and(|status| is_running(&status));
+    if !running {
+        return timeout;
+    }
+    // The hook and the stop share the grace; the margin stays the stop's.
+    let grace = match pod.metadata.deletion_grace_period_seconds {
+        Some(seconds) => Duration::from_secs(u64::try_from(seconds).unwrap_or(0)),
+        None => grace_of(Some(pod)),
+    };
+    let margin = timeout.saturating_sub(grace);
+    pre_stop(ctx, pod, state, container.container, name, grace).await + margin
 }
 
 /// How long a stop of a pod's unit may take before systemk SIGKILLs it. A deletion that

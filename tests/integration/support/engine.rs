@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 use systemk::package::{Installer, InstallerConfig};
-use systemk::pod::{Context, Pass, PodDirs, PodState, cleanup, reconcile};
+use systemk::pod::{
+    Context, EVENT_CAPACITY, Pass, PodDirs, PodState, Progress, ProgressReceiver, cleanup,
+    progress_channel, reconcile,
+};
 use systemk::systemd::{Systemd, UnitStatus};
 use systemk::unit::{NodeInfo, NodeSecurity, SystemUsers, UnitName};
 use tempfile::TempDir;
@@ -129,12 +132,15 @@ impl Engine {
         let (probe_wakes, probe_woken) = tokio::sync::mpsc::channel(64);
         let mut state = PodState::default();
         state.wake_probes_through(probe_wakes);
+        let (events, told) = progress_channel(EVENT_CAPACITY);
+        state.report_events_to(events);
         PodRun {
             ctx: self.ctx.clone(),
             uid,
             pod: Arc::new(pod),
             state: tokio::sync::Mutex::new(state),
             probe_woken: std::sync::Mutex::new(probe_woken),
+            told: std::sync::Mutex::new(told),
             cleaned: false,
         }
     }
@@ -148,6 +154,8 @@ pub struct PodRun {
     state: tokio::sync::Mutex<PodState>,
     /// Probes' wakes: the test runs passes itself, so they are only drained.
     probe_woken: std::sync::Mutex<tokio::sync::mpsc::Receiver<UnitName>>,
+    /// The pod's events, as the reconciler would report them.
+    told: std::sync::Mutex<ProgressReceiver>,
     cleaned: bool,
 }
 
@@ -185,6 +193,22 @@ impl PodRun {
             move || async move { check(&this.pass().await) },
         )
         .await
+    }
+
+    /// The events told since the last call: (reason, message).
+    pub fn events(&self) -> Vec<(&'static str, String)> {
+        let mut events = Vec::new();
+        if let Ok(mut told) = self.told.lock() {
+            while let Some(progress) = told.try_recv() {
+                if let Progress::Event {
+                    reason, message, ..
+                } = progress
+                {
+                    events.push((reason, message));
+                }
+            }
+        }
+        events
     }
 
     /// The unit names of the pod now.
