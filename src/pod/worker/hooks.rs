@@ -9,7 +9,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::time::Instant;
 
-use super::probes::pod_ip;
 use crate::pod::context::Context;
 use crate::pod::hook::{Hook, Reach, container_hooks, message, run};
 use crate::pod::probe::exec::InUnit;
@@ -79,6 +78,14 @@ pub(super) async fn pre_stop(
     grace
         .saturating_sub(started.elapsed())
         .max(MIN_GRACE_AFTER_PRE_STOP)
+}
+
+/// The pod's IP, which is the node's first address: the host of probes and hooks that
+/// name none.
+pub(super) fn pod_ip(ctx: &Context) -> String {
+    ctx.host_ips
+        .first()
+        .map_or_else(|| "127.0.0.1".to_owned(), ToString::to_string)
 }
 
 fn hooks(container: &Container) -> crate::pod::hook::Hooks {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
 
-use super::hooks::pre_stop;
+use super::hooks::{pod_ip, pre_stop};
 use super::restarts_of;
 use super::stop::grace_of;
 use crate::pod::container_unit::containers;
@@ -107,14 +107,6 @@ pub(super) fn sync(
     state
         .probes_mut()
         .retain(|name| probed.iter().any(|p| p == name));
-}
-
-/// The pod's IP, which is the node's first address: the host of probes and hooks that
-/// name none.
-pub(super) fn pod_ip(ctx: &Context) -> String {
-    ctx.host_ips
-        .first()
-        .map_or_else(|| "127.0.0.1".to_owned(), ToString::to_string)
 }
 
 /// The container's probe plans; admission refused a pod whose probes are invalid.
