@@ -107,7 +107,7 @@ pub async fn run(
 }
 
 /// The pods on this machine, from an earlier run of systemk or from before a reboot: the
-/// units systemk manages, by pod, and the pod directories without units.
+/// units systemk manages, by pod, and the pod directories and pod slices without units.
 async fn found_pods(ctx: &Context) -> Result<HashMap<String, Vec<UnitName>>> {
     let managed = ctx.systemd.list_managed(&ctx.unit_dir).await?;
     let mut by_pod: HashMap<String, Vec<UnitName>> = HashMap::new();
@@ -130,6 +130,11 @@ async fn found_pods(ctx: &Context) -> Result<HashMap<String, Vec<UnitName>>> {
             .push(unit.status.name);
     }
     for uid in ctx.dirs.list_async().await? {
+        by_pod.entry(uid).or_default();
+    }
+    // A pod slice left behind (systemk stopped between removing a pod's units and its
+    // slice) gets its pod a pass too, whose cleanup removes it.
+    for (_, uid) in ctx.systemd.list_pod_slices(&ctx.unit_dir).await? {
         by_pod.entry(uid).or_default();
     }
     tracing::info!(
