@@ -81,7 +81,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     systemd
         .write_slices(&args.paths.unit_dir, &slices)
         .await
-        .context("cannot write systemk.slice and the QoS slices, the pods' slices")?;
+        .context("cannot write systemk.slice and the BestEffort slice")?;
     // The node as admission sees it; the Node keeper replaces it with the API's Node.
     let (node_view_tx, node_view_rx) = watch::channel(own_node_view(
         &node_name,

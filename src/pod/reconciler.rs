@@ -4,8 +4,9 @@
 //! one at a time per pod and [`MAX_CONCURRENT_PASSES`] overall, so a slow package install
 //! never holds up other pods. Nothing is found by scanning periodically. Layer 4.
 //!
-//! This file holds the effects: the event loop, listing the machine at start and running
-//! the passes ([`Passes`]). Which pod gets a pass when, and what a finished pass changes,
+//! This file holds the effects: the event loop, listing the machine at start, running
+//! the passes ([`Passes`]) and keeping the Burstable QoS slice's weight at what its pods
+//! request. Which pod gets a pass when, and what a finished pass changes,
 //! is the pure [`Bookkeeping`], unit-tested on its own.
 
 mod bookkeeping;
@@ -54,9 +55,20 @@ pub async fn run(
     let mut node_view = ctx.node_view.clone();
     // Without a Node in the API nobody changes the view: stop listening once it is gone.
     let mut node_view_open = true;
+    // What `systemk-burstable.slice` was last written with.
+    let mut burstable_written: Option<u64> = None;
     tokio::pin!(shutdown);
     loop {
         book.admit_new(&ctx.node_view.borrow(), crate::clock::now());
+        if let Some(millis) = book.burstable_cpu_millis()
+            && burstable_written != Some(millis)
+        {
+            // Tried once per change: a failure is logged, the next change tries again.
+            burstable_written = Some(millis);
+            if let Err(err) = write_burstable_slice(&ctx, millis).await {
+                tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot write systemk-burstable.slice");
+            }
+        }
         for dispatch in book.dispatch() {
             passes.spawn(&ctx, dispatch);
         }
@@ -142,6 +154,18 @@ async fn found_pods(ctx: &Context) -> Result<HashMap<String, Vec<UnitName>>> {
         "adopting the pods found on this machine"
     );
     Ok(by_pod)
+}
+
+/// Writes `systemk-burstable.slice` with the CPU weight of `millis`, the Burstable pods'
+/// requests, as the kubelet's QoS manager sets the Burstable cgroup's shares; written only
+/// when it changed, and systemd applies it to the running slice.
+async fn write_burstable_slice(ctx: &Context, millis: u64) -> Result<()> {
+    let unit = crate::unit::burstable_slice_unit(millis)?;
+    let name = crate::unit::SliceName::of_tier(crate::unit::QosTier::Burstable);
+    ctx.systemd
+        .write_slices(&ctx.unit_dir, &[(name, unit.render())])
+        .await?;
+    Ok(())
 }
 
 /// The next announced change of a configMap or secret; never, without an API server.

@@ -81,7 +81,8 @@ pub use name::{
     is_dns_label, is_dns_subdomain,
 };
 pub use pod_slice::{
-    PodSliceLimits, QosTier, SliceName, pod_slice_limits, pod_slice_unit, qos_slice_unit,
+    PodSliceLimits, QosTier, SliceName, best_effort_slice_unit, burstable_slice_unit,
+    pod_cpu_request_millis, pod_slice_limits, pod_slice_unit,
 };
 pub use quantity::{Quantity, QuantityError};
 pub use run_dir::run_dir_path;

@@ -7,7 +7,7 @@
 //! ```text
 //! systemk.slice                               node allocatable
 //! ├─ systemk-pod<uid>.slice                   a Guaranteed pod
-//! ├─ systemk-burstable.slice
+//! ├─ systemk-burstable.slice                  CPUWeight= of its pods' CPU requests
 //! │  └─ systemk-burstable-pod<uid>.slice      a Burstable pod
 //! └─ systemk-besteffort.slice                 CPUWeight=1 (the kubelet's 2 shares)
 //!    └─ systemk-besteffort-pod<uid>.slice     a BestEffort pod
@@ -26,9 +26,10 @@ use std::fmt;
 use super::error::Result;
 use super::file::UnitFile;
 use super::name::{NameError, is_dns_label, is_dns_subdomain};
+use super::resources::cpu_weight;
 use super::slice::SLICE;
 
-pub use limits::{PodSliceLimits, pod_slice_limits};
+pub use limits::{PodSliceLimits, pod_cpu_request_millis, pod_slice_limits};
 
 /// The kubelet's three QoS tiers, each with its place in the slice tree. The pod layer
 /// classifies (`pod::qos`); this layer only places.
@@ -148,20 +149,28 @@ fn check_uid(uid: &str) -> Result<(), NameError> {
     }
 }
 
-/// The unit file of the QoS slice of `tier` (not Guaranteed, whose pods sit under the
-/// root): BestEffort gets the kubelet's 2 shares, which is CPU weight 1 on cgroup v2.
-pub fn qos_slice_unit(tier: QosTier) -> Result<UnitFile> {
+/// The unit file of `systemk-besteffort.slice`: the kubelet's 2 shares, which is CPU
+/// weight 1 on cgroup v2, the least any slice can have.
+pub fn best_effort_slice_unit() -> Result<UnitFile> {
+    let mut unit = qos_unit("BestEffort")?;
+    unit.add("Slice", "CPUWeight", "1")?;
+    Ok(unit)
+}
+
+/// The unit file of `systemk-burstable.slice` for Burstable pods requesting `cpu_millis`
+/// in all: as the kubelet's QoS manager, the tier weighs what its pods request (2 shares,
+/// weight 1, for none).
+pub fn burstable_slice_unit(cpu_millis: u64) -> Result<UnitFile> {
+    let mut unit = qos_unit("Burstable")?;
+    unit.add("Slice", "CPUWeight", cpu_weight(cpu_millis).to_string())?;
+    Ok(unit)
+}
+
+fn qos_unit(class: &str) -> Result<UnitFile> {
     let mut unit = UnitFile::new();
-    let what = match tier {
-        QosTier::Guaranteed | QosTier::Burstable => "Burstable",
-        QosTier::BestEffort => "BestEffort",
-    };
-    unit.add("Unit", "Description", format!("systemk {what} pods"))?;
+    unit.add("Unit", "Description", format!("systemk {class} pods"))?;
     unit.add("Unit", "Documentation", "man:systemk(8)")?;
     unit.add("Slice", "MemoryAccounting", "yes")?;
-    if tier == QosTier::BestEffort {
-        unit.add("Slice", "CPUWeight", "1")?;
-    }
     Ok(unit)
 }
 
@@ -278,15 +287,18 @@ mod tests {
     }
 
     #[test]
-    fn qos_slices_weigh_best_effort_least() {
-        let best = qos_slice_unit(QosTier::BestEffort).unwrap();
+    fn qos_slices_weigh_best_effort_least_and_burstable_by_its_requests() {
+        let best = best_effort_slice_unit().unwrap();
         assert_eq!(best.get("Slice", "CPUWeight"), Some("1"));
-        let burstable = qos_slice_unit(QosTier::Burstable).unwrap();
-        assert_eq!(burstable.get("Slice", "CPUWeight"), None);
+        let burstable = burstable_slice_unit(1500).unwrap();
+        // 1500m → 1536 shares → weight 59.
+        assert_eq!(burstable.get("Slice", "CPUWeight"), Some("59"));
         assert_eq!(
             burstable.get("Unit", "Description"),
             Some("systemk Burstable pods")
         );
+        let none = burstable_slice_unit(0).unwrap();
+        assert_eq!(none.get("Slice", "CPUWeight"), Some("1"));
     }
 
     #[test]

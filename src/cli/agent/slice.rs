@@ -1,23 +1,26 @@
 //! The slices systemk writes at start: `systemk.slice` with the limits from the host's
-//! size and the reservations (`--system-reserved`, `--kube-reserved`), and the QoS slices
-//! below it (`unit::pod_slice`). Layer 7.
+//! size and the reservations (`--system-reserved`, `--kube-reserved`), and
+//! `systemk-besteffort.slice` below it (`unit::pod_slice`). `systemk-burstable.slice`
+//! weighs its pods' requests: the reconciler writes it once it knows them. Layer 7.
 
 use std::path::Path;
 
 use crate::pod::eviction::{Reservation, Resources};
 use crate::sources::kube as cluster;
-use crate::unit::{QosTier, SliceLimits, SliceName, qos_slice_unit, slice_unit};
+use crate::unit::{QosTier, SliceLimits, SliceName, best_effort_slice_unit, slice_unit};
 
-/// `systemk.slice`, `systemk-burstable.slice` and `systemk-besteffort.slice`, rendered.
+/// `systemk.slice` and `systemk-besteffort.slice`, rendered.
 pub(super) fn slices(reservation: &Reservation) -> crate::unit::Result<Vec<(SliceName, String)>> {
-    let mut slices = vec![(
-        SliceName::root(),
-        slice_unit(&slice_limits(reservation))?.render(),
-    )];
-    for tier in [QosTier::Burstable, QosTier::BestEffort] {
-        slices.push((SliceName::of_tier(tier), qos_slice_unit(tier)?.render()));
-    }
-    Ok(slices)
+    Ok(vec![
+        (
+            SliceName::root(),
+            slice_unit(&slice_limits(reservation))?.render(),
+        ),
+        (
+            SliceName::of_tier(QosTier::BestEffort),
+            best_effort_slice_unit()?.render(),
+        ),
+    ])
 }
 
 /// The limits of systemk.slice: capacity minus `--system-reserved` and `--kube-reserved`

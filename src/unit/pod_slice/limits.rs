@@ -83,6 +83,30 @@ pub fn pod_slice_limits(spec: &PodSpec, tier: QosTier) -> Result<PodSliceLimits>
             memory_max: None,
         });
     }
+    let sums = sums(spec)?;
+    let guaranteed = tier == QosTier::Guaranteed;
+    Ok(PodSliceLimits {
+        cpu_weight: cpu_weight(sums.requests.cpu),
+        cpu_quota_millis: (guaranteed || sums.cpu_limited).then_some(sums.limits.cpu),
+        memory_max: (guaranteed || sums.memory_limited).then_some(sums.limits.memory),
+    })
+}
+
+/// The pod's CPU request in millicores, `overhead` included: what the kubelet's QoS
+/// manager sums over the Burstable pods for their tier's weight.
+pub fn pod_cpu_request_millis(spec: &PodSpec) -> Result<u64> {
+    Ok(sums(spec)?.requests.cpu)
+}
+
+/// A pod's requests and limits, and whether every container limits CPU and memory.
+struct Sums {
+    requests: Amounts,
+    limits: Amounts,
+    cpu_limited: bool,
+    memory_limited: bool,
+}
+
+fn sums(spec: &PodSpec) -> Result<Sums> {
     let (mut requests, mut limits) = (Amounts::default(), Amounts::default());
     let (mut cpu_limited, mut memory_limited) = (true, true);
     for container in &spec.containers {
@@ -110,11 +134,11 @@ pub fn pod_slice_limits(spec: &PodSpec, tier: QosTier) -> Result<PodSliceLimits>
     if limits.memory > 0 {
         limits.memory = limits.memory.saturating_add(overhead.memory);
     }
-    let guaranteed = tier == QosTier::Guaranteed;
-    Ok(PodSliceLimits {
-        cpu_weight: cpu_weight(requests.cpu),
-        cpu_quota_millis: (guaranteed || cpu_limited).then_some(limits.cpu),
-        memory_max: (guaranteed || memory_limited).then_some(limits.memory),
+    Ok(Sums {
+        requests,
+        limits,
+        cpu_limited,
+        memory_limited,
     })
 }
 
@@ -259,6 +283,7 @@ mod tests {
         let mut pod = spec(vec![container(&[("cpu", "100m")], HALF)], vec![]);
         pod.overhead = list(&[("cpu", "250m"), ("memory", "10Mi")]);
         let limits = pod_slice_limits(&pod, QosTier::Burstable).unwrap();
+        assert_eq!(pod_cpu_request_millis(&pod).unwrap(), 350);
         assert_eq!(limits.cpu_weight, cpu_weight(350));
         assert_eq!(limits.cpu_quota_millis, Some(750));
         assert_eq!(limits.memory_max, Some(138 << 20));

@@ -1,5 +1,6 @@
-//! Pod slices with the real agent (issue 12, point 7): the agent writes the QoS slices at
-//! start (BestEffort with CPU weight 1), a static pod runs in its slice, a restart of
+//! Pod slices with the real agent (issue 12, point 7): the agent writes the BestEffort
+//! slice at start (CPU weight 1) and keeps the Burstable one at its pods' CPU requests, a
+//! static pod runs in its slice, a restart of
 //! the agent leaves it running there and adopts it, a unit an earlier systemk left in
 //! `systemk.slice` is not restarted but moves at its next start, and removing the
 //! manifest removes the pod's slice.
@@ -102,8 +103,12 @@ async fn pod_slices_survive_an_agent_restart_and_old_units_move_at_their_next_st
         let path = format!("/systemk.slice/systemk-burstable.slice/{slice}/{unit}");
         assert!(in_cgroup(unit, &path));
     }
-    // 100m → 102 shares → weight 4.
+    // 100m → 102 shares → weight 4, for the pod and for its tier (its only pod).
     assert_eq!(show("CPUWeight", &slice), "4");
+    wait_for(START, "the Burstable tier to weigh its pod", || async {
+        (show("CPUWeight", "systemk-burstable.slice") == "4").then_some(())
+    })
+    .await;
 
     // An upgrade from a systemk that ran every pod in systemk.slice: the second
     // container's unit is as that version wrote it, and runs there.
@@ -155,6 +160,10 @@ async fn pod_slices_survive_an_agent_restart_and_old_units_move_at_their_next_st
     })
     .await;
     assert_eq!(show("ActiveState", &slice), "inactive");
+    wait_for(START, "the Burstable tier to weigh nothing", || async {
+        (show("CPUWeight", "systemk-burstable.slice") == "1").then_some(())
+    })
+    .await;
 
     agent.terminate().await;
     machine.clean_up().await;
