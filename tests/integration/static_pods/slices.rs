@@ -3,7 +3,7 @@
 //! static pod runs in its slice, a restart of
 //! the agent leaves it running there and adopts it, a unit an earlier systemk left in
 //! `systemk.slice` is not restarted but moves at its next start, and removing the
-//! manifest removes the pod's slice.
+//! manifest removes the pod's slice; a pod slice left without a pod is removed at start.
 
 use std::fs;
 use std::path::Path;
@@ -165,6 +165,32 @@ async fn pod_slices_survive_an_agent_restart_and_old_units_move_at_their_next_st
     })
     .await;
 
+    agent.terminate().await;
+    machine.clean_up().await;
+}
+
+#[tokio::test]
+async fn a_pod_slice_left_behind_is_removed_at_start() {
+    let context = TestContext::new("pod_slices_left_behind");
+    let machine = Machine::new(&context).await;
+    // As if systemk stopped between removing a pod's units and its slice.
+    let uid = crate::support::engine::unique_uid();
+    let slice = format!("systemk-besteffort-pod{}.slice", uid.replace('-', "_"));
+    let path = Path::new(UNIT_DIR).join(&slice);
+    fs::write(&path, "[Slice]\nCPUWeight=1\n").unwrap();
+    // Someone else's slice of a similar name stays.
+    let foreign = Path::new(UNIT_DIR).join("systemk-besteffort-podnot_ours-x.slice");
+    fs::write(&foreign, "[Slice]\n").unwrap();
+    let agent = machine.start_agent();
+    machine
+        .wait_for_log(START, 0, 1, &["all pods are in sync"])
+        .await;
+    wait_for(START, "the slice left behind to go", || async {
+        (!path.exists()).then_some(())
+    })
+    .await;
+    assert!(foreign.exists());
+    fs::remove_file(&foreign).unwrap();
     agent.terminate().await;
     machine.clean_up().await;
 }
