@@ -18,6 +18,7 @@ use super::container_unit::containers;
 use super::dirs::PodDirs;
 use super::error::Result;
 use super::observe::observe_unit;
+use super::probe::Probed;
 use super::records;
 use super::restart::{ContainerRestarts, RestartPolicy};
 use super::status::{self, ContainerSeen, PodSeen, Problem, WaitingReason};
@@ -132,6 +133,7 @@ pub fn refreshed_status(
             machine,
             unit,
             problem: saved.and_then(saved_problem),
+            probed: last_probed(c.container, saved),
         });
     }
     let host_ips: Vec<IpAddr> = previous
@@ -153,6 +155,7 @@ pub fn refreshed_status(
                     restarts: Some(&k.machine),
                     unit: k.unit.map(|unit| &unit.status),
                     problem: k.problem.as_ref(),
+                    probed: k.probed,
                 };
                 (k.name, seen)
             })
@@ -168,6 +171,19 @@ struct Known<'a> {
     machine: ContainerRestarts,
     unit: Option<&'a ManagedUnit>,
     problem: Option<Problem>,
+    probed: Probed,
+}
+
+/// Probes run in the agent only: what they reported last is in the status it saved.
+fn last_probed(container: &Container, saved: Option<&ContainerStatus>) -> Probed {
+    let last = |has: bool, result: Option<bool>| has.then_some(result);
+    Probed {
+        readiness: last(container.readiness_probe.is_some(), saved.map(|s| s.ready)),
+        startup: last(
+            container.startup_probe.is_some(),
+            saved.and_then(|s| s.started),
+        ),
+    }
 }
 
 fn saved_status<'a>(

@@ -35,6 +35,10 @@ use bookkeeping::{Bookkeeping, Dispatch};
 /// bounds the D-Bus traffic of a burst of new pods.
 pub const MAX_CONCURRENT_PASSES: usize = 16;
 
+/// Probe results waiting to wake their pods. A probe task whose result changed waits
+/// for room, so none is lost; the loop reads them as fast as unit signals.
+const PROBE_WAKES: usize = 256;
+
 /// Keeps the machine equal to the desired pods until `shutdown` completes (or the sources
 /// are gone), then lets the passes in flight finish. Pods keep running when it returns:
 /// their units are independent of systemk. Publishes its [`ReconcilerHealth`] on
@@ -52,6 +56,7 @@ pub async fn run(
     let mut book = Bookkeeping::new(sources, progress);
     book.adopt(found_pods(&ctx).await?);
     let mut passes = Passes::default();
+    let (probe_wakes, mut probe_woken) = mpsc::channel(PROBE_WAKES);
     let mut node_view = ctx.node_view.clone();
     // Without a Node in the API nobody changes the view: stop listening once it is gone.
     let mut node_view_open = true;
@@ -69,7 +74,8 @@ pub async fn run(
                 tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot write systemk-burstable.slice");
             }
         }
-        for dispatch in book.dispatch() {
+        for mut dispatch in book.dispatch() {
+            dispatch.state.wake_probes_through(probe_wakes.clone());
             passes.spawn(&ctx, dispatch);
         }
         let queued = book.queued();
@@ -105,6 +111,7 @@ pub async fn run(
                 // Pods waiting for the Node are admitted on the next turn of the loop.
                 node_view_open = changed.is_ok();
             }
+            Some(unit) = probe_woken.recv() => book.unit_changed(&unit),
             Some(joined) = passes.join_next() => joined.record(&mut book, &health),
             () = sleep_until(next_wake) => book.wake_due(Instant::now()),
         }

@@ -187,6 +187,9 @@ pub struct ContainerRestarts {
     last_start_error: Option<StartError>,
     /// The termination message of `last_exit` (`pod::termination_message`), once read.
     last_message: Option<String>,
+    /// A liveness or startup probe stopped the current run: its exit restarts the
+    /// container unless the policy is `Never`, whatever the exit code.
+    killed_by_probe: bool,
 }
 
 impl ContainerRestarts {
@@ -203,6 +206,7 @@ impl ContainerRestarts {
             last_exit: None,
             last_start_error: None,
             last_message: None,
+            killed_by_probe: false,
         }
     }
 
@@ -317,6 +321,12 @@ impl ContainerRestarts {
         Ok(())
     }
 
+    /// A probe stops the current run: like the kubelet, its exit is followed by a
+    /// restart under `Always` and `OnFailure` alike.
+    pub fn killed_by_probe(&mut self) {
+        self.killed_by_probe = true;
+    }
+
     /// Records that the running container ended, and decides what follows: a restart at
     /// `finished_at` + the next back-off delay, or nothing more. A run of at least
     /// [`CONTAINER_RESTART_RESET_AFTER`] starts the back-off over at its first delay.
@@ -327,9 +337,10 @@ impl ContainerRestarts {
         self.last_exit = Some(exit);
         self.last_start_error = None;
         self.last_message = None;
+        let killed_by_probe = std::mem::take(&mut self.killed_by_probe);
         let restart = match self.policy {
             RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => !exit.status.succeeded(),
+            RestartPolicy::OnFailure => killed_by_probe || !exit.status.succeeded(),
             RestartPolicy::Never => false,
         };
         if !restart {

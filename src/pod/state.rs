@@ -13,6 +13,10 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
+use tokio::sync::mpsc;
+
+use super::probe::exec::InUnit;
+use super::probe::{PodProbes, Wiring};
 use super::progress::{EventKind, Progress};
 use super::progress_channel::ProgressSender;
 use crate::unit::UnitName;
@@ -34,6 +38,10 @@ pub struct PodState {
     events: Option<ProgressSender>,
     /// Whether its eviction was announced (the `Evicted` event sent).
     eviction_announced: bool,
+    /// Its containers' probe tasks.
+    probes: PodProbes,
+    /// Where probes say that the pod needs a pass, when someone listens.
+    probe_wakes: Option<mpsc::Sender<UnitName>>,
 }
 
 impl PodState {
@@ -69,6 +77,31 @@ impl PodState {
     /// Sends the pod's events (installing, started, killing…) to `progress`.
     pub fn report_events_to(&mut self, progress: ProgressSender) {
         self.events = Some(progress);
+    }
+
+    /// Probes wake the pod's pass through `wakes` (the reconciler's channel).
+    pub fn wake_probes_through(&mut self, wakes: mpsc::Sender<UnitName>) {
+        self.probe_wakes = Some(wakes);
+    }
+
+    /// What the pod's probes reach out with; `None` when nobody listens to their wakes.
+    pub(crate) fn probe_wiring(&self, pod_ip: String) -> Option<Wiring> {
+        Some(Wiring {
+            runner: Arc::new(InUnit),
+            wakes: self.probe_wakes.clone()?,
+            events: self.events.clone(),
+            pod_ip,
+        })
+    }
+
+    /// Its containers' probes.
+    pub(crate) fn probes_mut(&mut self) -> &mut PodProbes {
+        &mut self.probes
+    }
+
+    /// Its containers' probes, to read.
+    pub(crate) fn probes(&self) -> &PodProbes {
+        &self.probes
     }
 
     /// Tells whoever listens of an event about `pod`.

@@ -207,10 +207,12 @@ pub struct ContainerObservation {
     pub last_termination: Option<Termination>,
     /// How many times it was restarted.
     pub restart_count: u32,
-    /// Whether it serves; only counts while running (no probes yet: ready once its unit is
-    /// `active`, see [`super::observe::is_serving`]).
+    /// Whether it serves; only counts while running: its unit is `active` (see
+    /// [`super::observe::is_serving`]) and its startup and readiness probes passed.
     /// Ignored for init containers, which are ready once they exited with 0.
     pub ready: bool,
+    /// Whether it runs and its startup probe, if any, passed (the status's `started`).
+    pub started: bool,
 }
 
 impl ContainerObservation {

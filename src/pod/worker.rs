@@ -83,6 +83,9 @@ pub async fn reconcile(
         }
     }
     let mut statuses = observe(ctx, uid, pod, state).await?;
+    if probes::kill_failed(ctx, uid, pod, state, &statuses).await {
+        statuses = observe(ctx, uid, pod, state).await?;
+    }
     let start = deadline::start_of(state.status(), pod, state.run().start_time());
     // A pod that finished before its deadline stays as it finished, as the kubelet
     // no longer syncs a pod in a terminal phase.
@@ -112,6 +115,7 @@ pub async fn reconcile(
         // The status shows what runs now, not what ran before the starts or stops.
         statuses = observe(ctx, uid, pod, state).await?;
     }
+    probes::sync(ctx, pod, state, &statuses, now());
     let mut status = compute_status(ctx, uid, pod, state, &statuses, now());
     if state.run().deadline_exceeded() {
         status = deadline::failed(status);
@@ -291,11 +295,14 @@ fn compute_status(
             .iter()
             .map(|c| {
                 let name = c.container.name.as_str();
+                let restarts = state.run().restarts(name);
+                let run = restarts.map_or(0, |restarts| restarts.restart_count());
                 let seen = ContainerSeen {
                     image_id: state.prepared().image_id(name).unwrap_or_default(),
-                    restarts: state.run().restarts(name),
+                    restarts,
                     unit: statuses.get(name),
                     problem: state.prepared().problem(name),
+                    probed: state.probes().probed(name, run),
                 };
                 (name, seen)
             })
@@ -387,6 +394,7 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 mod deadline_stop;
 mod evicted;
 mod prepare;
+mod probes;
 mod run_end;
 mod stop;
 mod volumes;

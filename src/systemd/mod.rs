@@ -10,6 +10,7 @@ mod exec_commands;
 mod files;
 mod jobs;
 mod journal;
+mod kill;
 mod proxy;
 mod reload;
 mod status;

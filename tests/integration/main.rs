@@ -36,6 +36,7 @@ mod pod_fields;
 mod pod_slices;
 mod pods_cmd;
 mod pods_slice;
+mod probes;
 mod pull_policy;
 mod readiness;
 mod run_dirs;

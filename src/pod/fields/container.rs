@@ -47,18 +47,10 @@ pub(super) fn container(container: &Container, init: bool, w: &mut Walk) {
         lifecycle.is_some(),
         "postStart and preStop hooks are not run; a stop sends the unit's KillSignal",
     );
-    w.ignored(
-        "livenessProbe",
-        liveness_probe.is_some(),
-        "not run: a container restarts only when its process ends",
-    );
+    probe(w, init, "livenessProbe", liveness_probe.is_some());
     w.honoured("name", name);
     w.honoured("ports", ports);
-    w.ignored(
-        "readinessProbe",
-        readiness_probe.is_some(),
-        "not run: the container is ready while its unit is active",
-    );
+    probe(w, init, "readinessProbe", readiness_probe.is_some());
     w.ignored(
         "resizePolicy",
         has(resize_policy),
@@ -76,11 +68,7 @@ pub(super) fn container(container: &Container, init: bool, w: &mut Walk) {
             self::security_context(context, w)
         });
     }
-    w.ignored(
-        "startupProbe",
-        startup_probe.is_some(),
-        "not run: the container counts as started once its unit is active",
-    );
+    probe(w, init, "startupProbe", startup_probe.is_some());
     w.ignored("stdin", *stdin == Some(true), NO_STDIN);
     w.ignored("stdinOnce", *stdin_once == Some(true), NO_STDIN);
     w.honoured("terminationMessagePath", termination_message_path);
@@ -98,6 +86,16 @@ pub(super) fn container(container: &Container, init: bool, w: &mut Walk) {
         });
     }
     w.honoured("workingDir", working_dir);
+}
+
+/// Probes run for app containers (their plans are checked by `unit_checks`); an init
+/// container runs to completion and may have none, as the API server says.
+fn probe(w: &mut Walk, init: bool, name: &'static str, set: bool) {
+    if init {
+        w.refused(name, set, "init containers may not have probes");
+    } else {
+        w.honoured(name, &set);
+    }
 }
 
 /// An ephemeral container is not run at all (the pod says so once); its fields are

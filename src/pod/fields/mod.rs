@@ -14,6 +14,7 @@ mod spec;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 
+use super::probe;
 use crate::unit;
 
 /// The reason of a pod refused at admission for a field systemk cannot honour.
@@ -84,15 +85,12 @@ pub fn review(pod: &Pod) -> Review {
 /// The unit layer's refusals that depend on the spec alone, run before anything is
 /// installed.
 fn unit_checks(pod: &Pod, spec: &PodSpec, review: &mut Review) {
-    let mut refuse = |field: String, err: unit::Error| {
-        review.refused.push(Finding {
-            field,
-            why: err.to_string(),
-        });
+    let mut refuse = |field: String, why: String| {
+        review.refused.push(Finding { field, why });
     };
     for volume in spec.volumes.iter().flatten() {
         if let Err(err) = unit::check_volume(volume) {
-            refuse(format!("spec.volumes{{{}}}", volume.name), err);
+            refuse(format!("spec.volumes{{{}}}", volume.name), err.to_string());
         }
     }
     let lists: [(&str, &[Container]); 2] = [
@@ -106,12 +104,21 @@ fn unit_checks(pod: &Pod, spec: &PodSpec, review: &mut Review) {
         for container in containers {
             let at = format!("spec.{list}{{{}}}", container.name);
             if let Err(err) = unit::check_spec_confinement(pod, container) {
-                refuse(format!("{at}.securityContext"), err);
+                refuse(format!("{at}.securityContext"), err.to_string());
             }
             for mount in container.volume_mounts.iter().flatten() {
                 if let Err(err) = unit::check_mount(mount) {
-                    refuse(format!("{at}.volumeMounts{{{}}}", mount.name), err);
+                    refuse(
+                        format!("{at}.volumeMounts{{{}}}", mount.name),
+                        err.to_string(),
+                    );
                 }
+            }
+            if let Err((kind, invalid)) = probe::container_plans(container) {
+                refuse(
+                    format!("{at}.{}.{}", kind.field(), invalid.field),
+                    invalid.reason,
+                );
             }
         }
     }

@@ -89,9 +89,6 @@ fn each_ignored_pod_field_is_named_with_what_systemk_does() {
 fn each_ignored_container_field_is_named_with_its_container() {
     let review = review(&pod(main_with(json!({
         "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
-        "livenessProbe": {"exec": {"command": ["true"]}},
-        "readinessProbe": {"tcpSocket": {"port": 80}},
-        "startupProbe": {"httpGet": {"port": 80}},
         "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
         "securityContext": {"readOnlyRootFilesystem": false},
         "stdin": true,
@@ -103,11 +100,8 @@ fn each_ignored_container_field_is_named_with_its_container() {
         fields(&review.ignored),
         [
             "spec.containers{main}.lifecycle",
-            "spec.containers{main}.livenessProbe",
-            "spec.containers{main}.readinessProbe",
             "spec.containers{main}.resizePolicy",
             "spec.containers{main}.securityContext.readOnlyRootFilesystem",
-            "spec.containers{main}.startupProbe",
             "spec.containers{main}.stdin",
             "spec.containers{main}.stdinOnce",
             "spec.containers{main}.tty",
@@ -218,6 +212,50 @@ fn the_unit_layers_refusals_are_made_at_admission() {
         review.refused[0].why.contains("sysctls"),
         "{:?}",
         review.refused
+    );
+}
+
+#[test]
+fn probes_run_for_app_containers_and_bad_ones_are_refused() {
+    let good = review(&pod(main_with(json!({
+        "livenessProbe": {"exec": {"command": ["true"]}},
+        "readinessProbe": {"tcpSocket": {"port": 80}},
+        "startupProbe": {"httpGet": {"port": "web"}},
+        "ports": [{"name": "web", "containerPort": 8080}],
+    }))));
+    assert_eq!((good.refused, good.ignored), (vec![], vec![]));
+    let bad = review(&pod(json!({
+        "containers": [{
+            "name": "main",
+            "image": "/bin/sleep",
+            "readinessProbe": {"httpGet": {"port": "nope"}},
+        }],
+        "initContainers": [{
+            "name": "setup",
+            "image": "/bin/true",
+            "livenessProbe": {"exec": {"command": ["true"]}},
+        }],
+    })));
+    assert_eq!(
+        fields(&bad.refused),
+        [
+            "spec.initContainers{setup}.livenessProbe",
+            "spec.containers{main}.readinessProbe.httpGet.port",
+        ]
+    );
+}
+
+#[test]
+fn attack_a_probe_header_cannot_smuggle_a_request() {
+    let review = review(&pod(main_with(json!({
+        "readinessProbe": {"httpGet": {
+            "port": 80,
+            "httpHeaders": [{"name": "X", "value": "a\r\nHost: metadata.internal"}],
+        }},
+    }))));
+    assert_eq!(
+        fields(&review.refused),
+        ["spec.containers{main}.readinessProbe.httpGet.httpHeaders"]
     );
 }
 

@@ -4,10 +4,24 @@
 use super::outcome::{Outcome, Result};
 use super::plan::Kind;
 
-/// The container's `ready`: its unit serves (the no-probe rule) and, with a readiness
-/// probe, the probe's reported result is success (`None`: no readiness probe).
-pub fn ready(serving: bool, readiness: Option<Option<bool>>) -> bool {
-    serving && readiness.is_none_or(|reported| reported == Some(true))
+/// What a container's probes report for its current run; `None`: it has no such probe,
+/// `Some(None)`: no result yet.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Probed {
+    /// The readiness probe's result.
+    pub readiness: Option<Option<bool>>,
+    /// The startup probe's result.
+    pub startup: Option<Option<bool>>,
+}
+
+/// The container's `ready`, as the kubelet's prober manager: started, its unit serves
+/// (the no-probe rule) and, with a readiness probe, the probe reports success.
+pub fn ready(serving: bool, probed: Probed) -> bool {
+    serving
+        && started(true, probed.startup)
+        && probed
+            .readiness
+            .is_none_or(|reported| reported == Some(true))
 }
 
 /// The container's `started`: running and, with a startup probe, the probe succeeded.
@@ -44,15 +58,24 @@ mod tests {
 
     #[test]
     fn readiness_and_startup_gate_the_no_probe_rule() {
-        assert!(ready(true, None));
+        let readiness = |readiness| Probed {
+            readiness,
+            startup: None,
+        };
+        assert!(ready(true, Probed::default()));
         assert!(
-            !ready(false, None),
+            !ready(false, Probed::default()),
             "a unit that is not active is never ready"
         );
-        assert!(!ready(true, Some(Some(false))));
-        assert!(!ready(true, Some(None)));
-        assert!(ready(true, Some(Some(true))));
-        assert!(!ready(false, Some(Some(true))));
+        assert!(!ready(true, readiness(Some(Some(false)))));
+        assert!(!ready(true, readiness(Some(None))));
+        assert!(ready(true, readiness(Some(Some(true)))));
+        assert!(!ready(false, readiness(Some(Some(true)))));
+        let unstarted = Probed {
+            readiness: None,
+            startup: Some(None),
+        };
+        assert!(!ready(true, unstarted), "not ready before it started");
         assert!(started(true, None));
         assert!(!started(true, Some(None)));
         assert!(started(true, Some(Some(true))));

@@ -1,24 +1,15 @@
 //! `exec`: a command in the container's context (its user, groups, mount namespace,
 //! cgroup and environment). Running it is the job of the `systemd` layer's
 //! `run_in_unit`; this module only turns how it ended into the kubelet's result, so the
-//! runner is a value the probe worker is given. Layer 4.
+//! runner is a value the probe worker is given ([`InUnit`], or a fake in tests). Layer 4.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
 use super::outcome::{MAX_OUTPUT, Outcome, text};
-
-/// How the command ended, as `run_in_unit` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    /// It exited with this status.
-    Exited(i32),
-    /// A signal ended it.
-    Signaled(i32),
-    /// It outlived the probe's timeout and was killed.
-    TimedOut,
-}
+pub use crate::systemd::Ended;
+use crate::systemd::{EnterCommand, run_in_unit};
 
 /// Runs `argv` in the context of `unit`, killed after `timeout`, keeping at most
 /// `max_output` bytes of its output. `Err` is a failure to run it at all.
@@ -33,24 +24,29 @@ pub trait Runner: Send + Sync {
     ) -> BoxFuture<'static, Result<(Ended, Vec<u8>), String>>;
 }
 
-/// The runner of a build where commands cannot run in a container's context: every
-/// exec probe fails with a message saying so, never passes silently.
-pub struct Unavailable;
+/// The runner of a running systemk: `run_in_unit`, which enters the unit's cgroup and
+/// namespaces with its credentials.
+pub struct InUnit;
 
-impl Runner for Unavailable {
+impl Runner for InUnit {
     fn run(
         &self,
-        _: &str,
-        _: &[String],
-        _: Duration,
-        _: usize,
+        unit: &str,
+        argv: &[String],
+        timeout: Duration,
+        max_output: usize,
     ) -> BoxFuture<'static, Result<(Ended, Vec<u8>), String>> {
-        Box::pin(async {
-            Ok((
-                Ended::Exited(126),
-                b"exec probes are not available: this systemk cannot run commands in a container"
-                    .to_vec(),
-            ))
+        let unit = unit.to_owned();
+        let command = EnterCommand {
+            argv: argv.to_vec(),
+            timeout,
+            max_output,
+        };
+        Box::pin(async move {
+            run_in_unit(&unit, command)
+                .await
+                .map(|outcome| (outcome.ended, outcome.output))
+                .map_err(|error| crate::error_chain::Chain(&error).to_string())
         })
     }
 }

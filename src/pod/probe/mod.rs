@@ -19,10 +19,13 @@ pub mod grpc;
 pub mod http;
 pub mod outcome;
 pub mod plan;
+pub mod set;
 pub mod task;
 pub mod tcp;
 pub mod verdict;
 
+pub use effect::Probed;
 pub use outcome::Outcome;
-pub use plan::{Action, Invalid, Kind, Plan, Scheme};
+pub use plan::{Action, Invalid, Kind, Plan, Scheme, container_plans};
+pub use set::{PodProbes, Sight, Wiring};
 pub use verdict::{Change, Seen, Verdict};

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ContainerPort, HTTPGetAction, Probe};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, HTTPGetAction, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// Which probe: the kubelet's names, used in events ("Liveness probe failed: …").
@@ -42,6 +42,29 @@ impl Kind {
     pub fn kills(self) -> bool {
         self != Kind::Readiness
     }
+
+    /// The container's field that holds this probe.
+    pub fn field(self) -> &'static str {
+        match self {
+            Kind::Liveness => "livenessProbe",
+            Kind::Readiness => "readinessProbe",
+            Kind::Startup => "startupProbe",
+        }
+    }
+}
+
+/// The plans of every probe `container` has, startup first (it gates the others).
+pub fn container_plans(container: &Container) -> Result<Vec<Plan>, (Kind, Invalid)> {
+    let ports = container.ports.as_deref().unwrap_or_default();
+    [
+        (Kind::Startup, &container.startup_probe),
+        (Kind::Liveness, &container.liveness_probe),
+        (Kind::Readiness, &container.readiness_probe),
+    ]
+    .into_iter()
+    .filter_map(|(kind, probe)| Some((kind, probe.as_ref()?)))
+    .map(|(kind, probe)| plan(kind, probe, ports).map_err(|invalid| (kind, invalid)))
+    .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

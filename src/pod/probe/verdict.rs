@@ -121,7 +121,9 @@ impl Verdict {
     }
 }
 
-fn initial(kind: Kind) -> Option<bool> {
+/// The result a probe shows before its first verdict on a run of its container: readiness
+/// failed, liveness successful, startup unknown (the kubelet's `initialValue`).
+pub fn initial(kind: Kind) -> Option<bool> {
     match kind {
         Kind::Readiness => Some(false),
         Kind::Liveness => Some(true),

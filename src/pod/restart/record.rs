@@ -137,6 +137,8 @@ impl ContainerRestarts {
                 log_read: e.log_read,
             }),
             last_message: record.last_message.clone(),
+            // A probe's kill is followed by its exit within the same pass.
+            killed_by_probe: false,
         })
     }
 }

@@ -154,6 +154,7 @@ fn the_status_shows_crash_loop_back_off_and_the_start_error() {
         restarts: &restarts,
         unit: Some(&status),
         problem: None,
+        probed: crate::pod::probe::Probed::default(),
         pod_has_init_containers: false,
         pod: ("web", "default", "u-1"),
     };

@@ -13,6 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::observation::{ContainerFacts, Problem, container_observation};
 use super::{PodObservation, ReadinessGates, pod_status};
 use crate::pod::container_unit::{ContainerRef, containers};
+use crate::pod::probe::Probed;
 use crate::pod::qos::pod_qos_class;
 use crate::pod::restart::{ContainerRestarts, RestartPolicy};
 use crate::systemd::UnitStatus;
@@ -29,6 +30,8 @@ pub struct ContainerSeen<'a> {
     pub unit: Option<&'a UnitStatus>,
     /// Why it could not be prepared, if so.
     pub problem: Option<&'a Problem>,
+    /// What its readiness and startup probes report.
+    pub probed: Probed,
 }
 
 /// What is known about a pod besides its spec.
@@ -72,6 +75,7 @@ pub fn build(pod: &Pod, seen: &PodSeen<'_>, now: Timestamp) -> PodStatus {
             restarts,
             unit: known.unit,
             problem: known.problem,
+            probed: known.probed,
             pod_has_init_containers: has_inits,
             pod: (pod_name, namespace, seen.uid),
         })
@@ -156,6 +160,7 @@ mod tests {
                     restarts: Some(&restarts),
                     unit: Some(&running),
                     problem: None,
+                    probed: Probed::default(),
                 },
             )]),
             ..PodSeen::default()

@@ -46,7 +46,7 @@ fn container_status(c: &ContainerObservation, init: bool, phase: PodPhase) -> Co
         }),
         ready,
         restart_count: i32::try_from(c.restart_count).unwrap_or(i32::MAX),
-        started: Some(matches!(c.state, ContainerState::Running { .. })),
+        started: Some(c.started && matches!(c.state, ContainerState::Running { .. })),
         ..ContainerStatus::default()
     }
 }

@@ -6,6 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::{ContainerObservation, ContainerState, Termination, WaitingReason, crash_loop_message};
 use crate::pod::observe::{is_running, is_serving, timestamp};
+use crate::pod::probe::{Probed, effect};
 use crate::pod::restart::{ContainerRestarts, RestartState};
 use crate::pod::start_failure::start_error_message;
 use crate::systemd::UnitStatus;
@@ -38,6 +39,8 @@ pub struct ContainerFacts<'a> {
     pub unit: Option<&'a UnitStatus>,
     /// Why it could not be prepared, if so.
     pub problem: Option<&'a Problem>,
+    /// What its readiness and startup probes report.
+    pub probed: Probed,
     /// Whether the pod has init containers (for the "not created yet" reason).
     pub pod_has_init_containers: bool,
     /// `name_namespace(uid)` parts for the CrashLoopBackOff message.
@@ -102,7 +105,8 @@ pub fn container_observation(facts: &ContainerFacts<'_>) -> ContainerObservation
         image: facts.image.to_owned(),
         image_id: facts.image_id.to_owned(),
         container_id: facts.unit.map(|unit| format!("systemd://{}", unit.name)),
-        ready: running.is_some_and(is_serving),
+        ready: running.is_some_and(|unit| effect::ready(is_serving(unit), facts.probed)),
+        started: running.is_some() && effect::started(true, facts.probed.startup),
         restart_count: restarts.restart_count(),
         state,
         last_termination: previous,
@@ -128,6 +132,7 @@ mod tests {
             restarts,
             unit,
             problem: None,
+            probed: Probed::default(),
             pod_has_init_containers: false,
             pod: ("web", "default", "u-1"),
         }

@@ -127,11 +127,15 @@ impl Engine {
     /// Starts driving `pod` (which must carry a namespace, a name and a UID).
     pub fn run(&self, pod: Pod) -> PodRun {
         let uid = pod.metadata.uid.clone().expect("test pods carry a UID");
+        let (probe_wakes, probe_woken) = tokio::sync::mpsc::channel(64);
+        let mut state = PodState::default();
+        state.wake_probes_through(probe_wakes);
         PodRun {
             ctx: self.ctx.clone(),
             uid,
             pod: Arc::new(pod),
-            state: tokio::sync::Mutex::new(PodState::default()),
+            state: tokio::sync::Mutex::new(state),
+            probe_woken: std::sync::Mutex::new(probe_woken),
             cleaned: false,
         }
     }
@@ -143,6 +147,8 @@ pub struct PodRun {
     uid: String,
     pod: Arc<Pod>,
     state: tokio::sync::Mutex<PodState>,
+    /// Probes' wakes: the test runs passes itself, so they are only drained.
+    probe_woken: std::sync::Mutex<tokio::sync::mpsc::Receiver<UnitName>>,
     cleaned: bool,
 }
 
@@ -155,6 +161,9 @@ impl PodRun {
     /// One reconcile pass; returns what it found (when it wants the next pass) and the
     /// status it computed.
     pub async fn pass_report(&self) -> (Pass, PodStatus) {
+        if let Ok(mut woken) = self.probe_woken.lock() {
+            while woken.try_recv().is_ok() {}
+        }
         let mut state = self.state.lock().await;
         let pass = reconcile(&self.ctx, &self.uid, &self.pod, &mut state)
             .await

@@ -82,14 +82,3 @@ async fn non_zero_signals_timeouts_and_errors_fail() {
         assert_eq!(outcome.output, output);
     }
 }
-
-#[tokio::test]
-async fn without_a_runner_exec_probes_fail_loudly() {
-    let outcome = probe(&Unavailable, "u", &argv(), Duration::from_secs(1)).await;
-    assert_eq!(outcome.result, Result::Failure);
-    assert!(
-        outcome.output.contains("not available"),
-        "{}",
-        outcome.output
-    );
-}

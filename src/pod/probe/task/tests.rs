@@ -6,8 +6,8 @@ use k8s_openapi::api::core::v1::Probe;
 use serde_json::json;
 
 use super::*;
-use crate::pod::probe::exec::Ended;
 use crate::pod::probe::plan::plan;
+use crate::systemd::Ended;
 
 /// Passes while `healthy` is set.
 struct Switch {

@@ -219,7 +219,7 @@ fn a_pod_with_ignored_fields_is_told_once_when_admitted() {
     let mut probed = Pod::clone(&pod("probed", "uid-probed"));
     let spec = probed.spec.as_mut().unwrap();
     spec.host_aliases = Some(vec![Default::default()]);
-    spec.containers[0].liveness_probe = Some(Default::default());
+    spec.containers[0].tty = Some(true);
     let probed = Arc::new(probed);
     book.apply(set(SourceId::Api, &[&probed]));
     assert_eq!(uids(&book.dispatch_admitted()), ["uid-probed"]);
@@ -227,7 +227,7 @@ fn a_pod_with_ignored_fields_is_told_once_when_admitted() {
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(told[0].0, "UnsupportedField");
     assert!(
-        told[0].1.contains("spec.hostAliases") && told[0].1.contains(".livenessProbe"),
+        told[0].1.contains("spec.hostAliases") && told[0].1.contains(".tty"),
         "{}",
         told[0].1
     );

@@ -20,6 +20,7 @@ fn container(name: &str, state: ContainerState) -> ContainerObservation {
         last_termination: None,
         restart_count: 0,
         ready: true,
+        started: true,
     }
 }
 
