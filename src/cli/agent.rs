@@ -77,12 +77,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         )
         .await
         .context("cannot connect to systemd")?;
-    let slice = crate::unit::slice_unit(&slice::slice_limits(&args.reservation()))
-        .context("cannot render systemk.slice")?;
+    let slices = slice::slices(&args.reservation()).context("cannot render the pods' slices")?;
     systemd
-        .write_slice(&args.paths.unit_dir, &slice.render())
+        .write_slices(&args.paths.unit_dir, &slices)
         .await
-        .context("cannot write systemk.slice, the pods' slice")?;
+        .context("cannot write systemk.slice and the BestEffort slice")?;
     // The node as admission sees it; the Node keeper replaces it with the API's Node.
     let (node_view_tx, node_view_rx) = watch::channel(own_node_view(
         &node_name,

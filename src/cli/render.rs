@@ -185,6 +185,15 @@ async fn render_pod(
         }
         out.push('\n');
     }
+    // The slice the units name, as the agent writes it before their first start.
+    match pod::slice::pod_slice(pod) {
+        Ok(slice) => {
+            writeln!(out, "# {}", slice.name)?;
+            out.push_str(&slice.unit.render());
+            out.push('\n');
+        }
+        Err(err) => writeln!(out, "# pod {pod_name} has no slice: {err}\n")?,
+    }
     Ok(())
 }
 

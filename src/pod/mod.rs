@@ -37,6 +37,7 @@ mod reconciler;
 mod records;
 pub mod restart;
 pub mod service_link;
+pub mod slice;
 pub mod start_failure;
 mod state;
 pub mod status;

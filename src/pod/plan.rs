@@ -16,6 +16,7 @@ use super::container_unit::{ContainerRef, unit_name};
 use super::env::{EnvFacts, resolve_container};
 use super::error::{Error, Result};
 use super::objects::ReferencedObjects;
+use super::slice::pod_slice_name;
 use crate::package::{ImageRef, Installed};
 use crate::unit::{
     self, BuildInput, HomeProtection, NodeInfo, NodeSecurity, UnitFile, UnitName, UserDb, env_file,
@@ -91,7 +92,9 @@ pub fn plan_container(
     let resolved = resolve_container(pod, container.container, inputs.objects, facts.env)?;
     let env = env_file(&resolved).map_err(Error::from)?;
     let with_entrypoint = path_image_entrypoint(&resolved);
+    let slice = pod_slice_name(pod)?;
     let input = BuildInput {
+        slice: &slice,
         pod,
         container: with_entrypoint.as_ref().unwrap_or(&resolved),
         init_container: container.init,

@@ -4,8 +4,9 @@
 //! one at a time per pod and [`MAX_CONCURRENT_PASSES`] overall, so a slow package install
 //! never holds up other pods. Nothing is found by scanning periodically. Layer 4.
 //!
-//! This file holds the effects: the event loop, listing the machine at start and running
-//! the passes ([`Passes`]). Which pod gets a pass when, and what a finished pass changes,
+//! This file holds the effects: the event loop, listing the machine at start, running
+//! the passes ([`Passes`]) and keeping the Burstable QoS slice's weight at what its pods
+//! request. Which pod gets a pass when, and what a finished pass changes,
 //! is the pure [`Bookkeeping`], unit-tested on its own.
 
 mod bookkeeping;
@@ -59,9 +60,20 @@ pub async fn run(
     let mut node_view = ctx.node_view.clone();
     // Without a Node in the API nobody changes the view: stop listening once it is gone.
     let mut node_view_open = true;
+    // What `systemk-burstable.slice` was last written with.
+    let mut burstable_written: Option<u64> = None;
     tokio::pin!(shutdown);
     loop {
         book.admit_new(&ctx.node_view.borrow(), crate::clock::now());
+        if let Some(millis) = book.burstable_cpu_millis()
+            && burstable_written != Some(millis)
+        {
+            // Tried once per change: a failure is logged, the next change tries again.
+            burstable_written = Some(millis);
+            if let Err(err) = write_burstable_slice(&ctx, millis).await {
+                tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot write systemk-burstable.slice");
+            }
+        }
         for mut dispatch in book.dispatch() {
             dispatch.state.wake_probes_through(probe_wakes.clone());
             passes.spawn(&ctx, dispatch);
@@ -114,7 +126,7 @@ pub async fn run(
 }
 
 /// The pods on this machine, from an earlier run of systemk or from before a reboot: the
-/// units systemk manages, by pod, and the pod directories without units.
+/// units systemk manages, by pod, and the pod directories and pod slices without units.
 async fn found_pods(ctx: &Context) -> Result<HashMap<String, Vec<UnitName>>> {
     let managed = ctx.systemd.list_managed(&ctx.unit_dir).await?;
     let mut by_pod: HashMap<String, Vec<UnitName>> = HashMap::new();
@@ -139,11 +151,28 @@ async fn found_pods(ctx: &Context) -> Result<HashMap<String, Vec<UnitName>>> {
     for uid in ctx.dirs.list_async().await? {
         by_pod.entry(uid).or_default();
     }
+    // A pod slice left behind (systemk stopped between removing a pod's units and its
+    // slice) gets its pod a pass too, whose cleanup removes it.
+    for (_, uid) in ctx.systemd.list_pod_slices(&ctx.unit_dir).await? {
+        by_pod.entry(uid).or_default();
+    }
     tracing::info!(
         pods = by_pod.len(),
         "adopting the pods found on this machine"
     );
     Ok(by_pod)
+}
+
+/// Writes `systemk-burstable.slice` with the CPU weight of `millis`, the Burstable pods'
+/// requests, as the kubelet's QoS manager sets the Burstable cgroup's shares; written only
+/// when it changed, and systemd applies it to the running slice.
+async fn write_burstable_slice(ctx: &Context, millis: u64) -> Result<()> {
+    let unit = crate::unit::burstable_slice_unit(millis)?;
+    let name = crate::unit::SliceName::of_tier(crate::unit::QosTier::Burstable);
+    ctx.systemd
+        .write_slices(&ctx.unit_dir, &[(name, unit.render())])
+        .await?;
+    Ok(())
 }
 
 /// The next announced change of a configMap or secret; never, without an API server.

@@ -16,7 +16,7 @@ use super::proxy::ManagerProxy;
 use super::reload::Reloader;
 use super::status::{self, UnitStatus};
 use super::usage::{self, UnitUsage};
-use crate::unit::{KubernetesMeta, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
+use crate::unit::{KubernetesMeta, SliceName, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
 
 /// Job mode for every job systemk enqueues: replace a conflicting pending job.
 const JOB_MODE: &str = "replace";
@@ -96,16 +96,54 @@ impl Systemd {
         self.reload().await
     }
 
-    /// Writes systemk's slice unit ([`crate::unit::SLICE`]) into `dir` when its content
-    /// changed, then reloads: systemd applies the new limits to the running slice at once.
-    pub async fn write_slice(&self, dir: &Path, content: &str) -> Result<()> {
-        let path = dir.join(crate::unit::SLICE);
-        if tokio::fs::read_to_string(&path).await.ok().as_deref() == Some(content) {
+    /// Writes systemk's slice units (the root, the QoS slices, a pod's slice) into `dir`,
+    /// each only when its content changed, then reloads once if any did: systemd applies
+    /// new limits to a running slice at once.
+    pub async fn write_slices(&self, dir: &Path, slices: &[(SliceName, String)]) -> Result<()> {
+        let mut written = Vec::new();
+        for (name, content) in slices {
+            let path = dir.join(name.as_str());
+            if tokio::fs::read_to_string(&path).await.ok().as_deref() == Some(content) {
+                continue;
+            }
+            files::write_named(dir, name.as_str(), content).await?;
+            written.push(name.as_str());
+        }
+        if written.is_empty() {
             return Ok(());
         }
-        files::write_named(dir, crate::unit::SLICE, content).await?;
-        tracing::info!(path = %path.display(), "pods' slice written");
+        tracing::info!(dir = %dir.display(), slices = ?written, "slices written");
         self.reload().await
+    }
+
+    /// Stops pod slices (and with them anything still in them), forgets their failed
+    /// state, deletes their files from `dir`, then reloads once. A slice systemd does not
+    /// know and a file that is gone are fine.
+    pub async fn remove_slices(&self, dir: &Path, names: &[SliceName]) -> Result<()> {
+        let mut removed = Vec::new();
+        for name in names {
+            let path = dir.join(name.as_str());
+            let on_disk = tokio::fs::try_exists(&path).await.unwrap_or(true);
+            self.stop_unit(name.as_str(), None).await?;
+            match self.reset_failed_named(name.as_str()).await {
+                Err(error) if !error.is_no_such_unit() => return Err(error),
+                _ => {}
+            }
+            if on_disk {
+                files::remove_named(dir, name.as_str()).await?;
+                removed.push(name.as_str());
+            }
+        }
+        if removed.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(slices = ?removed, "slices removed");
+        self.reload().await
+    }
+
+    /// The pod slices `dir` holds files of, with their pods' UIDs.
+    pub async fn list_pod_slices(&self, dir: &Path) -> Result<Vec<(SliceName, String)>> {
+        files::list_pod_slices(dir).await
     }
 
     /// daemon-reload: systemd re-reads every unit file. Concurrent callers share reloads
@@ -174,10 +212,14 @@ impl Systemd {
 
     /// Clears a failed unit's failed state and its start-rate counter.
     pub async fn reset_failed(&self, name: &UnitName) -> Result<()> {
+        self.reset_failed_named(name.as_str()).await
+    }
+
+    async fn reset_failed_named(&self, name: &str) -> Result<()> {
         self.manager
-            .reset_failed_unit(name.as_str())
+            .reset_failed_unit(name)
             .await
-            .map_err(|error| Error::from_zbus("ResetFailedUnit", name.as_str(), error))
+            .map_err(|error| Error::from_zbus("ResetFailedUnit", name, error))
     }
 
     /// Stops, disables and deletes units, then does one daemon-reload; afterwards

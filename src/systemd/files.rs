@@ -1,12 +1,13 @@
 //! Unit files on disk: written atomically ([`crate::atomic_file`], so systemd never reads a
 //! half-written unit), removed, listed and read back. Only files named after a
-//! [`UnitName`] are touched, so a pod can never name a file outside `dir`.
+//! [`UnitName`] or a [`SliceName`] are touched, so a pod can never name a file outside
+//! `dir`.
 
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use crate::atomic_file::{self, Durability};
-use crate::unit::{KubernetesMeta, UNIT_PREFIX, UnitFile, UnitName};
+use crate::unit::{KubernetesMeta, SliceName, UNIT_PREFIX, UnitFile, UnitName};
 
 /// Unit files are world-readable like every file in `/etc/systemd/system`; secrets never
 /// go into them.
@@ -18,8 +19,8 @@ pub(super) async fn write(dir: &Path, name: &UnitName, content: &str) -> Result<
     write_named(dir, name.as_str(), content).await
 }
 
-/// Writes `content` as `dir/<file_name>` atomically; `file_name` is one of systemk's own
-/// unit names (its slice), never a string from a pod.
+/// Writes `content` as `dir/<file_name>` atomically; `file_name` is a validated
+/// [`UnitName`] or [`SliceName`], never a string straight from a pod.
 pub(super) async fn write_named(dir: &Path, file_name: &str, content: &str) -> Result<()> {
     let path = dir.join(file_name);
     let (target, content) = (path.clone(), content.to_owned());
@@ -43,7 +44,12 @@ pub(super) async fn write_named(dir: &Path, file_name: &str, content: &str) -> R
 
 /// Deletes `dir/<name>`; a file that is already gone is fine.
 pub(super) async fn remove(dir: &Path, name: &UnitName) -> Result<()> {
-    let path = dir.join(name.as_str());
+    remove_named(dir, name.as_str()).await
+}
+
+/// Deletes `dir/<file_name>` ([`write_named`]'s names); a file already gone is fine.
+pub(super) async fn remove_named(dir: &Path, file_name: &str) -> Result<()> {
+    let path = dir.join(file_name);
     match tokio::fs::remove_file(&path).await {
         Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
             operation: "remove unit file",
@@ -78,6 +84,28 @@ pub(super) async fn list(dir: &Path) -> Result<Vec<UnitName>> {
         }
     }
     Ok(names)
+}
+
+/// The pod slices in `dir` ([`SliceName::parse_pod`]), with their pods' UIDs; a missing
+/// `dir` holds none.
+pub(super) async fn list_pod_slices(dir: &Path) -> Result<Vec<(SliceName, String)>> {
+    let io = |source| Error::Io {
+        operation: "list slices in",
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(source) if source.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(io(source)),
+    };
+    let mut slices = Vec::new();
+    while let Some(entry) = entries.next_entry().await.map_err(io)? {
+        if let Some(slice) = entry.file_name().to_str().and_then(SliceName::parse_pod) {
+            slices.push(slice);
+        }
+    }
+    Ok(slices)
 }
 
 /// The `[X-Kubernetes]` metadata of the unit file at `path`; `None` when there is no file.

@@ -16,7 +16,8 @@
 //!   restarts with RestartUnit: StartUnit on such a unit does nothing).
 //! - The sandbox (`hardening.rs`), identity (`identity.rs`), `WorkingDirectory=` from
 //!   `workingDir`, environment (`env.rs`), bind mounts (`volumes.rs`) and cgroup limits
-//!   (`resources.rs`); `Slice=systemk.slice` (`slice.rs`), the vendor's slice dropped.
+//!   (`resources.rs`); `Slice=` the pod's own slice (`pod_slice.rs`), the vendor's slice
+//!   dropped.
 //! - Stopping: `TimeoutStopSec=` = `terminationGracePeriodSeconds` (default 30),
 //!   `SendSIGKILL=yes`; `KillSignal=` stays the vendor's (the package's equivalent of an
 //!   image's STOPSIGNAL), else `SIGTERM`; a grace of 0 kills with `SIGKILL` at once.
@@ -47,9 +48,9 @@ use super::identity::{UserDb, apply_identity};
 use super::meta::{KubernetesMeta, RestartPolicy};
 use super::name::UnitName;
 use super::path;
+use super::pod_slice::SliceName;
 use super::resources::resource_directives;
 use super::run_dir::{apply_private_run, run_dir_path};
-use super::slice::SLICE;
 use super::termination_log::container_mounts;
 
 /// Kubernetes' default `terminationGracePeriodSeconds`.
@@ -106,6 +107,8 @@ pub struct BuildInput<'a> {
     pub users: &'a dyn UserDb,
     /// What the node keeps from its pods.
     pub security: &'a NodeSecurity,
+    /// The pod's slice ([`SliceName::for_pod`]).
+    pub slice: &'a SliceName,
 }
 
 /// The unit file for one container of a pod.
@@ -213,8 +216,9 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
     for (key, value) in resource_directives(container)? {
         unit.add("Service", key, value)?;
     }
-    // Every pod runs in the pods' slice, whose limits keep reserved resources for the host.
-    unit.add("Service", "Slice", SLICE)?;
+    // Every container runs in its pod's slice, below its QoS slice and systemk.slice,
+    // whose limits keep reserved resources for the host.
+    unit.add("Service", "Slice", input.slice.as_str())?;
     let grace = spec
         .and_then(|s| s.termination_grace_period_seconds)
         .unwrap_or(DEFAULT_GRACE_SECONDS);
@@ -282,6 +286,10 @@ mod tests {
     }
 
     fn build_pod(pod: &Pod, vendor: Option<&UnitFile>) -> Result<UnitFile> {
+        build_in(pod, vendor, &SliceName::root())
+    }
+
+    fn build_in(pod: &Pod, vendor: Option<&UnitFile>, slice: &SliceName) -> Result<UnitFile> {
         build(&BuildInput {
             pod,
             container: &pod.spec.as_ref().unwrap().containers[0],
@@ -294,6 +302,7 @@ mod tests {
             pod_dir: Path::new("/p"),
             runtime_pod_dir: Path::new("/r"),
             users: &TestUsers,
+            slice,
             security: &NodeSecurity::default(),
         })
     }
@@ -359,5 +368,16 @@ mod tests {
         assert_eq!(unit.get_all("Install", "WantedBy"), ["multi-user.target"]);
         assert_eq!(unit.get("Service", "Type"), None);
         assert_eq!(unit.get_all("Service", "Slice"), ["systemk.slice"]);
+        let pod_slice = SliceName::for_pod(super::super::QosTier::BestEffort, "ab-1").unwrap();
+        let unit = build_in(
+            &pod(Some("u"), PodSpec::default()),
+            Some(&vendor),
+            &pod_slice,
+        )
+        .unwrap();
+        assert_eq!(
+            unit.get_all("Service", "Slice"),
+            ["systemk-besteffort-podab_1.slice"]
+        );
     }
 }

@@ -2,13 +2,15 @@
 //! container to build and the package facts; `<case>.vendor.service`, when present, is
 //! the vendor unit. The rendered unit must equal `<case>.service`, or, when building
 //! fails, the error message must equal `<case>.error`. The `.service` files start with
-//! a `# <unit name>` comment line, as `systemk render` prints them.
+//! a `# <unit name>` comment line, as `systemk render` prints them, and end with the pod's
+//! slice unit under a `# <slice name>` line (the QoS tier from a test-only classification;
+//! `pod::qos` is the real one, a layer above).
 //! Regenerate with `SYSTEMK_UPDATE_GOLDEN=1 cargo test --lib golden`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use serde::Deserialize;
 
 use super::build::{BuildInput, build};
@@ -16,6 +18,7 @@ use super::env::NodeInfo;
 use super::file::UnitFile;
 use super::identity::tests::TestUsers;
 use super::meta::KubernetesMeta;
+use super::pod_slice::{QosTier, SliceName, pod_slice_limits, pod_slice_unit};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -59,7 +62,10 @@ fn render_case(yaml: &Path) -> String {
     let uid = case.pod.metadata.uid.clone().unwrap_or_default();
     let pod_dir = PathBuf::from(format!("/var/lib/systemk/pods/{uid}"));
     let runtime_pod_dir = PathBuf::from(format!("/run/systemk/pods/{uid}"));
+    let tier = tier_of(spec);
+    let slice = SliceName::for_pod(tier, &uid).unwrap();
     let input = BuildInput {
+        slice: &slice,
         security: &crate::unit::NodeSecurity::default(),
         pod: &case.pod,
         container,
@@ -85,9 +91,48 @@ fn render_case(yaml: &Path) -> String {
                 let path = super::env::env_file_path(&runtime_pod_dir, &container.name);
                 out.push_str(&format!("# {} (verbatim):\n{text}", path.display()));
             }
+            let limits = pod_slice_limits(spec, tier).unwrap();
+            let meta = &case.pod.metadata;
+            let namespace = meta.namespace.as_deref().unwrap_or("default");
+            let name = meta.name.as_deref().unwrap_or_default();
+            let slice_unit = pod_slice_unit(namespace, name, &limits).unwrap();
+            out.push_str(&format!("# {slice}\n{}", slice_unit.render()));
             out
         }
         Err(err) => format!("error: {err}\n"),
+    }
+}
+
+/// The QoS tier of the golden pods: none has cpu or memory → BestEffort; every
+/// container limits both and requests nothing else → Guaranteed; else Burstable.
+fn tier_of(spec: &PodSpec) -> QosTier {
+    let all = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    let lists = |c: &Container| {
+        let r = c.resources.clone().unwrap_or_default();
+        (r.requests.unwrap_or_default(), r.limits.unwrap_or_default())
+    };
+    let counted = |list: &std::collections::BTreeMap<String, _>| {
+        list.keys().any(|k| k == "cpu" || k == "memory")
+    };
+    if all.clone().all(|c| {
+        let (requests, limits) = lists(c);
+        !counted(&requests) && !counted(&limits)
+    }) {
+        return QosTier::BestEffort;
+    }
+    let guaranteed = all.clone().all(|c| {
+        let (requests, limits) = lists(c);
+        ["cpu", "memory"].iter().all(|k| {
+            limits.contains_key(*k) && requests.get(*k).is_none_or(|r| Some(r) == limits.get(*k))
+        })
+    });
+    if guaranteed {
+        QosTier::Guaranteed
+    } else {
+        QosTier::Burstable
     }
 }
 
@@ -175,9 +220,19 @@ fn golden_units_pass_systemd_analyze_verify() {
             .strip_prefix("# ")
             .unwrap()
             .to_owned();
+        // The pod's slice follows the service under its own `# <name>` line.
+        let (service, slice) = match text.rfind("\n# ") {
+            Some(at) if at > 0 => (&text[..=at], Some(&text[at + 3..])),
+            _ => (text.as_str(), None),
+        };
         let target = scratch.path().join(&unit_name);
-        fs::write(&target, &text).unwrap();
+        fs::write(&target, service).unwrap();
         units.push(target);
+        if let Some((slice_name, slice_unit)) = slice.and_then(|s| s.split_once('\n')) {
+            let target = scratch.path().join(slice_name);
+            fs::write(&target, slice_unit).unwrap();
+            units.push(target);
+        }
     }
     let output = std::process::Command::new("systemd-analyze")
         .args(["verify", "--man=no"])

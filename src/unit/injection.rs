@@ -166,6 +166,7 @@ fn build_pod(pod: &Pod) -> super::Result<UnitFile> {
         pod_dir: &pod_dir,
         runtime_pod_dir: Path::new("/run/systemk/pods/uid-1"),
         users: &TestUsers,
+        slice: &crate::unit::SliceName::root(),
     })
 }
 

@@ -24,6 +24,7 @@ use super::error::{Error, Result};
 use super::escape::{escape_plain, unescape_plain};
 use super::file::UnitFile;
 use super::name::UnitName;
+use super::slice::SLICE;
 
 /// The section name.
 pub const SECTION: &str = "X-Kubernetes";
@@ -215,13 +216,21 @@ pub fn spec_hash(unit: &UnitFile) -> String {
     hex::encode(digest(&SHA256, unsealed.render().as_bytes()))
 }
 
-/// The `SpecHash` `unit` had before systemk put pods into `systemk.slice`: the hash of
-/// the unit without its `Slice=` line. A unit on disk with this hash differs from `unit`
-/// only by the slice, which must not restart a running container (see the worker).
-pub fn spec_hash_before_slice(unit: &UnitFile) -> String {
+/// The `SpecHash`es `unit` had as earlier versions of systemk wrote it, which differ
+/// from it only by the `Slice=` line: none (before pods ran in `systemk.slice`), then
+/// `systemk.slice` (before each pod had its own slice). A unit on disk with one of these
+/// hashes must not restart a running container (see the worker): it moves to its slice at
+/// its next start.
+pub fn earlier_spec_hashes(unit: &UnitFile) -> [String; 2] {
     let mut unsliced = unit.clone();
     unsliced.remove("Service", "Slice");
-    spec_hash(&unsliced)
+    let mut in_root = unit.clone();
+    // `set` keeps the line where the builder put it, as the earlier builder did; it
+    // cannot refuse the constant.
+    let in_root_hash = in_root
+        .set("Service", "Slice", SLICE)
+        .map_or_else(|_| spec_hash(&unsliced), |()| spec_hash(&in_root));
+    [spec_hash(&unsliced), in_root_hash]
 }
 
 #[cfg(test)]
@@ -275,16 +284,26 @@ mod tests {
     }
 
     #[test]
-    fn hash_before_slice_is_the_hash_of_the_unit_without_it() {
-        let mut unit = UnitFile::parse("[Service]\nExecStart=/bin/true\n").unwrap();
-        let mut meta = meta();
-        meta.write_to(&mut unit).unwrap();
-        let before = meta.spec_hash.clone();
-        let mut sliced =
-            UnitFile::parse("[Service]\nExecStart=/bin/true\nSlice=systemk.slice\n").unwrap();
-        meta.write_to(&mut sliced).unwrap();
-        assert_ne!(meta.spec_hash, before);
-        assert_eq!(spec_hash_before_slice(&sliced), before);
+    fn earlier_hashes_are_those_of_the_unit_without_a_slice_and_in_the_root_slice() {
+        let sealed_with = |slice: Option<&str>| {
+            let mut unit = UnitFile::parse("[Service]\nExecStart=/bin/true\n").unwrap();
+            if let Some(slice) = slice {
+                unit.add("Service", "Slice", slice).unwrap();
+            }
+            unit.add("Service", "KillSignal", "SIGTERM").unwrap();
+            let mut meta = meta();
+            meta.write_to(&mut unit).unwrap();
+            (unit, meta.spec_hash)
+        };
+        let (_, unsliced) = sealed_with(None);
+        let (_, in_root) = sealed_with(Some("systemk.slice"));
+        let (pod_slice, own) = sealed_with(Some("systemk-pod0b7c7b9e.slice"));
+        assert_eq!(earlier_spec_hashes(&pod_slice), [unsliced.clone(), in_root]);
+        assert!(!earlier_spec_hashes(&pod_slice).contains(&own));
+        // Any other change is a change.
+        let mut changed = pod_slice.clone();
+        changed.set("Service", "ExecStart", "/bin/false").unwrap();
+        assert!(!earlier_spec_hashes(&changed).contains(&unsliced));
     }
 
     #[test]

@@ -29,7 +29,8 @@
 //!   `terminationMessagePath`, and where that path may lie.
 //! - `meta.rs`: the `[X-Kubernetes]` section and what `SpecHash` fingerprints.
 //! - `slice.rs`: `systemk.slice`, the pods' cgroup whose limits keep reserved resources
-//!   for the host.
+//!   for the host; `pod_slice.rs`: the QoS slices and each pod's slice below it, with
+//!   the kubelet's pod cgroup limits (`pod_slice/limits.rs`).
 //! - `specifiers.rs`: why a vendor unit's `%i`, `%n`, … are expanded for its own name
 //!   (a template's instance) before it runs under systemk's name.
 
@@ -52,6 +53,7 @@ mod mount_target;
 mod name;
 pub mod path;
 mod pid_file;
+mod pod_slice;
 mod quantity;
 mod resources;
 mod run_dir;
@@ -71,12 +73,16 @@ pub use exec::{check_vendor_exec_lines, compose_exec_start};
 pub use file::{Section, UnitFile};
 pub use identity::{SystemUsers, UserDb, unit_identity};
 pub use meta::{
-    KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, spec_hash, spec_hash_before_slice,
+    KubernetesMeta, RestartPolicy, SECTION as KUBERNETES_SECTION, earlier_spec_hashes, spec_hash,
 };
 pub use mount_target::{HomeProtection, HostFile, HostFiles, check_mount_targets};
 pub use name::{
     DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, NameError, UNIT_NAME_MAX, UNIT_PREFIX, UnitName,
     is_dns_label, is_dns_subdomain,
+};
+pub use pod_slice::{
+    PodSliceLimits, QosTier, SliceName, best_effort_slice_unit, burstable_slice_unit,
+    pod_cpu_request_millis, pod_slice_limits, pod_slice_unit,
 };
 pub use quantity::{Quantity, QuantityError};
 pub use run_dir::run_dir_path;

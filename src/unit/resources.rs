@@ -84,7 +84,7 @@ pub fn resource_directives(container: &Container) -> Result<Vec<(&'static str, S
 
 /// `CPUQuota=` for a limit in millicores: a percentage with up to one decimal
 /// (systemd 252 reads permyriads, checked with `systemd-analyze verify`).
-fn cpu_quota(millis: u64) -> String {
+pub(super) fn cpu_quota(millis: u64) -> String {
     let millis = millis.max(MIN_QUOTA_MILLIS);
     match millis % 10 {
         0 => format!("{}%", millis / 10),
@@ -101,7 +101,7 @@ pub(super) fn cpu_weight(millis: u64) -> u64 {
     1 + (shares - MIN_SHARES) * 9999 / (MAX_SHARES - MIN_SHARES)
 }
 
-fn parse(
+pub(super) fn parse(
     map: &BTreeMap<String, ApiQuantity>,
     field: &'static str,
     resource: &str,

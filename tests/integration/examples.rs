@@ -132,6 +132,16 @@ async fn every_shipped_manifest_renders_one_unit_per_container() {
         }
         assert!(!expected.is_empty(), "{} has no containers", file.display());
         assert_eq!(headers, expected, "{what} printed:\n{out}");
+        // Each pod's slice after its units.
+        let slices = out
+            .lines()
+            .filter(|line| line.starts_with("# systemk-") && line.ends_with(".slice"))
+            .count();
+        let pods = objects(&file)
+            .iter()
+            .filter(|object| !object.containers.is_empty())
+            .count();
+        assert_eq!(slices, pods, "{what} printed:\n{out}");
         // A unit that could be built is printed whole; one that could not says why.
         let rendered = out.matches("\n[X-Kubernetes]\n").count();
         let explained = out

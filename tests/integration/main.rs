@@ -35,6 +35,7 @@ mod package;
 mod package_gc;
 mod pid_file;
 mod pod_fields;
+mod pod_slices;
 mod pods_cmd;
 mod pods_slice;
 mod probes;

@@ -1,13 +1,16 @@
-//! Issue 14, point 6: the pods' slice against the sandbox's real systemd. `systemk.slice`
-//! as the agent writes it carries the reservation's limits; a running unit whose file
-//! gains `Slice=systemk.slice` (what an upgrade does to adopted pods, which systemk then
-//! does not restart) keeps its process where it was, and its next start is in the slice.
+//! Issue 14, point 6 and issue 12, point 7: the pods' slices against the sandbox's real
+//! systemd. `systemk.slice` as the agent writes it carries the reservation's limits; a
+//! running unit of an earlier systemk (in `systemk.slice`) whose file gains its pod's
+//! slice (what an upgrade does to adopted pods, which systemk then does not restart)
+//! keeps its process where it was, and its next start is in the pod's slice.
 
 use std::path::Path;
 use std::time::Duration;
 
 use systemk::systemd::{ActiveState, Systemd};
-use systemk::unit::{KubernetesMeta, RestartPolicy, SliceLimits, UnitFile, slice_unit};
+use systemk::unit::{
+    KubernetesMeta, QosTier, RestartPolicy, SliceLimits, SliceName, UnitFile, slice_unit,
+};
 
 use crate::support::{TestContext, wait_for};
 
@@ -30,7 +33,8 @@ async fn show(property: &str, unit: &str) -> String {
 }
 
 #[tokio::test]
-async fn issue_14_the_slice_has_the_limits_and_a_running_unit_moves_at_its_next_start() {
+async fn issue_14_the_slice_has_the_limits_and_a_running_unit_moves_to_its_pod_slice_at_its_next_start()
+ {
     let context = TestContext::new("pods_slice");
     let systemd = Systemd::connect().await.unwrap();
     let dir = Path::new(UNITS_DIR);
@@ -39,10 +43,9 @@ async fn issue_14_the_slice_has_the_limits_and_a_running_unit_moves_at_its_next_
         cpu_millis: Some(1500),
         tasks_max: Some(4321),
     };
-    systemd
-        .write_slice(dir, &slice_unit(&limits).unwrap().render())
-        .await
-        .unwrap();
+    let root =
+        |limits: &SliceLimits| vec![(SliceName::root(), slice_unit(limits).unwrap().render())];
+    systemd.write_slices(dir, &root(&limits)).await.unwrap();
     assert_eq!(
         show("MemoryMax", "systemk.slice").await,
         (3u64 << 30).to_string()
@@ -50,12 +53,16 @@ async fn issue_14_the_slice_has_the_limits_and_a_running_unit_moves_at_its_next_
     assert_eq!(show("TasksMax", "systemk.slice").await, "4321");
 
     let name = context.unit_name("mover", "main");
-    let mut unit =
-        UnitFile::parse("[Service]\nExecStart=/bin/sleep infinity\nRemainAfterExit=yes\n").unwrap();
+    // As an earlier systemk wrote it: in the root slice.
+    let mut unit = UnitFile::parse(
+        "[Service]\nExecStart=/bin/sleep infinity\nRemainAfterExit=yes\nSlice=systemk.slice\n",
+    )
+    .unwrap();
+    let uid = "0000aaaa-1111-4000-8000-00000000e14a";
     let mut meta = KubernetesMeta {
         namespace: context.namespace().to_owned(),
         pod_name: "mover".to_owned(),
-        pod_uid: "uid-mover".to_owned(),
+        pod_uid: uid.to_owned(),
         container: "main".to_owned(),
         container_index: 0,
         init_container: false,
@@ -71,21 +78,19 @@ async fn issue_14_the_slice_has_the_limits_and_a_running_unit_moves_at_its_next_
         .unwrap();
     systemd.start(&name).await.unwrap();
     let before = systemd.status(&name).await.unwrap().main_pid;
+    let in_root = format!("/systemk.slice/{name}");
     assert!(
-        cgroup_of(before).contains("/system.slice/"),
+        cgroup_of(before).contains(&in_root),
         "{}",
         cgroup_of(before)
     );
+    let old_hash = meta.spec_hash.clone();
 
     // The unit as systemk writes it now; the hash rule says: only the slice changed.
-    unit.add("Service", "Slice", "systemk.slice").unwrap();
+    let pod_slice = SliceName::for_pod(QosTier::BestEffort, uid).unwrap();
+    unit.set("Service", "Slice", pod_slice.as_str()).unwrap();
     meta.write_to(&mut unit).unwrap();
-    assert_eq!(systemk::unit::spec_hash_before_slice(&unit), {
-        let mut old = unit.clone();
-        old.remove("Service", "Slice");
-        meta.write_to(&mut old).unwrap();
-        meta.spec_hash.clone()
-    });
+    assert!(systemk::unit::earlier_spec_hashes(&unit).contains(&old_hash));
     systemd
         .write_units(dir, &[(name.clone(), unit.render())])
         .await
@@ -94,7 +99,7 @@ async fn issue_14_the_slice_has_the_limits_and_a_running_unit_moves_at_its_next_
     assert_eq!(status.main_pid, before, "the reload must not restart it");
     assert_eq!(status.active_state, ActiveState::Active);
     assert!(
-        cgroup_of(before).contains("/system.slice/"),
+        cgroup_of(before).contains(&in_root),
         "{}",
         cgroup_of(before)
     );
@@ -105,17 +110,15 @@ async fn issue_14_the_slice_has_the_limits_and_a_running_unit_moves_at_its_next_
         (pid != 0 && pid != before).then_some(pid)
     })
     .await;
-    assert!(
-        cgroup_of(after).contains("/systemk.slice/"),
-        "{}",
-        cgroup_of(after)
-    );
+    let expected = format!("/systemk.slice/systemk-besteffort.slice/{pod_slice}/{name}");
+    assert!(cgroup_of(after).contains(&expected), "{}", cgroup_of(after));
 
     systemd.stop(&name, DEADLINE).await.unwrap();
     systemd.remove(dir, &[name]).await.unwrap();
+    systemd.remove_slices(dir, &[pod_slice]).await.unwrap();
     // Back to what an agent without reservations writes.
     systemd
-        .write_slice(dir, &slice_unit(&SliceLimits::default()).unwrap().render())
+        .write_slices(dir, &root(&SliceLimits::default()))
         .await
         .unwrap();
 }

@@ -6,6 +6,7 @@
 
 pub mod machine;
 mod shutdown;
+mod slices;
 
 use std::fs;
 use std::path::Path;

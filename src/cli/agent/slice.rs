@@ -1,17 +1,33 @@
-//! The limits systemk writes into `systemk.slice` at start, from the host's size and
-//! the reservations (`--system-reserved`, `--kube-reserved`). Layer 7.
+//! The slices systemk writes at start: `systemk.slice` with the limits from the host's
+//! size and the reservations (`--system-reserved`, `--kube-reserved`), and
+//! `systemk-besteffort.slice` below it (`unit::pod_slice`). `systemk-burstable.slice`
+//! weighs its pods' requests: the reconciler writes it once it knows them. Layer 7.
 
 use std::path::Path;
 
 use crate::pod::eviction::{Reservation, Resources};
 use crate::sources::kube as cluster;
-use crate::unit::SliceLimits;
+use crate::unit::{QosTier, SliceLimits, SliceName, best_effort_slice_unit, slice_unit};
+
+/// `systemk.slice` and `systemk-besteffort.slice`, rendered.
+pub(super) fn slices(reservation: &Reservation) -> crate::unit::Result<Vec<(SliceName, String)>> {
+    Ok(vec![
+        (
+            SliceName::root(),
+            slice_unit(&slice_limits(reservation))?.render(),
+        ),
+        (
+            SliceName::of_tier(QosTier::BestEffort),
+            best_effort_slice_unit()?.render(),
+        ),
+    ])
+}
 
 /// The limits of systemk.slice: capacity minus `--system-reserved` and `--kube-reserved`
 /// (the kubelet's pods cgroup; the eviction threshold stays inside, so eviction acts
 /// before the kernel's OOM killer). A resource nothing is reserved of stays unlimited, and
 /// the slice keeps systemd's default CPU weight: no reservation, nothing to keep.
-pub(super) fn slice_limits(reservation: &Reservation) -> SliceLimits {
+fn slice_limits(reservation: &Reservation) -> SliceLimits {
     let reserved = reservation.system.plus(reservation.kube);
     let facts = cluster::read_facts(Path::new("/"));
     let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")

@@ -1,6 +1,7 @@
 //! Preparing a pod's units: installing images, turning off the vendor units of packages
 //! systemk installed, building the units, and writing only those whose content changed
-//! (one batch, one `daemon-reload`), and the containers' environment files (on the runtime
+//! (one batch, one `daemon-reload`) after the pod's slice (`pod::slice`), and the
+//! containers' environment files (on the runtime
 //! tmpfs, root-only; a changed file restarts its container as a changed unit does). A
 //! pass prepares when the pod is new or changed, or when the retry of a failed
 //! preparation is due. After a boot the runtime directory is empty: units that need it
@@ -29,13 +30,14 @@ use crate::pod::objects::{fetch_referenced, fetch_services};
 use crate::pod::plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
 use crate::pod::progress::EventKind;
 use crate::pod::records;
+use crate::pod::slice::pod_slice;
 use crate::pod::state::PodState;
 use crate::pod::status::{Problem, WaitingReason};
 use crate::pod::subpath;
 use crate::unit::{
     ApiVolumeKind, HomeProtection, NodeSecurity, bind_mounts, container_mounts, env_file_path,
 };
-use crate::unit::{KubernetesMeta, UnitFile, UnitName, spec_hash_before_slice};
+use crate::unit::{KubernetesMeta, UnitFile, UnitName, earlier_spec_hashes};
 use std::path::PathBuf;
 
 use super::volumes::sync_volumes;
@@ -64,6 +66,19 @@ pub(super) async fn prepare(
         state.prepared_mut().abandon();
         return Ok(());
     }
+    // The slice every unit of the pod names: a pod that cannot have one runs nothing.
+    let slice = match pod_slice(pod) {
+        Ok(slice) => slice,
+        Err(err) => {
+            for container in containers(pod) {
+                state
+                    .prepared_mut()
+                    .add_problem(container.container.name.as_str(), problem(&err));
+            }
+            state.prepared_mut().abandon();
+            return Ok(());
+        }
+    };
     if state.status().is_none() {
         // Installing can take minutes: meanwhile `systemk pods` shows the pod as
         // ContainerCreating, as the kubelet would.
@@ -108,7 +123,7 @@ pub(super) async fn prepare(
     let mut wanted = BTreeSet::new();
     let mut to_write: Vec<(UnitName, String)> = Vec::new();
     let mut changed = Vec::new();
-    // Units rewritten only to move them into systemk.slice: no restart, no event.
+    // Units rewritten only to move them into the pod's slice: no restart, no event.
     let mut moved: Vec<UnitName> = Vec::new();
     // Containers whose unit was built, with how their unit hides /home.
     let mut built: Vec<(String, HomeProtection)> = Vec::new();
@@ -134,13 +149,15 @@ pub(super) async fn prepare(
                 let rendered = unit.render();
                 let existing_hash = existing.map(|meta| meta.spec_hash);
                 if existing_hash != spec_hash_of(&unit) {
-                    // A unit written before pods ran in systemk.slice differs only by its
-                    // `Slice=` line: rewritten, so its next start is in the slice, but a
-                    // running container is not restarted for it (see docs/design.md).
-                    let slice_only =
-                        existing_hash.as_deref() == Some(spec_hash_before_slice(&unit).as_str());
+                    // A unit an earlier systemk wrote (without a slice, or in
+                    // systemk.slice) differs only by its `Slice=` line: rewritten, so its
+                    // next start is in the pod's slice, but a running container is not
+                    // restarted for it (see docs/design.md).
+                    let slice_only = existing_hash
+                        .as_ref()
+                        .is_some_and(|existing| earlier_spec_hashes(&unit).contains(existing));
                     if slice_only {
-                        tracing::info!(unit = %name, "moving the unit into systemk.slice at its next start");
+                        tracing::info!(unit = %name, slice = %slice.name, "moving the unit into its pod's slice at its next start");
                         moved.push(name.clone());
                     } else if state.run().has_unit(&name) {
                         changed.push((name.clone(), container.container.name.clone()));
@@ -271,6 +288,10 @@ pub(super) async fn prepare(
         })
         .await?;
     }
+    // Before any unit names it; rewritten only when the pod's limits changed.
+    ctx.systemd
+        .write_slices(&ctx.unit_dir, &[(slice.name, slice.unit.render())])
+        .await?;
     if !to_write.is_empty() {
         ctx.systemd.write_units(&ctx.unit_dir, &to_write).await?;
         for (name, _) in to_write.iter().filter(|(name, _)| !moved.contains(name)) {

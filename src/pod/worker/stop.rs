@@ -1,6 +1,6 @@
 //! Stopping a pod: within the grace period its deletion or spec asks for (or, for a pod
-//! adopted at start, the one its units were written with), then removing its units and
-//! directory. Layer 4.
+//! adopted at start, the one its units were written with), then removing its units, its
+//! slice and its directory. Layer 4.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::pod::error::Result;
 use crate::pod::observe::is_running;
 use crate::pod::progress::EventKind;
 use crate::pod::state::PodState;
-use crate::unit::UnitName;
+use crate::unit::{SliceName, UnitName};
 
 /// Stops a pod whose deletion was requested (`deletionTimestamp`): like [`cleanup`], within
 /// the grace period the deletion asked for. Its source still lists it until the API
@@ -32,7 +32,7 @@ pub async fn terminate(
 }
 
 /// Stops every unit of a pod that is no longer desired (each within its grace period),
-/// removes the units and the pod's directory.
+/// removes the units, the pod's slice and its directory.
 pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<()> {
     let names: Vec<UnitName> = state.units().iter().cloned().collect();
     if !names.is_empty() {
@@ -74,6 +74,11 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
         );
     }
     state.run_mut().clear_units();
+    // Every slice the UID may have (a static pod keeps its UID across class changes);
+    // empty now that its units are gone. A UID that names no slice never had one.
+    if let Ok(slices) = SliceName::all_for_pod(uid) {
+        ctx.systemd.remove_slices(&ctx.unit_dir, &slices).await?;
+    }
     // Its packages are free for other versions once no unit of it runs.
     ctx.installer.release(uid).await;
     ctx.dirs.remove_async(uid).await?;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use systemk::systemd::{Systemd, UnitStatus};
-use systemk::unit::UnitName;
+use systemk::unit::{SliceName, UnitName};
 use tempfile::TempDir;
 
 use crate::support::{TestContext, free_port, is_loaded, wait_for};
@@ -302,18 +302,18 @@ impl Machine {
         !Path::new(UNIT_DIR).join(unit.as_str()).exists() && !is_loaded(unit).await
     }
 
-    /// Stops and removes every unit of this test's namespace. Call it after the agent
-    /// is stopped, at the end of every test.
+    /// Stops and removes every unit of this test's namespace and its pods' slices. Call
+    /// it after the agent is stopped, at the end of every test.
     pub async fn clean_up(&self) {
-        let units: Vec<UnitName> = self
+        let (units, uids): (Vec<UnitName>, Vec<String>) = self
             .systemd
             .list_managed(Path::new(UNIT_DIR))
             .await
             .unwrap()
             .into_iter()
             .filter(|unit| unit.meta.namespace == self.namespace)
-            .map(|unit| unit.status.name)
-            .collect();
+            .map(|unit| (unit.status.name, unit.meta.pod_uid))
+            .unzip();
         if !units.is_empty() {
             tokio::time::timeout(
                 CLEAN_UP_DEADLINE,
@@ -323,6 +323,15 @@ impl Machine {
             .expect("removing the test's units timed out")
             .unwrap();
         }
+        let slices: Vec<SliceName> = uids
+            .iter()
+            .filter_map(|uid| SliceName::all_for_pod(uid).ok())
+            .flatten()
+            .collect();
+        self.systemd
+            .remove_slices(Path::new(UNIT_DIR), &slices)
+            .await
+            .unwrap();
     }
 }
 

@@ -2,7 +2,8 @@
 //! installer, the sandbox's systemd over D-Bus, pod directories in a fresh state dir and a
 //! fresh runtime dir under the sandbox's private `/run`, and unit files in its private `/etc/systemd/system`.
 //! [`PodRun`] runs reconcile passes until a condition holds and always cleans up: through
-//! `systemk::pod::cleanup` at the end, or from its drop guard when the test failed.
+//! `systemk::pod::cleanup` at the end (which leaves no unit, slice or directory of the
+//! pod), or from its drop guard when the test failed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -291,6 +292,10 @@ impl PodRun {
                 .join("multi-user.target.wants")
                 .join(name.as_str());
             assert!(!link.is_symlink(), "{} is left", link.display());
+        }
+        for slice in systemk::unit::SliceName::all_for_pod(&self.uid).unwrap() {
+            let path = Path::new(UNIT_DIR).join(slice.as_str());
+            assert!(!path.exists(), "{} is left", path.display());
         }
         assert!(!pod_dir.exists(), "{} is left", pod_dir.display());
         assert!(

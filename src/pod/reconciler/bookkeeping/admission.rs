@@ -13,8 +13,9 @@ use crate::pod::admission::{self, NodeView, Rejection};
 use crate::pod::desired::SourceId;
 use crate::pod::fields;
 use crate::pod::progress::{EventKind, Progress};
-use crate::pod::qos::pod_qos_class;
+use crate::pod::qos::{QosClass, pod_qos_class};
 use crate::pod::worker::PodState;
+use crate::unit;
 
 impl Bookkeeping {
     /// Admits the desired pods that need a pass and were never admitted, as the kubelet
@@ -104,6 +105,22 @@ impl Bookkeeping {
             })
             .map(|(_, pod)| pod.as_ref())
             .collect()
+    }
+
+    /// The CPU the active Burstable pods request in all (millicores, `overhead`
+    /// included), which the kubelet's QoS manager gives the Burstable tier as its weight;
+    /// `None` until every source sent its pods, so a partial set never lowers it.
+    pub(in crate::pod::reconciler) fn burstable_cpu_millis(&self) -> Option<u64> {
+        if !self.desired.is_synced() {
+            return None;
+        }
+        let millis = self
+            .active_admitted()
+            .into_iter()
+            .filter(|pod| pod_qos_class(pod) == QosClass::Burstable)
+            .filter_map(|pod| unit::pod_cpu_request_millis(pod.spec.as_ref()?).ok())
+            .fold(0, u64::saturating_add);
+        Some(millis)
     }
 
     /// Tells once, when the pod is admitted, which fields systemk ignores and what it does

@@ -281,3 +281,48 @@ fn a_pod_with_an_unsupported_volume_is_refused_at_admission() {
         )
     );
 }
+
+#[test]
+fn the_burstable_tier_weighs_the_cpu_its_active_pods_request() {
+    let (mut book, _progress) = book(&[SourceId::Api]);
+    assert_eq!(book.burstable_cpu_millis(), None, "not synced yet");
+    let with = |name: &str, uid: &str, resources: serde_json::Value| {
+        let mut pod = Pod::clone(&pod(name, uid));
+        pod.spec.as_mut().unwrap().containers[0].resources =
+            Some(serde_json::from_value(resources).unwrap());
+        Arc::new(pod)
+    };
+    let burstable = with(
+        "b",
+        "uid-b",
+        serde_json::json!({"requests": {"cpu": "150m"}}),
+    );
+    let mut with_overhead = Pod::clone(&with(
+        "o",
+        "uid-o",
+        serde_json::json!({"requests": {"cpu": "50m"}}),
+    ));
+    with_overhead.spec.as_mut().unwrap().overhead = Some(
+        [(
+            "cpu".to_owned(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("25m".to_owned()),
+        )]
+        .into(),
+    );
+    let with_overhead = Arc::new(with_overhead);
+    let guaranteed = with(
+        "g",
+        "uid-g",
+        serde_json::json!({"limits": {"cpu": "1", "memory": "1Gi"}}),
+    );
+    let best_effort = pod("e", "uid-e");
+    book.apply(set(
+        SourceId::Api,
+        &[&burstable, &with_overhead, &guaranteed, &best_effort],
+    ));
+    book.dispatch_admitted();
+    assert_eq!(book.burstable_cpu_millis(), Some(225));
+    book.apply(set(SourceId::Api, &[&guaranteed, &best_effort]));
+    book.dispatch_admitted();
+    assert_eq!(book.burstable_cpu_millis(), Some(0));
+}

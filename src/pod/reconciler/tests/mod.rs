@@ -106,6 +106,8 @@ fn roomy_node() -> crate::pod::admission::NodeView {
         name: "node".to_owned(),
         allocatable: crate::pod::admission::Allocatable {
             pods: 1000,
+            cpu_millis: 64_000,
+            memory_bytes: 1 << 40,
             ..Default::default()
         },
         from_api: true,
