@@ -410,3 +410,7 @@ fn be32(bytes: &[u8], at: usize) -> u32 {
     word.copy_from_slice(&bytes[at..at + 4]);
     u32::from_be_bytes(word)
 }
+
+#[cfg(test)]
+#[path = "frame/tests.rs"]
+mod tests;

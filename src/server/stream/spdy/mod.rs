@@ -12,3 +12,6 @@ pub mod upgrade;
 
 pub use headers::Headers;
 pub use session::{Event, Session, SessionLimits};
+
+#[cfg(test)]
+pub(crate) mod testing;
