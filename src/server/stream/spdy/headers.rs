@@ -38,8 +38,12 @@ impl Headers {
 
     /// Serializes to an uncompressed block; values of one name are joined with NUL.
     fn to_block(&self) -> Result<Vec<u8>> {
-        let mut names: Vec<&str> = self.entries.iter().map(|(n, _)| n.as_str()).collect();
-        names.dedup();
+        let mut names: Vec<&str> = Vec::new();
+        for (name, _) in &self.entries {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
         let mut block = Vec::new();
         put_len(&mut block, names.len())?;
         for name in names {
@@ -213,3 +217,7 @@ impl Deflater {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "headers/tests.rs"]
+mod tests;
