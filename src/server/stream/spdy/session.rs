@@ -479,3 +479,7 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "session/tests.rs"]
+mod tests;
