@@ -157,3 +157,7 @@ impl ChannelProtocol {
 pub fn port_prefix(port: u16) -> [u8; 2] {
     port.to_le_bytes()
 }
+
+#[cfg(test)]
+#[path = "channel/tests.rs"]
+mod tests;

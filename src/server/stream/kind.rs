@@ -149,3 +149,7 @@ impl ResizeDecoder {
 fn bad(message: String) -> ProtocolError {
     ProtocolError::BadStreamHeaders(message)
 }
+
+#[cfg(test)]
+#[path = "kind/tests.rs"]
+mod tests;

@@ -54,3 +54,7 @@ fn message(outcome: &Outcome) -> String {
         Outcome::Failed(error) => format!("Internal error occurred: {error}"),
     }
 }
+
+#[cfg(test)]
+#[path = "status/tests.rs"]
+mod tests;

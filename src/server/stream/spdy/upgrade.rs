@@ -130,3 +130,7 @@ fn bad_request(message: String) -> Refusal {
         accepted: &[],
     }
 }
+
+#[cfg(test)]
+#[path = "upgrade/tests.rs"]
+mod tests;
