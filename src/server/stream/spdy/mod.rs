@@ -15,3 +15,6 @@ pub use session::{Event, Session, SessionLimits};
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+#[cfg(test)]
+mod corpus;
