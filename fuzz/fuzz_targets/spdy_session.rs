@@ -7,14 +7,22 @@ use libfuzzer_sys::fuzz_target;
 use systemk::server::stream::spdy::{Event, Headers, Session, SessionLimits};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = SessionLimits { max_frame: 1 << 16, max_header_block: 1 << 12, max_streams: 8 };
-    let Ok(mut session) = Session::new(limits) else { return };
+    let limits = SessionLimits {
+        max_frame: 1 << 16,
+        max_header_block: 1 << 12,
+        max_streams: 8,
+    };
+    let Ok(mut session) = Session::new(limits) else {
+        return;
+    };
     let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
     let mut pending = data[..cut].to_vec();
     for piece in [&data[cut..], &[][..]] {
         pending.extend_from_slice(piece);
         let mut events = Vec::new();
-        let Ok(used) = session.receive(&pending, &mut events) else { return };
+        let Ok(used) = session.receive(&pending, &mut events) else {
+            return;
+        };
         pending.drain(..used);
         for event in events {
             match event {

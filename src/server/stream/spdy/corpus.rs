@@ -14,7 +14,10 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         .expect("corpus directory")
         .map(|entry| {
             let path = entry.expect("corpus entry").path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (name, std::fs::read(&path).expect("corpus file"))
         })
         .collect();
@@ -38,7 +41,11 @@ fn the_frame_decoder_takes_every_corpus_file() {
 fn a_session_takes_every_corpus_file() {
     let mut opened = 0;
     for (_, bytes) in corpus() {
-        let limits = SessionLimits { max_frame: 1 << 16, max_header_block: 1 << 12, max_streams: 8 };
+        let limits = SessionLimits {
+            max_frame: 1 << 16,
+            max_header_block: 1 << 12,
+            max_streams: 8,
+        };
         let mut session = Session::new(limits).expect("session");
         let mut events = Vec::new();
         if session.receive(&bytes, &mut events).is_err() {
@@ -52,13 +59,20 @@ fn a_session_takes_every_corpus_file() {
             }
         }
     }
-    assert!(opened >= 10, "the Go exec, tty and port-forward streams open");
+    assert!(
+        opened >= 10,
+        "the Go exec, tty and port-forward streams open"
+    );
 }
 
 #[test]
 fn the_channel_decoders_take_every_corpus_file() {
     for (_, bytes) in corpus() {
-        for name in ["v5.channel.k8s.io", "v4.base64.channel.k8s.io", "channel.k8s.io"] {
+        for name in [
+            "v5.channel.k8s.io",
+            "v4.base64.channel.k8s.io",
+            "channel.k8s.io",
+        ] {
             let protocol = ChannelProtocol::negotiate(Some(name)).expect("known protocol");
             let _ = protocol.decode(&bytes);
         }
