@@ -93,3 +93,35 @@ fn attack_resize_garbage_and_endless_objects_are_refused() {
         Err(ProtocolError::MalformedResize("a size longer than 1 KiB"))
     );
 }
+
+#[test]
+fn a_go_tty_exec_names_its_streams_and_sends_a_size() {
+    use crate::server::stream::spdy::testing::go_bytes;
+    use crate::server::stream::spdy::{Event, Session, SessionLimits};
+    let mut session = Session::new(SessionLimits::default()).expect("session");
+    let mut events = Vec::new();
+    session
+        .receive(&go_bytes("tty"), &mut events)
+        .expect("receives");
+    let mut kinds = Vec::new();
+    let mut sizes = ResizeDecoder::default();
+    let mut got = Vec::new();
+    for event in events {
+        match event {
+            Event::Opened { headers, .. } => {
+                kinds.push(RemoteCommandStream::from_headers(&headers).expect("known stream"));
+            }
+            Event::Data { stream_id: 7, data } => got.extend(sizes.push(&data).expect("sizes")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    use RemoteCommandStream::*;
+    assert_eq!(kinds, [Error, Stdin, Stdout, Resize]);
+    assert_eq!(
+        got,
+        [TerminalSize {
+            width: 80,
+            height: 24
+        }]
+    );
+}
