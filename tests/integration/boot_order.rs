@@ -1,10 +1,11 @@
 //! Boot order (issue 12, point 6): a pod's order is in its units, so systemd keeps it
-//! without systemk. After a reboot every enabled unit gets a start job at once; here the
-//! booted test systemd gets exactly that — the pod's units stopped, then one start job
-//! for each in a single `systemctl start`, app container first on the command line, no
-//! reconcile pass running — and the journal shows the init containers ran again, one
-//! after the other, before the app container started. An init container that fails then
-//! keeps the app container from starting at all.
+//! without systemk. At boot systemd starts the default target (`multi-user.target`,
+//! which the pod's units are enabled into) with one start job for each unit it wants;
+//! here the booted test systemd does exactly that — the pod's units and the target
+//! stopped, then `multi-user.target` started, no reconcile pass running — and the
+//! journal shows the init containers ran again, one after the other, before the app
+//! container started. An init container that fails then keeps the app container from
+//! starting at all.
 
 use std::process::Command;
 use std::time::Duration;
@@ -32,6 +33,15 @@ fn pod(context: &TestContext) -> Pod {
         },
     }))
     .unwrap()
+}
+
+/// The target a Debian host boots into, which the pod's units are enabled into.
+const BOOT_TARGET: &str = "multi-user.target";
+
+/// The state after a shutdown: the boot target and the pod's units stopped.
+fn reboot_down(units: &[&str]) {
+    systemctl(&["stop", BOOT_TARGET]);
+    systemctl(&[&["stop"][..], units].concat());
 }
 
 fn systemctl(args: &[&str]) {
@@ -92,10 +102,10 @@ async fn boot_order_runs_the_init_containers_again_before_the_app_without_system
     });
     let units = [first.as_str(), second.as_str(), main.as_str()];
 
-    // "Reboot": everything stops, then every unit gets its start job at once.
-    systemctl(&[&["stop"][..], &units].concat());
+    // "Reboot": everything stops, then the boot target pulls in every enabled unit.
+    reboot_down(&units);
     let mark = cursor();
-    systemctl(&["start", "--no-block", &main, &second, &first]);
+    systemctl(&["start", "--no-block", BOOT_TARGET]);
     wait_for(DEADLINE, "main active again", || async {
         (active_state(&main) == "active").then_some(())
     })
