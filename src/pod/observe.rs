@@ -73,11 +73,12 @@ pub fn observe_unit(restarts: &mut ContainerRestarts, unit: &UnitStatus) -> bool
         .last_started_at()
         .is_none_or(|last| started_at > last);
     if new_run && restarts.started(started_at).is_err() {
-        let mut adopted = ContainerRestarts::new(restarts.container(), restarts.policy(), Role::App)
-            .with_restart_count(restarts.restart_count().saturating_add(1))
-            .unwrap_or_else(|_| {
-                ContainerRestarts::new(restarts.container(), restarts.policy(), Role::App)
-            });
+        let mut adopted =
+            ContainerRestarts::new(restarts.container(), restarts.policy(), Role::App)
+                .with_restart_count(restarts.restart_count().saturating_add(1))
+                .unwrap_or_else(|_| {
+                    ContainerRestarts::new(restarts.container(), restarts.policy(), Role::App)
+                });
         if adopted.started(started_at).is_ok() {
             *restarts = adopted;
         }

@@ -70,11 +70,7 @@ pub(super) fn container(container: &Container, init: bool, w: &mut Walk) {
     } else {
         "only init containers may have a restartPolicy"
     };
-    w.refused(
-        "restartPolicy",
-        restart_policy.is_some() && !sidecar,
-        why,
-    );
+    w.refused("restartPolicy", restart_policy.is_some() && !sidecar, why);
     w.honoured("securityContext", security_context);
     if let Some(context) = security_context {
         w.nested(format!("{}.securityContext", w.at), |w| {

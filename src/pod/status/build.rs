@@ -270,10 +270,15 @@ mod tests {
     fn a_record_kept_under_another_policy_starts_over() {
         let mut record = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         observe_unit(&mut record, &unit(ActiveState::Active, 42, 0, 0, T0, 0));
-        let kept =
-            ContainerRestarts::resumed("app", RestartPolicy::Always, Role::App, Some(record.clone()));
+        let kept = ContainerRestarts::resumed(
+            "app",
+            RestartPolicy::Always,
+            Role::App,
+            Some(record.clone()),
+        );
         assert_eq!(kept, record);
-        let fresh = ContainerRestarts::resumed("app", RestartPolicy::Never, Role::App, Some(record));
+        let fresh =
+            ContainerRestarts::resumed("app", RestartPolicy::Never, Role::App, Some(record));
         assert_eq!(
             fresh,
             ContainerRestarts::new("app", RestartPolicy::Never, Role::App)

@@ -140,7 +140,10 @@ pub(super) async fn stop_sidecars(
     let (timeout, grace, began) = (stop_timeout(Some(pod)), grace_of(Some(pod)), Instant::now());
     let mut stopped = false;
     for sidecar in stop_order(pod).into_iter().filter(ContainerRef::sidecar) {
-        let Some(unit) = statuses.get(&sidecar.container.name).filter(|u| is_running(u)) else {
+        let Some(unit) = statuses
+            .get(&sidecar.container.name)
+            .filter(|u| is_running(u))
+        else {
             continue;
         };
         stopped = true;
@@ -237,4 +240,73 @@ pub(super) fn parse_seconds(value: &str) -> Option<Duration> {
         .parse()
         .ok()
         .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod() -> Pod {
+        let sidecar =
+            |name: &str| json!({"name": name, "image": "/bin/sh", "restartPolicy": "Always"});
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "u-1"},
+            "spec": {
+                "initContainers": [
+                    {"name": "setup", "image": "/bin/true"},
+                    sidecar("proxy"),
+                    sidecar("logs"),
+                ],
+                "containers": [
+                    {"name": "main", "image": "/bin/sh"},
+                    {"name": "helper", "image": "/bin/sh"},
+                ],
+            },
+        }))
+        .unwrap()
+    }
+
+    fn unit(container: &str) -> UnitName {
+        UnitName::for_container("default", "web", container).unwrap()
+    }
+
+    #[test]
+    fn app_containers_stop_first_then_sidecars_last_first() {
+        let names: Vec<UnitName> = ["logs", "main", "proxy", "setup", "helper"]
+            .into_iter()
+            .map(unit)
+            .collect();
+        assert_eq!(
+            stop_waves(Some(&pod()), &names),
+            [
+                vec![unit("main"), unit("setup"), unit("helper")],
+                vec![unit("logs")],
+                vec![unit("proxy")],
+            ]
+        );
+    }
+
+    #[test]
+    fn without_the_spec_everything_stops_at_once() {
+        let names = vec![unit("proxy"), unit("main")];
+        assert_eq!(stop_waves(None, &names), [names.clone()]);
+    }
+
+    #[test]
+    fn only_sidecars_left_stop_one_by_one() {
+        let names = vec![unit("proxy"), unit("logs")];
+        assert_eq!(
+            stop_waves(Some(&pod()), &names),
+            [vec![unit("logs")], vec![unit("proxy")]]
+        );
+    }
+
+    #[test]
+    fn a_late_turn_still_gets_the_minimum() {
+        let began = Instant::now();
+        assert_eq!(left(Duration::ZERO, began), MIN_STOP);
+        assert!(left(Duration::from_secs(30), began) > Duration::from_secs(29));
+    }
 }

@@ -13,7 +13,11 @@ fn init_status(p: &PodObservation) -> ContainerStatus {
 
 #[test]
 fn sidecar_not_started_yet_keeps_the_pod_pending() {
-    let p = pod(Always, vec![sidecar(initializing("proxy"))], vec![initializing("app")]);
+    let p = pod(
+        Always,
+        vec![sidecar(initializing("proxy"))],
+        vec![initializing("app")],
+    );
     assert_eq!(pod_phase(&p), PodPhase::Pending);
     let starting = ContainerObservation {
         started: false,
@@ -26,7 +30,11 @@ fn sidecar_not_started_yet_keeps_the_pod_pending() {
 
 #[test]
 fn started_sidecar_initializes_the_pod() {
-    let p = pod(Always, vec![exited("setup", 0), sidecar(running("proxy"))], vec![initializing("app")]);
+    let p = pod(
+        Always,
+        vec![exited("setup", 0), sidecar(running("proxy"))],
+        vec![initializing("app")],
+    );
     let s = status_of(&p);
     assert_eq!(condition(&s, "Initialized").status, "True");
     assert_eq!(s.phase.as_deref(), Some("Pending"));
@@ -62,23 +70,39 @@ fn unready_sidecar_makes_the_pod_unready() {
 
 #[test]
 fn running_sidecar_keeps_a_finished_pod_running() {
-    let p = pod(Never, vec![sidecar(running("proxy"))], vec![exited("app", 0)]);
+    let p = pod(
+        Never,
+        vec![sidecar(running("proxy"))],
+        vec![exited("app", 0)],
+    );
     assert_eq!(pod_phase(&p), PodPhase::Running);
 }
 
 #[test]
 fn stopped_sidecar_does_not_count_for_completion() {
     for policy in [Never, OnFailure] {
-        let p = pod(policy, vec![sidecar(killed("proxy", 15))], vec![exited("app", 0)]);
+        let p = pod(
+            policy,
+            vec![sidecar(killed("proxy", 15))],
+            vec![exited("app", 0)],
+        );
         assert_eq!(pod_phase(&p), PodPhase::Succeeded, "{policy:?}");
     }
-    let p = pod(Never, vec![sidecar(exited("proxy", 0))], vec![exited("app", 3)]);
+    let p = pod(
+        Never,
+        vec![sidecar(exited("proxy", 0))],
+        vec![exited("app", 3)],
+    );
     assert_eq!(pod_phase(&p), PodPhase::Failed);
 }
 
 #[test]
 fn restarting_sidecar_leaves_the_pod_running_and_initialized() {
-    let p = pod(Always, vec![sidecar(backing_off("proxy", 1))], vec![running("app")]);
+    let p = pod(
+        Always,
+        vec![sidecar(backing_off("proxy", 1))],
+        vec![running("app")],
+    );
     let s = status_of(&p);
     assert_eq!(s.phase.as_deref(), Some("Running"));
     assert_eq!(condition(&s, "Initialized").status, "True");
