@@ -75,12 +75,12 @@ async fn sidecars_start_in_order_and_restart_beside_the_app_container() {
     let engine = Engine::new(None).await;
     // `after` succeeds only if the proxy is up: it is started only once the proxy's
     // startup probe saw the file the proxy writes when it runs.
-    let mut proxy = sidecar("proxy", "sleep 1; echo up > /shared/proxy-up; exec sleep 600");
+    let mut proxy = sidecar("proxy", "sleep 1; echo up > /tmp/shared/proxy-up; exec sleep 600");
     proxy["startupProbe"] =
-        json!({"exec": {"command": ["/bin/test", "-e", "/shared/proxy-up"]}, "periodSeconds": 1});
+        json!({"exec": {"command": ["/bin/test", "-e", "/tmp/shared/proxy-up"]}, "periodSeconds": 1});
     proxy["readinessProbe"] = json!({"exec": {"command": ["/bin/true"]}, "periodSeconds": 1});
-    let mount = json!([{"name": "shared", "mountPath": "/shared"}]);
-    let mut after = shell("after", "test -e /shared/proxy-up");
+    let mount = json!([{"name": "shared", "mountPath": "/tmp/shared"}]);
+    let mut after = shell("after", "test -e /tmp/shared/proxy-up");
     for container in [&mut proxy, &mut after] {
         container["volumeMounts"] = mount.clone();
     }
