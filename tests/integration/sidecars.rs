@@ -75,9 +75,11 @@ async fn sidecars_start_in_order_and_restart_beside_the_app_container() {
     let engine = Engine::new(None).await;
     // `after` succeeds only if the proxy is up: it is started only once the proxy's
     // startup probe saw the file the proxy writes when it runs.
-    let mut proxy = sidecar("proxy", "sleep 1; echo up > /tmp/shared/proxy-up; exec sleep 600");
-    proxy["startupProbe"] =
-        json!({"exec": {"command": ["/bin/test", "-e", "/tmp/shared/proxy-up"]}, "periodSeconds": 1});
+    let mut proxy = sidecar(
+        "proxy",
+        "sleep 1; echo up > /tmp/shared/proxy-up; exec sleep 600",
+    );
+    proxy["startupProbe"] = json!({"exec": {"command": ["/bin/test", "-e", "/tmp/shared/proxy-up"]}, "periodSeconds": 1});
     proxy["readinessProbe"] = json!({"exec": {"command": ["/bin/true"]}, "periodSeconds": 1});
     let mount = json!([{"name": "shared", "mountPath": "/tmp/shared"}]);
     let mut after = shell("after", "test -e /tmp/shared/proxy-up");
@@ -115,7 +117,11 @@ async fn sidecars_start_in_order_and_restart_beside_the_app_container() {
     );
     let proxy = init_container_status(&status, "proxy").unwrap();
     assert!(running(Some(proxy)), "{proxy:?}");
-    assert_eq!((proxy.ready, proxy.started), (true, Some(true)), "{proxy:?}");
+    assert_eq!(
+        (proxy.ready, proxy.started),
+        (true, Some(true)),
+        "{proxy:?}"
+    );
     // Started in order: setup ended before the proxy started, the proxy before after.
     let setup_unit = run.unit_status("setup").await;
     let proxy_unit = run.unit_status("proxy").await;

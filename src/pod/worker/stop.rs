@@ -291,7 +291,8 @@ mod tests {
     #[test]
     fn without_the_spec_everything_stops_at_once() {
         let names = vec![unit("proxy"), unit("main")];
-        assert_eq!(stop_waves(None, &names), [names.clone()]);
+        let waves = stop_waves(None, &names);
+        assert_eq!(waves, vec![names]);
     }
 
     #[test]
