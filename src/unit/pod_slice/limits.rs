@@ -121,16 +121,16 @@ fn sums(spec: &PodSpec) -> Result<Sums> {
     let (mut sidecar_requests, mut sidecar_limits) = (Amounts::default(), Amounts::default());
     for container in spec.init_containers.iter().flatten() {
         let (request, limit) = amounts(container)?;
-        let (while_request, while_limit) =
-            if container.restart_policy.as_deref() == Some("Always") {
-                requests = requests.plus(request);
-                limits = limits.plus(limit);
-                sidecar_requests = sidecar_requests.plus(request);
-                sidecar_limits = sidecar_limits.plus(limit);
-                (sidecar_requests, sidecar_limits)
-            } else {
-                (request.plus(sidecar_requests), limit.plus(sidecar_limits))
-            };
+        let (while_request, while_limit) = if container.restart_policy.as_deref() == Some("Always")
+        {
+            requests = requests.plus(request);
+            limits = limits.plus(limit);
+            sidecar_requests = sidecar_requests.plus(request);
+            sidecar_limits = sidecar_limits.plus(limit);
+            (sidecar_requests, sidecar_limits)
+        } else {
+            (request.plus(sidecar_requests), limit.plus(sidecar_limits))
+        };
         init_requests = init_requests.max(while_request);
         init_limits = init_limits.max(while_limit);
         cpu_limited &= limit.cpu > 0;
