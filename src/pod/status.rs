@@ -332,10 +332,9 @@ pub fn pod_phase(pod: &PodObservation) -> PodPhase {
     if failed_init > 0 && pod.restart_policy == RestartPolicy::Never {
         return PodPhase::Failed;
     }
-    // The kubelet's own test: a pending sidecar of a pod whose containers all stopped
-    // (e.g. after a reboot) does not make it pending again.
-    let pending_sidecars = pending_sidecars > 0 && stopped == 0;
-    if ((pending_init > 0 || pending_sidecars) && !any_app_started) || waiting > 0 {
+    // As the kubelet: a sidecar not started yet keeps the pod pending only until the pod
+    // initialised (an app container ran); a later restart of it does not.
+    if ((pending_init > 0 || pending_sidecars > 0) && !any_app_started) || waiting > 0 {
         return PodPhase::Pending;
     }
     if running > 0 {
