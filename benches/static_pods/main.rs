@@ -209,21 +209,30 @@ async fn floor(bus: &zbus::Connection, work: &Path, manifests: &[String]) -> any
     Ok(last.saturating_sub(started) as f64 / 1000.0)
 }
 
-/// `systemk render` output: `# <unit name>` then the unit, per container. Names get the
-/// floor's prefix.
+/// `systemk render` output: `# <unit name>` then the unit, per container, each followed
+/// by its pod's slice (`# <slice name>`, skipped: systemd makes a slice that has no file
+/// when a unit names it). Service names get the floor's prefix.
 fn split_rendered(text: &str) -> Vec<(String, String)> {
     let mut units: Vec<(String, String)> = Vec::new();
+    let mut in_service = false;
     for line in text.lines() {
         let header = line
-            .strip_prefix("# systemk.")
-            .filter(|rest| rest.ends_with(".service") && !rest.contains(' '));
-        match (header, units.last_mut()) {
-            (Some(rest), _) => units.push((format!("{FLOOR_PREFIX}{rest}"), String::new())),
-            (None, Some((_, body))) => {
-                body.push_str(line);
-                body.push('\n');
+            .strip_prefix("# ")
+            .filter(|rest| !rest.contains(' ') && rest.starts_with("systemk"));
+        match header {
+            Some(name) => {
+                in_service = name.ends_with(".service");
+                if let Some(rest) = name.strip_prefix("systemk.").filter(|_| in_service) {
+                    units.push((format!("{FLOOR_PREFIX}{rest}"), String::new()));
+                }
             }
-            (None, None) => {}
+            None if in_service => {
+                if let Some((_, body)) = units.last_mut() {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+            }
+            None => {}
         }
     }
     units

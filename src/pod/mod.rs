@@ -65,4 +65,5 @@ pub use progress_channel::{
     EVENT_CAPACITY, ProgressReceiver, ProgressSender, Sent, progress_channel,
 };
 pub use reconciler::{MAX_CONCURRENT_PASSES, run};
+pub use records::previous_run;
 pub use worker::{Pass, PodState, cleanup, reconcile, terminate};

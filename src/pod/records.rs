@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use super::dirs::PodDirs;
 use super::error::{Error, Result};
-use super::restart::{ContainerRestarts, RestartRecord};
+use super::restart::{ContainerRestarts, Exit, RestartRecord, RestartState};
 use crate::atomic_file::{self, Durability};
 
 /// A record's mode: what `File::create` gave it under systemd's default umask (022); the
@@ -24,6 +24,17 @@ pub fn load(dirs: &PodDirs, uid: &str, container: &str) -> Option<ContainerResta
         .inspect_err(|error| tracing::warn!(path = %path.display(), %error, "ignoring a damaged restart record"))
         .ok()?;
     ContainerRestarts::from_record(&record).filter(|restarts| restarts.container() == container)
+}
+
+/// The run before the current one of `container`, as the kubelet's `lastState.terminated`
+/// (what `kubectl logs --previous` shows): kept while the container runs again or waits
+/// to; `None` when it never ended, or ended for good (its end is then its current state).
+pub fn previous_run(dirs: &PodDirs, uid: &str, container: &str) -> Option<Exit> {
+    let restarts = load(dirs, uid, container)?;
+    match restarts.state() {
+        RestartState::Running { .. } | RestartState::BackingOff { .. } => restarts.last_exit(),
+        RestartState::NotStarted | RestartState::Terminated => None,
+    }
 }
 
 /// Keeps `restarts` for its container.

@@ -236,7 +236,7 @@ async fn logs(
     container: &str,
     query: &str,
 ) -> Result<axum::body::Body, Error> {
-    let options = LogOptions::from_query(query)?;
+    let mut options = LogOptions::from_query(query)?;
     // Validates the three names before anything else sees them.
     UnitName::for_container(namespace, pod, container)
         .map_err(|err| Error::BadRequest(err.to_string()))?;
@@ -268,14 +268,45 @@ async fn logs(
         } else {
             None
         };
-    let since_us = options.since_us(crate::clock::now());
+    let mut since_us = options.since_us(crate::clock::now());
+    let mut until_us = None;
+    if options.previous {
+        let run = previous(state, &unit.meta.pod_uid, pod, container).await?;
+        since_us = since_us.max(Some(run.started_at.as_microsecond()));
+        until_us = Some(run.finished_at.as_microsecond());
+        // That run ended: there is nothing to follow.
+        options.follow = false;
+    }
     let args = journalctl_args(
         unit.status.name.as_str(),
         &unit.meta.pod_uid,
         &options,
         since_us,
+        until_us,
     );
     stream_log(args, &options, since_us, &state.limits, follow_permit)
+}
+
+/// The container's previous run, from its restart record (kept across restarts of
+/// systemk); the kubelet's error when there is none.
+async fn previous(
+    state: &State,
+    pod_uid: &str,
+    pod: &str,
+    container: &str,
+) -> Result<crate::pod::restart::Exit, Error> {
+    let (dirs, uid, name) = (state.dirs.clone(), pod_uid.to_owned(), container.to_owned());
+    let run = tokio::task::spawn_blocking(move || crate::pod::previous_run(&dirs, &uid, &name))
+        .await
+        .map_err(|err| Error::Local {
+            action: "read the container's restart record",
+            message: err.to_string(),
+        })?;
+    run.ok_or_else(|| {
+        Error::BadRequest(format!(
+            "previous terminated container {container:?} in pod {pod:?} not found"
+        ))
+    })
 }
 
 /// The units of the pods systemk runs, with what their `[X-Kubernetes]` sections say.

@@ -32,6 +32,8 @@ pub struct LogOptions {
     pub since: Option<Since>,
     /// Cut the body after this many bytes.
     pub limit_bytes: Option<u64>,
+    /// The run before the current one (`lastState.terminated`) instead of the current.
+    pub previous: bool,
 }
 
 /// Where the log starts.
@@ -45,8 +47,7 @@ pub enum Since {
 
 impl LogOptions {
     /// Parses the query string (`follow=true&tailLines=5…`). Unknown parameters are
-    /// ignored, as the kubelet does; `previous=true` is refused: systemd keeps one
-    /// journal per unit and systemk does not tell its runs apart.
+    /// ignored, as the kubelet does.
     pub fn from_query(query: &str) -> Result<Self> {
         let mut options = LogOptions::default();
         let mut since_seconds = None;
@@ -55,11 +56,7 @@ impl LogOptions {
             match key.as_ref() {
                 "follow" => options.follow = parse_bool(&key, &value)?,
                 "timestamps" => options.timestamps = parse_bool(&key, &value)?,
-                "previous" if parse_bool(&key, &value)? => {
-                    return Err(Error::BadRequest(
-                        "previous=true is not supported: systemk keeps one journal per container and cannot show the previous run apart".to_owned(),
-                    ));
-                }
+                "previous" => options.previous = parse_bool(&key, &value)?,
                 "tailLines" => options.tail_lines = Some(parse_number(&key, &value, 0)?),
                 "limitBytes" => options.limit_bytes = Some(parse_number(&key, &value, 1)?),
                 "sinceSeconds" => since_seconds = Some(parse_number(&key, &value, 1)?),
@@ -127,6 +124,7 @@ pub fn journalctl_args(
     pod_uid: &str,
     options: &LogOptions,
     since_us: Option<i64>,
+    until_us: Option<i64>,
 ) -> Vec<String> {
     let mut args: Vec<String> = [
         "--no-pager",
@@ -149,6 +147,11 @@ pub fn journalctl_args(
     if let Some(since) = since_us {
         // Whole seconds, rounded down; entry_line drops what is older to the µs.
         args.push(format!("--since=@{}", since.div_euclid(1_000_000)));
+    }
+    if let Some(until) = until_us {
+        // Whole seconds, rounded up: a run's last lines reach the journal just after it
+        // ends, and the next run starts no sooner than its back-off (10 s) later.
+        args.push(format!("--until=@{}", until.div_euclid(1_000_000) + 1));
     }
     args.push(format!("_SYSTEMD_UNIT={unit}"));
     args.push(format!("SYSTEMK_POD_UID={pod_uid}"));
@@ -319,7 +322,7 @@ mod tests {
     #[test]
     fn query_parses_the_kubelets_parameters() {
         let options = LogOptions::from_query(
-            "follow=true&tailLines=5&timestamps=1&limitBytes=100&sinceSeconds=60&container=x",
+            "follow=true&tailLines=5&timestamps=1&limitBytes=100&sinceSeconds=60&container=x&previous=1",
         )
         .unwrap();
         assert_eq!(
@@ -330,6 +333,7 @@ mod tests {
                 timestamps: true,
                 since: Some(Since::Seconds(60)),
                 limit_bytes: Some(100),
+                previous: true,
             }
         );
         assert_eq!(LogOptions::from_query("").unwrap(), LogOptions::default());
@@ -351,7 +355,7 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         for query in [
-            "previous=true",
+            "previous=maybe",
             "follow=yes",
             "tailLines=-1",
             "limitBytes=0",
@@ -376,7 +380,7 @@ mod tests {
     #[test]
     fn journalctl_matches_unit_and_pod_uid() {
         let unit = "systemk.default.web.app.service";
-        let args = journalctl_args(unit, "0123-abcd", &LogOptions::default(), None);
+        let args = journalctl_args(unit, "0123-abcd", &LogOptions::default(), None, None);
         assert_eq!(
             args[args.len() - 2..],
             [
@@ -397,7 +401,7 @@ mod tests {
             follow: true,
             ..LogOptions::default()
         };
-        let args = journalctl_args("u.service", "1", &follow, Some(1_500_000));
+        let args = journalctl_args("u.service", "1", &follow, Some(1_500_000), None);
         assert!(args.contains(&"--follow".to_owned()));
         assert!(args.contains(&"--no-tail".to_owned()));
         assert!(args.contains(&"--since=@1".to_owned()));
@@ -405,7 +409,7 @@ mod tests {
             tail_lines: Some(3),
             ..follow
         };
-        let args = journalctl_args("u.service", "1", &tail, None);
+        let args = journalctl_args("u.service", "1", &tail, None, None);
         assert!(args.contains(&"--lines=3".to_owned()));
         assert!(!args.contains(&"--no-tail".to_owned()));
     }

@@ -16,6 +16,7 @@ mod handlers;
 pub mod journal;
 pub mod limits;
 pub mod logs;
+pub mod stream;
 pub mod tls;
 pub mod token;
 

@@ -48,6 +48,7 @@ use super::identity::{UserDb, apply_identity};
 use super::meta::{KubernetesMeta, RestartPolicy};
 use super::name::UnitName;
 use super::path;
+use super::pod_order;
 use super::pod_slice::SliceName;
 use super::resources::resource_directives;
 use super::run_dir::{apply_private_run, run_dir_path};
@@ -156,6 +157,8 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
         }
     }
     unit.add("Unit", "StartLimitIntervalSec", "0")?;
+    let before = pod_order::units_before(pod, input.init_container, input.container_index)?;
+    pod_order::order_after(&mut unit, &before)?;
 
     unit.ensure_section("Service")?;
     if let Some(vendor) = vendor_unit {
@@ -169,6 +172,9 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
             {
                 unit.add("Service", key, value)?;
             }
+        }
+        None if pod_order::runs_to_completion(container, input.init_container) => {
+            unit.add("Service", "Type", "oneshot")?;
         }
         None => unit.add("Service", "Type", "exec")?,
     }

@@ -24,6 +24,7 @@ use super::error::{Error, Result};
 use super::escape::{escape_plain, unescape_plain};
 use super::file::UnitFile;
 use super::name::UnitName;
+use super::pod_order;
 use super::slice::SLICE;
 
 /// The section name.
@@ -217,11 +218,23 @@ pub fn spec_hash(unit: &UnitFile) -> String {
 }
 
 /// The `SpecHash`es `unit` had as earlier versions of systemk wrote it, which differ
-/// from it only by the `Slice=` line: none (before pods ran in `systemk.slice`), then
-/// `systemk.slice` (before each pod had its own slice). A unit on disk with one of these
-/// hashes must not restart a running container (see the worker): it moves to its slice at
-/// its next start.
-pub fn earlier_spec_hashes(unit: &UnitFile) -> [String; 2] {
+/// from it only by the `Slice=` line — none (before pods ran in `systemk.slice`), then
+/// `systemk.slice` (before each pod had its own slice) — and by the pod's order (before
+/// it was written into the units, see `pod_order`). A unit on disk with one of these
+/// hashes must not restart a running container (see the worker): it is rewritten, and
+/// moves to its slice at its next start.
+pub fn earlier_spec_hashes(unit: &UnitFile) -> Vec<String> {
+    let unordered = pod_order::unordered(unit);
+    let mut hashes = sliced_before(unit).to_vec();
+    if unordered != *unit {
+        hashes.extend(sliced_before(&unordered));
+        hashes.push(spec_hash(&unordered));
+    }
+    hashes
+}
+
+/// The hashes of `unit` without its `Slice=` line and in `systemk.slice`.
+fn sliced_before(unit: &UnitFile) -> [String; 2] {
     let mut unsliced = unit.clone();
     unsliced.remove("Service", "Slice");
     let mut in_root = unit.clone();
@@ -304,6 +317,26 @@ mod tests {
         let mut changed = pod_slice.clone();
         changed.set("Service", "ExecStart", "/bin/false").unwrap();
         assert!(!earlier_spec_hashes(&changed).contains(&unsliced));
+    }
+
+    #[test]
+    fn a_unit_written_before_the_pod_order_is_an_earlier_version() {
+        let mut meta = meta();
+        let text = "[Unit]\nAfter=systemk.default.web.setup.service\n\
+                    Requires=systemk.default.web.setup.service\n\
+                    [Service]\nType=oneshot\nExecStart=/bin/true\nSlice=systemk-pod0b7c7b9e.slice\n";
+        let mut ordered = UnitFile::parse(text).unwrap();
+        meta.write_to(&mut ordered).unwrap();
+        let mut before = pod_order::unordered(&ordered);
+        assert_eq!(before.get("Service", "Type"), Some("exec"));
+        before.remove("Service", "Slice");
+        let hashes = earlier_spec_hashes(&ordered);
+        assert!(
+            hashes.contains(&spec_hash(&before)),
+            "unsliced and unordered"
+        );
+        assert!(hashes.contains(&spec_hash(&pod_order::unordered(&ordered))));
+        assert!(!hashes.contains(&spec_hash(&ordered)));
     }
 
     #[test]

@@ -53,6 +53,7 @@ mod mount_target;
 mod name;
 pub mod path;
 mod pid_file;
+mod pod_order;
 mod pod_slice;
 mod quantity;
 mod resources;

@@ -210,9 +210,13 @@ async fn kubectl_logs_reads_the_containers_journal_with_a_client_certificate() {
         assert!(time.ends_with('Z') && time.len() == 30, "{time:?}");
         time.parse::<Timestamp>().unwrap();
     }
+    // It never ended: there is no previous run, and the kubelet's words say so.
     let (status, refused) = kubelet.get(&client, &format!("{logs}?previous=true")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
-    assert!(refused.contains("not supported"), "{refused}");
+    assert!(
+        refused.contains("previous terminated container") && refused.contains("not found"),
+        "{refused}"
+    );
 
     // Following: the line printed after the request starts arrives on the open stream.
     let response = client
@@ -306,6 +310,75 @@ fn journalctl_runs_for(unit: &str) -> bool {
     })
 }
 
+/// A pod whose first run says so and fails; its second says so and stays.
+fn twice(dir: &Path) -> String {
+    let ran = dir.join("ran");
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: twice
+  namespace: {{ns}}
+spec:
+  volumes:
+    - name: marks
+      hostPath:
+        path: {dir}
+        type: Directory
+  containers:
+    - name: app
+      image: /bin/sh
+      args:
+        - -c
+        - "if [ -e {ran} ]; then echo second run; exec sleep infinity; fi; touch {ran}; echo first run; exit 1"
+      volumeMounts:
+        - name: marks
+          mountPath: {dir}
+"#,
+        dir = dir.display(),
+        ran = ran.display()
+    )
+}
+
+#[tokio::test]
+async fn kubelet_api_logs_previous_shows_the_run_before_even_after_a_restart_of_systemk() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let context = TestContext::new("kubelet_api_previous");
+    let machine = Machine::new(&context).await;
+    machine.write_manifest("twice.yaml", &twice(&machine.host_dir()));
+    let ca = TestCa::new("test client CA");
+    let admin = || ca.client("admin", "system:masters");
+    let (agent, kubelet) = start(&machine, &ca, admin()).await;
+    let client = kubelet.client(Some(admin()));
+    let logs = format!(
+        "/containerLogs/{}/{}/app",
+        context.namespace(),
+        Machine::pod_name("twice")
+    );
+    // The second run starts after the first restart's back-off (10 s).
+    wait_for(SLOW, "the second run's line", || async {
+        let (status, body) = kubelet.get(&client, &logs).await;
+        (status == StatusCode::OK && body.contains("second run")).then_some(())
+    })
+    .await;
+    let previous = format!("{logs}?previous=true");
+    let (status, body) = kubelet.get(&client, &previous).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "first run\n"));
+    let (_, current) = kubelet
+        .get(&client, &format!("{logs}?sinceSeconds=3600"))
+        .await;
+    assert!(current.contains("second run"), "{current}");
+
+    // A new systemk reads the same run from the container's restart record.
+    agent.terminate().await;
+    let (agent, kubelet) = start(&machine, &ca, admin()).await;
+    let client = kubelet.client(Some(admin()));
+    let (status, body) = kubelet.get(&client, &previous).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "first run\n"));
+    agent.terminate().await;
+    machine.clean_up().await;
+}
+
 /// The pod `talker` again, with other output.
 fn talker_again() -> String {
     "apiVersion: v1\nkind: Pod\nmetadata:\n  name: talker\n  namespace: {ns}\nspec:\n  \
@@ -392,6 +465,14 @@ async fn kubectl_logs_goes_through_the_api_server_with_its_client_ca_and_reviews
             .kubectl(&["logs", "talker", "-n", &namespace, "--tail=1"])
             .await,
         "two\n"
+    );
+    // `kubectl logs --previous` of a container that never ended: the kubelet's error.
+    let (ok, _, stderr) = cluster
+        .try_kubectl(&["logs", "talker", "-n", &namespace, "--previous"])
+        .await;
+    assert!(
+        !ok && stderr.contains("previous terminated container"),
+        "{stderr}"
     );
 
     // Users of the cluster's client CA are asked about with a SubjectAccessReview.

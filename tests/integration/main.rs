@@ -9,6 +9,7 @@ mod admission;
 #[path = "../apiserver/mod.rs"]
 mod apiserver;
 mod apt_upgrade;
+mod boot_order;
 mod cluster;
 mod cluster_certs;
 mod cluster_doctor;

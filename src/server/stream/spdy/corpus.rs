@@ -1,0 +1,80 @@
+//! The fuzz corpus on stable: every file of `tests/fixtures/spdy/corpus/` (the recorded Go
+//! frames and what `cargo fuzz` found worth keeping) through the frame decoder, a session
+//! and the channel decoders, as the `fuzz/` targets feed them. None may panic.
+
+use std::path::Path;
+
+use super::frame;
+use super::{Event, Headers, Session, SessionLimits};
+use crate::server::stream::channel::ChannelProtocol;
+
+fn corpus() -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spdy/corpus");
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("corpus directory")
+        .map(|entry| {
+            let path = entry.expect("corpus entry").path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, std::fs::read(&path).expect("corpus file"))
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "the recorded Go frames at least");
+    files
+}
+
+#[test]
+fn the_frame_decoder_takes_every_corpus_file() {
+    for (name, bytes) in corpus() {
+        let mut rest = bytes.as_slice();
+        while let Ok(Some((_, used))) = frame::decode(rest, 1 << 16) {
+            assert!(used <= rest.len(), "{name}");
+            rest = &rest[used..];
+        }
+    }
+}
+
+#[test]
+fn a_session_takes_every_corpus_file() {
+    let mut opened = 0;
+    for (_, bytes) in corpus() {
+        let limits = SessionLimits {
+            max_frame: 1 << 16,
+            max_header_block: 1 << 12,
+            max_streams: 8,
+        };
+        let mut session = Session::new(limits).expect("session");
+        let mut events = Vec::new();
+        if session.receive(&bytes, &mut events).is_err() {
+            continue;
+        }
+        for event in events {
+            if let Event::Opened { stream_id, .. } = event {
+                opened += 1;
+                let _ = session.reply(stream_id, &Headers::new(), false);
+                let _ = session.send_data(stream_id, b"output", true);
+            }
+        }
+    }
+    assert!(
+        opened >= 10,
+        "the Go exec, tty and port-forward streams open"
+    );
+}
+
+#[test]
+fn the_channel_decoders_take_every_corpus_file() {
+    for (_, bytes) in corpus() {
+        for name in [
+            "v5.channel.k8s.io",
+            "v4.base64.channel.k8s.io",
+            "channel.k8s.io",
+        ] {
+            let protocol = ChannelProtocol::negotiate(Some(name)).expect("known protocol");
+            let _ = protocol.decode(&bytes);
+        }
+    }
+}
