@@ -59,7 +59,11 @@ pub fn units_before(pod: &Pod, init: bool, index: usize) -> Result<Vec<Before>> 
 
 /// Orders `unit` after `before`: each required, a sidecar wanted.
 pub fn order_after(unit: &mut UnitFile, before: &[Before]) -> Result<()> {
-    for Before { unit: name, sidecar } in before {
+    for Before {
+        unit: name,
+        sidecar,
+    } in before
+    {
         unit.add("Unit", "After", name.as_str())?;
         let pull = if *sidecar { "Wants" } else { "Requires" };
         unit.add("Unit", pull, name.as_str())?;
@@ -138,7 +142,10 @@ mod tests {
         order_after(&mut unit, &before).unwrap();
         assert_eq!(
             unit.get_all("Unit", "Requires"),
-            ["systemk.shop.web.setup.service", "systemk.shop.web.migrate.service"]
+            [
+                "systemk.shop.web.setup.service",
+                "systemk.shop.web.migrate.service"
+            ]
         );
         assert_eq!(
             unit.get_all("Unit", "Wants"),
