@@ -6,6 +6,7 @@
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::error::{Error, Result};
+use super::restart::Role;
 use crate::package::{Installed, SelectedUnit, VENDOR_UNIT_ANNOTATION_PREFIX, select_vendor_unit};
 use crate::unit::{self, UnitFile, UnitName};
 
@@ -21,6 +22,29 @@ pub struct ContainerRef<'a> {
     pub init: bool,
     /// Its position in `initContainers` or `containers`.
     pub index: usize,
+}
+
+impl ContainerRef<'_> {
+    /// Whether it is a native sidecar: an init container with `restartPolicy: Always`
+    /// (kubelet `IsRestartableInitContainer`).
+    pub fn sidecar(&self) -> bool {
+        self.init && self.container.restart_policy.as_deref() == Some("Always")
+    }
+
+    /// Its part in the pod.
+    pub fn role(&self) -> Role {
+        match (self.init, self.sidecar()) {
+            (false, _) => Role::App,
+            (true, false) => Role::Init,
+            (true, true) => Role::Sidecar,
+        }
+    }
+
+    /// Whether it runs beside the app containers (an app container or a sidecar): it
+    /// gets probes and hooks, and its readiness counts.
+    pub fn long_running(&self) -> bool {
+        self.role() != Role::Init
+    }
 }
 
 /// The containers of a pod in the order the kubelet runs them: init containers first.
@@ -48,6 +72,17 @@ pub fn containers(pod: &Pod) -> Vec<ContainerRef<'_>> {
             index,
         });
     init.chain(app).collect()
+}
+
+/// The containers of a pod in the order the kubelet stops them: app containers (and
+/// regular init containers, which no longer run) first, then the sidecars in reverse
+/// order of `initContainers`, so each sidecar outlives what may still use it.
+pub fn stop_order(pod: &Pod) -> Vec<ContainerRef<'_>> {
+    let (mut sidecars, mut order): (Vec<_>, Vec<_>) =
+        containers(pod).into_iter().partition(ContainerRef::sidecar);
+    sidecars.reverse();
+    order.extend(sidecars);
+    order
 }
 
 /// The unit name of a container of `pod`.

@@ -119,7 +119,7 @@ pub fn refreshed_status(
             .find(|unit| unit.meta.container == name && unit.meta.init_container == c.init);
         let saved = saved_status(previous, name, c.init);
         let mut machine =
-            ContainerRestarts::resumed(name, policy, c.init, restarts.get(name).cloned());
+            ContainerRestarts::resumed(name, policy, c.role(), restarts.get(name).cloned());
         if let Some(unit) = unit {
             observe_unit(&mut machine, &unit.status);
         }

@@ -6,7 +6,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::restart::{ContainerRestarts, Exit, ExitStatus, RestartState};
+use super::restart::{ContainerRestarts, Exit, ExitStatus, RestartState, Role};
 use super::start_failure::{START_ERROR_EXIT_CODE, ended, setup_step};
 use crate::systemd::{ActiveState, UnitStatus};
 
@@ -73,11 +73,12 @@ pub fn observe_unit(restarts: &mut ContainerRestarts, unit: &UnitStatus) -> bool
         .last_started_at()
         .is_none_or(|last| started_at > last);
     if new_run && restarts.started(started_at).is_err() {
-        let mut adopted = ContainerRestarts::new(restarts.container(), restarts.policy(), false)
-            .with_restart_count(restarts.restart_count().saturating_add(1))
-            .unwrap_or_else(|_| {
-                ContainerRestarts::new(restarts.container(), restarts.policy(), false)
-            });
+        let mut adopted =
+            ContainerRestarts::new(restarts.container(), restarts.policy(), Role::App)
+                .with_restart_count(restarts.restart_count().saturating_add(1))
+                .unwrap_or_else(|_| {
+                    ContainerRestarts::new(restarts.container(), restarts.policy(), Role::App)
+                });
         if adopted.started(started_at).is_ok() {
             *restarts = adopted;
         }
@@ -213,7 +214,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_restart_behind_systemks_back_counts_as_a_restart() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         observe_unit(&mut restarts, &unit(ActiveState::Active, 42, 0, 0, T0, 0));
         observe_unit(
             &mut restarts,

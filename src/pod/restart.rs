@@ -42,13 +42,27 @@ impl RestartPolicy {
     }
 
     /// The policy one container follows: init containers must run to completion, so
-    /// under `Always` they restart only on failure, as the kubelet does.
-    pub fn for_container(self, init: bool) -> Self {
-        match self {
-            Self::Always if init => Self::OnFailure,
-            policy => policy,
+    /// under `Always` they restart only on failure, as the kubelet does; a sidecar
+    /// restarts whenever it exits, whatever the pod's policy.
+    pub fn for_container(self, role: Role) -> Self {
+        match (self, role) {
+            (_, Role::Sidecar) => Self::Always,
+            (Self::Always, Role::Init) => Self::OnFailure,
+            (policy, _) => policy,
         }
     }
+}
+
+/// What part a container plays in its pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// One of `containers`.
+    App,
+    /// One of `initContainers` that runs to completion.
+    Init,
+    /// One of `initContainers` with `restartPolicy: Always` (a native sidecar): it runs
+    /// beside the app containers.
+    Sidecar,
 }
 
 /// How a main process ended.
@@ -193,12 +207,12 @@ pub struct ContainerRestarts {
 }
 
 impl ContainerRestarts {
-    /// A container that has not started, following `pod_policy` as adjusted for init
-    /// containers by [`RestartPolicy::for_container`].
-    pub fn new(container: impl Into<String>, pod_policy: RestartPolicy, init: bool) -> Self {
+    /// A container that has not started, following `pod_policy` as adjusted for its
+    /// role by [`RestartPolicy::for_container`].
+    pub fn new(container: impl Into<String>, pod_policy: RestartPolicy, role: Role) -> Self {
         Self {
             container: container.into(),
-            policy: pod_policy.for_container(init),
+            policy: pod_policy.for_container(role),
             state: RestartState::NotStarted,
             restart_count: 0,
             backoff_step: 0,
@@ -216,12 +230,12 @@ impl ContainerRestarts {
     pub fn resumed(
         container: impl Into<String>,
         pod_policy: RestartPolicy,
-        init: bool,
+        role: Role,
         record: Option<Self>,
     ) -> Self {
         record
-            .filter(|record| record.policy == pod_policy.for_container(init))
-            .unwrap_or_else(|| Self::new(container, pod_policy, init))
+            .filter(|record| record.policy == pod_policy.for_container(role))
+            .unwrap_or_else(|| Self::new(container, pod_policy, role))
     }
 
     /// Carries over a restart count known from before (e.g. when systemk adopts units
@@ -358,6 +372,14 @@ impl ContainerRestarts {
             .unwrap_or(Timestamp::MAX);
         self.state = RestartState::BackingOff { until, delay };
         Ok(Decision::RestartAt(until))
+    }
+
+    /// Ends a container waiting for its restart for good: a sidecar of a pod whose app
+    /// containers are done is not restarted. Does nothing in any other state.
+    pub fn retire(&mut self) {
+        if matches!(self.state, RestartState::BackingOff { .. }) {
+            self.state = RestartState::Terminated;
+        }
     }
 
     /// What should happen at `now`, without changing anything.

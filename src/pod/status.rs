@@ -4,9 +4,10 @@
 //! [`build`] is the one entry: pod + what is known of it → `PodStatus`, for the reconciler
 //! and for `systemk pods` alike.
 //!
-//! Pure: no D-Bus, no clock (`now` is passed in), no API calls. Layer 4. Not covered:
-//! restartable init containers (sidecars) and probes; every container
-//! observation must be present, so the phase is never `Unknown`.
+//! Pure: no D-Bus, no clock (`now` is passed in), no API calls. Layer 4. Every container
+//! observation must be present, so the phase is never `Unknown`. Sidecars (restartable
+//! init containers) follow the kubelet's rules: they count as running containers, never
+//! for completion.
 
 mod build;
 mod conditions;
@@ -209,10 +210,14 @@ pub struct ContainerObservation {
     pub restart_count: u32,
     /// Whether it serves; only counts while running: its unit is `active` (see
     /// [`super::observe::is_serving`]) and its startup and readiness probes passed.
-    /// Ignored for init containers, which are ready once they exited with 0.
+    /// Ignored for init containers other than sidecars, which are ready once they
+    /// exited with 0.
     pub ready: bool,
     /// Whether it runs and its startup probe, if any, passed (the status's `started`).
     pub started: bool,
+    /// Whether it is a sidecar (an init container with `restartPolicy: Always`): its
+    /// `ready` is its readiness, as an app container's.
+    pub sidecar: bool,
 }
 
 impl ContainerObservation {
@@ -281,11 +286,28 @@ impl PodPhase {
     }
 }
 
-/// The phase by the kubelet's `getPhase` rules for regular init containers.
+/// The phase by the kubelet's `getPhase` rules: a regular init container that has not
+/// succeeded keeps the pod pending; a sidecar counts as running while it runs (pending
+/// until it started) and is ignored once it ran and ended, so it never holds the pod back
+/// from completing.
 pub fn pod_phase(pod: &PodObservation) -> PodPhase {
     let failed = |t: &Termination| !t.exit.succeeded();
-    let (mut pending_init, mut failed_init) = (0, 0);
-    for init in &pod.init_containers {
+    let (mut pending_init, mut failed_init, mut pending_sidecars) = (0, 0, 0);
+    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    for sidecar in pod.init_containers.iter().filter(|c| c.sidecar) {
+        match (&sidecar.state, &sidecar.last_termination) {
+            (ContainerState::Running { .. }, _) => {
+                running += 1;
+                pending_sidecars += usize::from(!sidecar.started);
+            }
+            (ContainerState::Waiting { .. }, None) => {
+                pending_sidecars += 1;
+                waiting += 1;
+            }
+            (ContainerState::Terminated(_) | ContainerState::Waiting { .. }, _) => {}
+        }
+    }
+    for init in pod.init_containers.iter().filter(|c| !c.sidecar) {
         match (&init.state, &init.last_termination) {
             (ContainerState::Running { .. }, _) | (ContainerState::Waiting { .. }, None) => {
                 pending_init += 1;
@@ -295,7 +317,6 @@ pub fn pod_phase(pod: &PodObservation) -> PodPhase {
             }
         }
     }
-    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
     for app in &pod.containers {
         match (&app.state, &app.last_termination) {
             (ContainerState::Running { .. }, _) => running += 1,
@@ -311,7 +332,9 @@ pub fn pod_phase(pod: &PodObservation) -> PodPhase {
     if failed_init > 0 && pod.restart_policy == RestartPolicy::Never {
         return PodPhase::Failed;
     }
-    if (pending_init > 0 && !any_app_started) || waiting > 0 {
+    // As the kubelet: a sidecar not started yet keeps the pod pending only until the pod
+    // initialised (an app container ran); a later restart of it does not.
+    if ((pending_init > 0 || pending_sidecars > 0) && !any_app_started) || waiting > 0 {
         return PodPhase::Pending;
     }
     if running > 0 {

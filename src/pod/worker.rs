@@ -18,11 +18,10 @@ use super::context::Context;
 use super::deadline::{self, Deadline};
 use super::error::{Error, Result};
 use super::failure::{self, Failure};
-use super::init_order::{InitProgress, init_progress};
 use super::observe::{is_running, observe_unit};
 use super::progress::EventKind;
 use super::records;
-use super::restart::{ContainerRestarts, Decision, RestartPolicy};
+use super::restart::{ContainerRestarts, RestartPolicy};
 pub use super::state::PodState;
 use super::state::PrepareDecision;
 use super::status::{self, ContainerSeen, PodSeen};
@@ -160,6 +159,11 @@ async fn observe(
             .await?;
         }
     }
+    if due::sidecars_done(pod, state, now()) {
+        for sidecar in containers(pod).into_iter().filter(ContainerRef::sidecar) {
+            restarts_of(ctx, uid, pod, sidecar, state).retire();
+        }
+    }
     Ok(statuses)
 }
 
@@ -172,51 +176,13 @@ async fn start_due(
     statuses: &HashMap<String, UnitStatus>,
     now: Timestamp,
 ) -> Result<(bool, Option<Timestamp>)> {
-    let all = containers(pod);
-    let (init, app): (Vec<_>, Vec<_>) = all.iter().partition(|c| c.init);
-    let init_restarts: Vec<ContainerRestarts> = init
-        .iter()
-        .map(|c: &&ContainerRef<'_>| {
-            state
-                .run()
-                .restarts(&c.container.name)
-                .cloned()
-                .unwrap_or_else(|| fresh(pod, c))
-        })
-        .collect();
-    let mut to_start = Vec::new();
-    let mut wake = None;
-    match init_progress(&init_restarts, now) {
-        InitProgress::Run(index) => to_start.push(*init[index]),
-        InitProgress::WaitUntil { until, .. } => wake = Some(until),
-        InitProgress::Failed(_) => {}
-        InitProgress::Done => {
-            for container in app {
-                let decision = state
-                    .run()
-                    .restarts(&container.container.name)
-                    .map_or(Decision::Run, |restarts| restarts.decide(now));
-                match decision {
-                    Decision::Run => to_start.push(*container),
-                    Decision::RestartAt(at) => {
-                        state.event(
-                            pod,
-                            EventKind::Warning,
-                            "BackOff",
-                            format!(
-                                "Back-off restarting failed container {}",
-                                container.container.name
-                            ),
-                        );
-                        wake = earliest(wake, Some(at));
-                    }
-                    Decision::StayTerminated => {}
-                }
-            }
-        }
-    }
+    let due = due::due(pod, state, statuses, now);
+    let mut wake = due.wake;
     let mut started = false;
-    for container in to_start {
+    if due.sidecars_done {
+        started = stop::stop_sidecars(ctx, pod, state, statuses).await;
+    }
+    for container in due.start {
         let Some(unit) = statuses.get(&container.container.name) else {
             continue;
         };
@@ -348,7 +314,7 @@ fn restarts_of<'a>(
         ContainerRestarts::resumed(
             name,
             RestartPolicy::of_pod(pod),
-            container.init,
+            container.role(),
             records::load(&ctx.dirs, uid, name),
         )
     })
@@ -358,7 +324,7 @@ fn fresh(pod: &Pod, container: &ContainerRef<'_>) -> ContainerRestarts {
     ContainerRestarts::new(
         container.container.name.clone(),
         RestartPolicy::of_pod(pod),
-        container.init,
+        container.role(),
     )
 }
 
@@ -396,6 +362,7 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 }
 
 mod deadline_stop;
+mod due;
 mod evicted;
 mod hooks;
 mod prepare;

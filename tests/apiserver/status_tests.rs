@@ -162,6 +162,39 @@ async fn issue_14_a_terminated_container_stays_terminated_under_never() {
 }
 
 #[tokio::test]
+async fn a_terminated_sidecar_may_run_again_under_never() {
+    let (server, client) = server().await;
+    let mut p = pod("p", Some("n1"), json!({}));
+    p["spec"]["restartPolicy"] = json!("Never");
+    p["spec"]["initContainers"] = json!([
+        {"name": "proxy", "image": "/bin/sh", "restartPolicy": "Always"},
+        {"name": "setup", "image": "/bin/true"},
+    ]);
+    let (code, answer) = client.post(PODS, &p).await;
+    assert_eq!(code, 201, "{answer}");
+    let status = |state: Value| {
+        json!([
+            {"name": "proxy", "image": "/bin/sh", "imageID": "", "ready": false,
+             "restartCount": 0, "state": state.clone()},
+            {"name": "setup", "image": "/bin/true", "imageID": "", "ready": false,
+             "restartCount": 0, "state": state},
+        ])
+    };
+    let terminated = status(json!({"terminated": {"exitCode": 0}}));
+    let (code, answer) = patch_status(&client, json!({"initContainerStatuses": terminated})).await;
+    assert_eq!(code, 200, "{answer}");
+    let running = status(json!({"running": {}}));
+    let (code, answer) = patch_status(&client, json!({"initContainerStatuses": running})).await;
+    assert_eq!(code, 422, "{answer}");
+    assert_eq!(
+        message(&answer),
+        "Pod \"p\" is invalid: status.initContainerStatuses[1].state: Forbidden: may not be transitioned to non-terminated state",
+        "only the regular init container is held"
+    );
+    drop(server);
+}
+
+#[tokio::test]
 async fn issue_14_the_qos_class_is_immutable() {
     let (_server, client) = with_pod("Always").await;
     let (code, _) = patch_status(&client, json!({"qosClass": "BestEffort"})).await;

@@ -206,6 +206,12 @@ fn state_transitions(old: &Value, new: &Value, field: &str, policy: &str) -> Err
         if terminated["exitCode"].as_i64().unwrap_or(0) != 0 && policy == "OnFailure" {
             continue;
         }
+        // A sidecar (restartable init container) always may restart.
+        let sidecar = items(&old["spec"]["initContainers"])
+            .any(|c| c["name"] == before["name"] && c["restartPolicy"] == "Always");
+        if field == "initContainerStatuses" && sidecar {
+            continue;
+        }
         let left = items(&new["status"][field]).any(|after| {
             after["name"] == before["name"]
                 && after["state"].get("terminated").is_none_or(Value::is_null)

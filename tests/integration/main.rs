@@ -44,6 +44,7 @@ mod pull_policy;
 mod readiness;
 mod run_dirs;
 mod secrets;
+mod sidecars;
 mod start_backoff;
 mod static_pods;
 mod suite;

@@ -1,7 +1,9 @@
 //! One line of `systemk pods` per pod, computed exactly as `kubectl get pods` prints it
 //! (`printPod` in kubernetes pkg/printers/internalversion/printers.go; ages as
 //! `duration.HumanDuration` in apimachinery). Pure: the pod and `now` come in, text goes
-//! out. Restartable init containers (sidecars) are not covered: systemk does not run them.
+//! out. Sidecars (init containers with `restartPolicy: Always`) count as kubectl counts
+//! them: in READY's total, ready once started and ready, and their restarts with the app
+//! containers' once the pod is initialised.
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -22,7 +24,7 @@ pub struct PodRow {
     pub namespace: String,
     /// The pod's name.
     pub name: String,
-    /// `ready/total` app containers.
+    /// `ready/total` app containers and sidecars.
     pub ready: String,
     /// kubectl's STATUS: `Init:0/2`, a waiting or terminated reason, or the phase.
     pub status: String,
@@ -48,26 +50,43 @@ impl PodRow {
 /// The row kubectl prints for `pod` at `now`.
 pub fn pod_row(pod: &Pod, now: Timestamp) -> PodRow {
     let status = pod.status.clone().unwrap_or_default();
-    let init_specs = pod
+    let init_list = pod
         .spec
         .as_ref()
-        .and_then(|spec| spec.init_containers.as_ref())
-        .map_or(0, Vec::len);
-    let total = pod.spec.as_ref().map_or(0, |spec| spec.containers.len());
+        .and_then(|spec| spec.init_containers.as_deref())
+        .unwrap_or_default();
+    let init_specs = init_list.len();
+    let sidecar = |name: &str| {
+        init_list
+            .iter()
+            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+    };
+    let sidecars = init_list.iter().filter(|c| sidecar(&c.name)).count();
+    let total = pod.spec.as_ref().map_or(0, |spec| spec.containers.len()) + sidecars;
     let phase = status.phase.clone().unwrap_or_default();
     let mut reason = status.reason.clone().unwrap_or_else(|| phase.clone());
     let mut restarts: i64 = 0;
     let mut last_restart: Option<Timestamp> = None;
+    let (mut sidecar_restarts, mut last_sidecar_restart) = (0, None);
     let mut ready = 0;
     let mut initializing = false;
     for (index, container) in status.init_container_statuses.iter().flatten().enumerate() {
         restarts += i64::from(container.restart_count);
         last_restart = later(last_restart, last_finished(container));
+        let is_sidecar = sidecar(&container.name);
+        if is_sidecar {
+            sidecar_restarts += i64::from(container.restart_count);
+            last_sidecar_restart = later(last_sidecar_restart, last_finished(container));
+        }
         let state = container.state.clone().unwrap_or_default();
+        if state.terminated.as_ref().is_some_and(|t| t.exit_code == 0) {
+            continue;
+        }
+        if is_sidecar && container.started == Some(true) {
+            ready += usize::from(container.ready);
+            continue;
+        }
         if let Some(terminated) = &state.terminated {
-            if terminated.exit_code == 0 {
-                continue;
-            }
             reason = match terminated.reason.as_deref().filter(|r| !r.is_empty()) {
                 Some(why) => format!("Init:{why}"),
                 None => match terminated.signal.filter(|s| *s != 0) {
@@ -85,8 +104,8 @@ pub fn pod_row(pod: &Pod, now: Timestamp) -> PodRow {
         break;
     }
     if !initializing || condition_true(pod, "Initialized") {
-        restarts = 0;
-        last_restart = None;
+        restarts = sidecar_restarts;
+        last_restart = last_sidecar_restart;
         let mut has_running = false;
         for container in status.container_statuses.iter().flatten().rev() {
             restarts += i64::from(container.restart_count);

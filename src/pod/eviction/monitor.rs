@@ -204,10 +204,11 @@ fn pod_candidate(
     }
 }
 
-/// Each app container's memory (or task count) from its unit, with its request.
+/// The memory (or task count) of each app container and sidecar from its unit, with its
+/// request.
 async fn unit_usage(ctx: &Context, pod: &Pod, signal: Signal) -> Vec<ContainerUsage> {
     let mut out = Vec::new();
-    for container in containers(pod).into_iter().filter(|c| !c.init) {
+    for container in containers(pod).into_iter().filter(|c| c.long_running()) {
         let Ok(name) = unit_name(pod, container.container) else {
             continue;
         };
@@ -240,11 +241,12 @@ fn container_request(container: &k8s_openapi::api::core::v1::Container, resource
         .unwrap_or(0)
 }
 
-/// The sum of the app containers' requests of `resource`.
+/// The sum of the requests of `resource` of the app containers and sidecars (what runs
+/// beside each other once the pod is initialised).
 fn pod_request(pod: &Pod, resource: &str) -> u64 {
     containers(pod)
         .iter()
-        .filter(|c| !c.init)
+        .filter(|c| c.long_running())
         .map(|c| container_request(c.container, resource))
         .fold(0, u64::saturating_add)
 }

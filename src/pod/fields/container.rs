@@ -8,8 +8,12 @@ use super::{Walk, has};
 const NO_STDIN: &str =
     "containers get no standard input and no terminal; their output goes to the journal";
 
-/// `init` containers may not be sidecars: systemk runs each to completion.
+/// `init` for an init container. As the API server has it, a regular init container (one
+/// that runs to completion) may have neither probes nor hooks, a sidecar (`restartPolicy:
+/// Always`) may have both, and `restartPolicy` is for init containers only.
 pub(super) fn container(container: &Container, init: bool, w: &mut Walk) {
+    let sidecar = init && container.restart_policy.as_deref() == Some("Always");
+    let regular_init = init && !sidecar;
     let Container {
         args,
         command,
@@ -42,37 +46,38 @@ pub(super) fn container(container: &Container, init: bool, w: &mut Walk) {
     w.honoured("envFrom", env_from);
     w.honoured("image", image);
     w.honoured("imagePullPolicy", image_pull_policy);
-    if init {
+    if regular_init {
         w.refused(
             "lifecycle",
             lifecycle.is_some(),
-            "init containers may not have lifecycle hooks",
+            "init containers other than sidecars may not have lifecycle hooks",
         );
     } else {
         w.honoured("lifecycle", lifecycle);
     }
-    probe(w, init, "livenessProbe", liveness_probe.is_some());
+    probe(w, regular_init, "livenessProbe", liveness_probe.is_some());
     w.honoured("name", name);
     w.honoured("ports", ports);
-    probe(w, init, "readinessProbe", readiness_probe.is_some());
+    probe(w, regular_init, "readinessProbe", readiness_probe.is_some());
     w.ignored(
         "resizePolicy",
         has(resize_policy),
         "resources change with the pod spec: the unit is rewritten and the container restarted",
     );
     w.honoured("resources", resources);
-    w.refused(
-        "restartPolicy",
-        init && restart_policy.as_deref() == Some("Always"),
-        "sidecar init containers are not supported: systemk runs every init container to completion",
-    );
+    let why = if init {
+        "only Always (a sidecar) is allowed on an init container"
+    } else {
+        "only init containers may have a restartPolicy"
+    };
+    w.refused("restartPolicy", restart_policy.is_some() && !sidecar, why);
     w.honoured("securityContext", security_context);
     if let Some(context) = security_context {
         w.nested(format!("{}.securityContext", w.at), |w| {
             self::security_context(context, w)
         });
     }
-    probe(w, init, "startupProbe", startup_probe.is_some());
+    probe(w, regular_init, "startupProbe", startup_probe.is_some());
     w.ignored("stdin", *stdin == Some(true), NO_STDIN);
     w.ignored("stdinOnce", *stdin_once == Some(true), NO_STDIN);
     w.honoured("terminationMessagePath", termination_message_path);
@@ -92,11 +97,16 @@ pub(super) fn container(container: &Container, init: bool, w: &mut Walk) {
     w.honoured("workingDir", working_dir);
 }
 
-/// Probes run for app containers (their plans are checked by `unit_checks`); an init
-/// container runs to completion and may have none, as the API server says.
-fn probe(w: &mut Walk, init: bool, name: &'static str, set: bool) {
-    if init {
-        w.refused(name, set, "init containers may not have probes");
+/// Probes run for app containers and sidecars (their plans are checked by
+/// `unit_checks`); a regular init container runs to completion and may have none, as the
+/// API server says.
+fn probe(w: &mut Walk, regular_init: bool, name: &'static str, set: bool) {
+    if regular_init {
+        w.refused(
+            name,
+            set,
+            "init containers other than sidecars may not have probes",
+        );
     } else {
         w.honoured(name, &set);
     }

@@ -164,7 +164,7 @@ fn pod_fields_systemk_cannot_run_with_are_refused() {
             "image": "/bin/sleep",
             "volumeDevices": [{"name": "disk", "devicePath": "/dev/xvda"}],
         }],
-        "initContainers": [{"name": "proxy", "image": "/bin/sleep", "restartPolicy": "Always"}],
+        "initContainers": [{"name": "setup", "image": "/bin/true", "restartPolicy": "Never"}],
         "resourceClaims": [{"name": "gpu", "resourceClaimName": "gpu"}],
         "runtimeClassName": "kata",
     })));
@@ -173,8 +173,44 @@ fn pod_fields_systemk_cannot_run_with_are_refused() {
         [
             "spec.resourceClaims",
             "spec.runtimeClassName",
-            "spec.initContainers{proxy}.restartPolicy",
+            "spec.initContainers{setup}.restartPolicy",
             "spec.containers{main}.volumeDevices",
+        ]
+    );
+}
+
+#[test]
+fn a_sidecar_may_have_probes_and_hooks_and_only_init_containers_a_restart_policy() {
+    let good = review(&pod(json!({
+        "containers": [{"name": "main", "image": "/bin/sleep"}],
+        "initContainers": [{
+            "name": "proxy",
+            "image": "/bin/sleep",
+            "restartPolicy": "Always",
+            "startupProbe": {"exec": {"command": ["/bin/true"]}},
+            "readinessProbe": {"exec": {"command": ["/bin/true"]}},
+            "livenessProbe": {"exec": {"command": ["/bin/true"]}},
+            "lifecycle": {
+                "postStart": {"exec": {"command": ["/bin/true"]}},
+                "preStop": {"sleep": {"seconds": 1}},
+            },
+        }],
+    })));
+    assert_eq!((good.refused, good.ignored), (vec![], vec![]));
+    let bad = review(&pod(json!({
+        "containers": [{"name": "main", "image": "/bin/sleep", "restartPolicy": "Always"}],
+        "initContainers": [{
+            "name": "proxy",
+            "image": "/bin/sleep",
+            "restartPolicy": "Always",
+            "startupProbe": {"exec": {"command": []}},
+        }],
+    })));
+    assert_eq!(
+        fields(&bad.refused),
+        [
+            "spec.containers{main}.restartPolicy",
+            "spec.initContainers{proxy}.startupProbe.exec.command",
         ]
     );
 }

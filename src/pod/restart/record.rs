@@ -161,6 +161,7 @@ fn timestamp(us: i64) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pod::restart::Role;
 
     fn at(second: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + second).unwrap()
@@ -168,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_backing_off_container_round_trips_through_json() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         restarts.started(at(0)).unwrap();
         restarts
             .exited(Exit {
@@ -184,7 +185,7 @@ mod tests {
 
     #[test]
     fn a_failed_start_round_trips_and_old_records_still_read() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         restarts.started(at(0)).unwrap();
         let exit = Exit {
             status: ExitStatus::Code(3),
@@ -210,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_damaged_record_is_refused() {
-        let restarts = ContainerRestarts::new("app", RestartPolicy::Never, false);
+        let restarts = ContainerRestarts::new("app", RestartPolicy::Never, Role::App);
         let mut record = restarts.to_record();
         record.policy = "Sometimes".into();
         assert_eq!(ContainerRestarts::from_record(&record), None);

@@ -16,8 +16,8 @@ fn crash(started: i64, finished: i64) -> Exit {
     exit(ExitStatus::Code(1), started, finished)
 }
 
-fn running(policy: RestartPolicy, init: bool) -> ContainerRestarts {
-    let mut c = ContainerRestarts::new("app", policy, init);
+fn running(policy: RestartPolicy, role: Role) -> ContainerRestarts {
+    let mut c = ContainerRestarts::new("app", policy, role);
     c.started(at(0)).unwrap();
     c
 }
@@ -81,17 +81,42 @@ fn policy_rejects_other_values() {
 #[test]
 fn init_container_under_always_follows_on_failure() {
     assert_eq!(
-        RestartPolicy::Always.for_container(true),
+        RestartPolicy::Always.for_container(Role::Init),
         RestartPolicy::OnFailure
     );
     assert_eq!(
-        RestartPolicy::Always.for_container(false),
+        RestartPolicy::Always.for_container(Role::App),
         RestartPolicy::Always
     );
     assert_eq!(
-        RestartPolicy::Never.for_container(true),
+        RestartPolicy::Never.for_container(Role::Init),
         RestartPolicy::Never
     );
+}
+
+#[test]
+fn retired_sidecar_stays_terminated() {
+    let mut c = running(RestartPolicy::Never, Role::Sidecar);
+    c.retire();
+    assert_eq!(c.state(), RestartState::Running { started_at: at(0) });
+    c.exited(exit(ExitStatus::Signal(15), 0, 1)).unwrap();
+    c.retire();
+    assert_eq!(c.state(), RestartState::Terminated);
+    assert_eq!(c.decide(at(60)), Decision::StayTerminated);
+}
+
+#[test]
+fn sidecar_always_restarts_whatever_the_pod_policy() {
+    for policy in [
+        RestartPolicy::Always,
+        RestartPolicy::OnFailure,
+        RestartPolicy::Never,
+    ] {
+        assert_eq!(policy.for_container(Role::Sidecar), RestartPolicy::Always);
+        let mut c = running(policy, Role::Sidecar);
+        let decision = c.exited(exit(ExitStatus::Code(0), 0, 1)).unwrap();
+        assert_eq!(decision, Decision::RestartAt(at(11)));
+    }
 }
 
 #[test]
@@ -127,28 +152,28 @@ fn systemd_exec_main_codes_map_to_exit_status() {
 
 #[test]
 fn new_container_should_run() {
-    let c = ContainerRestarts::new("app", RestartPolicy::Never, false);
+    let c = ContainerRestarts::new("app", RestartPolicy::Never, Role::App);
     assert_eq!(c.decide(at(0)), Decision::Run);
     assert_eq!(c.state(), RestartState::NotStarted);
 }
 
 #[test]
 fn running_container_should_keep_running() {
-    let c = running(RestartPolicy::Always, false);
+    let c = running(RestartPolicy::Always, Role::App);
     assert_eq!(c.decide(at(5)), Decision::Run);
     assert_eq!(c.state(), RestartState::Running { started_at: at(0) });
 }
 
 #[test]
 fn always_restarts_after_success() {
-    let mut c = running(RestartPolicy::Always, false);
+    let mut c = running(RestartPolicy::Always, Role::App);
     let decision = c.exited(exit(ExitStatus::Code(0), 0, 5)).unwrap();
     assert_eq!(decision, Decision::RestartAt(at(15)));
 }
 
 #[test]
 fn on_failure_keeps_success_terminated() {
-    let mut c = running(RestartPolicy::OnFailure, false);
+    let mut c = running(RestartPolicy::OnFailure, Role::App);
     let decision = c.exited(exit(ExitStatus::Code(0), 0, 5)).unwrap();
     assert_eq!(decision, Decision::StayTerminated);
     assert_eq!(c.decide(at(100)), Decision::StayTerminated);
@@ -156,53 +181,53 @@ fn on_failure_keeps_success_terminated() {
 
 #[test]
 fn on_failure_restarts_after_failure() {
-    let mut c = running(RestartPolicy::OnFailure, false);
+    let mut c = running(RestartPolicy::OnFailure, Role::App);
     assert_eq!(c.exited(crash(0, 5)).unwrap(), Decision::RestartAt(at(15)));
 }
 
 #[test]
 fn on_failure_restarts_after_signal() {
-    let mut c = running(RestartPolicy::OnFailure, false);
+    let mut c = running(RestartPolicy::OnFailure, Role::App);
     let decision = c.exited(exit(ExitStatus::Signal(9), 0, 5)).unwrap();
     assert_eq!(decision, Decision::RestartAt(at(15)));
 }
 
 #[test]
 fn never_keeps_failure_terminated() {
-    let mut c = running(RestartPolicy::Never, false);
+    let mut c = running(RestartPolicy::Never, Role::App);
     assert_eq!(c.exited(crash(0, 5)).unwrap(), Decision::StayTerminated);
     assert_eq!(c.state(), RestartState::Terminated);
 }
 
 #[test]
 fn init_container_under_always_stays_terminated_after_success() {
-    let mut c = running(RestartPolicy::Always, true);
+    let mut c = running(RestartPolicy::Always, Role::Init);
     let decision = c.exited(exit(ExitStatus::Code(0), 0, 5)).unwrap();
     assert_eq!(decision, Decision::StayTerminated);
 }
 
 #[test]
 fn init_container_under_always_restarts_after_failure() {
-    let mut c = running(RestartPolicy::Always, true);
+    let mut c = running(RestartPolicy::Always, Role::Init);
     assert_eq!(c.exited(crash(0, 5)).unwrap(), Decision::RestartAt(at(15)));
 }
 
 #[test]
 fn init_container_under_never_stays_failed() {
-    let mut c = running(RestartPolicy::Never, true);
+    let mut c = running(RestartPolicy::Never, Role::Init);
     assert_eq!(c.exited(crash(0, 5)).unwrap(), Decision::StayTerminated);
 }
 
 #[test]
 fn backoff_doubles_from_10s_to_300s() {
-    let mut c = running(RestartPolicy::Always, false);
+    let mut c = running(RestartPolicy::Always, Role::App);
     assert_eq!(crash_loop(&mut c, 8), [10, 20, 40, 80, 160, 300, 300, 300]);
     assert_eq!(c.restart_count(), 8);
 }
 
 #[test]
 fn backoff_resets_after_ten_minutes_of_running() {
-    let mut c = running(RestartPolicy::Always, false);
+    let mut c = running(RestartPolicy::Always, Role::App);
     crash_loop(&mut c, 4);
     let started = c.last_started_at().unwrap().as_second() - at(0).as_second();
     let decision = c.exited(crash(started, started + 600)).unwrap();
@@ -211,7 +236,7 @@ fn backoff_resets_after_ten_minutes_of_running() {
 
 #[test]
 fn backoff_keeps_growing_after_just_under_ten_minutes() {
-    let mut c = running(RestartPolicy::Always, false);
+    let mut c = running(RestartPolicy::Always, Role::App);
     crash_loop(&mut c, 1);
     let started = c.last_started_at().unwrap().as_second() - at(0).as_second();
     let decision = c.exited(crash(started, started + 599)).unwrap();
@@ -220,7 +245,7 @@ fn backoff_keeps_growing_after_just_under_ten_minutes() {
 
 #[test]
 fn backing_off_waits_until_due_then_runs() {
-    let mut c = running(RestartPolicy::Always, false);
+    let mut c = running(RestartPolicy::Always, Role::App);
     c.exited(crash(0, 5)).unwrap();
     assert_eq!(c.decide(at(14)), Decision::RestartAt(at(15)));
     assert_eq!(c.decide(at(15)), Decision::Run);
@@ -235,13 +260,13 @@ fn backing_off_waits_until_due_then_runs() {
 
 #[test]
 fn first_start_is_not_a_restart() {
-    let c = running(RestartPolicy::Always, false);
+    let c = running(RestartPolicy::Always, Role::App);
     assert_eq!(c.restart_count(), 0);
 }
 
 #[test]
 fn restart_after_backoff_counts() {
-    let mut c = running(RestartPolicy::Always, false);
+    let mut c = running(RestartPolicy::Always, Role::App);
     c.exited(crash(0, 5)).unwrap();
     c.started(at(15)).unwrap();
     assert_eq!(c.restart_count(), 1);
@@ -250,7 +275,7 @@ fn restart_after_backoff_counts() {
 
 #[test]
 fn carried_over_restart_count_is_kept() {
-    let c = ContainerRestarts::new("app", RestartPolicy::Always, false)
+    let c = ContainerRestarts::new("app", RestartPolicy::Always, Role::App)
         .with_restart_count(7)
         .unwrap();
     assert_eq!(c.restart_count(), 7);
@@ -258,7 +283,7 @@ fn carried_over_restart_count_is_kept() {
 
 #[test]
 fn restart_count_cannot_be_carried_over_while_running() {
-    let c = running(RestartPolicy::Always, false);
+    let c = running(RestartPolicy::Always, Role::App);
     assert!(matches!(
         c.with_restart_count(3),
         Err(Error::IllegalTransition { .. })
@@ -267,7 +292,7 @@ fn restart_count_cannot_be_carried_over_while_running() {
 
 #[test]
 fn start_before_backoff_runs_out_is_refused() {
-    let mut c = running(RestartPolicy::Always, false);
+    let mut c = running(RestartPolicy::Always, Role::App);
     c.exited(crash(0, 5)).unwrap();
     let err = c.started(at(14)).unwrap_err();
     assert_eq!(err.reason(), "RestartNotDue");
@@ -276,7 +301,7 @@ fn start_before_backoff_runs_out_is_refused() {
 
 #[test]
 fn start_while_running_is_illegal() {
-    let mut c = running(RestartPolicy::Always, false);
+    let mut c = running(RestartPolicy::Always, Role::App);
     let err = c.started(at(1)).unwrap_err();
     assert!(matches!(
         err,
@@ -287,7 +312,7 @@ fn start_while_running_is_illegal() {
 
 #[test]
 fn start_after_terminated_is_illegal() {
-    let mut c = running(RestartPolicy::Never, false);
+    let mut c = running(RestartPolicy::Never, Role::App);
     c.exited(crash(0, 5)).unwrap();
     assert!(matches!(
         c.started(at(20)),
@@ -300,7 +325,7 @@ fn start_after_terminated_is_illegal() {
 
 #[test]
 fn exit_before_start_is_illegal() {
-    let mut c = ContainerRestarts::new("app", RestartPolicy::Always, false);
+    let mut c = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
     assert!(matches!(
         c.exited(crash(0, 5)),
         Err(Error::IllegalTransition {
@@ -312,7 +337,7 @@ fn exit_before_start_is_illegal() {
 
 #[test]
 fn exit_while_backing_off_is_illegal() {
-    let mut c = running(RestartPolicy::Always, false);
+    let mut c = running(RestartPolicy::Always, Role::App);
     c.exited(crash(0, 5)).unwrap();
     assert!(c.exited(crash(0, 5)).is_err());
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::pod::observe::tests::{SECOND, T0, unit};
 use crate::pod::observe::{failed_start, observe_unit};
-use crate::pod::restart::{ContainerRestarts, RestartPolicy, RestartState};
+use crate::pod::restart::{ContainerRestarts, RestartPolicy, RestartState, Role};
 use crate::pod::status::{ContainerFacts, ContainerState, WaitingReason, container_observation};
 use crate::systemd::{ActiveState, FailedCommand, UnitStatus};
 
@@ -47,7 +47,7 @@ fn a_failed_exec_start_pre_is_a_counted_exit() {
 
 #[test]
 fn start_failures_back_off_10_20_40_seconds_and_count_restarts() {
-    let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+    let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
     let mut start = T0;
     let mut delays = Vec::new();
     for attempt in 0..4u32 {
@@ -72,7 +72,7 @@ fn start_failures_back_off_10_20_40_seconds_and_count_restarts() {
 
 #[test]
 fn a_start_that_succeeds_after_failing_forgets_the_start_error() {
-    let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+    let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
     observe_unit(&mut restarts, &pre_failed(T0));
     let RestartState::BackingOff { until, .. } = restarts.state() else {
         panic!("expected a back-off");
@@ -97,7 +97,7 @@ fn a_missing_program_or_user_is_a_start_error_of_the_main_process() {
         let failed = failed_start(&status).unwrap();
         assert_eq!(failed.exit.status, ExitStatus::Code(code));
         assert!(failed.reason.contains(step), "{}", failed.reason);
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         observe_unit(&mut restarts, &status);
         assert!(matches!(restarts.state(), RestartState::BackingOff { .. }));
         assert!(restarts.last_start_error().is_some());
@@ -140,7 +140,7 @@ fn running_starting_and_condition_skipped_units_are_no_failed_start() {
 
 #[test]
 fn the_status_shows_crash_loop_back_off_and_the_start_error() {
-    let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+    let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
     let status = pre_failed(T0);
     observe_unit(&mut restarts, &status);
     restarts.attach_start_log(vec![
@@ -155,6 +155,7 @@ fn the_status_shows_crash_loop_back_off_and_the_start_error() {
         unit: Some(&status),
         problem: None,
         probed: crate::pod::probe::Probed::default(),
+        sidecar: false,
         pod_has_init_containers: false,
         pod: ("web", "default", "u-1"),
     };
@@ -181,7 +182,7 @@ fn the_status_shows_crash_loop_back_off_and_the_start_error() {
 
 #[test]
 fn the_journal_is_attached_once_per_failed_start() {
-    let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+    let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
     observe_unit(&mut restarts, &pre_failed(T0));
     restarts.attach_start_log(vec!["first".into()]);
     restarts.attach_start_log(vec!["second".into()]);

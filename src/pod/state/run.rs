@@ -108,7 +108,7 @@ impl RunState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pod::restart::RestartPolicy;
+    use crate::pod::restart::{RestartPolicy, Role};
 
     #[test]
     fn the_first_work_is_the_start() {
@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn a_machine_is_made_once_and_forgotten_on_request() {
         let mut run = RunState::default();
-        let fresh = || ContainerRestarts::new("app", RestartPolicy::Never, false);
+        let fresh = || ContainerRestarts::new("app", RestartPolicy::Never, Role::App);
         run.restarts_or_resume("app", fresh);
         run.restarts_or_resume("app", || panic!("made twice"));
         assert!(run.restarts("app").is_some());

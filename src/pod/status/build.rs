@@ -64,7 +64,7 @@ pub fn build(pod: &Pod, seen: &PodSeen<'_>, now: Timestamp) -> PodStatus {
         let restarts = match known.restarts {
             Some(restarts) => restarts,
             None => {
-                fresh = ContainerRestarts::new(name, policy, container.init);
+                fresh = ContainerRestarts::new(name, policy, container.role());
                 &fresh
             }
         };
@@ -76,6 +76,7 @@ pub fn build(pod: &Pod, seen: &PodSeen<'_>, now: Timestamp) -> PodStatus {
             unit: known.unit,
             problem: known.problem,
             probed: known.probed,
+            sidecar: container.sidecar(),
             pod_has_init_containers: has_inits,
             pod: (pod_name, namespace, seen.uid),
         })
@@ -100,6 +101,7 @@ mod tests {
     use super::*;
     use crate::pod::observe::observe_unit;
     use crate::pod::observe::tests::{SECOND, T0, unit};
+    use crate::pod::restart::Role;
     use crate::pod::status::WaitingReason;
     use crate::systemd::ActiveState;
 
@@ -147,7 +149,7 @@ mod tests {
     #[test]
     fn a_running_unit_with_its_machine_is_running() {
         let running = unit(ActiveState::Active, 42, 0, 0, T0, 0);
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         observe_unit(&mut restarts, &running);
         let ips = ["192.0.2.7".parse().unwrap()];
         let seen = PodSeen {
@@ -176,7 +178,7 @@ mod tests {
     #[test]
     fn an_activating_container_is_started_but_holds_the_pod_unready() {
         let activating = unit(ActiveState::Activating, 42, 0, 0, T0, 0);
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         observe_unit(&mut restarts, &activating);
         let seen = |unit| PodSeen {
             uid: "u-1",
@@ -266,15 +268,20 @@ mod tests {
 
     #[test]
     fn a_record_kept_under_another_policy_starts_over() {
-        let mut record = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut record = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         observe_unit(&mut record, &unit(ActiveState::Active, 42, 0, 0, T0, 0));
-        let kept =
-            ContainerRestarts::resumed("app", RestartPolicy::Always, false, Some(record.clone()));
+        let kept = ContainerRestarts::resumed(
+            "app",
+            RestartPolicy::Always,
+            Role::App,
+            Some(record.clone()),
+        );
         assert_eq!(kept, record);
-        let fresh = ContainerRestarts::resumed("app", RestartPolicy::Never, false, Some(record));
+        let fresh =
+            ContainerRestarts::resumed("app", RestartPolicy::Never, Role::App, Some(record));
         assert_eq!(
             fresh,
-            ContainerRestarts::new("app", RestartPolicy::Never, false)
+            ContainerRestarts::new("app", RestartPolicy::Never, Role::App)
         );
     }
 }

@@ -64,7 +64,8 @@ pub(super) fn pod_conditions(
     .collect()
 }
 
-/// Initialized: every init container exited with 0, or an app container already ran.
+/// Initialized: every init container exited with 0 and every sidecar started, or an app
+/// container already ran (so a sidecar restarting later does not undo it).
 fn initialized(pod: &PodObservation, phase: PodPhase) -> Condition {
     const TYPE: &str = "Initialized";
     if phase == PodPhase::Succeeded {
@@ -76,7 +77,13 @@ fn initialized(pod: &PodObservation, phase: PodPhase) -> Condition {
     if pod.containers.iter().any(ContainerObservation::has_started) {
         return Condition::met(TYPE);
     }
-    let incomplete = names(&pod.init_containers, |c| !init_succeeded(c));
+    let incomplete = names(&pod.init_containers, |c| {
+        if c.sidecar {
+            !(c.started && matches!(c.state, ContainerState::Running { .. }))
+        } else {
+            !init_succeeded(c)
+        }
+    });
     if incomplete.is_empty() {
         return Condition::met(TYPE);
     }
@@ -87,7 +94,8 @@ fn initialized(pod: &PodObservation, phase: PodPhase) -> Condition {
     )
 }
 
-/// ContainersReady (and Ready, with no readiness gates): every app container is ready.
+/// ContainersReady (and Ready, with no readiness gates): every sidecar and every app
+/// container is ready.
 fn containers_ready(pod: &PodObservation, phase: PodPhase) -> Condition {
     const TYPE: &str = "ContainersReady";
     match phase {
@@ -95,7 +103,9 @@ fn containers_ready(pod: &PodObservation, phase: PodPhase) -> Condition {
         PodPhase::Failed => return Condition::unmet(TYPE, POD_FAILED, None),
         PodPhase::Pending | PodPhase::Running => {}
     }
-    let unready = names(&pod.containers, |c| !app_ready(c));
+    let sidecars = pod.init_containers.iter().filter(|c| c.sidecar);
+    let serving: Vec<ContainerObservation> = sidecars.chain(&pod.containers).cloned().collect();
+    let unready = names(&serving, |c| !app_ready(c));
     if unready.is_empty() {
         return Condition::met(TYPE);
     }

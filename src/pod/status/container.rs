@@ -26,7 +26,7 @@ pub(super) fn container_statuses(
 
 fn container_status(c: &ContainerObservation, init: bool, phase: PodPhase) -> ContainerStatus {
     let terminal = matches!(phase, PodPhase::Succeeded | PodPhase::Failed);
-    let ready = if init {
+    let ready = if init && !c.sidecar {
         init_succeeded(c)
     } else {
         // A terminal pod serves nothing, whatever its containers last reported.

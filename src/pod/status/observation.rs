@@ -41,6 +41,8 @@ pub struct ContainerFacts<'a> {
     pub problem: Option<&'a Problem>,
     /// What its readiness and startup probes report.
     pub probed: Probed,
+    /// Whether it is a sidecar (an init container with `restartPolicy: Always`).
+    pub sidecar: bool,
     /// Whether the pod has init containers (for the "not created yet" reason).
     pub pod_has_init_containers: bool,
     /// `name_namespace(uid)` parts for the CrashLoopBackOff message.
@@ -108,6 +110,7 @@ pub fn container_observation(facts: &ContainerFacts<'_>) -> ContainerObservation
         ready: running.is_some_and(|unit| effect::ready(is_serving(unit), facts.probed)),
         started: running.is_some() && effect::started(true, facts.probed.startup),
         restart_count: restarts.restart_count(),
+        sidecar: facts.sidecar,
         state,
         last_termination: previous,
     }
@@ -118,7 +121,7 @@ mod tests {
     use super::*;
     use crate::pod::observe::observe_unit;
     use crate::pod::observe::tests::{SECOND, T0, unit};
-    use crate::pod::restart::RestartPolicy;
+    use crate::pod::restart::{RestartPolicy, Role};
     use crate::systemd::ActiveState;
 
     fn facts<'a>(
@@ -133,6 +136,7 @@ mod tests {
             unit,
             problem: None,
             probed: Probed::default(),
+            sidecar: false,
             pod_has_init_containers: false,
             pod: ("web", "default", "u-1"),
         }
@@ -140,7 +144,7 @@ mod tests {
 
     #[test]
     fn a_running_unit_starts_the_machine_once() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         let running = unit(ActiveState::Active, 42, 0, 0, T0, 0);
         assert!(observe_unit(&mut restarts, &running));
         assert!(!observe_unit(&mut restarts, &running));
@@ -155,7 +159,7 @@ mod tests {
 
     #[test]
     fn an_activating_unit_runs_but_is_not_ready_until_active() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         // Type=notify before READY=1: the main process runs, the unit is activating.
         let activating = unit(ActiveState::Activating, 42, 0, 0, T0, 0);
         observe_unit(&mut restarts, &activating);
@@ -172,7 +176,7 @@ mod tests {
 
     #[test]
     fn a_forking_unit_before_its_parent_exits_is_not_running_yet() {
-        let restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         // Type=forking: the parent is systemd's control process; no main PID yet.
         let activating = unit(ActiveState::Activating, 0, 0, 0, 0, 0);
         let observation = container_observation(&facts(&restarts, Some(&activating)));
@@ -182,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_stopping_or_reloading_unit_keeps_running() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         for (state, ready) in [
             (ActiveState::Reloading, true),
             (ActiveState::Deactivating, false),
@@ -197,7 +201,7 @@ mod tests {
 
     #[test]
     fn the_message_of_the_last_run_shows_in_state_then_in_last_state() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         let exited = unit(ActiveState::Failed, 0, 1, 1, T0, T0 + SECOND);
         observe_unit(&mut restarts, &exited);
         restarts.attach_message(Some("bye".into()));
@@ -228,7 +232,7 @@ mod tests {
 
     #[test]
     fn a_quick_exit_is_recorded_even_if_running_was_never_seen() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         let exited = unit(ActiveState::Failed, 0, 1, 3, T0, T0 + SECOND);
         assert!(observe_unit(&mut restarts, &exited));
         assert!(matches!(restarts.state(), RestartState::BackingOff { .. }));
@@ -252,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_signal_kill_under_never_is_terminated_with_128_plus_n() {
-        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Never, false);
+        let mut restarts = ContainerRestarts::new("app", RestartPolicy::Never, Role::App);
         observe_unit(
             &mut restarts,
             &unit(ActiveState::Failed, 0, 2, 9, T0, T0 + SECOND),
@@ -268,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_problem_shows_as_waiting_with_its_message() {
-        let restarts = ContainerRestarts::new("app", RestartPolicy::Always, false);
+        let restarts = ContainerRestarts::new("app", RestartPolicy::Always, Role::App);
         let problem = Problem {
             reason: WaitingReason::ErrImagePull,
             message: "no such package".into(),

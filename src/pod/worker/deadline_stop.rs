@@ -11,7 +11,7 @@ use super::hooks::pre_stop;
 use super::{is_running, restarts_of};
 use crate::clock::now;
 use crate::pod::blocking::off_runtime;
-use crate::pod::container_unit::containers;
+use crate::pod::container_unit::stop_order;
 use crate::pod::context::Context;
 use crate::pod::deadline;
 use crate::pod::error::Result;
@@ -49,7 +49,8 @@ pub(super) async fn stop_past_deadline(
     }
     let timeout = super::stop::stop_timeout(Some(pod));
     let mut stopped_any = false;
-    for container in containers(pod) {
+    // App containers first, sidecars last, as on deletion.
+    for container in stop_order(pod) {
         let Some(before) = statuses.get(&container.container.name) else {
             continue;
         };

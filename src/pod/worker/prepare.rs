@@ -302,9 +302,10 @@ pub(super) async fn prepare(
                 format!("Created unit {name}"),
             );
         }
+        // Sidecars start at boot with the app containers they serve.
         let app_units: Vec<UnitName> = containers(pod)
             .into_iter()
-            .filter(|c| !c.init)
+            .filter(|c| c.long_running())
             .filter_map(|c| unit_name(pod, c.container).ok())
             .filter(|name| to_write.iter().any(|(written, _)| written == name))
             .collect();

@@ -33,7 +33,7 @@ pub(super) async fn kill_failed(
     statuses: &HashMap<String, UnitStatus>,
 ) -> bool {
     let mut killed = false;
-    for container in containers(pod).into_iter().filter(|c| !c.init) {
+    for container in containers(pod).into_iter().filter(|c| c.long_running()) {
         let name = container.container.name.as_str();
         let Some(unit) = statuses.get(name).filter(|unit| is_running(unit)) else {
             continue;
@@ -69,8 +69,9 @@ pub(super) async fn kill_failed(
     killed
 }
 
-/// Tells each app container's probes what it looks like now, starting them once its
-/// unit exists; a container done for good (or gone from the spec) is no longer probed.
+/// Tells the probes of each app container and sidecar what it looks like now, starting
+/// them once its unit exists; a container done for good (or gone from the spec) is no
+/// longer probed.
 pub(super) fn sync(
     ctx: &Context,
     pod: &Arc<Pod>,
@@ -82,7 +83,7 @@ pub(super) fn sync(
         return;
     };
     let mut probed = Vec::new();
-    for container in containers(pod).into_iter().filter(|c| !c.init) {
+    for container in containers(pod).into_iter().filter(|c| c.long_running()) {
         let name = container.container.name.as_str();
         let Some(unit) = statuses.get(name) else {
             continue;

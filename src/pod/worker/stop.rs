@@ -1,22 +1,31 @@
 //! Stopping a pod: within the grace period its deletion or spec asks for (or, for a pod
 //! adopted at start, the one its units were written with), then removing its units, its
-//! slice and its directory. Layer 4.
+//! slice and its directory. As the kubelet does, every `preStop` hook runs first, then the
+//! app containers stop, then the sidecars one by one in reverse order, all within the
+//! one grace period. Layer 4.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use tokio::time::Instant;
 
 use super::hooks::pre_stop;
 use super::{STOP_MARGIN, read_unit};
-use crate::pod::container_unit::{containers, unit_name};
+use crate::pod::container_unit::{ContainerRef, containers, stop_order, unit_name};
 use crate::pod::context::Context;
 use crate::pod::error::Result;
 use crate::pod::observe::is_running;
 use crate::pod::progress::EventKind;
 use crate::pod::state::PodState;
+use crate::systemd::UnitStatus;
 use crate::unit::{SliceName, UnitName};
+
+/// The least time a container gets to stop after waiting for its turn (the kubelet's
+/// `minimumGracePeriodInSeconds`), so a late sidecar is not SIGKILLed at once.
+const MIN_STOP: Duration = Duration::from_secs(2);
 
 /// Stops a pod whose deletion was requested (`deletionTimestamp`): like [`cleanup`], within
 /// the grace period the deletion asked for. Its source still lists it until the API
@@ -56,14 +65,18 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
         let pre_stops = names
             .iter()
             .map(|name| pre_stop_of(ctx, applied.as_ref(), state, name, timeout));
+        let began = Instant::now();
         let timeouts = futures::future::join_all(pre_stops).await;
-        let stops = names
-            .iter()
-            .zip(timeouts)
-            .map(|(name, timeout)| ctx.systemd.stop(name, timeout));
-        for (name, stopped) in names.iter().zip(futures::future::join_all(stops).await) {
-            if let Err(err) = stopped {
-                tracing::warn!(unit = %name, error = %crate::error_chain::Chain(&err), "stopping a removed pod's unit failed");
+        let timeouts: HashMap<&UnitName, Duration> = names.iter().zip(timeouts).collect();
+        for wave in stop_waves(applied.as_deref(), &names) {
+            let stops = wave.iter().map(|name| {
+                let timeout = timeouts.get(name).copied().unwrap_or(timeout);
+                ctx.systemd.stop(name, left(timeout, began))
+            });
+            for (name, stopped) in wave.iter().zip(futures::future::join_all(stops).await) {
+                if let Err(err) = stopped {
+                    tracing::warn!(unit = %name, error = %crate::error_chain::Chain(&err), "stopping a removed pod's unit failed");
+                }
             }
         }
         ctx.systemd.remove(&ctx.unit_dir, &names).await?;
@@ -83,6 +96,72 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
     ctx.installer.release(uid).await;
     ctx.dirs.remove_async(uid).await?;
     Ok(())
+}
+
+/// The units of `names` in the groups they stop in, one group after the other: all but
+/// the sidecars at once, then each sidecar alone, in reverse order of `initContainers`.
+/// Without the pod's spec (adopted at start) all stop at once.
+fn stop_waves(pod: Option<&Pod>, names: &[UnitName]) -> Vec<Vec<UnitName>> {
+    let sidecars: Vec<UnitName> = pod
+        .map(|pod| {
+            stop_order(pod)
+                .into_iter()
+                .filter(ContainerRef::sidecar)
+                .filter_map(|c| unit_name(pod, c.container).ok())
+                .filter(|name| names.contains(name))
+                .collect()
+        })
+        .unwrap_or_default();
+    let first: Vec<UnitName> = names
+        .iter()
+        .filter(|name| !sidecars.contains(name))
+        .cloned()
+        .collect();
+    std::iter::once(first)
+        .chain(sidecars.into_iter().map(|name| vec![name]))
+        .filter(|wave| !wave.is_empty())
+        .collect()
+}
+
+/// What is left of `timeout` counted from `began`, but at least [`MIN_STOP`].
+fn left(timeout: Duration, began: Instant) -> Duration {
+    timeout.saturating_sub(began.elapsed()).max(MIN_STOP)
+}
+
+/// Stops the running sidecars of `pod`, whose other containers are done, in reverse
+/// order of `initContainers` and within the pod's grace period; returns whether it
+/// stopped any. Their restart machines then retire them (see `worker::due`).
+pub(super) async fn stop_sidecars(
+    ctx: &Context,
+    pod: &Arc<Pod>,
+    state: &mut PodState,
+    statuses: &HashMap<String, UnitStatus>,
+) -> bool {
+    let (timeout, grace, began) = (stop_timeout(Some(pod)), grace_of(Some(pod)), Instant::now());
+    let mut stopped = false;
+    for sidecar in stop_order(pod).into_iter().filter(ContainerRef::sidecar) {
+        let Some(unit) = statuses
+            .get(&sidecar.container.name)
+            .filter(|u| is_running(u))
+        else {
+            continue;
+        };
+        stopped = true;
+        tracing::info!(unit = %unit.name, "the pod's containers are done; stopping its sidecar");
+        state.event(
+            pod,
+            EventKind::Normal,
+            "Killing",
+            format!("Stopping unit {}", unit.name),
+        );
+        let grace = left(grace, began);
+        let hook_left = pre_stop(ctx, pod, state, sidecar.container, &unit.name, grace).await;
+        let timeout = left(hook_left + timeout.saturating_sub(grace), began);
+        if let Err(err) = ctx.systemd.stop(&unit.name, timeout).await {
+            tracing::warn!(unit = %unit.name, error = %crate::error_chain::Chain(&err), "stopping a sidecar failed");
+        }
+    }
+    stopped
 }
 
 /// Runs the `preStop` hook of the container of unit `name`, when the pod's spec is known
@@ -161,4 +240,74 @@ pub(super) fn parse_seconds(value: &str) -> Option<Duration> {
         .parse()
         .ok()
         .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod() -> Pod {
+        let sidecar =
+            |name: &str| json!({"name": name, "image": "/bin/sh", "restartPolicy": "Always"});
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "u-1"},
+            "spec": {
+                "initContainers": [
+                    {"name": "setup", "image": "/bin/true"},
+                    sidecar("proxy"),
+                    sidecar("logs"),
+                ],
+                "containers": [
+                    {"name": "main", "image": "/bin/sh"},
+                    {"name": "helper", "image": "/bin/sh"},
+                ],
+            },
+        }))
+        .unwrap()
+    }
+
+    fn unit(container: &str) -> UnitName {
+        UnitName::for_container("default", "web", container).unwrap()
+    }
+
+    #[test]
+    fn app_containers_stop_first_then_sidecars_last_first() {
+        let names: Vec<UnitName> = ["logs", "main", "proxy", "setup", "helper"]
+            .into_iter()
+            .map(unit)
+            .collect();
+        assert_eq!(
+            stop_waves(Some(&pod()), &names),
+            [
+                vec![unit("main"), unit("setup"), unit("helper")],
+                vec![unit("logs")],
+                vec![unit("proxy")],
+            ]
+        );
+    }
+
+    #[test]
+    fn without_the_spec_everything_stops_at_once() {
+        let names = vec![unit("proxy"), unit("main")];
+        let waves = stop_waves(None, &names);
+        assert_eq!(waves, vec![names]);
+    }
+
+    #[test]
+    fn only_sidecars_left_stop_one_by_one() {
+        let names = vec![unit("proxy"), unit("logs")];
+        assert_eq!(
+            stop_waves(Some(&pod()), &names),
+            [vec![unit("logs")], vec![unit("proxy")]]
+        );
+    }
+
+    #[test]
+    fn a_late_turn_still_gets_the_minimum() {
+        let began = Instant::now();
+        assert_eq!(left(Duration::ZERO, began), MIN_STOP);
+        assert!(left(Duration::from_secs(30), began) > Duration::from_secs(29));
+    }
 }

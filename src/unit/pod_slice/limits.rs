@@ -1,9 +1,10 @@
 //! A pod slice's limits, as the kubelet's `ResourceConfigForPod` (pkg/kubelet/cm/
 //! helpers_linux.go) computes the pod cgroup's:
 //!
-//! - Requests and limits are summed over the app containers; an init container runs
-//!   alone, so each resource is the larger of that sum and the largest init container's
-//!   (`PodRequests`/`PodLimits`; sidecar init containers are refused at admission). A
+//! - Requests and limits are summed over the app containers and the sidecars (init
+//!   containers with `restartPolicy: Always`); a regular init container runs with only the
+//!   sidecars before it, so each resource is the larger of that sum and the largest of
+//!   (init container + the sidecars started before it) (`PodRequests`/`PodLimits`). A
 //!   missing request takes the limit's value, as the API server's defaulting does.
 //! - `spec.overhead` is added to the requests, and to each limit that is not zero.
 //! - `CPUWeight=` from the summed CPU requests (`MilliCPUToShares`, then the cgroup v2
@@ -117,10 +118,21 @@ fn sums(spec: &PodSpec) -> Result<Sums> {
         memory_limited &= limit.memory > 0;
     }
     let (mut init_requests, mut init_limits) = (Amounts::default(), Amounts::default());
+    let (mut sidecar_requests, mut sidecar_limits) = (Amounts::default(), Amounts::default());
     for container in spec.init_containers.iter().flatten() {
         let (request, limit) = amounts(container)?;
-        init_requests = init_requests.max(request);
-        init_limits = init_limits.max(limit);
+        let (while_request, while_limit) = if container.restart_policy.as_deref() == Some("Always")
+        {
+            requests = requests.plus(request);
+            limits = limits.plus(limit);
+            sidecar_requests = sidecar_requests.plus(request);
+            sidecar_limits = sidecar_limits.plus(limit);
+            (sidecar_requests, sidecar_limits)
+        } else {
+            (request.plus(sidecar_requests), limit.plus(sidecar_limits))
+        };
+        init_requests = init_requests.max(while_request);
+        init_limits = init_limits.max(while_limit);
         cpu_limited &= limit.cpu > 0;
         memory_limited &= limit.memory > 0;
     }
@@ -276,6 +288,24 @@ mod tests {
         let limits = pod_slice_limits(&unlimited_init, QosTier::Burstable).unwrap();
         assert_eq!((limits.cpu_quota_millis, limits.memory_max), (None, None));
         assert_eq!(limits.cpu_weight, cpu_weight(500));
+    }
+
+    #[test]
+    fn sidecars_add_to_the_app_containers_and_to_the_init_containers_after_them() {
+        let sidecar = |cpu: &str, memory: &str| Container {
+            restart_policy: Some("Always".into()),
+            ..container(&[], &[("cpu", cpu), ("memory", memory)])
+        };
+        let app = container(&[], &[("cpu", "200m"), ("memory", "100Mi")]);
+        let big_init = container(&[], &[("cpu", "500m"), ("memory", "64Mi")]);
+        let pod = spec(
+            vec![app],
+            vec![sidecar("100m", "50Mi"), big_init, sidecar("100m", "50Mi")],
+        );
+        let limits = pod_slice_limits(&pod, QosTier::Guaranteed).unwrap();
+        // cpu: max(200 + 100 + 100, 500 + 100); memory: max(100 + 50 + 50, 64 + 50) Mi.
+        assert_eq!(limits.cpu_quota_millis, Some(600));
+        assert_eq!(limits.memory_max, Some(200 * 1024 * 1024));
     }
 
     #[test]

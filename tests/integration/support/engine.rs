@@ -217,12 +217,13 @@ impl PodRun {
         self.state.lock().await.units().iter().cloned().collect()
     }
 
-    /// The unit of `container`.
+    /// The unit of `container` (an app or init container).
     pub fn unit_name(&self, container: &str) -> UnitName {
         let spec = self.pod.spec.as_ref().expect("test pods have a spec");
         let container = spec
             .containers
             .iter()
+            .chain(spec.init_containers.iter().flatten())
             .find(|c| c.name == container)
             .expect("the container is in the pod");
         systemk::pod::unit_name(&self.pod, container).unwrap()
@@ -347,6 +348,18 @@ impl Drop for PodRun {
             );
         }
     }
+}
+
+/// The status of init container `container` in `status`.
+pub fn init_container_status<'a>(
+    status: &'a PodStatus,
+    container: &str,
+) -> Option<&'a ContainerStatus> {
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == container)
 }
 
 /// The status of `container` in `status`.

@@ -215,3 +215,33 @@ fn table_aligns_columns_three_spaces_apart() {
          kube-system   a      1/1     Running   0          5s\n"
     );
 }
+
+#[test]
+fn sidecars_count_in_ready_and_restarts_as_kubectl_counts_them() {
+    let mut proxy = running(true);
+    proxy.name = "proxy".into();
+    proxy.started = Some(true);
+    proxy.restart_count = 2;
+    let mut p = pod("Running", vec![proxy], vec![running(true)]);
+    let spec = p.spec.as_mut().unwrap();
+    spec.init_containers.as_mut().unwrap()[0].restart_policy = Some("Always".into());
+    p.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+        type_: "Initialized".into(),
+        status: "True".into(),
+        ..PodCondition::default()
+    }]);
+    let shown = row(&p);
+    assert_eq!(
+        (
+            shown.ready.as_str(),
+            shown.status.as_str(),
+            shown.restarts.as_str()
+        ),
+        ("2/2", "Running", "2")
+    );
+    // Not started yet: the pod is still initialising.
+    let status = p.status.as_mut().unwrap();
+    status.init_container_statuses.as_mut().unwrap()[0].started = Some(false);
+    status.conditions = None;
+    assert_eq!(row(&p).status, "Init:0/1");
+}

@@ -5,6 +5,7 @@ use RestartPolicy::{Always, Never, OnFailure};
 use k8s_openapi::api::core::v1::{ContainerStatus, PodCondition};
 
 mod fields;
+mod sidecars;
 
 fn at(second: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + second).unwrap()
@@ -21,6 +22,7 @@ fn container(name: &str, state: ContainerState) -> ContainerObservation {
         restart_count: 0,
         ready: true,
         started: true,
+        sidecar: false,
     }
 }
 
