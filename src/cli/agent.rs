@@ -82,6 +82,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .write_slices(&args.paths.unit_dir, &slices)
         .await
         .context("cannot write systemk.slice and the BestEffort slice")?;
+    PodDirs::new(&args.paths.state_dir, &args.paths.runtime_dir)
+        .create_state_dir()
+        .context("cannot create the state directory")?;
     // The node as admission sees it; the Node keeper replaces it with the API's Node.
     let (node_view_tx, node_view_rx) = watch::channel(own_node_view(
         &node_name,

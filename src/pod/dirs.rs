@@ -106,22 +106,29 @@ impl PodDirs {
         Ok(uids)
     }
 
+    /// Creates the state directory, if it is not there yet (a fresh node, a new
+    /// `--state-dir`): admission reads the size of its file system before any pod.
+    pub fn create_state_dir(&self) -> Result<()> {
+        let Some(state_dir) = self.pods.parent() else {
+            return Ok(());
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(STATE_DIR_MODE)
+            .create(state_dir)
+            .map_err(|source| Error::Io {
+                path: state_dir.to_owned(),
+                source,
+            })
+    }
+
     /// Creates the pod's directory, its emptyDirs, and prepares its hostPath volumes as
     /// their `type` asks. Idempotent: existing emptyDirs keep their contents.
     /// A hostPath that resolves into what unprivileged pods must not see is refused
     /// before anything is created for it.
     pub fn prepare(&self, pod: &Pod, uid: &str, security: &NodeSecurity) -> Result<()> {
         check_uid(uid)?;
-        if let Some(state_dir) = self.pods.parent() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(STATE_DIR_MODE)
-                .create(state_dir)
-                .map_err(|source| Error::Io {
-                    path: state_dir.to_owned(),
-                    source,
-                })?;
-        }
+        self.create_state_dir()?;
         create_dir(&self.pods, PODS_DIR_MODE)?;
         if let Some(runtime_dir) = self.runtime_pods.parent() {
             DirBuilder::new()
