@@ -6,9 +6,10 @@
 //! when it fails. A sidecar before it is `After=` and `Wants=` instead: `Requires=` would
 //! stop or restart every later container whenever systemk stops or restarts the sidecar
 //! (systemd propagates an explicit stop and restart to the units that require it), while
-//! the kubelet restarts a sidecar beside running app containers. At boot every enabled unit is started, and this
-//! order runs the init containers again, one by one, before the app containers start:
-//! as the kubelet re-runs them for a new sandbox. Pure. Layer 2.
+//! the kubelet restarts a sidecar beside running app containers. At boot every enabled
+//! unit is started, and this order runs the init containers again, one by one, before
+//! the app containers start: as the kubelet re-runs them for a new sandbox. Pure.
+//! Layer 2.
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
