@@ -248,6 +248,13 @@ impl ContainerRestarts {
         Ok(self)
     }
 
+    /// A machine that has not started the container yet, for which every run that began
+    /// by `at` (of the container's earlier spec) is already seen: none is one of its runs.
+    pub fn after_run_at(mut self, at: Timestamp) -> Self {
+        self.last_started_at = Some(at);
+        self
+    }
+
     /// The container's name.
     pub fn container(&self) -> &str {
         &self.container

@@ -122,7 +122,7 @@ async fn issue_12_api_pods_ignored_fields_refused_volumes_and_service_variables(
     let probed = sleeping(
         &cluster,
         "probed",
-        json!({"livenessProbe": {"exec": {"command": ["true"]}}, "tty": true}),
+        json!({"stdin": true, "tty": true}),
         json!({"hostAliases": [{"ip": "10.0.0.9", "hostnames": ["db"]}]}),
     );
     cluster.apply(&probed).await;
@@ -159,7 +159,7 @@ async fn issue_12_api_pods_ignored_fields_refused_volumes_and_service_variables(
     let message = events[0]["message"].as_str().unwrap();
     for field in [
         "spec.hostAliases (containers use the node's /etc/hosts)",
-        "spec.containers{main}.livenessProbe (not run",
+        "spec.containers{main}.stdin (",
         "spec.containers{main}.tty (",
     ] {
         assert!(message.contains(field), "{field} not in {message}");
@@ -238,8 +238,7 @@ async fn issue_12_a_static_pod_with_ignored_fields_runs_and_is_warned_in_the_log
         "aliased.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: aliased\n  namespace: {ns}\nspec:\n  \
          hostAliases:\n    - ip: 10.0.0.9\n      hostnames: [db]\n  containers:\n    - name: main\n      \
-         image: /bin/sleep\n      args: [\"infinity\"]\n      readinessProbe:\n        \
-         tcpSocket: {port: 80}\n",
+         image: /bin/sleep\n      args: [\"infinity\"]\n      tty: true\n",
     );
     let agent = machine.start_agent();
     machine
@@ -254,7 +253,7 @@ async fn issue_12_a_static_pod_with_ignored_fields_runs_and_is_warned_in_the_log
                 "WARN",
                 "pod asks for fields systemk ignores",
                 "spec.hostAliases",
-                "spec.containers{main}.readinessProbe",
+                "spec.containers{main}.tty",
             ],
         )
         .await;

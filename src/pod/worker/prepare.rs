@@ -30,6 +30,7 @@ use crate::pod::objects::{fetch_referenced, fetch_services};
 use crate::pod::plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
 use crate::pod::progress::EventKind;
 use crate::pod::records;
+use crate::pod::restart::{ContainerRestarts, RestartPolicy};
 use crate::pod::slice::pod_slice;
 use crate::pod::state::PodState;
 use crate::pod::status::{Problem, WaitingReason};
@@ -282,6 +283,19 @@ pub(super) async fn prepare(
             .stop(name, grace_of(Some(pod)) + STOP_MARGIN)
             .await?;
         state.run_mut().forget_restarts(container);
+        // The container starts over: what its old spec ran (or failed to start), which
+        // systemd still shows while the unit stays loaded, is not one of its runs to
+        // count or back off from.
+        let spec = containers(pod)
+            .into_iter()
+            .find(|c| c.container.name == *container);
+        if let Some(spec) = spec {
+            let (policy, stopped_at) = (RestartPolicy::of_pod(pod), now());
+            state.run_mut().restarts_or_resume(container, || {
+                ContainerRestarts::new(container.as_str(), policy, spec.role())
+                    .after_run_at(stopped_at)
+            });
+        }
         let (dirs, pod_uid, name) = (ctx.dirs.clone(), uid.to_owned(), container.clone());
         off_runtime(&ctx.dirs.records_dir(uid), move || {
             records::remove(&dirs, &pod_uid, &name)
