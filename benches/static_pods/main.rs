@@ -38,7 +38,7 @@ const UNIT_DIR: &str = "/etc/systemd/system";
 /// The namespace of the benchmark's pods; its units are `systemk.systemk-bench.*`.
 pub(crate) const NAMESPACE: &str = "systemk-bench";
 /// Where `systemk render` puts the pods' directories (systemk's default state directory).
-const STATE_PODS: &str = "/var/lib/systemk/pods";
+const RENDERED_PODS: &str = "/var/lib/systemk/pods";
 /// Prefix of the floor's units, in place of `systemk.`: not systemk's, so the agent never
 /// adopts them.
 const FLOOR_PREFIX: &str = "bench-floor.";
@@ -186,7 +186,12 @@ async fn floor(bus: &zbus::Connection, work: &Path, manifests: &[String]) -> any
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let units = split_rendered(&String::from_utf8(output.stdout)?);
+    // systemk in this benchmark keeps its pods under the work directory: so do the
+    // floor's units, never under the host's /var/lib/systemk.
+    let pods_dir = work.join("floor-pods");
+    let rendered = String::from_utf8(output.stdout)?
+        .replace(RENDERED_PODS, &pods_dir.to_string_lossy());
+    let units = split_rendered(&rendered);
     if units.len() != manifests.len() {
         bail!(
             "systemk render made {} units of {} pods",
@@ -195,7 +200,7 @@ async fn floor(bus: &zbus::Connection, work: &Path, manifests: &[String]) -> any
         );
     }
     let names: Vec<String> = units.iter().map(|(name, _)| name.clone()).collect();
-    let made = bind_sources(&units)?;
+    bind_sources(&units, &pods_dir)?;
     let started = monotonic_us()?;
     for (name, text) in &units {
         std::fs::write(Path::new(UNIT_DIR).join(name), text)?;
@@ -209,31 +214,21 @@ async fn floor(bus: &zbus::Connection, work: &Path, manifests: &[String]) -> any
         last = last.max(bus::active_enter_monotonic_us(bus, name).await?);
     }
     remove_floor(bus, &names).await?;
-    for dir in made {
-        std::fs::remove_dir_all(dir)?;
-    }
     Ok(last.saturating_sub(started) as f64 / 1000.0)
 }
 
-/// Creates what the units bind that systemk would have made while preparing the pods
-/// (`systemk render` only prints): each pod's directory with the container's `/run` and
-/// termination-message file. Returns the pod directories made, to remove afterwards.
-fn bind_sources(units: &[(String, String)]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut made = Vec::new();
+/// Creates what the units bind below `pods_dir` that systemk would have made while
+/// preparing the pods (`systemk render` only prints): the container's `/run` and its
+/// termination-message file.
+fn bind_sources(units: &[(String, String)], pods_dir: &Path) -> anyhow::Result<()> {
     for (_, text) in units {
         for bind in text.lines().filter_map(|l| l.strip_prefix("BindPaths=")) {
             let Some((source, target)) = bind.split_once(':') else {
                 continue;
             };
             let source = Path::new(source);
-            let Some(pod_dir) = source
-                .ancestors()
-                .find(|dir| dir.parent() == Some(Path::new(STATE_PODS)))
-            else {
+            if !source.starts_with(pods_dir) {
                 continue;
-            };
-            if !made.iter().any(|dir: &PathBuf| dir == pod_dir) {
-                made.push(pod_dir.to_owned());
             }
             if target == "/dev/termination-log" {
                 std::fs::create_dir_all(source.parent().context("a file's directory")?)?;
@@ -243,7 +238,7 @@ fn bind_sources(units: &[(String, String)]) -> anyhow::Result<Vec<PathBuf>> {
             }
         }
     }
-    Ok(made)
+    Ok(())
 }
 
 /// `systemk render` output: `# <unit name>` then the unit, per container, each followed
