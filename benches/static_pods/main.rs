@@ -189,8 +189,8 @@ async fn floor(bus: &zbus::Connection, work: &Path, manifests: &[String]) -> any
     // systemk in this benchmark keeps its pods under the work directory: so do the
     // floor's units, never under the host's /var/lib/systemk.
     let pods_dir = work.join("floor-pods");
-    let rendered = String::from_utf8(output.stdout)?
-        .replace(RENDERED_PODS, &pods_dir.to_string_lossy());
+    let rendered =
+        String::from_utf8(output.stdout)?.replace(RENDERED_PODS, &pods_dir.to_string_lossy());
     let units = split_rendered(&rendered);
     if units.len() != manifests.len() {
         bail!(

@@ -19,6 +19,7 @@ use super::probe::exec::InUnit;
 use super::probe::{PodProbes, Wiring};
 use super::progress::{EventKind, Progress};
 use super::progress_channel::ProgressSender;
+use crate::systemd::Systemd;
 use crate::unit::UnitName;
 
 pub(crate) use prepare::{PrepareDecision, PrepareState};
@@ -85,9 +86,9 @@ impl PodState {
     }
 
     /// What the pod's probes reach out with; `None` when nobody listens to their wakes.
-    pub(crate) fn probe_wiring(&self, pod_ip: String) -> Option<Wiring> {
+    pub(crate) fn probe_wiring(&self, pod_ip: String, systemd: &Systemd) -> Option<Wiring> {
         Some(Wiring {
-            runner: Arc::new(InUnit),
+            runner: Arc::new(InUnit(systemd.clone())),
             wakes: self.probe_wakes.clone()?,
             events: self.events.clone(),
             pod_ip,

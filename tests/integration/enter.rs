@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
-use systemk::systemd::{Ended, EnterCommand, EnterOutcome, enter, run_in_unit};
+use systemk::systemd::{Ended, EnterCommand, EnterOutcome, Systemd, enter, run_in_unit};
 
 use crate::support::TestContext;
 use crate::support::engine::{DEADLINE, Engine, environ, unique_uid};
@@ -54,6 +54,11 @@ fn pod(context: &TestContext) -> Pod {
     .unwrap()
 }
 
+/// The test's own connection to the booted systemd.
+async fn bus() -> Systemd {
+    Systemd::connect().await.expect("the sandbox's systemd")
+}
+
 fn command(argv: &[&str]) -> EnterCommand {
     EnterCommand {
         argv: argv.iter().map(|a| (*a).to_owned()).collect(),
@@ -63,7 +68,7 @@ fn command(argv: &[&str]) -> EnterCommand {
 }
 
 async fn enter_ok(unit: &str, argv: &[&str]) -> EnterOutcome {
-    run_in_unit(unit, command(argv))
+    run_in_unit(&bus().await, unit, command(argv))
         .await
         .unwrap_or_else(|e| panic!("{argv:?} in {unit}: {e}"))
 }
@@ -97,7 +102,7 @@ async fn started(
     .await;
     // /tmp/id is written after /srv/mark; wait until the command sees it.
     crate::support::wait_for(DEADLINE, "the planted id", || async {
-        let outcome = run_in_unit(&unit, command(&["/bin/cat", "/tmp/id"]))
+        let outcome = run_in_unit(&bus().await, &unit, command(&["/bin/cat", "/tmp/id"]))
             .await
             .inspect_err(|e| eprintln!("entering {unit}: {e:?}"))
             .ok()?;
@@ -222,7 +227,7 @@ async fn enter_reports_exit_codes_signals_and_kills_at_the_timeout() {
             .ended,
         Ended::Signaled(sigterm())
     );
-    let missing = run_in_unit(&unit, command(&["/nonexistent/probe"])).await;
+    let missing = run_in_unit(&bus().await, &unit, command(&["/nonexistent/probe"])).await;
     assert!(
         matches!(missing, Err(enter::Error::NotFound { .. })),
         "{missing:?}"
@@ -234,7 +239,7 @@ async fn enter_reports_exit_codes_signals_and_kills_at_the_timeout() {
         "sleep 1000 & sleep 1000 & echo started; wait",
     ]);
     slow.timeout = Duration::from_secs(1);
-    let outcome = run_in_unit(&unit, slow).await.unwrap();
+    let outcome = run_in_unit(&bus().await, &unit, slow).await.unwrap();
     assert_eq!(outcome.ended, Ended::TimedOut);
     assert_eq!(text(&outcome), "started\n");
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
@@ -263,7 +268,10 @@ async fn enter_reports_exit_codes_signals_and_kills_at_the_timeout() {
 
     let mut chatty = command(&["/bin/sh", "-c", "seq 1 100000"]);
     chatty.max_output = 7;
-    assert_eq!(text(&run_in_unit(&unit, chatty).await.unwrap()), "100000\n");
+    assert_eq!(
+        text(&run_in_unit(&bus().await, &unit, chatty).await.unwrap()),
+        "100000\n"
+    );
     run.finish().await;
 }
 
@@ -273,7 +281,7 @@ async fn enter_a_unit_without_main_process_is_an_error() {
     let engine = Engine::new(None).await;
     let (run, unit, _) = started(&engine, &context).await;
     run.finish().await;
-    let stopped = run_in_unit(&unit, command(&["/bin/true"])).await;
+    let stopped = run_in_unit(&bus().await, &unit, command(&["/bin/true"])).await;
     assert!(
         matches!(
             stopped,
@@ -281,7 +289,7 @@ async fn enter_a_unit_without_main_process_is_an_error() {
         ),
         "{stopped:?}"
     );
-    let invalid = run_in_unit("../x.service", command(&["/bin/true"])).await;
+    let invalid = run_in_unit(&bus().await, "../x.service", command(&["/bin/true"])).await;
     assert!(
         matches!(invalid, Err(enter::Error::InvalidUnit { .. })),
         "{invalid:?}"

@@ -25,8 +25,8 @@ pub trait Runner: Send + Sync {
 }
 
 /// The runner of a running systemk: `run_in_unit`, which enters the unit's cgroup and
-/// namespaces with its credentials.
-pub struct InUnit;
+/// namespaces with its credentials, reading the unit through `systemd`'s connection.
+pub struct InUnit(pub crate::systemd::Systemd);
 
 impl Runner for InUnit {
     fn run(
@@ -36,14 +36,14 @@ impl Runner for InUnit {
         timeout: Duration,
         max_output: usize,
     ) -> BoxFuture<'static, Result<(Ended, Vec<u8>), String>> {
-        let unit = unit.to_owned();
+        let (systemd, unit) = (self.0.clone(), unit.to_owned());
         let command = EnterCommand {
             argv: argv.to_vec(),
             timeout,
             max_output,
         };
         Box::pin(async move {
-            run_in_unit(&unit, command)
+            run_in_unit(&systemd, &unit, command)
                 .await
                 .map(|outcome| (outcome.ended, outcome.output))
                 .map_err(|error| crate::error_chain::Chain(&error).to_string())

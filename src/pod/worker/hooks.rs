@@ -102,8 +102,9 @@ async fn run_in(
     limit: Duration,
 ) -> Result<(), crate::pod::hook::Failed> {
     let pod_ip = pod_ip(ctx);
+    let runner = InUnit(ctx.systemd.clone());
     let reach = Reach {
-        runner: &InUnit,
+        runner: &runner,
         unit: unit.as_str(),
         pod_ip: &pod_ip,
     };

@@ -79,7 +79,7 @@ pub(super) fn sync(
     statuses: &HashMap<String, UnitStatus>,
     now: Timestamp,
 ) {
-    let Some(wiring) = state.probe_wiring(pod_ip(ctx)) else {
+    let Some(wiring) = state.probe_wiring(pod_ip(ctx), &ctx.systemd) else {
         return;
     };
     let mut probed = Vec::new();

@@ -9,11 +9,12 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use zbus::{Connection, OwnedVariant};
+use zbus::OwnedVariant;
 
 use super::Error;
 use super::pidfd;
-use crate::systemd::proxy::{ManagerProxy, SYSTEMD_SERVICE};
+use crate::systemd::Systemd;
+use crate::systemd::proxy::SYSTEMD_SERVICE;
 use crate::unit::UnitName;
 
 /// Where the host's cgroup hierarchies are mounted.
@@ -70,12 +71,14 @@ pub(super) struct WorkingDirectory {
 }
 
 /// Reads the context of the running unit `name`.
-pub(super) async fn read(name: &UnitName) -> Result<Target, Error> {
+pub(super) async fn read(systemd: &Systemd, name: &UnitName) -> Result<Target, Error> {
     let unit = name.as_str().to_owned();
-    let properties = properties(name).await.map_err(|source| Error::Properties {
-        unit: unit.clone(),
-        source,
-    })?;
+    let properties = properties(systemd, name)
+        .await
+        .map_err(|source| Error::Properties {
+            unit: unit.clone(),
+            source,
+        })?;
     let string = |key: &str| {
         properties
             .get(key)
@@ -136,17 +139,21 @@ pub(super) async fn read(name: &UnitName) -> Result<Target, Error> {
     })
 }
 
-async fn properties(name: &UnitName) -> zbus::Result<HashMap<String, OwnedVariant>> {
-    let connection = Connection::system().await?;
-    let manager = ManagerProxy::new(&connection).await?;
-    let path = manager.get_unit(name.as_str()).await?;
-    let reply = connection
+/// The unit's service properties (main PID, cgroup, capabilities, no-new-privileges,
+/// working directory: all on the `Service` interface, far fewer than every interface's).
+async fn properties(
+    systemd: &Systemd,
+    name: &UnitName,
+) -> zbus::Result<HashMap<String, OwnedVariant>> {
+    let path = systemd.manager.get_unit(name.as_str()).await?;
+    let reply = systemd
+        .connection
         .call_method(
             Some(SYSTEMD_SERVICE),
             &path,
             Some("org.freedesktop.DBus.Properties"),
             "GetAll",
-            &("",),
+            &("org.freedesktop.systemd1.Service",),
         )
         .await?;
     reply.body().deserialize()

@@ -20,6 +20,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
+use super::client::Systemd;
+
 /// What to run and how long to let it run.
 #[derive(Debug, Clone)]
 pub struct EnterCommand {
@@ -154,8 +156,13 @@ pub enum Error {
 /// Runs `command` in the context of the running unit `unit`: its cgroup, mount, IPC and
 /// UTS namespaces, user and groups, capabilities, no-new-privileges, seccomp filters,
 /// environment and working directory. Output is bounded; the command is killed (its
-/// whole process group) when it outlives its timeout.
-pub async fn run_in_unit(unit: &str, command: EnterCommand) -> Result<EnterOutcome, Error> {
+/// whole process group) when it outlives its timeout. `systemd`'s bus connection reads
+/// the unit's properties: a probe every second pays no connection handshake.
+pub async fn run_in_unit(
+    systemd: &Systemd,
+    unit: &str,
+    command: EnterCommand,
+) -> Result<EnterOutcome, Error> {
     let name =
         crate::unit::UnitName::try_from(unit.to_owned()).map_err(|_| Error::InvalidUnit {
             unit: unit.to_owned(),
@@ -167,7 +174,7 @@ pub async fn run_in_unit(unit: &str, command: EnterCommand) -> Result<EnterOutco
         .ok_or_else(|| Error::EmptyCommand {
             unit: unit.to_owned(),
         })?;
-    let target = context::read(&name).await?;
+    let target = context::read(systemd, &name).await?;
     let filters = seccomp::filters_of(&target).await?;
     let prepared = child::Prepared::new(&target, filters)?;
 
