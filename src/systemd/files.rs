@@ -62,8 +62,28 @@ pub(super) async fn remove_named(dir: &Path, file_name: &str) -> Result<()> {
 
 /// The systemk unit files in `dir`; a missing `dir` holds none.
 pub(super) async fn list(dir: &Path) -> Result<Vec<UnitName>> {
+    let names = file_names(dir, "list unit files in").await?;
+    Ok(names
+        .into_iter()
+        .filter(|name| name.starts_with(UNIT_PREFIX))
+        .filter_map(|name| name.parse::<UnitName>().ok())
+        .collect())
+}
+
+/// The pod slices in `dir` ([`SliceName::parse_pod`]), with their pods' UIDs; a missing
+/// `dir` holds none.
+pub(super) async fn list_pod_slices(dir: &Path) -> Result<Vec<(SliceName, String)>> {
+    let names = file_names(dir, "list slices in").await?;
+    Ok(names
+        .iter()
+        .filter_map(|name| SliceName::parse_pod(name))
+        .collect())
+}
+
+/// The UTF-8 file names in `dir`; a missing `dir` holds none.
+async fn file_names(dir: &Path, operation: &'static str) -> Result<Vec<String>> {
     let io = |source| Error::Io {
-        operation: "list unit files in",
+        operation,
         path: dir.to_owned(),
         source,
     };
@@ -74,38 +94,11 @@ pub(super) async fn list(dir: &Path) -> Result<Vec<UnitName>> {
     };
     let mut names = Vec::new();
     while let Some(entry) = entries.next_entry().await.map_err(io)? {
-        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if file_name.starts_with(UNIT_PREFIX)
-            && let Ok(name) = file_name.parse::<UnitName>()
-        {
+        if let Ok(name) = entry.file_name().into_string() {
             names.push(name);
         }
     }
     Ok(names)
-}
-
-/// The pod slices in `dir` ([`SliceName::parse_pod`]), with their pods' UIDs; a missing
-/// `dir` holds none.
-pub(super) async fn list_pod_slices(dir: &Path) -> Result<Vec<(SliceName, String)>> {
-    let io = |source| Error::Io {
-        operation: "list slices in",
-        path: dir.to_owned(),
-        source,
-    };
-    let mut entries = match tokio::fs::read_dir(dir).await {
-        Ok(entries) => entries,
-        Err(source) if source.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(io(source)),
-    };
-    let mut slices = Vec::new();
-    while let Some(entry) = entries.next_entry().await.map_err(io)? {
-        if let Some(slice) = entry.file_name().to_str().and_then(SliceName::parse_pod) {
-            slices.push(slice);
-        }
-    }
-    Ok(slices)
 }
 
 /// The `[X-Kubernetes]` metadata of the unit file at `path`; `None` when there is no file.

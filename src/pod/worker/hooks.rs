@@ -80,6 +80,11 @@ pub(super) async fn pre_stop(
         .max(MIN_GRACE_AFTER_PRE_STOP)
 }
 
+/// Whether the container has a `preStop` hook to run before its stop.
+pub(super) fn has_pre_stop(container: &Container) -> bool {
+    hooks(container).pre_stop.is_some()
+}
+
 /// The pod's IP, which is the node's first address: the host of probes and hooks that
 /// name none.
 pub(super) fn pod_ip(ctx: &Context) -> String {

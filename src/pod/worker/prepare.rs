@@ -59,24 +59,14 @@ pub(super) async fn prepare(
     let prepared = ctx.dirs.prepare_async(pod, uid, &ctx.security).await;
     let runtime_fresh = *prepared.as_ref().unwrap_or(&false);
     if let Err(err) = prepared {
-        for container in containers(pod) {
-            state
-                .prepared_mut()
-                .add_problem(container.container.name.as_str(), problem(&err));
-        }
-        state.prepared_mut().abandon();
+        abandon(pod, state, &err);
         return Ok(());
     }
     // The slice every unit of the pod names: a pod that cannot have one runs nothing.
     let slice = match pod_slice(pod) {
         Ok(slice) => slice,
         Err(err) => {
-            for container in containers(pod) {
-                state
-                    .prepared_mut()
-                    .add_problem(container.container.name.as_str(), problem(&err));
-            }
-            state.prepared_mut().abandon();
+            abandon(pod, state, &err);
             return Ok(());
         }
     };
@@ -94,12 +84,7 @@ pub(super) async fn prepare(
     let services = match fetch_services(ctx.objects.as_deref(), pod).await {
         Ok(services) => services,
         Err(err) => {
-            for container in containers(pod) {
-                state
-                    .prepared_mut()
-                    .add_problem(container.container.name.as_str(), problem(&err));
-            }
-            state.prepared_mut().abandon();
+            abandon(pod, state, &err);
             return Ok(());
         }
     };
@@ -550,6 +535,16 @@ pub(crate) fn holder_of(pod: &Pod, container: &str) -> Holder {
 /// The waiting state of a container whose preparation failed with `err`.
 pub(super) fn problem(err: &Error) -> Problem {
     Failure::of_prepare(err).problem(err)
+}
+
+/// The pod cannot be prepared at all: every container shows why, and nothing runs.
+fn abandon(pod: &Pod, state: &mut PodState, err: &Error) {
+    for container in containers(pod) {
+        state
+            .prepared_mut()
+            .add_problem(container.container.name.as_str(), problem(err));
+    }
+    state.prepared_mut().abandon();
 }
 
 /// What the unit written before for a container says of itself.

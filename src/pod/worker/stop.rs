@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::time::Instant;
 
-use super::hooks::pre_stop;
+use super::hooks::{has_pre_stop, pre_stop};
 use super::{STOP_MARGIN, read_unit};
 use crate::pod::container_unit::{ContainerRef, containers, stop_order, unit_name};
 use crate::pod::context::Context;
@@ -182,6 +182,10 @@ async fn pre_stop_of(
     else {
         return timeout;
     };
+    // Only a container with a hook costs a look at its unit.
+    if !has_pre_stop(container.container) {
+        return timeout;
+    }
     let running = ctx
         .systemd
         .status(name)
