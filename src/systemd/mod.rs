@@ -17,7 +17,9 @@ mod status;
 mod usage;
 
 pub use client::{ManagedUnit, Systemd};
-pub use enter::{Ended, EnterCommand, EnterOutcome, run_in_unit};
+pub use enter::{
+    Ended, EnterCommand, EnterOutcome, Interactive, Streams, run_in_unit, spawn_in_unit,
+};
 pub use error::{Error, Result};
 pub use events::{UnitEvent, UnitEventKind};
 pub use exec_commands::FailedCommand;

@@ -20,6 +20,7 @@ mod cluster_status;
 mod cluster_volumes;
 mod engine;
 mod enter;
+mod enter_streams;
 mod eviction;
 mod examples;
 mod exec_lines;

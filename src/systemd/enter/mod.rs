@@ -10,9 +10,13 @@
 
 mod child;
 mod context;
+mod interactive;
 mod output;
 mod pidfd;
 mod seccomp;
+mod terminal;
+
+pub use interactive::{Input, Interactive, Output, Streams, spawn_in_unit};
 
 use std::io;
 use std::time::Duration;
@@ -163,55 +167,15 @@ pub async fn run_in_unit(
     unit: &str,
     command: EnterCommand,
 ) -> Result<EnterOutcome, Error> {
-    let name =
-        crate::unit::UnitName::try_from(unit.to_owned()).map_err(|_| Error::InvalidUnit {
-            unit: unit.to_owned(),
-        })?;
-    let program = command
-        .argv
-        .first()
-        .cloned()
-        .ok_or_else(|| Error::EmptyCommand {
-            unit: unit.to_owned(),
-        })?;
-    let target = context::read(systemd, &name).await?;
-    let filters = seccomp::filters_of(&target).await?;
-    let prepared = child::Prepared::new(&target, filters)?;
-
-    let mut process = Command::new(&program);
-    process
-        .args(&command.argv[1..])
-        .env_clear()
-        .envs(target.environment.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    prepared.install(&mut process);
-    let spawned = process.spawn();
-    let mut running = match spawned {
-        Ok(running) => running,
-        Err(error) => {
-            return Err(match prepared.failed_step() {
-                Some(step) => Error::Entering {
-                    unit: unit.to_owned(),
-                    step,
-                    source: error,
-                },
-                None if error.kind() == io::ErrorKind::NotFound => Error::NotFound {
-                    unit: unit.to_owned(),
-                    program,
-                },
-                None => Error::Run {
-                    unit: unit.to_owned(),
-                    program,
-                    source: error,
-                },
-            });
-        }
-    };
-    drop(prepared);
+    let (mut running, program) = spawn(systemd, unit, &command.argv, |process, _| {
+        process
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0);
+        Ok(())
+    })
+    .await?;
     let group = running.id();
     let mut stdout = running.stdout.take();
     let mut stderr = running.stderr.take();
@@ -259,6 +223,56 @@ pub async fn run_in_unit(
         ended,
         output: kept.into_bytes(),
     })
+}
+
+/// What running a command in a unit always does: check the name and the command, read
+/// the unit's context, prepare the child that enters it and spawn it, killed on drop.
+/// `configure` connects the standard streams and picks the process group (or session),
+/// before the entering steps are installed, so its own `pre_exec` steps run first.
+async fn spawn(
+    systemd: &Systemd,
+    unit: &str,
+    argv: &[String],
+    configure: impl FnOnce(&mut Command, &context::Target) -> Result<(), Error>,
+) -> Result<(tokio::process::Child, String), Error> {
+    let name =
+        crate::unit::UnitName::try_from(unit.to_owned()).map_err(|_| Error::InvalidUnit {
+            unit: unit.to_owned(),
+        })?;
+    let program = argv.first().cloned().ok_or_else(|| Error::EmptyCommand {
+        unit: unit.to_owned(),
+    })?;
+    let target = context::read(systemd, &name).await?;
+    let filters = seccomp::filters_of(&target).await?;
+    let prepared = child::Prepared::new(&target, filters)?;
+
+    let mut process = Command::new(&program);
+    process
+        .args(&argv[1..])
+        .env_clear()
+        .envs(target.environment.iter().map(|(k, v)| (k, v)))
+        .kill_on_drop(true);
+    configure(&mut process, &target)?;
+    prepared.install(&mut process);
+    match process.spawn() {
+        Ok(running) => Ok((running, program)),
+        Err(error) => Err(match prepared.failed_step() {
+            Some(step) => Error::Entering {
+                unit: unit.to_owned(),
+                step,
+                source: error,
+            },
+            None if error.kind() == io::ErrorKind::NotFound => Error::NotFound {
+                unit: unit.to_owned(),
+                program,
+            },
+            None => Error::Run {
+                unit: unit.to_owned(),
+                program,
+                source: error,
+            },
+        }),
+    }
 }
 
 /// How long output written before the command ended may still be read after it ended.

@@ -1,0 +1,64 @@
+//! The pseudo-terminal of an interactive command (`kubectl exec -t`): opened in systemk,
+//! the slave becomes the command's stdin, stdout, stderr and controlling terminal (a new
+//! session, `TIOCSCTTY`), owned by the container's user as runc makes it; the master stays
+//! with systemk, which reads and writes it and sets its size (`TIOCSWINSZ`). Layer 3; raw
+//! ioctls nix does not wrap, so `unsafe` is allowed here.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// Both ends of a new pseudo-terminal, close-on-exec (the child gets the slave through
+/// its standard streams only).
+pub(super) struct Pty {
+    pub(super) master: OwnedFd,
+    pub(super) slave: OwnedFd,
+}
+
+/// Opens a pseudo-terminal whose slave belongs to `uid`:`gid`.
+pub(super) fn open(uid: u32, gid: u32) -> io::Result<Pty> {
+    let pty = nix::pty::openpty(None, None)?;
+    for fd in [&pty.master, &pty.slave] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )?;
+    }
+    nix::unistd::fchown(&pty.slave, Some(uid.into()), Some(gid.into()))?;
+    Ok(Pty {
+        master: pty.master,
+        slave: pty.slave,
+    })
+}
+
+/// Sets the terminal's size, which the command sees as `SIGWINCH` and `stty size`.
+pub(super) fn set_size(master: &OwnedFd, columns: u16, rows: u16) -> io::Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from a live struct.
+    let done = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes the child the leader of a new session (and process group) whose controlling
+/// terminal is its stdin, the slave, before it enters the unit.
+pub(super) fn become_session_leader(command: &mut tokio::process::Command) {
+    let enter = || {
+        // SAFETY: setsid and an integer ioctl on fd 0, between fork and exec.
+        let done = unsafe { libc::setsid() >= 0 && libc::ioctl(0, libc::TIOCSCTTY, 0) == 0 };
+        if done {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    // SAFETY: the closure only makes raw syscalls, as `pre_exec` requires.
+    unsafe { command.pre_exec(enter) };
+}
