@@ -170,6 +170,13 @@ impl Drop for RequestGuard {
     }
 }
 
+/// Marks `connection` busy until the guard drops: an upgraded exec session owns its
+/// connection for as long as the command runs, quiet or not.
+pub fn hold(connection: Arc<Connection>) -> impl Send + 'static {
+    connection.update(Phase::on_request);
+    RequestGuard(connection)
+}
+
 /// Middleware: marks the connection busy from the request's head until its response body
 /// ends, so a quiet followed log is never cut while a silent connection is.
 pub async fn track(request: Request, next: Next) -> Response {

@@ -12,11 +12,14 @@ pub mod auth;
 pub mod client_ca;
 mod conn;
 mod error;
+mod exec;
 mod handlers;
 pub mod journal;
 pub mod limits;
 pub mod logs;
+mod remote_command;
 pub mod stream;
+mod stream_session;
 pub mod tls;
 pub mod token;
 
@@ -234,6 +237,10 @@ fn router(state: Arc<State>) -> Router {
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(handlers::container_logs),
+        )
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            get(exec::exec).post(exec::exec),
         )
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
