@@ -13,6 +13,7 @@ mod boot_order;
 mod cluster;
 mod cluster_certs;
 mod cluster_doctor;
+mod cluster_exec;
 mod cluster_probes;
 mod cluster_rbac;
 mod cluster_serving_rotation;
