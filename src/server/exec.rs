@@ -3,23 +3,29 @@
 //! `remotecommand.NewOptions`, `ServeExec`): bad options 400, a pod this node does not run
 //! 404 `pod does not exist`, a container that does not run 500 `container not found
 //! ("name")`, all in plain text; then the upgrade to SPDY/3.1 (101, or 400/403 with the
-//! protocols systemk speaks), and the session runs on its own task: the command enters the
-//! container's unit ([`crate::systemd::spawn_in_unit`]) once the client's streams are open.
+//! protocols systemk speaks) or to a WebSocket with a channel protocol (400 when none
+//! fits), and the session runs on its own task: the command enters the container's unit
+//! ([`crate::systemd::spawn_in_unit`]) once the client's streams are open.
 //! Authorization happened before (`nodes/proxy`, in the middleware). Layer 6.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State as Shared};
-use axum::http::{StatusCode, header};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts as _, Path, Request, State as Shared};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
 use super::State;
 use super::conn::{self, Connection};
-use super::remote_command;
-use super::stream::spdy::upgrade::{REMOTE_COMMAND_PROTOCOLS, negotiate, switching_protocols};
+use super::remote_command::{self, TransportEnds};
+use super::stream::channel::ChannelProtocol;
+use super::stream::spdy::upgrade::{
+    REMOTE_COMMAND_PROTOCOLS, is_websocket, negotiate, switching_protocols,
+};
 use super::stream_session::{self, Expected, STREAM_CREATION_TIMEOUT};
-use crate::systemd::{Streams, spawn_in_unit};
+use super::stream_websocket;
+use crate::systemd::{Streams, Systemd, spawn_in_unit};
 use crate::unit::UnitName;
 
 /// The query of an exec request, as the API server writes it (`streamParams`: core/v1
@@ -97,7 +103,7 @@ impl ExecOptions {
 pub async fn exec(
     Shared(state): Shared<Arc<State>>,
     Path((namespace, pod, container)): Path<(String, String, String)>,
-    mut request: Request,
+    request: Request,
 ) -> Response {
     let query = request.uri().query().unwrap_or_default();
     let options = match ExecOptions::from_query(query) {
@@ -108,37 +114,103 @@ pub async fn exec(
         Ok(unit) => unit,
         Err(response) => return response,
     };
+    let session = Session {
+        systemd: state.systemd.clone(),
+        unit,
+        options,
+        held: request
+            .extensions()
+            .get::<Arc<Connection>>()
+            .cloned()
+            .map(conn::hold),
+    };
+    if is_websocket(request.headers()) {
+        websocket(request, session).await
+    } else {
+        spdy(request, session)
+    }
+}
+
+/// What a session needs once upgraded.
+struct Session<H> {
+    systemd: Systemd,
+    unit: String,
+    options: ExecOptions,
+    /// Keeps the connection busy while the session runs.
+    held: Option<H>,
+}
+
+impl<H: Send + 'static> Session<H> {
+    /// Runs the command side beside `transport`, which gets the transport's ends.
+    async fn run<F: Future<Output = ()>>(self, transport: impl FnOnce(TransportEnds) -> F) {
+        let _held = self.held;
+        let (ends, command) = remote_command::channels();
+        let start = spawn_in_unit(
+            &self.systemd,
+            &self.unit,
+            &self.options.command,
+            self.options.streams(),
+        );
+        tokio::join!(transport(ends), remote_command::run(command, start));
+        tracing::info!(unit = self.unit, "exec: session ended");
+    }
+}
+
+fn spdy<H: Send + 'static>(mut request: Request, session: Session<H>) -> Response {
     let protocol = match negotiate(request.headers(), REMOTE_COMMAND_PROTOCOLS) {
         Ok(protocol) => protocol,
         Err(refusal) => return refusal.response().into_response(),
     };
     let upgrade = hyper::upgrade::on(&mut request);
-    let held = request
-        .extensions()
-        .get::<Arc<Connection>>()
-        .cloned()
-        .map(conn::hold);
-    let systemd = state.systemd.clone();
     tokio::spawn(async move {
-        let _held = held;
         let io = match upgrade.await {
             Ok(upgraded) => TokioIo::new(upgraded),
             Err(error) => {
-                tracing::info!(%error, unit, "exec: the upgrade did not complete");
+                tracing::info!(%error, unit = session.unit, "exec: the upgrade did not complete");
                 return;
             }
         };
-        let (transport, command) = remote_command::channels();
-        let start = spawn_in_unit(&systemd, &unit, &options.command, options.streams());
-        tokio::join!(
-            stream_session::serve(io, options.expected(), transport, STREAM_CREATION_TIMEOUT),
-            remote_command::run(command, start),
-        );
-        tracing::info!(unit, "exec: session ended");
+        let expected = session.options.expected();
+        session
+            .run(|ends| stream_session::serve(io, expected, ends, STREAM_CREATION_TIMEOUT))
+            .await;
     });
     switching_protocols(protocol)
         .map(|()| axum::body::Body::empty())
         .into_response()
+}
+
+/// A WebSocket upgrade, answered as apimachinery's `wsstream` answers it: the first
+/// channel protocol the client offers that systemk speaks, else 400.
+async fn websocket<H: Send + 'static>(request: Request, session: Session<H>) -> Response {
+    let offered: Vec<&str> = request
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let offered = (!offered.is_empty()).then(|| offered.join(","));
+    let Some(protocol) = ChannelProtocol::negotiate(offered.as_deref()) else {
+        let message = format!(
+            "requested protocol(s) are not supported: {}",
+            offered.unwrap_or_default()
+        );
+        return text(StatusCode::BAD_REQUEST, message);
+    };
+    let (mut parts, _) = request.into_parts();
+    let mut upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if offered.is_some() {
+        upgrade.set_selected_protocol(HeaderValue::from_static(protocol.name()));
+    }
+    upgrade.on_upgrade(move |socket| async move {
+        let expected = session.options.expected();
+        session
+            .run(|ends| stream_websocket::serve(socket, protocol, expected, ends))
+            .await;
+    })
 }
 
 /// The unit of a running container, or the kubelet's answer when there is none.

@@ -20,6 +20,7 @@ pub mod logs;
 mod remote_command;
 pub mod stream;
 mod stream_session;
+mod stream_websocket;
 pub mod tls;
 pub mod token;
 

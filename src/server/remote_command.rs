@@ -80,6 +80,71 @@ pub fn channels() -> (TransportEnds, CommandEnds) {
     )
 }
 
+/// The client's stdin on its way to the command: chunks read from the socket wait here
+/// until the command's channel takes them; the transport stops reading its socket while
+/// [`StdinQueue::is_full`], so a command that does not read stdin holds the client back.
+pub struct StdinQueue {
+    sender: Option<mpsc::Sender<Vec<u8>>>,
+    backlog: std::collections::VecDeque<Vec<u8>>,
+    finished: bool,
+}
+
+/// Chunks read and not yet taken before the socket is left unread.
+const MAX_STDIN_BACKLOG: usize = 4;
+
+impl StdinQueue {
+    /// A queue into `sender`.
+    pub fn new(sender: mpsc::Sender<Vec<u8>>) -> Self {
+        Self {
+            sender: Some(sender),
+            backlog: std::collections::VecDeque::new(),
+            finished: false,
+        }
+    }
+
+    /// Bytes the client sent.
+    pub fn push(&mut self, chunk: Vec<u8>) {
+        if !self.finished {
+            self.backlog.push_back(chunk);
+        }
+    }
+
+    /// The client closed its stdin: the command's closes once the backlog is passed on.
+    pub fn finish(&mut self) {
+        self.finished = true;
+        if self.backlog.is_empty() {
+            self.sender = None;
+        }
+    }
+
+    /// Whether the socket should wait.
+    pub fn is_full(&self) -> bool {
+        self.backlog.len() >= MAX_STDIN_BACKLOG
+    }
+
+    /// Passes the oldest chunk on once the command has room and returns its length; never
+    /// completes while there is nothing to pass on. A command whose stdin is gone drops the
+    /// backlog.
+    pub async fn pass_on(&mut self) -> usize {
+        let (Some(sender), false) = (&self.sender, self.backlog.is_empty()) else {
+            return std::future::pending().await;
+        };
+        let Ok(permit) = sender.reserve().await else {
+            self.backlog.clear();
+            self.finished = true;
+            self.sender = None;
+            return 0;
+        };
+        let chunk = self.backlog.pop_front().unwrap_or_default();
+        let len = chunk.len();
+        permit.send(chunk);
+        if self.finished && self.backlog.is_empty() {
+            self.sender = None;
+        }
+        len
+    }
+}
+
 #[cfg(test)]
 impl CommandEnds {
     /// The ends a test drives by hand: ready, stdin, output.

@@ -11,9 +11,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 
-use super::remote_command::{FromCommand, TransportEnds};
+use super::remote_command::{FromCommand, StdinQueue, TransportEnds};
 use super::stream::kind::{RemoteCommandStream, ResizeDecoder};
 use super::stream::spdy::session::{GOAWAY_OK, RST_REFUSED_STREAM};
 use super::stream::spdy::{Event, Headers, Session, SessionLimits};
@@ -22,9 +21,6 @@ use super::stream::status::status_json;
 /// How long the client has to open its streams (the kubelet's
 /// `DefaultStreamCreationTimeout`).
 pub const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Chunks of stdin read from the socket and not yet taken by the command before the
-/// socket is left unread.
-const MAX_STDIN_BACKLOG: usize = 4;
 /// What one socket read takes.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -126,9 +122,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
     };
     let (mut reader, mut writer) = tokio::io::split(io);
     let mut ready = Some(ready);
-    let mut stdin = Some(stdin);
-    let mut stdin_finished = false;
-    let mut backlog: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut stdin = StdinQueue::new(stdin);
     let mut sizes = ResizeDecoder::default();
     let mut ids = Ids::default();
     let mut outbox = Outbox::default();
@@ -139,7 +133,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            read = reader.read(&mut buffer), if backlog.len() < MAX_STDIN_BACKLOG => {
+            read = reader.read(&mut buffer), if !stdin.is_full() => {
                 let Ok(read @ 1..) = read else { break };
                 input.extend_from_slice(&buffer[..read]);
                 let received = session.receive(&input, &mut events);
@@ -165,7 +159,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                         }
                         Event::Data { stream_id, data } => {
                             if Some(stream_id) == ids.stdin {
-                                backlog.push_back(data);
+                                stdin.push(data);
                                 continue;
                             }
                             let _ = session.consumed(stream_id, data.len());
@@ -182,26 +176,16 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                         }
                         Event::Finished { stream_id } | Event::Reset { stream_id, .. } => {
                             if Some(stream_id) == ids.stdin {
-                                stdin_finished = true;
+                                stdin.finish();
                             }
                         }
                         Event::GoAway => {}
                     }
                 }
             }
-            permit = reserve(&stdin), if !backlog.is_empty() => {
-                match (permit, backlog.pop_front()) {
-                    (Some(permit), Some(chunk)) => {
-                        if let Some(id) = ids.stdin {
-                            let _ = session.consumed(id, chunk.len());
-                        }
-                        permit.send(chunk);
-                    }
-                    // The command's stdin is closed: what the client sends is dropped.
-                    _ => {
-                        backlog.clear();
-                        stdin_finished = true;
-                    }
+            passed = stdin.pass_on() => {
+                if let Some(id) = ids.stdin {
+                    let _ = session.consumed(id, passed);
                 }
             }
             message = output.recv(), if ready.is_none() && outbox.is_empty() && !closing => {
@@ -226,9 +210,6 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                 break;
             }
         }
-        if stdin_finished && backlog.is_empty() {
-            stdin = None;
-        }
         if ids.opened >= expected.count()
             && let Some(ready) = ready.take()
         {
@@ -246,14 +227,6 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             let _ = writer.shutdown().await;
             break;
         }
-    }
-}
-
-/// A permit to pass one chunk to the command's stdin; `None` once its stdin is closed.
-async fn reserve(stdin: &Option<mpsc::Sender<Vec<u8>>>) -> Option<mpsc::Permit<'_, Vec<u8>>> {
-    match stdin {
-        Some(stdin) => stdin.reserve().await.ok(),
-        None => None,
     }
 }
 

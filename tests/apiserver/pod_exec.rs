@@ -55,8 +55,11 @@ fn parse_bool(key: &str, value: &str) -> ApiResult<bool> {
     }
 }
 
+/// Query parameters for the kubelet, in order.
+type KubeletQuery = Vec<(&'static str, String)>;
+
 /// The container asked for and the kubelet's query (`streamParams`).
-fn parse_options(query: &str) -> ApiResult<(Option<String>, Vec<(&'static str, String)>)> {
+fn parse_options(query: &str) -> ApiResult<(Option<String>, KubeletQuery)> {
     let mut container = None;
     let mut flags = [
         ("input", false),
@@ -83,7 +86,7 @@ fn parse_options(query: &str) -> ApiResult<(Option<String>, Vec<(&'static str, S
         };
         flags[slot].1 = parse_bool(&key, &value)?;
     }
-    let mut kubelet_query: Vec<(&'static str, String)> = flags
+    let mut kubelet_query: KubeletQuery = flags
         .into_iter()
         .filter(|(_, on)| *on)
         .map(|(name, _)| (name, "1".to_owned()))

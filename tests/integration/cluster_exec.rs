@@ -1,7 +1,7 @@
 //! `kubectl exec` and `kubectl cp` (issue 13, points 1, 4 and 8 for exec) with the real
 //! kubectl through the test API server, which passes the upgrade through to systemk's
 //! kubelet API: over SPDY (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`) and with kubectl's
-//! default. The command runs as the container's user and sees its private `/tmp`; stdout
+//! default, a `v5.channel.k8s.io` WebSocket. The command runs as the container's user and sees its private `/tmp`; stdout
 //! and stderr stay apart, stdin streams, the exit code comes back. Attacks: no
 //! certificate, or a user without `nodes/proxy`, is refused before any upgrade; the
 //! command cannot read the host's secrets, write the host's `/etc` or see the host's
@@ -15,6 +15,11 @@ use crate::cluster::harness::{Cluster, pod_manifest};
 
 /// `nobody`.
 const NOBODY: u32 = 65_534;
+
+/// Reads the host's shadow file, writes to the host's `/etc`, counts the host's files in
+/// `/tmp`: only the count may print, and it must be 0.
+const ATTACK: &str = "cat /etc/shadow && echo READ; touch /etc/systemk-exec && echo WROTE; \
+                      ls /tmp | grep -c systemk-host; true";
 
 /// How soon the pod runs and answers exec.
 const START: Duration = Duration::from_secs(30);
@@ -127,13 +132,19 @@ async fn cluster_exec_and_cp_over_spdy_and_kubectls_default() {
         );
 
         // The host stays out of reach.
-        let attack = format!(
-            "cat /etc/shadow && echo READ; touch /etc/systemk-exec && echo WROTE; ls /tmp | grep -c systemk-host; true"
-        );
-        let args = ["exec", "shell", "-n", ns, "--", "sh", "-c", &attack];
+        let args = ["exec", "shell", "-n", ns, "--", "sh", "-c", ATTACK];
         let (code, stdout, _) = exec(&cluster, websockets, &args, None).await;
         assert_eq!((code, stdout.as_str()), (Some(0), "0\n"), "{shown}");
         assert!(!std::path::Path::new("/etc/systemk-exec").exists());
+    }
+    // kubectl's default reached systemk as a WebSocket (GET), SPDY as POST; both upgraded.
+    let log = cluster.log();
+    for method in ["\"GET\"", "\"POST\""] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(method) && l.contains("/exec/") && l.contains("101")),
+            "no {method} exec upgraded"
+        );
     }
     std::fs::remove_file(&host_file).unwrap();
     cluster.teardown().await;
