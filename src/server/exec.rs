@@ -151,7 +151,11 @@ impl<H: Send + 'static> Session<H> {
             &self.options.command,
             self.options.streams(),
         );
-        tokio::join!(transport(ends), remote_command::run(command, start));
+        let terminal = self.options.tty;
+        tokio::join!(
+            transport(ends),
+            remote_command::run(command, terminal, start)
+        );
         tracing::info!(unit = self.unit, "exec: session ended");
     }
 }

@@ -170,10 +170,17 @@ pub fn outcome(ended: Ended) -> Outcome {
     }
 }
 
-/// Runs the command side: waits for the transport's go, starts the command with `start`,
-/// copies, reports. Returns early (killing the command) when the transport is gone.
+/// How long a command with a terminal waits for the client's first size, which kubectl
+/// sends as soon as its streams are open: the command then starts with the right size
+/// rather than 0x0 (`stty size` at once would see that).
+const FIRST_SIZE: Duration = Duration::from_millis(500);
+
+/// Runs the command side: waits for the transport's go (and with a `terminal`, briefly, for
+/// its first size), starts the command with `start`, copies, reports. Returns early
+/// (killing the command) when the transport is gone.
 pub async fn run(
     ends: CommandEnds,
+    terminal: bool,
     start: impl Future<Output = Result<Interactive, enter::Error>>,
 ) {
     let CommandEnds {
@@ -185,6 +192,9 @@ pub async fn run(
     if ready.await.is_err() {
         return;
     }
+    if terminal {
+        let _ = tokio::time::timeout(FIRST_SIZE, resize.wait_for(Option::is_some)).await;
+    }
     let mut command = match start.await {
         Ok(command) => command,
         Err(error) => {
@@ -195,6 +205,10 @@ pub async fn run(
             return;
         }
     };
+    let size = *resize.borrow_and_update();
+    if let Some(size) = size {
+        let _ = command.resize(size.width, size.height);
+    }
     let feed = feed_stdin(command.stdin.take(), stdin);
     let copy = async {
         let mut stdout = command.stdout.take();
@@ -298,7 +312,7 @@ mod tests {
                 unit: "systemk.a.b.c.service".into(),
             })
         };
-        run(command, start).await;
+        run(command, false, start).await;
         let Some(FromCommand::Done(Outcome::Failed(message))) = transport.output.recv().await
         else {
             panic!("no failure reported");
@@ -311,6 +325,6 @@ mod tests {
         let (transport, command) = channels();
         drop(transport);
         let start = async { panic!("started without the streams") };
-        run(command, start).await;
+        run(command, false, start).await;
     }
 }

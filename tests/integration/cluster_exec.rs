@@ -149,3 +149,97 @@ async fn cluster_exec_and_cp_over_spdy_and_kubectls_default() {
     std::fs::remove_file(&host_file).unwrap();
     cluster.teardown().await;
 }
+
+/// A client of the node's kubelet API as user `user` (no certificate: `None`), trusting
+/// its self-signed certificate.
+fn kubelet_client(cluster: &Cluster, user: Option<&str>) -> reqwest::Client {
+    let pem = std::fs::read(cluster.state_dir().join("pki/kubelet.crt")).unwrap();
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], cluster.kubelet_port()));
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .resolve(cluster.node(), address)
+        .timeout(Duration::from_secs(20));
+    if let Some(user) = user {
+        let (cert, key) = cluster.server.issue_client_cert(user, &["dev"]);
+        let identity = reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap();
+        builder = builder.identity(identity);
+    }
+    builder.build().unwrap()
+}
+
+/// A SPDY exec upgrade straight to the kubelet API: status and body.
+async fn exec_upgrade(cluster: &Cluster, user: Option<&str>) -> (u16, String) {
+    let url = format!(
+        "https://{}:{}/exec/{}/shell/main?command=id&output=1",
+        cluster.node(),
+        cluster.kubelet_port(),
+        cluster.namespace()
+    );
+    let response = kubelet_client(cluster, user)
+        .post(url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "SPDY/3.1")
+        .header("x-stream-protocol-version", "v4.channel.k8s.io")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    if status == 101 {
+        return (status, String::new());
+    }
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn cluster_exec_is_authorized_before_the_upgrade_and_gives_a_terminal() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(mut cluster) = Cluster::new("cluster_exec_auth").await else {
+        return;
+    };
+    cluster.start_agent().await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    cluster.apply(&shell_pod(&namespace, &node)).await;
+    cluster
+        .wait_for_pod("shell", "Running", |pod| {
+            pod["status"]["phase"] == "Running"
+        })
+        .await;
+
+    // The kubelet's mapping: exec is `nodes/proxy`, POST is `create`.
+    cluster.server.grant("alice", "create", "nodes", "proxy");
+    cluster.server.grant("carol", "get", "nodes", "proxy");
+    let (status, _) = exec_upgrade(&cluster, None).await;
+    assert_eq!(status, 401);
+    let (status, body) = exec_upgrade(&cluster, Some("bob")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("user=bob, verb=create, resource=nodes, subresource=proxy"),
+        "{body}"
+    );
+    let (status, body) = exec_upgrade(&cluster, Some("carol")).await;
+    assert_eq!(status, 403, "get is not create: {body}");
+    let (status, body) = exec_upgrade(&cluster, Some("alice")).await;
+    assert_eq!(status, 101, "{body}");
+
+    // -it needs a terminal on kubectl's side: `script` gives it one, sized 33x100.
+    let (argv, home) = cluster.kubectl_command();
+    let line = format!(
+        "stty cols 100 rows 33; exec {} exec -it shell -n {namespace} -- sh -c 'tty; stty size; exit 4'",
+        argv.join(" ")
+    );
+    let output = tokio::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("HOME", home)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    // `script` answers the end of its stdin with a NUL, which the local terminal echoes
+    // as `^@` somewhere in the output.
+    let text = String::from_utf8_lossy(&output.stdout).replace("^@", "");
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    assert_eq!(output.status.code(), Some(4), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with("/dev/pts/")), "{text}");
+    assert!(lines.contains(&"33 100"), "{text}");
+    cluster.teardown().await;
+}

@@ -288,6 +288,23 @@ impl Cluster {
         stdout
     }
 
+    /// The command line `run_kubectl` starts kubectl with (before its arguments), and the
+    /// `HOME` it gives it: for tests that run kubectl under another program (`script`).
+    pub fn kubectl_command(&self) -> (Vec<String>, &Path) {
+        let home = self.context.workspace();
+        let argv = [
+            self.kubectl.as_os_str(),
+            "--kubeconfig".as_ref(),
+            self.kubeconfig.as_os_str(),
+            "--cache-dir".as_ref(),
+            home.join("kubectl-cache").as_os_str(),
+        ]
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+        (argv, home)
+    }
+
     /// Runs kubectl: (success, stdout, stderr).
     pub async fn try_kubectl(&self, args: &[&str]) -> (bool, String, String) {
         let output = self.run_kubectl(args, &[], None).await;
