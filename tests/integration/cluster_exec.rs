@@ -137,6 +137,31 @@ async fn cluster_exec_and_cp_over_spdy_and_kubectls_default() {
         assert_eq!((code, stdout.as_str()), (Some(0), "0\n"), "{shown}");
         assert!(!std::path::Path::new("/etc/systemk-exec").exists());
     }
+    // kubectl going away ends the command and what it started.
+    let args = [
+        "exec",
+        "shell",
+        "-n",
+        ns,
+        "--",
+        "sh",
+        "-c",
+        "sleep 1003 & sleep 1003",
+    ];
+    let mut kubectl = Box::pin(cluster.run_kubectl(&args, &[], None));
+    tokio::select! {
+        _ = &mut kubectl => panic!("the command ended by itself"),
+        () = cluster.wait_until(START, "the command to run", || async {
+            (sleeps_1003() == 2).then_some(())
+        }) => {}
+    }
+    drop(kubectl);
+    cluster
+        .wait_until(START, "the command's processes to go", || async {
+            (sleeps_1003() == 0).then_some(())
+        })
+        .await;
+
     // kubectl's default reached systemk as a WebSocket (GET), SPDY as POST; both upgraded.
     let log = cluster.log();
     for method in ["\"GET\"", "\"POST\""] {
@@ -148,6 +173,15 @@ async fn cluster_exec_and_cp_over_spdy_and_kubectls_default() {
     }
     std::fs::remove_file(&host_file).unwrap();
     cluster.teardown().await;
+}
+
+/// The `sleep 1003` processes on the machine.
+fn sleeps_1003() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .filter(|cmdline| cmdline.starts_with(b"sleep\x001003"))
+        .count()
 }
 
 /// A client of the node's kubelet API as user `user` (no certificate: `None`), trusting
@@ -167,10 +201,10 @@ fn kubelet_client(cluster: &Cluster, user: Option<&str>) -> reqwest::Client {
     builder.build().unwrap()
 }
 
-/// A SPDY exec upgrade straight to the kubelet API: status and body.
-async fn exec_upgrade(cluster: &Cluster, user: Option<&str>) -> (u16, String) {
+/// A SPDY exec upgrade of `pod`'s `main` straight to the kubelet API: status and body.
+async fn exec_upgrade(cluster: &Cluster, user: Option<&str>, pod: &str) -> (u16, String) {
     let url = format!(
-        "https://{}:{}/exec/{}/shell/main?command=id&output=1",
+        "https://{}:{}/exec/{}/{pod}/main?command=id&output=1",
         cluster.node(),
         cluster.kubelet_port(),
         cluster.namespace()
@@ -208,18 +242,37 @@ async fn cluster_exec_is_authorized_before_the_upgrade_and_gives_a_terminal() {
     // The kubelet's mapping: exec is `nodes/proxy`, POST is `create`.
     cluster.server.grant("alice", "create", "nodes", "proxy");
     cluster.server.grant("carol", "get", "nodes", "proxy");
-    let (status, _) = exec_upgrade(&cluster, None).await;
+    let (status, _) = exec_upgrade(&cluster, None, "shell").await;
     assert_eq!(status, 401);
-    let (status, body) = exec_upgrade(&cluster, Some("bob")).await;
+    let (status, body) = exec_upgrade(&cluster, Some("bob"), "shell").await;
     assert_eq!(status, 403, "{body}");
     assert!(
         body.contains("user=bob, verb=create, resource=nodes, subresource=proxy"),
         "{body}"
     );
-    let (status, body) = exec_upgrade(&cluster, Some("carol")).await;
+    let (status, body) = exec_upgrade(&cluster, Some("carol"), "shell").await;
     assert_eq!(status, 403, "get is not create: {body}");
-    let (status, body) = exec_upgrade(&cluster, Some("alice")).await;
+    let (status, body) = exec_upgrade(&cluster, Some("alice"), "shell").await;
     assert_eq!(status, 101, "{body}");
+    // As the kubelet answers: a pod it does not run, a container that does not run.
+    let (status, body) = exec_upgrade(&cluster, Some("alice"), "absent").await;
+    assert_eq!((status, body.as_str()), (404, "pod does not exist"));
+    let spec = json!({
+        "restartPolicy": "Never",
+        "containers": [{"name": "main", "image": "/bin/sh", "args": ["-c", "true"]}],
+    });
+    let done = pod_manifest("done", &namespace, &node, spec).to_string();
+    cluster.apply(&done).await;
+    cluster
+        .wait_for_pod("done", "Succeeded", |pod| {
+            pod["status"]["phase"] == "Succeeded"
+        })
+        .await;
+    let (status, body) = exec_upgrade(&cluster, Some("alice"), "done").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (500, "container not found (\"main\")")
+    );
 
     // -it needs a terminal on kubectl's side: `script` gives it one, sized 33x100.
     let (argv, home) = cluster.kubectl_command();
