@@ -23,7 +23,7 @@ use super::stream::channel::ChannelProtocol;
 use super::stream::spdy::upgrade::{
     REMOTE_COMMAND_PROTOCOLS, is_websocket, negotiate, switching_protocols,
 };
-use super::stream_session::{self, Expected, STREAM_CREATION_TIMEOUT};
+use super::stream_session::{self, Expected, STREAM_CREATION_TIMEOUT, Timeouts};
 use super::stream_websocket;
 use crate::systemd::{Streams, Systemd, spawn_in_unit};
 use crate::unit::UnitName;
@@ -116,6 +116,7 @@ pub async fn exec(
     };
     let session = Session {
         systemd: state.systemd.clone(),
+        idle: state.limits.stream_idle_timeout,
         unit,
         options,
         held: request
@@ -134,6 +135,8 @@ pub async fn exec(
 /// What a session needs once upgraded.
 struct Session<H> {
     systemd: Systemd,
+    /// How long the session may be silent both ways.
+    idle: std::time::Duration,
     unit: String,
     options: ExecOptions,
     /// Keeps the connection busy while the session runs.
@@ -175,8 +178,12 @@ fn spdy<H: Send + 'static>(mut request: Request, session: Session<H>) -> Respons
             }
         };
         let expected = session.options.expected();
+        let timeouts = Timeouts {
+            creation: STREAM_CREATION_TIMEOUT,
+            idle: session.idle,
+        };
         session
-            .run(|ends| stream_session::serve(io, expected, ends, STREAM_CREATION_TIMEOUT))
+            .run(|ends| stream_session::serve(io, expected, ends, timeouts))
             .await;
     });
     switching_protocols(protocol)
@@ -210,9 +217,9 @@ async fn websocket<H: Send + 'static>(request: Request, session: Session<H>) -> 
         upgrade.set_selected_protocol(HeaderValue::from_static(protocol.name()));
     }
     upgrade.on_upgrade(move |socket| async move {
-        let expected = session.options.expected();
+        let (expected, idle) = (session.options.expected(), session.idle);
         session
-            .run(|ends| stream_websocket::serve(socket, protocol, expected, ends))
+            .run(|ends| stream_websocket::serve(socket, protocol, expected, ends, idle))
             .await;
     })
 }

@@ -103,13 +103,22 @@ impl Outbox {
     }
 }
 
+/// How long a session waits: for the client's streams, then for any frame either way.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From the 101 until every stream the request asked for is open.
+    pub creation: Duration,
+    /// Without a frame read or written.
+    pub idle: Duration,
+}
+
 /// Runs the session on `io` until the command has ended and its status is written, the
-/// client goes away, or the streams do not come in time.
+/// client goes away, the streams do not come in time or the session idles too long.
 pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
     io: IO,
     expected: Expected,
     ends: TransportEnds,
-    creation_timeout: Duration,
+    timeouts: Timeouts,
 ) {
     let TransportEnds {
         ready,
@@ -129,12 +138,15 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
     let mut closing = false;
     let (mut input, mut buffer) = (Vec::new(), vec![0u8; READ_BUFFER]);
     let mut events = Vec::new();
-    let deadline = tokio::time::sleep(creation_timeout);
+    let deadline = tokio::time::sleep(timeouts.creation);
     tokio::pin!(deadline);
+    let idle = tokio::time::sleep(timeouts.idle);
+    tokio::pin!(idle);
     loop {
         tokio::select! {
             read = reader.read(&mut buffer), if !stdin.is_full() => {
                 let Ok(read @ 1..) = read else { break };
+                idle.as_mut().reset(tokio::time::Instant::now() + timeouts.idle);
                 input.extend_from_slice(&buffer[..read]);
                 let received = session.receive(&input, &mut events);
                 let Ok(used) = received else {
@@ -201,6 +213,10 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                     None => break,
                 }
             }
+            () = &mut idle => {
+                tracing::info!(idle = ?timeouts.idle, "exec: the session idled too long");
+                break;
+            }
             () = &mut deadline, if ready.is_some() => {
                 tracing::info!(
                     opened = ids.opened,
@@ -220,8 +236,12 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             let _ = session.go_away(GOAWAY_OK);
         }
         let frames = session.take_output();
-        if !frames.is_empty() && writer.write_all(&frames).await.is_err() {
-            break;
+        if !frames.is_empty() {
+            if writer.write_all(&frames).await.is_err() {
+                break;
+            }
+            idle.as_mut()
+                .reset(tokio::time::Instant::now() + timeouts.idle);
         }
         if closing && outbox.is_empty() {
             let _ = writer.shutdown().await;

@@ -6,6 +6,8 @@
 //! sizes on channel 4, stdout and stderr leave on 1 and 2, the status on 3 (JSON from v4 on,
 //! else an error text), then the socket closes. Layer 6.
 
+use std::time::Duration;
+
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures::{SinkExt as _, StreamExt as _};
 
@@ -22,12 +24,13 @@ const STATUS: u8 = 3;
 const RESIZE: u8 = 4;
 
 /// Runs the session on `socket` until the command has ended and its status is written,
-/// or the client goes away.
+/// the client goes away, or no message went either way for `idle_timeout`.
 pub async fn serve(
     socket: WebSocket,
     protocol: ChannelProtocol,
     expected: Expected,
     ends: TransportEnds,
+    idle_timeout: Duration,
 ) {
     let TransportEnds {
         ready,
@@ -49,8 +52,16 @@ pub async fn serve(
     if send(&mut sink, protocol, first, &[]).await.is_err() || ready.send(()).is_err() {
         return;
     }
+    let idle = tokio::time::sleep(idle_timeout);
+    tokio::pin!(idle);
     loop {
+        idle.as_mut()
+            .reset(tokio::time::Instant::now() + idle_timeout);
         tokio::select! {
+            () = &mut idle => {
+                tracing::info!(idle = ?idle_timeout, "exec: the session idled too long");
+                break;
+            }
             message = messages.next(), if !stdin.is_full() => {
                 let payload = match message {
                     Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),

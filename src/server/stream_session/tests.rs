@@ -7,6 +7,11 @@ use crate::server::stream::spdy::frame::{FLAG_FIN, Frame};
 use crate::server::stream::spdy::testing::{Peer, go_frames};
 use crate::server::stream::status::Outcome;
 
+const TIMEOUTS: Timeouts = Timeouts {
+    creation: STREAM_CREATION_TIMEOUT,
+    idle: Duration::from_secs(3600),
+};
+
 const EXEC: Expected = Expected {
     stdin: true,
     stdout: true,
@@ -28,7 +33,7 @@ fn client_bytes(name: &str, keep: impl Fn(&str) -> bool) -> Vec<u8> {
 async fn exec_session(client: Vec<u8>) -> Vec<(Frame, Option<Headers>)> {
     let (server_io, mut client_io) = tokio::io::duplex(1 << 20);
     let (transport, mut command) = channels_for_test();
-    let server = tokio::spawn(serve(server_io, EXEC, transport, STREAM_CREATION_TIMEOUT));
+    let server = tokio::spawn(serve(server_io, EXEC, transport, TIMEOUTS));
     client_io.write_all(&client).await.unwrap();
     command.ready.await.expect("the streams are all open");
     let mut stdin = Vec::new();
@@ -128,7 +133,11 @@ async fn an_exec_session_answers_each_stream_and_ends_with_the_status_and_goaway
 async fn the_command_waits_for_every_stream_and_the_session_ends_at_the_timeout() {
     let (server_io, mut client_io) = tokio::io::duplex(1 << 20);
     let (transport, command) = channels_for_test();
-    let server = tokio::spawn(serve(server_io, EXEC, transport, Duration::from_millis(50)));
+    let short = Timeouts {
+        creation: Duration::from_millis(50),
+        ..TIMEOUTS
+    };
+    let server = tokio::spawn(serve(server_io, EXEC, transport, short));
     // Only error and stdin: stdout and stderr never come.
     let two = client_bytes("exec", |c| {
         c.ends_with("streamType=error") || c.ends_with("streamType=stdin")
@@ -149,7 +158,7 @@ async fn a_terminal_session_passes_the_size() {
     let (server_io, mut client_io) = tokio::io::duplex(1 << 20);
     let (transport, command) = channels();
     let mut sizes = transport.resize.subscribe();
-    let server = tokio::spawn(serve(server_io, tty, transport, STREAM_CREATION_TIMEOUT));
+    let server = tokio::spawn(serve(server_io, tty, transport, TIMEOUTS));
     client_io
         .write_all(&client_bytes("tty", |_| true))
         .await
@@ -160,4 +169,23 @@ async fn a_terminal_session_passes_the_size() {
     drop(client_io);
     server.await.unwrap();
     drop(command);
+}
+
+#[tokio::test]
+async fn a_silent_session_ends_at_its_idle_timeout_and_drops_the_command() {
+    let (server_io, mut client_io) = tokio::io::duplex(1 << 20);
+    let (transport, command) = channels_for_test();
+    let short = Timeouts {
+        idle: Duration::from_millis(50),
+        ..TIMEOUTS
+    };
+    let server = tokio::spawn(serve(server_io, EXEC, transport, short));
+    let streams = client_bytes("exec", |c| c.starts_with("SYN_STREAM"));
+    client_io.write_all(&streams).await.unwrap();
+    command.ready.await.expect("the streams are all open");
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the session ended")
+        .unwrap();
+    command.output.closed().await;
 }
