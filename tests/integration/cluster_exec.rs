@@ -112,11 +112,14 @@ async fn cluster_exec_and_cp_over_spdy_and_kubectls_default() {
             "{shown}: {stderr}"
         );
 
-        // kubectl cp is tar over exec, both ways.
+        // kubectl cp is tar over exec, both ways; 3 MiB, many times any window or buffer.
+        let content: Vec<u8> = (0..3u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
         let local = cluster
             .state_dir()
             .with_file_name(format!("cp-{websockets}"));
-        std::fs::write(&local, "copied both ways\n").unwrap();
+        std::fs::write(&local, &content).unwrap();
         let target = format!("{ns}/shell:/tmp/copied-{websockets}");
         let local_text = local.to_str().unwrap();
         let (code, _, stderr) =
@@ -126,9 +129,9 @@ async fn cluster_exec_and_cp_over_spdy_and_kubectls_default() {
         let back_text = back.to_str().unwrap();
         let (code, _, stderr) = exec(&cluster, websockets, &["cp", &target, back_text], None).await;
         assert_eq!(code, Some(0), "{shown}: {stderr}");
-        assert_eq!(
-            std::fs::read_to_string(&back).unwrap(),
-            "copied both ways\n"
+        assert!(
+            std::fs::read(&back).unwrap() == content,
+            "{shown}: cp changed the file"
         );
 
         // The host stays out of reach.
