@@ -103,6 +103,15 @@ async fn cluster_exec_and_cp_over_spdy_and_kubectls_default() {
             stderr.contains("command terminated with exit code 3"),
             "{shown}: {stderr}"
         );
+        // A program the container does not have: an internal error, as containerd's.
+        let args = ["exec", "shell", "-n", ns, "--", "/nonexistent/program"];
+        let (code, _, stderr) = exec(&cluster, websockets, &args, None).await;
+        assert_eq!(code, Some(1), "{shown}: {stderr}");
+        assert!(
+            stderr.contains("Internal error occurred")
+                && stderr.contains("\"/nonexistent/program\" not found"),
+            "{shown}: {stderr}"
+        );
 
         let args = ["exec", "-i", "shell", "-n", ns, "--", "cat"];
         let (code, stdout, stderr) = exec(&cluster, websockets, &args, Some(b"hi\n")).await;
