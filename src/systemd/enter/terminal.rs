@@ -62,3 +62,29 @@ pub(super) fn become_session_leader(command: &mut tokio::process::Command) {
     // SAFETY: the closure only makes raw syscalls, as `pre_exec` requires.
     unsafe { command.pre_exec(enter) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_set_on_the_master_is_the_slaves() {
+        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+        let pty = open(uid.as_raw(), gid.as_raw()).expect("a pseudo-terminal");
+        set_size(&pty.master, 100, 33).expect("TIOCSWINSZ");
+        let mut size = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ writes one winsize into a live struct.
+        let read = unsafe { libc::ioctl(pty.slave.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
+        assert_eq!(read, 0);
+        assert_eq!((size.ws_col, size.ws_row), (100, 33));
+        let flags = nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert!(
+            nix::fcntl::FdFlag::from_bits_retain(flags).contains(nix::fcntl::FdFlag::FD_CLOEXEC)
+        );
+    }
+}
