@@ -170,11 +170,18 @@ impl Drop for RequestGuard {
     }
 }
 
-/// Marks `connection` busy until the guard drops: an upgraded exec session owns its
+/// A connection marked busy until this drops: an upgraded exec session owns its
 /// connection for as long as the command runs, quiet or not.
-pub fn hold(connection: Arc<Connection>) -> impl Send + 'static {
+pub struct Held {
+    _guard: RequestGuard,
+}
+
+/// Marks `connection` busy until the returned guard drops.
+pub fn hold(connection: Arc<Connection>) -> Held {
     connection.update(Phase::on_request);
-    RequestGuard(connection)
+    Held {
+        _guard: RequestGuard(connection),
+    }
 }
 
 /// Middleware: marks the connection busy from the request's head until its response body

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
 use super::State;
-use super::conn::{self, Connection};
+use super::conn::{self, Connection, Held};
 use super::remote_command::{self, TransportEnds};
 use super::stream::channel::ChannelProtocol;
 use super::stream::spdy::upgrade::{
@@ -133,17 +133,17 @@ pub async fn exec(
 }
 
 /// What a session needs once upgraded.
-struct Session<H> {
+struct Session {
     systemd: Systemd,
     /// How long the session may be silent both ways.
     idle: std::time::Duration,
     unit: String,
     options: ExecOptions,
     /// Keeps the connection busy while the session runs.
-    held: Option<H>,
+    held: Option<Held>,
 }
 
-impl<H: Send + 'static> Session<H> {
+impl Session {
     /// Runs the command side beside `transport`, which gets the transport's ends.
     async fn run<F: Future<Output = ()>>(self, transport: impl FnOnce(TransportEnds) -> F) {
         let _held = self.held;
@@ -163,7 +163,7 @@ impl<H: Send + 'static> Session<H> {
     }
 }
 
-fn spdy<H: Send + 'static>(mut request: Request, session: Session<H>) -> Response {
+fn spdy(mut request: Request, session: Session) -> Response {
     let protocol = match negotiate(request.headers(), REMOTE_COMMAND_PROTOCOLS) {
         Ok(protocol) => protocol,
         Err(refusal) => return refusal.response().into_response(),
@@ -193,7 +193,7 @@ fn spdy<H: Send + 'static>(mut request: Request, session: Session<H>) -> Respons
 
 /// A WebSocket upgrade, answered as apimachinery's `wsstream` answers it: the first
 /// channel protocol the client offers that systemk speaks, else 400.
-async fn websocket<H: Send + 'static>(request: Request, session: Session<H>) -> Response {
+async fn websocket(request: Request, session: Session) -> Response {
     let offered: Vec<&str> = request
         .headers()
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
