@@ -236,6 +236,66 @@ async fn exec_upgrade(cluster: &Cluster, user: Option<&str>, pod: &str) -> (u16,
     (status, response.text().await.unwrap())
 }
 
+/// An exec over a WebSocket with `protocol`, straight to the kubelet API as alice: sends
+/// `hi` on stdin to a script that reads a line, writes to stdout and stderr and exits 2;
+/// returns what each channel (0–4) received until the server closed.
+async fn websocket_exec(cluster: &Cluster, protocol: &str) -> [Vec<u8>; 5] {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let script: String =
+        url::form_urlencoded::byte_serialize(b"read x; echo \"got $x\"; echo oops >&2; exit 2")
+            .collect();
+    let url = format!(
+        "https://{}:{}/exec/{}/shell/main?command=sh&command=-c&command={script}&input=1&output=1&error=1",
+        cluster.node(),
+        cluster.kubelet_port(),
+        cluster.namespace()
+    );
+    let response = kubelet_client(cluster, Some("alice"))
+        .get(url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-protocol", protocol)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101, "{protocol}");
+    assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+    let upgraded = response.upgrade().await.unwrap();
+    let mut socket =
+        tokio_tungstenite::WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await;
+    let base64 = protocol.contains("base64");
+    let stdin = if base64 {
+        Message::Text(format!("0{}", STANDARD.encode(b"hi\n")).into())
+    } else {
+        Message::Binary(b"\0hi\n".to_vec().into())
+    };
+    socket.send(stdin).await.unwrap();
+    let mut channels: [Vec<u8>; 5] = Default::default();
+    while let Some(Ok(message)) = socket.next().await {
+        let (channel, data) = match message {
+            Message::Text(text) if base64 => {
+                let (digit, data) = text.as_str().split_at(1);
+                (
+                    digit.parse::<usize>().unwrap(),
+                    STANDARD.decode(data).unwrap(),
+                )
+            }
+            Message::Binary(bytes) if !base64 => (usize::from(bytes[0]), bytes[1..].to_vec()),
+            Message::Close(_) => break,
+            other => panic!("{protocol}: unexpected {other:?}"),
+        };
+        channels[channel].extend(data);
+    }
+    channels
+}
+
 #[tokio::test]
 async fn cluster_exec_is_authorized_before_the_upgrade_and_gives_a_terminal() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -266,6 +326,22 @@ async fn cluster_exec_is_authorized_before_the_upgrade_and_gives_a_terminal() {
     assert_eq!(status, 403, "get is not create: {body}");
     let (status, body) = exec_upgrade(&cluster, Some("alice"), "shell").await;
     assert_eq!(status, 101, "{body}");
+    // Over a WebSocket (a GET, so `get`) with the channel protocols kubectl no longer
+    // offers: base64 text frames, and the pre-v4 status as a text.
+    cluster.server.grant("alice", "get", "nodes", "proxy");
+    let channels = websocket_exec(&cluster, "v4.base64.channel.k8s.io").await;
+    assert_eq!(channels[1], b"got hi\n");
+    assert_eq!(channels[2], b"oops\n");
+    let status: serde_json::Value = serde_json::from_slice(&channels[3]).unwrap();
+    assert_eq!(status["details"]["causes"][0]["message"], "2", "{status}");
+    let channels = websocket_exec(&cluster, "channel.k8s.io").await;
+    assert_eq!(
+        (channels[1].as_slice(), channels[3].as_slice()),
+        (
+            b"got hi\n".as_slice(),
+            b"command terminated with non-zero exit code: exit status 2".as_slice()
+        )
+    );
     // As the kubelet answers: a pod it does not run, a container that does not run.
     let (status, body) = exec_upgrade(&cluster, Some("alice"), "absent").await;
     assert_eq!((status, body.as_str()), (404, "pod does not exist"));
