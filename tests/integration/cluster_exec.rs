@@ -236,6 +236,25 @@ async fn exec_upgrade(cluster: &Cluster, user: Option<&str>, pod: &str) -> (u16,
     (status, response.text().await.unwrap())
 }
 
+/// A WebSocket upgrade of `url` as `user` offering `protocol`.
+async fn websocket_upgrade(
+    cluster: &Cluster,
+    user: &str,
+    url: &str,
+    protocol: &str,
+) -> reqwest::Response {
+    kubelet_client(cluster, Some(user))
+        .get(url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-protocol", protocol)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// An exec over a WebSocket with `protocol`, straight to the kubelet API as alice: sends
 /// `hi` on stdin to a script that reads a line, writes to stdout and stderr and exits 2;
 /// returns what each channel (0–4) received until the server closed.
@@ -255,16 +274,7 @@ async fn websocket_exec(cluster: &Cluster, protocol: &str) -> [Vec<u8>; 5] {
         cluster.kubelet_port(),
         cluster.namespace()
     );
-    let response = kubelet_client(cluster, Some("alice"))
-        .get(url)
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .header("sec-websocket-protocol", protocol)
-        .send()
-        .await
-        .unwrap();
+    let response = websocket_upgrade(cluster, "alice", &url, protocol).await;
     assert_eq!(response.status(), 101, "{protocol}");
     assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
     let upgraded = response.upgrade().await.unwrap();
@@ -324,6 +334,19 @@ async fn cluster_exec_is_authorized_before_the_upgrade_and_gives_a_terminal() {
     );
     let (status, body) = exec_upgrade(&cluster, Some("carol"), "shell").await;
     assert_eq!(status, 403, "get is not create: {body}");
+    // Nor over a WebSocket, which is a GET: running a command needs `create` too, so a
+    // scraper allowed `get` on nodes/proxy for /pods cannot exec.
+    let url = format!(
+        "https://{node}:{}/exec/{namespace}/shell/main?command=id&output=1",
+        cluster.kubelet_port()
+    );
+    let refused = websocket_upgrade(&cluster, "carol", &url, "v5.channel.k8s.io").await;
+    assert_eq!(refused.status(), 403);
+    let body = refused.text().await.unwrap();
+    assert!(
+        body.contains("user=carol, verb=create, resource=nodes, subresource=proxy"),
+        "{body}"
+    );
     let (status, body) = exec_upgrade(&cluster, Some("alice"), "shell").await;
     assert_eq!(status, 101, "{body}");
     // Over a WebSocket (a GET, so `get`) with the channel protocols kubectl no longer
