@@ -13,12 +13,13 @@ mod context;
 mod output;
 mod pidfd;
 mod seccomp;
+mod settings;
+mod spawn;
 
 use std::io;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 
 use super::client::Systemd;
 
@@ -177,44 +178,38 @@ pub async fn run_in_unit(
     let target = context::read(systemd, &name).await?;
     let filters = seccomp::filters_of(&target).await?;
     let prepared = child::Prepared::new(&target, filters)?;
-
-    let mut process = Command::new(&program);
-    process
-        .args(&command.argv[1..])
-        .env_clear()
-        .envs(target.environment.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    prepared.install(&mut process);
-    let spawned = process.spawn();
-    let mut running = match spawned {
-        Ok(running) => running,
-        Err(error) => {
-            return Err(match prepared.failed_step() {
-                Some(step) => Error::Entering {
-                    unit: unit.to_owned(),
-                    step,
-                    source: error,
-                },
-                None if error.kind() == io::ErrorKind::NotFound => Error::NotFound {
-                    unit: unit.to_owned(),
-                    program,
-                },
-                None => Error::Run {
-                    unit: unit.to_owned(),
-                    program,
-                    source: error,
-                },
-            });
+    let to_run =
+        spawn::Program::new(&command.argv, &target.environment).ok_or_else(|| Error::Run {
+            unit: unit.to_owned(),
+            program: program.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"),
+        })?;
+    let spawn::Spawned {
+        child: mut running,
+        stdout,
+        stderr,
+    } = spawn::spawn(&prepared, &to_run).map_err(|error| match error.step {
+        Some(spawn::EXEC_STEP) if error.source.kind() == io::ErrorKind::NotFound => {
+            Error::NotFound {
+                unit: unit.to_owned(),
+                program: program.clone(),
+            }
         }
-    };
+        Some(spawn::EXEC_STEP) | None => Error::Run {
+            unit: unit.to_owned(),
+            program: program.clone(),
+            source: error.source,
+        },
+        Some(step) => Error::Entering {
+            unit: unit.to_owned(),
+            step: child::step_name(step),
+            source: error.source,
+        },
+    })?;
     drop(prepared);
     let group = running.id();
-    let mut stdout = running.stdout.take();
-    let mut stderr = running.stderr.take();
+    let mut stdout = Some(stdout);
+    let mut stderr = Some(stderr);
     let mut kept = output::Bounded::new(command.max_output);
     let run_failed = |source| Error::Run {
         unit: unit.to_owned(),
@@ -235,11 +230,10 @@ pub async fn run_in_unit(
         }
     };
     let ended = match status {
-        Some(status) => ended_of(status),
+        Some(spawn::Exit::Code(code)) => Ended::Exited(code),
+        Some(spawn::Exit::Signal(signal)) => Ended::Signaled(signal),
         None => {
-            if let Some(group) = group {
-                child::kill_group(group);
-            }
+            child::kill_group(group);
             running.wait().await.map_err(run_failed)?;
             Ended::TimedOut
         }
@@ -279,14 +273,5 @@ async fn read_some<R: tokio::io::AsyncRead + Unpin>(
             0
         }
         Ok(read) => read,
-    }
-}
-
-fn ended_of(status: std::process::ExitStatus) -> Ended {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Ended::Exited(code),
-        (None, Some(signal)) => Ended::Signaled(signal),
-        (None, None) => Ended::Exited(-1),
     }
 }
