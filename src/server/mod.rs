@@ -6,7 +6,8 @@
 //! kubelet's webhook mode ([`auth`]); there is no anonymous access to anything. Serves
 //! `/healthz`, `/pods` and `/containerLogs/{namespace}/{pod}/{container}` ([`logs`]); it
 //! reads what the reconciler and systemd know and changes nothing. Every connection and
-//! every log read is bounded by [`Limits`] ([`conn`], [`logs`]).
+//! every log read is bounded by [`Limits`] ([`conn`], [`logs`]). `/stats/summary` and
+//! `/metrics/resource` ([`stats`]) serve `kubectl top` through metrics-server.
 
 pub mod auth;
 pub mod client_ca;
@@ -16,6 +17,7 @@ mod handlers;
 pub mod journal;
 pub mod limits;
 pub mod logs;
+pub mod stats;
 pub mod stream;
 pub mod tls;
 pub mod token;
@@ -36,8 +38,9 @@ pub use error::{Error, Result};
 pub use limits::Limits;
 
 use crate::pod::PodDirs;
-use crate::systemd::Systemd;
+use crate::systemd::{Cgroups, Systemd};
 use auth::{Authorizer, DecisionCache};
+use stats::CpuRates;
 use tls::ServingCert;
 use token::TokenAuthenticator;
 
@@ -63,6 +66,13 @@ pub struct State {
     pub limits: Arc<Limits>,
     /// One permit per `follow=true` log stream that may be open.
     pub follow_streams: Arc<Semaphore>,
+    /// The node's name, for `/stats/summary`.
+    pub node_name: String,
+    /// Where systemd's cgroups are, for the containers' and pods' usage.
+    pub cgroups: Cgroups,
+    /// The previous CPU reading of each cgroup, for `usageNanoCores`; a sync lock, never
+    /// held across an await.
+    pub cpu_rates: Mutex<CpuRates>,
 }
 
 /// Serving certificates to swap in (`None` until the cluster issued one).
@@ -132,7 +142,7 @@ impl Server {
         let authorizer = match client {
             Some(client) => Authorizer::Cluster {
                 client,
-                node_name,
+                node_name: node_name.clone(),
                 cache: Mutex::new(DecisionCache::default()),
             },
             None => Authorizer::ClientCaOnly,
@@ -151,6 +161,9 @@ impl Server {
                 tokens,
                 follow_streams: Arc::new(Semaphore::new(settings.limits.max_follow_streams)),
                 limits: Arc::new(settings.limits),
+                node_name,
+                cgroups: Cgroups::discover(),
+                cpu_rates: Mutex::new(CpuRates::default()),
             }),
         })
     }
@@ -235,6 +248,11 @@ fn router(state: Arc<State>) -> Router {
             "/containerLogs/{namespace}/{pod}/{container}",
             get(handlers::container_logs),
         )
+        .route(
+            "/stats/summary",
+            get(stats::stats_summary).post(stats::stats_summary),
+        )
+        .route("/metrics/resource", get(stats::metrics_resource))
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
