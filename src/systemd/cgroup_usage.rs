@@ -6,10 +6,10 @@
 //! controller accounts the cgroup (cgroup v1 hosts whose systemd leaves the memory
 //! hierarchy alone, as the test sandbox) the resident sets of its processes stand in.
 //!
-//! The paths come from systemd (`ControlGroup`), relative to systemd's root in each
-//! hierarchy, which is found as systemd finds it: PID 1's cgroup without `/init.scope`.
-//! The parsers are pure; [`Cgroups::usage`] reads files (blocking: call it off the
-//! runtime). Layer 3.
+//! The paths come from systemd (`ControlGroup`): from the root of each hierarchy, with
+//! systemd's own root in front when systemd runs below it (a nested systemd reports
+//! `/<its cgroup>/systemk.slice/…`). The parsers are pure; [`Cgroups::usage`] reads files
+//! (blocking: call it off the runtime). Layer 3.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,68 +38,37 @@ pub struct MemoryUsage {
     pub major_page_faults: Option<u64>,
 }
 
-/// Where systemd's cgroup tree is in each hierarchy that accounts something.
+/// The mounted hierarchies that account something.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cgroups {
-    /// systemd's root in the unified (v2) hierarchy.
-    unified: Option<PathBuf>,
-    /// systemd's root in the v1 `cpuacct` hierarchy.
-    cpuacct: Option<PathBuf>,
-    /// systemd's root in the v1 `memory` hierarchy.
-    memory: Option<PathBuf>,
-    /// Whether the unified hierarchy has the memory controller (pure v2 with it on).
-    unified_memory: bool,
+    /// The unified (v2) hierarchy.
+    unified: Option<CgroupMount>,
+    /// The v1 `cpuacct` hierarchy.
+    cpuacct: Option<CgroupMount>,
+    /// The v1 `memory` hierarchy.
+    memory: Option<CgroupMount>,
 }
 
-/// systemd's own cgroup below its root (cg_get_root_path strips it).
-const INIT_SCOPE: &str = "/init.scope";
-
 impl Cgroups {
-    /// Finds the hierarchies on this machine: `/proc/self/mountinfo` and PID 1's
-    /// `/proc/1/cgroup`. Nothing found leaves every figure unread.
+    /// Finds the hierarchies mounted here (`/proc/self/mountinfo`); none found leaves
+    /// every figure unread.
     pub fn discover() -> Self {
-        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-        let mut cgroups = Self::from_tables(&read("/proc/self/mountinfo"), &read("/proc/1/cgroup"));
-        cgroups.unified_memory = cgroups.unified.as_ref().is_some_and(|root| {
-            std::fs::read_to_string(root.join("cgroup.controllers"))
-                .is_ok_and(|controllers| controllers.split_whitespace().any(|c| c == "memory"))
-        });
-        cgroups
+        Self::from_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
     }
 
-    /// The hierarchies' roots from a mountinfo table and PID 1's cgroup file.
-    pub fn from_tables(mountinfo: &str, init_cgroup: &str) -> Self {
-        let mounts = cgroup_mounts(mountinfo);
+    /// The hierarchies of a mountinfo table.
+    pub fn from_mountinfo(mountinfo: &str) -> Self {
         let mut cgroups = Self::default();
-        for line in init_cgroup.lines() {
-            let mut fields = line.splitn(3, ':');
-            let (Some(_), Some(controllers), Some(path)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
-                continue;
-            };
-            let root = path.strip_suffix(INIT_SCOPE).unwrap_or(path);
-            let key = if controllers.is_empty() {
-                None
-            } else {
-                Some(controllers)
-            };
-            let Some(dir) = mounts
-                .iter()
-                .find(|mount| mount.controllers.as_deref() == key)
-                .and_then(|mount| mount.dir_of(root))
-            else {
-                continue;
-            };
-            match key {
-                None => cgroups.unified = Some(dir),
+        for mount in cgroup_mounts(mountinfo) {
+            match mount.controllers.as_deref() {
+                None => cgroups.unified = Some(mount),
                 Some(list) => {
                     let has = |name| list.split(',').any(|c| c == name);
                     if has("cpuacct") {
-                        cgroups.cpuacct = Some(dir.clone());
+                        cgroups.cpuacct = Some(mount.clone());
                     }
                     if has("memory") {
-                        cgroups.memory = Some(dir);
+                        cgroups.memory = Some(mount);
                     }
                 }
             }
@@ -109,41 +78,40 @@ impl Cgroups {
 
     /// The usage of the cgroup systemd names `control_group` (e.g.
     /// `/systemk.slice/systemk-besteffort.slice/…`); nothing for a path that is not
-    /// absolute or climbs out of systemd's tree.
+    /// absolute or climbs out of its hierarchy.
     pub fn usage(&self, control_group: &str) -> CgroupUsage {
-        let Some(relative) = relative(control_group) else {
+        if !is_clean(control_group) {
             return CgroupUsage::default();
-        };
-        let read = |dir: &Option<PathBuf>, file: &str| {
-            std::fs::read_to_string(dir.as_ref()?.join(relative).join(file)).ok()
+        }
+        let dir = |mount: &Option<CgroupMount>| mount.as_ref()?.dir_of(control_group);
+        let read = |mount: &Option<CgroupMount>, file: &str| {
+            std::fs::read_to_string(dir(mount)?.join(file)).ok()
         };
         let cpu_ns = read(&self.unified, "cpu.stat")
             .and_then(|text| cpu_stat_ns(&text))
             .or_else(|| read(&self.cpuacct, "cpuacct.usage").and_then(|text| number(&text)));
-        let memory = if self.unified_memory {
-            read(&self.unified, "memory.current").and_then(|current| {
-                memory_v2(
-                    &current,
-                    &read(&self.unified, "memory.stat").unwrap_or_default(),
-                )
-            })
-        } else {
-            read(&self.memory, "memory.usage_in_bytes").and_then(|usage| {
-                memory_v1(
-                    &usage,
-                    &read(&self.memory, "memory.stat").unwrap_or_default(),
-                )
-            })
-        };
-        let memory = memory.or_else(|| {
-            let dir = self.unified.as_ref()?.join(relative);
-            resident_sets(&dir)
+        let v2 = read(&self.unified, "memory.current").and_then(|current| {
+            memory_v2(
+                &current,
+                &read(&self.unified, "memory.stat").unwrap_or_default(),
+            )
         });
+        let memory = v2
+            .or_else(|| {
+                read(&self.memory, "memory.usage_in_bytes").and_then(|usage| {
+                    memory_v1(
+                        &usage,
+                        &read(&self.memory, "memory.stat").unwrap_or_default(),
+                    )
+                })
+            })
+            .or_else(|| resident_sets(&dir(&self.unified)?));
         CgroupUsage { cpu_ns, memory }
     }
 }
 
 /// One cgroup file system mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct CgroupMount {
     /// The v1 controllers (`cpu,cpuacct`, `memory`, `name=systemd`); `None` for cgroup2.
     controllers: Option<String>,
@@ -159,7 +127,8 @@ impl CgroupMount {
         let below = if self.root == "/" {
             path
         } else {
-            path.strip_prefix(self.root.as_str())?
+            path.strip_prefix(self.root.as_str())
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))?
         };
         Some(self.mount_point.join(below.trim_start_matches('/')))
     }
@@ -219,13 +188,13 @@ fn unescape_octal(field: &str) -> String {
     out
 }
 
-/// `control_group` below a hierarchy's root: absolute, without `.` or `..` parts.
-fn relative(control_group: &str) -> Option<&Path> {
-    let relative = control_group.strip_prefix('/')?;
-    let clean = Path::new(relative)
-        .components()
-        .all(|part| matches!(part, std::path::Component::Normal(_)));
-    clean.then_some(Path::new(relative))
+/// Whether `control_group` is absolute, without `.` or `..` parts.
+fn is_clean(control_group: &str) -> bool {
+    control_group.strip_prefix('/').is_some_and(|relative| {
+        Path::new(relative)
+            .components()
+            .all(|part| matches!(part, std::path::Component::Normal(_)))
+    })
 }
 
 /// A file holding one number.

@@ -13,7 +13,7 @@ const V2_MEMORY_STAT: &str = include_str!("../../../tests/fixtures/cgroup/v2/mem
 const V2_CURRENT: &str = include_str!("../../../tests/fixtures/cgroup/v2/memory.current");
 const V2_CPU_STAT: &str = include_str!("../../../tests/fixtures/cgroup/v2/cpu.stat");
 
-/// This machine's hybrid layout, with the test sandbox's systemd in its own subtree.
+/// This machine's hybrid layout.
 const HYBRID_MOUNTINFO: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs ro,size=4096k,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -22,13 +22,15 @@ const HYBRID_MOUNTINFO: &str = "\
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
-const HYBRID_INIT: &str = "\
-9:name=systemd:/sandbox/init.scope
-4:memory:/api/sandbox
-2:cpuacct:/sandbox
-1:cpu:/sandbox
-0::/sandbox/init.scope
-";
+
+/// A hierarchy mounted at `dir`.
+fn mounted(dir: &Path) -> Option<CgroupMount> {
+    Some(CgroupMount {
+        controllers: None,
+        root: "/".into(),
+        mount_point: dir.to_owned(),
+    })
+}
 
 #[test]
 fn v2_working_set_is_current_minus_inactive_file() {
@@ -75,41 +77,51 @@ fn cpu_is_core_nanoseconds() {
 }
 
 #[test]
-fn roots_are_pid_1s_cgroups_without_init_scope() {
-    let cgroups = Cgroups::from_tables(HYBRID_MOUNTINFO, HYBRID_INIT);
+fn hierarchies_are_found_in_mountinfo() {
+    let cgroups = Cgroups::from_mountinfo(HYBRID_MOUNTINFO);
+    let dir =
+        |mount: &Option<CgroupMount>| mount.as_ref().and_then(|m| m.dir_of("/sandbox/a.slice"));
     assert_eq!(
-        cgroups,
-        Cgroups {
-            unified: Some("/sys/fs/cgroup/unified/sandbox".into()),
-            cpuacct: Some("/sys/fs/cgroup/cpuacct/sandbox".into()),
-            memory: Some("/sys/fs/cgroup/memory/api/sandbox".into()),
-            unified_memory: false,
-        }
+        dir(&cgroups.unified),
+        Some("/sys/fs/cgroup/unified/sandbox/a.slice".into())
     );
-    let pure_v2 = Cgroups::from_tables(
+    assert_eq!(
+        dir(&cgroups.cpuacct),
+        Some("/sys/fs/cgroup/cpuacct/sandbox/a.slice".into())
+    );
+    assert_eq!(
+        dir(&cgroups.memory),
+        Some("/sys/fs/cgroup/memory/sandbox/a.slice".into())
+    );
+    let pure_v2 = Cgroups::from_mountinfo(
         "30 24 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n",
-        "0::/init.scope\n",
     );
-    assert_eq!(pure_v2.unified, Some("/sys/fs/cgroup".into()));
+    assert_eq!(
+        dir(&pure_v2.unified),
+        Some("/sys/fs/cgroup/sandbox/a.slice".into())
+    );
     assert_eq!((pure_v2.cpuacct, pure_v2.memory), (None, None));
 }
 
 #[test]
 fn a_narrowed_mount_maps_paths_below_its_root() {
-    let cgroups = Cgroups::from_tables(
+    let cgroups = Cgroups::from_mountinfo(
         "41 31 0:38 /outer /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
          33 31 0:30 /elsewhere /mnt/cpu\\040acct rw - cgroup cgroup rw,cpu,cpuacct\n",
-        "0::/outer/sandbox\n1:cpu,cpuacct:/outer/sandbox\n",
     );
+    let unified = cgroups.unified.unwrap();
     assert_eq!(
-        cgroups.unified,
+        unified.dir_of("/outer/sandbox"),
         Some("/sys/fs/cgroup/unified/sandbox".into())
     );
+    assert_eq!(unified.dir_of("/outerx/sandbox"), None);
+    let cpuacct = cgroups.cpuacct.unwrap();
+    assert_eq!(cpuacct.mount_point, Path::new("/mnt/cpu acct"));
     assert_eq!(
-        cgroups.cpuacct, None,
-        "a path outside the mount's root is not visible"
+        cpuacct.dir_of("/outer/sandbox"),
+        None,
+        "outside the mount's root"
     );
-    assert_eq!(unescape_octal("/mnt/cpu\\040acct"), "/mnt/cpu acct");
 }
 
 /// A cgroup tree in a temporary directory with the recorded files of one version.
@@ -131,8 +143,7 @@ fn a_v2_unit_reads_cpu_and_memory() {
         ("memory.stat", V2_MEMORY_STAT),
     ]);
     let cgroups = Cgroups {
-        unified: Some(dir.path().to_owned()),
-        unified_memory: true,
+        unified: mounted(dir.path()),
         ..Cgroups::default()
     };
     let usage = cgroups.usage("/systemk.slice/a.service");
@@ -148,8 +159,8 @@ fn a_v1_unit_reads_cpuacct_and_memory() {
         ("memory.stat", V1_MEMORY_STAT),
     ]);
     let cgroups = Cgroups {
-        cpuacct: Some(dir.path().to_owned()),
-        memory: Some(dir.path().to_owned()),
+        cpuacct: mounted(dir.path()),
+        memory: mounted(dir.path()),
         ..Cgroups::default()
     };
     let usage = cgroups.usage("/systemk.slice/a.service");
@@ -165,7 +176,7 @@ fn without_a_memory_controller_the_processes_resident_sets_stand_in() {
         ("cgroup.procs", &format!("{}\n", std::process::id())),
     ]);
     let cgroups = Cgroups {
-        unified: Some(dir.path().to_owned()),
+        unified: mounted(dir.path()),
         ..Cgroups::default()
     };
     let memory = cgroups.usage("/systemk.slice").memory.unwrap();
@@ -182,7 +193,7 @@ fn attack_a_path_climbing_out_of_systemds_tree_reads_nothing() {
     let dir = tree(&[("cpu.stat", V2_CPU_STAT)]);
     let inner = dir.path().join("systemk.slice");
     let cgroups = Cgroups {
-        unified: Some(inner),
+        unified: mounted(&inner),
         ..Cgroups::default()
     };
     for path in [
