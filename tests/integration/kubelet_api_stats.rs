@@ -1,11 +1,11 @@
 //! `kubectl top`'s sources end to end: the real `systemk` agent, a node of the test API
-//! server, runs a pod that burns a little CPU; over HTTPS a user granted `nodes/metrics`
-//! and `nodes/stats` reads `/metrics/resource` (the series metrics-server needs, with
-//! timestamps and values above zero: metrics-server drops a pod with a zero) and
-//! `/stats/summary` (the pod, its container, node file systems and network, a CPU rate
-//! from the second reading on); users without those subresources are refused by
-//! SubjectAccessReview; and the real `kubectl get --raw` reads the metrics through the
-//! API server's `nodes/proxy`.
+//! server, runs a pod that burns a little CPU and writes into its emptyDir; over HTTPS a
+//! user granted `nodes/metrics` and `nodes/stats` reads `/metrics/resource` (the series
+//! metrics-server needs, with timestamps and values above zero: metrics-server drops a pod
+//! with a zero) and `/stats/summary` (the pod, its container, its emptyDir's use, node
+//! file systems and network, a CPU rate from the second reading on); users without those
+//! subresources are refused by SubjectAccessReview; and the real `kubectl get --raw`
+//! reads the metrics through the API server's `nodes/proxy`.
 
 use std::time::Duration;
 
@@ -22,11 +22,13 @@ fn burner(namespace: &str, node: &str) -> String {
     let spec = json!({
         "automountServiceAccountToken": false,
         "terminationGracePeriodSeconds": 2,
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
         "containers": [{
             "name": "app",
             "image": "/bin/sh",
             // A fraction of a second of CPU, then idle: the machine is shared.
-            "args": ["-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exec sleep infinity"],
+            "args": ["-c", "head -c 65536 /dev/zero > /var/tmp/scratch/file; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exec sleep infinity"],
+            "volumeMounts": [{"name": "scratch", "mountPath": "/var/tmp/scratch"}],
         }],
     });
     pod_manifest("burner", namespace, node, spec).to_string()
