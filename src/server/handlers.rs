@@ -200,7 +200,9 @@ pub async fn pods(Shared(state): Shared<Arc<State>>) -> Response {
     }
 }
 
-async fn list_pods(state: &State) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, Error> {
+pub(super) async fn list_pods(
+    state: &State,
+) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, Error> {
     let units = managed_units(state).await?;
     let dirs = state.dirs.clone();
     let now = crate::clock::now();

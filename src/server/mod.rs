@@ -7,7 +7,8 @@
 //! `/healthz`, `/pods` and `/containerLogs/{namespace}/{pod}/{container}` ([`logs`]); it
 //! reads what the reconciler and systemd know and changes nothing. Every connection and
 //! every log read is bounded by [`Limits`] ([`conn`], [`logs`]). `/stats/summary` and
-//! `/metrics/resource` ([`stats`]) serve `kubectl top` through metrics-server.
+//! `/metrics/resource` ([`stats`]) serve `kubectl top` through metrics-server; `/metrics`
+//! ([`metrics`]) systemk's own metrics.
 
 pub mod auth;
 pub mod client_ca;
@@ -17,6 +18,7 @@ mod handlers;
 pub mod journal;
 pub mod limits;
 pub mod logs;
+pub mod metrics;
 pub mod stats;
 pub mod stream;
 pub mod tls;
@@ -24,7 +26,7 @@ pub mod token;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -40,6 +42,7 @@ pub use limits::Limits;
 use crate::pod::PodDirs;
 use crate::systemd::{Cgroups, Systemd};
 use auth::{Authorizer, DecisionCache};
+use metrics::OwnMetrics;
 use stats::CpuRates;
 use tls::ServingCert;
 use token::TokenAuthenticator;
@@ -73,6 +76,9 @@ pub struct State {
     /// The previous CPU reading of each cgroup, for `usageNanoCores`; a sync lock, never
     /// held across an await.
     pub cpu_rates: Mutex<CpuRates>,
+    /// systemk's own metrics for `/metrics`, once `main` hands them over
+    /// ([`Server::with_metrics`]); unset, `/metrics` is 404.
+    pub own_metrics: OnceLock<OwnMetrics>,
 }
 
 /// Serving certificates to swap in (`None` until the cluster issued one).
@@ -164,6 +170,7 @@ impl Server {
                 node_name,
                 cgroups: Cgroups::discover(),
                 cpu_rates: Mutex::new(CpuRates::default()),
+                own_metrics: OnceLock::new(),
             }),
         })
     }
@@ -172,6 +179,18 @@ impl Server {
     /// instead of the one it was bound with, from the next handshake on.
     pub fn with_serving_updates(mut self, updates: ServingUpdates) -> Self {
         self.serving_updates = Some(updates);
+        self
+    }
+
+    /// Serves `registry` on `/metrics`, with `gauges` (registered in it) set from the pods
+    /// at each scrape.
+    pub fn with_metrics(
+        self,
+        registry: Arc<prometheus_client::registry::Registry>,
+        gauges: metrics::PodGauges,
+    ) -> Self {
+        // Set once, before serving: nothing else sets it.
+        let _ = self.state.own_metrics.set(OwnMetrics { registry, gauges });
         self
     }
 
@@ -253,6 +272,7 @@ fn router(state: Arc<State>) -> Router {
             get(stats::stats_summary).post(stats::stats_summary),
         )
         .route("/metrics/resource", get(stats::metrics_resource))
+        .route("/metrics", get(metrics::metrics))
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
