@@ -4,8 +4,9 @@
 //! metrics-server needs, with timestamps and values above zero: metrics-server drops a pod
 //! with a zero) and `/stats/summary` (the pod, its container, its emptyDir's use, node
 //! file systems and network, a CPU rate from the second reading on); users without those
-//! subresources are refused by SubjectAccessReview; and the real `kubectl get --raw`
-//! reads the metrics through the API server's `nodes/proxy`.
+//! subresources are refused by SubjectAccessReview; systemk's own `/metrics` counts the
+//! pod, its pass and its image install; and the real `kubectl get --raw` reads the
+//! metrics through the API server's `nodes/proxy`.
 
 use std::time::Duration;
 
@@ -152,6 +153,23 @@ async fn kubectl_top_sources_show_a_running_pod_to_authorized_users_only() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(summary(body)["node"].get("fs").is_none());
+
+    // systemk's own metrics, on the same authorization as the kubelet's `/metrics`.
+    let (status, own) = kubelet.get(&alice, "/metrics").await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    for line in [
+        "systemk_pods{phase=\"Running\"} 1",
+        "systemk_containers{state=\"running\"} 1",
+        "systemk_image_install_duration_seconds_count{result=\"ok\"} 1",
+    ] {
+        assert!(own.lines().any(|l| l == line), "{line} in\n{own}");
+    }
+    let passes = "systemk_reconcile_pass_duration_seconds_count{pass=\"reconcile\",result=\"ok\"}";
+    assert!(series(&own, passes).is_some_and(|(n, _)| n >= 1.0), "{own}");
+    assert!(
+        series(&own, "systemk_systemd_daemon_reloads_total").is_some_and(|(n, _)| n >= 1.0),
+        "{own}"
+    );
 
     // Without `nodes/stats` or `nodes/metrics`: refused, whatever else is granted.
     cluster.server.grant("bob", "get", "nodes", "proxy");
