@@ -29,7 +29,7 @@ use crate::config::{
 use crate::package::{Installer, InstallerConfig};
 use crate::pod::env::NodeAllocatable;
 use crate::pod::{self, Context, ObjectLookup, PodDirs, PodMetrics, ProgressSender};
-use crate::server::metrics::PodGauges;
+use crate::server::metrics::{OwnMetrics, PodGauges};
 use crate::server::{self, Server, tls};
 use crate::sources::kube::{self as cluster, NodeConfig};
 use crate::sources::{SourceId, SourceUpdate, manifests};
@@ -148,7 +148,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         );
         let gauges = PodGauges::default();
         gauges.register(&mut registry);
-        let server = server.with_metrics(Arc::new(registry), gauges);
+        let mut probes = Registry::default();
+        ctx.metrics.register_probes(&mut probes);
+        let server = server.with_metrics(OwnMetrics {
+            registry: Arc::new(registry),
+            probes: Arc::new(probes),
+            gauges,
+        });
         Some(if serving_from_cluster {
             server.with_serving_updates(serving_rx)
         } else {

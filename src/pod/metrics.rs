@@ -1,8 +1,13 @@
 //! What the pod layer counts for `/metrics`: how long reconcile passes take, how long
-//! image installs take and why they fail. The handles share their values with their
-//! clones; `main` registers them in its registry ([`PodMetrics::register`]), the layer only
-//! records. No global state. Layer 4.
+//! image installs take and why they fail; and for `/metrics/probes` the kubelet's
+//! `prober_probe_total` (pkg/kubelet/prober: labels `probe_type`, `result` =
+//! `successful`/`failed`/`unknown`, `container`, `pod`, `namespace`, `pod_uid`; a
+//! container's series go when its probes stop, as the kubelet deletes them). The handles
+//! share their values with their clones; `main` registers them in its registries
+//! ([`PodMetrics::register`], [`PodMetrics::register_probes`]), the layer only records.
+//! No global state. Layer 4.
 
+use k8s_openapi::api::core::v1::Pod;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -43,6 +48,48 @@ pub struct FailureLabels {
     pub reason: &'static str,
 }
 
+/// One probe's series: `prober_probe_total`'s labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ProbeLabels {
+    /// `Liveness`, `Readiness` or `Startup`.
+    pub probe_type: &'static str,
+    /// `successful` or `failed` (systemk has no `unknown` result).
+    pub result: &'static str,
+    /// The container.
+    pub container: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's UID.
+    pub pod_uid: String,
+}
+
+/// Counts the attempts of one probe of one container.
+#[derive(Debug, Clone)]
+pub struct ProbeCounter {
+    family: Family<ProbeLabels, Counter>,
+    labels: ProbeLabels,
+}
+
+impl ProbeCounter {
+    /// Counts one attempt; a warning passed.
+    pub fn count(&self, passed: bool) {
+        let mut labels = self.labels.clone();
+        labels.result = if passed { "successful" } else { "failed" };
+        self.family.get_or_create(&labels).inc();
+    }
+
+    /// Drops the probe's series: its container is no longer probed.
+    pub fn forget(&self) {
+        for result in ["successful", "failed"] {
+            let mut labels = self.labels.clone();
+            labels.result = result;
+            self.family.remove(&labels);
+        }
+    }
+}
+
 /// The pod layer's metrics.
 #[derive(Debug, Clone)]
 pub struct PodMetrics {
@@ -52,6 +99,8 @@ pub struct PodMetrics {
     pub installs: Family<InstallLabels, Histogram, Buckets>,
     /// Failed image installs by reason.
     pub install_failures: Family<FailureLabels, Counter>,
+    /// Probe attempts by result.
+    pub probes: Family<ProbeLabels, Counter>,
 }
 
 impl Default for PodMetrics {
@@ -60,6 +109,7 @@ impl Default for PodMetrics {
             passes: Family::new_with_constructor(Buckets),
             installs: Family::new_with_constructor(Buckets),
             install_failures: Family::default(),
+            probes: Family::default(),
         }
     }
 }
@@ -82,6 +132,37 @@ impl PodMetrics {
             "Failed image installs, by reason",
             self.install_failures.clone(),
         );
+    }
+
+    /// Registers `prober_probe_total`, the kubelet's name and help (with component-base's
+    /// stability mark; the crate ends help with the period).
+    pub fn register_probes(&self, registry: &mut Registry) {
+        registry.register(
+            "prober_probe",
+            "[BETA] Cumulative number of a liveness, readiness or startup probe for a container by result",
+            self.probes.clone(),
+        );
+    }
+
+    /// The counter of the `probe_type` probe of `container` in `pod`.
+    pub fn probe_counter(
+        &self,
+        probe_type: &'static str,
+        pod: &Pod,
+        container: &str,
+    ) -> ProbeCounter {
+        let meta = &pod.metadata;
+        ProbeCounter {
+            family: self.probes.clone(),
+            labels: ProbeLabels {
+                probe_type,
+                result: "successful",
+                container: container.to_owned(),
+                pod: meta.name.clone().unwrap_or_default(),
+                namespace: meta.namespace.clone().unwrap_or_default(),
+                pod_uid: meta.uid.clone().unwrap_or_default(),
+            },
+        }
     }
 
     /// Records a pass of kind `pass` that took `seconds`.
@@ -121,6 +202,29 @@ mod tests {
         metrics.install(Some("ErrImagePull"), 3.0);
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1"}
+        }))
+        .unwrap();
+        let mut probes = Registry::default();
+        metrics.register_probes(&mut probes);
+        let counter = metrics.probe_counter("Liveness", &pod, "app");
+        counter.count(true);
+        counter.count(false);
+        counter.count(true);
+        let mut probe_text = String::new();
+        encode(&mut probe_text, &probes).unwrap();
+        assert_eq!(
+            probe_text,
+            "# HELP prober_probe_total [BETA] Cumulative number of a liveness, readiness or startup probe for a container by result.\n\
+             # TYPE prober_probe_total counter\n\
+             prober_probe_total{probe_type=\"Liveness\",result=\"successful\",container=\"app\",pod=\"web\",namespace=\"shop\",pod_uid=\"u1\"} 2\n\
+             prober_probe_total{probe_type=\"Liveness\",result=\"failed\",container=\"app\",pod=\"web\",namespace=\"shop\",pod_uid=\"u1\"} 1\n"
+        );
+        counter.forget();
+        probe_text.clear();
+        encode(&mut probe_text, &probes).unwrap();
+        assert!(!probe_text.contains("container=\"app\""), "{probe_text}");
         for line in [
             "# TYPE systemk_reconcile_pass_duration_seconds histogram",
             "systemk_reconcile_pass_duration_seconds_count{pass=\"reconcile\",result=\"ok\"} 1",

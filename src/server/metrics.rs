@@ -1,8 +1,9 @@
 //! `/metrics`: systemk's own metrics in Prometheus text format, from the registry `main`
 //! builds (reconcile passes, image installs, daemon-reloads: [`crate::pod::PodMetrics`],
 //! [`crate::systemd::Systemd::daemon_reloads`]) plus [`PodGauges`], which this endpoint
-//! sets from the pods systemk runs at each scrape. Authorized as `nodes/metrics`.
-//! Layer 6.
+//! sets from the pods systemk runs at each scrape; `/metrics/probes`: the kubelet's
+//! `prober_probe_total`, from a registry of its own as the kubelet keeps one. Authorized
+//! as `nodes/metrics`. Layer 6.
 
 use std::sync::Arc;
 
@@ -90,10 +91,12 @@ impl PodGauges {
     }
 }
 
-/// The registry and the gauges this endpoint sets.
+/// The registries and the gauges `/metrics` sets.
 pub struct OwnMetrics {
     /// Everything `/metrics` shows.
     pub registry: Arc<Registry>,
+    /// What `/metrics/probes` shows.
+    pub probes: Arc<Registry>,
     /// Set from the pods at each scrape.
     pub gauges: PodGauges,
 }
@@ -109,8 +112,20 @@ pub async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
             tracing::warn!(error = %crate::error_chain::Chain(&err), "/metrics: cannot read the pods")
         }
     }
+    text(&own.registry)
+}
+
+/// `GET /metrics/probes`.
+pub async fn probes(Shared(state): Shared<Arc<State>>) -> Response {
+    match state.own_metrics.get() {
+        Some(own) => text(&own.probes),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn text(registry: &Registry) -> Response {
     let mut text = String::new();
-    if encode(&mut text, &own.registry).is_err() {
+    if encode(&mut text, registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()

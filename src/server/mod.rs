@@ -182,15 +182,11 @@ impl Server {
         self
     }
 
-    /// Serves `registry` on `/metrics`, with `gauges` (registered in it) set from the pods
-    /// at each scrape.
-    pub fn with_metrics(
-        self,
-        registry: Arc<prometheus_client::registry::Registry>,
-        gauges: metrics::PodGauges,
-    ) -> Self {
+    /// Serves `own.registry` on `/metrics`, with `own.gauges` (registered in it) set from
+    /// the pods at each scrape, and `own.probes` on `/metrics/probes`.
+    pub fn with_metrics(self, own: OwnMetrics) -> Self {
         // Set once, before serving: nothing else sets it.
-        let _ = self.state.own_metrics.set(OwnMetrics { registry, gauges });
+        let _ = self.state.own_metrics.set(own);
         self
     }
 
@@ -273,6 +269,7 @@ fn router(state: Arc<State>) -> Router {
         )
         .route("/metrics/resource", get(stats::metrics_resource))
         .route("/metrics", get(metrics::metrics))
+        .route("/metrics/probes", get(metrics::probes))
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
