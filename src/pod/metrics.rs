@@ -48,21 +48,22 @@ pub struct FailureLabels {
     pub reason: &'static str,
 }
 
-/// One probe's series: `prober_probe_total`'s labels.
+/// One probe's series: `prober_probe_total`'s labels, in the name order client_golang
+/// writes them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ProbeLabels {
+    /// The container.
+    pub container: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The pod's UID.
+    pub pod_uid: String,
     /// `Liveness`, `Readiness` or `Startup`.
     pub probe_type: &'static str,
     /// `successful` or `failed` (systemk has no `unknown` result).
     pub result: &'static str,
-    /// The container.
-    pub container: String,
-    /// The pod's name.
-    pub pod: String,
-    /// The pod's namespace.
-    pub namespace: String,
-    /// The pod's UID.
-    pub pod_uid: String,
 }
 
 /// Counts the attempts of one probe of one container.
@@ -155,12 +156,12 @@ impl PodMetrics {
         ProbeCounter {
             family: self.probes.clone(),
             labels: ProbeLabels {
+                container: container.to_owned(),
+                namespace: meta.namespace.clone().unwrap_or_default(),
+                pod: meta.name.clone().unwrap_or_default(),
+                pod_uid: meta.uid.clone().unwrap_or_default(),
                 probe_type,
                 result: "successful",
-                container: container.to_owned(),
-                pod: meta.name.clone().unwrap_or_default(),
-                namespace: meta.namespace.clone().unwrap_or_default(),
-                pod_uid: meta.uid.clone().unwrap_or_default(),
             },
         }
     }
@@ -214,12 +215,16 @@ mod tests {
         counter.count(true);
         let mut probe_text = String::new();
         encode(&mut probe_text, &probes).unwrap();
+        let mut lines: Vec<&str> = probe_text.lines().collect();
+        lines.sort_unstable();
         assert_eq!(
-            probe_text,
-            "# HELP prober_probe_total [BETA] Cumulative number of a liveness, readiness or startup probe for a container by result.\n\
-             # TYPE prober_probe_total counter\n\
-             prober_probe_total{probe_type=\"Liveness\",result=\"successful\",container=\"app\",pod=\"web\",namespace=\"shop\",pod_uid=\"u1\"} 2\n\
-             prober_probe_total{probe_type=\"Liveness\",result=\"failed\",container=\"app\",pod=\"web\",namespace=\"shop\",pod_uid=\"u1\"} 1\n"
+            lines,
+            [
+                "# HELP prober_probe_total [BETA] Cumulative number of a liveness, readiness or startup probe for a container by result.",
+                "# TYPE prober_probe_total counter",
+                "prober_probe_total{container=\"app\",namespace=\"shop\",pod=\"web\",pod_uid=\"u1\",probe_type=\"Liveness\",result=\"failed\"} 1",
+                "prober_probe_total{container=\"app\",namespace=\"shop\",pod=\"web\",pod_uid=\"u1\",probe_type=\"Liveness\",result=\"successful\"} 2",
+            ]
         );
         counter.forget();
         probe_text.clear();
