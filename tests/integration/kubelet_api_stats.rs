@@ -5,8 +5,8 @@
 //! with a zero) and `/stats/summary` (the pod, its container, its emptyDir's use, node
 //! file systems and network, a CPU rate from the second reading on); users without those
 //! subresources are refused by SubjectAccessReview; systemk's own `/metrics` counts the
-//! pod, its pass and its image install; and the real `kubectl get --raw` reads the
-//! metrics through the API server's `nodes/proxy`.
+//! pod, its pass and its image install, `/metrics/probes` its readiness probe; and the
+//! real `kubectl get --raw` reads the metrics through the API server's `nodes/proxy`.
 
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ fn burner(namespace: &str, node: &str) -> String {
             // A fraction of a second of CPU, then idle: the machine is shared.
             "args": ["-c", "head -c 65536 /dev/zero > /var/tmp/scratch/file; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exec sleep infinity"],
             "volumeMounts": [{"name": "scratch", "mountPath": "/var/tmp/scratch"}],
+            "readinessProbe": {"exec": {"command": ["/bin/true"]}, "periodSeconds": 1},
         }],
     });
     pod_manifest("burner", namespace, node, spec).to_string()
@@ -170,6 +171,19 @@ async fn kubectl_top_sources_show_a_running_pod_to_authorized_users_only() {
         series(&own, "systemk_systemd_daemon_reloads_total").is_some_and(|(n, _)| n >= 1.0),
         "{own}"
     );
+
+    // The kubelet's probe counter, on its own endpoint.
+    let probe = format!(
+        "prober_probe_total{{container=\"app\",namespace=\"{namespace}\",pod=\"burner\",pod_uid=\"{}\",probe_type=\"Readiness\",result=\"successful\"}}",
+        pod["podRef"]["uid"].as_str().unwrap()
+    );
+    cluster
+        .wait_until(START, "a counted readiness probe", || async {
+            let (status, text) = kubelet.get(&alice, "/metrics/probes").await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+            series(&text, &probe).filter(|(n, _)| *n >= 1.0)
+        })
+        .await;
 
     // Without `nodes/stats` or `nodes/metrics`: refused, whatever else is granted.
     cluster.server.grant("bob", "get", "nodes", "proxy");
