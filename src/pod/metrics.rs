@@ -1,5 +1,6 @@
-//! What the pod layer counts for `/metrics`: how long reconcile passes take, how long
-//! image installs take and why they fail; and for `/metrics/probes` the kubelet's
+//! What the pod layer counts for `/metrics`: how long reconcile passes take and why they
+//! fail (D-Bus failures show as `SystemdError`/`SystemdUnavailable`), how long image
+//! installs take and why they fail; and for `/metrics/probes` the kubelet's
 //! `prober_probe_total` (pkg/kubelet/prober: labels `probe_type`, `result` =
 //! `successful`/`failed`/`unknown`, `container`, `pod`, `namespace`, `pod_uid`; a
 //! container's series go when its probes stop, as the kubelet deletes them). The handles
@@ -32,6 +33,16 @@ pub struct PassLabels {
     pub pass: &'static str,
     /// `ok` or `error`.
     pub result: &'static str,
+}
+
+/// A failed pass: what it did and why it failed (the error's reason: `SystemdError`,
+/// `SystemdUnavailable` for D-Bus failures, `ErrImagePull`…).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PassFailureLabels {
+    /// `reconcile`, `terminate` or `cleanup`.
+    pub pass: &'static str,
+    /// The error's reason.
+    pub reason: &'static str,
 }
 
 /// An image install: how it ended.
@@ -96,6 +107,8 @@ impl ProbeCounter {
 pub struct PodMetrics {
     /// Seconds per reconcile pass.
     pub passes: Family<PassLabels, Histogram, Buckets>,
+    /// Failed passes by reason.
+    pub pass_failures: Family<PassFailureLabels, Counter>,
     /// Seconds per image install (a package install, or the check that it is there).
     pub installs: Family<InstallLabels, Histogram, Buckets>,
     /// Failed image installs by reason.
@@ -108,6 +121,7 @@ impl Default for PodMetrics {
     fn default() -> Self {
         Self {
             passes: Family::new_with_constructor(Buckets),
+            pass_failures: Family::default(),
             installs: Family::new_with_constructor(Buckets),
             install_failures: Family::default(),
             probes: Family::default(),
@@ -122,6 +136,11 @@ impl PodMetrics {
             "systemk_reconcile_pass_duration_seconds",
             "Seconds a reconcile pass of one pod took, by pass and result",
             self.passes.clone(),
+        );
+        registry.register(
+            "systemk_reconcile_pass_failures",
+            "Failed reconcile passes, by pass and the error's reason",
+            self.pass_failures.clone(),
         );
         registry.register(
             "systemk_image_install_duration_seconds",
@@ -166,12 +185,18 @@ impl PodMetrics {
         }
     }
 
-    /// Records a pass of kind `pass` that took `seconds`.
-    pub fn pass(&self, pass: &'static str, ok: bool, seconds: f64) {
-        let result = if ok { "ok" } else { "error" };
+    /// Records a pass of kind `pass` that took `seconds` and failed with `failure`'s
+    /// reason, if it failed.
+    pub fn pass(&self, pass: &'static str, failure: Option<&'static str>, seconds: f64) {
+        let result = if failure.is_some() { "error" } else { "ok" };
         self.passes
             .get_or_create(&PassLabels { pass, result })
             .observe(seconds);
+        if let Some(reason) = failure {
+            self.pass_failures
+                .get_or_create(&PassFailureLabels { pass, reason })
+                .inc();
+        }
     }
 
     /// Records an install that took `seconds`, failed with `reason` when it failed.
@@ -199,7 +224,8 @@ mod tests {
         let metrics = PodMetrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
-        metrics.pass("reconcile", true, 0.02);
+        metrics.pass("reconcile", None, 0.02);
+        metrics.pass("cleanup", Some("SystemdUnavailable"), 0.5);
         metrics.install(Some("ErrImagePull"), 3.0);
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
@@ -235,6 +261,7 @@ mod tests {
             "systemk_reconcile_pass_duration_seconds_count{pass=\"reconcile\",result=\"ok\"} 1",
             "systemk_image_install_duration_seconds_count{result=\"error\"} 1",
             "systemk_image_install_failures_total{reason=\"ErrImagePull\"} 1",
+            "systemk_reconcile_pass_failures_total{pass=\"cleanup\",reason=\"SystemdUnavailable\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

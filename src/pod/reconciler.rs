@@ -245,7 +245,8 @@ impl Passes {
                 ),
             };
             let seconds = started.elapsed().as_secs_f64();
-            ctx.metrics.pass(kind, result.is_ok(), seconds);
+            let failure = result.as_ref().err().map(|err| err.reason());
+            ctx.metrics.pass(kind, failure, seconds);
             (uid, state, result)
         });
     }
