@@ -145,6 +145,35 @@ mod tests {
     }
 
     #[test]
+    fn attack_a_volume_name_that_is_no_dns_label_names_no_path() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = PodDirs::new(&root.path().join("state"), &root.path().join("run"));
+        let uid = "1234abcd-0000-4000-8000-00000000000f";
+        let pod_dir = dirs.pod_dir(uid);
+        std::fs::create_dir_all(empty_dir_path(&pod_dir, "cache")).unwrap();
+        std::fs::write(empty_dir_path(&pod_dir, "cache").join("f"), b"x").unwrap();
+        // What `../../..` would reach from the emptyDir directory.
+        std::fs::create_dir_all(empty_dir_path(&pod_dir, "../../..")).unwrap();
+        let pod: Pod = serde_json::from_value(serde_json::json!({"spec": {
+            "containers": [],
+            "volumes": [
+                {"name": "cache", "emptyDir": {}},
+                {"name": "../../..", "emptyDir": {}},
+                {"name": "host", "hostPath": {"path": "/"}},
+            ],
+        }}))
+        .unwrap();
+        let found: Vec<String> = volumes(&dirs, uid, &pod)
+            .into_iter()
+            .map(|(name, _, bytes, inodes)| {
+                assert!(bytes > 0 && inodes == 2, "{name}: {bytes} {inodes}");
+                name
+            })
+            .collect();
+        assert_eq!(found, ["cache"]);
+    }
+
+    #[test]
     fn a_start_of_zero_is_none() {
         assert_eq!(microseconds(0), None);
         assert_eq!(
