@@ -306,7 +306,6 @@ pub struct VolumeStats {
 /// without network, file systems and volumes.
 pub fn build(sample: &Sample, rates: &mut CpuRates, only_cpu_and_memory: bool) -> Summary {
     let at = sample.time;
-    let mut keys = vec![""];
     let mut cpu = |key: &str, cpu_ns: Option<u64>| {
         cpu_ns.map(|ns| CpuStats {
             time: at,
@@ -315,7 +314,7 @@ pub fn build(sample: &Sample, rates: &mut CpuRates, only_cpu_and_memory: bool) -
         })
     };
     let full = !only_cpu_and_memory;
-    let network = || full.then(|| network(at, &sample.interfaces));
+    let host_network = || full.then(|| network(at, &sample.interfaces));
     let node = NodeStats {
         node_name: sample.node_name.clone(),
         start_time: sample.boot_time.unwrap_or(at),
@@ -324,7 +323,7 @@ pub fn build(sample: &Sample, rates: &mut CpuRates, only_cpu_and_memory: bool) -
             available_bytes: Some(node.capacity.saturating_sub(node.usage.working_set)),
             ..memory(at, &node.usage)
         }),
-        network: network(),
+        network: host_network(),
         fs: sample
             .node_fs
             .filter(|_| full)
@@ -364,10 +363,12 @@ pub fn build(sample: &Sample, rates: &mut CpuRates, only_cpu_and_memory: bool) -
             containers,
             cpu: pod_cpu,
             memory: pod_memory,
-            network: network(),
+            network: host_network(),
             volume_stats,
         });
     }
+    // The node's key is "": no cgroup path is empty.
+    let mut keys = vec![""];
     for pod in &sample.pods {
         keys.extend(pod.usage.as_ref().map(|(key, _)| key.as_str()));
         keys.extend(pod.containers.iter().map(|c| c.cgroup.as_str()));
