@@ -154,6 +154,9 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         probed
     })
     .await??;
+    eprintln!("probes: the floor, {} runs of /bin/true a second", n / 2);
+    let exec_floor =
+        tokio::task::spawn_blocking(move || probes::exec_floor(n / 2, window)).await??;
     Ok(Report {
         n,
         floor_ms,
@@ -166,6 +169,7 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         idle_cpu_percent: idle.cpu_percent,
         idle_seconds: options.idle_seconds,
         probe_cpu_percent: probed.cpu_percent - idle.cpu_percent,
+        probe_exec_floor_cpu_percent: exec_floor,
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
     })
 }

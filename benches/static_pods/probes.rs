@@ -6,6 +6,8 @@
 
 use std::net::TcpListener;
 use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::{NAMESPACE, pod_name};
 
@@ -49,4 +51,39 @@ fn manifest(name: &str, tcp: bool, port: u16) -> String {
          spec:\n  containers:\n  - name: main\n    image: /bin/sleep\n    args: [infinity]\n\
          \x20   readinessProbe: {{{handler}, periodSeconds: 1}}\n"
     )
+}
+
+/// The floor of the exec probes: what running their command (`/bin/true`) alone costs,
+/// `per_second` times a second for `window`, spawned the cheapest way (`posix_spawn`, no
+/// entering) from a thread of this process; percent of one CPU, the spawning thread and
+/// the commands together. Run when this process has no other child to reap.
+pub fn exec_floor(per_second: usize, window: Duration) -> anyhow::Result<f64> {
+    let period = Duration::from_secs(1) / u32::try_from(per_second.max(1))?;
+    let children_before = cpu(libc::RUSAGE_CHILDREN);
+    let thread_before = cpu(libc::RUSAGE_THREAD);
+    let start = Instant::now();
+    let mut next = start;
+    while start.elapsed() < window {
+        let status = Command::new("/bin/true").status()?;
+        anyhow::ensure!(status.success(), "/bin/true: {status}");
+        next += period;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let used =
+        (cpu(libc::RUSAGE_CHILDREN) - children_before) + (cpu(libc::RUSAGE_THREAD) - thread_before);
+    Ok(used.as_secs_f64() / start.elapsed().as_secs_f64() * 100.0)
+}
+
+/// User plus system time of `who` (`getrusage`).
+fn cpu(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }

@@ -31,6 +31,9 @@ pub struct Report {
     /// What N pods with a 1 s readiness probe each add to the idle CPU, percent of one
     /// CPU, over a window as long.
     pub probe_cpu_percent: f64,
+    /// The floor under the exec half of those probes: their command run as often with
+    /// nothing else, percent of one CPU.
+    pub probe_exec_floor_cpu_percent: f64,
     /// CPUs of this machine.
     pub cpus: usize,
 }
@@ -57,6 +60,10 @@ impl Report {
             (
                 "probes: 1 s readiness on each pod",
                 format!("+{:.2} % CPU", self.probe_cpu_percent),
+            ),
+            (
+                "probes floor: their commands alone",
+                format!("{:.2} % CPU", self.probe_exec_floor_cpu_percent),
             ),
             ("CPUs", self.cpus.to_string()),
         ];

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use prometheus_client::registry::Registry;
 use sd_notify::NotifyState;
 use tokio::sync::{mpsc, watch};
 
@@ -27,7 +28,8 @@ use crate::config::{
 };
 use crate::package::{Installer, InstallerConfig};
 use crate::pod::env::NodeAllocatable;
-use crate::pod::{self, Context, ObjectLookup, PodDirs, ProgressSender};
+use crate::pod::{self, Context, ObjectLookup, PodDirs, PodMetrics, ProgressSender};
+use crate::server::metrics::{OwnMetrics, PodGauges};
 use crate::server::{self, Server, tls};
 use crate::sources::kube::{self as cluster, NodeConfig};
 use crate::sources::{SourceId, SourceUpdate, manifests};
@@ -116,6 +118,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         allocatable: node_allocatable(),
         security: Arc::new(security),
         node_view: node_view_rx,
+        metrics: PodMetrics::default(),
     });
     tracing::info!(node = %node_name, internal_ip = %ips.internal, external_ip = %ips.external,
         manifests = %args.pod_manifest_path.display(), "systemk starting");
@@ -128,13 +131,30 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         None
     } else {
         // Reads (or generates and writes) certificates: off the runtime.
-        let (args, ctx, client, node_name) =
+        let (bind_args, bind_ctx, client, node_name) =
             (args.clone(), ctx.clone(), client.clone(), node_name.clone());
-        let bind =
-            tokio::task::spawn_blocking(move || bind_kubelet_api(&args, &ctx, client, &node_name));
+        let bind = tokio::task::spawn_blocking(move || {
+            bind_kubelet_api(&bind_args, &bind_ctx, client, &node_name)
+        });
         let server = bind
             .await
             .context("setting up the kubelet API panicked")??;
+        let mut registry = Registry::default();
+        ctx.metrics.register(&mut registry);
+        registry.register(
+            "systemk_systemd_daemon_reloads",
+            "daemon-reloads systemk had systemd do",
+            ctx.systemd.daemon_reloads(),
+        );
+        let gauges = PodGauges::default();
+        gauges.register(&mut registry);
+        let mut probes = Registry::default();
+        ctx.metrics.register_probes(&mut probes);
+        let server = server.with_metrics(OwnMetrics {
+            registry: Arc::new(registry),
+            probes: Arc::new(probes),
+            gauges,
+        });
         Some(if serving_from_cluster {
             server.with_serving_updates(serving_rx)
         } else {

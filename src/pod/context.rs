@@ -14,6 +14,7 @@ use crate::unit::{NodeInfo, NodeSecurity, UserDb};
 use super::PodDirs;
 use super::admission::NodeView;
 use super::env::NodeAllocatable;
+use super::metrics::PodMetrics;
 use super::objects::ObjectLookup;
 
 /// The reconciler's view of the machine.
@@ -46,4 +47,6 @@ pub struct Context {
     /// The node as admission sees it (labels, taints, allocatable), kept current by
     /// whoever registers the Node.
     pub node_view: watch::Receiver<NodeView>,
+    /// What passes and image installs count for `/metrics`.
+    pub metrics: PodMetrics,
 }

@@ -60,6 +60,11 @@ impl PodDirs {
         }
     }
 
+    /// systemk's state directory, which holds the pods' directories.
+    pub fn state_dir(&self) -> PathBuf {
+        self.pods.parent().unwrap_or(&self.pods).to_owned()
+    }
+
     /// The directory of the pod with this UID. The UID must already be validated
     /// (see [`check_uid`]).
     pub fn pod_dir(&self, uid: &str) -> PathBuf {

@@ -208,6 +208,7 @@ pub(crate) mod tests {
             n_restarts: 0,
             inactive_exit_us: 0,
             invocation_id: String::new(),
+            control_group: String::new(),
             failed_command: None,
         }
     }

@@ -225,17 +225,28 @@ impl Passes {
         let pass_uid = uid.clone();
         self.start(uid, async move {
             let uid = pass_uid;
-            let result = match &pod {
-                Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
+            let started = Instant::now();
+            let (kind, result) = match &pod {
+                Some(pod) if pod.metadata.deletion_timestamp.is_some() => (
+                    "terminate",
                     worker::terminate(&ctx, &uid, pod, &mut state)
                         .await
-                        .map(|()| None)
-                }
-                Some(pod) => worker::reconcile(&ctx, &uid, pod, &mut state)
-                    .await
-                    .map(Some),
-                None => worker::cleanup(&ctx, &uid, &mut state).await.map(|()| None),
+                        .map(|()| None),
+                ),
+                Some(pod) => (
+                    "reconcile",
+                    worker::reconcile(&ctx, &uid, pod, &mut state)
+                        .await
+                        .map(Some),
+                ),
+                None => (
+                    "cleanup",
+                    worker::cleanup(&ctx, &uid, &mut state).await.map(|()| None),
+                ),
             };
+            let seconds = started.elapsed().as_secs_f64();
+            let failure = result.as_ref().err().map(|err| err.reason());
+            ctx.metrics.pass(kind, failure, seconds);
             (uid, state, result)
         });
     }

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 use tokio::sync::mpsc;
 
+use super::metrics::PodMetrics;
 use super::probe::exec::InUnit;
 use super::probe::{PodProbes, Wiring};
 use super::progress::{EventKind, Progress};
@@ -86,12 +87,18 @@ impl PodState {
     }
 
     /// What the pod's probes reach out with; `None` when nobody listens to their wakes.
-    pub(crate) fn probe_wiring(&self, pod_ip: String, systemd: &Systemd) -> Option<Wiring> {
+    pub(crate) fn probe_wiring(
+        &self,
+        pod_ip: String,
+        systemd: &Systemd,
+        metrics: &PodMetrics,
+    ) -> Option<Wiring> {
         Some(Wiring {
             runner: Arc::new(InUnit(systemd.clone())),
             wakes: self.probe_wakes.clone()?,
             events: self.events.clone(),
             pod_ip,
+            metrics: metrics.clone(),
         })
     }
 

@@ -218,7 +218,9 @@ pub async fn pods(Shared(state): Shared<Arc<State>>) -> Response {
     }
 }
 
-async fn list_pods(state: &State) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, Error> {
+pub(super) async fn list_pods(
+    state: &State,
+) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, Error> {
     let units = managed_units(state).await?;
     let dirs = state.dirs.clone();
     let now = crate::clock::now();
@@ -328,7 +330,9 @@ async fn previous(
 }
 
 /// The units of the pods systemk runs, with what their `[X-Kubernetes]` sections say.
-async fn managed_units(state: &State) -> Result<Vec<crate::systemd::ManagedUnit>, Error> {
+pub(super) async fn managed_units(
+    state: &State,
+) -> Result<Vec<crate::systemd::ManagedUnit>, Error> {
     state
         .systemd
         .list_managed(&state.unit_dir)
@@ -339,7 +343,7 @@ async fn managed_units(state: &State) -> Result<Vec<crate::systemd::ManagedUnit>
         })
 }
 
-fn error_response(err: &Error) -> Response {
+pub(super) fn error_response(err: &Error) -> Response {
     if err.status().is_server_error() {
         tracing::warn!(error = %crate::error_chain::Chain(err), "kubelet API request failed");
     }

@@ -6,7 +6,9 @@
 //! kubelet's webhook mode ([`auth`]); there is no anonymous access to anything. Serves
 //! `/healthz`, `/pods` and `/containerLogs/{namespace}/{pod}/{container}` ([`logs`]); it
 //! reads what the reconciler and systemd know and changes nothing. Every connection and
-//! every log read is bounded by [`Limits`] ([`conn`], [`logs`]).
+//! every log read is bounded by [`Limits`] ([`conn`], [`logs`]). `/stats/summary` and
+//! `/metrics/resource` ([`stats`]) serve `kubectl top` through metrics-server; `/metrics`
+//! ([`metrics`]) systemk's own metrics.
 
 pub mod auth;
 pub mod client_ca;
@@ -17,7 +19,9 @@ mod handlers;
 pub mod journal;
 pub mod limits;
 pub mod logs;
+pub mod metrics;
 mod remote_command;
+pub mod stats;
 pub mod stream;
 mod stream_session;
 mod stream_websocket;
@@ -26,7 +30,7 @@ pub mod token;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -40,8 +44,10 @@ pub use error::{Error, Result};
 pub use limits::Limits;
 
 use crate::pod::PodDirs;
-use crate::systemd::Systemd;
+use crate::systemd::{Cgroups, Systemd};
 use auth::{Authorizer, DecisionCache};
+use metrics::OwnMetrics;
+use stats::CpuRates;
 use tls::ServingCert;
 use token::TokenAuthenticator;
 
@@ -67,6 +73,16 @@ pub struct State {
     pub limits: Arc<Limits>,
     /// One permit per `follow=true` log stream that may be open.
     pub follow_streams: Arc<Semaphore>,
+    /// The node's name, for `/stats/summary`.
+    pub node_name: String,
+    /// Where systemd's cgroups are, for the containers' and pods' usage.
+    pub cgroups: Cgroups,
+    /// The previous CPU reading of each cgroup, for `usageNanoCores`; a sync lock, never
+    /// held across an await.
+    pub cpu_rates: Mutex<CpuRates>,
+    /// systemk's own metrics for `/metrics`, once `main` hands them over
+    /// ([`Server::with_metrics`]); unset, `/metrics` is 404.
+    pub own_metrics: OnceLock<OwnMetrics>,
 }
 
 /// Serving certificates to swap in (`None` until the cluster issued one).
@@ -136,7 +152,7 @@ impl Server {
         let authorizer = match client {
             Some(client) => Authorizer::Cluster {
                 client,
-                node_name,
+                node_name: node_name.clone(),
                 cache: Mutex::new(DecisionCache::default()),
             },
             None => Authorizer::ClientCaOnly,
@@ -155,6 +171,10 @@ impl Server {
                 tokens,
                 follow_streams: Arc::new(Semaphore::new(settings.limits.max_follow_streams)),
                 limits: Arc::new(settings.limits),
+                node_name,
+                cgroups: Cgroups::discover(),
+                cpu_rates: Mutex::new(CpuRates::default()),
+                own_metrics: OnceLock::new(),
             }),
         })
     }
@@ -163,6 +183,14 @@ impl Server {
     /// instead of the one it was bound with, from the next handshake on.
     pub fn with_serving_updates(mut self, updates: ServingUpdates) -> Self {
         self.serving_updates = Some(updates);
+        self
+    }
+
+    /// Serves `own.registry` on `/metrics`, with `own.gauges` (registered in it) set from
+    /// the pods at each scrape, and `own.probes` on `/metrics/probes`.
+    pub fn with_metrics(self, own: OwnMetrics) -> Self {
+        // Set once, before serving: nothing else sets it.
+        let _ = self.state.own_metrics.set(own);
         self
     }
 
@@ -245,6 +273,13 @@ fn router(state: Arc<State>) -> Router {
             "/exec/{namespace}/{pod}/{container}",
             get(exec::exec).post(exec::exec),
         )
+        .route(
+            "/stats/summary",
+            get(stats::stats_summary).post(stats::stats_summary),
+        )
+        .route("/metrics/resource", get(stats::metrics_resource))
+        .route("/metrics", get(metrics::metrics))
+        .route("/metrics/probes", get(metrics::probes))
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

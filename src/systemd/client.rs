@@ -17,6 +17,7 @@ use super::reload::Reloader;
 use super::status::{self, UnitStatus};
 use super::usage::{self, UnitUsage};
 use crate::unit::{KubernetesMeta, SliceName, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
+use prometheus_client::metrics::counter::Counter;
 
 /// Job mode for every job systemk enqueues: replace a conflicting pending job.
 const JOB_MODE: &str = "replace";
@@ -54,6 +55,8 @@ pub struct Systemd {
     pub(super) connection: Connection,
     pub(super) manager: ManagerProxy<'static>,
     reloader: Reloader,
+    /// daemon-reloads done through this connection and its clones.
+    reloads: Counter,
 }
 
 impl Systemd {
@@ -77,11 +80,18 @@ impl Systemd {
             Err(error) if error.dbus_name() != Some(ALREADY_SUBSCRIBED) => return Err(error),
             _ => {}
         }
+        let reloads = Counter::default();
         Ok(Self {
             connection,
-            reloader: Reloader::spawn(manager.clone()),
+            reloader: Reloader::spawn(manager.clone(), reloads.clone()),
+            reloads,
             manager,
         })
+    }
+
+    /// The count of daemon-reloads done, for `main` to register (`/metrics`).
+    pub fn daemon_reloads(&self) -> Counter {
+        self.reloads.clone()
     }
 
     /// Writes every unit into `dir` (each atomically), then does one daemon-reload.

@@ -2,6 +2,7 @@
 //! leave this module: other layers see [`UnitName`](crate::unit::UnitName),
 //! [`ActiveState`], [`UnitStatus`], [`UnitUsage`], [`UnitEvent`] and this layer's [`Error`].
 
+mod cgroup_usage;
 mod client;
 pub mod enter;
 mod error;
@@ -16,6 +17,7 @@ mod reload;
 mod status;
 mod usage;
 
+pub use cgroup_usage::{CgroupUsage, Cgroups, MemoryUsage};
 pub use client::{ManagedUnit, Systemd};
 pub use enter::{
     Ended, EnterCommand, EnterOutcome, Interactive, Streams, run_in_unit, spawn_in_unit,

@@ -4,6 +4,7 @@
 //! reload runs is served by the single next one. A request is answered only by a reload
 //! that started after it, so the files its caller wrote before asking are always seen.
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{Error, Result};
@@ -19,8 +20,9 @@ pub(super) struct Reloader {
 }
 
 impl Reloader {
-    /// Starts the owner task; it ends when every `Reloader` clone is dropped.
-    pub(super) fn spawn(manager: ManagerProxy<'static>) -> Self {
+    /// Starts the owner task; it ends when every `Reloader` clone is dropped. Each reload
+    /// done counts in `reloads`.
+    pub(super) fn spawn(manager: ManagerProxy<'static>, reloads: Counter) -> Self {
         // Unbounded on purpose: each request is one waiting caller (a pod pass, at most
         // `pod::MAX_CONCURRENT_PASSES` at once, or a `systemk` command), all answered by
         // the next reload, so the queue never outgrows the callers; a bound would only
@@ -33,6 +35,7 @@ impl Reloader {
                     waiters.push(waiter);
                 }
                 let result = manager.reload().await;
+                reloads.inc();
                 tracing::debug!(
                     requests = waiters.len(),
                     ok = result.is_ok(),

@@ -110,6 +110,9 @@ pub struct UnitStatus {
     pub inactive_exit_us: u64,
     /// `InvocationID` of the latest run as 32 hex digits; empty before the first.
     pub invocation_id: String,
+    /// `ControlGroup`: the unit's cgroup below systemd's root, e.g.
+    /// `/systemk.slice/…/systemk.ns.pod.c.service`; empty while it has none (not running).
+    pub control_group: String,
     /// The start command that failed in the latest start, if one did (see
     /// [`FailedCommand`]).
     pub failed_command: Option<FailedCommand>,
@@ -188,6 +191,11 @@ fn from_properties(
         n_restarts: get(name, properties, "NRestarts")?,
         inactive_exit_us: get(name, properties, "InactiveExitTimestamp")?,
         invocation_id: invocation_id(properties),
+        control_group: properties
+            .get("ControlGroup")
+            .and_then(|value| <&str>::try_from(value).ok())
+            .unwrap_or_default()
+            .to_owned(),
         failed_command: failed_command(properties),
     })
 }
@@ -228,6 +236,7 @@ mod tests {
             n_restarts: 0,
             inactive_exit_us: 0,
             invocation_id: String::new(),
+            control_group: String::new(),
             failed_command: None,
         }
     }

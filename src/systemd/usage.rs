@@ -52,33 +52,10 @@ pub(super) async fn read(
         .filter(|&pid| pid != 0);
     let memory = counter("MemoryCurrent").or_else(|| {
         let status = std::fs::read_to_string(format!("/proc/{}/status", main_pid?)).ok()?;
-        resident_set(&status)
+        super::cgroup_usage::vm_rss(&status)
     });
     Ok(UnitUsage {
         memory,
         tasks: counter("TasksCurrent"),
     })
-}
-
-/// `VmRSS` of a `/proc/<pid>/status` in bytes.
-fn resident_set(status: &str) -> Option<u64> {
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib.saturating_mul(1024))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn resident_set_is_bytes() {
-        let status = "Name:\tsleep\nVmRSS:\t    1024 kB\nThreads:\t1\n";
-        assert_eq!(super::resident_set(status), Some(1024 * 1024));
-        assert_eq!(super::resident_set("Name:\tx\n"), None);
-    }
 }

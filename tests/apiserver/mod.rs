@@ -25,6 +25,7 @@ mod handlers;
 mod https;
 mod list;
 pub mod node_authorizer;
+mod node_proxy;
 mod objects;
 mod openapi;
 mod patch;
@@ -66,6 +67,8 @@ mod https_tests;
 mod kubectl_tests;
 #[cfg(test)]
 mod logs_tests;
+#[cfg(test)]
+mod node_proxy_tests;
 #[cfg(test)]
 mod review_tests;
 #[cfg(test)]

@@ -22,7 +22,7 @@ use super::status::{ApiError, ApiResult};
 use super::store::{ObjectKey, State};
 
 /// The kubelet port when a Node publishes none (kube-apiserver's `--kubelet-port` default).
-const DEFAULT_KUBELET_PORT: i64 = 10250;
+pub(super) const DEFAULT_KUBELET_PORT: i64 = 10250;
 /// How much of a kubelet's error body becomes the message (apimachinery's `maxReadLength`).
 const MAX_ERROR_BODY: usize = 50_000;
 
@@ -162,7 +162,7 @@ fn choose_container(pod: &Value, name: &str, wanted: Option<&str>) -> ApiResult<
 }
 
 /// `GetPreferredNodeAddress` over the node's `status.addresses`.
-fn node_address(node: &Value, preferred: &[String]) -> ApiResult<String> {
+pub(super) fn node_address(node: &Value, preferred: &[String]) -> ApiResult<String> {
     let addresses = node["status"]["addresses"]
         .as_array()
         .cloned()

@@ -20,8 +20,8 @@ use super::request::{ResourceRequest, parse_resource_path};
 use super::status::{ApiError, ApiResult};
 use super::store::Store;
 use super::{
-    Api, access, authn, authorization, csr, delete, discovery, handlers, list, objects, openapi,
-    pod_exec, pod_logs, protobuf, resources, tables, token, token_review, watch,
+    Api, access, authn, authorization, csr, delete, discovery, handlers, list, node_proxy, objects,
+    openapi, pod_exec, pod_logs, protobuf, resources, tables, token, token_review, watch,
 };
 
 /// Settings of a test API server.
@@ -426,6 +426,9 @@ async fn route(
                 .map(|doc| json_response(StatusCode::OK, &doc))
                 .ok_or_else(ApiError::no_route);
         }
+    }
+    if let Some((node, below)) = node_proxy::split(path) {
+        return node_proxy::proxy(api, user, method, node, below, uri.query()).await;
     }
     let request = parse_resource_path(path, uri.query()).ok_or_else(ApiError::no_route)??;
     if request.resource.namespaced && request.namespace.is_none() && request.name.is_some() {

@@ -119,6 +119,10 @@ async fn enter_runs_with_the_containers_identity_cgroup_files_and_environment() 
     let (run, unit, pid) = started(&engine, &context).await;
 
     let id = enter_ok(&unit, &["/usr/bin/id", "-u"]).await;
+    // A bare name is looked up in the container's PATH, as execvp would: the container
+    // put a directory with its own `id` first.
+    let looked_up = enter_ok(&unit, &["id", "-u"]).await;
+    assert_eq!(text(&looked_up), format!("planted\n{NOBODY}\n"));
     let ids = enter_ok(&unit, &["/bin/sh", "-c", "id -u; id -g; id -G"]).await;
     assert_eq!(
         (id.ended, text(&id)),
@@ -231,6 +235,11 @@ async fn enter_reports_exit_codes_signals_and_kills_at_the_timeout() {
     assert!(
         matches!(missing, Err(enter::Error::NotFound { .. })),
         "{missing:?}"
+    );
+    let not_in_path = run_in_unit(&bus().await, &unit, command(&["no-such-probe"])).await;
+    assert!(
+        matches!(not_in_path, Err(enter::Error::NotFound { .. })),
+        "{not_in_path:?}"
     );
 
     let mut slow = command(&[

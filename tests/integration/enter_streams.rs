@@ -137,7 +137,11 @@ async fn enter_streams_dropped_kills_the_command_and_its_children() {
         let mut started = [0u8; 7];
         stdout.read_exact(&mut started).await.unwrap();
         assert_eq!(&started, b"started");
-        assert_eq!(sleeps(), 2, "{streams:?}");
+        // The shell forked both before it echoed; each is `sleep` once it has exec'd.
+        crate::support::wait_for(DEADLINE, "both sleeps to run", || async {
+            (sleeps() == 2).then_some(())
+        })
+        .await;
         drop(sleeper);
         crate::support::wait_for(DEADLINE, "the command's children to go", || async {
             (sleeps() == 0).then_some(())

@@ -70,17 +70,17 @@ impl TestCa {
 }
 
 /// The test's view of one agent's kubelet API.
-struct Kubelet {
-    port: u16,
-    server_cert: reqwest::Certificate,
+pub(crate) struct Kubelet {
+    pub(crate) port: u16,
+    pub(crate) server_cert: reqwest::Certificate,
     /// A name in the server's certificate.
-    host: String,
+    pub(crate) host: String,
 }
 
 impl Kubelet {
     /// A client trusting only the agent's self-signed certificate, reaching it by the
     /// node's name (one of the certificate's names) on loopback.
-    fn client(&self, identity: Option<reqwest::Identity>) -> reqwest::Client {
+    pub(crate) fn client(&self, identity: Option<reqwest::Identity>) -> reqwest::Client {
         let mut builder = reqwest::Client::builder()
             .tls_certs_only([self.server_cert.clone()])
             .resolve(&self.host, SocketAddr::from(([127, 0, 0, 1], self.port)))
@@ -95,7 +95,7 @@ impl Kubelet {
         format!("https://{}:{}{path}", self.host, self.port)
     }
 
-    async fn get(&self, client: &reqwest::Client, path: &str) -> (StatusCode, String) {
+    pub(crate) async fn get(&self, client: &reqwest::Client, path: &str) -> (StatusCode, String) {
         let response = client.get(self.url(path)).send().await.unwrap();
         let status = response.status();
         (status, response.text().await.unwrap())

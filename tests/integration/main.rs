@@ -31,6 +31,7 @@ mod image_failures;
 mod isolation;
 mod kubelet_api;
 mod kubelet_api_limits;
+mod kubelet_api_stats;
 mod kubelet_api_tokens;
 mod mounts;
 mod node_bootstrap;

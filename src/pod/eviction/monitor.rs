@@ -253,7 +253,7 @@ fn pod_request(pod: &Pod, resource: &str) -> u64 {
 
 /// (bytes allocated, inodes) below `dir`, on its file system only, never following
 /// symlinks; `None` when `dir` cannot be read.
-fn dir_usage(dir: &Path) -> Option<(u64, u64)> {
+pub fn dir_usage(dir: &Path) -> Option<(u64, u64)> {
     let root = std::fs::symlink_metadata(dir).ok()?;
     let device = root.dev();
     let (mut bytes, mut inodes) = (0u64, 0u64);

@@ -48,6 +48,7 @@ fn unit(container: &str, init: bool, index: usize, active: bool, exit: Option<i3
             n_restarts: 0,
             inactive_exit_us: 0,
             invocation_id: String::new(),
+            control_group: String::new(),
             failed_command: None,
         },
     }

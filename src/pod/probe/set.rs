@@ -19,6 +19,7 @@ use super::exec::Runner;
 use super::plan::{Kind, Plan};
 use super::task::{self, Observed, Report, Target};
 use super::verdict::{Change, Seen, initial};
+use crate::pod::metrics::{PodMetrics, ProbeCounter};
 use crate::pod::progress::{EventKind, Progress};
 use crate::pod::progress_channel::ProgressSender;
 use crate::unit::UnitName;
@@ -37,6 +38,8 @@ pub struct Wiring {
     pub events: Option<ProgressSender>,
     /// The pod's IP (the node's): the host of probes that name none.
     pub pod_ip: String,
+    /// Where attempts are counted.
+    pub metrics: PodMetrics,
 }
 
 /// What one container looks like to its probes at a pass.
@@ -69,6 +72,16 @@ struct ContainerProbes {
     /// The run a probe last killed, so one failure kills once.
     killed_run: Option<u32>,
     tasks: JoinSet<()>,
+    /// One per probe, to drop their series with them.
+    counters: Vec<ProbeCounter>,
+}
+
+impl Drop for ContainerProbes {
+    fn drop(&mut self) {
+        for counter in &self.counters {
+            counter.forget();
+        }
+    }
 }
 
 impl PodProbes {
@@ -90,7 +103,9 @@ impl PodProbes {
                 if plans.is_empty() {
                     return;
                 }
-                vacant.insert(ContainerProbes::start(wiring, pod, unit, plans, sight))
+                vacant.insert(ContainerProbes::start(
+                    wiring, pod, container, unit, plans, sight,
+                ))
             }
         };
         probes.reap(container);
@@ -142,6 +157,7 @@ impl ContainerProbes {
     fn start(
         wiring: &Wiring,
         pod: &Arc<Pod>,
+        container: &str,
         unit: &UnitName,
         plans: Vec<Plan>,
         sight: Sight,
@@ -155,6 +171,7 @@ impl ContainerProbes {
         });
         let mut tasks = JoinSet::new();
         let mut published = Vec::with_capacity(plans.len());
+        let mut counters = Vec::with_capacity(plans.len());
         for plan in plans {
             let kind = plan.kind;
             let (publish, results) = watch::channel(Published {
@@ -163,10 +180,13 @@ impl ContainerProbes {
                 kill: false,
             });
             published.push((kind, results));
+            let counter = wiring.metrics.probe_counter(kind.title(), pod, container);
+            counters.push(counter.clone());
             let target = Target {
                 unit: unit.as_str().to_owned(),
                 pod_ip: wiring.pod_ip.clone(),
                 runner: wiring.runner.clone(),
+                counter,
             };
             let forward = Forward {
                 publish,
@@ -182,6 +202,7 @@ impl ContainerProbes {
             published,
             killed_run: None,
             tasks,
+            counters,
         }
     }
 

@@ -14,6 +14,7 @@ use super::outcome::{Outcome, Result};
 use super::plan::{Action, Kind, Plan};
 use super::verdict::{Change, Seen, Verdict};
 use super::{grpc, http, tcp};
+use crate::pod::metrics::ProbeCounter;
 
 /// What the worker tells the probe about its container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,8 @@ pub struct Target {
     pub pod_ip: String,
     /// Runs exec probes in the container's context.
     pub runner: Arc<dyn Runner>,
+    /// Counts the attempts (`prober_probe_total`).
+    pub counter: ProbeCounter,
 }
 
 /// Runs until the container's watch or the report channel closes.
@@ -100,6 +103,7 @@ pub async fn run(
             continue;
         }
         let outcome = handler.attempt(&plan, &target).await;
+        target.counter.count(outcome.passed());
         if outcome.result != Result::Success {
             let remark = Report::Remark {
                 kind: plan.kind,

@@ -18,6 +18,7 @@ fn pre_failed(start: u64) -> UnitStatus {
         inactive_exit_us: start,
         inactive_enter_us: start + 2_000,
         invocation_id: "473f400effaf4d29aaa7c6c9f29e37ee".into(),
+        control_group: String::new(),
         failed_command: Some(FailedCommand {
             kind: "ExecStartPre",
             path: "/bin/sh".into(),

@@ -454,10 +454,15 @@ pub(super) async fn prepare_container(
         PullPolicy::Always if adopted => PullPolicy::IfNotPresent,
         other => other,
     };
-    let mut installed = ctx
+    let started = std::time::Instant::now();
+    let outcome = ctx
         .installer
         .install(&image, pull, &holder_of(pod, &container.container.name))
-        .await?;
+        .await;
+    let failure = outcome.as_ref().err().map(|err| err.reason());
+    ctx.metrics
+        .install(failure, started.elapsed().as_secs_f64());
+    let mut installed = outcome?;
     if adopted
         && let Some(meta) = existing
         && meta.image_id != installed.image_id

@@ -79,7 +79,7 @@ pub(super) fn sync(
     statuses: &HashMap<String, UnitStatus>,
     now: Timestamp,
 ) {
-    let Some(wiring) = state.probe_wiring(pod_ip(ctx), &ctx.systemd) else {
+    let Some(wiring) = state.probe_wiring(pod_ip(ctx), &ctx.systemd, &ctx.metrics) else {
         return;
     };
     let mut probed = Vec::new();

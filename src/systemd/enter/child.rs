@@ -1,11 +1,11 @@
-//! The child that becomes the command: everything is prepared before `fork` (open fds,
-//! C strings, id lists, filters), and between `fork` and `execve` only raw syscalls run,
-//! in this order: join the unit's cgroups, enter the main process's mount/IPC/UTS
+//! What the child becomes: everything is prepared before `clone` (open fds, C strings,
+//! id lists, filters), and [`Prepared::enter`] runs in the child only raw syscalls, in
+//! this order: join the unit's cgroups, enter the main process's mount/IPC/UTS
 //! namespaces by pidfd, drop the bounding set, take the credentials (ambient capabilities
 //! kept across the uid change), change directory as the container's user, set
 //! no-new-privileges, install the seccomp filters last. No file is opened after `setns`
-//! as root: the container could have planted symlinks in its own view. Layer 3; the one
-//! place besides `seccomp.rs` and `pidfd.rs` where `unsafe` is allowed (`pre_exec` and raw syscalls).
+//! as root: the container could have planted symlinks in its own view. Layer 3; with
+//! `spawn.rs`, `seccomp.rs` and `pidfd.rs` the only places where `unsafe` is allowed.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -73,8 +73,6 @@ pub(super) struct Prepared {
     missing_ok: bool,
     no_new_privileges: bool,
     filters: Arc<Vec<Filter>>,
-    report_read: OwnedFd,
-    report_write: OwnedFd,
 }
 
 impl Prepared {
@@ -124,13 +122,6 @@ impl Prepared {
         };
         let directory = CString::new(directory.as_os_str().as_bytes())
             .map_err(|_| credentials_failed("a NUL in the working directory".into()))?;
-        let (report_read, report_write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-                .map_err(|e| Error::Entering {
-                    unit: target.unit.clone(),
-                    step: "preparing",
-                    source: e.into(),
-                })?;
         Ok(Self {
             pidfd: target.pidfd.as_raw_fd(),
             cgroups,
@@ -143,66 +134,52 @@ impl Prepared {
             missing_ok: target.working_directory.missing_ok,
             no_new_privileges: target.no_new_privileges || !filters.is_empty(),
             filters,
-            report_read,
-            report_write,
         })
     }
 
-    /// Makes `command`'s child enter the unit before `execve`.
-    pub(super) fn install(&self, command: &mut tokio::process::Command) {
-        let pidfd = self.pidfd;
-        let cgroups: Vec<RawFd> = self.cgroups.iter().map(AsRawFd::as_raw_fd).collect();
-        let drop_bounding = self.drop_bounding.clone();
-        let ambient = self.ambient;
-        let (uid, gid, groups) = (self.uid, self.gid, self.groups.clone());
-        let directory = self.directory.clone();
-        let missing_ok = self.missing_ok;
-        let no_new_privileges = self.no_new_privileges;
-        let filters = self.filters.clone();
-        let report = self.report_write.as_raw_fd();
-        let enter = move || {
-            let steps: [&dyn Fn() -> bool; 9] = [
-                &|| cgroups.iter().all(|&fd| write_all(fd, b"0")),
-                &|| {
-                    setns(
-                        pidfd,
-                        libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS,
-                    )
-                },
-                &|| {
-                    drop_bounding
-                        .iter()
-                        .all(|&cap| prctl(libc::PR_CAPBSET_DROP, cap, 0))
-                },
-                &|| ambient == 0 || uid == 0 || prctl(libc::PR_SET_KEEPCAPS, 1, 0),
-                &|| set_credentials(uid, gid, &groups),
-                &|| ambient == 0 || uid == 0 || raise_ambient(ambient),
-                &|| change_directory(&directory, missing_ok),
-                &|| !no_new_privileges || prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0),
-                &|| filters.iter().all(install_filter),
-            ];
-            for (index, step) in steps.iter().enumerate() {
-                if !step() {
-                    let error = io::Error::last_os_error();
-                    write_all(report, &[index as u8]);
-                    return Err(error);
-                }
+    /// Enters the unit, in the child between `clone` and `execve`: raw syscalls on this
+    /// struct's memory only. On failure, the index of the step in [`STEPS`] (errno
+    /// tells why).
+    pub(super) fn enter(&self) -> Result<(), u8> {
+        let steps: [&dyn Fn() -> bool; 9] = [
+            &|| {
+                self.cgroups
+                    .iter()
+                    .all(|fd| write_all(fd.as_raw_fd(), b"0"))
+            },
+            &|| {
+                setns(
+                    self.pidfd,
+                    libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS,
+                )
+            },
+            &|| {
+                self.drop_bounding
+                    .iter()
+                    .all(|&cap| prctl(libc::PR_CAPBSET_DROP, cap, 0))
+            },
+            &|| self.ambient == 0 || self.uid == 0 || prctl(libc::PR_SET_KEEPCAPS, 1, 0),
+            &|| set_credentials(self.uid, self.gid, &self.groups),
+            &|| self.ambient == 0 || self.uid == 0 || raise_ambient(self.ambient),
+            &|| change_directory(&self.directory, self.missing_ok),
+            &|| !self.no_new_privileges || prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0),
+            &|| self.filters.iter().all(install_filter),
+        ];
+        for (index, step) in (0u8..).zip(steps.iter()) {
+            if !step() {
+                return Err(index);
             }
-            Ok(())
-        };
-        // SAFETY: the closure only makes raw syscalls on memory allocated before fork
-        // (no allocation, no locks), as `pre_exec` requires.
-        unsafe { command.pre_exec(enter) };
+        }
+        Ok(())
     }
+}
 
-    /// The step the child reported failing, if it did.
-    pub(super) fn failed_step(&self) -> Option<&'static str> {
-        let mut byte = [0u8; 1];
-        let read = nix::unistd::read(&self.report_read, &mut byte).ok()?;
-        (read == 1)
-            .then(|| STEPS.get(usize::from(byte[0])).copied())
-            .flatten()
-    }
+/// The name of the step [`Prepared::enter`] reported.
+pub(super) fn step_name(step: u8) -> &'static str {
+    STEPS
+        .get(usize::from(step))
+        .copied()
+        .unwrap_or("starting the command")
 }
 
 fn write_all(fd: RawFd, bytes: &[u8]) -> bool {
@@ -221,12 +198,14 @@ fn prctl(option: libc::c_int, arg: libc::c_ulong, arg3: libc::c_ulong) -> bool {
     unsafe { libc::prctl(option, arg, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) == 0 }
 }
 
+/// Raw syscalls, not glibc's wrappers: in a child that shares systemk's memory, glibc
+/// would apply the change to every thread of systemk too.
 fn set_credentials(uid: libc::uid_t, gid: libc::gid_t, groups: &[libc::gid_t]) -> bool {
     // SAFETY: `groups` lives for the call; the ids are plain integers.
     unsafe {
-        libc::setgroups(groups.len(), groups.as_ptr()) == 0
-            && libc::setresgid(gid, gid, gid) == 0
-            && libc::setresuid(uid, uid, uid) == 0
+        libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) == 0
+            && libc::syscall(libc::SYS_setresgid, gid, gid, gid) == 0
+            && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
     }
 }
 

@@ -3,18 +3,15 @@
 //! a pidfd while `/proc` is read; it is still alive afterwards, so what was read is its,
 //! not a recycled pid's. Parsing is pure and unit-tested; layer 3.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use zbus::OwnedVariant;
-
 use super::Error;
 use super::pidfd;
+use super::settings::{self, WorkingDirectory};
 use crate::systemd::Systemd;
-use crate::systemd::proxy::SYSTEMD_SERVICE;
 use crate::unit::UnitName;
 
 /// Where the host's cgroup hierarchies are mounted.
@@ -61,37 +58,19 @@ pub(super) struct Target {
     pub(super) working_directory: WorkingDirectory,
 }
 
-/// `WorkingDirectory=` as systemd reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct WorkingDirectory {
-    /// `None` is the user's home (`~`).
-    pub(super) path: Option<PathBuf>,
-    /// `-` in the unit (`!` in the property): a missing directory falls back to `/`.
-    pub(super) missing_ok: bool,
-}
-
 /// Reads the context of the running unit `name`.
 pub(super) async fn read(systemd: &Systemd, name: &UnitName) -> Result<Target, Error> {
     let unit = name.as_str().to_owned();
-    let properties = properties(systemd, name)
-        .await
-        .map_err(|source| Error::Properties {
-            unit: unit.clone(),
-            source,
-        })?;
-    let string = |key: &str| {
-        properties
-            .get(key)
-            .and_then(|value| String::try_from(value.try_clone().ok()?).ok())
-            .unwrap_or_default()
+    let dbus_failed = |source| Error::Properties {
+        unit: unit.clone(),
+        source,
     };
-    let number = |key: &str| properties.get(key).and_then(|v| u64::try_from(v).ok());
-    let main_pid = properties
-        .get("MainPID")
-        .and_then(|value| u32::try_from(value).ok())
-        .filter(|&pid| pid != 0)
-        .ok_or_else(|| Error::NotRunning { unit: unit.clone() })?;
-    let control_group = string("ControlGroup");
+    let (path, main_pid) = settings::main_pid(systemd, name)
+        .await
+        .map_err(dbus_failed)?;
+    if main_pid == 0 {
+        return Err(Error::NotRunning { unit });
+    }
     let gone = |reason: String| Error::MainProcess {
         unit: unit.clone(),
         pid: main_pid,
@@ -110,53 +89,33 @@ pub(super) async fn read(systemd: &Systemd, name: &UnitName) -> Result<Target, E
     if !pidfd::pidfd_alive(&pidfd) {
         return Err(gone("it exited".into()));
     }
+    let start_time = start_time(&stat).ok_or_else(|| gone("unreadable /proc stat".into()))?;
+    let settings = settings::for_run(systemd, name, path, main_pid, start_time)
+        .await
+        .map_err(dbus_failed)?
+        .ok_or_else(|| gone("the unit restarted while it was being entered".into()))?;
     let memberships = cgroup_memberships(&cgroups);
-    if control_group.is_empty() || !in_unit(&memberships, &control_group) {
+    let control_group = &settings.control_group;
+    if control_group.is_empty() || !in_unit(&memberships, control_group) {
         return Err(gone(format!("it is not in {control_group:?}")));
     }
     let status = parse_status(&status).ok_or_else(|| Error::Credentials {
         unit: unit.clone(),
         reason: "unreadable /proc status".into(),
     })?;
-    let start_time = start_time(&stat).ok_or_else(|| gone("unreadable /proc stat".into()))?;
-    let no_new_privileges = status.no_new_privs
-        || properties
-            .get("NoNewPrivileges")
-            .and_then(|v| bool::try_from(v).ok())
-            .unwrap_or(false);
     Ok(Target {
         main_pid,
         start_time,
         pidfd,
         cgroup_procs: cgroup_procs(Path::new(CGROUP_ROOT), &memberships),
-        bounding: number("CapabilityBoundingSet").unwrap_or(u64::MAX),
-        ambient: number("AmbientCapabilities").unwrap_or(0),
-        no_new_privileges,
+        bounding: settings.bounding,
+        ambient: settings.ambient,
+        no_new_privileges: status.no_new_privs || settings.no_new_privileges,
         environment: environment(&environ),
-        working_directory: working_directory(&string("WorkingDirectory")),
+        working_directory: settings.working_directory.clone(),
         status,
         unit,
     })
-}
-
-/// The unit's service properties (main PID, cgroup, capabilities, no-new-privileges,
-/// working directory: all on the `Service` interface, far fewer than every interface's).
-async fn properties(
-    systemd: &Systemd,
-    name: &UnitName,
-) -> zbus::Result<HashMap<String, OwnedVariant>> {
-    let path = systemd.manager.get_unit(name.as_str()).await?;
-    let reply = systemd
-        .connection
-        .call_method(
-            Some(SYSTEMD_SERVICE),
-            &path,
-            Some("org.freedesktop.DBus.Properties"),
-            "GetAll",
-            &("org.freedesktop.systemd1.Service",),
-        )
-        .await?;
-    reply.body().deserialize()
 }
 
 /// The credentials and confinement in a `/proc/<pid>/status`: real ids (what systemd set
@@ -269,21 +228,6 @@ pub(super) fn environment(environ: &[u8]) -> Vec<(OsString, OsString)> {
             ))
         })
         .collect()
-}
-
-/// systemd's `WorkingDirectory` property: empty (the root), `~`, or a path, each with a
-/// `!` prefix when a missing directory is allowed.
-pub(super) fn working_directory(property: &str) -> WorkingDirectory {
-    let (missing_ok, rest) = match property.strip_prefix('!') {
-        Some(rest) => (true, rest),
-        None => (false, property),
-    };
-    let path = match rest {
-        "~" => None,
-        "" => Some(PathBuf::from("/")),
-        path => Some(PathBuf::from(path)),
-    };
-    WorkingDirectory { path, missing_ok }
 }
 
 #[cfg(test)]

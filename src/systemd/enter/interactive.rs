@@ -6,14 +6,12 @@
 //! ends with the container. Layer 3.
 
 use std::io;
-use std::os::fd::OwnedFd;
-use std::process::Stdio;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::unix::pipe;
-use tokio::process::Child;
 
-use super::{Ended, Error, child, ended_of, spawn, terminal};
+use super::{Ended, Error, child, spawn, start, terminal};
 use crate::systemd::Systemd;
 
 /// How the command's standard streams are connected.
@@ -41,9 +39,9 @@ pub type Output = Box<dyn AsyncRead + Send + Unpin>;
 
 /// A running command; dropping it kills its process group.
 pub struct Interactive {
-    child: Child,
+    child: spawn::Child,
     /// Its own process group (pipes) or session (terminal): the same number.
-    group: Option<u32>,
+    group: u32,
     /// Its stdin, when asked for; dropping it is end of input.
     pub stdin: Option<Input>,
     /// Its stdout (with a terminal: everything it writes), when asked for.
@@ -65,15 +63,17 @@ impl Interactive {
 
     /// Waits for the command to end (not for what it started).
     pub async fn wait(&mut self) -> io::Result<Ended> {
-        self.child.wait().await.map(ended_of)
+        Ok(match self.child.wait().await? {
+            spawn::Exit::Code(code) => Ended::Exited(code),
+            spawn::Exit::Signal(signal) => Ended::Signaled(signal),
+        })
     }
 }
 
 impl Drop for Interactive {
+    /// Also once the command itself has ended: what it left running in its group goes.
     fn drop(&mut self) {
-        if let Some(group) = self.group {
-            child::kill_group(group);
-        }
+        child::kill_group(self.group);
     }
 }
 
@@ -85,73 +85,54 @@ pub async fn spawn_in_unit(
     argv: &[String],
     streams: Streams,
 ) -> Result<Interactive, Error> {
-    let mut master = None;
-    let (mut child, _) = spawn(systemd, unit, argv, |process, target| {
-        match streams {
-            Streams::Pipes {
-                stdin,
-                stdout,
-                stderr,
-            } => {
-                process
-                    .stdin(piped_if(stdin))
-                    .stdout(piped_if(stdout))
-                    .stderr(piped_if(stderr))
-                    .process_group(0);
-            }
-            Streams::Terminal => {
-                let credentials = &target.status.credentials;
-                let failed = |source| Error::Entering {
-                    unit: unit.to_owned(),
-                    step: "opening a terminal",
-                    source,
-                };
-                let pty = terminal::open(credentials.uid, credentials.gid).map_err(failed)?;
-                let slave = |pty: &terminal::Pty| pty.slave.try_clone().map(Stdio::from);
-                process
-                    .stdin(slave(&pty).map_err(failed)?)
-                    .stdout(slave(&pty).map_err(failed)?)
-                    .stderr(slave(&pty).map_err(failed)?);
-                terminal::become_session_leader(process);
-                master = Some(pty.master);
-            }
+    let terminal_failed = |source| Error::Entering {
+        unit: unit.to_owned(),
+        step: "opening a terminal",
+        source,
+    };
+    let mut pty = None;
+    let (spawned, _) = start(systemd, unit, argv, |target| match streams {
+        Streams::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => Ok(spawn::Wiring::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        }),
+        Streams::Terminal => {
+            let credentials = &target.status.credentials;
+            let opened =
+                terminal::open(credentials.uid, credentials.gid).map_err(terminal_failed)?;
+            let slave = opened.slave.as_raw_fd();
+            pty = Some(opened);
+            Ok(spawn::Wiring::Terminal(slave))
         }
-        Ok(())
     })
     .await?;
-    let group = child.id();
+    let group = spawned.child.id();
+    // The parent's slave closes here: the terminal ends when the command's last copy does.
+    let master = pty.map(|pty| pty.master);
     let (stdin, stdout, stderr) = match &master {
         Some(master) => {
-            let io_failed = |source| Error::Entering {
-                unit: unit.to_owned(),
-                step: "opening a terminal",
-                source,
-            };
-            let (reader, writer) = master_halves(master).map_err(io_failed)?;
+            let (reader, writer) = master_halves(master).map_err(terminal_failed)?;
             (Some(writer), Some(reader), None)
         }
         None => (
-            child.stdin.take().map(|w| Box::new(w) as Input),
-            child.stdout.take().map(|r| Box::new(r) as Output),
-            child.stderr.take().map(|r| Box::new(r) as Output),
+            spawned.stdin.map(|w| Box::new(w) as Input),
+            spawned.stdout.map(|r| Box::new(r) as Output),
+            spawned.stderr.map(|r| Box::new(r) as Output),
         ),
     };
     Ok(Interactive {
-        child,
+        child: spawned.child,
         group,
         stdin,
         stdout,
         stderr,
         terminal: master,
     })
-}
-
-fn piped_if(wanted: bool) -> Stdio {
-    if wanted {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    }
 }
 
 /// A reader and a writer on the terminal's master, each its own non-blocking descriptor.

@@ -14,6 +14,8 @@ mod interactive;
 mod output;
 mod pidfd;
 mod seccomp;
+mod settings;
+mod spawn;
 mod terminal;
 
 pub use interactive::{Input, Interactive, Output, Streams, spawn_in_unit};
@@ -22,7 +24,6 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 
 use super::client::Systemd;
 
@@ -167,18 +168,19 @@ pub async fn run_in_unit(
     unit: &str,
     command: EnterCommand,
 ) -> Result<EnterOutcome, Error> {
-    let (mut running, program) = spawn(systemd, unit, &command.argv, |process, _| {
-        process
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .process_group(0);
-        Ok(())
-    })
-    .await?;
+    let output_only = spawn::Wiring::Pipes {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+    };
+    let (spawned, program) = start(systemd, unit, &command.argv, |_| Ok(output_only)).await?;
+    let spawn::Spawned {
+        child: mut running,
+        mut stdout,
+        mut stderr,
+        ..
+    } = spawned;
     let group = running.id();
-    let mut stdout = running.stdout.take();
-    let mut stderr = running.stderr.take();
     let mut kept = output::Bounded::new(command.max_output);
     let run_failed = |source| Error::Run {
         unit: unit.to_owned(),
@@ -199,11 +201,10 @@ pub async fn run_in_unit(
         }
     };
     let ended = match status {
-        Some(status) => ended_of(status),
+        Some(spawn::Exit::Code(code)) => Ended::Exited(code),
+        Some(spawn::Exit::Signal(signal)) => Ended::Signaled(signal),
         None => {
-            if let Some(group) = group {
-                child::kill_group(group);
-            }
+            child::kill_group(group);
             running.wait().await.map_err(run_failed)?;
             Ended::TimedOut
         }
@@ -226,15 +227,15 @@ pub async fn run_in_unit(
 }
 
 /// What running a command in a unit always does: check the name and the command, read
-/// the unit's context, prepare the child that enters it and spawn it, killed on drop.
-/// `configure` connects the standard streams and picks the process group (or session),
-/// before the entering steps are installed, so its own `pre_exec` steps run first.
-async fn spawn(
+/// the unit's context, prepare the entering steps and start the child, its streams
+/// connected as `wiring` says (given the unit's context, e.g. to own a terminal). Returns
+/// the started command and its program's name.
+async fn start(
     systemd: &Systemd,
     unit: &str,
     argv: &[String],
-    configure: impl FnOnce(&mut Command, &context::Target) -> Result<(), Error>,
-) -> Result<(tokio::process::Child, String), Error> {
+    wiring: impl FnOnce(&context::Target) -> Result<spawn::Wiring, Error>,
+) -> Result<(spawn::Spawned, String), Error> {
     let name =
         crate::unit::UnitName::try_from(unit.to_owned()).map_err(|_| Error::InvalidUnit {
             unit: unit.to_owned(),
@@ -245,34 +246,31 @@ async fn spawn(
     let target = context::read(systemd, &name).await?;
     let filters = seccomp::filters_of(&target).await?;
     let prepared = child::Prepared::new(&target, filters)?;
-
-    let mut process = Command::new(&program);
-    process
-        .args(&argv[1..])
-        .env_clear()
-        .envs(target.environment.iter().map(|(k, v)| (k, v)))
-        .kill_on_drop(true);
-    configure(&mut process, &target)?;
-    prepared.install(&mut process);
-    match process.spawn() {
-        Ok(running) => Ok((running, program)),
-        Err(error) => Err(match prepared.failed_step() {
-            Some(step) => Error::Entering {
+    let to_run = spawn::Program::new(argv, &target.environment).ok_or_else(|| Error::Run {
+        unit: unit.to_owned(),
+        program: program.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"),
+    })?;
+    let wiring = wiring(&target)?;
+    let spawned = spawn::spawn(&prepared, &to_run, wiring).map_err(|error| match error.step {
+        Some(spawn::EXEC_STEP) if error.source.kind() == io::ErrorKind::NotFound => {
+            Error::NotFound {
                 unit: unit.to_owned(),
-                step,
-                source: error,
-            },
-            None if error.kind() == io::ErrorKind::NotFound => Error::NotFound {
-                unit: unit.to_owned(),
-                program,
-            },
-            None => Error::Run {
-                unit: unit.to_owned(),
-                program,
-                source: error,
-            },
-        }),
-    }
+                program: program.clone(),
+            }
+        }
+        Some(spawn::EXEC_STEP) | None => Error::Run {
+            unit: unit.to_owned(),
+            program: program.clone(),
+            source: error.source,
+        },
+        Some(step) => Error::Entering {
+            unit: unit.to_owned(),
+            step: child::step_name(step),
+            source: error.source,
+        },
+    })?;
+    Ok((spawned, program))
 }
 
 /// How long output written before the command ended may still be read after it ended.
@@ -293,14 +291,5 @@ async fn read_some<R: tokio::io::AsyncRead + Unpin>(
             0
         }
         Ok(read) => read,
-    }
-}
-
-fn ended_of(status: std::process::ExitStatus) -> Ended {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Ended::Exited(code),
-        (None, Some(signal)) => Ended::Signaled(signal),
-        (None, None) => Ended::Exited(-1),
     }
 }

@@ -1,8 +1,8 @@
 //! The pseudo-terminal of an interactive command (`kubectl exec -t`): opened in systemk,
-//! the slave becomes the command's stdin, stdout, stderr and controlling terminal (a new
-//! session, `TIOCSCTTY`), owned by the container's user as runc makes it; the master stays
-//! with systemk, which reads and writes it and sets its size (`TIOCSWINSZ`). Layer 3; raw
-//! ioctls nix does not wrap, so `unsafe` is allowed here.
+//! the slave becomes the command's stdin, stdout, stderr and controlling terminal (the
+//! child makes a new session and takes it, in `spawn`), owned by the container's user as
+//! runc makes it; the master stays with systemk, which reads and writes it and sets its
+//! size (`TIOCSWINSZ`). Layer 3; raw ioctls nix does not wrap, so `unsafe` is allowed here.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -45,22 +45,6 @@ pub(super) fn set_size(master: &OwnedFd, columns: u16, rows: u16) -> io::Result<
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Makes the child the leader of a new session (and process group) whose controlling
-/// terminal is its stdin, the slave, before it enters the unit.
-pub(super) fn become_session_leader(command: &mut tokio::process::Command) {
-    let enter = || {
-        // SAFETY: setsid and an integer ioctl on fd 0, between fork and exec.
-        let done = unsafe { libc::setsid() >= 0 && libc::ioctl(0, libc::TIOCSCTTY, 0) == 0 };
-        if done {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
-    // SAFETY: the closure only makes raw syscalls, as `pre_exec` requires.
-    unsafe { command.pre_exec(enter) };
 }
 
 #[cfg(test)]

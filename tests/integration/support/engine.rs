@@ -108,6 +108,7 @@ impl Engine {
             }),
             // The engine runs passes directly; admission is the reconciler loop's.
             node_view: tokio::sync::watch::channel(Default::default()).1,
+            metrics: Default::default(),
         };
         Self {
             ctx,

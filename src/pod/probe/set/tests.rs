@@ -39,6 +39,7 @@ fn wiring(healthy: &Arc<AtomicBool>) -> (Wiring, mpsc::Receiver<UnitName>) {
         wakes,
         events: None,
         pod_ip: "127.0.0.1".into(),
+        metrics: Default::default(),
     };
     (wiring, woken)
 }

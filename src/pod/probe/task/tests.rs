@@ -55,6 +55,11 @@ fn spawn(
         runner: Arc::new(Switch {
             healthy: healthy.clone(),
         }),
+        counter: crate::pod::PodMetrics::default().probe_counter(
+            "Liveness",
+            &Default::default(),
+            "main",
+        ),
     };
     let (observed, watching) = watch::channel(started(0));
     let (reports, received) = mpsc::channel(4);

@@ -74,28 +74,3 @@ fn environment_keeps_bytes_and_splits_at_the_first_equals() {
     assert_eq!(pairs[1], ("B".into(), "x=y".into()));
     assert_eq!(pairs[2].1.as_encoded_bytes(), b"\xff");
 }
-
-#[test]
-fn working_directory_property_forms() {
-    assert_eq!(
-        working_directory(""),
-        WorkingDirectory {
-            path: Some("/".into()),
-            missing_ok: false
-        }
-    );
-    assert_eq!(
-        working_directory("!~"),
-        WorkingDirectory {
-            path: None,
-            missing_ok: true
-        }
-    );
-    assert_eq!(
-        working_directory("/srv/app"),
-        WorkingDirectory {
-            path: Some("/srv/app".into()),
-            missing_ok: false
-        }
-    );
-}
