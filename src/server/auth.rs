@@ -100,6 +100,27 @@ impl Attributes {
     }
 }
 
+/// The paths that run something in a container, over an upgraded stream.
+const STREAMING_PATHS: [&str; 4] = ["/exec", "/attach", "/portForward", "/run"];
+
+impl Attributes {
+    /// What a request must also be allowed, beyond [`Attributes::of`]: a GET that runs
+    /// something in a container (exec over a WebSocket) also needs `create`, as the API
+    /// server asks for `pods/exec` since 1.35 (`AuthorizePodWebsocketUpgradeCreatePermission`).
+    /// Stricter than the kubelet, which asks only `get`: a scraper given `get` on
+    /// `nodes/proxy` for `/pods` must not be able to run commands in every pod.
+    pub fn also_required(&self, path: &str) -> Option<Self> {
+        let streaming = STREAMING_PATHS.iter().any(|prefix| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        (self.verb == "get" && streaming).then_some(Self {
+            verb: "create",
+            subresource: self.subresource,
+        })
+    }
+}
+
 /// The `nodes` subresource a path is authorized as (kubelet `server/auth.go`).
 fn subresource(path: &str) -> &'static str {
     let is_subpath = |prefix: &str| {
@@ -262,6 +283,9 @@ mod tests {
             ("/metrics/resource", "metrics"),
             ("/spec/", "spec"),
             ("/containerLogs/default/web/app", "proxy"),
+            ("/exec/default/web/app", "proxy"),
+            ("/attach/default/web/app", "proxy"),
+            ("/portForward/default/web", "proxy"),
             ("/pods", "proxy"),
             ("/healthz", "proxy"),
             ("/", "proxy"),
@@ -277,6 +301,22 @@ mod tests {
         assert_eq!(verb("POST"), Some("create"));
         assert_eq!(verb("DELETE"), Some("delete"));
         assert_eq!(verb("TRACE"), None);
+    }
+
+    #[test]
+    fn a_get_that_runs_a_command_also_needs_create() {
+        let extra = |method, path| Attributes::of(method, path).unwrap().also_required(path);
+        let create = Some(Attributes {
+            verb: "create",
+            subresource: "proxy",
+        });
+        assert_eq!(extra("GET", "/exec/default/web/app"), create);
+        assert_eq!(extra("GET", "/attach/default/web/app"), create);
+        assert_eq!(extra("GET", "/portForward/default/web"), create);
+        assert_eq!(extra("POST", "/exec/default/web/app"), None);
+        assert_eq!(extra("GET", "/pods"), None);
+        assert_eq!(extra("GET", "/containerLogs/default/web/app"), None);
+        assert_eq!(extra("GET", "/executive"), None);
     }
 
     fn alice() -> User {

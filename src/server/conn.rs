@@ -170,6 +170,20 @@ impl Drop for RequestGuard {
     }
 }
 
+/// A connection marked busy until this drops: an upgraded exec session owns its
+/// connection for as long as the command runs, quiet or not.
+pub struct Held {
+    _guard: RequestGuard,
+}
+
+/// Marks `connection` busy until the returned guard drops.
+pub fn hold(connection: Arc<Connection>) -> Held {
+    connection.update(Phase::on_request);
+    Held {
+        _guard: RequestGuard(connection),
+    }
+}
+
 /// Middleware: marks the connection busy from the request's head until its response body
 /// ends, so a quiet followed log is never cut while a silent connection is.
 pub async fn track(request: Request, next: Next) -> Response {

@@ -138,9 +138,9 @@ pub async fn authenticate(
             "MethodNotAllowed",
             &format!("method {method} is not served"),
         ),
-        (Some(user), Some(attributes)) => match state.authorizer.decide(user, &attributes).await {
-            Ok(decision) if decision.allowed => next.run(request).await,
-            Ok(decision) => {
+        (Some(user), Some(attributes)) => match decide(&state, user, attributes, &path).await {
+            Ok((_, decision)) if decision.allowed => next.run(request).await,
+            Ok((attributes, decision)) => {
                 let mut message = format!(
                     "Forbidden (user={}, verb={}, resource=nodes, subresource={})",
                     user.name, attributes.verb, attributes.subresource
@@ -164,6 +164,24 @@ pub async fn authenticate(
         "kubelet API request"
     );
     response
+}
+
+/// The decision on `attributes`, then on what the path also requires; the first refusal
+/// with what it refused.
+async fn decide(
+    state: &State,
+    user: &User,
+    attributes: Attributes,
+    path: &str,
+) -> Result<(Attributes, super::auth::Decision), Error> {
+    let decision = state.authorizer.decide(user, &attributes).await?;
+    match attributes.also_required(path) {
+        Some(extra) if decision.allowed => {
+            let decision = state.authorizer.decide(user, &extra).await?;
+            Ok((extra, decision))
+        }
+        _ => Ok((attributes, decision)),
+    }
 }
 
 /// `GET /healthz`.

@@ -1,6 +1,7 @@
 //! Every bound the kubelet API puts on its callers, in one place: how long a connection may
 //! take to say something, how many may be open, how much of the journal one request may
-//! read and how many followed logs may be open at once. The server never waits on a client
+//! read, how many followed logs may be open at once and how long an exec session may be
+//! silent. The server never waits on a client
 //! without one of these deadlines; tests shrink them with struct update syntax. Pure data.
 //! Layer 6.
 
@@ -43,6 +44,11 @@ pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
 /// `containerLogMaxSize` default: the most it returns from a container's current log file.
 pub const DEFAULT_LOG_BYTES: u64 = 10 * 1024 * 1024;
 
+/// 4 h: the kubelet's `streamingConnectionIdleTimeout` default. An exec session in which
+/// neither side sent a frame (or message) for this long is closed and its command killed;
+/// the API server pings its SPDY sessions every 5 s, so this ends sessions whose peer died.
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
 /// The bounds the kubelet API enforces; [`Limits::default`] holds the documented numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -66,6 +72,8 @@ pub struct Limits {
     pub max_entry_bytes: usize,
     /// Bytes of a log read without `follow` and `limitBytes`.
     pub default_log_bytes: u64,
+    /// How long an exec session may be silent both ways.
+    pub stream_idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -80,6 +88,7 @@ impl Default for Limits {
             max_line_bytes: MAX_LINE_BYTES,
             max_entry_bytes: MAX_ENTRY_BYTES,
             default_log_bytes: DEFAULT_LOG_BYTES,
+            stream_idle_timeout: STREAM_IDLE_TIMEOUT,
         }
     }
 }

@@ -14,13 +14,17 @@ pub mod auth;
 pub mod client_ca;
 mod conn;
 mod error;
+mod exec;
 mod handlers;
 pub mod journal;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+mod remote_command;
 pub mod stats;
 pub mod stream;
+mod stream_session;
+mod stream_websocket;
 pub mod tls;
 pub mod token;
 
@@ -235,14 +239,16 @@ impl Server {
         let app = router(self.state);
         tracing::info!(%address, "kubelet API listening");
         let acceptor = conn::GuardAcceptor::new(RustlsAcceptor::new(self.tls), limits.clone());
-        // HTTP/1.1 only, as ALPN says: the deadlines in `conn` are HTTP/1's request cycle.
         let mut server = axum_server::from_tcp(self.listener)
             .map_err(Error::Serve)?
             .acceptor(acceptor)
-            .handle(handle)
-            .http1_only();
-        server
-            .http_builder()
+            .handle(handle);
+        // HTTP/1.1 only, as ALPN says: the deadlines in `conn` are HTTP/1's request cycle.
+        // Said to hyper's builder, not to axum-server, whose `http1_only` serves without
+        // upgrades (exec's SPDY).
+        let builder = server.http_builder();
+        *builder = builder.clone().http1_only();
+        builder
             .http1()
             // `conn` keeps the header deadline; hyper's would also cut idle keep-alives.
             .header_read_timeout(None)
@@ -262,6 +268,10 @@ fn router(state: Arc<State>) -> Router {
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(handlers::container_logs),
+        )
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            get(exec::exec).post(exec::exec),
         )
         .route(
             "/stats/summary",

@@ -19,7 +19,9 @@ mod usage;
 
 pub use cgroup_usage::{CgroupUsage, Cgroups, MemoryUsage};
 pub use client::{ManagedUnit, Systemd};
-pub use enter::{Ended, EnterCommand, EnterOutcome, run_in_unit};
+pub use enter::{
+    Ended, EnterCommand, EnterOutcome, Interactive, Streams, run_in_unit, spawn_in_unit,
+};
 pub use error::{Error, Result};
 pub use events::{UnitEvent, UnitEventKind};
 pub use exec_commands::FailedCommand;

@@ -29,9 +29,20 @@ pub fn verb(method: &Method, req: &ResourceRequest) -> &'static str {
     }
 }
 
-/// 403 unless `user` may make the resource request `req`.
+/// 403 unless `user` may make the resource request `req`. A GET of `pods/exec` (the
+/// WebSocket upgrade) also needs `create`, as 1.35's compound check
+/// (`AuthorizePodWebsocketUpgradeCreatePermission`, on by default) asks.
 pub fn authorize_resource(user: &User, method: &Method, req: &ResourceRequest) -> ApiResult<()> {
     let verb = verb(method, req);
+    authorize_verb(user, verb, req)?;
+    if verb == "get" && req.resource.plural == "pods" && req.subresource.as_deref() == Some("exec")
+    {
+        authorize_verb(user, "create", req)?;
+    }
+    Ok(())
+}
+
+fn authorize_verb(user: &User, verb: &str, req: &ResourceRequest) -> ApiResult<()> {
     let resource = req.resource.plural;
     let sub = req.subresource.as_deref();
     let allowed = if user.in_group(MASTERS_GROUP) {

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
@@ -20,6 +21,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 /// A client-certificate verifier that records every certificate it accepted.
@@ -93,8 +95,14 @@ impl Drop for FakeKubelet {
 }
 
 /// The fake kubelet's `/containerLogs/...`: errors by container name, else the echo line
-/// `GET <path>?<query>`, followed by the lines the test sends when `follow=true`.
-async fn container_logs(State(kubelet): State<Arc<Kubelet>>, uri: Uri) -> Response {
+/// `GET <path>?<query>`, followed by the lines the test sends when `follow=true`. An
+/// upgrade request (`/exec/...`) gets 101 with the first protocol offered, then the
+/// connection writes `<METHOD> <path>?<query>\n` and echoes what it reads.
+async fn container_logs(State(kubelet): State<Arc<Kubelet>>, request: Request) -> Response {
+    let uri = request.uri().clone();
+    if request.headers().contains_key(header::UPGRADE) {
+        return upgrade(request);
+    }
     let echo = format!("GET {uri}\n");
     match uri.path().rsplit('/').next().unwrap_or("") {
         "gone" => return (StatusCode::NOT_FOUND, "container gone is not running").into_response(),
@@ -116,6 +124,40 @@ async fn container_logs(State(kubelet): State<Arc<Kubelet>>, uri: Uri) -> Respon
         lines.recv().await.map(|line| (Ok(line), lines))
     });
     Body::from_stream(first.chain(rest)).into_response()
+}
+
+fn upgrade(mut request: Request) -> Response {
+    match request.uri().path().rsplit('/').next().unwrap_or("") {
+        "gone" => {
+            let text = "container not found (\"gone\")";
+            return (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
+        }
+        "denied" => {
+            let why = "Forbidden (user=someone, verb=create, resource=nodes, subresource=proxy)";
+            return (StatusCode::FORBIDDEN, why).into_response();
+        }
+        _ => {}
+    }
+    let line = format!("{} {}\n", request.method(), request.uri());
+    let protocol = request
+        .headers()
+        .get("x-stream-protocol-version")
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("none"));
+    let upgraded = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgraded.await else { return };
+        let (mut reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+        if writer.write_all(line.as_bytes()).await.is_ok() {
+            let _ = tokio::io::copy(&mut reader, &mut writer).await;
+        }
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+    headers.insert("x-stream-protocol-version", protocol);
+    response
 }
 
 impl FakeKubelet {

@@ -15,7 +15,7 @@ use super::fake_kubelet::FakeKubelet;
 use super::http_client::Client;
 
 /// Creates Node `n1` whose kubelet listens on 127.0.0.1:`port`.
-async fn node(client: &Client, port: u16) {
+pub(super) async fn node(client: &Client, port: u16) {
     node_named(client, "n1", port).await;
 }
 
@@ -35,7 +35,7 @@ async fn node_named(client: &Client, name: &str, port: u16) {
 }
 
 /// Creates pod `name` in default on `node` with `containers`.
-async fn pod(client: &Client, name: &str, node: Option<&str>, containers: &[&str]) {
+pub(super) async fn pod(client: &Client, name: &str, node: Option<&str>, containers: &[&str]) {
     let containers: Vec<Value> = containers
         .iter()
         .map(|c| json!({"name": c, "image": "uptimed"}))

@@ -30,6 +30,7 @@ mod objects;
 mod openapi;
 mod patch;
 mod pki;
+mod pod_exec;
 mod pod_logs;
 mod priority;
 mod protobuf;
@@ -54,6 +55,8 @@ mod crud_tests;
 mod csr_tests;
 #[cfg(test)]
 mod delete_tests;
+#[cfg(test)]
+mod exec_tests;
 #[cfg(test)]
 mod fake_kubelet;
 #[cfg(test)]

@@ -192,18 +192,20 @@ pub(super) fn node_address(node: &Value, preferred: &[String]) -> ApiResult<Stri
     ))
 }
 
-/// `LogLocation`: the kubelet URL, or `None` for a pod not yet scheduled.
-fn locate(
+/// `LogLocation` and `streamLocation`: the kubelet URL `/<endpoint>/<ns>/<pod>/<container>`
+/// with `query`, or `None` for a pod not yet scheduled.
+pub(super) fn locate(
     state: &State,
     namespace: &str,
     name: &str,
-    options: &LogOptions,
+    (container, endpoint): (Option<&str>, &str),
+    query: &[(&'static str, String)],
     preferred_addresses: &[String],
 ) -> ApiResult<Option<Url>> {
     let pod = state
         .get(&ObjectKey::new(resources::core("pods"), namespace, name))
         .ok_or_else(|| ApiError::not_found("", "pods", name))?;
-    let container = choose_container(pod, name, options.container.as_deref())?;
+    let container = choose_container(pod, name, container)?;
     let Some(node_name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
@@ -225,9 +227,9 @@ fn locate(
     url.path_segments_mut()
         .map_err(|()| ApiError::internal_error("kubelet URL cannot take a path"))?
         .pop_if_empty()
-        .extend(["containerLogs", namespace, name, &container]);
-    if !options.kubelet_query.is_empty() {
-        url.query_pairs_mut().extend_pairs(&options.kubelet_query);
+        .extend([endpoint, namespace, name, &container]);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
     }
     Ok(Some(url))
 }
@@ -284,7 +286,16 @@ pub async fn logs(api: &Api, req: &ResourceRequest) -> ApiResult<Response> {
     let location = {
         let state = api.store.lock();
         let preferred = &api.config.kubelet_preferred_address_types;
-        locate(&state, req.namespace_or_empty(), name, &options, preferred)?
+        let container = (options.container.as_deref(), "containerLogs");
+        let query = &options.kubelet_query;
+        locate(
+            &state,
+            req.namespace_or_empty(),
+            name,
+            container,
+            query,
+            preferred,
+        )?
     };
     let Some(url) = location else {
         // An unscheduled pod has no location: the real server answers with no content.

@@ -119,6 +119,13 @@ pub static RESOURCES: &[Resource] = &[
                 group_version: None,
                 verbs: &["get"],
             },
+            // Passed through to the node's kubelet (`pod_exec`).
+            Subresource {
+                name: "exec",
+                kind: "PodExecOptions",
+                group_version: None,
+                verbs: &["create", "get"],
+            },
         ],
         field_labels: &[
             "spec.nodeName",

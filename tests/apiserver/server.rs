@@ -21,7 +21,7 @@ use super::status::{ApiError, ApiResult};
 use super::store::Store;
 use super::{
     Api, access, authn, authorization, csr, delete, discovery, handlers, list, node_proxy, objects,
-    openapi, pod_logs, protobuf, resources, tables, token, token_review, watch,
+    openapi, pod_exec, pod_logs, protobuf, resources, tables, token, token_review, watch,
 };
 
 /// Settings of a test API server.
@@ -340,14 +340,25 @@ fn error_response(error: &ApiError) -> Response {
     json_response(error.code, &error.to_status())
 }
 
-async fn dispatch(
-    State(api): State<Arc<Api>>,
-    tls: Option<axum::Extension<Arc<axum_server::tls::TlsInfo>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// The most a request body may hold (axum's `Bytes` default).
+const MAX_BODY: usize = 2 << 20;
+
+async fn dispatch(State(api): State<Arc<Api>>, request: axum::extract::Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    // Taken before the body is read: `pods/exec` passes the connection on to the kubelet.
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let tls = parts
+        .extensions
+        .get::<Arc<axum_server::tls::TlsInfo>>()
+        .cloned();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(err) => {
+            let error = ApiError::bad_request(format!("error reading the request body: {err}"));
+            return error_response(&error);
+        }
+    };
     let path = uri.path();
     let public = matches!(
         path,
@@ -382,7 +393,10 @@ async fn dispatch(
         ("/openapi/v3" | "/openapi/v3/", &Method::GET) => {
             Ok(json_response(StatusCode::OK, &openapi::index()))
         }
-        _ => route(&api, user.as_ref(), &method, &uri, &headers, &body).await,
+        _ => {
+            let http = (&method, &uri, &headers, &body);
+            route(&api, user.as_ref(), http, upgrade).await
+        }
     };
     result.unwrap_or_else(|error| error_response(&error))
 }
@@ -390,10 +404,8 @@ async fn dispatch(
 async fn route(
     api: &Arc<Api>,
     user: Option<&authn::User>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
+    (method, uri, headers, body): (&Method, &Uri, &HeaderMap, &Bytes),
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> ApiResult<Response> {
     let path = uri.path().trim_end_matches('/');
     if method == Method::GET {
@@ -431,6 +443,15 @@ async fn route(
         request.subresource.as_deref(),
     ) {
         (&Method::GET, "pods", Some("log")) => pod_logs::logs(api, &request).await,
+        (&Method::GET | &Method::POST, "pods", Some("exec")) => {
+            let exec = pod_exec::Connect {
+                method,
+                query: uri.query().unwrap_or(""),
+                headers,
+                upgrade,
+            };
+            pod_exec::exec(api, &request, exec).await
+        }
         (&Method::POST, "certificatesigningrequests", None) => {
             let created = csr::create(api, &request, parse_body(headers, body)?, user)?;
             Ok(json_response(created.0, &created.1))

@@ -10,11 +10,15 @@
 
 mod child;
 mod context;
+mod interactive;
 mod output;
 mod pidfd;
 mod seccomp;
 mod settings;
 mod spawn;
+mod terminal;
+
+pub use interactive::{Input, Interactive, Output, Streams, spawn_in_unit};
 
 use std::io;
 use std::time::Duration;
@@ -164,52 +168,19 @@ pub async fn run_in_unit(
     unit: &str,
     command: EnterCommand,
 ) -> Result<EnterOutcome, Error> {
-    let name =
-        crate::unit::UnitName::try_from(unit.to_owned()).map_err(|_| Error::InvalidUnit {
-            unit: unit.to_owned(),
-        })?;
-    let program = command
-        .argv
-        .first()
-        .cloned()
-        .ok_or_else(|| Error::EmptyCommand {
-            unit: unit.to_owned(),
-        })?;
-    let target = context::read(systemd, &name).await?;
-    let filters = seccomp::filters_of(&target).await?;
-    let prepared = child::Prepared::new(&target, filters)?;
-    let to_run =
-        spawn::Program::new(&command.argv, &target.environment).ok_or_else(|| Error::Run {
-            unit: unit.to_owned(),
-            program: program.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"),
-        })?;
+    let output_only = spawn::Wiring::Pipes {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+    };
+    let (spawned, program) = start(systemd, unit, &command.argv, |_| Ok(output_only)).await?;
     let spawn::Spawned {
         child: mut running,
-        stdout,
-        stderr,
-    } = spawn::spawn(&prepared, &to_run).map_err(|error| match error.step {
-        Some(spawn::EXEC_STEP) if error.source.kind() == io::ErrorKind::NotFound => {
-            Error::NotFound {
-                unit: unit.to_owned(),
-                program: program.clone(),
-            }
-        }
-        Some(spawn::EXEC_STEP) | None => Error::Run {
-            unit: unit.to_owned(),
-            program: program.clone(),
-            source: error.source,
-        },
-        Some(step) => Error::Entering {
-            unit: unit.to_owned(),
-            step: child::step_name(step),
-            source: error.source,
-        },
-    })?;
-    drop(prepared);
+        mut stdout,
+        mut stderr,
+        ..
+    } = spawned;
     let group = running.id();
-    let mut stdout = Some(stdout);
-    let mut stderr = Some(stderr);
     let mut kept = output::Bounded::new(command.max_output);
     let run_failed = |source| Error::Run {
         unit: unit.to_owned(),
@@ -253,6 +224,53 @@ pub async fn run_in_unit(
         ended,
         output: kept.into_bytes(),
     })
+}
+
+/// What running a command in a unit always does: check the name and the command, read
+/// the unit's context, prepare the entering steps and start the child, its streams
+/// connected as `wiring` says (given the unit's context, e.g. to own a terminal). Returns
+/// the started command and its program's name.
+async fn start(
+    systemd: &Systemd,
+    unit: &str,
+    argv: &[String],
+    wiring: impl FnOnce(&context::Target) -> Result<spawn::Wiring, Error>,
+) -> Result<(spawn::Spawned, String), Error> {
+    let name =
+        crate::unit::UnitName::try_from(unit.to_owned()).map_err(|_| Error::InvalidUnit {
+            unit: unit.to_owned(),
+        })?;
+    let program = argv.first().cloned().ok_or_else(|| Error::EmptyCommand {
+        unit: unit.to_owned(),
+    })?;
+    let target = context::read(systemd, &name).await?;
+    let filters = seccomp::filters_of(&target).await?;
+    let prepared = child::Prepared::new(&target, filters)?;
+    let to_run = spawn::Program::new(argv, &target.environment).ok_or_else(|| Error::Run {
+        unit: unit.to_owned(),
+        program: program.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"),
+    })?;
+    let wiring = wiring(&target)?;
+    let spawned = spawn::spawn(&prepared, &to_run, wiring).map_err(|error| match error.step {
+        Some(spawn::EXEC_STEP) if error.source.kind() == io::ErrorKind::NotFound => {
+            Error::NotFound {
+                unit: unit.to_owned(),
+                program: program.clone(),
+            }
+        }
+        Some(spawn::EXEC_STEP) | None => Error::Run {
+            unit: unit.to_owned(),
+            program: program.clone(),
+            source: error.source,
+        },
+        Some(step) => Error::Entering {
+            unit: unit.to_owned(),
+            step: child::step_name(step),
+            source: error.source,
+        },
+    })?;
+    Ok((spawned, program))
 }
 
 /// How long output written before the command ended may still be read after it ended.

@@ -85,11 +85,27 @@ pub(super) struct SpawnError {
     pub(super) source: io::Error,
 }
 
-/// A started command: its process, a pidfd on it, and the read ends of its output.
+/// How the child's standard streams are connected.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Wiring {
+    /// A pipe for each stream asked for, `/dev/null` for the others; the child leads its
+    /// own process group.
+    Pipes {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
+    /// This terminal slave on 0, 1 and 2 and as the controlling terminal of the child's
+    /// own session (`setsid`, `TIOCSCTTY`).
+    Terminal(RawFd),
+}
+
+/// A started command: its process, a pidfd on it, and the parent's ends of its pipes.
 pub(super) struct Spawned {
     pub(super) child: Child,
-    pub(super) stdout: pipe::Receiver,
-    pub(super) stderr: pipe::Receiver,
+    pub(super) stdin: Option<pipe::Sender>,
+    pub(super) stdout: Option<pipe::Receiver>,
+    pub(super) stderr: Option<pipe::Receiver>,
 }
 
 /// The command's process; killed with its process group and reaped when dropped before
@@ -109,11 +125,18 @@ struct ChildArgs<'a> {
     stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
+    /// A new session with the terminal on 0 as its controlling terminal, rather than a
+    /// new process group.
+    terminal: bool,
     report: RawFd,
 }
 
-/// Starts `program` in the unit `prepared` enters.
-pub(super) fn spawn(prepared: &Prepared, program: &Program) -> Result<Spawned, SpawnError> {
+/// Starts `program` in the unit `prepared` enters, its streams connected as `wiring` says.
+pub(super) fn spawn(
+    prepared: &Prepared,
+    program: &Program,
+    wiring: Wiring,
+) -> Result<Spawned, SpawnError> {
     let early = |source: io::Error| SpawnError { step: None, source };
     let pointers = |strings: &[CString]| {
         let mut pointers: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
@@ -123,18 +146,38 @@ pub(super) fn spawn(prepared: &Prepared, program: &Program) -> Result<Spawned, S
     let candidates = pointers(&program.candidates);
     let argv = pointers(&program.argv);
     let envp = pointers(&program.envp);
-    let stdin = std::fs::File::open("/dev/null").map_err(early)?;
-    let (stdout_read, stdout_write) = pipe_pair().map_err(early)?;
-    let (stderr_read, stderr_write) = pipe_pair().map_err(early)?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(early)?;
+    let (stdin, stdout, stderr) = match wiring {
+        Wiring::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => (
+            stdin.then(input_pipe).transpose().map_err(early)?,
+            stdout.then(pipe_pair).transpose().map_err(early)?,
+            stderr.then(pipe_pair).transpose().map_err(early)?,
+        ),
+        Wiring::Terminal(_) => (None, None, None),
+    };
     let (report_read, report_write) = pipe_pair().map_err(early)?;
+    // The child's end of each stream: its pipe, the terminal, or /dev/null.
+    let child_end = |pipe: Option<RawFd>| match wiring {
+        Wiring::Terminal(slave) => slave,
+        Wiring::Pipes { .. } => pipe.unwrap_or(null.as_raw_fd()),
+    };
     let args = ChildArgs {
         prepared,
         candidates: &candidates,
         argv: &argv,
         envp: &envp,
-        stdin: stdin.as_raw_fd(),
-        stdout: stdout_write.as_raw_fd(),
-        stderr: stderr_write.as_raw_fd(),
+        stdin: child_end(stdin.as_ref().map(|(read, _)| read.as_raw_fd())),
+        stdout: child_end(stdout.as_ref().map(|(_, write)| write.as_raw_fd())),
+        stderr: child_end(stderr.as_ref().map(|(_, write)| write.as_raw_fd())),
+        terminal: matches!(wiring, Wiring::Terminal(_)),
         report: report_write.as_raw_fd(),
     };
     let mut stack = vec![0u8; STACK_SIZE];
@@ -165,7 +208,11 @@ pub(super) fn spawn(prepared: &Prepared, program: &Program) -> Result<Spawned, S
     drop(stack);
     // SAFETY: CLONE_PIDFD stored a new fd, owned by nobody else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    drop((report_write, stdout_write, stderr_write, stdin));
+    // The parent keeps only its own ends: the command's end of input closes with it.
+    let stdin = stdin.map(|(_, write)| write);
+    let stdout = stdout.map(|(read, _)| read);
+    let stderr = stderr.map(|(read, _)| read);
+    drop((report_write, null));
     // SAFETY: the `AsyncFd` owns the pidfd, so it stays open and the same until dropped.
     let registered = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) };
     let pidfd = match registered {
@@ -193,8 +240,12 @@ pub(super) fn spawn(prepared: &Prepared, program: &Program) -> Result<Spawned, S
     }
     Ok(Spawned {
         child,
-        stdout: receiver(stdout_read).map_err(early)?,
-        stderr: receiver(stderr_read).map_err(early)?,
+        stdin: stdin
+            .map(pipe::Sender::from_owned_fd)
+            .transpose()
+            .map_err(early)?,
+        stdout: stdout.map(receiver).transpose().map_err(early)?,
+        stderr: stderr.map(receiver).transpose().map_err(early)?,
     })
 }
 
@@ -302,6 +353,16 @@ fn reap(pidfd: RawFd) -> io::Result<Option<Exit>> {
     Ok((pid != 0).then_some(exit))
 }
 
+/// A close-on-exec pipe for the command's input, its write end (the parent's) non-blocking.
+fn input_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    nix::fcntl::fcntl(
+        &write,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    Ok((read, write))
+}
+
 /// A close-on-exec pipe, its read end non-blocking.
 fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -334,8 +395,9 @@ fn empty_signal_set() -> libc::sigset_t {
     }
 }
 
-/// The child: default signal handlers, an empty mask, its own process group, the pipes
-/// on 0, 1 and 2, the unit entered, then each candidate tried. Any failure is reported
+/// The child: default signal handlers, an empty mask, its own process group (or session,
+/// with the terminal as its controlling terminal), its streams on 0, 1 and 2, the unit
+/// entered, then each candidate tried. Any failure is reported
 /// as (step, errno) on the report pipe before `_exit(127)`.
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the parent's `ChildArgs`, alive while this child runs (vfork).
@@ -355,10 +417,16 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         let empty = empty_signal_set();
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        if libc::setpgid(0, 0) != 0
+        let grouped = if args.terminal {
+            libc::setsid() >= 0
+        } else {
+            libc::setpgid(0, 0) == 0
+        };
+        if !grouped
             || !onto(args.stdin, 0)
             || !onto(args.stdout, 1)
             || !onto(args.stderr, 2)
+            || (args.terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0)
         {
             fail(args.report, EXEC_STEP);
         }

@@ -288,27 +288,70 @@ impl Cluster {
         stdout
     }
 
+    /// The command line `run_kubectl` starts kubectl with (before its arguments), and the
+    /// `HOME` it gives it: for tests that run kubectl under another program (`script`).
+    pub fn kubectl_command(&self) -> (Vec<String>, &Path) {
+        let home = self.context.workspace();
+        let argv = [
+            self.kubectl.as_os_str(),
+            "--kubeconfig".as_ref(),
+            self.kubeconfig.as_os_str(),
+            "--cache-dir".as_ref(),
+            home.join("kubectl-cache").as_os_str(),
+        ]
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+        (argv, home)
+    }
+
     /// Runs kubectl: (success, stdout, stderr).
     pub async fn try_kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let output = self.run_kubectl(args, &[], None).await;
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Runs kubectl with the extra environment `env` and `input` on its stdin (else
+    /// `/dev/null`).
+    pub async fn run_kubectl(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        input: Option<&[u8]>,
+    ) -> std::process::Output {
         let home = self.context.workspace();
-        let run = Command::new(&self.kubectl)
+        let mut command = Command::new(&self.kubectl);
+        command
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
             .arg(home.join("kubectl-cache"))
             .args(args)
             .env("HOME", home)
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(KUBECTL_TIMEOUT, run)
+            .envs(env.iter().copied())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let run = async {
+            let mut child = command.spawn().expect("run kubectl");
+            if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+                use tokio::io::AsyncWriteExt as _;
+                stdin.write_all(input).await.expect("kubectl's stdin");
+            }
+            child.wait_with_output().await.expect("kubectl's output")
+        };
+        tokio::time::timeout(KUBECTL_TIMEOUT, run)
             .await
             .expect("kubectl finished in time")
-            .expect("run kubectl");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
     }
 
     /// `kubectl apply` of a manifest given as text.
