@@ -210,3 +210,7 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "spdy/tests.rs"]
+mod tests;
