@@ -1,0 +1,163 @@
+//! `kubectl port-forward` (issue 13, points 3, 4 and 8 for port-forward): a pod running
+//! Debian's `python3 -m http.server` on the node's loopback, reached through the kubelet
+//! API over a WebSocket (the port prefix on each channel, the daemon's answer on the data
+//! channel, the kubelet's error text for a port nobody listens on). Attacks: no
+//! certificate, or a user without `create` on `nodes/proxy`, is refused before any
+//! upgrade, over SPDY and over a WebSocket.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::cluster::harness::{Cluster, pod_manifest};
+use crate::cluster_exec::{kubelet_client, websocket_upgrade};
+
+/// A pod serving HTTP on `port` of the node's loopback.
+fn web_pod(namespace: &str, node: &str, port: u16) -> String {
+    let spec = json!({
+        "automountServiceAccountToken": false,
+        "terminationGracePeriodSeconds": 2,
+        "containers": [{
+            "name": "main", "image": "/usr/bin/python3",
+            "args": ["-m", "http.server", "--bind", "127.0.0.1", "--directory", "/usr/share/doc/python3", port.to_string()],
+        }],
+    });
+    pod_manifest("web", namespace, node, spec).to_string()
+}
+
+/// A port nobody listens on now.
+pub(crate) fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Waits until something answers on `port`.
+pub(crate) async fn wait_for_listener(port: u16) {
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// A SPDY port-forward upgrade of `pod` straight to the kubelet API: status and body.
+async fn spdy_upgrade(cluster: &Cluster, user: Option<&str>, pod: &str) -> (u16, String) {
+    let url = format!(
+        "https://{}:{}/portForward/{}/{pod}",
+        cluster.node(),
+        cluster.kubelet_port(),
+        cluster.namespace()
+    );
+    let response = kubelet_client(cluster, user)
+        .post(url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "SPDY/3.1")
+        .header("x-stream-protocol-version", "portforward.k8s.io")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    if status == 101 {
+        return (status, String::new());
+    }
+    (status, response.text().await.unwrap())
+}
+
+/// Forwards `ports` over a WebSocket as alice, sends an HTTP request on the first data
+/// channel, and returns what each channel received until the server closed.
+async fn websocket_forward(cluster: &Cluster, ports: &[u16]) -> Vec<Vec<Vec<u8>>> {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let query: Vec<String> = ports.iter().map(|p| format!("port={p}")).collect();
+    let url = format!(
+        "https://{}:{}/portForward/{}/web?{}",
+        cluster.node(),
+        cluster.kubelet_port(),
+        cluster.namespace(),
+        query.join("&")
+    );
+    let response = websocket_upgrade(cluster, "alice", &url, "v4.channel.k8s.io").await;
+    assert_eq!(response.status(), 101);
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "v4.channel.k8s.io"
+    );
+    let upgraded = response.upgrade().await.unwrap();
+    let mut socket =
+        tokio_tungstenite::WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await;
+    let request = b"\0GET / HTTP/1.0\r\n\r\n".to_vec();
+    socket.send(Message::Binary(request.into())).await.unwrap();
+    let mut channels = vec![Vec::new(); ports.len() * 2];
+    while let Some(Ok(message)) = socket.next().await {
+        match message {
+            Message::Binary(bytes) => {
+                channels[usize::from(bytes[0])].push(bytes[1..].to_vec());
+            }
+            Message::Close(_) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    channels
+}
+
+#[tokio::test]
+async fn cluster_port_forward_is_authorized_before_the_upgrade_and_reaches_the_pod() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(mut cluster) = Cluster::new("cluster_port_forward_auth").await else {
+        return;
+    };
+    cluster.start_agent().await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    let port = free_port();
+    cluster.apply(&web_pod(&namespace, &node, port)).await;
+    cluster
+        .wait_for_pod("web", "Running", |pod| pod["status"]["phase"] == "Running")
+        .await;
+    wait_for_listener(port).await;
+
+    // As exec: `nodes/proxy`, and `create` for the SPDY POST and the WebSocket GET alike.
+    cluster.server.grant("alice", "create", "nodes", "proxy");
+    cluster.server.grant("carol", "get", "nodes", "proxy");
+    let (status, _) = spdy_upgrade(&cluster, None, "web").await;
+    assert_eq!(status, 401);
+    let (status, body) = spdy_upgrade(&cluster, Some("bob"), "web").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("user=bob, verb=create, resource=nodes, subresource=proxy"),
+        "{body}"
+    );
+    let url = format!(
+        "https://{node}:{}/portForward/{namespace}/web?port={port}",
+        cluster.kubelet_port()
+    );
+    let refused = websocket_upgrade(&cluster, "carol", &url, "v4.channel.k8s.io").await;
+    assert_eq!(refused.status(), 403);
+    let (status, body) = spdy_upgrade(&cluster, Some("alice"), "web").await;
+    assert_eq!(status, 101, "{body}");
+    let (status, body) = spdy_upgrade(&cluster, Some("alice"), "absent").await;
+    assert_eq!((status, body.as_str()), (404, "pod does not exist"));
+
+    // Over a WebSocket: the daemon's answer on port 0's data channel; port 1, where nothing
+    // listens, ends with the kubelet's text on its error channel.
+    cluster.server.grant("alice", "get", "nodes", "proxy");
+    let closed = free_port();
+    let channels = websocket_forward(&cluster, &[port, closed]).await;
+    for (channel, messages) in channels.iter().enumerate() {
+        let expected = if channel < 2 { port } else { closed };
+        assert_eq!(messages[0], expected.to_le_bytes(), "channel {channel}");
+    }
+    let answer = String::from_utf8(channels[0][1..].concat()).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200 OK"), "{answer}");
+    let error = String::from_utf8(channels[3][1..].concat()).unwrap();
+    let uid_at = format!("error forwarding port {closed} to pod web, uid ");
+    assert!(error.starts_with(&uid_at), "{error}");
+    assert!(error.contains("connection refused"), "{error}");
+    cluster.teardown().await;
+}
