@@ -89,11 +89,14 @@ pub async fn forward(
     let _ = outbound.send(Forwarded::Ended { key, error: None }).await;
 }
 
-/// The kubelet's text for a port it could not forward (`httpStreamHandler.portForward`).
+/// The kubelet's text for a port it could not forward (`httpStreamHandler.portForward`),
+/// ending as Go's dialer words the error (`connect: connection refused`).
 pub fn error_text(port: u16, target: &Target, error: &std::io::Error) -> String {
     format!(
-        "error forwarding port {port} to pod {}, uid {}: dial tcp4 127.0.0.1:{port}: {error}",
-        target.pod, target.uid
+        "error forwarding port {port} to pod {}, uid {}: dial tcp4 127.0.0.1:{port}: connect: {}",
+        target.pod,
+        target.uid,
+        error.kind()
     )
 }
 
@@ -125,7 +128,7 @@ mod tests {
         };
         let prefix = format!("error forwarding port {port} to pod web, uid 1234: dial tcp4 ");
         assert!(error.starts_with(&prefix), "{error}");
-        assert!(error.contains("refused"), "{error}");
+        assert!(error.ends_with(": connect: connection refused"), "{error}");
     }
 
     #[tokio::test]
