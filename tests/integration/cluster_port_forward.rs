@@ -1,6 +1,7 @@
 //! `kubectl port-forward` (issue 13, points 3, 4 and 8 for port-forward): a pod running
-//! Debian's `python3 -m http.server` on the node's loopback, reached through the kubelet
-//! API over a WebSocket (the port prefix on each channel, the daemon's answer on the data
+//! Debian's `python3 -m http.server` on the node's loopback, reached with the real kubectl
+//! through the test API server (its default WebSocket tunnel and SPDY, two ports at once),
+//! and straight through the kubelet API over a WebSocket (the port prefix on each channel, the daemon's answer on the data
 //! channel, the kubelet's error text for a port nobody listens on). Attacks: no
 //! certificate, or a user without `create` on `nodes/proxy`, is refused before any
 //! upgrade, over SPDY and over a WebSocket.
@@ -12,17 +13,38 @@ use serde_json::json;
 use crate::cluster::harness::{Cluster, pod_manifest};
 use crate::cluster_exec::{kubelet_client, websocket_upgrade};
 
-/// A pod serving HTTP on `port` of the node's loopback.
-fn web_pod(namespace: &str, node: &str, port: u16) -> String {
+/// A pod serving HTTP on `ports` of the node's loopback, one container each: a listing of
+/// `/usr/share/doc/python3-minimal` (python3-minimal, as python3).
+fn web_pod(namespace: &str, node: &str, ports: &[u16]) -> String {
+    let containers: Vec<serde_json::Value> = ports
+        .iter()
+        .enumerate()
+        .map(|(index, port)| {
+            json!({
+                "name": format!("http{index}"), "image": "/usr/bin/python3",
+                "args": ["-m", "http.server", "--bind", "127.0.0.1",
+                         "--directory", "/usr/share/doc/python3-minimal", port.to_string()],
+            })
+        })
+        .collect();
     let spec = json!({
         "automountServiceAccountToken": false,
         "terminationGracePeriodSeconds": 2,
-        "containers": [{
-            "name": "main", "image": "/usr/bin/python3",
-            "args": ["-m", "http.server", "--bind", "127.0.0.1", "--directory", "/usr/share/doc/python3", port.to_string()],
-        }],
+        "containers": containers,
     });
     pod_manifest("web", namespace, node, spec).to_string()
+}
+
+/// An HTTP/1.0 GET of `/` on `port` of the loopback: the whole answer.
+async fn http_get(port: u16) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// A port nobody listens on now.
@@ -116,7 +138,7 @@ async fn cluster_port_forward_is_authorized_before_the_upgrade_and_reaches_the_p
     cluster.start_agent().await;
     let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
     let port = free_port();
-    cluster.apply(&web_pod(&namespace, &node, port)).await;
+    cluster.apply(&web_pod(&namespace, &node, &[port])).await;
     cluster
         .wait_for_pod("web", "Running", |pod| pod["status"]["phase"] == "Running")
         .await;
@@ -159,5 +181,54 @@ async fn cluster_port_forward_is_authorized_before_the_upgrade_and_reaches_the_p
     let uid_at = format!("error forwarding port {closed} to pod web, uid ");
     assert!(error.starts_with(&uid_at), "{error}");
     assert!(error.contains("connection refused"), "{error}");
+    cluster.teardown().await;
+}
+
+#[tokio::test]
+async fn cluster_kubectl_port_forward_reaches_a_debian_daemon_over_websocket_and_spdy() {
+    let Some(mut cluster) = Cluster::new("cluster_port_forward").await else {
+        return;
+    };
+    cluster.start_agent().await;
+    let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
+    let ports = [free_port(), free_port()];
+    cluster.apply(&web_pod(&namespace, &node, &ports)).await;
+    cluster
+        .wait_for_pod("web", "Running", |pod| pod["status"]["phase"] == "Running")
+        .await;
+    for port in ports {
+        wait_for_listener(port).await;
+    }
+    let (argv, home) = cluster.kubectl_command();
+    for websockets in ["true", "false"] {
+        let shown = format!("KUBECTL_PORT_FORWARD_WEBSOCKETS={websockets}");
+        let local = [free_port(), free_port()];
+        let mappings: Vec<String> = local
+            .iter()
+            .zip(ports)
+            .map(|(local, port)| format!("{local}:{port}"))
+            .collect();
+        let mut kubectl = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(["port-forward", "-n", &namespace, "pod/web"])
+            .args(&mappings)
+            .env("HOME", home)
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        for local in local {
+            wait_for_listener(local).await;
+            let answer = http_get(local).await;
+            assert!(answer.starts_with("HTTP/1.0 200 OK"), "{shown}: {answer}");
+            assert!(
+                answer.contains("copyright"),
+                "{shown}: the listing: {answer}"
+            );
+        }
+        kubectl.kill().await.unwrap();
+    }
     cluster.teardown().await;
 }
