@@ -210,12 +210,13 @@ async fn cluster_kubectl_port_forward_reaches_a_debian_daemon_over_websocket_and
             .collect();
         let mut kubectl = tokio::process::Command::new(&argv[0])
             .args(&argv[1..])
-            .args(["port-forward", "-n", &namespace, "pod/web"])
+            .args(["port-forward", "-v=6", "-n", &namespace, "pod/web"])
             .args(&mappings)
             .env("HOME", home)
             .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -228,7 +229,17 @@ async fn cluster_kubectl_port_forward_reaches_a_debian_daemon_over_websocket_and
                 "{shown}: the listing: {answer}"
             );
         }
-        kubectl.kill().await.unwrap();
+        kubectl.start_kill().unwrap();
+        let log = kubectl.wait_with_output().await.unwrap().stderr;
+        let log = String::from_utf8_lossy(&log);
+        // The WebSocket tunnel is a GET answered 101, not a fallback to SPDY's POST.
+        let method = if websockets == "true" { "GET" } else { "POST" };
+        let upgraded = log.lines().any(|line| {
+            line.contains(&format!("verb=\"{method}\""))
+                && line.contains("/pods/web/portforward\"")
+                && line.contains("status=\"101 Switching Protocols\"")
+        });
+        assert!(upgraded, "{shown}: {log}");
     }
     cluster.teardown().await;
 }
