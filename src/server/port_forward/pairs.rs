@@ -128,6 +128,13 @@ impl Pairs {
             .collect()
     }
 
+    /// Whether `id` is the data stream of a pair still waiting for its error stream.
+    pub fn is_waiting_data(&self, id: u32) -> bool {
+        self.pending
+            .values()
+            .any(|p| p.data.is_some_and(|(data, _)| data == id))
+    }
+
     /// When the next pair runs out of time.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.pending.values().map(|p| p.deadline).min()

@@ -68,6 +68,8 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(io: IO, target: Target, t
     let (reports, mut from_forwards) = mpsc::channel(REPORTS);
     let mut pairs = Pairs::new(timeouts.creation);
     let mut forwards: HashMap<u32, Forward> = HashMap::new();
+    // Bytes on data streams whose error stream has not come yet.
+    let mut early: HashMap<u32, VecDeque<Vec<u8>>> = HashMap::new();
     let mut outbox = Outbox::default();
     let mut held = 0usize;
     let (mut input, mut buffer) = (Vec::new(), vec![0u8; READ_BUFFER]);
@@ -93,7 +95,9 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(io: IO, target: Target, t
                             let opened = open(&mut session, &mut pairs, stream_id, &headers);
                             match opened {
                                 Ok(Some(pair)) => {
-                                    forwards.insert(pair.data, start(pair, &target, &reports));
+                                    let mut forward = start(pair, &target, &reports);
+                                    forward.waiting = early.remove(&pair.data).unwrap_or_default();
+                                    forwards.insert(pair.data, forward);
                                 }
                                 Ok(None) => {}
                                 Err(refused) => {
@@ -106,6 +110,10 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(io: IO, target: Target, t
                             Some(forward) => {
                                 held += data.len();
                                 forward.waiting.push_back(data);
+                            }
+                            None if pairs.is_waiting_data(stream_id) => {
+                                held += data.len();
+                                early.entry(stream_id).or_default().push_back(data);
                             }
                             None => {
                                 let _ = session.consumed(stream_id, data.len());
@@ -146,6 +154,8 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(io: IO, target: Target, t
                     tracing::info!(message, "port-forward: a stream pair did not complete");
                     outbox.push(error, message.into_bytes(), false);
                     for stream in streams {
+                        let dropped = early.remove(&stream).unwrap_or_default();
+                        held = held.saturating_sub(dropped.iter().map(Vec::len).sum());
                         outbox.push(Some(stream), Vec::new(), true);
                     }
                 }

@@ -145,6 +145,24 @@ async fn a_pair_forwards_to_the_port_both_ways() {
 }
 
 #[tokio::test]
+async fn data_before_the_error_stream_waits_for_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (mut client, server) = session();
+    client.open(1, "data", port, "0").await;
+    client.data(1, b"early", false).await;
+    client.open(3, "error", port, "0").await;
+    let (mut pod, _) = listener.accept().await.unwrap();
+    let mut got = [0u8; 5];
+    pod.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"early");
+    drop(pod);
+    assert_eq!(client.until_fin(1).await, b"");
+    drop(client);
+    server.await.unwrap();
+}
+
+#[tokio::test]
 async fn a_closed_port_is_reported_on_the_error_stream() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -212,4 +230,22 @@ impl Client {
             self.read_more().await;
         }
     }
+}
+
+#[tokio::test]
+async fn a_pair_missing_its_data_stream_times_out_on_its_error_stream() {
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let short = Timeouts {
+        creation: Duration::from_millis(50),
+        ..TIMEOUTS
+    };
+    let server = tokio::spawn(serve(server_io, target(), short));
+    let mut client = Client::new(client_io);
+    client.open(1, "error", 80, "4").await;
+    assert_eq!(
+        client.until_fin(1).await,
+        b"(request=4) timed out waiting for streams"
+    );
+    drop(client);
+    server.await.unwrap();
 }
