@@ -35,27 +35,37 @@ struct Forward {
     to_pod: Option<mpsc::Sender<Vec<u8>>>,
     /// The client's bytes the connection has not taken yet.
     waiting: VecDeque<Vec<u8>>,
+    /// The client's bytes the connection took and has not written yet.
+    in_flight: usize,
     finished: bool,
 }
 
 impl Forward {
-    /// Hands the waiting bytes on while the connection has room.
-    fn pass_on(&mut self) {
+    /// Hands the waiting bytes on while the connection has room; returns how many bytes
+    /// it dropped because the connection is gone.
+    fn pass_on(&mut self) -> usize {
         while let Some(sender) = &self.to_pod {
             let Some(chunk) = self.waiting.pop_front() else {
                 if self.finished {
                     self.to_pod = None;
                 }
-                return;
+                return 0;
             };
-            if let Err(error) = sender.try_send(chunk) {
-                match error {
-                    mpsc::error::TrySendError::Full(chunk) => self.waiting.push_front(chunk),
-                    mpsc::error::TrySendError::Closed(_) => self.waiting.clear(),
+            let len = chunk.len();
+            match sender.try_send(chunk) {
+                Ok(()) => self.in_flight += len,
+                Err(mpsc::error::TrySendError::Full(chunk)) => {
+                    self.waiting.push_front(chunk);
+                    return 0;
                 }
-                return;
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    let rest: usize = self.waiting.drain(..).map(|c| c.len()).sum();
+                    self.to_pod = None;
+                    return len + rest;
+                }
             }
         }
+        0
     }
 }
 
@@ -132,13 +142,17 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(io: IO, target: Target, t
                 match report {
                     Some(Forwarded::Data { key, bytes }) => outbox.push(Some(key), bytes, false),
                     Some(Forwarded::Written { key, len }) => {
+                        if let Some(forward) = forwards.get_mut(&key) {
+                            forward.in_flight = forward.in_flight.saturating_sub(len);
+                        }
                         held = held.saturating_sub(len);
                         let _ = session.consumed(key, len);
                     }
                     Some(Forwarded::Ended { key, error }) => {
                         if let Some(forward) = forwards.remove(&key) {
-                            let unwritten: usize = forward.waiting.iter().map(Vec::len).sum();
-                            held = held.saturating_sub(unwritten);
+                            // What the connection never wrote: its reports are all in.
+                            let waiting: usize = forward.waiting.iter().map(Vec::len).sum();
+                            held = held.saturating_sub(waiting + forward.in_flight);
                             if let Some(error) = error {
                                 outbox.push(Some(forward.error), error.into_bytes(), false);
                             }
@@ -166,7 +180,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(io: IO, target: Target, t
             }
         }
         for forward in forwards.values_mut() {
-            forward.pass_on();
+            held = held.saturating_sub(forward.pass_on());
         }
         outbox.flush(&mut session);
         let frames = session.take_output();
@@ -210,6 +224,7 @@ fn start(pair: Pair, target: &Target, reports: &mpsc::Sender<Forwarded>) -> Forw
         error: pair.error,
         to_pod: Some(to_pod),
         waiting: VecDeque::new(),
+        in_flight: 0,
         finished: false,
     }
 }

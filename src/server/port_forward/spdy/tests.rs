@@ -249,3 +249,29 @@ async fn a_pair_missing_its_data_stream_times_out_on_its_error_stream() {
     drop(client);
     server.await.unwrap();
 }
+
+#[test]
+fn held_bytes_are_accounted_when_a_connection_takes_or_drops_them() {
+    let (to_pod, mut inbound) = mpsc::channel(1);
+    let mut forward = Forward {
+        error: 1,
+        to_pod: Some(to_pod),
+        waiting: VecDeque::from([b"ab".to_vec(), b"cde".to_vec(), b"f".to_vec()]),
+        in_flight: 0,
+        finished: false,
+    };
+    assert_eq!(forward.pass_on(), 0);
+    assert_eq!(
+        (forward.in_flight, forward.waiting.len()),
+        (2, 2),
+        "one chunk fits"
+    );
+    assert_eq!(inbound.try_recv().unwrap(), b"ab");
+    drop(inbound);
+    assert_eq!(
+        forward.pass_on(),
+        4,
+        "the rest is dropped with the connection"
+    );
+    assert!(forward.waiting.is_empty() && forward.to_pod.is_none());
+}
