@@ -31,6 +31,8 @@ use connection::Target;
 const WEBSOCKET_PROTOCOLS: [ChannelProtocol; 2] = [ChannelProtocol::V4, ChannelProtocol::V4Base64];
 /// Ports of one WebSocket request: two channels each, and channels are one byte.
 const MAX_PORTS: usize = 64;
+/// Ports with base64 channels, whose numbers are one digit.
+const MAX_BASE64_PORTS: usize = 5;
 
 /// The port-forward endpoint.
 pub async fn port_forward(
@@ -88,6 +90,10 @@ pub async fn port_forward(
         );
         return text(StatusCode::BAD_REQUEST, message);
     };
+    if protocol == ChannelProtocol::V4Base64 && ports.len() > MAX_BASE64_PORTS {
+        let message = format!("at most {MAX_BASE64_PORTS} ports with {}", protocol.name());
+        return text(StatusCode::BAD_REQUEST, message);
+    }
     let selected = offered.is_some().then(|| protocol.name());
     match upgrade_websocket(request, selected).await {
         Ok(upgrade) => upgrade.on_upgrade(move |socket| async move {
