@@ -1,7 +1,8 @@
 //! `GET`/`POST /portForward/{namespace}/{pod}`: `kubectl port-forward`. Answered as the
 //! kubelet answers (`getPortForward`, `portforward.NewV4Options`, `ServePortForward`): bad
 //! `port` parameters of a WebSocket request 400, a pod this node does not run 404 `pod does
-//! not exist`, a pod none of whose containers runs 500; then SPDY/3.1 with
+//! not exist`, a pod none of whose containers runs 500 `pod not found ("<name>_<namespace>")`
+//! (`GetPortForward` looks among the running pods); then SPDY/3.1 with
 //! `portforward.k8s.io` ([`spdy`]) or a WebSocket with `v4.channel.k8s.io` or
 //! `v4.base64.channel.k8s.io` ([`websocket`]). Each forwarded connection reaches
 //! `127.0.0.1:<port>`: pods share the node's network. Like the kubelet, any port is
@@ -54,7 +55,7 @@ pub async fn port_forward(
         Err(response) => return response,
     };
     if units.iter().all(|unit| unit.status.main_pid == 0) {
-        let message = format!("pod {namespace}/{pod} is not running");
+        let message = format!("pod not found (\"{pod}_{namespace}\")");
         return text(StatusCode::INTERNAL_SERVER_ERROR, message);
     }
     let target = Target {

@@ -165,6 +165,22 @@ async fn cluster_port_forward_is_authorized_before_the_upgrade_and_reaches_the_p
     assert_eq!(status, 101, "{body}");
     let (status, body) = spdy_upgrade(&cluster, Some("alice"), "absent").await;
     assert_eq!((status, body.as_str()), (404, "pod does not exist"));
+    // A pod whose containers all ended: the kubelet finds it not among the running pods.
+    let spec = json!({
+        "restartPolicy": "Never",
+        "containers": [{"name": "main", "image": "/bin/sh", "args": ["-c", "true"]}],
+    });
+    cluster
+        .apply(&pod_manifest("done", &namespace, &node, spec).to_string())
+        .await;
+    cluster
+        .wait_for_pod("done", "Succeeded", |pod| {
+            pod["status"]["phase"] == "Succeeded"
+        })
+        .await;
+    let (status, body) = spdy_upgrade(&cluster, Some("alice"), "done").await;
+    let not_running = format!("pod not found (\"done_{namespace}\")");
+    assert_eq!((status, body.as_str()), (500, not_running.as_str()));
 
     // Over a WebSocket: the daemon's answer on port 0's data channel; port 1, where nothing
     // listens, ends with the kubelet's text on its error channel.
