@@ -10,21 +10,18 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequestParts as _, Path, Request, State as Shared};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use hyper_util::rt::TokioIo;
+use axum::extract::{Path, Request, State as Shared};
+use axum::http::StatusCode;
+use axum::response::Response;
 
 use super::State;
 use super::conn::{self, Connection, Held};
 use super::remote_command::{self, TransportEnds};
 use super::stream::channel::ChannelProtocol;
-use super::stream::spdy::upgrade::{
-    REMOTE_COMMAND_PROTOCOLS, is_websocket, negotiate, switching_protocols,
-};
+use super::stream::spdy::upgrade::{REMOTE_COMMAND_PROTOCOLS, is_websocket};
 use super::stream_session::{self, Expected, STREAM_CREATION_TIMEOUT, Timeouts};
 use super::stream_websocket;
+use super::streaming::{offered_protocols, pod_units, text, upgrade_spdy, upgrade_websocket};
 use crate::systemd::{Streams, Systemd, spawn_in_unit};
 use crate::unit::UnitName;
 
@@ -163,44 +160,28 @@ impl Session {
     }
 }
 
-fn spdy(mut request: Request, session: Session) -> Response {
-    let protocol = match negotiate(request.headers(), REMOTE_COMMAND_PROTOCOLS) {
-        Ok(protocol) => protocol,
-        Err(refusal) => return refusal.response().into_response(),
-    };
-    let upgrade = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
-        let io = match upgrade.await {
-            Ok(upgraded) => TokioIo::new(upgraded),
-            Err(error) => {
-                tracing::info!(%error, unit = session.unit, "exec: the upgrade did not complete");
-                return;
-            }
-        };
-        let expected = session.options.expected();
-        let timeouts = Timeouts {
-            creation: STREAM_CREATION_TIMEOUT,
-            idle: session.idle,
-        };
-        session
-            .run(|ends| stream_session::serve(io, expected, ends, timeouts))
-            .await;
-    });
-    switching_protocols(protocol)
-        .map(|()| axum::body::Body::empty())
-        .into_response()
+fn spdy(request: Request, session: Session) -> Response {
+    upgrade_spdy(
+        request,
+        REMOTE_COMMAND_PROTOCOLS,
+        "exec",
+        move |io| async move {
+            let expected = session.options.expected();
+            let timeouts = Timeouts {
+                creation: STREAM_CREATION_TIMEOUT,
+                idle: session.idle,
+            };
+            session
+                .run(|ends| stream_session::serve(io, expected, ends, timeouts))
+                .await;
+        },
+    )
 }
 
 /// A WebSocket upgrade, answered as apimachinery's `wsstream` answers it: the first
 /// channel protocol the client offers that systemk speaks, else 400.
 async fn websocket(request: Request, session: Session) -> Response {
-    let offered: Vec<&str> = request
-        .headers()
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let offered = (!offered.is_empty()).then(|| offered.join(","));
+    let offered = offered_protocols(request.headers());
     let Some(protocol) = ChannelProtocol::negotiate(offered.as_deref()) else {
         let message = format!(
             "requested protocol(s) are not supported: {}",
@@ -208,14 +189,11 @@ async fn websocket(request: Request, session: Session) -> Response {
         );
         return text(StatusCode::BAD_REQUEST, message);
     };
-    let (mut parts, _) = request.into_parts();
-    let mut upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+    let selected = offered.is_some().then(|| protocol.name());
+    let upgrade = match upgrade_websocket(request, selected).await {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(response) => return response,
     };
-    if offered.is_some() {
-        upgrade.set_selected_protocol(HeaderValue::from_static(protocol.name()));
-    }
     upgrade.on_upgrade(move |socket| async move {
         let (expected, idle) = (session.options.expected(), session.idle);
         session
@@ -233,21 +211,9 @@ async fn running_unit(
 ) -> Result<String, Response> {
     UnitName::for_container(namespace, pod, container)
         .map_err(|err| text(StatusCode::BAD_REQUEST, err.to_string()))?;
-    let units = state.systemd.list_managed(&state.unit_dir).await.map_err(|err| {
-        tracing::warn!(error = %crate::error_chain::Chain(&err), "exec: cannot list the pods' units");
-        text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot list the pods' units".into(),
-        )
-    })?;
-    let mut of_pod = units
-        .iter()
-        .filter(|unit| unit.meta.namespace == namespace && unit.meta.pod_name == pod)
-        .peekable();
-    if of_pod.peek().is_none() {
-        return Err(text(StatusCode::NOT_FOUND, "pod does not exist".into()));
-    }
-    of_pod
+    pod_units(state, namespace, pod)
+        .await?
+        .into_iter()
         .find(|unit| unit.meta.container == container && unit.status.main_pid != 0)
         .map(|unit| unit.status.name.as_str().to_owned())
         .ok_or_else(|| {
@@ -256,10 +222,6 @@ async fn running_unit(
                 format!("container not found ({container:?})"),
             )
         })
-}
-
-fn text(status: StatusCode, message: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain")], message).into_response()
 }
 
 #[cfg(test)]

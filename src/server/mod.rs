@@ -20,11 +20,13 @@ pub mod journal;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+mod port_forward;
 mod remote_command;
 pub mod stats;
 pub mod stream;
 mod stream_session;
 mod stream_websocket;
+mod streaming;
 pub mod tls;
 pub mod token;
 
@@ -272,6 +274,10 @@ fn router(state: Arc<State>) -> Router {
         .route(
             "/exec/{namespace}/{pod}/{container}",
             get(exec::exec).post(exec::exec),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}",
+            get(port_forward::port_forward).post(port_forward::port_forward),
         )
         .route(
             "/stats/summary",

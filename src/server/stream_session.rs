@@ -74,17 +74,17 @@ impl Ids {
 
 /// Data for the peer that the windows have not taken yet, in order.
 #[derive(Default)]
-struct Outbox(VecDeque<(u32, Vec<u8>, bool)>);
+pub(super) struct Outbox(VecDeque<(u32, Vec<u8>, bool)>);
 
 impl Outbox {
-    fn push(&mut self, stream: Option<u32>, data: Vec<u8>, fin: bool) {
+    pub(super) fn push(&mut self, stream: Option<u32>, data: Vec<u8>, fin: bool) {
         if let Some(stream) = stream {
             self.0.push_back((stream, data, fin));
         }
     }
 
     /// Sends what the windows allow; a stream the peer closed drops its data.
-    fn flush(&mut self, session: &mut Session) {
+    pub(super) fn flush(&mut self, session: &mut Session) {
         while let Some((stream, data, fin)) = self.0.front_mut() {
             match session.send_data(*stream, data, *fin) {
                 Ok(sent) if sent < data.len() => {
@@ -98,7 +98,7 @@ impl Outbox {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }

@@ -118,7 +118,8 @@ pub async fn serve(
     }
 }
 
-async fn send(
+/// Sends `data` on `channel`, encoded as `protocol` says.
+pub(super) async fn send(
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
     protocol: ChannelProtocol,
     channel: u8,

@@ -32,6 +32,7 @@ mod patch;
 mod pki;
 mod pod_exec;
 mod pod_logs;
+mod pod_portforward;
 mod priority;
 mod protobuf;
 pub mod rbac;
@@ -69,6 +70,8 @@ mod kubectl_tests;
 mod logs_tests;
 #[cfg(test)]
 mod node_proxy_tests;
+#[cfg(test)]
+mod portforward_tests;
 #[cfg(test)]
 mod review_tests;
 #[cfg(test)]

@@ -15,6 +15,7 @@
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
+use url::Url;
 
 use super::Api;
 use super::pod_logs::{locate, transport_error};
@@ -96,7 +97,7 @@ fn parse_options(query: &str) -> ApiResult<(Option<String>, KubeletQuery)> {
 }
 
 /// `httpstream.IsUpgradeRequest`: a `Connection` header with the `upgrade` token.
-fn is_upgrade(headers: &HeaderMap) -> bool {
+pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()
@@ -121,6 +122,17 @@ pub async fn exec(api: &Api, req: &ResourceRequest, connect: Connect<'_>) -> Api
             "pod {name} does not have a host assigned"
         )));
     };
+    pass_upgrade(api, &url, connect).await
+}
+
+/// `UpgradeAwareHandler` with `UpgradeRequired`: the client's upgrade goes to the kubelet
+/// at `url`; a 101 is passed back and the two connections are joined byte for byte, any
+/// other answer is passed back as it is.
+pub(super) async fn pass_upgrade(
+    api: &Api,
+    url: &Url,
+    connect: Connect<'_>,
+) -> ApiResult<Response> {
     let (true, Some(client_upgrade)) = (is_upgrade(connect.headers), connect.upgrade) else {
         return Err(ApiError::bad_request("Upgrade request required"));
     };
@@ -135,7 +147,7 @@ pub async fn exec(api: &Api, req: &ResourceRequest, connect: Connect<'_>) -> Api
     let response = request
         .send()
         .await
-        .map_err(|err| transport_error(&url, &err))?;
+        .map_err(|err| transport_error(url, &err))?;
     let code = response.status();
     if code != StatusCode::SWITCHING_PROTOCOLS {
         if code.is_success() {

@@ -206,6 +206,18 @@ pub(super) fn locate(
         .get(&ObjectKey::new(resources::core("pods"), namespace, name))
         .ok_or_else(|| ApiError::not_found("", "pods", name))?;
     let container = choose_container(pod, name, container)?;
+    let path = [endpoint, namespace, name, container.as_str()];
+    kubelet_url(state, pod, &path, query, preferred_addresses)
+}
+
+/// The URL of `path` on the kubelet of `pod`'s node, or `None` when it has no node.
+pub(super) fn kubelet_url(
+    state: &State,
+    pod: &Value,
+    path: &[&str],
+    query: &[(&'static str, String)],
+    preferred_addresses: &[String],
+) -> ApiResult<Option<Url>> {
     let Some(node_name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
@@ -227,7 +239,7 @@ pub(super) fn locate(
     url.path_segments_mut()
         .map_err(|()| ApiError::internal_error("kubelet URL cannot take a path"))?
         .pop_if_empty()
-        .extend([endpoint, namespace, name, &container]);
+        .extend(path);
     if !query.is_empty() {
         url.query_pairs_mut().extend_pairs(query);
     }

@@ -126,6 +126,12 @@ pub static RESOURCES: &[Resource] = &[
                 group_version: None,
                 verbs: &["create", "get"],
             },
+            Subresource {
+                name: "portforward",
+                kind: "PodPortForwardOptions",
+                group_version: None,
+                verbs: &["create", "get"],
+            },
         ],
         field_labels: &[
             "spec.nodeName",

@@ -21,7 +21,8 @@ use super::status::{ApiError, ApiResult};
 use super::store::Store;
 use super::{
     Api, access, authn, authorization, csr, delete, discovery, handlers, list, node_proxy, objects,
-    openapi, pod_exec, pod_logs, protobuf, resources, tables, token, token_review, watch,
+    openapi, pod_exec, pod_logs, pod_portforward, protobuf, resources, tables, token, token_review,
+    watch,
 };
 
 /// Settings of a test API server.
@@ -451,6 +452,15 @@ async fn route(
                 upgrade,
             };
             pod_exec::exec(api, &request, exec).await
+        }
+        (&Method::GET | &Method::POST, "pods", Some("portforward")) => {
+            let connect = pod_exec::Connect {
+                method,
+                query: uri.query().unwrap_or(""),
+                headers,
+                upgrade,
+            };
+            pod_portforward::port_forward(api, &request, connect).await
         }
         (&Method::POST, "certificatesigningrequests", None) => {
             let created = csr::create(api, &request, parse_body(headers, body)?, user)?;

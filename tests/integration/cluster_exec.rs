@@ -198,7 +198,7 @@ fn sleeps_1003() -> usize {
 
 /// A client of the node's kubelet API as user `user` (no certificate: `None`), trusting
 /// its self-signed certificate.
-fn kubelet_client(cluster: &Cluster, user: Option<&str>) -> reqwest::Client {
+pub(crate) fn kubelet_client(cluster: &Cluster, user: Option<&str>) -> reqwest::Client {
     let pem = std::fs::read(cluster.state_dir().join("pki/kubelet.crt")).unwrap();
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], cluster.kubelet_port()));
     let mut builder = reqwest::Client::builder()
@@ -237,7 +237,7 @@ async fn exec_upgrade(cluster: &Cluster, user: Option<&str>, pod: &str) -> (u16,
 }
 
 /// A WebSocket upgrade of `url` as `user` offering `protocol`.
-async fn websocket_upgrade(
+pub(crate) async fn websocket_upgrade(
     cluster: &Cluster,
     user: &str,
     url: &str,

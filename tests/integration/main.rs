@@ -14,6 +14,7 @@ mod cluster;
 mod cluster_certs;
 mod cluster_doctor;
 mod cluster_exec;
+mod cluster_port_forward;
 mod cluster_probes;
 mod cluster_rbac;
 mod cluster_serving_rotation;
