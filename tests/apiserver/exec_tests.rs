@@ -3,10 +3,8 @@
 //! kubelet, the upgrade passed through both ways, the kubelet's refusals passed back as
 //! they are, and the API server's own refusals before any upgrade.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use super::TestApiServer;
-use super::fake_kubelet::FakeKubelet;
+use super::fake_kubelet::{FakeKubelet, expect_passed_through};
 use super::http_client::Client;
 use super::logs_tests::{node, pod};
 
@@ -41,15 +39,7 @@ async fn exec_passes_the_upgrade_through_to_the_kubelet() {
         response.headers()["x-stream-protocol-version"],
         "v5.channel.k8s.io"
     );
-    let mut upgraded = response.upgrade().await.unwrap();
-    let expected = "POST /exec/default/web/main?input=1&output=1&error=1&command=sh&command=-c&command=echo+hi\n";
-    let mut line = vec![0u8; expected.len()];
-    upgraded.read_exact(&mut line).await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&line), expected);
-    upgraded.write_all(b"both ways").await.unwrap();
-    let mut echo = [0u8; 9];
-    upgraded.read_exact(&mut echo).await.unwrap();
-    assert_eq!(&echo, b"both ways");
+    expect_passed_through(response, "POST /exec/default/web/main?input=1&output=1&error=1&command=sh&command=-c&command=echo+hi\n").await;
     assert!(kubelet.saw_client("kube-apiserver-kubelet-client"));
 }
 

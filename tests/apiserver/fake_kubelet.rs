@@ -21,7 +21,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// A client-certificate verifier that records every certificate it accepted.
@@ -225,4 +225,18 @@ impl FakeKubelet {
                 .iter()
                 .all(|der| der.windows(text.len()).any(|w| w == text.as_bytes()))
     }
+}
+
+/// Checks an upgrade the fake kubelet accepted through the API server: it wrote
+/// `request_line` (its `METHOD path?query` and a newline) first, then echoes what it is
+/// sent.
+pub async fn expect_passed_through(response: reqwest::Response, request_line: &str) {
+    let mut upgraded = response.upgrade().await.unwrap();
+    let mut line = vec![0u8; request_line.len()];
+    upgraded.read_exact(&mut line).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&line), request_line);
+    upgraded.write_all(b"both ways").await.unwrap();
+    let mut echo = [0u8; 9];
+    upgraded.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"both ways");
 }

@@ -4,12 +4,11 @@
 //! API server's own refusals before any upgrade.
 
 use futures::{SinkExt as _, StreamExt as _};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::TestApiServer;
-use super::fake_kubelet::FakeKubelet;
+use super::fake_kubelet::{FakeKubelet, expect_passed_through};
 use super::http_client::Client;
 use super::logs_tests::{node, pod};
 use super::pod_portforward::TUNNEL_PROTOCOL;
@@ -42,15 +41,7 @@ async fn port_forward_passes_spdy_through_to_the_kubelet() {
         response.headers()["x-stream-protocol-version"],
         "portforward.k8s.io"
     );
-    let mut upgraded = response.upgrade().await.unwrap();
-    let expected = "POST /portForward/default/web\n";
-    let mut line = vec![0u8; expected.len()];
-    upgraded.read_exact(&mut line).await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&line), expected);
-    upgraded.write_all(b"both ways").await.unwrap();
-    let mut echo = [0u8; 9];
-    upgraded.read_exact(&mut echo).await.unwrap();
-    assert_eq!(&echo, b"both ways");
+    expect_passed_through(response, "POST /portForward/default/web\n").await;
     assert!(kubelet.saw_client("kube-apiserver-kubelet-client"));
 }
 

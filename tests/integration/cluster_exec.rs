@@ -215,17 +215,31 @@ pub(crate) fn kubelet_client(cluster: &Cluster, user: Option<&str>) -> reqwest::
 
 /// A SPDY exec upgrade of `pod`'s `main` straight to the kubelet API: status and body.
 async fn exec_upgrade(cluster: &Cluster, user: Option<&str>, pod: &str) -> (u16, String) {
-    let url = format!(
-        "https://{}:{}/exec/{}/{pod}/main?command=id&output=1",
-        cluster.node(),
-        cluster.kubelet_port(),
+    let path = format!(
+        "exec/{}/{pod}/main?command=id&output=1",
         cluster.namespace()
+    );
+    spdy_upgrade(cluster, user, &path, "v4.channel.k8s.io").await
+}
+
+/// A SPDY upgrade of the kubelet API's `path` as `user` offering `protocol`: status and
+/// body (empty when it switched protocols).
+pub(crate) async fn spdy_upgrade(
+    cluster: &Cluster,
+    user: Option<&str>,
+    path: &str,
+    protocol: &str,
+) -> (u16, String) {
+    let url = format!(
+        "https://{}:{}/{path}",
+        cluster.node(),
+        cluster.kubelet_port()
     );
     let response = kubelet_client(cluster, user)
         .post(url)
         .header("connection", "Upgrade")
         .header("upgrade", "SPDY/3.1")
-        .header("x-stream-protocol-version", "v4.channel.k8s.io")
+        .header("x-stream-protocol-version", protocol)
         .send()
         .await
         .unwrap();

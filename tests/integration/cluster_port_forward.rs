@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::cluster::harness::{Cluster, pod_manifest};
-use crate::cluster_exec::{kubelet_client, websocket_upgrade};
+use crate::cluster_exec::{spdy_upgrade, websocket_upgrade};
 
 /// A pod serving HTTP on `ports` of the node's loopback, one container each: a listing of
 /// `/usr/share/doc/python3-minimal` (python3-minimal, as python3).
@@ -68,26 +68,9 @@ pub(crate) async fn wait_for_listener(port: u16) {
 }
 
 /// A SPDY port-forward upgrade of `pod` straight to the kubelet API: status and body.
-async fn spdy_upgrade(cluster: &Cluster, user: Option<&str>, pod: &str) -> (u16, String) {
-    let url = format!(
-        "https://{}:{}/portForward/{}/{pod}",
-        cluster.node(),
-        cluster.kubelet_port(),
-        cluster.namespace()
-    );
-    let response = kubelet_client(cluster, user)
-        .post(url)
-        .header("connection", "Upgrade")
-        .header("upgrade", "SPDY/3.1")
-        .header("x-stream-protocol-version", "portforward.k8s.io")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    if status == 101 {
-        return (status, String::new());
-    }
-    (status, response.text().await.unwrap())
+async fn port_forward_upgrade(cluster: &Cluster, user: Option<&str>, pod: &str) -> (u16, String) {
+    let path = format!("portForward/{}/{pod}", cluster.namespace());
+    spdy_upgrade(cluster, user, &path, "portforward.k8s.io").await
 }
 
 /// Forwards `ports` over a WebSocket as alice, sends an HTTP request on the first data
@@ -147,9 +130,9 @@ async fn cluster_port_forward_is_authorized_before_the_upgrade_and_reaches_the_p
     // As exec: `nodes/proxy`, and `create` for the SPDY POST and the WebSocket GET alike.
     cluster.server.grant("alice", "create", "nodes", "proxy");
     cluster.server.grant("carol", "get", "nodes", "proxy");
-    let (status, _) = spdy_upgrade(&cluster, None, "web").await;
+    let (status, _) = port_forward_upgrade(&cluster, None, "web").await;
     assert_eq!(status, 401);
-    let (status, body) = spdy_upgrade(&cluster, Some("bob"), "web").await;
+    let (status, body) = port_forward_upgrade(&cluster, Some("bob"), "web").await;
     assert_eq!(status, 403, "{body}");
     assert!(
         body.contains("user=bob, verb=create, resource=nodes, subresource=proxy"),
@@ -161,9 +144,9 @@ async fn cluster_port_forward_is_authorized_before_the_upgrade_and_reaches_the_p
     );
     let refused = websocket_upgrade(&cluster, "carol", &url, "v4.channel.k8s.io").await;
     assert_eq!(refused.status(), 403);
-    let (status, body) = spdy_upgrade(&cluster, Some("alice"), "web").await;
+    let (status, body) = port_forward_upgrade(&cluster, Some("alice"), "web").await;
     assert_eq!(status, 101, "{body}");
-    let (status, body) = spdy_upgrade(&cluster, Some("alice"), "absent").await;
+    let (status, body) = port_forward_upgrade(&cluster, Some("alice"), "absent").await;
     assert_eq!((status, body.as_str()), (404, "pod does not exist"));
     // A pod whose containers all ended: the kubelet finds it not among the running pods.
     let spec = json!({
@@ -178,7 +161,7 @@ async fn cluster_port_forward_is_authorized_before_the_upgrade_and_reaches_the_p
             pod["status"]["phase"] == "Succeeded"
         })
         .await;
-    let (status, body) = spdy_upgrade(&cluster, Some("alice"), "done").await;
+    let (status, body) = port_forward_upgrade(&cluster, Some("alice"), "done").await;
     let not_running = format!("pod not found (\"done_{namespace}\")");
     assert_eq!((status, body.as_str()), (500, not_running.as_str()));
 
