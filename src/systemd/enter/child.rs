@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::Error;
 use super::context::Target;
@@ -101,9 +101,7 @@ impl Prepared {
                 source: io::Error::from_raw_os_error(libc::ENOENT),
             });
         }
-        let last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|n| n.trim().parse().ok())
+        let last_cap = last_capability()
             .ok_or_else(|| credentials_failed("unreadable cap_last_cap".into()))?;
         let drop_bounding = (0..=last_cap.min(63))
             .filter(|cap| target.bounding & (1 << cap) == 0)
@@ -172,6 +170,17 @@ impl Prepared {
         }
         Ok(())
     }
+}
+
+/// The kernel's highest capability number: fixed while it runs, so read once rather
+/// than on every exec probe.
+fn last_capability() -> Option<u32> {
+    static LAST: OnceLock<Option<u32>> = OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+    })
 }
 
 /// The name of the step [`Prepared::enter`] reported.
