@@ -56,8 +56,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let security = node_security(&args)?;
     // What `systemk doctor` reads about the certificates; both certificate tasks write it.
     let recorder = cluster::certificates::Recorder::new(&args.cert_dir());
+    let api_requests = cluster::ApiRequests::default();
     let (client, kubernetes_service, client_identity) =
-        match cluster_client(&args, &node_name, &recorder).await? {
+        match cluster_client(&args, &node_name, &recorder, &api_requests).await? {
             Some(cluster) => (Some(cluster.client), cluster.api_server, cluster.identity),
             None => (None, None, None),
         };
@@ -145,6 +146,16 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             "systemk_systemd_daemon_reloads",
             "daemon-reloads systemk had systemd do",
             ctx.systemd.daemon_reloads(),
+        );
+        registry.register(
+            "systemk_systemd_dbus_errors",
+            "Failed D-Bus calls to systemd, by operation and D-Bus error name (transport: the bus failed)",
+            ctx.systemd.dbus_errors().family(),
+        );
+        registry.register(
+            "systemk_api_requests",
+            "Requests to the API server, by verb, resource and HTTP status (error: no response; cancelled: systemk gave up first)",
+            api_requests.family(),
         );
         let gauges = PodGauges::default();
         gauges.register(&mut registry);
@@ -391,6 +402,7 @@ async fn cluster_client(
     args: &AgentArgs,
     node_name: &str,
     recorder: &cluster::certificates::Recorder,
+    requests: &cluster::ApiRequests,
 ) -> anyhow::Result<Option<Cluster>> {
     if let (Some(bootstrap), Some(kubeconfig)) =
         (&args.bootstrap_kubeconfig, args.bootstrapped_kubeconfig())
@@ -401,16 +413,20 @@ async fn cluster_client(
             kubeconfig,
             bootstrap_kubeconfig: bootstrap.clone(),
             recorder: recorder.clone(),
+            requests: requests.clone(),
         };
         let identity = cluster::certificates::bootstrap::load_or_bootstrap(&config)
             .await
             .context(
                 "TLS bootstrap: cannot get the node's client certificate (--bootstrap-kubeconfig)",
             )?;
-        let (client, api_server) =
-            cluster::certificates::client_identity::connect(&config.kubeconfig, identity.clone())
-                .await
-                .context("cannot use the node's kubeconfig written by TLS bootstrap")?;
+        let (client, api_server) = cluster::certificates::client_identity::connect(
+            &config.kubeconfig,
+            identity.clone(),
+            requests,
+        )
+        .await
+        .context("cannot use the node's kubeconfig written by TLS bootstrap")?;
         tracing::info!(kubeconfig = %config.kubeconfig.display(), cert_dir = %config.cert_dir.display(),
             "joining the cluster with the node's client certificate");
         return Ok(Some(Cluster {
@@ -424,7 +440,7 @@ async fn cluster_client(
         tracing::info!("no kubeconfig: running static pods only");
         return Ok(None);
     };
-    match cluster::connect(path).await {
+    match cluster::connect(path, requests).await {
         Ok((client, api_server)) => {
             tracing::info!(kubeconfig = %path.display(), "joining the cluster");
             Ok(Some(Cluster {

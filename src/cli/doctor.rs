@@ -179,7 +179,8 @@ fn credentials(file: &FileFacts) -> Option<Credentials> {
 /// one CertificateSigningRequest, which a bootstrap token may do (system:node-bootstrapper).
 async fn ask(kubeconfig: &Path) -> OnlineAnswer {
     let answer = async {
-        let (client, _) = crate::sources::kube::connect(kubeconfig)
+        let requests = crate::sources::kube::ApiRequests::default();
+        let (client, _) = crate::sources::kube::connect(kubeconfig, &requests)
             .await
             .map_err(|err| {
                 OnlineAnswer::Unreachable(crate::error_chain::Chain(&err).to_string())

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use zbus::{Connection, OwnedObjectPath};
 
+use super::dbus_errors::DbusErrors;
 use super::error::{Error, Result};
 use super::files;
 use super::jobs::{JobResult, PendingJob};
@@ -57,6 +58,8 @@ pub struct Systemd {
     reloader: Reloader,
     /// daemon-reloads done through this connection and its clones.
     reloads: Counter,
+    /// Failed D-Bus calls of this connection and its clones.
+    pub(super) dbus_errors: DbusErrors,
 }
 
 impl Systemd {
@@ -81,10 +84,12 @@ impl Systemd {
             _ => {}
         }
         let reloads = Counter::default();
+        let dbus_errors = DbusErrors::default();
         Ok(Self {
             connection,
-            reloader: Reloader::spawn(manager.clone(), reloads.clone()),
+            reloader: Reloader::spawn(manager.clone(), reloads.clone(), dbus_errors.clone()),
             reloads,
+            dbus_errors,
             manager,
         })
     }
@@ -92,6 +97,23 @@ impl Systemd {
     /// The count of daemon-reloads done, for `main` to register (`/metrics`).
     pub fn daemon_reloads(&self) -> Counter {
         self.reloads.clone()
+    }
+
+    /// The counts of failed D-Bus calls, for `main` to register (`/metrics`).
+    pub fn dbus_errors(&self) -> DbusErrors {
+        self.dbus_errors.clone()
+    }
+
+    /// Turns a failed call of `operation` on `unit` into this layer's error, counted.
+    pub(super) fn failed<'a>(
+        &'a self,
+        operation: &'static str,
+        unit: &'a str,
+    ) -> impl FnOnce(zbus::Error) -> Error + 'a {
+        move |error| {
+            self.dbus_errors
+                .record(Error::from_zbus(operation, unit, error))
+        }
     }
 
     /// Writes every unit into `dir` (each atomically), then does one daemon-reload.
@@ -170,7 +192,7 @@ impl Systemd {
         self.manager
             .enable_unit_files(&names, false, true)
             .await
-            .map_err(|error| Error::from_zbus("EnableUnitFiles", &names.join(" "), error))?;
+            .map_err(self.failed("EnableUnitFiles", &names.join(" ")))?;
         Ok(())
     }
 
@@ -229,7 +251,7 @@ impl Systemd {
         self.manager
             .reset_failed_unit(name)
             .await
-            .map_err(|error| Error::from_zbus("ResetFailedUnit", name, error))
+            .map_err(self.failed("ResetFailedUnit", name))
     }
 
     /// Stops, disables and deletes units, then does one daemon-reload; afterwards
@@ -278,7 +300,7 @@ impl Systemd {
         self.manager
             .version()
             .await
-            .map_err(|error| Error::from_zbus("Get Version", "", error))
+            .map_err(self.failed("Get Version", ""))
     }
 
     /// What a unit uses now (`MemoryCurrent`, `TasksCurrent`).
@@ -287,8 +309,10 @@ impl Systemd {
             .manager
             .load_unit(name.as_str())
             .await
-            .map_err(|error| Error::from_zbus("LoadUnit", name.as_str(), error))?;
-        usage::read(&self.connection, name, &path).await
+            .map_err(self.failed("LoadUnit", name.as_str()))?;
+        usage::read(&self.connection, name, &path)
+            .await
+            .map_err(|error| self.dbus_errors.record(error))
     }
 
     /// What systemd reports about a unit; a unit without a file reads as inactive.
@@ -297,8 +321,10 @@ impl Systemd {
             .manager
             .load_unit(name.as_str())
             .await
-            .map_err(|error| Error::from_zbus("LoadUnit", name.as_str(), error))?;
-        status::read(&self.connection, name, &path).await
+            .map_err(self.failed("LoadUnit", name.as_str()))?;
+        status::read(&self.connection, name, &path)
+            .await
+            .map_err(|error| self.dbus_errors.record(error))
     }
 
     /// Every systemk unit systemd has loaded or `dir` holds a file for, with its status
@@ -310,7 +336,7 @@ impl Systemd {
             .manager
             .list_units_by_patterns(&[], &[&pattern])
             .await
-            .map_err(|error| Error::from_zbus("ListUnitsByPatterns", &pattern, error))?;
+            .map_err(self.failed("ListUnitsByPatterns", &pattern))?;
         // Loaded units come with their object path; units only on disk are loaded by name.
         let mut names: BTreeMap<UnitName, Option<OwnedObjectPath>> = BTreeMap::new();
         for row in loaded {
@@ -326,7 +352,9 @@ impl Systemd {
             match files::read_meta(dir.join(name.as_str())).await {
                 Ok(Some(meta)) => {
                     let status = match path {
-                        Some(path) => status::read(&self.connection, &name, &path).await?,
+                        Some(path) => status::read(&self.connection, &name, &path)
+                            .await
+                            .map_err(|error| self.dbus_errors.record(error))?,
                         None => self.status(&name).await?,
                     };
                     managed.push(ManagedUnit { meta, status });
@@ -342,7 +370,7 @@ impl Systemd {
         self.manager
             .disable_unit_files(names, false)
             .await
-            .map_err(|error| Error::from_zbus("DisableUnitFiles", &names.join(" "), error))?;
+            .map_err(self.failed("DisableUnitFiles", &names.join(" ")))?;
         Ok(())
     }
 
@@ -363,7 +391,7 @@ impl Systemd {
         self.manager
             .kill_unit(name, "all", SIGKILL)
             .await
-            .map_err(|error| Error::from_zbus("KillUnit", name, error))?;
+            .map_err(self.failed("KillUnit", name))?;
         tokio::time::timeout(KILL_GRACE, job.wait())
             .await
             .unwrap_or_else(|_| {
@@ -392,10 +420,8 @@ impl Systemd {
             .manager
             .receive_job_removed_with_args(&[(JOB_REMOVED_UNIT_ARG, name)])
             .await
-            .map_err(|error| Error::from_zbus("watch JobRemoved for", name, error))?;
-        let path = call()
-            .await
-            .map_err(|error| Error::from_zbus(operation, name, error))?;
+            .map_err(self.failed("watch JobRemoved for", name))?;
+        let path = call().await.map_err(self.failed(operation, name))?;
         Ok(PendingJob::new(operation, name, removed, path))
     }
 }

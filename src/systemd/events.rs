@@ -55,7 +55,10 @@ impl Systemd {
     pub async fn subscribe(
         &self,
     ) -> Result<impl Stream<Item = UnitEvent> + Send + Unpin + 'static> {
-        let failed = |error| Error::from_zbus("subscribe to unit changes", "", error);
+        let failed = |error| {
+            self.dbus_errors
+                .record(Error::from_zbus("subscribe to unit changes", "", error))
+        };
         let events = Systemd::connect().await?;
         let rule = MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)

@@ -42,7 +42,7 @@ impl Systemd {
         self.manager
             .kill_unit(name.as_str(), "all", signal)
             .await
-            .map_err(|error| Error::from_zbus("KillUnit", name.as_str(), error))
+            .map_err(self.failed("KillUnit", name.as_str()))
     }
 
     async fn main_ended_within(&self, name: &UnitName, wait: Duration) -> Result<bool> {
@@ -60,7 +60,10 @@ impl Systemd {
 
     /// The unit's `KillSignal=` as systemd parsed it.
     async fn kill_signal(&self, name: &UnitName) -> Result<i32> {
-        let failed = |error| Error::from_zbus("Get KillSignal of", name.as_str(), error);
+        let failed = |error| {
+            self.dbus_errors
+                .record(Error::from_zbus("Get KillSignal of", name.as_str(), error))
+        };
         let path = self
             .manager
             .load_unit(name.as_str())

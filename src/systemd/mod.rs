@@ -4,6 +4,7 @@
 
 mod cgroup_usage;
 mod client;
+mod dbus_errors;
 pub mod enter;
 mod error;
 mod events;
@@ -19,6 +20,7 @@ mod usage;
 
 pub use cgroup_usage::{CgroupUsage, Cgroups, MemoryUsage};
 pub use client::{ManagedUnit, Systemd};
+pub use dbus_errors::{DbusErrorLabels, DbusErrors};
 pub use enter::{
     Ended, EnterCommand, EnterOutcome, Interactive, Streams, run_in_unit, spawn_in_unit,
 };

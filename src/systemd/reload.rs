@@ -7,6 +7,7 @@
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 
+use super::dbus_errors::DbusErrors;
 use super::error::{Error, Result};
 use super::proxy::ManagerProxy;
 
@@ -21,8 +22,12 @@ pub(super) struct Reloader {
 
 impl Reloader {
     /// Starts the owner task; it ends when every `Reloader` clone is dropped. Each reload
-    /// done counts in `reloads`.
-    pub(super) fn spawn(manager: ManagerProxy<'static>, reloads: Counter) -> Self {
+    /// done counts in `reloads`, each failed one also in `errors`.
+    pub(super) fn spawn(
+        manager: ManagerProxy<'static>,
+        reloads: Counter,
+        errors: DbusErrors,
+    ) -> Self {
         // Unbounded on purpose: each request is one waiting caller (a pod pass, at most
         // `pod::MAX_CONCURRENT_PASSES` at once, or a `systemk` command), all answered by
         // the next reload, so the queue never outgrows the callers; a bound would only
@@ -36,6 +41,9 @@ impl Reloader {
                 }
                 let result = manager.reload().await;
                 reloads.inc();
+                if let Err(error) = &result {
+                    errors.record_zbus("Reload", error);
+                }
                 tracing::debug!(
                     requests = waiters.len(),
                     ok = result.is_ok(),

@@ -171,6 +171,16 @@ async fn kubectl_top_sources_show_a_running_pod_to_authorized_users_only() {
         series(&own, "systemk_systemd_daemon_reloads_total").is_some_and(|(n, _)| n >= 1.0),
         "{own}"
     );
+    // Every request to the API server counts, by the API server's verb and resource.
+    for counted in [
+        "systemk_api_requests_total{verb=\"watch\",resource=\"pods\",code=\"200\"}",
+        "systemk_api_requests_total{verb=\"patch\",resource=\"pods/status\",code=\"200\"}",
+    ] {
+        assert!(
+            series(&own, counted).is_some_and(|(n, _)| n >= 1.0),
+            "{counted} in\n{own}"
+        );
+    }
 
     // The kubelet's probe counter, on its own endpoint.
     let probe = format!(

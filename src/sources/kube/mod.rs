@@ -10,6 +10,7 @@
 //! Unlike the manifest source this one reads the reconciler's [`crate::pod::Progress`]
 //! (layer 4, below) to report status; it never touches units itself.
 
+mod api_requests;
 pub mod certificates;
 mod conditions;
 mod events;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+pub use api_requests::{ApiRequests, RequestLabels};
 pub use conditions::{Pressures, node_conditions, pressures};
 pub use events::EventPublisher;
 pub use host::{HostFacts, read_facts};
@@ -46,9 +48,13 @@ pub use readiness::{RECONCILER_THRESHOLD, Readiness, readiness};
 
 use crate::sources::{Error, Result};
 
-/// The cluster `kubeconfig` names (its current context): a client, and the API
-/// server's host and port, which pods get as `KUBERNETES_SERVICE_HOST/PORT`.
-pub async fn connect(kubeconfig: &Path) -> Result<(Client, Option<(String, u16)>)> {
+/// The cluster `kubeconfig` names (its current context): a client whose requests count
+/// in `requests`, and the API server's host and port, which pods get as
+/// `KUBERNETES_SERVICE_HOST/PORT`.
+pub async fn connect(
+    kubeconfig: &Path,
+    requests: &ApiRequests,
+) -> Result<(Client, Option<(String, u16)>)> {
     let invalid = |message: String| Error::Kubeconfig {
         path: kubeconfig.to_owned(),
         message,
@@ -58,7 +64,10 @@ pub async fn connect(kubeconfig: &Path) -> Result<(Client, Option<(String, u16)>
         .await
         .map_err(|err| invalid(err.to_string()))?;
     let api_server = api_server_address(&config.cluster_url.to_string());
-    let client = Client::try_from(config).map_err(|err| invalid(err.to_string()))?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|err| invalid(err.to_string()))?
+        .with_layer(requests)
+        .build();
     Ok((client, api_server))
 }
 

@@ -61,13 +61,16 @@ pub(super) struct Target {
 /// Reads the context of the running unit `name`.
 pub(super) async fn read(systemd: &Systemd, name: &UnitName) -> Result<Target, Error> {
     let unit = name.as_str().to_owned();
-    let dbus_failed = |source| Error::Properties {
-        unit: unit.clone(),
-        source,
+    let dbus_failed = |operation, source| {
+        systemd.dbus_errors.record_zbus(operation, &source);
+        Error::Properties {
+            unit: unit.clone(),
+            source,
+        }
     };
     let (path, main_pid) = settings::main_pid(systemd, name)
         .await
-        .map_err(dbus_failed)?;
+        .map_err(|source| dbus_failed("Get MainPID", source))?;
     if main_pid == 0 {
         return Err(Error::NotRunning { unit });
     }
@@ -92,7 +95,7 @@ pub(super) async fn read(systemd: &Systemd, name: &UnitName) -> Result<Target, E
     let start_time = start_time(&stat).ok_or_else(|| gone("unreadable /proc stat".into()))?;
     let settings = settings::for_run(systemd, name, path, main_pid, start_time)
         .await
-        .map_err(dbus_failed)?
+        .map_err(|source| dbus_failed("GetAll settings of", source))?
         .ok_or_else(|| gone("the unit restarted while it was being entered".into()))?;
     let memberships = cgroup_memberships(&cgroups);
     let control_group = &settings.control_group;

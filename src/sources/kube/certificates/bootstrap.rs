@@ -58,6 +58,8 @@ pub struct ClientCertConfig {
     pub bootstrap_kubeconfig: PathBuf,
     /// Where bootstrap failures are recorded for `systemk doctor`.
     pub recorder: Recorder,
+    /// Where the bootstrap client's requests count.
+    pub requests: crate::sources::kube::ApiRequests,
 }
 
 impl ClientCertConfig {
@@ -105,7 +107,7 @@ async fn bootstrap(config: &ClientCertConfig) -> Result<Issued> {
 }
 
 async fn bootstrap_once(config: &ClientCertConfig) -> Result<Issued> {
-    let (client, _) = super::super::connect(&config.bootstrap_kubeconfig).await?;
+    let (client, _) = super::super::connect(&config.bootstrap_kubeconfig, &config.requests).await?;
     let template = Template::client(&config.node_name);
     let issued = request_certificate(&client, &template, CERTIFICATE_WAIT, CLIENT_HINT).await?;
     store(&config.cert_file(), &issued)?;
@@ -350,6 +352,7 @@ mod tests {
             kubeconfig: dir.path().join("kubeconfig"),
             recorder: Recorder::new(&dir.path().join("pki")),
             bootstrap_kubeconfig: bootstrap,
+            requests: crate::sources::kube::ApiRequests::default(),
         };
         write_node_kubeconfig(&config).unwrap();
         let text = fs::read_to_string(&config.kubeconfig).unwrap();

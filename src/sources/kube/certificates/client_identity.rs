@@ -32,6 +32,7 @@ use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
 
 use super::issued::Issued;
+use crate::sources::kube::ApiRequests;
 use crate::sources::{Error, Result};
 
 /// The node's current client certificate; see the module documentation.
@@ -164,10 +165,12 @@ impl tower::Service<http::Request<Body>> for RotatingHttps {
 }
 
 /// A client for the cluster of `kubeconfig` (its server, CA and timeouts; its user is
-/// ignored) that authenticates with `identity`; and the API server's host and port.
+/// ignored) that authenticates with `identity` and counts its requests in `requests`;
+/// and the API server's host and port.
 pub async fn connect(
     kubeconfig: &Path,
     identity: Arc<ClientIdentity>,
+    requests: &ApiRequests,
 ) -> Result<(Client, Option<(String, u16)>)> {
     let invalid = |message: String| Error::Kubeconfig {
         path: kubeconfig.to_owned(),
@@ -202,6 +205,7 @@ pub async fn connect(
         factory,
     };
     let service = tower::ServiceBuilder::new()
+        .layer(requests.clone())
         .layer(config.base_uri_layer())
         .service(https);
     Ok((Client::new(service, config.default_namespace), api_server))
