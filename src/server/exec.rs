@@ -102,12 +102,48 @@ pub async fn exec(
     Path((namespace, pod, container)): Path<(String, String, String)>,
     request: Request,
 ) -> Response {
+    let target = Target {
+        namespace: &namespace,
+        pod: &pod,
+        uid: None,
+        container: &container,
+    };
+    serve(&state, target, request).await
+}
+
+/// The exec endpoint that names the pod's UID too (`/exec/{namespace}/{pod}/{uid}/{container}`).
+pub async fn exec_with_uid(
+    Shared(state): Shared<Arc<State>>,
+    Path((namespace, pod, uid, container)): Path<(String, String, String, String)>,
+    request: Request,
+) -> Response {
+    let target = Target {
+        namespace: &namespace,
+        pod: &pod,
+        uid: Some(&uid),
+        container: &container,
+    };
+    serve(&state, target, request).await
+}
+
+/// The container an exec request names.
+struct Target<'a> {
+    namespace: &'a str,
+    pod: &'a str,
+    /// The pod's UID, when the path names it: a pod of that name with another UID is not
+    /// entered (the kubelet's exec looks by name only; its port-forward and attach check
+    /// the UID, and systemk checks it everywhere).
+    uid: Option<&'a str>,
+    container: &'a str,
+}
+
+async fn serve(state: &Arc<State>, target: Target<'_>, request: Request) -> Response {
     let query = request.uri().query().unwrap_or_default();
     let options = match ExecOptions::from_query(query) {
         Ok(options) => options,
         Err(message) => return text(StatusCode::BAD_REQUEST, message),
     };
-    let unit = match running_unit(&state, &namespace, &pod, &container).await {
+    let unit = match running_unit(state, &target).await {
         Ok(unit) => unit,
         Err(response) => return response,
     };
@@ -203,16 +239,20 @@ async fn websocket(request: Request, session: Session) -> Response {
 }
 
 /// The unit of a running container, or the kubelet's answer when there is none.
-async fn running_unit(
-    state: &State,
-    namespace: &str,
-    pod: &str,
-    container: &str,
-) -> Result<String, Response> {
+async fn running_unit(state: &State, target: &Target<'_>) -> Result<String, Response> {
+    let Target {
+        namespace,
+        pod,
+        uid,
+        container,
+    } = *target;
     UnitName::for_container(namespace, pod, container)
         .map_err(|err| text(StatusCode::BAD_REQUEST, err.to_string()))?;
-    pod_units(state, namespace, pod)
-        .await?
+    let units = pod_units(state, namespace, pod).await?;
+    if uid.is_some_and(|uid| units.iter().all(|unit| unit.meta.pod_uid != uid)) {
+        return Err(text(StatusCode::NOT_FOUND, "pod not found".into()));
+    }
+    units
         .into_iter()
         .find(|unit| unit.meta.container == container && unit.status.main_pid != 0)
         .map(|unit| unit.status.name.as_str().to_owned())

@@ -260,14 +260,17 @@ async fn logs(
     // Validates the three names before anything else sees them.
     UnitName::for_container(namespace, pod, container)
         .map_err(|err| Error::BadRequest(err.to_string()))?;
-    let units = managed_units(state).await?;
+    let units = state
+        .systemd
+        .pod_units(&state.unit_dir, namespace, pod)
+        .await
+        .map_err(|err| Error::Local {
+            action: "list the pod's units",
+            message: err.to_string(),
+        })?;
     let unit = units
         .iter()
-        .find(|unit| {
-            unit.meta.namespace == namespace
-                && unit.meta.pod_name == pod
-                && unit.meta.container == container
-        })
+        .find(|unit| unit.meta.container == container)
         .ok_or_else(|| {
             Error::NotFound(format!(
                 "container {container:?} of pod {namespace}/{pod} does not run on this node"

@@ -276,8 +276,16 @@ fn router(state: Arc<State>) -> Router {
             get(exec::exec).post(exec::exec),
         )
         .route(
+            "/exec/{namespace}/{pod}/{uid}/{container}",
+            get(exec::exec_with_uid).post(exec::exec_with_uid),
+        )
+        .route(
             "/portForward/{namespace}/{pod}",
             get(port_forward::port_forward).post(port_forward::port_forward),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}/{uid}",
+            get(port_forward::port_forward_with_uid).post(port_forward::port_forward_with_uid),
         )
         .route(
             "/stats/summary",

@@ -41,6 +41,27 @@ pub async fn port_forward(
     Path((namespace, pod)): Path<(String, String)>,
     request: Request,
 ) -> Response {
+    serve(&state, namespace, pod, None, request).await
+}
+
+/// The port-forward endpoint that names the pod's UID too
+/// (`/portForward/{namespace}/{pod}/{uid}`): a pod of that name with another UID is the
+/// kubelet's 404 `pod not found`.
+pub async fn port_forward_with_uid(
+    Shared(state): Shared<Arc<State>>,
+    Path((namespace, pod, uid)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    serve(&state, namespace, pod, Some(uid), request).await
+}
+
+async fn serve(
+    state: &State,
+    namespace: String,
+    pod: String,
+    uid: Option<String>,
+    request: Request,
+) -> Response {
     let websocket = is_websocket(request.headers());
     let ports = if websocket {
         match websocket_ports(request.uri().query().unwrap_or_default()) {
@@ -50,10 +71,13 @@ pub async fn port_forward(
     } else {
         Vec::new()
     };
-    let units = match pod_units(&state, &namespace, &pod).await {
+    let units = match pod_units(state, &namespace, &pod).await {
         Ok(units) => units,
         Err(response) => return response,
     };
+    if uid.is_some_and(|uid| units.iter().all(|unit| unit.meta.pod_uid != uid)) {
+        return text(StatusCode::NOT_FOUND, "pod not found".into());
+    }
     if units.iter().all(|unit| unit.status.main_pid == 0) {
         let message = format!("pod not found (\"{pod}_{namespace}\")");
         return text(StatusCode::INTERNAL_SERVER_ERROR, message);

@@ -29,23 +29,19 @@ pub async fn pod_units(
 ) -> Result<Vec<ManagedUnit>, Response> {
     let units = state
         .systemd
-        .list_managed(&state.unit_dir)
+        .pod_units(&state.unit_dir, namespace, pod)
         .await
         .map_err(|err| {
-            tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot list the pods' units");
+            tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot list the pod's units");
             text(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot list the pods' units".into(),
+                "cannot list the pod's units".into(),
             )
         })?;
-    let of_pod: Vec<ManagedUnit> = units
-        .into_iter()
-        .filter(|unit| unit.meta.namespace == namespace && unit.meta.pod_name == pod)
-        .collect();
-    if of_pod.is_empty() {
+    if units.is_empty() {
         return Err(text(StatusCode::NOT_FOUND, "pod does not exist".into()));
     }
-    Ok(of_pod)
+    Ok(units)
 }
 
 /// The `Sec-WebSocket-Protocol` list the client offers, joined; `None` when it offers none.

@@ -366,6 +366,33 @@ impl Systemd {
         Ok(managed)
     }
 
+    /// The units of the pod `namespace`/`pod`, as [`Systemd::list_managed`] shows them,
+    /// without asking systemd about any other pod: only the unit files of the namespace
+    /// are read, and only the pod's units are looked up.
+    pub async fn pod_units(
+        &self,
+        dir: &Path,
+        namespace: &str,
+        pod: &str,
+    ) -> Result<Vec<ManagedUnit>> {
+        let prefix = UnitName::namespace_prefix(namespace);
+        let mut units = Vec::new();
+        for name in files::list(dir).await? {
+            if !name.as_str().starts_with(&prefix) {
+                continue;
+            }
+            match files::read_meta(dir.join(name.as_str())).await {
+                Ok(Some(meta)) if meta.namespace == namespace && meta.pod_name == pod => {
+                    let status = self.status(&name).await?;
+                    units.push(ManagedUnit { meta, status });
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(unit = %name, %error, "skipping unit"),
+            }
+        }
+        Ok(units)
+    }
+
     async fn disable(&self, names: &[&str]) -> Result<()> {
         self.manager
             .disable_unit_files(names, false)

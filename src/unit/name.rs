@@ -79,6 +79,12 @@ impl UnitName {
         )))
     }
 
+    /// What the name of every container unit of `namespace` starts with, shortened or
+    /// not: a namespace (at most 63 characters) always fits in the part a long name keeps.
+    pub fn namespace_prefix(namespace: &str) -> String {
+        format!("{UNIT_PREFIX}{namespace}.")
+    }
+
     /// The name as systemd knows it.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -221,6 +227,7 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.as_str().ends_with(".service"));
         assert_eq!(a.as_str().parse::<UnitName>().unwrap(), a);
+        assert!(a.as_str().starts_with(&UnitName::namespace_prefix(&ns)));
     }
 
     #[test]

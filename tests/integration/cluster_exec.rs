@@ -329,11 +329,12 @@ async fn cluster_exec_is_authorized_before_the_upgrade_and_gives_a_terminal() {
     cluster.start_agent().await;
     let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
     cluster.apply(&shell_pod(&namespace, &node)).await;
-    cluster
+    let shell = cluster
         .wait_for_pod("shell", "Running", |pod| {
             pod["status"]["phase"] == "Running"
         })
         .await;
+    let uid = shell["metadata"]["uid"].as_str().unwrap().to_owned();
 
     // The kubelet's mapping: exec is `nodes/proxy`, POST is `create`.
     cluster.server.grant("alice", "create", "nodes", "proxy");
@@ -382,6 +383,12 @@ async fn cluster_exec_is_authorized_before_the_upgrade_and_gives_a_terminal() {
     // As the kubelet answers: a pod it does not run, a container that does not run.
     let (status, body) = exec_upgrade(&cluster, Some("alice"), "absent").await;
     assert_eq!((status, body.as_str()), (404, "pod does not exist"));
+    // The path may name the pod's UID too; another pod's UID is not entered.
+    let (status, body) = exec_upgrade(&cluster, Some("alice"), &format!("shell/{uid}")).await;
+    assert_eq!(status, 101, "{body}");
+    let other_uid = "0b0e6a5c-52d5-4c1e-9d9e-000000000000";
+    let (status, body) = exec_upgrade(&cluster, Some("alice"), &format!("shell/{other_uid}")).await;
+    assert_eq!((status, body.as_str()), (404, "pod not found"));
     let spec = json!({
         "restartPolicy": "Never",
         "containers": [{"name": "main", "image": "/bin/sh", "args": ["-c", "true"]}],

@@ -122,9 +122,10 @@ async fn cluster_port_forward_is_authorized_before_the_upgrade_and_reaches_the_p
     let (namespace, node) = (cluster.namespace().to_owned(), cluster.node().to_owned());
     let port = free_port();
     cluster.apply(&web_pod(&namespace, &node, &[port])).await;
-    cluster
+    let web = cluster
         .wait_for_pod("web", "Running", |pod| pod["status"]["phase"] == "Running")
         .await;
+    let uid = web["metadata"]["uid"].as_str().unwrap().to_owned();
     wait_for_listener(port).await;
 
     // As exec: `nodes/proxy`, and `create` for the SPDY POST and the WebSocket GET alike.
@@ -148,6 +149,13 @@ async fn cluster_port_forward_is_authorized_before_the_upgrade_and_reaches_the_p
     assert_eq!(status, 101, "{body}");
     let (status, body) = port_forward_upgrade(&cluster, Some("alice"), "absent").await;
     assert_eq!((status, body.as_str()), (404, "pod does not exist"));
+    // The path may name the pod's UID too; another pod's UID is the kubelet's 404.
+    let (status, body) = port_forward_upgrade(&cluster, Some("alice"), &format!("web/{uid}")).await;
+    assert_eq!(status, 101, "{body}");
+    let other_uid = "0b0e6a5c-52d5-4c1e-9d9e-000000000000";
+    let (status, body) =
+        port_forward_upgrade(&cluster, Some("alice"), &format!("web/{other_uid}")).await;
+    assert_eq!((status, body.as_str()), (404, "pod not found"));
     // A pod whose containers all ended: the kubelet finds it not among the running pods.
     let spec = json!({
         "restartPolicy": "Never",
