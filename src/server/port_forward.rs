@@ -10,7 +10,6 @@
 //! the middleware). Layer 6.
 
 mod connection;
-mod pairs;
 mod spdy;
 mod websocket;
 

@@ -1,7 +1,7 @@
 //! The SPDY/3.1 side of a port-forward session, after the 101 (kubelet
 //! `portforward/httpstream.go`): every stream with valid `port`, `streamType` and
 //! `requestID` headers is answered at once (others are refused), the two streams of a
-//! request are paired ([`super::pairs`]), and each complete pair gets its own forwarded
+//! request are paired ([`crate::server::stream::pairs`]), and each complete pair gets its own forwarded
 //! connection ([`super::connection`]); when that ends, both streams end with FIN. The
 //! session runs until the client closes the connection or it idles too long. The socket is
 //! not read while the client's bytes not yet taken by the pod's ports are over a bound.
@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::connection::{self, Forwarded, INBOUND_CHUNKS, Target};
-use super::pairs::{Pair, Pairs, Refused};
 use crate::server::stream::kind::PortForwardStream;
+use crate::server::stream::pairs::{Pair, Pairs, Refused};
 use crate::server::stream::spdy::session::RST_REFUSED_STREAM;
 use crate::server::stream::spdy::{Event, Headers, Session, SessionLimits};
 use crate::server::stream_session::{Outbox, Timeouts};

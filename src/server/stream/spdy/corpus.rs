@@ -1,12 +1,17 @@
 //! The fuzz corpus on stable: every file of `tests/fixtures/spdy/corpus/` (the recorded Go
-//! frames and what `cargo fuzz` found worth keeping) through the frame decoder, a session
-//! and the channel decoders, as the `fuzz/` targets feed them. None may panic.
+//! frames and what `cargo fuzz` found worth keeping) through the frame decoder, a session,
+//! port-forward's pairing and the channel decoders, as the `fuzz/` targets feed them. None
+//! may panic.
 
 use std::path::Path;
+
+use std::time::{Duration, Instant};
 
 use super::frame;
 use super::{Event, Headers, Session, SessionLimits};
 use crate::server::stream::channel::ChannelProtocol;
+use crate::server::stream::kind::PortForwardStream;
+use crate::server::stream::pairs::Pairs;
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spdy/corpus");
@@ -62,6 +67,40 @@ fn a_session_takes_every_corpus_file() {
     assert!(
         opened >= 10,
         "the Go exec, tty and port-forward streams open"
+    );
+}
+
+#[test]
+fn port_forward_pairs_every_corpus_file() {
+    let mut paired = 0;
+    for (name, bytes) in corpus() {
+        let limits = SessionLimits {
+            max_frame: 1 << 16,
+            max_header_block: 1 << 12,
+            max_streams: 8,
+        };
+        let mut session = Session::new(limits).expect("session");
+        let mut events = Vec::new();
+        if session.receive(&bytes, &mut events).is_err() {
+            continue;
+        }
+        let now = Instant::now();
+        let mut pairs = Pairs::new(Duration::from_secs(30));
+        for event in events {
+            if let Event::Opened { stream_id, headers } = event
+                && let Ok(stream) = PortForwardStream::from_headers(&headers, stream_id)
+                && let Ok(Some(pair)) = pairs.add(stream, stream_id, now)
+            {
+                assert_ne!(pair.data, pair.error, "{name}");
+                paired += 1;
+            }
+        }
+        pairs.expire(now + Duration::from_secs(31));
+        assert_eq!(pairs.next_deadline(), None, "{name}");
+    }
+    assert!(
+        paired >= 1,
+        "the Go port-forward recording pairs its streams"
     );
 }
 

@@ -3,7 +3,7 @@
 //! client opens an error stream and a data stream per forwarded connection, with the same
 //! `requestID`; the connection starts once both are there, and a pair still missing a
 //! stream after the stream creation timeout is dropped with an error on whatever stream it
-//! has. Pure: the caller supplies the clock. Layer 6.
+//! has. Pure: the caller supplies the clock. Layer: server.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
