@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod client_ca;
+mod command_session;
 mod conn;
 mod error;
 mod exec;
