@@ -10,6 +10,8 @@
 //! `/metrics/resource` ([`stats`]) serve `kubectl top` through metrics-server; `/metrics`
 //! ([`metrics`]) systemk's own metrics.
 
+mod attach;
+mod attach_output;
 pub mod auth;
 pub mod client_ca;
 mod command_session;
@@ -275,6 +277,10 @@ fn router(state: Arc<State>) -> Router {
         .route(
             "/exec/{namespace}/{pod}/{container}",
             get(exec::exec).post(exec::exec),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            get(attach::attach).post(attach::attach),
         )
         .route(
             "/portForward/{namespace}/{pod}",
