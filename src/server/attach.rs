@@ -34,6 +34,7 @@ pub async fn attach(
     request: Request,
 ) -> Response {
     let query = request.uri().query().unwrap_or_default();
+    let since_us = crate::clock::now().as_microsecond();
     let flags = match StreamFlags::from_query(query) {
         Ok((flags, _)) => StreamFlags {
             tty: false,
@@ -49,7 +50,7 @@ pub async fn attach(
         }
         Err(response) => return response,
     };
-    let follow = match Follow::of(&state, &unit, flags) {
+    let follow = match Follow::of(&state, &unit, flags, since_us) {
         Ok(follow) => follow,
         Err(message) => return text(StatusCode::INTERNAL_SERVER_ERROR, message),
     };

@@ -1,9 +1,10 @@
 //! The container's side of an attach session: no command runs; the output of the
 //! container's current run comes from the journal and the client's input goes to the
-//! container's FIFO. `journalctl --follow --lines=0` matched on the run's invocation ID
+//! container's FIFO. `journalctl --follow` matched on the run's invocation ID
 //! (`_SYSTEMD_INVOCATION_ID`) and the pod's UID (`SYSTEMK_POD_UID`, as the logs handler
-//! matches): only what the run writes from now on, as `docker attach` and the kubelet
-//! stream it, never an earlier run or pod. The journal does not tell stdout from stderr
+//! matches): only what the run writes from the request on (to the µs, so nothing written
+//! while `journalctl` starts is lost, input the client sent at once included), as
+//! `docker attach` and the kubelet stream it, never an earlier run or pod. The journal does not tell stdout from stderr
 //! (systemd hands the unit one stream for both), so it all goes out on stdout, or on
 //! stderr when only that was asked for. The session ends with success when the run ends
 //! (systemd reports no main process, or a later run), after its last lines; the client's
@@ -55,11 +56,17 @@ pub struct Follow {
 }
 
 impl Follow {
-    /// The current run of `unit`, its output sent where `flags` ask; an error text when
-    /// the unit's invocation ID or pod UID cannot be matched on.
-    pub fn of(state: &State, unit: &ManagedUnit, flags: StreamFlags) -> Result<Self, String> {
+    /// The current run of `unit` from `since_us` (µs since the epoch) on, its output sent
+    /// where `flags` ask; an error text when the unit's invocation ID or pod UID cannot be
+    /// matched on.
+    pub fn of(
+        state: &State,
+        unit: &ManagedUnit,
+        flags: StreamFlags,
+        since_us: i64,
+    ) -> Result<Self, String> {
         let invocation_id = unit.status.invocation_id.clone();
-        let args = follow_args(&invocation_id, &unit.meta.pod_uid)?;
+        let args = follow_args(&invocation_id, &unit.meta.pod_uid, since_us)?;
         let target = match (flags.stdout, flags.stderr) {
             (true, _) => Target::Stdout,
             (false, true) => Target::Stderr,
@@ -73,7 +80,7 @@ impl Follow {
             target,
             format: LineFormat {
                 timestamps: false,
-                since_us: None,
+                since_us: Some(since_us),
                 max_line_bytes: state.limits.max_line_bytes,
             },
             max_entry_bytes: state.limits.max_entry_bytes,
@@ -93,8 +100,9 @@ impl Follow {
 }
 
 /// The `journalctl` arguments for what the run `invocation_id` of the pod `pod_uid`
-/// writes from now on; an error text when either is not what systemd and the API give.
-fn follow_args(invocation_id: &str, pod_uid: &str) -> Result<Vec<String>, String> {
+/// writes from `since_us` on (whole seconds: [`entry_line`] drops what is older to the
+/// µs); an error text when either is not what systemd and the API give.
+fn follow_args(invocation_id: &str, pod_uid: &str, since_us: i64) -> Result<Vec<String>, String> {
     if invocation_id.len() != 32 || !invocation_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
             "the container's run has no invocation ID ({invocation_id:?})"
@@ -108,10 +116,11 @@ fn follow_args(invocation_id: &str, pod_uid: &str) -> Result<Vec<String>, String
         "--output=json",
         "--output-fields=MESSAGE",
         "--follow",
-        "--lines=0",
+        "--no-tail",
     ]
     .map(str::to_owned)
     .to_vec();
+    args.push(format!("--since=@{}", since_us.div_euclid(1_000_000)));
     args.push(format!("_SYSTEMD_INVOCATION_ID={invocation_id}"));
     args.push(format!("SYSTEMK_POD_UID={pod_uid}"));
     Ok(args)
@@ -215,8 +224,9 @@ mod tests {
 
     #[test]
     fn the_journal_is_followed_from_now_for_this_run_of_this_pod() {
-        let args = follow_args(RUN, "6f1c1d2e-0000-4000-8000-000000000031").unwrap();
-        assert!(args.contains(&"--follow".to_owned()) && args.contains(&"--lines=0".to_owned()));
+        let args = follow_args(RUN, "6f1c1d2e-0000-4000-8000-000000000031", 1_500_000).unwrap();
+        assert!(args.contains(&"--follow".to_owned()) && args.contains(&"--no-tail".to_owned()));
+        assert!(args.contains(&"--since=@1".to_owned()));
         assert_eq!(
             args[args.len() - 2..],
             [
@@ -228,8 +238,8 @@ mod tests {
 
     #[test]
     fn a_run_without_an_invocation_id_or_a_bad_uid_is_not_followed() {
-        assert!(follow_args("", "u-1").is_err());
-        assert!(follow_args("0123 OR x", "u-1").is_err());
-        assert!(follow_args(RUN, "u 1 _SYSTEMD_UNIT=x").is_err());
+        assert!(follow_args("", "u-1", 0).is_err());
+        assert!(follow_args("0123 OR x", "u-1", 0).is_err());
+        assert!(follow_args(RUN, "u 1 _SYSTEMD_UNIT=x", 0).is_err());
     }
 }
