@@ -50,6 +50,8 @@ pub(super) fn apply_stdin(unit: &mut UnitFile, name: &UnitName) -> Result<()> {
     // The FIFO exists before the container starts, and a start pulls the socket in.
     unit.add("Unit", "Requires", socket.as_str())?;
     unit.add("Unit", "After", socket)?;
+    // StandardInput=socket needs exactly one socket: a vendor's own (`Sockets=`) goes.
+    unit.remove("Service", "Sockets");
     unit.add("Service", "StandardInput", "socket")
 }
 
@@ -117,8 +119,9 @@ mod tests {
 
     #[test]
     fn the_service_reads_the_socket_after_starting_it() {
-        let mut unit = UnitFile::new();
+        let mut unit = UnitFile::parse("[Service]\nSockets=vendor.socket\n").unwrap();
         apply_stdin(&mut unit, &name()).unwrap();
+        assert_eq!(unit.get("Service", "Sockets"), None);
         assert_eq!(
             unit.get("Unit", "Requires"),
             Some("systemk.default.web.app.socket")
