@@ -2,10 +2,9 @@
 //! `kubectl exec` and `kubectl cp`. Answered as the kubelet answers (`getExec`,
 //! `remotecommand.NewOptions`, `ServeExec`): bad options 400, a pod this node does not run
 //! 404 `pod does not exist`, a container that does not run 500 `container not found
-//! ("name")`, all in plain text; then the upgrade to SPDY/3.1 (101, or 400/403 with the
-//! protocols systemk speaks) or to a WebSocket with a channel protocol (400 when none
-//! fits), and the session runs on its own task: the command enters the container's unit
-//! ([`crate::systemd::spawn_in_unit`]) once the client's streams are open.
+//! ("name")`, all in plain text; then the upgrade and session shared with attach
+//! ([`super::command_session`]), whose container side here is a command that enters the
+//! container's unit ([`crate::systemd::spawn_in_unit`]) once the client's streams are open.
 //! Authorization happened before (`nodes/proxy`, in the middleware). Layer 6.
 
 use std::sync::Arc;
