@@ -244,6 +244,10 @@ async fn cluster_attach_is_authorized_and_its_socket_never_starts_the_container(
     );
     let (status, body) = spdy_upgrade(&cluster, Some("alice"), &path, protocol).await;
     assert_eq!(status, 101, "{body}");
+    // The terminal is the container's setting, not the request's, as `GetAttach` takes it.
+    let tty = format!("attach/{namespace}/once/main?output=1&tty=1");
+    let (status, body) = spdy_upgrade(&cluster, Some("alice"), &tty, protocol).await;
+    assert_eq!(status, 101, "{body}");
     let absent = format!("attach/{namespace}/absent/main?output=1");
     let (status, body) = spdy_upgrade(&cluster, Some("alice"), &absent, protocol).await;
     assert_eq!((status, body.as_str()), (404, "pod does not exist"));
