@@ -168,6 +168,14 @@ async fn render_pod(
                 }
                 out.push_str(&planned.unit.render());
                 push_env_file(out, &planned, &runtime_pod_dir)?;
+                // Its standard input's socket unit, written beside it (`stdin: true`).
+                let sockets = pod::stdin_sockets(pod, &[name], &dirs.stdin_dir())?;
+                for (name, socket) in sockets {
+                    if let Some(socket) = socket {
+                        writeln!(out, "\n# {}", crate::unit::stdin_socket_name(&name))?;
+                        out.push_str(&socket);
+                    }
+                }
             }
             Err(err @ pod::Error::EnvConfig { .. }) => {
                 writeln!(

@@ -77,6 +77,13 @@ impl PodDirs {
         self.runtime_pods.join(uid)
     }
 
+    /// Where the FIFOs of containers with `stdin: true` live (`<runtime>/stdin`), made by
+    /// their socket units.
+    pub fn stdin_dir(&self) -> PathBuf {
+        let runtime = self.runtime_pods.parent().unwrap_or(&self.runtime_pods);
+        runtime.join(crate::unit::STDIN_DIR)
+    }
+
     /// Where the restart records of a pod's containers live.
     pub fn records_dir(&self, uid: &str) -> PathBuf {
         self.pod_dir(uid).join("containers")

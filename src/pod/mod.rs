@@ -61,7 +61,7 @@ pub use health::ReconcilerHealth;
 pub use live::{live_pods, pod_from_units, refreshed_status};
 pub use metrics::PodMetrics;
 pub use objects::{ObjectLookup, ReferencedObjects, fetch_referenced};
-pub use plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
+pub use plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container, stdin_sockets};
 pub use progress::{EventKind, Progress};
 pub use progress_channel::{
     EVENT_CAPACITY, ProgressReceiver, ProgressSender, Sent, progress_channel,

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use super::container_unit::{ContainerRef, unit_name};
+use super::container_unit::{ContainerRef, containers, unit_name};
 use super::env::{EnvFacts, resolve_container};
 use super::error::{Error, Result};
 use super::objects::ReferencedObjects;
@@ -20,7 +20,7 @@ use super::slice::pod_slice_name;
 use crate::package::{ImageRef, Installed};
 use crate::unit::{
     self, BuildInput, HomeProtection, NodeInfo, NodeSecurity, UnitFile, UnitName, UserDb, env_file,
-    unit_identity,
+    stdin_socket, unit_identity, wants_stdin,
 };
 
 /// What the units of a pod are planned with besides the pod itself: facts of this node
@@ -127,6 +127,30 @@ pub fn plan_container(
         unit,
         resolved,
     })
+}
+
+/// The socket units of the containers of `pod` whose units are among `written`: the
+/// rendered unit holding a container's standard input when it asks for one, else `None`
+/// (a socket file left from an earlier spec is to go). Its FIFO is in `stdin_dir`.
+pub fn stdin_sockets(
+    pod: &Pod,
+    written: &[UnitName],
+    stdin_dir: &Path,
+) -> Result<Vec<(UnitName, Option<String>)>> {
+    let mut sockets = Vec::new();
+    for container in containers(pod) {
+        let name = unit_name(pod, container.container)?;
+        if !written.contains(&name) {
+            continue;
+        }
+        let socket = if wants_stdin(container.container) {
+            Some(stdin_socket(&name, stdin_dir)?.render())
+        } else {
+            None
+        };
+        sockets.push((name, socket));
+    }
+    Ok(sockets)
 }
 
 /// A path image is the binary to run, as an OCI image's entrypoint is: without a

@@ -272,7 +272,7 @@ fn lines(state: LogStream) -> impl Stream<Item = std::io::Result<Bytes>> {
 
 /// One line of journalctl's output.
 #[derive(Debug, PartialEq, Eq)]
-enum Entry {
+pub(super) enum Entry {
     /// The whole line, without its newline.
     Whole(Vec<u8>),
     /// The first `max` bytes of a longer line; the rest was read and dropped.
@@ -281,7 +281,7 @@ enum Entry {
 
 /// Reads the next line of `reader`, keeping at most `max` bytes of it in memory; `None`
 /// at the end.
-async fn read_entry<R: AsyncBufRead + Unpin>(
+pub(super) async fn read_entry<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     max: usize,
 ) -> std::io::Result<Option<Entry>> {

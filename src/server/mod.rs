@@ -10,8 +10,11 @@
 //! `/metrics/resource` ([`stats`]) serve `kubectl top` through metrics-server; `/metrics`
 //! ([`metrics`]) systemk's own metrics.
 
+mod attach;
+mod attach_output;
 pub mod auth;
 pub mod client_ca;
+mod command_session;
 mod conn;
 mod error;
 mod exec;
@@ -278,6 +281,14 @@ fn router(state: Arc<State>) -> Router {
         .route(
             "/exec/{namespace}/{pod}/{uid}/{container}",
             get(exec::exec_with_uid).post(exec::exec_with_uid),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            get(attach::attach).post(attach::attach),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{uid}/{container}",
+            get(attach::attach_with_uid).post(attach::attach_with_uid),
         )
         .route(
             "/portForward/{namespace}/{pod}",

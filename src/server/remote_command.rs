@@ -145,9 +145,9 @@ impl StdinQueue {
     }
 }
 
-#[cfg(test)]
 impl CommandEnds {
-    /// The ends a test drives by hand: ready, stdin, output.
+    /// The ends a side that runs no command (attach) or a test drives by hand: ready,
+    /// stdin, output; terminal sizes are not wanted.
     pub(super) fn into_parts(
         self,
     ) -> (

@@ -1,4 +1,4 @@
-//! The SPDY/3.1 side of an exec session, after the 101: the socket loop that feeds the
+//! The SPDY/3.1 side of an exec or attach session, after the 101: the socket loop that feeds the
 //! protocol state machine ([`super::stream::spdy::Session`]) and the command's channels
 //! ([`super::remote_command`]). As the kubelet (`createHTTPStreamStreams`,
 //! `v4ProtocolHandler.waitForStreams`): every stream the client opens is answered at once;
@@ -150,7 +150,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                 input.extend_from_slice(&buffer[..read]);
                 let received = session.receive(&input, &mut events);
                 let Ok(used) = received else {
-                    tracing::info!(error = ?received.err(), "exec: SPDY session error");
+                    tracing::info!(error = ?received.err(), "remote command: SPDY session error");
                     let _ = writer.write_all(&session.take_output()).await;
                     break;
                 };
@@ -182,7 +182,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                                             resize.send_replace(Some(*size));
                                         }
                                     }
-                                    Err(error) => tracing::info!(%error, "exec: bad terminal size"),
+                                    Err(error) => tracing::info!(%error, "remote command: bad terminal size"),
                                 }
                             }
                         }
@@ -214,14 +214,14 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             () = &mut idle => {
-                tracing::info!(idle = ?timeouts.idle, "exec: the session idled too long");
+                tracing::info!(idle = ?timeouts.idle, "remote command: the session idled too long");
                 break;
             }
             () = &mut deadline, if ready.is_some() => {
                 tracing::info!(
                     opened = ids.opened,
                     expected = expected.count(),
-                    "exec: timed out waiting for the client to create its streams"
+                    "remote command: timed out waiting for the client to create its streams"
                 );
                 break;
             }

@@ -1,4 +1,4 @@
-//! The WebSocket side of an exec session, after the 101: channel messages
+//! The WebSocket side of an exec or attach session, after the 101: channel messages
 //! ([`super::stream::channel`]) to and from the command's channels
 //! ([`super::remote_command`]). As the kubelet (`createWebSocketStreams`): the command starts
 //! at once, an empty message on the lowest channel systemk writes tells the client the
@@ -59,7 +59,7 @@ pub async fn serve(
             .reset(tokio::time::Instant::now() + idle_timeout);
         tokio::select! {
             () = &mut idle => {
-                tracing::info!(idle = ?idle_timeout, "exec: the session idled too long");
+                tracing::info!(idle = ?idle_timeout, "remote command: the session idled too long");
                 break;
             }
             message = messages.next(), if !stdin.is_full() => {
@@ -77,12 +77,12 @@ pub async fn serve(
                                 resize.send_replace(Some(*size));
                             }
                         }
-                        Err(error) => tracing::info!(%error, "exec: bad terminal size"),
+                        Err(error) => tracing::info!(%error, "remote command: bad terminal size"),
                     },
                     Ok(Some(Inbound::Close { channel: STDIN })) => stdin.finish(),
                     Ok(_) => {}
                     Err(error) => {
-                        tracing::info!(%error, "exec: bad WebSocket message");
+                        tracing::info!(%error, "remote command: bad WebSocket message");
                         break;
                     }
                 }

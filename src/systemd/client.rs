@@ -17,7 +17,9 @@ use super::proxy::ManagerProxy;
 use super::reload::Reloader;
 use super::status::{self, UnitStatus};
 use super::usage::{self, UnitUsage};
-use crate::unit::{KubernetesMeta, SliceName, UNIT_NAME_MAX, UNIT_PREFIX, UnitName};
+use crate::unit::{
+    KubernetesMeta, SliceName, UNIT_NAME_MAX, UNIT_PREFIX, UnitName, stdin_socket_name,
+};
 use prometheus_client::metrics::counter::Counter;
 
 /// Job mode for every job systemk enqueues: replace a conflicting pending job.
@@ -126,6 +128,24 @@ impl Systemd {
         }
         tracing::debug!(dir = %dir.display(), units = units.len(), "unit files written");
         self.reload().await
+    }
+
+    /// Writes or deletes the socket units holding the standard input of the units
+    /// `sockets` names (`Some`: its content, `None`: the unit has none), without a
+    /// daemon-reload: [`Systemd::write_units`] of their services does one.
+    pub async fn write_stdin_sockets(
+        &self,
+        dir: &Path,
+        sockets: &[(UnitName, Option<String>)],
+    ) -> Result<()> {
+        for (name, content) in sockets {
+            let file = stdin_socket_name(name);
+            match content {
+                Some(content) => files::write_named(dir, &file, content).await?,
+                None => files::remove_named(dir, &file).await?,
+            }
+        }
+        Ok(())
     }
 
     /// Writes systemk's slice units (the root, the QoS slices, a pod's slice) into `dir`,
@@ -272,6 +292,8 @@ impl Systemd {
         self.disable(&list).await?;
         for name in names {
             files::remove(dir, name).await?;
+            // Its standard input's socket, if it had one, stopped with it (`BindsTo=`).
+            files::remove_named(dir, &stdin_socket_name(name)).await?;
         }
         tracing::info!(units = ?list, "units removed");
         self.reload().await

@@ -21,6 +21,8 @@
 //! - Stopping: `TimeoutStopSec=` = `terminationGracePeriodSeconds` (default 30),
 //!   `SendSIGKILL=yes`; `KillSignal=` stays the vendor's (the package's equivalent of an
 //!   image's STOPSIGNAL), else `SIGTERM`; a grace of 0 kills with `SIGKILL` at once.
+//! - Standard input: none, but with `stdin: true` the container's socket unit
+//!   (`stdin.rs`, `StandardInput=socket`).
 //! - Logs: `StandardOutput=journal`, `StandardError=journal`,
 //!   `SyslogIdentifier=<container>`, `LogExtraFields=SYSTEMK_POD_UID=<uid>` so logs of
 //!   one pod instance can be told from an earlier pod of the same name.
@@ -52,6 +54,7 @@ use super::pod_order;
 use super::pod_slice::SliceName;
 use super::resources::resource_directives;
 use super::run_dir::{apply_private_run, run_dir_path};
+use super::stdin::{apply_stdin, wants_stdin};
 use super::termination_log::container_mounts;
 
 /// Kubernetes' default `terminationGracePeriodSeconds`.
@@ -71,6 +74,7 @@ const OWNED_SERVICE_KEYS: &[&str] = &[
     "RemainAfterExit",
     "TimeoutStopSec",
     "SendSIGKILL",
+    "StandardInput",
     "StandardOutput",
     "StandardError",
     "SyslogIdentifier",
@@ -123,7 +127,7 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
     let metadata = &pod.metadata;
     let namespace = metadata.namespace.as_deref().unwrap_or("default");
     let pod_name = metadata.name.as_deref().unwrap_or_default();
-    UnitName::for_container(namespace, pod_name, &container.name)?;
+    let name = UnitName::for_container(namespace, pod_name, &container.name)?;
     let pod_uid = metadata
         .uid
         .as_deref()
@@ -236,6 +240,10 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
     // The API server turns a negative grace into 1 s; 0 would mean "no timeout" to systemd.
     unit.add("Service", "TimeoutStopSec", format!("{}s", grace.max(1)))?;
     unit.add("Service", "SendSIGKILL", "yes")?;
+    if wants_stdin(container) {
+        apply_stdin(&mut unit, &name)?;
+    }
+    // Explicit: with StandardInput=socket both would default to the socket.
     unit.add("Service", "StandardOutput", "journal")?;
     unit.add("Service", "StandardError", "journal")?;
     unit.add("Service", "SyslogIdentifier", container.name.as_str())?;

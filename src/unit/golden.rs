@@ -2,7 +2,8 @@
 //! container to build and the package facts; `<case>.vendor.service`, when present, is
 //! the vendor unit. The rendered unit must equal `<case>.service`, or, when building
 //! fails, the error message must equal `<case>.error`. The `.service` files start with
-//! a `# <unit name>` comment line, as `systemk render` prints them, and end with the pod's
+//! a `# <unit name>` comment line, as `systemk render` prints them, then (`stdin: true`)
+//! the container's socket unit under a `# <socket name>` line, and end with the pod's
 //! slice unit under a `# <slice name>` line (the QoS tier from a test-only classification;
 //! `pod::qos` is the real one, a layer above).
 //! Regenerate with `SYSTEMK_UPDATE_GOLDEN=1 cargo test --lib golden`.
@@ -19,6 +20,7 @@ use super::file::UnitFile;
 use super::identity::tests::TestUsers;
 use super::meta::KubernetesMeta;
 use super::pod_slice::{QosTier, SliceName, pod_slice_limits, pod_slice_unit};
+use super::stdin::{stdin_socket, stdin_socket_name, wants_stdin};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -90,6 +92,14 @@ fn render_case(yaml: &Path) -> String {
             if let Some(text) = super::env::env_file(container).unwrap() {
                 let path = super::env::env_file_path(&runtime_pod_dir, &container.name);
                 out.push_str(&format!("# {} (verbatim):\n{text}", path.display()));
+            }
+            if wants_stdin(container) {
+                let socket = stdin_socket(&name, Path::new("/run/systemk/stdin")).unwrap();
+                out.push_str(&format!(
+                    "# {}\n{}",
+                    stdin_socket_name(&name),
+                    socket.render()
+                ));
             }
             let limits = pod_slice_limits(spec, tier).unwrap();
             let meta = &case.pod.metadata;
@@ -213,24 +223,20 @@ fn golden_units_pass_systemd_analyze_verify() {
             continue;
         }
         let text = fs::read_to_string(&path).unwrap();
-        let unit_name = text
-            .lines()
-            .next()
-            .unwrap()
-            .strip_prefix("# ")
-            .unwrap()
-            .to_owned();
-        // The pod's slice follows the service under its own `# <name>` line.
-        let (service, slice) = match text.rfind("\n# ") {
-            Some(at) if at > 0 => (&text[..=at], Some(&text[at + 3..])),
-            _ => (text.as_str(), None),
-        };
-        let target = scratch.path().join(&unit_name);
-        fs::write(&target, service).unwrap();
-        units.push(target);
-        if let Some((slice_name, slice_unit)) = slice.and_then(|s| s.split_once('\n')) {
-            let target = scratch.path().join(slice_name);
-            fs::write(&target, slice_unit).unwrap();
+        // `# <name>` lines start the service, its stdin socket and the pod's slice; other
+        // `#` lines (the environment file, shown verbatim) stay with the unit before.
+        let mut blocks: Vec<(String, String)> = Vec::new();
+        for (i, part) in text.strip_prefix("# ").unwrap().split("\n# ").enumerate() {
+            let (header, body) = part.split_once('\n').unwrap_or((part, ""));
+            let is_unit = header.ends_with(".socket") || header.ends_with(".slice");
+            match blocks.last_mut() {
+                Some((_, unit)) if i > 0 && !is_unit => unit.push_str(&format!("# {part}\n")),
+                _ => blocks.push((header.to_owned(), format!("{body}\n"))),
+            }
+        }
+        for (name, unit) in blocks {
+            let target = scratch.path().join(name);
+            fs::write(&target, unit).unwrap();
             units.push(target);
         }
     }

@@ -61,6 +61,7 @@ mod run_dir;
 mod seccomp;
 mod slice;
 mod specifiers;
+mod stdin;
 mod termination_log;
 mod volumes;
 
@@ -89,6 +90,7 @@ pub use quantity::{Quantity, QuantityError};
 pub use run_dir::run_dir_path;
 pub use slice::{SLICE, SliceLimits, slice_unit};
 pub use specifiers::expand_name_specifiers;
+pub use stdin::{STDIN_DIR, stdin_fifo_path, stdin_socket, stdin_socket_name, wants_stdin};
 pub use termination_log::{
     DEFAULT_TERMINATION_MESSAGE_PATH, TERMINATION_MOUNT, container_mounts, termination_file_path,
     termination_message_path, termination_mount,

@@ -29,13 +29,16 @@ pub fn verb(method: &Method, req: &ResourceRequest) -> &'static str {
     }
 }
 
-/// 403 unless `user` may make the resource request `req`. A GET of `pods/exec` or
-/// `pods/portforward` (the WebSocket upgrade) also needs `create`, as 1.35's compound check
+/// 403 unless `user` may make the resource request `req`. A GET of `pods/exec`,
+/// `pods/attach` or `pods/portforward` (the WebSocket upgrade) also needs `create`, as 1.35's compound check
 /// (`AuthorizePodWebsocketUpgradeCreatePermission`, on by default) asks.
 pub fn authorize_resource(user: &User, method: &Method, req: &ResourceRequest) -> ApiResult<()> {
     let verb = verb(method, req);
     authorize_verb(user, verb, req)?;
-    let connect = matches!(req.subresource.as_deref(), Some("exec" | "portforward"));
+    let connect = matches!(
+        req.subresource.as_deref(),
+        Some("exec" | "attach" | "portforward")
+    );
     if verb == "get" && req.resource.plural == "pods" && connect {
         authorize_verb(user, "create", req)?;
     }

@@ -1,4 +1,4 @@
-//! `pods/exec` through the test API server to a fake kubelet (`fake_kubelet.rs`) that
+//! `pods/exec` and `pods/attach` through the test API server to a fake kubelet (`fake_kubelet.rs`) that
 //! answers an upgrade with 101 and then echoes: the URL the API server built for the
 //! kubelet, the upgrade passed through both ways, the kubelet's refusals passed back as
 //! they are, and the API server's own refusals before any upgrade.
@@ -98,4 +98,47 @@ async fn exec_refusals_come_before_any_upgrade() {
             .unwrap()
             .contains("Upgrade request required")
     );
+}
+
+#[tokio::test]
+async fn attach_passes_the_upgrade_through_without_a_command() {
+    let (server, url) = TestApiServer::start().await;
+    let client = Client::new(&url);
+    let kubelet = FakeKubelet::start(&server.client_ca_pem());
+    node(&client, kubelet.port).await;
+    pod(&client, "web", Some("n1"), &["main", "side", "gone"]).await;
+
+    let query = "container=side&stdin=true&stdout=true&stderr=false&tty=true&command=ignored";
+    let response = upgrade_request(&url, &format!("{PODS}/web/attach?{query}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101);
+    expect_passed_through(
+        response,
+        "POST /attach/default/web/side?input=1&output=1&tty=1\n",
+    )
+    .await;
+
+    let refused = upgrade_request(&url, &format!("{PODS}/web/attach?stdout=1&container=gone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 500, "the kubelet's refusal as it is");
+    let plain = reqwest::Client::new()
+        .post(format!("{url}{PODS}/web/attach?stdout=1&container=main"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 400);
+    let body = plain.text().await.unwrap();
+    assert!(body.contains("Upgrade request required"), "{body}");
+    let bad = upgrade_request(
+        &url,
+        &format!("{PODS}/web/attach?stdin=maybe&container=main"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
 }

@@ -1,10 +1,12 @@
-//! The `pods/exec` subresource as kube-apiserver serves it (`ExecREST.Connect`,
-//! `ExecLocation`/`streamLocation`, then `UpgradeAwareHandler` with `UpgradeRequired`):
-//! PodExecOptions decoded from the query (booleans as `strconv.ParseBool`, `command`
+//! The `pods/exec` and `pods/attach` subresources as kube-apiserver serves them
+//! (`ExecREST.Connect`/`AttachREST.Connect`, `ExecLocation`/`AttachLocation` and
+//! `streamLocation`, then `UpgradeAwareHandler` with `UpgradeRequired`):
+//! PodExecOptions (PodAttachOptions: the same without `command`) decoded from the query (booleans as `strconv.ParseBool`, `command`
 //! repeated), the pod (404), its container as for logs (400), a pod without a node 400
 //! `pod <name> does not have a host assigned`, a request that is not an upgrade 400
 //! `Upgrade request required`. Then the request goes to `https://<node>:<port>/exec/<ns>/
-//! <pod>/<container>?command=…&input=1&output=1&error=1&tty=1` with the kubelet client
+//! <pod>/<container>?command=…&input=1&output=1&error=1&tty=1` (`/attach/…` without
+//! `command`) with the kubelet client
 //! certificate, carrying the client's upgrade headers; a 101 is passed back and the two
 //! connections are joined byte for byte, any other answer is passed back as it is. The real
 //! server translates a `v5.channel.k8s.io` WebSocket into SPDY towards the kubelet
@@ -106,15 +108,25 @@ pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// GET or POST `pods/<name>/exec`.
-pub async fn exec(api: &Api, req: &ResourceRequest, connect: Connect<'_>) -> ApiResult<Response> {
+/// GET or POST `pods/<name>/exec` or `pods/<name>/attach` (`endpoint`: the kubelet's
+/// path, `exec` or `attach`).
+pub async fn connect(
+    api: &Api,
+    req: &ResourceRequest,
+    connect: Connect<'_>,
+    endpoint: &'static str,
+) -> ApiResult<Response> {
     let name = req.name.as_deref().unwrap_or("");
     let namespace = req.namespace_or_empty();
-    let (container, query) = parse_options(connect.query)?;
+    let (container, mut query) = parse_options(connect.query)?;
+    if endpoint == "attach" {
+        // PodAttachOptions has no command.
+        query.retain(|(key, _)| *key != "command");
+    }
     let location = {
         let state = api.store.lock();
         let preferred = &api.config.kubelet_preferred_address_types;
-        let container = (container.as_deref(), "exec");
+        let container = (container.as_deref(), endpoint);
         locate(&state, namespace, name, container, &query, preferred)?
     };
     let Some(url) = location else {

@@ -218,6 +218,15 @@ mod tests {
             "get |pods||ns|web|"
         );
         assert_eq!(brief("POST", pods, None).unwrap(), "create |pods||ns||");
+        // kubectl attach: POST (SPDY) creates, GET (WebSocket) gets `pods/attach`.
+        assert_eq!(
+            brief("POST", &format!("{pods}/web/attach"), Some("stdin=true")).unwrap(),
+            "create |pods|attach|ns|web|"
+        );
+        assert_eq!(
+            brief("GET", &format!("{pods}/web/attach"), None).unwrap(),
+            "get |pods|attach|ns|web|"
+        );
         assert_eq!(
             brief("PUT", &format!("{pods}/web/status"), None).unwrap(),
             "update |pods|status|ns|web|"

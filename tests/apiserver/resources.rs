@@ -119,10 +119,16 @@ pub static RESOURCES: &[Resource] = &[
                 group_version: None,
                 verbs: &["get"],
             },
-            // Passed through to the node's kubelet (`pod_exec`).
+            // Passed through to the node's kubelet (`pod_exec`, `pod_portforward`).
             Subresource {
                 name: "exec",
                 kind: "PodExecOptions",
+                group_version: None,
+                verbs: &["create", "get"],
+            },
+            Subresource {
+                name: "attach",
+                kind: "PodAttachOptions",
                 group_version: None,
                 verbs: &["create", "get"],
             },

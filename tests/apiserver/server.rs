@@ -444,14 +444,15 @@ async fn route(
         request.subresource.as_deref(),
     ) {
         (&Method::GET, "pods", Some("log")) => pod_logs::logs(api, &request).await,
-        (&Method::GET | &Method::POST, "pods", Some("exec")) => {
-            let exec = pod_exec::Connect {
+        (&Method::GET | &Method::POST, "pods", Some(sub @ ("exec" | "attach"))) => {
+            let connect = pod_exec::Connect {
                 method,
                 query: uri.query().unwrap_or(""),
                 headers,
                 upgrade,
             };
-            pod_exec::exec(api, &request, exec).await
+            let endpoint = if sub == "exec" { "exec" } else { "attach" };
+            pod_exec::connect(api, &request, connect, endpoint).await
         }
         (&Method::GET | &Method::POST, "pods", Some("portforward")) => {
             let connect = pod_exec::Connect {

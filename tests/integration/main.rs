@@ -11,6 +11,7 @@ mod apiserver;
 mod apt_upgrade;
 mod boot_order;
 mod cluster;
+mod cluster_attach;
 mod cluster_certs;
 mod cluster_doctor;
 mod cluster_exec;

@@ -122,7 +122,7 @@ async fn issue_12_api_pods_ignored_fields_refused_volumes_and_service_variables(
     let probed = sleeping(
         &cluster,
         "probed",
-        json!({"stdin": true, "tty": true}),
+        json!({"stdinOnce": true, "tty": true}),
         json!({"hostAliases": [{"ip": "10.0.0.9", "hostnames": ["db"]}]}),
     );
     cluster.apply(&probed).await;
@@ -159,7 +159,7 @@ async fn issue_12_api_pods_ignored_fields_refused_volumes_and_service_variables(
     let message = events[0]["message"].as_str().unwrap();
     for field in [
         "spec.hostAliases (containers use the node's /etc/hosts)",
-        "spec.containers{main}.stdin (",
+        "spec.containers{main}.stdinOnce (",
         "spec.containers{main}.tty (",
     ] {
         assert!(message.contains(field), "{field} not in {message}");

@@ -5,8 +5,10 @@ use k8s_openapi::api::core::v1::{Container, EphemeralContainer, SecurityContext,
 
 use super::{Walk, has};
 
-const NO_STDIN: &str =
-    "containers get no standard input and no terminal; their output goes to the journal";
+const NO_STDIN_ONCE: &str = "the standard input of a container with stdin: true stays open \
+     after an attach ends (as with stdinOnce: false): systemd holds it open for the container's run";
+const NO_TTY: &str = "containers get no terminal: their output goes to the journal, and \
+     kubectl attach streams it without one";
 
 /// `init` for an init container. As the API server has it, a regular init container (one
 /// that runs to completion) may have neither probes nor hooks, a sidecar (`restartPolicy:
@@ -78,11 +80,11 @@ pub(super) fn container(container: &Container, init: bool, w: &mut Walk) {
         });
     }
     probe(w, regular_init, "startupProbe", startup_probe.is_some());
-    w.ignored("stdin", *stdin == Some(true), NO_STDIN);
-    w.ignored("stdinOnce", *stdin_once == Some(true), NO_STDIN);
+    w.honoured("stdin", stdin);
+    w.ignored("stdinOnce", *stdin_once == Some(true), NO_STDIN_ONCE);
     w.honoured("terminationMessagePath", termination_message_path);
     w.honoured("terminationMessagePolicy", termination_message_policy);
-    w.ignored("tty", *tty == Some(true), NO_STDIN);
+    w.ignored("tty", *tty == Some(true), NO_TTY);
     w.refused(
         "volumeDevices",
         has(volume_devices),

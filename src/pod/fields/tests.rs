@@ -100,7 +100,6 @@ fn each_ignored_container_field_is_named_with_its_container() {
         [
             "spec.containers{main}.resizePolicy",
             "spec.containers{main}.securityContext.readOnlyRootFilesystem",
-            "spec.containers{main}.stdin",
             "spec.containers{main}.stdinOnce",
             "spec.containers{main}.tty",
         ]
@@ -113,7 +112,7 @@ fn defaults_and_honoured_values_are_not_warned_about() {
         "containers": [{
             "name": "main",
             "image": "/bin/sleep",
-            "stdin": false,
+            "stdin": true,
             "tty": false,
             "securityContext": {"readOnlyRootFilesystem": true},
         }],

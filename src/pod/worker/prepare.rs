@@ -27,7 +27,7 @@ use crate::pod::error::{Error, Result};
 use crate::pod::failure::{Failure, failure_events};
 use crate::pod::mounts::check_targets;
 use crate::pod::objects::{fetch_referenced, fetch_services};
-use crate::pod::plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container};
+use crate::pod::plan::{ContainerInputs, PlanFacts, PlannedUnit, plan_container, stdin_sockets};
 use crate::pod::progress::EventKind;
 use crate::pod::records;
 use crate::pod::restart::{ContainerRestarts, RestartPolicy};
@@ -292,6 +292,12 @@ pub(super) async fn prepare(
         .write_slices(&ctx.unit_dir, &[(slice.name, slice.unit.render())])
         .await?;
     if !to_write.is_empty() {
+        let written: Vec<UnitName> = to_write.iter().map(|(name, _)| name.clone()).collect();
+        let sockets = stdin_sockets(pod, &written, &ctx.dirs.stdin_dir())?;
+        // No reload of their own: the units' write reloads once for both.
+        ctx.systemd
+            .write_stdin_sockets(&ctx.unit_dir, &sockets)
+            .await?;
         ctx.systemd.write_units(&ctx.unit_dir, &to_write).await?;
         for (name, _) in to_write.iter().filter(|(name, _)| !moved.contains(name)) {
             state.event(
