@@ -226,9 +226,10 @@ async fn cluster_attach_is_authorized_and_its_socket_never_starts_the_container(
     cluster
         .apply(&pod_manifest("once", &namespace, &node, spec).to_string())
         .await;
-    cluster
+    let once = cluster
         .wait_for_pod("once", "Running", |pod| pod["status"]["phase"] == "Running")
         .await;
+    let uid = once["metadata"]["uid"].as_str().unwrap().to_owned();
 
     // The kubelet's mapping: attach is `nodes/proxy`, POST is `create`.
     cluster.server.grant("alice", "create", "nodes", "proxy");
@@ -251,6 +252,14 @@ async fn cluster_attach_is_authorized_and_its_socket_never_starts_the_container(
     let absent = format!("attach/{namespace}/absent/main?output=1");
     let (status, body) = spdy_upgrade(&cluster, Some("alice"), &absent, protocol).await;
     assert_eq!((status, body.as_str()), (404, "pod does not exist"));
+    // The path may name the pod's UID too; another pod's UID is the kubelet's 404.
+    let named = format!("attach/{namespace}/once/{uid}/main?output=1");
+    let (status, body) = spdy_upgrade(&cluster, Some("alice"), &named, protocol).await;
+    assert_eq!(status, 101, "{body}");
+    let other =
+        format!("attach/{namespace}/once/0b0e6a5c-52d5-4c1e-9d9e-000000000000/main?output=1");
+    let (status, body) = spdy_upgrade(&cluster, Some("alice"), &other, protocol).await;
+    assert_eq!((status, body.as_str()), (404, "pod not found"));
 
     // The socket unit holds the FIFO; the container exits leaving input unread.
     let unit = cluster.unit("once", "main");
