@@ -118,7 +118,9 @@ impl Systemd {
         }
     }
 
-    /// Writes every unit into `dir` (each atomically), then does one daemon-reload.
+    /// Writes every unit into `dir` (each atomically), then one daemon-reload if systemd
+    /// has loaded one of them (or its stdin socket) before: new units need none
+    /// (`freshness.rs`).
     pub async fn write_units(&self, dir: &Path, units: &[(UnitName, String)]) -> Result<()> {
         if units.is_empty() {
             return Ok(());
@@ -127,7 +129,13 @@ impl Systemd {
             files::write(dir, name, content).await?;
         }
         tracing::debug!(dir = %dir.display(), units = units.len(), "unit files written");
-        self.reload().await
+        let mut names: Vec<String> = Vec::with_capacity(units.len() * 2);
+        for (name, _) in units {
+            names.push(name.as_str().to_owned());
+            names.push(stdin_socket_name(name));
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.reload_if_stale(&names).await
     }
 
     /// Writes or deletes the socket units holding the standard input of the units
@@ -149,8 +157,9 @@ impl Systemd {
     }
 
     /// Writes systemk's slice units (the root, the QoS slices, a pod's slice) into `dir`,
-    /// each only when its content changed, then reloads once if any did: systemd applies
-    /// new limits to a running slice at once.
+    /// each only when its content changed, then reloads once if systemd had loaded one of
+    /// those: it then applies the new limits to the running slice at once. A new slice is
+    /// read from disk when its first unit starts.
     pub async fn write_slices(&self, dir: &Path, slices: &[(SliceName, String)]) -> Result<()> {
         let mut written = Vec::new();
         for (name, content) in slices {
@@ -165,7 +174,7 @@ impl Systemd {
             return Ok(());
         }
         tracing::info!(dir = %dir.display(), slices = ?written, "slices written");
-        self.reload().await
+        self.reload_if_stale(&written).await
     }
 
     /// Stops pod slices (and with them anything still in them), forgets their failed

@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod exec_commands;
 mod files;
+mod freshness;
 mod jobs;
 mod journal;
 mod kill;
