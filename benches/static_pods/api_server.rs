@@ -47,7 +47,10 @@ impl ApiServer {
                 return Ok(server);
             }
         }
-        bail!("{} {ENTRY} ended without a kubeconfig", test_binary.display())
+        bail!(
+            "{} {ENTRY} ended without a kubeconfig",
+            test_binary.display()
+        )
     }
 }
 

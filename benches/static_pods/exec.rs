@@ -66,7 +66,14 @@ pub fn measure(work: &Path, test_binary: &Path, log: &Path) -> anyhow::Result<Ex
     kubectl.run(&[OsStr::new("apply"), "-f".as_ref(), manifest.as_os_str()])?;
     let timeout = format!("--timeout={}s", DEADLINE.as_secs());
     let pod = format!("pod/{POD}");
-    kubectl.run(&["wait", "--for=condition=Ready", &pod, "-n", NAMESPACE, &timeout])?;
+    kubectl.run(&[
+        "wait",
+        "--for=condition=Ready",
+        &pod,
+        "-n",
+        NAMESPACE,
+        &timeout,
+    ])?;
 
     let exec = || kubectl.command(&["exec", POD, "-n", NAMESPACE, "--", "true"]);
     let get = || kubectl.command(&["get", "pod", POD, "-n", NAMESPACE, "-o", "name"]);

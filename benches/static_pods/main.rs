@@ -396,7 +396,9 @@ fn parse_args() -> anyhow::Result<Options> {
         bail!("--pods must be at least 1");
     }
     if options.test_binary.as_os_str().is_empty() {
-        bail!("--test-binary (the integration test binary, which scripts/bench builds) is required");
+        bail!(
+            "--test-binary (the integration test binary, which scripts/bench builds) is required"
+        );
     }
     Ok(options)
 }

@@ -80,7 +80,10 @@ impl Report {
             ),
             (
                 "kubectl floor: kubectl get pod",
-                p50_p99(self.exec.kubectl_floor_p50_ms, self.exec.kubectl_floor_p99_ms),
+                p50_p99(
+                    self.exec.kubectl_floor_p50_ms,
+                    self.exec.kubectl_floor_p99_ms,
+                ),
             ),
             ("CPUs", self.cpus.to_string()),
         ];
