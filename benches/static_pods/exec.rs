@@ -22,7 +22,7 @@ use crate::report::percentile;
 use crate::{NAMESPACE, SYSTEMK, UNIT_DIR};
 
 /// Timed runs of each command.
-pub const RUNS: usize = 100;
+const RUNS: usize = 100;
 /// The node systemk registers as.
 const NODE: &str = "systemk-bench";
 /// The pod the commands run in (`/bin/sleep infinity`).
