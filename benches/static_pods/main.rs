@@ -14,10 +14,14 @@
 //! `systemk_ms` (first manifest renamed in, last container active), per-pod times
 //! (manifest renamed in → its container active), systemk's RSS and CPU time over an
 //! idle window with the N pods running, and the CPU the same number of pods with a 1 s
-//! readiness probe each adds (`probe_cpu_percent`, see `probes.rs`). Written to `target/bench/static-pods.json`.
+//! readiness probe each adds (`probe_cpu_percent`, see `probes.rs`); once those pods are
+//! gone, the `kubectl exec` round trip through the test API server against its floors
+//! (`exec.rs`). Written to `target/bench/static-pods.json`.
 
 mod agent;
+mod api_server;
 mod bus;
+mod exec;
 mod probes;
 mod report;
 
@@ -56,6 +60,8 @@ struct Options {
     pods: usize,
     idle_seconds: u64,
     out: PathBuf,
+    /// The integration test binary, which serves the test API server (`--test-binary`).
+    test_binary: PathBuf,
 }
 
 #[tokio::main]
@@ -157,6 +163,14 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
     eprintln!("probes: the floor, {} runs of /bin/true a second", n / 2);
     let exec_floor =
         tokio::task::spawn_blocking(move || probes::exec_floor(n / 2, window)).await??;
+    // The N pods go first: the exec round trips are timed on an otherwise empty node.
+    cleanup().await?;
+    eprintln!("exec: kubectl exec through the test API server, systemk as its node");
+    let exec_log = options.out.with_file_name("agent-exec.log");
+    let (exec_work, test_binary) = (work.to_owned(), options.test_binary.clone());
+    let exec =
+        tokio::task::spawn_blocking(move || exec::measure(&exec_work, &test_binary, &exec_log))
+            .await??;
     Ok(Report {
         n,
         floor_ms,
@@ -171,6 +185,7 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         probe_cpu_percent: probed.cpu_percent - idle.cpu_percent,
         probe_exec_floor_cpu_percent: exec_floor,
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        exec,
     })
 }
 
@@ -357,6 +372,7 @@ fn parse_args() -> anyhow::Result<Options> {
         pods: 100,
         idle_seconds: 60,
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/static-pods.json"),
+        test_binary: PathBuf::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -367,15 +383,22 @@ fn parse_args() -> anyhow::Result<Options> {
                 options.idle_seconds = value()?.parse().context("--idle-seconds")?
             }
             "--out" => options.out = value()?.into(),
+            "--test-binary" => options.test_binary = value()?.into(),
             // `cargo bench` passes --bench to every bench target.
             "--bench" => {}
             other => bail!(
-                "unknown argument {other:?} (accepted: --pods N, --idle-seconds S, --out FILE)"
+                "unknown argument {other:?} (accepted: --pods N, --idle-seconds S, --out FILE, \
+                 --test-binary FILE)"
             ),
         }
     }
     if options.pods == 0 {
         bail!("--pods must be at least 1");
+    }
+    if options.test_binary.as_os_str().is_empty() {
+        bail!(
+            "--test-binary (the integration test binary, which scripts/bench builds) is required"
+        );
     }
     Ok(options)
 }

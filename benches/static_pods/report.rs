@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::exec::ExecFigures;
+
 /// Everything one run measured. Times in milliseconds.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -36,6 +38,9 @@ pub struct Report {
     pub probe_exec_floor_cpu_percent: f64,
     /// CPUs of this machine.
     pub cpus: usize,
+    /// The exec round trip and its floors.
+    #[serde(flatten)]
+    pub exec: ExecFigures,
 }
 
 impl Report {
@@ -65,6 +70,21 @@ impl Report {
                 "probes floor: their commands alone",
                 format!("{:.2} % CPU", self.probe_exec_floor_cpu_percent),
             ),
+            (
+                "exec: kubectl exec pod -- true",
+                p50_p99(self.exec.exec_p50_ms, self.exec.exec_p99_ms),
+            ),
+            (
+                "exec floor: systemd-run --wait --pipe",
+                p50_p99(self.exec.exec_floor_p50_ms, self.exec.exec_floor_p99_ms),
+            ),
+            (
+                "kubectl floor: kubectl get pod",
+                p50_p99(
+                    self.exec.kubectl_floor_p50_ms,
+                    self.exec.kubectl_floor_p99_ms,
+                ),
+            ),
             ("CPUs", self.cpus.to_string()),
         ];
         let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
@@ -85,6 +105,10 @@ impl Report {
 
 fn ms(value: f64) -> String {
     format!("{value:.1} ms")
+}
+
+fn p50_p99(p50: f64, p99: f64) -> String {
+    format!("p50 {p50:.1} ms, p99 {p99:.1} ms")
 }
 
 /// The nearest-rank percentile `p` (0–100) of `values`; 0 for none.
