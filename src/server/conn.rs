@@ -244,6 +244,11 @@ impl Accept<TcpStream, Router> for GuardAcceptor {
                 );
                 return Err(io::Error::other("too many connections"));
             };
+            // Streams (exec, attach, port-forward) carry small interactive writes: Nagle's
+            // algorithm would hold each behind the peer's delayed ACK.
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "kubelet API: cannot set TCP_NODELAY");
+            }
             let connection = Arc::new(Connection::new(&this.limits, Instant::now()));
             // The router, for this connection only, hands every request its connection.
             let router = service.layer(axum::Extension(connection.clone()));
