@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::agent::Agent;
 use crate::api_server::ApiServer;
-use crate::report::percentile;
+use crate::percentile::percentile;
 use crate::{NAMESPACE, SYSTEMK, UNIT_DIR};
 
 /// Timed runs of each command.

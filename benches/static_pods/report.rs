@@ -1,4 +1,4 @@
-//! The benchmark's figures: percentiles, the printed table and the JSON file.
+//! The benchmark's figures: the printed table and the JSON file.
 
 use std::path::Path;
 
@@ -12,7 +12,7 @@ use crate::exec::ExecFigures;
 pub struct Report {
     /// Pods started.
     pub n: usize,
-    /// N units written, one daemon-reload, all started, until the last is active.
+    /// N units written and all started (no daemon-reload), until the last is active.
     pub floor_ms: f64,
     /// First manifest renamed in until the last pod's container is active.
     pub systemk_ms: f64,
@@ -109,15 +109,4 @@ fn ms(value: f64) -> String {
 
 fn p50_p99(p50: f64, p99: f64) -> String {
     format!("p50 {p50:.1} ms, p99 {p99:.1} ms")
-}
-
-/// The nearest-rank percentile `p` (0–100) of `values`; 0 for none.
-pub fn percentile(values: &[f64], p: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
