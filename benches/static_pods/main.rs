@@ -25,6 +25,7 @@ mod exec;
 mod percentile;
 mod probes;
 mod report;
+mod single;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ use percentile::percentile;
 use report::Report;
 
 const SYSTEMK: &str = env!("CARGO_BIN_EXE_systemk");
-const UNIT_DIR: &str = "/etc/systemd/system";
+pub(crate) const UNIT_DIR: &str = "/etc/systemd/system";
 /// The namespace of the benchmark's pods; its units are `systemk.systemk-bench.*`.
 pub(crate) const NAMESPACE: &str = "systemk-bench";
 /// Where `systemk render` puts the pods' directories (systemk's default state directory).
@@ -151,6 +152,12 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
     .await?;
     let idle = idle?;
 
+    eprintln!(
+        "single: one pod more, {} times, and its floor",
+        single::TRIALS
+    );
+    let single = single::measure(&bus, work, &watched, &node).await?;
+
     eprintln!("probes: {n} pods with a 1 s readiness probe (half tcpSocket, half exec)");
     let port = probes::listener()?;
     probes::swap_manifests(&watched, n, port)?;
@@ -187,6 +194,7 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         probe_cpu_percent: probed.cpu_percent - idle.cpu_percent,
         probe_exec_floor_cpu_percent: exec_floor,
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        single,
         exec,
     })
 }
@@ -196,33 +204,8 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
 /// reads a unit it never loaded from disk when it is first started: the fastest way). Returns the time
 /// from writing the first file to the last unit active, then removes them.
 async fn floor(bus: &zbus::Connection, work: &Path, manifests: &[String]) -> anyhow::Result<f64> {
-    let all = work.join("floor.yaml");
-    std::fs::write(&all, manifests.join("---\n"))?;
-    let output = std::process::Command::new(SYSTEMK)
-        .args(["render", "--node-ip", "127.0.0.1", "-f"])
-        .arg(&all)
-        .output()?;
-    if !output.status.success() {
-        bail!(
-            "systemk render: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    // systemk in this benchmark keeps its pods under the work directory: so do the
-    // floor's units, never under the host's /var/lib/systemk.
-    let pods_dir = work.join("floor-pods");
-    let rendered =
-        String::from_utf8(output.stdout)?.replace(RENDERED_PODS, &pods_dir.to_string_lossy());
-    let units = split_rendered(&rendered);
-    if units.len() != manifests.len() {
-        bail!(
-            "systemk render made {} units of {} pods",
-            units.len(),
-            manifests.len()
-        );
-    }
+    let units = floor_units(work, "floor", manifests)?;
     let names: Vec<String> = units.iter().map(|(name, _)| name.clone()).collect();
-    bind_sources(&units, &pods_dir)?;
     let started = monotonic_us()?;
     for (name, text) in &units {
         std::fs::write(Path::new(UNIT_DIR).join(name), text)?;
@@ -236,6 +219,42 @@ async fn floor(bus: &zbus::Connection, work: &Path, manifests: &[String]) -> any
     }
     remove_floor(bus, &names).await?;
     Ok(last.saturating_sub(started) as f64 / 1000.0)
+}
+
+/// The units `systemk render` makes of `manifests`, under the floor's names, with what
+/// they bind made below `work/<tag>-pods`: (name, text) per pod.
+pub(crate) fn floor_units(
+    work: &Path,
+    tag: &str,
+    manifests: &[String],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let all = work.join(format!("{tag}.yaml"));
+    std::fs::write(&all, manifests.join("---\n"))?;
+    let output = std::process::Command::new(SYSTEMK)
+        .args(["render", "--node-ip", "127.0.0.1", "-f"])
+        .arg(&all)
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "systemk render: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // systemk in this benchmark keeps its pods under the work directory: so do the
+    // floor's units, never under the host's /var/lib/systemk.
+    let pods_dir = work.join(format!("{tag}-pods"));
+    let rendered =
+        String::from_utf8(output.stdout)?.replace(RENDERED_PODS, &pods_dir.to_string_lossy());
+    let units = split_rendered(&rendered);
+    if units.len() != manifests.len() {
+        bail!(
+            "systemk render made {} units of {} pods",
+            units.len(),
+            manifests.len()
+        );
+    }
+    bind_sources(&units, &pods_dir)?;
+    Ok(units)
 }
 
 /// Creates what the units bind below `pods_dir` that systemk would have made while
@@ -291,7 +310,7 @@ fn split_rendered(text: &str) -> Vec<(String, String)> {
     units
 }
 
-async fn remove_floor(bus: &zbus::Connection, names: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn remove_floor(bus: &zbus::Connection, names: &[String]) -> anyhow::Result<()> {
     bus::stop_all(bus, names).await?;
     let pattern = format!("{FLOOR_PREFIX}*");
     let deadline = tokio::time::Instant::now() + START_DEADLINE;
@@ -347,7 +366,7 @@ async fn wait_active(bus: &zbus::Connection, pattern: &str, n: usize) -> anyhow:
     }
 }
 
-fn manifest(name: &str) -> String {
+pub(crate) fn manifest(name: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\n\
          spec:\n  containers:\n  - name: main\n    image: /bin/sleep\n    args: [infinity]\n"
@@ -364,7 +383,7 @@ fn hostname() -> anyhow::Result<String> {
     Ok(name.trim().to_lowercase())
 }
 
-fn monotonic_us() -> anyhow::Result<u64> {
+pub(crate) fn monotonic_us() -> anyhow::Result<u64> {
     let now = clock_gettime(ClockId::CLOCK_MONOTONIC)?;
     Ok(u64::try_from(now.tv_sec())? * 1_000_000 + u64::try_from(now.tv_nsec())? / 1_000)
 }

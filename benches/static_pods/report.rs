@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::exec::ExecFigures;
+use crate::single::SingleFigures;
 
 /// Everything one run measured. Times in milliseconds.
 #[derive(Debug, Serialize)]
@@ -38,6 +39,9 @@ pub struct Report {
     pub probe_exec_floor_cpu_percent: f64,
     /// CPUs of this machine.
     pub cpus: usize,
+    /// One pod more on the node running N, and its floor.
+    #[serde(flatten)]
+    pub single: SingleFigures,
     /// The exec round trip and its floors.
     #[serde(flatten)]
     pub exec: ExecFigures,
@@ -69,6 +73,17 @@ impl Report {
             (
                 "probes floor: their commands alone",
                 format!("{:.2} % CPU", self.probe_exec_floor_cpu_percent),
+            ),
+            (
+                "one pod more: manifest to running",
+                p50_p99(self.single.single_p50_ms, self.single.single_p99_ms),
+            ),
+            (
+                "one pod more: floor, its unit started",
+                p50_p99(
+                    self.single.single_floor_p50_ms,
+                    self.single.single_floor_p99_ms,
+                ),
             ),
             (
                 "exec: kubectl exec pod -- true",
