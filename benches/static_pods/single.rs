@@ -1,8 +1,8 @@
 //! One pod more on a node already running N (issue 15, point 1): from its manifest renamed
 //! into the watched directory to its container active (`single_*`), against the floor of
 //! the unit `systemk render` makes of the same manifest, written and started directly
-//! without a reload (`single_floor_*`). Each trial runs alone and is removed (and gone)
-//! before the next; both ends on `CLOCK_MONOTONIC`, as the burst's.
+//! without a reload (`single_floor_*`). Each trial runs alone and is removed (and gone, and
+//! a second passed) before the next; both ends on `CLOCK_MONOTONIC`, as the burst's.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +20,9 @@ pub const TRIALS: usize = 50;
 const POLL: Duration = Duration::from_millis(5);
 /// Longest wait for one unit.
 const DEADLINE: Duration = Duration::from_secs(60);
+/// Quiet time after a trial's pod is gone: the agent still removes its slice then, with a
+/// daemon-reload, which would hold up the next trial's start inside PID 1.
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// The figures of this phase.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +60,7 @@ pub async fn measure(
         pod_ms.push(active.saturating_sub(renamed) as f64 / 1000.0);
         std::fs::remove_file(&visible)?;
         wait_until(bus, unit.as_str(), false).await?;
+        tokio::time::sleep(SETTLE).await;
     }
     let manifests: Vec<String> = (0..TRIALS)
         .map(|trial| manifest(&format!("single-floor-{trial:02}")))
@@ -71,6 +75,7 @@ pub async fn measure(
         let active = bus::active_enter_monotonic_us(bus, name).await?;
         floor_ms.push(active.saturating_sub(written) as f64 / 1000.0);
         remove_floor(bus, std::slice::from_ref(name)).await?;
+        tokio::time::sleep(SETTLE).await;
     }
     Ok(SingleFigures {
         single_runs: TRIALS,

@@ -2,8 +2,11 @@
 //! pods whenever a manifest appears, changes or goes away. Layer 5.
 //!
 //! - No polling: inotify on the directory (create, close-after-write, rename in or out,
-//!   delete). Bursts (a hundred files dropped at once, an editor's save dance) are coalesced:
-//!   the directory is read again once events have paused for [`QUIET`], or at the latest
+//!   delete). A file completed (written and closed, or renamed into place) after a quiet
+//!   spell is read at once: one pod dropped in starts without waiting. Anything else, and
+//!   every event that follows within [`QUIET`] of a read, is coalesced (a hundred files
+//!   dropped at once, an editor's save dance, which moves the old file away first): the
+//!   directory is read again once events have paused for [`QUIET`], or at the latest
 //!   [`MAX_DELAY`] after the first one, so a change is seen well within a second.
 //! - A missing directory is not created (a typo in the path should not silently become an
 //!   empty directory): it is logged, an empty set is sent, as the kubelet does, and the
@@ -91,6 +94,7 @@ pub async fn watch(
         target: None,
         last_sent: None,
         last_errors: Vec::new(),
+        last_read: None,
     };
     tokio::select! {
         () = shutdown => Ok(()),
@@ -131,6 +135,8 @@ struct DirWatcher {
     last_sent: Option<Vec<Arc<Pod>>>,
     /// The file errors of the last read, as text, to log only new ones.
     last_errors: Vec<String>,
+    /// When the directory was last read.
+    last_read: Option<Instant>,
 }
 
 impl DirWatcher {
@@ -204,6 +210,7 @@ impl DirWatcher {
     /// Reads the directory and sends its set if it differs from the last one sent. False
     /// when the receiver is gone.
     async fn reread_and_send(&mut self) -> bool {
+        self.last_read = Some(Instant::now());
         let watching_dir = self.target.as_ref().is_some_and(|target| target.is_dir);
         let manifests = if watching_dir {
             let (dir, node_name) = (self.dir.clone(), self.node_name.clone());
@@ -242,14 +249,19 @@ impl DirWatcher {
         self.last_errors = texts;
     }
 
-    /// Waits for the first event that matters, then for the burst around it to pass.
+    /// Waits for the first event that matters, then for the burst around it to pass,
+    /// unless it completed a file after a quiet spell.
     async fn next_wake(&self, events: &mut EventStream<[u8; EVENT_BUFFER_BYTES]>) -> Result<Wake> {
-        let mut wake = loop {
+        let (mut wake, event) = loop {
             let event = self.next_event(events).await?;
             if let Some(wake) = self.classify(&event) {
-                break wake;
+                break (wake, event);
             }
         };
+        let settled = self.last_read.is_none_or(|read| read.elapsed() >= QUIET);
+        if wake == Wake::Reread && settled && completes_a_file(&event) {
+            return Ok(wake);
+        }
         let deadline = Instant::now() + MAX_DELAY;
         loop {
             let quiet_until = (Instant::now() + QUIET).min(deadline);
@@ -302,6 +314,15 @@ impl DirWatcher {
         let name = event.name.as_deref()?;
         is_manifest_name(name).then_some(Wake::Reread)
     }
+}
+
+/// Whether the event leaves a whole file behind: written and closed, or renamed into
+/// place. Not a creation (the file is still empty), nor a removal (an editor's save may
+/// move the old file away before the new one is there).
+fn completes_a_file(event: &EventOwned) -> bool {
+    event
+        .mask
+        .intersects(EventMask::CLOSE_WRITE | EventMask::MOVED_TO)
 }
 
 /// The nearest ancestor of the absolute `dir` that is a directory (`/` at worst).

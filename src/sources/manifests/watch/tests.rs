@@ -160,6 +160,34 @@ async fn editor_files_are_not_pods() {
 }
 
 #[tokio::test]
+async fn an_editors_save_never_shows_the_pod_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut watching = start(dir.path());
+    assert!(watching.next().await.pods.is_empty());
+    write_pod(dir.path(), "a.yaml", "a", "/bin/true");
+    watching.wait_for(|u| !u.pods.is_empty()).await;
+    // A quiet spell, so the save's first event may be read at once if it completes a file.
+    tokio::time::sleep(QUIET * 2).await;
+    // vim's save with a backup: the old file moved away, the new one written, the backup
+    // deleted.
+    let (file, backup) = (dir.path().join("a.yaml"), dir.path().join("a.yaml~"));
+    std::fs::rename(&file, &backup).unwrap();
+    write_pod(dir.path(), "a.yaml", "a", "/bin/false");
+    std::fs::remove_file(&backup).unwrap();
+    let (update, _) = watching
+        .wait_for(|u| {
+            assert!(
+                !u.pods.is_empty(),
+                "the pod must not go away while it is saved"
+            );
+            image(u) == Some("/bin/false")
+        })
+        .await;
+    assert_eq!(names(&update), ["a-node1"]);
+    watching.stop().await;
+}
+
+#[tokio::test]
 async fn hundred_files_dropped_at_once_arrive_in_few_updates() {
     let dir = tempfile::tempdir().unwrap();
     let mut watching = start(dir.path());
