@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::State;
 use super::command_session::StreamFlags;
-use super::journal::{LineFormat, entry_line, oversized_entry_line};
+use super::journal::{JSON_ENTRY_ARGS, LineFormat, entry_line, oversized_entry_line};
 use super::logs::{Entry, read_entry};
 use super::remote_command::{CommandEnds, FromCommand};
 use super::stream::status::Outcome;
@@ -109,17 +109,8 @@ fn follow_args(invocation_id: &str, pod_uid: &str, since_us: i64) -> Result<Vec<
         ));
     }
     check_uid(pod_uid).map_err(|err| err.to_string())?;
-    let mut args: Vec<String> = [
-        "--no-pager",
-        "--quiet",
-        "--all",
-        "--output=json",
-        "--output-fields=MESSAGE",
-        "--follow",
-        "--no-tail",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let mut args: Vec<String> = JSON_ENTRY_ARGS.map(str::to_owned).to_vec();
+    args.extend(["--follow".to_owned(), "--no-tail".to_owned()]);
     args.push(format!("--since=@{}", since_us.div_euclid(1_000_000)));
     args.push(format!("_SYSTEMD_INVOCATION_ID={invocation_id}"));
     args.push(format!("SYSTEMK_POD_UID={pod_uid}"));

@@ -8,6 +8,16 @@
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
+/// The `journalctl` arguments that make the entries [`entry_line`] reads: JSON, complete
+/// fields, the message only, no pager or notices.
+pub const JSON_ENTRY_ARGS: [&str; 5] = [
+    "--no-pager",
+    "--quiet",
+    "--all",
+    "--output=json",
+    "--output-fields=MESSAGE",
+];
+
 /// How a journal entry becomes a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineFormat {

@@ -16,7 +16,7 @@ use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::error::{Error, Result};
-use super::journal::{LineFormat, entry_line, oversized_entry_line};
+use super::journal::{JSON_ENTRY_ARGS, LineFormat, entry_line, oversized_entry_line};
 use super::limits::Limits;
 
 /// The kubelet's log query parameters (`PodLogOptions` as the API server passes them on).
@@ -126,15 +126,7 @@ pub fn journalctl_args(
     since_us: Option<i64>,
     until_us: Option<i64>,
 ) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--no-pager",
-        "--quiet",
-        "--all",
-        "--output=json",
-        "--output-fields=MESSAGE",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let mut args: Vec<String> = JSON_ENTRY_ARGS.map(str::to_owned).to_vec();
     if options.follow {
         args.push("--follow".to_owned());
     }

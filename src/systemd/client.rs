@@ -119,41 +119,58 @@ impl Systemd {
     }
 
     /// Writes every unit into `dir` (each atomically), then one daemon-reload if systemd
-    /// has loaded one of them (or its stdin socket) before: new units need none
-    /// (`freshness.rs`).
+    /// has loaded one of them before: new units need none (`freshness.rs`).
     pub async fn write_units(&self, dir: &Path, units: &[(UnitName, String)]) -> Result<()> {
-        if units.is_empty() {
+        self.write_units_beside(dir, units, &[]).await
+    }
+
+    /// [`Systemd::write_units`], where the reload also covers the unit files `touched`
+    /// (written or deleted just before, e.g. by [`Systemd::write_stdin_sockets`]).
+    pub async fn write_units_beside(
+        &self,
+        dir: &Path,
+        units: &[(UnitName, String)],
+        touched: &[String],
+    ) -> Result<()> {
+        if units.is_empty() && touched.is_empty() {
             return Ok(());
         }
         for (name, content) in units {
             files::write(dir, name, content).await?;
         }
         tracing::debug!(dir = %dir.display(), units = units.len(), "unit files written");
-        let mut names: Vec<String> = Vec::with_capacity(units.len() * 2);
-        for (name, _) in units {
-            names.push(name.as_str().to_owned());
-            names.push(stdin_socket_name(name));
-        }
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let names: Vec<&str> = units
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .chain(touched.iter().map(String::as_str))
+            .collect();
         self.reload_if_stale(&names).await
     }
 
     /// Writes or deletes the socket units holding the standard input of the units
     /// `sockets` names (`Some`: its content, `None`: the unit has none), without a
-    /// daemon-reload: [`Systemd::write_units`] of their services does one.
+    /// daemon-reload; returns the socket files written or deleted, for
+    /// [`Systemd::write_units_beside`] of their services to cover.
     pub async fn write_stdin_sockets(
         &self,
         dir: &Path,
         sockets: &[(UnitName, Option<String>)],
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
+        let mut touched = Vec::new();
         for (name, content) in sockets {
             let file = stdin_socket_name(name);
-            match content {
-                Some(content) => files::write_named(dir, &file, content).await?,
+            let changed = match content {
+                Some(content) => {
+                    files::write_named(dir, &file, content).await?;
+                    true
+                }
                 None => files::remove_named(dir, &file).await?,
+            };
+            if changed {
+                touched.push(file);
             }
         }
-        Ok(())
+        Ok(touched)
     }
 
     /// Writes systemk's slice units (the root, the QoS slices, a pod's slice) into `dir`,

@@ -44,19 +44,21 @@ pub(super) async fn write_named(dir: &Path, file_name: &str, content: &str) -> R
 
 /// Deletes `dir/<name>`; a file that is already gone is fine.
 pub(super) async fn remove(dir: &Path, name: &UnitName) -> Result<()> {
-    remove_named(dir, name.as_str()).await
+    remove_named(dir, name.as_str()).await.map(drop)
 }
 
 /// Deletes `dir/<file_name>` ([`write_named`]'s names); a file already gone is fine.
-pub(super) async fn remove_named(dir: &Path, file_name: &str) -> Result<()> {
+/// Whether there was one.
+pub(super) async fn remove_named(dir: &Path, file_name: &str) -> Result<bool> {
     let path = dir.join(file_name);
     match tokio::fs::remove_file(&path).await {
-        Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+        Ok(()) => Ok(true),
+        Err(source) if source.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(Error::Io {
             operation: "remove unit file",
             path,
             source,
         }),
-        _ => Ok(()),
     }
 }
 

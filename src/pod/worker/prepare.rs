@@ -294,11 +294,14 @@ pub(super) async fn prepare(
     if !to_write.is_empty() {
         let written: Vec<UnitName> = to_write.iter().map(|(name, _)| name.clone()).collect();
         let sockets = stdin_sockets(pod, &written, &ctx.dirs.stdin_dir())?;
-        // No reload of their own: the units' write reloads once for both.
-        ctx.systemd
+        // No reload of their own: the units' write reloads once for both, if needed.
+        let touched = ctx
+            .systemd
             .write_stdin_sockets(&ctx.unit_dir, &sockets)
             .await?;
-        ctx.systemd.write_units(&ctx.unit_dir, &to_write).await?;
+        ctx.systemd
+            .write_units_beside(&ctx.unit_dir, &to_write, &touched)
+            .await?;
         for (name, _) in to_write.iter().filter(|(name, _)| !moved.contains(name)) {
             state.event(
                 pod,

@@ -31,6 +31,19 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// A fresh session that took `bytes`, and what it saw; `None` when it refused them.
+fn received(bytes: &[u8]) -> Option<(Session, Vec<Event>)> {
+    let limits = SessionLimits {
+        max_frame: 1 << 16,
+        max_header_block: 1 << 12,
+        max_streams: 8,
+    };
+    let mut session = Session::new(limits).expect("session");
+    let mut events = Vec::new();
+    session.receive(bytes, &mut events).ok()?;
+    Some((session, events))
+}
+
 #[test]
 fn the_frame_decoder_takes_every_corpus_file() {
     for (name, bytes) in corpus() {
@@ -46,16 +59,9 @@ fn the_frame_decoder_takes_every_corpus_file() {
 fn a_session_takes_every_corpus_file() {
     let mut opened = 0;
     for (_, bytes) in corpus() {
-        let limits = SessionLimits {
-            max_frame: 1 << 16,
-            max_header_block: 1 << 12,
-            max_streams: 8,
-        };
-        let mut session = Session::new(limits).expect("session");
-        let mut events = Vec::new();
-        if session.receive(&bytes, &mut events).is_err() {
+        let Some((mut session, events)) = received(&bytes) else {
             continue;
-        }
+        };
         for event in events {
             if let Event::Opened { stream_id, .. } = event {
                 opened += 1;
@@ -74,16 +80,9 @@ fn a_session_takes_every_corpus_file() {
 fn port_forward_pairs_every_corpus_file() {
     let mut paired = 0;
     for (name, bytes) in corpus() {
-        let limits = SessionLimits {
-            max_frame: 1 << 16,
-            max_header_block: 1 << 12,
-            max_streams: 8,
-        };
-        let mut session = Session::new(limits).expect("session");
-        let mut events = Vec::new();
-        if session.receive(&bytes, &mut events).is_err() {
+        let Some((_, events)) = received(&bytes) else {
             continue;
-        }
+        };
         let now = Instant::now();
         let mut pairs = Pairs::new(Duration::from_secs(30));
         for event in events {
