@@ -12,7 +12,11 @@
 //! A file is applied whole or not at all: a file that fails to read, parse or validate
 //! contributes no pods (and so stops the pods it defined before) and is reported; it never
 //! affects other files.
+//!
+//! After the first read, an event re-reads only the files it may have changed
+//! (`file_cache.rs`): the work of one pod dropped in does not grow with the directory.
 
+mod file_cache;
 mod parse;
 mod validate;
 mod watch;
@@ -20,11 +24,14 @@ mod watch;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::sources::Error;
 
+pub use file_cache::FileCache;
+use file_cache::Stamp;
 pub use parse::{Document, documents, static_pod};
 pub use watch::watch;
 
@@ -40,14 +47,15 @@ pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, Default)]
 pub struct Manifests {
     /// Every valid pod, files in name order and pods in file order.
-    pub pods: Vec<Pod>,
+    pub pods: Vec<Arc<Pod>>,
     /// One error per file that was left out, or one for the directory itself.
     pub errors: Vec<Error>,
 }
 
-/// Reads every static pod in `dir` for the node `node_name`. Blocking: call it under
-/// `spawn_blocking` from async code.
-pub fn load_dir(dir: &Path, node_name: &str) -> Manifests {
+/// Reads every static pod in `dir` for the node `node_name`, reading again only the
+/// files `cache` does not hold as they are now (see [`FileCache`]). Blocking: call it
+/// under `spawn_blocking` from async code.
+pub fn load_dir(dir: &Path, node_name: &str, cache: &mut FileCache) -> Manifests {
     let mut manifests = Manifests::default();
     let files = match manifest_files(dir) {
         Ok(files) => files,
@@ -56,13 +64,22 @@ pub fn load_dir(dir: &Path, node_name: &str) -> Manifests {
                 dir: dir.to_owned(),
                 source,
             });
+            cache.clear();
             return manifests;
         }
     };
+    cache.keep_only(&files);
     let mut first_file: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
-    for path in files {
-        match load_file(&path, node_name).and_then(|pods| claim_names(&mut first_file, &path, pods))
-        {
+    for (path, stamp) in files {
+        let pods = match cache.get(&path, stamp) {
+            Some(pods) => Ok(pods),
+            None => load_file(&path, node_name).map(|pods| {
+                let pods: Vec<Arc<Pod>> = pods.into_iter().map(Arc::new).collect();
+                cache.insert(&path, stamp, pods.clone());
+                pods
+            }),
+        };
+        match pods.and_then(|pods| claim_names(&mut first_file, &path, pods)) {
             Ok(pods) => manifests.pods.extend(pods),
             Err(error) => manifests.errors.push(error),
         }
@@ -81,8 +98,9 @@ pub(crate) fn is_manifest_name(name: &std::ffi::OsStr) -> bool {
         && matches!(extension, Some("yaml" | "yml" | "json"))
 }
 
-/// The regular files in `dir` with a manifest name, sorted by name.
-fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// The regular files in `dir` with a manifest name, sorted by name, each with what its
+/// metadata says of its content.
+fn manifest_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, Stamp)>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -92,7 +110,7 @@ fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let path = entry.path();
         // metadata() follows symlinks: a link to a manifest counts, a directory does not.
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => files.push(path),
+            Ok(meta) if meta.is_file() => files.push((path, Stamp::of(&meta))),
             Ok(_) => {
                 tracing::debug!(path = %path.display(), "skipping a manifest name that is not a file")
             }
@@ -101,7 +119,7 @@ fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             Err(error) => tracing::warn!(path = %path.display(), %error, "cannot stat a manifest"),
         }
     }
-    files.sort();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(files)
 }
 
@@ -141,8 +159,8 @@ pub fn read_file(path: &Path) -> Result<String, Error> {
 fn claim_names(
     first_file: &mut BTreeMap<(String, String), PathBuf>,
     path: &Path,
-    pods: Vec<Pod>,
-) -> Result<Vec<Pod>, Error> {
+    pods: Vec<Arc<Pod>>,
+) -> Result<Vec<Arc<Pod>>, Error> {
     let mut claimed = Vec::with_capacity(pods.len());
     for pod in &pods {
         let key = (
@@ -204,7 +222,7 @@ mod tests {
 
     #[test]
     fn mixed_directory_yields_every_valid_pod_in_order() {
-        let manifests = load_dir(&fixture("mixed"), "node1");
+        let manifests = load_dir(&fixture("mixed"), "node1", &mut FileCache::default());
         assert_eq!(
             names(&manifests),
             [
@@ -218,7 +236,7 @@ mod tests {
 
     #[test]
     fn invalid_files_are_reported_one_error_each() {
-        let manifests = load_dir(&fixture("mixed"), "node1");
+        let manifests = load_dir(&fixture("mixed"), "node1", &mut FileCache::default());
         assert_eq!(manifests.errors.len(), 4, "{:#?}", manifests.errors);
         match error_for(&manifests, "40-broken.yaml") {
             Error::Syntax { line, .. } => assert_eq!(*line, Some(6)),
@@ -243,7 +261,7 @@ mod tests {
 
     #[test]
     fn numbers_in_resources_are_quantities() {
-        let manifests = load_dir(&fixture("mixed"), "node1");
+        let manifests = load_dir(&fixture("mixed"), "node1", &mut FileCache::default());
         let web = &manifests.pods[0];
         let container = &web.spec.as_ref().unwrap().containers[0];
         let limits = container
@@ -259,7 +277,11 @@ mod tests {
 
     #[test]
     fn missing_directory_is_one_transient_error() {
-        let manifests = load_dir(&fixture("does-not-exist"), "node1");
+        let manifests = load_dir(
+            &fixture("does-not-exist"),
+            "node1",
+            &mut FileCache::default(),
+        );
         assert!(manifests.pods.is_empty());
         assert_eq!(manifests.errors.len(), 1);
         assert!(manifests.errors[0].is_transient());
@@ -270,7 +292,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let padding = "#".repeat(MAX_MANIFEST_BYTES as usize + 1);
         std::fs::write(dir.path().join("big.yaml"), padding).unwrap();
-        let manifests = load_dir(dir.path(), "node1");
+        let manifests = load_dir(dir.path(), "node1", &mut FileCache::default());
         assert_eq!(manifests.errors[0].reason(), "ManifestTooLarge");
         assert!(!manifests.errors[0].to_string().contains(&"#".repeat(10)));
     }

@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 
-use super::{Manifests, is_manifest_name, load_dir};
+use super::{FileCache, Manifests, is_manifest_name, load_dir};
 use crate::error_chain::chain;
 use crate::sources::{Error, Result, SourceId, SourceUpdate};
 
@@ -95,6 +95,7 @@ pub async fn watch(
         last_sent: None,
         last_errors: Vec::new(),
         last_read: None,
+        cache: Some(FileCache::default()),
     };
     tokio::select! {
         () = shutdown => Ok(()),
@@ -137,6 +138,8 @@ struct DirWatcher {
     last_errors: Vec<String>,
     /// When the directory was last read.
     last_read: Option<Instant>,
+    /// The files as last read; `None` only while a read has it.
+    cache: Option<FileCache>,
 }
 
 impl DirWatcher {
@@ -214,8 +217,16 @@ impl DirWatcher {
         let watching_dir = self.target.as_ref().is_some_and(|target| target.is_dir);
         let manifests = if watching_dir {
             let (dir, node_name) = (self.dir.clone(), self.node_name.clone());
-            match tokio::task::spawn_blocking(move || load_dir(&dir, &node_name)).await {
-                Ok(manifests) => manifests,
+            let mut cache = self.cache.take().unwrap_or_default();
+            let read = tokio::task::spawn_blocking(move || {
+                let manifests = load_dir(&dir, &node_name, &mut cache);
+                (manifests, cache)
+            });
+            match read.await {
+                Ok((manifests, cache)) => {
+                    self.cache = Some(cache);
+                    manifests
+                }
                 Err(error) => {
                     tracing::error!(%error, "reading the static pod manifests failed; keeping the last set");
                     return true;
@@ -225,8 +236,12 @@ impl DirWatcher {
             Manifests::default()
         };
         self.log_new_errors(&manifests.errors);
-        let pods: Vec<Arc<Pod>> = manifests.pods.into_iter().map(Arc::new).collect();
-        if self.last_sent.as_ref() == Some(&pods) {
+        let pods = manifests.pods;
+        if self
+            .last_sent
+            .as_ref()
+            .is_some_and(|last| same_pods(last, &pods))
+        {
             return true;
         }
         tracing::info!(pods = pods.len(), "static pod manifests changed");
@@ -251,7 +266,10 @@ impl DirWatcher {
 
     /// Waits for the first event that matters, then for the burst around it to pass,
     /// unless it completed a file after a quiet spell.
-    async fn next_wake(&self, events: &mut EventStream<[u8; EVENT_BUFFER_BYTES]>) -> Result<Wake> {
+    async fn next_wake(
+        &mut self,
+        events: &mut EventStream<[u8; EVENT_BUFFER_BYTES]>,
+    ) -> Result<Wake> {
         let (mut wake, event) = loop {
             let event = self.next_event(events).await?;
             if let Some(wake) = self.classify(&event) {
@@ -293,10 +311,12 @@ impl DirWatcher {
         }
     }
 
-    /// What an event asks for, or `None` when it cannot change the set.
-    fn classify(&self, event: &EventOwned) -> Option<Wake> {
+    /// What an event asks for, or `None` when it cannot change the set. Forgets what the
+    /// cache holds of the files the event may have changed.
+    fn classify(&mut self, event: &EventOwned) -> Option<Wake> {
         if event.mask.contains(EventMask::Q_OVERFLOW) {
             // Events were lost: only a full read is safe.
+            self.forget_all();
             return Some(Wake::Reread);
         }
         let target = self.target.as_ref()?;
@@ -309,11 +329,30 @@ impl DirWatcher {
             .intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF | EventMask::IGNORED)
             || !target.is_dir
         {
+            self.forget_all();
             return Some(Wake::Rewatch);
         }
         let name = event.name.as_deref()?;
-        is_manifest_name(name).then_some(Wake::Reread)
+        if !is_manifest_name(name) {
+            return None;
+        }
+        if let Some(cache) = &mut self.cache {
+            cache.forget(&self.dir.join(name));
+        }
+        Some(Wake::Reread)
     }
+
+    fn forget_all(&mut self) {
+        if let Some(cache) = &mut self.cache {
+            cache.clear();
+        }
+    }
+}
+
+/// Whether two sets hold the same pods in the same order; pods read from the same
+/// unchanged file are the same allocation, which spares comparing them field by field.
+fn same_pods(a: &[Arc<Pod>], b: &[Arc<Pod>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
 }
 
 /// Whether the event leaves a whole file behind: written and closed, or renamed into
