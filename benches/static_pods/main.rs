@@ -20,14 +20,15 @@
 
 mod agent;
 mod api_server;
+mod burst;
 mod bus;
 mod exec;
 mod percentile;
 mod probes;
 mod report;
+mod scale;
 mod single;
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,11 +37,10 @@ use nix::time::{ClockId, clock_gettime};
 use systemk::systemd::Systemd;
 use systemk::unit::UnitName;
 
-use agent::Agent;
 use percentile::percentile;
 use report::Report;
 
-const SYSTEMK: &str = env!("CARGO_BIN_EXE_systemk");
+pub(crate) const SYSTEMK: &str = env!("CARGO_BIN_EXE_systemk");
 pub(crate) const UNIT_DIR: &str = "/etc/systemd/system";
 /// The namespace of the benchmark's pods; its units are `systemk.systemk-bench.*`.
 pub(crate) const NAMESPACE: &str = "systemk-bench";
@@ -54,13 +54,15 @@ const POLL: Duration = Duration::from_millis(20);
 /// Longest wait for all N units to be active.
 const START_DEADLINE: Duration = Duration::from_secs(600);
 /// The agent's first sync, with an empty manifest directory.
-const SYNC_DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const SYNC_DEADLINE: Duration = Duration::from_secs(60);
 /// Quiet time after the last pod runs before the idle window opens: the agent is still
 /// saving the pods' final statuses then.
-const SETTLE: Duration = Duration::from_secs(5);
+pub(crate) const SETTLE: Duration = Duration::from_secs(5);
 
 struct Options {
     pods: usize,
+    /// Pods of the scale phase; `None` with `--quick`.
+    scale_pods: Option<usize>,
     idle_seconds: u64,
     out: PathBuf,
     /// The integration test binary, which serves the test API server (`--test-binary`).
@@ -90,58 +92,16 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
     let bus = zbus::Connection::system().await?;
     let node = hostname()?;
     let n = options.pods;
-    let manifests: Vec<String> = (0..n).map(|i| manifest(&pod_name(i))).collect();
-
-    eprintln!("floor: {n} units started directly");
-    let floor_ms = floor(&bus, work, &manifests).await?;
-
-    eprintln!("systemk: {n} static pods");
-    let watched = work.join("manifests");
-    std::fs::create_dir(&watched)?;
-    // Written hidden before the agent starts; only the renames below make them manifests.
-    for (i, text) in manifests.iter().enumerate() {
-        std::fs::write(watched.join(format!(".{}.yaml.tmp", pod_name(i))), text)?;
-    }
     let log = options.out.with_file_name("agent.log");
-    std::fs::create_dir_all(log.parent().context("log dir")?)?;
-    let state = work.join("state");
-    let cache = work.join("cache");
-    let args: Vec<&OsStr> = vec![
-        "--pod-manifest-path".as_ref(),
-        watched.as_os_str(),
-        "--state-dir".as_ref(),
-        state.as_os_str(),
-        "--unit-dir".as_ref(),
-        UNIT_DIR.as_ref(),
-        "--cache-dir".as_ref(),
-        cache.as_os_str(),
-        // The kubelet API is not measured; the port may be taken on a shared machine.
-        "--kubelet-port".as_ref(),
-        "0".as_ref(),
-    ];
-    let agent = Agent::start(SYSTEMK, &args, &log)?;
-    agent.wait_synced(SYNC_DEADLINE)?;
-    let mut renamed_us = Vec::with_capacity(n);
-    for i in 0..n {
-        let name = pod_name(i);
-        renamed_us.push(monotonic_us()?);
-        std::fs::rename(
-            watched.join(format!(".{name}.yaml.tmp")),
-            watched.join(format!("{name}.yaml")),
-        )?;
-    }
-    let pattern = format!("systemk.{NAMESPACE}.*");
-    wait_active(&bus, &pattern, n).await?;
-    let mut pod_ms = Vec::with_capacity(n);
-    let mut last_us = 0;
-    for (i, renamed) in renamed_us.iter().enumerate() {
-        let unit = UnitName::for_container(NAMESPACE, &format!("{}-{node}", pod_name(i)), "main")?;
-        let active = bus::active_enter_monotonic_us(&bus, unit.as_str()).await?;
-        last_us = last_us.max(active);
-        pod_ms.push(active.saturating_sub(*renamed) as f64 / 1000.0);
-    }
-    let systemk_ms = last_us.saturating_sub(renamed_us[0]) as f64 / 1000.0;
-    eprintln!("all {n} pods running after {systemk_ms:.1} ms; idling");
+    let burst = burst::run(&bus, work, "burst", n, &node, &log).await?;
+    let (floor_ms, systemk_ms, pod_ms, agent, watched) = (
+        burst.floor_ms,
+        burst.systemk_ms,
+        burst.pod_ms,
+        burst.agent,
+        burst.watched,
+    );
+    eprintln!("idling");
 
     tokio::time::sleep(SETTLE).await;
     let window = Duration::from_secs(options.idle_seconds);
@@ -172,8 +132,17 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
     eprintln!("probes: the floor, {} runs of /bin/true a second", n / 2);
     let exec_floor =
         tokio::task::spawn_blocking(move || probes::exec_floor(n / 2, window)).await??;
-    // The N pods go first: the exec round trips are timed on an otherwise empty node.
+    // The N pods go first: the next phases start on an otherwise empty node.
     cleanup().await?;
+    let scale = match options.scale_pods {
+        Some(pods) => {
+            let log = options.out.with_file_name("agent-scale.log");
+            let scale = scale::measure(&bus, work, &node, pods, window, &log).await?;
+            cleanup().await?;
+            Some(scale)
+        }
+        None => None,
+    };
     eprintln!("exec: kubectl exec through the test API server, systemk as its node");
     let exec_log = options.out.with_file_name("agent-exec.log");
     let (exec_work, test_binary) = (work.to_owned(), options.test_binary.clone());
@@ -195,6 +164,7 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         probe_exec_floor_cpu_percent: exec_floor,
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         single,
+        scale,
         exec,
     })
 }
@@ -203,8 +173,13 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
 /// their own, written at once and all started at once, without a daemon-reload (systemd
 /// reads a unit it never loaded from disk when it is first started: the fastest way). Returns the time
 /// from writing the first file to the last unit active, then removes them.
-async fn floor(bus: &zbus::Connection, work: &Path, manifests: &[String]) -> anyhow::Result<f64> {
-    let units = floor_units(work, "floor", manifests)?;
+pub(crate) async fn floor(
+    bus: &zbus::Connection,
+    work: &Path,
+    tag: &str,
+    manifests: &[String],
+) -> anyhow::Result<f64> {
+    let units = floor_units(work, tag, manifests)?;
     let names: Vec<String> = units.iter().map(|(name, _)| name.clone()).collect();
     let started = monotonic_us()?;
     for (name, text) in &units {
@@ -353,7 +328,11 @@ async fn cleanup() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_active(bus: &zbus::Connection, pattern: &str, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn wait_active(
+    bus: &zbus::Connection,
+    pattern: &str,
+    n: usize,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + START_DEADLINE;
     loop {
         if bus::count_active(bus, pattern).await? >= n {
@@ -391,15 +370,19 @@ pub(crate) fn monotonic_us() -> anyhow::Result<u64> {
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
         pods: 100,
+        scale_pods: Some(1000),
         idle_seconds: 60,
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/static-pods.json"),
         test_binary: PathBuf::new(),
     };
+    let mut quick = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--pods" => options.pods = value()?.parse().context("--pods")?,
+            "--scale-pods" => options.scale_pods = Some(value()?.parse().context("--scale-pods")?),
+            "--quick" => quick = true,
             "--idle-seconds" => {
                 options.idle_seconds = value()?.parse().context("--idle-seconds")?
             }
@@ -408,13 +391,16 @@ fn parse_args() -> anyhow::Result<Options> {
             // `cargo bench` passes --bench to every bench target.
             "--bench" => {}
             other => bail!(
-                "unknown argument {other:?} (accepted: --pods N, --idle-seconds S, --out FILE, \
-                 --test-binary FILE)"
+                "unknown argument {other:?} (accepted: --pods N, --scale-pods N, --quick, \
+                 --idle-seconds S, --out FILE, --test-binary FILE)"
             ),
         }
     }
-    if options.pods == 0 {
-        bail!("--pods must be at least 1");
+    if quick {
+        options.scale_pods = None;
+    }
+    if options.pods == 0 || options.scale_pods == Some(0) {
+        bail!("--pods and --scale-pods must be at least 1");
     }
     if options.test_binary.as_os_str().is_empty() {
         bail!(

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::exec::ExecFigures;
+use crate::scale::ScaleFigures;
 use crate::single::SingleFigures;
 
 /// Everything one run measured. Times in milliseconds.
@@ -42,6 +43,9 @@ pub struct Report {
     /// One pod more on the node running N, and its floor.
     #[serde(flatten)]
     pub single: SingleFigures,
+    /// The burst of 1000 pods and what follows it; absent with `--quick`.
+    #[serde(flatten)]
+    pub scale: Option<ScaleFigures>,
     /// The exec round trip and its floors.
     #[serde(flatten)]
     pub exec: ExecFigures,
@@ -50,7 +54,7 @@ pub struct Report {
 impl Report {
     /// The table printed at the end of a run.
     pub fn table(&self) -> String {
-        let rows = [
+        let mut rows = vec![
             ("pods", self.n.to_string()),
             ("floor: units started directly", ms(self.floor_ms)),
             ("systemk: manifests to all running", ms(self.systemk_ms)),
@@ -85,6 +89,11 @@ impl Report {
                     self.single.single_floor_p99_ms,
                 ),
             ),
+        ];
+        if let Some(scale) = &self.scale {
+            rows.extend(scale.rows());
+        }
+        rows.extend([
             (
                 "exec: kubectl exec pod -- true",
                 p50_p99(self.exec.exec_p50_ms, self.exec.exec_p99_ms),
@@ -101,7 +110,7 @@ impl Report {
                 ),
             ),
             ("CPUs", self.cpus.to_string()),
-        ];
+        ]);
         let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
         rows.iter()
             .map(|(label, value)| format!("{label:<width$}  {value}\n"))
@@ -118,10 +127,10 @@ impl Report {
     }
 }
 
-fn ms(value: f64) -> String {
+pub(crate) fn ms(value: f64) -> String {
     format!("{value:.1} ms")
 }
 
-fn p50_p99(p50: f64, p99: f64) -> String {
+pub(crate) fn p50_p99(p50: f64, p99: f64) -> String {
     format!("p50 {p50:.1} ms, p99 {p99:.1} ms")
 }
