@@ -4,8 +4,9 @@
 //! enabled — `scripts/systemd-sandbox --boot-target multi-user.target`, whose private
 //! `/etc/systemd/system` is a copy of the test systemd's and whose `/run` is empty, as after
 //! a reboot. That PID 1 never saw the units before; no systemk runs in it. Its journal shows
-//! the init containers ran, one after the other, before the app container started; after a
-//! second boot with an init container that fails, the app container never started.
+//! the init containers ran, one after the other, and the sidecar between them started in its
+//! place, before the app container started; after a second boot with an init container that
+//! fails, the app container never started.
 
 use std::io::Read;
 use std::path::Path;
@@ -29,6 +30,8 @@ fn pod(context: &TestContext) -> Pod {
             "initContainers": [
                 {"name": "first", "image": "/bin/sh",
                  "command": ["/bin/sh", "-c", "sleep 1; echo first-ran"]},
+                {"name": "side", "image": "/bin/sh", "restartPolicy": "Always",
+                 "command": ["/bin/sh", "-c", "exec sleep 600"]},
                 {"name": "second", "image": "/bin/sh",
                  "volumeMounts": [{"name": "flags", "mountPath": "/var/tmp/flags"}],
                  "command": ["/bin/sh", "-c", "test ! -e /var/tmp/flags/fail && echo second-ran"]},
@@ -48,17 +51,19 @@ const BOOT_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Runs once the booted systemd reached `running`/`degraded` (every boot job done): waits
 /// for the app container's line if its unit is active, then prints the units' states and
-/// journal. `$1`–`$3`: first, second, main.
+/// journal. Arguments: the pod's units, the app container's last.
 const AFTER_BOOT: &str = r#"
-if systemctl -q is-active "$3"; then
+for main; do :; done
+if systemctl -q is-active "$main"; then
     for _ in $(seq 50); do
-        journalctl -o cat -u "$3" | grep -q main-started && break
+        journalctl -o cat -u "$main" | grep -q main-started && break
         sleep 0.1
     done
 fi
 systemctl show -p Id -p ActiveState "$@"
 echo "-- journal --"
-journalctl --no-pager -o cat -u "$1" -u "$2" -u "$3"
+for unit; do set -- "$@" -u "$unit"; shift; done
+journalctl --no-pager -o cat "$@"
 "#;
 
 /// A `scripts/systemd-sandbox` run. Dropping it before it ended sends the script SIGTERM,
@@ -166,7 +171,8 @@ fn systemctl(args: &[&str]) {
 }
 
 #[tokio::test]
-async fn boot_order_a_fresh_boot_runs_the_init_containers_before_the_app_without_systemk() {
+async fn boot_order_a_fresh_boot_runs_init_containers_and_sidecars_before_the_app_without_systemk()
+{
     let context = TestContext::new("boot_order");
     let engine = Engine::persistent().await;
     let run = engine.run(pod(&context));
@@ -179,27 +185,30 @@ async fn boot_order_a_fresh_boot_runs_the_init_containers_before_the_app_without
         Some(())
     })
     .await;
-    let [first, second, main] = ["first", "second", "main"].map(|c| run.unit_name(c));
-    let units = [first.as_str(), second.as_str(), main.as_str()];
+    let names = ["first", "side", "second", "main"].map(|c| run.unit_name(c));
+    let units = names.each_ref().map(|name| name.as_str());
 
     // Shutdown, then a boot that never saw the units.
     systemctl(&[&["stop"][..], &units].concat());
     let (states, journal) = reboot(&units);
-    assert_eq!(states, ["active", "active", "active"], "{journal}");
+    assert_eq!(states, ["active"; 4], "{journal}");
     let at = |needle: &str| {
         journal
             .find(needle)
             .unwrap_or_else(|| panic!("{needle} missing:\n{journal}"))
     };
-    assert!(at("first-ran") < at("second-ran"), "{journal}");
+    // systemd logs "Started" when the sidecar's start job is done, which is what the units
+    // after it wait for.
+    let side_started = at(&format!("Started {}", units[1]));
+    assert!(at("first-ran") < side_started, "{journal}");
+    assert!(side_started < at("second-ran"), "{journal}");
     assert!(at("second-ran") < at("main-started"), "{journal}");
 
     // An init container that fails at boot keeps the app container down.
     std::fs::write(run.empty_dir("flags").join("fail"), "").unwrap();
     let (states, journal) = reboot(&units);
-    assert_eq!(states[0], "active", "{journal}");
-    assert_eq!(states[1], "failed", "{journal}");
-    assert_ne!(states[2], "active", "{journal}");
+    assert_eq!(states[..3], ["active", "active", "failed"], "{journal}");
+    assert_ne!(states[3], "active", "{journal}");
     assert!(journal.contains("first-ran"), "{journal}");
     assert!(!journal.contains("main-started"), "{journal}");
     run.finish().await;
