@@ -55,13 +55,28 @@ impl Engine {
         extra_ca_pem: Option<&str>,
         adjust: impl FnOnce(&mut InstallerConfig),
     ) -> Self {
-        require_sandbox();
-        let _ = rustls::crypto::ring::default_provider().install_default();
         // Under the sandbox's private /run: units have PrivateTmp=yes, so bind sources
         // below /tmp would not be the test's /tmp.
+        Self::build(extra_ca_pem, adjust, Path::new("/run")).await
+    }
+
+    /// Like [`Engine::new`], with the state directory on disk under `/var/lib` (the host's,
+    /// as `/var/lib/systemk` is), so that it outlives a reboot: a systemd booted with a
+    /// fresh `/run` finds the pods' directories its units bind.
+    pub async fn persistent() -> Self {
+        Self::build(None, |_| {}, Path::new("/var/lib")).await
+    }
+
+    async fn build(
+        extra_ca_pem: Option<&str>,
+        adjust: impl FnOnce(&mut InstallerConfig),
+        state_parent: &Path,
+    ) -> Self {
+        require_sandbox();
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let state_dir = tempfile::Builder::new()
             .prefix("systemk-itest.")
-            .tempdir_in("/run")
+            .tempdir_in(state_parent)
             .unwrap();
         let runtime_dir = tempfile::Builder::new()
             .prefix("systemk-itest-run.")
