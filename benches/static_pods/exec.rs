@@ -21,8 +21,6 @@ use crate::api_server::ApiServer;
 use crate::percentile::percentile;
 use crate::{NAMESPACE, SYSTEMK, UNIT_DIR};
 
-/// Timed runs of each command.
-const RUNS: usize = 100;
 /// The node systemk registers as.
 const NODE: &str = "systemk-bench";
 /// The pod the commands run in (`/bin/sleep infinity`).
@@ -52,7 +50,12 @@ pub struct ExecFigures {
 /// Runs the phase with its own agent (log: `log`) and API server (from `test_binary`),
 /// state under `work`; the agent stops before the server. Leaves the pod's unit for the
 /// benchmark's cleanup.
-pub fn measure(work: &Path, test_binary: &Path, log: &Path) -> anyhow::Result<ExecFigures> {
+pub fn measure(
+    work: &Path,
+    test_binary: &Path,
+    runs: usize,
+    log: &Path,
+) -> anyhow::Result<ExecFigures> {
     let work = work.join("exec");
     std::fs::create_dir(&work)?;
     let server = ApiServer::start(test_binary, &work)?;
@@ -90,12 +93,12 @@ pub fn measure(work: &Path, test_binary: &Path, log: &Path) -> anyhow::Result<Ex
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("exec: {RUNS} runs each of kubectl exec, systemd-run, kubectl get");
-    let exec_ms = timed(exec)?;
-    let floor_ms = timed(floor)?;
-    let get_ms = timed(get)?;
+    eprintln!("exec: {runs} runs each of kubectl exec, systemd-run, kubectl get");
+    let exec_ms = timed(exec, runs)?;
+    let floor_ms = timed(floor, runs)?;
+    let get_ms = timed(get, runs)?;
     Ok(ExecFigures {
-        exec_runs: RUNS,
+        exec_runs: runs,
         exec_p50_ms: percentile(&exec_ms, 50.0),
         exec_p99_ms: percentile(&exec_ms, 99.0),
         exec_floor_p50_ms: percentile(&floor_ms, 50.0),
@@ -206,10 +209,10 @@ fn run(mut command: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One untimed run, then [`RUNS`] timed ones: each run's wall clock in milliseconds.
-fn timed(command: impl Fn() -> Command) -> anyhow::Result<Vec<f64>> {
+/// One untimed run, then `runs` timed ones: each run's wall clock in milliseconds.
+fn timed(command: impl Fn() -> Command, runs: usize) -> anyhow::Result<Vec<f64>> {
     run(command())?;
-    (0..RUNS)
+    (0..runs)
         .map(|_| {
             let command = command();
             let start = Instant::now();

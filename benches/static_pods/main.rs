@@ -63,6 +63,8 @@ struct Options {
     pods: usize,
     /// Pods of the scale phase; `None` with `--quick`.
     scale_pods: Option<usize>,
+    /// Trials of one pod more (twice as many exec round trips).
+    trials: usize,
     idle_seconds: u64,
     out: PathBuf,
     /// The integration test binary, which serves the test API server (`--test-binary`).
@@ -112,11 +114,9 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
     .await?;
     let idle = idle?;
 
-    eprintln!(
-        "single: one pod more, {} times, and its floor",
-        single::TRIALS
-    );
-    let single = single::measure(&bus, work, &watched, &node).await?;
+    let trials = options.trials;
+    eprintln!("single: one pod more, {trials} times, and its floor");
+    let single = single::measure(&bus, work, &watched, &node, trials).await?;
 
     eprintln!("probes: {n} pods with a 1 s readiness probe (half tcpSocket, half exec)");
     let port = probes::listener()?;
@@ -137,7 +137,7 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
     let scale = match options.scale_pods {
         Some(pods) => {
             let log = options.out.with_file_name("agent-scale.log");
-            let scale = scale::measure(&bus, work, &node, pods, window, &log).await?;
+            let scale = scale::measure(&bus, work, &node, pods, window, trials, &log).await?;
             cleanup().await?;
             Some(scale)
         }
@@ -146,9 +146,11 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
     eprintln!("exec: kubectl exec through the test API server, systemk as its node");
     let exec_log = options.out.with_file_name("agent-exec.log");
     let (exec_work, test_binary) = (work.to_owned(), options.test_binary.clone());
-    let exec =
-        tokio::task::spawn_blocking(move || exec::measure(&exec_work, &test_binary, &exec_log))
-            .await??;
+    let runs = 2 * trials;
+    let exec = tokio::task::spawn_blocking(move || {
+        exec::measure(&exec_work, &test_binary, runs, &exec_log)
+    })
+    .await??;
     Ok(Report {
         n,
         floor_ms,
@@ -371,6 +373,7 @@ fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
         pods: 100,
         scale_pods: Some(1000),
+        trials: single::TRIALS,
         idle_seconds: 60,
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/static-pods.json"),
         test_binary: PathBuf::new(),
@@ -383,6 +386,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--pods" => options.pods = value()?.parse().context("--pods")?,
             "--scale-pods" => options.scale_pods = Some(value()?.parse().context("--scale-pods")?),
             "--quick" => quick = true,
+            "--trials" => options.trials = value()?.parse().context("--trials")?,
             "--idle-seconds" => {
                 options.idle_seconds = value()?.parse().context("--idle-seconds")?
             }
@@ -392,15 +396,15 @@ fn parse_args() -> anyhow::Result<Options> {
             "--bench" => {}
             other => bail!(
                 "unknown argument {other:?} (accepted: --pods N, --scale-pods N, --quick, \
-                 --idle-seconds S, --out FILE, --test-binary FILE)"
+                 --trials N, --idle-seconds S, --out FILE, --test-binary FILE)"
             ),
         }
     }
     if quick {
         options.scale_pods = None;
     }
-    if options.pods == 0 || options.scale_pods == Some(0) {
-        bail!("--pods and --scale-pods must be at least 1");
+    if options.pods == 0 || options.scale_pods == Some(0) || options.trials == 0 {
+        bail!("--pods, --scale-pods and --trials must be at least 1");
     }
     if options.test_binary.as_os_str().is_empty() {
         bail!(

@@ -40,13 +40,15 @@ pub struct ScaleFigures {
     pub n1000_single_floor_p50_ms: f64,
 }
 
-/// Runs the phase with `pods` pods, idling for `window`; the agent's log at `log`.
+/// Runs the phase with `pods` pods, idling for `window`, one pod more `trials` times; the
+/// agent's log at `log`.
 pub async fn measure(
     bus: &zbus::Connection,
     work: &Path,
     node: &str,
     pods: usize,
     window: Duration,
+    trials: usize,
     log: &Path,
 ) -> anyhow::Result<ScaleFigures> {
     let burst = burst::run(bus, work, "scale", pods, node, log).await?;
@@ -58,11 +60,8 @@ pub async fn measure(
     })
     .await?;
     let idle = idle?;
-    eprintln!(
-        "scale: one pod more on the node of {pods}, {} times, and its floor",
-        single::TRIALS
-    );
-    let single = single::measure(bus, work, &burst.watched, node).await?;
+    eprintln!("scale: one pod more on the node of {pods}, {trials} times, and its floor");
+    let single = single::measure(bus, work, &burst.watched, node, trials).await?;
     drop(agent);
     Ok(ScaleFigures {
         n1000_pods: pods,

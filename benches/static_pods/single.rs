@@ -14,7 +14,7 @@ use systemk::unit::UnitName;
 use crate::percentile::percentile;
 use crate::{NAMESPACE, UNIT_DIR, bus, floor_units, manifest, monotonic_us, remove_floor};
 
-/// Trials of each kind.
+/// Trials of each kind unless `--trials` says otherwise.
 pub const TRIALS: usize = 50;
 /// How often a trial looks whether its unit is active, or gone.
 const POLL: Duration = Duration::from_millis(5);
@@ -39,15 +39,16 @@ pub struct SingleFigures {
     pub single_floor_p99_ms: f64,
 }
 
-/// Runs the trials against the agent watching `watched` on node `node`.
+/// Runs `trials` trials of each kind against the agent watching `watched` on node `node`.
 pub async fn measure(
     bus: &zbus::Connection,
     work: &Path,
     watched: &Path,
     node: &str,
+    trials: usize,
 ) -> anyhow::Result<SingleFigures> {
-    let mut pod_ms = Vec::with_capacity(TRIALS);
-    for trial in 0..TRIALS {
+    let mut pod_ms = Vec::with_capacity(trials);
+    for trial in 0..trials {
         let name = format!("single-{trial:02}");
         let hidden = watched.join(format!(".{name}.yaml.tmp"));
         let visible = watched.join(format!("{name}.yaml"));
@@ -62,11 +63,11 @@ pub async fn measure(
         wait_until(bus, unit.as_str(), false).await?;
         tokio::time::sleep(SETTLE).await;
     }
-    let manifests: Vec<String> = (0..TRIALS)
+    let manifests: Vec<String> = (0..trials)
         .map(|trial| manifest(&format!("single-floor-{trial:02}")))
         .collect();
     let units = floor_units(work, "single-floor", &manifests)?;
-    let mut floor_ms = Vec::with_capacity(TRIALS);
+    let mut floor_ms = Vec::with_capacity(trials);
     for (name, text) in &units {
         let written = monotonic_us()?;
         std::fs::write(Path::new(UNIT_DIR).join(name), text)?;
@@ -78,7 +79,7 @@ pub async fn measure(
         tokio::time::sleep(SETTLE).await;
     }
     Ok(SingleFigures {
-        single_runs: TRIALS,
+        single_runs: trials,
         single_p50_ms: percentile(&pod_ms, 50.0),
         single_p99_ms: percentile(&pod_ms, 99.0),
         single_floor_p50_ms: percentile(&floor_ms, 50.0),
