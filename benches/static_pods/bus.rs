@@ -3,6 +3,7 @@
 //! reading when each unit became active on CLOCK_MONOTONIC.
 
 use anyhow::Context as _;
+use futures::StreamExt as _;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
 const SERVICE: &str = "org.freedesktop.systemd1";
@@ -25,20 +26,28 @@ type UnitRow = (
     OwnedObjectPath,
 );
 
-/// Enqueues a start job for every unit at once and returns without waiting for them.
+/// Calls in flight at once: the system bus refuses more than 128 pending replies per
+/// connection (dbus-daemon's `max_replies_per_connection`).
+const IN_FLIGHT: usize = 100;
+
+/// Enqueues a start job for every unit, [`IN_FLIGHT`] calls at a time, and returns
+/// without waiting for the jobs.
 pub async fn start_all(bus: &Connection, names: &[String]) -> anyhow::Result<()> {
     let calls = names.iter().map(|name| async move {
-        bus.call_method(
-            Some(SERVICE),
-            MANAGER_PATH,
-            Some(MANAGER),
-            "StartUnit",
-            &(name.as_str(), "replace"),
-        )
-        .await
+        let reply = bus
+            .call_method(
+                Some(SERVICE),
+                MANAGER_PATH,
+                Some(MANAGER),
+                "StartUnit",
+                &(name.as_str(), "replace"),
+            )
+            .await;
+        reply.with_context(|| format!("StartUnit {name}"))
     });
-    for (name, reply) in names.iter().zip(futures::future::join_all(calls).await) {
-        reply.with_context(|| format!("StartUnit {name}"))?;
+    let mut replies = futures::stream::iter(calls).buffer_unordered(IN_FLIGHT);
+    while let Some(reply) = replies.next().await {
+        reply?;
     }
     Ok(())
 }
@@ -87,25 +96,30 @@ pub async fn active_enter_monotonic_us(bus: &Connection, name: &str) -> anyhow::
     u64::try_from(value).with_context(|| format!("ActiveEnterTimestampMonotonic of {name}"))
 }
 
-/// Enqueues a stop job for every unit at once and returns without waiting for them.
+/// Enqueues a stop job for every unit, [`IN_FLIGHT`] calls at a time, and returns without
+/// waiting for the jobs.
 pub async fn stop_all(bus: &Connection, names: &[String]) -> anyhow::Result<()> {
     let calls = names.iter().map(|name| async move {
-        bus.call_method(
-            Some(SERVICE),
-            MANAGER_PATH,
-            Some(MANAGER),
-            "StopUnit",
-            &(name.as_str(), "replace"),
-        )
-        .await
-    });
-    for (name, reply) in names.iter().zip(futures::future::join_all(calls).await) {
-        // A unit that is not loaded is stopped already.
-        if let Err(error) = reply
-            && !error.to_string().contains("NoSuchUnit")
-        {
-            return Err(error).with_context(|| format!("StopUnit {name}"));
+        let reply = bus
+            .call_method(
+                Some(SERVICE),
+                MANAGER_PATH,
+                Some(MANAGER),
+                "StopUnit",
+                &(name.as_str(), "replace"),
+            )
+            .await;
+        match reply {
+            // A unit that is not loaded is stopped already.
+            Err(error) if !error.to_string().contains("NoSuchUnit") => {
+                Err(error).with_context(|| format!("StopUnit {name}"))
+            }
+            _ => Ok(()),
         }
+    });
+    let mut replies = futures::stream::iter(calls).buffer_unordered(IN_FLIGHT);
+    while let Some(reply) = replies.next().await {
+        reply?;
     }
     Ok(())
 }
