@@ -52,7 +52,11 @@ pub async fn run(
     std::fs::create_dir_all(log.parent().context("log dir")?)?;
     let state = work.join(format!("{tag}-state"));
     let cache = work.join(format!("{tag}-cache"));
+    // The kubelet's default of 110 pods is below the scale phase's; room for one more.
+    let max_pods = (n + 1).max(110).to_string();
     let args: Vec<&OsStr> = vec![
+        "--max-pods".as_ref(),
+        max_pods.as_ref(),
         "--pod-manifest-path".as_ref(),
         watched.as_os_str(),
         "--state-dir".as_ref(),
