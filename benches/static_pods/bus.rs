@@ -131,3 +131,32 @@ pub async fn reload(bus: &Connection) -> anyhow::Result<()> {
         .context("Reload")?;
     Ok(())
 }
+
+/// systemd's `Reloading` signals from now on (sent while a client such as the agent is
+/// subscribed): `true` when a daemon-reload starts, `false` when it is done.
+pub async fn reloads(bus: &Connection) -> anyhow::Result<zbus::MessageStream> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface(MANAGER)
+        .member("Reloading")
+        .build()?;
+    Ok(zbus::MessageStream::for_match_rule(rule, bus, None).await?)
+}
+
+/// Waits until a daemon-reload announced on `reloads` is done, at most `deadline`.
+pub async fn reload_done(
+    reloads: &mut zbus::MessageStream,
+    deadline: std::time::Duration,
+) -> anyhow::Result<()> {
+    let done = async {
+        while let Some(message) = reloads.next().await {
+            if let Ok(false) = message?.body().deserialize::<bool>() {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("the bus connection closed")
+    };
+    tokio::time::timeout(deadline, done)
+        .await
+        .with_context(|| format!("no daemon-reload within {deadline:?}"))?
+}

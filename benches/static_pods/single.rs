@@ -1,8 +1,9 @@
 //! One pod more on a node already running N (issue 15, point 1): from its manifest renamed
 //! into the watched directory to its container active (`single_*`), against the floor of
 //! the unit `systemk render` makes of the same manifest, written and started directly
-//! without a reload (`single_floor_*`). Each trial runs alone and is removed (and gone, and
-//! a second passed) before the next; both ends on `CLOCK_MONOTONIC`, as the burst's.
+//! without a reload (`single_floor_*`). Each trial runs alone and is removed (its unit gone,
+//! the daemon-reload the agent owes for it done, and half a second passed) before the
+//! next; both ends on `CLOCK_MONOTONIC`, as the burst's.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,9 +21,11 @@ pub const TRIALS: usize = 50;
 const POLL: Duration = Duration::from_millis(5);
 /// Longest wait for one unit.
 const DEADLINE: Duration = Duration::from_secs(60);
-/// Quiet time after a trial's pod is gone: the agent still removes its slice then, with a
-/// daemon-reload, which would hold up the next trial's start inside PID 1.
-const SETTLE: Duration = Duration::from_secs(1);
+/// Quiet time after a trial's pod is gone, and after the daemon-reload the agent owes for
+/// its removal: each trial starts on a quiet node.
+const SETTLE: Duration = Duration::from_millis(500);
+/// Longest wait for that reload: the agent pays it at most 30 s after the removal.
+const RELOAD_DEADLINE: Duration = Duration::from_secs(40);
 
 /// The figures of this phase.
 #[derive(Debug, Clone, Serialize)]
@@ -59,8 +62,10 @@ pub async fn measure(
         wait_until(bus, unit.as_str(), true).await?;
         let active = bus::active_enter_monotonic_us(bus, unit.as_str()).await?;
         pod_ms.push(active.saturating_sub(renamed) as f64 / 1000.0);
+        let mut reloads = bus::reloads(bus).await?;
         std::fs::remove_file(&visible)?;
         wait_until(bus, unit.as_str(), false).await?;
+        bus::reload_done(&mut reloads, RELOAD_DEADLINE).await?;
         tokio::time::sleep(SETTLE).await;
     }
     let manifests: Vec<String> = (0..trials)

@@ -195,8 +195,9 @@ impl Systemd {
     }
 
     /// Stops pod slices (and with them anything still in them), forgets their failed
-    /// state, deletes their files from `dir`, then reloads once. A slice systemd does not
-    /// know and a file that is gone are fine.
+    /// state and deletes their files from `dir`; the reload that makes systemd forget
+    /// them comes later, coalesced (`reload.rs`). A slice systemd does not know and a file
+    /// that is gone are fine.
     pub async fn remove_slices(&self, dir: &Path, names: &[SliceName]) -> Result<()> {
         let mut removed = Vec::new();
         for name in names {
@@ -216,7 +217,8 @@ impl Systemd {
             return Ok(());
         }
         tracing::info!(slices = ?removed, "slices removed");
-        self.reload().await
+        self.reloader.owe();
+        Ok(())
     }
 
     /// The pod slices `dir` holds files of, with their pods' UIDs.
@@ -300,9 +302,12 @@ impl Systemd {
             .map_err(self.failed("ResetFailedUnit", name))
     }
 
-    /// Stops, disables and deletes units, then does one daemon-reload; afterwards
-    /// systemd no longer knows them. Stops use each unit's own `TimeoutStopSec`; callers
-    /// that owe a grace period call [`Systemd::stop`] first.
+    /// Stops, disables and deletes units. systemd forgets them at once unless another
+    /// unit still refers to them (a target they were enabled into, loaded by an earlier
+    /// reload); then at the reload owed for them, which comes later, coalesced
+    /// (`reload.rs`), or first when a unit of the same name is written again
+    /// (`freshness.rs`). Stops use each unit's own `TimeoutStopSec`; callers that owe a
+    /// grace period call [`Systemd::stop`] first.
     pub async fn remove(&self, dir: &Path, names: &[UnitName]) -> Result<()> {
         if names.is_empty() {
             return Ok(());
@@ -322,7 +327,8 @@ impl Systemd {
             files::remove_named(dir, &stdin_socket_name(name)).await?;
         }
         tracing::info!(units = ?list, "units removed");
-        self.reload().await
+        self.reloader.owe();
+        Ok(())
     }
 
     /// Stops and disables units a package brought along (e.g. `ssh.service`), so they
@@ -407,7 +413,8 @@ impl Systemd {
                     };
                     managed.push(ManagedUnit { meta, status });
                 }
-                Ok(None) => tracing::warn!(unit = %name, "loaded systemk unit has no unit file"),
+                // Removed, and systemd still holds it until the reload owed for it.
+                Ok(None) => tracing::debug!(unit = %name, "loaded systemk unit has no unit file"),
                 Err(error) => tracing::warn!(unit = %name, %error, "skipping unit"),
             }
         }

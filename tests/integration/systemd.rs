@@ -194,6 +194,10 @@ async fn reset_failed_clears_the_failed_state() {
     systemd.remove(units_dir(), &[name]).await.unwrap();
 }
 
+/// Removing units leaves no file and no link at once; systemd forgets them at once when
+/// nothing refers to them, else (here: `multi-user.target`, which a reload after the
+/// enable made want them) at the one reload owed, which comes by itself a moment later
+/// and not during the removal.
 #[tokio::test]
 async fn remove_leaves_no_file_no_link_and_no_loaded_unit() {
     let context = TestContext::new("remove");
@@ -206,6 +210,7 @@ async fn remove_leaves_no_file_no_link_and_no_loaded_unit() {
         .unwrap();
     let names = [failed.0, running.0];
     systemd.enable(&names).await.unwrap();
+    systemd.reload().await.unwrap();
     for name in &names {
         systemd.start(name).await.unwrap();
     }
@@ -214,7 +219,10 @@ async fn remove_leaves_no_file_no_link_and_no_loaded_unit() {
     })
     .await;
 
+    let reloads = systemd.daemon_reloads();
+    let before = reloads.get();
     systemd.remove(units_dir(), &names).await.unwrap();
+    assert_eq!(reloads.get(), before, "a removal waits for no reload");
     for name in &names {
         assert!(
             !units_dir().join(name.as_str()).exists(),
@@ -224,14 +232,58 @@ async fn remove_leaves_no_file_no_link_and_no_loaded_unit() {
             .join("multi-user.target.wants")
             .join(name.as_str());
         assert!(!link.is_symlink(), "{name} is still enabled");
-        assert!(!is_loaded(name).await, "{name} is still loaded");
     }
+    wait_for(DEADLINE, "systemd to forget the removed units", || async {
+        for name in &names {
+            if is_loaded(name).await {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    assert_eq!(reloads.get(), before + 1, "one reload, owed and paid");
     let listed = systemd.list_managed(units_dir()).await.unwrap();
     assert!(
         listed
             .iter()
             .all(|unit| unit.meta.namespace != context.namespace())
     );
+}
+
+/// A unit written again right after its removal, while systemd still holds the removed
+/// one, runs as written the second time.
+#[tokio::test]
+async fn a_unit_written_again_after_its_removal_runs_its_new_content() {
+    let context = TestContext::new("rewrite");
+    let systemd = Systemd::connect().await.unwrap();
+    let (name, first) = unit(&context, "again", "/bin/sleep 1001", "");
+    systemd
+        .write_units(units_dir(), &[(name.clone(), first)])
+        .await
+        .unwrap();
+    systemd.enable(std::slice::from_ref(&name)).await.unwrap();
+    systemd.reload().await.unwrap();
+    systemd.start(&name).await.unwrap();
+    systemd
+        .remove(units_dir(), std::slice::from_ref(&name))
+        .await
+        .unwrap();
+    assert!(is_loaded(&name).await, "held by multi-user.target");
+
+    let (_, second) = unit(&context, "again", "/bin/sleep 1002", "");
+    systemd
+        .write_units(units_dir(), &[(name.clone(), second)])
+        .await
+        .unwrap();
+    assert_eq!(systemd.start(&name).await.unwrap(), JobResult::Done);
+    let status = systemd.status(&name).await.unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", status.main_pid)).unwrap();
+    assert_eq!(cmdline, b"/bin/sleep\01002\0");
+    systemd
+        .remove(units_dir(), std::slice::from_ref(&name))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
