@@ -16,15 +16,22 @@
 //! idle window with the N pods running, and the CPU the same number of pods with a 1 s
 //! readiness probe each adds (`probe_cpu_percent`, see `probes.rs`); once those pods are
 //! gone, the `kubectl exec` round trip through the test API server against its floors
-//! (`exec.rs`). Written to `target/bench/static-pods.json`.
+//! (`exec.rs`); the failure path, containers killed until their status shows it
+//! (`crash.rs`); and the API path, pods created through the test API server until
+//! watched `Running`, with systemk's own requests counted (`api_path.rs`). Written to
+//! `target/bench/static-pods.json`.
 
 mod agent;
+mod api_path;
 mod api_server;
 mod bus;
+mod crash;
 mod exec;
 mod percentile;
+mod pod_watch;
 mod probes;
 mod report;
+mod request_counts;
 mod single;
 
 use std::ffi::OsStr;
@@ -157,6 +164,8 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         single::TRIALS
     );
     let single = single::measure(&bus, work, &watched, &node).await?;
+    eprintln!("crash: {} pods' containers killed", crash::TRIALS);
+    let crash = crash::measure_static(&state, "sleep-").await?;
 
     eprintln!("probes: {n} pods with a 1 s readiness probe (half tcpSocket, half exec)");
     let port = probes::listener()?;
@@ -180,6 +189,10 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
     let exec =
         tokio::task::spawn_blocking(move || exec::measure(&exec_work, &test_binary, &exec_log))
             .await??;
+    cleanup().await?;
+    eprintln!("api: {n} pods through the test API server, systemk as its node");
+    let api_log = options.out.with_file_name("agent-api.log");
+    let api = api_path::measure(work, &options.test_binary, &api_log, n, window).await?;
     Ok(Report {
         n,
         floor_ms,
@@ -195,7 +208,9 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         probe_exec_floor_cpu_percent: exec_floor,
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         single,
+        crash,
         exec,
+        api,
     })
 }
 
