@@ -7,7 +7,7 @@
 //! counted over the burst and 5 s after (`api_requests_per_pod*`, `request_counts.rs`);
 //! an idle window with the N pods running (`api_idle_requests`: every request systemk
 //! made in it, by verb and resource); one pod more, created → `Running` and deleted →
-//! gone, `single::TRIALS` times (`api_single_*`); then `crash::TRIALS` of the N pods
+//! gone (and a second passed), `single::TRIALS` times (`api_single_*`); then `crash::TRIALS` of the N pods
 //! killed, each until its status patch is watched (`api_crash_to_status_*`).
 
 use std::collections::BTreeMap;
@@ -35,6 +35,9 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const SETTLE: Duration = Duration::from_secs(5);
 /// How often a trial looks whether its pod's unit is gone.
 const POLL: Duration = Duration::from_millis(5);
+/// Quiet time after a trial's pod is gone, as `single.rs` leaves: the agent still removes
+/// its slice then, with a daemon-reload, which would hold up the next trial's start.
+const TRIAL_SETTLE: Duration = Duration::from_secs(1);
 
 /// The figures of this phase, in milliseconds unless named otherwise.
 #[derive(Debug, Serialize)]
@@ -126,6 +129,7 @@ pub async fn measure(
         single_ms.push(ms(running[&name] - sent));
         pods.delete(&name, &DeleteParams::default()).await?;
         wait_gone(&bus, &mut watch, &name).await?;
+        tokio::time::sleep(TRIAL_SETTLE).await;
     }
 
     eprintln!("api: {} pods' containers killed", crash::TRIALS);
