@@ -23,7 +23,7 @@ use crate::percentile::percentile;
 use crate::pod_watch::{PodWatch, main_status, shows_crash};
 use crate::{NAMESPACE, UNIT_DIR};
 
-/// Trials of each kind: pods killed.
+/// Trials of each kind: pods killed, at most.
 pub const TRIALS: usize = 50;
 /// Longest wait for one status.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -44,7 +44,7 @@ pub struct CrashFigures {
 }
 
 /// The `main` containers of the benchmark's running pods whose names start with `prefix`,
-/// by pod name: `TRIALS` of them.
+/// by pod name: `TRIALS` of them, or all when fewer (`--pods` below it).
 pub async fn victims(prefix: &str) -> anyhow::Result<Vec<ManagedUnit>> {
     let mut units: Vec<ManagedUnit> = Systemd::connect()
         .await?
@@ -59,17 +59,14 @@ pub async fn victims(prefix: &str) -> anyhow::Result<Vec<ManagedUnit>> {
         })
         .collect();
     units.sort_by(|a, b| a.meta.pod_name.cmp(&b.meta.pod_name));
-    if units.len() < TRIALS {
-        bail!(
-            "{} running pods named {prefix}*, {TRIALS} needed",
-            units.len()
-        );
+    if units.is_empty() {
+        bail!("no running pods named {prefix}* to kill");
     }
     units.truncate(TRIALS);
     Ok(units)
 }
 
-/// Kills `TRIALS` static pods of the agent keeping its state in `state`, one at a time.
+/// Kills up to `TRIALS` static pods named `prefix*` of the agent keeping its state in `state`, one at a time.
 pub async fn measure_static(state: &Path, prefix: &str) -> anyhow::Result<CrashFigures> {
     // The runtime directory holds no status; any path does.
     let dirs = PodDirs::new(state, state);
@@ -97,13 +94,13 @@ pub async fn measure_static(state: &Path, prefix: &str) -> anyhow::Result<CrashF
         tokio::time::sleep(PAUSE).await;
     }
     Ok(CrashFigures {
-        crash_runs: TRIALS,
+        crash_runs: times.len(),
         crash_to_status_p50_ms: percentile(&times, 50.0),
         crash_to_status_p99_ms: percentile(&times, 99.0),
     })
 }
 
-/// Kills `TRIALS` API pods named `prefix*`, one at a time, each until `watch` shows its
+/// Kills up to `TRIALS` API pods named `prefix*`, one at a time, each until `watch` shows its
 /// crash: the times in milliseconds.
 pub async fn measure_api(watch: &mut PodWatch, prefix: &str) -> anyhow::Result<Vec<f64>> {
     let mut times = Vec::with_capacity(TRIALS);

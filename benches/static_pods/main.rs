@@ -164,7 +164,7 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         single::TRIALS
     );
     let single = single::measure(&bus, work, &watched, &node).await?;
-    eprintln!("crash: {} pods' containers killed", crash::TRIALS);
+    eprintln!("crash: up to {} pods' containers killed", crash::TRIALS);
     let crash = crash::measure_static(&state, "sleep-").await?;
 
     eprintln!("probes: {n} pods with a 1 s readiness probe (half tcpSocket, half exec)");
