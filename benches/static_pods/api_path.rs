@@ -55,6 +55,8 @@ pub struct ApiFigures {
     pub api_requests_per_pod: f64,
     /// The same by verb.
     pub api_requests_per_pod_by_verb: BTreeMap<String, f64>,
+    /// The requests counted for `api_requests_per_pod`, by `"<verb> <resource>"`.
+    pub api_burst_requests: BTreeMap<String, u64>,
     /// systemk's requests over the idle window, by `"<verb> <resource>"`.
     pub api_idle_requests: BTreeMap<String, u64>,
     /// Trials of one pod more.
@@ -150,6 +152,7 @@ pub async fn measure(
             .into_iter()
             .map(|(verb, requests)| (verb, requests as f64 / count))
             .collect(),
+        api_burst_requests: burst_counts.by_verb_and_resource(),
         api_idle_requests: idle_counts.by_verb_and_resource(),
         api_single_runs: single::TRIALS,
         api_single_p50_ms: percentile(&single_ms, 50.0),
