@@ -26,6 +26,8 @@ pub struct Burst {
     pub agent: Agent,
     /// The directory it watches.
     pub watched: PathBuf,
+    /// Its state directory.
+    pub state: PathBuf,
 }
 
 /// Runs the floor, then a burst of `n` pods through a new agent, its files under
@@ -97,5 +99,6 @@ pub async fn run(
         pod_ms,
         agent,
         watched,
+        state,
     })
 }

@@ -22,7 +22,7 @@ use crate::percentile::percentile;
 use crate::{NAMESPACE, SYSTEMK, UNIT_DIR};
 
 /// The node systemk registers as.
-const NODE: &str = "systemk-bench";
+pub(crate) const NODE: &str = "systemk-bench";
 /// The pod the commands run in (`/bin/sleep infinity`).
 const POD: &str = "exec-target";
 /// The agent's first sync, the pod running, the first exec answering: each within this.
@@ -110,7 +110,7 @@ pub fn measure(
 
 /// systemk as a node of the API server, with the cluster tests' flags; its kubelet API
 /// on a loopback port free a moment ago (the node's InternalIP is 127.0.0.1).
-fn start_agent(work: &Path, kubeconfig: &Path, log: &Path) -> anyhow::Result<Agent> {
+pub(crate) fn start_agent(work: &Path, kubeconfig: &Path, log: &Path) -> anyhow::Result<Agent> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let state = work.join("state");
     let manifests = work.join("manifests");

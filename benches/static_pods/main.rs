@@ -16,16 +16,23 @@
 //! idle window with the N pods running, and the CPU the same number of pods with a 1 s
 //! readiness probe each adds (`probe_cpu_percent`, see `probes.rs`); once those pods are
 //! gone, the `kubectl exec` round trip through the test API server against its floors
-//! (`exec.rs`). Written to `target/bench/static-pods.json`.
+//! (`exec.rs`); the failure path, containers killed until their status shows it
+//! (`crash.rs`); and the API path, pods created through the test API server until
+//! watched `Running`, with systemk's own requests counted (`api_path.rs`). Written to
+//! `target/bench/static-pods.json`.
 
 mod agent;
+mod api_path;
 mod api_server;
 mod burst;
 mod bus;
+mod crash;
 mod exec;
 mod percentile;
+mod pod_watch;
 mod probes;
 mod report;
+mod request_counts;
 mod scale;
 mod single;
 
@@ -96,12 +103,13 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
     let n = options.pods;
     let log = options.out.with_file_name("agent.log");
     let burst = burst::run(&bus, work, "burst", n, &node, &log).await?;
-    let (floor_ms, systemk_ms, pod_ms, agent, watched) = (
+    let (floor_ms, systemk_ms, pod_ms, agent, watched, state) = (
         burst.floor_ms,
         burst.systemk_ms,
         burst.pod_ms,
         burst.agent,
         burst.watched,
+        burst.state,
     );
     eprintln!("idling");
 
@@ -117,6 +125,8 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
     let trials = options.trials;
     eprintln!("single: one pod more, {trials} times, and its floor");
     let single = single::measure(&bus, work, &watched, &node, trials).await?;
+    eprintln!("crash: up to {} pods' containers killed", crash::TRIALS);
+    let crash = crash::measure_static(&state, "sleep-").await?;
 
     eprintln!("probes: {n} pods with a 1 s readiness probe (half tcpSocket, half exec)");
     let port = probes::listener()?;
@@ -151,6 +161,10 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         exec::measure(&exec_work, &test_binary, runs, &exec_log)
     })
     .await??;
+    cleanup().await?;
+    eprintln!("api: {n} pods through the test API server, systemk as its node");
+    let api_log = options.out.with_file_name("agent-api.log");
+    let api = api_path::measure(work, &options.test_binary, &api_log, n, window, trials).await?;
     Ok(Report {
         n,
         floor_ms,
@@ -167,7 +181,9 @@ async fn run(options: &Options, work: &Path) -> anyhow::Result<Report> {
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         single,
         scale,
+        crash,
         exec,
+        api,
     })
 }
 

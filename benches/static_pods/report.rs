@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::api_path::ApiFigures;
+use crate::crash::CrashFigures;
 use crate::exec::ExecFigures;
 use crate::scale::ScaleFigures;
 use crate::single::SingleFigures;
@@ -46,9 +48,15 @@ pub struct Report {
     /// The burst of 1000 pods and what follows it; absent with `--quick`.
     #[serde(flatten)]
     pub scale: Option<ScaleFigures>,
+    /// Static pods' containers killed until their saved status shows it.
+    #[serde(flatten)]
+    pub crash: CrashFigures,
     /// The exec round trip and its floors.
     #[serde(flatten)]
     pub exec: ExecFigures,
+    /// Pods through the test API server, and systemk's requests to it.
+    #[serde(flatten)]
+    pub api: ApiFigures,
 }
 
 impl Report {
@@ -111,10 +119,56 @@ impl Report {
             ),
             ("CPUs", self.cpus.to_string()),
         ]);
+        rows.extend(self.failure_and_api_rows());
         let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
         rows.iter()
             .map(|(label, value)| format!("{label:<width$}  {value}\n"))
             .collect()
+    }
+
+    /// The rows of the failure path and the API path.
+    fn failure_and_api_rows(&self) -> Vec<(&'static str, String)> {
+        let api = &self.api;
+        vec![
+            (
+                "crash: kill to status saved (static)",
+                p50_p99(
+                    self.crash.crash_to_status_p50_ms,
+                    self.crash.crash_to_status_p99_ms,
+                ),
+            ),
+            (
+                "crash: kill to status watched (API)",
+                p50_p99(
+                    api.api_crash_to_status_p50_ms,
+                    api.api_crash_to_status_p99_ms,
+                ),
+            ),
+            (
+                "API: N pods, create to Running",
+                p50_p99(
+                    api.api_create_to_running_p50_ms,
+                    api.api_create_to_running_p99_ms,
+                ),
+            ),
+            ("API: first create to last Running", ms(api.api_burst_ms)),
+            (
+                "API: one pod more, create to Running",
+                p50_p99(api.api_single_p50_ms, api.api_single_p99_ms),
+            ),
+            (
+                "API: systemk's requests per pod",
+                format!(
+                    "{:.2} ({})",
+                    api.api_requests_per_pod,
+                    join(&api.api_requests_per_pod_by_verb, |v| format!("{v:.2}"))
+                ),
+            ),
+            (
+                "API: systemk's requests while idle",
+                join(&api.api_idle_requests, u64::to_string),
+            ),
+        ]
     }
 
     /// Writes the report as JSON to `path`, creating its directory.
@@ -133,4 +187,15 @@ pub(crate) fn ms(value: f64) -> String {
 
 pub(crate) fn p50_p99(p50: f64, p99: f64) -> String {
     format!("p50 {p50:.1} ms, p99 {p99:.1} ms")
+}
+
+/// `key value, key value…` of a map, `none` when empty.
+fn join<V>(map: &std::collections::BTreeMap<String, V>, value: impl Fn(&V) -> String) -> String {
+    if map.is_empty() {
+        return "none".to_owned();
+    }
+    map.iter()
+        .map(|(key, v)| format!("{key} {}", value(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -65,8 +65,7 @@ pub async fn measure(
         let mut reloads = bus::reloads(bus).await?;
         std::fs::remove_file(&visible)?;
         wait_until(bus, unit.as_str(), false).await?;
-        bus::reload_done(&mut reloads, RELOAD_DEADLINE).await?;
-        tokio::time::sleep(SETTLE).await;
+        quiet_after_removal(&mut reloads).await?;
     }
     let manifests: Vec<String> = (0..trials)
         .map(|trial| manifest(&format!("single-floor-{trial:02}")))
@@ -90,6 +89,14 @@ pub async fn measure(
         single_floor_p50_ms: percentile(&floor_ms, 50.0),
         single_floor_p99_ms: percentile(&floor_ms, 99.0),
     })
+}
+
+/// Waits until the daemon-reload the agent owes for a removal is done (`reloads` began
+/// before the removal), then [`SETTLE`].
+pub async fn quiet_after_removal(reloads: &mut zbus::MessageStream) -> anyhow::Result<()> {
+    bus::reload_done(reloads, RELOAD_DEADLINE).await?;
+    tokio::time::sleep(SETTLE).await;
+    Ok(())
 }
 
 /// Waits until `unit` is active (`active`), or inactive with its file gone.

@@ -47,6 +47,12 @@ impl Systemd {
         match String::try_from(load_state).as_deref() {
             Ok("not-found") => Ok(false),
             Ok("loaded") => {
+                // A unit loaded without a file (a slice systemd made because a unit named
+                // it) never needs a reload in systemd's eyes, yet its file is new.
+                let fragment = self.unit_property(name, &path, "FragmentPath").await?;
+                if String::try_from(fragment).unwrap_or_default().is_empty() {
+                    return Ok(true);
+                }
                 let stale = self.unit_property(name, &path, "NeedDaemonReload").await?;
                 Ok(bool::try_from(&stale).unwrap_or(true))
             }
@@ -62,7 +68,7 @@ impl Systemd {
     ) -> Result<OwnedVariant> {
         let failed = |error| {
             self.dbus_errors.record(Error::from_zbus(
-                "Get LoadState or NeedDaemonReload of",
+                "Get LoadState, FragmentPath or NeedDaemonReload of",
                 name,
                 error,
             ))

@@ -3,6 +3,7 @@
 //! events and enabling. Units live in the sandbox's private `/etc/systemd/system`.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -194,10 +195,29 @@ async fn reset_failed_clears_the_failed_state() {
     systemd.remove(units_dir(), &[name]).await.unwrap();
 }
 
-/// Removing units leaves no file and no link at once; systemd forgets them at once when
-/// nothing refers to them, else (here: `multi-user.target`, which a reload after the
-/// enable made want them) at the one reload owed, which comes by itself a moment later
-/// and not during the removal.
+/// A running unit (not systemk's) that wants `held`, so systemd keeps `held` loaded after
+/// its removal until it re-reads its units, as an active target it was enabled into does
+/// on a host. Written, started, and returned by name.
+fn hold(context: &TestContext, held: &UnitName) -> String {
+    let name = format!("systemk-test-hold-{}.service", context.namespace());
+    let text = format!("[Unit]\nWants={held}\n\n[Service]\nExecStart=/bin/sleep infinity\n");
+    std::fs::write(units_dir().join(&name), text).unwrap();
+    let started = Command::new("systemctl")
+        .args(["start", &name])
+        .status()
+        .unwrap();
+    assert!(started.success());
+    name
+}
+
+fn unhold(name: &str) {
+    let _ = Command::new("systemctl").args(["stop", name]).status();
+    let _ = std::fs::remove_file(units_dir().join(name));
+}
+
+/// Removing units leaves no file and no link at once, and waits for no reload; systemd
+/// forgets them at once when nothing refers to them, else learns their files are gone at
+/// the one reload owed for the removal, which comes by itself a moment later.
 #[tokio::test]
 async fn remove_leaves_no_file_no_link_and_no_loaded_unit() {
     let context = TestContext::new("remove");
@@ -210,7 +230,6 @@ async fn remove_leaves_no_file_no_link_and_no_loaded_unit() {
         .unwrap();
     let names = [failed.0, running.0];
     systemd.enable(&names).await.unwrap();
-    systemd.reload().await.unwrap();
     for name in &names {
         systemd.start(name).await.unwrap();
     }
@@ -218,6 +237,7 @@ async fn remove_leaves_no_file_no_link_and_no_loaded_unit() {
         s.active_state == ActiveState::Failed
     })
     .await;
+    let holder = hold(&context, &names[1]);
 
     let reloads = systemd.daemon_reloads();
     let before = reloads.get();
@@ -233,22 +253,29 @@ async fn remove_leaves_no_file_no_link_and_no_loaded_unit() {
             .join(name.as_str());
         assert!(!link.is_symlink(), "{name} is still enabled");
     }
-    wait_for(DEADLINE, "systemd to forget the removed units", || async {
-        for name in &names {
-            if is_loaded(name).await {
-                return None;
-            }
-        }
-        Some(())
+    assert!(!is_loaded(&names[0]).await, "nothing holds {}", names[0]);
+    assert!(is_loaded(&names[1]).await, "{holder} holds {}", names[1]);
+    wait_for(DEADLINE, "the owed reload", || async {
+        (reloads.get() > before).then_some(())
     })
     .await;
-    assert_eq!(reloads.get(), before + 1, "one reload, owed and paid");
+    assert_eq!(reloads.get(), before + 1, "one reload for the removal");
+    // Still wanted by the holder, but systemd knows its file is gone.
+    let load_state = Command::new("systemctl")
+        .args(["show", "-p", "LoadState", "--value", names[1].as_str()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&load_state.stdout).trim(),
+        "not-found"
+    );
     let listed = systemd.list_managed(units_dir()).await.unwrap();
     assert!(
         listed
             .iter()
             .all(|unit| unit.meta.namespace != context.namespace())
     );
+    unhold(&holder);
 }
 
 /// A unit written again right after its removal, while systemd still holds the removed
@@ -262,14 +289,13 @@ async fn a_unit_written_again_after_its_removal_runs_its_new_content() {
         .write_units(units_dir(), &[(name.clone(), first)])
         .await
         .unwrap();
-    systemd.enable(std::slice::from_ref(&name)).await.unwrap();
-    systemd.reload().await.unwrap();
     systemd.start(&name).await.unwrap();
+    let holder = hold(&context, &name);
     systemd
         .remove(units_dir(), std::slice::from_ref(&name))
         .await
         .unwrap();
-    assert!(is_loaded(&name).await, "held by multi-user.target");
+    assert!(is_loaded(&name).await, "{holder} holds {name}");
 
     let (_, second) = unit(&context, "again", "/bin/sleep 1002", "");
     systemd
@@ -279,7 +305,8 @@ async fn a_unit_written_again_after_its_removal_runs_its_new_content() {
     assert_eq!(systemd.start(&name).await.unwrap(), JobResult::Done);
     let status = systemd.status(&name).await.unwrap();
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", status.main_pid)).unwrap();
-    assert_eq!(cmdline, b"/bin/sleep\01002\0");
+    assert_eq!(cmdline, b"/bin/sleep\x001002\x00");
+    unhold(&holder);
     systemd
         .remove(units_dir(), std::slice::from_ref(&name))
         .await
