@@ -4,8 +4,10 @@
 //! can be stale: one it never loaded is read from disk when it is first started, and one
 //! it only found missing before (`LoadState=not-found`, e.g. after a status query of a
 //! unit not written yet) is read again once the unit directory changed (systemd's unit
-//! cache, `manager_unit_cache_should_retry_load`). So a new pod's units start without a
-//! reload, and a changed unit gets one (coalesced, see `reload.rs`).
+//! cache, `manager_unit_cache_should_retry_load`). A unit loaded without a file (a slice
+//! systemd made because a unit named it) is stale once its file is written, though systemd
+//! never says so. So a new pod's units start without a reload, and a changed unit gets one
+//! (coalesced, see `reload.rs`).
 
 use zbus::{OwnedObjectPath, OwnedVariant};
 
