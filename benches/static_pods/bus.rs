@@ -3,7 +3,10 @@
 //! reading when each unit became active on CLOCK_MONOTONIC.
 
 use anyhow::Context as _;
+use std::collections::HashSet;
+
 use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
 const SERVICE: &str = "org.freedesktop.systemd1";
@@ -26,30 +29,97 @@ type UnitRow = (
     OwnedObjectPath,
 );
 
-/// Calls in flight at once: the system bus refuses more than 128 pending replies per
-/// connection (dbus-daemon's `max_replies_per_connection`).
-const IN_FLIGHT: usize = 100;
+/// Jobs the benchmark has pending in systemd at once, calls in flight included. systemd
+/// tracks the client of every job queued over the system bus with a match rule on its own
+/// bus connection, and dbus-daemon allows a connection 512 (`max_match_rules_per_connection`):
+/// past that, systemd fails its connection ("Got disconnect on API bus"; seen here at ~710
+/// start jobs enqueued at once). Below the 128 replies a connection may await too.
+const JOBS_PENDING: usize = 100;
 
-/// Enqueues a start job for every unit, [`IN_FLIGHT`] calls at a time, and returns
-/// without waiting for the jobs.
+/// How long the benchmark waits for the next of its jobs to end.
+const JOB_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Enqueues a start job for every unit, at most [`JOBS_PENDING`] pending at a time, and
+/// returns once the last is enqueued.
 pub async fn start_all(bus: &Connection, names: &[String]) -> anyhow::Result<()> {
-    let calls = names.iter().map(|name| async move {
-        let reply = bus
-            .call_method(
-                Some(SERVICE),
-                MANAGER_PATH,
-                Some(MANAGER),
-                "StartUnit",
-                &(name.as_str(), "replace"),
-            )
-            .await;
-        reply.with_context(|| format!("StartUnit {name}"))
-    });
-    let mut replies = futures::stream::iter(calls).buffer_unordered(IN_FLIGHT);
-    while let Some(reply) = replies.next().await {
-        reply?;
+    run_jobs(bus, "StartUnit", names).await
+}
+
+/// Enqueues a stop job for every unit, at most [`JOBS_PENDING`] pending at a time, and
+/// returns once the last is enqueued.
+pub async fn stop_all(bus: &Connection, names: &[String]) -> anyhow::Result<()> {
+    run_jobs(bus, "StopUnit", names).await
+}
+
+/// Calls `method` (`StartUnit`, `StopUnit`) for every unit, a new call whenever one of
+/// the [`JOBS_PENDING`] jobs ends (its `JobRemoved`). A unit that is not loaded has no
+/// job to stop.
+async fn run_jobs(bus: &Connection, method: &'static str, names: &[String]) -> anyhow::Result<()> {
+    let capacity = std::num::NonZeroUsize::new(names.len() + JOBS_PENDING)
+        .context("the job queue's capacity")?;
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface(MANAGER)
+        .member("JobRemoved")
+        .build()?;
+    let mut removals = zbus::MessageStream::for_match_rule(rule, bus, Some(capacity)).await?;
+    let mut pending: HashSet<&str> = HashSet::new();
+    let mut calls = FuturesUnordered::new();
+    let mut next = names.iter();
+    loop {
+        while pending.len() < JOBS_PENDING {
+            let Some(name) = next.next() else { break };
+            pending.insert(name);
+            calls.push(enqueue(bus, method, name));
+        }
+        if next.len() == 0 {
+            // The last jobs run on; the callers wait for the units' states.
+            while let Some(call) = calls.next().await {
+                call?;
+            }
+            return Ok(());
+        }
+        tokio::select! {
+            Some(call) = calls.next() => {
+                if let Some(name) = call? {
+                    pending.remove(name);
+                }
+            }
+            removal = removals.next() => {
+                let message = removal.context("the bus connection closed")??;
+                let (_id, _job, unit, _result): (u32, OwnedObjectPath, String, String) =
+                    message.body().deserialize()?;
+                pending.remove(unit.as_str());
+            }
+            () = tokio::time::sleep(JOB_DEADLINE) => {
+                anyhow::bail!("no job of {method} ended within {JOB_DEADLINE:?}")
+            }
+        }
     }
-    Ok(())
+}
+
+/// `method` for `name`; `Some(name)` when there is no job (stopping a unit not loaded).
+async fn enqueue<'a>(
+    bus: &Connection,
+    method: &'static str,
+    name: &'a str,
+) -> anyhow::Result<Option<&'a str>> {
+    let reply = bus
+        .call_method(
+            Some(SERVICE),
+            MANAGER_PATH,
+            Some(MANAGER),
+            method,
+            &(name, "replace"),
+        )
+        .await;
+    match reply {
+        Ok(_) => Ok(None),
+        Err(error) if method == "StopUnit" && error.to_string().contains("NoSuchUnit") => {
+            Ok(Some(name))
+        }
+        Err(error) => Err(error).with_context(|| format!("{method} {name}")),
+    }
 }
 
 /// How many units matching `pattern` are active now.
@@ -94,34 +164,6 @@ pub async fn active_enter_monotonic_us(bus: &Connection, name: &str) -> anyhow::
         .with_context(|| format!("ActiveEnterTimestampMonotonic of {name}"))?;
     let value: OwnedVariant = reply.body().deserialize()?;
     u64::try_from(value).with_context(|| format!("ActiveEnterTimestampMonotonic of {name}"))
-}
-
-/// Enqueues a stop job for every unit, [`IN_FLIGHT`] calls at a time, and returns without
-/// waiting for the jobs.
-pub async fn stop_all(bus: &Connection, names: &[String]) -> anyhow::Result<()> {
-    let calls = names.iter().map(|name| async move {
-        let reply = bus
-            .call_method(
-                Some(SERVICE),
-                MANAGER_PATH,
-                Some(MANAGER),
-                "StopUnit",
-                &(name.as_str(), "replace"),
-            )
-            .await;
-        match reply {
-            // A unit that is not loaded is stopped already.
-            Err(error) if !error.to_string().contains("NoSuchUnit") => {
-                Err(error).with_context(|| format!("StopUnit {name}"))
-            }
-            _ => Ok(()),
-        }
-    });
-    let mut replies = futures::stream::iter(calls).buffer_unordered(IN_FLIGHT);
-    while let Some(reply) = replies.next().await {
-        reply?;
-    }
-    Ok(())
 }
 
 /// daemon-reload; returns once systemd has re-read every unit file.
