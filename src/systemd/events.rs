@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use futures::channel::mpsc;
-use futures::stream::{self, BoxStream, Stream, StreamExt};
+use futures::stream::{Stream, StreamExt};
 use zbus::message::Message;
 use zbus::{MatchRule, MessageStream, Variant};
 
@@ -20,29 +20,21 @@ const UNIT_PATH_PREFIX: &str = "/org/freedesktop/systemd1/unit/";
 
 const UNIT_INTERFACE: &str = "org.freedesktop.systemd1.Unit";
 
-/// Something happened to a systemk unit.
+/// A systemk unit's `ActiveState` or `SubState` changed; the new values when systemd
+/// sent them.
+///
+/// Loading and unloading are no events: a daemon-reload unloads and loads every unit
+/// (`UnitRemoved` and `UnitNew` for each, with no state change), and on a node of a
+/// thousand pods that would be a thousand needless passes after every reload. A unit
+/// becomes inactive before systemd may unload it, so its state change tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitEvent {
     /// The unit.
     pub name: UnitName,
-    /// What happened.
-    pub kind: UnitEventKind,
-}
-
-/// What happened to a unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UnitEventKind {
-    /// systemd loaded the unit (`UnitNew`).
-    Loaded,
-    /// systemd dropped the unit from memory (`UnitRemoved`).
-    Unloaded,
-    /// Its `ActiveState` or `SubState` changed; the new values when systemd sent them.
-    StateChanged {
-        /// The new `ActiveState`.
-        active_state: Option<ActiveState>,
-        /// The new `SubState`.
-        sub_state: Option<String>,
-    },
+    /// The new `ActiveState`.
+    pub active_state: Option<ActiveState>,
+    /// The new `SubState`.
+    pub sub_state: Option<String>,
 }
 
 impl Systemd {
@@ -67,36 +59,16 @@ impl Systemd {
             .path_namespace("/org/freedesktop/systemd1/unit")
             .build()
             .map_err(failed)?;
-        let changes = MessageStream::for_match_rule(rule, &events.connection, None)
+        let mut changes = MessageStream::for_match_rule(rule, &events.connection, None)
             .await
             .map_err(failed)?
-            .filter_map(|message| async move { message.ok().and_then(|m| state_change(&m)) });
-        let new = events
-            .manager
-            .receive_unit_new()
-            .await
-            .map_err(failed)?
-            .filter_map(|signal| async move {
-                let args = signal.args().ok()?;
-                event(args.id, UnitEventKind::Loaded)
-            });
-        let removed = events
-            .manager
-            .receive_unit_removed()
-            .await
-            .map_err(failed)?
-            .filter_map(|signal| async move {
-                let args = signal.args().ok()?;
-                event(args.id, UnitEventKind::Unloaded)
-            });
-        let streams: [BoxStream<'static, UnitEvent>; 3] =
-            [changes.boxed(), new.boxed(), removed.boxed()];
-        let mut merged = stream::select_all(streams);
+            .filter_map(|message| async move { message.ok().and_then(|m| state_change(&m)) })
+            .boxed();
         let (sender, receiver) = mpsc::unbounded();
         tokio::spawn(async move {
             // Owns the connection: it closes when the consumer drops the stream.
             let _events = events;
-            while let Some(event) = merged.next().await {
+            while let Some(event) = changes.next().await {
                 if sender.unbounded_send(event).is_err() {
                     break;
                 }
@@ -104,16 +76,6 @@ impl Systemd {
         });
         Ok(receiver)
     }
-}
-
-fn event(unit: String, kind: UnitEventKind) -> Option<UnitEvent> {
-    if !unit.starts_with(UNIT_PREFIX) {
-        return None;
-    }
-    Some(UnitEvent {
-        name: unit.parse().ok()?,
-        kind,
-    })
 }
 
 /// A `PropertiesChanged` of a systemk unit's `Unit` interface that touches its state.
@@ -137,13 +99,19 @@ fn state_change(message: &Message) -> Option<UnitEvent> {
     if !touches_state {
         return None;
     }
-    event(
-        unit,
-        UnitEventKind::StateChanged {
-            active_state,
-            sub_state,
-        },
-    )
+    Some(UnitEvent {
+        name: systemk_unit(&unit)?,
+        active_state,
+        sub_state,
+    })
+}
+
+/// The unit's name when it is a systemk unit.
+fn systemk_unit(unit: &str) -> Option<UnitName> {
+    if !unit.starts_with(UNIT_PREFIX) {
+        return None;
+    }
+    unit.parse().ok()
 }
 
 /// Reverses systemd's object-path escaping (`bus_label_escape`): every byte that is not
@@ -196,7 +164,7 @@ mod tests {
 
     #[test]
     fn only_systemk_units_make_events() {
-        assert!(event("ssh.service".into(), UnitEventKind::Loaded).is_none());
-        assert!(event("systemk.a.b.c.service".into(), UnitEventKind::Loaded).is_some());
+        assert!(systemk_unit("ssh.service").is_none());
+        assert!(systemk_unit("systemk.a.b.c.service").is_some());
     }
 }

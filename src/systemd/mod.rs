@@ -26,7 +26,7 @@ pub use enter::{
     Ended, EnterCommand, EnterOutcome, Interactive, Streams, run_in_unit, spawn_in_unit,
 };
 pub use error::{Error, Result};
-pub use events::{UnitEvent, UnitEventKind};
+pub use events::UnitEvent;
 pub use exec_commands::FailedCommand;
 pub use jobs::JobResult;
 pub use journal::{invocation_output_tail, invocation_tail};

@@ -83,10 +83,4 @@ pub(super) trait Manager {
         unit: String,
         result: String,
     ) -> zbus::Result<()>;
-
-    #[zbus(signal)]
-    fn unit_new(&self, id: String, unit: OwnedObjectPath) -> zbus::Result<()>;
-
-    #[zbus(signal)]
-    fn unit_removed(&self, id: String, unit: OwnedObjectPath) -> zbus::Result<()>;
 }

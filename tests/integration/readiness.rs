@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::support::engine::{DEADLINE, Engine, container_status, unique_uid};
 use crate::support::packages::known_to_dpkg;
 use crate::support::{TestContext, skip};
-use systemk::systemd::{ActiveState, UnitEventKind};
+use systemk::systemd::ActiveState;
 
 /// Waits for `/run/ready-trigger`, then sends `READY=1` to systemd's notify socket and
 /// sleeps. Written for `perl -e`; every `$` reaches Perl unchanged (systemk escapes it).
@@ -84,13 +84,7 @@ async fn a_notify_container_is_ready_only_after_ready_1() {
     let name = run.unit_name("main");
     let signalled = async {
         while let Some(event) = events.next().await {
-            let active = matches!(
-                event.kind,
-                UnitEventKind::StateChanged {
-                    active_state: Some(ActiveState::Active),
-                    ..
-                }
-            );
+            let active = event.active_state == Some(ActiveState::Active);
             if event.name == name && active {
                 return;
             }

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use systemk::systemd::{ActiveState, JobResult, Systemd, UnitEventKind, UnitStatus};
+use systemk::systemd::{ActiveState, JobResult, Systemd, UnitStatus};
 use systemk::unit::{KubernetesMeta, RestartPolicy, UnitFile, UnitName};
 
 use crate::support::{TestContext, is_loaded, system_bus, wait_for};
@@ -379,11 +379,7 @@ async fn subscribe_sees_a_unit_become_active_and_stop() {
             if event.name != name {
                 continue;
             }
-            if let UnitEventKind::StateChanged {
-                active_state: Some(state),
-                ..
-            } = event.kind
-            {
+            if let Some(state) = event.active_state {
                 seen.push(state);
                 if wanted.iter().all(|state| seen.contains(state)) {
                     return;
