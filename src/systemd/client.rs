@@ -232,14 +232,15 @@ impl Systemd {
         self.reloader.reload().await
     }
 
-    /// Enables units persistently (their links into `dir/multi-user.target.wants`, as
-    /// their `[Install]` says), so they start at boot without systemk. No reload: the
-    /// links only matter at the next boot. A link of the same name is replaced: a systemk
-    /// unit name belongs to systemk.
-    pub async fn enable(&self, dir: &Path, names: &[UnitName]) -> Result<()> {
-        for name in names {
-            files::link_wanted(dir, name).await?;
-        }
+    /// Enables units persistently (their `[Install]` links under `/etc`), so they start at
+    /// boot without systemk. No reload: the links only matter at the next boot. Links
+    /// that point elsewhere are replaced (`force`): a systemk unit name belongs to systemk.
+    pub async fn enable(&self, names: &[UnitName]) -> Result<()> {
+        let names: Vec<&str> = names.iter().map(UnitName::as_str).collect();
+        self.manager
+            .enable_unit_files(&names, false, true)
+            .await
+            .map_err(self.failed("EnableUnitFiles", &names.join(" ")))?;
         Ok(())
     }
 
@@ -318,13 +319,14 @@ impl Systemd {
                 _ => {}
             }
         }
+        let list: Vec<&str> = names.iter().map(UnitName::as_str).collect();
+        self.disable(&list).await?;
         for name in names {
-            files::unlink_wanted(dir, name).await?;
             files::remove(dir, name).await?;
             // Its standard input's socket, if it had one, stopped with it (`BindsTo=`).
             files::remove_named(dir, &stdin_socket_name(name)).await?;
         }
-        tracing::info!(units = ?names, "units removed");
+        tracing::info!(units = ?list, "units removed");
         self.reloader.owe();
         Ok(())
     }

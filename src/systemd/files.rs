@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use crate::atomic_file::{self, Durability};
-use crate::unit::{BOOT_TARGET, KubernetesMeta, SliceName, UNIT_PREFIX, UnitFile, UnitName};
+use crate::unit::{KubernetesMeta, SliceName, UNIT_PREFIX, UnitFile, UnitName};
 
 /// Unit files are world-readable like every file in `/etc/systemd/system`; secrets never
 /// go into them.
@@ -40,52 +40,6 @@ pub(super) async fn write_named(dir: &Path, file_name: &str, content: &str) -> R
         path,
         source,
     })
-}
-
-/// Enables `dir/<name>` as `systemctl enable` would for its `WantedBy=` [`BOOT_TARGET`]:
-/// the link `dir/<BOOT_TARGET>.wants/<name>` to the unit file, replacing any link of that
-/// name. Made here, not by `EnableUnitFiles`: PID 1 reads every unit file in the
-/// directory for that call (4 ms with 100 units, 31 ms with 1000, on a pod's way to its
-/// start), where a link is a few microseconds. Like `EnableUnitFiles`, no reload: the link
-/// matters at the next boot.
-pub(super) async fn link_wanted(dir: &Path, name: &UnitName) -> Result<()> {
-    let wants = wants_dir(dir);
-    let (unit, link) = (dir.join(name.as_str()), wants.join(name.as_str()));
-    let staged = wants.join(format!(".{name}.tmp"));
-    let path = link.clone();
-    let linked = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&wants)?;
-        match std::fs::remove_file(&staged) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
-            _ => {}
-        }
-        std::os::unix::fs::symlink(&unit, &staged)?;
-        std::fs::rename(&staged, &link)
-    })
-    .await
-    .unwrap_or_else(|join| Err(std::io::Error::other(join)));
-    linked.map_err(|source| Error::Io {
-        operation: "enable unit",
-        path,
-        source,
-    })
-}
-
-/// Removes what [`link_wanted`] made; a link already gone is fine.
-pub(super) async fn unlink_wanted(dir: &Path, name: &UnitName) -> Result<()> {
-    let path = wants_dir(dir).join(name.as_str());
-    match tokio::fs::remove_file(&path).await {
-        Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
-            operation: "disable unit",
-            path,
-            source,
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn wants_dir(dir: &Path) -> PathBuf {
-    dir.join(format!("{BOOT_TARGET}.wants"))
 }
 
 /// Deletes `dir/<name>`; a file that is already gone is fine.
@@ -166,55 +120,4 @@ pub(super) async fn read_meta(path: PathBuf) -> Result<Option<KubernetesMeta>> {
         .and_then(|unit| KubernetesMeta::from_unit(&unit))
         .map(Some)
         .map_err(|source| Error::UnitFile { path, source })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn unit_name() -> UnitName {
-        "systemk.default.web.main.service".parse().unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_unit_is_enabled_by_a_link_to_its_file_and_disabled_by_removing_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let name = unit_name();
-        link_wanted(dir.path(), &name).await.unwrap();
-        let link = dir.path().join("multi-user.target.wants").join(name.as_str());
-        assert_eq!(
-            std::fs::read_link(&link).unwrap(),
-            dir.path().join(name.as_str())
-        );
-        unlink_wanted(dir.path(), &name).await.unwrap();
-        assert!(!link.is_symlink());
-        unlink_wanted(dir.path(), &name).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_link_of_the_same_name_to_another_file_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let name = unit_name();
-        let wants = dir.path().join("multi-user.target.wants");
-        std::fs::create_dir(&wants).unwrap();
-        std::os::unix::fs::symlink("/etc/shadow", wants.join(name.as_str())).unwrap();
-        link_wanted(dir.path(), &name).await.unwrap();
-        assert_eq!(
-            std::fs::read_link(wants.join(name.as_str())).unwrap(),
-            dir.path().join(name.as_str())
-        );
-        let left: Vec<_> = std::fs::read_dir(&wants).unwrap().collect();
-        assert_eq!(left.len(), 1, "no staged link is left behind");
-    }
-
-    #[tokio::test]
-    async fn a_directory_in_the_links_place_is_an_error_not_followed() {
-        let dir = tempfile::tempdir().unwrap();
-        let name = unit_name();
-        let squatter = dir.path().join("multi-user.target.wants").join(name.as_str());
-        std::fs::create_dir_all(squatter.join("inside")).unwrap();
-        let error = link_wanted(dir.path(), &name).await.unwrap_err();
-        assert!(error.to_string().contains("enable unit"), "{error}");
-        assert!(squatter.join("inside").is_dir(), "nothing inside it was touched");
-    }
 }

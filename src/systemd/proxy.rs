@@ -55,6 +55,13 @@ pub(super) trait Manager {
         patterns: &[&str],
     ) -> zbus::Result<Vec<ListedUnit>>;
 
+    fn enable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+        force: bool,
+    ) -> zbus::Result<(bool, Vec<UnitFileChange>)>;
+
     fn disable_unit_files(
         &self,
         files: &[&str],

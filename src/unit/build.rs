@@ -37,10 +37,6 @@
 
 use std::path::{Path, PathBuf};
 
-/// The target every container unit is wanted by (`[Install] WantedBy=`): enabled, it
-/// starts at boot without systemk.
-pub const BOOT_TARGET: &str = "multi-user.target";
-
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::confinement::{Effective, NodeSecurity, apply_confinement};
@@ -257,7 +253,7 @@ pub fn build(input: &BuildInput<'_>) -> Result<UnitFile> {
         environment("SYSTEMK_POD_UID", pod_uid)?,
     )?;
 
-    unit.add("Install", "WantedBy", BOOT_TARGET)?;
+    unit.add("Install", "WantedBy", "multi-user.target")?;
 
     let mut meta = KubernetesMeta {
         namespace: namespace.to_owned(),

@@ -65,7 +65,7 @@ mod stdin;
 mod termination_log;
 mod volumes;
 
-pub use build::{BOOT_TARGET, BuildInput, build};
+pub use build::{BuildInput, build};
 pub use confinement::{
     HOST_CONTROL_SOCKETS, NodeSecurity, check_host_path_source, check_spec_confinement,
 };

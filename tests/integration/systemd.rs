@@ -229,7 +229,7 @@ async fn remove_leaves_no_file_no_link_and_no_loaded_unit() {
         .await
         .unwrap();
     let names = [failed.0, running.0];
-    systemd.enable(units_dir(), &names).await.unwrap();
+    systemd.enable(&names).await.unwrap();
     for name in &names {
         systemd.start(name).await.unwrap();
     }
@@ -403,7 +403,7 @@ async fn enable_creates_the_wants_link() {
         .await
         .unwrap();
     let name = enabled.0;
-    systemd.enable(units_dir(), std::slice::from_ref(&name)).await.unwrap();
+    systemd.enable(std::slice::from_ref(&name)).await.unwrap();
 
     let link = units_dir()
         .join("multi-user.target.wants")

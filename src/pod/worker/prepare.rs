@@ -318,7 +318,7 @@ pub(super) async fn prepare(
             .filter(|name| to_write.iter().any(|(written, _)| written == name))
             .collect();
         if !app_units.is_empty() {
-            ctx.systemd.enable(&ctx.unit_dir, &app_units).await?;
+            ctx.systemd.enable(&app_units).await?;
         }
     }
     state.run_mut().set_units(wanted);
