@@ -26,6 +26,7 @@ mod api_path;
 mod api_server;
 mod burst;
 mod bus;
+mod cell;
 mod crash;
 mod exec;
 mod percentile;

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::api_path::ApiFigures;
+use crate::cell::{ms, p50_p99};
 use crate::crash::CrashFigures;
 use crate::exec::ExecFigures;
 use crate::scale::ScaleFigures;
@@ -179,14 +180,6 @@ impl Report {
         let json = serde_json::to_string_pretty(self)?;
         std::fs::write(path, json + "\n").with_context(|| format!("write {}", path.display()))
     }
-}
-
-pub(crate) fn ms(value: f64) -> String {
-    format!("{value:.1} ms")
-}
-
-pub(crate) fn p50_p99(p50: f64, p99: f64) -> String {
-    format!("p50 {p50:.1} ms, p99 {p99:.1} ms")
 }
 
 /// `key value, key value…` of a map, `none` when empty.

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::cell::{ms, p50_p99};
 use crate::percentile::percentile;
-use crate::report::{ms, p50_p99};
 use crate::{SETTLE, burst, single};
 
 /// The figures of this phase.
