@@ -313,6 +313,41 @@ async fn a_unit_written_again_after_its_removal_runs_its_new_content() {
         .unwrap();
 }
 
+/// A new unit starts without a daemon-reload (systemd loads it from disk on first use);
+/// writing a loaded unit with other content reloads once.
+#[tokio::test]
+async fn a_new_unit_starts_without_a_reload_and_a_changed_one_reloads_once() {
+    let context = TestContext::new("no_reload");
+    let systemd = Systemd::connect().await.unwrap();
+    let reloads = systemd.daemon_reloads();
+    let (name, first) = unit(&context, "fresh", "/bin/sleep 1003", "");
+    systemd
+        .write_units(units_dir(), &[(name.clone(), first)])
+        .await
+        .unwrap();
+    assert_eq!(systemd.start(&name).await.unwrap(), JobResult::Done);
+    assert_eq!(reloads.get(), 0, "a new unit needs no reload");
+
+    let (_, second) = unit(&context, "fresh", "/bin/sleep 1004", "");
+    systemd
+        .write_units(units_dir(), &[(name.clone(), second)])
+        .await
+        .unwrap();
+    assert_eq!(
+        reloads.get(),
+        1,
+        "a loaded unit with other content reloads once"
+    );
+    assert_eq!(systemd.restart(&name).await.unwrap(), JobResult::Done);
+    let status = systemd.status(&name).await.unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", status.main_pid)).unwrap();
+    assert_eq!(cmdline, b"/bin/sleep\x001004\x00");
+    systemd
+        .remove(units_dir(), std::slice::from_ref(&name))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn list_managed_finds_units_with_their_metadata() {
     let context = TestContext::new("list_managed");
