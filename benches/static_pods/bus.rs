@@ -2,9 +2,9 @@
 //! without waiting for their jobs (the floor), counting active units in one call, and
 //! reading when each unit became active on CLOCK_MONOTONIC.
 
-use anyhow::Context as _;
 use std::collections::HashSet;
 
+use anyhow::Context as _;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};

@@ -278,6 +278,12 @@ async fn remove_leaves_no_file_no_link_and_no_loaded_unit() {
     unhold(&holder);
 }
 
+/// The command line of the unit's main process, as the kernel holds it.
+async fn main_cmdline(systemd: &Systemd, name: &UnitName) -> Vec<u8> {
+    let status = systemd.status(name).await.unwrap();
+    std::fs::read(format!("/proc/{}/cmdline", status.main_pid)).unwrap()
+}
+
 /// A unit written again right after its removal, while systemd still holds the removed
 /// one, runs as written the second time.
 #[tokio::test]
@@ -303,9 +309,10 @@ async fn a_unit_written_again_after_its_removal_runs_its_new_content() {
         .await
         .unwrap();
     assert_eq!(systemd.start(&name).await.unwrap(), JobResult::Done);
-    let status = systemd.status(&name).await.unwrap();
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", status.main_pid)).unwrap();
-    assert_eq!(cmdline, b"/bin/sleep\x001002\x00");
+    assert_eq!(
+        main_cmdline(&systemd, &name).await,
+        b"/bin/sleep\x001002\x00"
+    );
     unhold(&holder);
     systemd
         .remove(units_dir(), std::slice::from_ref(&name))
@@ -339,9 +346,10 @@ async fn a_new_unit_starts_without_a_reload_and_a_changed_one_reloads_once() {
         "a loaded unit with other content reloads once"
     );
     assert_eq!(systemd.restart(&name).await.unwrap(), JobResult::Done);
-    let status = systemd.status(&name).await.unwrap();
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", status.main_pid)).unwrap();
-    assert_eq!(cmdline, b"/bin/sleep\x001004\x00");
+    assert_eq!(
+        main_cmdline(&systemd, &name).await,
+        b"/bin/sleep\x001004\x00"
+    );
     systemd
         .remove(units_dir(), std::slice::from_ref(&name))
         .await
