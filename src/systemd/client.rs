@@ -370,12 +370,23 @@ impl Systemd {
     }
 
     /// What systemd reports about a unit; a unit without a file reads as inactive.
+    ///
+    /// `GetUnit`, not `LoadUnit`: a unit systemd has not loaded reads as loading it would
+    /// (inactive, never ran: unloading forgets every earlier run), while loading it to ask
+    /// costs PID 1 a read of its file twice, since nothing holds the unit and systemd
+    /// unloads it again before the `GetAll`, which loads it anew. A new pod's unit was
+    /// loaded three times before it ran; now once, by its start.
     pub async fn status(&self, name: &UnitName) -> Result<UnitStatus> {
-        let path = self
-            .manager
-            .load_unit(name.as_str())
-            .await
-            .map_err(self.failed("LoadUnit", name.as_str()))?;
+        let path = match self.manager.get_unit(name.as_str()).await {
+            Ok(path) => path,
+            Err(error) => {
+                let error = Error::from_zbus("GetUnit", name.as_str(), error);
+                if error.is_no_such_unit() {
+                    return Ok(UnitStatus::unloaded(name.clone()));
+                }
+                return Err(self.dbus_errors.record(error));
+            }
+        };
         status::read(&self.connection, name, &path)
             .await
             .map_err(|error| self.dbus_errors.record(error))

@@ -119,6 +119,29 @@ pub struct UnitStatus {
 }
 
 impl UnitStatus {
+    /// What systemd reports of a unit it has not loaded once it loads it: inactive,
+    /// `dead`, `success`, no process, every timestamp and counter zero.
+    pub(super) fn unloaded(name: UnitName) -> Self {
+        Self {
+            name,
+            active_state: ActiveState::Inactive,
+            sub_state: "dead".to_owned(),
+            result: "success".to_owned(),
+            main_pid: 0,
+            exec_main_code: 0,
+            exec_main_status: 0,
+            exec_main_start_us: 0,
+            exec_main_exit_us: 0,
+            active_enter_us: 0,
+            inactive_enter_us: 0,
+            n_restarts: 0,
+            inactive_exit_us: 0,
+            invocation_id: String::new(),
+            control_group: String::new(),
+            failed_command: None,
+        }
+    }
+
     /// The main process' exit code, when it exited on its own.
     pub fn exit_code(&self) -> Option<i32> {
         (self.exec_main_code == CLD_EXITED).then_some(self.exec_main_status)

@@ -2,11 +2,12 @@
 //! start/stop/restart, status fields, stop timeouts, reset-failed, removal, listing,
 //! events and enabling. Units live in the sandbox's private `/etc/systemd/system`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use systemk::systemd::{ActiveState, JobResult, Systemd, UnitStatus};
 use systemk::unit::{KubernetesMeta, RestartPolicy, UnitFile, UnitName};
 
@@ -318,6 +319,144 @@ async fn a_unit_written_again_after_its_removal_runs_its_new_content() {
         .remove(units_dir(), std::slice::from_ref(&name))
         .await
         .unwrap();
+}
+
+/// A unit systemd has not loaded reads as it does once loaded (inactive, never ran), and
+/// reading its status does not load it: its start loads it, once.
+#[tokio::test]
+async fn an_unloaded_unit_reads_as_a_loaded_one_without_being_loaded() {
+    let context = TestContext::new("unloaded");
+    let systemd = Systemd::connect().await.unwrap();
+    let (name, text) = unit(&context, "idle", "/bin/sleep infinity", "");
+    systemd
+        .write_units(units_dir(), &[(name.clone(), text)])
+        .await
+        .unwrap();
+    let mut loads = unit_loads(&name).await;
+    let status = systemd.status(&name).await.unwrap();
+    assert_eq!(loads.count().await, 0, "reading the status loaded {name}");
+
+    let loaded = loaded_properties(&name).await;
+    let text = |key: &str| <&str>::try_from(&loaded[key]).unwrap().to_owned();
+    let number = |key: &str| u64::try_from(&loaded[key]).unwrap();
+    assert_eq!(status.active_state.as_str(), text("ActiveState"));
+    assert_eq!(status.sub_state, text("SubState"));
+    assert_eq!(status.result, text("Result"));
+    assert_eq!(status.control_group, text("ControlGroup"));
+    assert_eq!(status.main_pid, u32::try_from(&loaded["MainPID"]).unwrap());
+    assert_eq!(
+        status.n_restarts,
+        u32::try_from(&loaded["NRestarts"]).unwrap()
+    );
+    for (ours, key) in [
+        (status.exec_main_code, "ExecMainCode"),
+        (status.exec_main_status, "ExecMainStatus"),
+    ] {
+        assert_eq!(ours, i32::try_from(&loaded[key]).unwrap(), "{key}");
+    }
+    for (ours, key) in [
+        (status.exec_main_start_us, "ExecMainStartTimestamp"),
+        (status.exec_main_exit_us, "ExecMainExitTimestamp"),
+        (status.active_enter_us, "ActiveEnterTimestamp"),
+        (status.inactive_enter_us, "InactiveEnterTimestamp"),
+        (status.inactive_exit_us, "InactiveExitTimestamp"),
+    ] {
+        assert_eq!(ours, number(key), "{key}");
+    }
+    let invocation = Vec::<u8>::try_from(loaded["InvocationID"].try_clone().unwrap()).unwrap();
+    assert!(status.invocation_id.is_empty() && invocation.iter().all(|b| *b == 0));
+    assert_eq!(status.failed_command, None);
+
+    let mut loads = unit_loads(&name).await;
+    assert_eq!(systemd.start(&name).await.unwrap(), JobResult::Done);
+    assert_eq!(
+        systemd.status(&name).await.unwrap().active_state,
+        ActiveState::Active
+    );
+    assert_eq!(loads.count().await, 1, "the start loads {name} once");
+    systemd
+        .remove(units_dir(), std::slice::from_ref(&name))
+        .await
+        .unwrap();
+}
+
+/// systemd's `UnitNew` signals for one unit: one each time PID 1 loads it.
+struct UnitLoads {
+    bus: zbus::Connection,
+    signals: zbus::MessageStream,
+}
+
+async fn unit_loads(name: &UnitName) -> UnitLoads {
+    let bus = zbus::Connection::system().await.unwrap();
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("org.freedesktop.systemd1.Manager")
+        .member("UnitNew")
+        .arg(0, name.as_str())
+        .build()
+        .unwrap();
+    let signals = zbus::MessageStream::for_match_rule(rule, &bus, None)
+        .await
+        .unwrap();
+    // systemd signals only to subscribed clients.
+    manager_call(&bus, "Subscribe").await;
+    UnitLoads { bus, signals }
+}
+
+impl UnitLoads {
+    /// The loads signalled so far. PID 1 sends a load's signal before the reply to the
+    /// call that caused it, and dbus-daemon keeps one sender's order: once a call of this
+    /// connection is answered, every earlier signal has arrived.
+    async fn count(&mut self) -> usize {
+        manager_call(&self.bus, "GetDefaultTarget").await;
+        let mut count = 0;
+        while let Some(Some(_)) = self.signals.next().now_or_never() {
+            count += 1;
+        }
+        count
+    }
+}
+
+async fn manager_call(bus: &zbus::Connection, method: &str) {
+    bus.call_method(
+        Some("org.freedesktop.systemd1"),
+        "/org/freedesktop/systemd1",
+        Some("org.freedesktop.systemd1.Manager"),
+        method,
+        &(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Every property of `name` as systemd reports it after loading it.
+async fn loaded_properties(name: &UnitName) -> HashMap<String, zbus::OwnedVariant> {
+    let bus = system_bus().await;
+    let path: zbus::OwnedObjectPath = bus
+        .call_method(
+            Some("org.freedesktop.systemd1"),
+            "/org/freedesktop/systemd1",
+            Some("org.freedesktop.systemd1.Manager"),
+            "LoadUnit",
+            &(name.as_str(),),
+        )
+        .await
+        .unwrap()
+        .body()
+        .deserialize()
+        .unwrap();
+    bus.call_method(
+        Some("org.freedesktop.systemd1"),
+        &path,
+        Some("org.freedesktop.DBus.Properties"),
+        "GetAll",
+        &("",),
+    )
+    .await
+    .unwrap()
+    .body()
+    .deserialize()
+    .unwrap()
 }
 
 /// A new unit starts without a daemon-reload (systemd loads it from disk on first use);
