@@ -113,7 +113,67 @@ async fn node_registers_ready_and_renews_its_lease() {
         },
     )
     .await;
+    // Read once, to create it; renewed since from the lease last written, as the kubelet.
+    let requests = |verb: &str, code: &str| {
+        format!("systemk_api_requests_total{{verb=\"{verb}\",resource=\"leases\",code=\"{code}\"}}")
+    };
+    let metrics = own_metrics(&cluster, &node_name).await;
+    assert_eq!(count(&metrics, &requests("get", "404")), 1, "{metrics}");
+    assert_eq!(count(&metrics, &requests("get", "200")), 0, "{metrics}");
+    assert!(
+        count(&metrics, &requests("update", "200")) >= 1,
+        "{metrics}"
+    );
+
+    // Someone else writes the lease: the next renewal's replace is a 409, and the lease
+    // is read again and renewed, the other writer's change kept.
+    cluster
+        .kubectl(&[
+            "annotate",
+            "lease",
+            &node_name,
+            "-n",
+            "kube-node-lease",
+            "other=writer",
+        ])
+        .await;
+    let annotated = cluster.get(&lease_args).await.unwrap();
+    wait_for(
+        Duration::from_secs(25),
+        "the lease renewed after another writer",
+        || async {
+            let lease = cluster.get(&lease_args).await?;
+            (lease["spec"]["renewTime"] != annotated["spec"]["renewTime"]).then_some(lease)
+        },
+    )
+    .await;
+    let lease = cluster.get(&lease_args).await.unwrap();
+    assert_eq!(lease["metadata"]["annotations"]["other"], "writer");
+    let metrics = own_metrics(&cluster, &node_name).await;
+    assert_eq!(count(&metrics, &requests("update", "409")), 1, "{metrics}");
+    assert_eq!(count(&metrics, &requests("get", "200")), 1, "{metrics}");
     cluster.teardown().await;
+}
+
+/// systemk's own `/metrics`, read as `kubectl get --raw` through the API server's
+/// `nodes/proxy`.
+async fn own_metrics(cluster: &Cluster, node: &str) -> String {
+    cluster
+        .kubectl(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{node}/proxy/metrics"),
+        ])
+        .await
+}
+
+/// The value of one series of a Prometheus exposition; 0 when absent.
+fn count(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test]

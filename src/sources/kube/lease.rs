@@ -33,13 +33,14 @@ pub async fn run(
     let leases: Api<Lease> = Api::namespaced(client, LEASE_NAMESPACE);
     let renew_forever = async {
         let mut retry = Retry::new(API_SERVER);
+        let mut latest = None;
         loop {
             let uid = match node_uid.wait_for(Option::is_some).await {
                 Ok(uid) => uid.clone().unwrap_or_default(),
                 // The node task is gone: systemk is shutting down.
                 Err(_) => return,
             };
-            let renewal = renew(&leases, &node_name, &uid);
+            let renewal = renew(&leases, &node_name, &uid, &mut latest);
             let wait = match super::bounded("renew lease", &node_name, renewal).await {
                 Ok(()) => {
                     retry.succeeded();
@@ -61,55 +62,85 @@ pub async fn run(
     }
 }
 
-/// Creates the lease or moves its renew time to now.
-async fn renew(leases: &Api<Lease>, node_name: &str, node_uid: &str) -> Result<()> {
+/// Moves the lease's renew time to now. `latest` is the lease as the last renewal left
+/// it: replaced as it is, without reading it first, as the kubelet does (one request a
+/// renewal, not two), since nobody else writes a node's lease. Only when that fails (a
+/// 409 because someone did, the lease gone, the API server unreachable) is the lease read
+/// again, or created. A renewal cut short leaves `latest` empty: the next one reads.
+async fn renew(
+    leases: &Api<Lease>,
+    node_name: &str,
+    node_uid: &str,
+    latest: &mut Option<Lease>,
+) -> Result<()> {
+    if let Some(lease) = latest.take() {
+        match replace(leases, node_name, lease).await {
+            Ok(renewed) => {
+                *latest = Some(renewed);
+                return Ok(());
+            }
+            Err(err) => {
+                tracing::debug!(node = %node_name, error = %crate::error_chain::Chain(&err),
+                "renewing the last lease written failed: reading it again")
+            }
+        }
+    }
+    *latest = Some(read_and_renew(leases, node_name, node_uid).await?);
+    Ok(())
+}
+
+/// Creates the lease or moves the renew time of the one read now.
+async fn read_and_renew(leases: &Api<Lease>, node_name: &str, node_uid: &str) -> Result<Lease> {
     let object = format!("{LEASE_NAMESPACE}/{node_name}");
     let existing = leases
         .get_opt(node_name)
         .await
         .map_err(Error::api("get lease", &object))?;
-    let spec = LeaseSpec {
+    let Some(lease) = existing else {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(node_name.to_owned()),
+                namespace: Some(LEASE_NAMESPACE.to_owned()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "v1".to_owned(),
+                    kind: "Node".to_owned(),
+                    name: node_name.to_owned(),
+                    uid: node_uid.to_owned(),
+                    ..OwnerReference::default()
+                }]),
+                ..ObjectMeta::default()
+            },
+            spec: Some(renewed_spec(node_name, LeaseSpec::default())),
+        };
+        return leases
+            .create(&PostParams::default(), &lease)
+            .await
+            .map_err(Error::api("create lease", &object));
+    };
+    replace(leases, node_name, lease).await
+}
+
+/// Replaces `lease` with its renew time now. The replace carries the lease's
+/// resourceVersion: a concurrent writer makes it a 409.
+async fn replace(leases: &Api<Lease>, node_name: &str, mut lease: Lease) -> Result<Lease> {
+    let object = format!("{LEASE_NAMESPACE}/{node_name}");
+    let previous = lease.spec.take().unwrap_or_default();
+    lease.spec = Some(renewed_spec(node_name, previous));
+    leases
+        .replace(node_name, &PostParams::default(), &lease)
+        .await
+        .map_err(Error::api("renew lease", &object))
+}
+
+/// This node's hold on the lease from now, keeping when it was first acquired and how
+/// often it changed hands.
+fn renewed_spec(node_name: &str, previous: LeaseSpec) -> LeaseSpec {
+    LeaseSpec {
         holder_identity: Some(node_name.to_owned()),
         lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
         renew_time: Some(MicroTime(crate::clock::now())),
+        acquire_time: previous.acquire_time,
+        lease_transitions: previous.lease_transitions,
         ..LeaseSpec::default()
-    };
-    match existing {
-        None => {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(node_name.to_owned()),
-                    namespace: Some(LEASE_NAMESPACE.to_owned()),
-                    owner_references: Some(vec![OwnerReference {
-                        api_version: "v1".to_owned(),
-                        kind: "Node".to_owned(),
-                        name: node_name.to_owned(),
-                        uid: node_uid.to_owned(),
-                        ..OwnerReference::default()
-                    }]),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(spec),
-            };
-            leases
-                .create(&PostParams::default(), &lease)
-                .await
-                .map_err(Error::api("create lease", &object))?;
-        }
-        Some(mut lease) => {
-            // Replace carries the resourceVersion read above: a concurrent writer makes
-            // this a 409, retried after a short back-off.
-            let previous = lease.spec.take().unwrap_or_default();
-            lease.spec = Some(LeaseSpec {
-                acquire_time: previous.acquire_time,
-                lease_transitions: previous.lease_transitions,
-                ..spec
-            });
-            leases
-                .replace(node_name, &PostParams::default(), &lease)
-                .await
-                .map_err(Error::api("renew lease", &object))?;
-        }
     }
-    Ok(())
 }
