@@ -81,7 +81,7 @@ async fn renew(
             }
             Err(err) => {
                 tracing::debug!(node = %node_name, error = %crate::error_chain::Chain(&err),
-                "renewing the last lease written failed: reading it again")
+                    "renewing the last lease written failed: reading it again");
             }
         }
     }
