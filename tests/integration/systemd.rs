@@ -367,6 +367,11 @@ async fn an_unloaded_unit_reads_as_a_loaded_one_without_being_loaded() {
     assert!(status.invocation_id.is_empty() && invocation.iter().all(|b| *b == 0));
     assert_eq!(status.failed_command, None);
 
+    // Loading it to compare left it unreferenced: systemd unloads it again.
+    wait_for(DEADLINE, "systemd to unload it", || async {
+        (!is_loaded(&name).await).then_some(())
+    })
+    .await;
     let mut loads = unit_loads(&name).await;
     assert_eq!(systemd.start(&name).await.unwrap(), JobResult::Done);
     assert_eq!(
