@@ -15,6 +15,7 @@ mod affinity;
 mod ports;
 mod resources;
 mod taints;
+mod usage;
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,7 @@ use k8s_openapi::api::core::v1::{Pod, Taint};
 use super::fields;
 
 pub use resources::Allocatable;
+pub use usage::NodeUsage;
 
 /// The reason of a pod whose `kubernetes.io/os` label names another OS.
 pub const OS_SELECTOR_MISMATCH: &str = "PodOSSelectorNodeLabelDoesNotMatch";
@@ -73,13 +75,13 @@ impl Rejection {
     }
 }
 
-/// Whether `pod` may run next to `admitted` (the pods admitted before it that have not
-/// finished) on `node`. `is_static` pods (from manifest files) skip the taint check, as
+/// Whether `pod` may run next to what `admitted` holds (the pods admitted before it that
+/// have not finished) on `node`. `is_static` pods (from manifest files) skip the taint check, as
 /// the kubelet's static pods do.
 pub fn admit(
     pod: &Pod,
     is_static: bool,
-    admitted: &[&Pod],
+    admitted: &NodeUsage,
     node: &NodeView,
 ) -> Result<(), Rejection> {
     let os_label = pod

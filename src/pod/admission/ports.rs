@@ -6,8 +6,9 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{ContainerPort, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{ContainerPort, PodSpec};
 
+use super::usage::NodeUsage;
 use super::{NODE_PORTS, Rejection};
 
 /// The scheduler's description of this failure.
@@ -15,7 +16,7 @@ const DESCRIPTION: &str = "node(s) didn't have free ports for the requested pod 
 
 /// One port a pod holds on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct HostPort {
+pub(super) struct HostPort {
     protocol: String,
     port: i32,
     /// `None`: every address.
@@ -43,6 +44,21 @@ impl HostPort {
         })
     }
 
+    /// A TCP port on every address.
+    #[cfg(test)]
+    pub(super) fn of_number(port: i32) -> HostPort {
+        HostPort {
+            protocol: "TCP".to_owned(),
+            port,
+            ip: None,
+        }
+    }
+
+    /// What ports that may conflict share: protocol and number.
+    pub(super) fn key(&self) -> (String, i32) {
+        (self.protocol.clone(), self.port)
+    }
+
     fn conflicts(&self, other: &HostPort) -> bool {
         self.protocol == other.protocol
             && self.port == other.port
@@ -58,7 +74,7 @@ impl HostPort {
 }
 
 /// The host ports of a pod: those of its app containers and sidecars.
-fn host_ports(spec: &PodSpec) -> Vec<HostPort> {
+pub(super) fn host_ports(spec: &PodSpec) -> Vec<HostPort> {
     let sidecars = spec
         .init_containers
         .iter()
@@ -72,22 +88,18 @@ fn host_ports(spec: &PodSpec) -> Vec<HostPort> {
         .collect()
 }
 
-/// Whether every host port `spec` wants is free of the `admitted` pods' ports.
-pub(super) fn fits(spec: &PodSpec, admitted: &[&Pod]) -> Result<(), Rejection> {
-    let wanted = host_ports(spec);
-    for pod in admitted {
-        let held = pod.spec.as_ref().map(host_ports).unwrap_or_default();
-        for want in &wanted {
-            if let Some(holder) = held.iter().find(|h| want.conflicts(h)) {
-                let detail = format!(
-                    "{} is held by pod {}/{}: {}",
-                    want.describe(),
-                    pod.metadata.namespace.as_deref().unwrap_or("default"),
-                    pod.metadata.name.as_deref().unwrap_or_default(),
-                    holder.describe(),
-                );
-                return Err(Rejection::predicate(NODE_PORTS, DESCRIPTION, &detail));
-            }
+/// Whether every host port `spec` wants is free of the ports the `admitted` pods hold.
+pub(super) fn fits(spec: &PodSpec, admitted: &NodeUsage) -> Result<(), Rejection> {
+    for want in host_ports(spec) {
+        let holders = admitted.holders(&want);
+        if let Some(holder) = holders.iter().find(|h| want.conflicts(&h.port)) {
+            let detail = format!(
+                "{} is held by pod {}: {}",
+                want.describe(),
+                holder.pod,
+                holder.port.describe(),
+            );
+            return Err(Rejection::predicate(NODE_PORTS, DESCRIPTION, &detail));
         }
     }
     Ok(())

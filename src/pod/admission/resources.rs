@@ -6,11 +6,12 @@
 //! to the app containers) if that is more, plus the pod's `overhead`. A container that
 //! sets a limit but no request requests its limit, as API defaulting makes it. Pure.
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
 use super::Rejection;
+use super::usage::NodeUsage;
 use crate::unit::Quantity as Parsed;
 
 /// What the node offers its pods in all.
@@ -48,6 +49,19 @@ impl Requests {
             cpu_millis: self.cpu_millis.max(other.cpu_millis),
             memory_bytes: self.memory_bytes.max(other.memory_bytes),
             ephemeral_bytes: self.ephemeral_bytes.max(other.ephemeral_bytes),
+        }
+    }
+
+    /// cpu millicores, memory bytes, ephemeral storage bytes.
+    pub(super) fn amounts(self) -> [u64; 3] {
+        [self.cpu_millis, self.memory_bytes, self.ephemeral_bytes]
+    }
+
+    pub(super) fn from_amounts([cpu_millis, memory_bytes, ephemeral_bytes]: [u64; 3]) -> Self {
+        Requests {
+            cpu_millis,
+            memory_bytes,
+            ephemeral_bytes,
         }
     }
 
@@ -114,9 +128,13 @@ pub(crate) fn pod_requests(spec: &PodSpec) -> Requests {
         .add(Requests::of_list(spec.overhead.as_ref()))
 }
 
-/// Whether a pod with `spec` fits next to `admitted` within `node`.
-pub(super) fn fits(spec: &PodSpec, admitted: &[&Pod], node: &Allocatable) -> Result<(), Rejection> {
-    let used_pods = u64::try_from(admitted.len()).unwrap_or(u64::MAX);
+/// Whether a pod with `spec` fits next to the pods `admitted` holds within `node`.
+pub(super) fn fits(
+    spec: &PodSpec,
+    admitted: &NodeUsage,
+    node: &Allocatable,
+) -> Result<(), Rejection> {
+    let used_pods = admitted.pods();
     if used_pods.saturating_add(1) > node.pods {
         return Err(insufficient("OutOfpods", "pods", 1, used_pods, node.pods));
     }
@@ -124,10 +142,7 @@ pub(super) fn fits(spec: &PodSpec, admitted: &[&Pod], node: &Allocatable) -> Res
     if wanted == Requests::default() {
         return Ok(());
     }
-    let used = admitted
-        .iter()
-        .map(|pod| pod.spec.as_ref().map(pod_requests).unwrap_or_default())
-        .fold(Requests::default(), Requests::add);
+    let used = admitted.requested();
     let checks = [
         (
             "OutOfcpu",

@@ -5,6 +5,11 @@ use serde_json::json;
 
 use super::*;
 
+/// Admission next to `others`, each counted as active.
+fn admit(pod: &Pod, is_static: bool, others: &[&Pod], node: &NodeView) -> Result<(), Rejection> {
+    super::admit(pod, is_static, &NodeUsage::of(others.iter().copied()), node)
+}
+
 fn pod(name: &str, spec: serde_json::Value) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "default", "uid": name},
@@ -196,12 +201,12 @@ fn limits_count_as_requests_and_overhead_and_init_containers_as_the_scheduler_co
         cpu_millis: 1499,
         ..node().allocatable
     };
-    assert!(resources::fits(&spec, &[], &small).is_err());
+    assert!(resources::fits(&spec, &NodeUsage::default(), &small).is_err());
     let enough = Allocatable {
         cpu_millis: 1500,
         ..node().allocatable
     };
-    assert!(resources::fits(&spec, &[], &enough).is_ok());
+    assert!(resources::fits(&spec, &NodeUsage::default(), &enough).is_ok());
 }
 
 #[test]

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::MAX_CONCURRENT_PASSES;
 use crate::backoff::Retry;
 use crate::error_chain::Chain;
+use crate::pod::admission::NodeUsage;
 use crate::pod::container_unit::{containers, unit_name};
 use crate::pod::desired::{DesiredPods, SourceId, SourceUpdate};
 use crate::pod::error::Result;
@@ -26,6 +27,9 @@ use crate::pod::worker::{Pass, PodState};
 use crate::unit::UnitName;
 
 mod admission;
+mod wakes;
+
+use wakes::Wakes;
 
 /// A pass to start now: the pod, what it is desired to be and what it kept.
 #[derive(Debug)]
@@ -45,6 +49,8 @@ pub(super) struct Bookkeeping {
     states: HashMap<String, PodState>,
     /// Which pod a unit belongs to.
     owners: HashMap<UnitName, String>,
+    /// The units each pod was last known to own: `owners` the other way round.
+    owned: HashMap<String, Vec<UnitName>>,
     /// Pods that need a pass.
     dirty: BTreeSet<String>,
     /// Pods whose pass is running.
@@ -53,7 +59,7 @@ pub(super) struct Bookkeeping {
     /// units learns of them only when it finishes, and must not miss their first change.
     unowned_changes: HashSet<UnitName>,
     /// When pods want their next pass.
-    wakes: HashMap<String, Instant>,
+    wakes: Wakes,
     /// Pods whose last pass failed, with their growing retry delay.
     retries: HashMap<String, Retry>,
     /// Desired pods admitted to run (see [`Bookkeeping::admit_new`]).
@@ -61,6 +67,12 @@ pub(super) struct Bookkeeping {
     /// Desired pods refused at admission (or finished before systemk saw them): they
     /// get no pass but their termination.
     refused: HashSet<String>,
+    /// What the admitted desired pods that have not finished hold of the node.
+    usage: NodeUsage,
+    /// The CPU each of those in the Burstable tier requests, in millicores, and the sum
+    /// (wide enough to take back exactly what was added).
+    burstable: HashMap<String, u64>,
+    burstable_millis: u128,
     progress: ProgressSender,
     /// Whether `Progress::Synced` was sent.
     synced: bool,
@@ -73,13 +85,17 @@ impl Bookkeeping {
             desired: DesiredPods::new(sources),
             states: HashMap::new(),
             owners: HashMap::new(),
+            owned: HashMap::new(),
             dirty: BTreeSet::new(),
             running: HashSet::new(),
             unowned_changes: HashSet::new(),
-            wakes: HashMap::new(),
+            wakes: Wakes::default(),
             retries: HashMap::new(),
             admitted: HashSet::new(),
             refused: HashSet::new(),
+            usage: NodeUsage::default(),
+            burstable: HashMap::new(),
+            burstable_millis: 0,
             progress,
             synced: false,
         }
@@ -93,6 +109,7 @@ impl Bookkeeping {
             for name in &units {
                 self.owners.insert(name.clone(), uid.clone());
             }
+            self.owned.insert(uid.clone(), units.clone());
             self.states.insert(uid.clone(), PodState::adopted(units));
             self.dirty.insert(uid);
         }
@@ -104,6 +121,13 @@ impl Bookkeeping {
         let applied = self.desired.apply(update);
         for rejected in applied.rejected {
             tracing::warn!(source = %source, ?rejected, "a desired pod was rejected");
+        }
+        for uid in &applied.changed {
+            if self.desired.get(uid).is_none() {
+                self.refused.remove(uid);
+            }
+            self.recount(uid);
+            self.forget_if_gone(uid);
         }
         self.dirty.extend(applied.changed);
     }
@@ -143,16 +167,7 @@ impl Bookkeeping {
 
     /// The pods whose wake time is `now` or earlier need a pass.
     pub(super) fn wake_due(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .wakes
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(uid, _)| uid.clone())
-            .collect();
-        for uid in due {
-            self.wakes.remove(&uid);
-            self.dirty.insert(uid);
-        }
+        self.dirty.extend(self.wakes.take_due(now));
     }
 
     /// How many pods need a pass it could start: dirty, none running, and not held back
@@ -169,7 +184,7 @@ impl Bookkeeping {
 
     /// When the earliest pod wants its next pass.
     pub(super) fn next_wake(&self) -> Option<Instant> {
-        self.wakes.values().min().copied()
+        self.wakes.next()
     }
 
     /// Takes the dirty pods that get a pass now and counts them as running: not one
@@ -202,6 +217,7 @@ impl Bookkeeping {
             else {
                 // Neither desired nor on the machine: cleaned up already (signals of its
                 // units' last moments arrive after its cleanup pass).
+                self.forget_if_gone(&uid);
                 continue;
             };
             state.report_events_to(self.progress.clone());
@@ -249,12 +265,18 @@ impl Bookkeeping {
         now: Instant,
     ) {
         self.running.remove(&uid);
-        self.owners.retain(|_, owner| *owner != uid);
+        for name in self.owned.remove(&uid).unwrap_or_default() {
+            if self.owners.get(&name) == Some(&uid) {
+                self.owners.remove(&name);
+            }
+        }
         if result.is_ok() {
             self.retries.remove(&uid);
         }
         match result {
             Ok(None) => {
+                self.recount(&uid);
+                self.forget_if_gone(&uid);
                 self.progress.send(Progress::Removed { uid });
             }
             Ok(Some(pass)) => {
@@ -265,7 +287,8 @@ impl Bookkeeping {
                 if pass.status_changed {
                     self.publish(&uid, &state);
                 }
-                self.states.insert(uid, state);
+                self.states.insert(uid.clone(), state);
+                self.recount(&uid);
             }
             Err(err) => {
                 // One that cannot heal waits for the pod to change (a new pass then).
@@ -273,9 +296,10 @@ impl Bookkeeping {
                 tracing::warn!(pod_uid = %uid, error = %Chain(&err), reason = err.reason(), retry_in = ?delay, "reconcile pass failed");
                 self.track(&uid, &state);
                 if let Some(delay) = delay {
-                    self.wakes.insert(uid.clone(), now + delay);
+                    self.wakes.set(&uid, now + delay);
                 }
-                self.states.insert(uid, state);
+                self.states.insert(uid.clone(), state);
+                self.recount(&uid);
             }
         }
     }
@@ -285,15 +309,12 @@ impl Bookkeeping {
     /// again after the retry back-off.
     pub(super) fn panicked(&mut self, uid: &str, now: Instant) {
         self.running.remove(uid);
-        let units = self
-            .owners
-            .iter()
-            .filter(|(_, owner)| *owner == uid)
-            .map(|(name, _)| name.clone());
-        let state = PodState::adopted(units.collect::<Vec<_>>());
+        let units = self.owned.get(uid).cloned().unwrap_or_default();
+        let state = PodState::adopted(units);
         let delay = self.retry_delay(uid);
-        self.wakes.insert(uid.to_owned(), now + delay);
+        self.wakes.set(uid, now + delay);
         self.states.insert(uid.to_owned(), state);
+        self.recount(uid);
     }
 
     /// Records a failed pass of `uid`; how long until its next try.
@@ -305,6 +326,8 @@ impl Bookkeeping {
     }
 
     fn track(&mut self, uid: &str, state: &PodState) {
+        self.owned
+            .insert(uid.to_owned(), state.units().iter().cloned().collect());
         for name in state.units() {
             self.owners.insert(name.clone(), uid.to_owned());
             if self.unowned_changes.remove(name) {
@@ -320,7 +343,7 @@ impl Bookkeeping {
     fn wake_at(&mut self, uid: &str, at: Timestamp, now: Instant) {
         let wait = crate::clock::now().duration_until(at);
         let wait = std::time::Duration::try_from(wait).unwrap_or_default();
-        self.wakes.insert(uid.to_owned(), now + wait);
+        self.wakes.set(uid, now + wait);
     }
 
     fn publish(&self, uid: &str, state: &PodState) {

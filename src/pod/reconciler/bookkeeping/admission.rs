@@ -25,18 +25,34 @@ impl Bookkeeping {
     /// `now`) and a Warning event, and never a pass but its termination; one whose
     /// object already says it finished (refused before systemk restarted) stays as it is.
     /// A pod admitted with fields systemk ignores gets one Warning event naming them.
+    /// Only the dirty pods are looked at: the work of one new pod does not grow with the
+    /// pods already admitted.
     pub(in crate::pod::reconciler) fn admit_new(&mut self, node: &NodeView, now: Timestamp) {
-        let undecided: Vec<String> = self
-            .dirty
-            .iter()
-            .filter(|uid| !self.admitted.contains(*uid) && !self.refused.contains(*uid))
-            .filter(|uid| self.desired.get(uid).is_some())
-            .cloned()
-            .collect();
+        let mut undecided = Vec::new();
+        let mut refused_again = Vec::new();
+        for uid in &self.dirty {
+            let Some(pod) = self.desired.get(uid) else {
+                continue;
+            };
+            if self.refused.contains(uid) {
+                // Refused pods get no pass but their termination.
+                if pod.metadata.deletion_timestamp.is_none() {
+                    refused_again.push(uid.clone());
+                }
+            } else if !self.admitted.contains(uid) {
+                undecided.push(uid.clone());
+            }
+        }
+        for uid in refused_again {
+            self.dirty.remove(&uid);
+        }
         let (found, mut new): (Vec<String>, Vec<String>) = undecided
             .into_iter()
             .partition(|uid| self.states.contains_key(uid) || self.running.contains(uid));
-        self.admitted.extend(found);
+        for uid in found {
+            self.admitted.insert(uid.clone());
+            self.recount(&uid);
+        }
         new.sort_by_key(|uid| {
             let created = self
                 .desired
@@ -55,6 +71,7 @@ impl Bookkeeping {
             }
             let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
             if matches!(phase, Some("Failed" | "Succeeded")) {
+                self.dirty.remove(&uid);
                 self.refused.insert(uid);
                 continue;
             }
@@ -63,48 +80,73 @@ impl Bookkeeping {
                 // Decided once the Node is known; it stays dirty until then.
                 continue;
             }
-            let others = self.active_admitted();
-            match admission::admit(&pod, is_static, &others, node) {
+            match admission::admit(&pod, is_static, &self.usage, node) {
                 Ok(()) => {
                     self.warn_ignored(&pod);
-                    self.admitted.insert(uid);
+                    self.admitted.insert(uid.clone());
+                    self.recount(&uid);
                 }
                 Err(rejection) => {
                     self.reject(&pod, rejection, now);
+                    self.dirty.remove(&uid);
                     self.refused.insert(uid);
                 }
             }
         }
-        let refused = &self.refused;
-        let desired = &self.desired;
-        self.dirty.retain(|uid| {
-            !refused.contains(uid)
-                || desired
-                    .get(uid)
-                    .is_none_or(|pod| pod.metadata.deletion_timestamp.is_some())
-        });
-        self.refused.retain(|uid| desired.get(uid).is_some());
-        let (states, running) = (&self.states, &self.running);
-        self.admitted.retain(|uid| {
-            desired.get(uid).is_some() || states.contains_key(uid) || running.contains(uid)
-        });
     }
 
-    /// The admitted desired pods that have not finished: what a new pod must fit next to.
-    fn active_admitted(&self) -> Vec<&Pod> {
-        self.admitted
-            .iter()
-            .filter_map(|uid| Some((uid, self.desired.get(uid)?)))
-            .filter(|(uid, _)| {
-                let phase = self
-                    .states
-                    .get(*uid)
-                    .and_then(PodState::status)
-                    .and_then(|status| status.phase.as_deref());
-                !matches!(phase, Some("Failed" | "Succeeded"))
-            })
-            .map(|(_, pod)| pod.as_ref())
-            .collect()
+    /// Counts the pod `uid` in the node's usage and the Burstable tier's weight as it is
+    /// now: while it is admitted, desired and not finished. Called whenever one of those
+    /// may have changed; a pod whose pass runs keeps what it had (its state, with its
+    /// phase, is the pass's until it ends).
+    pub(super) fn recount(&mut self, uid: &str) {
+        let pod = self
+            .desired
+            .get(uid)
+            .filter(|_| self.admitted.contains(uid))
+            .cloned();
+        let Some(pod) = pod else {
+            self.count(uid, None);
+            return;
+        };
+        if self.running.contains(uid) && self.usage.contains(uid) {
+            return;
+        }
+        let phase = self
+            .states
+            .get(uid)
+            .and_then(PodState::status)
+            .and_then(|status| status.phase.as_deref());
+        let finished = matches!(phase, Some("Failed" | "Succeeded"));
+        self.count(uid, (!finished).then_some(&pod));
+    }
+
+    /// Counts `pod` as what `uid` holds, or nothing.
+    fn count(&mut self, uid: &str, pod: Option<&Pod>) {
+        let burstable = pod
+            .filter(|pod| pod_qos_class(pod) == QosClass::Burstable)
+            .and_then(|pod| unit::pod_cpu_request_millis(pod.spec.as_ref()?).ok());
+        match pod {
+            Some(pod) => self.usage.set(uid, pod),
+            None => self.usage.remove(uid),
+        }
+        let before = match burstable {
+            Some(millis) => self.burstable.insert(uid.to_owned(), millis),
+            None => self.burstable.remove(uid),
+        };
+        self.burstable_millis -= u128::from(before.unwrap_or(0));
+        self.burstable_millis += u128::from(burstable.unwrap_or(0));
+    }
+
+    /// Forgets that `uid` was admitted once nothing is left of it: not desired, no state,
+    /// no pass running.
+    pub(super) fn forget_if_gone(&mut self, uid: &str) {
+        if self.desired.get(uid).is_none()
+            && !self.states.contains_key(uid)
+            && !self.running.contains(uid)
+        {
+            self.admitted.remove(uid);
+        }
     }
 
     /// The CPU the active Burstable pods request in all (millicores, `overhead`
@@ -114,13 +156,7 @@ impl Bookkeeping {
         if !self.desired.is_synced() {
             return None;
         }
-        let millis = self
-            .active_admitted()
-            .into_iter()
-            .filter(|pod| pod_qos_class(pod) == QosClass::Burstable)
-            .filter_map(|pod| unit::pod_cpu_request_millis(pod.spec.as_ref()?).ok())
-            .fold(0, u64::saturating_add);
-        Some(millis)
+        Some(u64::try_from(self.burstable_millis).unwrap_or(u64::MAX))
     }
 
     /// Tells once, when the pod is admitted, which fields systemk ignores and what it does

@@ -320,9 +320,25 @@ fn the_burstable_tier_weighs_the_cpu_its_active_pods_request() {
         SourceId::Api,
         &[&burstable, &with_overhead, &guaranteed, &best_effort],
     ));
-    book.dispatch_admitted();
+    // A pod counts while its pass runs, and stops counting once it finished.
+    let passes = book.dispatch_admitted();
     assert_eq!(book.burstable_cpu_millis(), Some(225));
+    for pass in passes {
+        let mut state = pass.state;
+        if pass.uid == "uid-b" {
+            state.run_mut().set_status(PodStatus {
+                phase: Some("Succeeded".to_owned()),
+                ..PodStatus::default()
+            });
+        }
+        book.finished(pass.uid, state, ran(), Instant::now());
+    }
+    assert_eq!(book.burstable_cpu_millis(), Some(75));
     book.apply(set(SourceId::Api, &[&guaranteed, &best_effort]));
     book.dispatch_admitted();
     assert_eq!(book.burstable_cpu_millis(), Some(0));
+    // Back again: a new pod is admitted and counted anew.
+    book.apply(set(SourceId::Api, &[&with_overhead, &guaranteed]));
+    book.dispatch_admitted();
+    assert_eq!(book.burstable_cpu_millis(), Some(75));
 }
