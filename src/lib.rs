@@ -7,6 +7,8 @@
 //! - [`atomic_file`]: replacing a file atomically (temporary file with its final mode,
 //!   then a rename), for every layer that keeps files.
 //! - [`error_chain`]: an error and its causes on one line, each printed once.
+//! - [`claims`]: first claim wins, decided again only where a change reaches (pods of
+//!   two sources, manifest files claiming one namespace/name).
 //! - [`package`]: image reference → installed Debian package and its vendor units.
 //! - [`mod@unit`]: the unit-file model: names, escaping, parsing, rendering, building from a
 //!   pod.
@@ -26,6 +28,7 @@
 
 pub mod atomic_file;
 pub mod backoff;
+pub mod claims;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -6,17 +6,20 @@
 //! # The source contract
 //!
 //! A source runs as its own task and sends [`SourceUpdate`]s over a
-//! `tokio::sync::mpsc::Sender<SourceUpdate>`. Each update is the **complete** desired set of
-//! that source at that moment (level-triggered, like a kubelet `SET`), never a delta, so a
-//! lost or coalesced update can never leave a pod behind:
+//! `tokio::sync::mpsc::Sender<SourceUpdate>`, as the kubelet's sources send `SET`, `ADD`,
+//! `UPDATE` and `REMOVE`: either its **complete** desired set ([`SourceChange::Set`]), or
+//! what changed since its last update ([`SourceChange::Changed`]: pods added or changed, and
+//! the UIDs of pods gone), so that one pod more costs one pod's work however many the node
+//! runs. The channel loses nothing, and a source sends every change it makes, in order:
 //!
-//! - the first update is sent as soon as the source knows its initial set, even when it is
-//!   empty: until a source has sent one, the reconciler must not remove units of pods that
-//!   may belong to it ([`DesiredPods::is_synced`]);
+//! - the first update is a `Set`, sent as soon as the source knows its initial set, even
+//!   when it is empty: until a source has sent one, the reconciler must not remove units of
+//!   pods that may belong to it ([`DesiredPods::is_synced`]); a source that may have missed
+//!   changes (a relist, lost inotify events) sends a `Set` again;
 //! - every pod has `metadata.uid`, `metadata.namespace` and `metadata.name` set and
 //!   `spec.nodeName` naming this node; the UID is the pod's identity across updates, so a
 //!   source keeps it stable for as long as the pod is meant to keep running;
-//! - a source may resend an unchanged set; [`DesiredPods::apply`] reports no change then;
+//! - a source may resend unchanged pods; [`DesiredPods::apply`] reports no change then;
 //! - dropping the sender ends the source; the reconciler keeps its last set.
 //!
 //! The reconciler merges the sets with [`DesiredPods`] and never needs to know which kinds
@@ -44,13 +47,14 @@
 
 mod merge;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use merge::{Merged, changed_uids, merge};
+use crate::claims::Claims;
+use merge::{Claim, DesiredKey};
 
 /// Which source a set of desired pods came from. The order is the precedence when two
 /// sources claim the same pod UID or the same namespace/name: static manifests are the
@@ -80,14 +84,47 @@ impl fmt::Display for SourceId {
     }
 }
 
-/// The complete desired set of pods of one source (see the module's contract).
+/// A change of the desired pods of one source (see the module's contract).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceUpdate {
-    /// The source that sent this set.
+    /// The source that sent it.
     pub source: SourceId,
+    /// What changed.
+    pub change: SourceChange,
+}
+
+/// What a source's update says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceChange {
     /// Every pod the source wants on this node now; pods absent here are no longer wanted
     /// by this source.
-    pub pods: Vec<Arc<Pod>>,
+    Set(Vec<Arc<Pod>>),
+    /// Pods the source now wants, new or changed (by UID), and the UIDs of pods it no
+    /// longer wants; its other pods stay as they were.
+    Changed {
+        /// Pods added or changed.
+        pods: Vec<Arc<Pod>>,
+        /// UIDs of pods no longer wanted.
+        gone: Vec<String>,
+    },
+}
+
+impl SourceUpdate {
+    /// The complete set `pods` of `source`.
+    pub fn set(source: SourceId, pods: Vec<Arc<Pod>>) -> Self {
+        SourceUpdate {
+            source,
+            change: SourceChange::Set(pods),
+        }
+    }
+
+    /// `pods` added or changed and `gone` removed, in `source`'s set.
+    pub fn changed(source: SourceId, pods: Vec<Arc<Pod>>, gone: Vec<String>) -> Self {
+        SourceUpdate {
+            source,
+            change: SourceChange::Changed { pods, gone },
+        }
+    }
 }
 
 /// The kubelet's annotation naming the source of a pod (`file`, `api`).
@@ -100,15 +137,20 @@ pub const CONFIG_HASH_ANNOTATION: &str = "kubernetes.io/config.hash";
 ///
 /// Two sources can claim the same UID or the same namespace/name (the unit names of two such
 /// pods would collide); the source that sorts first in [`SourceId`] keeps the pod and the
-/// other's is rejected for as long as the clash lasts.
+/// other's is rejected for as long as the clash lasts (within one source, the lower UID).
+/// An update decides again only the pods it touches and those they clash with.
 #[derive(Debug, Default)]
 pub struct DesiredPods {
     /// Sources that must have sent their first set before the merged set is complete.
     expected: BTreeSet<SourceId>,
-    /// The latest set of each source that has sent one.
-    by_source: BTreeMap<SourceId, Vec<Arc<Pod>>>,
+    /// Sources that have sent their first set.
+    synced: BTreeSet<SourceId>,
+    /// Every pod with an identity that each source wants, by UID.
+    wanted: BTreeMap<SourceId, HashMap<String, Arc<Pod>>>,
+    /// Each wanted pod's claim on its UID and namespace/name.
+    claims: Claims<Claim, DesiredKey>,
     /// The merged set, by pod UID, with the source that won each pod.
-    merged: Merged,
+    merged: BTreeMap<String, (SourceId, Arc<Pod>)>,
 }
 
 /// What one [`DesiredPods::apply`] changed.
@@ -117,7 +159,8 @@ pub struct Applied {
     /// UIDs whose desired pod appeared, changed or disappeared, sorted. Look each up with
     /// [`DesiredPods::get`]: `None` means the pod is no longer wanted.
     pub changed: Vec<String>,
-    /// Pods of any source currently set aside; repeated on every apply while they last.
+    /// Pods this update set aside, or left set aside when it touched them or what they
+    /// clash with.
     pub rejected: Vec<Rejected>,
 }
 
@@ -164,13 +207,77 @@ impl DesiredPods {
         }
     }
 
-    /// Replaces the set of `update.source` and reports which UIDs changed.
+    /// Applies the change of `update.source` and reports which UIDs changed.
     pub fn apply(&mut self, update: SourceUpdate) -> Applied {
-        self.by_source.insert(update.source, update.pods);
-        let (merged, rejected) = merge(&self.by_source);
-        let changed = changed_uids(&self.merged, &merged);
-        self.merged = merged;
+        let source = update.source;
+        let wanted = self.wanted.entry(source).or_default();
+        let (pods, gone) = match update.change {
+            SourceChange::Set(pods) => {
+                self.synced.insert(source);
+                let kept: std::collections::HashSet<&str> = pods
+                    .iter()
+                    .filter_map(|pod| pod.metadata.uid.as_deref())
+                    .collect();
+                let gone: Vec<String> = wanted
+                    .keys()
+                    .filter(|uid| !kept.contains(uid.as_str()))
+                    .cloned()
+                    .collect();
+                (pods, gone)
+            }
+            SourceChange::Changed { pods, gone } => (pods, gone),
+        };
+        let mut rejected = Vec::new();
+        let mut claims = Vec::new();
+        for pod in pods {
+            let Some(uid) = merge::identity(&pod) else {
+                rejected.push(merge::unidentified(source, &pod));
+                continue;
+            };
+            if wanted
+                .get(uid)
+                .is_some_and(|old| Arc::ptr_eq(old, &pod) || **old == *pod)
+            {
+                continue;
+            }
+            claims.push(((source, uid.to_owned()), Some(merge::keys_of(&pod))));
+            wanted.insert(uid.to_owned(), pod);
+        }
+        for uid in gone {
+            if wanted.remove(&uid).is_some() {
+                claims.push(((source, uid), None));
+            }
+        }
+        let mut uids: BTreeSet<String> = claims.iter().map(|((_, uid), _)| uid.clone()).collect();
+        for claim in self.claims.update(claims) {
+            if let Some(set_aside) = merge::set_aside(&self.claims, &self.wanted, &claim) {
+                rejected.push(set_aside);
+            }
+            uids.insert(claim.1);
+        }
+        let changed = uids
+            .into_iter()
+            .filter(|uid| self.merge_again(uid))
+            .collect();
         Applied { changed, rejected }
+    }
+
+    /// Puts in the merged set the pod that now holds `uid`, if any; whether that changed it.
+    fn merge_again(&mut self, uid: &str) -> bool {
+        let winner = merge::holder(&self.claims, &self.wanted, uid);
+        let before = self.merged.get(uid);
+        let same = match (before, &winner) {
+            (None, None) => true,
+            (Some((old_source, old)), Some((new_source, new))) => {
+                old_source == new_source && (Arc::ptr_eq(old, new) || old == new)
+            }
+            _ => false,
+        };
+        match winner {
+            Some(winner) => self.merged.insert(uid.to_owned(), winner),
+            None => self.merged.remove(uid),
+        };
+        !same
     }
 
     /// The desired pod with this UID, if any source wants it.
@@ -203,9 +310,7 @@ impl DesiredPods {
     /// Whether every expected source has sent its first set. Only then may the reconciler
     /// treat a unit whose pod is not desired as an orphan and remove it.
     pub fn is_synced(&self) -> bool {
-        self.expected
-            .iter()
-            .all(|source| self.by_source.contains_key(source))
+        self.expected.is_subset(&self.synced)
     }
 }
 

@@ -52,7 +52,7 @@ pub use container_unit::{ContainerRef, containers, read_vendor_unit, unit_name};
 pub use context::Context;
 pub use desired::{
     Applied, CONFIG_HASH_ANNOTATION, CONFIG_SOURCE_ANNOTATION, DesiredPods, RejectReason, Rejected,
-    SourceId, SourceUpdate,
+    SourceChange, SourceId, SourceUpdate,
 };
 pub use dirs::{PodDirs, check_uid};
 pub use env::{EnvFacts, resolve_container};

@@ -2,8 +2,8 @@
 //! ([`kube`]) — and the one interface through which every source feeds the reconciler.
 //!
 //! Every source keeps the contract of [`crate::pod::desired`]: it runs as its own task and
-//! sends the **complete** desired set of pods it knows as a [`SourceUpdate`], first as soon
-//! as it knows its initial set. The vocabulary ([`SourceId`], [`SourceUpdate`],
+//! sends [`SourceUpdate`]s: the **complete** desired set of pods it knows, first as soon as
+//! it knows its initial set, then what changed. The vocabulary ([`SourceId`], [`SourceUpdate`],
 //! [`DesiredPods`]) lives in `pod`, the layer below, which merges the sets; it is
 //! re-exported here for the sources' convenience.
 //!
@@ -17,6 +17,6 @@ pub mod manifests;
 
 pub use crate::pod::desired::{
     Applied, CONFIG_HASH_ANNOTATION, CONFIG_SOURCE_ANNOTATION, DesiredPods, RejectReason, Rejected,
-    SourceId, SourceUpdate,
+    SourceChange, SourceId, SourceUpdate,
 };
 pub use error::{Error, Result};

@@ -103,9 +103,14 @@ pub fn admit(
             message: "Failed to admit pod as the OS field doesn't match node OS".to_owned(),
         });
     }
-    resources::fits(&spec, admitted, &node.allocatable)?;
+    resources::fits(
+        &spec,
+        admitted.pods(),
+        admitted.requested(),
+        &node.allocatable,
+    )?;
     affinity::fits(pod, node)?;
-    ports::fits(&spec, admitted)?;
+    ports::fits(&spec, |port| admitted.holders(port))?;
     if !is_static {
         taints::tolerated(&spec, &node.taints)?;
     }

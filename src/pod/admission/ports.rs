@@ -8,7 +8,6 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{ContainerPort, PodSpec};
 
-use super::usage::NodeUsage;
 use super::{NODE_PORTS, Rejection};
 
 /// The scheduler's description of this failure.
@@ -88,10 +87,23 @@ pub(super) fn host_ports(spec: &PodSpec) -> Vec<HostPort> {
         .collect()
 }
 
-/// Whether every host port `spec` wants is free of the ports the `admitted` pods hold.
-pub(super) fn fits(spec: &PodSpec, admitted: &NodeUsage) -> Result<(), Rejection> {
+/// A pod holding a port, for the conflict check and its message.
+#[derive(Debug, Clone)]
+pub(super) struct PortHolder {
+    pub(super) port: HostPort,
+    pub(super) uid: String,
+    /// `namespace/name`, as the rejection names it.
+    pub(super) pod: String,
+}
+
+/// Whether every host port `spec` wants is free of the ports held, as `holders` tells
+/// who holds a port's protocol and number.
+pub(super) fn fits<'a>(
+    spec: &PodSpec,
+    holders: impl Fn(&HostPort) -> &'a [PortHolder],
+) -> Result<(), Rejection> {
     for want in host_ports(spec) {
-        let holders = admitted.holders(&want);
+        let holders = holders(&want);
         if let Some(holder) = holders.iter().find(|h| want.conflicts(&h.port)) {
             let detail = format!(
                 "{} is held by pod {}: {}",

@@ -11,7 +11,6 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
 use super::Rejection;
-use super::usage::NodeUsage;
 use crate::unit::Quantity as Parsed;
 
 /// What the node offers its pods in all.
@@ -128,13 +127,13 @@ pub(crate) fn pod_requests(spec: &PodSpec) -> Requests {
         .add(Requests::of_list(spec.overhead.as_ref()))
 }
 
-/// Whether a pod with `spec` fits next to the pods `admitted` holds within `node`.
+/// Whether a pod with `spec` fits within `node` next to `used_pods` pods requesting `used`.
 pub(super) fn fits(
     spec: &PodSpec,
-    admitted: &NodeUsage,
+    used_pods: u64,
+    used: Requests,
     node: &Allocatable,
 ) -> Result<(), Rejection> {
-    let used_pods = admitted.pods();
     if used_pods.saturating_add(1) > node.pods {
         return Err(insufficient("OutOfpods", "pods", 1, used_pods, node.pods));
     }
@@ -142,7 +141,6 @@ pub(super) fn fits(
     if wanted == Requests::default() {
         return Ok(());
     }
-    let used = admitted.requested();
     let checks = [
         (
             "OutOfcpu",

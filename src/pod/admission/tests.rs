@@ -201,12 +201,12 @@ fn limits_count_as_requests_and_overhead_and_init_containers_as_the_scheduler_co
         cpu_millis: 1499,
         ..node().allocatable
     };
-    assert!(resources::fits(&spec, &NodeUsage::default(), &small).is_err());
+    assert!(resources::fits(&spec, 0, resources::Requests::default(), &small).is_err());
     let enough = Allocatable {
         cpu_millis: 1500,
         ..node().allocatable
     };
-    assert!(resources::fits(&spec, &NodeUsage::default(), &enough).is_ok());
+    assert!(resources::fits(&spec, 0, resources::Requests::default(), &enough).is_ok());
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::ports::{HostPort, host_ports};
+use super::ports::{HostPort, PortHolder, host_ports};
 use super::resources::{Requests, pod_requests};
 
 /// The active admitted pods' hold on the node, by pod UID.
@@ -27,15 +27,6 @@ pub struct NodeUsage {
 struct Share {
     requests: Requests,
     ports: Vec<HostPort>,
-}
-
-/// A pod holding a port, for the conflict check and its message.
-#[derive(Debug, Clone)]
-pub(super) struct PortHolder {
-    pub(super) port: HostPort,
-    pub(super) uid: String,
-    /// `namespace/name`, as the rejection names it.
-    pub(super) pod: String,
 }
 
 impl NodeUsage {

@@ -1,73 +1,107 @@
-//! How the sets of several sources become one: the first claim on a UID or a
-//! namespace/name wins, in [`SourceId`] order, and which UIDs an update changed. Pure.
+//! How the pods of several sources become one set: each pod claims its UID and its
+//! namespace/name, and in [`SourceId`] order (then UID order) the first claim wins
+//! ([`crate::claims`]). Pure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
 use super::{RejectReason, Rejected, SourceId};
+use crate::claims::{Claims, Standing};
 
 /// The namespace of a pod that names none, as the API server defaults it.
 const DEFAULT_NAMESPACE: &str = "default";
 
-/// The merged set: by pod UID, the source that won the pod and the pod.
-pub(super) type Merged = BTreeMap<String, (SourceId, Arc<Pod>)>;
+/// Who claims: a source's pod, by UID.
+pub(super) type Claim = (SourceId, String);
 
-/// Merges the sets in source order; the first claim on a UID or a namespace/name wins.
-pub(super) fn merge(by_source: &BTreeMap<SourceId, Vec<Arc<Pod>>>) -> (Merged, Vec<Rejected>) {
-    let mut merged = Merged::new();
-    let mut names: BTreeMap<(String, String), (SourceId, String)> = BTreeMap::new();
-    let mut rejected = Vec::new();
-    for (&source, pods) in by_source {
-        for pod in pods {
-            let meta = &pod.metadata;
-            let namespace = meta.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-            let name = meta.name.as_deref().unwrap_or_default();
-            let uid = meta.uid.as_deref().unwrap_or_default();
-            let reason = if name.is_empty() || uid.is_empty() {
-                Some(RejectReason::MissingIdentity)
-            } else if let Some((by, _)) = merged.get(uid) {
-                Some(RejectReason::UidTaken { by: *by })
-            } else if let Some((by, kept)) = names.get(&(namespace.to_owned(), name.to_owned())) {
-                Some(RejectReason::NameTaken {
-                    by: *by,
-                    uid: kept.clone(),
-                })
-            } else {
-                None
-            };
-            match reason {
-                Some(reason) => rejected.push(Rejected {
-                    source,
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                    uid: uid.to_owned(),
-                    reason,
-                }),
-                None => {
-                    names.insert(
-                        (namespace.to_owned(), name.to_owned()),
-                        (source, uid.to_owned()),
-                    );
-                    merged.insert(uid.to_owned(), (source, Arc::clone(pod)));
-                }
-            }
-        }
-    }
-    (merged, rejected)
+/// What a pod claims.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum DesiredKey {
+    Uid(String),
+    Name { namespace: String, name: String },
 }
 
-/// UIDs present in only one of the two sets, or whose pod or source differs.
-pub(super) fn changed_uids(old: &Merged, new: &Merged) -> Vec<String> {
-    let uids: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-    uids.into_iter()
-        .filter(|uid| match (old.get(*uid), new.get(*uid)) {
-            (Some((old_source, old_pod)), Some((new_source, new_pod))) => {
-                old_source != new_source || !(Arc::ptr_eq(old_pod, new_pod) || old_pod == new_pod)
-            }
-            _ => true,
-        })
-        .cloned()
-        .collect()
+/// The pods each source wants, by UID.
+type Wanted = BTreeMap<SourceId, HashMap<String, Arc<Pod>>>;
+
+/// The pod's UID, when it has both a UID and a name.
+pub(super) fn identity(pod: &Pod) -> Option<&str> {
+    let meta = &pod.metadata;
+    let uid = meta.uid.as_deref().filter(|uid| !uid.is_empty())?;
+    meta.name.as_deref().filter(|name| !name.is_empty())?;
+    Some(uid)
+}
+
+fn namespace_and_name(pod: &Pod) -> (String, String) {
+    let meta = &pod.metadata;
+    (
+        meta.namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_NAMESPACE)
+            .to_owned(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The keys a pod with an identity claims.
+pub(super) fn keys_of(pod: &Pod) -> Vec<DesiredKey> {
+    let (namespace, name) = namespace_and_name(pod);
+    vec![
+        DesiredKey::Uid(pod.metadata.uid.clone().unwrap_or_default()),
+        DesiredKey::Name { namespace, name },
+    ]
+}
+
+/// The rejection of a pod without a UID or a name.
+pub(super) fn unidentified(source: SourceId, pod: &Pod) -> Rejected {
+    let (namespace, name) = namespace_and_name(pod);
+    Rejected {
+        source,
+        namespace,
+        name,
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        reason: RejectReason::MissingIdentity,
+    }
+}
+
+/// The rejection of `claim`, when it is set aside.
+pub(super) fn set_aside(
+    claims: &Claims<Claim, DesiredKey>,
+    wanted: &Wanted,
+    claim: &Claim,
+) -> Option<Rejected> {
+    let Standing::SetAside { key, by } = claims.standing(claim)? else {
+        return None;
+    };
+    let pod = wanted.get(&claim.0)?.get(&claim.1)?;
+    let (namespace, name) = namespace_and_name(pod);
+    let reason = match key {
+        DesiredKey::Uid(_) => RejectReason::UidTaken { by: by.0 },
+        DesiredKey::Name { .. } => RejectReason::NameTaken {
+            by: by.0,
+            uid: by.1.clone(),
+        },
+    };
+    Some(Rejected {
+        source: claim.0,
+        namespace,
+        name,
+        uid: claim.1.clone(),
+        reason,
+    })
+}
+
+/// The pod holding `uid`, with its source; `None` when no source's pod does.
+pub(super) fn holder(
+    claims: &Claims<Claim, DesiredKey>,
+    wanted: &Wanted,
+    uid: &str,
+) -> Option<(SourceId, Arc<Pod>)> {
+    wanted.iter().find_map(|(source, pods)| {
+        let pod = pods.get(uid)?;
+        let claim = (*source, uid.to_owned());
+        (claims.standing(&claim) == Some(&Standing::Holds)).then(|| (*source, Arc::clone(pod)))
+    })
 }

@@ -4,7 +4,8 @@
 //!
 //! Which files count: `*.yaml`, `*.yml` and `*.json` directly in the directory (no
 //! recursion). Symlinks are followed when read, but only changes in the directory itself
-//! are watched: editing a link's target elsewhere is seen at the next change here. Hidden files (`.x.yaml`, `.#x.yaml`, `.x.yaml.swp`)
+//! are watched: editing a link's target elsewhere is seen when the link itself changes, or
+//! when the directory is read whole again (a new watch, lost events). Hidden files (`.x.yaml`, `.#x.yaml`, `.x.yaml.swp`)
 //! and backups (`x.yaml~`) are ignored, so editors and `write to .tmp, then rename` never
 //! expose a half-written manifest. Files are read in name order, so when two files define
 //! the same namespace/name the first by name wins and the other is reported.
@@ -13,25 +14,24 @@
 //! contributes no pods (and so stops the pods it defined before) and is reported; it never
 //! affects other files.
 //!
-//! After the first read, an event re-reads only the files it may have changed
-//! (`file_cache.rs`): the work of one pod dropped in does not grow with the directory.
+//! After the first read, an event re-reads only the file it names and sends only the pods
+//! that changed (`files.rs`): the work of one pod dropped in does not grow with the
+//! directory.
 
-mod file_cache;
+mod files;
 mod parse;
 mod validate;
 mod watch;
 
-use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::sources::Error;
 
-pub use file_cache::FileCache;
-use file_cache::Stamp;
+pub use files::ManifestFiles;
 pub use parse::{Document, documents, static_pod};
 pub use watch::watch;
 
@@ -52,39 +52,17 @@ pub struct Manifests {
     pub errors: Vec<Error>,
 }
 
-/// Reads every static pod in `dir` for the node `node_name`, reading again only the
-/// files `cache` does not hold as they are now (see [`FileCache`]). Blocking: call it
+/// Reads every static pod in `dir` for the node `node_name`, once. Blocking: call it
 /// under `spawn_blocking` from async code.
-pub fn load_dir(dir: &Path, node_name: &str, cache: &mut FileCache) -> Manifests {
-    let mut manifests = Manifests::default();
-    let files = match manifest_files(dir) {
-        Ok(files) => files,
-        Err(source) => {
-            manifests.errors.push(Error::ReadDir {
-                dir: dir.to_owned(),
-                source,
-            });
-            cache.clear();
-            return manifests;
-        }
-    };
-    cache.keep_only(&files);
-    let mut first_file: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
-    for (path, stamp) in files {
-        let pods = match cache.get(&path, stamp) {
-            Some(pods) => Ok(pods),
-            None => load_file(&path, node_name).map(|pods| {
-                let pods: Vec<Arc<Pod>> = pods.into_iter().map(Arc::new).collect();
-                cache.insert(&path, stamp, pods.clone());
-                pods
-            }),
+pub fn load_dir(dir: &Path, node_name: &str) -> Manifests {
+    let mut files = ManifestFiles::new(dir.to_owned(), node_name.to_owned());
+    if let Err(error) = files.read_all() {
+        return Manifests {
+            pods: Vec::new(),
+            errors: vec![error],
         };
-        match pods.and_then(|pods| claim_names(&mut first_file, &path, pods)) {
-            Ok(pods) => manifests.pods.extend(pods),
-            Err(error) => manifests.errors.push(error),
-        }
     }
-    manifests
+    files.into_manifests()
 }
 
 /// Whether a directory entry with this name is a manifest (see the module doc).
@@ -96,31 +74,6 @@ pub(crate) fn is_manifest_name(name: &std::ffi::OsStr) -> bool {
     !name.starts_with('.')
         && !name.ends_with('~')
         && matches!(extension, Some("yaml" | "yml" | "json"))
-}
-
-/// The regular files in `dir` with a manifest name, sorted by name, each with what its
-/// metadata says of its content.
-fn manifest_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, Stamp)>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if !is_manifest_name(&entry.file_name()) {
-            continue;
-        }
-        let path = entry.path();
-        // metadata() follows symlinks: a link to a manifest counts, a directory does not.
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => files.push((path, Stamp::of(&meta))),
-            Ok(_) => {
-                tracing::debug!(path = %path.display(), "skipping a manifest name that is not a file")
-            }
-            // Removed between listing and stat: it is simply gone.
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => tracing::warn!(path = %path.display(), %error, "cannot stat a manifest"),
-        }
-    }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(files)
 }
 
 /// Reads the static pods of one manifest file for the node `node_name`, refusing files
@@ -154,42 +107,10 @@ pub fn read_file(path: &Path) -> Result<String, Error> {
     Ok(text)
 }
 
-/// Records the namespace/name of each pod of `path`, or rejects the whole file when one is
-/// already taken by an earlier file or earlier in the same file.
-fn claim_names(
-    first_file: &mut BTreeMap<(String, String), PathBuf>,
-    path: &Path,
-    pods: Vec<Arc<Pod>>,
-) -> Result<Vec<Arc<Pod>>, Error> {
-    let mut claimed = Vec::with_capacity(pods.len());
-    for pod in &pods {
-        let key = (
-            pod.metadata.namespace.clone().unwrap_or_default(),
-            pod.metadata.name.clone().unwrap_or_default(),
-        );
-        let first = if claimed.contains(&key) {
-            Some(path.to_owned())
-        } else {
-            first_file.get(&key).cloned()
-        };
-        if let Some(first) = first {
-            return Err(Error::DuplicatePod {
-                path: path.to_owned(),
-                namespace: key.0,
-                name: key.1,
-                first,
-            });
-        }
-        claimed.push(key);
-    }
-    for key in claimed {
-        first_file.insert(key, path.to_owned());
-    }
-    Ok(pods)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {
@@ -222,7 +143,7 @@ mod tests {
 
     #[test]
     fn mixed_directory_yields_every_valid_pod_in_order() {
-        let manifests = load_dir(&fixture("mixed"), "node1", &mut FileCache::default());
+        let manifests = load_dir(&fixture("mixed"), "node1");
         assert_eq!(
             names(&manifests),
             [
@@ -236,7 +157,7 @@ mod tests {
 
     #[test]
     fn invalid_files_are_reported_one_error_each() {
-        let manifests = load_dir(&fixture("mixed"), "node1", &mut FileCache::default());
+        let manifests = load_dir(&fixture("mixed"), "node1");
         assert_eq!(manifests.errors.len(), 4, "{:#?}", manifests.errors);
         match error_for(&manifests, "40-broken.yaml") {
             Error::Syntax { line, .. } => assert_eq!(*line, Some(6)),
@@ -261,7 +182,7 @@ mod tests {
 
     #[test]
     fn numbers_in_resources_are_quantities() {
-        let manifests = load_dir(&fixture("mixed"), "node1", &mut FileCache::default());
+        let manifests = load_dir(&fixture("mixed"), "node1");
         let web = &manifests.pods[0];
         let container = &web.spec.as_ref().unwrap().containers[0];
         let limits = container
@@ -277,11 +198,7 @@ mod tests {
 
     #[test]
     fn missing_directory_is_one_transient_error() {
-        let manifests = load_dir(
-            &fixture("does-not-exist"),
-            "node1",
-            &mut FileCache::default(),
-        );
+        let manifests = load_dir(&fixture("does-not-exist"), "node1");
         assert!(manifests.pods.is_empty());
         assert_eq!(manifests.errors.len(), 1);
         assert!(manifests.errors[0].is_transient());
@@ -292,7 +209,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let padding = "#".repeat(MAX_MANIFEST_BYTES as usize + 1);
         std::fs::write(dir.path().join("big.yaml"), padding).unwrap();
-        let manifests = load_dir(dir.path(), "node1", &mut FileCache::default());
+        let manifests = load_dir(dir.path(), "node1");
         assert_eq!(manifests.errors[0].reason(), "ManifestTooLarge");
         assert!(!manifests.errors[0].to_string().contains(&"#".repeat(10)));
     }

@@ -1,34 +1,35 @@
-//! Watches the manifest directory with inotify and sends the file source's complete set of
-//! pods whenever a manifest appears, changes or goes away. Layer 5.
+//! Watches the manifest directory with inotify and sends the file source's set of pods, then
+//! the pods that changed whenever a manifest appears, changes or goes away. Layer 5.
 //!
 //! - No polling: inotify on the directory (create, close-after-write, rename in or out,
 //!   delete). A file completed (written and closed, or renamed into place) after a quiet
 //!   spell is read at once: one pod dropped in starts without waiting. Anything else, and
 //!   every event that follows within [`QUIET`] of a read, is coalesced (a hundred files
 //!   dropped at once, an editor's save dance, which moves the old file away first): the
-//!   directory is read again once events have paused for [`QUIET`], or at the latest
-//!   [`MAX_DELAY`] after the first one, so a change is seen well within a second.
+//!   files the events named are read again once events have paused for [`QUIET`], or at
+//!   the latest [`MAX_DELAY`] after the first one, so a change is seen well within a
+//!   second. Only a new watch or lost events (queue overflow) read the directory whole.
 //! - A missing directory is not created (a typo in the path should not silently become an
 //!   empty directory): it is logged, an empty set is sent, as the kubelet does, and the
 //!   nearest existing parent is watched until the directory appears.
 //! - A directory that is removed, renamed or replaced is found again the same way.
-//! - A set equal to the last one sent is not sent again; a file error is logged when it
-//!   first appears, not on every re-read.
+//! - Only pods that changed are sent; a file error is logged when it first appears, not on
+//!   every re-read.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use inotify::{EventMask, EventOwned, EventStream, Inotify, WatchDescriptor, WatchMask, Watches};
-use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 
-use super::{FileCache, Manifests, is_manifest_name, load_dir};
+use super::{ManifestFiles, is_manifest_name};
 use crate::error_chain::chain;
-use crate::sources::{Error, Result, SourceId, SourceUpdate};
+use crate::sources::{Error, Result, SourceUpdate};
 
 /// Quiet time after the last event before the directory is read again: long enough to
 /// coalesce a burst of files, short next to the one-second promise.
@@ -89,13 +90,13 @@ pub async fn watch(
     let watcher = DirWatcher {
         watches: events.watches(),
         dir: dir.clone(),
-        node_name,
         updates,
         target: None,
-        last_sent: None,
-        last_errors: Vec::new(),
         last_read: None,
-        cache: Some(FileCache::default()),
+        files: Some(ManifestFiles::new(dir.clone(), node_name.clone())),
+        node_name,
+        named: BTreeSet::new(),
+        read_whole: true,
     };
     tokio::select! {
         () = shutdown => Ok(()),
@@ -126,20 +127,20 @@ struct DirWatcher {
     watches: Watches,
     /// The manifest directory, absolute.
     dir: PathBuf,
-    /// This node's name, for the pods' defaults.
-    node_name: String,
-    /// Where the sets go.
+    /// Where the updates go.
     updates: mpsc::Sender<SourceUpdate>,
     /// The current watch, `None` before the first.
     target: Option<Target>,
-    /// The last set sent, to skip sending an equal one.
-    last_sent: Option<Vec<Arc<Pod>>>,
-    /// The file errors of the last read, as text, to log only new ones.
-    last_errors: Vec<String>,
     /// When the directory was last read.
     last_read: Option<Instant>,
-    /// The files as last read; `None` only while a read has it.
-    cache: Option<FileCache>,
+    /// The files as last read; `None` only while a read has them.
+    files: Option<ManifestFiles>,
+    /// This node's name, for the pods' defaults.
+    node_name: String,
+    /// Entries events named since the last read.
+    named: BTreeSet<OsString>,
+    /// Whether the next read reads every file (a new watch, lost events).
+    read_whole: bool,
 }
 
 impl DirWatcher {
@@ -210,58 +211,48 @@ impl DirWatcher {
         }
     }
 
-    /// Reads the directory and sends its set if it differs from the last one sent. False
-    /// when the receiver is gone.
+    /// Reads what changed (every file after a new watch or lost events, else the files
+    /// events named) and sends the pods that changed. False when the receiver is gone.
     async fn reread_and_send(&mut self) -> bool {
         self.last_read = Some(Instant::now());
         let watching_dir = self.target.as_ref().is_some_and(|target| target.is_dir);
-        let manifests = if watching_dir {
-            let (dir, node_name) = (self.dir.clone(), self.node_name.clone());
-            let mut cache = self.cache.take().unwrap_or_default();
-            let read = tokio::task::spawn_blocking(move || {
-                let manifests = load_dir(&dir, &node_name, &mut cache);
-                (manifests, cache)
-            });
-            match read.await {
-                Ok((manifests, cache)) => {
-                    self.cache = Some(cache);
-                    manifests
-                }
-                Err(error) => {
-                    tracing::error!(%error, "reading the static pod manifests failed; keeping the last set");
-                    return true;
-                }
-            }
-        } else {
-            Manifests::default()
-        };
-        self.log_new_errors(&manifests.errors);
-        let pods = manifests.pods;
-        if self
-            .last_sent
-            .as_ref()
-            .is_some_and(|last| same_pods(last, &pods))
-        {
+        let Some(mut files) = self.files.take() else {
             return true;
-        }
-        tracing::info!(pods = pods.len(), "static pod manifests changed");
-        let update = SourceUpdate {
-            source: SourceId::File,
-            pods: pods.clone(),
         };
-        self.last_sent = Some(pods);
-        self.updates.send(update).await.is_ok()
-    }
-
-    /// Logs each file error that the previous read did not have.
-    fn log_new_errors(&mut self, errors: &[Error]) {
-        let texts: Vec<String> = errors.iter().map(|error| chain(error)).collect();
-        for (error, text) in errors.iter().zip(&texts) {
-            if !self.last_errors.contains(text) {
-                tracing::warn!(reason = error.reason(), error = %text, "static pod manifest left out");
+        let named = std::mem::take(&mut self.named);
+        let whole = std::mem::take(&mut self.read_whole);
+        let read = tokio::task::spawn_blocking(move || {
+            if !watching_dir {
+                files.forget_all();
+            } else if whole {
+                if let Err(error) = files.read_all() {
+                    tracing::warn!(reason = error.reason(), error = %chain(&error), "cannot read the static pod manifests");
+                }
+            } else {
+                files.read_names(named);
             }
-        }
-        self.last_errors = texts;
+            let update = files.update();
+            (files, update)
+        });
+        let update = match read.await {
+            Ok((files, update)) => {
+                self.files = Some(files);
+                update
+            }
+            Err(error) => {
+                // The files went with the task: start over, the next read whole and the
+                // next update a complete set.
+                tracing::error!(%error, "reading the static pod manifests failed; reading them again");
+                self.files = Some(ManifestFiles::new(self.dir.clone(), self.node_name.clone()));
+                self.read_whole = true;
+                return true;
+            }
+        };
+        let Some(update) = update else {
+            return true;
+        };
+        tracing::info!("static pod manifests changed");
+        self.updates.send(update).await.is_ok()
     }
 
     /// Waits for the first event that matters, then for the burst around it to pass,
@@ -315,8 +306,8 @@ impl DirWatcher {
     /// cache holds of the files the event may have changed.
     fn classify(&mut self, event: &EventOwned) -> Option<Wake> {
         if event.mask.contains(EventMask::Q_OVERFLOW) {
-            // Events were lost: only a full read is safe.
-            self.forget_all();
+            // Events were lost: only a whole read is safe.
+            self.read_whole = true;
             return Some(Wake::Reread);
         }
         let target = self.target.as_ref()?;
@@ -329,30 +320,16 @@ impl DirWatcher {
             .intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF | EventMask::IGNORED)
             || !target.is_dir
         {
-            self.forget_all();
+            self.read_whole = true;
             return Some(Wake::Rewatch);
         }
         let name = event.name.as_deref()?;
         if !is_manifest_name(name) {
             return None;
         }
-        if let Some(cache) = &mut self.cache {
-            cache.forget(&self.dir.join(name));
-        }
+        self.named.insert(name.to_owned());
         Some(Wake::Reread)
     }
-
-    fn forget_all(&mut self) {
-        if let Some(cache) = &mut self.cache {
-            cache.clear();
-        }
-    }
-}
-
-/// Whether two sets hold the same pods in the same order; pods read from the same
-/// unchanged file are the same allocation, which spares comparing them field by field.
-fn same_pods(a: &[Arc<Pod>], b: &[Arc<Pod>]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
 }
 
 /// Whether the event leaves a whole file behind: written and closed, or renamed into

@@ -54,10 +54,7 @@ fn unit(name: &str) -> UnitName {
 }
 
 fn set(source: SourceId, pods: &[&Arc<Pod>]) -> SourceUpdate {
-    SourceUpdate {
-        source,
-        pods: pods.iter().map(|pod| Arc::clone(pod)).collect(),
-    }
+    SourceUpdate::set(source, pods.iter().map(|pod| Arc::clone(pod)).collect())
 }
 
 fn book(sources: &[SourceId]) -> (Bookkeeping, ProgressReceiver) {

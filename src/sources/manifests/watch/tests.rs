@@ -1,7 +1,13 @@
 //! Tests of the manifest watcher against a real directory and real inotify: every wait has a
 //! deadline, none sleeps.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+
 use super::*;
+use crate::sources::{SourceChange, SourceId};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -11,6 +17,8 @@ const SEEN_WITHIN: Duration = Duration::from_secs(3);
 
 struct Watching {
     updates: mpsc::Receiver<SourceUpdate>,
+    /// The file source's set as the updates so far make it, by UID.
+    known: BTreeMap<String, Arc<Pod>>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<()>>,
 }
@@ -23,6 +31,7 @@ fn start(dir: &Path) -> Watching {
     }));
     Watching {
         updates,
+        known: BTreeMap::new(),
         stop,
         task,
     }
@@ -36,7 +45,14 @@ fn write_pod(dir: &Path, file: &str, name: &str, image: &str) {
     std::fs::write(dir.join(file), text).unwrap();
 }
 
-fn names(update: &SourceUpdate) -> Vec<&str> {
+/// The set after one more update.
+struct Seen {
+    source: SourceId,
+    /// Every pod the source wants now, by UID.
+    pods: Vec<Arc<Pod>>,
+}
+
+fn names(update: &Seen) -> Vec<&str> {
     let mut names: Vec<&str> = update
         .pods
         .iter()
@@ -46,23 +62,45 @@ fn names(update: &SourceUpdate) -> Vec<&str> {
     names
 }
 
-fn image(update: &SourceUpdate) -> Option<&str> {
+fn image(update: &Seen) -> Option<&str> {
     update.pods.first()?.spec.as_ref()?.containers[0]
         .image
         .as_deref()
 }
 
 impl Watching {
-    /// The next update, failing the test if none comes in time.
-    async fn next(&mut self) -> SourceUpdate {
-        tokio::time::timeout(SEEN_WITHIN, self.updates.recv())
+    /// The set after the next update, failing the test if none comes in time. The first
+    /// update is a complete set, and only the first.
+    async fn next(&mut self) -> Seen {
+        let update = tokio::time::timeout(SEEN_WITHIN, self.updates.recv())
             .await
             .expect("no update in time")
-            .expect("the watch ended")
+            .expect("the watch ended");
+        let uid = |pod: &Arc<Pod>| pod.metadata.uid.clone().unwrap();
+        match &update.change {
+            SourceChange::Set(pods) => {
+                assert!(self.known.is_empty(), "a set again: {update:?}");
+                self.known = pods.iter().map(|pod| (uid(pod), pod.clone())).collect();
+            }
+            SourceChange::Changed { pods, gone } => {
+                assert!(!pods.is_empty() || !gone.is_empty(), "an empty change");
+                for gone in gone {
+                    assert!(self.known.remove(gone).is_some(), "{gone} was not there");
+                }
+                for pod in pods {
+                    let before = self.known.insert(uid(pod), pod.clone());
+                    assert_ne!(before.as_ref(), Some(pod), "an unchanged pod sent");
+                }
+            }
+        }
+        Seen {
+            source: update.source,
+            pods: self.known.values().cloned().collect(),
+        }
     }
 
     /// Updates until one satisfies `wanted`; returns it and how many came in all.
-    async fn wait_for(&mut self, wanted: impl Fn(&SourceUpdate) -> bool) -> (SourceUpdate, usize) {
+    async fn wait_for(&mut self, wanted: impl Fn(&Seen) -> bool) -> (Seen, usize) {
         let mut count = 0;
         loop {
             let update = self.next().await;
