@@ -13,7 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::watch;
 
 use super::delete_at_once;
@@ -84,6 +84,9 @@ struct State {
     running: HashSet<String>,
     /// Static pods by UID: the latest pod with status, for their mirrors.
     statics: HashMap<String, Arc<Pod>>,
+    /// The UIDs of the static pods of each namespace/name, to find a mirror's static pod
+    /// without a walk over every static pod.
+    static_names: HashMap<(String, String), Vec<String>>,
     /// Statuses not yet in the API, by pod UID.
     pending: BTreeMap<String, Arc<Pod>>,
     /// The latest status of API pods with readiness gates, by UID: sent again whenever
@@ -100,6 +103,7 @@ impl Default for State {
         Self {
             running: HashSet::new(),
             statics: HashMap::new(),
+            static_names: HashMap::new(),
             pending: BTreeMap::new(),
             gated: HashMap::new(),
             synced: false,
@@ -116,7 +120,12 @@ impl State {
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
                 match source_of(&pod) {
                     Some(SourceId::File) => {
-                        self.statics.insert(uid.clone(), pod.clone());
+                        if self.statics.insert(uid.clone(), pod.clone()).is_none() {
+                            self.static_names
+                                .entry(namespace_and_name(&pod))
+                                .or_default()
+                                .push(uid.clone());
+                        }
                     }
                     _ => {
                         self.running.insert(uid.clone());
@@ -130,7 +139,15 @@ impl State {
             Progress::Removed { uid } => {
                 self.running.remove(&uid);
                 self.pending.remove(&uid);
-                self.statics.remove(&uid);
+                if let Some(pod) = self.statics.remove(&uid) {
+                    let name = namespace_and_name(&pod);
+                    if let Some(uids) = self.static_names.get_mut(&name) {
+                        uids.retain(|other| *other != uid);
+                        if uids.is_empty() {
+                            self.static_names.remove(&name);
+                        }
+                    }
+                }
                 self.gated.remove(&uid);
             }
             Progress::Event {
@@ -194,11 +211,13 @@ impl State {
         for pod in reporter.store.state() {
             let uid = pod.metadata.uid.as_deref().unwrap_or_default();
             let outcome = if is_mirror(&pod) {
-                let current = self.statics.values().any(|s| {
-                    s.metadata.namespace == pod.metadata.namespace
-                        && s.metadata.name == pod.metadata.name
-                        && mirror::is_current(&pod, s)
-                });
+                let current = self
+                    .static_names
+                    .get(&namespace_and_name(&pod))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|uid| self.statics.get(uid))
+                    .any(|s| mirror::is_current(&pod, s));
                 if current {
                     continue;
                 }
@@ -238,13 +257,28 @@ fn pods_in(reporter: &Reporter, pod: &Pod) -> Api<Pod> {
     Api::namespaced(reporter.client.clone(), namespace)
 }
 
-/// The cached API pod named like `pod`.
+/// The cached API pod named like `pod`, if it is (or is not) a mirror pod: one lookup by
+/// namespace/name, which the API keeps unique.
 fn cached(reporter: &Reporter, pod: &Pod, mirror: bool) -> Option<Arc<Pod>> {
-    reporter.store.find(|candidate| {
-        candidate.metadata.namespace == pod.metadata.namespace
-            && candidate.metadata.name == pod.metadata.name
-            && is_mirror(candidate) == mirror
-    })
+    let mut key = ObjectRef::new(name_of(pod));
+    if let Some(namespace) = &pod.metadata.namespace {
+        key = key.within(namespace);
+    }
+    reporter
+        .store
+        .get(&key)
+        .filter(|candidate| is_mirror(candidate) == mirror)
+}
+
+/// A pod's namespace (`default` when it names none) and name.
+fn namespace_and_name(pod: &Pod) -> (String, String) {
+    (
+        pod.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned()),
+        name_of(pod).to_owned(),
+    )
 }
 
 /// Patches the status of API pod `uid` unless the API already shows it.
