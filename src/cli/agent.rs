@@ -473,7 +473,7 @@ fn spawn_cluster(
 ) -> (ProgressSender, gc::NodeEvents) {
     let (node_uid_tx, node_uid_rx) = watch::channel(None);
     let (store, writer) = kube::runtime::reflector::store();
-    let (changed_tx, changed_rx) = watch::channel(());
+    let (changed_tx, changed_rx) = cluster::pod_changes::channel();
     let (forward_tx, forward_rx) = pod::progress_channel(pod::EVENT_CAPACITY);
     let node_events = gc::NodeEvents {
         publisher: cluster::EventPublisher::new(client.clone(), &node.name),

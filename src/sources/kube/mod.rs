@@ -21,6 +21,7 @@ pub mod node;
 mod node_events;
 mod node_object;
 mod objects;
+pub mod pod_changes;
 pub mod pods;
 mod readiness;
 mod services;

@@ -18,7 +18,9 @@ use kube::api::Api;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::{self, Event, watcher};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+
+use super::pod_changes::ChangesSender;
 
 use crate::sources::{CONFIG_SOURCE_ANNOTATION, SourceId, SourceUpdate};
 
@@ -26,15 +28,16 @@ use crate::sources::{CONFIG_SOURCE_ANNOTATION, SourceId, SourceUpdate};
 pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// Watches the pods bound to `node_name` into `store` and sends the desired set after each
-/// (re)list, and each change of a desired pod after that, until `shutdown` or until the receiver is gone. `changed` ticks
-/// after every change of the store (for the status reporter). API server outages are
+/// (re)list, and each change of a desired pod after that, until `shutdown` or until the
+/// receiver is gone. `changed` records each pod of the store that changed (for the status
+/// reporter). API server outages are
 /// retried with back-off; the reconciler keeps the last set meanwhile.
 pub async fn run(
     client: Client,
     node_name: String,
     store: Writer<Pod>,
     updates: mpsc::Sender<SourceUpdate>,
-    changed: watch::Sender<()>,
+    changed: ChangesSender,
     shutdown: impl Future<Output = ()>,
 ) {
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
@@ -71,12 +74,20 @@ pub async fn run(
                 tracing::warn!(node = %node_name, error = %crate::error_chain::Chain(&err), "pod watch failed; retrying");
                 continue;
             }
-            Some(Ok(Event::InitDone)) => sent.listed(&reader.state()),
-            Some(Ok(Event::Apply(pod))) if sent.is_listed() => sent.applied(&pod),
-            Some(Ok(Event::Delete(pod))) if sent.is_listed() => sent.deleted(&pod),
+            Some(Ok(Event::InitDone)) => {
+                changed.relisted();
+                sent.listed(&reader.state())
+            }
+            Some(Ok(Event::Apply(pod))) if sent.is_listed() => {
+                changed.changed(&pod);
+                sent.applied(&pod)
+            }
+            Some(Ok(Event::Delete(pod))) if sent.is_listed() => {
+                changed.changed(&pod);
+                sent.deleted(&pod)
+            }
             Some(Ok(_)) => continue,
         };
-        changed.send_replace(());
         let Some(update) = update else {
             continue;
         };

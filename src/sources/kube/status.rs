@@ -5,7 +5,7 @@
 //! retried with the API back-off, so an outage only delays reports. Layer 5: reads the
 //! reconciler's [`Progress`] (layer 4) and the pod watch's cache, writes only to the API.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use super::delete_at_once;
 use super::events::EventPublisher;
 use super::mirror;
+use super::pod_changes::{Changes, ChangesReceiver};
 use super::pods::is_mirror;
 use super::status_patch::status_patch;
 use crate::backoff::{API_SERVER, Retry};
@@ -40,12 +41,12 @@ pub struct Reporter {
     pub events: EventPublisher,
 }
 
-/// Consumes `progress` until it ends or `shutdown`; `store_changed` ticks when the pod
+/// Consumes `progress` until it ends or `shutdown`; `store_changed` tells which pods of the
 /// cache changed.
 pub async fn run(
     reporter: Reporter,
     mut progress: ProgressReceiver,
-    mut store_changed: watch::Receiver<()>,
+    mut store_changed: ChangesReceiver,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut state = State::default();
@@ -63,6 +64,7 @@ pub async fn run(
                 // The watch is gone (it stops before the reporter at shutdown): nothing
                 // more will change, but statuses still come in.
                 watching = changed.is_ok();
+                state.garbage.merge(store_changed.take());
                 // Another writer may have set a readiness gate's condition.
                 state.requeue_gated();
             }
@@ -80,8 +82,9 @@ async fn sleep(delay: Option<Duration>) {
 }
 
 struct State {
-    /// API pods the reconciler runs: reported a status, not removed since.
-    running: HashSet<String>,
+    /// API pods the reconciler runs (reported a status, not removed since), by UID, with
+    /// their namespace and name.
+    running: HashMap<String, (String, String)>,
     /// Static pods by UID: the latest pod with status, for their mirrors.
     statics: HashMap<String, Arc<Pod>>,
     /// The UIDs of the static pods of each namespace/name, to find a mirror's static pod
@@ -92,6 +95,8 @@ struct State {
     /// The latest status of API pods with readiness gates, by UID: sent again whenever
     /// the API's pods change, since their `Ready` follows conditions others write.
     gated: HashMap<String, Arc<Pod>>,
+    /// Cached pods the next garbage pass looks at: those that changed since the last.
+    garbage: Changes,
     /// Whether the reconciler finished its first sync.
     synced: bool,
     /// Failed flushes in a row, for the back-off.
@@ -101,11 +106,12 @@ struct State {
 impl Default for State {
     fn default() -> Self {
         Self {
-            running: HashSet::new(),
+            running: HashMap::new(),
             statics: HashMap::new(),
             static_names: HashMap::new(),
             pending: BTreeMap::new(),
             gated: HashMap::new(),
+            garbage: Changes::default(),
             synced: false,
             retry: Retry::new(API_SERVER),
         }
@@ -115,7 +121,10 @@ impl Default for State {
 impl State {
     async fn record(&mut self, reporter: &Reporter, event: Progress) {
         match event {
-            Progress::Synced => self.synced = true,
+            Progress::Synced => {
+                self.synced = true;
+                self.garbage.everything = true;
+            }
             Progress::Status(pod) => {
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
                 match source_of(&pod) {
@@ -126,9 +135,11 @@ impl State {
                                 .or_default()
                                 .push(uid.clone());
                         }
+                        // Its mirror may be stale now.
+                        self.garbage.add(namespace_and_name(&pod));
                     }
                     _ => {
-                        self.running.insert(uid.clone());
+                        self.running.insert(uid.clone(), namespace_and_name(&pod));
                         if has_readiness_gates(&pod) {
                             self.gated.insert(uid.clone(), pod.clone());
                         }
@@ -137,10 +148,14 @@ impl State {
                 self.pending.insert(uid, pod);
             }
             Progress::Removed { uid } => {
-                self.running.remove(&uid);
+                if let Some(name) = self.running.remove(&uid) {
+                    // Deleted in the API, it waited for its units to go.
+                    self.garbage.add(name);
+                }
                 self.pending.remove(&uid);
                 if let Some(pod) = self.statics.remove(&uid) {
                     let name = namespace_and_name(&pod);
+                    self.garbage.add(name.clone());
                     if let Some(uids) = self.static_names.get_mut(&name) {
                         uids.retain(|other| *other != uid);
                         if uids.is_empty() {
@@ -205,10 +220,32 @@ impl State {
     }
 
     /// Deletes (grace 0) API pods being deleted that no longer run here, and mirror pods
-    /// whose static pod is gone or changed.
-    async fn collect_garbage(&self, reporter: &Reporter) -> Result<()> {
+    /// whose static pod is gone or changed, among the cached pods that changed (in the
+    /// cache or here) since the last pass; every cached pod after a relist, the first
+    /// sync, or a failed pass.
+    async fn collect_garbage(&mut self, reporter: &Reporter) -> Result<()> {
+        let garbage = std::mem::take(&mut self.garbage);
+        let candidates: Vec<Arc<Pod>> = if garbage.everything {
+            reporter.store.state()
+        } else {
+            garbage
+                .names
+                .iter()
+                .filter_map(|(namespace, name)| {
+                    reporter.store.get(&ObjectRef::new(name).within(namespace))
+                })
+                .collect()
+        };
+        let result = self.delete_garbage(reporter, candidates).await;
+        if result.is_err() {
+            self.garbage.everything = true;
+        }
+        result
+    }
+
+    async fn delete_garbage(&self, reporter: &Reporter, candidates: Vec<Arc<Pod>>) -> Result<()> {
         let mut result = Ok(());
-        for pod in reporter.store.state() {
+        for pod in candidates {
             let uid = pod.metadata.uid.as_deref().unwrap_or_default();
             let outcome = if is_mirror(&pod) {
                 let current = self
@@ -224,7 +261,7 @@ impl State {
                 let api = pods_in(reporter, &pod);
                 let delete = mirror::delete(&api, name_of(&pod), uid);
                 super::bounded("delete mirror pod", name_of(&pod), delete).await
-            } else if pod.metadata.deletion_timestamp.is_some() && !self.running.contains(uid) {
+            } else if pod.metadata.deletion_timestamp.is_some() && !self.running.contains_key(uid) {
                 let delete = delete_terminated(reporter, &pod, uid);
                 super::bounded("delete pod", name_of(&pod), delete).await
             } else {
