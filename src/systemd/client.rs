@@ -433,15 +433,16 @@ impl Systemd {
     }
 
     /// The units of the pod `namespace`/`pod`, as [`Systemd::list_managed`] shows them,
-    /// without asking systemd about any other pod: only the unit files of the namespace
-    /// are read, and only the pod's units are looked up.
+    /// without asking systemd about any other pod: only the unit files whose name starts
+    /// like the pod's are read (not every pod's of the namespace), and only the pod's units
+    /// are looked up.
     pub async fn pod_units(
         &self,
         dir: &Path,
         namespace: &str,
         pod: &str,
     ) -> Result<Vec<ManagedUnit>> {
-        let prefix = UnitName::namespace_prefix(namespace);
+        let prefix = UnitName::pod_prefix(namespace, pod);
         let mut units = Vec::new();
         for name in files::list(dir).await? {
             if !name.as_str().starts_with(&prefix) {

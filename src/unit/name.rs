@@ -79,10 +79,18 @@ impl UnitName {
         )))
     }
 
-    /// What the name of every container unit of `namespace` starts with, shortened or
-    /// not: a namespace (at most 63 characters) always fits in the part a long name keeps.
-    pub fn namespace_prefix(namespace: &str) -> String {
-        format!("{UNIT_PREFIX}{namespace}.")
+    /// What the name of every container unit of the pod `namespace`/`pod` starts with,
+    /// shortened or not (a shortened name keeps its first characters). Units of other pods
+    /// may start with it too (pod `web` and pod `web.v1`): it narrows, the unit's
+    /// `[X-Kubernetes]` section decides. Any string is accepted (from a request path, say);
+    /// one that is no Kubernetes name matches no unit.
+    pub fn pod_prefix(namespace: &str, pod: &str) -> String {
+        let prefix = format!("{UNIT_PREFIX}{namespace}.{pod}.");
+        let kept = UNIT_NAME_MAX - SERVICE_SUFFIX.len() - 1 - HASH_HEX_LEN;
+        match prefix.get(..kept) {
+            Some(kept) => kept.to_owned(),
+            None => prefix,
+        }
     }
 
     /// The name as systemd knows it.
@@ -227,7 +235,34 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.as_str().ends_with(".service"));
         assert_eq!(a.as_str().parse::<UnitName>().unwrap(), a);
-        assert!(a.as_str().starts_with(&UnitName::namespace_prefix(&ns)));
+        assert!(a.as_str().starts_with(&UnitName::pod_prefix(&ns, &pod_a)));
+    }
+
+    #[test]
+    fn a_pods_units_start_with_its_prefix_and_strangers_match_nothing() {
+        let web = UnitName::for_container("default", "web", "nginx").unwrap();
+        assert!(
+            web.as_str()
+                .starts_with(&UnitName::pod_prefix("default", "web"))
+        );
+        assert!(
+            !web.as_str()
+                .starts_with(&UnitName::pod_prefix("default", "we"))
+        );
+        assert!(
+            !web.as_str()
+                .starts_with(&UnitName::pod_prefix("other", "web"))
+        );
+        // From a request path: no panic on any length or character, and nothing matches.
+        for pod in [
+            "ü".repeat(200),
+            "../../etc".to_owned(),
+            "x".repeat(5000),
+            String::new(),
+        ] {
+            let prefix = UnitName::pod_prefix("default", &pod);
+            assert!(!web.as_str().starts_with(&prefix), "{prefix}");
+        }
     }
 
     #[test]
