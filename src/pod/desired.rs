@@ -15,7 +15,9 @@
 //! - the first update is a `Set`, sent as soon as the source knows its initial set, even
 //!   when it is empty: until a source has sent one, the reconciler must not remove units of
 //!   pods that may belong to it ([`DesiredPods::is_synced`]); a source that may have missed
-//!   changes (a relist, lost inotify events) sends a `Set` again;
+//!   changes sends a `Set` again (the API watch after a relist), or reads everything again
+//!   and sends the difference from what it sent (the manifest watch after lost inotify
+//!   events);
 //! - every pod has `metadata.uid`, `metadata.namespace` and `metadata.name` set and
 //!   `spec.nodeName` naming this node; the UID is the pod's identity across updates, so a
 //!   source keeps it stable for as long as the pod is meant to keep running;
