@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 
 use super::ports::{HostPort, PortHolder, host_ports};
 use super::resources::{Requests, pod_requests};
@@ -47,10 +47,11 @@ impl NodeUsage {
     /// Counts `pod` (UID `uid`) as active, replacing what it held before.
     pub fn set(&mut self, uid: &str, pod: &Pod) {
         self.remove(uid);
-        let spec = pod.spec.clone().unwrap_or_default();
+        let no_spec = PodSpec::default();
+        let spec = pod.spec.as_ref().unwrap_or(&no_spec);
         let share = Share {
-            requests: pod_requests(&spec),
-            ports: host_ports(&spec),
+            requests: pod_requests(spec),
+            ports: host_ports(spec),
         };
         for (sum, amount) in self.requested.iter_mut().zip(share.requests.amounts()) {
             *sum += u128::from(amount);

@@ -41,6 +41,14 @@ fn changed(update: Option<SourceUpdate>) -> (Vec<Arc<Pod>>, Vec<String>) {
     }
 }
 
+/// The files of `dir` read whole, and the complete set of their first update.
+fn read_whole(dir: &Path) -> (ManifestFiles, Vec<Arc<Pod>>) {
+    let mut files = ManifestFiles::new(dir.to_owned(), "n".to_owned());
+    files.read_all().unwrap();
+    let first = set(files.update());
+    (files, first)
+}
+
 fn name_of(name: &str) -> std::ffi::OsString {
     name.into()
 }
@@ -50,9 +58,7 @@ fn the_first_update_is_the_whole_directory_then_only_what_a_named_file_changed()
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), pod("a", "/bin/a")).unwrap();
     std::fs::write(dir.path().join("b.yaml"), pod("b", "/bin/b")).unwrap();
-    let mut files = ManifestFiles::new(dir.path().to_owned(), "n".to_owned());
-    files.read_all().unwrap();
-    let first = set(files.update());
+    let (mut files, first) = read_whole(dir.path());
     assert_eq!(
         first.iter().map(|p| name(p)).collect::<Vec<_>>(),
         ["a-n", "b-n"]
@@ -92,9 +98,7 @@ fn a_whole_read_sends_the_difference_from_what_was_sent() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), pod("a", "/bin/a")).unwrap();
     std::fs::write(dir.path().join("b.yaml"), pod("b", "/bin/b")).unwrap();
-    let mut files = ManifestFiles::new(dir.path().to_owned(), "n".to_owned());
-    files.read_all().unwrap();
-    let first = set(files.update());
+    let (mut files, first) = read_whole(dir.path());
     // Events lost: b removed, c added, a unchanged.
     std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
     std::fs::write(dir.path().join("c.yaml"), pod("c", "/bin/c")).unwrap();
@@ -114,9 +118,7 @@ fn the_first_file_keeps_a_name_and_the_next_takes_over_when_it_goes() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("10-web.yaml"), pod("web", "/bin/first")).unwrap();
     std::fs::write(dir.path().join("20-web.yaml"), pod("web", "/bin/second")).unwrap();
-    let mut files = ManifestFiles::new(dir.path().to_owned(), "n".to_owned());
-    files.read_all().unwrap();
-    let first = set(files.update());
+    let (mut files, first) = read_whole(dir.path());
     assert_eq!(first.len(), 1);
     assert_eq!(image(&first[0]), "/bin/first");
     let left_out = files.left_out(&dir.path().join("20-web.yaml"));
@@ -141,9 +143,8 @@ fn the_first_file_keeps_a_name_and_the_next_takes_over_when_it_goes() {
 fn a_broken_file_sends_nothing_and_a_fix_sends_its_pod() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), "kind: [").unwrap();
-    let mut files = ManifestFiles::new(dir.path().to_owned(), "n".to_owned());
-    files.read_all().unwrap();
-    assert!(set(files.update()).is_empty());
+    let (mut files, first) = read_whole(dir.path());
+    assert!(first.is_empty());
     std::fs::write(dir.path().join("a.yaml"), pod("a", "/bin/a")).unwrap();
     files.read_names([name_of("a.yaml")]);
     let (pods, _) = changed(files.update());
