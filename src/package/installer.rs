@@ -3,12 +3,18 @@
 //! which holder uses which package version (`holders`), so no install changes a version
 //! another holder needs. The top of the package layer: it imports the backends, and
 //! nothing in the layer imports it. Layer 1.
+//!
+//! Two locks, so that a pod whose image is being installed (minutes, or as long as
+//! another package manager holds dpkg) holds up no other pod's pass: `installs` is held
+//! across a check, its install and the claim (and across a garbage collection), so no
+//! two of them interleave; `holders` is a plain mutex held only to read or change the
+//! registry, never across an await. Forgetting holds (a pod gone, a container removed)
+//! takes only `holders`: that only frees versions, so a check made under `installs`
+//! meanwhile stays safe.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-
-use tokio::sync::Mutex;
 
 use super::apt::{Apt, AptGet, AptPackage};
 use super::collect::{Collector, GcReport, GcSettings};
@@ -65,8 +71,9 @@ pub struct Installer {
     https: HttpsDeb,
     path: PathImage,
     policy: ImagePolicy,
-    /// Who uses which package version; held across an install, so the check and the
-    /// claim see no other install in between.
+    /// Held across a check, its install and the claim, and across a collection.
+    installs: Arc<tokio::sync::Mutex<()>>,
+    /// Who uses which package version.
     holders: Arc<Mutex<Holders>>,
     /// Removes what no holder uses any more; remembers since when.
     collector: Collector,
@@ -87,6 +94,7 @@ impl Installer {
             https: HttpsDeb::new(apt_get, config.deb_cache_dir, &config.extra_root_certs_pem)?,
             path: PathImage,
             policy: config.policy,
+            installs: Arc::default(),
             holders: Arc::default(),
         })
     }
@@ -113,8 +121,9 @@ impl Installer {
         };
         match image {
             ImageRef::Apt { name, version } => {
-                let mut holders = self.holders.lock().await;
-                let pin = admit(&holders, holder, name, version.as_deref()).await?;
+                let _installs = self.installs.lock().await;
+                let verdict = self.holders().check(holder, name, version.as_deref());
+                let pin = admit(verdict, name, version.as_deref()).await?;
                 let package = AptPackage {
                     name: name.clone(),
                     version: pin,
@@ -124,7 +133,7 @@ impl Installer {
                     PullPolicy::IfNotPresent => self.apt.ensure(&package, false).await?,
                     PullPolicy::Always => self.apt.ensure(&package, true).await?,
                 };
-                claim(&mut holders, holder, &installed, version.is_some());
+                claim(&mut self.holders(), holder, &installed, version.is_some());
                 Ok(installed)
             }
             ImageRef::Https { url, name, sha256 } => {
@@ -135,18 +144,20 @@ impl Installer {
                 };
                 if pull == PullPolicy::Never {
                     let installed = self.https.query(&package).await?.ok_or_else(never)?;
-                    claim(&mut *self.holders.lock().await, holder, &installed, true);
+                    let _installs = self.installs.lock().await;
+                    claim(&mut self.holders(), holder, &installed, true);
                     return Ok(installed);
                 }
-                // Downloads run outside the registry's lock; only installs wait for it.
+                // Downloads run outside the install lock; only installs wait for it.
                 let fetched = self
                     .https
                     .fetch(&package, pull == PullPolicy::Always)
                     .await?;
-                let mut holders = self.holders.lock().await;
-                admit(&holders, holder, name, Some(fetched.version())).await?;
+                let _installs = self.installs.lock().await;
+                let verdict = self.holders().check(holder, name, Some(fetched.version()));
+                admit(verdict, name, Some(fetched.version())).await?;
                 let installed = self.https.install_fetched(&package, fetched).await?;
-                claim(&mut holders, holder, &installed, true);
+                claim(&mut self.holders(), holder, &installed, true);
                 Ok(installed)
             }
             ImageRef::Path(path) => self.path.install(path).await,
@@ -170,16 +181,14 @@ impl Installer {
             },
             ImageRef::Path(_) => return,
         };
-        self.holders
-            .lock()
-            .await
-            .claim(holder, package, &version, pinned);
+        let _installs = self.installs.lock().await;
+        self.holders().claim(holder, package, &version, pinned);
     }
 
     /// Forgets every hold of `owner` (its pod is gone); the grace of the packages no
     /// one holds any more starts now.
-    pub async fn release(&self, owner: &str) {
-        let mut holders = self.holders.lock().await;
+    pub fn release(&self, owner: &str) {
+        let mut holders = self.holders();
         let before = holders.packages();
         holders.release(owner);
         self.collector
@@ -187,8 +196,8 @@ impl Installer {
     }
 
     /// Forgets the holds of `owner`'s holders not in `slots` (containers that left it).
-    pub async fn retain_slots(&self, owner: &str, slots: &[&str]) {
-        let mut holders = self.holders.lock().await;
+    pub fn retain_slots(&self, owner: &str, slots: &[&str]) {
+        let mut holders = self.holders();
         let before = holders.packages();
         holders.retain_slots(owner, slots);
         self.collector
@@ -199,8 +208,15 @@ impl Installer {
     /// installed that no holder used for `settings`' grace, and trims the `.deb` cache.
     /// No install runs meanwhile.
     pub async fn collect_garbage(&self, settings: &GcSettings) -> Result<GcReport> {
-        let holders = self.holders.lock().await;
-        self.collector.collect(&holders.packages(), settings).await
+        let _installs = self.installs.lock().await;
+        let held = self.holders().packages();
+        self.collector.collect(&held, settings).await
+    }
+
+    /// The registry; a panic elsewhere while it was held leaves it as consistent as
+    /// each of its own methods does, so a poisoned lock is taken as is.
+    fn holders(&self) -> MutexGuard<'_, Holders> {
+        self.holders.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Describes `image` if it is present; never installs, needs no root.
@@ -229,15 +245,10 @@ impl Installer {
     }
 }
 
-/// The version `holder` may have of `package` given the other holders: its pin, the
-/// version another holder pinned (for an unpinned request), or a refusal naming the
-/// holder in the way.
-async fn admit(
-    holders: &Holders,
-    holder: &Holder,
-    package: &str,
-    pin: Option<&str>,
-) -> Result<Option<String>> {
+/// The version a holder may have of `package` given the other holders' `verdict`: its
+/// pin, the version another holder pinned (for an unpinned request), or a refusal naming
+/// the holder in the way.
+async fn admit(verdict: Verdict, package: &str, pin: Option<&str>) -> Result<Option<String>> {
     let held = |holder: String, held: String, downgrade| Error::VersionHeld {
         package: package.to_owned(),
         wanted: pin.unwrap_or_default().to_owned(),
@@ -245,7 +256,7 @@ async fn admit(
         held,
         downgrade,
     };
-    match (holders.check(holder, package, pin), pin) {
+    match (verdict, pin) {
         (Verdict::Free, _) => Ok(pin.map(str::to_owned)),
         (Verdict::UseHeld { version }, _) => Ok(Some(version)),
         (Verdict::Conflict { holder, version }, _) => Err(held(holder, version, false)),

@@ -676,3 +676,60 @@ async fn guard_goes_in_place_only_once_the_dpkg_lock_is_held() {
     assert_eq!(installed_version(VICTIM).as_deref(), Some("1.0"));
     assert_guard_gone(&host_policy);
 }
+
+/// An install waits while an admin's apt holds dpkg; meanwhile other pods' passes go on:
+/// a path image installs, a pod's removed container and a gone pod give up their holds,
+/// each without waiting for that install.
+#[tokio::test]
+async fn an_install_waiting_for_dpkg_holds_up_no_other_pod() {
+    assert_not_installed(&[VICTIM]);
+    let _purge = Purge(vec![VICTIM]);
+    let (logs, _log_guard) = Logs::capture();
+    let build = tempfile::tempdir().unwrap();
+    let server = DebServer::start(
+        build_versioned_deb(build.path(), VICTIM, "1.0", ""),
+        Vec::new(),
+    )
+    .await;
+    let cache = tempfile::tempdir().unwrap();
+    let installer = Arc::new(installer(cache.path(), Some(server.ca_pem())));
+    let admin = AdminHoldsLock::start();
+    let url = server.url(&format!("{VICTIM}_1.0_all.deb"));
+    let waiting = installer.clone();
+    let install = tokio::spawn(async move { waiting.install_one(&image(&url)).await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !logs.text().contains("waiting for another package manager") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never waited:\n{}",
+            logs.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Only a guard against hanging: each of these returns at once, while dpkg stays held.
+    let others = async {
+        let path = installer
+            .install(
+                &image("/bin/sleep"),
+                systemk::package::PullPolicy::IfNotPresent,
+                &packages::test_holder("other"),
+            )
+            .await;
+        installer.retain_slots("uid-other", &[]);
+        installer.release("uid-gone");
+        path
+    };
+    let path = tokio::time::timeout(std::time::Duration::from_secs(60), others)
+        .await
+        .expect("another pod waited for an install it has nothing to do with");
+    assert!(path.unwrap().package.is_none());
+    assert!(
+        !install.is_finished(),
+        "dpkg is still held: the install waits"
+    );
+
+    drop(admin);
+    install.await.unwrap().unwrap();
+    assert_eq!(installed_version(VICTIM).as_deref(), Some("1.0"));
+}

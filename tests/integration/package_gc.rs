@@ -80,7 +80,7 @@ async fn a_package_installed_for_a_deleted_pod_is_removed_after_the_grace() {
 
     let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
     assert!(report.removed.is_empty(), "held: {report:?}");
-    installer.release(&holder_owner("web")).await;
+    installer.release(&holder_owner("web"));
     let report = installer.collect_garbage(&LONG_GRACE).await.unwrap();
     assert!(report.removed.is_empty(), "within the grace: {report:?}");
     assert!(installed_version(IMAGE).is_some());
@@ -120,7 +120,7 @@ async fn a_debian_package_from_apt_is_removed_once_its_pod_is_gone() {
     let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
     assert!(report.removed.is_empty(), "in use: {report:?}");
 
-    installer.release(&holder_owner("banner")).await;
+    installer.release(&holder_owner("banner"));
     let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
     assert_eq!(report.removed, [DEBIAN_PACKAGE]);
     assert_eq!(installed_version(DEBIAN_PACKAGE), None);
@@ -143,7 +143,7 @@ async fn a_package_the_admin_installed_is_never_removed_even_when_a_pod_named_it
     let installer = recording_installer(cache.path(), state.path(), &server);
     // The attack: a pod names the admin's package as its image, then goes away.
     install_for(&installer, &server, ADMINS, "sneaky").await;
-    installer.release(&holder_owner("sneaky")).await;
+    installer.release(&holder_owner("sneaky"));
 
     let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
     assert!(report.removed.is_empty(), "{report:?}");
@@ -159,12 +159,12 @@ async fn a_package_another_pod_uses_is_kept() {
     let installer = recording_installer(cache.path(), state.path(), &server);
     install_for(&installer, &server, IMAGE, "first").await;
     install_for(&installer, &server, IMAGE, "second").await;
-    installer.release(&holder_owner("first")).await;
+    installer.release(&holder_owner("first"));
 
     let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
     assert!(report.removed.is_empty(), "{report:?}");
     assert!(installed_version(IMAGE).is_some());
-    installer.release(&holder_owner("second")).await;
+    installer.release(&holder_owner("second"));
     let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
     assert_eq!(report.removed, [IMAGE]);
 }
@@ -183,7 +183,7 @@ async fn a_package_another_installed_package_depends_on_is_kept() {
         &build_versioned_deb(build.path(), APP, "1.0", &depends),
         build.path(),
     );
-    installer.release(&holder_owner("lib-pod")).await;
+    installer.release(&holder_owner("lib-pod"));
 
     let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
     assert!(report.removed.is_empty(), "{report:?}");
@@ -201,11 +201,11 @@ async fn systemk_removes_its_dependency_after_the_package_that_needed_it() {
     let installer = recording_installer(cache.path(), state.path(), &server);
     install_for(&installer, &server, LIB, "lib-pod").await;
     install_for(&installer, &server, APP, "app-pod").await;
-    installer.release(&holder_owner("lib-pod")).await;
+    installer.release(&holder_owner("lib-pod"));
 
     let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
     assert!(report.removed.is_empty(), "{APP} needs it: {report:?}");
-    installer.release(&holder_owner("app-pod")).await;
+    installer.release(&holder_owner("app-pod"));
     let report = installer.collect_garbage(&NO_GRACE).await.unwrap();
     assert_eq!(
         report.removed,

@@ -140,12 +140,12 @@ async fn pods_share_one_install_and_a_second_version_fails_naming_the_holder() {
     );
 
     // Once no pod holds 1.0, the other version may come.
-    installer.release(&a.owner).await;
+    installer.release(&a.owner);
     installer
         .install(&v2, PullPolicy::IfNotPresent, &c)
         .await
         .unwrap_err();
-    installer.release(&b.owner).await;
+    installer.release(&b.owner);
     let second = installer
         .install(&v2, PullPolicy::IfNotPresent, &c)
         .await
@@ -178,7 +178,7 @@ async fn a_pod_cannot_downgrade_a_package_an_adopted_pod_runs() {
         .install(&v2, PullPolicy::IfNotPresent, &test_holder("installer"))
         .await
         .unwrap();
-    installer.release(&test_holder("installer").owner).await;
+    installer.release(&test_holder("installer").owner);
     // As after a restart of systemk: the victim's unit says it runs the unpinned
     // package at 2.0.
     installer

@@ -173,7 +173,7 @@ pub(super) async fn prepare(
         .iter()
         .map(|c| c.container.name.as_str())
         .collect();
-    ctx.installer.retain_slots(uid, &slots).await;
+    ctx.installer.retain_slots(uid, &slots);
     // Volume files are in place before any unit that mounts them is written or started;
     // a container whose volume cannot be written waits, like one whose image failed.
     let failures = sync_volumes(ctx, uid, pod, state).await;

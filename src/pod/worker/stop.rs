@@ -93,7 +93,7 @@ pub async fn cleanup(ctx: &Context, uid: &str, state: &mut PodState) -> Result<(
         ctx.systemd.remove_slices(&ctx.unit_dir, &slices).await?;
     }
     // Its packages are free for other versions once no unit of it runs.
-    ctx.installer.release(uid).await;
+    ctx.installer.release(uid);
     ctx.dirs.remove_async(uid).await?;
     Ok(())
 }
