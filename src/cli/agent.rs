@@ -120,6 +120,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         security: Arc::new(security),
         node_view: node_view_rx,
         metrics: PodMetrics::default(),
+        installing: Arc::default(),
     });
     tracing::info!(node = %node_name, internal_ip = %ips.internal, external_ip = %ips.external,
         manifests = %args.pod_manifest_path.display(), "systemk starting");

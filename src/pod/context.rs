@@ -14,6 +14,7 @@ use crate::unit::{NodeInfo, NodeSecurity, UserDb};
 use super::PodDirs;
 use super::admission::NodeView;
 use super::env::NodeAllocatable;
+use super::installing::Installing;
 use super::metrics::PodMetrics;
 use super::objects::ObjectLookup;
 
@@ -49,4 +50,7 @@ pub struct Context {
     pub node_view: watch::Receiver<NodeView>,
     /// What passes and image installs count for `/metrics`.
     pub metrics: PodMetrics,
+    /// The passes installing an image now, which the reconciler does not count against
+    /// its bound on passes at once.
+    pub installing: Arc<Installing>,
 }

@@ -24,6 +24,7 @@ pub mod health;
 pub mod hook;
 mod host_paths;
 pub mod init_order;
+pub mod installing;
 mod live;
 pub mod metrics;
 mod mounts;

@@ -31,8 +31,8 @@ use crate::package::{Holder, ImageRef};
 use crate::unit::UnitName;
 use bookkeeping::{Bookkeeping, Dispatch};
 
-/// Pod passes running at once. Installs are serialised by the package layer anyway; this
-/// bounds the D-Bus traffic of a burst of new pods.
+/// Pod passes running at once, not counting those installing an image
+/// ([`super::installing`]): this bounds the D-Bus traffic of a burst of new pods.
 pub const MAX_CONCURRENT_PASSES: usize = 16;
 
 /// Probe results waiting to wake their pods. A probe task whose result changed waits
@@ -74,7 +74,7 @@ pub async fn run(
                 tracing::warn!(error = %crate::error_chain::Chain(&err), "cannot write systemk-burstable.slice");
             }
         }
-        for mut dispatch in book.dispatch() {
+        for mut dispatch in book.dispatch(ctx.installing.count()) {
             dispatch.state.wake_probes_through(probe_wakes.clone());
             passes.spawn(&ctx, dispatch);
         }
@@ -113,6 +113,8 @@ pub async fn run(
             }
             Some(unit) = probe_woken.recv() => book.unit_changed(&unit),
             Some(joined) = passes.join_next() => joined.record(&mut book, &health),
+            // A pass waits for an install: another may start in its place.
+            () = ctx.installing.entered() => {}
             () = sleep_until(next_wake) => book.wake_due(Instant::now()),
         }
     }

@@ -10,8 +10,8 @@ use systemk::package::{
 };
 
 use crate::support::packages::{
-    self, DebFile, DebServer, InstallOnce, Purge, assert_not_installed, dir_entries, hex_sha256,
-    installed_version,
+    self, AdminHoldsLock, DebFile, DebServer, InstallOnce, Purge, assert_not_installed,
+    dir_entries, hex_sha256, installed_version,
 };
 
 /// The host's policy-rc.d (the image's own) is back, and no file of systemk's guard is left.
@@ -603,40 +603,6 @@ async fn unpinned_https_image_is_refused_when_pins_are_required() {
     assert_eq!(err.reason(), "ErrImagePull");
     assert_eq!(server.requests(), 0, "nothing downloaded");
     assert_not_installed(&[DEB_PACKAGE]);
-}
-
-/// Holds the dpkg frontend lock the way apt does (a POSIX record lock, here from a child
-/// process) until dropped.
-struct AdminHoldsLock(std::process::Child);
-
-impl AdminHoldsLock {
-    fn start() -> Self {
-        let mut child = Command::new("python3")
-            .args([
-                "-c",
-                "import fcntl,os,sys\nfd=os.open('/var/lib/dpkg/lock-frontend',os.O_RDWR)\n\
-                 fcntl.lockf(fd,fcntl.LOCK_EX)\nprint('held',flush=True)\nsys.stdin.read()\n",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "held");
-        Self(child)
-    }
-}
-
-impl Drop for AdminHoldsLock {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
+use systemk::pod::MAX_CONCURRENT_PASSES;
 use systemk::unit::UnitName;
 
 use crate::support::{TestContext, wait_for};
@@ -523,6 +524,52 @@ async fn a_manifest_moved_to_another_file_replaces_its_pod_cleanly() {
     assert_eq!(failed_starts, 0, "{}", machine.log());
 
     agent.terminate().await;
+    machine.clean_up().await;
+}
+
+/// More pods than the reconciler runs passes at once, each waiting for its image while an
+/// admin's apt holds dpkg (installs run one at a time): a pod whose image is a path still
+/// runs at once. Before, the waiting passes took every slot and it waited for them all.
+#[tokio::test]
+async fn pods_waiting_for_their_installs_hold_up_no_other_pod() {
+    const PACKAGE: &str = "uptimed";
+    let context = TestContext::new("waiting_installs_hold_up_nothing");
+    crate::support::packages::assert_not_installed(&[PACKAGE]);
+    let _purge = crate::support::packages::Purge(vec![PACKAGE]);
+    let machine = Machine::new(&context).await;
+    let admin = crate::support::packages::AdminHoldsLock::start();
+    let waiting = MAX_CONCURRENT_PASSES + 2;
+    for i in 0..waiting {
+        let name = format!("installing-{i:02}");
+        machine.write_manifest(
+            &format!("{name}.yaml"),
+            &sleeper(&name).replace("/bin/sleep", PACKAGE),
+        );
+    }
+    let agent = machine.start_agent();
+    machine
+        .wait_for_log(SLOW, 0, 1, &["waiting for another package manager"])
+        .await;
+    machine
+        .wait_for_log(SLOW, 0, MAX_CONCURRENT_PASSES, &["Pulling", PACKAGE])
+        .await;
+
+    machine.write_manifest("good.yaml", &sleeper("good"));
+    machine
+        .wait_running(START, &machine.unit("good", "main"))
+        .await;
+    let log = machine.log();
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("Pulled") && line.contains(PACKAGE))
+            && !log.contains("cannot prepare a container"),
+        "dpkg is still held: every install still waits\n{log}"
+    );
+
+    // Killed while dpkg is held: no install ever ran.
+    drop(agent);
+    drop(admin);
+    crate::support::packages::assert_not_installed(&[PACKAGE]);
     machine.clean_up().await;
 }
 

@@ -188,13 +188,14 @@ impl Bookkeeping {
     }
 
     /// Takes the dirty pods that get a pass now and counts them as running: not one
-    /// already running, at most [`MAX_CONCURRENT_PASSES`] running in all, and not one
+    /// already running, at most [`MAX_CONCURRENT_PASSES`] running besides the
+    /// `installing` passes (waiting for an install, they do no D-Bus work), and not one
     /// that waits for another pod's units. Until every source has sent its first set only
     /// desired pods get one: a pod missing from the desired set may only be not sent yet
     /// (an API server that is down at start must not hold up the static pods). Sends
     /// `Progress::Synced` the first time every source is synced and no pod is dirty or
     /// running.
-    pub(super) fn dispatch(&mut self) -> Vec<Dispatch> {
+    pub(super) fn dispatch(&mut self, installing: usize) -> Vec<Dispatch> {
         let all_synced = self.desired.is_synced();
         let ready: Vec<String> = self
             .dirty
@@ -203,7 +204,10 @@ impl Bookkeeping {
             .filter(|uid| all_synced || self.desired.get(uid).is_some())
             .filter(|uid| self.may_pass(uid))
             .filter(|uid| !self.waits_for_another_pod(uid))
-            .take(MAX_CONCURRENT_PASSES.saturating_sub(self.running.len()))
+            .take(
+                (MAX_CONCURRENT_PASSES + installing.min(self.running.len()))
+                    .saturating_sub(self.running.len()),
+            )
             .cloned()
             .collect();
         let mut dispatched = Vec::with_capacity(ready.len());

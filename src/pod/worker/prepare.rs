@@ -464,10 +464,12 @@ pub(super) async fn prepare_container(
         other => other,
     };
     let started = std::time::Instant::now();
+    let installing = ctx.installing.enter();
     let outcome = ctx
         .installer
         .install(&image, pull, &holder_of(pod, &container.container.name))
         .await;
+    drop(installing);
     let failure = outcome.as_ref().err().map(|err| err.reason());
     ctx.metrics
         .install(failure, started.elapsed().as_secs_f64());

@@ -124,6 +124,7 @@ impl Engine {
             // The engine runs passes directly; admission is the reconciler loop's.
             node_view: tokio::sync::watch::channel(Default::default()).1,
             metrics: Default::default(),
+            installing: Default::default(),
         };
         Self {
             ctx,

@@ -255,3 +255,37 @@ pub fn test_holder(pod: &str) -> systemk::package::Holder {
         name: format!("default/{pod}"),
     }
 }
+
+/// Holds the dpkg frontend lock the way apt does (a POSIX record lock, here from a child
+/// process) until dropped.
+pub struct AdminHoldsLock(std::process::Child);
+
+impl AdminHoldsLock {
+    pub fn start() -> Self {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import fcntl,os,sys\nfd=os.open('/var/lib/dpkg/lock-frontend',os.O_RDWR)\n\
+                 fcntl.lockf(fd,fcntl.LOCK_EX)\nprint('held',flush=True)\nsys.stdin.read()\n",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "held");
+        Self(child)
+    }
+}
+
+impl Drop for AdminHoldsLock {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}

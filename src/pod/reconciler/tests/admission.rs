@@ -148,7 +148,7 @@ fn api_pods_wait_for_the_node_object_static_pods_do_not() {
         ..roomy_node()
     };
     book.admit_new(&unknown, Timestamp::UNIX_EPOCH);
-    assert_eq!(uids(&book.dispatch()), ["uid-static"]);
+    assert_eq!(uids(&book.dispatch(0)), ["uid-static"]);
     assert_eq!(
         book.queued(),
         0,
@@ -170,7 +170,7 @@ fn pods_over_max_pods_are_refused_counting_only_unfinished_ones() {
     let first = pod("first", "uid-1");
     book.apply(set(SourceId::Api, &[&first]));
     book.admit_new(&one_pod, Timestamp::UNIX_EPOCH);
-    let pass = book.dispatch().pop().expect("a pass for the first");
+    let pass = book.dispatch(0).pop().expect("a pass for the first");
     let mut state = pass.state;
     let mut status = PodStatus {
         phase: Some("Succeeded".to_owned()),
@@ -195,7 +195,7 @@ fn pods_over_max_pods_are_refused_counting_only_unfinished_ones() {
     book.apply(set(SourceId::Api, &[&first, &second, &third]));
     book.admit_new(&one_pod, Timestamp::UNIX_EPOCH);
     assert!(refusals(&mut progress).is_empty());
-    assert_eq!(uids(&book.dispatch()), ["uid-3"]);
+    assert_eq!(uids(&book.dispatch(0)), ["uid-3"]);
 }
 
 fn events(progress: &mut ProgressReceiver) -> Vec<(&'static str, String)> {

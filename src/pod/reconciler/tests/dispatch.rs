@@ -62,6 +62,20 @@ fn at_most_max_concurrent_passes_run_and_the_rest_wait() {
 }
 
 #[test]
+fn passes_waiting_for_an_install_leave_room_for_the_others() {
+    let (mut book, _progress) = book(&[SourceId::File]);
+    let pods: Vec<Arc<Pod>> = (0..MAX_CONCURRENT_PASSES + 4)
+        .map(|i| pod(&format!("p{i:02}"), &format!("uid-{i:02}")))
+        .collect();
+    book.apply(set(SourceId::File, &pods.iter().collect::<Vec<_>>()));
+    let running = book.dispatch_admitted();
+    assert_eq!(running.len(), MAX_CONCURRENT_PASSES);
+    // Three of them wait for an install (the package layer runs one at a time).
+    assert_eq!(book.dispatch(3).len(), 3, "three more start in their place");
+    assert!(book.dispatch(3).is_empty(), "and no more");
+}
+
+#[test]
 fn before_every_source_synced_only_desired_pods_get_a_pass() {
     let (mut book, mut progress) = book(&[SourceId::File, SourceId::Api]);
     let a = pod("a", "uid-a");

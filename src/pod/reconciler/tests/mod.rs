@@ -116,6 +116,6 @@ impl Bookkeeping {
     /// Admission, then dispatch: one turn of the reconciler's loop.
     fn dispatch_admitted(&mut self) -> Vec<Dispatch> {
         self.admit_new(&roomy_node(), k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-        self.dispatch()
+        self.dispatch(0)
     }
 }
