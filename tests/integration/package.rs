@@ -605,52 +605,18 @@ async fn unpinned_https_image_is_refused_when_pins_are_required() {
     assert_not_installed(&[DEB_PACKAGE]);
 }
 
-#[tokio::test]
-async fn guard_goes_in_place_only_once_the_dpkg_lock_is_held() {
-    assert_not_installed(&[VICTIM]);
-    let host_policy = std::fs::read(POLICY_RC_D).ok();
-    let _purge = Purge(vec![VICTIM]);
-    let (logs, _log_guard) = Logs::capture();
-    let build = tempfile::tempdir().unwrap();
-    let server = DebServer::start(
-        build_versioned_deb(build.path(), VICTIM, "1.0", ""),
-        Vec::new(),
-    )
-    .await;
-    let cache = tempfile::tempdir().unwrap();
-    let installer = installer(cache.path(), Some(server.ca_pem()));
-    let admin = AdminHoldsLock::start();
-    let url = server.url(&format!("{VICTIM}_1.0_all.deb"));
-    let install = tokio::spawn(async move { installer.install_one(&image(&url)).await });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !logs.text().contains("waiting for another package manager") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never waited:\n{}",
-            logs.text()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        std::fs::read(POLICY_RC_D).ok(),
-        host_policy,
-        "the admin's apt run must not see systemk's guard"
-    );
-    assert!(!install.is_finished());
-    drop(admin);
-    install.await.unwrap().unwrap();
-    assert_eq!(installed_version(VICTIM).as_deref(), Some("1.0"));
-    assert_guard_gone(&host_policy);
+/// An https install of [`VICTIM`] 1.0 that waits for the dpkg lock an admin's apt holds,
+/// with what it needs kept alive.
+struct WaitingInstall {
+    installer: Arc<Installer>,
+    install: tokio::task::JoinHandle<Result<Installed, Error>>,
+    admin: AdminHoldsLock,
+    _server: DebServer,
+    _cache: tempfile::TempDir,
 }
 
-/// An install waits while an admin's apt holds dpkg; meanwhile other pods' passes go on:
-/// a path image installs, a pod's removed container and a gone pod give up their holds,
-/// each without waiting for that install.
-#[tokio::test]
-async fn an_install_waiting_for_dpkg_holds_up_no_other_pod() {
-    assert_not_installed(&[VICTIM]);
-    let _purge = Purge(vec![VICTIM]);
-    let (logs, _log_guard) = Logs::capture();
+/// Starts the install while the admin holds dpkg and returns once it says it waits.
+async fn install_waiting_for_admin(logs: &Logs) -> WaitingInstall {
     let build = tempfile::tempdir().unwrap();
     let server = DebServer::start(
         build_versioned_deb(build.path(), VICTIM, "1.0", ""),
@@ -672,6 +638,44 @@ async fn an_install_waiting_for_dpkg_holds_up_no_other_pod() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    WaitingInstall {
+        installer,
+        install,
+        admin,
+        _server: server,
+        _cache: cache,
+    }
+}
+
+#[tokio::test]
+async fn guard_goes_in_place_only_once_the_dpkg_lock_is_held() {
+    assert_not_installed(&[VICTIM]);
+    let host_policy = std::fs::read(POLICY_RC_D).ok();
+    let _purge = Purge(vec![VICTIM]);
+    let (logs, _log_guard) = Logs::capture();
+    let waiting = install_waiting_for_admin(&logs).await;
+    assert_eq!(
+        std::fs::read(POLICY_RC_D).ok(),
+        host_policy,
+        "the admin's apt run must not see systemk's guard"
+    );
+    assert!(!waiting.install.is_finished());
+    drop(waiting.admin);
+    waiting.install.await.unwrap().unwrap();
+    assert_eq!(installed_version(VICTIM).as_deref(), Some("1.0"));
+    assert_guard_gone(&host_policy);
+}
+
+/// An install waits while an admin's apt holds dpkg; meanwhile other pods' passes go on:
+/// a path image installs, a pod's removed container and a gone pod give up their holds,
+/// each without waiting for that install.
+#[tokio::test]
+async fn an_install_waiting_for_dpkg_holds_up_no_other_pod() {
+    assert_not_installed(&[VICTIM]);
+    let _purge = Purge(vec![VICTIM]);
+    let (logs, _log_guard) = Logs::capture();
+    let waiting = install_waiting_for_admin(&logs).await;
+    let installer = &waiting.installer;
 
     // Only a guard against hanging: each of these returns at once, while dpkg stays held.
     let others = async {
@@ -691,11 +695,11 @@ async fn an_install_waiting_for_dpkg_holds_up_no_other_pod() {
         .expect("another pod waited for an install it has nothing to do with");
     assert!(path.unwrap().package.is_none());
     assert!(
-        !install.is_finished(),
+        !waiting.install.is_finished(),
         "dpkg is still held: the install waits"
     );
 
-    drop(admin);
-    install.await.unwrap().unwrap();
+    drop(waiting.admin);
+    waiting.install.await.unwrap().unwrap();
     assert_eq!(installed_version(VICTIM).as_deref(), Some("1.0"));
 }
