@@ -115,9 +115,20 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     Ok(kib.parse()?)
 }
 
-/// utime + stime of `/proc/<pid>/stat` (fields 14 and 15) and of its reaped children
-/// (16 and 17: the exec probes' processes), in clock ticks.
+/// The CPU of the agent and of everything it started, in clock ticks: utime + stime of
+/// `/proc/<pid>/stat` (fields 14 and 15) and of its reaped children (16 and 17: the exec
+/// probes' processes), plus the same of each child still running (the units' resident
+/// probers, whose commands they reap).
 fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let mut ticks = own_and_reaped_ticks(pid)?;
+    for child in children(pid) {
+        // A child that ended meanwhile is in the agent's reaped figure already.
+        ticks += own_and_reaped_ticks(child).unwrap_or(0);
+    }
+    Ok(ticks)
+}
+
+fn own_and_reaped_ticks(pid: u32) -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may contain spaces: count fields after its ')'.
     let after_comm = stat.rsplit_once(')').context("malformed stat")?.1;
@@ -125,4 +136,20 @@ fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let field =
         |n: usize| -> anyhow::Result<u64> { Ok(fields.get(n - 3).context("short stat")?.parse()?) };
     Ok(field(14)? + field(15)? + field(16)? + field(17)?)
+}
+
+/// The running children of every thread of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    threads
+        .flatten()
+        .filter_map(|thread| std::fs::read_to_string(thread.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }

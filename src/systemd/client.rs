@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use zbus::{Connection, OwnedObjectPath};
 
 use super::dbus_errors::DbusErrors;
+use super::enter::probers::Probers;
 use super::error::{Error, Result};
 use super::files;
 use super::jobs::{JobResult, PendingJob};
@@ -62,6 +64,8 @@ pub struct Systemd {
     reloads: Counter,
     /// Failed D-Bus calls of this connection and its clones.
     pub(super) dbus_errors: DbusErrors,
+    /// The units' resident probers (`run_in_unit`), shared by the clones.
+    pub(super) probers: Arc<Probers>,
 }
 
 impl Systemd {
@@ -93,7 +97,20 @@ impl Systemd {
             reloads,
             dbus_errors,
             manager,
+            probers: Arc::new(Probers::beside(std::env::current_exe().ok().as_deref())),
         })
+    }
+
+    /// This connection with its `run_in_unit` probers running `prober` (a build's
+    /// `systemk-prober`, for a process that is not systemk itself).
+    pub fn with_prober(mut self, prober: &Path) -> std::io::Result<Self> {
+        self.probers = Arc::new(Probers::at(prober)?);
+        Ok(self)
+    }
+
+    /// How many units have a resident prober serving `run_in_unit`.
+    pub fn probers_serving(&self) -> usize {
+        self.probers.serving()
     }
 
     /// The count of daemon-reloads done, for `main` to register (`/metrics`).

@@ -54,9 +54,14 @@ fn pod(context: &TestContext) -> Pod {
     .unwrap()
 }
 
-/// The test's own connection to the booted systemd.
+/// The test's own connection to the booted systemd, its commands run by this build's
+/// `systemk-prober`.
 async fn bus() -> Systemd {
-    Systemd::connect().await.expect("the sandbox's systemd")
+    Systemd::connect()
+        .await
+        .expect("the sandbox's systemd")
+        .with_prober(std::path::Path::new(env!("CARGO_BIN_EXE_systemk-prober")))
+        .expect("this build's systemk-prober")
 }
 
 fn command(argv: &[&str]) -> EnterCommand {
@@ -251,18 +256,8 @@ async fn enter_reports_exit_codes_signals_and_kills_at_the_timeout() {
     let outcome = run_in_unit(&bus().await, &unit, slow).await.unwrap();
     assert_eq!(outcome.ended, Ended::TimedOut);
     assert_eq!(text(&outcome), "started\n");
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
     let procs = crate::support::wait_for(DEADLINE, "the command's processes to go", || async {
-        let unified = std::path::Path::new("/sys/fs/cgroup/unified");
-        let root = if unified.is_dir() {
-            unified
-        } else {
-            std::path::Path::new("/sys/fs/cgroup")
-        };
-        let procs =
-            std::fs::read_to_string(root.join(path.trim_start_matches('/')).join("cgroup.procs"))
-                .ok()?;
+        let procs = procs_beside(pid)?;
         let sleeps = procs
             .lines()
             .filter(|p| {
@@ -303,6 +298,109 @@ async fn enter_a_unit_without_main_process_is_an_error() {
         matches!(invalid, Err(enter::Error::InvalidUnit { .. })),
         "{invalid:?}"
     );
+}
+
+#[tokio::test]
+async fn enter_runs_commands_through_one_resident_prober_per_run() {
+    let context = TestContext::new("enter_prober");
+    let engine = Engine::new(None).await;
+    let (run, unit, pid) = started(&engine, &context).await;
+    let systemd = bus().await;
+    let id = || run_in_unit(&systemd, &unit, command(&["/usr/bin/id", "-u"]));
+
+    for _ in 0..3 {
+        assert_eq!(text(&id().await.unwrap()), format!("{NOBODY}\n"));
+    }
+    assert_eq!(systemd.probers_serving(), 1);
+    let prober = probers_beside(pid);
+    assert_eq!(prober.len(), 1, "one prober in the unit's cgroup");
+    // The prober is confined exactly as the main process.
+    let main = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let its = std::fs::read_to_string(format!("/proc/{}/status", prober[0])).unwrap();
+    for field in [
+        "Uid",
+        "Gid",
+        "Groups",
+        "CapEff",
+        "CapBnd",
+        "NoNewPrivs",
+        "Seccomp_filters",
+    ] {
+        assert_eq!(
+            status_field(&its, field),
+            status_field(&main, field),
+            "{field}"
+        );
+    }
+
+    // Attack: the container kills its prober (it runs as the container's user). Its
+    // commands still run, and the next run of one starts a new prober.
+    kill(prober[0]);
+    crate::support::wait_for(DEADLINE, "the killed prober to be forgotten", || async {
+        (systemd.probers_serving() == 0).then_some(())
+    })
+    .await;
+    assert_eq!(text(&id().await.unwrap()), format!("{NOBODY}\n"));
+    let second = probers_beside(pid);
+    assert_eq!(second.len(), 1);
+    assert_ne!(second, prober);
+
+    // A command that takes its time does not hold up another one: that one goes the
+    // direct way and ends first.
+    let mut slow = command(&["/bin/sh", "-c", "sleep 2; echo slow"]);
+    slow.timeout = Duration::from_secs(10);
+    let slow = async {
+        let outcome = run_in_unit(&systemd, &unit, slow).await.unwrap();
+        (text(&outcome), std::time::Instant::now())
+    };
+    let fast = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let outcome = run_in_unit(&systemd, &unit, command(&["/bin/echo", "fast"])).await;
+        (text(&outcome.unwrap()), std::time::Instant::now())
+    };
+    let ((slow, slow_ended), (fast, fast_ended)) = tokio::join!(slow, fast);
+    assert_eq!((slow.as_str(), fast.as_str()), ("slow\n", "fast\n"));
+    assert!(fast_ended < slow_ended);
+
+    run.finish().await;
+    crate::support::wait_for(DEADLINE, "the prober to end with its container", || async {
+        (systemd.probers_serving() == 0).then_some(())
+    })
+    .await;
+}
+
+/// The `cgroup.procs` of the process `pid`'s cgroup.
+fn procs_beside(pid: u32) -> Option<String> {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
+    let root = if unified.is_dir() {
+        unified
+    } else {
+        std::path::Path::new("/sys/fs/cgroup")
+    };
+    std::fs::read_to_string(root.join(path.trim_start_matches('/')).join("cgroup.procs")).ok()
+}
+
+/// The processes named `systemk-prober` in the cgroup of the process `pid`.
+fn probers_beside(pid: u32) -> Vec<u32> {
+    procs_beside(pid)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == "systemk-prober")
+        })
+        .collect()
+}
+
+fn kill(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
 }
 
 /// SIGTERM on Linux.

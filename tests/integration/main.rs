@@ -44,6 +44,7 @@ mod pod_fields;
 mod pod_slices;
 mod pods_cmd;
 mod pods_slice;
+mod prober;
 mod probes;
 mod pull_policy;
 mod readiness;

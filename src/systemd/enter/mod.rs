@@ -13,6 +13,9 @@ mod context;
 mod interactive;
 mod output;
 mod pidfd;
+mod prober;
+pub(super) mod probers;
+pub mod protocol;
 mod seccomp;
 mod settings;
 mod spawn;
@@ -163,7 +166,23 @@ pub enum Error {
 /// environment and working directory. Output is bounded; the command is killed (its
 /// whole process group) when it outlives its timeout. `systemd`'s bus connection reads
 /// the unit's properties: a probe every second pays no connection handshake.
+///
+/// The unit's resident prober runs it when it has one (started on the first command of
+/// each run of the main process; [`prober`]); otherwise systemk enters the unit for this
+/// command alone.
 pub async fn run_in_unit(
+    systemd: &Systemd,
+    unit: &str,
+    command: EnterCommand,
+) -> Result<EnterOutcome, Error> {
+    match prober::run(systemd, unit, &command).await? {
+        Some(outcome) => Ok(outcome),
+        None => run_directly(systemd, unit, command).await,
+    }
+}
+
+/// [`run_in_unit`] by entering the unit for this one command.
+async fn run_directly(
     systemd: &Systemd,
     unit: &str,
     command: EnterCommand,

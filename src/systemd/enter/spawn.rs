@@ -35,9 +35,12 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
 /// The program as the child will `execve` it: every path to try, the arguments and the
 /// environment, as C strings with their pointer arrays.
 pub(super) struct Program {
-    candidates: Vec<CString>,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
+    pub(super) candidates: Vec<CString>,
+    pub(super) argv: Vec<CString>,
+    pub(super) envp: Vec<CString>,
+    /// A file opened outside the container (`O_PATH`) to `execveat` instead of the
+    /// candidates: a program of systemk's own, found whatever the container's view.
+    executable: Option<RawFd>,
 }
 
 impl Program {
@@ -73,7 +76,18 @@ impl Program {
             candidates,
             argv,
             envp,
+            executable: None,
         })
+    }
+
+    /// systemk's own `executable`, run as `name` with an empty environment.
+    pub(super) fn executable(executable: RawFd, name: &CString) -> Self {
+        Self {
+            candidates: Vec::new(),
+            argv: vec![name.clone()],
+            envp: Vec::new(),
+            executable: Some(executable),
+        }
     }
 }
 
@@ -98,6 +112,9 @@ pub(super) enum Wiring {
     /// This terminal slave on 0, 1 and 2 and as the controlling terminal of the child's
     /// own session (`setsid`, `TIOCSCTTY`).
     Terminal(RawFd),
+    /// A unit's prober: its socket on 0, `/dev/null` on 1 and 2, the pidfd of the unit's
+    /// main process on 3; its own process group.
+    Prober { socket: RawFd, main_process: RawFd },
 }
 
 /// A started command: its process, a pidfd on it, and the parent's ends of its pipes.
@@ -125,6 +142,10 @@ struct ChildArgs<'a> {
     stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
+    /// Put on fd 3 when not -1.
+    fd3: RawFd,
+    /// `execveat` this instead of the candidates when not -1.
+    executable: RawFd,
     /// A new session with the terminal on 0 as its controlling terminal, rather than a
     /// new process group.
     terminal: bool,
@@ -161,22 +182,37 @@ pub(super) fn spawn(
             stdout.then(pipe_pair).transpose().map_err(early)?,
             stderr.then(pipe_pair).transpose().map_err(early)?,
         ),
-        Wiring::Terminal(_) => (None, None, None),
+        Wiring::Terminal(_) | Wiring::Prober { .. } => (None, None, None),
     };
     let (report_read, report_write) = pipe_pair().map_err(early)?;
     // The child's end of each stream: its pipe, the terminal, or /dev/null.
     let child_end = |pipe: Option<RawFd>| match wiring {
         Wiring::Terminal(slave) => slave,
-        Wiring::Pipes { .. } => pipe.unwrap_or(null.as_raw_fd()),
+        Wiring::Pipes { .. } | Wiring::Prober { .. } => pipe.unwrap_or(null.as_raw_fd()),
+    };
+    let (socket, fd3) = match wiring {
+        // fds 0 to 2 are systemk's own (a service's are never closed), so the pidfd is
+        // above them and putting the streams in place cannot overwrite it.
+        Wiring::Prober {
+            socket,
+            main_process,
+        } if main_process > 2 => (Some(socket), main_process),
+        Wiring::Prober { .. } => {
+            return Err(early(io::Error::from_raw_os_error(libc::EBADF)));
+        }
+        _ => (None, -1),
     };
     let args = ChildArgs {
         prepared,
         candidates: &candidates,
         argv: &argv,
         envp: &envp,
-        stdin: child_end(stdin.as_ref().map(|(read, _)| read.as_raw_fd())),
+        stdin: socket
+            .unwrap_or_else(|| child_end(stdin.as_ref().map(|(read, _)| read.as_raw_fd()))),
         stdout: child_end(stdout.as_ref().map(|(_, write)| write.as_raw_fd())),
         stderr: child_end(stderr.as_ref().map(|(_, write)| write.as_raw_fd())),
+        fd3,
+        executable: program.executable.unwrap_or(-1),
         terminal: matches!(wiring, Wiring::Terminal(_)),
         report: report_write.as_raw_fd(),
     };
@@ -373,6 +409,13 @@ fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
+/// Registers systemk's end of a socket with the runtime, for reading and writing.
+pub(super) fn register_socket(socket: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the `AsyncFd` owns the socket, so it stays open and the same until dropped.
+    unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE | Interest::WRITABLE) }
+        .map_err(|error| error.into_parts().1)
+}
+
 fn receiver(fd: OwnedFd) -> io::Result<pipe::Receiver> {
     pipe::Receiver::from_owned_fd(fd)
 }
@@ -426,6 +469,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             || !onto(args.stdin, 0)
             || !onto(args.stdout, 1)
             || !onto(args.stderr, 2)
+            || (args.fd3 >= 0 && !onto(args.fd3, 3))
             || (args.terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0)
         {
             fail(args.report, EXEC_STEP);
@@ -433,6 +477,19 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     }
     if let Err(step) = args.prepared.enter() {
         fail(args.report, step);
+    }
+    if args.executable >= 0 {
+        // SAFETY: an fd, an empty NUL-terminated path and arrays built before clone.
+        unsafe {
+            libc::execveat(
+                args.executable,
+                c"".as_ptr(),
+                args.argv.as_ptr().cast(),
+                args.envp.as_ptr().cast(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        fail(args.report, EXEC_STEP);
     }
     let mut denied = false;
     for &candidate in args.candidates.iter().take_while(|p| !p.is_null()) {

@@ -1,0 +1,206 @@
+//! `systemk-prober` on its own (issue 12 point 1): the resident prober that runs a unit's
+//! exec probes, driven here over its socket exactly as systemk drives it, outside any
+//! unit. It reports how each command ended with the last bytes of its output, kills a
+//! command's whole group at its timeout, refuses a malformed request without running
+//! anything, and ends as soon as the main process it serves ends or systemk goes.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, SockFlag, SockType, recv, send, setsockopt, socketpair, sockopt,
+};
+use nix::sys::time::TimeVal;
+use systemk::systemd::enter::protocol::{End, MAX_REPLY, Reply, Request};
+
+/// A prober started by the test: its socket, its process and the process it serves.
+struct Prober {
+    socket: OwnedFd,
+    process: Child,
+    main: Child,
+}
+
+impl Prober {
+    fn start() -> Self {
+        let main = Command::new("/bin/sleep").arg("1000").spawn().unwrap();
+        let main_process = pidfd_open(main.id());
+        let (socket, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let timeout = TimeVal::new(20, 0);
+        setsockopt(&socket, sockopt::ReceiveTimeout, &timeout).unwrap();
+        let pidfd = main_process.as_raw_fd();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_systemk-prober"));
+        command
+            .env_clear()
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::null());
+        // SAFETY: dup2 or fcntl only, between fork and exec: the pidfd on fd 3, open
+        // across exec, as systemk puts it.
+        unsafe {
+            command.pre_exec(move || {
+                let placed = if pidfd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0) == 0
+                } else {
+                    libc::dup2(pidfd, 3) == 3
+                };
+                if placed {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            })
+        };
+        let process = command.spawn().unwrap();
+        drop(command);
+        Self {
+            socket,
+            process,
+            main,
+        }
+    }
+
+    fn ask(&self, packet: &[u8]) -> Reply {
+        send(self.socket.as_raw_fd(), packet, MsgFlags::empty()).unwrap();
+        let mut buffer = vec![0u8; MAX_REPLY];
+        let received = recv(self.socket.as_raw_fd(), &mut buffer, MsgFlags::empty()).unwrap();
+        Reply::decode(&buffer[..received]).expect("a well-formed reply")
+    }
+
+    fn run(&self, id: u32, argv: &[&str], timeout: Duration) -> Reply {
+        let request = Request {
+            id,
+            timeout_ms: u32::try_from(timeout.as_millis()).unwrap(),
+            max_output: 4096,
+            candidates: vec![argv[0].as_bytes().to_vec()],
+            argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            envp: vec![
+                b"PATH=/usr/bin:/bin".to_vec(),
+                b"GREETING=hi there".to_vec(),
+            ],
+        };
+        let reply = self.ask(&request.encode().unwrap());
+        assert_eq!(reply.id, id);
+        reply
+    }
+
+    /// Waits for the prober to exit; false if it still runs after 10 s.
+    fn ends(&mut self) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if self.process.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = self.main.kill();
+        let _ = self.main.wait();
+    }
+}
+
+fn pidfd_open(pid: u32) -> OwnedFd {
+    // SAFETY: pidfd_open returns a new fd or -1, which the assert refuses.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0);
+        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        std::os::fd::FromRawFd::from_raw_fd(fd as libc::c_int)
+    }
+}
+
+fn text(reply: &Reply) -> &str {
+    std::str::from_utf8(&reply.output).unwrap()
+}
+
+#[test]
+fn a_prober_runs_commands_and_reports_how_they_ended() {
+    let prober = Prober::start();
+    let second = Duration::from_secs(5);
+
+    let ended = prober.run(
+        1,
+        &["/bin/sh", "-c", "echo out; echo err >&2; exit 3"],
+        second,
+    );
+    assert_eq!((ended.end, text(&ended)), (End::Exited(3), "out\nerr\n"));
+    let signaled = prober.run(2, &["/bin/sh", "-c", "kill -TERM $$"], second);
+    assert_eq!(signaled.end, End::Signaled(libc::SIGTERM));
+    // Only the request's environment (in any order), and argv as given.
+    let env = prober.run(3, &["/usr/bin/env"], second);
+    let mut entries: Vec<&str> = text(&env).lines().collect();
+    entries.sort_unstable();
+    assert_eq!(entries, ["GREETING=hi there", "PATH=/usr/bin:/bin"]);
+    let argv = prober.run(4, &["/bin/echo", "", "a  b"], second);
+    assert_eq!(text(&argv), " a  b\n");
+
+    let missing = prober.run(5, &["/nonexistent/probe"], second);
+    assert_eq!(missing.end, End::NotFound);
+    let not_executable = prober.run(6, &["/etc/passwd"], second);
+    assert_eq!(not_executable.end, End::ExecFailed(libc::EACCES));
+
+    // At the timeout the command's whole group goes; what it wrote is kept.
+    let start = Instant::now();
+    let slow = prober.run(
+        7,
+        &["/bin/sh", "-c", "sleep 1000 & echo started; wait"],
+        Duration::from_millis(500),
+    );
+    assert_eq!((slow.end, text(&slow)), (End::TimedOut, "started\n"));
+    assert!(start.elapsed() < Duration::from_secs(5));
+
+    let mut chatty = Request {
+        id: 8,
+        timeout_ms: 5000,
+        max_output: 7,
+        candidates: vec![b"/usr/bin/seq".to_vec()],
+        argv: vec![b"seq".to_vec(), b"1".to_vec(), b"100000".to_vec()],
+        envp: Vec::new(),
+    };
+    assert_eq!(text(&prober.ask(&chatty.encode().unwrap())), "100000\n");
+    // A malformed request runs nothing and is answered with its id.
+    chatty.id = 9;
+    let mut packet = chatty.encode().unwrap();
+    packet.pop();
+    let refused = prober.ask(&packet);
+    assert_eq!(
+        (refused.id, refused.end),
+        (9, End::ProberFailed(libc::EINVAL))
+    );
+    // And the prober still serves.
+    assert_eq!(prober.run(10, &["/bin/true"], second).end, End::Exited(0));
+}
+
+#[test]
+fn a_prober_ends_with_the_main_process_it_serves_or_when_systemk_goes() {
+    let mut prober = Prober::start();
+    prober.main.kill().unwrap();
+    prober.main.wait().unwrap();
+    assert!(prober.ends(), "the prober outlived the main process");
+
+    let mut prober = Prober::start();
+    let (_, closed) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .unwrap();
+    prober.socket = closed;
+    assert!(
+        prober.ends(),
+        "the prober outlived systemk's end of its socket"
+    );
+}
