@@ -127,6 +127,7 @@ fn spawn(request: &Request, output: &io::PipeWriter) -> io::Result<Option<Child>
             .stdout(output.try_clone()?)
             .stderr(output.try_clone()?)
             .process_group(0);
+        die_with_prober(&mut command);
         match command.spawn() {
             Ok(child) => return Ok(Some(child)),
             Err(error) => match error.raw_os_error() {
@@ -137,6 +138,26 @@ fn spawn(request: &Request, output: &io::PipeWriter) -> io::Result<Option<Child>
         }
     }
     denied.map_or(Ok(None), Err)
+}
+
+/// The command gets SIGKILL when the prober ends first (killed by systemk or by the
+/// container): no command outlives the prober that would have enforced its timeout.
+fn die_with_prober(command: &mut Command) {
+    let prober = std::process::id();
+    // SAFETY: only prctl and getppid, async-signal-safe, between fork and exec.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The prober ended before the signal was asked for.
+            if u32::try_from(libc::getppid()) != Ok(prober) {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Reads the output until the command ends (or its deadline, when its group is killed),

@@ -2,7 +2,8 @@
 //! exec probes, driven here over its socket exactly as systemk drives it, outside any
 //! unit. It reports how each command ended with the last bytes of its output, kills a
 //! command's whole group at its timeout, refuses a malformed request without running
-//! anything, and ends as soon as the main process it serves ends or systemk goes.
+//! anything, ends as soon as the main process it serves ends or systemk goes, and takes
+//! its running command with it when it is killed.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -90,16 +91,9 @@ impl Prober {
         reply
     }
 
-    /// Waits for the prober to exit; false if it still runs after 10 s.
-    fn ends(&mut self) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if self.process.try_wait().unwrap().is_some() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+    /// Waits for the prober to exit.
+    fn ends(&mut self, why: &str) {
+        wait_until(why, || self.process.try_wait().unwrap().map(drop));
     }
 }
 
@@ -188,7 +182,7 @@ fn a_prober_ends_with_the_main_process_it_serves_or_when_systemk_goes() {
     let mut prober = Prober::start();
     prober.main.kill().unwrap();
     prober.main.wait().unwrap();
-    assert!(prober.ends(), "the prober outlived the main process");
+    prober.ends("the prober to end with the main process");
 
     let mut prober = Prober::start();
     let (_, closed) = socketpair(
@@ -199,8 +193,52 @@ fn a_prober_ends_with_the_main_process_it_serves_or_when_systemk_goes() {
     )
     .unwrap();
     prober.socket = closed;
-    assert!(
-        prober.ends(),
-        "the prober outlived systemk's end of its socket"
-    );
+    prober.ends("the prober to end with systemk's end of its socket");
+}
+
+#[test]
+fn a_command_does_not_outlive_its_prober() {
+    let mut prober = Prober::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let script = format!("echo $$ > {}; exec /bin/sleep 1000", pid_file.display());
+    let request = Request {
+        id: 1,
+        timeout_ms: 600_000,
+        max_output: 0,
+        candidates: vec![b"/bin/sh".to_vec()],
+        argv: vec![b"sh".to_vec(), b"-c".to_vec(), script.into_bytes()],
+        envp: Vec::new(),
+    };
+    send(
+        prober.socket.as_raw_fd(),
+        &request.encode().unwrap(),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    let command: u32 = wait_until("the command to start", || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    });
+    prober.process.kill().unwrap();
+    prober.process.wait().unwrap();
+    wait_until("the command to end with its prober", || {
+        let stat = std::fs::read_to_string(format!("/proc/{command}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for its new parent.
+        (stat.is_empty() || stat.rsplit_once(')')?.1.trim_start().starts_with('Z')).then_some(())
+    });
+}
+
+/// Polls `probe` every 20 ms until it gives a value; panics after 10 s.
+fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -34,8 +34,10 @@ use crate::unit::UnitName;
 
 /// How long past a command's own timeout (and output drain) a reply may take.
 const REPLY_SLACK: Duration = Duration::from_secs(1);
-/// At most this many probers at once (three fds each in systemk); beyond, the direct way.
-const MAX_PROBERS: usize = 256;
+/// At most this many probers at once; beyond, the direct way. Each holds three of
+/// systemk's fds, whose soft limit systemd sets to 1024 (raising it would hand the higher
+/// limit to every program systemk starts).
+const MAX_PROBERS: usize = 128;
 
 /// Runs `command` through the unit's prober: `Ok(None)` when it has none that can serve
 /// (the caller then runs it the direct way, which also reports what is wrong with the
