@@ -79,16 +79,15 @@ fn run(request: &Request) -> Reply {
         end,
         output: Vec::new(),
     };
-    let failed =
-        |error: io::Error| end(End::ProberFailed(error.raw_os_error().unwrap_or(libc::EIO)));
+    let errno = |error: io::Error| error.raw_os_error().unwrap_or(libc::EIO);
     let (mut output, writer) = match io::pipe() {
         Ok(pipe) => pipe,
-        Err(error) => return failed(error),
+        Err(error) => return end(End::ProberFailed(errno(error))),
     };
     let child = match spawn(request, &writer) {
         Ok(Some(child)) => child,
         Ok(None) => return end(End::NotFound),
-        Err(error) => return end(End::ExecFailed(error.raw_os_error().unwrap_or(libc::EIO))),
+        Err(error) => return end(End::ExecFailed(errno(error))),
     };
     drop(writer);
     let timeout = Duration::from_millis(u64::from(request.timeout_ms));
@@ -99,7 +98,8 @@ fn run(request: &Request) -> Reply {
             end,
             output: kept.into_bytes(),
         },
-        Err(error) => failed(error),
+        // It started: not a failure to start, whatever else went wrong.
+        Err(error) => end(End::ExecFailed(errno(error))),
     }
 }
 
@@ -161,9 +161,24 @@ fn die_with_prober(command: &mut Command) {
 }
 
 /// Reads the output until the command ends (or its deadline, when its group is killed),
-/// then for at most [`DRAIN`] more.
+/// then for at most [`DRAIN`] more. If the command cannot be waited for, its group is
+/// killed.
 fn wait(
     mut child: Child,
+    output: &mut io::PipeReader,
+    kept: &mut Kept,
+    deadline: Instant,
+) -> io::Result<End> {
+    let waited = wait_for(&mut child, output, kept, deadline);
+    if waited.is_err() {
+        kill_group(child.id());
+        let _ = child.wait();
+    }
+    waited
+}
+
+fn wait_for(
+    child: &mut Child,
     output: &mut io::PipeReader,
     kept: &mut Kept,
     deadline: Instant,

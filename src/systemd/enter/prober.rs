@@ -130,17 +130,9 @@ pub(super) async fn run(
                 error = %io::Error::from_raw_os_error(errno),
                 "the unit's prober cannot run commands: they enter the unit one by one"
             );
-            let run =
-                Run {
-                    main_pid: prober.run.main_pid,
-                    main_process: prober.run.main_process.try_clone().map_err(|source| {
-                        Error::Run {
-                            unit: unit.to_owned(),
-                            program: program.clone(),
-                            source,
-                        }
-                    })?,
-                };
+            let Ok(run) = prober.run.try_clone() else {
+                return Ok(None);
+            };
             probers.file(unit, Slot::Unavailable(run));
             return Ok(None);
         }

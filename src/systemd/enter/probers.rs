@@ -48,6 +48,14 @@ pub(super) struct Run {
 }
 
 impl Run {
+    /// The same run, held by a second pidfd.
+    pub(super) fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            main_pid: self.main_pid,
+            main_process: self.main_process.try_clone()?,
+        })
+    }
+
     fn is(&self, main_pid: u32) -> bool {
         self.main_pid == main_pid && pidfd::pidfd_alive(&self.main_process)
     }

@@ -44,10 +44,11 @@ pub enum End {
     TimedOut,
     /// No candidate path exists in the container's view.
     NotFound,
-    /// `execve` failed with this errno (`EACCES` when a candidate was not executable).
+    /// It could not be run, or once started not be waited for (then it was killed), with
+    /// this errno (`EACCES` when a candidate was not executable).
     ExecFailed(i32),
-    /// The prober itself could not run it (a pipe, `poll` or `pidfd_open` failed with
-    /// this errno, or the request was malformed): run the command another way.
+    /// The prober could not start it (its output pipe failed with this errno, or the
+    /// request was malformed): it did not run, and may run another way.
     ProberFailed(i32),
 }
 
