@@ -172,25 +172,7 @@ async fn enter_has_no_more_privileges_than_the_main_process() {
 
     let entered = text(&enter_ok(&unit, &["/bin/cat", "/proc/self/status"]).await);
     let main = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    for field in [
-        "Uid",
-        "Gid",
-        "Groups",
-        "CapInh",
-        "CapPrm",
-        "CapEff",
-        "CapBnd",
-        "CapAmb",
-        "NoNewPrivs",
-        "Seccomp",
-        "Seccomp_filters",
-    ] {
-        assert_eq!(
-            status_field(&entered, field),
-            status_field(&main, field),
-            "{field}"
-        );
-    }
+    assert_confined_alike(&entered, &main);
     assert_eq!(status_field(&entered, "Seccomp"), "2");
 
     // The host's /tmp is not the command's.
@@ -317,21 +299,7 @@ async fn enter_runs_commands_through_one_resident_prober_per_run() {
     // The prober is confined exactly as the main process.
     let main = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let its = std::fs::read_to_string(format!("/proc/{}/status", prober[0])).unwrap();
-    for field in [
-        "Uid",
-        "Gid",
-        "Groups",
-        "CapEff",
-        "CapBnd",
-        "NoNewPrivs",
-        "Seccomp_filters",
-    ] {
-        assert_eq!(
-            status_field(&its, field),
-            status_field(&main, field),
-            "{field}"
-        );
-    }
+    assert_confined_alike(&its, &main);
 
     // Attack: the container kills its prober (it runs as the container's user). Its
     // commands still run, and the next run of one starts a new prober.
@@ -367,6 +335,29 @@ async fn enter_runs_commands_through_one_resident_prober_per_run() {
         (systemd.probers_serving() == 0).then_some(())
     })
     .await;
+}
+
+/// Asserts that two `/proc/<pid>/status` texts show the same identity and confinement.
+fn assert_confined_alike(status: &str, main: &str) {
+    for field in [
+        "Uid",
+        "Gid",
+        "Groups",
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+        "NoNewPrivs",
+        "Seccomp",
+        "Seccomp_filters",
+    ] {
+        assert_eq!(
+            status_field(status, field),
+            status_field(main, field),
+            "{field}"
+        );
+    }
 }
 
 /// The `cgroup.procs` of the process `pid`'s cgroup.
