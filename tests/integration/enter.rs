@@ -337,6 +337,77 @@ async fn enter_runs_commands_through_one_resident_prober_per_run() {
     .await;
 }
 
+/// After a restart a command runs in the unit's new run, also where the last run's main
+/// process outlived the stop (`KillMode=none`): its prober then still runs too, and the
+/// command must not go to it. A unit whose stop kills every process (the default, and
+/// every pod's unit) has its commands taken by its prober without a D-Bus call; this checks
+/// that a restart is still seen.
+#[tokio::test]
+async fn a_command_runs_in_the_current_run_after_a_restart() {
+    let systemd = bus().await;
+    for kill_mode in ["none", "control-group"] {
+        // A name of systemk's own form: only those may be entered.
+        let unit = format!(
+            "systemk.itest-{}.enter-kill-{kill_mode}.service",
+            std::process::id()
+        );
+        let transient = std::process::Command::new("systemd-run")
+            .args(["-q", "--unit", &unit, "-p", "PrivateTmp=yes", "-p"])
+            .arg(format!("KillMode={kill_mode}"))
+            .args(["/bin/sleep", "infinity"])
+            .status()
+            .unwrap();
+        assert!(transient.success(), "systemd-run {unit}");
+        // Each run has a mount namespace of its own (PrivateTmp=). Compared only while
+        // both processes run: the kernel reuses a freed namespace's number.
+        let in_run_of = |main: u32| {
+            let unit = unit.clone();
+            let systemd = &systemd;
+            async move {
+                let readlink = command(&["/bin/readlink", "/proc/self/ns/mnt"]);
+                let seen = text(&run_in_unit(systemd, &unit, readlink).await.unwrap());
+                let link = std::fs::read_link(format!("/proc/{main}/ns/mnt")).unwrap();
+                assert_eq!(seen, format!("{}\n", link.display()), "{unit}");
+            }
+        };
+        let first = main_pid(&unit);
+        in_run_of(first).await;
+        assert_eq!(probers_beside(first).len(), 1, "{kill_mode}");
+
+        systemctl(&["restart", &unit]);
+        let second = main_pid(&unit);
+        assert_ne!(second, first);
+        in_run_of(second).await;
+        if kill_mode == "none" {
+            // The dangerous case was set up: the last run's main process lives on.
+            assert!(std::path::Path::new(&format!("/proc/{first}")).exists());
+        }
+        systemctl(&["kill", "--signal=SIGKILL", &unit]);
+        systemctl(&["stop", &unit]);
+    }
+}
+
+fn main_pid(unit: &str) -> u32 {
+    let output = std::process::Command::new("systemctl")
+        .args(["show", "--property=MainPID", "--value", unit])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(pid, 0, "{unit} runs");
+    pid
+}
+
+fn systemctl(args: &[&str]) {
+    let status = std::process::Command::new("systemctl")
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "systemctl {args:?}");
+}
+
 /// Asserts that two `/proc/<pid>/status` texts show the same identity and confinement.
 fn assert_confined_alike(status: &str, main: &str) {
     for field in [

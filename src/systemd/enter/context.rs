@@ -56,6 +56,8 @@ pub(super) struct Target {
     pub(super) no_new_privileges: bool,
     pub(super) environment: Vec<(OsString, OsString)>,
     pub(super) working_directory: WorkingDirectory,
+    /// See [`settings::Settings::stop_kills_every_process`].
+    pub(super) stop_kills_every_process: bool,
 }
 
 /// Reads the context of the running unit `name`.
@@ -116,6 +118,7 @@ pub(super) async fn read(systemd: &Systemd, name: &UnitName) -> Result<Target, E
         no_new_privileges: status.no_new_privs || settings.no_new_privileges,
         environment: environment(&environ),
         working_directory: settings.working_directory.clone(),
+        stop_kills_every_process: settings.stop_kills_every_process,
         status,
         unit,
     })

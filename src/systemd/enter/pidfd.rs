@@ -31,3 +31,14 @@ pub(super) fn pidfd_alive(pidfd: &OwnedFd) -> bool {
     };
     sent == 0
 }
+
+/// Whether the process behind `pidfd` is still running: its pidfd becomes readable when it
+/// exits, before it is reaped (a zombie still takes signals, so [`pidfd_alive`] does not
+/// tell).
+pub(super) fn pidfd_running(pidfd: &OwnedFd) -> bool {
+    use std::os::fd::AsFd;
+
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
+}

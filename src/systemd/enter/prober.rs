@@ -7,7 +7,10 @@
 //! it and share its filters.
 //!
 //! A prober serves one run: it ends when the main process does (it holds a pidfd on it),
-//! and is dropped and killed when systemk finds another run. It runs as the container and
+//! and is dropped and killed when systemk finds another run. Where a stop of the unit
+//! kills every process in its cgroup, a running main process means the run is still the
+//! unit's current one, and a command goes to its prober without a D-Bus call; elsewhere
+//! systemd's `MainPID` is asked first. It runs as the container and
 //! is treated as the container: its replies are bounded, checked and carry the request's
 //! id; one that lies, hangs or dies costs only that container's own command. Whatever
 //! keeps a prober from serving (no `systemk-prober` installed, a seccomp filter without
@@ -60,16 +63,9 @@ pub(super) async fn run(
     if command.max_output > protocol::MAX_OUTPUT {
         return Ok(None);
     }
-    let Ok((_, main_pid)) = settings::main_pid(systemd, &name).await else {
-        return Ok(None);
-    };
-    if main_pid == 0 {
-        return Ok(None);
-    }
-    let prober = match probers.current(unit, main_pid) {
-        Current::Serving(prober) => prober,
-        Current::Unavailable => return Ok(None),
-        Current::Missing => match start(systemd, probers, &name, executable).await {
+    let prober = match probers.serving_current_run(unit) {
+        Some(prober) => prober,
+        None => match current_or_started(systemd, probers, &name, executable).await {
             Some(prober) => prober,
             None => return Ok(None),
         },
@@ -143,6 +139,25 @@ pub(super) async fn run(
     }))
 }
 
+/// The prober of the run systemd names as the unit's current one (`MainPID`), started
+/// if it has none; `None` when none can serve it.
+async fn current_or_started(
+    systemd: &Systemd,
+    probers: &Probers,
+    name: &UnitName,
+    executable: &OwnedFd,
+) -> Option<Arc<Prober>> {
+    let (_, main_pid) = settings::main_pid(systemd, name).await.ok()?;
+    if main_pid == 0 {
+        return None;
+    }
+    match probers.current(name.as_str(), main_pid) {
+        Current::Serving(prober) => Some(prober),
+        Current::Unavailable => None,
+        Current::Missing => start(systemd, probers, name, executable).await,
+    }
+}
+
 /// Starts the unit's prober for its current run and files it; `None` (and the run marked
 /// unavailable, when it could be read) when it cannot start.
 async fn start(
@@ -174,6 +189,7 @@ async fn start(
                 busy: tokio::sync::Mutex::default(),
                 next_id: AtomicU32::new(1),
                 owner,
+                ends_with_its_run: target.stop_kills_every_process,
             });
             probers.file(unit, Slot::Serving(prober.clone()));
             tracing::debug!(unit, "started the unit's prober");

@@ -73,6 +73,11 @@ pub(super) struct Prober {
     pub(super) next_id: AtomicU32,
     /// The task that owns the prober's process and forgets the prober when it ends.
     pub(super) owner: tokio::task::AbortHandle,
+    /// A stop of the unit kills every process in its cgroup, the prober and the main
+    /// process included ([`super::settings::Settings::stop_kills_every_process`]): while
+    /// the main process runs, the unit has not been stopped since the prober started, so
+    /// the run it serves is the current one.
+    pub(super) ends_with_its_run: bool,
 }
 
 impl Drop for Prober {
@@ -172,6 +177,20 @@ impl Probers {
                 Current::Missing
             }
             None => Current::Missing,
+        }
+    }
+
+    /// The unit's prober, when it is known to serve the current run without asking
+    /// systemd for the unit's `MainPID`: it [ends with its run](Prober::ends_with_its_run)
+    /// and the main process it serves is running.
+    pub(super) fn serving_current_run(&self, unit: &str) -> Option<Arc<Prober>> {
+        match self.units().get(unit) {
+            Some(Slot::Serving(prober))
+                if prober.ends_with_its_run && pidfd::pidfd_running(&prober.run.main_process) =>
+            {
+                Some(prober.clone())
+            }
+            _ => None,
         }
     }
 

@@ -1,5 +1,6 @@
-//! What systemd says about a running unit, for entering it: its main process, read on
-//! every call with one small `Get`, and the settings that hold for one run of that
+//! What systemd says about a running unit, for entering it: its main process, read with
+//! one small `Get` on every call a resident prober cannot take without asking (see
+//! `Probers::serving_current_run`), and the settings that hold for one run of that
 //! process (cgroup, capabilities, no-new-privileges, working directory), read with one
 //! `GetAll` of the `Service` interface the first time and cached per (unit, main pid,
 //! start time). A probe every second then costs systemd one property, not some two
@@ -38,6 +39,9 @@ pub(super) struct Settings {
     pub(super) no_new_privileges: bool,
     /// `WorkingDirectory`.
     pub(super) working_directory: WorkingDirectory,
+    /// A stop of the unit kills every process in its cgroup, ignoring SIGTERM or not
+    /// (`KillMode=control-group` or `mixed`, `SendSIGKILL=yes`): none outlives its run.
+    pub(super) stop_kills_every_process: bool,
 }
 
 /// A unit's object path and, once read, its settings for the run of the main process
@@ -173,6 +177,11 @@ pub(super) fn parse(properties: &HashMap<String, OwnedVariant>) -> Settings {
             .and_then(|v| bool::try_from(v).ok())
             .unwrap_or(false),
         working_directory: working_directory(&string("WorkingDirectory")),
+        stop_kills_every_process: matches!(string("KillMode").as_str(), "control-group" | "mixed")
+            && properties
+                .get("SendSIGKILL")
+                .and_then(|v| bool::try_from(v).ok())
+                .unwrap_or(false),
     }
 }
 
@@ -229,12 +238,15 @@ mod tests {
             ("AmbientCapabilities".to_owned(), variant(Value::U64(0x400))),
             ("NoNewPrivileges".to_owned(), variant(Value::Bool(true))),
             ("WorkingDirectory".to_owned(), variant(Value::from("!/srv"))),
+            ("KillMode".to_owned(), variant(Value::from("mixed"))),
+            ("SendSIGKILL".to_owned(), variant(Value::Bool(true))),
         ]);
         let settings = parse(&properties);
         assert_eq!(settings.main_pid, 4242);
         assert_eq!(settings.control_group, "/system.slice/a.service");
         assert_eq!((settings.bounding, settings.ambient), (0x400, 0x400));
         assert!(settings.no_new_privileges);
+        assert!(settings.stop_kills_every_process);
         assert_eq!(
             settings.working_directory,
             WorkingDirectory {
@@ -251,6 +263,25 @@ mod tests {
         assert_eq!(settings.control_group, "");
         assert_eq!((settings.bounding, settings.ambient), (u64::MAX, 0));
         assert!(!settings.no_new_privileges);
+        assert!(!settings.stop_kills_every_process);
+    }
+
+    #[test]
+    fn only_a_stop_that_kills_the_whole_cgroup_for_sure_counts() {
+        let kills = |mode: &str, sigkill: bool| {
+            let properties = HashMap::from([
+                ("KillMode".to_owned(), variant(Value::from(mode.to_owned()))),
+                ("SendSIGKILL".to_owned(), variant(Value::Bool(sigkill))),
+            ]);
+            parse(&properties).stop_kills_every_process
+        };
+        assert!(kills("control-group", true));
+        assert!(kills("mixed", true));
+        // Only the main process is signalled, or nothing: others outlive the run.
+        assert!(!kills("process", true));
+        assert!(!kills("none", true));
+        // A process that ignores SIGTERM outlives the stop.
+        assert!(!kills("control-group", false));
     }
 
     #[test]
