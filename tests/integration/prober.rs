@@ -139,6 +139,22 @@ fn a_prober_runs_commands_and_reports_how_they_ended() {
     assert_eq!(entries, ["GREETING=hi there", "PATH=/usr/bin:/bin"]);
     let argv = prober.run(4, &["/bin/echo", "", "a  b"], second);
     assert_eq!(text(&argv), " a  b\n");
+    // No fd of the prober's (its socket to systemk, the pidfd of the main process) and
+    // none of its signal settings (the Rust runtime ignores SIGPIPE) reach a command.
+    // `ls` itself holds fd 3, the directory it lists.
+    let fds = prober.run(11, &["/bin/ls", "/proc/self/fd"], second);
+    assert_eq!(text(&fds), "0\n1\n2\n3\n");
+    let stdin = prober.run(13, &["/bin/readlink", "/proc/self/fd/0"], second);
+    assert_eq!(text(&stdin), "/dev/null\n");
+    let signals = prober.run(
+        12,
+        &["/bin/grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"],
+        second,
+    );
+    assert_eq!(
+        text(&signals),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
 
     let missing = prober.run(5, &["/nonexistent/probe"], second);
     assert_eq!(missing.end, End::NotFound);

@@ -12,16 +12,16 @@
 //! the unit's `KillMode=`). Its environment is empty; each command gets its own.
 #![deny(unsafe_code)]
 
-use std::ffi::OsStr;
+mod spawn;
+
+use std::ffi::CString;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, recv, send};
+use spawn::{Child, Status};
 use systemk::systemd::enter::protocol::{End, MAX_REQUEST, Reply, Request, request_id};
 
 /// How long output written before the command ended may still be read after it ended
@@ -32,6 +32,13 @@ fn main() {
     // SAFETY: systemk starts the prober with these two fds open and owned by nobody else.
     #[allow(unsafe_code)]
     let (socket, main_process) = unsafe { (OwnedFd::from_raw_fd(0), OwnedFd::from_raw_fd(3)) };
+    // No fd of the prober's reaches a command: 0 is replaced in each, the others close.
+    if spawn::close_on_exec_from(3).is_err() {
+        return;
+    }
+    let Ok(null) = std::fs::File::open("/dev/null") else {
+        return;
+    };
     let mut packet = vec![0u8; MAX_REQUEST + 1];
     loop {
         let mut fds = [
@@ -58,7 +65,7 @@ fn main() {
             .then(|| Request::decode(&packet[..received]))
             .flatten()
         {
-            Some(request) => run(&request),
+            Some(request) => run(&request, &null),
             None => Reply {
                 id: request_id(&packet[..received.min(MAX_REQUEST)]).unwrap_or(0),
                 end: End::ProberFailed(libc::EINVAL),
@@ -73,18 +80,45 @@ fn main() {
 
 /// Runs one command: its own process group, stdin on `/dev/null`, stdout and stderr into
 /// one pipe whose last `max_output` bytes are kept, killed with its group at the timeout.
-fn run(request: &Request) -> Reply {
+fn run(request: &Request, null: &std::fs::File) -> Reply {
     let end = |end| Reply {
         id: request.id,
         end,
         output: Vec::new(),
     };
     let errno = |error: io::Error| error.raw_os_error().unwrap_or(libc::EIO);
+    let c_strings = |strings: &[Vec<u8>]| {
+        strings
+            .iter()
+            .map(|s| CString::new(s.as_slice()))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    // The environment as `env` gives it: only `name=value` entries.
+    let environment: Vec<Vec<u8>> = request
+        .envp
+        .iter()
+        .filter(|entry| entry.contains(&b'='))
+        .cloned()
+        .collect();
+    let (Ok(candidates), Ok(argv), Ok(envp)) = (
+        c_strings(&request.candidates),
+        c_strings(&request.argv),
+        c_strings(&environment),
+    ) else {
+        return end(End::ProberFailed(libc::EINVAL));
+    };
     let (mut output, writer) = match io::pipe() {
         Ok(pipe) => pipe,
         Err(error) => return end(End::ProberFailed(errno(error))),
     };
-    let child = match spawn(request, &writer) {
+    let command = spawn::Command {
+        candidates: &candidates,
+        argv: &argv,
+        envp: &envp,
+        stdin: null.as_fd(),
+        output: writer.as_fd(),
+    };
+    let child = match spawn::spawn(&command) {
         Ok(Some(child)) => child,
         Ok(None) => return end(End::NotFound),
         Err(error) => return end(End::ExecFailed(errno(error))),
@@ -92,7 +126,7 @@ fn run(request: &Request) -> Reply {
     drop(writer);
     let timeout = Duration::from_millis(u64::from(request.timeout_ms));
     let mut kept = Kept::new(request.max_output as usize);
-    match wait(child, &mut output, &mut kept, Instant::now() + timeout) {
+    match wait(&child, &mut output, &mut kept, Instant::now() + timeout) {
         Ok(end) => Reply {
             id: request.id,
             end,
@@ -103,73 +137,16 @@ fn run(request: &Request) -> Reply {
     }
 }
 
-/// Tries each candidate as `execvp` would: a missing one is skipped, a non-executable one
-/// remembered (`EACCES` if no other runs). `Ok(None)` when none exists.
-fn spawn(request: &Request, output: &io::PipeWriter) -> io::Result<Option<Child>> {
-    let mut denied = None;
-    for candidate in &request.candidates {
-        let mut command = Command::new(OsStr::from_bytes(candidate));
-        if let Some((program, arguments)) = request.argv.split_first() {
-            command.arg0(OsStr::from_bytes(program));
-            command.args(arguments.iter().map(|a| OsStr::from_bytes(a)));
-        }
-        command.env_clear();
-        for entry in &request.envp {
-            if let Some(equals) = entry.iter().position(|&b| b == b'=') {
-                command.env(
-                    OsStr::from_bytes(&entry[..equals]),
-                    OsStr::from_bytes(&entry[equals + 1..]),
-                );
-            }
-        }
-        command
-            .stdin(Stdio::null())
-            .stdout(output.try_clone()?)
-            .stderr(output.try_clone()?)
-            .process_group(0);
-        die_with_prober(&mut command);
-        match command.spawn() {
-            Ok(child) => return Ok(Some(child)),
-            Err(error) => match error.raw_os_error() {
-                Some(libc::ENOENT | libc::ENOTDIR) => {}
-                Some(libc::EACCES) => denied = Some(error),
-                _ => return Err(error),
-            },
-        }
-    }
-    denied.map_or(Ok(None), Err)
-}
-
-/// The command gets SIGKILL when the prober ends first (killed by systemk or by the
-/// container): no command outlives the prober that would have enforced its timeout.
-fn die_with_prober(command: &mut Command) {
-    let prober = std::process::id();
-    // SAFETY: only prctl and getppid, async-signal-safe, between fork and exec.
-    #[allow(unsafe_code)]
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The prober ended before the signal was asked for.
-            if u32::try_from(libc::getppid()) != Ok(prober) {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Reads the output until the command ends (or its deadline, when its group is killed),
 /// then for at most [`DRAIN`] more. If the command cannot be waited for, its group is
 /// killed.
 fn wait(
-    mut child: Child,
+    child: &Child,
     output: &mut io::PipeReader,
     kept: &mut Kept,
     deadline: Instant,
 ) -> io::Result<End> {
-    let waited = wait_for(&mut child, output, kept, deadline);
+    let waited = wait_for(child, output, kept, deadline);
     if waited.is_err() {
         kill_group(child.id());
         let _ = child.wait();
@@ -178,12 +155,12 @@ fn wait(
 }
 
 fn wait_for(
-    child: &mut Child,
+    child: &Child,
     output: &mut io::PipeReader,
     kept: &mut Kept,
     deadline: Instant,
 ) -> io::Result<End> {
-    let pidfd = pidfd_open(child.id())?;
+    let pidfd = child.pidfd()?;
     let mut open = true;
     let mut buffer = [0u8; 4096];
     let status = loop {
@@ -213,11 +190,8 @@ fn wait_for(
         }
     };
     let end = match status {
-        Some(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => End::Exited(code),
-            (None, Some(signal)) => End::Signaled(signal),
-            (None, None) => End::Signaled(0),
-        },
+        Some(Status::Exited(code)) => End::Exited(code),
+        Some(Status::Signaled(signal)) => End::Signaled(signal),
         None => {
             kill_group(child.id());
             child.wait()?;
@@ -272,19 +246,6 @@ impl Kept {
 
     fn into_bytes(self) -> Vec<u8> {
         self.bytes
-    }
-}
-
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; the child is
-    // not reaped yet, so its pid is still its own.
-    #[allow(unsafe_code)]
-    unsafe {
-        let fd = libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(fd as libc::c_int))
     }
 }
 
