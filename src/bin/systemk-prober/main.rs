@@ -19,6 +19,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, recv, send};
 use spawn::{Child, Status};
@@ -32,9 +33,13 @@ fn main() {
     // SAFETY: systemk starts the prober with these two fds open and owned by nobody else.
     #[allow(unsafe_code)]
     let (socket, main_process) = unsafe { (OwnedFd::from_raw_fd(0), OwnedFd::from_raw_fd(3)) };
-    // No fd of the prober's reaches a command: 0 is replaced in each, the others close.
-    if spawn::close_on_exec_from(3).is_err() {
-        return;
+    // No fd of the prober's reaches a command: its own close on exec, and so does any its
+    // starter left open (best effort: close_range's flag needs Linux 5.11).
+    let _ = spawn::close_on_exec_from(4);
+    for fd in [&socket, &main_process] {
+        if fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).is_err() {
+            return;
+        }
     }
     let Ok(null) = std::fs::File::open("/dev/null") else {
         return;
