@@ -55,7 +55,7 @@ struct Shared<'a> {
     /// The signals to set back to their default disposition.
     changed_signals: &'a [c_int],
     old_mask: libc::sigset_t,
-    /// Set by the child when no candidate could be executed.
+    /// Set by the child, just before it exits, to why it could not execute the command.
     errno: c_int,
 }
 
